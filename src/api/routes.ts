@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { InputError } from '../errors.js';
+import type { Recall } from '../memory/recall.js';
+import type { Producer } from '../queue/enqueue.js';
+import { enqueueBodySchema } from '../queue/schemas.js';
+
+export interface ApiDeps {
+  producer: Producer;
+  recall: Recall;
+}
+
+const threadParams = z.strictObject({ threadId: z.string() });
+/** `?namespace=a&namespace=b` (repeat for each label) or a single label. */
+const searchQuery = z.strictObject({
+  namespace: z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v])),
+  query: z.string(),
+  limit: z.string().optional(),
+  offset: z.string().optional(),
+});
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new InputError(`invalid ${what}: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+  return parsed.data;
+}
+
+export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
+  app.post('/v1/threads/:threadId/turns', async (request, reply) => {
+    const { threadId } = parse(threadParams, request.params, 'path');
+    const body = parse(enqueueBodySchema, request.body, 'request body');
+    const result = await deps.producer.enqueue({ threadId, ...body });
+    return reply.status(202).send(result);
+  });
+
+  app.get('/v1/memories/search', async (request) => {
+    const q = parse(searchQuery, request.query, 'query string');
+    const memories = await deps.recall.search({ namespace: q.namespace, query: q.query, limit: q.limit, offset: q.offset });
+    return { memories };
+  });
+}

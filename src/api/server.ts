@@ -1,0 +1,67 @@
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Metrics } from '../app/metrics.js';
+import type { Logger } from '../log/logger.js';
+import type { EngramQueues } from '../queue/queues.js';
+import { QUEUE_NAMES } from '../queue/schemas.js';
+import { errorHandler } from './errors.js';
+import { registerRoutes, type ApiDeps } from './routes.js';
+
+export interface ServerDeps extends ApiDeps {
+  queues: EngramQueues;
+  metrics: Metrics;
+  /** Dependency checks for /readyz; each resolves or throws. */
+  readiness: Record<string, () => Promise<unknown>>;
+  log: Logger;
+  /** Basic-auth password for Bull Board (user `admin`); the board is open when unset. */
+  adminPassword?: string | undefined;
+}
+
+/** Fastify: logs through the same pino logger, validates with zod in the handlers. */
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ component: 'api' }) as FastifyBaseLogger,
+    bodyLimit: 4 * 1024 * 1024,
+    // Per-request logs at 1,000 turns/s drown the useful ones; errors are logged by errorHandler.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  app.setErrorHandler(errorHandler);
+  registerRoutes(app, deps);
+
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/readyz', async (_request, reply) => {
+    const checks: Record<string, string> = {};
+    await Promise.all(
+      Object.entries(deps.readiness).map(async ([name, check]) => {
+        checks[name] = await check().then(
+          () => 'ok',
+          (err: Error) => `error: ${err.message}`,
+        );
+      }),
+    );
+    const ok = Object.values(checks).every((c) => c === 'ok');
+    return reply.status(ok ? 200 : 503).send({ ok, checks });
+  });
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+
+  const board = new FastifyAdapter();
+  createBullBoard({ queues: QUEUE_NAMES.map((name) => new BullMQAdapter(deps.queues[name])), serverAdapter: board });
+  board.setBasePath('/admin/queues');
+  await app.register(async (admin) => {
+    if (deps.adminPassword) {
+      const expected = `Basic ${Buffer.from(`admin:${deps.adminPassword}`).toString('base64')}`;
+      admin.addHook('onRequest', async (request, reply) => {
+        if (request.headers.authorization !== expected) {
+          return reply.status(401).header('www-authenticate', 'Basic realm="engram admin"').send({ error: 'authentication required' });
+        }
+      });
+    }
+    await admin.register(board.registerPlugin(), { prefix: '/admin/queues' });
+  });
+  return app;
+}

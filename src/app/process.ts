@@ -1,0 +1,57 @@
+import { parseEnv, type Env } from '../config/env.js';
+import { coerceError, PermanentError } from '../errors.js';
+import { createLogger } from '../log/logger.js';
+import { Runtime, type Role, type RuntimeOptions } from './runtime.js';
+
+export interface ProcessOptions extends RuntimeOptions {
+  /** Apply migrations before starting (the all-in-one default; split deployments run `migrate`). */
+  migrate?: boolean;
+  /** How long SIGTERM waits for active jobs before the process exits anyway. */
+  shutdownGraceMs?: number;
+}
+
+/**
+ * A process entry: parse the environment once (exit 1 naming every bad variable), start the
+ * roles, and on SIGTERM/SIGINT drain (active jobs finish), then exit; a second signal or the
+ * grace period ending exits at once, and BullMQ's stalled-job check hands the jobs to others.
+ */
+export async function runProcess(name: string, roles: Role[], options: ProcessOptions = {}): Promise<Runtime> {
+  let env: Env;
+  try {
+    env = parseEnv();
+  } catch (err) {
+    process.stderr.write(`engram ${name}: ${coerceError(err).message}\n`);
+    process.exit(1);
+  }
+  const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: name });
+  const runtime = new Runtime(env, log, options);
+  const grace = options.shutdownGraceMs ?? 30_000;
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    log.info({ signal, graceMs: grace }, 'shutting down');
+    setTimeout(() => {
+      log.error('shutdown grace period over: exiting with jobs still active');
+      process.exit(1);
+    }, grace).unref();
+    void runtime.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('unhandledRejection', (reason) => log.error({ err: coerceError(reason) }, 'unhandled rejection'));
+
+  try {
+    if (options.migrate) await runtime.migrate();
+    await runtime.start(roles);
+  } catch (err) {
+    const e = coerceError(err);
+    log.fatal({ err: e }, e instanceof PermanentError ? e.message : 'engram failed to start');
+    await runtime.stop();
+    process.exit(1);
+  }
+  return runtime;
+}

@@ -1,0 +1,156 @@
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import { buildServer } from '../api/server.js';
+import type { Env } from '../config/env.js';
+import { OpenAIEmbedder, type Embedder } from '../llm/embedder.js';
+import { createOpenAI } from '../llm/openai.js';
+import type { Logger } from '../log/logger.js';
+import { defaultKinds, type MemoryKind } from '../memory/kinds.js';
+import { MemoryManager } from '../memory/manager.js';
+import { Recall } from '../memory/recall.js';
+import type { ReflectSettings } from '../memory/reflect.js';
+import { ThreadBuffer } from '../queue/buffer.js';
+import { createRedis, waitReady } from '../queue/connection.js';
+import { Producer } from '../queue/enqueue.js';
+import { createQueues, type EngramQueues } from '../queue/queues.js';
+import { MemoryStore } from '../store/memory-store.js';
+import { checkDimensions, migrate } from '../store/migrate.js';
+import { createPool } from '../store/pool.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { startReflectionWorker } from './reflection-worker.js';
+import { startScheduler } from './scheduler.js';
+
+export type Role = 'api' | 'reflection' | 'scheduler';
+
+export interface RuntimeOptions {
+  kinds?: MemoryKind[];
+  /** Swap the embedder (tests and local models); the default calls the configured endpoint. */
+  embedder?: Embedder;
+  reflect?: Partial<ReflectSettings>;
+  ceilingIntervalMs?: number;
+}
+
+/**
+ * The composition root: every collaborator is built here once and handed down. No module holds
+ * a global connection, so tests run many runtimes side by side, each in its own prefix and schema.
+ */
+export class Runtime {
+  readonly producerRedis: Redis;
+  readonly workerRedis: Redis;
+  readonly pool: pg.Pool;
+  readonly store: MemoryStore;
+  readonly buffer: ThreadBuffer;
+  readonly queues: EngramQueues;
+  readonly producer: Producer;
+  readonly embedder: Embedder;
+  readonly manager: MemoryManager;
+  readonly recall: Recall;
+  readonly kinds: MemoryKind[];
+  readonly metrics: Metrics;
+  readonly reflectSettings: ReflectSettings;
+  server: FastifyInstance | null = null;
+  private readonly closers: (() => Promise<unknown>)[] = [];
+  private started = false;
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    readonly env: Env,
+    readonly log: Logger,
+    private readonly options: RuntimeOptions = {},
+  ) {
+    this.kinds = options.kinds ?? defaultKinds;
+    this.producerRedis = createRedis(env.REDIS_URL, 'producer', log);
+    this.workerRedis = createRedis(env.REDIS_URL, 'worker', log);
+    this.pool = createPool(env.DATABASE_URL, env.DATABASE_POOL_MAX, log);
+    this.store = new MemoryStore(this.pool, env.DATABASE_SCHEMA, log.child({ component: 'store' }));
+    this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, { dedupeWindowMs: 24 * 3600_000, idleTtlMs: 7 * 24 * 3600_000 });
+    this.queues = createQueues(this.producerRedis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS }, log);
+    this.producer = new Producer(this.buffer, this.queues.reflection, { debounceMs: env.DEBOUNCE_MS, maxWaitMs: env.MAX_WAIT_MS, kinds: this.kinds }, log.child({ component: 'producer' }));
+    const chat = createOpenAI({ baseURL: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY, timeoutMs: env.LLM_TIMEOUT_MS, maxRetries: env.LLM_MAX_RETRIES });
+    const embeddingClient =
+      env.EMBEDDING_BASE_URL || env.EMBEDDING_API_KEY
+        ? createOpenAI({
+            baseURL: env.EMBEDDING_BASE_URL ?? env.OPENAI_BASE_URL,
+            apiKey: env.EMBEDDING_API_KEY ?? env.OPENAI_API_KEY,
+            timeoutMs: env.LLM_TIMEOUT_MS,
+            maxRetries: env.LLM_MAX_RETRIES,
+          })
+        : chat;
+    this.embedder = options.embedder ?? new OpenAIEmbedder(embeddingClient, env.EMBEDDING_MODEL, env.EMBEDDING_DIMENSIONS);
+    this.manager = new MemoryManager(chat, env.CHAT_MODEL, log.child({ component: 'manager' }));
+    this.recall = new Recall(this.store, this.embedder);
+    this.metrics = createMetrics(this.queues);
+    this.reflectSettings = {
+      contextTurns: env.CONTEXT_TURNS,
+      existingTopK: env.EXISTING_TOP_K,
+      maxTurns: 200,
+      maxQueries: 8,
+      maxRestarts: 3,
+      ...options.reflect,
+    };
+  }
+
+  /** Applies migrations (the all-in-one process and `npm run migrate` call this). */
+  async migrate() {
+    return migrate(this.pool, { schema: this.env.DATABASE_SCHEMA, dimensions: this.env.EMBEDDING_DIMENSIONS, log: this.log });
+  }
+
+  /** Starts the given roles. Idempotent: a second call does nothing. */
+  async start(roles: Role[]): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    await Promise.all([waitReady(this.producerRedis), checkDimensions(this.pool, this.env.DATABASE_SCHEMA, this.env.EMBEDDING_DIMENSIONS)]);
+    const connection = this.workerRedis;
+    const prefix = this.env.ENGRAM_PREFIX;
+    if (roles.includes('reflection')) {
+      const w = startReflectionWorker({
+        connection,
+        prefix,
+        concurrency: this.env.REFLECTION_CONCURRENCY,
+        queue: this.queues.reflection,
+        buffer: this.buffer,
+        reflect: { buffer: this.buffer, store: this.store, embedder: this.embedder, manager: this.manager, kinds: this.kinds, settings: this.reflectSettings, log: this.log },
+        metrics: this.metrics,
+        log: this.log,
+        ceilingIntervalMs: this.options.ceilingIntervalMs,
+      });
+      this.closers.push(() => w.close());
+    }
+    if (roles.includes('scheduler')) {
+      const s = startScheduler({ connection, prefix, cron: this.env.CONSOLIDATION_CRON, queue: this.queues.consolidation, store: this.store, metrics: this.metrics, log: this.log });
+      this.closers.push(() => s.close());
+    }
+    if (roles.includes('api')) {
+      this.server = await buildServer({
+        producer: this.producer,
+        recall: this.recall,
+        queues: this.queues,
+        metrics: this.metrics,
+        log: this.log,
+        adminPassword: this.env.ADMIN_PASSWORD,
+        readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.pool.query('select 1') },
+      });
+      await this.server.listen({ host: this.env.HOST, port: this.env.PORT });
+      const server = this.server;
+      this.closers.push(() => server.close());
+    }
+    this.log.info({ roles, prefix, schema: this.env.DATABASE_SCHEMA }, 'engram started');
+  }
+
+  /**
+   * Stops in reverse order: the HTTP server stops taking turns, workers finish their active jobs
+   * (BullMQ waits for them), then connections close. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const close of this.closers.reverse()) {
+        await close().catch((err: unknown) => this.log.warn({ err }, 'error while stopping'));
+      }
+      await Promise.all(Object.values(this.queues).map((q) => q.close()));
+      await Promise.allSettled([this.producerRedis.quit(), this.workerRedis.quit(), this.pool.end()]);
+      this.log.info('engram stopped');
+    })();
+    return this.stopping;
+  }
+}

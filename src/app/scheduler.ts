@@ -1,0 +1,68 @@
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import cron from 'node-cron';
+import type { Logger } from '../log/logger.js';
+import { consolidate, type ConsolidationOutcome } from '../memory/consolidate.js';
+import type { EngramQueue } from '../queue/queues.js';
+import type { JobPayload } from '../queue/schemas.js';
+import type { MemoryStore } from '../store/memory-store.js';
+import type { Metrics } from './metrics.js';
+
+export interface SchedulerOptions {
+  connection: Redis;
+  prefix: string;
+  cron: string;
+  queue: EngramQueue<'consolidation'>;
+  store: MemoryStore;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/**
+ * node-cron ticks in every scheduler replica; each tick adds a job whose id is derived from the
+ * scheduled time, so N replicas still produce one consolidation per tick (BullMQ ignores an add
+ * whose job id exists). The consolidation worker runs here too.
+ */
+export function startScheduler(opts: SchedulerOptions) {
+  const log = opts.log.child({ component: 'scheduler', queue: 'consolidation' });
+  if (!cron.validate(opts.cron)) throw new Error(`CONSOLIDATION_CRON is not a valid cron expression: ${opts.cron}`);
+  const task = cron.schedule(
+    opts.cron,
+    async (ctx) => {
+      const tick = ctx.date.toISOString();
+      try {
+        await enqueueTick(opts.queue, tick);
+        log.debug({ tick }, 'consolidation tick enqueued');
+      } catch (err) {
+        log.warn({ err, tick }, 'could not enqueue consolidation tick');
+      }
+    },
+    { name: 'engram-consolidation', noOverlap: true },
+  );
+  const worker = new Worker<JobPayload<'consolidation'>, ConsolidationOutcome, string>(
+    'consolidation',
+    async (job) => {
+      const outcome = await consolidate(opts.store, `consolidation:${job.id}`, log.child({ jobId: job.id }));
+      opts.metrics.consolidatedExpired.inc(outcome.expired);
+      return outcome;
+    },
+    { connection: opts.connection, prefix: opts.prefix, concurrency: 1 },
+  );
+  worker.on('error', (err) => log.error({ err }, 'consolidation worker error'));
+  worker.on('failed', (job, err) => log.warn({ jobId: job?.id, err }, 'consolidation failed'));
+  return {
+    worker,
+    async close() {
+      await task.stop();
+      await task.destroy();
+      await worker.close();
+    },
+  };
+}
+
+/** One job per tick fleet-wide: the id comes from the tick's scheduled time, not the replica. */
+export function enqueueTick(queue: EngramQueue<'consolidation'>, tickIso: string) {
+  // Truncated to the second: replicas' ticks of one schedule agree; ':' is not allowed in ids.
+  const second = tickIso.slice(0, 19).replace(/[:.]/g, '-');
+  return queue.add('consolidate', { tick: tickIso }, { jobId: `tick-${second}` });
+}

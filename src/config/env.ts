@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { PermanentError } from '../errors.js';
+
+const int = (min: number) => z.coerce.number().int().min(min);
+const bool = z.stringbool({ truthy: ['1', 'true', 'yes', 'on'], falsy: ['0', 'false', 'no', 'off', ''] });
+const url = (protocols: RegExp) =>
+  z.url({ protocol: protocols, error: (issue) => `must be a URL with ${protocols.source.replace(/[\^$]/g, '')} protocol, got ${JSON.stringify(issue.input)}` });
+
+/**
+ * Every environment variable engram reads, in one schema (the only place that reads
+ * `process.env`). Parsed once at start; `parseEnv` names every bad variable at once.
+ */
+export const envSchema = z
+  .object({
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_PRETTY: bool.default(false),
+
+    REDIS_URL: url(/^rediss?$/),
+    /** Prefix of every Redis key engram and BullMQ write. Use `{engram}` on Redis Cluster. */
+    ENGRAM_PREFIX: z.string().regex(/^[A-Za-z0-9_{}.-]{1,64}$/, 'letters, digits, _ . - { } only').default('engram'),
+
+    DATABASE_URL: url(/^postgres(ql)?$/),
+    DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier').default('engram'),
+    DATABASE_POOL_MAX: int(1).default(10),
+
+    OPENAI_API_KEY: z.string().min(1, 'required (any non-empty string for servers without auth, such as Ollama)'),
+    OPENAI_BASE_URL: url(/^https?$/).optional(),
+    CHAT_MODEL: z.string().min(1).default('gpt-4o-mini'),
+    EMBEDDING_MODEL: z.string().min(1).default('text-embedding-3-small'),
+    EMBEDDING_DIMENSIONS: int(1).max(16000).default(1536),
+    EMBEDDING_BASE_URL: url(/^https?$/).optional(),
+    EMBEDDING_API_KEY: z.string().min(1).optional(),
+    LLM_TIMEOUT_MS: int(100).default(60_000),
+    LLM_MAX_RETRIES: int(0).max(10).default(3),
+
+    /** Quiet time after the last turn before a thread reflects. */
+    DEBOUNCE_MS: int(0).default(30_000),
+    /** A thread that never goes quiet still reflects at least this often. */
+    MAX_WAIT_MS: int(1).default(300_000),
+    REFLECTION_CONCURRENCY: int(1).max(1000).default(8),
+    REFLECTION_ATTEMPTS: int(1).max(100).default(5),
+    /** How many already-reflected turns stay in the buffer as context for the next reflection. */
+    CONTEXT_TURNS: int(0).max(100).default(4),
+    /** Memories of each kind shown to the model as "existing" (bounded so prompts stay flat). */
+    EXISTING_TOP_K: int(1).max(200).default(20),
+
+    CONSOLIDATION_CRON: z.string().min(1).default('*/5 * * * *'),
+
+    HOST: z.string().min(1).default('127.0.0.1'),
+    /** Basic-auth password (user `admin`) for Bull Board at /admin/queues; open when unset. */
+    ADMIN_PASSWORD: z.string().min(8, 'at least 8 characters').optional(),
+    PORT: int(0).max(65535).default(3000),
+  })
+  .refine((e) => e.MAX_WAIT_MS >= e.DEBOUNCE_MS, {
+    path: ['MAX_WAIT_MS'],
+    message: 'must be at least DEBOUNCE_MS',
+  });
+
+export type Env = z.infer<typeof envSchema>;
+
+/** Parses the environment, or throws one error that lists every problem, one per line. */
+export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  // Empty strings are how shells and compose files spell "unset".
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((issue) => {
+    const name = issue.path.join('.') || '(environment)';
+    const message = issue.code === 'invalid_type' && cleaned[name] === undefined ? 'is required but not set' : issue.message;
+    return `  ${name}: ${message}`;
+  });
+  throw new PermanentError(`Invalid environment (${lines.length} problem${lines.length === 1 ? '' : 's'}):\n${lines.join('\n')}`);
+}

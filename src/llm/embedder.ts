@@ -1,0 +1,49 @@
+import type OpenAI from 'openai';
+import { PermanentError, RetryableError } from '../errors.js';
+
+/** Turns texts into vectors, one call per batch. Swappable (tests, local models). */
+export interface Embedder {
+  readonly dimensions: number;
+  embed(texts: string[], signal?: AbortSignal): Promise<number[][]>;
+}
+
+/** Embeddings through the `openai` SDK: one request per batch, never one per text. */
+export class OpenAIEmbedder implements Embedder {
+  constructor(
+    private readonly client: OpenAI,
+    private readonly model: string,
+    readonly dimensions: number,
+    private readonly maxBatch = 512,
+  ) {}
+
+  async embed(texts: string[], signal?: AbortSignal): Promise<number[][]> {
+    const out: number[][] = [];
+    for (let i = 0; i < texts.length; i += this.maxBatch) {
+      const batch = texts.slice(i, i + this.maxBatch);
+      let res;
+      try {
+        res = await this.client.embeddings.create(
+          { model: this.model, input: batch, dimensions: this.dimensions, encoding_format: 'float' },
+          { signal },
+        );
+      } catch (err) {
+        throw new RetryableError(`embedding request failed: ${(err as Error).message}`, { cause: err });
+      }
+      // Model output is untrusted input (invariant 7): check count, order and size.
+      const sorted = [...res.data].sort((a, b) => a.index - b.index);
+      if (sorted.length !== batch.length) {
+        throw new RetryableError(`embedding model returned ${sorted.length} vectors for ${batch.length} texts`);
+      }
+      for (const d of sorted) {
+        if (!Array.isArray(d.embedding) || d.embedding.length !== this.dimensions) {
+          throw new PermanentError(
+            `embedding model ${this.model} returned ${Array.isArray(d.embedding) ? d.embedding.length : typeof d.embedding} dimensions, ` +
+              `EMBEDDING_DIMENSIONS is ${this.dimensions}`,
+          );
+        }
+        out.push(d.embedding);
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,26 @@
+import { PermanentError } from '../errors.js';
+import type { Namespace } from '../store/types.js';
+
+/**
+ * Fills a template such as ["chat", "{userId}"] from the thread's context. A missing variable is
+ * an error, never an empty label: an empty or shared label would mix users' memories.
+ */
+export function fillNamespace(template: string[], context: Record<string, string>, kindName: string): Namespace {
+  return template.map((part) =>
+    part.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const value = context[name];
+      if (value === undefined) {
+        throw new PermanentError(
+          `memory kind "${kindName}" needs context.${name} for namespace ${JSON.stringify(template)}, ` +
+            `but the thread's context has only ${JSON.stringify(Object.keys(context))}`,
+        );
+      }
+      return value;
+    }),
+  );
+}
+
+/** Placeholders a template needs, to check an enqueue's context on the hot path without I/O. */
+export function templateVariables(template: string[]): string[] {
+  return template.flatMap((part) => [...part.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => m[1] as string));
+}

@@ -1,0 +1,89 @@
+/**
+ * Lua for the thread buffer. Each script is one atomic Redis round trip.
+ *
+ * Keys of one thread (K = `<prefix>:thread:<threadId>`):
+ *   K:turns  stream  one entry per buffered turn (fields: t = turn JSON); entry ids order turns
+ *                    and the last reflected entry id is the thread's cursor (kept in Postgres)
+ *   K:ids    zset    message id -> first-seen ms, for idempotent enqueue within a window
+ *   K:meta   hash    ctx (context JSON), lastTurnAt, firstPendingAt, maxWaitMs
+ * Fleet-wide:
+ *   <prefix>:ceilings  zset  threadId -> firstPendingAt + maxWait: the maxWait ceiling, and the
+ *                            index of threads with unreflected turns that a sweeper checks
+ */
+
+/**
+ * Appends turns. KEYS: turns, ids, meta, ceilings.
+ * ARGV: threadId, ctxJson, maxWaitMs, dedupeWindowMs, then (messageId, turnJson) pairs.
+ * Returns {added, duplicates} or the error CONTEXT_MISMATCH.
+ * Uses the server clock (TIME) so that producers with skewed clocks agree on ordering.
+ */
+export const APPEND_TURNS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local pending = redis.call('HGET', KEYS[3], 'firstPendingAt')
+if pending then
+  local ctx = redis.call('HGET', KEYS[3], 'ctx')
+  if ctx and ctx ~= ARGV[2] then
+    return redis.error_reply('CONTEXT_MISMATCH ' .. ctx)
+  end
+end
+local added, dup = 0, 0
+for i = 5, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then
+    redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1])
+    added = added + 1
+  else
+    dup = dup + 1
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
+if added > 0 then
+  redis.call('HSET', KEYS[3], 'ctx', ARGV[2], 'lastTurnAt', now, 'maxWaitMs', ARGV[3])
+  redis.call('HSETNX', KEYS[3], 'firstPendingAt', now)
+  local first = tonumber(redis.call('HGET', KEYS[3], 'firstPendingAt'))
+  -- NX: an existing ceiling stands; a missing one (first turn, or cleared after a final
+  -- failure) is set from the oldest pending turn.
+  redis.call('ZADD', KEYS[4], 'NX', first + tonumber(ARGV[3]), ARGV[1])
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[3])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {added, dup}
+`;
+
+/**
+ * After a committed reflection: drops turns at or before the cursor except the last `keep`
+ * (context for the next reflection), and resets the maxWait ceiling from the oldest turn still
+ * pending, or clears it and lets the idle thread expire.
+ * KEYS: turns, meta, ceilings. ARGV: threadId, cursor, keep, idleTtlMs.
+ * Returns 1 when turns are still pending after the cursor, else 0.
+ */
+export const TRIM_TO_CURSOR = `
+local keep = tonumber(ARGV[3])
+local older = redis.call('XREVRANGE', KEYS[1], ARGV[2], '-', 'COUNT', keep + 1)
+if #older > keep then
+  if keep == 0 then
+    local nextId = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], '+', 'COUNT', 1)
+    if #nextId == 0 then
+      redis.call('XTRIM', KEYS[1], 'MAXLEN', 0)
+    else
+      redis.call('XTRIM', KEYS[1], 'MINID', nextId[1][1])
+    end
+  else
+    redis.call('XTRIM', KEYS[1], 'MINID', older[keep][1])
+  end
+end
+local pending = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], '+', 'COUNT', 1)
+if #pending == 0 then
+  redis.call('HDEL', KEYS[2], 'firstPendingAt')
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+else
+  local first = tonumber(string.match(pending[1][1], '^(%d+)'))
+  local maxWait = tonumber(redis.call('HGET', KEYS[2], 'maxWaitMs') or '0')
+  redis.call('HSET', KEYS[2], 'firstPendingAt', first)
+  redis.call('ZADD', KEYS[3], first + maxWait, ARGV[1])
+end
+return #pending
+`;

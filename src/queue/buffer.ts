@@ -1,0 +1,124 @@
+import type { Redis, Result } from 'ioredis';
+import { InputError } from '../errors.js';
+import { APPEND_TURNS, TRIM_TO_CURSOR } from './buffer-scripts.js';
+import { bufferedTurnSchema, contextSchema, type BufferedTurn, type ThreadContext } from './schemas.js';
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    engramAppendTurns(...args: (string | number)[]): Result<[number, number], Context>;
+    engramTrimToCursor(...args: (string | number)[]): Result<number, Context>;
+  }
+}
+
+export interface BufferOptions {
+  /** How long a message id is remembered for idempotent enqueue. */
+  dedupeWindowMs: number;
+  /** How long an idle thread's keys (context, recent turns) live once nothing is pending. */
+  idleTtlMs: number;
+}
+
+export interface BufferedEntry {
+  /** Stream entry id: orders the thread's turns; the last reflected one is the cursor. */
+  entryId: string;
+  turn: BufferedTurn;
+}
+
+export interface ThreadSnapshot {
+  context: ThreadContext | null;
+  /** Turns after the cursor, oldest first. */
+  pending: BufferedEntry[];
+  /** Already reflected turns still buffered just before the cursor, oldest first. */
+  earlier: BufferedEntry[];
+}
+
+/**
+ * The per-thread turn buffer in Redis: the only thing the hot path writes, and the source of
+ * truth for turns until a committed reflection's cursor passes them.
+ */
+export class ThreadBuffer {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly options: BufferOptions,
+  ) {
+    redis.defineCommand('engramAppendTurns', { numberOfKeys: 4, lua: APPEND_TURNS });
+    redis.defineCommand('engramTrimToCursor', { numberOfKeys: 3, lua: TRIM_TO_CURSOR });
+  }
+
+  keys(threadId: string) {
+    const k = `${this.prefix}:thread:${threadId}`;
+    return { turns: `${k}:turns`, ids: `${k}:ids`, meta: `${k}:meta`, ceilings: `${this.prefix}:ceilings` };
+  }
+
+  /** One round trip. Rejects with InputError when the thread's pending turns have another context. */
+  async append(
+    threadId: string,
+    contextJson: string,
+    maxWaitMs: number,
+    turns: { id: string; json: string }[],
+  ): Promise<{ added: number; duplicates: number }> {
+    const k = this.keys(threadId);
+    const args: (string | number)[] = [k.turns, k.ids, k.meta, k.ceilings, threadId, contextJson, maxWaitMs, this.options.dedupeWindowMs];
+    for (const t of turns) args.push(t.id, t.json);
+    try {
+      const [added, duplicates] = await this.redis.engramAppendTurns(...args);
+      return { added, duplicates };
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('CONTEXT_MISMATCH')) {
+        throw new InputError(
+          `thread ${threadId} has unreflected turns with another context (${err.message.slice('CONTEXT_MISMATCH '.length)}); a thread belongs to one context`,
+          undefined,
+          409,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Reads the thread's context, the turns after `cursor` (at most `max`) and `earlier` context turns. */
+  async read(threadId: string, cursor: string | null, max: number, earlierCount: number): Promise<ThreadSnapshot> {
+    const k = this.keys(threadId);
+    const pipeline = this.redis.pipeline();
+    pipeline.hget(k.meta, 'ctx');
+    pipeline.xrange(k.turns, cursor ? `(${cursor}` : '-', '+', 'COUNT', max);
+    if (cursor && earlierCount > 0) pipeline.xrevrange(k.turns, cursor, '-', 'COUNT', earlierCount);
+    const results = (await pipeline.exec()) ?? [];
+    for (const [err] of results) if (err) throw err;
+    const ctxJson = results[0]?.[1] as string | null;
+    const pending = (results[1]?.[1] as [string, string[]][]).map(toEntry);
+    const earlier = ((results[2]?.[1] as [string, string[]][] | undefined) ?? []).map(toEntry).reverse();
+    return { context: ctxJson ? contextSchema.parse(JSON.parse(ctxJson)) : null, pending, earlier };
+  }
+
+  /** After a commit: trims reflected turns and resets the thread's maxWait ceiling. */
+  async trim(threadId: string, cursor: string, keep: number): Promise<boolean> {
+    const k = this.keys(threadId);
+    const pending = await this.redis.engramTrimToCursor(k.turns, k.meta, k.ceilings, threadId, cursor, keep, this.options.idleTtlMs);
+    return pending === 1;
+  }
+
+  /** Threads whose oldest pending turn is older than their maxWait, oldest first. */
+  async dueCeilings(nowMs: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(`${this.prefix}:ceilings`, '-inf', nowMs, 'LIMIT', 0, limit);
+  }
+
+  /**
+   * Forgets a thread's ceiling after its reflection failed for good, so the sweeper does not
+   * retry it forever; its turns stay buffered for an operator's retry or the next enqueue.
+   */
+  async clearCeiling(threadId: string): Promise<void> {
+    await this.redis.zrem(`${this.prefix}:ceilings`, threadId);
+  }
+
+  /** Pushes a thread's ceiling forward (XX: never resurrects a thread whose turns were reflected). */
+  async postponeCeiling(threadId: string, untilMs: number): Promise<void> {
+    await this.redis.zadd(`${this.prefix}:ceilings`, 'XX', untilMs, threadId);
+  }
+}
+
+function toEntry([entryId, fields]: [string, string[]]): BufferedEntry {
+  // Fields come as a flat [name, value, ...] list; we write exactly one: t = turn JSON.
+  const json = fields[fields.indexOf('t') + 1];
+  return { entryId, turn: bufferedTurnSchema.parse(JSON.parse(json ?? 'null')) };
+}

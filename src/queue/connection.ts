@@ -1,0 +1,38 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from '../log/logger.js';
+
+/**
+ * Producers fail fast (no offline queue, one retry): a chat turn must get an error at once
+ * when Redis is down, not hang. Workers wait forever (`maxRetriesPerRequest: null`, which
+ * BullMQ requires for blocking connections) and ride out a Redis restart.
+ */
+export function createRedis(url: string, role: 'producer' | 'worker', log: Logger): Redis {
+  const opts: RedisOptions =
+    role === 'producer'
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: false }
+      : { maxRetriesPerRequest: null, enableReadyCheck: true };
+  const redis = new Redis(url, { ...opts, connectionName: `engram-${role}` });
+  // Without an `error` listener ioredis crashes the host on a Redis restart (LESSONS: mem0 #7294).
+  redis.on('error', (err) => log.warn({ err, role }, 'redis connection error'));
+  return redis;
+}
+
+/** Resolves once the connection is ready (producers must not accept turns before). */
+export async function waitReady(redis: Redis, timeoutMs = 5_000): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`Redis not ready after ${timeoutMs} ms (status ${redis.status})`));
+    }, timeoutMs);
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+    };
+    redis.on('ready', onReady);
+  });
+}

@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { InputError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { MemoryKind } from '../memory/kinds.js';
+import { templateVariables } from '../memory/namespace-template.js';
+import type { ThreadBuffer } from './buffer.js';
+import { scheduleReflection, type EngramQueue } from './queues.js';
+import { enqueueInputSchema, type BufferedTurn } from './schemas.js';
+
+export interface EnqueueResult {
+  threadId: string;
+  /** Messages newly buffered. */
+  accepted: number;
+  /** Messages whose id was already buffered (idempotent re-send). */
+  duplicates: number;
+}
+
+export interface ProducerSettings {
+  debounceMs: number;
+  maxWaitMs: number;
+  /** The configured kinds: an enqueue must name known kinds and carry their template variables. */
+  kinds: Pick<MemoryKind, 'name' | 'namespace'>[];
+}
+
+/**
+ * The hot path: validate, append to the thread buffer, (re)schedule the debounced reflection.
+ * Redis only, never Postgres or a model (invariant 1). The two commands go out back to back on
+ * one connection, so the whole call costs about one round trip, and Redis runs the append first.
+ */
+export class Producer {
+  constructor(
+    private readonly buffer: ThreadBuffer,
+    private readonly queue: EngramQueue<'reflection'>,
+    private readonly settings: ProducerSettings,
+    private readonly log: Logger,
+  ) {}
+
+  async enqueue(input: unknown): Promise<EnqueueResult> {
+    const parsed = enqueueInputSchema.safeParse(input);
+    if (!parsed.success) throw new InputError(`invalid enqueue request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+    const { threadId, context, messages, kinds, debounceMs } = parsed.data;
+    this.checkKinds(kinds, context);
+    const now = new Date().toISOString();
+    const turns = messages.map((m) => {
+      const turn: BufferedTurn = { id: m.id ?? randomUUID(), role: m.role, content: m.content, createdAt: m.createdAt ?? now };
+      if (kinds) turn.kinds = kinds;
+      return { id: turn.id, json: JSON.stringify(turn) };
+    });
+    const delay = Math.min(debounceMs ?? this.settings.debounceMs, this.settings.maxWaitMs);
+    const [appended] = await Promise.all([
+      this.buffer.append(threadId, canonicalJson(context), this.settings.maxWaitMs, turns),
+      scheduleReflection(this.queue, threadId, delay),
+    ]);
+    this.log.debug({ threadId, ...appended, delay }, 'turns enqueued');
+    return { threadId, accepted: appended.added, duplicates: appended.duplicates };
+  }
+
+  /** Fails on the hot path, with no I/O, what would otherwise fail later in a worker. */
+  private checkKinds(names: string[] | undefined, context: Record<string, string>) {
+    const known = new Map(this.settings.kinds.map((k) => [k.name, k]));
+    const unknown = (names ?? []).filter((n) => !known.has(n));
+    if (unknown.length) throw new InputError(`unknown memory kind(s) ${unknown.join(', ')}; configured: ${[...known.keys()].join(', ')}`);
+    const selected = names ? names.map((n) => known.get(n) as ProducerSettings['kinds'][number]) : this.settings.kinds;
+    const missing = [...new Set(selected.flatMap((k) => templateVariables(k.namespace)))].filter((v) => context[v] === undefined);
+    if (missing.length) throw new InputError(`context is missing ${missing.map((m) => `"${m}"`).join(', ')}, needed by the memory namespaces`);
+  }
+}
+
+/** Context compared byte-for-byte in Redis, so key order must not matter. */
+function canonicalJson(record: Record<string, string>): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : 1))));
+}

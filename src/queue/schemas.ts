@@ -1,0 +1,68 @@
+import { z } from 'zod';
+
+/**
+ * The enqueue boundary (SDK call and HTTP body share it) and the job payloads.
+ * Limits are deliberate: the hot path must stay one small Redis write, and a turn is chat text,
+ * not a document store.
+ */
+export const LIMITS = {
+  messagesPerCall: 100,
+  contentChars: 32_000,
+  idChars: 128,
+  contextKeys: 16,
+  contextValueChars: 256,
+} as const;
+
+const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@\-]*$/;
+export const threadIdSchema = z
+  .string()
+  .min(1)
+  .max(LIMITS.idChars)
+  .regex(idPattern, 'must start with a letter or digit and hold only letters, digits and _ . : @ -');
+
+export const kindNameSchema = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be a lower-case identifier (a-z, 0-9, _)');
+
+export const messageSchema = z.strictObject({
+  /** Client-supplied ids are idempotency keys: a message sent twice is buffered once. */
+  id: threadIdSchema.optional(),
+  role: z.enum(['user', 'assistant', 'system', 'tool']),
+  content: z.string().min(1, 'must not be empty').max(LIMITS.contentChars),
+  createdAt: z.iso.datetime({ offset: true }).optional(),
+});
+export type Message = z.infer<typeof messageSchema>;
+
+/** Values that fill namespace templates such as ["chat", "{userId}"]. */
+export const contextSchema = z
+  .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'context keys must be identifiers'), z.string().min(1).max(LIMITS.contextValueChars))
+  .refine((c) => Object.keys(c).length <= LIMITS.contextKeys, `at most ${LIMITS.contextKeys} context keys`);
+export type ThreadContext = z.infer<typeof contextSchema>;
+
+export const enqueueBodySchema = z.strictObject({
+  context: contextSchema,
+  messages: z.array(messageSchema).min(1, 'at least one message').max(LIMITS.messagesPerCall),
+  /** Which memory kinds these turns feed; all configured kinds when omitted. */
+  kinds: z.array(kindNameSchema).min(1).max(32).optional(),
+  /** Override the quiet window for this thread (ms). */
+  debounceMs: z.number().int().min(0).max(24 * 3600_000).optional(),
+});
+export const enqueueInputSchema = enqueueBodySchema.extend({ threadId: threadIdSchema });
+export type EnqueueInput = z.infer<typeof enqueueInputSchema>;
+
+/** A turn as it sits in the thread buffer (the message plus the id it was buffered under). */
+export const bufferedTurnSchema = z.object({
+  id: z.string(),
+  role: messageSchema.shape.role,
+  content: z.string(),
+  createdAt: z.string(),
+  kinds: z.array(z.string()).optional(),
+});
+export type BufferedTurn = z.infer<typeof bufferedTurnSchema>;
+
+/** Job payloads stay tiny (ids only): turns are read from the buffer, so a dropped add loses nothing. */
+export const jobPayloads = {
+  reflection: z.strictObject({ threadId: threadIdSchema }),
+  consolidation: z.strictObject({ tick: z.string().min(1) }),
+} as const;
+export type QueueName = keyof typeof jobPayloads;
+export type JobPayload<Q extends QueueName> = z.infer<(typeof jobPayloads)[Q]>;
+export const QUEUE_NAMES = Object.keys(jobPayloads) as QueueName[];

@@ -1,0 +1,117 @@
+import type pg from 'pg';
+import pgvector from 'pgvector';
+import { withTransaction } from './pool.js';
+import type { Tables } from './sql.js';
+import type { ApplyResult, ChangeSet, FieldEmbedding, Namespace } from './types.js';
+
+class Rollback extends Error {
+  constructor(readonly result: ApplyResult) {
+    super(result.status);
+  }
+}
+
+/**
+ * Applies one reflection's writes in one transaction (effect-once, invariant 3):
+ *  1. lock every namespace row it touches, in a fixed order (no deadlocks), and compare versions;
+ *  2. lock the thread cursor and compare it with the one the reflection read;
+ *  3. write memories, vectors and history; bump namespace versions; advance the cursor.
+ * A mismatch rolls the transaction back before anything is written.
+ */
+export async function applyChangeSet(pool: pg.Pool, t: Tables, change: ChangeSet): Promise<ApplyResult> {
+  try {
+    return await withTransaction(pool, (client) => apply(client, t, change));
+  } catch (err) {
+    if (err instanceof Rollback) return err.result;
+    throw err;
+  }
+}
+
+/** Throws Rollback on a mismatch; the transaction must then be rolled back. */
+async function apply(client: pg.PoolClient, t: Tables, change: ChangeSet): Promise<ApplyResult> {
+  // Locks always in one order (namespaces sorted, then the cursor), so writers never deadlock.
+  const sorted = [...change.namespaceVersions].sort((a, b) => compareNamespaces(a.namespace, b.namespace));
+  const current: number[] = [];
+  for (const { namespace } of sorted) {
+    await client.query(`insert into ${t.namespaces} (namespace) values ($1) on conflict do nothing`, [namespace]);
+    const row = await client.query(`select version from ${t.namespaces} where namespace = $1 for update`, [namespace]);
+    current.push(Number(row.rows[0].version));
+  }
+  await client.query(`insert into ${t.cursors} (thread_id, cursor) values ($1, '') on conflict do nothing`, [change.threadId]);
+  const cur = await client.query(`select cursor from ${t.cursors} where thread_id = $1 for update`, [change.threadId]);
+  // Checked first: a re-run of applied turns is "already done", whatever else changed since.
+  if ((cur.rows[0].cursor || null) !== change.expectedCursor) throw new Rollback({ status: 'stale-cursor' });
+  sorted.forEach(({ namespace, version }, i) => {
+    if (current[i] !== version) throw new Rollback({ status: 'conflict', namespace });
+  });
+
+  const counts = { inserted: 0, updated: 0, deleted: 0 };
+  const history = (w: { namespace: Namespace; key: string }, kind: string, op: string, version: number, before: unknown, after: unknown) =>
+    client.query(
+      `insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [w.namespace, w.key, kind, op, version, before, after, change.actor, change.threadId],
+    );
+
+  for (const w of change.writes) {
+    if (w.op === 'insert') {
+      await client.query(
+        `insert into ${t.memories} (namespace, key, kind, value, expires_at) values ($1, $2, $3, $4, $5)`,
+        [w.namespace, w.key, w.kind, w.value, w.expiresAt],
+      );
+      await writeVectors(client, t, w.namespace, w.key, w.embeddings);
+      await history(w, w.kind, 'insert', 1, null, w.value);
+      counts.inserted++;
+    } else if (w.op === 'update') {
+      const res = await client.query(
+        `with old as (select value from ${t.memories} where namespace = $1 and key = $2 and version = $5)
+         update ${t.memories} m set value = $4, kind = $3, version = m.version + 1, updated_at = now(), expires_at = $6
+           from old where m.namespace = $1 and m.key = $2
+          returning m.version, old.value as before`,
+        [w.namespace, w.key, w.kind, w.value, w.expectedVersion, w.expiresAt],
+      );
+      if (!res.rowCount) throw new Rollback({ status: 'conflict', namespace: w.namespace });
+      await writeVectors(client, t, w.namespace, w.key, w.embeddings);
+      await history(w, w.kind, 'update', Number(res.rows[0].version), res.rows[0].before, w.value);
+      counts.updated++;
+    } else {
+      const res = await client.query(
+        `delete from ${t.memories} where namespace = $1 and key = $2 and version = $3 returning kind, value, version`,
+        [w.namespace, w.key, w.expectedVersion],
+      );
+      if (!res.rowCount) throw new Rollback({ status: 'conflict', namespace: w.namespace });
+      await history(w, res.rows[0].kind, 'delete', Number(res.rows[0].version), res.rows[0].value, null);
+      counts.deleted++;
+    }
+  }
+
+  // Bump only what was written: a namespace that was merely read must not make others conflict.
+  const written = new Set(change.writes.map((w) => JSON.stringify(w.namespace)));
+  for (const { namespace } of sorted.filter((n) => written.has(JSON.stringify(n.namespace)))) {
+    await client.query(`update ${t.namespaces} set version = version + 1, updated_at = now() where namespace = $1`, [namespace]);
+  }
+  await client.query(`update ${t.cursors} set cursor = $2, updated_at = now() where thread_id = $1`, [change.threadId, change.newCursor]);
+  return { status: 'applied', ...counts };
+}
+
+/** Replaces a memory's vectors: fields that are gone get no orphan rows (LESSONS: LangGraph). */
+async function writeVectors(client: pg.PoolClient, t: Tables, namespace: Namespace, key: string, embeddings: FieldEmbedding[]) {
+  await client.query(`delete from ${t.vectors} where namespace = $1 and key = $2 and not (field = any($3))`, [
+    namespace,
+    key,
+    embeddings.map((e) => e.field),
+  ]);
+  if (embeddings.length === 0) return;
+  await client.query(
+    `insert into ${t.vectors} (namespace, key, field, embedding)
+     select $1, $2, f, e::vector from unnest($3::text[], $4::text[]) as u(f, e)
+     on conflict (namespace, key, field) do update set embedding = excluded.embedding`,
+    [namespace, key, embeddings.map((e) => e.field), embeddings.map((e) => pgvector.toSql(e.vector))],
+  );
+}
+
+export function compareNamespaces(a: Namespace, b: Namespace): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (a[i] !== b[i]) return (a[i] as string) < (b[i] as string) ? -1 : 1;
+  }
+  return a.length - b.length;
+}

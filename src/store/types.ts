@@ -1,0 +1,54 @@
+import { z } from 'zod';
+
+/** A namespace: a tuple of labels such as ["chat", "user-42"]. Labels are opaque text. */
+export const namespaceSchema = z
+  .array(z.string().min(1, 'namespace labels must not be empty').max(256))
+  .min(1, 'a namespace has at least one label')
+  .max(16);
+export type Namespace = z.infer<typeof namespaceSchema>;
+
+export interface MemoryItem {
+  namespace: Namespace;
+  key: string;
+  kind: string;
+  value: Record<string, unknown>;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+  expiresAt: Date | null;
+}
+
+export interface ScoredMemory extends MemoryItem {
+  /** Cosine similarity of the best-matching embedded field, in [-1, 1]. */
+  score: number;
+}
+
+export interface FieldEmbedding {
+  field: string;
+  vector: number[];
+}
+
+/** A write decided by a reflection, with its embeddings computed before the transaction. */
+export type MemoryWrite =
+  | { op: 'insert'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; embeddings: FieldEmbedding[]; expiresAt: Date | null }
+  | { op: 'update'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; expectedVersion: number; embeddings: FieldEmbedding[]; expiresAt: Date | null }
+  | { op: 'delete'; namespace: Namespace; key: string; expectedVersion: number };
+
+/** Everything one reflection commits, atomically with the thread cursor. */
+export interface ChangeSet {
+  threadId: string;
+  /** The cursor the reflection read its turns after (null: the thread's first reflection). */
+  expectedCursor: string | null;
+  newCursor: string;
+  actor: string;
+  /** Versions of the namespaces as the reflection saw them; any change since means a conflict. */
+  namespaceVersions: { namespace: Namespace; version: number }[];
+  writes: MemoryWrite[];
+}
+
+export type ApplyResult =
+  | { status: 'applied'; inserted: number; updated: number; deleted: number }
+  /** The cursor moved since the reflection read it: another run applied these turns. */
+  | { status: 'stale-cursor' }
+  /** A namespace changed since the reflection read it: re-run with fresh memories. */
+  | { status: 'conflict'; namespace: Namespace };
