@@ -1,0 +1,89 @@
+/**
+ * A first run with no model account: starts the all-in-one service against a local stand-in
+ * model (the test double in test/fake-model), replays the seeds' ramen/pasta conversations over
+ * HTTP, prints what engram remembered, then keeps serving (Bull Board at /admin/queues) until
+ * Ctrl-C. `--once` exits after the conversations (used by the test that keeps the README true).
+ * The product never imports the stand-in: only this script does.
+ */
+import { Runtime } from '../src/app/runtime.js';
+import { parseEnv } from '../src/config/env.js';
+import { createLogger } from '../src/log/logger.js';
+import { foodieModel } from '../test/fake-model/foodie.js';
+import { FakeModel } from '../test/fake-model/server.js';
+
+const once = process.argv.includes('--once');
+const out = (line = '') => process.stdout.write(`${line}\n`);
+
+const model = await new FakeModel(foodieModel).start();
+const env = parseEnv({
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
+  DATABASE_SCHEMA: 'engram_demo',
+  ENGRAM_PREFIX: 'engram-demo',
+  EMBEDDING_DIMENSIONS: '256',
+  DEBOUNCE_MS: '1000',
+  MAX_WAIT_MS: '10000',
+  LOG_LEVEL: 'warn',
+  ...process.env,
+  OPENAI_BASE_URL: model.url,
+  OPENAI_API_KEY: 'demo',
+});
+const runtime = new Runtime(env, createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }));
+await runtime.migrate();
+await runtime.start(['api', 'reflection', 'scheduler']);
+const address = runtime.server?.server.address();
+const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : env.PORT}`;
+out(`engram is running at ${base} (stand-in model at ${model.url})`);
+out(`Bull Board: ${base}/admin/queues`);
+
+const send = async (threadId: string, messages: { role: string; content: string }[]) => {
+  const body = { context: { userId: 'demo-user' }, messages };
+  out(`\n$ curl -X POST ${base}/v1/threads/${threadId}/turns -H 'content-type: application/json' -d '${JSON.stringify(body)}'`);
+  const res = await fetch(`${base}/v1/threads/${threadId}/turns`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  out(`${res.status} ${await res.text()}`);
+};
+const settle = async (calls: number) => {
+  out(`... waiting for the conversation to settle (DEBOUNCE_MS=${env.DEBOUNCE_MS}) and the reflection to commit`);
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const counts = await runtime.queues.reflection.getJobCounts('completed', 'failed', 'delayed', 'waiting', 'active');
+    if (counts.failed) throw new Error('a reflection failed: see Bull Board');
+    if (model.chatRequests.length >= calls && (counts.delayed ?? 0) + (counts.waiting ?? 0) + (counts.active ?? 0) === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('reflection did not finish within 30 s');
+};
+const show = async (query: string) => {
+  const url = `${base}/v1/memories/search?namespace=memories&namespace=demo-user&query=${encodeURIComponent(query)}`;
+  out(`\n$ curl '${url}'`);
+  const { memories } = (await (await fetch(url)).json()) as { memories: { value: { content: string }; version: number; score: number }[] };
+  for (const m of memories) out(`  - ${m.value.content}  (version ${m.version}, score ${m.score.toFixed(2)})`);
+  if (memories.length === 0) out('  (no memories)');
+};
+
+try {
+  // Start clean so that the demo shows the same story every run.
+  await runtime.pool.query(`truncate ${runtime.store.t.memories}, ${runtime.store.t.history}, ${runtime.store.t.namespaces}, ${runtime.store.t.cursors} cascade`);
+  const run = Date.now().toString(36);
+  await send(`demo-1-${run}`, [{ role: 'user', content: 'I love ramen! I also like pasta.' }]);
+  await send(`demo-1-${run}`, [{ role: 'assistant', content: 'Noted: ramen and pasta.' }]);
+  await settle(1);
+  await show('what food does the user like?');
+  await send(`demo-2-${run}`, [{ role: 'user', content: 'These days I like miso ramen, and I no longer like pasta.' }]);
+  await settle(2);
+  await show('what food does the user like?');
+  out(`\nModel calls: ${model.chatRequests.length} (one per settled conversation); turns sent: 3.`);
+} catch (err) {
+  out(`demo failed: ${(err as Error).message}`);
+  process.exitCode = 1;
+}
+
+if (once || process.exitCode) {
+  await runtime.stop();
+  await model.stop();
+} else {
+  out('\nServing until Ctrl-C. Send your own turns with the curl lines above.');
+  const stop = () => void runtime.stop().then(() => model.stop()).then(() => process.exit(0));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

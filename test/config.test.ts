@@ -1,0 +1,49 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { parseEnv } from '../src/config/env.js';
+
+const minimal = {
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
+  OPENAI_API_KEY: 'k',
+};
+
+describe('environment', () => {
+  it('applies documented defaults to a minimal environment', () => {
+    const env = parseEnv(minimal);
+    expect(env).toMatchObject({ DEBOUNCE_MS: 30_000, MAX_WAIT_MS: 300_000, DATABASE_SCHEMA: 'engram', ENGRAM_PREFIX: 'engram', EMBEDDING_DIMENSIONS: 1536 });
+  });
+
+  it('names every bad variable in one message', () => {
+    let message = '';
+    try {
+      parseEnv({ REDIS_URL: 'http://nope', DEBOUNCE_MS: 'soon', EMBEDDING_DIMENSIONS: '-3', LOG_PRETTY: 'maybe' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^Invalid environment \(\d+ problems\)/);
+    for (const name of ['REDIS_URL', 'DATABASE_URL', 'OPENAI_API_KEY', 'DEBOUNCE_MS', 'EMBEDDING_DIMENSIONS', 'LOG_PRETTY']) {
+      expect(message).toContain(`  ${name}: `);
+    }
+    expect(message).toContain('DATABASE_URL: is required but not set');
+  });
+
+  it('rejects a maxWait shorter than the debounce window', () => {
+    expect(() => parseEnv({ ...minimal, DEBOUNCE_MS: '5000', MAX_WAIT_MS: '1000' })).toThrow(/MAX_WAIT_MS: must be at least DEBOUNCE_MS/);
+  });
+
+  it('a process started with a bad environment exits non-zero and says what is wrong', async () => {
+    const run = promisify(execFile);
+    const err = await run(process.execPath, ['--import', 'tsx', 'workers/api.ts'], {
+      env: { PATH: process.env.PATH ?? '', REDIS_URL: 'redis://127.0.0.1:6379', PORT: 'eighty' },
+    }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(1);
+    expect(err?.stderr).toContain('engram api: Invalid environment');
+    expect(err?.stderr).toContain('DATABASE_URL: is required but not set');
+    expect(err?.stderr).toContain('PORT: ');
+  });
+});

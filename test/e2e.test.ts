@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { foodieModel } from './fake-model/foodie.js';
+import { readPrompt } from './fake-model/server.js';
+import { startHarness, waitFor, type Harness } from './helpers/harness.js';
+
+/**
+ * The seeds' example, end to end through every process role: HTTP enqueue -> Redis buffer ->
+ * debounced BullMQ job -> model via the openai SDK -> Postgres + pgvector -> HTTP search.
+ */
+describe('walking skeleton: ramen and pasta', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api', 'reflection', 'scheduler'], chat: foodieModel });
+  });
+  afterAll(async () => h?.stop());
+
+  const post = (threadId: string, body: unknown) =>
+    fetch(`${h.url}/v1/threads/${threadId}/turns`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const search = async (query: string) => {
+    const res = await fetch(`${h.url}/v1/memories/search?namespace=memories&namespace=u1&query=${encodeURIComponent(query)}`);
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { memories: { key: string; value: { content: string }; version: number; score: number }[] }).memories;
+  };
+
+  it('remembers, then updates and deletes rather than only inserting', async () => {
+    const context = { userId: 'u1' };
+    // Conversation 1, in two requests within the quiet window: one reflection sees both.
+    expect((await post('conv-1', { context, messages: [{ id: 'c1-1', role: 'user', content: 'I love ramen! I also like pasta.' }] })).status).toBe(202);
+    expect((await post('conv-1', { context, messages: [{ id: 'c1-2', role: 'assistant', content: 'Noted, ramen and pasta it is.' }] })).status).toBe(202);
+
+    const first = await waitFor(async () => {
+      const found = await search('what food does the user like');
+      return found.length === 2 ? found : null;
+    });
+    expect(first.map((m) => m.value.content).sort()).toEqual(['User likes pasta', 'User loves ramen']);
+    expect(h.model.chatRequests).toHaveLength(1);
+    expect(readPrompt(h.model.chatRequests[0]!).turns.map((t) => t.content)).toEqual([
+      'I love ramen! I also like pasta.',
+      'Noted, ramen and pasta it is.',
+    ]);
+
+    // Conversation 2, a later thread of the same user.
+    expect(
+      (await post('conv-2', { context, messages: [{ role: 'user', content: 'These days I like miso ramen, and I no longer like pasta.' }] })).status,
+    ).toBe(202);
+    const second = await waitFor(async () => {
+      const found = await search('ramen');
+      return found.length === 1 && found[0]!.version === 2 ? found : null;
+    });
+    expect(second[0]!.value.content).toBe('User loves ramen, especially miso ramen');
+
+    // The model was shown both existing memories under aliases, not raw keys.
+    const prompt2 = readPrompt(h.model.chatRequests[1]!);
+    expect(prompt2.existing.map((m) => m.id).sort()).toEqual(['m1', 'm2']);
+    expect(JSON.stringify(prompt2)).not.toContain(second[0]!.key);
+
+    // History shows an update and a delete, not a third insert.
+    const ramenHistory = await h.runtime.store.history(['memories', 'u1'], second[0]!.key);
+    expect(ramenHistory.map((e) => e.op)).toEqual(['insert', 'update']);
+    expect(ramenHistory[1]).toMatchObject({ before: { content: 'User loves ramen' }, after: { content: 'User loves ramen, especially miso ramen' } });
+    const pasta = first.find((m) => m.value.content === 'User likes pasta')!;
+    expect((await h.runtime.store.history(['memories', 'u1'], pasta.key)).map((e) => e.op)).toEqual(['insert', 'delete']);
+    expect(h.model.chatRequests).toHaveLength(2);
+  });
+});

@@ -1,0 +1,98 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/log/logger.js';
+import { EngramClient } from '../src/sdk/client.js';
+import { redisKeys, startHarness, TEST_REDIS_URL, type Harness } from './helpers/harness.js';
+
+describe('hot path: enqueue', () => {
+  let h: Harness;
+  let redis: Redis;
+  beforeAll(async () => {
+    // API only: nothing consumes the jobs, so the test sees exactly what enqueue wrote.
+    h = await startHarness({ roles: ['api'], env: { DEBOUNCE_MS: '60000', MAX_WAIT_MS: '120000' } });
+    redis = new Redis(TEST_REDIS_URL);
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await h?.stop();
+  });
+
+  const post = (path: string, body: unknown, contentType = 'application/json') =>
+    fetch(`${h.url}${path}`, { method: 'POST', headers: { 'content-type': contentType }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+  it.each([
+    ['no messages', { context: { userId: 'u' }, messages: [] }, /messages/],
+    ['an empty message', { context: { userId: 'u' }, messages: [{ role: 'user', content: '' }] }, /must not be empty/],
+    ['an unknown role', { context: { userId: 'u' }, messages: [{ role: 'robot', content: 'hi' }] }, /role/],
+    ['an unknown field', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }], extra: 1 }, /extra/],
+    ['a context without userId', { context: { orgId: 'o' }, messages: [{ role: 'user', content: 'hi' }] }, /context is missing "userId"/],
+    ['an unknown kind', { context: { userId: 'u' }, kinds: ['recipes'], messages: [{ role: 'user', content: 'hi' }] }, /unknown memory kind.*recipes/],
+    ['a bad message id', { context: { userId: 'u' }, messages: [{ id: 'a b', role: 'user', content: 'hi' }] }, /id/],
+    ['too many messages', { context: { userId: 'u' }, messages: Array.from({ length: 101 }, () => ({ role: 'user', content: 'hi' })) }, /messages/],
+  ])('rejects %s with 400 and writes nothing', async (_name, body, message) => {
+    const before = await redisKeys(redis, h.env.ENGRAM_PREFIX);
+    const res = await post('/v1/threads/t-bad/turns', body);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(message);
+    expect(await redisKeys(redis, h.env.ENGRAM_PREFIX)).toEqual(before);
+  });
+
+  it('rejects malformed JSON and a bad thread id', async () => {
+    const before = await redisKeys(redis, h.env.ENGRAM_PREFIX);
+    expect((await post('/v1/threads/t/turns', '{"context":')).status).toBe(400);
+    const res = await post('/v1/threads/bad%20id/turns', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/threadId/);
+    expect(await redisKeys(redis, h.env.ENGRAM_PREFIX)).toEqual(before);
+  });
+
+  it('buffers a message sent twice once, and keeps one delayed job per thread', async () => {
+    const body = { context: { userId: 'u1' }, messages: [{ id: 'm-1', role: 'user', content: 'I moved to Lisbon' }] };
+    const first = await post('/v1/threads/t-dup/turns', body);
+    expect(first.status).toBe(202);
+    expect(await first.json()).toEqual({ threadId: 't-dup', accepted: 1, duplicates: 0 });
+    expect(await (await post('/v1/threads/t-dup/turns', body)).json()).toEqual({ threadId: 't-dup', accepted: 0, duplicates: 1 });
+    expect(
+      await (await post('/v1/threads/t-dup/turns', { ...body, messages: [...body.messages, { id: 'm-2', role: 'assistant', content: 'Nice!' }] })).json(),
+    ).toEqual({ threadId: 't-dup', accepted: 1, duplicates: 1 });
+
+    const snapshot = await h.runtime.buffer.read('t-dup', null, 100, 0);
+    expect(snapshot.pending.map((e) => e.turn.id)).toEqual(['m-1', 'm-2']);
+    expect(snapshot.context).toEqual({ userId: 'u1' });
+    const counts = await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting', 'active');
+    expect(counts).toEqual({ delayed: 1, waiting: 0, active: 0 });
+  });
+
+  it('refuses turns for a thread whose pending turns belong to another context', async () => {
+    const msg = (content: string) => [{ role: 'user', content }];
+    expect((await post('/v1/threads/t-ctx/turns', { context: { userId: 'alice' }, messages: msg('hi') })).status).toBe(202);
+    const res = await post('/v1/threads/t-ctx/turns', { context: { userId: 'bob' }, messages: msg('hello') });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: string }).error).toMatch(/another context/);
+    expect((await h.runtime.buffer.read('t-ctx', null, 100, 0)).pending).toHaveLength(1);
+  });
+
+  it('the SDK enqueues straight to Redis and validates the same way', async () => {
+    const client = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix: h.env.ENGRAM_PREFIX, debounceMs: 60_000 });
+    try {
+      await client.ready();
+      await expect(client.enqueue({ threadId: 't-sdk', context: { userId: 'u' }, messages: [] })).rejects.toThrow(/invalid enqueue request/);
+      expect(await client.enqueue({ threadId: 't-sdk', context: { userId: 'u' }, messages: [{ role: 'user', content: 'hello' }] })).toMatchObject({ accepted: 1 });
+      expect((await h.runtime.buffer.read('t-sdk', null, 100, 0)).pending).toHaveLength(1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('fails fast with a clear error when Redis is down', async () => {
+    // Nothing listens on port 1: the producer must reject, not queue the command and hang.
+    const client = new EngramClient({ redisUrl: 'redis://127.0.0.1:1', log: createLogger({ level: 'silent' }) });
+    try {
+      await expect(client.enqueue({ threadId: 't', context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] })).rejects.toThrow(
+        /Stream isn't writeable|enableOfflineQueue|Connection is closed/,
+      );
+    } finally {
+      await client.close();
+    }
+  });
+});

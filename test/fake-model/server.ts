@@ -1,0 +1,149 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fakeEmbedding } from './embedding.js';
+
+/** What a test's chat handler answers: tool calls, plain text, or an HTTP error. */
+export type ChatReply =
+  | { toolCalls: { name: string; arguments: unknown }[]; content?: string }
+  | { content: string }
+  | { status: number; error: string };
+
+export interface ChatRequest {
+  model: string;
+  messages: { role: string; content: string | null; tool_calls?: unknown[]; tool_call_id?: string }[];
+  tools?: { type: string; function: { name: string; parameters: unknown } }[];
+  [key: string]: unknown;
+}
+
+export type ChatHandler = (request: ChatRequest, index: number) => ChatReply | Promise<ChatReply>;
+
+/**
+ * An OpenAI-compatible HTTP server for tests: /v1/chat/completions answers from the test's
+ * handler, /v1/embeddings from a deterministic embedding. The real `openai` SDK talks to it, so
+ * the product's request, retry and validation code runs for real. Lives in test/ only.
+ */
+export class FakeModel {
+  readonly chatRequests: ChatRequest[] = [];
+  embeddingRequests = 0;
+  embeddedTexts = 0;
+  /** Added before every chat answer (simulates model latency). */
+  latencyMs = 0;
+  private server: Server | null = null;
+
+  constructor(public chat: ChatHandler = () => ({ content: 'no changes' })) {}
+
+  get url(): string {
+    const address = this.server?.address() as AddressInfo | null;
+    if (!address) throw new Error('fake model not started');
+    return `http://127.0.0.1:${address.port}/v1`;
+  }
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => {
+      void this.handle(req).then(
+        ({ status, body }) => {
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(body));
+        },
+        (err: Error) => {
+          res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: { message: err.message } }));
+        },
+      );
+    });
+    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage): Promise<{ status: number; body: unknown }> {
+    const body = JSON.parse(await readBody(req)) as Record<string, unknown>;
+    if (req.url?.endsWith('/embeddings')) {
+      const input = Array.isArray(body.input) ? (body.input as string[]) : [body.input as string];
+      const dims = (body.dimensions as number | undefined) ?? 1536;
+      this.embeddingRequests++;
+      this.embeddedTexts += input.length;
+      return {
+        status: 200,
+        body: {
+          object: 'list',
+          model: body.model,
+          data: input.map((text, index) => ({ object: 'embedding', index, embedding: fakeEmbedding(text, dims) })),
+          usage: { prompt_tokens: tokens(input.join(' ')), total_tokens: tokens(input.join(' ')) },
+        },
+      };
+    }
+    if (req.url?.endsWith('/chat/completions')) {
+      const request = body as unknown as ChatRequest;
+      const index = this.chatRequests.push(request) - 1;
+      if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
+      const reply = await this.chat(request, index);
+      if ('status' in reply) return { status: reply.status, body: { error: { message: reply.error, type: 'fake_error' } } };
+      const toolCalls = 'toolCalls' in reply ? reply.toolCalls : [];
+      const promptTokens = tokens(JSON.stringify(request.messages)) + tokens(JSON.stringify(request.tools ?? []));
+      return {
+        status: 200,
+        body: {
+          id: `chatcmpl-fake-${index}`,
+          object: 'chat.completion',
+          created: Math.floor(Date.now() / 1000),
+          model: request.model,
+          choices: [
+            {
+              index: 0,
+              finish_reason: toolCalls.length ? 'tool_calls' : 'stop',
+              message: {
+                role: 'assistant',
+                content: reply.content ?? null,
+                tool_calls: toolCalls.length
+                  ? toolCalls.map((c, i) => ({
+                      id: `call_${index}_${i}`,
+                      type: 'function',
+                      function: { name: c.name, arguments: typeof c.arguments === 'string' ? c.arguments : JSON.stringify(c.arguments) },
+                    }))
+                  : undefined,
+              },
+            },
+          ],
+          usage: { prompt_tokens: promptTokens, completion_tokens: 20, total_tokens: promptTokens + 20 },
+        },
+      };
+    }
+    return { status: 404, body: { error: { message: `no route ${req.url}` } } };
+  }
+}
+
+/** The sections engram's extraction prompt holds, parsed back (what a model reads). */
+export function readPrompt(request: ChatRequest) {
+  const user = request.messages.find((m) => m.role === 'user')?.content ?? '';
+  const section = (tag: string) => {
+    const m = new RegExp(`<${tag}[^>]*>\\n([\\s\\S]*?)\\n</${tag}>`).exec(user);
+    return m ? (JSON.parse(m[1] as string) as unknown[]) : [];
+  };
+  return {
+    existing: section('existing_memories') as { id: string; kind: string; document: Record<string, unknown> }[],
+    earlier: section('earlier_turns') as { role: string; content: string }[],
+    turns: section('new_turns') as { role: string; content: string }[],
+    tools: (request.tools ?? []).map((t) => t.function.name),
+  };
+}
+
+function tokens(text: string): number {
+  return Math.ceil(text.length / 4);
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,88 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/log/logger.js';
+import { MemoryStore } from '../src/store/memory-store.js';
+import { migrate } from '../src/store/migrate.js';
+import type { ChangeSet } from '../src/store/types.js';
+import { fakeEmbedding } from './fake-model/embedding.js';
+import { TEST_DATABASE_URL, TEST_DIMENSIONS, uniqueName } from './helpers/harness.js';
+
+const log = createLogger({ level: 'silent' });
+const vec = (text: string) => fakeEmbedding(text, TEST_DIMENSIONS);
+const ns = ['memories', 'u1'];
+
+describe('memory store on Postgres + pgvector', () => {
+  const schema = uniqueName('store');
+  const pool = new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 8 });
+  const store = new MemoryStore(pool, schema, log);
+  const change = (over: Partial<ChangeSet>): ChangeSet => ({
+    threadId: 'th',
+    expectedCursor: null,
+    newCursor: '1-0',
+    actor: 'test',
+    namespaceVersions: [{ namespace: ns, version: 0 }],
+    writes: [],
+    ...over,
+  });
+
+  beforeAll(async () => {
+    // Several processes starting at once: the advisory lock lets exactly one apply each migration.
+    const runs = await Promise.all([1, 2, 3].map(() => migrate(pool, { schema, dimensions: TEST_DIMENSIONS, log })));
+    expect(runs.map((r) => r.applied.length).sort()).toEqual([0, 0, 1]);
+  });
+  afterAll(async () => {
+    await pool.query(`drop schema if exists "${schema}" cascade`);
+    await pool.end();
+  });
+
+  it('refuses to open a schema made for another embedding size', async () => {
+    await expect(migrate(pool, { schema, dimensions: TEST_DIMENSIONS + 1, log })).rejects.toThrow(/created for 64 dimensions/);
+  });
+
+  it('commits writes, history and the cursor together, and applies a change set only once', async () => {
+    const insert = change({
+      writes: [
+        { op: 'insert', namespace: ns, key: 'k-ramen', kind: 'memory', value: { content: 'User loves ramen' }, embeddings: [{ field: '$', vector: vec('User loves ramen') }], expiresAt: null },
+        { op: 'insert', namespace: ns, key: 'k-tennis', kind: 'memory', value: { content: 'User plays tennis' }, embeddings: [{ field: '$', vector: vec('User plays tennis') }], expiresAt: null },
+      ],
+    });
+    expect(await store.apply(insert)).toEqual({ status: 'applied', inserted: 2, updated: 0, deleted: 0 });
+    expect(await store.getCursor('th')).toBe('1-0');
+    // The same change set again (a retried job): the cursor moved, nothing is written.
+    expect(await store.apply(insert)).toEqual({ status: 'stale-cursor' });
+    expect((await store.history(ns, 'k-ramen')).map((h) => h.op)).toEqual(['insert']);
+
+    const hits = await store.search(ns, vec('ramen noodles'), 10);
+    expect(hits.map((h) => h.key)).toEqual(['k-ramen', 'k-tennis']);
+    expect(hits[0]!.score).toBeGreaterThan(hits[1]!.score);
+  });
+
+  it('a namespace changed since it was read is a conflict, and nothing is written', async () => {
+    const stale = change({
+      threadId: 'th-2',
+      namespaceVersions: [{ namespace: ns, version: 0 }],
+      writes: [{ op: 'delete', namespace: ns, key: 'k-tennis', expectedVersion: 1 }],
+    });
+    expect(await store.apply(stale)).toEqual({ status: 'conflict', namespace: ns });
+    expect(await store.get(ns, 'k-tennis')).not.toBeNull();
+    expect(await store.getCursor('th-2')).toBeNull();
+  });
+
+  it('sweeps expired memories with an expire history row, and never returns them', async () => {
+    const versions = await store.namespaceVersions([ns]);
+    await store.apply(
+      change({
+        threadId: 'th-3',
+        namespaceVersions: [{ namespace: ns, version: versions.get(JSON.stringify(ns))! }],
+        writes: [{ op: 'insert', namespace: ns, key: 'k-old', kind: 'memory', value: { content: 'User is in Paris this week' }, embeddings: [{ field: '$', vector: vec('Paris') }], expiresAt: new Date(Date.now() - 1000) }],
+      }),
+    );
+    expect(await store.get(ns, 'k-old')).toBeNull();
+    expect((await store.search(ns, vec('Paris'), 10)).map((h) => h.key)).not.toContain('k-old');
+    expect(await store.sweepExpired('test-sweeper')).toBe(1);
+    expect((await store.history(ns, 'k-old')).map((h) => [h.op, h.actor])).toEqual([
+      ['insert', 'test'],
+      ['expire', 'test-sweeper'],
+    ]);
+  });
+});
