@@ -57,7 +57,15 @@ export interface ReflectOutcome {
 export async function reflectThread(
   deps: ReflectDeps,
   threadId: string,
-  opts: { actor: string; signal?: AbortSignal | undefined },
+  opts: {
+    actor: string;
+    signal?: AbortSignal | undefined;
+    /**
+     * Called right before the commit, with nothing held: the executor uses it to abort a
+     * reflection whose thread received new turns under the `rollback` policy.
+     */
+    beforeCommit?: () => Promise<void>;
+  },
 ): Promise<ReflectOutcome> {
   const { buffer, store, settings } = deps;
   const log = deps.log.child({ threadId });
@@ -96,6 +104,7 @@ export async function reflectThread(
 
     const writes = await toWrites(deps, result.ops, namespaces, opts.signal);
     const newCursor = (snapshot.pending.at(-1) as { entryId: string }).entryId;
+    await opts.beforeCommit?.();
     opts.signal?.throwIfAborted();
     const applied = await store.apply({
       threadId,
