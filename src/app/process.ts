@@ -25,7 +25,8 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
   }
   const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: name });
   const runtime = new Runtime(env, log, options);
-  const grace = options.shutdownGraceMs ?? 30_000;
+  // Past the workers' own grace (after which they abort and hand jobs back), a hard stop.
+  const grace = options.shutdownGraceMs ?? env.SHUTDOWN_GRACE_MS + 10_000;
   let signals = 0;
   const shutdown = (signal: string) => {
     signals++;

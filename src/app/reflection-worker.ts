@@ -1,19 +1,24 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { PermanentError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { reflectThread, type ReflectDeps, type ReflectOutcome } from '../memory/reflect.js';
+import type { ReflectDeps } from '../memory/reflect.js';
 import type { ThreadBuffer } from '../queue/buffer.js';
 import { scheduleReflection, type EngramQueue } from '../queue/queues.js';
-import { jobPayloads, type JobPayload } from '../queue/schemas.js';
+import type { JobPayload } from '../queue/schemas.js';
+import type { ThreadLease } from '../queue/thread-lease.js';
+import { startCeilingSweeper } from './ceiling-sweeper.js';
 import type { Metrics } from './metrics.js';
+import { createReflectionProcessor, SHUTDOWN, type ReflectionResult } from './reflection-job.js';
 
 export interface ReflectionWorkerOptions {
   connection: Redis;
   prefix: string;
   concurrency: number;
+  /** BullMQ job lock; a SIGKILLed worker's job is recovered as stalled after about this long. */
+  lockMs: number;
   queue: EngramQueue<'reflection'>;
   buffer: ThreadBuffer;
+  lease: ThreadLease;
   reflect: ReflectDeps;
   metrics: Metrics;
   log: Logger;
@@ -21,90 +26,60 @@ export interface ReflectionWorkerOptions {
   ceilingIntervalMs?: number;
 }
 
-/**
- * The BullMQ worker that runs reflections, plus the maxWait ceiling sweeper.
- * The processor declares the third `signal` parameter so that BullMQ passes an AbortSignal,
- * which reaches every model request.
- */
+/** The BullMQ worker that runs reflections, plus the maxWait ceiling sweeper. */
 export function startReflectionWorker(opts: ReflectionWorkerOptions) {
   const log = opts.log.child({ component: 'reflection-worker', queue: 'reflection' });
-  const worker = new Worker<JobPayload<'reflection'>, ReflectOutcome, string>(
+  const processor = createReflectionProcessor({ reflect: opts.reflect, lease: opts.lease, metrics: opts.metrics, log });
+  const worker = new Worker<JobPayload<'reflection'>, ReflectionResult, string>(
     'reflection',
-    async (job, _token, signal) => {
-      const payload = jobPayloads.reflection.safeParse(job.data);
-      if (!payload.success) throw new UnrecoverableError(`invalid reflection payload: ${payload.error.message}`);
-      const end = opts.metrics.reflectionSeconds.startTimer();
-      try {
-        const outcome = await reflectThread(
-          { ...opts.reflect, log: log.child({ jobId: job.id }) },
-          payload.data.threadId,
-          { actor: `reflection:${job.id}`, signal },
-        );
-        opts.metrics.reflections.inc({ status: outcome.status });
-        opts.metrics.memoryWrites.inc({ op: 'insert' }, outcome.inserted);
-        opts.metrics.memoryWrites.inc({ op: 'update' }, outcome.updated);
-        opts.metrics.memoryWrites.inc({ op: 'delete' }, outcome.deleted);
-        opts.metrics.modelTokens.inc({ type: 'prompt' }, outcome.usage.promptTokens);
-        opts.metrics.modelTokens.inc({ type: 'completion' }, outcome.usage.completionTokens);
-        // A backlog beyond one reflection's batch: a follow-up, created when this job ends.
-        if (outcome.backlog) await scheduleReflection(opts.queue, payload.data.threadId, 0);
-        return outcome;
-      } catch (err) {
-        opts.metrics.reflections.inc({ status: 'error' });
-        // Retrying a permanent failure only burns attempts; BullMQ fails it at once.
-        if (err instanceof PermanentError) throw Object.assign(new UnrecoverableError(err.message), { cause: err });
-        throw err;
-      } finally {
-        end();
-      }
+    async (job, token, signal) => {
+      const result = await processor(job, token, signal);
+      // A backlog beyond one reflection's batch: a follow-up, which BullMQ creates when this ends.
+      if ('backlog' in result && result.backlog) await scheduleReflection(opts.queue, job.data.threadId, 0);
+      return result;
     },
-    { connection: opts.connection, prefix: opts.prefix, concurrency: opts.concurrency, autorun: true },
+    {
+      connection: opts.connection,
+      prefix: opts.prefix,
+      concurrency: opts.concurrency,
+      lockDuration: opts.lockMs,
+      stalledInterval: opts.lockMs,
+      // A job whose worker died twice is failed (visible, turns kept) rather than retried forever.
+      maxStalledCount: 2,
+    },
   );
   worker.on('failed', (job, err) => {
     if (!job) return;
     const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
     log.warn({ jobId: job.id, threadId: job.data.threadId, attempts: job.attemptsMade, final, err }, 'reflection failed');
+    // Failed for good: keep the turns buffered for an operator's retry, but stop the sweeper
+    // from re-creating the job every maxWait.
     if (final) void opts.buffer.clearCeiling(job.data.threadId).catch((e: unknown) => log.warn({ err: e }, 'could not clear ceiling'));
   });
   worker.on('error', (err) => log.error({ err }, 'reflection worker error'));
 
-  const sweeper = startCeilingSweeper(opts, log);
+  const sweeper = startCeilingSweeper({ buffer: opts.buffer, queue: opts.queue, intervalMs: opts.ceilingIntervalMs ?? 1_000, log });
+  let closing: Promise<void> | null = null;
   return {
     worker,
-    async close() {
-      sweeper.stop();
-      await worker.close();
+    /**
+     * Stops taking jobs and lets active reflections finish for up to `graceMs`; then aborts them
+     * (their model requests too) and hands their jobs back without spending an attempt.
+     */
+    close(graceMs: number): Promise<void> {
+      closing ??= (async () => {
+        sweeper.stop();
+        const timer = setTimeout(() => {
+          log.warn({ graceMs }, 'grace period over: aborting active reflections');
+          worker.cancelAllJobs(SHUTDOWN);
+        }, graceMs);
+        try {
+          await worker.close();
+        } finally {
+          clearTimeout(timer);
+        }
+      })();
+      return closing;
     },
   };
-}
-
-/**
- * maxWait (invariant 5): a thread that never goes quiet keeps pushing its delayed job back, so
- * every worker checks the fleet-wide ceilings and pulls due jobs forward (a dedup add with delay
- * 0 reschedules the delayed job to now). It also re-creates a job for turns whose schedule was
- * lost (the producer died between its two commands): no accepted turn is stranded.
- */
-function startCeilingSweeper(opts: ReflectionWorkerOptions, log: Logger) {
-  const interval = opts.ceilingIntervalMs ?? 1_000;
-  let running = false;
-  const tick = async () => {
-    if (running) return;
-    running = true;
-    try {
-      const now = Date.now();
-      for (const threadId of await opts.buffer.dueCeilings(now, 100)) {
-        await scheduleReflection(opts.queue, threadId, 0);
-        // Until the reflection commits and resets it, check again only after a while.
-        await opts.buffer.postponeCeiling(threadId, now + Math.max(interval * 30, 30_000));
-        log.debug({ threadId }, 'maxWait reached, reflection pulled forward');
-      }
-    } catch (err) {
-      log.warn({ err }, 'ceiling sweep failed');
-    } finally {
-      running = false;
-    }
-  };
-  const timer = setInterval(() => void tick(), interval);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
 }

@@ -14,6 +14,7 @@ import { ThreadBuffer } from '../queue/buffer.js';
 import { createRedis, waitReady } from '../queue/connection.js';
 import { Producer } from '../queue/enqueue.js';
 import { createQueues, type EngramQueues } from '../queue/queues.js';
+import { ThreadLease } from '../queue/thread-lease.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { checkDimensions, migrate } from '../store/migrate.js';
 import { createPool } from '../store/pool.js';
@@ -65,8 +66,8 @@ export class Runtime {
     this.pool = createPool(env.DATABASE_URL, env.DATABASE_POOL_MAX, log);
     this.store = new MemoryStore(this.pool, env.DATABASE_SCHEMA, log.child({ component: 'store' }));
     this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, { dedupeWindowMs: 24 * 3600_000, idleTtlMs: 7 * 24 * 3600_000 });
-    this.queues = createQueues(this.producerRedis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS }, log);
-    this.producer = new Producer(this.buffer, this.queues.reflection, { debounceMs: env.DEBOUNCE_MS, maxWaitMs: env.MAX_WAIT_MS, kinds: this.kinds }, log.child({ component: 'producer' }));
+    this.queues = createQueues(this.producerRedis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS, reflectionBackoffMs: env.REFLECTION_BACKOFF_MS }, log);
+    this.producer = new Producer(this.buffer, this.queues.reflection, { debounceMs: env.DEBOUNCE_MS, maxWaitMs: env.MAX_WAIT_MS, policy: env.REFLECTION_POLICY, kinds: this.kinds }, log.child({ component: 'producer' }));
     const chat = createOpenAI({ baseURL: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY, timeoutMs: env.LLM_TIMEOUT_MS, maxRetries: env.LLM_MAX_RETRIES });
     const embeddingClient =
       env.EMBEDDING_BASE_URL || env.EMBEDDING_API_KEY
@@ -108,14 +109,16 @@ export class Runtime {
         connection,
         prefix,
         concurrency: this.env.REFLECTION_CONCURRENCY,
+        lockMs: this.env.WORKER_LOCK_MS,
         queue: this.queues.reflection,
         buffer: this.buffer,
+        lease: new ThreadLease(this.workerRedis, this.buffer, this.env.WORKER_LOCK_MS),
         reflect: { buffer: this.buffer, store: this.store, embedder: this.embedder, manager: this.manager, kinds: this.kinds, settings: this.reflectSettings, log: this.log },
         metrics: this.metrics,
         log: this.log,
         ceilingIntervalMs: this.options.ceilingIntervalMs,
       });
-      this.closers.push(() => w.close());
+      this.closers.push(() => w.close(this.env.SHUTDOWN_GRACE_MS));
     }
     if (roles.includes('scheduler')) {
       const s = startScheduler({ connection, prefix, cron: this.env.CONSOLIDATION_CRON, queue: this.queues.consolidation, store: this.store, metrics: this.metrics, log: this.log });

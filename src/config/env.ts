@@ -39,6 +39,17 @@ export const envSchema = z
     MAX_WAIT_MS: int(1).default(300_000),
     REFLECTION_CONCURRENCY: int(1).max(1000).default(8),
     REFLECTION_ATTEMPTS: int(1).max(100).default(5),
+    /** First retry delay of a failed reflection; doubles each attempt, with jitter. */
+    REFLECTION_BACKOFF_MS: int(0).default(5_000),
+    /** New turns during a running reflection: `enqueue` (it commits, a follow-up runs) or `rollback`. */
+    REFLECTION_POLICY: z.enum(['enqueue', 'rollback']).default('enqueue'),
+    /**
+     * How long a reflection's job lock and thread lease live without renewal: a SIGKILLed worker's
+     * job is taken over as stalled after about this long.
+     */
+    WORKER_LOCK_MS: int(1_000).default(30_000),
+    /** SIGTERM: how long active reflections may run before they are aborted and handed back. */
+    SHUTDOWN_GRACE_MS: int(0).default(20_000),
     /** How many already-reflected turns stay in the buffer as context for the next reflection. */
     CONTEXT_TURNS: int(0).max(100).default(4),
     /** Memories of each kind shown to the model as "existing" (bounded so prompts stay flat). */

@@ -5,7 +5,9 @@
  *   K:turns  stream  one entry per buffered turn (fields: t = turn JSON); entry ids order turns
  *                    and the last reflected entry id is the thread's cursor (kept in Postgres)
  *   K:ids    zset    message id -> first-seen ms, for idempotent enqueue within a window
- *   K:meta   hash    ctx (context JSON), lastTurnAt, firstPendingAt, maxWaitMs
+ *   K:meta   hash    ctx (context JSON), lastTurnAt, firstPendingAt, maxWaitMs, policy, and gen
+ *                    (a counter bumped by every append, which a running reflection compares)
+ *   K:lock   string  the lease of the one reflection running for the thread (see thread-lease.ts)
  * Fleet-wide:
  *   <prefix>:ceilings  zset  threadId -> firstPendingAt + maxWait: the maxWait ceiling, and the
  *                            index of threads with unreflected turns that a sweeper checks
@@ -13,7 +15,7 @@
 
 /**
  * Appends turns. KEYS: turns, ids, meta, ceilings.
- * ARGV: threadId, ctxJson, maxWaitMs, dedupeWindowMs, then (messageId, turnJson) pairs.
+ * ARGV: threadId, ctxJson, maxWaitMs, dedupeWindowMs, policy, then (messageId, turnJson) pairs.
  * Returns {added, duplicates} or the error CONTEXT_MISMATCH.
  * Uses the server clock (TIME) so that producers with skewed clocks agree on ordering.
  */
@@ -28,7 +30,7 @@ if pending then
   end
 end
 local added, dup = 0, 0
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then
     redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1])
     added = added + 1
@@ -38,7 +40,8 @@ for i = 5, #ARGV, 2 do
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
 if added > 0 then
-  redis.call('HSET', KEYS[3], 'ctx', ARGV[2], 'lastTurnAt', now, 'maxWaitMs', ARGV[3])
+  redis.call('HSET', KEYS[3], 'ctx', ARGV[2], 'lastTurnAt', now, 'maxWaitMs', ARGV[3], 'policy', ARGV[5])
+  redis.call('HINCRBY', KEYS[3], 'gen', 1)
   redis.call('HSETNX', KEYS[3], 'firstPendingAt', now)
   local first = tonumber(redis.call('HGET', KEYS[3], 'firstPendingAt'))
   -- NX: an existing ceiling stands; a missing one (first turn, or cleared after a final

@@ -1,7 +1,7 @@
 import type { Redis, Result } from 'ioredis';
 import { InputError } from '../errors.js';
 import { APPEND_TURNS, TRIM_TO_CURSOR } from './buffer-scripts.js';
-import { bufferedTurnSchema, contextSchema, type BufferedTurn, type ThreadContext } from './schemas.js';
+import { bufferedTurnSchema, contextSchema, type BufferedTurn, type ReflectionPolicy, type ThreadContext } from './schemas.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -47,7 +47,7 @@ export class ThreadBuffer {
 
   keys(threadId: string) {
     const k = `${this.prefix}:thread:${threadId}`;
-    return { turns: `${k}:turns`, ids: `${k}:ids`, meta: `${k}:meta`, ceilings: `${this.prefix}:ceilings` };
+    return { turns: `${k}:turns`, ids: `${k}:ids`, meta: `${k}:meta`, lock: `${k}:lock`, ceilings: `${this.prefix}:ceilings` };
   }
 
   /** One round trip. Rejects with InputError when the thread's pending turns have another context. */
@@ -55,10 +55,11 @@ export class ThreadBuffer {
     threadId: string,
     contextJson: string,
     maxWaitMs: number,
+    policy: ReflectionPolicy,
     turns: { id: string; json: string }[],
   ): Promise<{ added: number; duplicates: number }> {
     const k = this.keys(threadId);
-    const args: (string | number)[] = [k.turns, k.ids, k.meta, k.ceilings, threadId, contextJson, maxWaitMs, this.options.dedupeWindowMs];
+    const args: (string | number)[] = [k.turns, k.ids, k.meta, k.ceilings, threadId, contextJson, maxWaitMs, this.options.dedupeWindowMs, policy];
     for (const t of turns) args.push(t.id, t.json);
     try {
       const [added, duplicates] = await this.redis.engramAppendTurns(...args);

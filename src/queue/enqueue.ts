@@ -6,7 +6,7 @@ import type { MemoryKind } from '../memory/kinds.js';
 import { templateVariables } from '../memory/namespace-template.js';
 import type { ThreadBuffer } from './buffer.js';
 import { scheduleReflection, type EngramQueue } from './queues.js';
-import { enqueueInputSchema, type BufferedTurn } from './schemas.js';
+import { enqueueInputSchema, type BufferedTurn, type ReflectionPolicy } from './schemas.js';
 
 export interface EnqueueResult {
   threadId: string;
@@ -19,6 +19,7 @@ export interface EnqueueResult {
 export interface ProducerSettings {
   debounceMs: number;
   maxWaitMs: number;
+  policy: ReflectionPolicy;
   /** The configured kinds: an enqueue must name known kinds and carry their template variables. */
   kinds: Pick<MemoryKind, 'name' | 'namespace'>[];
 }
@@ -39,7 +40,7 @@ export class Producer {
   async enqueue(input: unknown): Promise<EnqueueResult> {
     const parsed = enqueueInputSchema.safeParse(input);
     if (!parsed.success) throw new InputError(`invalid enqueue request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
-    const { threadId, context, messages, kinds, debounceMs } = parsed.data;
+    const { threadId, context, messages, kinds, debounceMs, policy } = parsed.data;
     this.checkKinds(kinds, context);
     const now = new Date().toISOString();
     const turns = messages.map((m) => {
@@ -49,7 +50,7 @@ export class Producer {
     });
     const delay = Math.min(debounceMs ?? this.settings.debounceMs, this.settings.maxWaitMs);
     const [appended] = await Promise.all([
-      this.buffer.append(threadId, canonicalJson(context), this.settings.maxWaitMs, turns),
+      this.buffer.append(threadId, canonicalJson(context), this.settings.maxWaitMs, policy ?? this.settings.policy, turns),
       scheduleReflection(this.queue, threadId, delay),
     ]);
     this.log.debug({ threadId, ...appended, delay }, 'turns enqueued');

@@ -9,6 +9,7 @@ export type EngramQueues = { [Q in QueueName]: EngramQueue<Q> };
 export interface QueueSettings {
   prefix: string;
   reflectionAttempts: number;
+  reflectionBackoffMs?: number;
 }
 
 /**
@@ -28,7 +29,7 @@ export function createQueues(connection: Redis, settings: QueueSettings, log: Lo
       defaultJobOptions: {
         ...common,
         attempts: settings.reflectionAttempts,
-        backoff: { type: 'exponential', delay: 2_000, jitter: 0.5 },
+        backoff: { type: 'exponential', delay: settings.reflectionBackoffMs ?? 5_000, jitter: 0.5 },
       },
     }),
     consolidation: new Queue('consolidation', {

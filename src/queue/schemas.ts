@@ -37,6 +37,14 @@ export const contextSchema = z
   .refine((c) => Object.keys(c).length <= LIMITS.contextKeys, `at most ${LIMITS.contextKeys} context keys`);
 export type ThreadContext = z.infer<typeof contextSchema>;
 
+/**
+ * What happens to a running reflection when its thread gets new turns:
+ * `enqueue` lets it commit and a follow-up handles the new turns; `rollback` aborts it before it
+ * commits, so that one reflection sees all turns (one model call instead of two).
+ */
+export const reflectionPolicySchema = z.enum(['enqueue', 'rollback']);
+export type ReflectionPolicy = z.infer<typeof reflectionPolicySchema>;
+
 export const enqueueBodySchema = z.strictObject({
   context: contextSchema,
   messages: z.array(messageSchema).min(1, 'at least one message').max(LIMITS.messagesPerCall),
@@ -44,6 +52,8 @@ export const enqueueBodySchema = z.strictObject({
   kinds: z.array(kindNameSchema).min(1).max(32).optional(),
   /** Override the quiet window for this thread (ms). */
   debounceMs: z.number().int().min(0).max(24 * 3600_000).optional(),
+  /** Override the deployment's REFLECTION_POLICY for this thread. */
+  policy: reflectionPolicySchema.optional(),
 });
 export const enqueueInputSchema = enqueueBodySchema.extend({ threadId: threadIdSchema });
 export type EnqueueInput = z.infer<typeof enqueueInputSchema>;

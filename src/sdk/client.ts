@@ -24,6 +24,7 @@ export const clientOptionsSchema = z.strictObject({
   schema: z.string().min(1).default('engram'),
   debounceMs: z.number().int().min(0).default(30_000),
   maxWaitMs: z.number().int().min(1).default(300_000),
+  policy: z.enum(['enqueue', 'rollback']).default('enqueue'),
   embedding: z
     .strictObject({
       baseURL: z.string().optional(),
@@ -60,7 +61,7 @@ export class EngramClient {
     this.redis = createRedis(o.redisUrl, 'producer', log);
     const buffer = new ThreadBuffer(this.redis, o.prefix, { dedupeWindowMs: 24 * 3600_000, idleTtlMs: 7 * 24 * 3600_000 });
     this.queue = createQueues(this.redis, { prefix: o.prefix, reflectionAttempts: 5 }, log).reflection;
-    this.producer = new Producer(buffer, this.queue, { debounceMs: o.debounceMs, maxWaitMs: o.maxWaitMs, kinds: kinds ?? defaultKinds }, log);
+    this.producer = new Producer(buffer, this.queue, { debounceMs: o.debounceMs, maxWaitMs: o.maxWaitMs, policy: o.policy, kinds: kinds ?? defaultKinds }, log);
     const embedder =
       customEmbedder ??
       (o.embedding
