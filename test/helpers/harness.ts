@@ -16,8 +16,13 @@ export function uniqueName(label: string): string {
 }
 
 export function testEnv(modelUrl: string, overrides: Record<string, string> = {}): Env {
+  return parseEnv(testEnvVars(modelUrl, overrides));
+}
+
+/** The same environment as variables, for worker processes spawned by a test. */
+export function testEnvVars(modelUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
   const id = uniqueName('t');
-  return parseEnv({
+  return {
     REDIS_URL: TEST_REDIS_URL,
     DATABASE_URL: TEST_DATABASE_URL,
     DATABASE_SCHEMA: id,
@@ -32,7 +37,7 @@ export function testEnv(modelUrl: string, overrides: Record<string, string> = {}
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PORT: '0',
     ...overrides,
-  });
+  };
 }
 
 /** Drops what a test made: its schema and every Redis key under its prefix. */

@@ -1,0 +1,134 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { readPrompt, type ChatHandler } from './fake-model/server.js';
+import { startHarness, waitFor, type Harness } from './helpers/harness.js';
+
+/** Remembers every user turn verbatim, so the store shows which turns each reflection saw. */
+const recordAll: ChatHandler = (request) => {
+  const { turns } = readPrompt(request);
+  return { toolCalls: turns.filter((t) => t.role === 'user').map((t) => ({ name: 'insert_memory', arguments: { content: t.content } })) };
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('debounced reflection executor', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.stop();
+    h = undefined;
+  });
+
+  const send = (threadId: string, content: string, extra: Record<string, unknown> = {}) =>
+    h!.runtime.producer.enqueue({ threadId, context: { userId: 'u1' }, messages: [{ role: 'user', content }], ...extra });
+  const reflections = () => h!.model.chatRequests.map((r) => readPrompt(r).turns.map((t) => t.content));
+  const drained = async () => {
+    const c = await h!.runtime.queues.reflection.getJobCounts('delayed', 'waiting', 'active');
+    return (c.delayed ?? 0) + (c.waiting ?? 0) + (c.active ?? 0) === 0;
+  };
+
+  it('turns within the quiet window coalesce into one reflection that sees all of them', async () => {
+    h = await startHarness({ roles: ['reflection'], chat: recordAll, env: { DEBOUNCE_MS: '400', MAX_WAIT_MS: '10000' } });
+    for (let i = 1; i <= 8; i++) {
+      await send('burst', `turn ${i}`);
+      await sleep(50);
+    }
+    await waitFor(async () => h!.model.chatRequests.length === 1 && (await drained()));
+    await sleep(600); // a second reflection would have started by now
+    expect(reflections()).toEqual([Array.from({ length: 8 }, (_, i) => `turn ${i + 1}`)]);
+  });
+
+  it('bursts further apart than the window reflect once per burst', async () => {
+    h = await startHarness({ roles: ['reflection'], chat: recordAll, env: { DEBOUNCE_MS: '300', MAX_WAIT_MS: '10000' } });
+    for (const burst of ['a', 'b', 'c']) {
+      for (let i = 1; i <= 3; i++) await send('bursty', `${burst}${i}`);
+      await waitFor(async () => reflections().some((r) => r.includes(`${burst}3`)) && (await drained()));
+      await sleep(400);
+    }
+    expect(reflections()).toEqual([
+      ['a1', 'a2', 'a3'],
+      ['b1', 'b2', 'b3'],
+      ['c1', 'c2', 'c3'],
+    ]);
+  });
+
+  it('a thread that never goes quiet still reflects every maxWait', async () => {
+    h = await startHarness({ roles: ['reflection'], chat: recordAll, env: { DEBOUNCE_MS: '500', MAX_WAIT_MS: '1200' } });
+    const started = Date.now();
+    let i = 0;
+    // A turn every 150 ms for 4 s: never quiet for 500 ms.
+    while (Date.now() - started < 4_000) {
+      await send('chatty', `t${++i}`);
+      await sleep(150);
+    }
+    const duringTalk = h.model.chatRequests.length;
+    expect(duringTalk).toBeGreaterThanOrEqual(2);
+    // After the talk ends, everything is reflected, each turn exactly once, in order.
+    await waitFor(async () => reflections().flat().length === i && (await drained()));
+    expect(reflections().flat()).toEqual(Array.from({ length: i }, (_, k) => `t${k + 1}`));
+  });
+
+  it('after the last attempt the job is failed with its turns kept, and a retry reprocesses them', async () => {
+    let healthy = false;
+    h = await startHarness({
+      roles: ['reflection'],
+      chat: (req, n) => (healthy ? recordAll(req, n) : { status: 500, error: 'model down' }),
+      env: { DEBOUNCE_MS: '100', REFLECTION_ATTEMPTS: '2', REFLECTION_BACKOFF_MS: '100' },
+    });
+    await send('doomed', 'I adopted a cat named Miso');
+    const [failed] = await waitFor(async () => {
+      const jobs = await h!.runtime.queues.reflection.getJobs(['failed']);
+      return jobs.length ? jobs : null;
+    });
+    expect(failed!.attemptsMade).toBe(2);
+    expect(failed!.failedReason).toMatch(/chat model request failed/);
+    expect((await h.runtime.buffer.read('doomed', null, 10, 0)).pending.map((e) => e.turn.content)).toEqual(['I adopted a cat named Miso']);
+    expect(await h.runtime.store.getCursor('doomed')).toBeNull();
+
+    healthy = true;
+    await failed!.retry();
+    await waitFor(async () => (await h!.runtime.store.getCursor('doomed')) !== null);
+    expect(reflections().at(-1)).toEqual(['I adopted a cat named Miso']);
+    await waitFor(async () => (await h!.runtime.buffer.read('doomed', await h!.runtime.store.getCursor('doomed'), 10, 0)).pending.length === 0);
+  });
+
+  it('rollback: new turns abort the running reflection before it commits, and one reflection handles all turns', async () => {
+    let release: (() => void) | null = null;
+    h = await startHarness({
+      roles: ['reflection'],
+      chat: async (req, n) => {
+        if (n === 0) await new Promise<void>((r) => (release = r)); // hold the first reflection
+        return recordAll(req, n);
+      },
+      env: { DEBOUNCE_MS: '100', WORKER_LOCK_MS: '1000', REFLECTION_POLICY: 'rollback' },
+    });
+    await send('rb', 'first');
+    await waitFor(() => h!.model.chatRequests.length === 1);
+    await send('rb', 'second');
+    await sleep(700); // the heartbeat (every ~333 ms) sees the new turn
+    release!();
+    await waitFor(async () => h!.model.chatRequests.length === 2 && (await drained()));
+    const memories = await h.runtime.store.search(['memories', 'u1'], new Array(64).fill(0.1), 10);
+    expect(memories.map((m) => m.value.content).sort()).toEqual(['first', 'second']);
+    const history = await Promise.all(memories.map((m) => h!.runtime.store.history(['memories', 'u1'], m.key)));
+    // Both facts came from the one committed reflection (the second job), none from the aborted one.
+    expect(new Set(history.flat().map((e) => e.actor)).size).toBe(1);
+    expect(reflections()[1]).toEqual(['first', 'second']);
+  });
+
+  it('enqueue (default): the running reflection commits, and a follow-up handles the new turns', async () => {
+    let release: (() => void) | null = null;
+    h = await startHarness({
+      roles: ['reflection'],
+      chat: async (req, n) => {
+        if (n === 0) await new Promise<void>((r) => (release = r));
+        return recordAll(req, n);
+      },
+      env: { DEBOUNCE_MS: '100', WORKER_LOCK_MS: '1000' },
+    });
+    await send('eq', 'first');
+    await waitFor(() => h!.model.chatRequests.length === 1);
+    await send('eq', 'second');
+    await sleep(500);
+    release!();
+    await waitFor(async () => h!.model.chatRequests.length === 2 && (await drained()));
+    expect(reflections()).toEqual([['first'], ['second']]);
+  });
+});
