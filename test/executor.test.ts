@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readPrompt, type ChatHandler } from './fake-model/server.js';
 import { startHarness, waitFor, type Harness } from './helpers/harness.js';
@@ -82,8 +84,15 @@ describe('debounced reflection executor', () => {
     expect((await h.runtime.buffer.read('doomed', null, 10, 0)).pending.map((e) => e.turn.content)).toEqual(['I adopted a cat named Miso']);
     expect(await h.runtime.store.getCursor('doomed')).toBeNull();
 
+    // The operator's CLI lists the failure and retries it (Bull Board's retry button does the same).
+    const cli = (...args: string[]) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'workers/jobs.ts', ...args], {
+        env: { PATH: process.env.PATH ?? '', REDIS_URL: h!.env.REDIS_URL, ENGRAM_PREFIX: h!.env.ENGRAM_PREFIX },
+      });
+    const listed = (await cli('failed')).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(listed).toMatchObject([{ id: failed!.id, data: { threadId: 'doomed' }, attempts: 2 }]);
     healthy = true;
-    await failed!.retry();
+    expect(JSON.parse((await cli('retry', '--all')).stdout)).toEqual({ retried: 1, queue: 'reflection' });
     await waitFor(async () => (await h!.runtime.store.getCursor('doomed')) !== null);
     expect(reflections().at(-1)).toEqual(['I adopted a cat named Miso']);
     await waitFor(async () => (await h!.runtime.buffer.read('doomed', await h!.runtime.store.getCursor('doomed'), 10, 0)).pending.length === 0);

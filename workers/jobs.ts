@@ -1,0 +1,57 @@
+import { parseArgs } from 'node:util';
+import { parseEnv } from '../src/config/env.js';
+import { coerceError } from '../src/errors.js';
+import { createLogger } from '../src/log/logger.js';
+import { createRedis } from '../src/queue/connection.js';
+import { createQueues } from '../src/queue/queues.js';
+import { QUEUE_NAMES, type QueueName } from '../src/queue/schemas.js';
+
+const usage = `usage: npm run jobs -- <command> [options]
+  counts                          jobs per state, per queue
+  failed [--queue reflection]     failed jobs: id, thread, attempts, reason
+  retry --job <id> [--queue q]    retry one failed job (its turns are still buffered)
+  retry --all [--queue q]         retry every failed job of the queue`;
+
+// Operators' CLI for what Bull Board shows: failed reflections keep their turns buffered until
+// a retry commits them. Reads only REDIS_URL and ENGRAM_PREFIX.
+try {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { queue: { type: 'string', default: 'reflection' }, job: { type: 'string' }, all: { type: 'boolean', default: false } },
+  });
+  const command = positionals[0];
+  if (!command || !['counts', 'failed', 'retry'].includes(command)) throw new Error(usage);
+  if (!QUEUE_NAMES.includes(values.queue as QueueName)) throw new Error(`--queue must be one of ${QUEUE_NAMES.join(', ')}`);
+  const env = parseEnv({ OPENAI_API_KEY: 'unused-by-jobs', DATABASE_URL: 'postgres://unused', ...process.env });
+  const log = createLogger({ level: 'warn' });
+  const redis = createRedis(env.REDIS_URL, 'worker', log);
+  const queues = createQueues(redis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS }, log);
+  const queue = queues[values.queue as QueueName];
+  const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+  try {
+    if (command === 'counts') {
+      for (const name of QUEUE_NAMES) print({ queue: name, ...(await queues[name].getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed')) });
+    } else if (command === 'failed') {
+      for (const job of await queue.getJobs(['failed'])) {
+        print({ id: job.id, data: job.data, attempts: job.attemptsMade, reason: job.failedReason, failedAt: job.finishedOn && new Date(job.finishedOn).toISOString() });
+      }
+    } else if (values.all) {
+      const before = (await queue.getJobCounts('failed')).failed ?? 0;
+      await queue.retryJobs({ state: 'failed' });
+      print({ retried: before, queue: queue.name });
+    } else {
+      if (!values.job) throw new Error('retry needs --job <id> or --all');
+      const job = await queue.getJob(values.job);
+      if (!job) throw new Error(`no job ${values.job} in queue ${queue.name}`);
+      if (!(await job.isFailed())) throw new Error(`job ${values.job} is ${await job.getState()}, not failed`);
+      await job.retry('failed');
+      print({ retried: 1, id: job.id, queue: queue.name });
+    }
+  } finally {
+    await Promise.all(Object.values(queues).map((q) => q.close()));
+    redis.disconnect();
+  }
+} catch (err) {
+  process.stderr.write(`engram jobs: ${coerceError(err).message}\n`);
+  process.exit(1);
+}
