@@ -63,6 +63,29 @@ describe('hot path: enqueue', () => {
     expect(counts).toEqual({ delayed: 1, waiting: 0, active: 0 });
   });
 
+  it('costs one Redis command per turn, two for the first turn since the last reflection started', async () => {
+    const producer = h.runtime.producerRedis;
+    const send = (content: string) => h.runtime.producer.enqueue({ threadId: 't-rt', context: { userId: 'u' }, messages: [{ role: 'user', content }] });
+    await send('warm the script cache');
+    await h.runtime.buffer.clearScheduled('t-rt'); // as if a reflection had started
+    const addr = /(?:^| )addr=(\S+)/.exec(String(await producer.client('INFO')))?.[1];
+    const monitor = await new Redis(TEST_REDIS_URL).monitor();
+    const seen: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source === addr) seen.push(args);
+    });
+    const commandsOf = async (content: string) => {
+      seen.length = 0;
+      await send(content);
+      await new Promise((r) => setTimeout(r, 100)); // MONITOR lines arrive asynchronously
+      return seen.map((args) => (args[0] as string).toLowerCase());
+    };
+    expect(await commandsOf('first of a burst')).toEqual(['evalsha', 'evalsha']); // append, add job
+    expect(await commandsOf('second')).toEqual(['evalsha']); // append only
+    expect(await commandsOf('third')).toEqual(['evalsha']);
+    monitor.disconnect();
+  });
+
   it('refuses turns for a thread whose pending turns belong to another context', async () => {
     const msg = (content: string) => [{ role: 'user', content }];
     expect((await post('/v1/threads/t-ctx/turns', { context: { userId: 'alice' }, messages: msg('hi') })).status).toBe(202);
@@ -72,7 +95,7 @@ describe('hot path: enqueue', () => {
     expect((await h.runtime.buffer.read('t-ctx', null, 100, 0)).pending).toHaveLength(1);
   });
 
-  it('the SDK enqueues straight to Redis and validates the same way', async () => {
+  it('the SDK enqueues straight to Redis (it has no Postgres or model client) and validates the same way', async () => {
     const client = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix: h.env.ENGRAM_PREFIX, debounceMs: 60_000 });
     try {
       await client.ready();

@@ -45,7 +45,14 @@ export function createReflectionProcessor(deps: ReflectionJobDeps) {
     const owner = `${job.id}:${randomUUID()}`;
 
     const start = await deps.lease.acquire(threadId, owner);
-    if (!start.held) {
+    if (start.status === 'not-quiet') {
+      // Turns kept coming since this job was scheduled: come back when the thread may be quiet.
+      // This is the debounce: one job per burst, re-delayed instead of re-added on every turn.
+      deps.metrics.reflections.inc({ status: 'not-quiet' });
+      await job.moveToDelayed(start.dueAt, token);
+      throw new DelayedError();
+    }
+    if (start.status === 'busy') {
       // Another reflection of this thread runs (a stalled re-run, an operator's retry): wait for it.
       log.debug('thread busy, reflection deferred');
       deps.metrics.reflections.inc({ status: 'deferred' });

@@ -54,7 +54,7 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
     log.warn({ jobId: job.id, threadId: job.data.threadId, attempts: job.attemptsMade, final, err }, 'reflection failed');
     // Failed for good: keep the turns buffered for an operator's retry, but stop the sweeper
     // from re-creating the job every maxWait.
-    if (final) void opts.buffer.clearCeiling(job.data.threadId).catch((e: unknown) => log.warn({ err: e }, 'could not clear ceiling'));
+    if (final) void opts.buffer.park(job.data.threadId).catch((e: unknown) => log.warn({ err: e }, 'could not park thread'));
   });
   worker.on('error', (err) => log.error({ err }, 'reflection worker error'));
 

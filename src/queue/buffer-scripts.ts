@@ -5,8 +5,10 @@
  *   K:turns  stream  one entry per buffered turn (fields: t = turn JSON); entry ids order turns
  *                    and the last reflected entry id is the thread's cursor (kept in Postgres)
  *   K:ids    zset    message id -> first-seen ms, for idempotent enqueue within a window
- *   K:meta   hash    ctx (context JSON), lastTurnAt, firstPendingAt, maxWaitMs, policy, and gen
- *                    (a counter bumped by every append, which a running reflection compares)
+ *   K:meta   hash    ctx (context JSON), lastTurnAt, firstPendingAt, debounceMs, maxWaitMs, policy,
+ *                    gen (bumped by every append; a running reflection compares it) and
+ *                    scheduled (set by the append that asked for a job, cleared when a
+ *                    reflection of the thread starts: later turns then ask for a follow-up)
  *   K:lock   string  the lease of the one reflection running for the thread (see thread-lease.ts)
  * Fleet-wide:
  *   <prefix>:ceilings  zset  threadId -> firstPendingAt + maxWait: the maxWait ceiling, and the
@@ -15,8 +17,9 @@
 
 /**
  * Appends turns. KEYS: turns, ids, meta, ceilings.
- * ARGV: threadId, ctxJson, maxWaitMs, dedupeWindowMs, policy, then (messageId, turnJson) pairs.
- * Returns {added, duplicates} or the error CONTEXT_MISMATCH.
+ * ARGV: threadId, ctxJson, maxWaitMs, dedupeWindowMs, policy, debounceMs, then (id, turnJson) pairs.
+ * Returns {added, duplicates, needsJob} or the error CONTEXT_MISMATCH. needsJob is 1 only for the
+ * first turn since the thread's last reflection started: every other turn costs this one call.
  * Uses the server clock (TIME) so that producers with skewed clocks agree on ordering.
  */
 export const APPEND_TURNS = `
@@ -30,7 +33,7 @@ if pending then
   end
 end
 local added, dup = 0, 0
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then
     redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1])
     added = added + 1
@@ -40,7 +43,7 @@ for i = 6, #ARGV, 2 do
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
 if added > 0 then
-  redis.call('HSET', KEYS[3], 'ctx', ARGV[2], 'lastTurnAt', now, 'maxWaitMs', ARGV[3], 'policy', ARGV[5])
+  redis.call('HSET', KEYS[3], 'ctx', ARGV[2], 'lastTurnAt', now, 'maxWaitMs', ARGV[3], 'policy', ARGV[5], 'debounceMs', ARGV[6])
   redis.call('HINCRBY', KEYS[3], 'gen', 1)
   redis.call('HSETNX', KEYS[3], 'firstPendingAt', now)
   local first = tonumber(redis.call('HGET', KEYS[3], 'firstPendingAt'))
@@ -51,7 +54,9 @@ if added > 0 then
   redis.call('PERSIST', KEYS[3])
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return {added, dup}
+local needsJob = 0
+if added > 0 then needsJob = redis.call('HSETNX', KEYS[3], 'scheduled', now) end
+return {added, dup, needsJob}
 `;
 
 /**

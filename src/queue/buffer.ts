@@ -5,7 +5,7 @@ import { bufferedTurnSchema, contextSchema, type BufferedTurn, type ReflectionPo
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    engramAppendTurns(...args: (string | number)[]): Result<[number, number], Context>;
+    engramAppendTurns(...args: (string | number)[]): Result<[number, number, number], Context>;
     engramTrimToCursor(...args: (string | number)[]): Result<number, Context>;
   }
 }
@@ -56,14 +56,15 @@ export class ThreadBuffer {
     contextJson: string,
     maxWaitMs: number,
     policy: ReflectionPolicy,
+    debounceMs: number,
     turns: { id: string; json: string }[],
-  ): Promise<{ added: number; duplicates: number }> {
+  ): Promise<{ added: number; duplicates: number; needsJob: boolean }> {
     const k = this.keys(threadId);
-    const args: (string | number)[] = [k.turns, k.ids, k.meta, k.ceilings, threadId, contextJson, maxWaitMs, this.options.dedupeWindowMs, policy];
+    const args: (string | number)[] = [k.turns, k.ids, k.meta, k.ceilings, threadId, contextJson, maxWaitMs, this.options.dedupeWindowMs, policy, debounceMs];
     for (const t of turns) args.push(t.id, t.json);
     try {
-      const [added, duplicates] = await this.redis.engramAppendTurns(...args);
-      return { added, duplicates };
+      const [added, duplicates, needsJob] = await this.redis.engramAppendTurns(...args);
+      return { added, duplicates, needsJob: needsJob === 1 };
     } catch (err) {
       if (err instanceof Error && err.message.startsWith('CONTEXT_MISMATCH')) {
         throw new InputError(
@@ -105,11 +106,17 @@ export class ThreadBuffer {
   }
 
   /**
-   * Forgets a thread's ceiling after its reflection failed for good, so the sweeper does not
-   * retry it forever; its turns stay buffered for an operator's retry or the next enqueue.
+   * After a thread's reflection failed for good: forget its ceiling, so the sweeper does not retry
+   * it forever, and its job flag, so that the next turn schedules a new job. Its turns stay
+   * buffered for an operator's retry or that next job.
    */
-  async clearCeiling(threadId: string): Promise<void> {
-    await this.redis.zrem(`${this.prefix}:ceilings`, threadId);
+  async park(threadId: string): Promise<void> {
+    await this.redis.multi().zrem(`${this.prefix}:ceilings`, threadId).hdel(this.keys(threadId).meta, 'scheduled').exec();
+  }
+
+  /** Lets the next turn ask for a job again (after this producer failed to add the one it asked for). */
+  async clearScheduled(threadId: string): Promise<void> {
+    await this.redis.hdel(this.keys(threadId).meta, 'scheduled');
   }
 
   /** Pushes a thread's ceiling forward (XX: never resurrects a thread whose turns were reflected). */

@@ -25,9 +25,10 @@ export interface ProducerSettings {
 }
 
 /**
- * The hot path: validate, append to the thread buffer, (re)schedule the debounced reflection.
- * Redis only, never Postgres or a model (invariant 1). The two commands go out back to back on
- * one connection, so the whole call costs about one round trip, and Redis runs the append first.
+ * The hot path: validate, append to the thread buffer, and for the first turn since the thread's
+ * last reflection started, add its debounced reflection job. Redis only, never Postgres or a model
+ * (invariant 1): one round trip per turn, two for the first turn of a burst. The job debounces
+ * itself: when it wakes before the thread is quiet, it moves back to delayed (see thread-lease.ts).
  */
 export class Producer {
   constructor(
@@ -49,10 +50,17 @@ export class Producer {
       return { id: turn.id, json: JSON.stringify(turn) };
     });
     const delay = Math.min(debounceMs ?? this.settings.debounceMs, this.settings.maxWaitMs);
-    const [appended] = await Promise.all([
-      this.buffer.append(threadId, canonicalJson(context), this.settings.maxWaitMs, policy ?? this.settings.policy, turns),
-      scheduleReflection(this.queue, threadId, delay),
-    ]);
+    const appended = await this.buffer.append(threadId, canonicalJson(context), this.settings.maxWaitMs, policy ?? this.settings.policy, delay, turns);
+    if (appended.needsJob) {
+      try {
+        await scheduleReflection(this.queue, threadId, delay);
+      } catch (err) {
+        // The turns are buffered (the maxWait sweeper would find them), but let the next turn
+        // ask for the job at once instead of waiting for the sweeper.
+        await this.buffer.clearScheduled(threadId).catch(() => undefined);
+        throw err;
+      }
+    }
     this.log.debug({ threadId, ...appended, delay }, 'turns enqueued');
     return { threadId, accepted: appended.added, duplicates: appended.duplicates };
   }

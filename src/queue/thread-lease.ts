@@ -3,7 +3,7 @@ import type { ThreadBuffer } from './buffer.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    engramLeaseAcquire(...args: (string | number)[]): Result<[number, string, string, string, string], Context>;
+    engramLeaseAcquire(...args: (string | number)[]): Result<[string, number, number, string, string, string, string], Context>;
     engramLeaseRenew(...args: (string | number)[]): Result<[number, string, string, string, string], Context>;
     engramLeaseRelease(...args: (string | number)[]): Result<number, Context>;
   }
@@ -14,11 +14,37 @@ const STATE = `
 local m = redis.call('HMGET', KEYS[2], 'gen', 'policy', 'firstPendingAt', 'maxWaitMs')
 return {held, m[1] or '0', m[2] or 'enqueue', m[3] or '', m[4] or '0'}`;
 
-/** KEYS: lock, meta. ARGV: owner, leaseMs. */
+/**
+ * KEYS: lock, meta. ARGV: owner, leaseMs. Returns {status, dueAt, ...STATE}.
+ * The lazy debounce: a job that wakes before its thread is quiet (no turn for debounceMs) and
+ * before the maxWait ceiling gets 'not-quiet' and the time to come back. Otherwise it takes the
+ * lease ('busy' if another reflection holds it) and clears the thread's job flag, so that turns
+ * from now on ask for a follow-up job; turns before this point are in what the reflection reads.
+ */
 const ACQUIRE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local q = redis.call('HMGET', KEYS[2], 'lastTurnAt', 'debounceMs', 'firstPendingAt', 'maxWaitMs')
+local status, dueAt = 'held', 0
+if q[3] then
+  local quietAt = tonumber(q[1] or '0') + tonumber(q[2] or '0')
+  local ceiling = tonumber(q[3]) + tonumber(q[4] or '0')
+  if now < quietAt and now < ceiling then
+    status = 'not-quiet'
+    dueAt = math.min(quietAt, ceiling)
+  end
+end
+if status == 'held' then
+  if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    redis.call('HDEL', KEYS[2], 'scheduled')
+  else
+    status = 'busy'
+  end
+end
 local held = 0
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then held = 1 end
-${STATE}`;
+if status == 'held' then held = 1 end
+local s = (function() ${STATE} end)()
+return {status, dueAt, s[1], s[2], s[3], s[4], s[5]}`;
 
 /** KEYS: lock, meta. ARGV: owner, leaseMs. Extends the lease only if this owner still holds it. */
 const RENEW = `
@@ -61,9 +87,11 @@ export class ThreadLease {
     redis.defineCommand('engramLeaseRelease', { numberOfKeys: 1, lua: RELEASE });
   }
 
-  async acquire(threadId: string, owner: string): Promise<LeaseState> {
+  /** Takes the lease if the thread is quiet (or overdue) and no other reflection holds it. */
+  async acquire(threadId: string, owner: string): Promise<LeaseState & { status: 'held' | 'busy' | 'not-quiet'; dueAt: number }> {
     const k = this.buffer.keys(threadId);
-    return toState(await this.redis.engramLeaseAcquire(k.lock, k.meta, owner, this.leaseMs));
+    const [status, dueAt, ...state] = await this.redis.engramLeaseAcquire(k.lock, k.meta, owner, this.leaseMs);
+    return { status: status as 'held' | 'busy' | 'not-quiet', dueAt, ...toState(state as [number, string, string, string, string]) };
   }
 
   /** Extends the lease and reads the thread's state, in one round trip. */
