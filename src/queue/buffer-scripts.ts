@@ -25,12 +25,9 @@
 export const APPEND_TURNS = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local pending = redis.call('HGET', KEYS[3], 'firstPendingAt')
-if pending then
-  local ctx = redis.call('HGET', KEYS[3], 'ctx')
-  if ctx and ctx ~= ARGV[2] then
-    return redis.error_reply('CONTEXT_MISMATCH ' .. ctx)
-  end
+local state = redis.call('HMGET', KEYS[3], 'firstPendingAt', 'ctx')
+if state[1] and state[2] and state[2] ~= ARGV[2] then
+  return redis.error_reply('CONTEXT_MISMATCH ' .. state[2])
 end
 local added, dup = 0, 0
 for i = 7, #ARGV, 2 do
@@ -42,20 +39,24 @@ for i = 7, #ARGV, 2 do
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
-if added > 0 then
-  redis.call('HSET', KEYS[3], 'ctx', ARGV[2], 'lastTurnAt', now, 'maxWaitMs', ARGV[3], 'policy', ARGV[5], 'debounceMs', ARGV[6])
-  redis.call('HINCRBY', KEYS[3], 'gen', 1)
-  redis.call('HSETNX', KEYS[3], 'firstPendingAt', now)
-  local first = tonumber(redis.call('HGET', KEYS[3], 'firstPendingAt'))
-  -- NX: an existing ceiling stands; a missing one (first turn, or cleared after a final
-  -- failure) is set from the oldest pending turn.
-  redis.call('ZADD', KEYS[4], 'NX', first + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if added == 0 then return {0, dup, 0} end
+redis.call('HSET', KEYS[3], 'ctx', ARGV[2], 'lastTurnAt', now, 'maxWaitMs', ARGV[3], 'policy', ARGV[5], 'debounceMs', ARGV[6])
+redis.call('HINCRBY', KEYS[3], 'gen', 1)
+local first = tonumber(state[1])
+if not first then
+  -- The thread was idle: its keys may carry the idle TTL set by the last trim.
+  first = now
+  redis.call('HSET', KEYS[3], 'firstPendingAt', now)
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[3])
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-local needsJob = 0
-if added > 0 then needsJob = redis.call('HSETNX', KEYS[3], 'scheduled', now) end
+local needsJob = redis.call('HSETNX', KEYS[3], 'scheduled', now)
+if needsJob == 1 then
+  -- NX: an existing ceiling stands; a missing one (first turn, or cleared after a final
+  -- failure) is set from the oldest pending turn.
+  redis.call('ZADD', KEYS[4], 'NX', first + tonumber(ARGV[3]), ARGV[1])
+end
 return {added, dup, needsJob}
 `;
 
