@@ -31,21 +31,28 @@ export interface ProducerSettings {
  * itself: when it wakes before the thread is quiet, it moves back to delayed (see thread-lease.ts).
  */
 export class Producer {
+  /** Context variables each kind's namespace needs, computed once (this is the hot path). */
+  private readonly needs: Map<string, string[]>;
+  private readonly allNeeds: string[];
+
   constructor(
     private readonly buffer: ThreadBuffer,
     private readonly queue: EngramQueue<'reflection'>,
     private readonly settings: ProducerSettings,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.needs = new Map(settings.kinds.map((k) => [k.name, templateVariables(k.namespace)]));
+    this.allNeeds = [...new Set([...this.needs.values()].flat())];
+  }
 
   async enqueue(input: unknown): Promise<EnqueueResult> {
     const parsed = enqueueInputSchema.safeParse(input);
     if (!parsed.success) throw new InputError(`invalid enqueue request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
     const { threadId, context, messages, kinds, debounceMs, policy } = parsed.data;
     this.checkKinds(kinds, context);
-    const now = new Date().toISOString();
+    let now: string | undefined;
     const turns = messages.map((m) => {
-      const turn: BufferedTurn = { id: m.id ?? randomUUID(), role: m.role, content: m.content, createdAt: m.createdAt ?? now };
+      const turn: BufferedTurn = { id: m.id ?? randomUUID(), role: m.role, content: m.content, createdAt: m.createdAt ?? (now ??= new Date().toISOString()) };
       if (kinds) turn.kinds = kinds;
       return { id: turn.id, json: JSON.stringify(turn) };
     });
@@ -61,17 +68,16 @@ export class Producer {
         throw err;
       }
     }
-    this.log.debug({ threadId, ...appended, delay }, 'turns enqueued');
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ threadId, ...appended, delay }, 'turns enqueued');
     return { threadId, accepted: appended.added, duplicates: appended.duplicates };
   }
 
   /** Fails on the hot path, with no I/O, what would otherwise fail later in a worker. */
   private checkKinds(names: string[] | undefined, context: Record<string, string>) {
-    const known = new Map(this.settings.kinds.map((k) => [k.name, k]));
-    const unknown = (names ?? []).filter((n) => !known.has(n));
-    if (unknown.length) throw new InputError(`unknown memory kind(s) ${unknown.join(', ')}; configured: ${[...known.keys()].join(', ')}`);
-    const selected = names ? names.map((n) => known.get(n) as ProducerSettings['kinds'][number]) : this.settings.kinds;
-    const missing = [...new Set(selected.flatMap((k) => templateVariables(k.namespace)))].filter((v) => context[v] === undefined);
+    const unknown = (names ?? []).filter((n) => !this.needs.has(n));
+    if (unknown.length) throw new InputError(`unknown memory kind(s) ${unknown.join(', ')}; configured: ${[...this.needs.keys()].join(', ')}`);
+    const needed = names ? [...new Set(names.flatMap((n) => this.needs.get(n) ?? []))] : this.allNeeds;
+    const missing = needed.filter((v) => context[v] === undefined);
     if (missing.length) throw new InputError(`context is missing ${missing.map((m) => `"${m}"`).join(', ')}, needed by the memory namespaces`);
   }
 }

@@ -9,13 +9,19 @@ declare module 'ioredis' {
   }
 }
 
-/** Returns {held, gen, policy, firstPendingAt, maxWaitMs} of the thread; KEYS: lock, meta. */
+/**
+ * Returns {held, gen, policy, firstPendingAt, maxWaitMs}; KEYS: lock, meta, turns. The generation
+ * is the id of the thread's newest buffered turn: it changes exactly when a turn is added.
+ */
 const STATE = `
-local m = redis.call('HMGET', KEYS[2], 'gen', 'policy', 'firstPendingAt', 'maxWaitMs')
-return {held, m[1] or '0', m[2] or 'enqueue', m[3] or '', m[4] or '0'}`;
+local m = redis.call('HMGET', KEYS[2], 'policy', 'firstPendingAt', 'maxWaitMs')
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+local gen = ''
+if #last > 0 then gen = last[1][1] end
+return {held, gen, m[1] or 'enqueue', m[2] or '', m[3] or '0'}`;
 
 /**
- * KEYS: lock, meta. ARGV: owner, leaseMs. Returns {status, dueAt, ...STATE}.
+ * KEYS: lock, meta, turns. ARGV: owner, leaseMs. Returns {status, dueAt, ...STATE}.
  * The lazy debounce: a job that wakes before its thread is quiet (no turn for debounceMs) and
  * before the maxWait ceiling gets 'not-quiet' and the time to come back. Otherwise it takes the
  * lease ('busy' if another reflection holds it) and clears the thread's job flag, so that turns
@@ -46,7 +52,7 @@ if status == 'held' then held = 1 end
 local s = (function() ${STATE} end)()
 return {status, dueAt, s[1], s[2], s[3], s[4], s[5]}`;
 
-/** KEYS: lock, meta. ARGV: owner, leaseMs. Extends the lease only if this owner still holds it. */
+/** KEYS: lock, meta, turns. ARGV: owner, leaseMs. Extends the lease only if this owner still holds it. */
 const RENEW = `
 local held = 0
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -62,8 +68,8 @@ return 0`;
 
 export interface LeaseState {
   held: boolean;
-  /** Bumped by every append: a change means the thread got new turns. */
-  gen: number;
+  /** The newest buffered turn's id: a change means the thread got new turns. */
+  gen: string;
   policy: 'enqueue' | 'rollback';
   /** When the oldest unreflected turn arrived (ms), or null when none is pending. */
   firstPendingAt: number | null;
@@ -82,22 +88,22 @@ export class ThreadLease {
     private readonly buffer: ThreadBuffer,
     readonly leaseMs: number,
   ) {
-    redis.defineCommand('engramLeaseAcquire', { numberOfKeys: 2, lua: ACQUIRE });
-    redis.defineCommand('engramLeaseRenew', { numberOfKeys: 2, lua: RENEW });
+    redis.defineCommand('engramLeaseAcquire', { numberOfKeys: 3, lua: ACQUIRE });
+    redis.defineCommand('engramLeaseRenew', { numberOfKeys: 3, lua: RENEW });
     redis.defineCommand('engramLeaseRelease', { numberOfKeys: 1, lua: RELEASE });
   }
 
   /** Takes the lease if the thread is quiet (or overdue) and no other reflection holds it. */
   async acquire(threadId: string, owner: string): Promise<LeaseState & { status: 'held' | 'busy' | 'not-quiet'; dueAt: number }> {
     const k = this.buffer.keys(threadId);
-    const [status, dueAt, ...state] = await this.redis.engramLeaseAcquire(k.lock, k.meta, owner, this.leaseMs);
+    const [status, dueAt, ...state] = await this.redis.engramLeaseAcquire(k.lock, k.meta, k.turns, owner, this.leaseMs);
     return { status: status as 'held' | 'busy' | 'not-quiet', dueAt, ...toState(state as [number, string, string, string, string]) };
   }
 
   /** Extends the lease and reads the thread's state, in one round trip. */
   async renew(threadId: string, owner: string): Promise<LeaseState> {
     const k = this.buffer.keys(threadId);
-    return toState(await this.redis.engramLeaseRenew(k.lock, k.meta, owner, this.leaseMs));
+    return toState(await this.redis.engramLeaseRenew(k.lock, k.meta, k.turns, owner, this.leaseMs));
   }
 
   async release(threadId: string, owner: string): Promise<void> {
@@ -108,7 +114,7 @@ export class ThreadLease {
 function toState([held, gen, policy, firstPendingAt, maxWaitMs]: [number, string, string, string, string]): LeaseState {
   return {
     held: held === 1,
-    gen: Number(gen),
+    gen,
     policy: policy === 'rollback' ? 'rollback' : 'enqueue',
     firstPendingAt: firstPendingAt ? Number(firstPendingAt) : null,
     maxWaitMs: Number(maxWaitMs),
