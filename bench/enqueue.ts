@@ -30,7 +30,7 @@ const report = (name: string, samples: number[], extra: Record<string, string | 
 };
 
 // Baseline: PING on its own connection.
-const redis = new Redis(env.REDIS_URL);
+const redis = new Redis(vars.REDIS_URL as string);
 for (let i = 0; i < 500; i++) await redis.ping();
 const pings: number[] = [];
 for (let i = 0; i < N; i++) {
@@ -41,7 +41,7 @@ for (let i = 0; i < N; i++) {
 const ping = report('redis PING (baseline)', pings);
 
 // SDK: straight to Redis.
-const sdk = new EngramClient({ redisUrl: env.REDIS_URL, prefix: env.ENGRAM_PREFIX, debounceMs: 600_000, maxWaitMs: 3_600_000, log: createLogger({ level: 'warn' }) });
+const sdk = new EngramClient({ redisUrl: vars.REDIS_URL as string, prefix: env.ENGRAM_PREFIX, debounceMs: 600_000, maxWaitMs: 3_600_000, log: createLogger({ level: 'warn' }) });
 await sdk.ready();
 for (let i = 0; i < 500; i++) await sdk.enqueue({ threadId: `warm-${i % 50}`, ...body(i, `warm-${i % 50}`) });
 // Most turns join a thread whose reflection job exists (one round trip); the first turn of a

@@ -24,6 +24,7 @@ try {
   if (!QUEUE_NAMES.includes(values.queue as QueueName)) throw new Error(`--queue must be one of ${QUEUE_NAMES.join(', ')}`);
   const env = parseEnv({ OPENAI_API_KEY: 'unused-by-jobs', DATABASE_URL: 'postgres://unused', ...process.env });
   const log = createLogger({ level: 'warn' });
+  if (!env.REDIS_URL) throw new Error('REDIS_URL is required');
   const redis = createRedis(env.REDIS_URL, 'worker', log);
   const queues = createQueues(redis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS }, log);
   const queue = queues[values.queue as QueueName];

@@ -1,6 +1,7 @@
 import { parseEnv, type Env } from '../config/env.js';
 import { coerceError, PermanentError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
+import { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
 import { Runtime, type Role, type RuntimeOptions } from './runtime.js';
 
 export interface ProcessOptions extends RuntimeOptions {
@@ -24,7 +25,25 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
     process.exit(1);
   }
   const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: name });
+  let embedded: EmbeddedRedis | null = null;
+  if (!env.REDIS_URL) {
+    if (roles.length < 3) {
+      process.stderr.write(`engram ${name}: REDIS_URL is required (only the all-in-one process starts its own Redis)\n`);
+      process.exit(1);
+    }
+    try {
+      embedded = await startEmbeddedRedis(env.ENGRAM_DATA_DIR, log);
+    } catch (err) {
+      process.stderr.write(`engram ${name}: ${coerceError(err).message}\n`);
+      process.exit(1);
+    }
+    env = { ...env, REDIS_URL: embedded.url };
+  }
   const runtime = new Runtime(env, log, options);
+  const stopAll = async () => {
+    await runtime.stop();
+    await embedded?.stop();
+  };
   // Past the workers' own grace (after which they abort and hand jobs back), a hard stop.
   const grace = options.shutdownGraceMs ?? env.SHUTDOWN_GRACE_MS + 10_000;
   let signals = 0;
@@ -39,7 +58,7 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
       log.error('shutdown grace period over: exiting with jobs still active');
       process.exit(1);
     }, grace).unref();
-    void runtime.stop().then(() => process.exit(0));
+    void stopAll().then(() => process.exit(0));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
@@ -51,7 +70,7 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
   } catch (err) {
     const e = coerceError(err);
     log.fatal({ err: e }, e instanceof PermanentError ? e.message : 'engram failed to start');
-    await runtime.stop();
+    await stopAll();
     process.exit(1);
   }
   return runtime;

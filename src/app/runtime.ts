@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { buildServer } from '../api/server.js';
 import type { Env } from '../config/env.js';
+import { PermanentError } from '../errors.js';
 import { OpenAIEmbedder, type Embedder } from '../llm/embedder.js';
 import { createOpenAI } from '../llm/openai.js';
 import type { Logger } from '../log/logger.js';
@@ -61,6 +62,8 @@ export class Runtime {
     private readonly options: RuntimeOptions = {},
   ) {
     this.kinds = options.kinds ?? defaultKinds;
+    // The process entry resolves an unset REDIS_URL (embedded redis-server) before this point.
+    if (!env.REDIS_URL) throw new PermanentError('REDIS_URL is required');
     this.producerRedis = createRedis(env.REDIS_URL, 'producer', log);
     this.workerRedis = createRedis(env.REDIS_URL, 'worker', log);
     this.pool = createPool(env.DATABASE_URL, env.DATABASE_POOL_MAX, log);

@@ -15,7 +15,10 @@ export const envSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     LOG_PRETTY: bool.default(false),
 
-    REDIS_URL: url(/^rediss?$/),
+    /** Unset: the all-in-one process starts its own redis-server (see ENGRAM_DATA_DIR). */
+    REDIS_URL: url(/^rediss?$/).optional(),
+    /** Where embedded services keep their data when their URL is unset. */
+    ENGRAM_DATA_DIR: z.string().min(1).default('.engram'),
     /** Prefix of every Redis key engram and BullMQ write. Use `{engram}` on Redis Cluster. */
     ENGRAM_PREFIX: z.string().regex(/^[A-Za-z0-9_{}.-]{1,64}$/, 'letters, digits, _ . - { } only').default('engram'),
 

@@ -48,7 +48,7 @@ export async function cleanup(env: Env): Promise<void> {
   } finally {
     await pool.end();
   }
-  await deleteKeys(env.REDIS_URL, env.ENGRAM_PREFIX);
+  await deleteKeys(env.REDIS_URL ?? TEST_REDIS_URL, env.ENGRAM_PREFIX);
 }
 
 export async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {

@@ -1,0 +1,93 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { PermanentError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+
+export interface EmbeddedRedis {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The first-run default when no REDIS_URL is set (all-in-one process only): a `redis-server`
+ * child on a free loopback port, with AOF in its data folder (accepted turns survive a restart)
+ * and `noeviction` (an evicted key is a lost turn). Production runs its own Redis.
+ */
+export async function startEmbeddedRedis(dataDir: string, log: Logger): Promise<EmbeddedRedis> {
+  const dir = join(dataDir, 'redis');
+  await mkdir(dir, { recursive: true });
+  // A previous all-in-one process that was SIGKILLed leaves its redis-server running; two
+  // servers appending to one AOF would corrupt it, so stop the orphan first.
+  const pidFile = join(dir, 'engram-redis.pid');
+  await stopOrphan(pidFile, log);
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction'];
+  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const spawnError = new Promise<never>((_, reject) =>
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'ENOENT'
+          ? new PermanentError('REDIS_URL is not set and no `redis-server` is on PATH: install Redis 7 (Debian: `apt-get install redis-server`) or set REDIS_URL')
+          : err,
+      ),
+    ),
+  );
+  const url = `redis://127.0.0.1:${port}`;
+  await Promise.race([spawnError, waitForPing(url)]);
+  await writeFile(pidFile, String(child.pid));
+  log.info({ url, dir }, 'embedded redis-server started (set REDIS_URL to use your own)');
+  return {
+    url,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      await rm(pidFile, { force: true });
+    },
+  };
+}
+
+async function stopOrphan(pidFile: string, log: Logger): Promise<void> {
+  const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
+  if (!pid) return;
+  const command = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (!command.startsWith('redis-server')) return;
+  log.warn({ pid }, 'stopping the redis-server left by a previous run');
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 100 && (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function waitForPing(url: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => undefined);
+    try {
+      await probe.connect();
+      await probe.ping();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new PermanentError(`embedded redis-server did not answer on ${url} within 10 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      probe.disconnect();
+    }
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
