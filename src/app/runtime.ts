@@ -3,13 +3,15 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { buildServer } from '../api/server.js';
 import type { Env } from '../config/env.js';
-import { OpenAIEmbedder, type Embedder } from '../llm/embedder.js';
-import { createOpenAI } from '../llm/openai.js';
+import { createModelClients } from '../llm/clients.js';
+import type { Embedder } from '../llm/embedder.js';
+import { logUsageSink } from '../llm/usage.js';
 import type { Logger } from '../log/logger.js';
 import { defaultKinds, type MemoryKind } from '../memory/kinds.js';
+import { loadKindsFile } from '../memory/kinds-file.js';
 import { MemoryManager } from '../memory/manager.js';
 import { Recall } from '../memory/recall.js';
-import type { ReflectSettings } from '../memory/reflect.js';
+import type { ReflectDeps, ReflectSettings } from '../memory/reflect.js';
 import { ThreadBuffer } from '../queue/buffer.js';
 import { createRedis, waitReady } from '../queue/connection.js';
 import { Producer } from '../queue/enqueue.js';
@@ -59,7 +61,7 @@ export class Runtime {
     readonly log: Logger,
     private readonly options: RuntimeOptions = {},
   ) {
-    this.kinds = options.kinds ?? defaultKinds;
+    this.kinds = options.kinds ?? (env.ENGRAM_KINDS_FILE ? loadKindsFile(env.ENGRAM_KINDS_FILE) : defaultKinds);
     this.producerRedis = createRedis(env.REDIS_URL, 'producer', log);
     this.workerRedis = createRedis(env.REDIS_URL, 'worker', log);
     this.pool = createPool(env.DATABASE_URL, env.DATABASE_POOL_MAX, log);
@@ -67,18 +69,9 @@ export class Runtime {
     this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, { dedupeWindowMs: 24 * 3600_000, idleTtlMs: 7 * 24 * 3600_000 });
     this.queues = createQueues(this.producerRedis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS }, log);
     this.producer = new Producer(this.buffer, this.queues.reflection, { debounceMs: env.DEBOUNCE_MS, maxWaitMs: env.MAX_WAIT_MS, kinds: this.kinds }, log.child({ component: 'producer' }));
-    const chat = createOpenAI({ baseURL: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY, timeoutMs: env.LLM_TIMEOUT_MS, maxRetries: env.LLM_MAX_RETRIES });
-    const embeddingClient =
-      env.EMBEDDING_BASE_URL || env.EMBEDDING_API_KEY
-        ? createOpenAI({
-            baseURL: env.EMBEDDING_BASE_URL ?? env.OPENAI_BASE_URL,
-            apiKey: env.EMBEDDING_API_KEY ?? env.OPENAI_API_KEY,
-            timeoutMs: env.LLM_TIMEOUT_MS,
-            maxRetries: env.LLM_MAX_RETRIES,
-          })
-        : chat;
-    this.embedder = options.embedder ?? new OpenAIEmbedder(embeddingClient, env.EMBEDDING_MODEL, env.EMBEDDING_DIMENSIONS);
-    this.manager = new MemoryManager(chat, env.CHAT_MODEL, log.child({ component: 'manager' }));
+    const models = createModelClients(env, log);
+    this.embedder = options.embedder ?? models.embedder;
+    this.manager = new MemoryManager(models.chat, log.child({ component: 'manager' }));
     this.recall = new Recall(this.store, this.embedder);
     this.metrics = createMetrics(this.queues);
     this.reflectSettings = {
@@ -89,6 +82,12 @@ export class Runtime {
       maxRestarts: 3,
       ...options.reflect,
     };
+  }
+
+  /** What a reflection needs; the worker runs `reflectThread` with it (tests and the bench call it directly). */
+  reflectDeps(): ReflectDeps {
+    const { buffer, store, embedder, manager, kinds, reflectSettings: settings, log } = this;
+    return { buffer, store, embedder, manager, kinds, settings, log, usage: logUsageSink(log) };
   }
 
   /** Applies migrations (the all-in-one process and `npm run migrate` call this). */
@@ -110,7 +109,7 @@ export class Runtime {
         concurrency: this.env.REFLECTION_CONCURRENCY,
         queue: this.queues.reflection,
         buffer: this.buffer,
-        reflect: { buffer: this.buffer, store: this.store, embedder: this.embedder, manager: this.manager, kinds: this.kinds, settings: this.reflectSettings, log: this.log },
+        reflect: this.reflectDeps(),
         metrics: this.metrics,
         log: this.log,
         ceilingIntervalMs: this.options.ceilingIntervalMs,
