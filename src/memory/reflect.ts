@@ -109,7 +109,12 @@ export async function reflectThread(
     const cursor = await store.getCursor(threadId);
     const read = await buffer.read(threadId, cursor, settings.maxTurns, settings.contextTurns);
     outcome.cursor = cursor;
-    if (read.pending.length === 0) return outcome;
+    if (read.pending.length === 0) {
+      // A run that committed but died before trimming left the buffer and the maxWait ceiling
+      // behind; trimming is idempotent, so finish it (else the ceiling sweeper keeps waking it).
+      if (cursor) await buffer.trim(threadId, cursor, settings.contextTurns);
+      return outcome;
+    }
     if (!read.context) throw new PermanentError(`thread ${threadId} has buffered turns but no context in Redis`);
 
     const turns = read.pending.map((e) => e.turn);

@@ -34,8 +34,6 @@ export class FakeModel {
   latencyMs = 0;
   /** Added before every embedding answer. */
   embeddingLatencyMs = 0;
-  /** Chat requests whose answer is still being prepared (the client may have given up on them). */
-  inFlight = 0;
   /** The next this-many embedding requests fail with a 500. */
   failEmbeddings = 0;
   private server: Server | null = null;
@@ -98,15 +96,9 @@ export class FakeModel {
     if (req.url?.endsWith('/chat/completions')) {
       const request = body as unknown as ChatRequest;
       const index = this.chatRequests.push(request) - 1;
-      this.inFlight++;
-      let reply: ChatReply;
-      try {
-        if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
-        reply = await this.chat(request, index);
-        if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
-      } finally {
-        this.inFlight--;
-      }
+      if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
+      const reply = await this.chat(request, index);
+      if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
       if ('status' in reply) return { status: reply.status, headers: reply.headers, body: { error: { message: reply.error, type: 'fake_error' } } };
       const toolCalls = 'toolCalls' in reply ? reply.toolCalls : [];
       const promptTokens = tokens(JSON.stringify(request.messages)) + tokens(JSON.stringify(request.tools ?? []));
