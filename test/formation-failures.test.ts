@@ -29,7 +29,7 @@ describe('formation when the model misbehaves', () => {
     h.model.chatRequests.length = 0;
     h.model.chat = (_req, i) => replies[Math.min(i, replies.length - 1)] as ChatReply;
   };
-  const remembers = (content: string): ChatReply => ({ toolCalls: [{ name: 'insert_memory', arguments: { content } }] });
+  const remembers = (content: string) => ({ toolCalls: [{ name: 'insert_memory', arguments: { content } }] });
 
   /** A user with one memory, "User loves ramen" (alias m1 in the next prompt). */
   async function userWithRamen(user: string) {
@@ -66,9 +66,12 @@ describe('formation when the model misbehaves', () => {
 
   it('fails cleanly on a document that stays schema-invalid, and the retry applies it once', async () => {
     await userWithRamen('schema');
-    script(
-      { toolCalls: [remembers('User has a dog').toolCalls[0]!, { name: 'update_memory', arguments: { id: 'm1', document: { text: 'no content field' } } }] } as ChatReply,
-    );
+    script({
+      toolCalls: [
+        { name: 'insert_memory', arguments: { content: 'User has a dog' } },
+        { name: 'update_memory', arguments: { id: 'm1', document: { text: 'no content field' } } },
+      ],
+    });
     await say('schema-1', 'schema', 'I have a dog, and I love ramen even more now');
     await failsCleanly('schema-1', RetryableError, /still invalid after 2 repair round\(s\).*does not match the "memory" schema/);
     expect(h.model.chatRequests).toHaveLength(3);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { RetryableError } from '../src/errors.js';
-import { defaultKinds, defineKind } from '../src/memory/kinds.js';
+import { defaultKinds, defineKind, type CollectionKind } from '../src/memory/kinds.js';
 import { MemoryManager, type ExistingMemory } from '../src/memory/manager.js';
 import { FakeModel, readPrompt, type ChatHandler, type ChatRequest } from './fake-model/server.js';
 import { chatModelFor, silentLog } from './helpers/models.js';
@@ -125,7 +125,7 @@ describe('memory manager', () => {
   });
 
   it('respects the insert/update/delete switches of a collection', async () => {
-    const appendOnly = defineKind({ ...defaultKinds[0]!, enableUpdates: false, enableDeletes: false });
+    const appendOnly = defineKind({ ...(defaultKinds[0] as CollectionKind), enableUpdates: false, enableDeletes: false });
     script({ toolCalls: [{ name: 'delete_memory', arguments: { id: 'm1' } }] });
     await expect(manager.extract({ kinds: [appendOnly], existing, turns })).rejects.toThrow(/"memory" memories cannot be deleted/);
     expect(readPrompt(model.chatRequests[0] as ChatRequest).tools).toEqual(['insert_memory']);
