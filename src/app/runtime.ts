@@ -10,6 +10,7 @@ import type { Logger } from '../log/logger.js';
 import { defaultKinds, type MemoryKind } from '../memory/kinds.js';
 import { loadKindsFile } from '../memory/kinds-file.js';
 import { MemoryManager } from '../memory/manager.js';
+import { PromptOptimizer } from '../memory/procedural/prompt-optimizer.js';
 import { Recall } from '../memory/recall.js';
 import type { ReflectDeps, ReflectSettings } from '../memory/reflect.js';
 import { ThreadBuffer } from '../queue/buffer.js';
@@ -48,6 +49,8 @@ export class Runtime {
   readonly embedder: Embedder;
   readonly manager: MemoryManager;
   readonly recall: Recall;
+  /** Procedural memory: proposes improved prompts from feedback, stored with versions (a library call). */
+  readonly promptOptimizer: PromptOptimizer;
   readonly kinds: MemoryKind[];
   readonly metrics: Metrics;
   readonly reflectSettings: ReflectSettings;
@@ -73,6 +76,7 @@ export class Runtime {
     this.embedder = options.embedder ?? models.embedder;
     this.manager = new MemoryManager(models.chat, log.child({ component: 'manager' }));
     this.recall = new Recall(this.store, this.embedder);
+    this.promptOptimizer = new PromptOptimizer(this.store, models.chat, log.child({ component: 'prompt-optimizer' }), logUsageSink(log));
     this.metrics = createMetrics(this.queues);
     this.reflectSettings = {
       contextTurns: env.CONTEXT_TURNS,

@@ -1,5 +1,8 @@
+import type OpenAI from 'openai';
 import { RetryableError } from '../errors.js';
-import type { ChatMessage, ChatModel } from '../llm/chat-model.js';
+import { OpenAIChatModel, type ChatMessage, type ChatModel } from '../llm/chat-model.js';
+import { defaultRetryPolicy, type RetryPolicy } from '../llm/retry.js';
+import { createLogger } from '../log/logger.js';
 import { addUsage, noUsage, type TokenUsage } from '../llm/usage.js';
 import type { Logger } from '../log/logger.js';
 import { buildMessages, buildTools, REPAIR_INSTRUCTION, type AliasedMemory, type ConversationTurn } from './extraction-prompt.js';
@@ -80,4 +83,13 @@ export class MemoryManager {
       messages.push({ role: 'user', content: REPAIR_INSTRUCTION });
     }
   }
+}
+
+/**
+ * A manager on its own, from an `openai` client (LangMem's `create_memory_manager`): no store,
+ * no queue. Build the client with `maxRetries: 0`; retries follow `retry`.
+ */
+export function createMemoryManager(opts: { client: OpenAI; model: string; log?: Logger; retry?: RetryPolicy; maxRepairRounds?: number }): MemoryManager {
+  const log = opts.log ?? createLogger({ level: 'silent' });
+  return new MemoryManager(new OpenAIChatModel(opts.client, opts.model, log, opts.retry ?? defaultRetryPolicy), log, opts.maxRepairRounds);
 }
