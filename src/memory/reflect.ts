@@ -216,7 +216,7 @@ function groupByNamespace(kinds: MemoryKind[], context: Record<string, string>):
  * Several recent turns, not only the last message (LESSONS: LangMem searched with the last one
  * only): distinct texts of the newest non-system turns, each cut to what an embedding needs.
  */
-function searchQueries(turns: BufferedTurn[], max: number): string[] {
+export function searchQueries(turns: Pick<BufferedTurn, 'role' | 'content'>[], max: number): string[] {
   const texts = turns.filter((t) => t.role !== 'system').map((t) => t.content.slice(0, 2_000));
   return [...new Set(texts)].slice(-max);
 }

@@ -28,6 +28,10 @@ export type ChatHandler = (request: ChatRequest, index: number) => ChatReply | P
  */
 export class FakeModel {
   readonly chatRequests: ChatRequest[] = [];
+  /** The response bodies of successful chat requests, in order. */
+  readonly chatResponses: { choices: { message: unknown }[] }[] = [];
+  /** The request bodies of embedding requests, in order. */
+  readonly embeddingBodies: unknown[] = [];
   embeddingRequests = 0;
   embeddedTexts = 0;
   /** Added before every chat answer (simulates model latency). */
@@ -77,6 +81,7 @@ export class FakeModel {
       const input = Array.isArray(body.input) ? (body.input as string[]) : [body.input as string];
       const dims = (body.dimensions as number | undefined) ?? 1536;
       this.embeddingRequests++;
+      this.embeddingBodies.push(body);
       if (this.failEmbeddings > 0) {
         this.failEmbeddings--;
         return { status: 500, body: { error: { message: 'embedding backend down', type: 'fake_error' } } };
@@ -102,7 +107,7 @@ export class FakeModel {
       if ('status' in reply) return { status: reply.status, headers: reply.headers, body: { error: { message: reply.error, type: 'fake_error' } } };
       const toolCalls = 'toolCalls' in reply ? reply.toolCalls : [];
       const promptTokens = tokens(JSON.stringify(request.messages)) + tokens(JSON.stringify(request.tools ?? []));
-      return {
+      const response = {
         status: 200,
         body: {
           id: `chatcmpl-fake-${index}`,
@@ -129,6 +134,8 @@ export class FakeModel {
           usage: { prompt_tokens: promptTokens, completion_tokens: 20, total_tokens: promptTokens + 20 },
         },
       };
+      this.chatResponses.push(response.body);
+      return response;
     }
     return { status: 404, body: { error: { message: `no route ${req.url}` } } };
   }
