@@ -142,3 +142,67 @@ describe('concurrent reflections of one user', () => {
     expect(newRows.map((r) => [r.op, r.actor])).toEqual([['update', 'delivery-1']]);
   });
 });
+
+/**
+ * A conflict re-reads the memories; when the model would see exactly the same ones, its answer
+ * stands and only the commit is retried (no second model call). When the other thread's commit
+ * is relevant, the model runs again with it.
+ */
+describe('conflicts between unrelated and related threads', () => {
+  let h: Harness;
+  /** Inserts what the user says, unless a memory already says it. */
+  const echoModel: ChatHandler = (request) => {
+    const { existing, turns } = readPrompt(request);
+    const said = turns.map((t) => t.content).join(' ');
+    return existing.some((m) => m.document.content === said) ? { content: 'no changes' } : { toolCalls: [{ name: 'insert_memory', arguments: { content: said } }] };
+  };
+  beforeAll(async () => {
+    h = await startHarness({ roles: [], chat: echoModel, env: { EXISTING_TOP_K: '2' } });
+    const seed = ['User plays tennis on Sundays', 'User plays tennis with Bob', 'User loves ramen', 'User loves ramen with egg'];
+    for (const [i, content] of seed.entries()) {
+      await h.runtime.producer.enqueue({ threadId: `seed-${i}`, context: { userId: 'u1' }, messages: [{ role: 'user', content }] });
+      await reflectThread(h.runtime.reflectDeps(), `seed-${i}`, { actor: 'seed' });
+    }
+  });
+  afterAll(async () => h?.stop());
+
+  /** Runs `late` up to its commit, lets `early` commit in between, then lets `late` commit. */
+  async function interleave(earlySays: string, lateSays: string) {
+    const early = `early-${h.model.chatRequests.length}`;
+    const late = `late-${h.model.chatRequests.length}`;
+    await h.runtime.producer.enqueue({ threadId: early, context: { userId: 'u1' }, messages: [{ role: 'user', content: earlySays }] });
+    await h.runtime.producer.enqueue({ threadId: late, context: { userId: 'u1' }, messages: [{ role: 'user', content: lateSays }] });
+    let lateAtCommit!: () => void;
+    const lateReady = new Promise<void>((r) => (lateAtCommit = r));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let paused = false;
+    const lateRun = reflectThread(h.runtime.reflectDeps(), late, {
+      actor: late,
+      beforeCommit: async () => {
+        if (paused) return;
+        paused = true;
+        lateAtCommit();
+        await released;
+      },
+    });
+    await lateReady;
+    expect(await reflectThread(h.runtime.reflectDeps(), early, { actor: early })).toMatchObject({ status: 'applied', inserted: 1 });
+    release();
+    return lateRun;
+  }
+
+  it('an unrelated commit: the answer stands, one model call', async () => {
+    const calls = h.model.chatRequests.length;
+    const outcome = await interleave('User loves ramen with miso', 'User plays tennis at the club');
+    expect(outcome).toMatchObject({ status: 'applied', inserted: 1, restarts: 1, rebased: 1, modelCalls: 1 });
+    expect(h.model.chatRequests.length - calls).toBe(2);
+  });
+
+  it('a related commit: the model runs again and sees it, and nothing is inserted twice', async () => {
+    const outcome = await interleave('User plays chess', 'User plays chess');
+    expect(outcome).toMatchObject({ status: 'applied', inserted: 0, restarts: 1, rebased: 0, modelCalls: 2 });
+    const chess = (await memoryValues(h.runtime, ['memories', 'u1'])).filter((m) => m.value.content === 'User plays chess');
+    expect(chess).toHaveLength(1);
+  });
+});
