@@ -31,6 +31,7 @@ describe('memory manager', () => {
     manager = new MemoryManager(chatModelFor(model), silentLog);
   });
   afterAll(async () => model.stop());
+  const remembers = (content: string) => ({ toolCalls: [{ name: 'insert_memory', arguments: { content } }] });
   /** The model's answers, in order; the last one repeats. */
   const script = (...replies: ReturnType<ChatHandler>[]) => {
     model.chatRequests.length = 0;
@@ -129,6 +130,13 @@ describe('memory manager', () => {
     script({ toolCalls: [{ name: 'delete_memory', arguments: { id: 'm1' } }] });
     await expect(manager.extract({ kinds: [appendOnly], existing, turns })).rejects.toThrow(/"memory" memories cannot be deleted/);
     expect(readPrompt(model.chatRequests[0] as ChatRequest).tools).toEqual(['insert_memory']);
+  });
+
+  it('asks nothing when no kind may change anything', async () => {
+    script(remembers('never asked'));
+    const frozen = defineKind({ ...(defaultKinds[0] as CollectionKind), enableInserts: false, enableUpdates: false, enableDeletes: false });
+    expect(await manager.extract({ kinds: [frozen], existing, turns })).toEqual({ ops: [], usage: { promptTokens: 0, completionTokens: 0 }, calls: 0 });
+    expect(model.chatRequests).toHaveLength(0);
   });
 
   it('creates a profile from its first patch, then merges later patches into it', async () => {

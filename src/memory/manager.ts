@@ -60,6 +60,9 @@ export class MemoryManager {
     const tools = buildTools(input.kinds);
     const checker = new ToolCallChecker(input.kinds, byAlias, profileDocs);
     const usage = noUsage();
+    // No kind may change anything (switches all off, or no kind left for these turns): nothing
+    // to ask, and an empty tools list is a 400 on OpenAI.
+    if (tools.length === 0) return { ops: [], usage, calls: 0 };
 
     for (let round = 0; ; round++) {
       const answer = await this.chat.complete(

@@ -81,7 +81,8 @@ export async function reflectThread(
     beforeCommit?: () => Promise<void>;
   },
 ): Promise<ReflectOutcome> {
-  const { buffer, store, settings, signal } = { ...deps, signal: opts.signal };
+  const { buffer, store, settings } = deps;
+  const signal = opts.signal;
   const log = deps.log.child({ threadId });
   const outcome: ReflectOutcome = {
     status: 'nothing-pending',
