@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { UsageRecord } from '../src/llm/usage.js';
 import { reflectThread } from '../src/memory/reflect.js';
 import { foodieModel } from './fake-model/foodie.js';
 import { readPrompt, type ChatHandler, type ChatRequest } from './fake-model/server.js';
@@ -49,6 +50,26 @@ describe('formation: ramen and pasta (collection of plain memories)', () => {
     ]);
     // One embedding call for the queries and one for the changed documents, per reflection.
     expect(h.model.embeddingRequests).toBe(4);
+  });
+});
+
+describe('formation: token usage', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: [], chat: foodieModel });
+  });
+  afterAll(async () => h?.stop());
+
+  it('records every model request with the job, thread and namespaces it served', async () => {
+    const records: UsageRecord[] = [];
+    await say(h, 'usage-1', 'u7', 'I love ramen! I also like pasta.');
+    const outcome = await reflectThread({ ...h.runtime.reflectDeps(), usage: { record: (r) => records.push(r) } }, 'usage-1', { actor: 'reflection:job-42' });
+    expect(records.map((r) => r.purpose)).toEqual(['embed-queries', 'extract', 'embed-documents']);
+    for (const r of records) expect(r).toMatchObject({ actor: 'reflection:job-42', threadId: 'usage-1', namespaces: [['memories', 'u7']] });
+    const extract = records.find((r) => r.purpose === 'extract')!;
+    expect(extract.promptTokens).toBeGreaterThan(0);
+    expect(outcome.usage).toEqual({ promptTokens: extract.promptTokens, completionTokens: extract.completionTokens });
+    expect(outcome.embeddingTokens).toBe(records.filter((r) => r.purpose !== 'extract').reduce((n, r) => n + r.promptTokens, 0));
   });
 });
 
