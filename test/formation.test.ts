@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineKind } from '../src/memory/kinds.js';
 import type { UsageRecord } from '../src/llm/usage.js';
 import { reflectThread } from '../src/memory/reflect.js';
 import { foodieModel } from './fake-model/foodie.js';
 import { readPrompt, type ChatHandler, type ChatRequest } from './fake-model/server.js';
-import { startHarness, type Harness } from './helpers/harness.js';
+import { startHarness, waitFor, type Harness } from './helpers/harness.js';
 import { memoryValues, storeState } from './helpers/store-state.js';
 
 /**
@@ -166,5 +168,39 @@ describe('formation: kinds from a file (tech interests and a profile)', () => {
     const shown = readPrompt(h.model.chatRequests[0]!).existing;
     expect((await memoryValues(h.runtime, ['tech', 'bo'])).length).toBe(30);
     expect(shown.length).toBe(k);
+  });
+});
+
+describe('formation: a profile with a TTL', () => {
+  let h: Harness;
+  const session = defineKind({
+    name: 'session',
+    description: 'What the user is doing right now',
+    namespace: ['sessions', '{userId}'],
+    mode: 'profile',
+    ttlMs: 1,
+    schema: z.object({ doing: z.string() }),
+  });
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: [],
+      runtime: { kinds: [session] },
+      chat: (request) => ({ toolCalls: [{ name: 'patch_session', arguments: { doing: readPrompt(request).turns.map((t) => t.content).join(' ') } }] }),
+    });
+  });
+  afterAll(async () => h?.stop());
+
+  it('patches an expired profile that was not swept yet in place, instead of colliding with its key', async () => {
+    await say(h, 's-1', 'u1', 'packing for Kyoto');
+    expect(await reflect(h, 's-1')).toMatchObject({ status: 'applied', inserted: 1 });
+    await waitFor(async () => (await h.runtime.store.get(['sessions', 'u1'], 'profile:session')) === null);
+    await say(h, 's-2', 'u1', 'at the airport');
+    expect(await reflect(h, 's-2')).toMatchObject({ status: 'applied', inserted: 0, updated: 1 });
+    expect(readPrompt(h.model.chatRequests[1]!).profiles).toEqual({ session: {} });
+    const rows = (await storeState(h.runtime)).history;
+    expect(rows.map((r) => [r.op, r.before, r.after])).toEqual([
+      ['insert', null, { doing: 'packing for Kyoto' }],
+      ['update', { doing: 'packing for Kyoto' }, { doing: 'at the airport' }],
+    ]);
   });
 });

@@ -46,12 +46,14 @@ export async function readSnapshot(store: MemoryStore, requests: SnapshotRequest
   }
   return res.rows.map((row, i) => {
     const namespace = (requests[i] as SnapshotRequest).namespace;
-    const toMemory = (m: { key: string; kind: string; version: number; value: Record<string, unknown> }): ExistingMemory => ({
+    const toMemory = (m: { key: string; kind: string; version: number; value: Record<string, unknown>; expired?: boolean }): ExistingMemory => ({
       namespace,
       key: m.key,
       kind: m.kind,
       version: Number(m.version),
-      document: m.value,
+      // An expired profile the sweeper has not removed yet is shown empty, and patched in place:
+      // inserting a new one would collide with its fixed key.
+      document: m.expired ? {} : m.value,
     });
     return { namespace, version: Number(row.version), memories: row.memories.map(toMemory), profiles: row.profiles.map(toMemory) };
   });
@@ -100,9 +102,10 @@ function snapshotSql(t: MemoryStore['t']): string {
        coalesce((select jsonb_agg(jsonb_build_object('key', m.key, 'kind', m.kind, 'version', m.version, 'value', m.value) order by p.n)
                    from picked p join ${t.memories} m on m.namespace = g.namespace and m.key = p.key
                   where p.ord = g.ord and p.n <= $3), '[]') as memories,
-       coalesce((select jsonb_agg(jsonb_build_object('key', m.key, 'kind', m.kind, 'version', m.version, 'value', m.value) order by m.key)
+       coalesce((select jsonb_agg(jsonb_build_object('key', m.key, 'kind', m.kind, 'version', m.version, 'value', m.value,
+                                                     'expired', coalesce(m.expires_at <= now(), false)) order by m.key)
                    from ${t.memories} m
-                  where m.namespace = g.namespace and m.key = any(g.profile_keys) and (m.expires_at is null or m.expires_at > now())), '[]') as profiles
+                  where m.namespace = g.namespace and m.key = any(g.profile_keys)), '[]') as profiles
        from g left join ${t.namespaces} ns on ns.namespace = g.namespace
       order by g.ord`;
 }
