@@ -80,7 +80,7 @@ describe('debounced reflection executor', () => {
       return jobs.length ? jobs : null;
     });
     expect(failed!.attemptsMade).toBe(2);
-    expect(failed!.failedReason).toMatch(/chat model request failed/);
+    expect(failed!.failedReason).toMatch(/chat model gpt-4o-mini failed.*500 model down/);
     expect((await h.runtime.buffer.read('doomed', null, 10, 0)).pending.map((e) => e.turn.content)).toEqual(['I adopted a cat named Miso']);
     expect(await h.runtime.store.getCursor('doomed')).toBeNull();
 

@@ -4,13 +4,16 @@ import type pg from 'pg';
 import { buildServer } from '../api/server.js';
 import type { Env } from '../config/env.js';
 import { PermanentError } from '../errors.js';
-import { OpenAIEmbedder, type Embedder } from '../llm/embedder.js';
-import { createOpenAI } from '../llm/openai.js';
+import { createModelClients } from '../llm/clients.js';
+import type { Embedder } from '../llm/embedder.js';
+import { logUsageSink } from '../llm/usage.js';
 import type { Logger } from '../log/logger.js';
 import { defaultKinds, type MemoryKind } from '../memory/kinds.js';
+import { loadKindsFile } from '../memory/kinds-file.js';
 import { MemoryManager } from '../memory/manager.js';
+import { PromptOptimizer } from '../memory/procedural/prompt-optimizer.js';
 import { Recall } from '../memory/recall.js';
-import type { ReflectSettings } from '../memory/reflect.js';
+import type { ReflectDeps, ReflectSettings } from '../memory/reflect.js';
 import { ThreadBuffer } from '../queue/buffer.js';
 import { createRedis, waitReady } from '../queue/connection.js';
 import { Producer } from '../queue/enqueue.js';
@@ -48,6 +51,8 @@ export class Runtime {
   readonly embedder: Embedder;
   readonly manager: MemoryManager;
   readonly recall: Recall;
+  /** Procedural memory: proposes improved prompts from feedback, stored with versions (a library call). */
+  readonly promptOptimizer: PromptOptimizer;
   readonly kinds: MemoryKind[];
   readonly metrics: Metrics;
   readonly reflectSettings: ReflectSettings;
@@ -61,7 +66,7 @@ export class Runtime {
     readonly log: Logger,
     private readonly options: RuntimeOptions = {},
   ) {
-    this.kinds = options.kinds ?? defaultKinds;
+    this.kinds = options.kinds ?? (env.ENGRAM_KINDS_FILE ? loadKindsFile(env.ENGRAM_KINDS_FILE) : defaultKinds);
     // The process entry resolves an unset REDIS_URL (embedded redis-server) before this point.
     if (!env.REDIS_URL) throw new PermanentError('REDIS_URL is required');
     this.producerRedis = createRedis(env.REDIS_URL, 'producer', log);
@@ -71,19 +76,11 @@ export class Runtime {
     this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, { dedupeWindowMs: 24 * 3600_000, idleTtlMs: 7 * 24 * 3600_000 });
     this.queues = createQueues(this.producerRedis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS, reflectionBackoffMs: env.REFLECTION_BACKOFF_MS }, log);
     this.producer = new Producer(this.buffer, this.queues.reflection, { debounceMs: env.DEBOUNCE_MS, maxWaitMs: env.MAX_WAIT_MS, policy: env.REFLECTION_POLICY, kinds: this.kinds }, log.child({ component: 'producer' }));
-    const chat = createOpenAI({ baseURL: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY, timeoutMs: env.LLM_TIMEOUT_MS, maxRetries: env.LLM_MAX_RETRIES });
-    const embeddingClient =
-      env.EMBEDDING_BASE_URL || env.EMBEDDING_API_KEY
-        ? createOpenAI({
-            baseURL: env.EMBEDDING_BASE_URL ?? env.OPENAI_BASE_URL,
-            apiKey: env.EMBEDDING_API_KEY ?? env.OPENAI_API_KEY,
-            timeoutMs: env.LLM_TIMEOUT_MS,
-            maxRetries: env.LLM_MAX_RETRIES,
-          })
-        : chat;
-    this.embedder = options.embedder ?? new OpenAIEmbedder(embeddingClient, env.EMBEDDING_MODEL, env.EMBEDDING_DIMENSIONS);
-    this.manager = new MemoryManager(chat, env.CHAT_MODEL, log.child({ component: 'manager' }));
+    const models = createModelClients(env, log);
+    this.embedder = options.embedder ?? models.embedder;
+    this.manager = new MemoryManager(models.chat, log.child({ component: 'manager' }));
     this.recall = new Recall(this.store, this.embedder);
+    this.promptOptimizer = new PromptOptimizer(this.store, models.chat, log.child({ component: 'prompt-optimizer' }), logUsageSink(log));
     this.metrics = createMetrics(this.queues);
     this.reflectSettings = {
       contextTurns: env.CONTEXT_TURNS,
@@ -93,6 +90,12 @@ export class Runtime {
       maxRestarts: 3,
       ...options.reflect,
     };
+  }
+
+  /** What a reflection needs; the worker runs `reflectThread` with it (tests and the bench call it directly). */
+  reflectDeps(): ReflectDeps {
+    const { buffer, store, embedder, manager, kinds, reflectSettings: settings, log } = this;
+    return { buffer, store, embedder, manager, kinds, settings, log, usage: logUsageSink(log) };
   }
 
   /** Applies migrations (the all-in-one process and `npm run migrate` call this). */
@@ -116,7 +119,7 @@ export class Runtime {
         queue: this.queues.reflection,
         buffer: this.buffer,
         lease: new ThreadLease(this.workerRedis, this.buffer, this.env.WORKER_LOCK_MS),
-        reflect: { buffer: this.buffer, store: this.store, embedder: this.embedder, manager: this.manager, kinds: this.kinds, settings: this.reflectSettings, log: this.log },
+        reflect: this.reflectDeps(),
         metrics: this.metrics,
         log: this.log,
         ceilingIntervalMs: this.options.ceilingIntervalMs,

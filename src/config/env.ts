@@ -34,7 +34,15 @@ export const envSchema = z
     EMBEDDING_BASE_URL: url(/^https?$/).optional(),
     EMBEDDING_API_KEY: z.string().min(1).optional(),
     LLM_TIMEOUT_MS: int(100).default(60_000),
+    /** Embedding requests are short: a separate, tighter timeout (LLM_TIMEOUT_MS when unset). */
+    EMBEDDING_TIMEOUT_MS: int(100).optional(),
+    /** Retries of a model request on 408/409/429/5xx/timeouts, with jittered exponential backoff. */
     LLM_MAX_RETRIES: int(0).max(10).default(3),
+    /** First backoff step (doubles per retry); also caps an honoured Retry-After at 40x this. */
+    LLM_RETRY_BASE_MS: int(1).max(60_000).default(500),
+
+    /** A JSON or YAML file declaring the memory kinds (JSON Schema documents); the default kind when unset. */
+    ENGRAM_KINDS_FILE: z.string().min(1).optional(),
 
     /** Quiet time after the last turn before a thread reflects. */
     DEBOUNCE_MS: int(0).default(30_000),

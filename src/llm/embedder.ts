@@ -1,10 +1,12 @@
 import type OpenAI from 'openai';
 import { PermanentError, RetryableError } from '../errors.js';
+import { withRetry, type RetryPolicy } from './retry.js';
 
 /** Turns texts into vectors, one call per batch. Swappable (tests, local models). */
 export interface Embedder {
   readonly dimensions: number;
-  embed(texts: string[], signal?: AbortSignal): Promise<number[][]>;
+  /** `onUsage` receives the tokens of each request made (for per-job accounting). */
+  embed(texts: string[], signal?: AbortSignal, onUsage?: (promptTokens: number, model: string) => void): Promise<number[][]>;
 }
 
 /** Embeddings through the `openai` SDK: one request per batch, never one per text. */
@@ -14,21 +16,24 @@ export class OpenAIEmbedder implements Embedder {
     private readonly model: string,
     readonly dimensions: number,
     private readonly maxBatch = 512,
+    /** Retries here, not in the SDK (see retry.ts); none when omitted (the client may retry itself). */
+    private readonly retry: RetryPolicy = { maxRetries: 0, baseDelayMs: 0, maxDelayMs: 0 },
   ) {}
 
-  async embed(texts: string[], signal?: AbortSignal): Promise<number[][]> {
+  async embed(texts: string[], signal?: AbortSignal, onUsage?: (promptTokens: number, model: string) => void): Promise<number[][]> {
     const out: number[][] = [];
     for (let i = 0; i < texts.length; i += this.maxBatch) {
       const batch = texts.slice(i, i + this.maxBatch);
-      let res;
-      try {
-        res = await this.client.embeddings.create(
-          { model: this.model, input: batch, dimensions: this.dimensions, encoding_format: 'float' },
-          { signal },
-        );
-      } catch (err) {
+      const res = await withRetry(
+        `embedding model ${this.model}`,
+        () => this.client.embeddings.create({ model: this.model, input: batch, dimensions: this.dimensions, encoding_format: 'float' }, { signal }),
+        this.retry,
+        signal,
+      ).catch((err: unknown) => {
+        if (err instanceof PermanentError || err instanceof RetryableError || signal?.aborted) throw err;
         throw new RetryableError(`embedding request failed: ${(err as Error).message}`, { cause: err });
-      }
+      });
+      onUsage?.(res.usage?.prompt_tokens ?? 0, this.model);
       // Model output is untrusted input (invariant 7): check count, order and size.
       const sorted = [...res.data].sort((a, b) => a.index - b.index);
       if (sorted.length !== batch.length) {

@@ -1,12 +1,20 @@
-import type OpenAI from 'openai';
 import { z } from 'zod';
-import type { BufferedTurn } from '../queue/schemas.js';
-import type { MemoryKind } from './kinds.js';
+import type { ChatMessage, ChatTool } from '../llm/chat-model.js';
+import { canDelete, canInsert, canUpdate, type MemoryKind } from './kinds.js';
 
-type Tool = OpenAI.Chat.Completions.ChatCompletionTool;
-type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
+/**
+ * The extraction prompt and the tools' argument schemas, side by side: what the model is told
+ * and what its answers are checked against. docs/model-requests.md shows a request built here.
+ */
 
-/** An existing memory as the model sees it: a short alias, never the raw key (LESSONS: mem0 #3931). */
+/** A turn as the manager reads it (a buffered turn fits; `createdAt` is optional for library use). */
+export interface ConversationTurn {
+  role: 'user' | 'assistant' | 'system' | 'tool';
+  content: string;
+  createdAt?: string | undefined;
+}
+
+/** An existing collection memory as the model sees it: a short alias, never the raw key (LESSONS: mem0 #3931). */
 export interface AliasedMemory {
   alias: string;
   kind: string;
@@ -16,90 +24,87 @@ export interface AliasedMemory {
 export const UPDATE_TOOL = 'update_memory';
 export const DELETE_TOOL = 'delete_memory';
 export const insertToolName = (kind: string) => `insert_${kind}`;
+export const patchToolName = (kind: string) => `patch_${kind}`;
 
 /** Tool arguments the model must send; everything it sends is parsed with these (invariant 7). */
 export const updateArgsSchema = z.strictObject({ id: z.string().min(1), document: z.record(z.string(), z.unknown()) });
 export const deleteArgsSchema = z.strictObject({ id: z.string().min(1) });
+/** A profile patch is a JSON merge patch; the patched document is then checked against the kind's schema. */
+export const patchArgsSchema = z.record(z.string(), z.unknown());
 
 const SYSTEM = `You maintain the long-term memory of an AI assistant about its user.
 Read the new conversation turns and decide what is worth remembering for future conversations:
-stable facts, preferences, plans, relationships and notable events. Skip small talk and anything
-only useful within this conversation.
+stable facts, preferences, plans, relationships and notable events. Skip small talk and what only
+matters within this conversation. Earlier turns are context only; they were already processed.
 
-Existing memories are listed with short ids. Keep the memory accurate and free of duplicates:
-- a new fact: call the insert tool of the right kind;
-- a fact that refines, corrects or extends an existing memory: call ${UPDATE_TOOL} with its id and
-  the complete new document;
-- a memory the conversation shows is no longer true: call ${DELETE_TOOL} with its id.
+Existing memories are listed with short ids. Keep memory accurate and free of duplicates:
+- a new fact: call the insert tool of its kind;
+- a fact that refines, corrects or extends an existing memory: call ${UPDATE_TOOL} with its id and the
+  complete new document;
+- a memory the conversation shows is no longer true: call ${DELETE_TOOL} with its id;
+- a profile: call its patch tool with only the fields that change (null removes a field).
 Only use ids from the list. Make all calls at once, in parallel. If nothing needs to change,
 answer "no changes" without calling a tool.`;
 
-/** The tools for one reflection: one insert tool per kind, plus update and delete. */
-export function buildTools(kinds: MemoryKind[]): Tool[] {
-  const tools: Tool[] = [];
+/** The tools for one extraction: one per kind (insert or patch), plus update and delete. */
+export function buildTools(kinds: MemoryKind[]): ChatTool[] {
+  const tools: ChatTool[] = [];
   for (const kind of kinds) {
-    if (!kind.enableInserts) continue;
-    tools.push({
-      type: 'function',
-      function: {
-        name: insertToolName(kind.name),
-        description: `Store a new "${kind.name}" memory: ${kind.description}`,
-        parameters: jsonSchema(kind.schema),
-      },
-    });
+    if (kind.mode === 'profile') {
+      tools.push(tool(patchToolName(kind.name), `Patch the "${kind.name}" profile (created by the first patch): ${kind.description}`, patchJsonSchema(kind)));
+    } else if (canInsert(kind)) {
+      tools.push(tool(insertToolName(kind.name), `Store a new "${kind.name}" memory: ${kind.description}`, jsonSchema(kind)));
+    }
   }
-  const updatable = kinds.filter((k) => k.enableUpdates);
+  const updatable = kinds.filter(canUpdate);
   if (updatable.length) {
-    const documentSchema =
-      updatable.length === 1 ? jsonSchema((updatable[0] as MemoryKind).schema) : { anyOf: updatable.map((k) => jsonSchema(k.schema)) };
-    tools.push({
-      type: 'function',
-      function: {
-        name: UPDATE_TOOL,
-        description: 'Replace an existing memory with a corrected or extended document of the same kind.',
-        parameters: {
-          type: 'object',
-          properties: { id: { type: 'string', description: 'The id of an existing memory' }, document: documentSchema },
-          required: ['id', 'document'],
-          additionalProperties: false,
-        },
-      },
-    });
+    // One kind: its schema guides the model. Several: a plain object (the schema of each kind is
+    // in its insert tool already; repeating all of them in an anyOf costs tokens on every call).
+    const document =
+      updatable.length === 1
+        ? jsonSchema(updatable[0] as MemoryKind)
+        : { type: 'object', description: `The complete new document, following the schema of the memory's kind (see insert_<kind>)` };
+    tools.push(
+      tool(UPDATE_TOOL, 'Replace an existing memory with a corrected or extended document of the same kind.', {
+        type: 'object',
+        properties: { id: { type: 'string', description: 'The id of an existing memory' }, document },
+        required: ['id', 'document'],
+        additionalProperties: false,
+      }),
+    );
   }
-  if (kinds.some((k) => k.enableDeletes)) {
-    tools.push({
-      type: 'function',
-      function: {
-        name: DELETE_TOOL,
-        description: 'Delete an existing memory that is no longer true.',
-        parameters: {
-          type: 'object',
-          properties: { id: { type: 'string', description: 'The id of an existing memory' } },
-          required: ['id'],
-          additionalProperties: false,
-        },
-      },
-    });
+  if (kinds.some(canDelete)) {
+    tools.push(
+      tool(DELETE_TOOL, 'Delete an existing memory that is no longer true.', {
+        type: 'object',
+        properties: { id: { type: 'string', description: 'The id of an existing memory' } },
+        required: ['id'],
+        additionalProperties: false,
+      }),
+    );
   }
   return tools;
 }
 
 /**
- * The conversation for the model. Sections are tagged and hold JSON, so that the model (and a
- * test double) can tell existing memories, earlier context and new turns apart.
+ * The conversation for the model. Sections are tagged and hold compact JSON, so that the model
+ * (and a test double) can tell profiles, existing memories, earlier context and new turns apart.
  */
 export function buildMessages(input: {
   kinds: MemoryKind[];
   existing: AliasedMemory[];
-  earlier: BufferedTurn[];
-  turns: BufferedTurn[];
+  profiles: Record<string, Record<string, unknown> | null>;
+  earlier: ConversationTurn[];
+  turns: ConversationTurn[];
 }): ChatMessage[] {
   const kindNotes = input.kinds
     .filter((k) => k.instructions)
     .map((k) => `Instructions for "${k.name}" memories:\n${k.instructions}`)
     .join('\n\n');
-  const render = (turns: BufferedTurn[]) => JSON.stringify(turns.map((t) => ({ role: t.role, content: t.content, at: t.createdAt })));
+  const render = (turns: ConversationTurn[]) =>
+    JSON.stringify(turns.map((t) => (t.createdAt ? { role: t.role, content: t.content, at: t.createdAt } : { role: t.role, content: t.content })));
   const user = [
+    Object.keys(input.profiles).length ? `<profiles>\n${JSON.stringify(input.profiles)}\n</profiles>` : '',
     `<existing_memories>\n${JSON.stringify(input.existing.map((m) => ({ id: m.alias, kind: m.kind, document: m.document })))}\n</existing_memories>`,
     input.earlier.length ? `<earlier_turns note="already processed, context only">\n${render(input.earlier)}\n</earlier_turns>` : '',
     `<new_turns>\n${render(input.turns)}\n</new_turns>`,
@@ -112,7 +117,39 @@ export function buildMessages(input: {
   ];
 }
 
-function jsonSchema(schema: z.ZodObject): Record<string, unknown> {
+/** Sent with the rejected calls' errors; accepted calls stand and must not be repeated. */
+export const REPAIR_INSTRUCTION =
+  'Some tool calls were rejected (see their errors). Accepted calls are kept: send corrected calls for the rejected ones only, or none if they should be dropped.';
+
+function tool(name: string, description: string, parameters: Record<string, unknown>): ChatTool {
+  return { type: 'function', function: { name, description, parameters } };
+}
+
+// JSON Schema generation is the costliest part of building a request; kinds are immutable.
+const schemaCache = new WeakMap<MemoryKind, Record<string, unknown>>();
+const patchSchemaCache = new WeakMap<MemoryKind, Record<string, unknown>>();
+
+function jsonSchema(kind: MemoryKind): Record<string, unknown> {
+  let cached = schemaCache.get(kind);
+  if (!cached) {
+    cached = toJson(kind.schema);
+    schemaCache.set(kind, cached);
+  }
+  return cached;
+}
+
+/** The kind's top-level fields, each optional and nullable: the shape of a merge patch. */
+function patchJsonSchema(kind: MemoryKind): Record<string, unknown> {
+  let cached = patchSchemaCache.get(kind);
+  if (!cached) {
+    const shape = Object.fromEntries(Object.entries(kind.schema.shape).map(([k, v]) => [k, (v as z.ZodType).nullable().optional()]));
+    cached = toJson(z.object(shape));
+    patchSchemaCache.set(kind, cached);
+  }
+  return cached;
+}
+
+function toJson(schema: z.ZodType): Record<string, unknown> {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { target: 'draft-7', io: 'input' }) as Record<string, unknown>;
   return rest;
 }

@@ -2,11 +2,7 @@ import { z } from 'zod';
 import { PermanentError } from '../errors.js';
 import { kindNameSchema } from '../queue/schemas.js';
 
-/**
- * A memory kind: the schema its documents follow and how reflections may change them.
- * Declared in TypeScript by library users (zod schema) or loaded from a file for the service.
- */
-export const kindDefinitionSchema = z.strictObject({
+const common = {
   name: kindNameSchema,
   description: z.string().min(1).max(1_000),
   /** Namespace template, such as ["chat", "{userId}"]: filled from the thread's context. */
@@ -14,24 +10,73 @@ export const kindDefinitionSchema = z.strictObject({
   /** zod object schema of one document; converted to JSON Schema for the model's tools. */
   schema: z.custom<z.ZodObject>((s) => s instanceof z.ZodObject, 'must be a zod object schema'),
   instructions: z.string().max(8_000).default(''),
-  mode: z.enum(['collection', 'profile']).default('collection'),
-  enableInserts: z.boolean().default(true),
-  enableUpdates: z.boolean().default(true),
-  enableDeletes: z.boolean().default(true),
-  /** Time to live of memories of this kind (ms); none when omitted. */
+  /** Time to live of memories of this kind (ms), renewed on every update; none when omitted. */
   ttlMs: z.number().int().positive().optional(),
   /** Top-level document fields that get embedded (one vector each); the whole document when omitted. */
   embedFields: z.array(z.string().min(1)).min(1).optional(),
+};
+
+/** Many small documents per namespace, each inserted, updated or deleted by the model. */
+const collectionKindSchema = z.strictObject({
+  ...common,
+  mode: z.literal('collection'),
+  enableInserts: z.boolean().default(true),
+  enableUpdates: z.boolean().default(true),
+  enableDeletes: z.boolean().default(true),
 });
-export type MemoryKind = z.output<typeof kindDefinitionSchema>;
-export type MemoryKindInput = z.input<typeof kindDefinitionSchema>;
+
+/**
+ * One document per namespace (a user profile), created by its first patch and patched after
+ * that (JSON merge patch, RFC 7396). The insert/update/delete switches do not apply: a profile
+ * is always there to patch, and deleting it is an operator's act, not a model's.
+ */
+const profileKindSchema = z.strictObject({ ...common, mode: z.literal('profile') });
+
+/**
+ * A memory kind: the schema its documents follow and how reflections may change them.
+ * Declared in TypeScript by library users (zod schema), or in a JSON/YAML file for the service
+ * (kinds-file.ts). `mode` defaults to `collection`.
+ */
+export const kindDefinitionSchema = z.preprocess(
+  (v) => (v && typeof v === 'object' && !('mode' in v) ? { ...v, mode: 'collection' } : v),
+  z.discriminatedUnion('mode', [collectionKindSchema, profileKindSchema]),
+);
+export type CollectionKind = z.output<typeof collectionKindSchema>;
+export type ProfileKind = z.output<typeof profileKindSchema>;
+export type MemoryKind = CollectionKind | ProfileKind;
+export type MemoryKindInput =
+  | (Omit<z.input<typeof collectionKindSchema>, 'mode'> & { mode?: 'collection' })
+  | z.input<typeof profileKindSchema>;
 
 /** Validates a kind declaration; a bad one is a configuration error found at start. */
 export function defineKind(input: MemoryKindInput): MemoryKind {
   const parsed = kindDefinitionSchema.safeParse(input);
-  if (!parsed.success) throw new PermanentError(`invalid memory kind ${JSON.stringify(input.name)}: ${z.prettifyError(parsed.error)}`);
-  return parsed.data;
+  if (!parsed.success) throw new PermanentError(`invalid memory kind ${JSON.stringify(input?.name)}: ${z.prettifyError(parsed.error)}`);
+  const kind = parsed.data;
+  const fields = Object.keys(kind.schema.shape);
+  const unknown = (kind.embedFields ?? []).filter((f) => !fields.includes(f));
+  if (unknown.length) throw new PermanentError(`memory kind "${kind.name}": embedFields ${unknown.join(', ')} are not fields of its schema`);
+  return kind;
 }
+
+/** Several kinds for one deployment: names must be unique (they name tools and stored rows). */
+export function defineKinds(inputs: (MemoryKindInput | MemoryKind)[]): MemoryKind[] {
+  const kinds = inputs.map((k) => defineKind(k as MemoryKindInput));
+  const seen = new Set<string>();
+  for (const k of kinds) {
+    if (seen.has(k.name)) throw new PermanentError(`memory kind "${k.name}" is declared twice`);
+    seen.add(k.name);
+  }
+  if (kinds.length === 0) throw new PermanentError('at least one memory kind is needed');
+  return kinds;
+}
+
+export const canInsert = (k: MemoryKind) => k.mode === 'collection' && k.enableInserts;
+export const canUpdate = (k: MemoryKind) => k.mode === 'collection' && k.enableUpdates;
+export const canDelete = (k: MemoryKind) => k.mode === 'collection' && k.enableDeletes;
+
+/** A profile's fixed key: one row per (namespace, kind), so even a bypassed check cannot make two. */
+export const profileKey = (kind: ProfileKind) => `profile:${kind.name}`;
 
 /** The default: LangMem's plain memory, one self-contained sentence per fact, per user. */
 export const defaultKinds: MemoryKind[] = [

@@ -1,37 +1,16 @@
 import type OpenAI from 'openai';
-import { z } from 'zod';
 import { RetryableError } from '../errors.js';
+import { OpenAIChatModel, type ChatMessage, type ChatModel } from '../llm/chat-model.js';
+import { defaultRetryPolicy, type RetryPolicy } from '../llm/retry.js';
+import { createLogger } from '../log/logger.js';
+import { addUsage, noUsage, type TokenUsage } from '../llm/usage.js';
 import type { Logger } from '../log/logger.js';
-import type { BufferedTurn } from '../queue/schemas.js';
-import {
-  buildMessages,
-  buildTools,
-  DELETE_TOOL,
-  deleteArgsSchema,
-  insertToolName,
-  UPDATE_TOOL,
-  updateArgsSchema,
-  type AliasedMemory,
-} from './extraction-prompt.js';
+import { buildMessages, buildTools, REPAIR_INSTRUCTION, type AliasedMemory, type ConversationTurn } from './extraction-prompt.js';
 import type { MemoryKind } from './kinds.js';
+import { ToolCallChecker, type ExistingMemory, type ManagerOp } from './tool-calls.js';
 
-export interface ExistingMemory {
-  namespace: string[];
-  key: string;
-  kind: string;
-  version: number;
-  document: Record<string, unknown>;
-}
-
-export type ManagerOp =
-  | { op: 'insert'; kind: string; document: Record<string, unknown> }
-  | { op: 'update'; target: ExistingMemory; document: Record<string, unknown> }
-  | { op: 'delete'; target: ExistingMemory };
-
-export interface TokenUsage {
-  promptTokens: number;
-  completionTokens: number;
-}
+export type { ExistingMemory, ManagerOp } from './tool-calls.js';
+export type { TokenUsage } from '../llm/usage.js';
 
 export interface ManagerResult {
   ops: ManagerOp[];
@@ -40,122 +19,80 @@ export interface ManagerResult {
   calls: number;
 }
 
-type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
+export interface ExtractInput {
+  kinds: MemoryKind[];
+  /** Memories the model may update or delete (collections), and the current profiles. */
+  existing: ExistingMemory[];
+  earlier?: ConversationTurn[];
+  turns: ConversationTurn[];
+  signal?: AbortSignal | undefined;
+  /** Called after every model call, including calls of an extraction that fails later. */
+  onUsage?: (usage: TokenUsage) => void;
+}
 
 /**
- * Turns plus existing memories in, operations out; no side effects (LangMem's memory manager).
- * Model output is untrusted (invariant 7): every call is parsed and validated; bad calls go back
- * to the model in a bounded repair round, and then the whole extraction fails cleanly.
+ * Turns plus existing memories in, operations out, and no side effects: LangMem's memory
+ * manager, usable on its own. The model sees memories under aliases (m1, m2...), gets one tool
+ * per kind plus update and delete, and may answer with all its calls at once. Every call is
+ * checked; rejected ones go back to the model with the reason in a bounded number of repair
+ * rounds, after which the extraction fails as a whole (no partial result, invariant 7).
  */
 export class MemoryManager {
   constructor(
-    private readonly client: OpenAI,
-    private readonly model: string,
+    private readonly chat: ChatModel,
     private readonly log: Logger,
     private readonly maxRepairRounds = 2,
   ) {}
 
-  async extract(input: {
-    kinds: MemoryKind[];
-    existing: ExistingMemory[];
-    earlier: BufferedTurn[];
-    turns: BufferedTurn[];
-    signal?: AbortSignal | undefined;
-  }): Promise<ManagerResult> {
-    const byAlias = new Map(input.existing.map((m, i) => [`m${i + 1}`, m]));
+  get model(): string {
+    return this.chat.model;
+  }
+
+  async extract(input: ExtractInput): Promise<ManagerResult> {
+    const profileKinds = new Set(input.kinds.filter((k) => k.mode === 'profile').map((k) => k.name));
+    const collection = input.existing.filter((m) => !profileKinds.has(m.kind));
+    const profileDocs = input.existing.filter((m) => profileKinds.has(m.kind));
+    const byAlias = new Map(collection.map((m, i) => [`m${i + 1}`, m]));
     const aliased: AliasedMemory[] = [...byAlias].map(([alias, m]) => ({ alias, kind: m.kind, document: m.document }));
-    const kinds = new Map(input.kinds.map((k) => [k.name, k]));
-    const messages: ChatMessage[] = buildMessages({ kinds: input.kinds, existing: aliased, earlier: input.earlier, turns: input.turns });
+    const profiles = Object.fromEntries([...profileKinds].map((name) => [name, profileDocs.find((p) => p.kind === name)?.document ?? null]));
+
+    const messages: ChatMessage[] = buildMessages({ kinds: input.kinds, existing: aliased, profiles, earlier: input.earlier ?? [], turns: input.turns });
     const tools = buildTools(input.kinds);
-    const usage: TokenUsage = { promptTokens: 0, completionTokens: 0 };
-    const accepted: ManagerOp[] = [];
-    const touched = new Set<ExistingMemory>();
+    const checker = new ToolCallChecker(input.kinds, byAlias, profileDocs);
+    const usage = noUsage();
+    // No kind may change anything (switches all off, or no kind left for these turns): nothing
+    // to ask, and an empty tools list is a 400 on OpenAI.
+    if (tools.length === 0) return { ops: [], usage, calls: 0 };
 
     for (let round = 0; ; round++) {
-      const res = await this.client.chat.completions
-        .create(
-          { model: this.model, messages, tools, tool_choice: 'auto', parallel_tool_calls: true, temperature: 0 },
-          { signal: input.signal },
-        )
-        .catch((err: unknown) => {
-          throw new RetryableError(`chat model request failed: ${(err as Error).message}`, { cause: err });
-        });
-      usage.promptTokens += res.usage?.prompt_tokens ?? 0;
-      usage.completionTokens += res.usage?.completion_tokens ?? 0;
-      const message = res.choices[0]?.message;
-      if (!message) throw new RetryableError('chat model returned no choice');
-      const calls = (message.tool_calls ?? []).filter((c) => c.type === 'function');
+      const answer = await this.chat.complete(
+        { messages, tools, tool_choice: 'auto', parallel_tool_calls: true, temperature: 0 },
+        { signal: input.signal },
+      );
+      addUsage(usage, answer.usage);
+      input.onUsage?.(answer.usage);
+      const calls = (answer.message.tool_calls ?? []).filter((c) => c.type === 'function');
 
-      const errors: { id: string; error: string }[] = [];
-      const results: { id: string; content: string }[] = [];
-      for (const call of calls) {
-        const outcome = this.validate(call.function.name, call.function.arguments, kinds, byAlias, touched);
-        if ('error' in outcome) {
-          errors.push({ id: call.id, error: outcome.error });
-          results.push({ id: call.id, content: `error: ${outcome.error}` });
-        } else {
-          accepted.push(outcome.op);
-          if (outcome.op.op !== 'insert') touched.add(outcome.op.target);
-          results.push({ id: call.id, content: 'accepted' });
-        }
-      }
-      if (errors.length === 0) return { ops: accepted, usage, calls: round + 1 };
+      const results = calls.map((call) => ({ id: call.id, outcome: checker.check(call.function.name, call.function.arguments) }));
+      const errors = results.flatMap((r) => ('error' in r.outcome ? [r.outcome.error] : []));
+      if (errors.length === 0) return { ops: checker.ops(), usage, calls: round + 1 };
 
-      this.log.warn({ round, errors }, 'model output rejected');
+      this.log.warn({ round, errors, finishReason: answer.finishReason }, 'model output rejected');
       if (round >= this.maxRepairRounds) {
-        throw new RetryableError(
-          `model output still invalid after ${this.maxRepairRounds} repair round(s): ${errors.map((e) => e.error).join('; ')}`,
-        );
+        throw new RetryableError(`model output still invalid after ${this.maxRepairRounds} repair round(s): ${errors.join('; ')}`);
       }
-      // Show the model which calls failed and why; accepted ones are kept and must not be repeated.
-      messages.push({ role: 'assistant', content: message.content ?? null, tool_calls: calls });
-      for (const r of results) messages.push({ role: 'tool', tool_call_id: r.id, content: r.content });
-      messages.push({
-        role: 'user',
-        content: 'Some tool calls were rejected (see the errors). Accepted calls are kept: send corrected calls only for the rejected ones.',
-      });
+      messages.push({ role: 'assistant', content: answer.message.content ?? null, tool_calls: calls });
+      for (const r of results) messages.push({ role: 'tool', tool_call_id: r.id, content: 'error' in r.outcome ? `error: ${r.outcome.error}` : 'accepted' });
+      messages.push({ role: 'user', content: REPAIR_INSTRUCTION });
     }
   }
+}
 
-  private validate(
-    name: string,
-    rawArgs: string,
-    kinds: Map<string, MemoryKind>,
-    byAlias: Map<string, ExistingMemory>,
-    touched: Set<ExistingMemory>,
-  ): { op: ManagerOp } | { error: string } {
-    let args: unknown;
-    try {
-      args = JSON.parse(rawArgs);
-    } catch {
-      return { error: `${name}: arguments are not valid JSON` };
-    }
-    const target = (id: string): { memory: ExistingMemory } | { error: string } => {
-      const memory = byAlias.get(id);
-      if (!memory) return { error: `${name}: unknown id "${id}"; use an id from existing_memories (${[...byAlias.keys()].join(', ') || 'none'})` };
-      if (touched.has(memory)) return { error: `${name}: memory "${id}" was already changed in this answer` };
-      return { memory };
-    };
-    if (name === UPDATE_TOOL || name === DELETE_TOOL) {
-      const parsed = (name === UPDATE_TOOL ? updateArgsSchema : deleteArgsSchema).safeParse(args);
-      if (!parsed.success) return { error: `${name}: ${z.prettifyError(parsed.error)}` };
-      const found = target(parsed.data.id);
-      if ('error' in found) return found;
-      const kind = kinds.get(found.memory.kind);
-      if (!kind) return { error: `${name}: memory "${parsed.data.id}" is of kind "${found.memory.kind}", which this reflection does not handle` };
-      if (name === DELETE_TOOL) {
-        if (!kind.enableDeletes) return { error: `${name}: "${kind.name}" memories cannot be deleted` };
-        return { op: { op: 'delete', target: found.memory } };
-      }
-      if (!kind.enableUpdates) return { error: `${name}: "${kind.name}" memories cannot be updated` };
-      const doc = kind.schema.safeParse((parsed.data as unknown as { document: unknown }).document);
-      if (!doc.success) return { error: `${name}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}` };
-      return { op: { op: 'update', target: found.memory, document: doc.data } };
-    }
-    const kind = [...kinds.values()].find((k) => insertToolName(k.name) === name && k.enableInserts);
-    if (!kind) return { error: `unknown tool "${name}"` };
-    const doc = kind.schema.safeParse(args);
-    if (!doc.success) return { error: `${name}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}` };
-    return { op: { op: 'insert', kind: kind.name, document: doc.data } };
-  }
+/**
+ * A manager on its own, from an `openai` client (LangMem's `create_memory_manager`): no store,
+ * no queue. Build the client with `maxRetries: 0`; retries follow `retry`.
+ */
+export function createMemoryManager(opts: { client: OpenAI; model: string; log?: Logger; retry?: RetryPolicy; maxRepairRounds?: number }): MemoryManager {
+  const log = opts.log ?? createLogger({ level: 'silent' });
+  return new MemoryManager(new OpenAIChatModel(opts.client, opts.model, log, opts.retry ?? defaultRetryPolicy), log, opts.maxRepairRounds);
 }

@@ -1,14 +1,16 @@
-import { randomUUID } from 'node:crypto';
 import { PermanentError, RetryableError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
+import { addUsage, noUsage, type TokenUsage, type UsageRecord, type UsageSink } from '../llm/usage.js';
 import type { Logger } from '../log/logger.js';
 import type { ThreadBuffer } from '../queue/buffer.js';
 import type { BufferedTurn } from '../queue/schemas.js';
 import type { MemoryStore } from '../store/memory-store.js';
 import type { MemoryWrite, Namespace } from '../store/types.js';
-import { embeddingTexts, type MemoryKind } from './kinds.js';
-import type { ExistingMemory, ManagerOp, MemoryManager, TokenUsage } from './manager.js';
+import { profileKey, type MemoryKind } from './kinds.js';
+import type { MemoryManager } from './manager.js';
 import { fillNamespace } from './namespace-template.js';
+import { readSnapshot, snapshotSignature, type SnapshotRequest } from './reflection-snapshot.js';
+import { toWrites } from './writes.js';
 
 export interface ReflectSettings {
   /** Already-reflected turns shown as context, and kept in the buffer for the next reflection. */
@@ -31,6 +33,8 @@ export interface ReflectDeps {
   kinds: MemoryKind[];
   settings: ReflectSettings;
   log: Logger;
+  /** Receives the token usage of every model request, tagged with the job and namespaces. */
+  usage?: UsageSink | undefined;
 }
 
 export interface ReflectOutcome {
@@ -40,19 +44,29 @@ export interface ReflectOutcome {
   inserted: number;
   updated: number;
   deleted: number;
+  /** Chat model calls (repair rounds and re-runs after conflicts included). */
   modelCalls: number;
   restarts: number;
+  /** Conflicts resolved without a model call: the memories the model saw had not changed. */
+  rebased: number;
+  /** Chat tokens of this run (repairs and re-runs included). */
   usage: TokenUsage;
+  embeddingTokens: number;
+  namespaces: Namespace[];
   /** Turns were left for a follow-up (the backlog exceeded maxTurns). */
   backlog: boolean;
 }
 
 /**
  * The store manager: one reflection of one thread. Reads the thread's unreflected turns, finds
- * relevant memories, asks the model, embeds, then commits memories and the thread cursor in ONE
- * transaction. No connection is held across model calls (invariant 8); a moved cursor or a
- * changed namespace restarts the work with fresh reads, so nothing is applied twice (invariant 3)
- * and concurrent threads of one user neither lose updates nor duplicate facts (invariant 4).
+ * the relevant memories, asks the model, embeds, then commits memories and the thread cursor in
+ * ONE transaction (store.apply). No connection is held across model calls (invariant 8).
+ *  - A moved cursor (a duplicate delivery or a retry after a commit) restarts from the cursor:
+ *    the applied turns are gone from the read, so nothing is applied twice (invariant 3).
+ *  - A changed namespace (another thread of the user committed) re-reads the memories; if the
+ *    model would see the same ones, the decision stands and only the commit is retried, else the
+ *    model runs again with the fresh memories, so no update is lost and no fact is inserted
+ *    twice (invariant 4). Both are bounded by `maxRestarts`, then the job's retry takes over.
  */
 export async function reflectThread(
   deps: ReflectDeps,
@@ -68,6 +82,7 @@ export async function reflectThread(
   },
 ): Promise<ReflectOutcome> {
   const { buffer, store, settings } = deps;
+  const signal = opts.signal;
   const log = deps.log.child({ threadId });
   const outcome: ReflectOutcome = {
     status: 'nothing-pending',
@@ -78,68 +93,102 @@ export async function reflectThread(
     deleted: 0,
     modelCalls: 0,
     restarts: 0,
-    usage: { promptTokens: 0, completionTokens: 0 },
+    rebased: 0,
+    usage: noUsage(),
+    embeddingTokens: 0,
+    namespaces: [],
     backlog: false,
+  };
+  const restart = (why: string) => {
+    outcome.restarts++;
+    log.info({ why, restarts: outcome.restarts }, 'reflection restarts');
+    if (outcome.restarts > settings.maxRestarts) throw new RetryableError(`thread ${threadId}: gave up after ${outcome.restarts} restarts (${why})`);
   };
 
   for (;;) {
-    opts.signal?.throwIfAborted();
+    signal?.throwIfAborted();
     const cursor = await store.getCursor(threadId);
-    const snapshot = await buffer.read(threadId, cursor, settings.maxTurns, settings.contextTurns);
+    const read = await buffer.read(threadId, cursor, settings.maxTurns, settings.contextTurns);
     outcome.cursor = cursor;
-    if (snapshot.pending.length === 0) return outcome;
-    if (!snapshot.context) throw new PermanentError(`thread ${threadId} has buffered turns but no context in Redis`);
-
-    const turns = snapshot.pending.map((e) => e.turn);
-    const kinds = kindsFor(deps.kinds, turns);
-    const namespaces = groupByNamespace(kinds, snapshot.context);
-    // Versions first, then memories: a commit landing between the two shows up as a conflict.
-    const versions = await store.namespaceVersions(namespaces.map((n) => n.namespace));
-    const existing = await findExisting(deps, namespaces, turns, opts.signal);
-
-    const result = await deps.manager.extract({ kinds, existing, earlier: snapshot.earlier.map((e) => e.turn), turns, signal: opts.signal });
-    outcome.modelCalls += result.calls;
-    outcome.usage.promptTokens += result.usage.promptTokens;
-    outcome.usage.completionTokens += result.usage.completionTokens;
-
-    const writes = await toWrites(deps, result.ops, namespaces, opts.signal);
-    const newCursor = (snapshot.pending.at(-1) as { entryId: string }).entryId;
-    await opts.beforeCommit?.();
-    opts.signal?.throwIfAborted();
-    const applied = await store.apply({
-      threadId,
-      expectedCursor: cursor,
-      newCursor,
-      actor: opts.actor,
-      namespaceVersions: namespaces.map((n) => ({ namespace: n.namespace, version: versions.get(JSON.stringify(n.namespace)) ?? 0 })),
-      writes,
-    });
-
-    if (applied.status !== 'applied') {
-      outcome.restarts++;
-      log.info({ status: applied.status, restarts: outcome.restarts }, 'reflection restarts with fresh reads');
-      if (outcome.restarts > settings.maxRestarts) {
-        throw new RetryableError(`thread ${threadId}: gave up after ${outcome.restarts} restarts (${applied.status})`);
-      }
-      continue;
+    if (read.pending.length === 0) {
+      // A run that committed but died before trimming left the buffer and the maxWait ceiling
+      // behind; trimming is idempotent, so finish it (else the ceiling sweeper keeps waking it).
+      if (cursor) await buffer.trim(threadId, cursor, settings.contextTurns);
+      return outcome;
     }
+    if (!read.context) throw new PermanentError(`thread ${threadId} has buffered turns but no context in Redis`);
 
-    outcome.status = 'applied';
-    outcome.turns += turns.length;
-    outcome.cursor = newCursor;
-    outcome.inserted += applied.inserted;
-    outcome.updated += applied.updated;
-    outcome.deleted += applied.deleted;
-    const pendingLeft = await buffer.trim(threadId, newCursor, settings.contextTurns);
-    outcome.backlog = pendingLeft && snapshot.pending.length >= settings.maxTurns;
-    log.info({ turns: turns.length, ...applied, cursor: newCursor, usage: result.usage }, 'reflection committed');
-    return outcome;
+    const turns = read.pending.map((e) => e.turn);
+    const kinds = kindsFor(deps.kinds, turns);
+    const groups = groupByNamespace(kinds, read.context);
+    const namespaceOf = (kind: string) => (groups.find((g) => g.all.includes(kind)) as SnapshotRequest).namespace;
+    const requests: SnapshotRequest[] = groups.map(({ namespace, kinds: searchedKinds, profileKeys }) => ({ namespace, kinds: searchedKinds, profileKeys }));
+    outcome.namespaces = groups.map((g) => g.namespace);
+    const record = (purpose: UsageRecord['purpose'], model: string, usage: TokenUsage) =>
+      deps.usage?.record({ actor: opts.actor, threadId, namespaces: outcome.namespaces, purpose, model, ...usage });
+    const onEmbedding = (purpose: 'embed-queries' | 'embed-documents') => (promptTokens: number, model: string) => {
+      outcome.embeddingTokens += promptTokens;
+      record(purpose, model, { promptTokens, completionTokens: 0 });
+    };
+
+    // Queries are embedded once per read of the turns; re-runs after a conflict reuse them.
+    const queries = searchQueries(turns, settings.maxQueries);
+    const searched = groups.some((g) => g.kinds.length > 0);
+    const vectors = searched && queries.length ? await deps.embedder.embed(queries, signal, onEmbedding('embed-queries')) : [];
+    const newCursor = (read.pending.at(-1) as { entryId: string }).entryId;
+    let decided: { signature: string; writes: MemoryWrite[] } | null = null;
+
+    for (;;) {
+      const snapshots = await readSnapshot(store, requests, vectors, settings.existingTopK);
+      const signature = snapshotSignature(snapshots);
+      if (decided && decided.signature === signature) {
+        outcome.rebased++;
+      } else {
+        const result = await deps.manager.extract({
+          kinds,
+          existing: snapshots.flatMap((s) => [...s.profiles, ...s.memories]),
+          earlier: read.earlier.map((e) => e.turn),
+          turns,
+          signal,
+          onUsage: (usage) => {
+            outcome.modelCalls++;
+            addUsage(outcome.usage, usage);
+            record('extract', deps.manager.model, usage);
+          },
+        });
+        const writes = await toWrites({ ops: result.ops, kinds, namespaceOf, embedder: deps.embedder, signal, onEmbeddingUsage: onEmbedding('embed-documents') });
+        decided = { signature, writes };
+      }
+
+      await opts.beforeCommit?.();
+      signal?.throwIfAborted();
+      const applied = await store.apply({
+        threadId,
+        expectedCursor: cursor,
+        newCursor,
+        actor: opts.actor,
+        namespaceVersions: snapshots.map((s) => ({ namespace: s.namespace, version: s.version })),
+        writes: decided.writes,
+      });
+      if (applied.status === 'conflict') {
+        restart('conflict');
+        continue;
+      }
+      if (applied.status === 'stale-cursor') break;
+
+      outcome.status = 'applied';
+      outcome.turns += turns.length;
+      outcome.cursor = newCursor;
+      outcome.inserted += applied.inserted;
+      outcome.updated += applied.updated;
+      outcome.deleted += applied.deleted;
+      const pendingLeft = await buffer.trim(threadId, newCursor, settings.contextTurns);
+      outcome.backlog = pendingLeft && read.pending.length >= settings.maxTurns;
+      log.info({ turns: turns.length, ...applied, cursor: newCursor, usage: outcome.usage, restarts: outcome.restarts }, 'reflection committed');
+      return outcome;
+    }
+    restart('stale-cursor');
   }
-}
-
-interface NamespaceGroup {
-  namespace: Namespace;
-  kinds: MemoryKind[];
 }
 
 /** Kinds the turns feed: those named by the turns, or all when a turn names none. */
@@ -149,71 +198,26 @@ function kindsFor(all: MemoryKind[], turns: BufferedTurn[]): MemoryKind[] {
   return all.filter((k) => named.has(k.name));
 }
 
-function groupByNamespace(kinds: MemoryKind[], context: Record<string, string>): NamespaceGroup[] {
-  const groups = new Map<string, NamespaceGroup>();
+/** The namespaces a reflection reads and writes, with the collection kinds and profile keys of each. */
+function groupByNamespace(kinds: MemoryKind[], context: Record<string, string>): (SnapshotRequest & { kinds: string[]; all: string[] })[] {
+  const groups = new Map<string, SnapshotRequest & { kinds: string[]; all: string[] }>();
   for (const kind of kinds) {
     const namespace = fillNamespace(kind.namespace, context, kind.name);
     const id = JSON.stringify(namespace);
-    const group = groups.get(id) ?? { namespace, kinds: [] };
-    group.kinds.push(kind);
+    const group = groups.get(id) ?? { namespace, kinds: [], profileKeys: [], all: [] };
+    if (kind.mode === 'profile') group.profileKeys.push(profileKey(kind));
+    else group.kinds.push(kind.name);
+    group.all.push(kind.name);
     groups.set(id, group);
   }
   return [...groups.values()];
 }
 
 /**
- * Relevant existing memories: one embedding call for several recent turns (not only the last
- * message, LESSONS: LangMem), then per-namespace exact search, deduplicated, best score first.
+ * Several recent turns, not only the last message (LESSONS: LangMem searched with the last one
+ * only): distinct texts of the newest non-system turns, each cut to what an embedding needs.
  */
-async function findExisting(
-  deps: ReflectDeps,
-  namespaces: NamespaceGroup[],
-  turns: BufferedTurn[],
-  signal: AbortSignal | undefined,
-): Promise<ExistingMemory[]> {
-  const queries = [...new Set(turns.filter((t) => t.role !== 'system').map((t) => t.content.slice(0, 2_000)))].slice(-deps.settings.maxQueries);
-  if (queries.length === 0) return [];
-  const vectors = await deps.embedder.embed(queries, signal);
-  const found: ExistingMemory[] = [];
-  for (const group of namespaces) {
-    const names = new Set(group.kinds.map((k) => k.name));
-    const best = new Map<string, { memory: ExistingMemory; score: number }>();
-    for (const vector of vectors) {
-      for (const hit of await deps.store.search(group.namespace, vector, deps.settings.existingTopK)) {
-        if (!names.has(hit.kind)) continue;
-        const prev = best.get(hit.key);
-        if (!prev || prev.score < hit.score) {
-          best.set(hit.key, { memory: { namespace: hit.namespace, key: hit.key, kind: hit.kind, version: hit.version, document: hit.value }, score: hit.score });
-        }
-      }
-    }
-    found.push(...[...best.values()].sort((a, b) => b.score - a.score).slice(0, deps.settings.existingTopK).map((b) => b.memory));
-  }
-  return found;
-}
-
-/** Manager ops to store writes, with every changed document embedded in one batched call. */
-async function toWrites(deps: ReflectDeps, ops: ManagerOp[], namespaces: NamespaceGroup[], signal: AbortSignal | undefined): Promise<MemoryWrite[]> {
-  const kindByName = new Map(deps.kinds.map((k) => [k.name, k]));
-  const nsByKind = new Map(namespaces.flatMap((g) => g.kinds.map((k) => [k.name, g.namespace] as const)));
-  const texts: string[] = [];
-  const pending = ops.map((op) => {
-    if (op.op === 'delete') return { op, fields: [] as { field: string; index: number }[] };
-    const kind = kindByName.get(op.op === 'insert' ? op.kind : op.target.kind) as MemoryKind;
-    const fields = embeddingTexts(kind, op.document).map(({ field, text }) => ({ field, index: texts.push(text) - 1 }));
-    return { op, kind, fields };
-  });
-  const vectors = texts.length ? await deps.embedder.embed(texts, signal) : [];
-  const now = Date.now();
-  return pending.map(({ op, fields, kind }): MemoryWrite => {
-    const embeddings = fields.map((f) => ({ field: f.field, vector: vectors[f.index] as number[] }));
-    const expiresAt = kind?.ttlMs ? new Date(now + kind.ttlMs) : null;
-    if (op.op === 'insert') {
-      return { op: 'insert', namespace: nsByKind.get(op.kind) as Namespace, key: randomUUID(), kind: op.kind, value: op.document, embeddings, expiresAt };
-    }
-    if (op.op === 'update') {
-      return { op: 'update', namespace: op.target.namespace, key: op.target.key, kind: op.target.kind, value: op.document, expectedVersion: op.target.version, embeddings, expiresAt };
-    }
-    return { op: 'delete', namespace: op.target.namespace, key: op.target.key, expectedVersion: op.target.version };
-  });
+export function searchQueries(turns: Pick<BufferedTurn, 'role' | 'content'>[], max: number): string[] {
+  const texts = turns.filter((t) => t.role !== 'system').map((t) => t.content.slice(0, 2_000));
+  return [...new Set(texts)].slice(-max);
 }

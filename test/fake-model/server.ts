@@ -2,11 +2,15 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fakeEmbedding } from './embedding.js';
 
-/** What a test's chat handler answers: tool calls, plain text, or an HTTP error. */
-export type ChatReply =
+/**
+ * What a test's chat handler answers: tool calls, plain text, or an HTTP error (with headers
+ * such as retry-after-ms). `delayMs` holds the answer back (a slow or hung model).
+ */
+export type ChatReply = (
   | { toolCalls: { name: string; arguments: unknown }[]; content?: string }
   | { content: string }
-  | { status: number; error: string };
+  | { status: number; error: string; headers?: Record<string, string> }
+) & { delayMs?: number };
 
 export interface ChatRequest {
   model: string;
@@ -24,10 +28,18 @@ export type ChatHandler = (request: ChatRequest, index: number) => ChatReply | P
  */
 export class FakeModel {
   readonly chatRequests: ChatRequest[] = [];
+  /** The response bodies of successful chat requests, in order. */
+  readonly chatResponses: { choices: { message: unknown }[] }[] = [];
+  /** The request bodies of embedding requests, in order. */
+  readonly embeddingBodies: unknown[] = [];
   embeddingRequests = 0;
   embeddedTexts = 0;
   /** Added before every chat answer (simulates model latency). */
   latencyMs = 0;
+  /** Added before every embedding answer. */
+  embeddingLatencyMs = 0;
+  /** The next this-many embedding requests fail with a 500. */
+  failEmbeddings = 0;
   private server: Server | null = null;
 
   constructor(public chat: ChatHandler = () => ({ content: 'no changes' })) {}
@@ -41,8 +53,8 @@ export class FakeModel {
   async start(): Promise<this> {
     this.server = createServer((req, res) => {
       void this.handle(req).then(
-        ({ status, body }) => {
-          res.writeHead(status, { 'content-type': 'application/json' });
+        ({ status, body, headers }) => {
+          res.writeHead(status, { 'content-type': 'application/json', ...headers });
           res.end(JSON.stringify(body));
         },
         (err: Error) => {
@@ -63,13 +75,19 @@ export class FakeModel {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  private async handle(req: IncomingMessage): Promise<{ status: number; body: unknown }> {
+  private async handle(req: IncomingMessage): Promise<{ status: number; body: unknown; headers?: Record<string, string> }> {
     const body = JSON.parse(await readBody(req)) as Record<string, unknown>;
     if (req.url?.endsWith('/embeddings')) {
       const input = Array.isArray(body.input) ? (body.input as string[]) : [body.input as string];
       const dims = (body.dimensions as number | undefined) ?? 1536;
       this.embeddingRequests++;
+      this.embeddingBodies.push(body);
+      if (this.failEmbeddings > 0) {
+        this.failEmbeddings--;
+        return { status: 500, body: { error: { message: 'embedding backend down', type: 'fake_error' } } };
+      }
       this.embeddedTexts += input.length;
+      if (this.embeddingLatencyMs) await new Promise((r) => setTimeout(r, this.embeddingLatencyMs));
       return {
         status: 200,
         body: {
@@ -85,10 +103,11 @@ export class FakeModel {
       const index = this.chatRequests.push(request) - 1;
       if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
       const reply = await this.chat(request, index);
-      if ('status' in reply) return { status: reply.status, body: { error: { message: reply.error, type: 'fake_error' } } };
+      if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
+      if ('status' in reply) return { status: reply.status, headers: reply.headers, body: { error: { message: reply.error, type: 'fake_error' } } };
       const toolCalls = 'toolCalls' in reply ? reply.toolCalls : [];
       const promptTokens = tokens(JSON.stringify(request.messages)) + tokens(JSON.stringify(request.tools ?? []));
-      return {
+      const response = {
         status: 200,
         body: {
           id: `chatcmpl-fake-${index}`,
@@ -115,6 +134,8 @@ export class FakeModel {
           usage: { prompt_tokens: promptTokens, completion_tokens: 20, total_tokens: promptTokens + 20 },
         },
       };
+      this.chatResponses.push(response.body);
+      return response;
     }
     return { status: 404, body: { error: { message: `no route ${req.url}` } } };
   }
@@ -127,7 +148,9 @@ export function readPrompt(request: ChatRequest) {
     const m = new RegExp(`<${tag}[^>]*>\\n([\\s\\S]*?)\\n</${tag}>`).exec(user);
     return m ? (JSON.parse(m[1] as string) as unknown[]) : [];
   };
+  const profiles = /<profiles>\n([\s\S]*?)\n<\/profiles>/.exec(user);
   return {
+    profiles: (profiles ? JSON.parse(profiles[1] as string) : {}) as Record<string, Record<string, unknown> | null>,
     existing: section('existing_memories') as { id: string; kind: string; document: Record<string, unknown> }[],
     earlier: section('earlier_turns') as { role: string; content: string }[],
     turns: section('new_turns') as { role: string; content: string }[],

@@ -1,0 +1,52 @@
+import type OpenAI from 'openai';
+import { RetryableError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
+import type { TokenUsage } from './usage.js';
+
+export type ChatBody = Omit<OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming, 'model'>;
+export type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
+export type ChatTool = OpenAI.Chat.Completions.ChatCompletionFunctionTool;
+
+export interface ChatAnswer {
+  message: OpenAI.Chat.Completions.ChatCompletionMessage;
+  finishReason: string;
+  usage: TokenUsage;
+}
+
+/** One chat completion, retried and abortable. Swappable (tests, other SDKs, a cache). */
+export interface ChatModel {
+  readonly model: string;
+  complete(body: ChatBody, opts?: { signal?: AbortSignal | undefined }): Promise<ChatAnswer>;
+}
+
+/**
+ * Chat completions through the `openai` SDK, against any OpenAI-compatible base URL. The
+ * AbortSignal goes into the SDK request (it aborts the HTTP call) and into the retry waits.
+ * The client must be built with `maxRetries: 0`: retries happen here (see retry.ts).
+ */
+export class OpenAIChatModel implements ChatModel {
+  constructor(
+    private readonly client: OpenAI,
+    readonly model: string,
+    private readonly log: Logger,
+    private readonly retry: RetryPolicy = defaultRetryPolicy,
+  ) {}
+
+  async complete(body: ChatBody, opts: { signal?: AbortSignal | undefined } = {}): Promise<ChatAnswer> {
+    const res = await withRetry(
+      `chat model ${this.model}`,
+      () => this.client.chat.completions.create({ model: this.model, ...body }, { signal: opts.signal }),
+      this.retry,
+      opts.signal,
+      ({ attempt, delayMs, err }) => this.log.warn({ attempt, delayMs: Math.round(delayMs), err: (err as Error).message }, 'chat request failed, retrying'),
+    );
+    const choice = res.choices?.[0];
+    if (!choice?.message) throw new RetryableError(`chat model ${this.model} returned no choice`);
+    return {
+      message: choice.message,
+      finishReason: choice.finish_reason,
+      usage: { promptTokens: res.usage?.prompt_tokens ?? 0, completionTokens: res.usage?.completion_tokens ?? 0 },
+    };
+  }
+}

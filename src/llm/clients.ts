@@ -1,0 +1,27 @@
+import type { Env } from '../config/env.js';
+import type { Logger } from '../log/logger.js';
+import { OpenAIChatModel, type ChatModel } from './chat-model.js';
+import { OpenAIEmbedder, type Embedder } from './embedder.js';
+import { createOpenAI } from './openai.js';
+import type { RetryPolicy } from './retry.js';
+
+/**
+ * The chat model and the embedder from the environment. Each has its own endpoint settings
+ * (base URL, key, timeout), so chat can run on one provider and embeddings on another; both
+ * retry through retry.ts, never through the SDK's own loop.
+ */
+export function createModelClients(env: Env, log: Logger): { chat: ChatModel; embedder: Embedder; retry: RetryPolicy } {
+  const retry: RetryPolicy = { maxRetries: env.LLM_MAX_RETRIES, baseDelayMs: env.LLM_RETRY_BASE_MS, maxDelayMs: env.LLM_RETRY_BASE_MS * 40 };
+  const chatClient = createOpenAI({ baseURL: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY, timeoutMs: env.LLM_TIMEOUT_MS, maxRetries: 0 });
+  const embeddingClient = createOpenAI({
+    baseURL: env.EMBEDDING_BASE_URL ?? env.OPENAI_BASE_URL,
+    apiKey: env.EMBEDDING_API_KEY ?? env.OPENAI_API_KEY,
+    timeoutMs: env.EMBEDDING_TIMEOUT_MS ?? env.LLM_TIMEOUT_MS,
+    maxRetries: 0,
+  });
+  return {
+    chat: new OpenAIChatModel(chatClient, env.CHAT_MODEL, log.child({ component: 'chat-model' }), retry),
+    embedder: new OpenAIEmbedder(embeddingClient, env.EMBEDDING_MODEL, env.EMBEDDING_DIMENSIONS, 512, retry),
+    retry,
+  };
+}

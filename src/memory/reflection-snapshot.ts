@@ -1,0 +1,111 @@
+import type pg from 'pg';
+import pgvector from 'pgvector';
+import type { MemoryStore } from '../store/memory-store.js';
+import type { Namespace } from '../store/types.js';
+import type { ExistingMemory } from './tool-calls.js';
+
+export interface SnapshotRequest {
+  namespace: Namespace;
+  /** Collection kinds whose memories are searched. */
+  kinds: string[];
+  /** Keys of the profile documents to load whole (profiles are not searched). */
+  profileKeys: string[];
+}
+
+export interface NamespaceSnapshot {
+  namespace: Namespace;
+  /** The version the commit will compare against. */
+  version: number;
+  /** Relevant collection memories, most relevant first, at most top-k. */
+  memories: ExistingMemory[];
+  profiles: ExistingMemory[];
+}
+
+/**
+ * Everything a reflection reads from Postgres before asking the model, in ONE statement:
+ * namespace versions, the relevant memories and the profiles. One statement is one snapshot, so
+ * the versions are exactly those of the memories shown to the model (a commit in between cannot
+ * slip past the compare-and-set), and it is one round trip instead of one per query and namespace.
+ *
+ * Relevance: each query vector (a recent turn) gets its exact top-k in the namespace, then the
+ * lists are merged round-robin (everyone's best before anyone's second best), deduplicated and
+ * cut to k. Taking the k nearest to any query instead would let one chatty turn crowd out the
+ * memories every other turn needs.
+ *
+ * New SQL beside the store rather than in it (the store's API is being reworked); it only reads.
+ */
+export async function readSnapshot(store: MemoryStore, requests: SnapshotRequest[], vectors: number[][], topK: number): Promise<NamespaceSnapshot[]> {
+  const { t } = store;
+  const client = await store.pool.connect();
+  let res;
+  try {
+    await jitOff(client);
+    res = await client.query(snapshotSql(t), [JSON.stringify(requests), vectors.map((v) => pgvector.toSql(v)), topK]);
+  } finally {
+    client.release();
+  }
+  return res.rows.map((row, i) => {
+    const namespace = (requests[i] as SnapshotRequest).namespace;
+    const toMemory = (m: { key: string; kind: string; version: number; value: Record<string, unknown>; expired?: boolean }): ExistingMemory => ({
+      namespace,
+      key: m.key,
+      kind: m.kind,
+      version: Number(m.version),
+      // An expired profile the sweeper has not removed yet is shown empty, and patched in place:
+      // inserting a new one would collide with its fixed key.
+      document: m.expired ? {} : m.value,
+    });
+    return { namespace, version: Number(row.version), memories: row.memories.map(toMemory), profiles: row.profiles.map(toMemory) };
+  });
+}
+
+/**
+ * JIT off on the connection, once per connection: over a large namespace the planner's estimate
+ * passes jit_above_cost and Postgres spends ~500 ms compiling a statement that runs in 15 ms
+ * (measured at 10,000 memories). Session-wide on engram's own pool, where no query gains from
+ * JIT (all are short OLTP statements); belongs in the pool's connection options, see decisions.md.
+ */
+const jitDisabled = new WeakSet<object>();
+async function jitOff(client: pg.PoolClient): Promise<void> {
+  if (jitDisabled.has(client)) return;
+  await client.query('set jit = off');
+  jitDisabled.add(client);
+}
+
+/** What the model was shown, by key and version: equal signatures mean an identical prompt. */
+export function snapshotSignature(snapshots: NamespaceSnapshot[]): string {
+  return snapshots.map((s) => [...s.profiles, ...s.memories].map((m) => `${m.key}@${m.version}`).join(',')).join('|');
+}
+
+function snapshotSql(t: MemoryStore['t']): string {
+  return `with g as (
+       select x.ord::int as ord,
+              array(select jsonb_array_elements_text(x.e->'namespace')) as namespace,
+              array(select jsonb_array_elements_text(x.e->'kinds')) as kinds,
+              array(select jsonb_array_elements_text(x.e->'profileKeys')) as profile_keys
+         from jsonb_array_elements($1::jsonb) with ordinality as x(e, ord)),
+     per_query as (
+       select g.ord, h.key, h.distance, row_number() over (partition by g.ord, q.qn order by h.distance, h.key) as rank
+         from g cross join unnest($2::vector[]) with ordinality as q(v, qn) cross join lateral (
+           -- Nearest vectors first (the form an HNSW index can serve), over-fetched 3x so that
+           -- memories with several embedded fields, other kinds or past their TTL still leave k.
+           select n.key, min(n.distance) as distance
+             from (select v.key, v.embedding <=> q.v as distance from ${t.vectors} v
+                    where v.namespace = g.namespace order by distance limit $3 * 3) n
+             join ${t.memories} m on m.namespace = g.namespace and m.key = n.key
+            where m.kind = any(g.kinds) and (m.expires_at is null or m.expires_at > now())
+            group by n.key order by distance, n.key limit $3) h),
+     picked as (
+       select ord, key, row_number() over (partition by ord order by min(rank), min(distance), key) as n
+         from per_query group by ord, key)
+     select g.ord, coalesce(ns.version, 0) as version,
+       coalesce((select jsonb_agg(jsonb_build_object('key', m.key, 'kind', m.kind, 'version', m.version, 'value', m.value) order by p.n)
+                   from picked p join ${t.memories} m on m.namespace = g.namespace and m.key = p.key
+                  where p.ord = g.ord and p.n <= $3), '[]') as memories,
+       coalesce((select jsonb_agg(jsonb_build_object('key', m.key, 'kind', m.kind, 'version', m.version, 'value', m.value,
+                                                     'expired', coalesce(m.expires_at <= now(), false)) order by m.key)
+                   from ${t.memories} m
+                  where m.namespace = g.namespace and m.key = any(g.profile_keys)), '[]') as profiles
+       from g left join ${t.namespaces} ns on ns.namespace = g.namespace
+      order by g.ord`;
+}

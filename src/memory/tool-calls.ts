@@ -1,0 +1,155 @@
+import { z } from 'zod';
+import {
+  DELETE_TOOL,
+  deleteArgsSchema,
+  insertToolName,
+  patchArgsSchema,
+  patchToolName,
+  UPDATE_TOOL,
+  updateArgsSchema,
+} from './extraction-prompt.js';
+import { canDelete, canInsert, canUpdate, type MemoryKind, type ProfileKind } from './kinds.js';
+import { mergePatch } from './merge-patch.js';
+
+export interface ExistingMemory {
+  namespace: string[];
+  key: string;
+  kind: string;
+  version: number;
+  document: Record<string, unknown>;
+}
+
+export type ManagerOp =
+  | { op: 'insert'; kind: string; document: Record<string, unknown> }
+  | { op: 'update'; target: ExistingMemory; document: Record<string, unknown> }
+  | { op: 'delete'; target: ExistingMemory };
+
+interface ProfileState {
+  kind: ProfileKind;
+  target: ExistingMemory | null;
+  document: Record<string, unknown> | null;
+  patched: boolean;
+}
+
+/**
+ * Checks the model's tool calls of one extraction, across its repair rounds (invariant 7: model
+ * output is untrusted input). Accepted calls accumulate; `ops()` is the result once every call of
+ * the last round was accepted. Nothing here has side effects.
+ */
+export class ToolCallChecker {
+  private readonly kinds: Map<string, MemoryKind>;
+  private readonly accepted: ManagerOp[] = [];
+  private readonly touched = new Set<ExistingMemory>();
+  private readonly inserted = new Set<string>();
+  private readonly profiles = new Map<string, ProfileState>();
+
+  constructor(
+    kinds: MemoryKind[],
+    private readonly byAlias: Map<string, ExistingMemory>,
+    profileDocs: ExistingMemory[],
+  ) {
+    this.kinds = new Map(kinds.map((k) => [k.name, k]));
+    for (const kind of kinds) {
+      if (kind.mode !== 'profile') continue;
+      const target = profileDocs.find((p) => p.kind === kind.name) ?? null;
+      this.profiles.set(kind.name, { kind, target, document: target?.document ?? null, patched: false });
+    }
+  }
+
+  /** Checks one call; accepted calls change the state, rejected ones return the reason. */
+  check(name: string, rawArgs: string): { error: string } | { accepted: true } {
+    let args: unknown;
+    try {
+      args = JSON.parse(rawArgs);
+    } catch {
+      return { error: `${name}: arguments are not valid JSON` };
+    }
+    if (name === UPDATE_TOOL) return this.update(args);
+    if (name === DELETE_TOOL) return this.delete(args);
+    for (const kind of this.kinds.values()) {
+      if (kind.mode === 'profile' && name === patchToolName(kind.name)) return this.patch(kind, args);
+      if (canInsert(kind) && name === insertToolName(kind.name)) return this.insert(kind, args);
+    }
+    return { error: `unknown tool "${name}"` };
+  }
+
+  /** The operations decided so far: collection ops in call order, then one op per patched profile. */
+  ops(): ManagerOp[] {
+    const profileOps: ManagerOp[] = [];
+    for (const p of this.profiles.values()) {
+      if (!p.patched || !p.document) continue;
+      if (p.target && canonical(p.target.document) === canonical(p.document)) continue; // a no-op patch writes nothing
+      profileOps.push(p.target ? { op: 'update', target: p.target, document: p.document } : { op: 'insert', kind: p.kind.name, document: p.document });
+    }
+    return [...this.accepted, ...profileOps];
+  }
+
+  private insert(kind: MemoryKind, args: unknown) {
+    const doc = kind.schema.safeParse(args);
+    if (!doc.success) return { error: `${insertToolName(kind.name)}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}` };
+    const id = `${kind.name}\u0000${canonical(doc.data)}`;
+    // The same document twice in one answer (parallel calls repeat themselves) is stored once.
+    if (!this.inserted.has(id)) {
+      this.inserted.add(id);
+      this.accepted.push({ op: 'insert', kind: kind.name, document: doc.data });
+    }
+    return { accepted: true as const };
+  }
+
+  private update(args: unknown) {
+    const parsed = updateArgsSchema.safeParse(args);
+    if (!parsed.success) return { error: `${UPDATE_TOOL}: ${z.prettifyError(parsed.error)}` };
+    const found = this.target(UPDATE_TOOL, parsed.data.id);
+    if ('error' in found) return found;
+    const { memory, kind } = found;
+    if (!canUpdate(kind)) return { error: `${UPDATE_TOOL}: "${kind.name}" memories cannot be updated` };
+    const doc = kind.schema.safeParse(parsed.data.document);
+    if (!doc.success) return { error: `${UPDATE_TOOL}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}` };
+    this.touched.add(memory);
+    // An update to the same document is no change: no write, no history row, no version bump.
+    if (canonical(doc.data) !== canonical(memory.document)) this.accepted.push({ op: 'update', target: memory, document: doc.data });
+    return { accepted: true as const };
+  }
+
+  private delete(args: unknown) {
+    const parsed = deleteArgsSchema.safeParse(args);
+    if (!parsed.success) return { error: `${DELETE_TOOL}: ${z.prettifyError(parsed.error)}` };
+    const found = this.target(DELETE_TOOL, parsed.data.id);
+    if ('error' in found) return found;
+    if (!canDelete(found.kind)) return { error: `${DELETE_TOOL}: "${found.kind.name}" memories cannot be deleted` };
+    this.touched.add(found.memory);
+    this.accepted.push({ op: 'delete', target: found.memory });
+    return { accepted: true as const };
+  }
+
+  private patch(kind: ProfileKind, args: unknown) {
+    const name = patchToolName(kind.name);
+    const parsed = patchArgsSchema.safeParse(args);
+    if (!parsed.success) return { error: `${name}: the arguments must be an object of the fields to change` };
+    const state = this.profiles.get(kind.name) as ProfileState;
+    const doc = kind.schema.safeParse(mergePatch(state.document ?? {}, parsed.data));
+    if (!doc.success) {
+      const hint = state.document ? '' : ' (there is no profile yet: the first patch must hold every required field)';
+      return { error: `${name}: the patched profile does not match the "${kind.name}" schema${hint}: ${z.prettifyError(doc.error)}` };
+    }
+    state.document = doc.data;
+    state.patched = true;
+    return { accepted: true as const };
+  }
+
+  private target(tool: string, id: string): { error: string } | { memory: ExistingMemory; kind: MemoryKind } {
+    const memory = this.byAlias.get(id);
+    if (!memory) return { error: `${tool}: unknown id "${id}"; use an id from existing_memories (${[...this.byAlias.keys()].join(', ') || 'there are none'})` };
+    if (this.touched.has(memory)) return { error: `${tool}: memory "${id}" was already changed in this answer` };
+    const kind = this.kinds.get(memory.kind);
+    if (!kind) return { error: `${tool}: memory "${id}" is of kind "${memory.kind}", which this reflection does not handle` };
+    return { memory, kind };
+  }
+}
+
+/** Key-order-independent JSON, to compare documents. */
+export function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
+}

@@ -1,0 +1,26 @@
+import type { Runtime } from '../../src/app/runtime.js';
+
+/**
+ * Everything a reflection may change in Postgres, as plain data: memories (with their vectors'
+ * fields), history, namespace versions and thread cursors. Two equal states mean nothing was written.
+ */
+export async function storeState(runtime: Runtime) {
+  const { t } = runtime.store;
+  const q = async (sql: string) => (await runtime.pool.query(sql)).rows;
+  return {
+    memories: await q(
+      `select m.namespace, m.key, m.kind, m.value, m.version::int, array(select field from ${t.vectors} v where v.namespace = m.namespace and v.key = m.key order by field) as fields
+         from ${t.memories} m order by m.namespace, m.key`,
+    ),
+    history: await q(`select id::int, namespace, key, op, version::int, before, after, actor, thread_id from ${t.history} order by id`),
+    namespaces: await q(`select namespace, version::int from ${t.namespaces} order by namespace`),
+    cursors: await q(`select thread_id, cursor from ${t.cursors} order by thread_id`),
+  };
+}
+
+/** Memories of a namespace, values only, sorted: what a test asserts the store ended up with. */
+export async function memoryValues(runtime: Runtime, namespace: string[]) {
+  const { t } = runtime.store;
+  const res = await runtime.pool.query(`select kind, value from ${t.memories} where namespace = $1 order by value::text`, [namespace]);
+  return res.rows as { kind: string; value: Record<string, unknown> }[];
+}
