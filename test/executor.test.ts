@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineKind } from '../src/memory/kinds.js';
 import { readPrompt, type ChatHandler } from './fake-model/server.js';
 import { startHarness, waitFor, type Harness } from './helpers/harness.js';
 
@@ -35,6 +37,26 @@ describe('debounced reflection executor', () => {
     await waitFor(async () => h!.model.chatRequests.length === 1 && (await drained()));
     await sleep(600); // a second reflection would have started by now
     expect(reflections()).toEqual([Array.from({ length: 8 }, (_, i) => `turn ${i + 1}`)]);
+  });
+
+  it('a kind may set its own quiet window; a call may override it', async () => {
+    const kind = (name: string, debounceMs?: number) =>
+      defineKind({ name, description: name, namespace: ['memories', '{userId}'], schema: z.object({ content: z.string() }), ...(debounceMs === undefined ? {} : { debounceMs }) });
+    h = await startHarness({
+      roles: ['reflection'],
+      chat: () => ({ content: 'no changes' }),
+      env: { DEBOUNCE_MS: '60000', MAX_WAIT_MS: '600000' },
+      runtime: { kinds: [kind('memory', 150), kind('slow')] },
+    });
+    await send('fast-kind', 'hello', { kinds: ['memory'] });
+    await send('slow-kind', 'hello', { kinds: ['slow'] });
+    await send('slow-call', 'hello', { kinds: ['slow'], debounceMs: 150 });
+    await waitFor(() => h!.model.chatRequests.length === 2);
+    await sleep(500);
+    expect(h.model.chatRequests).toHaveLength(2);
+    expect(await h.runtime.store.getCursor('fast-kind')).not.toBeNull();
+    expect(await h.runtime.store.getCursor('slow-call')).not.toBeNull();
+    expect(await h.runtime.store.getCursor('slow-kind')).toBeNull(); // waits for DEBOUNCE_MS
   });
 
   it('bursts further apart than the window reflect once per burst', async () => {

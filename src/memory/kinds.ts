@@ -14,6 +14,12 @@ const common = {
   ttlMs: z.number().int().positive().optional(),
   /** Top-level document fields that get embedded (one vector each); the whole document when omitted. */
   embedFields: z.array(z.string().min(1)).min(1).optional(),
+  /**
+   * Quiet window (ms) before turns feeding this kind are reflected; DEBOUNCE_MS when omitted.
+   * A thread has one reflection for all its kinds, so the shortest window of the kinds its turns
+   * feed applies.
+   */
+  debounceMs: z.number().int().min(0).max(24 * 3600_000).optional(),
 };
 
 /** Many small documents per namespace, each inserted, updated or deleted by the model. */

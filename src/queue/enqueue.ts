@@ -21,7 +21,7 @@ export interface ProducerSettings {
   maxWaitMs: number;
   policy: ReflectionPolicy;
   /** The configured kinds: an enqueue must name known kinds and carry their template variables. */
-  kinds: Pick<MemoryKind, 'name' | 'namespace'>[];
+  kinds: Pick<MemoryKind, 'name' | 'namespace' | 'debounceMs'>[];
 }
 
 /**
@@ -34,6 +34,7 @@ export class Producer {
   /** Context variables each kind's namespace needs, computed once (this is the hot path). */
   private readonly needs: Map<string, string[]>;
   private readonly allNeeds: string[];
+  private readonly windows: Map<string, number>;
 
   constructor(
     private readonly buffer: ThreadBuffer,
@@ -43,6 +44,14 @@ export class Producer {
   ) {
     this.needs = new Map(settings.kinds.map((k) => [k.name, templateVariables(k.namespace)]));
     this.allNeeds = [...new Set([...this.needs.values()].flat())];
+    this.windows = new Map(settings.kinds.map((k) => [k.name, k.debounceMs ?? settings.debounceMs]));
+  }
+
+  /** The call's window, else the shortest window of the kinds the turns feed. */
+  private debounceFor(names: string[] | undefined, override: number | undefined): number {
+    if (override !== undefined) return override;
+    const windows = names ? names.map((n) => this.windows.get(n) as number) : [...this.windows.values()];
+    return windows.length ? Math.min(...windows) : this.settings.debounceMs;
   }
 
   async enqueue(input: unknown): Promise<EnqueueResult> {
@@ -56,7 +65,7 @@ export class Producer {
       if (kinds) turn.kinds = kinds;
       return { id: turn.id, json: JSON.stringify(turn) };
     });
-    const delay = Math.min(debounceMs ?? this.settings.debounceMs, this.settings.maxWaitMs);
+    const delay = Math.min(this.debounceFor(kinds, debounceMs), this.settings.maxWaitMs);
     const appended = await this.buffer.append(threadId, canonicalJson(context), this.settings.maxWaitMs, policy ?? this.settings.policy, delay, turns);
     if (appended.needsJob) {
       try {
