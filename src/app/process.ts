@@ -24,7 +24,14 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
     process.exit(1);
   }
   const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: name });
-  const runtime = new Runtime(env, log, options);
+  let runtime: Runtime;
+  try {
+    runtime = new Runtime(env, log, options);
+  } catch (err) {
+    // Such as a PGlite data folder that another process holds.
+    log.fatal({ err: coerceError(err) }, coerceError(err).message);
+    process.exit(1);
+  }
   const grace = options.shutdownGraceMs ?? 30_000;
   let signals = 0;
   const shutdown = (signal: string) => {
