@@ -1,7 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import { applyChangeSet } from './apply.js';
 import type { Db } from './db.js';
-import { COLUMNS, getItems, listNamespaces, searchItems, searchPlan, toItem, type ListNamespacesQuery, type SearchQuery, type SearchSettings } from './read-items.js';
+import { annIndexExists, COLUMNS, getItems, listNamespaces, searchItems, searchPlan, toItem, type ListNamespacesQuery, type SearchQuery, type SearchSettings } from './read-items.js';
 import { ANN_INDEX, ident, tables, type Tables } from './sql.js';
 import { sweepExpired } from './sweep.js';
 import type { ApplyResult, ChangeSet, HistoryEntry, ItemWrite, ItemWriteResult, MemoryItem, Namespace, ScoredMemory, SearchItem } from './types.js';
@@ -16,12 +16,14 @@ export const defaultSearchSettings: SearchSettings = { exactSearchMax: 10_000, e
  */
 export class MemoryStore {
   readonly t: Tables;
+  /** Whether the HNSW index exists, re-read every 30 s (another process may build or drop it). */
+  private annIndex: { exists: Promise<boolean>; at: number } | null = null;
 
   constructor(
     readonly db: Db,
     readonly schema: string,
     private readonly log: Logger,
-    readonly searchSettings: SearchSettings = defaultSearchSettings,
+    readonly searchSettings: SearchSettings = { ...defaultSearchSettings },
   ) {
     this.t = tables(schema);
   }
@@ -60,12 +62,23 @@ export class MemoryStore {
 
   /** Items under a namespace prefix (whole labels), by similarity when a vector is given. */
   searchPrefix(query: SearchQuery): Promise<SearchItem[]> {
-    return searchItems(this.db, this.t, query, this.searchSettings);
+    return searchItems(this.db, this.t, query, this.searchSettings, () => this.hasAnnIndex());
   }
 
   /** Which ranking `searchPrefix` would use for this query (for tests and operators). */
   searchPlan(query: SearchQuery): Promise<'exact' | 'ann' | 'filter'> {
-    return searchPlan(this.db, this.t, query, this.searchSettings);
+    return searchPlan(this.db, this.t, query, this.searchSettings, () => this.hasAnnIndex());
+  }
+
+  private hasAnnIndex(): Promise<boolean> {
+    if (!this.annIndex || Date.now() - this.annIndex.at > 30_000) {
+      const exists = annIndexExists(this.db, this.t).catch((err: unknown) => {
+        this.annIndex = null;
+        throw err;
+      });
+      this.annIndex = { exists, at: Date.now() };
+    }
+    return this.annIndex.exists;
   }
 
   listNamespaces(query: ListNamespacesQuery): Promise<Namespace[]> {
@@ -128,10 +141,12 @@ export class MemoryStore {
       if (opts.maintenanceWorkMem) await s.query(`select set_config('maintenance_work_mem', $1, false)`, [opts.maintenanceWorkMem]);
       await s.exec(`create index ${concurrently} if not exists ${ident(ANN_INDEX)} on ${this.t.vectors} using hnsw (embedding vector_cosine_ops)`);
     });
+    this.annIndex = null;
     this.log.info({ index: ANN_INDEX }, 'ANN index ready');
   }
 
   async dropAnnIndex(): Promise<void> {
     await this.db.exec(`drop index if exists ${this.t.annIndex}`);
+    this.annIndex = null;
   }
 }

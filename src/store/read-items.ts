@@ -36,23 +36,32 @@ export async function getItems(db: Db, t: Tables, refs: { namespace: Namespace; 
   return refs.map((_, i) => found.get(i + 1) ?? null);
 }
 
-/** How a prefix search will rank: exactly, or through the HNSW index when one exists and the prefix is large. */
-export async function searchPlan(db: Db, t: Tables, q: SearchQuery, s: SearchSettings): Promise<'exact' | 'ann' | 'filter'> {
+/** Whether the HNSW index exists and is valid (a failed CONCURRENTLY build leaves an invalid one). */
+export async function annIndexExists(db: Db, t: Tables): Promise<boolean> {
+  const res = await db.query<{ ann: boolean }>(`select exists (select 1 from pg_index i where i.indexrelid = to_regclass($1) and i.indisvalid) as ann`, [t.annIndex]);
+  return !!res.rows[0]?.ann;
+}
+
+/**
+ * How a prefix search will rank: exactly, or through the HNSW index when it exists and the
+ * prefix holds more than `exactSearchMax` items in more than one namespace.
+ */
+export async function searchPlan(db: Db, t: Tables, q: SearchQuery, s: SearchSettings, hasAnnIndex: () => Promise<boolean>): Promise<'exact' | 'ann' | 'filter'> {
   if (!q.vector) return 'filter';
-  if (q.exact) return 'exact';
+  if (q.exact || !(await hasAnnIndex())) return 'exact';
   const params = new Params();
   const res = await db.query(
-    `select count(*) filter (where n.items > 0) as namespaces, coalesce(sum(n.items), 0) as items, exists (select 1 from pg_index i where i.indexrelid = to_regclass(${params.add(t.annIndex)}) and i.indisvalid) as ann
+    `select count(*) filter (where n.items > 0) as namespaces, coalesce(sum(n.items), 0) as items
        from ${t.namespaces} n where ${prefixCondition('n.namespace', q.prefix, params)}`,
     params.values,
   );
-  const row = res.rows[0] as { namespaces: unknown; items: unknown; ann: boolean };
+  const row = res.rows[0] as { namespaces: unknown; items: unknown };
   // One namespace is always ranked exactly, however large (a user's search must be the true top-k).
-  return row.ann && Number(row.namespaces) > 1 && Number(row.items) > s.exactSearchMax ? 'ann' : 'exact';
+  return Number(row.namespaces) > 1 && Number(row.items) > s.exactSearchMax ? 'ann' : 'exact';
 }
 
-export async function searchItems(db: Db, t: Tables, q: SearchQuery, s: SearchSettings): Promise<SearchItem[]> {
-  const plan = await searchPlan(db, t, q, s);
+export async function searchItems(db: Db, t: Tables, q: SearchQuery, s: SearchSettings, hasAnnIndex: () => Promise<boolean>): Promise<SearchItem[]> {
+  const plan = await searchPlan(db, t, q, s, hasAnnIndex);
   if (plan === 'filter') return filterOnly(db, t, q);
   if (plan === 'exact') return exact(db, t, q);
   return ann(db, t, q, s);
@@ -67,13 +76,15 @@ async function exact(db: Db, t: Tables, q: SearchQuery): Promise<SearchItem[]> {
   const p = new Params();
   const vec = p.add(db.vectorParam(q.vector as number[]));
   const res = await db.query(
-    `with d as (
-       select v.namespace, v.key, min(v.embedding <=> ${vec}::vector) as distance
-         from ${t.vectors} v where ${prefixCondition('v.namespace', q.prefix, p)}
-        group by v.namespace, v.key)
-     select ${COLUMNS}, d.distance from d join ${t.memories} m on m.namespace = d.namespace and m.key = d.key
+    // Distances are computed in a materialized CTE so that grouping sorts (namespace, key,
+    // distance) rows, not rows that still carry their vectors (at 1,536 dims those spill to disk).
+    `with d as materialized (
+       select v.namespace, v.key, v.embedding <=> ${vec}::vector as distance
+         from ${t.vectors} v where ${prefixCondition('v.namespace', q.prefix, p)}),
+     best as (select namespace, key, min(distance) as distance from d group by namespace, key)
+     select ${COLUMNS}, best.distance from best join ${t.memories} m on m.namespace = best.namespace and m.key = best.key
       where ${alive('m')} and ${filterSql(q.filter, 'm.value', p)}
-      order by d.distance, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`,
+      order by best.distance, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`,
     p.values,
   );
   return res.rows.map(scored);
