@@ -55,6 +55,8 @@ async function main() {
       `${a.topics} topics, batches of ${BATCH}, ${WRITERS} writers, schema ${schema}\n`,
   );
   await migrate(db, { schema, dimensions: D, log });
+  const gen = await time(async () => data.generate());
+  line('embeddings generated (not timed below)', `${int(U * M)} in ${(gen.ms / 1000).toFixed(1)} s`);
 
   const rtt: number[] = [];
   for (let i = 0; i < 500; i++) rtt.push((await time(() => db.query('select 1'))).ms);
