@@ -30,7 +30,8 @@ describe.each(backends)('reflection writes on $name', (backend) => {
     store = new MemoryStore(db, schema, log);
     // Several processes starting at once: the advisory lock lets exactly one apply each migration.
     const runs = await Promise.all([1, 2, 3].map(() => migrate(db, { schema, dimensions: TEST_DIMENSIONS, log })));
-    expect(runs.map((r) => r.applied).sort()).toEqual([[], [], [1, 2]]);
+    // (Which process applies which migration is a race; each one is applied exactly once.)
+    expect(runs.flatMap((r) => r.applied).sort()).toEqual([1, 2]);
   });
   afterAll(async () => close?.());
 

@@ -140,7 +140,8 @@ export class MemoryStore {
     await this.db.session(async (s) => {
       // Minutes at a few hundred thousand vectors: lift the pool's statement timeout for this one.
       await s.query(`select set_config('statement_timeout', '0', false)`);
-      if (opts.maintenanceWorkMem) await s.query(`select set_config('maintenance_work_mem', $1, false)`, [opts.maintenanceWorkMem]);
+      // PGlite is 32-bit WASM (2 GB of memory in all): it keeps its default.
+      if (opts.maintenanceWorkMem && this.db.backend === 'postgres') await s.query(`select set_config('maintenance_work_mem', $1, false)`, [opts.maintenanceWorkMem]);
       await s.exec(`create index ${concurrently} if not exists ${ident(ANN_INDEX)} on ${this.t.vectors} using hnsw (embedding vector_cosine_ops)`);
     });
     this.annIndex = null;
