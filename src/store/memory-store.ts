@@ -1,7 +1,8 @@
 import type { Logger } from '../log/logger.js';
 import { applyChangeSet } from './apply.js';
 import type { Db } from './db.js';
-import { annIndexExists, COLUMNS, getItems, listNamespaces, searchItems, searchPlan, toItem, type ListNamespacesQuery, type SearchQuery, type SearchSettings } from './read-items.js';
+import { COLUMNS, getItems, listNamespaces, toItem, type ListNamespacesQuery } from './read-items.js';
+import { annIndexExists, searchItems, searchPlan, type SearchQuery, type SearchSettings } from './search.js';
 import { ANN_INDEX, ident, tables, type Tables } from './sql.js';
 import { sweepExpired } from './sweep.js';
 import type { ApplyResult, ChangeSet, HistoryEntry, ItemWrite, ItemWriteResult, MemoryItem, Namespace, ScoredMemory, SearchItem } from './types.js';

@@ -5,7 +5,7 @@ import { MemoryStore } from '../../src/store/memory-store.js';
 import { migrate } from '../../src/store/migrate.js';
 import { createPgliteDb } from '../../src/store/pglite.js';
 import { createPgDb } from '../../src/store/pool.js';
-import type { SearchSettings } from '../../src/store/read-items.js';
+import type { SearchSettings } from '../../src/store/search.js';
 import { Store } from '../../src/store/store.js';
 import { fakeEmbedding } from '../fake-model/embedding.js';
 import { TEST_DATABASE_URL, TEST_DIMENSIONS, uniqueName } from './harness.js';

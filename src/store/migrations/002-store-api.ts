@@ -18,11 +18,6 @@ alter table ${t.vectors} add constraint memory_vectors_namespace_key_fkey
 alter table ${t.history} alter column namespace type text[] collate "C";
 alter table ${t.namespaces} alter column namespace type text[] collate "C";
 
--- Vectors inline in their row where they fit (up to about 2,000 dims): a search then reads one
--- page per vector instead of a TOAST index probe plus four chunks (pgvector's default is
--- external). Larger vectors still move out of line.
-alter table ${t.vectors} alter column embedding set storage main;
-
 alter table ${t.namespaces} add column items bigint not null default 0;
 insert into ${t.namespaces} (namespace, items)
   select namespace, count(*) from ${t.memories} group by namespace
