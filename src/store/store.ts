@@ -116,6 +116,7 @@ export class Store {
     });
     if (writes.length) {
       const written = await this.memories.write(writes, this.opts.actor);
+      this.opts.log.debug({ writes: writes.length, namespaces: new Set(writes.map((w) => JSON.stringify(w.namespace))).size }, 'store writes committed');
       written.forEach((w, j) => (results[writeAt[j] as number] = w.op === 'put' ? w.item : w.deleted));
     }
 
