@@ -23,7 +23,7 @@ export async function seedNamespace(store: MemoryStore, namespace: string[], cou
     const n = Math.min(1_000, count - from);
     const keys = Array.from({ length: n }, () => randomUUID());
     const texts = keys.map((_, j) => fact(offset + from + j));
-    await store.pool.query(
+    await store.db.query(
       `with m as (insert into ${t.memories} (namespace, key, kind, value)
                   select $1, k, 'memory', jsonb_build_object('content', c) from unnest($2::text[], $3::text[]) as u(k, c) returning key)
        insert into ${t.vectors} (namespace, key, field, embedding)
@@ -31,7 +31,7 @@ export async function seedNamespace(store: MemoryStore, namespace: string[], cou
       [namespace, keys, texts, texts.map((x) => pgvector.toSql(fakeEmbedding(x, dimensions)))],
     );
   }
-  await store.pool.query(
+  await store.db.query(
     `insert into ${t.namespaces} (namespace, version) values ($1, 1) on conflict (namespace) do update set version = ${t.namespaces}.version + 1`,
     [namespace],
   );

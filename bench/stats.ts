@@ -1,17 +1,38 @@
-/** Small helpers shared by the benchmark scripts (not part of the product). */
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i] as number;
+/** Helpers shared by the benchmark scripts (not part of the product). Latency samples are in ms. */
+export function percentile(samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
 }
 
-export function summarize(samplesMs: number[]) {
-  const s = [...samplesMs].sort((a, b) => a - b);
-  return { n: s.length, p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: s.at(-1) ?? NaN };
+export function summarize(samples: number[]) {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? Number.NaN;
+  return { n: s.length, p50: at(50), p95: at(95), p99: at(99), max: s.at(-1) ?? Number.NaN };
 }
 
-export const ms = (n: number) => `${n.toFixed(3)} ms`;
+export async function time<T>(fn: () => Promise<T>): Promise<{ ms: number; result: T }> {
+  const start = performance.now();
+  const result = await fn();
+  return { ms: performance.now() - start, result };
+}
 
+export const ms = (x: number) => `${x < 1 ? x.toFixed(3) : x < 10 ? x.toFixed(2) : x.toFixed(1)} ms`;
+export const int = (x: number) => Math.round(x).toLocaleString('en-US');
+export const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+export function line(what: string, figures: string) {
+  process.stdout.write(`${what.padEnd(44)} ${figures}\n`);
+}
+
+export function table(rows: Record<string, string | number>[]) {
+  const cols = Object.keys(rows[0] ?? {});
+  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
+  const row = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i] as number)).join('  ');
+  process.stdout.write(`${row(cols)}\n${row(width.map((w) => '-'.repeat(w)))}\n`);
+  for (const r of rows) process.stdout.write(`${row(cols.map((c) => String(r[c])))}\n`);
+}
+
+/** A positive number from `--name N` on the command line, or the fallback. */
 export function flag(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
   if (i === -1) return fallback;
@@ -20,12 +41,8 @@ export function flag(name: string, fallback: number): number {
   return v;
 }
 
-export const now = () => Number(process.hrtime.bigint()) / 1e6;
-
-export function table(rows: Record<string, string | number>[]) {
-  const cols = Object.keys(rows[0] ?? {});
-  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i] as number)).join('  ');
-  process.stdout.write(`${line(cols)}\n${line(width.map((w) => '-'.repeat(w)))}\n`);
-  for (const r of rows) process.stdout.write(`${line(cols.map((c) => String(r[c])))}\n`);
+/** recall@k of `found` against `truth` (both id lists). */
+export function recall(found: string[], truth: string[]): number {
+  const want = new Set(truth);
+  return truth.length === 0 ? 1 : found.filter((f) => want.has(f)).length / truth.length;
 }

@@ -63,7 +63,7 @@ const show = async (query: string) => {
 
 try {
   // Start clean so that the demo shows the same story every run.
-  await runtime.pool.query(`truncate ${runtime.store.t.memories}, ${runtime.store.t.history}, ${runtime.store.t.namespaces}, ${runtime.store.t.cursors} cascade`);
+  await runtime.db.query(`truncate ${runtime.store.t.memories}, ${runtime.store.t.history}, ${runtime.store.t.namespaces}, ${runtime.store.t.cursors} cascade`);
   const run = Date.now().toString(36);
   await send(`demo-1-${run}`, [{ role: 'user', content: 'I love ramen! I also like pasta.' }]);
   await send(`demo-1-${run}`, [{ role: 'assistant', content: 'Noted: ramen and pasta.' }]);

@@ -23,10 +23,19 @@ describe('environment', () => {
       message = (err as Error).message;
     }
     expect(message).toMatch(/^Invalid environment \(\d+ problems\)/);
-    for (const name of ['REDIS_URL', 'DATABASE_URL', 'OPENAI_API_KEY', 'DEBOUNCE_MS', 'EMBEDDING_DIMENSIONS', 'LOG_PRETTY']) {
+    for (const name of ['REDIS_URL', 'OPENAI_API_KEY', 'DEBOUNCE_MS', 'EMBEDDING_DIMENSIONS', 'LOG_PRETTY']) {
       expect(message).toContain(`  ${name}: `);
     }
-    expect(message).toContain('DATABASE_URL: is required but not set');
+    expect(message).toContain('OPENAI_API_KEY: is required but not set');
+  });
+
+  it('without DATABASE_URL, the store is the embedded PGlite in PGLITE_DATA_DIR; store settings have defaults', () => {
+    const { DATABASE_URL: _unset, ...noDb } = minimal;
+    expect(parseEnv(noDb)).toMatchObject({ PGLITE_DATA_DIR: '.engram/pgdata', STORE_INDEX_FIELDS: ['$'], STORE_EXACT_SEARCH_MAX: 10_000 });
+    expect(parseEnv(noDb).DATABASE_URL).toBeUndefined();
+    expect(parseEnv({ ...minimal, STORE_INDEX_FIELDS: 'title, sections[*].text' }).STORE_INDEX_FIELDS).toEqual(['title', 'sections[*].text']);
+    expect(() => parseEnv({ ...minimal, STORE_INDEX_FIELDS: 'a..b' })).toThrow(/STORE_INDEX_FIELDS/);
+    expect(() => parseEnv({ ...minimal, DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL/);
   });
 
   it('rejects a maxWait shorter than the debounce window', () => {
@@ -43,7 +52,7 @@ describe('environment', () => {
     );
     expect(err?.code).toBe(1);
     expect(err?.stderr).toContain('engram api: Invalid environment');
-    expect(err?.stderr).toContain('DATABASE_URL: is required but not set');
+    expect(err?.stderr).toContain('OPENAI_API_KEY: is required but not set');
     expect(err?.stderr).toContain('PORT: ');
   });
 });

@@ -40,11 +40,11 @@ describe('reflection workers in several processes', () => {
   const send = (threadId: string, content: string) =>
     observer.producer.enqueue({ threadId, context: { userId: 'u1' }, messages: [{ id: `${threadId}-${content.replace(/\W+/g, '_')}`, role: 'user', content }] });
   const inserts = async (content: string) => {
-    const res = await observer.pool.query(
+    const res = await observer.db.query<{ n: number }>(
       `select count(*)::int as n from ${observer.store.t.history} where op = 'insert' and after->>'content' = $1`,
       [content],
     );
-    return res.rows[0].n as number;
+    return res.rows[0]!.n;
   };
   const settled = async () => {
     const c = await observer.queues.reflection.getJobCounts('delayed', 'waiting', 'active', 'failed');
@@ -147,7 +147,7 @@ describe('reflection workers in several processes', () => {
     await sleep(800); // lease heartbeats (every ~333 ms) see the new turn
     release();
     await waitFor(async () => (await inserts('second')) === 1 && (await settled()), { timeoutMs: 30_000 });
-    const actors = await observer.pool.query(
+    const actors = await observer.db.query(
       `select actor, array_agg(after->>'content' order by after->>'content') as contents from ${observer.store.t.history} group by actor order by min(id)`,
     );
     expect(actors.rows.map((r) => r.contents)).toEqual(committed);

@@ -2,19 +2,20 @@ import { parseEnv } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
 import { createLogger } from '../src/log/logger.js';
 import { migrate } from '../src/store/migrate.js';
-import { createPool } from '../src/store/pool.js';
+import { openDb } from '../src/store/open.js';
 
 // One-shot: apply pending migrations and exit (the compose `migrate` service, CI, deploys).
-// Reads only the variables it needs, so it runs without model settings.
+// Reads only the variables it needs, so it runs without model settings. Without DATABASE_URL it
+// migrates the embedded PGlite folder (while no engram process holds it).
 try {
   const env = parseEnv({ OPENAI_API_KEY: 'unused-by-migrate', REDIS_URL: 'redis://unused', ...process.env });
   const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: 'migrate' });
-  const pool = createPool(env.DATABASE_URL, 2, log);
+  const db = openDb({ databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: 2 }, log);
   try {
-    const { applied } = await migrate(pool, { schema: env.DATABASE_SCHEMA, dimensions: env.EMBEDDING_DIMENSIONS, log });
+    const { applied } = await migrate(db, { schema: env.DATABASE_SCHEMA, dimensions: env.EMBEDDING_DIMENSIONS, log });
     log.info({ applied, schema: env.DATABASE_SCHEMA }, applied.length ? 'migrations applied' : 'schema up to date');
   } finally {
-    await pool.end();
+    await db.close();
   }
 } catch (err) {
   process.stderr.write(`engram migrate: ${coerceError(err).message}\n`);

@@ -8,8 +8,11 @@ import type { EngramQueues } from '../queue/queues.js';
 import { QUEUE_NAMES } from '../queue/schemas.js';
 import { errorHandler } from './errors.js';
 import { registerRoutes, type ApiDeps } from './routes.js';
+import { registerStoreRoutes } from './store-routes.js';
+import type { Store } from '../store/store.js';
 
 export interface ServerDeps extends ApiDeps {
+  store: Store;
   queues: EngramQueues;
   metrics: Metrics;
   /** Dependency checks for /readyz; each resolves or throws. */
@@ -29,6 +32,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   app.setErrorHandler(errorHandler);
   registerRoutes(app, deps);
+  registerStoreRoutes(app, deps.store);
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {

@@ -39,7 +39,15 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
     }
     env = { ...env, REDIS_URL: embedded.url };
   }
-  const runtime = new Runtime(env, log, options);
+  let runtime: Runtime;
+  try {
+    runtime = new Runtime(env, log, options);
+  } catch (err) {
+    // Such as a PGlite data folder that another process holds.
+    log.fatal({ err: coerceError(err) }, coerceError(err).message);
+    await embedded?.stop();
+    process.exit(1);
+  }
   const stopAll = async () => {
     await runtime.stop();
     await embedded?.stop();

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import type pg from 'pg';
 import { buildServer } from '../api/server.js';
 import type { Env } from '../config/env.js';
 import { PermanentError } from '../errors.js';
@@ -19,9 +18,11 @@ import { createRedis, waitReady } from '../queue/connection.js';
 import { Producer } from '../queue/enqueue.js';
 import { createQueues, type EngramQueues } from '../queue/queues.js';
 import { ThreadLease } from '../queue/thread-lease.js';
+import type { Db } from '../store/db.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { checkDimensions, migrate } from '../store/migrate.js';
-import { createPool } from '../store/pool.js';
+import { openDb } from '../store/open.js';
+import { Store } from '../store/store.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { startReflectionWorker } from './reflection-worker.js';
 import { startScheduler } from './scheduler.js';
@@ -43,8 +44,10 @@ export interface RuntimeOptions {
 export class Runtime {
   readonly producerRedis: Redis;
   readonly workerRedis: Redis;
-  readonly pool: pg.Pool;
+  readonly db: Db;
   readonly store: MemoryStore;
+  /** The store API (HTTP `/v1/store/...`). */
+  readonly storeApi: Store;
   readonly buffer: ThreadBuffer;
   readonly queues: EngramQueues;
   readonly producer: Producer;
@@ -69,10 +72,12 @@ export class Runtime {
     this.kinds = options.kinds ?? (env.ENGRAM_KINDS_FILE ? loadKindsFile(env.ENGRAM_KINDS_FILE) : defaultKinds);
     // The process entry resolves an unset REDIS_URL (embedded redis-server) before this point.
     if (!env.REDIS_URL) throw new PermanentError('REDIS_URL is required');
+    // First: a PGlite data folder held by another process fails here, before anything else opens.
+    this.db = openDb({ databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: env.DATABASE_POOL_MAX }, log);
     this.producerRedis = createRedis(env.REDIS_URL, 'producer', log);
     this.workerRedis = createRedis(env.REDIS_URL, 'worker', log);
-    this.pool = createPool(env.DATABASE_URL, env.DATABASE_POOL_MAX, log);
-    this.store = new MemoryStore(this.pool, env.DATABASE_SCHEMA, log.child({ component: 'store' }));
+    const storeLog = log.child({ component: 'store' });
+    this.store = new MemoryStore(this.db, env.DATABASE_SCHEMA, storeLog, { exactSearchMax: env.STORE_EXACT_SEARCH_MAX, efSearch: 100 });
     this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, { dedupeWindowMs: 24 * 3600_000, idleTtlMs: 7 * 24 * 3600_000 });
     this.queues = createQueues(this.producerRedis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS, reflectionBackoffMs: env.REFLECTION_BACKOFF_MS }, log);
     this.producer = new Producer(this.buffer, this.queues.reflection, { debounceMs: env.DEBOUNCE_MS, maxWaitMs: env.MAX_WAIT_MS, policy: env.REFLECTION_POLICY, kinds: this.kinds }, log.child({ component: 'producer' }));
@@ -81,6 +86,14 @@ export class Runtime {
     this.manager = new MemoryManager(models.chat, log.child({ component: 'manager' }));
     this.recall = new Recall(this.store, this.embedder);
     this.promptOptimizer = new PromptOptimizer(this.store, models.chat, log.child({ component: 'prompt-optimizer' }), logUsageSink(log));
+    this.storeApi = new Store(this.store, {
+      embedder: this.embedder,
+      indexFields: env.STORE_INDEX_FIELDS,
+      defaultTtlMs: env.STORE_DEFAULT_TTL_MS ?? null,
+      defaultKind: 'memory',
+      actor: 'api',
+      log: storeLog,
+    });
     this.metrics = createMetrics(this.queues);
     this.reflectSettings = {
       contextTurns: env.CONTEXT_TURNS,
@@ -100,14 +113,14 @@ export class Runtime {
 
   /** Applies migrations (the all-in-one process and `npm run migrate` call this). */
   async migrate() {
-    return migrate(this.pool, { schema: this.env.DATABASE_SCHEMA, dimensions: this.env.EMBEDDING_DIMENSIONS, log: this.log });
+    return migrate(this.db, { schema: this.env.DATABASE_SCHEMA, dimensions: this.env.EMBEDDING_DIMENSIONS, log: this.log });
   }
 
   /** Starts the given roles. Idempotent: a second call does nothing. */
   async start(roles: Role[]): Promise<void> {
     if (this.started) return;
     this.started = true;
-    await Promise.all([waitReady(this.producerRedis), checkDimensions(this.pool, this.env.DATABASE_SCHEMA, this.env.EMBEDDING_DIMENSIONS)]);
+    await Promise.all([waitReady(this.producerRedis), checkDimensions(this.db, this.env.DATABASE_SCHEMA, this.env.EMBEDDING_DIMENSIONS)]);
     const connection = this.workerRedis;
     const prefix = this.env.ENGRAM_PREFIX;
     if (roles.includes('reflection')) {
@@ -134,11 +147,12 @@ export class Runtime {
       this.server = await buildServer({
         producer: this.producer,
         recall: this.recall,
+        store: this.storeApi,
         queues: this.queues,
         metrics: this.metrics,
         log: this.log,
         adminPassword: this.env.ADMIN_PASSWORD,
-        readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.pool.query('select 1') },
+        readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.db.query('select 1') },
       });
       await this.server.listen({ host: this.env.HOST, port: this.env.PORT });
       const server = this.server;
@@ -157,7 +171,7 @@ export class Runtime {
         await close().catch((err: unknown) => this.log.warn({ err }, 'error while stopping'));
       }
       await Promise.all(Object.values(this.queues).map((q) => q.close()));
-      await Promise.allSettled([this.producerRedis.quit(), this.workerRedis.quit(), this.pool.end()]);
+      await Promise.allSettled([this.producerRedis.quit(), this.workerRedis.quit(), this.db.close()]);
       this.log.info('engram stopped');
     })();
     return this.stopping;

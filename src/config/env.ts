@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PermanentError } from '../errors.js';
+import { parsePath } from '../store/json-path.js';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 const bool = z.stringbool({ truthy: ['1', 'true', 'yes', 'on'], falsy: ['0', 'false', 'no', 'off', ''] });
@@ -22,9 +23,22 @@ export const envSchema = z
     /** Prefix of every Redis key engram and BullMQ write. Use `{engram}` on Redis Cluster. */
     ENGRAM_PREFIX: z.string().regex(/^[A-Za-z0-9_{}.-]{1,64}$/, 'letters, digits, _ . - { } only').default('engram'),
 
-    DATABASE_URL: url(/^postgres(ql)?$/),
+    /** Postgres with pgvector. Unset: embedded PGlite in PGLITE_DATA_DIR (one process only). */
+    DATABASE_URL: url(/^postgres(ql)?$/).optional(),
+    PGLITE_DATA_DIR: z.string().min(1).default('.engram/pgdata'),
     DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier').default('engram'),
     DATABASE_POOL_MAX: int(1).default(10),
+
+    /** JSON paths of a stored value that get embedded when a put does not say (`$`: the whole value). */
+    STORE_INDEX_FIELDS: z
+      .string()
+      .default('$')
+      .transform((s) => s.split(',').map((f) => f.trim()).filter(Boolean))
+      .refine((fields) => fields.length > 0 && fields.every((f) => parsePath(f) !== null), 'a comma-separated list of paths such as `$` or `title,sections[*].text`'),
+    /** Time to live of items put without a `ttl` (ms); none when unset. */
+    STORE_DEFAULT_TTL_MS: int(1).optional(),
+    /** Prefix searches over at most this many items rank exactly even when the ANN index exists. */
+    STORE_EXACT_SEARCH_MAX: int(0).default(10_000),
 
     OPENAI_API_KEY: z.string().min(1, 'required (any non-empty string for servers without auth, such as Ollama)'),
     OPENAI_BASE_URL: url(/^https?$/).optional(),

@@ -1,5 +1,3 @@
-import type pg from 'pg';
-import pgvector from 'pgvector';
 import type { MemoryStore } from '../store/memory-store.js';
 import type { Namespace } from '../store/types.js';
 import type { ExistingMemory } from './tool-calls.js';
@@ -32,21 +30,20 @@ export interface NamespaceSnapshot {
  * cut to k. Taking the k nearest to any query instead would let one chatty turn crowd out the
  * memories every other turn needs.
  *
- * New SQL beside the store rather than in it (the store's API is being reworked); it only reads.
+ * Reflection-specific SQL, kept beside the reflection; it only reads.
  */
+type SnapshotRow = { key: string; kind: string; version: number; value: Record<string, unknown>; expired?: boolean };
+
 export async function readSnapshot(store: MemoryStore, requests: SnapshotRequest[], vectors: number[][], topK: number): Promise<NamespaceSnapshot[]> {
   const { t } = store;
-  const client = await store.pool.connect();
-  let res;
-  try {
-    await jitOff(client);
-    res = await client.query(snapshotSql(t), [JSON.stringify(requests), vectors.map((v) => pgvector.toSql(v)), topK]);
-  } finally {
-    client.release();
-  }
+  const res = await store.db.query<{ version: unknown; memories: SnapshotRow[]; profiles: SnapshotRow[] }>(snapshotSql(t), [
+    JSON.stringify(requests),
+    await store.db.vectorArrayParam(vectors),
+    topK,
+  ]);
   return res.rows.map((row, i) => {
     const namespace = (requests[i] as SnapshotRequest).namespace;
-    const toMemory = (m: { key: string; kind: string; version: number; value: Record<string, unknown>; expired?: boolean }): ExistingMemory => ({
+    const toMemory = (m: SnapshotRow): ExistingMemory => ({
       namespace,
       key: m.key,
       kind: m.kind,
@@ -57,19 +54,6 @@ export async function readSnapshot(store: MemoryStore, requests: SnapshotRequest
     });
     return { namespace, version: Number(row.version), memories: row.memories.map(toMemory), profiles: row.profiles.map(toMemory) };
   });
-}
-
-/**
- * JIT off on the connection, once per connection: over a large namespace the planner's estimate
- * passes jit_above_cost and Postgres spends ~500 ms compiling a statement that runs in 15 ms
- * (measured at 10,000 memories). Session-wide on engram's own pool, where no query gains from
- * JIT (all are short OLTP statements); belongs in the pool's connection options, see decisions.md.
- */
-const jitDisabled = new WeakSet<object>();
-async function jitOff(client: pg.PoolClient): Promise<void> {
-  if (jitDisabled.has(client)) return;
-  await client.query('set jit = off');
-  jitDisabled.add(client);
 }
 
 /** What the model was shown, by key and version: equal signatures mean an identical prompt. */

@@ -1,5 +1,4 @@
 import type { Redis } from 'ioredis';
-import type pg from 'pg';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import { OpenAIEmbedder, type Embedder } from '../llm/embedder.js';
@@ -12,14 +11,26 @@ import { createRedis, waitReady } from '../queue/connection.js';
 import { Producer, type EnqueueResult } from '../queue/enqueue.js';
 import { createQueues, type EngramQueue } from '../queue/queues.js';
 import type { EnqueueInput } from '../queue/schemas.js';
+import type { Db } from '../store/db.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { createPool } from '../store/pool.js';
+import { createPgDb } from '../store/pool.js';
+import { fieldPathSchema } from '../store/schemas.js';
+import { Store } from '../store/store.js';
 import type { ScoredMemory } from '../store/types.js';
+import { StoreClient } from './store-client.js';
 
 export const clientOptionsSchema = z.strictObject({
   redisUrl: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-  /** Needed for `search`; a producer that only enqueues may leave it out. */
+  /** Needed for `search` and `store` (or pass `db`); a producer that only enqueues may leave it out. */
   databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  /** The store API's defaults, as the service's STORE_* variables. */
+  store: z
+    .strictObject({
+      indexFields: z.array(fieldPathSchema).min(1).default(['$']),
+      defaultTtlMs: z.number().int().positive().nullable().default(null),
+      actor: z.string().min(1).max(200).default('sdk'),
+    })
+    .prefault({}),
   prefix: z.string().min(1).default('engram'),
   schema: z.string().min(1).default('engram'),
   debounceMs: z.number().int().min(0).default(30_000),
@@ -39,6 +50,11 @@ export type EngramClientOptions = z.input<typeof clientOptionsSchema> & {
   kinds?: MemoryKind[];
   embedder?: Embedder;
   log?: Logger;
+  /**
+   * An open, migrated database instead of `databaseUrl`, such as an embedded PGlite
+   * (`createPgliteDb`) in the process that also runs engram. The caller closes it.
+   */
+  db?: Db;
 };
 
 /**
@@ -49,11 +65,13 @@ export class EngramClient {
   private readonly redis: Redis;
   private readonly queue: EngramQueue<'reflection'>;
   private readonly producer: Producer;
-  private readonly pool: pg.Pool | null;
+  private readonly db: Db | null;
+  private readonly ownsDb: boolean;
   private readonly recall: Recall | null;
+  private readonly storeClient: StoreClient | null;
 
   constructor(options: EngramClientOptions) {
-    const { kinds, embedder: customEmbedder, log: customLog, ...plain } = options;
+    const { kinds, embedder: customEmbedder, log: customLog, db, ...plain } = options;
     const parsed = clientOptionsSchema.safeParse(plain);
     if (!parsed.success) throw new InputError(`invalid engram client options: ${z.prettifyError(parsed.error)}`);
     const o = parsed.data;
@@ -67,8 +85,13 @@ export class EngramClient {
       (o.embedding
         ? new OpenAIEmbedder(createOpenAI({ baseURL: o.embedding.baseURL, apiKey: o.embedding.apiKey, timeoutMs: 30_000, maxRetries: 2 }), o.embedding.model, o.embedding.dimensions)
         : null);
-    this.pool = o.databaseUrl ? createPool(o.databaseUrl, 5, log) : null;
-    this.recall = this.pool && embedder ? new Recall(new MemoryStore(this.pool, o.schema, log), embedder) : null;
+    this.ownsDb = !db && !!o.databaseUrl;
+    this.db = db ?? (o.databaseUrl ? createPgDb(o.databaseUrl, 5, log) : null);
+    const memories = this.db ? new MemoryStore(this.db, o.schema, log) : null;
+    this.recall = memories && embedder ? new Recall(memories, embedder) : null;
+    this.storeClient = memories
+      ? new StoreClient(new Store(memories, { embedder, indexFields: o.store.indexFields, defaultTtlMs: o.store.defaultTtlMs, defaultKind: 'memory', actor: o.store.actor, log }))
+      : null;
   }
 
   /** Resolves once Redis is connected; enqueue before that fails fast. */
@@ -87,8 +110,17 @@ export class EngramClient {
     return this.recall.search(input);
   }
 
+  /**
+   * The store API: put, get, delete, search, listNamespaces, batch, history. Needs `databaseUrl`
+   * or `db`; searching by `query` and indexing also need `embedding` (or `embedder`).
+   */
+  get store(): StoreClient {
+    if (!this.storeClient) throw new InputError('the store needs `databaseUrl` or `db` in the client options');
+    return this.storeClient;
+  }
+
   async close(): Promise<void> {
     await this.queue.close();
-    await Promise.allSettled([this.redis.quit(), this.pool?.end()]);
+    await Promise.allSettled([this.redis.quit(), this.ownsDb ? this.db?.close() : undefined]);
   }
 }

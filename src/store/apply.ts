@@ -1,6 +1,5 @@
-import type pg from 'pg';
 import pgvector from 'pgvector';
-import { withTransaction } from './pool.js';
+import type { Db, Queryable } from './db.js';
 import type { Tables } from './sql.js';
 import type { ApplyResult, ChangeSet, FieldEmbedding, Namespace } from './types.js';
 
@@ -17,9 +16,9 @@ class Rollback extends Error {
  *  3. write memories, vectors and history; bump namespace versions; advance the cursor.
  * A mismatch rolls the transaction back before anything is written.
  */
-export async function applyChangeSet(pool: pg.Pool, t: Tables, change: ChangeSet): Promise<ApplyResult> {
+export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Promise<ApplyResult> {
   try {
-    return await withTransaction(pool, (client) => apply(client, t, change));
+    return await db.transaction((tx) => apply(tx, t, change));
   } catch (err) {
     if (err instanceof Rollback) return err.result;
     throw err;
@@ -27,24 +26,27 @@ export async function applyChangeSet(pool: pg.Pool, t: Tables, change: ChangeSet
 }
 
 /** Throws Rollback on a mismatch; the transaction must then be rolled back. */
-async function apply(client: pg.PoolClient, t: Tables, change: ChangeSet): Promise<ApplyResult> {
+async function apply(client: Queryable, t: Tables, change: ChangeSet): Promise<ApplyResult> {
   // Locks always in one order (namespaces sorted, then the cursor), so writers never deadlock.
   const sorted = [...change.namespaceVersions].sort((a, b) => compareNamespaces(a.namespace, b.namespace));
   const current: number[] = [];
   for (const { namespace } of sorted) {
     await client.query(`insert into ${t.namespaces} (namespace) values ($1) on conflict do nothing`, [namespace]);
     const row = await client.query(`select version from ${t.namespaces} where namespace = $1 for update`, [namespace]);
-    current.push(Number(row.rows[0].version));
+    current.push(Number((row.rows[0] as { version: unknown }).version));
   }
   await client.query(`insert into ${t.cursors} (thread_id, cursor) values ($1, '') on conflict do nothing`, [change.threadId]);
   const cur = await client.query(`select cursor from ${t.cursors} where thread_id = $1 for update`, [change.threadId]);
   // Checked first: a re-run of applied turns is "already done", whatever else changed since.
-  if ((cur.rows[0].cursor || null) !== change.expectedCursor) throw new Rollback({ status: 'stale-cursor' });
+  if (((cur.rows[0] as { cursor: string }).cursor || null) !== change.expectedCursor) throw new Rollback({ status: 'stale-cursor' });
   sorted.forEach(({ namespace, version }, i) => {
     if (current[i] !== version) throw new Rollback({ status: 'conflict', namespace });
   });
 
   const counts = { inserted: 0, updated: 0, deleted: 0 };
+  // Item counts per namespace, kept with the version (search uses them to choose exact ranking).
+  const delta = new Map<string, number>();
+  const count = (namespace: Namespace, d: number) => delta.set(JSON.stringify(namespace), (delta.get(JSON.stringify(namespace)) ?? 0) + d);
   const history = (w: { namespace: Namespace; key: string }, kind: string, op: string, version: number, before: unknown, after: unknown) =>
     client.query(
       `insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -59,6 +61,7 @@ async function apply(client: pg.PoolClient, t: Tables, change: ChangeSet): Promi
       );
       await writeVectors(client, t, w.namespace, w.key, w.embeddings);
       await history(w, w.kind, 'insert', 1, null, w.value);
+      count(w.namespace, 1);
       counts.inserted++;
     } else if (w.op === 'update') {
       const res = await client.query(
@@ -70,7 +73,8 @@ async function apply(client: pg.PoolClient, t: Tables, change: ChangeSet): Promi
       );
       if (!res.rowCount) throw new Rollback({ status: 'conflict', namespace: w.namespace });
       await writeVectors(client, t, w.namespace, w.key, w.embeddings);
-      await history(w, w.kind, 'update', Number(res.rows[0].version), res.rows[0].before, w.value);
+      const row = res.rows[0] as { version: unknown; before: unknown };
+      await history(w, w.kind, 'update', Number(row.version), row.before, w.value);
       counts.updated++;
     } else {
       const res = await client.query(
@@ -78,7 +82,9 @@ async function apply(client: pg.PoolClient, t: Tables, change: ChangeSet): Promi
         [w.namespace, w.key, w.expectedVersion],
       );
       if (!res.rowCount) throw new Rollback({ status: 'conflict', namespace: w.namespace });
-      await history(w, res.rows[0].kind, 'delete', Number(res.rows[0].version), res.rows[0].value, null);
+      const old = res.rows[0] as { kind: string; version: unknown; value: unknown };
+      await history(w, old.kind, 'delete', Number(old.version), old.value, null);
+      count(w.namespace, -1);
       counts.deleted++;
     }
   }
@@ -86,14 +92,17 @@ async function apply(client: pg.PoolClient, t: Tables, change: ChangeSet): Promi
   // Bump only what was written: a namespace that was merely read must not make others conflict.
   const written = new Set(change.writes.map((w) => JSON.stringify(w.namespace)));
   for (const { namespace } of sorted.filter((n) => written.has(JSON.stringify(n.namespace)))) {
-    await client.query(`update ${t.namespaces} set version = version + 1, updated_at = now() where namespace = $1`, [namespace]);
+    await client.query(`update ${t.namespaces} set version = version + 1, items = items + $2, updated_at = now() where namespace = $1`, [
+      namespace,
+      delta.get(JSON.stringify(namespace)) ?? 0,
+    ]);
   }
   await client.query(`update ${t.cursors} set cursor = $2, updated_at = now() where thread_id = $1`, [change.threadId, change.newCursor]);
   return { status: 'applied', ...counts };
 }
 
 /** Replaces a memory's vectors: fields that are gone get no orphan rows (LESSONS: LangGraph). */
-async function writeVectors(client: pg.PoolClient, t: Tables, namespace: Namespace, key: string, embeddings: FieldEmbedding[]) {
+async function writeVectors(client: Queryable, t: Tables, namespace: Namespace, key: string, embeddings: FieldEmbedding[]) {
   await client.query(`delete from ${t.vectors} where namespace = $1 and key = $2 and not (field = any($3))`, [
     namespace,
     key,

@@ -1,24 +1,30 @@
-import type pg from 'pg';
-import pgvector from 'pgvector';
 import type { Logger } from '../log/logger.js';
 import { applyChangeSet } from './apply.js';
-import { withTransaction } from './pool.js';
-import { tables, type Tables } from './sql.js';
-import type { ApplyResult, ChangeSet, MemoryItem, Namespace, ScoredMemory } from './types.js';
+import type { Db } from './db.js';
+import { COLUMNS, getItems, listNamespaces, toItem, type ListNamespacesQuery } from './read-items.js';
+import { annIndexExists, searchItems, searchPlan, type SearchQuery, type SearchSettings } from './search.js';
+import { ANN_INDEX, ident, tables, type Tables } from './sql.js';
+import { sweepExpired } from './sweep.js';
+import type { ApplyResult, ChangeSet, HistoryEntry, ItemWrite, ItemWriteResult, MemoryItem, Namespace, ScoredMemory, SearchItem } from './types.js';
+import { writeItems } from './write-items.js';
 
-const COLUMNS = 'm.namespace, m.key, m.kind, m.value, m.version, m.created_at, m.updated_at, m.expires_at';
+export const defaultSearchSettings: SearchSettings = { exactSearchMax: 10_000, efSearch: 100 };
 
 /**
- * Memories in Postgres + pgvector. Methods take already-computed vectors: embedding happens
- * before a connection is borrowed, so no pooled connection waits on a model (invariant 8).
+ * Memories in Postgres + pgvector (or PGlite, same SQL). Methods take already-computed vectors:
+ * embedding happens before a connection is borrowed, so no pooled connection waits on a model
+ * (invariant 8). The store API with validation and embedding is `Store` (store.ts).
  */
 export class MemoryStore {
   readonly t: Tables;
+  /** Whether the HNSW index exists, re-read every 30 s (another process may build or drop it). */
+  private annIndex: { exists: Promise<boolean>; at: number } | null = null;
 
   constructor(
-    readonly pool: pg.Pool,
+    readonly db: Db,
     readonly schema: string,
     private readonly log: Logger,
+    readonly searchSettings: SearchSettings = { ...defaultSearchSettings },
   ) {
     this.t = tables(schema);
   }
@@ -28,7 +34,7 @@ export class MemoryStore {
    * and the ranking). Items with several embedded fields rank by their best field.
    */
   async search(namespace: Namespace, vector: number[], limit: number, offset = 0): Promise<ScoredMemory[]> {
-    const res = await this.pool.query(
+    const res = await this.db.query(
       `select ${COLUMNS}, d.distance
          from (select v.key, min(v.embedding <=> $2::vector) as distance
                  from ${this.t.vectors} v where v.namespace = $1 group by v.key) d
@@ -36,70 +42,87 @@ export class MemoryStore {
         where m.expires_at is null or m.expires_at > now()
         order by d.distance, m.key
         limit $3 offset $4`,
-      [namespace, pgvector.toSql(vector), limit, offset],
+      [namespace, this.db.vectorParam(vector), limit, offset],
     );
     return res.rows.map((r) => ({ ...toItem(r), score: 1 - Number(r.distance) }));
   }
 
   async get(namespace: Namespace, key: string): Promise<MemoryItem | null> {
-    const res = await this.pool.query(
-      `select ${COLUMNS} from ${this.t.memories} m where m.namespace = $1 and m.key = $2 and (m.expires_at is null or m.expires_at > now())`,
-      [namespace, key],
-    );
-    return res.rows[0] ? toItem(res.rows[0]) : null;
+    const [item] = await getItems(this.db, this.t, [{ namespace, key }]);
+    return item ?? null;
+  }
+
+  getMany(refs: { namespace: Namespace; key: string }[]): Promise<(MemoryItem | null)[]> {
+    return getItems(this.db, this.t, refs);
+  }
+
+  /** Puts and deletes in one transaction; a stale `ifVersion` throws a 409 InputError. */
+  write(writes: ItemWrite[], actor: string): Promise<ItemWriteResult[]> {
+    return writeItems(this.db, this.t, writes, actor);
+  }
+
+  /** Items under a namespace prefix (whole labels), by similarity when a vector is given. */
+  searchPrefix(query: SearchQuery): Promise<SearchItem[]> {
+    return searchItems(this.db, this.t, query, this.searchSettings, () => this.hasAnnIndex());
+  }
+
+  /** Which ranking `searchPrefix` would use for this query (for tests and operators). */
+  searchPlan(query: SearchQuery): Promise<'exact' | 'ann' | 'filter'> {
+    return searchPlan(this.db, this.t, query, this.searchSettings, () => this.hasAnnIndex());
+  }
+
+  private hasAnnIndex(): Promise<boolean> {
+    if (!this.annIndex || Date.now() - this.annIndex.at > 30_000) {
+      const exists = annIndexExists(this.db, this.t).catch((err: unknown) => {
+        this.annIndex = null;
+        throw err;
+      });
+      this.annIndex = { exists, at: Date.now() };
+    }
+    return this.annIndex.exists;
+  }
+
+  listNamespaces(query: ListNamespacesQuery): Promise<Namespace[]> {
+    return listNamespaces(this.db, this.t, query);
   }
 
   /** The versions a reflection compares at commit time (0 for a namespace never written). */
   async namespaceVersions(namespaces: Namespace[]): Promise<Map<string, number>> {
     const versions = new Map<string, number>();
     for (const ns of namespaces) {
-      const row = await this.pool.query(`select version from ${this.t.namespaces} where namespace = $1`, [ns]);
+      const row = await this.db.query<{ version: unknown }>(`select version from ${this.t.namespaces} where namespace = $1`, [ns]);
       versions.set(JSON.stringify(ns), row.rows[0] ? Number(row.rows[0].version) : 0);
     }
     return versions;
   }
 
   async getCursor(threadId: string): Promise<string | null> {
-    const res = await this.pool.query(`select cursor from ${this.t.cursors} where thread_id = $1`, [threadId]);
-    return (res.rows[0]?.cursor as string | undefined) || null;
+    const res = await this.db.query<{ cursor: string }>(`select cursor from ${this.t.cursors} where thread_id = $1`, [threadId]);
+    return res.rows[0]?.cursor || null;
   }
 
   /** One transaction: namespace locks, version checks, writes, history, cursor. */
   async apply(change: ChangeSet): Promise<ApplyResult> {
-    return applyChangeSet(this.pool, this.t, change);
+    return applyChangeSet(this.db, this.t, change);
   }
 
   /** Deletes expired memories, with an `expire` history row each; returns how many. */
   async sweepExpired(actor: string, batch = 1_000): Promise<number> {
-    return withTransaction(this.pool, async (client) => {
-      const res = await client.query(
-        `with gone as (
-           delete from ${this.t.memories} where (namespace, key) in (
-             select namespace, key from ${this.t.memories} where expires_at <= now() limit $1 for update skip locked)
-           returning namespace, key, kind, value, version),
-         hist as (
-           insert into ${this.t.history} (namespace, key, kind, op, version, before, after, actor)
-           select namespace, key, kind, 'expire', version, value, null, $2 from gone)
-         update ${this.t.namespaces} n set version = n.version + 1, updated_at = now()
-           where n.namespace in (select distinct namespace from gone)
-         returning (select count(*) from gone) as swept`,
-        [batch, actor],
-      );
-      const swept = Number(res.rows[0]?.swept ?? 0);
-      if (swept) this.log.info({ swept }, 'expired memories swept');
-      return swept;
-    });
+    const swept = await sweepExpired(this.db, this.t, actor, batch);
+    if (swept) this.log.info({ swept }, 'expired memories swept');
+    return swept;
   }
 
   /** The change log of one memory, oldest first. */
-  async history(namespace: Namespace, key: string) {
-    const res = await this.pool.query(
-      `select op, version, before, after, actor, thread_id, created_at from ${this.t.history} where namespace = $1 and key = $2 order by id`,
+  async history(namespace: Namespace, key: string): Promise<HistoryEntry[]> {
+    const res = await this.db.query(
+      `select op, version, kind, before, after, actor, thread_id, created_at from ${this.t.history} where namespace = $1 and key = $2 order by id`,
       [namespace, key],
     );
     return res.rows.map((r) => ({
-      op: r.op as 'insert' | 'update' | 'delete' | 'expire',
+      op: r.op as HistoryEntry['op'],
       version: Number(r.version),
+      kind: r.kind as string,
       before: r.before as Record<string, unknown> | null,
       after: r.after as Record<string, unknown> | null,
       actor: r.actor as string,
@@ -107,17 +130,27 @@ export class MemoryStore {
       at: r.created_at as Date,
     }));
   }
-}
 
-function toItem(r: Record<string, unknown>): MemoryItem {
-  return {
-    namespace: r.namespace as Namespace,
-    key: r.key as string,
-    kind: r.kind as string,
-    value: r.value as Record<string, unknown>,
-    version: Number(r.version),
-    createdAt: r.created_at as Date,
-    updatedAt: r.updated_at as Date,
-    expiresAt: (r.expires_at as Date | null) ?? null,
-  };
+  /**
+   * Builds the HNSW index that large prefix searches use (an operator step, not a migration:
+   * keeping it current costs every put an index insert, measured in `npm run bench:store`).
+   */
+  async createAnnIndex(opts: { maintenanceWorkMem?: string } = {}): Promise<void> {
+    // Concurrently on Postgres: puts go on while it builds. PGlite has one connection anyway.
+    const concurrently = this.db.backend === 'postgres' ? 'concurrently' : '';
+    await this.db.session(async (s) => {
+      // Minutes at a few hundred thousand vectors: lift the pool's statement timeout for this one.
+      await s.query(`select set_config('statement_timeout', '0', false)`);
+      // PGlite is 32-bit WASM (2 GB of memory in all): it keeps its default.
+      if (opts.maintenanceWorkMem && this.db.backend === 'postgres') await s.query(`select set_config('maintenance_work_mem', $1, false)`, [opts.maintenanceWorkMem]);
+      await s.exec(`create index ${concurrently} if not exists ${ident(ANN_INDEX)} on ${this.t.vectors} using hnsw (embedding vector_cosine_ops)`);
+    });
+    this.annIndex = null;
+    this.log.info({ index: ANN_INDEX }, 'ANN index ready');
+  }
+
+  async dropAnnIndex(): Promise<void> {
+    await this.db.exec(`drop index if exists ${this.t.annIndex}`);
+    this.annIndex = null;
+  }
 }

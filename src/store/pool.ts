@@ -1,5 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '../log/logger.js';
+import type { Db, Queryable, QueryResult, Row } from './db.js';
+import { encodeVector, encodeVectorArray } from './vector-codec.js';
 
 /**
  * A pooled Postgres client. Never one shared `pg.Client` (LESSONS: mem0 #6956), and always an
@@ -13,24 +15,94 @@ export function createPool(connectionString: string, max: number, log: Logger): 
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 5_000,
     statement_timeout: 30_000,
+    // JIT compiled the reflection's snapshot read for ~500 ms at 10,000 memories, for a
+    // statement that runs in 15 ms; engram's queries are short, so JIT never pays off.
+    options: '-c jit=off',
     application_name: 'engram',
   });
   pool.on('error', (err) => log.warn({ err }, 'idle postgres client error'));
   return pool;
 }
 
-/** Runs `fn` in a transaction on one pooled client; rolls back on any throw. */
-export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
-    const result = await fn(client);
-    await client.query('commit');
-    return result;
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
+/** The store's Db over a Postgres pool. */
+export function createPgDb(connectionString: string, max: number, log: Logger): Db {
+  return new PgDb(createPool(connectionString, max, log));
+}
+
+export class PgDb implements Db {
+  readonly backend = 'postgres';
+  private vectorOid: Promise<number> | null = null;
+
+  constructor(readonly pool: pg.Pool) {}
+
+  async query<R = Row>(text: string, params?: unknown[]): Promise<QueryResult<R>> {
+    return normalize(await this.pool.query(text, params));
   }
+
+  async exec(text: string): Promise<void> {
+    await this.pool.query(text);
+  }
+
+  async session<T>(fn: (s: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      return await fn(wrap(client));
+    } finally {
+      // A session may have changed settings: do not hand it to the next borrower.
+      client.release(true);
+    }
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    const tx = wrap(client);
+    try {
+      await client.query('begin');
+      const result = await fn(tx);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  // Binary parameters: Postgres parsing 1,536 floats of text per vector was the bottleneck of
+  // batched puts (measured here: 2,400 rows/s as text, 9,800 rows/s binary).
+  vectorParam(vector: number[]): unknown {
+    return encodeVector(vector);
+  }
+
+  async vectorArrayParam(vectors: number[][]): Promise<unknown> {
+    return encodeVectorArray(vectors, await this.oid());
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  /** A binary array names its element type by oid, which depends on the database. */
+  private oid(): Promise<number> {
+    this.vectorOid ??= this.pool
+      .query(`select t.oid from pg_type t join pg_extension e on e.extnamespace = t.typnamespace where e.extname = 'vector' and t.typname = 'vector'`)
+      .then((res) => Number(res.rows[0].oid))
+      .catch((err: unknown) => {
+        this.vectorOid = null;
+        throw err;
+      });
+    return this.vectorOid;
+  }
+}
+
+function wrap(client: pg.PoolClient): Queryable {
+  return {
+    query: async <R>(text: string, params?: unknown[]) => normalize<R>(await client.query(text, params)),
+    exec: async (text: string) => void (await client.query(text)),
+  };
+}
+
+function normalize<R>(res: pg.QueryResult): QueryResult<R> {
+  return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
 }

@@ -3,6 +3,8 @@ export function ident(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+export const ANN_INDEX = 'memory_vectors_embedding_hnsw';
+
 /** Fully qualified table names in the store's schema (no reliance on search_path, so PgBouncer works). */
 export function tables(schema: string) {
   const q = (t: string) => `${ident(schema)}.${ident(t)}`;
@@ -15,6 +17,51 @@ export function tables(schema: string) {
     history: q('memory_history'),
     namespaces: q('namespaces'),
     cursors: q('thread_cursors'),
+    /** The optional HNSW index for large prefix searches (`npm run store:ann-index`). */
+    annIndex: q(ANN_INDEX),
   };
 }
 export type Tables = ReturnType<typeof tables>;
+
+/** Positional parameters for SQL built from parts (filters, optional clauses). */
+export class Params {
+  readonly values: unknown[] = [];
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+/**
+ * Whole-segment prefix match on a `text[] collate "C"` column, as a btree range on the primary
+ * keys. With byte order, the arrays that start with the labels [a, ..., z] are exactly those in
+ * [[a, ..., z], [a, ..., z || '\x01']): a longer array with the same labels sorts after the
+ * prefix and before the bound (its label z is shorter than z || '\x01'); an array whose label
+ * continues z ("foo" -> "foobar", "foo%") sorts at or after the bound, since no label holds a NUL
+ * and every other byte is >= 0x01; anything else differs earlier. No separate `namespace[1:n] =`
+ * check: the planner estimates it at a fraction of a percent, which hides the HNSW index and
+ * misjudges every plan; the namespace tests prove the range alone (separators, `%`, `_`, `*`,
+ * `\`, `\x01` inside labels). Labels are parameters, never pattern text.
+ */
+export function prefixCondition(column: string, prefix: string[], params: Params): string {
+  if (prefix.length === 0) return 'true';
+  const lo = params.add(prefix);
+  const hi = params.add([...prefix.slice(0, -1), `${prefix.at(-1) ?? ''}\u0001`]);
+  return `(${column} >= ${lo}::text[] and ${column} < ${hi}::text[])`;
+}
+
+/** The last labels of a namespace equal `suffix`. */
+export function suffixCondition(column: string, suffix: string[], params: Params): string {
+  const s = params.add(suffix);
+  return `(cardinality(${column}) >= cardinality(${s}::text[]) and ${column}[cardinality(${column}) - cardinality(${s}::text[]) + 1:cardinality(${column})] = ${s}::text[])`;
+}
+
+/** Live items only: an expired item is never returned, swept or not. */
+export const alive = (alias: string) => `(${alias}.expires_at is null or ${alias}.expires_at > now())`;
+
+/**
+ * A namespace sent as JSON text, as text[]. Batches carry namespaces this way because a ragged
+ * list of text[] is no Postgres array.
+ */
+export const namespaceFromJson = (expr: string) =>
+  `array(select e.x from jsonb_array_elements_text((${expr})::jsonb) with ordinality as e(x, i) order by e.i)::text[]`;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /** A namespace: a tuple of labels such as ["chat", "user-42"]. Labels are opaque text. */
 export const namespaceSchema = z
-  .array(z.string().min(1, 'namespace labels must not be empty').max(256))
+  .array(z.string().min(1, 'namespace labels must not be empty').max(256).refine((l) => !l.includes('\u0000'), 'namespace labels must not contain NUL'))
   .min(1, 'a namespace has at least one label')
   .max(16);
 export type Namespace = z.infer<typeof namespaceSchema>;
@@ -21,6 +21,11 @@ export interface MemoryItem {
 export interface ScoredMemory extends MemoryItem {
   /** Cosine similarity of the best-matching embedded field, in [-1, 1]. */
   score: number;
+}
+
+/** A search hit: `score` is the similarity, or null for a search without a query. */
+export interface SearchItem extends MemoryItem {
+  score: number | null;
 }
 
 export interface FieldEmbedding {
@@ -52,3 +57,31 @@ export type ApplyResult =
   | { status: 'stale-cursor' }
   /** A namespace changed since the reflection read it: re-run with fresh memories. */
   | { status: 'conflict'; namespace: Namespace };
+
+/** A write of the store API, with its embeddings computed before the transaction. */
+export type ItemWrite =
+  | {
+      op: 'put';
+      namespace: Namespace;
+      key: string;
+      kind: string;
+      value: Record<string, unknown>;
+      expiresAt: Date | null;
+      embeddings: FieldEmbedding[];
+      ifVersion?: number | undefined;
+      actor?: string | undefined;
+    }
+  | { op: 'delete'; namespace: Namespace; key: string; ifVersion?: number | undefined; actor?: string | undefined };
+
+export type ItemWriteResult = { op: 'put'; item: MemoryItem } | { op: 'delete'; deleted: boolean };
+
+export interface HistoryEntry {
+  op: 'insert' | 'update' | 'delete' | 'expire';
+  version: number;
+  kind: string;
+  before: Record<string, unknown> | null;
+  after: Record<string, unknown> | null;
+  actor: string;
+  threadId: string | null;
+  at: Date;
+}

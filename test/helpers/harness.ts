@@ -42,11 +42,14 @@ export function testEnvVars(modelUrl: string, overrides: Record<string, string> 
 
 /** Drops what a test made: its schema and every Redis key under its prefix. */
 export async function cleanup(env: Env): Promise<void> {
-  const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 1 });
-  try {
-    await pool.query(`drop schema if exists "${env.DATABASE_SCHEMA}" cascade`);
-  } finally {
-    await pool.end();
+  // An embedded PGlite (no DATABASE_URL) in memory:// goes away with its runtime.
+  if (env.DATABASE_URL) {
+    const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 1 });
+    try {
+      await pool.query(`drop schema if exists "${env.DATABASE_SCHEMA}" cascade`);
+    } finally {
+      await pool.end();
+    }
   }
   await deleteKeys(env.REDIS_URL ?? TEST_REDIS_URL, env.ENGRAM_PREFIX);
 }

@@ -1,5 +1,6 @@
 import type { Tables } from '../sql.js';
 import * as m001 from './001-init.js';
+import * as m002 from './002-store-api.js';
 
 export interface Migration {
   id: number;
@@ -8,4 +9,7 @@ export interface Migration {
 }
 
 /** Numbered, append-only. Never edit one that has shipped; add the next number. */
-export const migrations: Migration[] = [{ id: 1, ...m001 }];
+export const migrations: Migration[] = [
+  { id: 1, ...m001 },
+  { id: 2, ...m002 },
+];

@@ -1,0 +1,155 @@
+/**
+ * Store benchmark (a script, not a test): loads U namespaces x M memories with deterministic
+ * D-dimensional embeddings through the store API, then reports put throughput, per-namespace
+ * and cross-namespace search latency with recall@10 against brute force, next to a `select 1`
+ * round trip measured in the same run. Small defaults for a quick run; the README's figures:
+ *   npm run bench:store -- --namespaces 2000 --per 100 --dims 1536
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../src/log/logger.js';
+import type { Db } from '../src/store/db.js';
+import { MemoryStore } from '../src/store/memory-store.js';
+import { migrate } from '../src/store/migrate.js';
+import { createPgliteDb } from '../src/store/pglite.js';
+import { createPgDb } from '../src/store/pool.js';
+import { Store } from '../src/store/store.js';
+import type { SearchItem } from '../src/store/types.js';
+import { BenchData } from './data.js';
+import { int, line, ms, percentile, recall, time } from './stats.js';
+
+const { values: a } = parseArgs({
+  options: {
+    namespaces: { type: 'string', default: '50' },
+    per: { type: 'string', default: '100' },
+    dims: { type: 'string', default: '256' },
+    topics: { type: 'string', default: '256' },
+    batch: { type: 'string', default: '500' },
+    writers: { type: 'string', default: '2' },
+    queries: { type: 'string', default: '200' },
+    'cross-queries': { type: 'string', default: '20' },
+    'no-ann': { type: 'boolean', default: false },
+    pglite: { type: 'boolean', default: false },
+    'database-url': { type: 'string', default: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const U = Number(a.namespaces);
+const M = Number(a.per);
+const D = Number(a.dims);
+const BATCH = Number(a.batch);
+const WRITERS = Number(a.writers);
+const log = createLogger({ level: 'warn' });
+const schema = `bench_${randomBytes(3).toString('hex')}`;
+const db: Db = a.pglite ? createPgliteDb('memory://', log) : createPgDb(a['database-url'], WRITERS + 2, log);
+const data = new BenchData(U, M, D, Number(a.topics));
+const memories = new MemoryStore(db, schema, log);
+const store = new Store(memories, { embedder: data, indexFields: ['content'], defaultTtlMs: null, defaultKind: 'memory', actor: 'bench', log });
+const ns = (u: number) => ['bench', `u${u}`];
+const id = (item: { namespace: string[]; key: string }) => `${item.namespace[1]}/${item.key}`;
+const idOf = (n: number) => `u${Math.floor(n / M)}/m${n % M}`;
+
+async function main() {
+  process.stdout.write(
+    `engram store benchmark: ${db.backend}, ${int(U)} namespaces x ${int(M)} memories x ${D} dims (${int(U * M)} items), ` +
+      `${a.topics} topics, batches of ${BATCH}, ${WRITERS} writers, schema ${schema}\n`,
+  );
+  await migrate(db, { schema, dimensions: D, log });
+  const gen = await time(async () => data.generate());
+  line('embeddings generated (not timed below)', `${int(U * M)} in ${(gen.ms / 1000).toFixed(1)} s`);
+
+  const rtt: number[] = [];
+  for (let i = 0; i < 500; i++) rtt.push((await time(() => db.query('select 1'))).ms);
+  line('baseline: select 1 round trip', `p50 ${ms(percentile(rtt, 50))}  p95 ${ms(percentile(rtt, 95))}`);
+
+  const load = await time(() => loadAll());
+  line(`put, batched (${BATCH}/batch, ${WRITERS} writers)`, `${int((U * M) / (load.ms / 1000))} items/s  (${int(U * M)} items in ${(load.ms / 1000).toFixed(1)} s)`);
+  // What autovacuum does on its own soon after a bulk load; without statistics the planner
+  // guesses one row per namespace range.
+  await db.exec(`analyze ${memories.t.memories}, ${memories.t.vectors}, ${memories.t.namespaces}`);
+
+  const single: number[] = [];
+  for (let i = 0; i < 200; i++) single.push((await time(() => store.put({ namespace: ['bench-single', `u${i % 20}`], key: `s${i}`, value: { content: `t1 u999999 i${i}` }, index: ['content'] }))).ms);
+  line('put, one item per call', `p50 ${ms(percentile(single, 50))}  p95 ${ms(percentile(single, 95))}`);
+
+  await perNamespace('search, one namespace (exact)');
+  const exactCross = await cross('search, all namespaces, exact', Math.min(Number(a['cross-queries']), 10), true);
+  if (a['no-ann']) return;
+
+  const build = await time(() => memories.createAnnIndex({ maintenanceWorkMem: '2GB' }));
+  line('HNSW index build (m 16, ef_construction 64)', `${(build.ms / 1000).toFixed(1)} s`);
+  // The service ranks prefixes under STORE_EXACT_SEARCH_MAX items exactly; force the index here.
+  memories.searchSettings.exactSearchMax = 0;
+  const plan = await memories.searchPlan({ prefix: ['bench'], vector: (await data.embed(['q t1 s1']))[0], filter: [], limit: 10, offset: 0 });
+  if (plan !== 'ann') throw new Error(`expected the ANN plan for a cross-namespace search, got ${plan}`);
+  await cross('search, all namespaces, HNSW (ef_search 100)', Number(a['cross-queries']), false);
+  line('  (exact cross-namespace p50 for comparison)', ms(exactCross));
+  await perNamespace('search, one namespace, HNSW index present');
+  const extra = 2_000;
+  const withIndex = await time(async () => {
+    for (let i = 0; i < extra; i += BATCH) {
+      await store.batch(
+        Array.from({ length: Math.min(BATCH, extra - i) }, (_, j) => ({ op: 'put' as const, namespace: ['bench-extra', `u${(i + j) % 100}`], key: `e${i + j}`, value: { content: `t${(i + j) % 7} u${U + 1} i${i + j}` }, index: ['content'] })),
+      );
+    }
+  });
+  line('put, batched, HNSW index present', `${int(extra / (withIndex.ms / 1000))} items/s  (${int(extra)} items)`);
+}
+
+/** Items arrive interleaved across users (as memories do over time), BATCH per store.batch call. */
+async function loadAll() {
+  let next = 0;
+  const total = U * M;
+  const writer = async () => {
+    for (;;) {
+      const start = next;
+      if (start >= total) return;
+      next = Math.min(total, start + BATCH);
+      const ops = [];
+      for (let n = start; n < next; n++) {
+        const u = n % U;
+        const i = Math.floor(n / U);
+        ops.push({ op: 'put' as const, namespace: ns(u), key: `m${i}`, value: { content: data.memoryText(u, i), topic: data.topicOf(u, i), i }, index: ['content'] });
+      }
+      await store.batch(ops);
+    }
+  };
+  await Promise.all(Array.from({ length: WRITERS }, writer));
+}
+
+async function perNamespace(what: string) {
+  const lat: number[] = [];
+  let r = 0;
+  const Q = Number(a.queries);
+  for (let q = 0; q < Q; q++) {
+    const u = (q * 7919) % U;
+    const text = `q t${q % data.topics} s${q}`;
+    const { ms: t, result } = await time(() => store.search({ namespacePrefix: ns(u), query: text, limit: 10 }));
+    lat.push(t);
+    const [vector] = await data.embed([text]);
+    r += recall((result as SearchItem[]).map(id), data.topK(vector as number[], 10, u, u + 1).map(idOf));
+  }
+  line(what, `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  recall@10 ${(r / Q).toFixed(3)}  (${Q} queries, ${M} items each)`);
+}
+
+/** Returns the p50. */
+async function cross(what: string, Q: number, exact: boolean): Promise<number> {
+  const lat: number[] = [];
+  let r = 0;
+  for (let q = 0; q < Q; q++) {
+    const text = `q t${(q * 31) % data.topics} s${100_000 + q}`;
+    const { ms: t, result } = await time(() => store.search({ namespacePrefix: ['bench'], query: text, limit: 10, exact }));
+    lat.push(t);
+    const [vector] = await data.embed([text]);
+    r += recall((result as SearchItem[]).map(id), data.topK(vector as number[], 10).map(idOf));
+  }
+  line(what, `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  recall@10 ${(r / Q).toFixed(3)}  (${Q} queries over ${int(U * M)} items)`);
+  return percentile(lat, 50);
+}
+
+try {
+  await main();
+} finally {
+  if (!a.keep && db.backend === 'postgres') await db.exec(`drop schema if exists "${schema}" cascade`);
+  await db.close();
+}

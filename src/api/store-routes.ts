@@ -1,0 +1,43 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { InputError } from '../errors.js';
+import type { Store } from '../store/store.js';
+
+/** `?namespace=a&namespace=b&key=k`: one `namespace` per label, as in /v1/memories/search. */
+const itemQuery = z.strictObject({
+  namespace: z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v])),
+  key: z.string(),
+});
+
+function query(value: unknown) {
+  const parsed = itemQuery.safeParse(value);
+  if (!parsed.success) throw new InputError(`invalid query string: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+  return parsed.data;
+}
+
+/**
+ * The store API over HTTP. Bodies are the SDK's input objects as JSON, validated by the same
+ * schemas inside Store; bad input is a 400, a stale `ifVersion` a 409.
+ */
+export function registerStoreRoutes(app: FastifyInstance, store: Store) {
+  app.put('/v1/store/items', async (request) => ({ item: await store.put(request.body) }));
+
+  app.get('/v1/store/items', async (request, reply) => {
+    const item = await store.get(query(request.query));
+    return item ? { item } : reply.status(404).send({ error: 'no such item (or it expired)' });
+  });
+
+  app.delete('/v1/store/items', async (request) => ({ deleted: await store.delete(request.body) }));
+
+  app.post('/v1/store/items/search', async (request) => ({ items: await store.search(request.body) }));
+
+  app.get('/v1/store/items/history', async (request) => ({ history: await store.history(query(request.query)) }));
+
+  app.post('/v1/store/namespaces', async (request) => ({ namespaces: await store.listNamespaces((request.body ?? {})) }));
+
+  app.post('/v1/store/batch', async (request) => {
+    const ops = (request.body as { ops?: unknown } | null)?.ops;
+    if (!Array.isArray(ops)) throw new InputError('invalid batch request: the body must be { "ops": [...] }');
+    return { results: await store.batch(ops) };
+  });
+}

@@ -1,0 +1,42 @@
+import type { Store, BatchResult } from '../store/store.js';
+import type { BatchOp, DeleteInput, ListNamespacesInput, PutInput, SearchInput } from '../store/schemas.js';
+import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from '../store/types.js';
+
+/**
+ * The store API for SDK users, with LangGraph's call shapes (`put(namespace, key, value, opts)`).
+ * Each call validates with the same schema as the HTTP API; bad input throws InputError, a stale
+ * `ifVersion` throws InputError with `status` 409.
+ */
+export class StoreClient {
+  constructor(private readonly store: Store) {}
+
+  put(namespace: Namespace, key: string, value: Record<string, unknown>, options: Omit<PutInput, 'namespace' | 'key' | 'value'> = {}): Promise<MemoryItem> {
+    return this.store.put({ namespace, key, value, ...options });
+  }
+
+  get(namespace: Namespace, key: string): Promise<MemoryItem | null> {
+    return this.store.get({ namespace, key });
+  }
+
+  /** True when a live item was deleted. */
+  delete(namespace: Namespace, key: string, options: Omit<DeleteInput, 'namespace' | 'key'> = {}): Promise<boolean> {
+    return this.store.delete({ namespace, key, ...options });
+  }
+
+  search(namespacePrefix: Namespace, options: Omit<SearchInput, 'namespacePrefix'> = {}): Promise<SearchItem[]> {
+    return this.store.search({ namespacePrefix, ...options });
+  }
+
+  listNamespaces(options: ListNamespacesInput = {}): Promise<Namespace[]> {
+    return this.store.listNamespaces(options);
+  }
+
+  /** Writes first, atomically and with one embedding call; then reads, which see them. */
+  batch(ops: BatchOp[]): Promise<BatchResult[]> {
+    return this.store.batch(ops);
+  }
+
+  history(namespace: Namespace, key: string): Promise<HistoryEntry[]> {
+    return this.store.history({ namespace, key });
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * The little the store needs from a database, so that one set of SQL runs on a Postgres pool and
+ * on embedded PGlite. Both backends return parsed jsonb, text[] and timestamptz values; numbers
+ * that Postgres sends as bigint may come back as strings, so callers wrap them in Number().
+ */
+export type Row = Record<string, unknown>;
+
+export interface QueryResult<R = Row> {
+  rows: R[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<R = Row>(text: string, params?: unknown[]): Promise<QueryResult<R>>;
+  /** Several statements without parameters (migrations). */
+  exec(text: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+  readonly backend: 'postgres' | 'pglite';
+  /**
+   * Runs `fn` in one transaction on one connection; rolls back on any throw. Never call an
+   * embedding model or `db.query` inside `fn`: the first would hold a connection across a model
+   * call (invariant 8), the second deadlocks PGlite's single connection.
+   */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Runs `fn` on one connection outside a transaction (session settings, CREATE INDEX CONCURRENTLY). */
+  session<T>(fn: (s: Queryable) => Promise<T>): Promise<T>;
+  /** One `vector` parameter, for `$n::vector`. */
+  vectorParam(vector: number[]): unknown;
+  /** Many vectors in one parameter, for `$n::vector[]` (one bind value whatever the batch size). */
+  vectorArrayParam(vectors: number[][]): Promise<unknown>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { kindNameSchema } from '../queue/schemas.js';
+import { filterSchema } from './filter.js';
+import { parsePath } from './json-path.js';
+import { namespaceSchema } from './types.js';
+
+/**
+ * One schema per store operation, shared by the SDK and the HTTP API (the HTTP bodies are these
+ * objects as JSON). Durations are milliseconds, as everywhere in engram (LangGraph's ttl is in
+ * minutes).
+ */
+const noNul = (s: string) => !s.includes('\u0000');
+const key = z.string().min(1).max(1_024).refine(noNul, 'must not contain NUL');
+/** A prefix may be empty: every namespace (an operator's view across tenants). */
+const prefix = z.array(z.string().min(1).max(256).refine(noNul, 'must not contain NUL')).max(16);
+const actor = z.string().min(1).max(200);
+const json = z.json();
+const value = z
+  .record(z.string(), z.unknown())
+  .refine((v) => json.safeParse(v).success, 'must be plain JSON (no undefined, functions, Dates or NaN)')
+  .refine((v) => JSON.stringify(v).length <= 1_000_000, 'must be at most 1 MB of JSON')
+  .refine((v) => !JSON.stringify(v).includes('\\u0000'), 'must not contain NUL characters (Postgres jsonb cannot store them)');
+export const fieldPathSchema = z.string().min(1).max(512).refine((p) => parsePath(p) !== null, 'must be `$` or a path such as `a.b`, `items[0]`, `items[*].text`');
+const ifVersion = z.number().int().min(0).describe('compare-and-set: the version the item must have now (0: must not exist)');
+
+export const putInputSchema = z.strictObject({
+  namespace: namespaceSchema,
+  key,
+  value,
+  /** false: no vectors; a list of paths: embed these instead of the store's default fields. */
+  index: z.union([z.literal(false), z.array(fieldPathSchema).min(1).max(32)]).optional(),
+  /** Milliseconds to live; null: never expires; omitted: the store's default TTL. */
+  ttl: z.number().int().positive().max(100 * 365 * 24 * 3600_000).nullable().optional(),
+  kind: kindNameSchema.optional(),
+  ifVersion: ifVersion.optional(),
+  actor: actor.optional(),
+});
+export const getInputSchema = z.strictObject({ namespace: namespaceSchema, key });
+export const deleteInputSchema = z.strictObject({ namespace: namespaceSchema, key, ifVersion: ifVersion.optional(), actor: actor.optional() });
+export const searchInputSchema = z.strictObject({
+  namespacePrefix: prefix,
+  query: z.string().min(1).max(8_000).optional(),
+  filter: filterSchema.optional(),
+  limit: z.number().int().min(1).max(100).default(10),
+  offset: z.number().int().min(0).max(100_000).default(0),
+  /** Rank exactly even when the prefix is large enough for the ANN index. */
+  exact: z.boolean().optional(),
+});
+export const listNamespacesInputSchema = z.strictObject({
+  prefix: prefix.optional(),
+  suffix: prefix.optional(),
+  maxDepth: z.number().int().min(1).max(16).optional(),
+  limit: z.number().int().min(1).max(1_000).default(100),
+  offset: z.number().int().min(0).default(0),
+});
+export const historyInputSchema = getInputSchema;
+
+export const batchOpSchema = z.discriminatedUnion('op', [
+  putInputSchema.extend({ op: z.literal('put') }),
+  getInputSchema.extend({ op: z.literal('get') }),
+  deleteInputSchema.extend({ op: z.literal('delete') }),
+  searchInputSchema.extend({ op: z.literal('search') }),
+  listNamespacesInputSchema.extend({ op: z.literal('listNamespaces') }),
+]);
+export const batchInputSchema = z.strictObject({ ops: z.array(batchOpSchema).min(1).max(1_000) });
+
+export type PutInput = z.input<typeof putInputSchema>;
+export type GetInput = z.input<typeof getInputSchema>;
+export type DeleteInput = z.input<typeof deleteInputSchema>;
+export type SearchInput = z.input<typeof searchInputSchema>;
+export type ListNamespacesInput = z.input<typeof listNamespacesInputSchema>;
+export type HistoryInput = z.input<typeof historyInputSchema>;
+export type BatchOp = z.input<typeof batchOpSchema>;
+export type BatchOpParsed = z.output<typeof batchOpSchema>;

@@ -1,0 +1,134 @@
+import type { Db } from './db.js';
+import { filterSql, type FilterClause } from './filter.js';
+import { COLUMNS, scored } from './read-items.js';
+import { alive, Params, prefixCondition, type Tables } from './sql.js';
+import type { Namespace, SearchItem } from './types.js';
+
+export interface SearchQuery {
+  prefix: Namespace;
+  vector?: number[] | undefined;
+  filter: FilterClause[];
+  limit: number;
+  offset: number;
+  /** Rank exactly even where the ANN index could be used. */
+  exact?: boolean | undefined;
+}
+
+export interface SearchSettings {
+  /** Prefixes with at most this many items are ranked exactly even when an ANN index exists. */
+  exactSearchMax: number;
+  /** hnsw.ef_search floor for ANN searches (raised to the number of rows fetched). */
+  efSearch: number;
+}
+
+/** Whether the HNSW index exists and is valid (a failed CONCURRENTLY build leaves an invalid one). */
+export async function annIndexExists(db: Db, t: Tables): Promise<boolean> {
+  const res = await db.query<{ ann: boolean }>(`select exists (select 1 from pg_index i where i.indexrelid = to_regclass($1) and i.indisvalid) as ann`, [t.annIndex]);
+  return !!res.rows[0]?.ann;
+}
+
+/** The SQL that says whether a prefix is large enough for the ANN index (one btree range read). */
+function largePrefixSql(t: Tables, q: SearchQuery, s: SearchSettings, p: Params): string {
+  // One namespace is always ranked exactly, however large (a user's search must be the true top-k).
+  return `(select count(*) filter (where n.items > 0) > 1 and coalesce(sum(n.items), 0) > ${p.add(s.exactSearchMax)}
+             from ${t.namespaces} n where ${prefixCondition('n.namespace', q.prefix, p)})`;
+}
+
+/**
+ * How a prefix search will rank: exactly, or through the HNSW index when it exists and the
+ * prefix holds more than `exactSearchMax` items in more than one namespace.
+ */
+export async function searchPlan(db: Db, t: Tables, q: SearchQuery, s: SearchSettings, hasAnnIndex: () => Promise<boolean>): Promise<'exact' | 'ann' | 'filter'> {
+  if (!q.vector) return 'filter';
+  if (q.exact || !(await hasAnnIndex())) return 'exact';
+  const p = new Params();
+  const res = await db.query<{ large: boolean }>(`select ${largePrefixSql(t, q, s, p)} as large`, p.values);
+  return res.rows[0]?.large ? 'ann' : 'exact';
+}
+
+export async function searchItems(db: Db, t: Tables, q: SearchQuery, s: SearchSettings, hasAnnIndex: () => Promise<boolean>): Promise<SearchItem[]> {
+  if (!q.vector) return filterOnly(db, t, q);
+  if (q.exact || !(await hasAnnIndex())) return (await exact(db, t, q)).items;
+  // With the index, the size check and the exact search are one statement (one round trip for
+  // the common case, a user's own namespace); a large prefix comes back empty and goes to ANN.
+  const gated = await exact(db, t, q, s);
+  return gated.large ? ann(db, t, q, s) : gated.items;
+}
+
+/**
+ * Exact ranking: every vector under the prefix (a btree range on the primary key), best field
+ * per item. No ANN index sits between the filter and the ranking, so the top-k is the true
+ * top-k and `offset` pages through every result. With `gate`, the scan only runs when the
+ * prefix is not large (a one-time filter), and the answer says which it was.
+ */
+async function exact(db: Db, t: Tables, q: SearchQuery, gate?: SearchSettings): Promise<{ items: SearchItem[]; large: boolean }> {
+  const p = new Params();
+  const vec = p.add(db.vectorParam(q.vector as number[]));
+  const large = gate ? largePrefixSql(t, q, gate, p) : 'false';
+  const res = await db.query(
+    // Distances are computed in a materialized CTE so that grouping sorts (namespace, key,
+    // distance) rows, not rows that still carry their vectors (at 1,536 dims those spill to disk).
+    `with plan as (select ${large} as large),
+     d as materialized (
+       select v.namespace, v.key, v.embedding <=> ${vec}::vector as distance
+         from ${t.vectors} v where ${prefixCondition('v.namespace', q.prefix, p)} and not (select large from plan)),
+     best as (select namespace, key, min(distance) as distance from d group by namespace, key),
+     hits as (
+       select ${COLUMNS}, best.distance from best join ${t.memories} m on m.namespace = best.namespace and m.key = best.key
+        where ${alive('m')} and ${filterSql(q.filter, 'm.value', p)}
+        order by best.distance, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)})
+     select plan.large, hits.* from plan left join hits on true
+      order by hits.distance, hits.namespace, hits.key`,
+    p.values,
+  );
+  const first = res.rows[0] as { large: boolean } | undefined;
+  return { large: !!first?.large, items: res.rows.filter((r) => r.key !== null && r.key !== undefined).map(scored) };
+}
+
+/**
+ * Approximate ranking for large prefixes, through the HNSW index with pgvector's iterative scan
+ * (so filters do not starve the result). The index ranks vectors, not items: `MIN(distance)
+ * GROUP BY` over the index cannot use it (LESSONS: LangGraph JS), so the index scan returns the
+ * nearest vectors and items are formed from them afterwards. An item's best field comes first
+ * in distance order, so `want` distinct items are exact once the fetched rows hold `want`
+ * distinct keys; with several fields per item the fetch doubles until they do.
+ */
+async function ann(db: Db, t: Tables, q: SearchQuery, s: SearchSettings): Promise<SearchItem[]> {
+  const want = q.offset + q.limit;
+  for (let fetch = want * 2; ; fetch *= 4) {
+    const p = new Params();
+    const vec = p.add(db.vectorParam(q.vector as number[]));
+    const sql = `
+      with a as materialized (
+        select v.namespace, v.key, v.embedding <=> ${vec}::vector as distance
+          from ${t.vectors} v join ${t.memories} m on m.namespace = v.namespace and m.key = v.key
+         where ${prefixCondition('v.namespace', q.prefix, p)} and ${alive('m')} and ${filterSql(q.filter, 'm.value', p)}
+         order by v.embedding <=> ${vec}::vector limit ${p.add(fetch)}),
+      c as (select namespace, key, min(distance) as distance from a group by namespace, key)
+      select ${COLUMNS}, c.distance, (select count(*) from a) as fetched
+        from c join ${t.memories} m on m.namespace = c.namespace and m.key = c.key
+       order by c.distance, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`;
+    const rows = await db.transaction(async (tx) => {
+      await tx.query(`select set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)`, [
+        String(Math.min(1000, Math.max(s.efSearch, fetch))),
+      ]);
+      return (await tx.query(sql, p.values)).rows;
+    });
+    const fetched = Number(rows[0]?.fetched ?? 0);
+    // Fewer rows than asked means the prefix has no more: the result is complete.
+    if (rows.length >= q.limit || fetched < fetch || fetch >= 10_000) return rows.map(scored);
+  }
+}
+
+/** A search without a query: filtered items, most recently updated first. */
+async function filterOnly(db: Db, t: Tables, q: SearchQuery): Promise<SearchItem[]> {
+  const p = new Params();
+  const res = await db.query(
+    `select ${COLUMNS}, null as distance from ${t.memories} m
+      where ${prefixCondition('m.namespace', q.prefix, p)} and ${alive('m')} and ${filterSql(q.filter, 'm.value', p)}
+      order by m.updated_at desc, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`,
+    p.values,
+  );
+  return res.rows.map(scored);
+}
+

@@ -1,0 +1,158 @@
+import { z } from 'zod';
+import { InputError } from '../errors.js';
+import type { Embedder } from '../llm/embedder.js';
+import type { Logger } from '../log/logger.js';
+import { embeddingTexts } from './index-fields.js';
+import type { MemoryStore } from './memory-store.js';
+import {
+  batchInputSchema,
+  deleteInputSchema,
+  getInputSchema,
+  historyInputSchema,
+  listNamespacesInputSchema,
+  putInputSchema,
+  searchInputSchema,
+  type BatchOpParsed,
+} from './schemas.js';
+import type { HistoryEntry, ItemWrite, MemoryItem, Namespace, SearchItem } from './types.js';
+
+export interface StoreOptions {
+  /** Computes vectors for puts and queries; without one, items are stored unindexed. */
+  embedder?: Embedder | null | undefined;
+  /** JSON paths embedded when a put does not say (`$`: the whole value). */
+  indexFields: string[];
+  /** TTL of items whose put does not say (ms); null: no expiry. */
+  defaultTtlMs: number | null;
+  /** Kind of items whose put does not say: the default reflection kind sees them. */
+  defaultKind: string;
+  /** Recorded in history when a write does not name its actor. */
+  actor: string;
+  log: Logger;
+}
+
+export type BatchResult = MemoryItem | MemoryItem[] | SearchItem[] | Namespace[] | boolean | null;
+
+type Parsed<K extends BatchOpParsed['op']> = Extract<BatchOpParsed, { op: K }>;
+
+/**
+ * Inputs are `unknown`: this is the validation boundary (HTTP bodies arrive here as they are);
+ * StoreClient gives SDK users the typed shapes.
+ *
+ * The store API (LangGraph store operations plus versions, TTL and history): validates each
+ * input with its schema, embeds (one embedding call per batch, before any connection is
+ * borrowed), then reads or writes through MemoryStore. The HTTP routes and the SDK both call it.
+ */
+export class Store {
+  constructor(
+    readonly memories: MemoryStore,
+    private readonly opts: StoreOptions,
+  ) {}
+
+  async put(input: unknown): Promise<MemoryItem> {
+    return (await this.run([{ op: 'put', ...parse(putInputSchema, input, 'put') }]))[0] as MemoryItem;
+  }
+
+  async get(input: unknown): Promise<MemoryItem | null> {
+    const { namespace, key } = parse(getInputSchema, input, 'get');
+    return this.memories.get(namespace, key);
+  }
+
+  /** True when a live item was deleted. */
+  async delete(input: unknown): Promise<boolean> {
+    return (await this.run([{ op: 'delete', ...parse(deleteInputSchema, input, 'delete') }]))[0] as boolean;
+  }
+
+  async search(input: unknown): Promise<SearchItem[]> {
+    return (await this.run([{ op: 'search', ...parse(searchInputSchema, input, 'search') }]))[0] as SearchItem[];
+  }
+
+  async listNamespaces(input: unknown = {}): Promise<Namespace[]> {
+    const q = parse(listNamespacesInputSchema, input, 'listNamespaces');
+    return this.memories.listNamespaces(q);
+  }
+
+  async history(input: unknown): Promise<HistoryEntry[]> {
+    const { namespace, key } = parse(historyInputSchema, input, 'history');
+    return this.memories.history(namespace, key);
+  }
+
+  /**
+   * Several operations with one embedding call. The writes (puts and deletes) apply first, all
+   * or nothing in one transaction; then the reads run, in order, and see them. Results are in
+   * the order of `ops`: the item for a put, true/false for a delete, the item or null for a get.
+   */
+  async batch(ops: unknown[]): Promise<BatchResult[]> {
+    return this.run(parse(batchInputSchema, { ops }, 'batch').ops);
+  }
+
+  private async run(ops: BatchOpParsed[]): Promise<BatchResult[]> {
+    const seen = new Set<string>();
+    for (const op of ops) {
+      if (op.op !== 'put' && op.op !== 'delete') continue;
+      const id = JSON.stringify([op.namespace, op.key]);
+      if (seen.has(id)) throw new InputError(`a batch may write ${id} only once`);
+      seen.add(id);
+    }
+    const vectors = await this.embed(ops);
+    const results: BatchResult[] = new Array(ops.length).fill(null);
+
+    const writeAt = ops.flatMap((op, i) => (op.op === 'put' || op.op === 'delete' ? [i] : []));
+    const now = Date.now();
+    const writes = writeAt.map((i): ItemWrite => {
+      const op = ops[i] as Parsed<'put'> | Parsed<'delete'>;
+      if (op.op === 'delete') return { op: 'delete', namespace: op.namespace, key: op.key, ifVersion: op.ifVersion, actor: op.actor };
+      const ttl = op.ttl === undefined ? this.opts.defaultTtlMs : op.ttl;
+      return {
+        op: 'put',
+        namespace: op.namespace,
+        key: op.key,
+        kind: op.kind ?? this.opts.defaultKind,
+        value: op.value as Record<string, unknown>,
+        expiresAt: ttl === null ? null : new Date(now + ttl),
+        embeddings: vectors.get(i) ?? [],
+        ifVersion: op.ifVersion,
+        actor: op.actor,
+      };
+    });
+    if (writes.length) {
+      const written = await this.memories.write(writes, this.opts.actor);
+      this.opts.log.debug({ writes: writes.length, namespaces: new Set(writes.map((w) => JSON.stringify(w.namespace))).size }, 'store writes committed');
+      written.forEach((w, j) => (results[writeAt[j] as number] = w.op === 'put' ? w.item : w.deleted));
+    }
+
+    for (const [i, op] of ops.entries()) {
+      if (op.op === 'get') results[i] = await this.memories.get(op.namespace, op.key);
+      else if (op.op === 'listNamespaces') results[i] = await this.memories.listNamespaces(op);
+      else if (op.op === 'search') {
+        const vector = vectors.get(i)?.[0]?.vector;
+        results[i] = await this.memories.searchPrefix({ prefix: op.namespacePrefix, vector, filter: op.filter ?? [], limit: op.limit, offset: op.offset, exact: op.exact });
+      }
+    }
+    return results;
+  }
+
+  /** Vectors per op index: the fields of each put, the query of each search; one model call. */
+  private async embed(ops: BatchOpParsed[]) {
+    const texts: { i: number; field: string; text: string }[] = [];
+    for (const [i, op] of ops.entries()) {
+      if (op.op === 'search' && op.query !== undefined) {
+        if (!this.opts.embedder) throw new InputError('search by `query` needs an embedder: configure embedding for this store');
+        texts.push({ i, field: 'query', text: op.query });
+      } else if (op.op === 'put' && op.index !== false && this.opts.embedder) {
+        const fields = op.index ?? this.opts.indexFields;
+        for (const t of embeddingTexts(op.value as Record<string, unknown>, fields)) texts.push({ i, ...t });
+      }
+    }
+    const out = new Map<number, { field: string; vector: number[] }[]>();
+    if (texts.length === 0 || !this.opts.embedder) return out;
+    const vectors = await this.opts.embedder.embed(texts.map((t) => t.text));
+    texts.forEach((t, j) => out.set(t.i, [...(out.get(t.i) ?? []), { field: t.field, vector: vectors[j] as number[] }]));
+    return out;
+  }
+}
+
+function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) throw new InputError(`invalid ${what} request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+  return parsed.data;
+}

@@ -1,0 +1,143 @@
+import type { Embedder } from '../../src/llm/embedder.js';
+import { createLogger } from '../../src/log/logger.js';
+import type { Db, Queryable } from '../../src/store/db.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { migrate } from '../../src/store/migrate.js';
+import { createPgliteDb } from '../../src/store/pglite.js';
+import { createPgDb } from '../../src/store/pool.js';
+import type { SearchSettings } from '../../src/store/search.js';
+import { Store } from '../../src/store/store.js';
+import { fakeEmbedding } from '../fake-model/embedding.js';
+import { TEST_DATABASE_URL, TEST_DIMENSIONS, uniqueName } from './harness.js';
+
+export const silent = createLogger({ level: 'silent' });
+
+/**
+ * The two backends every store test runs against: real Postgres + pgvector (a schema per
+ * suite, dropped after) and PGlite in memory (the embedded default, same SQL).
+ */
+export interface Backend {
+  name: 'postgres' | 'pglite';
+  open(): Promise<{ db: Db; schema: string; close(): Promise<void> }>;
+}
+
+export const pgBackend: Backend = {
+  name: 'postgres',
+  async open() {
+    const db = createPgDb(TEST_DATABASE_URL, 8, silent);
+    const schema = uniqueName('store');
+    return {
+      db,
+      schema,
+      async close() {
+        await db.query(`drop schema if exists "${schema}" cascade`);
+        await db.close();
+      },
+    };
+  },
+};
+
+export const pgliteBackend: Backend = {
+  name: 'pglite',
+  async open() {
+    const db = createPgliteDb('memory://', silent);
+    return { db, schema: uniqueName('store'), close: () => db.close() };
+  },
+};
+
+export const backends = [pgBackend, pgliteBackend];
+
+/**
+ * A Db that counts what it holds open (transactions, sessions, queries in flight), so a test can
+ * check that no connection is held while the model embeds (invariant 8) on either backend.
+ */
+export class TrackingDb implements Db {
+  busy = 0;
+  constructor(private readonly inner: Db) {}
+  get backend() {
+    return this.inner.backend;
+  }
+  private async hold<T>(fn: () => Promise<T>): Promise<T> {
+    this.busy++;
+    try {
+      return await fn();
+    } finally {
+      this.busy--;
+    }
+  }
+  query<R>(text: string, params?: unknown[]) {
+    return this.hold(() => this.inner.query<R>(text, params));
+  }
+  exec(text: string) {
+    return this.hold(() => this.inner.exec(text));
+  }
+  transaction<T>(fn: (tx: Queryable) => Promise<T>) {
+    return this.hold(() => this.inner.transaction(fn));
+  }
+  session<T>(fn: (s: Queryable) => Promise<T>) {
+    return this.hold(() => this.inner.session(fn));
+  }
+  vectorParam(v: number[]) {
+    return this.inner.vectorParam(v);
+  }
+  vectorArrayParam(v: number[][]) {
+    return this.inner.vectorArrayParam(v);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+/** The fake model's deterministic embedding, in process; records each call's texts. */
+export class TestEmbedder implements Embedder {
+  readonly dimensions = TEST_DIMENSIONS;
+  calls: string[][] = [];
+  /** Called at the start of every embed (to check what is held meanwhile). */
+  onEmbed: (() => void) | null = null;
+  /** Fixed vectors for some texts (recall tests), the bag-of-words embedding for the rest. */
+  fixed = new Map<string, number[]>();
+  async embed(texts: string[]): Promise<number[][]> {
+    this.onEmbed?.();
+    this.calls.push(texts);
+    return texts.map((t) => this.fixed.get(t) ?? fakeEmbedding(t, TEST_DIMENSIONS));
+  }
+}
+
+export interface StoreFixture {
+  db: TrackingDb;
+  schema: string;
+  memories: MemoryStore;
+  store: Store;
+  embedder: TestEmbedder;
+  close(): Promise<void>;
+}
+
+/** A migrated schema on `backend` with the store API over it. */
+export async function openStore(backend: Backend, opts: { search?: Partial<SearchSettings>; defaultTtlMs?: number } = {}): Promise<StoreFixture> {
+  const { db: raw, schema, close } = await backend.open();
+  const db = new TrackingDb(raw);
+  await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent });
+  const memories = new MemoryStore(db, schema, silent, { exactSearchMax: 10_000, efSearch: 100, ...opts.search });
+  const embedder = new TestEmbedder();
+  const store = new Store(memories, { embedder, indexFields: ['$'], defaultTtlMs: opts.defaultTtlMs ?? null, defaultKind: 'memory', actor: 'test', log: silent });
+  return { db, schema, memories, store, embedder, close };
+}
+
+/** Seeded pseudo-random unit vectors (recall tests need many distinct, reproducible vectors). */
+export function randomUnitVector(seed: number, dims = TEST_DIMENSIONS): number[] {
+  let s = seed >>> 0 || 1;
+  const v = Array.from({ length: dims }, () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 0xffffffff - 0.5;
+  });
+  const norm = Math.hypot(...v);
+  return v.map((x) => x / norm);
+}
+
+export function cosine(a: number[], b: number[]): number {
+  let dot = 0;
+  for (let i = 0; i < a.length; i++) dot += (a[i] as number) * (b[i] as number);
+  return dot / (Math.hypot(...a) * Math.hypot(...b));
+}

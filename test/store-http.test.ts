@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EngramClient } from '../src/sdk/client.js';
+import { InputError } from '../src/errors.js';
+import { backends, openStore, TestEmbedder, type StoreFixture } from './helpers/backends.js';
+import { startHarness, TEST_REDIS_URL, type Harness } from './helpers/harness.js';
+
+/** The HTTP API over a real runtime: Postgres, or PGlite when DATABASE_URL is unset. */
+describe.each(backends)('store HTTP API on $name', (backend) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'], env: backend.name === 'pglite' ? { DATABASE_URL: '', PGLITE_DATA_DIR: 'memory://' } : {} });
+    expect(h.runtime.db.backend).toBe(backend.name);
+  });
+  afterAll(async () => h?.stop());
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${h.url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+
+  it('put, get, search with a filter, list namespaces, history, delete', async () => {
+    const ns = ['memories', 'u1'];
+    const put = await call('PUT', '/v1/store/items', { namespace: ns, key: 'diet', value: { content: 'User is vegetarian', since: 2019 }, actor: 'http-test' });
+    expect(put.status).toBe(200);
+    expect(put.body.item).toMatchObject({ namespace: ns, key: 'diet', version: 1, kind: 'memory', expiresAt: null });
+    await call('PUT', '/v1/store/items', { namespace: ns, key: 'sport', value: { content: 'User plays tennis', since: 2021 } });
+
+    const got = await call('GET', '/v1/store/items?namespace=memories&namespace=u1&key=diet');
+    expect(got.status).toBe(200);
+    expect(got.body.item.value).toEqual({ content: 'User is vegetarian', since: 2019 });
+    expect((await call('GET', '/v1/store/items?namespace=memories&key=diet')).status).toBe(404);
+
+    const search = await call('POST', '/v1/store/items/search', { namespacePrefix: ['memories'], query: 'vegetarian food', limit: 5 });
+    expect(search.status).toBe(200);
+    expect(search.body.items[0]).toMatchObject({ key: 'diet' });
+    expect(typeof search.body.items[0].score).toBe('number');
+    const filtered = await call('POST', '/v1/store/items/search', { namespacePrefix: ns, filter: { since: { $gt: 2020 } } });
+    expect(filtered.body.items.map((i: { key: string }) => i.key)).toEqual(['sport']);
+
+    expect((await call('POST', '/v1/store/namespaces', { prefix: ['memories'] })).body.namespaces).toEqual([ns]);
+    expect((await call('POST', '/v1/store/namespaces')).body.namespaces).toEqual([ns]);
+
+    const del = await call('DELETE', '/v1/store/items', { namespace: ns, key: 'diet' });
+    expect(del).toEqual({ status: 200, body: { deleted: true } });
+    const history = await call('GET', '/v1/store/items/history?namespace=memories&namespace=u1&key=diet');
+    expect(history.body.history.map((e: { op: string; actor: string }) => [e.op, e.actor])).toEqual([
+      ['insert', 'http-test'],
+      ['delete', 'api'],
+    ]);
+  });
+
+  it('a stale ifVersion is 409, bad input is 400 with details, and nothing is written', async () => {
+    const ns = ['memories', 'u2'];
+    await call('PUT', '/v1/store/items', { namespace: ns, key: 'k', value: { v: 1 } });
+    const stale = await call('PUT', '/v1/store/items', { namespace: ns, key: 'k', value: { v: 2 }, ifVersion: 0 });
+    expect(stale.status).toBe(409);
+    expect(stale.body.details.conflicts[0]).toMatchObject({ key: 'k', expected: 0, actual: 1 });
+
+    const bad = await call('PUT', '/v1/store/items', { namespace: ['memories', ''], key: 'k', value: 'not an object' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/namespace/);
+    expect(bad.body.error).toMatch(/value/);
+    expect((await call('POST', '/v1/store/batch', { nope: [] })).status).toBe(400);
+    expect((await call('DELETE', '/v1/store/items')).status).toBe(400);
+    expect((await call('GET', `/v1/store/items?namespace=memories&namespace=u2&key=k`)).body.item.value).toEqual({ v: 1 });
+  });
+
+  it('batch: writes then reads, results in op order', async () => {
+    const ns = ['memories', 'u3'];
+    const res = await call('POST', '/v1/store/batch', {
+      ops: [
+        { op: 'put', namespace: ns, key: 'a', value: { content: 'User likes green tea' } },
+        { op: 'get', namespace: ns, key: 'a' },
+        { op: 'search', namespacePrefix: ns, query: 'tea' },
+      ],
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.results[0]).toMatchObject({ key: 'a', version: 1 });
+    expect(res.body.results[1]).toMatchObject({ key: 'a' });
+    expect(res.body.results[2].map((i: { key: string }) => i.key)).toEqual(['a']);
+  });
+});
+
+describe.each(backends)('store SDK on $name', (backend) => {
+  let f: StoreFixture;
+  let client: EngramClient;
+  beforeAll(async () => {
+    f = await openStore(backend);
+    client = new EngramClient({ redisUrl: TEST_REDIS_URL, db: f.db, schema: f.schema, embedder: new TestEmbedder(), store: { actor: 'sdk-test' } });
+  });
+  afterAll(async () => {
+    await client?.close();
+    await f?.close();
+  });
+
+  it('offers LangGraph call shapes over the same schemas', async () => {
+    const ns = ['sdk', 'u1'];
+    const item = await client.store.put(ns, 'k', { content: 'User likes ramen' }, { ttl: 60_000, kind: 'note' });
+    expect(item).toMatchObject({ namespace: ns, key: 'k', kind: 'note', version: 1 });
+    expect(item.expiresAt).toBeInstanceOf(Date);
+    expect(await client.store.get(ns, 'k')).toMatchObject({ value: { content: 'User likes ramen' } });
+    expect((await client.store.search(['sdk'], { query: 'ramen' })).map((i) => i.key)).toEqual(['k']);
+    expect(await client.store.listNamespaces({ prefix: ['sdk'] })).toEqual([ns]);
+    expect((await client.store.batch([{ op: 'get', namespace: ns, key: 'k' }]))[0]).toMatchObject({ key: 'k' });
+    await expect(client.store.put(ns, 'k', { content: 'x' }, { ifVersion: 5 })).rejects.toMatchObject({ status: 409 });
+    expect(await client.store.delete(ns, 'k', { ifVersion: 1 })).toBe(true);
+    expect((await client.store.history(ns, 'k')).map((h) => h.actor)).toEqual(['sdk-test', 'sdk-test']);
+    await expect(client.store.put([], 'k', {})).rejects.toBeInstanceOf(InputError);
+  });
+
+  it('without a database the store says what it needs', async () => {
+    const bare = new EngramClient({ redisUrl: TEST_REDIS_URL });
+    try {
+      expect(() => bare.store).toThrow(/databaseUrl/);
+    } finally {
+      await bare.close();
+    }
+  });
+});

@@ -1,0 +1,28 @@
+import { parseEnv } from '../src/config/env.js';
+import { coerceError } from '../src/errors.js';
+import { createLogger } from '../src/log/logger.js';
+import { MemoryStore } from '../src/store/memory-store.js';
+import { checkDimensions } from '../src/store/migrate.js';
+import { openDb } from '../src/store/open.js';
+
+// One-shot: build (or with --drop, remove) the HNSW index that large prefix searches use.
+// An operator's choice, not a migration: every put then pays an index insert (see the README's
+// benchmark). Built CONCURRENTLY on Postgres, so writes go on meanwhile.
+//   npm run store:ann-index [-- --drop] [-- --maintenance-work-mem 2GB]
+try {
+  const env = parseEnv({ OPENAI_API_KEY: 'unused', REDIS_URL: 'redis://unused', ...process.env });
+  const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: 'ann-index' });
+  const db = openDb({ databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: 2 }, log);
+  try {
+    await checkDimensions(db, env.DATABASE_SCHEMA, env.EMBEDDING_DIMENSIONS);
+    const store = new MemoryStore(db, env.DATABASE_SCHEMA, log);
+    const memArg = process.argv.indexOf('--maintenance-work-mem');
+    if (process.argv.includes('--drop')) await store.dropAnnIndex();
+    else await store.createAnnIndex({ maintenanceWorkMem: memArg > 0 ? process.argv[memArg + 1] : '1GB' });
+  } finally {
+    await db.close();
+  }
+} catch (err) {
+  process.stderr.write(`engram ann-index: ${coerceError(err).message}\n`);
+  process.exit(1);
+}
