@@ -4,10 +4,12 @@ import { InputError } from '../errors.js';
 import type { Recall } from '../memory/recall.js';
 import type { Producer } from '../queue/enqueue.js';
 import { enqueueBodySchema } from '../queue/schemas.js';
+import type { Tenancy } from './tenancy.js';
 
 export interface ApiDeps {
   producer: Producer;
   recall: Recall;
+  tenancy: Tenancy;
 }
 
 const threadParams = z.strictObject({ threadId: z.string() });
@@ -29,12 +31,12 @@ export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
   app.post('/v1/threads/:threadId/turns', async (request, reply) => {
     const { threadId } = parse(threadParams, request.params, 'path');
     const body = parse(enqueueBodySchema, request.body, 'request body');
-    const result = await deps.producer.enqueue({ threadId, ...body });
+    const result = await deps.producer.enqueue({ threadId, ...body, context: deps.tenancy.stampContext(request, body.context) });
     return reply.status(202).send(result);
   });
 
   app.get('/v1/memories/search', async (request) => {
-    const q = parse(searchQuery, request.query, 'query string');
+    const q = deps.tenancy.confine(request, parse(searchQuery, request.query, 'query string'), { required: ['namespace'] });
     const memories = await deps.recall.search({ namespace: q.namespace, query: q.query, limit: q.limit, offset: q.offset });
     return { memories };
   });

@@ -31,8 +31,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
   });
   app.setErrorHandler(errorHandler);
+  deps.tenancy.register(app);
   registerRoutes(app, deps);
-  registerStoreRoutes(app, deps.store);
+  registerStoreRoutes(app, deps.store, deps.tenancy);
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {

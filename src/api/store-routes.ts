@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import type { Tenancy } from './tenancy.js';
 
 /** `?namespace=a&namespace=b&key=k`: one `namespace` per label, as in /v1/memories/search. */
 const itemQuery = z.strictObject({
@@ -19,25 +20,33 @@ function query(value: unknown) {
  * The store API over HTTP. Bodies are the SDK's input objects as JSON, validated by the same
  * schemas inside Store; bad input is a 400, a stale `ifVersion` a 409.
  */
-export function registerStoreRoutes(app: FastifyInstance, store: Store) {
-  app.put('/v1/store/items', async (request) => ({ item: await store.put(request.body) }));
+export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy: Tenancy) {
+  const one = { required: ['namespace'] };
+  app.put('/v1/store/items', async (request) => ({ item: await store.put(tenancy.confine(request, request.body, one)) }));
 
   app.get('/v1/store/items', async (request, reply) => {
-    const item = await store.get(query(request.query));
+    const item = await store.get(tenancy.confine(request, query(request.query), one));
     return item ? { item } : reply.status(404).send({ error: 'no such item (or it expired)' });
   });
 
-  app.delete('/v1/store/items', async (request) => ({ deleted: await store.delete(request.body) }));
+  app.delete('/v1/store/items', async (request) => ({ deleted: await store.delete(tenancy.confine(request, request.body, one)) }));
 
-  app.post('/v1/store/items/search', async (request) => ({ items: await store.search(request.body) }));
+  app.post('/v1/store/items/search', async (request) => ({
+    items: await store.search(tenancy.confine(request, request.body, { defaulted: ['namespacePrefix'] })),
+  }));
 
-  app.get('/v1/store/items/history', async (request) => ({ history: await store.history(query(request.query)) }));
+  app.get('/v1/store/items/history', async (request) => ({ history: await store.history(tenancy.confine(request, query(request.query), one)) }));
 
-  app.post('/v1/store/namespaces', async (request) => ({ namespaces: await store.listNamespaces((request.body ?? {})) }));
+  app.post('/v1/store/namespaces', async (request) => ({
+    namespaces: await store.listNamespaces(tenancy.confine(request, request.body ?? {}, { defaulted: ['prefix'] })),
+  }));
 
   app.post('/v1/store/batch', async (request) => {
     const ops = (request.body as { ops?: unknown } | null)?.ops;
     if (!Array.isArray(ops)) throw new InputError('invalid batch request: the body must be { "ops": [...] }');
-    return { results: await store.batch(ops) };
+    const confined = ops.map((op: { op?: unknown }) =>
+      tenancy.confine(request, op, op?.op === 'search' ? { defaulted: ['namespacePrefix'] } : op?.op === 'listNamespaces' ? { defaulted: ['prefix'] } : one),
+    );
+    return { results: await store.batch(confined) };
   });
 }

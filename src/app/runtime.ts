@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { buildServer } from '../api/server.js';
+import { Tenancy } from '../api/tenancy.js';
 import type { Env } from '../config/env.js';
 import { PermanentError } from '../errors.js';
 import { createModelClients } from '../llm/clients.js';
@@ -72,6 +73,12 @@ export class Runtime {
     this.kinds = options.kinds ?? (env.ENGRAM_KINDS_FILE ? loadKindsFile(env.ENGRAM_KINDS_FILE) : defaultKinds);
     // The process entry resolves an unset REDIS_URL (embedded redis-server) before this point.
     if (!env.REDIS_URL) throw new PermanentError('REDIS_URL is required');
+    // With tenant keys, reflections must write under the tenant too, or a tenant's memories
+    // would land in namespaces its key cannot reach (or another tenant's).
+    const untenanted = env.API_KEYS?.length ? this.kinds.filter((k) => k.namespace[0] !== '{tenant}') : [];
+    if (untenanted.length) {
+      throw new PermanentError(`API_KEYS is set, so every memory kind's namespace must start with "{tenant}"; not: ${untenanted.map((k) => `${k.name} ${JSON.stringify(k.namespace)}`).join(', ')}`);
+    }
     // First: a PGlite data folder held by another process fails here, before anything else opens.
     this.db = openDb({ databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: env.DATABASE_POOL_MAX }, log);
     this.producerRedis = createRedis(env.REDIS_URL, 'producer', log);
@@ -152,6 +159,7 @@ export class Runtime {
         metrics: this.metrics,
         log: this.log,
         adminPassword: this.env.ADMIN_PASSWORD,
+        tenancy: new Tenancy(this.env.API_KEYS),
         readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.db.query('select 1') },
       });
       await this.server.listen({ host: this.env.HOST, port: this.env.PORT });

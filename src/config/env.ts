@@ -83,6 +83,23 @@ export const envSchema = z
     CONSOLIDATION_CRON: z.string().min(1).default('*/5 * * * *'),
 
     HOST: z.string().min(1).default('127.0.0.1'),
+    /**
+     * `tenant:key` pairs, comma-separated. When set, every /v1 request needs one of the keys, and
+     * touches only namespaces whose first label is its tenant (`*`: every tenant, for operators).
+     */
+    API_KEYS: z
+      .string()
+      .transform((v, ctx) => {
+        const pairs = v.split(',').map((p) => p.trim()).filter(Boolean).map((p) => {
+          const i = p.indexOf(':');
+          return { tenant: p.slice(0, i), key: p.slice(i + 1) };
+        });
+        for (const { tenant, key } of pairs) {
+          if (!tenant || key.length < 16) ctx.addIssue({ code: 'custom', message: 'each entry is tenant:key, with a key of at least 16 characters' });
+        }
+        return pairs;
+      })
+      .optional(),
     /** Basic-auth password (user `admin`) for Bull Board at /admin/queues; open when unset. */
     ADMIN_PASSWORD: z.string().min(8, 'at least 8 characters').optional(),
     PORT: int(0).max(65535).default(3000),

@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { InputError } from '../errors.js';
+
+/** Every tenant: an operator's key. */
+export const ALL_TENANTS = '*';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The caller's tenant (the first label of every namespace it may touch), `*`, or null when keys are off. */
+    tenant: string | null;
+  }
+}
+
+const digest = (key: string) => createHash('sha256').update(key).digest('hex');
+
+/**
+ * API keys scoped to tenants (invariant 6): a key maps to a tenant, and a tenant's namespaces
+ * are those whose first label is the tenant. Keys are compared by their SHA-256, so lookups take
+ * the same time whatever the key, and the raw keys are not kept in memory past start.
+ */
+export class Tenancy {
+  private readonly tenants: Map<string, string> | null;
+
+  constructor(keys: { tenant: string; key: string }[] | undefined) {
+    this.tenants = keys?.length ? new Map(keys.map(({ tenant, key }) => [digest(key), tenant])) : null;
+  }
+
+  get enabled(): boolean {
+    return this.tenants !== null;
+  }
+
+  /** Authenticates every /v1 request: `Authorization: Bearer <key>` or `x-api-key: <key>`. */
+  register(app: FastifyInstance) {
+    app.decorateRequest('tenant', null);
+    if (!this.tenants) return;
+    const tenants = this.tenants;
+    app.addHook('onRequest', async (request, reply) => {
+      if (!request.url.startsWith('/v1/')) return;
+      const header = request.headers.authorization;
+      const key = header?.startsWith('Bearer ') ? header.slice(7) : (request.headers['x-api-key'] as string | undefined);
+      const tenant = key ? tenants.get(digest(key)) : undefined;
+      if (!tenant) return reply.status(401).header('www-authenticate', 'Bearer').send({ error: 'a valid API key is required (Authorization: Bearer <key>)' });
+      request.tenant = tenant;
+    });
+  }
+
+  /**
+   * Confines a request body's namespace fields to the caller's tenant: a namespace or prefix
+   * must start with the tenant's label (403 otherwise); an optional prefix that is absent
+   * becomes the tenant's root. Shapes are left to the store's own schemas (400).
+   */
+  confine<T>(request: FastifyRequest, body: T, fields: { required?: string[]; defaulted?: string[] }): T {
+    const tenant = request.tenant;
+    if (!tenant || tenant === ALL_TENANTS || !body || typeof body !== 'object') return body;
+    const out = { ...(body as Record<string, unknown>) };
+    for (const field of fields.defaulted ?? []) {
+      if (out[field] === undefined || (Array.isArray(out[field]) && out[field].length === 0)) out[field] = [tenant];
+    }
+    for (const field of [...(fields.required ?? []), ...(fields.defaulted ?? [])]) {
+      const value = out[field];
+      if (Array.isArray(value) && value[0] !== tenant) {
+        throw new InputError(`${field} ${JSON.stringify(value)} is outside your tenant: it must start with "${tenant}"`, undefined, 403);
+      }
+    }
+    return out as T;
+  }
+
+  /** The context of enqueued turns carries the tenant, so namespace templates can start with it. */
+  stampContext(request: FastifyRequest, context: Record<string, string>): Record<string, string> {
+    const tenant = request.tenant;
+    if (!tenant || tenant === ALL_TENANTS) return context;
+    if (context.tenant !== undefined && context.tenant !== tenant) {
+      throw new InputError(`context.tenant "${context.tenant}" is not your tenant`, undefined, 403);
+    }
+    return { ...context, tenant };
+  }
+}

@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { Runtime } from '../src/app/runtime.js';
+import { createLogger } from '../src/log/logger.js';
+import { defaultKinds, defineKind } from '../src/memory/kinds.js';
+import { readPrompt } from './fake-model/server.js';
+import { startHarness, testEnv, waitFor, type Harness } from './helpers/harness.js';
+
+const KEYS = { acme: 'acme-key-0123456789', acme2: 'acme2-key-0123456789', globex: 'globex-key-0123456789', ops: 'ops-key-0123456789abc' };
+const API_KEYS = `acme:${KEYS.acme},acme2:${KEYS.acme2},globex:${KEYS.globex},*:${KEYS.ops}`;
+const tenantKind = defineKind({ name: 'memory', description: 'A fact', namespace: ['{tenant}', 'memories', '{userId}'], schema: z.object({ content: z.string() }) });
+
+/** Invariant 6: a key reaches only its tenant's namespaces, whatever the request says. */
+describe('tenant-scoped API keys', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: ['api', 'reflection'],
+      chat: (req) => ({ toolCalls: readPrompt(req).turns.map((t) => ({ name: 'insert_memory', arguments: { content: t.content } })) }),
+      env: { API_KEYS, DEBOUNCE_MS: '100' },
+      runtime: { kinds: [tenantKind] },
+    });
+  });
+  afterAll(async () => h?.stop());
+
+  const call = async (method: string, path: string, key: string | null, body?: unknown) => {
+    const headers: Record<string, string> = {};
+    if (key) headers.authorization = `Bearer ${key}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${h.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+  const turn = (content: string, context: Record<string, string> = { userId: 'u1' }) => ({ context, messages: [{ role: 'user', content }] });
+
+  it('refuses requests without a valid key; health stays open', async () => {
+    expect((await call('POST', '/v1/threads/t/turns', null, turn('hi'))).status).toBe(401);
+    expect((await call('POST', '/v1/threads/t/turns', 'wrong-key-0123456789', turn('hi'))).status).toBe(401);
+    expect((await call('POST', '/v1/store/items/search', null, {})).status).toBe(401);
+    expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
+  });
+
+  it("files a tenant's turns under its namespace, and only that tenant finds them", async () => {
+    expect((await call('POST', '/v1/threads/acme-t1/turns', KEYS.acme, turn('I am allergic to peanuts'))).status).toBe(202);
+    const search = (key: string, ns: string[]) => call('GET', `/v1/memories/search?${ns.map((l) => `namespace=${l}`).join('&')}&query=peanuts`, key);
+    const found = await waitFor(async () => {
+      const r = await search(KEYS.acme, ['acme', 'memories', 'u1']);
+      return r.body.memories?.length ? r.body.memories : null;
+    });
+    expect(found[0].value.content).toBe('I am allergic to peanuts');
+    expect((await search(KEYS.globex, ['acme', 'memories', 'u1'])).status).toBe(403);
+    expect((await search(KEYS.acme2, ['acme', 'memories', 'u1'])).status).toBe(403); // whole labels: acme2 is not acme
+    expect((await search(KEYS.globex, ['globex', 'memories', 'u1'])).body.memories).toEqual([]);
+    expect((await search(KEYS.ops, ['acme', 'memories', 'u1'])).body.memories).toHaveLength(1);
+  });
+
+  it('refuses turns that claim another tenant in their context', async () => {
+    const res = await call('POST', '/v1/threads/t-x/turns', KEYS.globex, turn('hi', { userId: 'u1', tenant: 'acme' }));
+    expect(res.status).toBe(403);
+    expect(res.body.error).toMatch(/not your tenant/);
+  });
+
+  it('confines the store API: writes, reads, searches, listings and batches', async () => {
+    expect((await call('PUT', '/v1/store/items', KEYS.globex, { namespace: ['globex', 'notes'], key: 'k', value: { text: 'globex secret' } })).status).toBe(200);
+    expect((await call('PUT', '/v1/store/items', KEYS.acme, { namespace: ['acme', 'notes'], key: 'k', value: { text: 'acme secret' } })).status).toBe(200);
+    const blocked = await call('PUT', '/v1/store/items', KEYS.globex, { namespace: ['acme', 'notes'], key: 'k2', value: { text: 'planted' } });
+    expect(blocked.status).toBe(403);
+    expect((await call('GET', '/v1/store/items?namespace=acme&namespace=notes&key=k', KEYS.globex)).status).toBe(403);
+    expect((await call('GET', '/v1/store/items/history?namespace=acme&namespace=notes&key=k', KEYS.globex)).status).toBe(403);
+
+    // No prefix means the tenant's root, not everything.
+    const mine = await call('POST', '/v1/store/items/search', KEYS.globex, {});
+    expect(mine.body.items.map((i: { value: { text: string } }) => i.value.text)).toEqual(['globex secret']);
+    const listed = await call('POST', '/v1/store/namespaces', KEYS.globex, {});
+    expect(listed.body.namespaces).toEqual([['globex', 'notes']]);
+    expect((await call('POST', '/v1/store/namespaces', KEYS.globex, { prefix: ['acme'] })).status).toBe(403);
+
+    // One op outside the tenant refuses the whole batch: nothing of it is written.
+    const batch = await call('POST', '/v1/store/batch', KEYS.globex, {
+      ops: [
+        { op: 'put', namespace: ['globex', 'notes'], key: 'k3', value: { text: 'fine' } },
+        { op: 'delete', namespace: ['acme', 'notes'], key: 'k' },
+      ],
+    });
+    expect(batch.status).toBe(403);
+    expect((await call('GET', '/v1/store/items?namespace=globex&namespace=notes&key=k3', KEYS.globex)).status).toBe(404);
+    expect((await call('GET', '/v1/store/items?namespace=acme&namespace=notes&key=k', KEYS.acme)).body.item.value.text).toBe('acme secret');
+
+    const all = await call('POST', '/v1/store/namespaces', KEYS.ops, {});
+    expect(all.body.namespaces).toEqual(expect.arrayContaining([['acme', 'notes'], ['globex', 'notes']]));
+  });
+
+  it('refuses to start when keys are set but a kind does not write under "{tenant}"', () => {
+    const env = testEnv('http://127.0.0.1:9/v1', { API_KEYS });
+    expect(() => new Runtime(env, createLogger({ level: 'silent' }), { kinds: defaultKinds })).toThrow(/must start with "\{tenant\}"; not: memory \["memories","\{userId\}"\]/);
+  });
+});
