@@ -118,6 +118,18 @@ export class Runtime {
     return { buffer, store, embedder, manager, kinds, settings, log, usage: logUsageSink(log) };
   }
 
+  /**
+   * An evicted buffer or job key is a lost turn (LESSONS: BullMQ), so say it loudly when Redis may
+   * evict. Managed Redis often refuses CONFIG: then there is nothing to check.
+   */
+  private async checkEviction(): Promise<void> {
+    const reply = (await this.producerRedis.config('GET', 'maxmemory-policy').catch(() => null)) as string[] | null;
+    const policy = reply?.[1];
+    if (policy && policy !== 'noeviction') {
+      this.log.error({ policy }, 'Redis maxmemory-policy is not noeviction: under memory pressure Redis may drop buffered turns and jobs; set maxmemory-policy noeviction');
+    }
+  }
+
   /** Applies migrations (the all-in-one process and `npm run migrate` call this). */
   async migrate() {
     return migrate(this.db, { schema: this.env.DATABASE_SCHEMA, dimensions: this.env.EMBEDDING_DIMENSIONS, log: this.log });
@@ -127,7 +139,7 @@ export class Runtime {
   async start(roles: Role[]): Promise<void> {
     if (this.started) return;
     this.started = true;
-    await Promise.all([waitReady(this.producerRedis), checkDimensions(this.db, this.env.DATABASE_SCHEMA, this.env.EMBEDDING_DIMENSIONS)]);
+    await Promise.all([waitReady(this.producerRedis).then(() => this.checkEviction()), checkDimensions(this.db, this.env.DATABASE_SCHEMA, this.env.EMBEDDING_DIMENSIONS)]);
     const connection = this.workerRedis;
     const prefix = this.env.ENGRAM_PREFIX;
     if (roles.includes('reflection')) {
