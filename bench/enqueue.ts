@@ -29,16 +29,26 @@ const report = (name: string, samples: number[], extra: Record<string, string | 
   return s;
 };
 
-// Baseline: PING on its own connection.
+// Baseline: PING on its own connection, interleaved with the measured calls (one PING, one
+// enqueue, ...), so that both see the same machine: this box is shared and its noise moves
+// either figure alone by tens of percent between runs.
 const redis = new Redis(vars.REDIS_URL as string);
 for (let i = 0; i < 500; i++) await redis.ping();
 const pings: number[] = [];
-for (let i = 0; i < N; i++) {
-  const t = now();
-  await redis.ping();
-  pings.push(now() - t);
+async function interleaved(n: number, call: (i: number) => Promise<unknown>): Promise<{ samples: number[]; ping: number }> {
+  const samples: number[] = [];
+  const own: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let t = now();
+    await redis.ping();
+    own.push(now() - t);
+    t = now();
+    await call(i);
+    samples.push(now() - t);
+  }
+  pings.push(...own);
+  return { samples, ping: summarize(own).p50 };
 }
-const ping = report('redis PING (baseline)', pings);
 
 // SDK: straight to Redis.
 const sdk = new EngramClient({ redisUrl: vars.REDIS_URL as string, prefix: env.ENGRAM_PREFIX, debounceMs: 600_000, maxWaitMs: 3_600_000, log: createLogger({ level: 'warn' }) });
@@ -47,27 +57,14 @@ for (let i = 0; i < 500; i++) await sdk.enqueue({ threadId: `warm-${i % 50}`, ..
 // Most turns join a thread whose reflection job exists (one round trip); the first turn of a
 // burst also adds the job (two). Measured apart, then mixed as a chat would (sessions of 20).
 for (let i = 0; i < 200; i++) await sdk.enqueue({ threadId: `sdk-${i}`, ...body(i, `sdk-${i}`) });
-const seq: number[] = [];
-for (let i = 0; i < N; i++) {
-  const t = now();
-  await sdk.enqueue({ threadId: `sdk-${i % 200}`, ...body(i, `sdk-${i % 200}`) });
-  seq.push(now() - t);
-}
-const sdkSeq = report('SDK enqueue, later turn', seq, { 'x PING p50': (summarize(seq).p50 / ping.p50).toFixed(2) });
-const firsts: number[] = [];
-for (let i = 0; i < Math.ceil(N / 5); i++) {
-  const t = now();
-  await sdk.enqueue({ threadId: `first-${i}`, ...body(i, `first-${i}`) });
-  firsts.push(now() - t);
-}
-report('SDK enqueue, first turn', firsts, { 'x PING p50': (summarize(firsts).p50 / ping.p50).toFixed(2) });
-const mixed: number[] = [];
-for (let i = 0; i < N; i++) {
-  const t = now();
-  await sdk.enqueue({ threadId: `mix-${Math.floor(i / 20)}`, ...body(i, `mix-${Math.floor(i / 20)}`) });
-  mixed.push(now() - t);
-}
-const sdkMixed = report('SDK enqueue, sessions of 20', mixed, { 'x PING p50': (summarize(mixed).p50 / ping.p50).toFixed(2) });
+const later = await interleaved(N, (i) => sdk.enqueue({ threadId: `sdk-${i % 200}`, ...body(i, `sdk-${i % 200}`) }));
+const firsts = await interleaved(Math.ceil(N / 5), (i) => sdk.enqueue({ threadId: `first-${i}`, ...body(i, `first-${i}`) }));
+const mixed = await interleaved(N, (i) => sdk.enqueue({ threadId: `mix-${Math.floor(i / 20)}`, ...body(i, `mix-${Math.floor(i / 20)}`) }));
+report('redis PING (baseline, interleaved)', pings);
+const ratio = (m: { samples: number[]; ping: number }) => (summarize(m.samples).p50 / m.ping).toFixed(2);
+report('SDK enqueue, later turn', later.samples, { 'x PING p50': ratio(later) });
+report('SDK enqueue, first turn', firsts.samples, { 'x PING p50': ratio(firsts) });
+const sdkMixed = report('SDK enqueue, sessions of 20', mixed.samples, { 'x PING p50': ratio(mixed) });
 const conc: number[] = [];
 let next = 0;
 const t0 = now();
@@ -134,29 +131,36 @@ for (let i = 0; i < Math.min(N, 3_000); i++) {
 }
 report('HTTP enqueue, sequential', httpSeq);
 
-// Open loop at a fixed rate: each request is due at start + i / rate.
-const total = RATE * SECONDS;
-const open: number[] = [];
-const start = now();
-const inflight: Promise<void>[] = [];
-for (let i = 0; i < total; i++) {
-  const due = start + (i * 1000) / RATE;
-  const wait = due - now();
-  if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-  // From the due time (a late send counts against the server), or from the send if early.
-  const from = Math.max(due, now());
-  inflight.push(post(i, `open-${i % 500}`).then(() => void open.push(now() - from)));
+// Open loop at a fixed rate: each request is due at start + i / rate. Three rounds: one round's
+// p99 rests on its 50 slowest requests, which one noisy second of the shared machine decides.
+const ROUNDS = 3;
+const p99s: number[] = [];
+for (let round = 1; round <= ROUNDS; round++) {
+  const total = RATE * SECONDS;
+  const open: number[] = [];
+  const start = now();
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / RATE;
+    const wait = due - now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    // From the due time when late (the wait counts against the server), from the send if early.
+    const from = Math.min(due, now());
+    // Sessions of 20 turns, as a chat would send them: every 20th turn also adds its thread's job.
+    inflight.push(post(i, `open${round}-${Math.floor(i / 20)}`).then(() => void open.push(now() - from)));
+  }
+  await Promise.all(inflight);
+  const achieved = total / ((now() - start) / 1000);
+  p99s.push(report(`HTTP enqueue, open loop ${RATE}/s, round ${round}`, open, { 'achieved req/s': Math.round(achieved) }).p99);
 }
-await Promise.all(inflight);
-const achieved = total / ((now() - start) / 1000);
-report(`HTTP enqueue, open loop ${RATE}/s`, open, { 'achieved req/s': Math.round(achieved) });
+const medianP99 = [...p99s].sort((a, b) => a - b)[Math.floor(ROUNDS / 2)] as number;
 
 process.stdout.write(`\nbench:enqueue (${new Date().toISOString()}, node ${process.version})\n`);
 table(rows);
 process.stdout.write(
-  `\nSDK p50 / PING p50 = ${(sdkSeq.p50 / ping.p50).toFixed(2)} later turns, ${(sdkMixed.p50 / ping.p50).toFixed(2)} sessions of 20 (target <= 2); ` +
+  `\nSDK p50 / PING p50 = ${ratio(later)} later turns, ${ratio(mixed)} sessions of 20 (target <= 2); ` +
     `SDK p99 sequential = ${ms(sdkMixed.p99)} (target <= 1 ms); ` +
-    `HTTP p99 at ${RATE}/s = ${ms(summarize(open).p99)} (target <= 3 ms)\n`,
+    `HTTP p99 at ${RATE}/s = ${ms(medianP99)}, median of ${ROUNDS} rounds (target <= 3 ms)\n`,
 );
 
 api.kill('SIGTERM');

@@ -18,7 +18,7 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
     request.log.warn({ err: error }, 'redis unavailable');
     return reply.status(503).send({ error: 'queue unavailable (Redis is not reachable); nothing was enqueued, retry later' });
   }
-  request.log.error({ err: error }, 'request failed');
+  request.log.error({ err: error, method: request.method, url: request.url }, 'request failed');
   return reply.status(500).send({ error: 'internal error' });
 }
 

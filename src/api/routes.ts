@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Recall } from '../memory/recall.js';
 import type { Producer } from '../queue/enqueue.js';
-import { enqueueBodySchema } from '../queue/schemas.js';
+import { enqueueBodySchema, threadIdSchema } from '../queue/schemas.js';
 import type { Tenancy } from './tenancy.js';
 
 export interface ApiDeps {
@@ -12,7 +12,7 @@ export interface ApiDeps {
   tenancy: Tenancy;
 }
 
-const threadParams = z.strictObject({ threadId: z.string() });
+const threadParams = z.strictObject({ threadId: threadIdSchema });
 /** `?namespace=a&namespace=b` (repeat for each label) or a single label. */
 const searchQuery = z.strictObject({
   namespace: z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v])),
@@ -31,7 +31,8 @@ export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
   app.post('/v1/threads/:threadId/turns', async (request, reply) => {
     const { threadId } = parse(threadParams, request.params, 'path');
     const body = parse(enqueueBodySchema, request.body, 'request body');
-    const result = await deps.producer.enqueue({ threadId, ...body, context: deps.tenancy.stampContext(request, body.context) });
+    // Validated above with the enqueue schemas themselves, so the producer skips its own parse.
+    const result = await deps.producer.enqueueParsed({ threadId, ...body, context: deps.tenancy.stampContext(request, body.context) });
     return reply.status(202).send(result);
   });
 

@@ -6,7 +6,7 @@ import type { MemoryKind } from '../memory/kinds.js';
 import { templateVariables } from '../memory/namespace-template.js';
 import type { ThreadBuffer } from './buffer.js';
 import { scheduleReflection, type EngramQueue } from './queues.js';
-import { enqueueInputSchema, type BufferedTurn, type ReflectionPolicy } from './schemas.js';
+import { enqueueInputSchema, type BufferedTurn, type EnqueueInput, type ReflectionPolicy } from './schemas.js';
 
 export interface EnqueueResult {
   threadId: string;
@@ -57,7 +57,12 @@ export class Producer {
   async enqueue(input: unknown): Promise<EnqueueResult> {
     const parsed = enqueueInputSchema.safeParse(input);
     if (!parsed.success) throw new InputError(`invalid enqueue request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
-    const { threadId, context, messages, kinds, debounceMs, policy } = parsed.data;
+    return this.enqueueParsed(parsed.data);
+  }
+
+  /** For callers that validated with the same schemas already (the HTTP route): no second parse. */
+  async enqueueParsed(input: EnqueueInput): Promise<EnqueueResult> {
+    const { threadId, context, messages, kinds, debounceMs, policy } = input;
     this.checkKinds(kinds, context);
     let now: string | undefined;
     const turns = messages.map((m) => {
