@@ -182,7 +182,13 @@ export async function reflectThread(
       outcome.inserted += applied.inserted;
       outcome.updated += applied.updated;
       outcome.deleted += applied.deleted;
-      const pendingLeft = await buffer.trim(threadId, newCursor, settings.contextTurns);
+      // Committed is committed: a failed trim must not fail the job (its retries would apply
+      // nothing, and the last one would park a thread that is fine). The next reflection of the
+      // thread, or the ceiling sweeper, finishes it.
+      const pendingLeft = await buffer.trim(threadId, newCursor, settings.contextTurns).catch((err: unknown) => {
+        log.warn({ err }, 'buffer trim after commit failed; the next reflection finishes it');
+        return true;
+      });
       outcome.backlog = pendingLeft && read.pending.length >= settings.maxTurns;
       log.info({ turns: turns.length, ...applied, cursor: newCursor, usage: outcome.usage, restarts: outcome.restarts }, 'reflection committed');
       return outcome;

@@ -28,8 +28,12 @@ export const APPEND_TURNS = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local state = redis.call('HMGET', KEYS[3], 'firstPendingAt', 'ctx', 'scheduled')
-if state[1] and state[2] and state[2] ~= ARGV[2] then
-  return redis.error_reply('CONTEXT_MISMATCH ' .. state[2])
+if state[2] and state[2] ~= ARGV[2] then
+  -- The reply names no context: it would show one user's context to another.
+  if state[1] then return redis.error_reply('CONTEXT_MISMATCH') end
+  -- An idle thread reused with another context: forget its turns and message ids, so that none
+  -- of the old context's turns reach the new one's reflection as earlier context.
+  redis.call('DEL', KEYS[1], KEYS[2])
 end
 local added, dup = 0, 0
 for i = 7, #ARGV, 2 do
@@ -43,22 +47,28 @@ end
 if added == 0 then return {0, dup, 0} end
 local fields = {'ctx', ARGV[2], 'lastTurnAt', now, 'maxWaitMs', ARGV[3], 'policy', ARGV[5], 'debounceMs', ARGV[6]}
 local first = tonumber(state[1])
+local maxWait = tonumber(ARGV[3])
 if not first then
-  -- The thread was idle: its keys may carry the idle TTL set by the last trim.
+  -- The thread was idle: its keys may carry the idle TTL set by the last trim, and every
+  -- pending thread gets a ceiling, the sweeper's safety net whatever happens to its job.
   first = now
   fields[#fields + 1] = 'firstPendingAt'
   fields[#fields + 1] = now
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[3])
+  redis.call('ZADD', KEYS[4], 'NX', first + maxWait, ARGV[1])
 end
 local needsJob = 0
-if not state[3] then
+local scheduledAt = tonumber(state[3])
+-- A flag older than twice maxWait stands for a job that is long gone (its producer died between
+-- its two calls, an operator removed it): ask again. A job that does exist dedups the add.
+if not scheduledAt or now - scheduledAt > 2 * maxWait then
   needsJob = 1
   fields[#fields + 1] = 'scheduled'
   fields[#fields + 1] = now
-  -- NX: an existing ceiling stands; a missing one (first turn, or cleared after a final
-  -- failure) is set from the oldest pending turn.
-  redis.call('ZADD', KEYS[4], 'NX', first + tonumber(ARGV[3]), ARGV[1])
+  -- NX: an existing ceiling stands; a missing one (cleared after a final failure) is set from
+  -- the oldest pending turn.
+  redis.call('ZADD', KEYS[4], 'NX', first + maxWait, ARGV[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
@@ -71,12 +81,25 @@ return {added, dup, needsJob}
  * (context for the next reflection), and resets the maxWait ceiling from the oldest turn still
  * pending, or clears it and lets the idle thread expire.
  * KEYS: turns, meta, ceilings. ARGV: threadId, cursor, keep, idleTtlMs.
- * Returns 1 when turns are still pending after the cursor, else 0.
+ * Returns 1 when turns are still pending after the cursor, 0 when none are, -1 when a later
+ * cursor was trimmed to already (nothing done).
  */
 export const TRIM_TO_CURSOR = `
+-- Stream ids order as (ms, seq) pairs; a trim for an older cursor than one already trimmed to
+-- comes from a slow run that another run overtook: applying it would mark reflected context
+-- turns as pending again.
+local function older(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local last = redis.call('HGET', KEYS[2], 'cursor')
+if last and older(ARGV[2], last) then return -1 end
+redis.call('HSET', KEYS[2], 'cursor', ARGV[2])
 local keep = tonumber(ARGV[3])
-local older = redis.call('XREVRANGE', KEYS[1], ARGV[2], '-', 'COUNT', keep + 1)
-if #older > keep then
+local reflected = redis.call('XREVRANGE', KEYS[1], ARGV[2], '-', 'COUNT', keep + 1)
+if #reflected > keep then
   if keep == 0 then
     local nextId = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], '+', 'COUNT', 1)
     if #nextId == 0 then
@@ -85,12 +108,14 @@ if #older > keep then
       redis.call('XTRIM', KEYS[1], 'MINID', nextId[1][1])
     end
   else
-    redis.call('XTRIM', KEYS[1], 'MINID', older[keep][1])
+    redis.call('XTRIM', KEYS[1], 'MINID', reflected[keep][1])
   end
 end
 local pending = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], '+', 'COUNT', 1)
 if #pending == 0 then
-  redis.call('HDEL', KEYS[2], 'firstPendingAt')
+  -- Nothing pending: the next turn asks for a job again (at worst an add that BullMQ dedups),
+  -- so no flag left by a producer that died can strand the thread.
+  redis.call('HDEL', KEYS[2], 'firstPendingAt', 'scheduled')
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -99,6 +124,8 @@ else
   local maxWait = tonumber(redis.call('HGET', KEYS[2], 'maxWaitMs') or '0')
   redis.call('HSET', KEYS[2], 'firstPendingAt', first)
   redis.call('ZADD', KEYS[3], first + maxWait, ARGV[1])
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
 end
 return #pending
 `;

@@ -66,9 +66,9 @@ export class ThreadBuffer {
       const [added, duplicates, needsJob] = await this.redis.engramAppendTurns(...args);
       return { added, duplicates, needsJob: needsJob === 1 };
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('CONTEXT_MISMATCH')) {
+      if (err instanceof Error && err.message.includes('CONTEXT_MISMATCH')) {
         throw new InputError(
-          `thread ${threadId} has unreflected turns with another context (${err.message.slice('CONTEXT_MISMATCH '.length)}); a thread belongs to one context`,
+          `thread ${threadId} has unreflected turns with another context; a thread belongs to one context until its turns are reflected`,
           undefined,
           409,
           { cause: err },

@@ -1,0 +1,67 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ThreadBuffer } from '../src/queue/buffer.js';
+import { ThreadLease } from '../src/queue/thread-lease.js';
+import { deleteKeys, TEST_REDIS_URL, uniqueName } from './helpers/harness.js';
+
+/** The thread buffer's scripts on their own, driven through the interleavings that matter. */
+describe('thread buffer', () => {
+  const prefix = `engram-test-${uniqueName('buf')}`;
+  const redis = new Redis(TEST_REDIS_URL);
+  redis.on('error', () => undefined);
+  const buffer = new ThreadBuffer(redis, prefix, { dedupeWindowMs: 3_600_000, idleTtlMs: 3_600_000 });
+  const lease = new ThreadLease(redis, buffer, 5_000);
+  const turn = (id: string) => ({ id, json: JSON.stringify({ id, role: 'user', content: id, createdAt: '2026-01-01T00:00:00Z' }) });
+  const append = (thread: string, ctx: string, ids: string[]) => buffer.append(thread, ctx, 60_000, 'enqueue', 1_000, ids.map(turn));
+  const lastId = async (thread: string) => (await buffer.read(thread, null, 100, 0)).pending.at(-1)!.entryId;
+
+  beforeAll(async () => {
+    await redis.ping();
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await deleteKeys(TEST_REDIS_URL, prefix);
+  });
+
+  it('a job flag left by a producer that died cannot strand the thread', async () => {
+    const ctx = '{"userId":"u"}';
+    expect((await append('strand', ctx, ['t0'])).needsJob).toBe(true);
+    // A reflection starts (clears the flag); a turn arrives and its producer dies before adding
+    // the follow-up job; the reflection read that turn too, commits and trims everything.
+    await redis.hset(buffer.keys('strand').meta, 'lastTurnAt', 0);
+    expect((await lease.acquire('strand', 'job-1')).status).toBe('held');
+    expect((await append('strand', ctx, ['t1'])).needsJob).toBe(true); // ...but no job is added
+    expect(await buffer.trim('strand', await lastId('strand'), 0)).toBe(false);
+    await lease.release('strand', 'job-1');
+    // The next turn asks for a job again, and the thread has a ceiling for the sweeper.
+    expect((await append('strand', ctx, ['t2'])).needsJob).toBe(true);
+    expect(await redis.zscore(buffer.keys('strand').ceilings, 'strand')).not.toBeNull();
+  });
+
+  it('a trim for an older cursor, from a run another one overtook, changes nothing', async () => {
+    const ctx = '{"userId":"u"}';
+    await append('late', ctx, ['a', 'b', 'c']);
+    const entries = (await buffer.read('late', null, 100, 0)).pending.map((e) => e.entryId);
+    expect(await buffer.trim('late', entries[2]!, 2)).toBe(false); // the newer run: all reflected
+    const meta = () => redis.hgetall(buffer.keys('late').meta);
+    const before = await meta();
+    expect(before.firstPendingAt).toBeUndefined();
+    expect(await buffer.trim('late', entries[0]!, 2)).toBe(false); // the overtaken run, late
+    expect(await meta()).toEqual(before);
+    expect(await redis.zscore(buffer.keys('late').ceilings, 'late')).toBeNull();
+  });
+
+  it('an idle thread reused with another context keeps nothing of the old one', async () => {
+    await append('reused', '{"userId":"alice"}', ['alice-1', 'alice-2']);
+    await expect(append('reused', '{"userId":"bob"}', ['bob-0'])).rejects.toThrow(/another context; a thread belongs/);
+    await expect(append('reused', '{"userId":"bob"}', ['bob-0'])).rejects.not.toThrow(/alice/);
+    const cursor = await lastId('reused');
+    await buffer.trim('reused', cursor, 4); // alice's turns reflected, kept as context
+    const res = await append('reused', '{"userId":"bob"}', ['alice-1', 'bob-1']);
+    expect(res).toMatchObject({ added: 2, duplicates: 0 }); // alice's message ids are forgotten too
+    const read = await buffer.read('reused', cursor, 100, 4);
+    expect(read.earlier).toEqual([]);
+    expect(read.pending.map((e) => e.turn.id)).toEqual(['alice-1', 'bob-1']);
+    expect(read.context).toEqual({ userId: 'bob' });
+  });
+});
