@@ -17,7 +17,7 @@ describe('tenant-scoped API keys', () => {
     h = await startHarness({
       roles: ['api', 'reflection'],
       chat: (req) => ({ toolCalls: readPrompt(req).turns.map((t) => ({ name: 'insert_memory', arguments: { content: t.content } })) }),
-      env: { API_KEYS, DEBOUNCE_MS: '100' },
+      env: { API_KEYS, ADMIN_PASSWORD: 'board-password', DEBOUNCE_MS: '100' },
       runtime: { kinds: [tenantKind] },
     });
   });
@@ -32,8 +32,12 @@ describe('tenant-scoped API keys', () => {
   };
   const turn = (content: string, context: Record<string, string> = { userId: 'u1' }) => ({ context, messages: [{ role: 'user', content }] });
 
-  it('refuses requests without a valid key; health stays open', async () => {
+  it('refuses requests without a valid key, however the path is spelled; health stays open', async () => {
     expect((await call('POST', '/v1/threads/t/turns', null, turn('hi'))).status).toBe(401);
+    // %76 is "v": the router serves /v1/... for it, so the check must look at the route.
+    expect((await call('GET', '/%761/store/items?namespace=acme&namespace=notes&key=k', null)).status).toBe(401);
+    expect((await call('POST', '/%761/store/items/search', null, { namespacePrefix: [] })).status).toBe(401);
+    expect((await call('POST', '/%761/threads/t/turns', null, turn('hi', { userId: 'u1', tenant: 'acme' }))).status).toBe(401);
     expect((await call('POST', '/v1/threads/t/turns', 'wrong-key-0123456789', turn('hi'))).status).toBe(401);
     expect((await call('POST', '/v1/store/items/search', null, {})).status).toBe(401);
     expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
@@ -53,6 +57,18 @@ describe('tenant-scoped API keys', () => {
     expect((await search(KEYS.ops, ['acme', 'memories', 'u1'])).body.memories).toHaveLength(1);
   });
 
+  it("tenants' threads of the same name share nothing", async () => {
+    const before = h.model.chatRequests.length;
+    expect((await call('POST', '/v1/threads/shared/turns', KEYS.acme, { context: { userId: 'alice' }, messages: [{ id: 'm1', role: 'user', content: 'acme: I fly to Oslo' }] })).status).toBe(202);
+    // Same thread name, same message id, another tenant and user: neither refused nor deduplicated.
+    const other = await call('POST', '/v1/threads/shared/turns', KEYS.globex, { context: { userId: 'bob' }, messages: [{ id: 'm1', role: 'user', content: 'globex: I fly to Rome' }] });
+    expect(other.status).toBe(202);
+    expect(other.body).toEqual({ threadId: 'shared', accepted: 1, duplicates: 0 });
+    await waitFor(() => h.model.chatRequests.length >= before + 2);
+    const prompts = h.model.chatRequests.slice(before).map((r) => JSON.stringify(readPrompt(r)));
+    expect(prompts.filter((p) => p.includes('Oslo') && p.includes('Rome'))).toEqual([]);
+  });
+
   it('refuses turns that claim another tenant in their context', async () => {
     const res = await call('POST', '/v1/threads/t-x/turns', KEYS.globex, turn('hi', { userId: 'u1', tenant: 'acme' }));
     expect(res.status).toBe(403);
@@ -69,9 +85,13 @@ describe('tenant-scoped API keys', () => {
 
     // No prefix means the tenant's root, not everything.
     const mine = await call('POST', '/v1/store/items/search', KEYS.globex, {});
-    expect(mine.body.items.map((i: { value: { text: string } }) => i.value.text)).toEqual(['globex secret']);
+    const items = mine.body.items as { namespace: string[]; value: { text?: string } }[];
+    expect(items.map((i) => i.value.text)).toContain('globex secret');
+    expect(items.map((i) => i.value.text)).not.toContain('acme secret');
+    expect(items.every((i) => i.namespace[0] === 'globex')).toBe(true);
     const listed = await call('POST', '/v1/store/namespaces', KEYS.globex, {});
-    expect(listed.body.namespaces).toEqual([['globex', 'notes']]);
+    expect(listed.body.namespaces).toContainEqual(['globex', 'notes']);
+    expect((listed.body.namespaces as string[][]).every((ns) => ns[0] === 'globex')).toBe(true);
     expect((await call('POST', '/v1/store/namespaces', KEYS.globex, { prefix: ['acme'] })).status).toBe(403);
 
     // One op outside the tenant refuses the whole batch: nothing of it is written.
@@ -89,8 +109,12 @@ describe('tenant-scoped API keys', () => {
     expect(all.body.namespaces).toEqual(expect.arrayContaining([['acme', 'notes'], ['globex', 'notes']]));
   });
 
+  it('refuses keys without a Bull Board password: the board shows every tenant', () => {
+    expect(() => testEnv('http://127.0.0.1:9/v1', { API_KEYS })).toThrow(/ADMIN_PASSWORD: is required when API_KEYS is set/);
+  });
+
   it('refuses to start when keys are set but a kind does not write under "{tenant}"', () => {
-    const env = testEnv('http://127.0.0.1:9/v1', { API_KEYS });
+    const env = testEnv('http://127.0.0.1:9/v1', { API_KEYS, ADMIN_PASSWORD: 'board-password' });
     expect(() => new Runtime(env, createLogger({ level: 'silent' }), { kinds: defaultKinds })).toThrow(/must start with "\{tenant\}"; not: memory \["memories","\{userId\}"\]/);
   });
 });

@@ -32,8 +32,9 @@ export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
     const { threadId } = parse(threadParams, request.params, 'path');
     const body = parse(enqueueBodySchema, request.body, 'request body');
     // Validated above with the enqueue schemas themselves, so the producer skips its own parse.
-    const result = await deps.producer.enqueueParsed({ threadId, ...body, context: deps.tenancy.stampContext(request, body.context) });
-    return reply.status(202).send(result);
+    const context = deps.tenancy.stampContext(request, body.context);
+    const result = await deps.producer.enqueueParsed({ ...body, context, threadId: deps.tenancy.threadKey(request, threadId, context) });
+    return reply.status(202).send({ ...result, threadId });
   });
 
   app.get('/v1/memories/search', async (request) => {

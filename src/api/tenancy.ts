@@ -36,7 +36,9 @@ export class Tenancy {
     if (!this.tenants) return;
     const tenants = this.tenants;
     app.addHook('onRequest', async (request, reply) => {
-      if (!request.url.startsWith('/v1/')) return;
+      // The matched route, not the raw URL: `/%761/...` decodes to a /v1 route but does not
+      // start with "/v1/" as typed. Unmatched URLs have no route and end as 404.
+      if (!request.routeOptions.url?.startsWith('/v1/')) return;
       const header = request.headers.authorization;
       const key = header?.startsWith('Bearer ') ? header.slice(7) : (request.headers['x-api-key'] as string | undefined);
       const tenant = key ? tenants.get(digest(key)) : undefined;
@@ -51,7 +53,7 @@ export class Tenancy {
    * becomes the tenant's root. Shapes are left to the store's own schemas (400).
    */
   confine<T>(request: FastifyRequest, body: T, fields: { required?: string[]; defaulted?: string[] }): T {
-    const tenant = request.tenant;
+    const tenant = this.tenantOf(request);
     if (!tenant || tenant === ALL_TENANTS || !body || typeof body !== 'object') return body;
     const out = { ...(body as Record<string, unknown>) };
     for (const field of fields.defaulted ?? []) {
@@ -68,11 +70,30 @@ export class Tenancy {
 
   /** The context of enqueued turns carries the tenant, so namespace templates can start with it. */
   stampContext(request: FastifyRequest, context: Record<string, string>): Record<string, string> {
-    const tenant = request.tenant;
+    const tenant = this.tenantOf(request);
     if (!tenant || tenant === ALL_TENANTS) return context;
     if (context.tenant !== undefined && context.tenant !== tenant) {
       throw new InputError(`context.tenant "${context.tenant}" is not your tenant`, undefined, 403);
     }
     return { ...context, tenant };
+  }
+
+  /**
+   * The thread id engram keys a caller's thread by: behind its tenant, so that tenants' threads of
+   * the same name share no buffer, message ids or cursor. An operator's key files the thread
+   * under the context's tenant.
+   */
+  threadKey(request: FastifyRequest, threadId: string, context: Record<string, string>): string {
+    const tenant = this.tenantOf(request);
+    if (!tenant) return threadId;
+    const owner = tenant === ALL_TENANTS ? context.tenant : tenant;
+    if (!owner) throw new InputError('an operator key must name the thread\'s tenant in context.tenant');
+    return `${owner}/${threadId}`;
+  }
+
+  /** Deny by default: with keys on, a request that reached here unauthenticated is refused. */
+  private tenantOf(request: FastifyRequest): string | null {
+    if (this.tenants && !request.tenant) throw new InputError('a valid API key is required', undefined, 401);
+    return request.tenant;
   }
 }

@@ -95,7 +95,9 @@ export const envSchema = z
           return { tenant: p.slice(0, i), key: p.slice(i + 1) };
         });
         for (const { tenant, key } of pairs) {
-          if (!tenant || key.length < 16) ctx.addIssue({ code: 'custom', message: 'each entry is tenant:key, with a key of at least 16 characters' });
+          if (!/^(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$/.test(tenant) || key.length < 16) {
+            ctx.addIssue({ code: 'custom', message: 'each entry is tenant:key: a tenant of letters, digits, _ . - (or * for all), and a key of at least 16 characters' });
+          }
         }
         return pairs;
       })
@@ -103,6 +105,10 @@ export const envSchema = z
     /** Basic-auth password (user `admin`) for Bull Board at /admin/queues; open when unset. */
     ADMIN_PASSWORD: z.string().min(8, 'at least 8 characters').optional(),
     PORT: int(0).max(65535).default(3000),
+  })
+  .refine((e) => !e.API_KEYS?.length || e.ADMIN_PASSWORD, {
+    path: ['ADMIN_PASSWORD'],
+    message: "is required when API_KEYS is set: Bull Board shows every tenant's jobs",
   })
   .refine((e) => e.MAX_WAIT_MS >= e.DEBOUNCE_MS, {
     path: ['MAX_WAIT_MS'],

@@ -6,7 +6,7 @@ import type { MemoryKind } from '../memory/kinds.js';
 import { templateVariables } from '../memory/namespace-template.js';
 import type { ThreadBuffer } from './buffer.js';
 import { scheduleReflection, type EngramQueue } from './queues.js';
-import { enqueueInputSchema, type BufferedTurn, type EnqueueInput, type ReflectionPolicy } from './schemas.js';
+import { enqueueInputSchema, type BufferedTurn, type EnqueueParsed, type ReflectionPolicy } from './schemas.js';
 
 export interface EnqueueResult {
   threadId: string;
@@ -61,7 +61,7 @@ export class Producer {
   }
 
   /** For callers that validated with the same schemas already (the HTTP route): no second parse. */
-  async enqueueParsed(input: EnqueueInput): Promise<EnqueueResult> {
+  async enqueueParsed(input: EnqueueParsed): Promise<EnqueueResult> {
     const { threadId, context, messages, kinds, debounceMs, policy } = input;
     this.checkKinds(kinds, context);
     let now: string | undefined;

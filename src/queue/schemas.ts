@@ -20,6 +20,15 @@ export const threadIdSchema = z
   .max(LIMITS.idChars)
   .regex(idPattern, 'must start with a letter or digit and hold only letters, digits and _ . : @ -');
 
+/**
+ * A thread id as engram keys it: the caller's id, behind its tenant when API keys are on
+ * (`acme/t1`), so that two tenants' threads of the same name never share a buffer or cursor.
+ */
+export const internalThreadIdSchema = z
+  .string()
+  .max(LIMITS.idChars * 2 + 1)
+  .regex(/^(?:[A-Za-z0-9][A-Za-z0-9_.\-]*\/)?[A-Za-z0-9][A-Za-z0-9_.:@\-]*$/, 'must be a thread id, optionally behind "<tenant>/"');
+
 export const kindNameSchema = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be a lower-case identifier (a-z, 0-9, _)');
 
 export const messageSchema = z.strictObject({
@@ -56,6 +65,8 @@ export const enqueueBodySchema = z.strictObject({
   policy: reflectionPolicySchema.optional(),
 });
 export const enqueueInputSchema = enqueueBodySchema.extend({ threadId: threadIdSchema });
+/** What the producer takes from callers that validated already (the HTTP route, with tenancy). */
+export type EnqueueParsed = Omit<EnqueueInput, 'threadId'> & { threadId: string };
 export type EnqueueInput = z.infer<typeof enqueueInputSchema>;
 
 /** A turn as it sits in the thread buffer (the message plus the id it was buffered under). */
@@ -70,7 +81,7 @@ export type BufferedTurn = z.infer<typeof bufferedTurnSchema>;
 
 /** Job payloads stay tiny (ids only): turns are read from the buffer, so a dropped add loses nothing. */
 export const jobPayloads = {
-  reflection: z.strictObject({ threadId: threadIdSchema }),
+  reflection: z.strictObject({ threadId: internalThreadIdSchema }),
   consolidation: z.strictObject({ tick: z.string().min(1) }),
 } as const;
 export type QueueName = keyof typeof jobPayloads;

@@ -61,7 +61,8 @@ export class PromptOptimizer {
     const parsed = optimizeInputSchema.safeParse(raw);
     if (!parsed.success) throw new InputError(`invalid optimize request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
     const input = parsed.data;
-    const threadId = `prompt-optimizer:${input.runId}`;
+    // '#' never appears in a thread id (see threadIdSchema), so no conversation can share this cursor.
+    const threadId = `#prompt-optimizer/${input.runId}`;
     const actor = threadId;
     const usage = noUsage();
 
