@@ -85,4 +85,23 @@ describe.each(backends)('reflection writes on $name', (backend) => {
       ['expire', 'test-sweeper'],
     ]);
   });
+
+  it('a key written again after it expired continues its versions, so a stale ifVersion cannot match', async () => {
+    // k-old was inserted at version 1 and swept by the test above; a profile's fixed key is the
+    // case that meets this: the reflection inserts it anew.
+    const versions = await store.namespaceVersions([ns]);
+    await store.apply(
+      change({
+        threadId: 'th-4',
+        namespaceVersions: [{ namespace: ns, version: versions.get(JSON.stringify(ns))! }],
+        writes: [{ op: 'insert', namespace: ns, key: 'k-old', kind: 'memory', value: { content: 'User is in Rome' }, embeddings: [{ field: '$', vector: vec('Rome') }], expiresAt: null }],
+      }),
+    );
+    expect((await store.get(ns, 'k-old'))?.version).toBe(2);
+    expect((await store.history(ns, 'k-old')).map((h) => [h.op, h.version])).toEqual([
+      ['insert', 1],
+      ['expire', 1],
+      ['insert', 2],
+    ]);
+  });
 });

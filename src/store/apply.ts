@@ -55,18 +55,26 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet): Promise<A
 
   for (const w of change.writes) {
     if (w.op === 'insert') {
-      await client.query(
-        `insert into ${t.memories} (namespace, key, kind, value, expires_at) values ($1, $2, $3, $4, $5)`,
+      // Versions never repeat for a key: a key that existed before (a profile's fixed key after a
+      // delete or expiry) continues from its last version, so a stale `ifVersion` cannot match.
+      const res = await client.query<{ version: unknown }>(
+        `insert into ${t.memories} (namespace, key, kind, value, expires_at, version)
+         values ($1, $2, $3, $4, $5, 1 + coalesce((select max(version) from ${t.history} where namespace = $1 and key = $2), 0))
+         returning version`,
         [w.namespace, w.key, w.kind, w.value, w.expiresAt],
       );
       await writeVectors(client, t, w.namespace, w.key, w.embeddings);
-      await history(w, w.kind, 'insert', 1, null, w.value);
+      await history(w, w.kind, 'insert', Number(res.rows[0]?.version ?? 1), null, w.value);
       count(w.namespace, 1);
       counts.inserted++;
     } else if (w.op === 'update') {
       const res = await client.query(
         `with old as (select value from ${t.memories} where namespace = $1 and key = $2 and version = $5)
-         update ${t.memories} m set value = $4, kind = $3, version = m.version + 1, updated_at = now(), expires_at = $6
+         update ${t.memories} m set value = $4, kind = $3, version = m.version + 1, updated_at = now(),
+                -- A kind without a TTL keeps the expiry the item was given (by the store API),
+                -- unless it had passed: a memory the model just rewrote is live again.
+                expires_at = case when $6::timestamptz is not null then $6::timestamptz
+                                  when m.expires_at <= now() then null else m.expires_at end
            from old where m.namespace = $1 and m.key = $2
           returning m.version, old.value as before`,
         [w.namespace, w.key, w.kind, w.value, w.expectedVersion, w.expiresAt],
