@@ -3,10 +3,10 @@ import type { ThreadBuffer } from '../queue/buffer.js';
 import { scheduleReflection, type EngramQueue } from '../queue/queues.js';
 
 /**
- * maxWait (invariant 5): a thread that never goes quiet keeps pushing its delayed job back, so
- * every worker checks the fleet-wide ceilings and pulls due jobs forward (a deduplicated add with
- * delay 0 reschedules the delayed job to now). It also re-creates a job for turns whose schedule
- * was lost (the producer died between its two commands): no accepted turn is stranded.
+ * The safety net of invariants 2 and 5: every thread with pending turns has a ceiling (its
+ * oldest pending turn + maxWait). A job's own wake-ups already respect it; a thread still pending
+ * past it has lost its job (the producer died between its two calls, an operator removed the
+ * job), so the sweeper adds one with delay 0, a no-op when a job exists (BullMQ dedup).
  * Idempotent, so every replica may run it.
  */
 export function startCeilingSweeper(opts: { buffer: ThreadBuffer; queue: EngramQueue<'reflection'>; intervalMs: number; log: Logger }) {
@@ -16,11 +16,11 @@ export function startCeilingSweeper(opts: { buffer: ThreadBuffer; queue: EngramQ
     running = true;
     try {
       const now = Date.now();
-      for (const threadId of await opts.buffer.dueCeilings(now, 100)) {
+      for (const { threadId, ceiling } of await opts.buffer.dueCeilings(now, 100)) {
         await scheduleReflection(opts.queue, threadId, 0);
-        // Until the reflection commits and resets it, look again only after a while.
-        await opts.buffer.postponeCeiling(threadId, now + Math.max(opts.intervalMs * 30, 30_000));
-        opts.log.debug({ threadId }, 'maxWait reached, reflection pulled forward');
+        // Until a reflection commits and resets it, look again only after a while.
+        await opts.buffer.postponeCeiling(threadId, ceiling, now + Math.max(opts.intervalMs * 30, 30_000));
+        opts.log.debug({ threadId }, 'thread past its ceiling: job ensured');
       }
     } catch (err) {
       opts.log.warn({ err }, 'ceiling sweep failed');

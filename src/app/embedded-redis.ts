@@ -25,7 +25,10 @@ export async function startEmbeddedRedis(dataDir: string, log: Logger): Promise<
   await stopOrphan(pidFile, log);
   const port = await freePort();
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction'];
-  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' });
+  // However this process ends (a second signal, the grace timeout, a crash), take Redis along.
+  const killChild = () => child.kill('SIGTERM');
+  process.once('exit', killChild);
   const spawnError = new Promise<never>((_, reject) =>
     child.once('error', (err: NodeJS.ErrnoException) =>
       reject(
@@ -42,10 +45,12 @@ export async function startEmbeddedRedis(dataDir: string, log: Logger): Promise<
   return {
     url,
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
+      process.off('exit', killChild);
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
       await rm(pidFile, { force: true });
     },
   };

@@ -49,7 +49,7 @@ export function createReflectionProcessor(deps: ReflectionJobDeps) {
       // Turns kept coming since this job was scheduled: come back when the thread may be quiet.
       // This is the debounce: one job per burst, re-delayed instead of re-added on every turn.
       deps.metrics.reflections.inc({ status: 'not-quiet' });
-      await job.moveToDelayed(start.dueAt, token);
+      await job.moveToDelayed(Date.now() + start.waitMs, token);
       throw new DelayedError();
     }
     if (start.status === 'busy') {
@@ -63,12 +63,13 @@ export function createReflectionProcessor(deps: ReflectionJobDeps) {
     const controller = new AbortController();
     const forward = () => controller.abort(signal?.reason);
     signal?.addEventListener('abort', forward, { once: true });
+    // A shutdown that came while the lease was being taken has fired already.
+    if (signal?.aborted) forward();
     const problem = (s: LeaseState): Error | null => {
       if (!s.held) return new LeaseLost(`lease of thread ${threadId} lost`);
       // A thread past its maxWait commits anyway: otherwise a never-quiet thread under
       // `rollback` would abort forever (invariant 5).
-      const overdue = s.firstPendingAt !== null && Date.now() >= s.firstPendingAt + s.maxWaitMs;
-      if (s.policy === 'rollback' && s.gen !== start.gen && !overdue) return new Superseded(`thread ${threadId} got new turns`);
+      if (s.policy === 'rollback' && s.gen !== start.gen && !s.overdue) return new Superseded(`thread ${threadId} got new turns`);
       return null;
     };
     const heartbeat = setInterval(() => {

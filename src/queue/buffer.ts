@@ -7,6 +7,7 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     engramAppendTurns(...args: (string | number)[]): Result<[number, number, number], Context>;
     engramTrimToCursor(...args: (string | number)[]): Result<number, Context>;
+    engramPostponeCeiling(...args: (string | number)[]): Result<number, Context>;
   }
 }
 
@@ -43,6 +44,10 @@ export class ThreadBuffer {
   ) {
     redis.defineCommand('engramAppendTurns', { numberOfKeys: 4, lua: APPEND_TURNS });
     redis.defineCommand('engramTrimToCursor', { numberOfKeys: 3, lua: TRIM_TO_CURSOR });
+    redis.defineCommand('engramPostponeCeiling', {
+      numberOfKeys: 1,
+      lua: `if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1]) end return 0`,
+    });
   }
 
   keys(threadId: string) {
@@ -101,8 +106,11 @@ export class ThreadBuffer {
   }
 
   /** Threads whose oldest pending turn is older than their maxWait, oldest first. */
-  async dueCeilings(nowMs: number, limit: number): Promise<string[]> {
-    return this.redis.zrangebyscore(`${this.prefix}:ceilings`, '-inf', nowMs, 'LIMIT', 0, limit);
+  async dueCeilings(nowMs: number, limit: number): Promise<{ threadId: string; ceiling: number }[]> {
+    const flat = await this.redis.zrangebyscore(`${this.prefix}:ceilings`, '-inf', nowMs, 'WITHSCORES', 'LIMIT', 0, limit);
+    const due: { threadId: string; ceiling: number }[] = [];
+    for (let i = 0; i < flat.length; i += 2) due.push({ threadId: flat[i] as string, ceiling: Number(flat[i + 1]) });
+    return due;
   }
 
   /**
@@ -119,9 +127,12 @@ export class ThreadBuffer {
     await this.redis.hdel(this.keys(threadId).meta, 'scheduled');
   }
 
-  /** Pushes a thread's ceiling forward (XX: never resurrects a thread whose turns were reflected). */
-  async postponeCeiling(threadId: string, untilMs: number): Promise<void> {
-    await this.redis.zadd(`${this.prefix}:ceilings`, 'XX', untilMs, threadId);
+  /**
+   * Pushes a thread's ceiling forward, only if it is still the one the sweeper saw: a trim that
+   * set a fresh one meanwhile wins, and a thread whose turns were reflected is not resurrected.
+   */
+  async postponeCeiling(threadId: string, seen: number, untilMs: number): Promise<void> {
+    await this.redis.engramPostponeCeiling(`${this.prefix}:ceilings`, threadId, seen, untilMs);
   }
 }
 

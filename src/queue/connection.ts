@@ -9,7 +9,8 @@ import type { Logger } from '../log/logger.js';
 export function createRedis(url: string, role: 'producer' | 'worker', log: Logger): Redis {
   const opts: RedisOptions =
     role === 'producer'
-      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: false }
+      ? // commandTimeout: a stalled (not disconnected) Redis must fail the call, not hang the chat.
+        { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, commandTimeout: 5_000, lazyConnect: false }
       : { maxRetriesPerRequest: null, enableReadyCheck: true };
   const redis = new Redis(url, { ...opts, connectionName: `engram-${role}` });
   // Without an `error` listener ioredis crashes the host on a Redis restart (LESSONS: mem0 #7294).

@@ -44,10 +44,10 @@ export function createQueues(connection: Redis, settings: QueueSettings, log: Lo
 }
 
 /**
- * Adds, or pushes back, the thread's one pending reflection.
- * - no job yet: a delayed job is created;
- * - job delayed: `reschedule` moves it to now + delay (the debounce: cancel and reschedule);
- * - job waiting: nothing to do, it will read every buffered turn when it runs;
+ * Adds the thread's one reflection job, unless it has one:
+ * - no job yet: a delayed job is created (it debounces itself when it wakes, see thread-lease.ts);
+ * - job delayed or waiting: nothing to do, it will read every buffered turn when it runs. It is
+ *   not rescheduled: a delayed job may be waiting out a retry's backoff, which must hold;
  * - job active: `keepLastIfActive` stores a follow-up that BullMQ creates when the active one ends,
  *   so turns that arrive mid-reflection are never stranded (LESSONS: BullMQ dedup drops adds
  *   while a job is active).
@@ -57,6 +57,6 @@ export function scheduleReflection(queue: EngramQueue<'reflection'>, threadId: s
   return queue.add(
     'reflect',
     { threadId },
-    { delay: delayMs, deduplication: { id: threadId, reschedule: true, keepLastIfActive: true } },
+    { delay: delayMs, deduplication: { id: threadId, keepLastIfActive: true } },
   );
 }

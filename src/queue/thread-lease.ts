@@ -3,41 +3,47 @@ import type { ThreadBuffer } from './buffer.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    engramLeaseAcquire(...args: (string | number)[]): Result<[string, number, number, string, string, string, string], Context>;
-    engramLeaseRenew(...args: (string | number)[]): Result<[number, string, string, string, string], Context>;
+    engramLeaseAcquire(...args: (string | number)[]): Result<[string, number, number, string, string, number], Context>;
+    engramLeaseRenew(...args: (string | number)[]): Result<[number, string, string, number], Context>;
     engramLeaseRelease(...args: (string | number)[]): Result<number, Context>;
   }
 }
 
 /**
- * Returns {held, gen, policy, firstPendingAt, maxWaitMs}; KEYS: lock, meta, turns. The generation
- * is the id of the thread's newest buffered turn: it changes exactly when a turn is added.
+ * Returns {held, gen, policy, overdue}; KEYS: lock, meta, turns; needs `now` (server ms). The
+ * generation is the id of the thread's newest buffered turn: it changes exactly when a turn is
+ * added. Overdue: the oldest pending turn is older than maxWait. Both on the Redis clock, like
+ * every other time the thread's keys hold, so a worker's skewed clock changes nothing.
  */
 const STATE = `
 local m = redis.call('HMGET', KEYS[2], 'policy', 'firstPendingAt', 'maxWaitMs')
 local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
 local gen = ''
 if #last > 0 then gen = last[1][1] end
-return {held, gen, m[1] or 'enqueue', m[2] or '', m[3] or '0'}`;
+local overdue = 0
+if m[2] and now >= tonumber(m[2]) + tonumber(m[3] or '0') then overdue = 1 end
+return {held, gen, m[1] or 'enqueue', overdue}`;
+
+const NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
- * KEYS: lock, meta, turns. ARGV: owner, leaseMs. Returns {status, dueAt, ...STATE}.
+ * KEYS: lock, meta, turns. ARGV: owner, leaseMs. Returns {status, waitMs, ...STATE}.
  * The lazy debounce: a job that wakes before its thread is quiet (no turn for debounceMs) and
- * before the maxWait ceiling gets 'not-quiet' and the time to come back. Otherwise it takes the
+ * before the maxWait ceiling gets 'not-quiet' and how long to wait. Otherwise it takes the
  * lease ('busy' if another reflection holds it) and clears the thread's job flag, so that turns
  * from now on ask for a follow-up job; turns before this point are in what the reflection reads.
  */
-const ACQUIRE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const ACQUIRE = `${NOW}
 local q = redis.call('HMGET', KEYS[2], 'lastTurnAt', 'debounceMs', 'firstPendingAt', 'maxWaitMs')
-local status, dueAt = 'held', 0
+local status, waitMs = 'held', 0
 if q[3] then
   local quietAt = tonumber(q[1] or '0') + tonumber(q[2] or '0')
   local ceiling = tonumber(q[3]) + tonumber(q[4] or '0')
   if now < quietAt and now < ceiling then
     status = 'not-quiet'
-    dueAt = math.min(quietAt, ceiling)
+    waitMs = math.min(quietAt, ceiling) - now
   end
 end
 if status == 'held' then
@@ -50,10 +56,10 @@ end
 local held = 0
 if status == 'held' then held = 1 end
 local s = (function() ${STATE} end)()
-return {status, dueAt, s[1], s[2], s[3], s[4], s[5]}`;
+return {status, waitMs, s[1], s[2], s[3], s[4]}`;
 
 /** KEYS: lock, meta, turns. ARGV: owner, leaseMs. Extends the lease only if this owner still holds it. */
-const RENEW = `
+const RENEW = `${NOW}
 local held = 0
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -71,9 +77,8 @@ export interface LeaseState {
   /** The newest buffered turn's id: a change means the thread got new turns. */
   gen: string;
   policy: 'enqueue' | 'rollback';
-  /** When the oldest unreflected turn arrived (ms), or null when none is pending. */
-  firstPendingAt: number | null;
-  maxWaitMs: number;
+  /** The oldest unreflected turn is older than maxWait (on the Redis clock). */
+  overdue: boolean;
 }
 
 /**
@@ -94,10 +99,10 @@ export class ThreadLease {
   }
 
   /** Takes the lease if the thread is quiet (or overdue) and no other reflection holds it. */
-  async acquire(threadId: string, owner: string): Promise<LeaseState & { status: 'held' | 'busy' | 'not-quiet'; dueAt: number }> {
+  async acquire(threadId: string, owner: string): Promise<LeaseState & { status: 'held' | 'busy' | 'not-quiet'; waitMs: number }> {
     const k = this.buffer.keys(threadId);
-    const [status, dueAt, ...state] = await this.redis.engramLeaseAcquire(k.lock, k.meta, k.turns, owner, this.leaseMs);
-    return { status: status as 'held' | 'busy' | 'not-quiet', dueAt, ...toState(state as [number, string, string, string, string]) };
+    const [status, waitMs, ...state] = await this.redis.engramLeaseAcquire(k.lock, k.meta, k.turns, owner, this.leaseMs);
+    return { status: status as 'held' | 'busy' | 'not-quiet', waitMs, ...toState(state as [number, string, string, number]) };
   }
 
   /** Extends the lease and reads the thread's state, in one round trip. */
@@ -111,12 +116,6 @@ export class ThreadLease {
   }
 }
 
-function toState([held, gen, policy, firstPendingAt, maxWaitMs]: [number, string, string, string, string]): LeaseState {
-  return {
-    held: held === 1,
-    gen,
-    policy: policy === 'rollback' ? 'rollback' : 'enqueue',
-    firstPendingAt: firstPendingAt ? Number(firstPendingAt) : null,
-    maxWaitMs: Number(maxWaitMs),
-  };
+function toState([held, gen, policy, overdue]: [number, string, string, number]): LeaseState {
+  return { held: held === 1, gen, policy: policy === 'rollback' ? 'rollback' : 'enqueue', overdue: overdue === 1 };
 }

@@ -63,7 +63,7 @@ export class PromptOptimizer {
     const input = parsed.data;
     // '#' never appears in a thread id (see threadIdSchema), so no conversation can share this cursor.
     const threadId = `#prompt-optimizer/${input.runId}`;
-    const actor = threadId;
+    const actor = `prompt-optimizer:${input.runId}`;
     const usage = noUsage();
 
     for (let restarts = 0; ; restarts++) {
