@@ -3,6 +3,10 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineKind } from '../src/memory/kinds.js';
+import { createLogger } from '../src/log/logger.js';
+import { createRedis, waitReady } from '../src/queue/connection.js';
+import { Producer } from '../src/queue/enqueue.js';
+import { createQueues } from '../src/queue/queues.js';
 import { readPrompt, type ChatHandler } from './fake-model/server.js';
 import { startHarness, waitFor, type Harness } from './helpers/harness.js';
 
@@ -57,6 +61,21 @@ describe('debounced reflection executor', () => {
     expect(await h.runtime.store.getCursor('fast-kind')).not.toBeNull();
     expect(await h.runtime.store.getCursor('slow-call')).not.toBeNull();
     expect(await h.runtime.store.getCursor('slow-kind')).toBeNull(); // waits for DEBOUNCE_MS
+  });
+
+  it('turns whose job add failed are still accepted, and reflected once their ceiling passes', async () => {
+    h = await startHarness({ roles: ['reflection'], chat: recordAll, env: { DEBOUNCE_MS: '100', MAX_WAIT_MS: '800' } });
+    // A producer whose queue connection is gone (a real failure, no stub): the append succeeds
+    // on the buffer's connection, the BullMQ add fails.
+    const dead = createRedis(h.env.REDIS_URL!, 'producer', createLogger({ level: 'silent' }));
+    await waitReady(dead);
+    await dead.quit();
+    const queue = createQueues(dead, { prefix: h.env.ENGRAM_PREFIX, reflectionAttempts: 1 }, createLogger({ level: 'silent' })).reflection;
+    const producer = new Producer(h.runtime.buffer, queue, { debounceMs: 100, maxWaitMs: 800, policy: 'enqueue', kinds: h.runtime.kinds }, createLogger({ level: 'silent' }));
+    expect(await producer.enqueue({ threadId: 'orphan', context: { userId: 'u1' }, messages: [{ role: 'user', content: 'I collect stamps' }] })).toMatchObject({ accepted: 1 });
+    expect(await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting')).toEqual({ delayed: 0, waiting: 0 });
+    await waitFor(async () => (await h!.runtime.store.getCursor('orphan')) !== null);
+    expect(reflections()).toEqual([['I collect stamps']]);
   });
 
   it('bursts further apart than the window reflect once per burst', async () => {

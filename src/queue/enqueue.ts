@@ -76,10 +76,11 @@ export class Producer {
       try {
         await scheduleReflection(this.queue, threadId, delay);
       } catch (err) {
-        // The turns are buffered (the maxWait sweeper would find them), but let the next turn
-        // ask for the job at once instead of waiting for the sweeper.
+        // The turns are buffered: they are accepted, and the thread's ceiling makes the sweeper
+        // add the job within maxWait. Failing the call here would make a client without message
+        // ids send them again, as new turns. Let the next turn ask for the job at once.
+        this.log.warn({ err, threadId }, 'turns buffered, but their reflection job could not be added yet; the ceiling sweeper will');
         await this.buffer.clearScheduled(threadId).catch(() => undefined);
-        throw err;
       }
     }
     if (this.log.isLevelEnabled('debug')) this.log.debug({ threadId, ...appended, delay }, 'turns enqueued');
