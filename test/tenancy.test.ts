@@ -109,6 +109,16 @@ describe('tenant-scoped API keys', () => {
     expect(all.body.namespaces).toEqual(expect.arrayContaining([['acme', 'notes'], ['globex', 'notes']]));
   });
 
+  it('Bull Board asks for its password', async () => {
+    expect((await fetch(`${h.url}/admin/queues`)).status).toBe(401);
+    const wrong = `Basic ${Buffer.from('admin:nope').toString('base64')}`;
+    expect((await fetch(`${h.url}/admin/queues`, { headers: { authorization: wrong } })).status).toBe(401);
+    const right = `Basic ${Buffer.from('admin:board-password').toString('base64')}`;
+    expect((await fetch(`${h.url}/admin/queues`, { headers: { authorization: right } })).status).toBe(200);
+    expect((await fetch(`${h.url}/admin/queues/api/queues`, { headers: { authorization: right } })).status).toBe(200);
+    expect((await fetch(`${h.url}/admin/queues/api/queues`)).status).toBe(401);
+  });
+
   it('refuses keys without a Bull Board password: the board shows every tenant', () => {
     expect(() => testEnv('http://127.0.0.1:9/v1', { API_KEYS })).toThrow(/ADMIN_PASSWORD: is required when API_KEYS is set/);
   });

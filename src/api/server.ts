@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
@@ -62,9 +63,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   board.setBasePath('/admin/queues');
   await app.register(async (admin) => {
     if (deps.adminPassword) {
-      const expected = `Basic ${Buffer.from(`admin:${deps.adminPassword}`).toString('base64')}`;
+      const expected = createHash('sha256').update(`Basic ${Buffer.from(`admin:${deps.adminPassword}`).toString('base64')}`).digest();
       admin.addHook('onRequest', async (request, reply) => {
-        if (request.headers.authorization !== expected) {
+        // Compared as digests in constant time: the time taken says nothing about the password.
+        const given = createHash('sha256').update(request.headers.authorization ?? '').digest();
+        if (!timingSafeEqual(given, expected)) {
           return reply.status(401).header('www-authenticate', 'Basic realm="engram admin"').send({ error: 'authentication required' });
         }
       });
