@@ -76,7 +76,10 @@ describe('tenant-scoped API keys', () => {
   });
 
   it('confines the store API: writes, reads, searches, listings and batches', async () => {
-    expect((await call('PUT', '/v1/store/items', KEYS.globex, { namespace: ['globex', 'notes'], key: 'k', value: { text: 'globex secret' } })).status).toBe(200);
+    expect((await call('PUT', '/v1/store/items', KEYS.globex, { namespace: ['globex', 'notes'], key: 'k', value: { text: 'globex secret' }, actor: 'acme-admin' })).status).toBe(200);
+    // History names the key's tenant first, whatever the body claims.
+    const history = await call('GET', '/v1/store/items/history?namespace=globex&namespace=notes&key=k', KEYS.globex);
+    expect(history.body.history.map((e: { actor: string }) => e.actor)).toEqual(['api:globex:acme-admin']);
     expect((await call('PUT', '/v1/store/items', KEYS.acme, { namespace: ['acme', 'notes'], key: 'k', value: { text: 'acme secret' } })).status).toBe(200);
     const blocked = await call('PUT', '/v1/store/items', KEYS.globex, { namespace: ['acme', 'notes'], key: 'k2', value: { text: 'planted' } });
     expect(blocked.status).toBe(403);

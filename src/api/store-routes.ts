@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -22,14 +22,16 @@ function query(value: unknown) {
  */
 export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy: Tenancy) {
   const one = { required: ['namespace'] };
-  app.put('/v1/store/items', async (request) => ({ item: await store.put(tenancy.confine(request, request.body, one)) }));
+  const write = (request: FastifyRequest, body: unknown, fields: { required?: string[]; defaulted?: string[] }) =>
+    tenancy.stampActor(request, tenancy.confine(request, body, fields));
+  app.put('/v1/store/items', async (request) => ({ item: await store.put(write(request, request.body, one)) }));
 
   app.get('/v1/store/items', async (request, reply) => {
     const item = await store.get(tenancy.confine(request, query(request.query), one));
     return item ? { item } : reply.status(404).send({ error: 'no such item (or it expired)' });
   });
 
-  app.delete('/v1/store/items', async (request) => ({ deleted: await store.delete(tenancy.confine(request, request.body, one)) }));
+  app.delete('/v1/store/items', async (request) => ({ deleted: await store.delete(write(request, request.body, one)) }));
 
   app.post('/v1/store/items/search', async (request) => ({
     items: await store.search(tenancy.confine(request, request.body, { defaulted: ['namespacePrefix'] })),
@@ -45,7 +47,13 @@ export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy:
     const ops = (request.body as { ops?: unknown } | null)?.ops;
     if (!Array.isArray(ops)) throw new InputError('invalid batch request: the body must be { "ops": [...] }');
     const confined = ops.map((op: { op?: unknown }) =>
-      tenancy.confine(request, op, op?.op === 'search' ? { defaulted: ['namespacePrefix'] } : op?.op === 'listNamespaces' ? { defaulted: ['prefix'] } : one),
+      op?.op === 'search'
+        ? tenancy.confine(request, op, { defaulted: ['namespacePrefix'] })
+        : op?.op === 'listNamespaces'
+          ? tenancy.confine(request, op, { defaulted: ['prefix'] })
+          : op?.op === 'get'
+            ? tenancy.confine(request, op, one)
+            : write(request, op, one),
     );
     return { results: await store.batch(confined) };
   });

@@ -91,6 +91,17 @@ export class Tenancy {
     return `${owner}/${threadId}`;
   }
 
+  /**
+   * History rows name who wrote: with keys on, the key's tenant, never what the body claims
+   * (a caller's own label is kept after it, for its own audit).
+   */
+  stampActor<T>(request: FastifyRequest, body: T): T {
+    const tenant = this.tenantOf(request);
+    if (!tenant || !body || typeof body !== 'object') return body;
+    const own = (body as { actor?: unknown }).actor;
+    return { ...(body as object), actor: typeof own === 'string' && own ? `api:${tenant}:${own}`.slice(0, 200) : `api:${tenant}` } as T;
+  }
+
   /** Deny by default: with keys on, a request that reached here unauthenticated is refused. */
   private tenantOf(request: FastifyRequest): string | null {
     if (this.tenants && !request.tenant) throw new InputError('a valid API key is required', undefined, 401);
