@@ -1,12 +1,12 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
-import { OpenAIEmbedder, type Embedder } from '../llm/embedder.js';
-import { createOpenAI } from '../llm/openai.js';
+import { createEmbedder } from '../llm/clients.js';
+import type { Embedder } from '../llm/embedder.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { defaultKinds, type MemoryKind } from '../memory/kinds.js';
 import { Recall, type SearchInput } from '../memory/recall.js';
-import { ThreadBuffer } from '../queue/buffer.js';
+import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';
 import { createRedis, waitReady } from '../queue/connection.js';
 import { Producer, type EnqueueResult } from '../queue/enqueue.js';
 import { createQueues, type EngramQueue } from '../queue/queues.js';
@@ -77,13 +77,13 @@ export class EngramClient {
     const o = parsed.data;
     const log = customLog ?? createLogger({ level: 'warn' });
     this.redis = createRedis(o.redisUrl, 'producer', log);
-    const buffer = new ThreadBuffer(this.redis, o.prefix, { dedupeWindowMs: 24 * 3600_000, idleTtlMs: 7 * 24 * 3600_000 });
+    const buffer = new ThreadBuffer(this.redis, o.prefix, BUFFER_DEFAULTS);
     this.queue = createQueues(this.redis, { prefix: o.prefix, reflectionAttempts: 5 }, log).reflection;
     this.producer = new Producer(buffer, this.queue, { debounceMs: o.debounceMs, maxWaitMs: o.maxWaitMs, policy: o.policy, kinds: kinds ?? defaultKinds }, log);
     const embedder =
       customEmbedder ??
       (o.embedding
-        ? new OpenAIEmbedder(createOpenAI({ baseURL: o.embedding.baseURL, apiKey: o.embedding.apiKey, timeoutMs: 30_000, maxRetries: 2 }), o.embedding.model, o.embedding.dimensions)
+        ? createEmbedder({ ...o.embedding, timeoutMs: 30_000 })
         : null);
     this.ownsDb = !db && !!o.databaseUrl;
     this.db = db ?? (o.databaseUrl ? createPgDb(o.databaseUrl, 5, log) : null);
