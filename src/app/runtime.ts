@@ -14,7 +14,7 @@ import { MemoryManager } from '../memory/manager.js';
 import { PromptOptimizer } from '../memory/procedural/prompt-optimizer.js';
 import { Recall } from '../memory/recall.js';
 import type { ReflectDeps, ReflectSettings } from '../memory/reflect.js';
-import { ThreadBuffer } from '../queue/buffer.js';
+import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';
 import { createRedis, waitReady } from '../queue/connection.js';
 import { Producer } from '../queue/enqueue.js';
 import { createQueues, type EngramQueues } from '../queue/queues.js';
@@ -85,7 +85,7 @@ export class Runtime {
     this.workerRedis = createRedis(env.REDIS_URL, 'worker', log);
     const storeLog = log.child({ component: 'store' });
     this.store = new MemoryStore(this.db, env.DATABASE_SCHEMA, storeLog, { exactSearchMax: env.STORE_EXACT_SEARCH_MAX, efSearch: 100 });
-    this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, { dedupeWindowMs: 24 * 3600_000, idleTtlMs: 7 * 24 * 3600_000 });
+    this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
     this.queues = createQueues(this.producerRedis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS, reflectionBackoffMs: env.REFLECTION_BACKOFF_MS }, log);
     this.producer = new Producer(this.buffer, this.queues.reflection, { debounceMs: env.DEBOUNCE_MS, maxWaitMs: env.MAX_WAIT_MS, policy: env.REFLECTION_POLICY, kinds: this.kinds }, log.child({ component: 'producer' }));
     const models = createModelClients(env, log);

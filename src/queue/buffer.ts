@@ -18,6 +18,9 @@ export interface BufferOptions {
   idleTtlMs: number;
 }
 
+/** Message ids are remembered for a day; an idle thread's context and last turns for a week. */
+export const BUFFER_DEFAULTS: BufferOptions = { dedupeWindowMs: 24 * 3600_000, idleTtlMs: 7 * 24 * 3600_000 };
+
 export interface BufferedEntry {
   /** Stream entry id: orders the thread's turns; the last reflected one is the cursor. */
   entryId: string;
