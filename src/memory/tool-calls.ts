@@ -97,13 +97,10 @@ export class ToolCallChecker {
   }
 
   private update(args: unknown) {
-    const parsed = updateArgsSchema.safeParse(args);
-    if (!parsed.success) return { error: `${UPDATE_TOOL}: ${z.prettifyError(parsed.error)}` };
-    const found = this.target(UPDATE_TOOL, parsed.data.id);
+    const found = this.resolve(UPDATE_TOOL, updateArgsSchema, args, canUpdate, 'updated');
     if ('error' in found) return found;
     const { memory, kind } = found;
-    if (!canUpdate(kind)) return { error: `${UPDATE_TOOL}: "${kind.name}" memories cannot be updated` };
-    const doc = kind.schema.safeParse(parsed.data.document);
+    const doc = kind.schema.safeParse(found.args.document);
     if (!doc.success) return { error: `${UPDATE_TOOL}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}` };
     this.touched.add(memory);
     // An update to the same document is no change: no write, no history row, no version bump.
@@ -112,11 +109,8 @@ export class ToolCallChecker {
   }
 
   private delete(args: unknown) {
-    const parsed = deleteArgsSchema.safeParse(args);
-    if (!parsed.success) return { error: `${DELETE_TOOL}: ${z.prettifyError(parsed.error)}` };
-    const found = this.target(DELETE_TOOL, parsed.data.id);
+    const found = this.resolve(DELETE_TOOL, deleteArgsSchema, args, canDelete, 'deleted');
     if ('error' in found) return found;
-    if (!canDelete(found.kind)) return { error: `${DELETE_TOOL}: "${found.kind.name}" memories cannot be deleted` };
     this.touched.add(found.memory);
     this.accepted.push({ op: 'delete', target: found.memory });
     return { accepted: true as const };
@@ -135,6 +129,22 @@ export class ToolCallChecker {
     state.document = doc.data;
     state.patched = true;
     return { accepted: true as const };
+  }
+
+  /** The arguments of an update or delete, checked, with the memory its alias names and its kind. */
+  private resolve<A extends { id: string }>(
+    tool: string,
+    schema: z.ZodType<A>,
+    raw: unknown,
+    allowed: (k: MemoryKind) => boolean,
+    verb: string,
+  ): { error: string } | { args: A; memory: ExistingMemory; kind: MemoryKind } {
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) return { error: `${tool}: ${z.prettifyError(parsed.error)}` };
+    const found = this.target(tool, parsed.data.id);
+    if ('error' in found) return found;
+    if (!allowed(found.kind)) return { error: `${tool}: "${found.kind.name}" memories cannot be ${verb}` };
+    return { args: parsed.data, ...found };
   }
 
   private target(tool: string, id: string): { error: string } | { memory: ExistingMemory; kind: MemoryKind } {
