@@ -68,15 +68,21 @@ describe.each(backends)('reflection writes on $name', (backend) => {
     expect(await store.getCursor('th-2')).toBeNull();
   });
 
-  it('sweeps expired memories with an expire history row, and never returns them', async () => {
+  /** One reflection that inserts one memory, at the namespace's current version. */
+  const insertOne = async (threadId: string, key: string, content: string, expiresAt: Date | null) => {
     const versions = await store.namespaceVersions([ns]);
-    await store.apply(
+    const result = await store.apply(
       change({
-        threadId: 'th-3',
+        threadId,
         namespaceVersions: [{ namespace: ns, version: versions.get(JSON.stringify(ns))! }],
-        writes: [{ op: 'insert', namespace: ns, key: 'k-old', kind: 'memory', value: { content: 'User is in Paris this week' }, embeddings: [{ field: '$', vector: vec('Paris') }], expiresAt: new Date(Date.now() - 1000) }],
+        writes: [{ op: 'insert', namespace: ns, key, kind: 'memory', value: { content }, embeddings: [{ field: '$', vector: vec(content) }], expiresAt }],
       }),
     );
+    expect(result.status).toBe('applied');
+  };
+
+  it('sweeps expired memories with an expire history row, and never returns them', async () => {
+    await insertOne('th-3', 'k-old', 'User is in Paris this week', new Date(Date.now() - 1000));
     expect(await store.get(ns, 'k-old')).toBeNull();
     expect((await store.search(ns, vec('Paris'), 10)).map((h) => h.key)).not.toContain('k-old');
     expect(await store.sweepExpired('test-sweeper')).toBe(1);
@@ -89,14 +95,7 @@ describe.each(backends)('reflection writes on $name', (backend) => {
   it('a key written again after it expired continues its versions, so a stale ifVersion cannot match', async () => {
     // k-old was inserted at version 1 and swept by the test above; a profile's fixed key is the
     // case that meets this: the reflection inserts it anew.
-    const versions = await store.namespaceVersions([ns]);
-    await store.apply(
-      change({
-        threadId: 'th-4',
-        namespaceVersions: [{ namespace: ns, version: versions.get(JSON.stringify(ns))! }],
-        writes: [{ op: 'insert', namespace: ns, key: 'k-old', kind: 'memory', value: { content: 'User is in Rome' }, embeddings: [{ field: '$', vector: vec('Rome') }], expiresAt: null }],
-      }),
-    );
+    await insertOne('th-4', 'k-old', 'User is in Rome', null);
     expect((await store.get(ns, 'k-old'))?.version).toBe(2);
     expect((await store.history(ns, 'k-old')).map((h) => [h.op, h.version])).toEqual([
       ['insert', 1],
