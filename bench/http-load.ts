@@ -1,0 +1,49 @@
+/**
+ * HTTP load for the benchmarks from wrk, a load generator written in C (Debian package `wrk`,
+ * installed by ops/bench-tools.sh). A Node client on this 2-core machine costs as much CPU per
+ * request as the API it measures, and its own garbage collections land in the latencies it
+ * reports; wrk's cost is a small fraction of that, and it times requests in microseconds.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+const script = fileURLToPath(new URL('./wrk/load.lua', import.meta.url));
+const resultSchema = z.object({
+  requests: z.number(),
+  durationUs: z.number(),
+  socketErrors: z.number(),
+  httpErrors: z.number(),
+  p50: z.number(),
+  p99: z.number(),
+  max: z.number(),
+});
+
+export interface LoadOptions {
+  base: string;
+  /** GET this path; omitted: POST turns in sessions of 20 per thread. */
+  path?: string;
+  /** Thread id prefix; unique per run, so each run starts its own threads. */
+  threads?: string;
+  connections: number;
+  seconds: number;
+  /** Requests per second across all connections; omitted: closed loop, as fast as answered. */
+  rate?: number;
+}
+
+/** Latencies in ms. Throws when any request failed: a figure over errors would mislead. */
+export async function load(opts: LoadOptions) {
+  // Each connection waits `pace` between its requests, so connections / (pace + latency) is the
+  // rate; the latency (about 1 ms) is taken off the pace so that the rate is the one asked for.
+  const pace = opts.rate ? Math.max(1, Math.round((opts.connections * 1000) / opts.rate) - 1) : 0;
+  const env = { ...process.env, LOAD_THREADS: opts.threads ?? 'wrk-', LOAD_PACE_MS: String(pace), LOAD_CONNECTIONS: String(opts.connections), ...(opts.path ? { LOAD_PATH: opts.path } : {}) };
+  const args = ['-t1', `-c${opts.connections}`, `-d${opts.seconds}s`, '-s', script, opts.base];
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile('wrk', args, { env }, (err, stdout, stderr) => (err ? reject(new Error(`wrk failed: ${err.message} ${stderr}`)) : resolve(stdout))),
+  );
+  const line = out.split('\n').find((l) => l.startsWith('LOAD '));
+  if (!line) throw new Error(`wrk printed no result:\n${out}`);
+  const r = resultSchema.parse(JSON.parse(line.slice(5)));
+  if (r.socketErrors || r.httpErrors) throw new Error(`wrk: ${r.socketErrors} socket errors, ${r.httpErrors} HTTP errors of ${r.requests} requests`);
+  return { n: r.requests, rate: r.requests / (r.durationUs / 1e6), p50: r.p50 / 1000, p99: r.p99 / 1000, max: r.max / 1000 };
+}
