@@ -109,6 +109,7 @@ export class Store {
         kind: op.kind ?? this.opts.defaultKind,
         value: op.value as Record<string, unknown>,
         expiresAt: ttl === null ? null : new Date(now + ttl),
+        ttlMs: ttl,
         embeddings: vectors.get(i) ?? [],
         ifVersion: op.ifVersion,
         actor: op.actor,
