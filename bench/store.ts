@@ -44,7 +44,7 @@ const schema = `bench_${randomBytes(3).toString('hex')}`;
 const db: Db = a.pglite ? createPgliteDb('memory://', log) : createPgDb(a['database-url'], WRITERS + 2, log);
 const data = new BenchData(U, M, D, Number(a.topics));
 const memories = new MemoryStore(db, schema, log);
-const store = new Store(memories, { embedder: data, indexFields: ['content'], defaultTtlMs: null, defaultKind: 'memory', actor: 'bench', log });
+const store = new Store(memories, { embedder: data, indexFields: ['content'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'bench', log });
 const ns = (u: number) => ['bench', `u${u}`];
 const id = (item: { namespace: string[]; key: string }) => `${item.namespace[1]}/${item.key}`;
 const idOf = (n: number) => `u${Math.floor(n / M)}/m${n % M}`;

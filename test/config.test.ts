@@ -36,6 +36,10 @@ describe('environment', () => {
     expect(parseEnv({ ...minimal, STORE_INDEX_FIELDS: 'title, sections[*].text' }).STORE_INDEX_FIELDS).toEqual(['title', 'sections[*].text']);
     expect(() => parseEnv({ ...minimal, STORE_INDEX_FIELDS: 'a..b' })).toThrow(/STORE_INDEX_FIELDS/);
     expect(() => parseEnv({ ...minimal, DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL/);
+    expect(parseEnv(minimal).STORE_REFRESH_TTL_ON_READ).toBe(true);
+    expect(parseEnv({ ...minimal, STORE_REFRESH_TTL_ON_READ: 'false' }).STORE_REFRESH_TTL_ON_READ).toBe(false);
+    expect(parseEnv({ ...minimal, STORE_REFRESH_TTL_ON_READ: '0' }).STORE_REFRESH_TTL_ON_READ).toBe(false);
+    expect(() => parseEnv({ ...minimal, STORE_REFRESH_TTL_ON_READ: 'sometimes' })).toThrow(/STORE_REFRESH_TTL_ON_READ/);
   });
 
   it('rejects a maxWait shorter than the debounce window', () => {

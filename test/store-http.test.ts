@@ -85,6 +85,64 @@ describe.each(backends)('store HTTP API on $name', (backend) => {
   });
 });
 
+/** With STORE_REFRESH_TTL_ON_READ=false, so a read refreshes only when it says `refreshTtl`. */
+describe.each(backends)('store TTL refresh over HTTP on $name', (backend) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: ['api'],
+      env: { STORE_REFRESH_TTL_ON_READ: 'false', ...(backend.name === 'pglite' ? { DATABASE_URL: '', PGLITE_DATA_DIR: 'memory://' } : {}) },
+    });
+  });
+  afterAll(async () => h?.stop());
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${h.url}${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+  /** Moves the item's expiry to a minute from now, as if it had been put 59 minutes ago. */
+  const age = (ns: string[]) => h.runtime.db.query(`update ${h.runtime.store.t.memories} set expires_at = now() + interval '1 minute' where namespace = $1`, [ns]);
+  const renewed = async (ns: string[]) =>
+    (await h.runtime.db.query<{ ok: boolean }>(`select expires_at >= now() + interval '59 minutes' as ok from ${h.runtime.store.t.memories} where namespace = $1`, [ns])).rows[0]?.ok;
+
+  it('GET, search and batch carry refreshTtl; without it the configured default (off) applies', async () => {
+    const ns = ['memories', 'ttl'];
+    const item = `/v1/store/items?namespace=memories&namespace=ttl&key=k`;
+    await call('PUT', '/v1/store/items', { namespace: ns, key: 'k', value: { content: 'User is in Paris this week' }, ttl: 3_600_000 });
+    await age(ns);
+    expect((await call('GET', item)).status).toBe(200);
+    expect((await call('POST', '/v1/store/items/search', { namespacePrefix: ns, query: 'Paris' })).body.items).toHaveLength(1);
+    expect(await renewed(ns)).toBe(false);
+
+    const got = await call('GET', `${item}&refreshTtl=true`);
+    expect(await renewed(ns)).toBe(true);
+    expect(new Date(got.body.item.expiresAt).getTime()).toBeGreaterThan(Date.now() + 58 * 60_000);
+    await age(ns);
+    await call('GET', `${item}&refreshTtl=false`);
+    expect(await renewed(ns)).toBe(false);
+    await call('POST', '/v1/store/items/search', { namespacePrefix: ns, query: 'Paris', refreshTtl: true });
+    expect(await renewed(ns)).toBe(true);
+    await age(ns);
+    expect((await call('POST', '/v1/store/batch', { ops: [{ op: 'get', namespace: ns, key: 'k', refreshTtl: true }] })).status).toBe(200);
+    expect(await renewed(ns)).toBe(true);
+  });
+
+  it('a refreshTtl that is not a boolean is a 400 naming it', async () => {
+    const bad = await call('GET', '/v1/store/items?namespace=memories&namespace=ttl&key=k&refreshTtl=yes');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/refreshTtl/);
+    const search = await call('POST', '/v1/store/items/search', { namespacePrefix: ['memories'], refreshTtl: 'true' });
+    expect(search.status).toBe(400);
+    expect(search.body.error).toMatch(/refreshTtl/);
+    expect(search.body.error).toMatch(/expected boolean/);
+    const batch = await call('POST', '/v1/store/batch', { ops: [{ op: 'get', namespace: ['memories'], key: 'k', refreshTtl: 1 }] });
+    expect(batch.status).toBe(400);
+    expect(batch.body.error).toMatch(/refreshTtl/);
+    // History is no read of the item: it takes no refreshTtl.
+    expect((await call('GET', '/v1/store/items/history?namespace=memories&key=k&refreshTtl=true')).status).toBe(400);
+  });
+});
+
 describe.each(backends)('store SDK on $name', (backend) => {
   let f: StoreFixture;
   let client: EngramClient;
@@ -110,6 +168,31 @@ describe.each(backends)('store SDK on $name', (backend) => {
     expect(await client.store.delete(ns, 'k', { ifVersion: 1 })).toBe(true);
     expect((await client.store.history(ns, 'k')).map((h) => h.actor)).toEqual(['sdk-test', 'sdk-test']);
     await expect(client.store.put([], 'k', {})).rejects.toBeInstanceOf(InputError);
+  });
+
+  it('get and search take refreshTtl; the client default is store.refreshTtlOnRead (true)', async () => {
+    const ns = ['sdk', 'ttl'];
+    const { t } = f.memories;
+    const age = () => f.db.query(`update ${t.memories} set expires_at = now() + interval '1 minute' where namespace = $1`, [ns]);
+    const renewed = async () => (await f.db.query<{ ok: boolean }>(`select expires_at >= now() + interval '59 minutes' as ok from ${t.memories} where namespace = $1`, [ns])).rows[0]?.ok;
+    await client.store.put(ns, 'k', { content: 'User likes ramen' }, { ttl: 3_600_000 });
+    await age();
+    await client.store.get(ns, 'k', { refreshTtl: false });
+    await client.store.search(ns, { query: 'ramen', refreshTtl: false });
+    expect(await renewed()).toBe(false);
+    await client.store.get(ns, 'k');
+    expect(await renewed()).toBe(true);
+
+    const off = new EngramClient({ redisUrl: TEST_REDIS_URL, db: f.db, schema: f.schema, embedder: new TestEmbedder(), store: { refreshTtlOnRead: false } });
+    try {
+      await age();
+      await off.store.get(ns, 'k');
+      expect(await renewed()).toBe(false);
+      await off.store.search(ns, { query: 'ramen', refreshTtl: true });
+      expect(await renewed()).toBe(true);
+    } finally {
+      await off.close();
+    }
   });
 
   it('without a database the store says what it needs', async () => {

@@ -9,9 +9,11 @@ const itemQuery = z.strictObject({
   namespace: z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v])),
   key: z.string(),
 });
+/** A get may say `refreshTtl=true|false`: query strings carry text, so only those two spellings. */
+const getQuery = itemQuery.extend({ refreshTtl: z.stringbool({ truthy: ['true'], falsy: ['false'] }).optional() });
 
-function query(value: unknown) {
-  const parsed = itemQuery.safeParse(value);
+function query<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const parsed = schema.safeParse(value);
   if (!parsed.success) throw new InputError(`invalid query string: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
   return parsed.data;
 }
@@ -27,7 +29,7 @@ export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy:
   app.put('/v1/store/items', async (request) => ({ item: await store.put(write(request, request.body, one)) }));
 
   app.get('/v1/store/items', async (request, reply) => {
-    const item = await store.get(tenancy.confine(request, query(request.query), one));
+    const item = await store.get(tenancy.confine(request, query(getQuery, request.query), one));
     return item ? { item } : reply.status(404).send({ error: 'no such item (or it expired)' });
   });
 
@@ -37,7 +39,7 @@ export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy:
     items: await store.search(tenancy.confine(request, request.body, { defaulted: ['namespacePrefix'] })),
   }));
 
-  app.get('/v1/store/items/history', async (request) => ({ history: await store.history(tenancy.confine(request, query(request.query), one)) }));
+  app.get('/v1/store/items/history', async (request) => ({ history: await store.history(tenancy.confine(request, query(itemQuery, request.query), one)) }));
 
   app.post('/v1/store/namespaces', async (request) => ({
     namespaces: await store.listNamespaces(tenancy.confine(request, request.body ?? {}, { defaulted: ['prefix'] })),

@@ -97,6 +97,7 @@ export class Runtime {
       embedder: this.embedder,
       indexFields: env.STORE_INDEX_FIELDS,
       defaultTtlMs: env.STORE_DEFAULT_TTL_MS ?? null,
+      refreshTtlOnRead: env.STORE_REFRESH_TTL_ON_READ,
       defaultKind: 'memory',
       actor: 'api',
       log: storeLog,

@@ -37,6 +37,11 @@ export const envSchema = z
       .refine((fields) => fields.length > 0 && fields.every((f) => parsePath(f) !== null), 'a comma-separated list of paths such as `$` or `title,sections[*].text`'),
     /** Time to live of items put without a `ttl` (ms); none when unset. */
     STORE_DEFAULT_TTL_MS: int(1).optional(),
+    /**
+     * Whether store gets and searches renew the TTL of the items they return when the call does
+     * not say (`refreshTtl`): a memory that keeps being recalled stays. LangGraph's default too.
+     */
+    STORE_REFRESH_TTL_ON_READ: bool.default(true),
     /** Prefix searches over at most this many items rank exactly even when the ANN index exists. */
     STORE_EXACT_SEARCH_MAX: int(0).default(10_000),
 

@@ -30,7 +30,11 @@ export interface NamespaceSnapshot {
  * cut to k. Taking the k nearest to any query instead would let one chatty turn crowd out the
  * memories every other turn needs.
  *
- * Reflection-specific SQL, kept beside the reflection; it only reads.
+ * Reflection-specific SQL, kept beside the reflection; it only reads. In particular it never
+ * refreshes TTLs (unlike the store API's get and search, see refresh-ttl.ts): a background job
+ * looking at memories is not the application recalling them, and since every reflection looks at
+ * the memories nearest its turns, refreshing here would keep whatever a chatty thread resembles
+ * alive for ever. A TTL is renewed by a reflection only when it rewrites the memory.
  */
 type SnapshotRow = { key: string; kind: string; version: number; value: Record<string, unknown>; expired?: boolean };
 

@@ -31,15 +31,16 @@ export async function toWrites(input: {
   const now = input.now ?? Date.now();
   return planned.map(({ op, kind, fields }): MemoryWrite => {
     const embeddings = fields.map((f) => ({ field: f.field, vector: vectors[f.index] as number[] }));
-    const expiresAt = kind?.ttlMs ? new Date(now + kind.ttlMs) : null;
+    const ttlMs = kind?.ttlMs ?? null;
+    const expiresAt = ttlMs ? new Date(now + ttlMs) : null;
     if (op.op === 'insert') {
       const k = kind as MemoryKind;
       const key = k.mode === 'profile' ? profileKey(k) : randomUUID();
-      return { op: 'insert', namespace: input.namespaceOf(op.kind), key, kind: op.kind, value: op.document, embeddings, expiresAt };
+      return { op: 'insert', namespace: input.namespaceOf(op.kind), key, kind: op.kind, value: op.document, embeddings, expiresAt, ttlMs };
     }
     if (op.op === 'update') {
       const t = op.target;
-      return { op: 'update', namespace: t.namespace, key: t.key, kind: t.kind, value: op.document, expectedVersion: t.version, embeddings, expiresAt };
+      return { op: 'update', namespace: t.namespace, key: t.key, kind: t.kind, value: op.document, expectedVersion: t.version, embeddings, expiresAt, ttlMs };
     }
     return { op: 'delete', namespace: op.target.namespace, key: op.target.key, expectedVersion: op.target.version };
   });

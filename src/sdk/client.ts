@@ -28,6 +28,7 @@ export const clientOptionsSchema = z.strictObject({
     .strictObject({
       indexFields: z.array(fieldPathSchema).min(1).default(['$']),
       defaultTtlMs: z.number().int().positive().nullable().default(null),
+      refreshTtlOnRead: z.boolean().default(true),
       actor: z.string().min(1).max(200).default('sdk'),
     })
     .prefault({}),
@@ -90,7 +91,7 @@ export class EngramClient {
     const memories = this.db ? new MemoryStore(this.db, o.schema, log) : null;
     this.recall = memories && embedder ? new Recall(memories, embedder) : null;
     this.storeClient = memories
-      ? new StoreClient(new Store(memories, { embedder, indexFields: o.store.indexFields, defaultTtlMs: o.store.defaultTtlMs, defaultKind: 'memory', actor: o.store.actor, log }))
+      ? new StoreClient(new Store(memories, { embedder, indexFields: o.store.indexFields, defaultTtlMs: o.store.defaultTtlMs, refreshTtlOnRead: o.store.refreshTtlOnRead, defaultKind: 'memory', actor: o.store.actor, log }))
       : null;
   }
 

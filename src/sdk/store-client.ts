@@ -1,5 +1,5 @@
 import type { Store, BatchResult } from '../store/store.js';
-import type { BatchOp, DeleteInput, ListNamespacesInput, PutInput, SearchInput } from '../store/schemas.js';
+import type { BatchOp, DeleteInput, GetInput, ListNamespacesInput, PutInput, SearchInput } from '../store/schemas.js';
 import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from '../store/types.js';
 
 /**
@@ -14,8 +14,9 @@ export class StoreClient {
     return this.store.put({ namespace, key, value, ...options });
   }
 
-  get(namespace: Namespace, key: string): Promise<MemoryItem | null> {
-    return this.store.get({ namespace, key });
+  /** `refreshTtl`: renew the item's TTL (default: the client's `store.refreshTtlOnRead`, true). */
+  get(namespace: Namespace, key: string, options: Omit<GetInput, 'namespace' | 'key'> = {}): Promise<MemoryItem | null> {
+    return this.store.get({ namespace, key, ...options });
   }
 
   /** True when a live item was deleted. */

@@ -58,10 +58,10 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet): Promise<A
       // Versions never repeat for a key: a key that existed before (a profile's fixed key after a
       // delete or expiry) continues from its last version, so a stale `ifVersion` cannot match.
       const res = await client.query<{ version: unknown }>(
-        `insert into ${t.memories} (namespace, key, kind, value, expires_at, version)
-         values ($1, $2, $3, $4, $5, 1 + coalesce((select max(version) from ${t.history} where namespace = $1 and key = $2), 0))
+        `insert into ${t.memories} (namespace, key, kind, value, expires_at, ttl_ms, version)
+         values ($1, $2, $3, $4, $5, $6, 1 + coalesce((select max(version) from ${t.history} where namespace = $1 and key = $2), 0))
          returning version`,
-        [w.namespace, w.key, w.kind, w.value, w.expiresAt],
+        [w.namespace, w.key, w.kind, w.value, w.expiresAt, w.ttlMs],
       );
       await writeVectors(client, t, w.namespace, w.key, w.embeddings);
       await history(w, w.kind, 'insert', Number(res.rows[0]?.version ?? 1), null, w.value);
@@ -74,10 +74,12 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet): Promise<A
                 -- A kind without a TTL keeps the expiry the item was given (by the store API),
                 -- unless it had passed: a memory the model just rewrote is live again.
                 expires_at = case when $6::timestamptz is not null then $6::timestamptz
-                                  when m.expires_at <= now() then null else m.expires_at end
+                                  when m.expires_at <= now() then null else m.expires_at end,
+                ttl_ms = case when $6::timestamptz is not null then $7::bigint
+                              when m.expires_at <= now() then null else m.ttl_ms end
            from old where m.namespace = $1 and m.key = $2
           returning m.version, old.value as before`,
-        [w.namespace, w.key, w.kind, w.value, w.expectedVersion, w.expiresAt],
+        [w.namespace, w.key, w.kind, w.value, w.expectedVersion, w.expiresAt, w.ttlMs],
       );
       if (!res.rowCount) throw new Rollback({ status: 'conflict', namespace: w.namespace });
       await writeVectors(client, t, w.namespace, w.key, w.embeddings);

@@ -2,6 +2,7 @@ import type { Logger } from '../log/logger.js';
 import { applyChangeSet } from './apply.js';
 import type { Db } from './db.js';
 import { COLUMNS, getItems, listNamespaces, toItem, type ListNamespacesQuery } from './read-items.js';
+import { refreshTtl } from './refresh-ttl.js';
 import { annIndexExists, searchItems, searchPlan, type SearchQuery, type SearchSettings } from './search.js';
 import { ANN_INDEX, ident, tables, type Tables } from './sql.js';
 import { sweepExpired } from './sweep.js';
@@ -54,6 +55,15 @@ export class MemoryStore {
 
   getMany(refs: { namespace: Namespace; key: string }[]): Promise<(MemoryItem | null)[]> {
     return getItems(this.db, this.t, refs);
+  }
+
+  /**
+   * Renews the expiry of items a read returned (now + their TTL), without a version or history
+   * row; returns them with their new `expiresAt`. Reads here never refresh by themselves: the
+   * store API decides (`refreshTtl`, `STORE_REFRESH_TTL_ON_READ`).
+   */
+  refreshTtl<T extends MemoryItem>(items: T[]): Promise<T[]> {
+    return refreshTtl(this.db, this.t, items);
   }
 
   /** Puts and deletes in one transaction; a stale `ifVersion` throws a 409 InputError. */

@@ -35,7 +35,12 @@ export const putInputSchema = z.strictObject({
   ifVersion: ifVersion.optional(),
   actor: actor.optional(),
 });
-export const getInputSchema = z.strictObject({ namespace: namespaceSchema, key });
+/**
+ * Reads renew the TTL of the items they return (now + the item's ttl), without a new version;
+ * omitted: the store's default (STORE_REFRESH_TTL_ON_READ). LangGraph's `refresh_ttl`.
+ */
+const refreshTtl = z.boolean().optional();
+export const getInputSchema = z.strictObject({ namespace: namespaceSchema, key, refreshTtl });
 export const deleteInputSchema = z.strictObject({ namespace: namespaceSchema, key, ifVersion: ifVersion.optional(), actor: actor.optional() });
 export const searchInputSchema = z.strictObject({
   namespacePrefix: prefix,
@@ -45,6 +50,7 @@ export const searchInputSchema = z.strictObject({
   offset: z.number().int().min(0).max(100_000).default(0),
   /** Rank exactly even when the prefix is large enough for the ANN index. */
   exact: z.boolean().optional(),
+  refreshTtl,
 });
 export const listNamespacesInputSchema = z.strictObject({
   prefix: prefix.optional(),
@@ -53,7 +59,7 @@ export const listNamespacesInputSchema = z.strictObject({
   limit: z.number().int().min(1).max(1_000).default(100),
   offset: z.number().int().min(0).default(0),
 });
-export const historyInputSchema = getInputSchema;
+export const historyInputSchema = z.strictObject({ namespace: namespaceSchema, key });
 
 export const batchOpSchema = z.discriminatedUnion('op', [
   putInputSchema.extend({ op: z.literal('put') }),

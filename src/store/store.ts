@@ -25,6 +25,11 @@ export interface StoreOptions {
   defaultTtlMs: number | null;
   /** Kind of items whose put does not say: the default reflection kind sees them. */
   defaultKind: string;
+  /**
+   * Whether get and search renew the TTL of the items they return when the call does not say
+   * (`refreshTtl`); LangGraph's `refresh_on_read`, and like it true in the service.
+   */
+  refreshTtlOnRead: boolean;
   /** Recorded in history when a write does not name its actor. */
   actor: string;
   log: Logger;
@@ -53,8 +58,7 @@ export class Store {
   }
 
   async get(input: unknown): Promise<MemoryItem | null> {
-    const { namespace, key } = parse(getInputSchema, input, 'get');
-    return this.memories.get(namespace, key);
+    return this.getItem(parse(getInputSchema, input, 'get'));
   }
 
   /** True when a live item was deleted. */
@@ -109,6 +113,7 @@ export class Store {
         kind: op.kind ?? this.opts.defaultKind,
         value: op.value as Record<string, unknown>,
         expiresAt: ttl === null ? null : new Date(now + ttl),
+        ttlMs: ttl,
         embeddings: vectors.get(i) ?? [],
         ifVersion: op.ifVersion,
         actor: op.actor,
@@ -121,14 +126,25 @@ export class Store {
     }
 
     for (const [i, op] of ops.entries()) {
-      if (op.op === 'get') results[i] = await this.memories.get(op.namespace, op.key);
+      if (op.op === 'get') results[i] = await this.getItem(op);
       else if (op.op === 'listNamespaces') results[i] = await this.memories.listNamespaces(op);
       else if (op.op === 'search') {
         const vector = vectors.get(i)?.[0]?.vector;
-        results[i] = await this.memories.searchPrefix({ prefix: op.namespacePrefix, vector, filter: op.filter ?? [], limit: op.limit, offset: op.offset, exact: op.exact });
+        const items = await this.memories.searchPrefix({ prefix: op.namespacePrefix, vector, filter: op.filter ?? [], limit: op.limit, offset: op.offset, exact: op.exact });
+        results[i] = await this.refreshed(items, op.refreshTtl);
       }
     }
     return results;
+  }
+
+  private async getItem(op: { namespace: Namespace; key: string; refreshTtl?: boolean | undefined }): Promise<MemoryItem | null> {
+    const item = await this.memories.get(op.namespace, op.key);
+    return item && ((await this.refreshed([item], op.refreshTtl))[0] as MemoryItem);
+  }
+
+  /** An application reading items is recalling them: renew their TTL unless told not to. */
+  private async refreshed<T extends MemoryItem>(items: T[], refreshTtl: boolean | undefined): Promise<T[]> {
+    return (refreshTtl ?? this.opts.refreshTtlOnRead) ? this.memories.refreshTtl(items) : items;
   }
 
   /** Vectors per op index: the fields of each put, the query of each search; one model call. */

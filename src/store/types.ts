@@ -34,9 +34,10 @@ export interface FieldEmbedding {
 }
 
 /** A write decided by a reflection, with its embeddings computed before the transaction. */
+/** `ttlMs` is the duration behind `expiresAt`, kept so that reads can refresh the expiry. */
 export type MemoryWrite =
-  | { op: 'insert'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; embeddings: FieldEmbedding[]; expiresAt: Date | null }
-  | { op: 'update'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; expectedVersion: number; embeddings: FieldEmbedding[]; expiresAt: Date | null }
+  | { op: 'insert'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; embeddings: FieldEmbedding[]; expiresAt: Date | null; ttlMs: number | null }
+  | { op: 'update'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; expectedVersion: number; embeddings: FieldEmbedding[]; expiresAt: Date | null; ttlMs: number | null }
   | { op: 'delete'; namespace: Namespace; key: string; expectedVersion: number };
 
 /** Everything one reflection commits, atomically with the thread cursor. */
@@ -67,6 +68,8 @@ export type ItemWrite =
       kind: string;
       value: Record<string, unknown>;
       expiresAt: Date | null;
+      /** The duration behind `expiresAt` (null with it), kept so that reads can refresh the expiry. */
+      ttlMs: number | null;
       embeddings: FieldEmbedding[];
       ifVersion?: number | undefined;
       actor?: string | undefined;

@@ -100,12 +100,13 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
     const written = await tx.query<{ namespace: Namespace; key: string; created_at: Date; updated_at: Date }>(
       `with nss as (select * from ${nss}),
        up as (
-         insert into ${t.memories} as m (namespace, key, kind, value, version, expires_at)
-         select nss.ns, p.key, p.kind, p.value::jsonb, p.version, p.expires_at
-           from unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[]) as p(nsi, key, kind, value, version, expires_at)
+         insert into ${t.memories} as m (namespace, key, kind, value, version, expires_at, ttl_ms)
+         select nss.ns, p.key, p.kind, p.value::jsonb, p.version, p.expires_at, p.ttl_ms
+           from unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $20::bigint[])
+                as p(nsi, key, kind, value, version, expires_at, ttl_ms)
            join nss on nss.o = p.nsi
          on conflict (namespace, key) do update set kind = excluded.kind, value = excluded.value, version = excluded.version,
-           expires_at = excluded.expires_at, updated_at = now(),
+           expires_at = excluded.expires_at, ttl_ms = excluded.ttl_ms, updated_at = now(),
            created_at = case when m.expires_at <= now() then now() else m.created_at end
          returning m.namespace, m.key, m.created_at, m.updated_at),
        del as (
@@ -142,6 +143,7 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
         history.map((h) => (h.after === null ? null : JSON.stringify(h.after))),
         changed,
         changed.map((n) => delta.get(n) ?? 0),
+        puts.map((p) => p.w.ttlMs),
       ],
     );
 

@@ -1,6 +1,7 @@
 import type { Tables } from '../sql.js';
 import * as m001 from './001-init.js';
 import * as m002 from './002-store-api.js';
+import * as m003 from './003-ttl-refresh.js';
 
 export interface Migration {
   id: number;
@@ -12,4 +13,5 @@ export interface Migration {
 export const migrations: Migration[] = [
   { id: 1, ...m001 },
   { id: 2, ...m002 },
+  { id: 3, ...m003 },
 ];
