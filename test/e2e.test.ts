@@ -62,4 +62,19 @@ describe('walking skeleton: ramen and pasta', () => {
     expect((await h.runtime.store.history(['memories', 'u1'], pasta.key)).map((e) => e.op)).toEqual(['insert', 'delete']);
     expect(h.model.chatRequests).toHaveLength(2);
   });
+
+  it('search says what is wrong with its query string, and reads nothing', async () => {
+    const embeddingsBefore = h.model.embeddingRequests;
+    for (const [q, says] of [
+      ['namespace=memories&namespace=u1&query=ramen&refreshTtl=yes', 'refreshTtl'],
+      ['namespace=memories&namespace=u1&query=', 'query'],
+      ['namespace=memories&namespace=u1&query=ramen&limit=0', 'limit'],
+    ] as const) {
+      const res = await fetch(`${h.url}/v1/memories/search?${q}`);
+      expect(res.status, q).toBe(400);
+      expect(JSON.stringify(await res.json()), q).toContain(says);
+    }
+    expect(h.model.embeddingRequests).toBe(embeddingsBefore);
+    for (const flag of ['true', 'false']) expect((await fetch(`${h.url}/v1/memories/search?namespace=memories&namespace=u1&query=ramen&refreshTtl=${flag}`)).status).toBe(200);
+  });
 });

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Recall } from '../src/memory/recall.js';
 import { readSnapshot } from '../src/memory/reflection-snapshot.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { migrate } from '../src/store/migrate.js';
@@ -195,6 +196,27 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     const other = page[0]!.key === 'tennis' ? 'paris' : 'tennis';
     expect(await livesAtLeast(ns, page[0]!.key, '59 minutes')).toBe(true);
     expect(await livesAtLeast(ns, other, '2 minutes')).toBe(false);
+  });
+
+  it('recall (what the application searches on its next turn) refreshes what it returns, unless told not to or configured off', async () => {
+    const ns = ['ttl', 'recall'];
+    await put(ns, 'tea', 'User likes green tea');
+    await put(ns, 'tennis', 'User plays tennis on Sundays');
+    await expireIn(ns, '1 minute');
+
+    const hits = await new Recall(f.memories, f.embedder, true).search({ namespace: ns, query: 'green tea', limit: 1 });
+    expect(hits.map((h) => h.key)).toEqual(['tea']);
+    expect(hits[0]!.expiresAt!.getTime()).toBe((await row(ns, 'tea')).expiresAt!.getTime());
+    expect(await livesAtLeast(ns, 'tea', '59 minutes')).toBe(true);
+    expect(await livesAtLeast(ns, 'tennis', '2 minutes')).toBe(false);
+
+    await expireIn(ns, '1 minute');
+    await new Recall(f.memories, f.embedder, true).search({ namespace: ns, query: 'green tea', limit: 2, refreshTtl: false });
+    await new Recall(f.memories, f.embedder, false).search({ namespace: ns, query: 'green tea', limit: 2 });
+    for (const key of ['tea', 'tennis']) expect(await livesAtLeast(ns, key, '2 minutes')).toBe(false);
+    await new Recall(f.memories, f.embedder, false).search({ namespace: ns, query: 'tennis', limit: 1, refreshTtl: true });
+    expect(await livesAtLeast(ns, 'tennis', '59 minutes')).toBe(true);
+    expect(await livesAtLeast(ns, 'tea', '2 minutes')).toBe(false);
   });
 
   it("a reflection's snapshot read never refreshes, neither searched memories nor profiles", async () => {

@@ -19,6 +19,8 @@ const searchQuery = z.strictObject({
   query: z.string(),
   limit: z.string().optional(),
   offset: z.string().optional(),
+  // Query strings carry text: only these two spellings, anything else is a 400.
+  refreshTtl: z.stringbool({ truthy: ['true'], falsy: ['false'] }).optional(),
 });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
@@ -39,7 +41,7 @@ export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
 
   app.get('/v1/memories/search', async (request) => {
     const q = deps.tenancy.confine(request, parse(searchQuery, request.query, 'query string'), { required: ['namespace'] });
-    const memories = await deps.recall.search({ namespace: q.namespace, query: q.query, limit: q.limit, offset: q.offset });
+    const memories = await deps.recall.search({ namespace: q.namespace, query: q.query, limit: q.limit, offset: q.offset, refreshTtl: q.refreshTtl });
     return { memories };
   });
 }

@@ -9,6 +9,8 @@ export const searchInputSchema = z.strictObject({
   query: z.string().min(1, 'must not be empty').max(8_000),
   limit: z.coerce.number().int().min(1).max(100).default(10),
   offset: z.coerce.number().int().min(0).max(100_000).default(0),
+  /** Renew the TTL of the memories returned; omitted: the store-wide default. */
+  refreshTtl: z.boolean().optional(),
 });
 export type SearchInput = z.input<typeof searchInputSchema>;
 
@@ -17,14 +19,18 @@ export class Recall {
   constructor(
     private readonly store: MemoryStore,
     private readonly embedder: Embedder,
+    /** STORE_REFRESH_TTL_ON_READ: recall is the application reading its memories, the read a
+     * TTL refresh is for (a memory that keeps being recalled stays). */
+    private readonly refreshTtlOnRead: boolean,
   ) {}
 
   async search(input: SearchInput): Promise<ScoredMemory[]> {
     const parsed = searchInputSchema.safeParse(input);
     if (!parsed.success) throw new InputError(`invalid search request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
-    const { namespace, query, limit, offset } = parsed.data;
+    const { namespace, query, limit, offset, refreshTtl } = parsed.data;
     // Embed first, then borrow a connection: none is held while the model works (invariant 8).
     const [vector] = await this.embedder.embed([query]);
-    return this.store.search(namespace, vector as number[], limit, offset);
+    const found = await this.store.search(namespace, vector as number[], limit, offset);
+    return (refreshTtl ?? this.refreshTtlOnRead) ? this.store.refreshTtl(found) : found;
   }
 }

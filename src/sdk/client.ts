@@ -89,7 +89,7 @@ export class EngramClient {
     this.ownsDb = !db && !!o.databaseUrl;
     this.db = db ?? (o.databaseUrl ? createPgDb(o.databaseUrl, 5, log) : null);
     const memories = this.db ? new MemoryStore(this.db, o.schema, log) : null;
-    this.recall = memories && embedder ? new Recall(memories, embedder) : null;
+    this.recall = memories && embedder ? new Recall(memories, embedder, o.store.refreshTtlOnRead) : null;
     this.storeClient = memories
       ? new StoreClient(new Store(memories, { embedder, indexFields: o.store.indexFields, defaultTtlMs: o.store.defaultTtlMs, refreshTtlOnRead: o.store.refreshTtlOnRead, defaultKind: 'memory', actor: o.store.actor, log }))
       : null;
