@@ -3,9 +3,10 @@
  * Hot-path latency against the real Redis, each figure beside a baseline from the same run:
  * SDK enqueue (sequential and at concurrency 64) beside a Redis PING interleaved with it, and
  * HTTP enqueue (sequential, at concurrency 64, and at a fixed request rate) beside GET /healthz
- * through the same load generator. The API runs in its own process, like in production.
+ * through the same client. The API runs in its own process, like in production.
  */
 import { spawn } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { Redis } from 'ioredis';
 import { createLogger } from '../src/log/logger.js';
 import { EngramClient } from '../src/sdk/client.js';
@@ -94,13 +95,38 @@ for (let i = 0; i < 100; i++) {
   if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
   await new Promise((r) => setTimeout(r, 200));
 }
-// HTTP load from wrk (bench/http-load.ts says why not a Node client). Every HTTP figure has
-// its floor beside it: GET /healthz through the same loader, which does no work at all.
-await load({ base, threads: 'hwarm-', connections: 8, seconds: 2 });
+// Sequential, from a Node client: one GET /healthz (the floor: a request that does no work),
+// then one enqueue, and so on, so that both see the same moments of the machine.
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+const send = (path: string, payload?: string) =>
+  new Promise<void>((resolve, reject) => {
+    const headers = payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {};
+    const req = request(`${base}${path}`, { method: payload ? 'POST' : 'GET', agent, headers }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 || res.statusCode === 202 ? resolve() : reject(new Error(`${path}: HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+const turn = (i: number, thread: string) => send(`/v1/threads/${thread}/turns`, JSON.stringify(body(i, thread)));
+for (let i = 0; i < 500; i++) await Promise.all([send('/healthz'), turn(i, `hwarm-${i % 50}`)]);
+const floorSeq: number[] = [];
+const httpSeq: number[] = [];
+for (let i = 0; i < Math.min(N, 3_000); i++) {
+  let t = now();
+  await send('/healthz');
+  floorSeq.push(now() - t);
+  t = now();
+  await turn(i, `http-${Math.floor(i / 20)}`);
+  httpSeq.push(now() - t);
+}
+agent.destroy();
+report('HTTP GET /healthz, sequential (floor)', floorSeq);
+report('HTTP enqueue, sequential', httpSeq);
+
+// Under load, from wrk (bench/http-load.ts says why not a Node client).
 const httpRow = (name: string, r: Awaited<ReturnType<typeof load>>, extra: Record<string, string | number> = {}) =>
   rows.push({ measure: name, n: r.n, p50: ms(r.p50), p99: ms(r.p99), max: ms(r.max), ...extra });
-httpRow('HTTP GET /healthz, sequential (floor)', await load({ base, path: '/healthz', connections: 1, seconds: 3 }));
-httpRow('HTTP enqueue, sequential', await load({ base, threads: 'hseq-', connections: 1, seconds: 3 }));
 const httpConc = await load({ base, threads: 'hconc-', connections: CONCURRENCY, seconds: SECONDS });
 httpRow(`HTTP enqueue, concurrency ${CONCURRENCY}`, httpConc, { 'enqueues/s': Math.round(httpConc.rate) });
 

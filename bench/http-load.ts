@@ -3,6 +3,13 @@
  * installed by ops/bench-tools.sh). A Node client on this 2-core machine costs as much CPU per
  * request as the API it measures, and its own garbage collections land in the latencies it
  * reports; wrk's cost is a small fraction of that, and it times requests in microseconds.
+ *
+ * wrk corrects for coordinated omission: a request slower than its connection's usual interval
+ * (run time / requests per connection) is also recorded for the requests that connection would
+ * have sent meanwhile. At a fixed rate that interval is a connection's pace (about 64 ms), longer
+ * than nearly every request, so the figures are the requests' own; in a closed loop at full
+ * speed the interval is short and the correction lifts the tail, so a closed-loop p99 is a
+ * conservative figure (and sequential figures come from a Node client instead).
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
