@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createLogger } from '../src/log/logger.js';
 import { EngramClient } from '../src/sdk/client.js';
@@ -66,6 +67,18 @@ const ratio = (m: { samples: number[]; ping: number }) => (summarize(m.samples).
 report('SDK enqueue, later turn', later.samples, { 'x PING p50': ratio(later) });
 report('SDK enqueue, first turn', firsts.samples, { 'x PING p50': ratio(firsts) });
 const sdkMixed = report('SDK enqueue, sessions of 20', mixed.samples, { 'x PING p50': ratio(mixed) });
+// For scale, the per-turn design engram avoids: a BullMQ add in debounce mode (the job replaced
+// and its delay restarted on every turn), which LESSONS measured at p50 0.35 ms. It stores no
+// turn: such a design would still have to keep the turn somewhere, which engram's one call does.
+const bullmq = new Redis(vars.REDIS_URL as string, { maxRetriesPerRequest: null });
+const debounced = new Queue('bench-debounce', { connection: bullmq, prefix: env.ENGRAM_PREFIX });
+for (let i = 0; i < 200; i++) await debounced.add('reflect', { threadId: `warm-${i % 20}` }, { delay: 600_000, deduplication: { id: `warm-${i % 20}`, ttl: 600_000, extend: true, replace: true } });
+const perTurn = await interleaved(Math.ceil(N / 5), (i) =>
+  debounced.add('reflect', { threadId: `t-${i % 200}` }, { delay: 600_000, deduplication: { id: `t-${i % 200}`, ttl: 600_000, extend: true, replace: true } }),
+);
+report('BullMQ debounced add, no turn stored (scale)', perTurn.samples, { 'x PING p50': ratio(perTurn) });
+await debounced.close();
+bullmq.disconnect();
 const conc: number[] = [];
 let next = 0;
 const t0 = now();
