@@ -6,7 +6,7 @@ import { MemoryStore } from '../src/store/memory-store.js';
 import { migrate } from '../src/store/migrate.js';
 import { migrations } from '../src/store/migrations/index.js';
 import { Store, type StoreOptions } from '../src/store/store.js';
-import type { ChangeSet, Namespace } from '../src/store/types.js';
+import type { ChangeSet, MemoryItem, Namespace } from '../src/store/types.js';
 import { fakeEmbedding } from './fake-model/embedding.js';
 import { backends, openSchemaStore, silent, type Backend, type StoreFixture } from './helpers/backends.js';
 import { TEST_DIMENSIONS } from './helpers/harness.js';
@@ -74,6 +74,38 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     expect(got!.expiresAt!.getTime()).toBe((await row(ns, 'k')).expiresAt!.getTime());
   });
 
+  it('never shortens an expiry, and leaves one set within the last 1% of the TTL alone', async () => {
+    const ns = ['ttl', 'shorten'];
+    await put(ns, 'far', 'User is in Paris this week');
+    await expireIn(ns, '2 hours', 'far');
+    const far = (await row(ns, 'far')).expiresAt!.getTime();
+    await f.store.get({ namespace: ns, key: 'far' });
+    expect((await row(ns, 'far')).expiresAt!.getTime()).toBe(far);
+
+    await put(ns, 'fresh', 'User is in Rome this week');
+    await expireIn(ns, '59 minutes 59 seconds', 'fresh');
+    const fresh = (await row(ns, 'fresh')).expiresAt!.getTime();
+    await f.store.search({ namespacePrefix: ns, query: 'Rome' });
+    expect((await row(ns, 'fresh')).expiresAt!.getTime()).toBe(fresh);
+    await expireIn(ns, '59 minutes', 'fresh');
+    await f.store.search({ namespacePrefix: ns, query: 'Rome' });
+    expect(await livesAtLeast(ns, 'fresh', '59 minutes 59 seconds')).toBe(true);
+  });
+
+  it('renews only the version that was read: a put in between keeps the expiry it gave', async () => {
+    const ns = ['ttl', 'version'];
+    await put(ns, 'k', 'User is in Paris this week');
+    await expireIn(ns, '1 minute');
+    const read = (await f.store.get({ namespace: ns, key: 'k', refreshTtl: false }))!;
+    await put(ns, 'k', 'User is in Rome this week', 2 * HOUR);
+    await expireIn(ns, '1 minute');
+    const before = await row(ns, 'k');
+
+    const [returned] = await f.memories.refreshTtl([read]);
+    expect(await row(ns, 'k')).toEqual(before);
+    expect(returned!.expiresAt).toEqual(read.expiresAt);
+  });
+
   it('a refreshed item outlives the expiry it had; one read with refreshTtl: false does not', async () => {
     const ns = ['ttl', 'outlives'];
     await put(ns, 'read', 'User is in Paris this week');
@@ -85,6 +117,27 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     await sleep(due + 300 - Date.now());
     expect(await f.store.get({ namespace: ns, key: 'read' })).toMatchObject({ key: 'read' });
     expect(await f.store.get({ namespace: ns, key: 'unread' })).toBeNull();
+  });
+
+  it('a batch refreshes the reads that ask for it, each result with its own renewed expiry, and keeps a missing get null', async () => {
+    const ns = ['ttl', 'batch'];
+    for (const key of ['a', 'b', 'c']) await put(ns, key, `User fact ${key}`);
+    await expireIn(ns, '1 minute');
+
+    const [a, missing, found, c] = (await f.store.batch([
+      { op: 'get', namespace: ns, key: 'a' },
+      { op: 'get', namespace: ns, key: 'nope' },
+      { op: 'search', namespacePrefix: ns, filter: { content: 'User fact b' } },
+      { op: 'get', namespace: ns, key: 'c', refreshTtl: false },
+    ])) as [MemoryItem, null, MemoryItem[], MemoryItem];
+    expect(missing).toBeNull();
+    expect(found.map((i) => i.key)).toEqual(['b']);
+    for (const [key, item] of [['a', a], ['b', found[0]!]] as const) {
+      expect(await livesAtLeast(ns, key, '59 minutes')).toBe(true);
+      expect(item.expiresAt!.getTime()).toBe((await row(ns, key)).expiresAt!.getTime());
+    }
+    expect(await livesAtLeast(ns, 'c', '2 minutes')).toBe(false);
+    expect(c.expiresAt!.getTime()).toBe((await row(ns, 'c')).expiresAt!.getTime());
   });
 
   it('refreshTtl: false leaves the expiry exactly as it was, in get, search and batch', async () => {

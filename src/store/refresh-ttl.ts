@@ -7,7 +7,12 @@ import type { MemoryItem } from './types.js';
  * `expires_at = now() + ttl_ms` again, in ONE statement per read, and come back with their new
  * expiry. Only live items with a recorded duration are touched: an item that expired between
  * the read and this statement stays expired (a read never revives anything), and items written
- * before migration 003 have no duration to renew.
+ * before migration 003 have no duration to renew. Only the version that was read: if a put
+ * replaced the item in between, the new version keeps the expiry its put gave it, and the
+ * reader's copy does not claim an expiry that belongs to another version.
+ *
+ * An item refreshed within the last 1% of its TTL is left alone: a memory recalled on every
+ * turn would otherwise cost a row update (and a WAL flush) per read for a few seconds of life.
  *
  * A refresh is not a change to the memory: value, kind, version and `updated_at` stay, the
  * namespace version is not bumped and no history row is written. Versions are for
@@ -25,18 +30,21 @@ export async function refreshTtl<T extends MemoryItem>(db: Db, t: Tables, items:
   const due = items.filter((i) => i.expiresAt !== null);
   if (due.length === 0) return items;
   const res = await db.query<{ namespace: string[]; key: string; expires_at: Date }>(
-    // `greatest`: puts compute their expiry on the application's clock and this uses the
-    // database's; a refresh must never shorten an expiry because the two clocks disagree.
+    // Only expiries earlier than now() + 99% of the TTL: that skips items refreshed a moment
+    // ago, and never shortens an expiry (puts compute theirs on the application's clock, this
+    // uses the database's, and the two may disagree). `expires_at is not null`: a duration
+    // without an expiry (a put by a process from before migration 003) gives none.
     `with due as (
        select m.namespace, m.key
-         from unnest($1::text[], $2::text[]) as r(j, key)
-         join ${t.memories} m on m.namespace = ${namespaceFromJson('r.j')} and m.key = r.key
-        where m.ttl_ms is not null and ${alive('m')}
+         from unnest($1::text[], $2::text[], $3::bigint[]) as r(j, key, version)
+         join ${t.memories} m on m.namespace = ${namespaceFromJson('r.j')} and m.key = r.key and m.version = r.version
+        where m.ttl_ms is not null and m.expires_at is not null and ${alive('m')}
+          and m.expires_at < now() + m.ttl_ms * interval '0.99 millisecond'
           for update of m skip locked)
-     update ${t.memories} m set expires_at = greatest(m.expires_at, now() + m.ttl_ms * interval '1 millisecond')
+     update ${t.memories} m set expires_at = now() + m.ttl_ms * interval '1 millisecond'
        from due where m.namespace = due.namespace and m.key = due.key
      returning m.namespace, m.key, m.expires_at`,
-    [due.map((i) => JSON.stringify(i.namespace)), due.map((i) => i.key)],
+    [due.map((i) => JSON.stringify(i.namespace)), due.map((i) => i.key), due.map((i) => i.version)],
   );
   const renewed = new Map(res.rows.map((r) => [JSON.stringify([r.namespace, r.key]), r.expires_at]));
   return items.map((i) => {

@@ -58,7 +58,7 @@ export class Store {
   }
 
   async get(input: unknown): Promise<MemoryItem | null> {
-    return this.getItem(parse(getInputSchema, input, 'get'));
+    return (await this.run([{ op: 'get', ...parse(getInputSchema, input, 'get') }]))[0] as MemoryItem | null;
   }
 
   /** True when a live item was deleted. */
@@ -125,26 +125,35 @@ export class Store {
       written.forEach((w, j) => (results[writeAt[j] as number] = w.op === 'put' ? w.item : w.deleted));
     }
 
+    const refreshAt: number[] = [];
     for (const [i, op] of ops.entries()) {
-      if (op.op === 'get') results[i] = await this.getItem(op);
+      if (op.op === 'get') results[i] = await this.memories.get(op.namespace, op.key);
       else if (op.op === 'listNamespaces') results[i] = await this.memories.listNamespaces(op);
       else if (op.op === 'search') {
         const vector = vectors.get(i)?.[0]?.vector;
-        const items = await this.memories.searchPrefix({ prefix: op.namespacePrefix, vector, filter: op.filter ?? [], limit: op.limit, offset: op.offset, exact: op.exact });
-        results[i] = await this.refreshed(items, op.refreshTtl);
+        results[i] = await this.memories.searchPrefix({ prefix: op.namespacePrefix, vector, filter: op.filter ?? [], limit: op.limit, offset: op.offset, exact: op.exact });
       }
+      if ((op.op === 'get' || op.op === 'search') && (op.refreshTtl ?? this.opts.refreshTtlOnRead)) refreshAt.push(i);
     }
+    await this.refresh(results, refreshAt);
     return results;
   }
 
-  private async getItem(op: { namespace: Namespace; key: string; refreshTtl?: boolean | undefined }): Promise<MemoryItem | null> {
-    const item = await this.memories.get(op.namespace, op.key);
-    return item && ((await this.refreshed([item], op.refreshTtl))[0] as MemoryItem);
-  }
-
-  /** An application reading items is recalling them: renew their TTL unless told not to. */
-  private async refreshed<T extends MemoryItem>(items: T[], refreshTtl: boolean | undefined): Promise<T[]> {
-    return (refreshTtl ?? this.opts.refreshTtlOnRead) ? this.memories.refreshTtl(items) : items;
+  /**
+   * An application reading items is recalling them: one TTL refresh for all the reads of the
+   * call that did not opt out; their results come back with the renewed expiries.
+   */
+  private async refresh(results: BatchResult[], at: number[]): Promise<void> {
+    const read = (i: number) => results[i] as MemoryItem | MemoryItem[] | null;
+    const items = at.flatMap((i) => read(i) ?? []);
+    if (items.length === 0) return;
+    const renewed = await this.memories.refreshTtl(items);
+    let next = 0;
+    for (const i of at) {
+      const r = read(i);
+      if (Array.isArray(r)) results[i] = renewed.slice(next, (next += r.length)) as SearchItem[];
+      else if (r) results[i] = renewed[next++] as MemoryItem;
+    }
   }
 
   /** Vectors per op index: the fields of each put, the query of each search; one model call. */

@@ -33,8 +33,10 @@ export interface FieldEmbedding {
   vector: number[];
 }
 
-/** A write decided by a reflection, with its embeddings computed before the transaction. */
-/** `ttlMs` is the duration behind `expiresAt`, kept so that reads can refresh the expiry. */
+/**
+ * A write decided by a reflection, with its embeddings computed before the transaction.
+ * `ttlMs` is the duration behind `expiresAt`, kept so that reads can refresh the expiry.
+ */
 export type MemoryWrite =
   | { op: 'insert'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; embeddings: FieldEmbedding[]; expiresAt: Date | null; ttlMs: number | null }
   | { op: 'update'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; expectedVersion: number; embeddings: FieldEmbedding[]; expiresAt: Date | null; ttlMs: number | null }

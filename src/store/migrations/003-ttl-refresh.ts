@@ -7,10 +7,11 @@ import type { Tables } from '../sql.js';
  * reflection of a kind without a TTL kept the old expiry while moving `updated_at`), and guessing
  * one would keep memories alive longer than anyone asked. They expire as they always would; a
  * put or reflection update records the duration from then on.
- * A duration only makes sense with an expiry: the check keeps the two together.
+ * No CHECK ties the duration to an expiry: processes from before this migration keep running
+ * during a rolling deploy and write rows without touching `ttl_ms`, which such a check would
+ * turn into failed puts. The refresh only renews rows that have an expiry.
  */
 export const name = 'ttl-refresh';
 export const sql = (t: Tables) => `
 alter table ${t.memories} add column ttl_ms bigint;
-alter table ${t.memories} add constraint memories_ttl_ms_check check (ttl_ms is null or (ttl_ms > 0 and expires_at is not null));
 `;
