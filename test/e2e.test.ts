@@ -67,6 +67,7 @@ describe('walking skeleton: ramen and pasta', () => {
     const embeddingsBefore = h.model.embeddingRequests;
     for (const [q, says] of [
       ['namespace=memories&namespace=u1&query=ramen&refreshTtl=yes', 'refreshTtl'],
+      ['namespace=memories&namespace=u1&query=ramen&refreshTtl=TRUE', 'refreshTtl'],
       ['namespace=memories&namespace=u1&query=', 'query'],
       ['namespace=memories&namespace=u1&query=ramen&limit=0', 'limit'],
     ] as const) {

@@ -4,6 +4,7 @@ import { InputError } from '../errors.js';
 import type { Recall } from '../memory/recall.js';
 import type { Producer } from '../queue/enqueue.js';
 import { enqueueBodySchema, threadIdSchema } from '../queue/schemas.js';
+import { queryBool } from './query-bool.js';
 import type { Tenancy } from './tenancy.js';
 
 export interface ApiDeps {
@@ -19,8 +20,7 @@ const searchQuery = z.strictObject({
   query: z.string(),
   limit: z.string().optional(),
   offset: z.string().optional(),
-  // Query strings carry text: only these two spellings, anything else is a 400.
-  refreshTtl: z.stringbool({ truthy: ['true'], falsy: ['false'] }).optional(),
+  refreshTtl: queryBool.optional(),
 });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {

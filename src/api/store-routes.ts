@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { queryBool } from './query-bool.js';
 import type { Tenancy } from './tenancy.js';
 
 /** `?namespace=a&namespace=b&key=k`: one `namespace` per label, as in /v1/memories/search. */
@@ -9,8 +10,7 @@ const itemQuery = z.strictObject({
   namespace: z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v])),
   key: z.string(),
 });
-/** A get may say `refreshTtl=true|false`: query strings carry text, so only those two spellings. */
-const getQuery = itemQuery.extend({ refreshTtl: z.stringbool({ truthy: ['true'], falsy: ['false'] }).optional() });
+const getQuery = itemQuery.extend({ refreshTtl: queryBool.optional() });
 
 function query<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const parsed = schema.safeParse(value);

@@ -38,8 +38,9 @@ export const envSchema = z
     /** Time to live of items put without a `ttl` (ms); none when unset. */
     STORE_DEFAULT_TTL_MS: int(1).optional(),
     /**
-     * Whether store gets and searches renew the TTL of the items they return when the call does
-     * not say (`refreshTtl`): a memory that keeps being recalled stays. LangGraph's default too.
+     * Whether store gets and searches, and recall (`/v1/memories/search`), renew the TTL of the
+     * items they return when the call does not say (`refreshTtl`): a memory that keeps being
+     * recalled stays. LangGraph's default too.
      */
     STORE_REFRESH_TTL_ON_READ: bool.default(true),
     /** Prefix searches over at most this many items rank exactly even when the ANN index exists. */

@@ -28,6 +28,7 @@ export const clientOptionsSchema = z.strictObject({
     .strictObject({
       indexFields: z.array(fieldPathSchema).min(1).default(['$']),
       defaultTtlMs: z.number().int().positive().nullable().default(null),
+      /** Also for `search` (recall), like STORE_REFRESH_TTL_ON_READ in the service. */
       refreshTtlOnRead: z.boolean().default(true),
       actor: z.string().min(1).max(200).default('sdk'),
     })
