@@ -141,7 +141,7 @@ report('HTTP enqueue, sequential', httpSeq);
 const httpRow = (name: string, r: Awaited<ReturnType<typeof load>>, extra: Record<string, string | number> = {}) =>
   rows.push({ measure: name, n: r.n, p50: ms(r.p50), p99: ms(r.p99), max: ms(r.max), ...extra });
 const httpConc = await load({ base, threads: 'hconc-', connections: CONCURRENCY, seconds: SECONDS });
-httpRow(`HTTP enqueue, concurrency ${CONCURRENCY}`, httpConc, { 'enqueues/s': Math.round(httpConc.rate) });
+httpRow(`HTTP enqueue, concurrency ${CONCURRENCY} (wrk-corrected p99)`, httpConc, { 'enqueues/s': Math.round(httpConc.rate) });
 
 // A fixed rate, in rounds that alternate the floor and the enqueue so that both see the same
 // moments of this shared machine: one round's p99 rests on its 50 slowest requests, which one

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Tools the benchmarks need beyond npm: wrk, the HTTP load generator of `npm run bench:enqueue`
-# (bench/http-load.ts says why not a Node client). Idempotent; installs from Debian's packages.
+# (bench/http-load.ts says why not a Node client). Installs it from Debian's packages only when
+# running as root, as on this project's development and CI machines; elsewhere it says what to
+# install rather than calling sudo from an npm script.
 set -euo pipefail
-log() { echo "[ops/bench-tools] $*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+log() { echo "[ops/bench-tools] $*" >&2; }
 
 command -v wrk >/dev/null && exit 0
-if ! command -v apt-get >/dev/null; then
-  log "wrk not found and no apt-get here: install wrk (https://github.com/wg/wrk) and run again" >&2
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  log "wrk not found: install it (Debian/Ubuntu: sudo apt-get install wrk; macOS: brew install wrk) and run again"
   exit 1
 fi
 log "installing wrk"
-as_root apt-get install -y -q wrk || { as_root apt-get update -q && as_root apt-get install -y -q wrk; }
+apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }

@@ -1,23 +1,37 @@
 -- wrk script for bench/enqueue.ts (see bench/http-load.ts, which sets these variables):
 --   LOAD_PATH     GET this path; unset: POST turns to /v1/threads/<id>/turns
 --   LOAD_THREADS  thread id prefix, unique per run
---   LOAD_PACE_MS  think time per connection; unset or 0: closed loop, as fast as answered
+--   LOAD_RATE     requests per second across all connections; unset or 0: closed loop, each
+--                 connection sending its next request as soon as the last one is answered
 -- Turns come in sessions of 20 per thread, like a chat, so every 20th turn also adds its
 -- thread's reflection job.
 local path = os.getenv("LOAD_PATH")
 local threads = os.getenv("LOAD_THREADS") or "wrk-"
-local pace = tonumber(os.getenv("LOAD_PACE_MS") or "0")
+local rate = tonumber(os.getenv("LOAD_RATE") or "0")
 local sent = 0
 
-if pace > 0 then
-  local calls, connections = 0, tonumber(os.getenv("LOAD_CONNECTIONS"))
-  -- wrk asks for a delay before every request, a connection's first one included. The first
-  -- round staggers the connections across one pace; after that a jitter of +-10% keeps them
-  -- from bunching up again after a stall, so the load stays an even stream at the set rate.
+if rate > 0 then
+  -- A fixed rate, which wrk itself does not offer: request k is due at start + k / rate, and
+  -- wrk asks for a delay before every request (each connection's first included), so each
+  -- request waits for the next free slot on one schedule shared by all connections. A stall of
+  -- the server leaves slots behind; the connections that come free then send them at once, as
+  -- users who do not wait for each other would. wrk's Lua has no clock finer than a second, so
+  -- the monotonic clock comes from libc through LuaJIT's ffi.
+  local ffi = require("ffi")
+  ffi.cdef [[
+    typedef struct { long tv_sec; long tv_nsec; } load_timespec;
+    int clock_gettime(int clock, load_timespec *t);
+  ]]
+  local CLOCK_MONOTONIC, ts = 1, ffi.new("load_timespec")
+  local function now()
+    ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
+    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  end
+  local interval, due = 1000 / rate, nil
   function delay()
-    calls = calls + 1
-    if calls <= connections then return math.floor((calls - 1) * pace / connections) end
-    return math.floor(pace * (0.9 + 0.2 * math.random()) + 0.5)
+    local t = now()
+    due = due and due + interval or t
+    return math.max(0, math.floor(due - t + 0.5))
   end
 end
 
