@@ -24,12 +24,13 @@ export function line(what: string, figures: string) {
   process.stdout.write(`${what.padEnd(44)} ${figures}\n`);
 }
 
+/** Columns are every key any row has, in first-seen order; a row without one leaves it blank. */
 export function table(rows: Record<string, string | number>[]) {
-  const cols = Object.keys(rows[0] ?? {});
-  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
+  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
   const row = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i] as number)).join('  ');
   process.stdout.write(`${row(cols)}\n${row(width.map((w) => '-'.repeat(w)))}\n`);
-  for (const r of rows) process.stdout.write(`${row(cols.map((c) => String(r[c])))}\n`);
+  for (const r of rows) process.stdout.write(`${row(cols.map((c) => String(r[c] ?? '')))}\n`);
 }
 
 /** A positive number from `--name N` on the command line, or the fallback. */
