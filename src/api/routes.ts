@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import type { Recall } from '../memory/recall.js';
 import type { Producer } from '../queue/enqueue.js';
 import { enqueueBodySchema, threadIdSchema } from '../queue/schemas.js';
-import { queryBool } from './query-bool.js';
+import { queryBool, queryNamespace } from './query-params.js';
 import type { Tenancy } from './tenancy.js';
 
 export interface ApiDeps {
@@ -16,7 +16,7 @@ export interface ApiDeps {
 const threadParams = z.strictObject({ threadId: threadIdSchema });
 /** `?namespace=a&namespace=b` (repeat for each label) or a single label. */
 const searchQuery = z.strictObject({
-  namespace: z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v])),
+  namespace: queryNamespace,
   query: z.string(),
   limit: z.string().optional(),
   offset: z.string().optional(),

@@ -2,12 +2,12 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { queryBool } from './query-bool.js';
+import { queryBool, queryNamespace } from './query-params.js';
 import type { Tenancy } from './tenancy.js';
 
-/** `?namespace=a&namespace=b&key=k`: one `namespace` per label, as in /v1/memories/search. */
+/** `?namespace=a&namespace=b&key=k`. */
 const itemQuery = z.strictObject({
-  namespace: z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v])),
+  namespace: queryNamespace,
   key: z.string(),
 });
 const getQuery = itemQuery.extend({ refreshTtl: queryBool.optional() });

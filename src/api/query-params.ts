@@ -1,0 +1,13 @@
+import { z } from 'zod';
+
+/** Query-string fields shared by the routes: query strings carry text, and repeat keys for lists. */
+
+/** `?namespace=a&namespace=b`: one `namespace` per label (one label arrives as a string). */
+export const queryNamespace = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]));
+
+/**
+ * A boolean (`refreshTtl=true|false`): exactly these two spellings. zod's `stringbool` alone
+ * would also take `1`, `yes`, `on`, `TRUE`..., and a typo such as `ture` should be a 400, not
+ * a silent default.
+ */
+export const queryBool = z.stringbool({ truthy: ['true'], falsy: ['false'], case: 'sensitive' });
