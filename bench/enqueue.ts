@@ -14,7 +14,7 @@ import { EngramClient } from '../src/sdk/client.js';
 import { cleanup, testEnvVars } from '../test/helpers/harness.js';
 import { parseEnv } from '../src/config/env.js';
 import { load } from './http-load.js';
-import { flag, ms, now, summarize, table } from './stats.js';
+import { flag, ms, now, percentile, summarize, table } from './stats.js';
 
 const N = flag('n', 5_000);
 const RATE = flag('http-rate', 1_000);
@@ -25,9 +25,13 @@ const env = parseEnv(vars);
 // One user per thread: a thread's turns must share their context.
 const body = (i: number, thread: string) => ({ context: { userId: `u-${thread}` }, messages: [{ role: 'user' as const, content: `message ${i}: I like trains and long walks` }] });
 const rows: Record<string, string | number>[] = [];
-const report = (name: string, samples: number[], extra: Record<string, string | number> = {}) => {
-  const s = summarize(samples);
+type Extra = Record<string, string | number>;
+/** A row from latencies already summarized (wrk's), or from samples (`report`). */
+const row = (name: string, s: { n: number; p50: number; p99: number; max: number }, extra: Extra = {}) =>
   rows.push({ measure: name, n: s.n, p50: ms(s.p50), p99: ms(s.p99), max: ms(s.max), ...extra });
+const report = (name: string, samples: number[], extra: Extra = {}) => {
+  const s = summarize(samples);
+  row(name, s, extra);
   return s;
 };
 
@@ -138,10 +142,8 @@ report('HTTP GET /healthz, sequential (floor)', floorSeq);
 report('HTTP enqueue, sequential', httpSeq);
 
 // Under load, from wrk (bench/http-load.ts says why not a Node client).
-const httpRow = (name: string, r: Awaited<ReturnType<typeof load>>, extra: Record<string, string | number> = {}) =>
-  rows.push({ measure: name, n: r.n, p50: ms(r.p50), p99: ms(r.p99), max: ms(r.max), ...extra });
 const httpConc = await load({ base, threads: 'hconc-', connections: CONCURRENCY, seconds: SECONDS });
-httpRow(`HTTP enqueue, concurrency ${CONCURRENCY} (wrk-corrected p99)`, httpConc, { 'enqueues/s': Math.round(httpConc.rate) });
+row(`HTTP enqueue, concurrency ${CONCURRENCY} (wrk-corrected p99)`, httpConc, { 'enqueues/s': Math.round(httpConc.rate) });
 
 // A fixed rate, in rounds that alternate the floor and the enqueue so that both see the same
 // moments of this shared machine: one round's p99 rests on its 50 slowest requests, which one
@@ -151,20 +153,19 @@ const floorP99s: number[] = [];
 const p99s: number[] = [];
 for (let round = 1; round <= ROUNDS; round++) {
   const floor = await load({ base, path: '/healthz', connections: CONCURRENCY, seconds: SECONDS, rate: RATE });
-  httpRow(`HTTP GET /healthz at ${RATE}/s, round ${round} (floor)`, floor, { 'achieved req/s': Math.round(floor.rate) });
+  row(`HTTP GET /healthz at ${RATE}/s, round ${round} (floor)`, floor, { 'achieved req/s': Math.round(floor.rate) });
   floorP99s.push(floor.p99);
   const turns = await load({ base, threads: `rate${round}-`, connections: CONCURRENCY, seconds: SECONDS, rate: RATE });
-  httpRow(`HTTP enqueue at ${RATE}/s, round ${round}`, turns, { 'achieved req/s': Math.round(turns.rate) });
+  row(`HTTP enqueue at ${RATE}/s, round ${round}`, turns, { 'achieved req/s': Math.round(turns.rate) });
   p99s.push(turns.p99);
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 process.stdout.write(`\nbench:enqueue (${new Date().toISOString()}, node ${process.version})\n`);
 table(rows);
 process.stdout.write(
   `\nSDK p50 / PING p50 = ${ratio(later)} later turns, ${ratio(mixed)} sessions of 20 (target <= 2); ` +
     `SDK p99 sequential = ${ms(sdkMixed.p99)} (target <= 1 ms); ` +
-    `HTTP p99 at ${RATE}/s = ${ms(median(p99s))}, median of ${ROUNDS} rounds (target <= 3 ms; floor, GET /healthz at the same rate: ${ms(median(floorP99s))})\n`,
+    `HTTP p99 at ${RATE}/s = ${ms(percentile(p99s, 50))}, median of ${ROUNDS} rounds (target <= 3 ms; floor, GET /healthz at the same rate: ${ms(percentile(floorP99s, 50))})\n`,
 );
 
 api.kill('SIGTERM');
