@@ -11,7 +11,7 @@ describe('thread buffer', () => {
   redis.on('error', () => undefined);
   const buffer = new ThreadBuffer(redis, prefix, { dedupeWindowMs: 3_600_000, idleTtlMs: 3_600_000 });
   const lease = new ThreadLease(redis, buffer, 5_000);
-  const turn = (id: string) => ({ id, json: JSON.stringify({ id, role: 'user', content: id, createdAt: '2026-01-01T00:00:00Z' }) });
+  const turn = (id: string) => ({ clientId: id, json: JSON.stringify({ id, role: 'user', content: id, createdAt: '2026-01-01T00:00:00Z' }) });
   const append = (thread: string, ctx: string, ids: string[]) => buffer.append(thread, ctx, 60_000, 'enqueue', 1_000, ids.map(turn));
   const lastId = async (thread: string) => (await buffer.read(thread, null, 100, 0)).pending.at(-1)!.entryId;
 
@@ -63,5 +63,26 @@ describe('thread buffer', () => {
     expect(read.earlier).toEqual([]);
     expect(read.pending.map((e) => e.turn.id)).toEqual(['alice-1', 'bob-1']);
     expect(read.context).toEqual({ userId: 'bob' });
+  });
+  it('remembers client message ids for the window, and not the ids engram made', async () => {
+    const ctx = '{"userId":"u"}';
+    const made = { clientId: undefined, json: JSON.stringify({ id: 'made-1', role: 'user', content: 'x', createdAt: '2026-01-01T00:00:00Z' }) };
+    expect(await buffer.append('ids', ctx, 60_000, 'enqueue', 1_000, [made])).toMatchObject({ added: 1 });
+    expect(await redis.exists(buffer.keys('ids').ids)).toBe(0);
+    expect(await append('ids', ctx, ['c-1'])).toMatchObject({ added: 1, duplicates: 0 });
+    expect(await redis.zrange(buffer.keys('ids').ids, 0, -1)).toEqual(['c-1']);
+    // The window is bounded even when the thread's first turn carried no client id.
+    expect(await redis.pttl(buffer.keys('ids').ids)).toBeGreaterThan(0);
+    expect(await append('ids', ctx, ['c-1'])).toMatchObject({ added: 0, duplicates: 1 });
+  });
+
+  it('a later turn that changes a setting of its thread writes it', async () => {
+    const ctx = '{"userId":"u"}';
+    await buffer.append('settings', ctx, 60_000, 'enqueue', 1_000, [turn('s-1')]);
+    await redis.hset(buffer.keys('settings').meta, 'lastTurnAt', 0);
+    await buffer.append('settings', ctx, 60_000, 'enqueue', 1_000, [turn('s-2')]);
+    expect(Number(await redis.hget(buffer.keys('settings').meta, 'lastTurnAt'))).toBeGreaterThan(0);
+    await buffer.append('settings', ctx, 60_000, 'rollback', 2_500, [turn('s-3')]);
+    expect(await redis.hmget(buffer.keys('settings').meta, 'policy', 'debounceMs', 'maxWaitMs')).toEqual(['rollback', '2500', '60000']);
   });
 });

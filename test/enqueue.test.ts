@@ -95,6 +95,14 @@ describe('hot path: enqueue', () => {
     expect((await h.runtime.buffer.read('t-ctx', null, 100, 0)).pending).toHaveLength(1);
   });
 
+  it('takes a context whatever the order of its keys', async () => {
+    const msg = (content: string) => [{ role: 'user', content }];
+    expect((await post('/v1/threads/t-keys/turns', { context: { userId: 'u', orgId: 'o' }, messages: msg('one') })).status).toBe(202);
+    expect((await post('/v1/threads/t-keys/turns', { context: { orgId: 'o', userId: 'u' }, messages: msg('two') })).status).toBe(202);
+    expect((await post('/v1/threads/t-keys/turns', { context: { orgId: 'o', userId: 'v' }, messages: msg('three') })).status).toBe(409);
+    expect((await h.runtime.buffer.read('t-keys', null, 100, 0)).pending).toHaveLength(2);
+  });
+
   it('the SDK enqueues straight to Redis (it has no Postgres or model client) and validates the same way', async () => {
     const client = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix: h.env.ENGRAM_PREFIX, debounceMs: 60_000 });
     try {

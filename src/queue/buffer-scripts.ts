@@ -4,7 +4,7 @@
  * Keys of one thread (K = `<prefix>:thread:<threadId>`):
  *   K:turns  stream  one entry per buffered turn (fields: t = turn JSON); entry ids order turns
  *                    and the last reflected entry id is the thread's cursor (kept in Postgres)
- *   K:ids    zset    message id -> first-seen ms, for idempotent enqueue within a window
+ *   K:ids    zset    client message id -> first-seen ms, for idempotent enqueue within a window
  *   K:meta   hash    ctx (context JSON), lastTurnAt, firstPendingAt, debounceMs, maxWaitMs, policy,
  *                    and scheduled (set by the append that asked for a job, cleared when a
  *                    reflection of the thread starts: later turns then ask for a follow-up)
@@ -16,18 +16,22 @@
 
 /**
  * Appends turns. KEYS: turns, ids, meta, ceilings.
- * ARGV: threadId, ctxJson, maxWaitMs, dedupeWindowMs, policy, debounceMs, then (id, turnJson) pairs.
+ * ARGV: threadId, ctxJson, maxWaitMs, dedupeWindowMs, policy, debounceMs, then (clientId, turnJson)
+ * pairs; an empty clientId marks an id engram made, which no client can send again, so it skips
+ * the id window (one call and a 24-hour entry fewer per turn).
  * Returns {added, duplicates, needsJob} or the error CONTEXT_MISMATCH. needsJob is 1 only for the
  * first turn since the thread's last reflection started: every other turn costs this one call.
  * Each redis.call costs about 2 us inside a script, more than most commands themselves
- * (measured with INFO commandstats): a later turn makes five (TIME, HMGET, ZADD, XADD, HSET) and
- * the bookkeeping (ceiling, id-window trim, TTLs) runs once per burst.
- * Uses the server clock so that producers with skewed clocks agree.
+ * (measured with INFO commandstats): a later turn with the thread's settings unchanged makes three
+ * (HMGET, XADD, HSET of lastTurnAt), six with client ids (TIME, ZADD, PEXPIRE), and the
+ * bookkeeping (ceiling, id-window trim, TTLs, settings) runs once per burst or when a setting
+ * changes.
+ * Uses the server clock (TIME, or the ms of the entry id XADD made) so that producers with skewed
+ * clocks agree.
  */
 export const APPEND_TURNS = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HMGET', KEYS[3], 'firstPendingAt', 'ctx', 'scheduled')
+local now
+local state = redis.call('HMGET', KEYS[3], 'firstPendingAt', 'ctx', 'scheduled', 'maxWaitMs', 'policy', 'debounceMs')
 if state[2] and state[2] ~= ARGV[2] then
   -- The reply names no context: it would show one user's context to another.
   if state[1] then return redis.error_reply('CONTEXT_MISMATCH') end
@@ -35,19 +39,41 @@ if state[2] and state[2] ~= ARGV[2] then
   -- of the old context's turns reach the new one's reflection as earlier context.
   redis.call('DEL', KEYS[1], KEYS[2])
 end
-local added, dup = 0, 0
+local added, dup, remembered, entry = 0, 0, false, nil
 for i = 7, #ARGV, 2 do
-  if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then
-    redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1])
+  local fresh = ARGV[i] == ''
+  if not fresh then
+    if not now then
+      local t = redis.call('TIME')
+      now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then fresh, remembered = true, true end
+  end
+  if fresh then
+    entry = redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1])
     added = added + 1
   else
     dup = dup + 1
   end
 end
 if added == 0 then return {0, dup, 0} end
+-- Without a client id there was no TIME call: the entry id starts with the server's clock (ms).
+now = now or tonumber(string.match(entry, '^(%d+)'))
+-- Client ids are remembered for the window past the thread's last one; older ones are trimmed
+-- once per burst below.
+if remembered then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+local maxWait = tonumber(ARGV[3])
+local scheduledAt = tonumber(state[3])
+-- A flag older than twice maxWait stands for a job that is long gone (its producer died between
+-- its two calls, an operator removed it): ask again. A job that does exist dedups the add.
+local flagged = scheduledAt and now - scheduledAt <= 2 * maxWait
+if state[1] and flagged and state[4] == ARGV[3] and state[5] == ARGV[5] and state[6] == ARGV[6] then
+  -- The common turn: the thread is pending, its job asked for, its settings as they were.
+  redis.call('HSET', KEYS[3], 'lastTurnAt', now)
+  return {added, dup, 0}
+end
 local fields = {'ctx', ARGV[2], 'lastTurnAt', now, 'maxWaitMs', ARGV[3], 'policy', ARGV[5], 'debounceMs', ARGV[6]}
 local first = tonumber(state[1])
-local maxWait = tonumber(ARGV[3])
 if not first then
   -- The thread was idle: its keys may carry the idle TTL set by the last trim, and every
   -- pending thread gets a ceiling, the sweeper's safety net whatever happens to its job.
@@ -59,10 +85,7 @@ if not first then
   redis.call('ZADD', KEYS[4], 'NX', first + maxWait, ARGV[1])
 end
 local needsJob = 0
-local scheduledAt = tonumber(state[3])
--- A flag older than twice maxWait stands for a job that is long gone (its producer died between
--- its two calls, an operator removed it): ask again. A job that does exist dedups the add.
-if not scheduledAt or now - scheduledAt > 2 * maxWait then
+if not flagged then
   needsJob = 1
   fields[#fields + 1] = 'scheduled'
   fields[#fields + 1] = now
@@ -70,7 +93,6 @@ if not scheduledAt or now - scheduledAt > 2 * maxWait then
   -- the oldest pending turn.
   redis.call('ZADD', KEYS[4], 'NX', first + maxWait, ARGV[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 redis.call('HSET', KEYS[3], unpack(fields))
 return {added, dup, needsJob}

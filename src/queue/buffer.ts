@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Redis, Result } from 'ioredis';
 import { InputError } from '../errors.js';
 import { APPEND_TURNS, TRIM_TO_CURSOR } from './buffer-scripts.js';
@@ -5,7 +6,6 @@ import { bufferedTurnSchema, contextSchema, type BufferedTurn, type ReflectionPo
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    engramAppendTurns(...args: (string | number)[]): Result<[number, number, number], Context>;
     engramTrimToCursor(...args: (string | number)[]): Result<number, Context>;
     engramPostponeCeiling(...args: (string | number)[]): Result<number, Context>;
   }
@@ -27,6 +27,14 @@ export interface BufferedEntry {
   turn: BufferedTurn;
 }
 
+/** A turn to append: its JSON, and the client's message id (the idempotency key) if it sent one. */
+export interface TurnToAppend {
+  clientId: string | undefined;
+  json: string;
+}
+
+const APPEND_SHA = createHash('sha1').update(APPEND_TURNS).digest('hex');
+
 export interface ThreadSnapshot {
   context: ThreadContext | null;
   /** Turns after the cursor, oldest first. */
@@ -45,7 +53,6 @@ export class ThreadBuffer {
     private readonly prefix: string,
     private readonly options: BufferOptions,
   ) {
-    redis.defineCommand('engramAppendTurns', { numberOfKeys: 4, lua: APPEND_TURNS });
     redis.defineCommand('engramTrimToCursor', { numberOfKeys: 3, lua: TRIM_TO_CURSOR });
     redis.defineCommand('engramPostponeCeiling', {
       numberOfKeys: 1,
@@ -58,21 +65,31 @@ export class ThreadBuffer {
     return { turns: `${k}:turns`, ids: `${k}:ids`, meta: `${k}:meta`, lock: `${k}:lock`, ceilings: `${this.prefix}:ceilings` };
   }
 
-  /** One round trip. Rejects with InputError when the thread's pending turns have another context. */
+  /**
+   * One round trip. Rejects with InputError when the thread's pending turns have another context.
+   * EVALSHA by hand rather than ioredis' defineCommand, whose wrapper (its own command class and
+   * an extra promise per call) is a measurable share of the hot path; a server that lost its
+   * script cache gets the script itself once.
+   */
   async append(
     threadId: string,
     contextJson: string,
     maxWaitMs: number,
     policy: ReflectionPolicy,
     debounceMs: number,
-    turns: { id: string; json: string }[],
+    turns: TurnToAppend[],
   ): Promise<{ added: number; duplicates: number; needsJob: boolean }> {
     const k = this.keys(threadId);
     const args: (string | number)[] = [k.turns, k.ids, k.meta, k.ceilings, threadId, contextJson, maxWaitMs, this.options.dedupeWindowMs, policy, debounceMs];
-    for (const t of turns) args.push(t.id, t.json);
+    for (const t of turns) args.push(t.clientId ?? '', t.json);
+    let reply: unknown;
     try {
-      const [added, duplicates, needsJob] = await this.redis.engramAppendTurns(...args);
-      return { added, duplicates, needsJob: needsJob === 1 };
+      try {
+        reply = await this.redis.evalsha(APPEND_SHA, 4, ...args);
+      } catch (err) {
+        if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
+        reply = await this.redis.eval(APPEND_TURNS, 4, ...args);
+      }
     } catch (err) {
       if (err instanceof Error && err.message.includes('CONTEXT_MISMATCH')) {
         throw new InputError(
@@ -84,6 +101,8 @@ export class ThreadBuffer {
       }
       throw err;
     }
+    const [added, duplicates, needsJob] = reply as [number, number, number];
+    return { added, duplicates, needsJob: needsJob === 1 };
   }
 
   /** Reads the thread's context, the turns after `cursor` (at most `max`) and `earlier` context turns. */

@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { MemoryKind } from '../memory/kinds.js';
 import { templateVariables } from '../memory/namespace-template.js';
-import type { ThreadBuffer } from './buffer.js';
+import type { ThreadBuffer, TurnToAppend } from './buffer.js';
 import { scheduleReflection, type EngramQueue } from './queues.js';
 import { enqueueInputSchema, type BufferedTurn, type EnqueueParsed, type ReflectionPolicy } from './schemas.js';
 
@@ -35,6 +35,8 @@ export class Producer {
   private readonly needs: Map<string, string[]>;
   private readonly allNeeds: string[];
   private readonly windows: Map<string, number>;
+  /** The window of turns that name no kinds (most of them): the shortest of all kinds'. */
+  private readonly defaultWindow: number;
 
   constructor(
     private readonly buffer: ThreadBuffer,
@@ -45,13 +47,14 @@ export class Producer {
     this.needs = new Map(settings.kinds.map((k) => [k.name, templateVariables(k.namespace)]));
     this.allNeeds = [...new Set([...this.needs.values()].flat())];
     this.windows = new Map(settings.kinds.map((k) => [k.name, k.debounceMs ?? settings.debounceMs]));
+    this.defaultWindow = this.windows.size ? Math.min(...this.windows.values()) : settings.debounceMs;
   }
 
   /** The call's window, else the shortest window of the kinds the turns feed. */
   private debounceFor(names: string[] | undefined, override: number | undefined): number {
     if (override !== undefined) return override;
-    const windows = names ? names.map((n) => this.windows.get(n) as number) : [...this.windows.values()];
-    return windows.length ? Math.min(...windows) : this.settings.debounceMs;
+    if (!names) return this.defaultWindow;
+    return Math.min(...names.map((n) => this.windows.get(n) as number));
   }
 
   async enqueue(input: unknown): Promise<EnqueueResult> {
@@ -65,10 +68,11 @@ export class Producer {
     const { threadId, context, messages, kinds, debounceMs, policy } = input;
     this.checkKinds(kinds, context);
     let now: string | undefined;
-    const turns = messages.map((m) => {
+    const turns = messages.map((m): TurnToAppend => {
       const turn: BufferedTurn = { id: m.id ?? randomUUID(), role: m.role, content: m.content, createdAt: m.createdAt ?? (now ??= new Date().toISOString()) };
       if (kinds) turn.kinds = kinds;
-      return { id: turn.id, json: JSON.stringify(turn) };
+      // Only a client's id can come again; the one made here skips the idempotency window.
+      return { clientId: m.id, json: JSON.stringify(turn) };
     });
     const delay = Math.min(this.debounceFor(kinds, debounceMs), this.settings.maxWaitMs);
     const appended = await this.buffer.append(threadId, canonicalJson(context), this.settings.maxWaitMs, policy ?? this.settings.policy, delay, turns);
@@ -89,6 +93,8 @@ export class Producer {
 
   /** Fails on the hot path, with no I/O, what would otherwise fail later in a worker. */
   private checkKinds(names: string[] | undefined, context: Record<string, string>) {
+    // The common call names no kinds and carries every variable: no allocation on that path.
+    if (!names && this.allNeeds.every((v) => context[v] !== undefined)) return;
     const unknown = (names ?? []).filter((n) => !this.needs.has(n));
     if (unknown.length) throw new InputError(`unknown memory kind(s) ${unknown.join(', ')}; configured: ${[...this.needs.keys()].join(', ')}`);
     const needed = names ? [...new Set(names.flatMap((n) => this.needs.get(n) ?? []))] : this.allNeeds;
@@ -99,5 +105,10 @@ export class Producer {
 
 /** Context compared byte-for-byte in Redis, so key order must not matter. */
 function canonicalJson(record: Record<string, string>): string {
+  const keys = Object.keys(record);
+  // Most contexts are one key, or already sorted: stringify as they are.
+  let sorted = true;
+  for (let i = 1; i < keys.length && sorted; i++) sorted = (keys[i - 1] as string) < (keys[i] as string);
+  if (sorted) return JSON.stringify(record);
   return JSON.stringify(Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : 1))));
 }
