@@ -71,7 +71,7 @@ describe('debounced reflection executor', () => {
     await waitReady(dead);
     await dead.quit();
     const queue = createQueues(dead, { prefix: h.env.ENGRAM_PREFIX, reflectionAttempts: 1 }, createLogger({ level: 'silent' })).reflection;
-    const producer = new Producer(h.runtime.buffer, queue, { debounceMs: 100, maxWaitMs: 800, policy: 'enqueue', kinds: h.runtime.kinds }, createLogger({ level: 'silent' }));
+    const producer = new Producer(h.runtime.buffer, queue, { debounceMs: 100, maxWaitMs: 800, policy: 'enqueue', kinds: h.runtime.kinds, timeoutMs: 5_000 }, createLogger({ level: 'silent' }));
     expect(await producer.enqueue({ threadId: 'orphan', context: { userId: 'u1' }, messages: [{ role: 'user', content: 'I collect stamps' }] })).toMatchObject({ accepted: 1 });
     expect(await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting')).toEqual({ delayed: 0, waiting: 0 });
     await waitFor(async () => (await h!.runtime.store.getCursor('orphan')) !== null);

@@ -23,6 +23,17 @@ export interface ServerDeps extends ApiDeps {
   adminPassword?: string | undefined;
 }
 
+/** A probe must answer in time: a stalled dependency is not ready, whatever it says later. */
+const READY_TIMEOUT_MS = 2_000;
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
 /** Fastify: logs through the same pino logger, validates with zod in the handlers. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -44,7 +55,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     const checks: Record<string, string> = {};
     await Promise.all(
       Object.entries(deps.readiness).map(async ([name, check]) => {
-        checks[name] = await check().then(
+        checks[name] = await withTimeout(check(), READY_TIMEOUT_MS).then(
           () => 'ok',
           (err: Error) => `error: ${err.message}`,
         );

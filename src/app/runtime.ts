@@ -87,7 +87,7 @@ export class Runtime {
     this.store = new MemoryStore(this.db, env.DATABASE_SCHEMA, storeLog, { exactSearchMax: env.STORE_EXACT_SEARCH_MAX, efSearch: 100 });
     this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
     this.queues = createQueues(this.producerRedis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS, reflectionBackoffMs: env.REFLECTION_BACKOFF_MS }, log);
-    this.producer = new Producer(this.buffer, this.queues.reflection, { debounceMs: env.DEBOUNCE_MS, maxWaitMs: env.MAX_WAIT_MS, policy: env.REFLECTION_POLICY, kinds: this.kinds }, log.child({ component: 'producer' }));
+    this.producer = new Producer(this.buffer, this.queues.reflection, { debounceMs: env.DEBOUNCE_MS, maxWaitMs: env.MAX_WAIT_MS, policy: env.REFLECTION_POLICY, kinds: this.kinds, timeoutMs: env.ENQUEUE_TIMEOUT_MS }, log.child({ component: 'producer' }));
     const models = createModelClients(env, log);
     this.embedder = options.embedder ?? models.embedder;
     this.manager = new MemoryManager(models.chat, log.child({ component: 'manager' }));

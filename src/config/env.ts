@@ -68,6 +68,11 @@ export const envSchema = z
     DEBOUNCE_MS: int(0).default(30_000),
     /** A thread that never goes quiet still reflects at least this often. */
     MAX_WAIT_MS: int(1).default(300_000),
+    /**
+     * A turn enqueue fails with 503 when Redis (connected but stalled) does not answer a round
+     * trip within this long; a refused or closed connection fails at once.
+     */
+    ENQUEUE_TIMEOUT_MS: int(10).max(600_000).default(5_000),
     REFLECTION_CONCURRENCY: int(1).max(1000).default(8),
     REFLECTION_ATTEMPTS: int(1).max(100).default(5),
     /** First retry delay of a failed reflection; doubles each attempt, with jitter. */

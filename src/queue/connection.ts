@@ -3,14 +3,15 @@ import type { Logger } from '../log/logger.js';
 
 /**
  * Producers fail fast (no offline queue, one retry): a chat turn must get an error at once
- * when Redis is down, not hang. Workers wait forever (`maxRetriesPerRequest: null`, which
- * BullMQ requires for blocking connections) and ride out a Redis restart.
+ * when Redis is down, not hang. A stalled (connected but silent) Redis is the Producer's
+ * deadline's job, not ioredis' `commandTimeout`, which costs a timer per command (deadline.ts).
+ * Workers wait forever (`maxRetriesPerRequest: null`, which BullMQ requires for blocking
+ * connections) and ride out a Redis restart.
  */
 export function createRedis(url: string, role: 'producer' | 'worker', log: Logger): Redis {
   const opts: RedisOptions =
     role === 'producer'
-      ? // commandTimeout: a stalled (not disconnected) Redis must fail the call, not hang the chat.
-        { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, commandTimeout: 5_000, lazyConnect: false }
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: false }
       : { maxRetriesPerRequest: null, enableReadyCheck: true };
   const redis = new Redis(url, { ...opts, connectionName: `engram-${role}` });
   // Without an `error` listener ioredis crashes the host on a Redis restart (LESSONS: mem0 #7294).

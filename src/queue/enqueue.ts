@@ -5,6 +5,7 @@ import type { Logger } from '../log/logger.js';
 import type { MemoryKind } from '../memory/kinds.js';
 import { templateVariables } from '../memory/namespace-template.js';
 import type { ThreadBuffer, TurnToAppend } from './buffer.js';
+import { Deadline } from './deadline.js';
 import { scheduleReflection, type EngramQueue } from './queues.js';
 import { enqueueInputSchema, type BufferedTurn, type EnqueueParsed, type ReflectionPolicy } from './schemas.js';
 
@@ -22,6 +23,8 @@ export interface ProducerSettings {
   policy: ReflectionPolicy;
   /** The configured kinds: an enqueue must name known kinds and carry their template variables. */
   kinds: Pick<MemoryKind, 'name' | 'namespace' | 'debounceMs'>[];
+  /** How long each Redis round trip may take before the call fails (a stalled Redis). */
+  timeoutMs: number;
 }
 
 /**
@@ -37,6 +40,7 @@ export class Producer {
   private readonly windows: Map<string, number>;
   /** The window of turns that name no kinds (most of them): the shortest of all kinds'. */
   private readonly defaultWindow: number;
+  private readonly deadline: Deadline;
 
   constructor(
     private readonly buffer: ThreadBuffer,
@@ -48,6 +52,7 @@ export class Producer {
     this.allNeeds = [...new Set([...this.needs.values()].flat())];
     this.windows = new Map(settings.kinds.map((k) => [k.name, k.debounceMs ?? settings.debounceMs]));
     this.defaultWindow = this.windows.size ? Math.min(...this.windows.values()) : settings.debounceMs;
+    this.deadline = new Deadline(settings.timeoutMs, 'the turns may be buffered all the same: send them again with the same message ids, which make a re-send a no-op');
   }
 
   /** The call's window, else the shortest window of the kinds the turns feed. */
@@ -75,16 +80,17 @@ export class Producer {
       return { clientId: m.id, json: JSON.stringify(turn) };
     });
     const delay = Math.min(this.debounceFor(kinds, debounceMs), this.settings.maxWaitMs);
-    const appended = await this.buffer.append(threadId, canonicalJson(context), this.settings.maxWaitMs, policy ?? this.settings.policy, delay, turns);
+    const appended = await this.deadline.run(this.buffer.append(threadId, canonicalJson(context), this.settings.maxWaitMs, policy ?? this.settings.policy, delay, turns));
     if (appended.needsJob) {
       try {
-        await scheduleReflection(this.queue, threadId, delay);
+        await this.deadline.run(scheduleReflection(this.queue, threadId, delay));
       } catch (err) {
         // The turns are buffered: they are accepted, and the thread's ceiling makes the sweeper
         // add the job within maxWait. Failing the call here would make a client without message
         // ids send them again, as new turns. Let the next turn ask for the job at once.
         this.log.warn({ err, threadId }, 'turns buffered, but their reflection job could not be added yet; the ceiling sweeper will');
-        await this.buffer.clearScheduled(threadId).catch(() => undefined);
+        // Not awaited: on a stalled Redis it would hold the reply past the deadline.
+        void this.buffer.clearScheduled(threadId).catch(() => undefined);
       }
     }
     if (this.log.isLevelEnabled('debug')) this.log.debug({ threadId, ...appended, delay }, 'turns enqueued');

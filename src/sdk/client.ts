@@ -38,6 +38,8 @@ export const clientOptionsSchema = z.strictObject({
   debounceMs: z.number().int().min(0).default(30_000),
   maxWaitMs: z.number().int().min(1).default(300_000),
   policy: z.enum(['enqueue', 'rollback']).default('enqueue'),
+  /** How long each Redis round trip of `enqueue` may take on a stalled Redis before it rejects. */
+  enqueueTimeoutMs: z.number().int().min(10).default(5_000),
   embedding: z
     .strictObject({
       baseURL: z.string().optional(),
@@ -81,7 +83,7 @@ export class EngramClient {
     this.redis = createRedis(o.redisUrl, 'producer', log);
     const buffer = new ThreadBuffer(this.redis, o.prefix, BUFFER_DEFAULTS);
     this.queue = createQueues(this.redis, { prefix: o.prefix, reflectionAttempts: 5 }, log).reflection;
-    this.producer = new Producer(buffer, this.queue, { debounceMs: o.debounceMs, maxWaitMs: o.maxWaitMs, policy: o.policy, kinds: kinds ?? defaultKinds }, log);
+    this.producer = new Producer(buffer, this.queue, { debounceMs: o.debounceMs, maxWaitMs: o.maxWaitMs, policy: o.policy, kinds: kinds ?? defaultKinds, timeoutMs: o.enqueueTimeoutMs }, log);
     const embedder =
       customEmbedder ??
       (o.embedding

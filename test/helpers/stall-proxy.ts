@@ -1,0 +1,54 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { TEST_REDIS_URL } from './harness.js';
+
+/**
+ * A TCP proxy in front of the real Redis that can stall: connections stay open, but what the
+ * clients send is held back until `resume`, as when Redis hangs or a network path goes silent.
+ * (A refused connection is the other failure; port 1 gives that.)
+ */
+export class StallProxy {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private held: [Socket, Buffer][] = [];
+  private stalled = false;
+
+  constructor(private readonly target = new URL(TEST_REDIS_URL)) {
+    this.server = createServer((client) => {
+      const upstream = connect(Number(this.target.port || 6379), this.target.hostname);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => this.sockets.delete(s));
+      }
+      client.on('data', (chunk) => (this.stalled ? this.held.push([upstream, chunk]) : upstream.write(chunk)));
+      upstream.pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+  }
+
+  /** Listens on a free port; returns the redis:// URL to give clients. */
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    const address = this.server.address();
+    if (!address || typeof address !== 'object') throw new Error('proxy has no port');
+    return `redis://127.0.0.1:${address.port}`;
+  }
+
+  stall() {
+    this.stalled = true;
+  }
+
+  /** Delivers what was held, in order: a command sent during the stall still runs. */
+  resume() {
+    this.stalled = false;
+    for (const [upstream, chunk] of this.held) upstream.write(chunk);
+    this.held = [];
+  }
+
+  async stop() {
+    this.resume();
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,82 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/log/logger.js';
+import { EngramClient } from '../src/sdk/client.js';
+import { startHarness, TEST_REDIS_URL, uniqueName, deleteKeys, type Harness } from './helpers/harness.js';
+import { StallProxy } from './helpers/stall-proxy.js';
+
+/**
+ * A Redis that stops answering without closing the connection: enqueue must fail within its
+ * deadline, say what to do, and a re-send with the same message ids must not buffer twice.
+ */
+describe('hot path: a stalled Redis', () => {
+  const proxy = new StallProxy();
+  let proxyUrl: string;
+  let redis: Redis;
+  beforeAll(async () => {
+    proxyUrl = await proxy.start();
+    redis = new Redis(TEST_REDIS_URL);
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await proxy.stop();
+  });
+
+  const turn = (id: string) => ({ threadId: 't-stall', context: { userId: 'u' }, messages: [{ id, role: 'user' as const, content: `turn ${id}` }] });
+  const streamLength = (prefix: string, thread: string) => redis.xlen(`${prefix}:thread:${thread}:turns`);
+
+  it('the SDK rejects after enqueueTimeoutMs, and the re-send is a no-op once Redis answers', async () => {
+    const prefix = `engram-test-${uniqueName('stall')}`;
+    const client = new EngramClient({ redisUrl: proxyUrl, prefix, debounceMs: 60_000, enqueueTimeoutMs: 300, log: createLogger({ level: 'silent' }) });
+    try {
+      await client.ready();
+      expect(await client.enqueue(turn('m0'))).toMatchObject({ accepted: 1 });
+      proxy.stall();
+      await expect(client.enqueue(turn('m1'))).rejects.toThrow(/Redis did not answer within 300 ms; .*same message ids/);
+      proxy.resume();
+      // The held command ran after all: the re-send finds its id and buffers nothing.
+      expect(await client.enqueue(turn('m1'))).toEqual({ threadId: 't-stall', accepted: 0, duplicates: 1 });
+      expect(await streamLength(prefix, 't-stall')).toBe(2);
+    } finally {
+      proxy.resume();
+      await client.close();
+      await deleteKeys(TEST_REDIS_URL, prefix);
+    }
+  });
+
+  describe('over HTTP', () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await startHarness({ roles: ['api'], env: { REDIS_URL: proxyUrl, ENQUEUE_TIMEOUT_MS: '300', DEBOUNCE_MS: '60000', MAX_WAIT_MS: '120000' } });
+    });
+    afterAll(async () => {
+      proxy.resume();
+      await h?.stop();
+    });
+    const post = (id: string) =>
+      fetch(`${h.url}/v1/threads/t-stall/turns`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ context: { userId: 'u' }, messages: [{ id, role: 'user', content: `turn ${id}` }] }),
+      });
+
+    it('answers 503 with what to do, and /readyz reports Redis not ready', async () => {
+      expect((await post('h0')).status).toBe(202);
+      proxy.stall();
+      try {
+        const res = await post('h1');
+        expect(res.status).toBe(503);
+        expect(((await res.json()) as { error: string }).error).toMatch(/Redis did not answer within 300 ms; .*same message ids/);
+        const ready = await fetch(`${h.url}/readyz`);
+        expect(ready.status).toBe(503);
+        expect(await ready.json()).toMatchObject({ ok: false, checks: { redis: expect.stringMatching(/no answer within/) } });
+      } finally {
+        proxy.resume();
+      }
+      const again = await post('h1');
+      expect(again.status).toBe(202);
+      expect(await again.json()).toEqual({ threadId: 't-stall', accepted: 0, duplicates: 1 });
+      expect(await streamLength(h.env.ENGRAM_PREFIX, 't-stall')).toBe(2);
+    });
+  });
+});
