@@ -1,15 +1,19 @@
 /**
  * npm run bench:enqueue -- [--n 5000] [--http-rate 1000] [--seconds 5]
  * Hot-path latency against the real Redis, each figure beside a baseline from the same run:
- * SDK enqueue (sequential and at concurrency 64) beside a Redis PING interleaved with it, and
+ * SDK enqueue (sequential and at concurrency 64) beside a Redis PING interleaved with it, with
+ * the append script alone and its time inside Redis to split the cost between Redis and Node, and
  * HTTP enqueue (sequential, at concurrency 64, and at a fixed request rate) beside GET /healthz
  * through the same client. The API runs in its own process, like in production.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createLogger } from '../src/log/logger.js';
+import { APPEND_TURNS } from '../src/queue/buffer-scripts.js';
+import { waitReady } from '../src/queue/connection.js';
 import { EngramClient } from '../src/sdk/client.js';
 import { cleanup, testEnvVars } from '../test/helpers/harness.js';
 import { parseEnv } from '../src/config/env.js';
@@ -63,12 +67,36 @@ for (let i = 0; i < 500; i++) await sdk.enqueue({ threadId: `warm-${i % 50}`, ..
 // Most turns join a thread whose reflection job exists (one round trip); the first turn of a
 // burst also adds the job (two). Measured apart, then mixed as a chat would (sessions of 20).
 for (let i = 0; i < 200; i++) await sdk.enqueue({ threadId: `sdk-${i}`, ...body(i, `sdk-${i}`) });
+// The append script's own time inside Redis, from INFO commandstats around the later turns (no
+// job adds among them, so every EVALSHA in between is an append).
+const evalshaStats = async () => {
+  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(await redis.info('commandstats'));
+  return { calls: Number(m?.[1] ?? 0), usec: Number(m?.[2] ?? 0) };
+};
+const statsBefore = await evalshaStats();
 const later = await interleaved(N, (i) => sdk.enqueue({ threadId: `sdk-${i % 200}`, ...body(i, `sdk-${i % 200}`) }));
+const statsAfter = await evalshaStats();
+const scriptUs = (statsAfter.usec - statsBefore.usec) / Math.max(1, statsAfter.calls - statsBefore.calls);
+// Where the rest goes: the same script with its arguments ready (no validation, no turn to
+// serialize, no producer), on a connection like the SDK's, for threads like the later turns'.
+const raw = new Redis(vars.REDIS_URL as string, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+const sha = createHash('sha1').update(APPEND_TURNS).digest('hex');
+await waitReady(raw);
+await raw.script('LOAD', APPEND_TURNS);
+const rawArgs = Array.from({ length: N }, (_, i) => {
+  const k = `${env.ENGRAM_PREFIX}:thread:raw-${i % 200}`;
+  const turn = JSON.stringify({ id: `raw-${i}`, role: 'user', content: body(i, '').messages[0]?.content, createdAt: new Date().toISOString() });
+  return [`${k}:turns`, `${k}:ids`, `${k}:meta`, `${env.ENGRAM_PREFIX}:ceilings`, `raw-${i % 200}`, '{"userId":"u"}', 3_600_000, 86_400_000, 'enqueue', 600_000, '', turn];
+});
+for (let i = 0; i < 200; i++) await raw.evalsha(sha, 4, ...(rawArgs[i] as (string | number)[]));
+const prepared = await interleaved(N, (i) => raw.evalsha(sha, 4, ...(rawArgs[i] as (string | number)[])));
+raw.disconnect();
 const firsts = await interleaved(Math.ceil(N / 5), (i) => sdk.enqueue({ threadId: `first-${i}`, ...body(i, `first-${i}`) }));
 const mixed = await interleaved(N, (i) => sdk.enqueue({ threadId: `mix-${Math.floor(i / 20)}`, ...body(i, `mix-${Math.floor(i / 20)}`) }));
 report('redis PING (baseline, interleaved)', pings);
 const ratio = (m: { samples: number[]; ping: number }) => (summarize(m.samples).p50 / m.ping).toFixed(2);
 report('SDK enqueue, later turn', later.samples, { 'x PING p50': ratio(later) });
+report('append script alone, arguments ready (scale)', prepared.samples, { 'x PING p50': ratio(prepared) });
 report('SDK enqueue, first turn', firsts.samples, { 'x PING p50': ratio(firsts) });
 const sdkMixed = report('SDK enqueue, sessions of 20', mixed.samples, { 'x PING p50': ratio(mixed) });
 // For scale, the per-turn design engram avoids: a BullMQ add in debounce mode (the job replaced
@@ -165,6 +193,7 @@ table(rows);
 process.stdout.write(
   `\nSDK p50 / PING p50 = ${ratio(later)} later turns, ${ratio(mixed)} sessions of 20 (target <= 2); ` +
     `SDK p99 sequential = ${ms(sdkMixed.p99)} (target <= 1 ms); ` +
+    `a later turn's script runs ${scriptUs.toFixed(1)} us inside Redis (INFO commandstats), and the SDK adds ${((summarize(later.samples).p50 - summarize(prepared.samples).p50) * 1000).toFixed(0)} us at p50 over the script alone; ` +
     `HTTP p99 at ${RATE}/s = ${ms(percentile(p99s, 50))}, median of ${ROUNDS} rounds (target <= 3 ms; floor, GET /healthz at the same rate: ${ms(percentile(floorP99s, 50))})\n`,
 );
 
