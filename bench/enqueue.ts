@@ -7,12 +7,12 @@
  * through the same client. The API runs in its own process, like in production.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createLogger } from '../src/log/logger.js';
-import { APPEND_TURNS } from '../src/queue/buffer-scripts.js';
+import { APPEND_TURNS, APPEND_TURNS_SHA } from '../src/queue/buffer-scripts.js';
+import { BUFFER_DEFAULTS, ThreadBuffer } from '../src/queue/buffer.js';
 import { waitReady } from '../src/queue/connection.js';
 import { EngramClient } from '../src/sdk/client.js';
 import { cleanup, testEnvVars } from '../test/helpers/harness.js';
@@ -80,16 +80,17 @@ const scriptUs = (statsAfter.usec - statsBefore.usec) / Math.max(1, statsAfter.c
 // Where the rest goes: the same script with its arguments ready (no validation, no turn to
 // serialize, no producer), on a connection like the SDK's, for threads like the later turns'.
 const raw = new Redis(vars.REDIS_URL as string, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-const sha = createHash('sha1').update(APPEND_TURNS).digest('hex');
 await waitReady(raw);
 await raw.script('LOAD', APPEND_TURNS);
+const rawKeys = new ThreadBuffer(raw, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
 const rawArgs = Array.from({ length: N }, (_, i) => {
-  const k = `${env.ENGRAM_PREFIX}:thread:raw-${i % 200}`;
+  const thread = `raw-${i % 200}`;
+  const k = rawKeys.keys(thread);
   const turn = JSON.stringify({ id: `raw-${i}`, role: 'user', content: body(i, '').messages[0]?.content, createdAt: new Date().toISOString() });
-  return [`${k}:turns`, `${k}:ids`, `${k}:meta`, `${env.ENGRAM_PREFIX}:ceilings`, `raw-${i % 200}`, '{"userId":"u"}', 3_600_000, 86_400_000, 'enqueue', 600_000, '', turn];
+  return [k.turns, k.ids, k.meta, k.ceilings, thread, '{"userId":"u"}', 3_600_000, 86_400_000, 'enqueue', 600_000, '', turn];
 });
-for (let i = 0; i < 200; i++) await raw.evalsha(sha, 4, ...(rawArgs[i] as (string | number)[]));
-const prepared = await interleaved(N, (i) => raw.evalsha(sha, 4, ...(rawArgs[i] as (string | number)[])));
+for (let i = 0; i < 200; i++) await raw.evalsha(APPEND_TURNS_SHA, 4, ...(rawArgs[i] as (string | number)[]));
+const prepared = await interleaved(N, (i) => raw.evalsha(APPEND_TURNS_SHA, 4, ...(rawArgs[i] as (string | number)[])));
 raw.disconnect();
 const firsts = await interleaved(Math.ceil(N / 5), (i) => sdk.enqueue({ threadId: `first-${i}`, ...body(i, `first-${i}`) }));
 const mixed = await interleaved(N, (i) => sdk.enqueue({ threadId: `mix-${Math.floor(i / 20)}`, ...body(i, `mix-${Math.floor(i / 20)}`) }));

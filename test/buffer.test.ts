@@ -85,4 +85,9 @@ describe('thread buffer', () => {
     await buffer.append('settings', ctx, 60_000, 'rollback', 2_500, [turn('s-3')]);
     expect(await redis.hmget(buffer.keys('settings').meta, 'policy', 'debounceMs', 'maxWaitMs')).toEqual(['rollback', '2500', '60000']);
   });
+  it('appends after Redis lost its script cache (a restart, SCRIPT FLUSH)', async () => {
+    await redis.script('FLUSH');
+    expect(await append('flushed', '{"userId":"u"}', ['f-1'])).toMatchObject({ added: 1, duplicates: 0 });
+    expect(await append('flushed', '{"userId":"u"}', ['f-1'])).toMatchObject({ added: 0, duplicates: 1 });
+  });
 });

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * Lua for the thread buffer. Each script is one atomic Redis round trip.
  *
@@ -97,6 +99,9 @@ end
 redis.call('HSET', KEYS[3], unpack(fields))
 return {added, dup, needsJob}
 `;
+
+/** The append's script cache key: the hot path sends EVALSHA with it (buffer.ts says why). */
+export const APPEND_TURNS_SHA = createHash('sha1').update(APPEND_TURNS).digest('hex');
 
 /**
  * After a committed reflection: drops turns at or before the cursor except the last `keep`

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { Redis, Result } from 'ioredis';
 import { InputError } from '../errors.js';
-import { APPEND_TURNS, TRIM_TO_CURSOR } from './buffer-scripts.js';
+import { APPEND_TURNS, APPEND_TURNS_SHA, TRIM_TO_CURSOR } from './buffer-scripts.js';
 import { bufferedTurnSchema, contextSchema, type BufferedTurn, type ReflectionPolicy, type ThreadContext } from './schemas.js';
 
 declare module 'ioredis' {
@@ -32,8 +31,6 @@ export interface TurnToAppend {
   clientId: string | undefined;
   json: string;
 }
-
-const APPEND_SHA = createHash('sha1').update(APPEND_TURNS).digest('hex');
 
 export interface ThreadSnapshot {
   context: ThreadContext | null;
@@ -84,12 +81,7 @@ export class ThreadBuffer {
     for (const t of turns) args.push(t.clientId ?? '', t.json);
     let reply: unknown;
     try {
-      try {
-        reply = await this.redis.evalsha(APPEND_SHA, 4, ...args);
-      } catch (err) {
-        if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
-        reply = await this.redis.eval(APPEND_TURNS, 4, ...args);
-      }
+      reply = await this.evalAppend(args);
     } catch (err) {
       if (err instanceof Error && err.message.includes('CONTEXT_MISMATCH')) {
         throw new InputError(
@@ -103,6 +95,15 @@ export class ThreadBuffer {
     }
     const [added, duplicates, needsJob] = reply as [number, number, number];
     return { added, duplicates, needsJob: needsJob === 1 };
+  }
+
+  private async evalAppend(args: (string | number)[]): Promise<unknown> {
+    try {
+      return await this.redis.evalsha(APPEND_TURNS_SHA, 4, ...args);
+    } catch (err) {
+      if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
+      return this.redis.eval(APPEND_TURNS, 4, ...args);
+    }
   }
 
   /** Reads the thread's context, the turns after `cursor` (at most `max`) and `earlier` context turns. */
