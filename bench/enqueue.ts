@@ -82,15 +82,14 @@ const scriptUs = (statsAfter.usec - statsBefore.usec) / Math.max(1, statsAfter.c
 const raw = new Redis(vars.REDIS_URL as string, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
 await waitReady(raw);
 await raw.script('LOAD', APPEND_TURNS);
-const rawKeys = new ThreadBuffer(raw, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
+const rawBuffer = new ThreadBuffer(raw, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
 const rawArgs = Array.from({ length: N }, (_, i) => {
   const thread = `raw-${i % 200}`;
-  const k = rawKeys.keys(thread);
-  const turn = JSON.stringify({ id: `raw-${i}`, role: 'user', content: body(i, '').messages[0]?.content, createdAt: new Date().toISOString() });
-  return [k.turns, k.ids, k.meta, k.ceilings, thread, '{"userId":"u"}', 3_600_000, 86_400_000, 'enqueue', 600_000, '', turn];
+  const turn = JSON.stringify({ role: 'user', content: body(i, '').messages[0]?.content });
+  return rawBuffer.appendArgs(thread, '{"userId":"u"}', 3_600_000, 'enqueue', 600_000, [{ clientId: undefined, json: turn }]);
 });
-for (let i = 0; i < 200; i++) await raw.evalsha(APPEND_TURNS_SHA, 4, ...(rawArgs[i] as (string | number)[]));
-const prepared = await interleaved(N, (i) => raw.evalsha(APPEND_TURNS_SHA, 4, ...(rawArgs[i] as (string | number)[])));
+for (let i = 0; i < 200; i++) await raw.evalsha(APPEND_TURNS_SHA, 4, ...(rawArgs[i] as string[]));
+const prepared = await interleaved(N, (i) => raw.evalsha(APPEND_TURNS_SHA, 4, ...(rawArgs[i] as string[])));
 raw.disconnect();
 const firsts = await interleaved(Math.ceil(N / 5), (i) => sdk.enqueue({ threadId: `first-${i}`, ...body(i, `first-${i}`) }));
 const mixed = await interleaved(N, (i) => sdk.enqueue({ threadId: `mix-${Math.floor(i / 20)}`, ...body(i, `mix-${Math.floor(i / 20)}`) }));

@@ -12,7 +12,7 @@ describe('thread buffer', () => {
   const buffer = new ThreadBuffer(redis, prefix, { dedupeWindowMs: 3_600_000, idleTtlMs: 3_600_000 });
   const lease = new ThreadLease(redis, buffer, 5_000);
   const turn = (id: string) => ({ clientId: id, json: JSON.stringify({ id, role: 'user', content: id, createdAt: '2026-01-01T00:00:00Z' }) });
-  const append = (thread: string, ctx: string, ids: string[]) => buffer.append(thread, ctx, 60_000, 'enqueue', 1_000, ids.map(turn));
+  const append = (thread: string, ctx: string, ids: string[], debounceMs = 1_000) => buffer.append(thread, ctx, 60_000, 'enqueue', debounceMs, ids.map(turn));
   const lastId = async (thread: string) => (await buffer.read(thread, null, 100, 0)).pending.at(-1)!.entryId;
 
   beforeAll(async () => {
@@ -25,16 +25,16 @@ describe('thread buffer', () => {
 
   it('a job flag left by a producer that died cannot strand the thread', async () => {
     const ctx = '{"userId":"u"}';
-    expect((await append('strand', ctx, ['t0'])).needsJob).toBe(true);
+    // No quiet window: the reflection may start at once.
+    expect((await append('strand', ctx, ['t0'], 0)).needsJob).toBe(true);
     // A reflection starts (clears the flag); a turn arrives and its producer dies before adding
     // the follow-up job; the reflection read that turn too, commits and trims everything.
-    await redis.hset(buffer.keys('strand').meta, 'lastTurnAt', 0);
     expect((await lease.acquire('strand', 'job-1')).status).toBe('held');
-    expect((await append('strand', ctx, ['t1'])).needsJob).toBe(true); // ...but no job is added
+    expect((await append('strand', ctx, ['t1'], 0)).needsJob).toBe(true); // ...but no job is added
     expect(await buffer.trim('strand', await lastId('strand'), 0)).toBe(false);
     await lease.release('strand', 'job-1');
     // The next turn asks for a job again, and the thread has a ceiling for the sweeper.
-    expect((await append('strand', ctx, ['t2'])).needsJob).toBe(true);
+    expect((await append('strand', ctx, ['t2'], 0)).needsJob).toBe(true);
     expect(await redis.zscore(buffer.keys('strand').ceilings, 'strand')).not.toBeNull();
   });
 
@@ -64,10 +64,10 @@ describe('thread buffer', () => {
     expect(read.pending.map((e) => e.turn.id)).toEqual(['alice-1', 'bob-1']);
     expect(read.context).toEqual({ userId: 'bob' });
   });
-  it('remembers client message ids for the window, and not the ids engram made', async () => {
+  it('remembers client message ids for the window, and nothing for turns sent without one', async () => {
     const ctx = '{"userId":"u"}';
-    const made = { clientId: undefined, json: JSON.stringify({ id: 'made-1', role: 'user', content: 'x', createdAt: '2026-01-01T00:00:00Z' }) };
-    expect(await buffer.append('ids', ctx, 60_000, 'enqueue', 1_000, [made])).toMatchObject({ added: 1 });
+    const bare = { clientId: undefined, json: JSON.stringify({ role: 'user', content: 'x' }) };
+    expect(await buffer.append('ids', ctx, 60_000, 'enqueue', 1_000, [bare])).toMatchObject({ added: 1 });
     expect(await redis.exists(buffer.keys('ids').ids)).toBe(0);
     expect(await append('ids', ctx, ['c-1'])).toMatchObject({ added: 1, duplicates: 0 });
     expect(await redis.zrange(buffer.keys('ids').ids, 0, -1)).toEqual(['c-1']);
@@ -78,12 +78,34 @@ describe('thread buffer', () => {
 
   it('a later turn that changes a setting of its thread writes it', async () => {
     const ctx = '{"userId":"u"}';
+    const settings = () => redis.hmget(buffer.keys('settings').meta, 'policy', 'debounceMs', 'maxWaitMs');
     await buffer.append('settings', ctx, 60_000, 'enqueue', 1_000, [turn('s-1')]);
-    await redis.hset(buffer.keys('settings').meta, 'lastTurnAt', 0);
     await buffer.append('settings', ctx, 60_000, 'enqueue', 1_000, [turn('s-2')]);
-    expect(Number(await redis.hget(buffer.keys('settings').meta, 'lastTurnAt'))).toBeGreaterThan(0);
+    expect(await settings()).toEqual(['enqueue', '1000', '60000']);
     await buffer.append('settings', ctx, 60_000, 'rollback', 2_500, [turn('s-3')]);
-    expect(await redis.hmget(buffer.keys('settings').meta, 'policy', 'debounceMs', 'maxWaitMs')).toEqual(['rollback', '2500', '60000']);
+    expect(await settings()).toEqual(['rollback', '2500', '60000']);
+  });
+  it("a reflection waits out the quiet window from the thread's newest turn", async () => {
+    const ctx = '{"userId":"u"}';
+    // A quiet window well inside maxWait (60 s), whose ceiling would cut the wait short.
+    await append('quiet', ctx, ['q-1'], 30_000);
+    await new Promise((r) => setTimeout(r, 300));
+    await append('quiet', ctx, ['q-2'], 30_000);
+    const early = await lease.acquire('quiet', 'job-q');
+    expect(early.status).toBe('not-quiet');
+    // From q-2, not from q-1 (300 ms earlier).
+    expect(early.waitMs).toBeGreaterThan(29_800);
+    expect(early.waitMs).toBeLessThanOrEqual(30_000);
+  });
+  it('a turn without a client id reads back with its entry id and the time Redis buffered it', async () => {
+    const before = Date.now();
+    const bare = { clientId: undefined, json: JSON.stringify({ role: 'user', content: 'no id, no time' }) };
+    await buffer.append('bare', '{"userId":"u"}', 60_000, 'enqueue', 1_000, [bare, turn('with-id')]);
+    const [first, second] = (await buffer.read('bare', null, 10, 0)).pending;
+    expect(first!.turn.id).toBe(first!.entryId);
+    expect(Date.parse(first!.turn.createdAt)).toBeGreaterThanOrEqual(before - 1_000);
+    expect(Date.parse(first!.turn.createdAt)).toBeLessThanOrEqual(Date.now() + 1_000);
+    expect(second!.turn).toMatchObject({ id: 'with-id', createdAt: '2026-01-01T00:00:00Z' });
   });
   it('appends after Redis lost its script cache (a restart, SCRIPT FLUSH)', async () => {
     await redis.script('FLUSH');

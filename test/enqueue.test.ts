@@ -29,6 +29,11 @@ describe('hot path: enqueue', () => {
     ['an unknown kind', { context: { userId: 'u' }, kinds: ['recipes'], messages: [{ role: 'user', content: 'hi' }] }, /unknown memory kind.*recipes/],
     ['a bad message id', { context: { userId: 'u' }, messages: [{ id: 'a b', role: 'user', content: 'hi' }] }, /id/],
     ['too many messages', { context: { userId: 'u' }, messages: Array.from({ length: 101 }, () => ({ role: 'user', content: 'hi' })) }, /messages/],
+    ['a message over 32,000 characters', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'x'.repeat(32_001) }] }, /messages\[0\]\.content/],
+    ['a context key that is no identifier', { context: { userId: 'u', 'user id': 'u' }, messages: [{ role: 'user', content: 'hi' }] }, /context keys must be identifiers[\s\S]*context\["user id"\]/],
+    ['an empty context value', { context: { userId: '' }, messages: [{ role: 'user', content: 'hi' }] }, /must be 1 to 256 characters[\s\S]*context\.userId/],
+    ['more than 16 context keys', { context: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [i ? `k${i}` : 'userId', 'v'])), messages: [{ role: 'user', content: 'hi' }] }, /at most 16 context keys/],
+    ['a message id over 128 characters', { context: { userId: 'u' }, messages: [{ id: 'm'.repeat(129), role: 'user', content: 'hi' }] }, /must be 1 to 128 characters/],
   ])('rejects %s with 400 and writes nothing', async (_name, body, message) => {
     const before = await redisKeys(redis, h.env.ENGRAM_PREFIX);
     const res = await post('/v1/threads/t-bad/turns', body);

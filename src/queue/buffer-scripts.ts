@@ -4,12 +4,15 @@ import { createHash } from 'node:crypto';
  * Lua for the thread buffer. Each script is one atomic Redis round trip.
  *
  * Keys of one thread (K = `<prefix>:thread:<threadId>`):
- *   K:turns  stream  one entry per buffered turn (fields: t = turn JSON); entry ids order turns
- *                    and the last reflected entry id is the thread's cursor (kept in Postgres)
+ *   K:turns  stream  one entry per buffered turn (fields: t = turn JSON); entry ids order turns,
+ *                    carry the time Redis buffered them (the newest one's is the thread's last
+ *                    turn) and stand in for a message id the client did not send; the last
+ *                    reflected entry id is the thread's cursor (kept in Postgres)
  *   K:ids    zset    client message id -> first-seen ms, for idempotent enqueue within a window
- *   K:meta   hash    ctx (context JSON), lastTurnAt, firstPendingAt, debounceMs, maxWaitMs, policy,
- *                    and scheduled (set by the append that asked for a job, cleared when a
- *                    reflection of the thread starts: later turns then ask for a follow-up)
+ *   K:meta   hash    ctx (context JSON), firstPendingAt, settings (packed, see APPEND_TURNS) and
+ *                    the same one per field (debounceMs, maxWaitMs, policy), and scheduled (set
+ *                    by the append that asked for a job, cleared when a reflection of the thread
+ *                    starts: later turns then ask for a follow-up)
  *   K:lock   string  the lease of the one reflection running for the thread (see thread-lease.ts)
  * Fleet-wide:
  *   <prefix>:ceilings  zset  threadId -> firstPendingAt + maxWait: the maxWait ceiling, and the
@@ -18,22 +21,23 @@ import { createHash } from 'node:crypto';
 
 /**
  * Appends turns. KEYS: turns, ids, meta, ceilings.
- * ARGV: threadId, ctxJson, maxWaitMs, dedupeWindowMs, policy, debounceMs, then (clientId, turnJson)
- * pairs; an empty clientId marks an id engram made, which no client can send again, so it skips
+ * ARGV: threadId, ctxJson, settings ("maxWaitMs:debounceMs:policy:dedupeWindowMs", compared as one
+ * string so that the common turn checks them in one step), then (clientId, turnJson) pairs; an
+ * empty clientId marks a turn without a client id, which no client can send again, so it skips
  * the id window (one call and a 24-hour entry fewer per turn).
  * Returns {added, duplicates, needsJob} or the error CONTEXT_MISMATCH. needsJob is 1 only for the
  * first turn since the thread's last reflection started: every other turn costs this one call.
  * Each redis.call costs about 2 us inside a script, more than most commands themselves
- * (measured with INFO commandstats): a later turn with the thread's settings unchanged makes three
- * (HMGET, XADD, HSET of lastTurnAt), six with client ids (TIME, ZADD, PEXPIRE), and the
- * bookkeeping (ceiling, id-window trim, TTLs, settings) runs once per burst or when a setting
- * changes.
+ * (measured with INFO commandstats): a later turn with the thread's settings unchanged makes two
+ * (HMGET, XADD), four with client ids (TIME, ZADD, PEXPIRE), and the bookkeeping (ceiling,
+ * id-window trim, TTLs, settings) runs once per burst or when a setting changes. The time of the
+ * thread's last turn is its newest entry id, so no call records it.
  * Uses the server clock (TIME, or the ms of the entry id XADD made) so that producers with skewed
  * clocks agree.
  */
 export const APPEND_TURNS = `
 local now
-local state = redis.call('HMGET', KEYS[3], 'firstPendingAt', 'ctx', 'scheduled', 'maxWaitMs', 'policy', 'debounceMs')
+local state = redis.call('HMGET', KEYS[3], 'firstPendingAt', 'ctx', 'scheduled', 'settings')
 if state[2] and state[2] ~= ARGV[2] then
   -- The reply names no context: it would show one user's context to another.
   if state[1] then return redis.error_reply('CONTEXT_MISMATCH') end
@@ -42,7 +46,7 @@ if state[2] and state[2] ~= ARGV[2] then
   redis.call('DEL', KEYS[1], KEYS[2])
 end
 local added, dup, remembered, entry = 0, 0, false, nil
-for i = 7, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local fresh = ARGV[i] == ''
   if not fresh then
     if not now then
@@ -61,20 +65,19 @@ end
 if added == 0 then return {0, dup, 0} end
 -- Without a client id there was no TIME call: the entry id starts with the server's clock (ms).
 now = now or tonumber(string.match(entry, '^(%d+)'))
+local maxWait, debounce, policy, window = string.match(ARGV[3], '^(%d+):(%d+):(%a+):(%d+)$')
+maxWait = tonumber(maxWait)
 -- Client ids are remembered for the window past the thread's last one; older ones are trimmed
 -- once per burst below.
-if remembered then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
-local maxWait = tonumber(ARGV[3])
+if remembered then redis.call('PEXPIRE', KEYS[2], window) end
 local scheduledAt = tonumber(state[3])
 -- A flag older than twice maxWait stands for a job that is long gone (its producer died between
 -- its two calls, an operator removed it): ask again. A job that does exist dedups the add.
 local flagged = scheduledAt and now - scheduledAt <= 2 * maxWait
-if state[1] and flagged and state[4] == ARGV[3] and state[5] == ARGV[5] and state[6] == ARGV[6] then
-  -- The common turn: the thread is pending, its job asked for, its settings as they were.
-  redis.call('HSET', KEYS[3], 'lastTurnAt', now)
-  return {added, dup, 0}
-end
-local fields = {'ctx', ARGV[2], 'lastTurnAt', now, 'maxWaitMs', ARGV[3], 'policy', ARGV[5], 'debounceMs', ARGV[6]}
+-- The common turn: the thread is pending, its job asked for, its settings as they were.
+if state[1] and flagged and state[4] == ARGV[3] then return {added, dup, 0} end
+-- The settings also stand one per field, for the scripts that read one (lease, trim).
+local fields = {'ctx', ARGV[2], 'settings', ARGV[3], 'maxWaitMs', maxWait, 'debounceMs', debounce, 'policy', policy}
 local first = tonumber(state[1])
 if not first then
   -- The thread was idle: its keys may carry the idle TTL set by the last trim, and every
@@ -94,7 +97,7 @@ if not flagged then
   -- NX: an existing ceiling stands; a missing one (cleared after a final failure) is set from
   -- the oldest pending turn.
   redis.call('ZADD', KEYS[4], 'NX', first + maxWait, ARGV[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(window))
 end
 redis.call('HSET', KEYS[3], unpack(fields))
 return {added, dup, needsJob}

@@ -1,7 +1,7 @@
 import type { Redis, Result } from 'ioredis';
 import { InputError } from '../errors.js';
 import { APPEND_TURNS, APPEND_TURNS_SHA, TRIM_TO_CURSOR } from './buffer-scripts.js';
-import { bufferedTurnSchema, contextSchema, type BufferedTurn, type ReflectionPolicy, type ThreadContext } from './schemas.js';
+import { contextSchema, storedTurnSchema, type BufferedTurn, type ReflectionPolicy, type ThreadContext } from './schemas.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -76,12 +76,9 @@ export class ThreadBuffer {
     debounceMs: number,
     turns: TurnToAppend[],
   ): Promise<{ added: number; duplicates: number; needsJob: boolean }> {
-    const k = this.keys(threadId);
-    const args: (string | number)[] = [k.turns, k.ids, k.meta, k.ceilings, threadId, contextJson, maxWaitMs, this.options.dedupeWindowMs, policy, debounceMs];
-    for (const t of turns) args.push(t.clientId ?? '', t.json);
     let reply: unknown;
     try {
-      reply = await this.evalAppend(args);
+      reply = await this.evalAppend(this.appendArgs(threadId, contextJson, maxWaitMs, policy, debounceMs, turns));
     } catch (err) {
       if (err instanceof Error && err.message.includes('CONTEXT_MISMATCH')) {
         throw new InputError(
@@ -97,7 +94,16 @@ export class ThreadBuffer {
     return { added, duplicates, needsJob: needsJob === 1 };
   }
 
-  private async evalAppend(args: (string | number)[]): Promise<unknown> {
+  /** EVALSHA's KEYS (four) and ARGV for APPEND_TURNS. */
+  appendArgs(threadId: string, contextJson: string, maxWaitMs: number, policy: ReflectionPolicy, debounceMs: number, turns: TurnToAppend[]): string[] {
+    const k = this.keys(threadId);
+    const settings = `${maxWaitMs}:${debounceMs}:${policy}:${this.options.dedupeWindowMs}`;
+    const args = [k.turns, k.ids, k.meta, k.ceilings, threadId, contextJson, settings];
+    for (const t of turns) args.push(t.clientId ?? '', t.json);
+    return args;
+  }
+
+  private async evalAppend(args: string[]): Promise<unknown> {
     try {
       return await this.redis.evalsha(APPEND_TURNS_SHA, 4, ...args);
     } catch (err) {
@@ -162,5 +168,9 @@ export class ThreadBuffer {
 function toEntry([entryId, fields]: [string, string[]]): BufferedEntry {
   // Fields come as a flat [name, value, ...] list; we write exactly one: t = turn JSON.
   const json = fields[fields.indexOf('t') + 1];
-  return { entryId, turn: bufferedTurnSchema.parse(JSON.parse(json ?? 'null')) };
+  const stored = storedTurnSchema.parse(JSON.parse(json ?? 'null'));
+  // What the client left out, the entry id gives: an id unique in the thread, and the time Redis
+  // buffered the turn (one clock for every producer).
+  const turn: BufferedTurn = { ...stored, id: stored.id ?? entryId, createdAt: stored.createdAt ?? new Date(Number(entryId.split('-')[0])).toISOString() };
+  return { entryId, turn };
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -7,7 +6,7 @@ import { templateVariables } from '../memory/namespace-template.js';
 import type { ThreadBuffer, TurnToAppend } from './buffer.js';
 import { Deadline } from './deadline.js';
 import { scheduleReflection, type EngramQueue } from './queues.js';
-import { enqueueInputSchema, type BufferedTurn, type EnqueueParsed, type ReflectionPolicy } from './schemas.js';
+import { enqueueInputSchema, type EnqueueParsed, type ReflectionPolicy, type StoredTurn } from './schemas.js';
 
 export interface EnqueueResult {
   threadId: string;
@@ -72,11 +71,14 @@ export class Producer {
   async enqueueParsed(input: EnqueueParsed): Promise<EnqueueResult> {
     const { threadId, context, messages, kinds, debounceMs, policy } = input;
     this.checkKinds(kinds, context);
-    let now: string | undefined;
     const turns = messages.map((m): TurnToAppend => {
-      const turn: BufferedTurn = { id: m.id ?? randomUUID(), role: m.role, content: m.content, createdAt: m.createdAt ?? (now ??= new Date().toISOString()) };
+      // Only what the client sent: an id or time it left out comes from the turn's entry id when
+      // read, rather than a UUID and a clock read here (about 10 us of a 100 us call, measured).
+      const turn: StoredTurn = { role: m.role, content: m.content };
+      if (m.id !== undefined) turn.id = m.id;
+      if (m.createdAt !== undefined) turn.createdAt = m.createdAt;
       if (kinds) turn.kinds = kinds;
-      // Only a client's id can come again; the one made here skips the idempotency window.
+      // Only a client's id can come again; a turn without one skips the idempotency window.
       return { clientId: m.id, json: JSON.stringify(turn) };
     });
     const delay = Math.min(this.debounceFor(kinds, debounceMs), this.settings.maxWaitMs);

@@ -13,12 +13,14 @@ export const LIMITS = {
   contextValueChars: 256,
 } as const;
 
-const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@\-]*$/;
+// One check per field where one can say it all: every check is code the hot path runs cold,
+// after each round trip (docs/decisions.md, "hot path").
 export const threadIdSchema = z
   .string()
-  .min(1)
-  .max(LIMITS.idChars)
-  .regex(idPattern, 'must start with a letter or digit and hold only letters, digits and _ . : @ -');
+  .regex(
+    new RegExp(`^[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,${LIMITS.idChars - 1}}$`),
+    `must be 1 to ${LIMITS.idChars} characters: a letter or digit, then letters, digits and _ . : @ -`,
+  );
 
 /**
  * A thread id as engram keys it: the caller's id, behind its tenant when API keys are on
@@ -40,10 +42,21 @@ export const messageSchema = z.strictObject({
 });
 export type Message = z.infer<typeof messageSchema>;
 
-/** Values that fill namespace templates such as ["chat", "{userId}"]. */
-export const contextSchema = z
-  .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'context keys must be identifiers'), z.string().min(1).max(LIMITS.contextValueChars))
-  .refine((c) => Object.keys(c).length <= LIMITS.contextKeys, `at most ${LIMITS.contextKeys} context keys`);
+const contextKey = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+/**
+ * Values that fill namespace templates such as ["chat", "{userId}"]. One loop checks keys, values
+ * and their number, which a record of key and value schemas would do in three passes.
+ */
+export const contextSchema = z.record(z.string(), z.string()).check((ctx) => {
+  let keys = 0;
+  for (const key in ctx.value) {
+    keys++;
+    const value = ctx.value[key] as string;
+    if (!contextKey.test(key)) ctx.issues.push({ code: 'custom', input: key, path: [key], message: 'context keys must be identifiers (letters, digits, _; at most 64)' });
+    if (value.length < 1 || value.length > LIMITS.contextValueChars) ctx.issues.push({ code: 'custom', input: value, path: [key], message: `must be 1 to ${LIMITS.contextValueChars} characters` });
+  }
+  if (keys > LIMITS.contextKeys) ctx.issues.push({ code: 'custom', input: ctx.value, message: `at most ${LIMITS.contextKeys} context keys` });
+});
 export type ThreadContext = z.infer<typeof contextSchema>;
 
 /**
@@ -69,15 +82,20 @@ export const enqueueInputSchema = enqueueBodySchema.extend({ threadId: threadIdS
 export type EnqueueParsed = Omit<EnqueueInput, 'threadId'> & { threadId: string };
 export type EnqueueInput = z.infer<typeof enqueueInputSchema>;
 
-/** A turn as it sits in the thread buffer (the message plus the id it was buffered under). */
-export const bufferedTurnSchema = z.object({
-  id: z.string(),
+/**
+ * A turn as it sits in the thread buffer: the message as the client sent it. An id or time the
+ * client left out is not made on the hot path; the turn's entry id stands in (buffer.ts).
+ */
+export const storedTurnSchema = z.object({
+  id: z.string().optional(),
   role: messageSchema.shape.role,
   content: z.string(),
-  createdAt: z.string(),
+  createdAt: z.string().optional(),
   kinds: z.array(z.string()).optional(),
 });
-export type BufferedTurn = z.infer<typeof bufferedTurnSchema>;
+export type StoredTurn = z.infer<typeof storedTurnSchema>;
+/** A turn as a reflection reads it: always with an id and a time. */
+export type BufferedTurn = StoredTurn & { id: string; createdAt: string };
 
 /** Job payloads stay tiny (ids only): turns are read from the buffer, so a dropped add loses nothing. */
 export const jobPayloads = {

@@ -36,11 +36,15 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
  * from now on ask for a follow-up job; turns before this point are in what the reflection reads.
  */
 const ACQUIRE = `${NOW}
-local q = redis.call('HMGET', KEYS[2], 'lastTurnAt', 'debounceMs', 'firstPendingAt', 'maxWaitMs')
+local q = redis.call('HMGET', KEYS[2], 'debounceMs', 'firstPendingAt', 'maxWaitMs')
 local status, waitMs = 'held', 0
-if q[3] then
-  local quietAt = tonumber(q[1] or '0') + tonumber(q[2] or '0')
-  local ceiling = tonumber(q[3]) + tonumber(q[4] or '0')
+if q[2] then
+  -- The newest entry id starts with the ms Redis buffered the thread's last turn at.
+  local newest = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  local lastTurnAt = 0
+  if #newest > 0 then lastTurnAt = tonumber(string.match(newest[1][1], '^(%d+)')) end
+  local quietAt = lastTurnAt + tonumber(q[1] or '0')
+  local ceiling = tonumber(q[2]) + tonumber(q[3] or '0')
   if now < quietAt and now < ceiling then
     status = 'not-quiet'
     waitMs = math.min(quietAt, ceiling) - now
