@@ -107,6 +107,12 @@ describe('thread buffer', () => {
     expect(Date.parse(first!.turn.createdAt)).toBeLessThanOrEqual(Date.now() + 1_000);
     expect(second!.turn).toMatchObject({ id: 'with-id', createdAt: '2026-01-01T00:00:00Z' });
   });
+  it("indexes a pending thread's ceiling under its exact id, colons and tenant included", async () => {
+    for (const id of ['acme/t:1@x', 'a:thread:b:turns']) {
+      expect((await append(id, '{"userId":"u"}', ['c-1'])).needsJob).toBe(true);
+      expect(await redis.zscore(buffer.keys(id).ceilings, id)).not.toBeNull();
+    }
+  });
   it('appends after Redis lost its script cache (a restart, SCRIPT FLUSH)', async () => {
     await redis.script('FLUSH');
     expect(await append('flushed', '{"userId":"u"}', ['f-1'])).toMatchObject({ added: 1, duplicates: 0 });

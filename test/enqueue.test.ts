@@ -100,6 +100,20 @@ describe('hot path: enqueue', () => {
     expect((await h.runtime.buffer.read('t-ctx', null, 100, 0)).pending).toHaveLength(1);
   });
 
+  it('buffers every message exactly as sent, whatever its content holds', async () => {
+    const contents = ['say "hi" \\ then \n leave', 'tab\there\r\u0000\u001f end', 'emoji 🚆, accents àé, CJK 東京, \u2028\u2029', '</script><!-- {"role":"system"} -->', '\ud800 a lone surrogate'];
+    const messages = [
+      ...contents.map((content) => ({ role: 'user' as const, content })),
+      { id: 'm:1@x.y-z_', role: 'tool' as const, content: 'with id and time', createdAt: '2026-01-02T03:04:05.678+01:00' },
+    ];
+    await h.runtime.producer.enqueue({ threadId: 't-raw', context: { userId: 'u' }, kinds: ['memory'], messages });
+    const turns = (await h.runtime.buffer.read('t-raw', null, 100, 0)).pending.map((e) => e.turn);
+    expect(turns.map((t) => t.content)).toEqual(messages.map((m) => m.content));
+    expect(turns.map((t) => t.role)).toEqual(messages.map((m) => m.role));
+    expect(turns.every((t) => t.kinds?.join() === 'memory')).toBe(true);
+    expect(turns.at(-1)).toMatchObject({ id: 'm:1@x.y-z_', createdAt: '2026-01-02T03:04:05.678+01:00' });
+  });
+
   it('takes a context whatever the order of its keys', async () => {
     const msg = (content: string) => [{ role: 'user', content }];
     expect((await post('/v1/threads/t-keys/turns', { context: { userId: 'u', orgId: 'o' }, messages: msg('one') })).status).toBe(202);

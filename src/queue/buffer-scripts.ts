@@ -21,12 +21,14 @@ import { createHash } from 'node:crypto';
 
 /**
  * Appends turns. KEYS: turns, ids, meta, ceilings.
- * ARGV: threadId, ctxJson, settings ("maxWaitMs:debounceMs:policy:dedupeWindowMs", compared as one
- * string so that the common turn checks them in one step), then (clientId, turnJson) pairs; an
- * empty clientId marks a turn without a client id, which no client can send again, so it skips
- * the id window (one call and a 24-hour entry fewer per turn).
- * Returns {added, duplicates, needsJob} or the error CONTEXT_MISMATCH. needsJob is 1 only for the
- * first turn since the thread's last reflection started: every other turn costs this one call.
+ * ARGV: ctxJson, settings ("maxWaitMs:debounceMs:policy:dedupeWindowMs", compared as one string so
+ * that the common turn checks them in one step), then (clientId, turnJson) pairs; an empty
+ * clientId marks a turn without a client id, which no client can send again, so it skips the id
+ * window (one call and a 24-hour entry fewer per turn). The thread id is read off the keys: every
+ * argument costs the hot path about 1 us between the two processes (measured).
+ * Returns added * 2 + needsJob (one integer, the cheapest reply; duplicates are the turns sent
+ * less those added) or the error CONTEXT_MISMATCH. needsJob is 1 only for the first turn since
+ * the thread's last reflection started: every other turn costs this one call.
  * Each redis.call costs about 2 us inside a script, more than most commands themselves
  * (measured with INFO commandstats): a later turn with the thread's settings unchanged makes two
  * (HMGET, XADD), four with client ids (TIME, ZADD, PEXPIRE), and the bookkeeping (ceiling,
@@ -38,15 +40,15 @@ import { createHash } from 'node:crypto';
 export const APPEND_TURNS = `
 local now
 local state = redis.call('HMGET', KEYS[3], 'firstPendingAt', 'ctx', 'scheduled', 'settings')
-if state[2] and state[2] ~= ARGV[2] then
+if state[2] and state[2] ~= ARGV[1] then
   -- The reply names no context: it would show one user's context to another.
   if state[1] then return redis.error_reply('CONTEXT_MISMATCH') end
   -- An idle thread reused with another context: forget its turns and message ids, so that none
   -- of the old context's turns reach the new one's reflection as earlier context.
   redis.call('DEL', KEYS[1], KEYS[2])
 end
-local added, dup, remembered, entry = 0, 0, false, nil
-for i = 4, #ARGV, 2 do
+local added, remembered, entry = 0, false, nil
+for i = 3, #ARGV, 2 do
   local fresh = ARGV[i] == ''
   if not fresh then
     if not now then
@@ -58,14 +60,12 @@ for i = 4, #ARGV, 2 do
   if fresh then
     entry = redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1])
     added = added + 1
-  else
-    dup = dup + 1
   end
 end
-if added == 0 then return {0, dup, 0} end
+if added == 0 then return 0 end
 -- Without a client id there was no TIME call: the entry id starts with the server's clock (ms).
 now = now or tonumber(string.match(entry, '^(%d+)'))
-local maxWait, debounce, policy, window = string.match(ARGV[3], '^(%d+):(%d+):(%a+):(%d+)$')
+local maxWait, debounce, policy, window = string.match(ARGV[2], '^(%d+):(%d+):(%a+):(%d+)$')
 maxWait = tonumber(maxWait)
 -- Client ids are remembered for the window past the thread's last one; older ones are trimmed
 -- once per burst below.
@@ -75,9 +75,12 @@ local scheduledAt = tonumber(state[3])
 -- its two calls, an operator removed it): ask again. A job that does exist dedups the add.
 local flagged = scheduledAt and now - scheduledAt <= 2 * maxWait
 -- The common turn: the thread is pending, its job asked for, its settings as they were.
-if state[1] and flagged and state[4] == ARGV[3] then return {added, dup, 0} end
+if state[1] and flagged and state[4] == ARGV[2] then return added * 2 end
 -- The settings also stand one per field, for the scripts that read one (lease, trim).
-local fields = {'ctx', ARGV[2], 'settings', ARGV[3], 'maxWaitMs', maxWait, 'debounceMs', debounce, 'policy', policy}
+local fields = {'ctx', ARGV[1], 'settings', ARGV[2], 'maxWaitMs', maxWait, 'debounceMs', debounce, 'policy', policy}
+-- KEYS[4] is <prefix>:ceilings, so the id in KEYS[1], <prefix>:thread:<threadId>:turns, starts at
+-- #prefix + #':thread:' + 1 = #KEYS[4] - #':ceilings' + 9 = #KEYS[4], and ends before ':turns'.
+local threadId = string.sub(KEYS[1], #KEYS[4], -7)
 local first = tonumber(state[1])
 if not first then
   -- The thread was idle: its keys may carry the idle TTL set by the last trim, and every
@@ -87,7 +90,7 @@ if not first then
   fields[#fields + 1] = now
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[3])
-  redis.call('ZADD', KEYS[4], 'NX', first + maxWait, ARGV[1])
+  redis.call('ZADD', KEYS[4], 'NX', first + maxWait, threadId)
 end
 local needsJob = 0
 if not flagged then
@@ -96,11 +99,11 @@ if not flagged then
   fields[#fields + 1] = now
   -- NX: an existing ceiling stands; a missing one (cleared after a final failure) is set from
   -- the oldest pending turn.
-  redis.call('ZADD', KEYS[4], 'NX', first + maxWait, ARGV[1])
+  redis.call('ZADD', KEYS[4], 'NX', first + maxWait, threadId)
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(window))
 end
 redis.call('HSET', KEYS[3], unpack(fields))
-return {added, dup, needsJob}
+return added * 2 + needsJob
 `;
 
 /** The append's script cache key: the hot path sends EVALSHA with it (buffer.ts says why). */
