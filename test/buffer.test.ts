@@ -1,5 +1,10 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedRedis } from '../src/app/embedded-redis.js';
+import { createLogger } from '../src/log/logger.js';
 import { ThreadBuffer } from '../src/queue/buffer.js';
 import { ThreadLease } from '../src/queue/thread-lease.js';
 import { deleteKeys, TEST_REDIS_URL, uniqueName } from './helpers/harness.js';
@@ -114,8 +119,23 @@ describe('thread buffer', () => {
     }
   });
   it('appends after Redis lost its script cache (a restart, SCRIPT FLUSH)', async () => {
-    await redis.script('FLUSH');
-    expect(await append('flushed', '{"userId":"u"}', ['f-1'])).toMatchObject({ added: 1, duplicates: 0 });
-    expect(await append('flushed', '{"userId":"u"}', ['f-1'])).toMatchObject({ added: 0, duplicates: 1 });
+    // Its own redis-server: SCRIPT FLUSH empties every script of a server, and test files run
+    // side by side on the shared one (a flush there sent another file's append down EVAL).
+    const dir = await mkdtemp(join(tmpdir(), 'engram-flush-'));
+    const own = await startEmbeddedRedis(dir, createLogger({ level: 'silent' }));
+    const conn = new Redis(own.url);
+    try {
+      const flushed = new ThreadBuffer(conn, prefix, { dedupeWindowMs: 3_600_000, idleTtlMs: 3_600_000 });
+      const send = (id: string) => flushed.append('flushed', '{"userId":"u"}', 60_000, 'enqueue', 1_000, [turn(id)]);
+      expect(await send('f-1')).toMatchObject({ added: 1, duplicates: 0 }); // the first ever: EVAL
+      await conn.script('FLUSH');
+      expect(await send('f-1')).toMatchObject({ added: 0, duplicates: 1 });
+      expect(await send('f-2')).toMatchObject({ added: 1, duplicates: 0 });
+      expect(await conn.xlen(flushed.keys('flushed').turns)).toBe(2);
+    } finally {
+      conn.disconnect();
+      await own.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
