@@ -65,9 +65,8 @@ export class ThreadBuffer {
   /**
    * One round trip. Rejects with InputError when the thread's pending turns have another context.
    * EVALSHA by hand rather than ioredis' defineCommand, whose wrapper (its own command class and
-   * an extra promise per call) is a measurable share of the hot path, and one `then` rather than
-   * async layers (each is a promise and a hop after the reply); a server that lost its script
-   * cache gets the script itself once.
+   * an extra promise per call) is a measurable share of the hot path; a server that lost its
+   * script cache gets the script itself once.
    */
   append(
     threadId: string,
