@@ -10,41 +10,41 @@ declare module 'ioredis' {
 }
 
 /**
- * Returns {held, gen, policy, overdue}; KEYS: lock, meta, turns; needs `now` (server ms). The
- * generation is the id of the thread's newest buffered turn: it changes exactly when a turn is
- * added. Overdue: the oldest pending turn is older than maxWait. Both on the Redis clock, like
- * every other time the thread's keys hold, so a worker's skewed clock changes nothing.
+ * Reads the thread once per script (KEYS: lock, meta, turns; needs \`now\`, server ms): \`m\` is its
+ * meta {policy, firstPendingAt, maxWaitMs, debounceMs}, \`last\` its newest buffered entry.
+ * \`state(held)\` returns {held, gen, policy, overdue}. The generation is the newest entry's id: it
+ * changes exactly when a turn is added. Overdue: the oldest pending turn is older than maxWait.
+ * Both on the Redis clock, like every other time the thread's keys hold, so a worker's skewed
+ * clock changes nothing. The scripts' own writes (the lock, the job flag) change neither read.
  */
 const STATE = `
-local m = redis.call('HMGET', KEYS[2], 'policy', 'firstPendingAt', 'maxWaitMs')
-local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-local gen = ''
-if #last > 0 then gen = last[1][1] end
-local overdue = 0
-if m[2] and now >= tonumber(m[2]) + tonumber(m[3] or '0') then overdue = 1 end
-return {held, gen, m[1] or 'enqueue', overdue}`;
-
-const NOW = `
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local m = redis.call('HMGET', KEYS[2], 'policy', 'firstPendingAt', 'maxWaitMs', 'debounceMs')
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+local function state(held)
+  local gen = ''
+  if #last > 0 then gen = last[1][1] end
+  local overdue = 0
+  if m[2] and now >= tonumber(m[2]) + tonumber(m[3] or '0') then overdue = 1 end
+  return {held, gen, m[1] or 'enqueue', overdue}
+end`;
 
 /**
- * KEYS: lock, meta, turns. ARGV: owner, leaseMs. Returns {status, waitMs, ...STATE}.
+ * KEYS: lock, meta, turns. ARGV: owner, leaseMs. Returns {status, waitMs, ...state}.
  * The lazy debounce: a job that wakes before its thread is quiet (no turn for debounceMs) and
  * before the maxWait ceiling gets 'not-quiet' and how long to wait. Otherwise it takes the
  * lease ('busy' if another reflection holds it) and clears the thread's job flag, so that turns
  * from now on ask for a follow-up job; turns before this point are in what the reflection reads.
  */
-const ACQUIRE = `${NOW}
-local q = redis.call('HMGET', KEYS[2], 'debounceMs', 'firstPendingAt', 'maxWaitMs')
+const ACQUIRE = `${STATE}
 local status, waitMs = 'held', 0
-if q[2] then
+if m[2] then
   -- The newest entry id starts with the ms Redis buffered the thread's last turn at.
-  local newest = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
   local lastTurnAt = 0
-  if #newest > 0 then lastTurnAt = tonumber(string.match(newest[1][1], '^(%d+)')) end
-  local quietAt = lastTurnAt + tonumber(q[1] or '0')
-  local ceiling = tonumber(q[2]) + tonumber(q[3] or '0')
+  if #last > 0 then lastTurnAt = tonumber(string.match(last[1][1], '^(%d+)')) end
+  local quietAt = lastTurnAt + tonumber(m[4] or '0')
+  local ceiling = tonumber(m[2]) + tonumber(m[3] or '0')
   if now < quietAt and now < ceiling then
     status = 'not-quiet'
     waitMs = math.min(quietAt, ceiling) - now
@@ -57,19 +57,16 @@ if status == 'held' then
     status = 'busy'
   end
 end
-local held = 0
-if status == 'held' then held = 1 end
-local s = (function() ${STATE} end)()
+local s = state(status == 'held' and 1 or 0)
 return {status, waitMs, s[1], s[2], s[3], s[4]}`;
 
 /** KEYS: lock, meta, turns. ARGV: owner, leaseMs. Extends the lease only if this owner still holds it. */
-const RENEW = `${NOW}
-local held = 0
+const RENEW = `${STATE}
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  held = 1
+  return state(1)
 end
-${STATE}`;
+return state(0)`;
 
 /** KEYS: lock. ARGV: owner. Compare-and-delete: never releases another owner's lease. */
 const RELEASE = `
