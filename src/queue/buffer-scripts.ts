@@ -25,13 +25,13 @@ import { createHash } from 'node:crypto';
  * that the common turn checks them in one step), then (clientId, turnJson) pairs; an empty
  * clientId marks a turn without a client id, which no client can send again, so it skips the id
  * window (one call and a 24-hour entry fewer per turn). The thread id is read off the keys: every
- * argument costs the hot path about 1 us between the two processes (measured).
+ * argument is work for ioredis, Redis' parser and Lua on the hot path.
  * Returns added * 2 + needsJob (one integer, the cheapest reply; duplicates are the turns sent
  * less those added) or the error CONTEXT_MISMATCH. needsJob is 1 only for the first turn since
  * the thread's last reflection started: every other turn costs this one call.
- * Each redis.call costs about 2 us inside a script, more than most commands themselves
- * (measured with INFO commandstats): a later turn with the thread's settings unchanged makes two
- * (HMGET, XADD), four with client ids (TIME, ZADD, PEXPIRE), and the bookkeeping (ceiling,
+ * Each redis.call costs more inside a script than most commands themselves (INFO commandstats;
+ * `bench:enqueue` prints the script's time): a later turn with the thread's settings unchanged
+ * makes two (HMGET, XADD), four with client ids (TIME, ZADD, PEXPIRE), and the bookkeeping (ceiling,
  * id-window trim, TTLs, settings) runs once per burst or when a setting changes. The time of the
  * thread's last turn is its newest entry id, so no call records it.
  * Uses the server clock (TIME, or the ms of the entry id XADD made) so that producers with skewed

@@ -92,10 +92,9 @@ export class ThreadBuffer {
 
   /** EVALSHA's KEYS (four) and ARGV for APPEND_TURNS. */
   appendArgs(threadId: string, contextJson: string, maxWaitMs: number, policy: ReflectionPolicy, debounceMs: number, turns: TurnToAppend[]): string[] {
-    // The names keys() gives, without its object and the lock's name (the hot path).
-    const k = `${this.prefix}:thread:${threadId}`;
+    const k = this.keys(threadId);
     const settings = `${maxWaitMs}:${debounceMs}:${policy}:${this.options.dedupeWindowMs}`;
-    const args = [`${k}:turns`, `${k}:ids`, `${k}:meta`, `${this.prefix}:ceilings`, contextJson, settings];
+    const args = [k.turns, k.ids, k.meta, k.ceilings, contextJson, settings];
     for (const t of turns) args.push(t.clientId ?? '', t.json);
     return args;
   }
