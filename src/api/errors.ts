@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { InputError } from '../errors.js';
-import { REDIS_TIMEOUT } from '../queue/deadline.js';
+import { RedisTimeoutError } from '../queue/deadline.js';
 
 /**
  * One mapping from failures to HTTP: caller mistakes are 4xx with a message saying what is wrong;
@@ -19,7 +19,7 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
     request.log.warn({ err: error }, 'redis unavailable');
     return reply.status(503).send({ error: 'queue unavailable (Redis is not reachable); nothing was enqueued, retry later' });
   }
-  if (error.message.startsWith(REDIS_TIMEOUT)) {
+  if (error instanceof RedisTimeoutError) {
     // A stalled Redis may still run the command later: the message says what to do about it.
     request.log.warn({ err: error }, 'redis did not answer in time');
     return reply.status(503).send({ error: error.message });

@@ -1,7 +1,9 @@
 import { RetryableError } from '../errors.js';
 
-/** The start of every deadline error's message (the HTTP layer maps it to 503). */
-export const REDIS_TIMEOUT = 'Redis did not answer within';
+/** A hot-path Redis call past its deadline: the HTTP layer answers 503 with its message. */
+export class RedisTimeoutError extends RetryableError {
+  override name = 'RedisTimeoutError';
+}
 
 interface Pending {
   /** The sweep count when the call started: calls are aged in sweeps, not read off a clock. */
@@ -29,7 +31,7 @@ export class Deadline {
     private readonly advice: string,
   ) {}
 
-  /** `work`'s outcome, or a RetryableError once the deadline passes (the work itself runs on). */
+  /** `work`'s outcome, or a RedisTimeoutError once the deadline passes (the work itself runs on). */
   run<T>(work: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const entry: Pending = { sweep: this.sweeps, reject };
@@ -54,7 +56,7 @@ export class Deadline {
       // Started after the SWEEPS-th sweep before this one: not yet `ms` old.
       if (this.sweeps - entry.sweep <= SWEEPS) continue;
       this.pending.delete(entry);
-      entry.reject(new RetryableError(`${REDIS_TIMEOUT} ${this.ms} ms; ${this.advice}`));
+      entry.reject(new RedisTimeoutError(`Redis did not answer within ${this.ms} ms; ${this.advice}`));
     }
     // Idle: stop ticking until the next call (a busy producer keeps one interval, no churn).
     if (this.pending.size === 0 && this.timer) {
