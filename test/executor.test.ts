@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import { defineKind } from '../src/memory/kinds.js';
 import { createLogger } from '../src/log/logger.js';
@@ -70,7 +70,9 @@ describe('debounced reflection executor', () => {
     const dead = createRedis(h.env.REDIS_URL!, 'producer', createLogger({ level: 'silent' }));
     await waitReady(dead);
     await dead.quit();
-    const queue = createQueues(dead, { prefix: h.env.ENGRAM_PREFIX, reflectionAttempts: 1 }, createLogger({ level: 'silent' })).reflection;
+    const queues = createQueues(dead, { prefix: h.env.ENGRAM_PREFIX, reflectionAttempts: 1 }, createLogger({ level: 'silent' }));
+    const queue = queues.reflection;
+    onTestFinished(() => Promise.all(Object.values(queues).map((q) => q.close().catch(() => undefined))).then(() => undefined));
     const producer = new Producer(h.runtime.buffer, queue, { debounceMs: 100, maxWaitMs: 800, policy: 'enqueue', kinds: h.runtime.kinds, timeoutMs: 5_000 }, createLogger({ level: 'silent' }));
     expect(await producer.enqueue({ threadId: 'orphan', context: { userId: 'u1' }, messages: [{ role: 'user', content: 'I collect stamps' }] })).toMatchObject({ accepted: 1 });
     expect(await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting')).toEqual({ delayed: 0, waiting: 0 });

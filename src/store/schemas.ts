@@ -40,7 +40,9 @@ export const putInputSchema = z.strictObject({
  * omitted: the store's default (STORE_REFRESH_TTL_ON_READ). LangGraph's `refresh_ttl`.
  */
 const refreshTtl = z.boolean().optional();
-export const getInputSchema = z.strictObject({ namespace: namespaceSchema, key, refreshTtl });
+/** One item, by namespace and key (history reads it as is, get with its TTL choice). */
+export const historyInputSchema = z.strictObject({ namespace: namespaceSchema, key });
+export const getInputSchema = historyInputSchema.extend({ refreshTtl });
 export const deleteInputSchema = z.strictObject({ namespace: namespaceSchema, key, ifVersion: ifVersion.optional(), actor: actor.optional() });
 export const searchInputSchema = z.strictObject({
   namespacePrefix: prefix,
@@ -59,8 +61,6 @@ export const listNamespacesInputSchema = z.strictObject({
   limit: z.number().int().min(1).max(1_000).default(100),
   offset: z.number().int().min(0).default(0),
 });
-export const historyInputSchema = z.strictObject({ namespace: namespaceSchema, key });
-
 export const batchOpSchema = z.discriminatedUnion('op', [
   putInputSchema.extend({ op: z.literal('put') }),
   getInputSchema.extend({ op: z.literal('get') }),
