@@ -76,6 +76,31 @@ describe('walking skeleton: ramen and pasta', () => {
       expect(JSON.stringify(await res.json()), q).toContain(says);
     }
     expect(h.model.embeddingRequests).toBe(embeddingsBefore);
-    for (const flag of ['true', 'false']) expect((await fetch(`${h.url}/v1/memories/search?namespace=memories&namespace=u1&query=ramen&refreshTtl=${flag}`)).status).toBe(200);
+  });
+
+  it('search over HTTP renews the TTL of what it returns unless refreshTtl=false', async () => {
+    const put = await fetch(`${h.url}/v1/store/items`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ namespace: ['memories', 'u1'], key: 'ttl-probe', value: { content: 'User eats ramen weekly' }, ttl: 3_600_000 }),
+    });
+    expect(put.status).toBe(200);
+    // A minute left of an hour's TTL: due for renewal.
+    const expiry = async () => {
+      const res = await h.runtime.db.query<{ left: number }>(
+        `select extract(epoch from expires_at - now()) as left from ${h.runtime.store.t.memories} where key = 'ttl-probe'`,
+      );
+      return Number(res.rows[0]!.left);
+    };
+    await h.runtime.db.query(`update ${h.runtime.store.t.memories} set expires_at = now() + interval '1 minute' where key = 'ttl-probe'`);
+    const search = async (flag: string) => {
+      const res = await fetch(`${h.url}/v1/memories/search?namespace=memories&namespace=u1&query=ramen&limit=100&refreshTtl=${flag}`);
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { memories: { key: string }[] }).memories.map((m) => m.key)).toContain('ttl-probe');
+    };
+    await search('false');
+    expect(await expiry()).toBeLessThan(61);
+    await search('true');
+    expect(await expiry()).toBeGreaterThan(3_500);
   });
 });
