@@ -297,12 +297,12 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     });
     const value = { content: 'User is in Paris this week' };
     const embeddings = [{ field: '$', vector: vec(value.content) }];
-    const insert = { op: 'insert' as const, namespace: ns, key: 'k', kind: 'memory', value, embeddings, expiresAt: new Date(Date.now() + HOUR), ttlMs: HOUR };
+    const insert = { op: 'insert' as const, namespace: ns, key: 'k', kind: 'memory', value, embeddings, ttlMs: HOUR };
     expect((await f.memories.apply(change('th-1', 0, [insert]))).status).toBe('applied');
     expect(await row(ns, 'k')).toMatchObject({ ttlMs: HOUR });
 
     // An update by a kind without a TTL keeps the expiry and the duration the item had.
-    const update = { ...insert, op: 'update' as const, value: { content: 'User is in Paris until Friday' }, expectedVersion: 1, expiresAt: null, ttlMs: null };
+    const update = { ...insert, op: 'update' as const, value: { content: 'User is in Paris until Friday' }, expectedVersion: 1, ttlMs: null };
     expect((await f.memories.apply(change('th-2', 1, [update]))).status).toBe('applied');
     expect(await row(ns, 'k')).toMatchObject({ ttlMs: HOUR, version: 2 });
 

@@ -42,8 +42,8 @@ describe.each(backends)('reflection writes on $name', (backend) => {
   it('commits writes, history and the cursor together, and applies a change set only once', async () => {
     const insert = change({
       writes: [
-        { op: 'insert', namespace: ns, key: 'k-ramen', kind: 'memory', value: { content: 'User loves ramen' }, embeddings: [{ field: '$', vector: vec('User loves ramen') }], expiresAt: null, ttlMs: null },
-        { op: 'insert', namespace: ns, key: 'k-tennis', kind: 'memory', value: { content: 'User plays tennis' }, embeddings: [{ field: '$', vector: vec('User plays tennis') }], expiresAt: null, ttlMs: null },
+        { op: 'insert', namespace: ns, key: 'k-ramen', kind: 'memory', value: { content: 'User loves ramen' }, embeddings: [{ field: '$', vector: vec('User loves ramen') }], ttlMs: null },
+        { op: 'insert', namespace: ns, key: 'k-tennis', kind: 'memory', value: { content: 'User plays tennis' }, embeddings: [{ field: '$', vector: vec('User plays tennis') }], ttlMs: null },
       ],
     });
     expect(await store.apply(insert)).toEqual({ status: 'applied', inserted: 2, updated: 0, deleted: 0 });
@@ -69,20 +69,22 @@ describe.each(backends)('reflection writes on $name', (backend) => {
   });
 
   /** One reflection that inserts one memory, at the namespace's current version. */
-  const insertOne = async (threadId: string, key: string, content: string, expiresAt: Date | null) => {
+  const insertOne = async (threadId: string, key: string, content: string, ttlMs: number | null) => {
     const versions = await store.namespaceVersions([ns]);
     const result = await store.apply(
       change({
         threadId,
         namespaceVersions: [{ namespace: ns, version: versions.get(JSON.stringify(ns))! }],
-        writes: [{ op: 'insert', namespace: ns, key, kind: 'memory', value: { content }, embeddings: [{ field: '$', vector: vec(content) }], expiresAt, ttlMs: null }],
+        writes: [{ op: 'insert', namespace: ns, key, kind: 'memory', value: { content }, embeddings: [{ field: '$', vector: vec(content) }], ttlMs }],
       }),
     );
     expect(result.status).toBe('applied');
   };
 
   it('sweeps expired memories with an expire history row, and never returns them', async () => {
-    await insertOne('th-3', 'k-old', 'User is in Paris this week', new Date(Date.now() - 1000));
+    await insertOne('th-3', 'k-old', 'User is in Paris this week', 3_600_000);
+    // Expiries come from the database's clock: move this one into the past there.
+    await store.db.query(`update ${store.t.memories} set expires_at = now() - interval '1 second' where namespace = $1 and key = 'k-old'`, [ns]);
     expect(await store.get(ns, 'k-old')).toBeNull();
     expect((await store.search(ns, vec('Paris'), 10)).map((h) => h.key)).not.toContain('k-old');
     expect(await store.sweepExpired('test-sweeper')).toBe(1);

@@ -17,7 +17,6 @@ export async function toWrites(input: {
   embedder: Embedder;
   signal?: AbortSignal | undefined;
   onEmbeddingUsage?: (promptTokens: number, model: string) => void;
-  now?: number;
 }): Promise<MemoryWrite[]> {
   const kindByName = new Map(input.kinds.map((k) => [k.name, k]));
   const texts: string[] = [];
@@ -28,19 +27,17 @@ export async function toWrites(input: {
     return { op, kind, fields };
   });
   const vectors = texts.length ? await input.embedder.embed(texts, input.signal, input.onEmbeddingUsage) : [];
-  const now = input.now ?? Date.now();
   return planned.map(({ op, kind, fields }): MemoryWrite => {
     const embeddings = fields.map((f) => ({ field: f.field, vector: vectors[f.index] as number[] }));
     const ttlMs = kind?.ttlMs ?? null;
-    const expiresAt = ttlMs ? new Date(now + ttlMs) : null;
     if (op.op === 'insert') {
       const k = kind as MemoryKind;
       const key = k.mode === 'profile' ? profileKey(k) : randomUUID();
-      return { op: 'insert', namespace: input.namespaceOf(op.kind), key, kind: op.kind, value: op.document, embeddings, expiresAt, ttlMs };
+      return { op: 'insert', namespace: input.namespaceOf(op.kind), key, kind: op.kind, value: op.document, embeddings, ttlMs };
     }
     if (op.op === 'update') {
       const t = op.target;
-      return { op: 'update', namespace: t.namespace, key: t.key, kind: t.kind, value: op.document, expectedVersion: t.version, embeddings, expiresAt, ttlMs };
+      return { op: 'update', namespace: t.namespace, key: t.key, kind: t.kind, value: op.document, expectedVersion: t.version, embeddings, ttlMs };
     }
     return { op: 'delete', namespace: op.target.namespace, key: op.target.key, expectedVersion: op.target.version };
   });

@@ -101,7 +101,6 @@ export class Store {
     const results: BatchResult[] = new Array(ops.length).fill(null);
 
     const writeAt = ops.flatMap((op, i) => (op.op === 'put' || op.op === 'delete' ? [i] : []));
-    const now = Date.now();
     const writes = writeAt.map((i): ItemWrite => {
       const op = ops[i] as Parsed<'put'> | Parsed<'delete'>;
       if (op.op === 'delete') return { op: 'delete', namespace: op.namespace, key: op.key, ifVersion: op.ifVersion, actor: op.actor };
@@ -112,7 +111,6 @@ export class Store {
         key: op.key,
         kind: op.kind ?? this.opts.defaultKind,
         value: op.value as Record<string, unknown>,
-        expiresAt: ttl === null ? null : new Date(now + ttl),
         ttlMs: ttl,
         embeddings: vectors.get(i) ?? [],
         ifVersion: op.ifVersion,

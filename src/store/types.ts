@@ -35,11 +35,12 @@ export interface FieldEmbedding {
 
 /**
  * A write decided by a reflection, with its embeddings computed before the transaction.
- * `ttlMs` is the duration behind `expiresAt`, kept so that reads can refresh the expiry.
+ * `ttlMs` is the item's time to live: the database sets `expires_at = now() + ttlMs` (one clock
+ * for writes, reads and refreshes) and keeps the duration so that reads can renew it.
  */
 export type MemoryWrite =
-  | { op: 'insert'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; embeddings: FieldEmbedding[]; expiresAt: Date | null; ttlMs: number | null }
-  | { op: 'update'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; expectedVersion: number; embeddings: FieldEmbedding[]; expiresAt: Date | null; ttlMs: number | null }
+  | { op: 'insert'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; embeddings: FieldEmbedding[]; ttlMs: number | null }
+  | { op: 'update'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; expectedVersion: number; embeddings: FieldEmbedding[]; ttlMs: number | null }
   | { op: 'delete'; namespace: Namespace; key: string; expectedVersion: number };
 
 /** Everything one reflection commits, atomically with the thread cursor. */
@@ -69,8 +70,7 @@ export type ItemWrite =
       key: string;
       kind: string;
       value: Record<string, unknown>;
-      expiresAt: Date | null;
-      /** The duration behind `expiresAt` (null with it), kept so that reads can refresh the expiry. */
+      /** Time to live; the database computes the expiry from it (null: none). */
       ttlMs: number | null;
       embeddings: FieldEmbedding[];
       ifVersion?: number | undefined;

@@ -97,18 +97,18 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
     });
 
     const changed = [...new Set(history.map((h) => h.nsi))];
-    const written = await tx.query<{ namespace: Namespace; key: string; created_at: Date; updated_at: Date }>(
+    const written = await tx.query<{ namespace: Namespace; key: string; created_at: Date; updated_at: Date; expires_at: Date | null }>(
       `with nss as (select * from ${nss}),
        up as (
          insert into ${t.memories} as m (namespace, key, kind, value, version, expires_at, ttl_ms)
-         select nss.ns, p.key, p.kind, p.value::jsonb, p.version, p.expires_at, p.ttl_ms
-           from unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $20::bigint[])
-                as p(nsi, key, kind, value, version, expires_at, ttl_ms)
+         select nss.ns, p.key, p.kind, p.value::jsonb, p.version, now() + p.ttl_ms * interval '1 millisecond', p.ttl_ms
+           from unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+                as p(nsi, key, kind, value, version, ttl_ms)
            join nss on nss.o = p.nsi
          on conflict (namespace, key) do update set kind = excluded.kind, value = excluded.value, version = excluded.version,
            expires_at = excluded.expires_at, ttl_ms = excluded.ttl_ms, updated_at = now(),
            created_at = case when m.expires_at <= now() then now() else m.created_at end
-         returning m.namespace, m.key, m.created_at, m.updated_at),
+         returning m.namespace, m.key, m.created_at, m.updated_at, m.expires_at),
        del as (
          delete from ${t.memories} m using unnest($8::int[], $9::text[]) as d(nsi, key), nss
           where nss.o = d.nsi and m.namespace = nss.ns and m.key = d.key),
@@ -122,7 +122,7 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
          update ${t.namespaces} n set version = n.version + 1, items = n.items + b.delta, updated_at = now()
            from unnest($18::int[], $19::bigint[]) as b(nsi, delta), nss
           where nss.o = b.nsi and n.namespace = nss.ns)
-       select namespace, key, created_at, updated_at from up`,
+       select namespace, key, created_at, updated_at, expires_at from up`,
       [
         nsParam,
         puts.map((p) => nsi[p.i]),
@@ -130,7 +130,7 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
         puts.map((p) => p.w.kind),
         puts.map((p) => JSON.stringify(p.w.value)),
         puts.map((p) => p.version),
-        puts.map((p) => p.w.expiresAt?.toISOString() ?? null),
+        puts.map((p) => p.w.ttlMs),
         deletes.map((d) => nsi[d.i]),
         deletes.map((d) => d.w.key),
         history.map((h) => h.actor),
@@ -143,7 +143,6 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
         history.map((h) => (h.after === null ? null : JSON.stringify(h.after))),
         changed,
         changed.map((n) => delta.get(n) ?? 0),
-        puts.map((p) => p.w.ttlMs),
       ],
     );
 
@@ -178,7 +177,7 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
       if (!s) throw new Error(`put of ${JSON.stringify([p.w.namespace, p.w.key])} returned no row`);
       results[p.i] = {
         op: 'put',
-        item: { namespace: p.w.namespace, key: p.w.key, kind: p.w.kind, value: p.w.value, version: p.version, createdAt: s.created_at, updatedAt: s.updated_at, expiresAt: p.w.expiresAt },
+        item: { namespace: p.w.namespace, key: p.w.key, kind: p.w.kind, value: p.w.value, version: p.version, createdAt: s.created_at, updatedAt: s.updated_at, expiresAt: s.expires_at },
       };
     }
     return results as ItemWriteResult[];

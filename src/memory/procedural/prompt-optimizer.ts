@@ -83,8 +83,8 @@ export class PromptOptimizer {
       const writes: MemoryWrite[] = !changed
         ? []
         : current
-          ? [{ op: 'update', namespace: input.namespace, key: input.name, kind: PROMPT_KIND, value, expectedVersion: current.version, embeddings: [], expiresAt: null, ttlMs: null }]
-          : [{ op: 'insert', namespace: input.namespace, key: input.name, kind: PROMPT_KIND, value, embeddings: [], expiresAt: null, ttlMs: null }];
+          ? [{ op: 'update', namespace: input.namespace, key: input.name, kind: PROMPT_KIND, value, expectedVersion: current.version, embeddings: [], ttlMs: null }]
+          : [{ op: 'insert', namespace: input.namespace, key: input.name, kind: PROMPT_KIND, value, embeddings: [], ttlMs: null }];
       const applied = await this.store.apply({
         threadId,
         expectedCursor: null,
