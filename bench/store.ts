@@ -2,7 +2,8 @@
  * Store benchmark (a script, not a test): loads U namespaces x M memories with deterministic
  * D-dimensional embeddings through the store API, then reports put throughput, per-namespace
  * and cross-namespace search latency with recall@10 against brute force, next to a `select 1`
- * round trip measured in the same run. Small defaults for a quick run; the README's figures:
+ * round trip measured in the same run, and what a TTL refresh adds to a read (items not due: no
+ * statement; due: one UPDATE). Small defaults for a quick run; the README's figures:
  *   npm run bench:store -- --namespaces 2000 --per 100 --dims 1536
  */
 import { randomBytes } from 'node:crypto';
@@ -73,6 +74,7 @@ async function main() {
   line('put, one item per call', `p50 ${ms(percentile(single, 50))}  p95 ${ms(percentile(single, 95))}`);
 
   await perNamespace('search, one namespace (exact)');
+  await ttlReads();
   const exactCross = await cross('search, all namespaces, exact', Math.min(Number(a['cross-queries']), 10), true);
   if (a['no-ann']) return;
 
@@ -130,6 +132,35 @@ async function perNamespace(what: string) {
     r += recall((result as SearchItem[]).map(id), data.topK(vector as number[], 10, u, u + 1).map(idOf));
   }
   line(what, `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  recall@10 ${(r / Q).toFixed(3)}  (${Q} queries, ${M} items each)`);
+}
+
+/**
+ * Reads of items with a TTL, without refresh, with refresh while not due (the common read: the
+ * item was refreshed within the last 1% of its TTL) and with refresh of items made due before
+ * each read (untimed), so each timed read renews what it returns.
+ */
+async function ttlReads() {
+  const n = 200;
+  const namespace = ['bench-ttl', 'u0'];
+  const hour = 3_600_000;
+  await store.batch(Array.from({ length: n }, (_, i) => ({ op: 'put' as const, namespace, key: `t${i}`, value: { content: data.memoryText(0, i) }, ttl: hour, index: ['content'] })));
+  const makeDue = () => db.query(`update ${memories.t.memories} set expires_at = now() + interval '1 minute' where namespace = $1`, [namespace]);
+  const run = async (what: string, read: (i: number) => Promise<unknown>, due: boolean) => {
+    const lat: number[] = [];
+    for (let i = 0; i < n; i++) {
+      if (due) await makeDue();
+      lat.push((await time(() => read(i))).ms);
+    }
+    line(what, `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  (${n} reads)`);
+  };
+  const get = (refreshTtl: boolean) => (i: number) => store.get({ namespace, key: `t${i}`, refreshTtl });
+  const search = (refreshTtl: boolean) => (i: number) => store.search({ namespacePrefix: namespace, query: `q t${i % data.topics} s${i}`, limit: 10, refreshTtl });
+  await run('get, TTL item, refreshTtl false', get(false), false);
+  await run('get, TTL item, refresh not due', get(true), false);
+  await run('get, TTL item, refresh due (1 UPDATE)', get(true), true);
+  await run('search 10 of 200 TTL items, refreshTtl false', search(false), false);
+  await run('search 10 of 200 TTL items, refresh not due', search(true), false);
+  await run('search 10 of 200 TTL items, refresh due', search(true), true);
 }
 
 /** Returns the p50. */

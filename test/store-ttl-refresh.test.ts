@@ -92,6 +92,35 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     expect(await livesAtLeast(ns, 'fresh', '59 minutes 59 seconds')).toBe(true);
   });
 
+  it('reads of items that are not due for a refresh (fresh, or without a TTL) send no refresh statement', async () => {
+    const ns = ['ttl', 'quiet'];
+    await put(ns, 'fresh', 'User is in Paris this week');
+    await put(ns, 'forever', 'User is vegetarian', null);
+    // The store over a connection that records what it is sent.
+    const sent: string[] = [];
+    const recording = new Proxy(f.db, {
+      get(target, prop) {
+        if (prop === 'query') return (text: string, params?: unknown[]) => (sent.push(text), target.query(text, params));
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const store = new Store(new MemoryStore(recording, f.memories.schema, silent), { embedder: f.embedder, indexFields: ['$'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'test', log: silent });
+    const refreshes = () => sent.filter((s) => /update .* set expires_at/s.test(s)).length;
+
+    await store.get({ namespace: ns, key: 'fresh' });
+    await store.get({ namespace: ns, key: 'forever' });
+    await store.search({ namespacePrefix: ns, query: 'Paris' });
+    await store.search({ namespacePrefix: ns });
+    expect(sent.length).toBeGreaterThanOrEqual(4);
+    expect(refreshes()).toBe(0);
+
+    await expireIn(ns, '1 minute', 'fresh');
+    await store.search({ namespacePrefix: ns, query: 'Paris' });
+    expect(refreshes()).toBe(1);
+    expect(await livesAtLeast(ns, 'fresh', '59 minutes')).toBe(true);
+  });
+
   it('renews only the version that was read: a put in between keeps the expiry it gave', async () => {
     const ns = ['ttl', 'version'];
     await put(ns, 'k', 'User is in Paris this week');

@@ -45,7 +45,8 @@ export class MemoryStore {
         limit $3 offset $4`,
       [namespace, this.db.vectorParam(vector), limit, offset],
     );
-    return res.rows.map((r) => ({ ...toItem(r), score: 1 - Number(r.distance) }));
+    // The item itself gets its score: a copy would lose what read-items knows of it (TTL refresh).
+    return res.rows.map((r) => Object.assign(toItem(r), { score: 1 - Number(r.distance) }));
   }
 
   async get(namespace: Namespace, key: string): Promise<MemoryItem | null> {

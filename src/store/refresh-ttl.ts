@@ -1,4 +1,5 @@
 import type { Db } from './db.js';
+import { isRefreshDue } from './read-items.js';
 import { alive, namespaceFromJson, type Tables } from './sql.js';
 import type { MemoryItem } from './types.js';
 
@@ -13,6 +14,8 @@ import type { MemoryItem } from './types.js';
  *
  * An item refreshed within the last 1% of its TTL is left alone: a memory recalled on every
  * turn would otherwise cost a row update (and a WAL flush) per read for a few seconds of life.
+ * The read itself says which items are due (read-items.ts, `ttl_due`), so a read of items that
+ * are all fresh, or have no TTL, sends no statement at all.
  *
  * A refresh is not a change to the memory: value, kind, version and `updated_at` stay, the
  * namespace version is not bumped and no history row is written. Versions are for
@@ -26,14 +29,12 @@ import type { MemoryItem } from './types.js';
  * namespaces first and items after.
  */
 export async function refreshTtl<T extends MemoryItem>(db: Db, t: Tables, items: T[]): Promise<T[]> {
-  // Items without an expiry have nothing to refresh: no statement at all for them.
-  const due = items.filter((i) => i.expiresAt !== null);
+  const due = items.filter(isRefreshDue);
   if (due.length === 0) return items;
   const res = await db.query<{ namespace: string[]; key: string; expires_at: Date }>(
-    // Only expiries earlier than now() + 99% of the TTL: that skips items refreshed a moment
-    // ago, and never shortens an expiry (puts compute theirs on the application's clock, this
-    // uses the database's, and the two may disagree). `expires_at is not null`: a duration
-    // without an expiry (a put by a process from before migration 003) gives none.
+    // The read's conditions again: the row may have changed since (a put, another reader's
+    // refresh). `expires_at is not null`: a duration without an expiry (a put by a process from
+    // before migration 003) gives none.
     `with due as (
        select m.namespace, m.key
          from unnest($1::text[], $2::text[], $3::bigint[]) as r(j, key, version)
