@@ -1,9 +1,9 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { queryBool, queryNamespace } from './query-params.js';
-import type { Tenancy } from './tenancy.js';
+import type { NamespaceFields, Tenancy } from './tenancy.js';
 
 /** `?namespace=a&namespace=b&key=k`. */
 const itemQuery = z.strictObject({
@@ -23,17 +23,22 @@ function query<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
  * schemas inside Store; bad input is a 400, a stale `ifVersion` a 409.
  */
 export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy: Tenancy) {
-  const one = { required: ['namespace'] };
-  const write = (request: FastifyRequest, body: unknown, fields: { required?: string[]; defaulted?: string[] }) =>
-    tenancy.stampActor(request, tenancy.confine(request, body, fields));
-  app.put('/v1/store/items', async (request) => ({ item: await store.put(write(request, request.body, one)) }));
+  const one: NamespaceFields = { required: ['namespace'] };
+  // The namespace fields of each read op of a batch; every other op is a write (put, delete).
+  // A Map: an op named "constructor" must not find Object's.
+  const readFields = new Map<unknown, NamespaceFields>([
+    ['get', one],
+    ['search', { defaulted: ['namespacePrefix'] }],
+    ['listNamespaces', { defaulted: ['prefix'] }],
+  ]);
+  app.put('/v1/store/items', async (request) => ({ item: await store.put(tenancy.confineWrite(request, request.body, one)) }));
 
   app.get('/v1/store/items', async (request, reply) => {
     const item = await store.get(tenancy.confine(request, query(getQuery, request.query), one));
     return item ? { item } : reply.status(404).send({ error: 'no such item (or it expired)' });
   });
 
-  app.delete('/v1/store/items', async (request) => ({ deleted: await store.delete(write(request, request.body, one)) }));
+  app.delete('/v1/store/items', async (request) => ({ deleted: await store.delete(tenancy.confineWrite(request, request.body, one)) }));
 
   app.post('/v1/store/items/search', async (request) => ({
     items: await store.search(tenancy.confine(request, request.body, { defaulted: ['namespacePrefix'] })),
@@ -48,15 +53,10 @@ export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy:
   app.post('/v1/store/batch', async (request) => {
     const ops = (request.body as { ops?: unknown } | null)?.ops;
     if (!Array.isArray(ops)) throw new InputError('invalid batch request: the body must be { "ops": [...] }');
-    const confined = ops.map((op: { op?: unknown }) =>
-      op?.op === 'search'
-        ? tenancy.confine(request, op, { defaulted: ['namespacePrefix'] })
-        : op?.op === 'listNamespaces'
-          ? tenancy.confine(request, op, { defaulted: ['prefix'] })
-          : op?.op === 'get'
-            ? tenancy.confine(request, op, one)
-            : write(request, op, one),
-    );
+    const confined = ops.map((op: { op?: unknown } | null) => {
+      const fields = readFields.get(op?.op);
+      return fields ? tenancy.confine(request, op, fields) : tenancy.confineWrite(request, op, one);
+    });
     return { results: await store.batch(confined) };
   });
 }

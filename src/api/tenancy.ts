@@ -14,6 +14,12 @@ declare module 'fastify' {
 
 const digest = (key: string) => createHash('sha256').update(key).digest('hex');
 
+/** Which body fields hold namespaces: required ones, and prefixes that default to the tenant's root. */
+export interface NamespaceFields {
+  required?: string[];
+  defaulted?: string[];
+}
+
 /**
  * API keys scoped to tenants (invariant 6): a key maps to a tenant, and a tenant's namespaces
  * are those whose first label is the tenant. Keys are compared by their SHA-256, so lookups take
@@ -52,19 +58,35 @@ export class Tenancy {
    * must start with the tenant's label (403 otherwise); an optional prefix that is absent
    * becomes the tenant's root. Shapes are left to the store's own schemas (400).
    */
-  confine<T>(request: FastifyRequest, body: T, fields: { required?: string[]; defaulted?: string[] }): T {
+  confine<T>(request: FastifyRequest, body: T, fields: NamespaceFields): T {
+    return this.scope(request, body, fields, false);
+  }
+
+  /**
+   * A write's body: confined as above, and its history actor is the key's tenant, never what the
+   * body claims (a caller's own label is kept after it, for its own audit).
+   */
+  confineWrite<T>(request: FastifyRequest, body: T, fields: NamespaceFields): T {
+    return this.scope(request, body, fields, true);
+  }
+
+  /** Both in one copy of the body; the caller's object is never changed. */
+  private scope<T>(request: FastifyRequest, body: T, fields: NamespaceFields, write: boolean): T {
     const tenant = this.tenantOf(request);
-    if (!tenant || tenant === ALL_TENANTS || !body || typeof body !== 'object') return body;
+    if (!tenant || (tenant === ALL_TENANTS && !write) || !body || typeof body !== 'object') return body;
     const out = { ...(body as Record<string, unknown>) };
-    for (const field of fields.defaulted ?? []) {
-      if (out[field] === undefined || (Array.isArray(out[field]) && out[field].length === 0)) out[field] = [tenant];
-    }
-    for (const field of [...(fields.required ?? []), ...(fields.defaulted ?? [])]) {
-      const value = out[field];
-      if (Array.isArray(value) && value[0] !== tenant) {
-        throw new InputError(`${field} ${JSON.stringify(value)} is outside your tenant: it must start with "${tenant}"`, undefined, 403);
+    if (tenant !== ALL_TENANTS) {
+      for (const field of fields.defaulted ?? []) {
+        if (out[field] === undefined || (Array.isArray(out[field]) && out[field].length === 0)) out[field] = [tenant];
+      }
+      for (const field of [...(fields.required ?? []), ...(fields.defaulted ?? [])]) {
+        const value = out[field];
+        if (Array.isArray(value) && value[0] !== tenant) {
+          throw new InputError(`${field} ${JSON.stringify(value)} is outside your tenant: it must start with "${tenant}"`, undefined, 403);
+        }
       }
     }
+    if (write) out.actor = typeof out.actor === 'string' && out.actor ? `api:${tenant}:${out.actor}`.slice(0, 200) : `api:${tenant}`;
     return out as T;
   }
 
@@ -89,17 +111,6 @@ export class Tenancy {
     const owner = tenant === ALL_TENANTS ? context.tenant : tenant;
     if (!owner) throw new InputError('an operator key must name the thread\'s tenant in context.tenant');
     return `${owner}/${threadId}`;
-  }
-
-  /**
-   * History rows name who wrote: with keys on, the key's tenant, never what the body claims
-   * (a caller's own label is kept after it, for its own audit).
-   */
-  stampActor<T>(request: FastifyRequest, body: T): T {
-    const tenant = this.tenantOf(request);
-    if (!tenant || !body || typeof body !== 'object') return body;
-    const own = (body as { actor?: unknown }).actor;
-    return { ...(body as object), actor: typeof own === 'string' && own ? `api:${tenant}:${own}`.slice(0, 200) : `api:${tenant}` } as T;
   }
 
   /** Deny by default: with keys on, a request that reached here unauthenticated is refused. */
