@@ -1,9 +1,9 @@
 import type { Env } from '../config/env.js';
 import type { Logger } from '../log/logger.js';
 import { OpenAIChatModel, type ChatModel } from './chat-model.js';
-import { OpenAIEmbedder, type Embedder } from './embedder.js';
+import { createEmbedder, type Embedder } from './embedder.js';
 import { createOpenAI } from './openai.js';
-import { defaultRetryPolicy, type RetryPolicy } from './retry.js';
+import type { RetryPolicy } from './retry.js';
 
 /**
  * The chat model and the embedder from the environment. Each has its own endpoint settings
@@ -24,13 +24,4 @@ export function createModelClients(env: Env, log: Logger): { chat: ChatModel; em
     retry,
   );
   return { chat: new OpenAIChatModel(chatClient, env.CHAT_MODEL, log.child({ component: 'chat-model' }), retry), embedder, retry };
-}
-
-/** An embedder on its own endpoint (the service's, or an SDK client's): engram's retries, not the SDK's. */
-export function createEmbedder(
-  e: { baseURL?: string | undefined; apiKey: string; timeoutMs: number; model: string; dimensions: number },
-  retry: RetryPolicy = defaultRetryPolicy,
-): Embedder {
-  const client = createOpenAI({ baseURL: e.baseURL, apiKey: e.apiKey, timeoutMs: e.timeoutMs, maxRetries: 0 });
-  return new OpenAIEmbedder(client, e.model, e.dimensions, 512, retry);
 }

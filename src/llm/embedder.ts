@@ -1,6 +1,7 @@
 import type OpenAI from 'openai';
 import { PermanentError, RetryableError } from '../errors.js';
-import { withRetry, type RetryPolicy } from './retry.js';
+import { createOpenAI } from './openai.js';
+import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
 
 /** Turns texts into vectors, one call per batch. Swappable (tests, local models). */
 export interface Embedder {
@@ -51,4 +52,16 @@ export class OpenAIEmbedder implements Embedder {
     }
     return out;
   }
+}
+
+/**
+ * An embedder on its own endpoint (the service's, or an SDK client's): engram's retries, not the
+ * SDK's. Here rather than in clients.ts, so that the SDK loads no chat model code.
+ */
+export function createEmbedder(
+  e: { baseURL?: string | undefined; apiKey: string; timeoutMs: number; model: string; dimensions: number },
+  retry: RetryPolicy = defaultRetryPolicy,
+): Embedder {
+  const client = createOpenAI({ baseURL: e.baseURL, apiKey: e.apiKey, timeoutMs: e.timeoutMs, maxRetries: 0 });
+  return new OpenAIEmbedder(client, e.model, e.dimensions, 512, retry);
 }

@@ -1,8 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
-import { createEmbedder } from '../llm/clients.js';
-import type { Embedder } from '../llm/embedder.js';
+import { createEmbedder, type Embedder } from '../llm/embedder.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { defaultKinds, type MemoryKind } from '../memory/kinds.js';
 import { Recall, type SearchInput } from '../memory/recall.js';
