@@ -134,6 +134,12 @@ describe('hot path: enqueue', () => {
     }
   });
 
+  it('the SDK refuses bad options by name, before it opens any connection', () => {
+    // The same ceiling as ENQUEUE_TIMEOUT_MS: a stalled Redis must not hold a caller for hours.
+    expect(() => new EngramClient({ redisUrl: TEST_REDIS_URL, enqueueTimeoutMs: 600_001 })).toThrow(/invalid engram client options[\s\S]*enqueueTimeoutMs/);
+    expect(() => new EngramClient({ redisUrl: TEST_REDIS_URL, debounceMs: -1 })).toThrow(/invalid engram client options[\s\S]*debounceMs/);
+  });
+
   it('fails fast with a clear error when Redis is down', async () => {
     // Nothing listens on port 1: the producer must reject, not queue the command and hang.
     const client = new EngramClient({ redisUrl: 'redis://127.0.0.1:1', log: createLogger({ level: 'silent' }) });

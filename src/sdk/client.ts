@@ -38,7 +38,7 @@ export const clientOptionsSchema = z.strictObject({
   maxWaitMs: z.number().int().min(1).default(300_000),
   policy: z.enum(['enqueue', 'rollback']).default('enqueue'),
   /** How long each Redis round trip of `enqueue` may take on a stalled Redis before it rejects. */
-  enqueueTimeoutMs: z.number().int().min(10).default(5_000),
+  enqueueTimeoutMs: z.number().int().min(10).max(600_000).default(5_000),
   embedding: z
     .strictObject({
       baseURL: z.string().optional(),
