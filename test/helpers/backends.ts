@@ -30,7 +30,7 @@ export const pgBackend: Backend = {
       db,
       schema,
       async close() {
-        await db.query(`drop schema if exists "${schema}" cascade`);
+        await dropSchema(db, schema);
         await db.close();
       },
     };
@@ -126,7 +126,11 @@ export async function openStore(backend: Backend, opts: StoreFixtureOptions = {}
  */
 export function openSchemaStore(db: Db, opts: StoreFixtureOptions = {}): Promise<StoreFixture> {
   const schema = uniqueName('store');
-  return storeFixture(db, schema, async () => void (await db.query(`drop schema if exists "${schema}" cascade`)), opts);
+  return storeFixture(db, schema, () => dropSchema(db, schema), opts);
+}
+
+async function dropSchema(db: Db, schema: string): Promise<void> {
+  await db.query(`drop schema if exists "${schema}" cascade`);
 }
 
 async function storeFixture(raw: Db, schema: string, close: () => Promise<void>, opts: StoreFixtureOptions): Promise<StoreFixture> {
