@@ -209,6 +209,15 @@ describe.each(backends)('store TTL on $name', (backend) => {
     expect(byDefault.expiresAt!.getTime()).toBeGreaterThanOrEqual(start + 3_600_000);
     expect(own.expiresAt!.getTime()).toBeLessThan(start + 3_600_000);
     expect(never.expiresAt).toBeNull();
+    // One clock: the expiry is the database's now() of the write (its updated_at) + the TTL,
+    // in the answer and in the row alike.
+    expect(byDefault.expiresAt!.getTime() - byDefault.updatedAt.getTime()).toBe(3_600_000);
+    expect(own.expiresAt!.getTime() - own.updatedAt.getTime()).toBe(60_000);
+    const stored = await f.db.query<{ lived: string }>(
+      `select (extract(epoch from expires_at - updated_at) * 1000)::bigint::text as lived from ${f.memories.t.memories} where namespace = $1 and key = 'o'`,
+      [ns],
+    );
+    expect(stored.rows[0]!.lived).toBe('60000');
   });
 
   it('never returns an expired item (get, search, listNamespaces), and the sweeper removes it with history', async () => {

@@ -329,6 +329,9 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     const insert = { op: 'insert' as const, namespace: ns, key: 'k', kind: 'memory', value, embeddings, ttlMs: HOUR };
     expect((await f.memories.apply(change('th-1', 0, [insert]))).status).toBe('applied');
     expect(await row(ns, 'k')).toMatchObject({ ttlMs: HOUR });
+    // The expiry is the database's now() of the commit + the TTL (one clock with reads).
+    const inserted = await row(ns, 'k');
+    expect(inserted.expiresAt!.getTime() - inserted.updatedAt.getTime()).toBe(HOUR);
 
     // An update by a kind without a TTL keeps the expiry and the duration the item had.
     const update = { ...insert, op: 'update' as const, value: { content: 'User is in Paris until Friday' }, expectedVersion: 1, ttlMs: null };

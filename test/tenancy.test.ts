@@ -110,6 +110,15 @@ describe('tenant-scoped API keys', () => {
 
     const all = await call('POST', '/v1/store/namespaces', KEYS.ops, {});
     expect(all.body.namespaces).toEqual(expect.arrayContaining([['acme', 'notes'], ['globex', 'notes']]));
+
+    // An operator's key writes into any tenant, and history says it was the operator's.
+    expect((await call('PUT', '/v1/store/items', KEYS.ops, { namespace: ['acme', 'notes'], key: 'k', value: { text: 'fixed by ops' }, actor: 'oncall' })).status).toBe(200);
+    const batched = await call('POST', '/v1/store/batch', KEYS.ops, { ops: [{ op: 'put', namespace: ['globex', 'notes'], key: 'k4', value: { text: 'ops' } }] });
+    expect(batched.status).toBe(200);
+    const acmeHistory = await call('GET', '/v1/store/items/history?namespace=acme&namespace=notes&key=k', KEYS.acme);
+    expect(acmeHistory.body.history.map((e: { actor: string }) => e.actor)).toEqual(['api:acme', 'api:*:oncall']);
+    const globexHistory = await call('GET', '/v1/store/items/history?namespace=globex&namespace=notes&key=k4', KEYS.globex);
+    expect(globexHistory.body.history.map((e: { actor: string }) => e.actor)).toEqual(['api:*']);
   });
 
   it('Bull Board asks for its password', async () => {
