@@ -56,7 +56,8 @@ export class OpenAIEmbedder implements Embedder {
 
 /**
  * An embedder on its own endpoint (the service's, or an SDK client's): engram's retries, not the
- * SDK's. Here rather than in clients.ts, so that the SDK loads no chat model code.
+ * SDK's. Here rather than in clients.ts, so that the SDK client module (src/sdk/client.ts)
+ * imports no chat-model code; the package's root export still re-exports the chat model.
  */
 export function createEmbedder(
   e: { baseURL?: string | undefined; apiKey: string; timeoutMs: number; model: string; dimensions: number },

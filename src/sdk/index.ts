@@ -1,0 +1,16 @@
+/**
+ * `engram/sdk`: what a chat application's process needs (enqueue, search, the store API), without
+ * what only engram's own processes load (the HTTP server, Bull Board, workers, the chat model).
+ * The package root exports all of it too; this entry keeps a producer's start-up and memory small.
+ */
+export { EngramClient, type EngramClientOptions } from './client.js';
+export { StoreClient } from './store-client.js';
+export { defineKind, defineKinds, defaultKinds, type MemoryKind, type MemoryKindInput } from '../memory/kinds.js';
+export { InputError, RetryableError, PermanentError } from '../errors.js';
+export type { EnqueueInput, Message, ThreadContext } from '../queue/schemas.js';
+export type { EnqueueResult } from '../queue/enqueue.js';
+export type { MemoryItem, ScoredMemory, SearchItem, HistoryEntry, Namespace } from '../store/types.js';
+export type { PutInput, GetInput, DeleteInput, SearchInput as StoreSearchInput, ListNamespacesInput, BatchOp } from '../store/schemas.js';
+export type { FilterInput } from '../store/filter.js';
+export type { Db } from '../store/db.js';
+export type { Embedder } from '../llm/embedder.js';
