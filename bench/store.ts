@@ -136,25 +136,38 @@ async function perNamespace(what: string) {
 
 /**
  * Reads of items with a TTL, without refresh, with refresh while not due (the common read: the
- * item was refreshed within the last 1% of its TTL) and with refresh of items made due before
- * each read (untimed), so each timed read renews what it returns.
+ * item was refreshed within the last 1% of its TTL; every item is renewed before such a run)
+ * and with refresh of items made due before each read (untimed), so each timed read renews what
+ * it returns. Each row counts the refresh statements its reads sent.
  */
 async function ttlReads() {
   const n = 200;
   const namespace = ['bench-ttl', 'u0'];
   const hour = 3_600_000;
-  await store.batch(Array.from({ length: n }, (_, i) => ({ op: 'put' as const, namespace, key: `t${i}`, value: { content: data.memoryText(0, i) }, ttl: hour, index: ['content'] })));
-  const makeDue = () => db.query(`update ${memories.t.memories} set expires_at = now() + interval '1 minute' where namespace = $1`, [namespace]);
+  // The store over a connection that counts refresh statements (refresh-ttl.ts's UPDATE).
+  let refreshes = 0;
+  const counting = new Proxy(db, {
+    get(target, prop) {
+      if (prop === 'query') return (text: string, params?: unknown[]) => (/^with due as/.test(text) && refreshes++, target.query(text, params));
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const ttlStore = new Store(new MemoryStore(counting, schema, log), { embedder: data, indexFields: ['content'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'bench', log });
+  await ttlStore.batch(Array.from({ length: n }, (_, i) => ({ op: 'put' as const, namespace, key: `t${i}`, value: { content: data.memoryText(0, i) }, ttl: hour, index: ['content'] })));
+  const setExpiry = (expiry: string) => db.query(`update ${memories.t.memories} set expires_at = ${expiry} where namespace = $1`, [namespace]);
   const run = async (what: string, read: (i: number) => Promise<unknown>, due: boolean) => {
+    if (!due) await setExpiry(`now() + ttl_ms * interval '1 millisecond'`);
+    refreshes = 0;
     const lat: number[] = [];
     for (let i = 0; i < n; i++) {
-      if (due) await makeDue();
+      if (due) await setExpiry(`now() + interval '1 minute'`);
       lat.push((await time(() => read(i))).ms);
     }
-    line(what, `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  (${n} reads)`);
+    line(what, `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  (${n} reads, ${refreshes} refresh statements)`);
   };
-  const get = (refreshTtl: boolean) => (i: number) => store.get({ namespace, key: `t${i}`, refreshTtl });
-  const search = (refreshTtl: boolean) => (i: number) => store.search({ namespacePrefix: namespace, query: `q t${i % data.topics} s${i}`, limit: 10, refreshTtl });
+  const get = (refreshTtl: boolean) => (i: number) => ttlStore.get({ namespace, key: `t${i}`, refreshTtl });
+  const search = (refreshTtl: boolean) => (i: number) => ttlStore.search({ namespacePrefix: namespace, query: `q t${i % data.topics} s${i}`, limit: 10, refreshTtl });
   await run('get, TTL item, refreshTtl false', get(false), false);
   await run('get, TTL item, refresh not due', get(true), false);
   await run('get, TTL item, refresh due (1 UPDATE)', get(true), true);
