@@ -80,6 +80,14 @@ const statsBefore = await evalshaStats();
 const later = await interleaved(N, (i) => sdk.enqueue({ threadId: `sdk-${i % 200}`, ...body(i, `sdk-${i % 200}`) }));
 const statsAfter = await evalshaStats();
 const scriptUs = (statsAfter.usec - statsBefore.usec) / Math.max(1, statsAfter.calls - statsBefore.calls);
+// The same with the client's message id, the idempotency key clients should send: the script
+// also reads the server clock, remembers the id and extends the id window.
+const withId = (i: number, thread: string) => ({ threadId: thread, ...body(i, thread), messages: body(i, thread).messages.map((m) => ({ ...m, id: `m-${i}` })) });
+for (let i = 0; i < 200; i++) await sdk.enqueue(withId(N + i, `ids-${i}`));
+const idStatsBefore = await evalshaStats();
+const laterIds = await interleaved(N, (i) => sdk.enqueue(withId(i, `ids-${i % 200}`)));
+const idStatsAfter = await evalshaStats();
+const idScriptUs = (idStatsAfter.usec - idStatsBefore.usec) / Math.max(1, idStatsAfter.calls - idStatsBefore.calls);
 // Where the rest goes: the same script with its arguments ready (no validation, no turn to
 // serialize, no producer), on a connection like the SDK's, for threads like the later turns'.
 const raw = new Redis(vars.REDIS_URL as string, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
@@ -99,6 +107,7 @@ const mixed = await interleaved(N, (i) => sdk.enqueue({ threadId: `mix-${Math.fl
 report('redis PING (baseline, interleaved)', pings);
 const ratio = (m: { samples: number[]; ping: number }) => (summarize(m.samples).p50 / m.ping).toFixed(2);
 report('SDK enqueue, later turn', later.samples, { 'x PING p50': ratio(later) });
+report('SDK enqueue, later turn with a message id', laterIds.samples, { 'x PING p50': ratio(laterIds) });
 report('append script alone, arguments ready (scale)', prepared.samples, { 'x PING p50': ratio(prepared) });
 report('SDK enqueue, first turn', firsts.samples, { 'x PING p50': ratio(firsts) });
 const sdkMixed = report('SDK enqueue, sessions of 20', mixed.samples, { 'x PING p50': ratio(mixed) });
@@ -196,7 +205,7 @@ table(rows);
 process.stdout.write(
   `\nSDK p50 / PING p50 = ${ratio(later)} later turns, ${ratio(mixed)} sessions of 20 (target <= 2); ` +
     `SDK p99 sequential = ${ms(sdkMixed.p99)} (target <= 1 ms); ` +
-    `a later turn's script runs ${scriptUs.toFixed(1)} us inside Redis (INFO commandstats), and the SDK adds ${((summarize(later.samples).p50 - summarize(prepared.samples).p50) * 1000).toFixed(0)} us at p50 over the script alone; ` +
+    `a later turn's script runs ${scriptUs.toFixed(1)} us inside Redis (INFO commandstats; ${idScriptUs.toFixed(1)} us with a message id), and the SDK adds ${((summarize(later.samples).p50 - summarize(prepared.samples).p50) * 1000).toFixed(0)} us at p50 over the script alone; ` +
     `HTTP p99 at ${RATE}/s = ${ms(percentile(p99s, 50))}, median of ${ROUNDS} rounds (target <= 3 ms; floor, GET /healthz at the same rate: ${ms(percentile(floorP99s, 50))})\n`,
 );
 

@@ -81,6 +81,25 @@ describe('thread buffer', () => {
     expect(await append('ids', ctx, ['c-1'])).toMatchObject({ added: 0, duplicates: 1 });
   });
 
+  it('a re-sent message leaves no trace in the buffer, in the same call or a later one', async () => {
+    const ctx = '{"userId":"u"}';
+    expect(await append('resend', ctx, ['r-1', 'r-1', 'r-2'])).toMatchObject({ added: 2, duplicates: 1 });
+    expect(await append('resend', ctx, ['r-2', 'r-3'])).toMatchObject({ added: 1, duplicates: 1 });
+    expect((await buffer.read('resend', null, 100, 0)).pending.map((e) => e.turn.id)).toEqual(['r-1', 'r-2', 'r-3']);
+    expect(await redis.xlen(buffer.keys('resend').turns)).toBe(3);
+  });
+
+  it('a re-send to a thread whose buffer is gone but whose message ids are remembered leaves no key without a TTL', async () => {
+    const ctx = '{"userId":"u"}';
+    await append('gone', ctx, ['g-1']);
+    const keys = buffer.keys('gone');
+    // What an idle thread's expired stream and meta look like while its id window still runs.
+    await redis.del(keys.turns, keys.meta);
+    expect(await append('gone', ctx, ['g-1'])).toMatchObject({ added: 0, duplicates: 1 });
+    expect(await redis.xlen(keys.turns)).toBe(0);
+    if (await redis.exists(keys.turns)) expect(await redis.pttl(keys.turns)).toBeGreaterThan(0);
+  });
+
   it('a later turn that changes a setting of its thread writes it', async () => {
     const ctx = '{"userId":"u"}';
     const settings = () => redis.hmget(buffer.keys('settings').meta, 'policy', 'debounceMs', 'maxWaitMs');
