@@ -16,6 +16,7 @@ import { createPgliteDb } from '../src/store/pglite.js';
 import { createPgDb } from '../src/store/pool.js';
 import { Store } from '../src/store/store.js';
 import type { SearchItem } from '../src/store/types.js';
+import { observedDb } from '../test/helpers/backends.js';
 import { BenchData } from './data.js';
 import { int, line, ms, percentile, recall, time } from './stats.js';
 
@@ -146,12 +147,8 @@ async function ttlReads() {
   const hour = 3_600_000;
   // The store over a connection that counts refresh statements (refresh-ttl.ts's UPDATE).
   let refreshes = 0;
-  const counting = new Proxy(db, {
-    get(target, prop) {
-      if (prop === 'query') return (text: string, params?: unknown[]) => (/^with due as/.test(text) && refreshes++, target.query(text, params));
-      const value = Reflect.get(target, prop) as unknown;
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
+  const counting = observedDb(db, (text) => {
+    if (text.startsWith('with due as')) refreshes++;
   });
   const ttlStore = new Store(new MemoryStore(counting, schema, log), { embedder: data, indexFields: ['content'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'bench', log });
   await ttlStore.batch(Array.from({ length: n }, (_, i) => ({ op: 'put' as const, namespace, key: `t${i}`, value: { content: data.memoryText(0, i) }, ttl: hour, index: ['content'] })));

@@ -8,7 +8,7 @@ import { migrations } from '../src/store/migrations/index.js';
 import { Store, type StoreOptions } from '../src/store/store.js';
 import type { ChangeSet, MemoryItem, Namespace } from '../src/store/types.js';
 import { fakeEmbedding } from './fake-model/embedding.js';
-import { backends, openSchemaStore, silent, type Backend, type StoreFixture } from './helpers/backends.js';
+import { backends, observedDb, openSchemaStore, silent, type Backend, type StoreFixture } from './helpers/backends.js';
 import { TEST_DIMENSIONS } from './helpers/harness.js';
 
 const HOUR = 3_600_000;
@@ -98,13 +98,7 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     await put(ns, 'forever', 'User is vegetarian', null);
     // The store over a connection that records what it is sent.
     const sent: string[] = [];
-    const recording = new Proxy(f.db, {
-      get(target, prop) {
-        if (prop === 'query') return (text: string, params?: unknown[]) => (sent.push(text), target.query(text, params));
-        const value = Reflect.get(target, prop) as unknown;
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+    const recording = observedDb(f.db, (text) => sent.push(text));
     const store = new Store(new MemoryStore(recording, f.memories.schema, silent), { embedder: f.embedder, indexFields: ['$'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'test', log: silent });
     const refreshes = () => sent.filter((s) => /update .* set expires_at/s.test(s)).length;
 

@@ -47,6 +47,17 @@ export const pgliteBackend: Backend = {
 
 export const backends = [pgBackend, pgliteBackend];
 
+/** `db`, telling `onQuery` the text of each query first (to count the statements of one kind). */
+export function observedDb(db: Db, onQuery: (text: string) => void): Db {
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === 'query') return (text: string, params?: unknown[]) => (onQuery(text), target.query(text, params));
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 /**
  * A Db that counts what it holds open (transactions, sessions, queries in flight), so a test can
  * check that no connection is held while the model embeds (invariant 8) on either backend.
