@@ -42,9 +42,16 @@ describe('hot path: enqueue', () => {
     expect(await redisKeys(redis, h.env.ENGRAM_PREFIX)).toEqual(before);
   });
 
-  it('rejects malformed JSON and a bad thread id', async () => {
+  it('rejects malformed JSON, a body over the limit, another content type and a bad thread id', async () => {
     const before = await redisKeys(redis, h.env.ENGRAM_PREFIX);
     expect((await post('/v1/threads/t/turns', '{"context":')).status).toBe(400);
+    // The largest valid request (100 messages of 32,000 characters) fits the 4 MiB limit; more is refused unread.
+    const huge = await post('/v1/threads/t/turns', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'x'.repeat(5 * 1024 * 1024) }] });
+    expect(huge.status).toBe(413);
+    expect(((await huge.json()) as { error: string }).error).toMatch(/too large/i);
+    const text = await post('/v1/threads/t/turns', 'hello', 'text/plain');
+    expect(text.status).toBe(415);
+    expect(((await text.json()) as { error: string }).error).toMatch(/must be JSON[\s\S]*text\/plain/);
     const res = await post('/v1/threads/bad%20id/turns', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(/threadId/);

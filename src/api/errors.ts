@@ -11,6 +11,10 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
     return reply.status(error.status).send({ error: error.message, details: error.details });
   }
   const status = (error as FastifyError).statusCode;
+  if ((error as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    // Fastify's message is only "Unsupported Media Type": say what to send instead.
+    return reply.status(415).send({ error: `the body must be JSON (content-type: application/json), not ${request.headers['content-type']?.slice(0, 100) ?? 'untyped'}` });
+  }
   if (status && status >= 400 && status < 500) {
     // Fastify's own 4xx: malformed JSON, wrong content type, body too large.
     return reply.status(status).send({ error: error.message });

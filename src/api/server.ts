@@ -46,6 +46,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     childLoggerFactory: (logger) => logger,
   });
   app.setErrorHandler(errorHandler);
+  // JSON only: a text/plain body would reach the schemas as a string and fail as "expected
+  // object"; without its parser Fastify answers 415 and names the media type it got.
+  app.removeContentTypeParser('text/plain');
   deps.tenancy.register(app);
   registerRoutes(app, deps);
   registerStoreRoutes(app, deps.store, deps.tenancy);
