@@ -58,6 +58,12 @@ describe('hot path: enqueue', () => {
     expect(await redisKeys(redis, h.env.ENGRAM_PREFIX)).toEqual(before);
   });
 
+  it('answers an unknown route with 404 in the same error shape', async () => {
+    const res = await post('/v1/thread/t/turns', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: 'no route POST /v1/thread/t/turns' });
+  });
+
   it('buffers a message sent twice once, and keeps one delayed job per thread', async () => {
     const body = { context: { userId: 'u1' }, messages: [{ id: 'm-1', role: 'user', content: 'I moved to Lisbon' }] };
     const first = await post('/v1/threads/t-dup/turns', body);

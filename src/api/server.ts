@@ -49,6 +49,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // JSON only: a text/plain body would reach the schemas as a string and fail as "expected
   // object"; without its parser Fastify answers 415 and names the media type it got.
   app.removeContentTypeParser('text/plain');
+  // The one error shape, { error }, for unknown routes too (Fastify's own has three fields).
+  app.setNotFoundHandler((request, reply) => reply.status(404).send({ error: `no route ${request.method} ${request.url.slice(0, 200)}` }));
   deps.tenancy.register(app);
   registerRoutes(app, deps);
   registerStoreRoutes(app, deps.store, deps.tenancy);
