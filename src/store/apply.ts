@@ -1,6 +1,6 @@
 import pgvector from 'pgvector';
 import type { Db, Queryable } from './db.js';
-import type { Tables } from './sql.js';
+import { expiryAfter, type Tables } from './sql.js';
 import type { ApplyResult, ChangeSet, FieldEmbedding, Namespace } from './types.js';
 
 class Rollback extends Error {
@@ -59,7 +59,7 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet): Promise<A
       // delete or expiry) continues from its last version, so a stale `ifVersion` cannot match.
       const res = await client.query<{ version: unknown }>(
         `insert into ${t.memories} (namespace, key, kind, value, expires_at, ttl_ms, version)
-         values ($1, $2, $3, $4, now() + $5::bigint * interval '1 millisecond', $5, 1 + coalesce((select max(version) from ${t.history} where namespace = $1 and key = $2), 0))
+         values ($1, $2, $3, $4, ${expiryAfter('$5::bigint')}, $5, 1 + coalesce((select max(version) from ${t.history} where namespace = $1 and key = $2), 0))
          returning version`,
         [w.namespace, w.key, w.kind, w.value, w.ttlMs],
       );
@@ -73,7 +73,7 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet): Promise<A
          update ${t.memories} m set value = $4, kind = $3, version = m.version + 1, updated_at = now(),
                 -- A kind without a TTL keeps the expiry the item was given (by the store API),
                 -- unless it had passed: a memory the model just rewrote is live again.
-                expires_at = case when $6::bigint is not null then now() + $6::bigint * interval '1 millisecond'
+                expires_at = case when $6::bigint is not null then ${expiryAfter('$6::bigint')}
                                   when m.expires_at <= now() then null else m.expires_at end,
                 ttl_ms = case when $6::bigint is not null then $6::bigint
                               when m.expires_at <= now() then null else m.ttl_ms end

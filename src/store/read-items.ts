@@ -1,23 +1,22 @@
 import type { Db } from './db.js';
-import { alive, namespaceFromJson, Params, prefixCondition, suffixCondition, type Tables } from './sql.js';
+import { alive, namespaceFromJson, Params, prefixCondition, refreshDue, suffixCondition, type Tables } from './sql.js';
 import type { MemoryItem, Namespace, SearchItem } from './types.js';
 
 /**
  * What every read selects. `ttl_due` says, on the database's clock, whether a TTL refresh would
  * renew the item (see refresh-ttl.ts): reads of items that are not due send no refresh at all.
  */
-export const COLUMNS = `m.namespace, m.key, m.kind, m.value, m.version, m.created_at, m.updated_at, m.expires_at,
-  (m.ttl_ms is not null and m.expires_at < now() + m.ttl_ms * interval '0.99 millisecond') as ttl_due`;
+export const COLUMNS = `m.namespace, m.key, m.kind, m.value, m.version, m.created_at, m.updated_at, m.expires_at, ${refreshDue('m')} as ttl_due`;
 
 /**
  * Items read while their TTL refresh was due. Kept beside the items rather than in them: it is
  * the store's bookkeeping, not part of the item callers see or the API returns. Weak, so that
  * an item the caller drops is forgotten with it.
  */
-const refreshDue = new WeakSet<MemoryItem>();
+const dueWhenRead = new WeakSet<MemoryItem>();
 
 /** Whether a TTL refresh would renew this item when it was read (false for items not read here). */
-export const isRefreshDue = (item: MemoryItem): boolean => refreshDue.has(item);
+export const isRefreshDue = (item: MemoryItem): boolean => dueWhenRead.has(item);
 
 /** Items by (namespace, key), in the order asked; null for a missing or expired one. */
 export async function getItems(db: Db, t: Tables, refs: { namespace: Namespace; key: string }[]): Promise<(MemoryItem | null)[]> {
@@ -67,11 +66,11 @@ export function toItem(r: Record<string, unknown>): MemoryItem {
     updatedAt: r.updated_at as Date,
     expiresAt: (r.expires_at as Date | null) ?? null,
   };
-  if (r.ttl_due === true) refreshDue.add(item);
+  if (r.ttl_due === true) dueWhenRead.add(item);
   return item;
 }
 
-/** The item itself gets its score (not a copy), so that it stays the object `refreshDue` knows. */
+/** The item itself gets its score (not a copy), so that it stays the object `dueWhenRead` knows. */
 export function scored(r: Record<string, unknown>): SearchItem {
   return Object.assign(toItem(r), { score: r.distance === null || r.distance === undefined ? null : 1 - Number(r.distance) });
 }

@@ -1,6 +1,6 @@
 import type { Db } from './db.js';
 import { isRefreshDue } from './read-items.js';
-import { alive, namespaceFromJson, type Tables } from './sql.js';
+import { alive, expiryAfter, namespaceFromJson, refreshDue, type Tables } from './sql.js';
 import type { MemoryItem } from './types.js';
 
 /**
@@ -32,17 +32,16 @@ export async function refreshTtl<T extends MemoryItem>(db: Db, t: Tables, items:
   const due = items.filter(isRefreshDue);
   if (due.length === 0) return items;
   const res = await db.query<{ namespace: string[]; key: string; expires_at: Date }>(
-    // The read's conditions again: the row may have changed since (a put, another reader's
-    // refresh). `expires_at is not null`: a duration without an expiry (a put by a process from
-    // before migration 003) gives none.
+    // The read's condition again: the row may have changed since (a put, another reader's
+    // refresh). It also wants an expiry: a duration without one (a put by a process from before
+    // migration 003) gives none.
     `with due as (
        select m.namespace, m.key
          from unnest($1::text[], $2::text[], $3::bigint[]) as r(j, key, version)
          join ${t.memories} m on m.namespace = ${namespaceFromJson('r.j')} and m.key = r.key and m.version = r.version
-        where m.ttl_ms is not null and m.expires_at is not null and ${alive('m')}
-          and m.expires_at < now() + m.ttl_ms * interval '0.99 millisecond'
+        where ${refreshDue('m')} and ${alive('m')}
           for update of m skip locked)
-     update ${t.memories} m set expires_at = now() + m.ttl_ms * interval '1 millisecond'
+     update ${t.memories} m set expires_at = ${expiryAfter('m.ttl_ms')}
        from due where m.namespace = due.namespace and m.key = due.key
      returning m.namespace, m.key, m.expires_at`,
     [due.map((i) => JSON.stringify(i.namespace)), due.map((i) => i.key), due.map((i) => i.version)],

@@ -60,6 +60,20 @@ export function suffixCondition(column: string, suffix: string[], params: Params
 export const alive = (alias: string) => `(${alias}.expires_at is null or ${alias}.expires_at > now())`;
 
 /**
+ * The expiry `ms` (a SQL expression, null for none) from now, on the database's clock: the one
+ * clock of puts, reflections and refreshes.
+ */
+export const expiryAfter = (ms: string) => `now() + ${ms} * interval '1 millisecond'`;
+
+/**
+ * Items a TTL refresh would renew: an expiry and its duration, and an expiry earlier than now +
+ * 99% of the duration (one refreshed within the last 1% of its TTL is left alone; see
+ * refresh-ttl.ts).
+ */
+export const refreshDue = (alias: string) =>
+  `(${alias}.ttl_ms is not null and ${alias}.expires_at is not null and ${alias}.expires_at < now() + ${alias}.ttl_ms * interval '0.99 millisecond')`;
+
+/**
  * A namespace sent as JSON text, as text[]. Batches carry namespaces this way because a ragged
  * list of text[] is no Postgres array.
  */

@@ -1,7 +1,7 @@
 import { InputError } from '../errors.js';
 import type { Db, Queryable } from './db.js';
 import { compareNamespaces } from './apply.js';
-import { namespaceFromJson, type Tables } from './sql.js';
+import { expiryAfter, namespaceFromJson, type Tables } from './sql.js';
 import type { ItemWrite, ItemWriteResult, Namespace } from './types.js';
 
 interface Current {
@@ -101,7 +101,7 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
       `with nss as (select * from ${nss}),
        up as (
          insert into ${t.memories} as m (namespace, key, kind, value, version, expires_at, ttl_ms)
-         select nss.ns, p.key, p.kind, p.value::jsonb, p.version, now() + p.ttl_ms * interval '1 millisecond', p.ttl_ms
+         select nss.ns, p.key, p.kind, p.value::jsonb, p.version, ${expiryAfter('p.ttl_ms')}, p.ttl_ms
            from unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
                 as p(nsi, key, kind, value, version, ttl_ms)
            join nss on nss.o = p.nsi
