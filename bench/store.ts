@@ -46,7 +46,8 @@ const schema = `bench_${randomBytes(3).toString('hex')}`;
 const db: Db = a.pglite ? createPgliteDb('memory://', log) : createPgDb(a['database-url'], WRITERS + 2, log);
 const data = new BenchData(U, M, D, Number(a.topics));
 const memories = new MemoryStore(db, schema, log);
-const store = new Store(memories, { embedder: data, indexFields: ['content'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'bench', log });
+const storeOver = (m: MemoryStore) => new Store(m, { embedder: data, indexFields: ['content'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'bench', log });
+const store = storeOver(memories);
 const ns = (u: number) => ['bench', `u${u}`];
 const id = (item: { namespace: string[]; key: string }) => `${item.namespace[1]}/${item.key}`;
 const idOf = (n: number) => `u${Math.floor(n / M)}/m${n % M}`;
@@ -150,7 +151,7 @@ async function ttlReads() {
   const counting = observedDb(db, (text) => {
     if (text.startsWith('with due as')) refreshes++;
   });
-  const ttlStore = new Store(new MemoryStore(counting, schema, log), { embedder: data, indexFields: ['content'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'bench', log });
+  const ttlStore = storeOver(new MemoryStore(counting, schema, log));
   await ttlStore.batch(Array.from({ length: n }, (_, i) => ({ op: 'put' as const, namespace, key: `t${i}`, value: { content: data.memoryText(0, i) }, ttl: hour, index: ['content'] })));
   const setExpiry = (expiry: string) => db.query(`update ${memories.t.memories} set expires_at = ${expiry} where namespace = $1`, [namespace]);
   const run = async (what: string, read: (i: number) => Promise<unknown>, due: boolean) => {

@@ -33,8 +33,8 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
   });
   afterEach(async () => f?.close());
 
-  const storeWith = (opts: Partial<StoreOptions>) =>
-    new Store(f.memories, { embedder: f.embedder, indexFields: ['$'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'test', log: silent, ...opts });
+  const storeWith = (opts: Partial<StoreOptions>, memories = f.memories) =>
+    new Store(memories, { embedder: f.embedder, indexFields: ['$'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'test', log: silent, ...opts });
   /** The stored row: what a refresh changes (expires_at) and what it must leave alone. */
   const row = async (namespace: Namespace, key: string) => {
     const res = await f.db.query<{ expires_at: Date | null; ttl_ms: unknown; version: unknown; updated_at: Date }>(
@@ -99,7 +99,7 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     // The store over a connection that records what it is sent.
     const sent: string[] = [];
     const recording = observedDb(f.db, (text) => sent.push(text));
-    const store = new Store(new MemoryStore(recording, f.memories.schema, silent), { embedder: f.embedder, indexFields: ['$'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'test', log: silent });
+    const store = storeWith({}, new MemoryStore(recording, f.memories.schema, silent));
     const refreshes = () => sent.filter((s) => /update .* set expires_at/s.test(s)).length;
 
     await store.get({ namespace: ns, key: 'fresh' });
