@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngramClient } from '../src/sdk/client.js';
 import { InputError } from '../src/errors.js';
 import { backends, openStore, TestEmbedder, type StoreFixture } from './helpers/backends.js';
-import { startHarness, TEST_REDIS_URL, type Harness } from './helpers/harness.js';
+import { deleteKeys, startHarness, TEST_REDIS_URL, uniqueName, type Harness } from './helpers/harness.js';
 
 /** The HTTP API over a real runtime: Postgres, or PGlite when DATABASE_URL is unset. */
 describe.each(backends)('store HTTP API on $name', (backend) => {
@@ -146,13 +146,16 @@ describe.each(backends)('store TTL refresh over HTTP on $name', (backend) => {
 describe.each(backends)('store SDK on $name', (backend) => {
   let f: StoreFixture;
   let client: EngramClient;
+  // The clients' queues write their meta keys under this prefix: removed after the suite.
+  const prefix = `engram-test-${uniqueName('sdk')}`;
   beforeAll(async () => {
     f = await openStore(backend);
-    client = new EngramClient({ redisUrl: TEST_REDIS_URL, db: f.db, schema: f.schema, embedder: new TestEmbedder(), store: { actor: 'sdk-test' } });
+    client = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix, db: f.db, schema: f.schema, embedder: new TestEmbedder(), store: { actor: 'sdk-test' } });
   });
   afterAll(async () => {
     await client?.close();
     await f?.close();
+    await deleteKeys(TEST_REDIS_URL, prefix);
   });
 
   it('offers LangGraph call shapes over the same schemas', async () => {
@@ -183,7 +186,7 @@ describe.each(backends)('store SDK on $name', (backend) => {
     await client.store.get(ns, 'k');
     expect(await renewed()).toBe(true);
 
-    const off = new EngramClient({ redisUrl: TEST_REDIS_URL, db: f.db, schema: f.schema, embedder: new TestEmbedder(), store: { refreshTtlOnRead: false } });
+    const off = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix, db: f.db, schema: f.schema, embedder: new TestEmbedder(), store: { refreshTtlOnRead: false } });
     try {
       await age();
       await off.store.get(ns, 'k');
@@ -196,7 +199,7 @@ describe.each(backends)('store SDK on $name', (backend) => {
   });
 
   it('without a database the store says what it needs', async () => {
-    const bare = new EngramClient({ redisUrl: TEST_REDIS_URL });
+    const bare = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix });
     try {
       expect(() => bare.store).toThrow(/databaseUrl/);
     } finally {
