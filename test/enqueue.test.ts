@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log/logger.js';
 import { EngramClient } from '../src/sdk/client.js';
-import { redisKeys, startHarness, TEST_REDIS_URL, type Harness } from './helpers/harness.js';
+import { deleteKeys, redisKeys, startHarness, TEST_REDIS_URL, uniqueName, type Harness } from './helpers/harness.js';
 
 describe('hot path: enqueue', () => {
   let h: Harness;
@@ -144,6 +144,23 @@ describe('hot path: enqueue', () => {
       expect((await h.runtime.buffer.read('t-sdk', null, 100, 0)).pending).toHaveLength(1);
     } finally {
       await client.close();
+    }
+  });
+
+  it('an SDK client opens only the reflection queue, and writes nothing of any other', async () => {
+    const prefix = `engram-test-${uniqueName('sdkq')}`;
+    const client = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix, debounceMs: 60_000 });
+    try {
+      await client.ready();
+      await client.enqueue({ threadId: 't', context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] });
+      await client.close();
+      // A queue's meta key lands once its connection is ready, after close had it been left open.
+      await new Promise((r) => setTimeout(r, 200));
+      const keys = await redisKeys(redis, prefix);
+      expect(keys.some((k) => k.includes(':reflection:'))).toBe(true);
+      expect(keys.filter((k) => !k.includes(':reflection:') && !k.includes(':thread:') && !k.endsWith(':ceilings'))).toEqual([]);
+    } finally {
+      await deleteKeys(TEST_REDIS_URL, prefix);
     }
   });
 

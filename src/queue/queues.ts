@@ -18,29 +18,23 @@ export interface QueueSettings {
  * them; completed ones are kept briefly for the dashboard.
  */
 export function createQueues(connection: Redis, settings: QueueSettings, log: Logger): EngramQueues {
+  return { reflection: createQueue('reflection', connection, settings, log), consolidation: createQueue('consolidation', connection, settings, log) };
+}
+
+/** One of the queues, for a process that uses only it (the SDK adds reflections and nothing else). */
+export function createQueue<Q extends QueueName>(name: Q, connection: Redis, settings: QueueSettings, log: Logger): EngramQueue<Q> {
   const common: JobsOptions = {
     removeOnComplete: { age: 24 * 3600, count: 5_000 },
     removeOnFail: { age: 30 * 24 * 3600 },
   };
-  const queues: EngramQueues = {
-    reflection: new Queue('reflection', {
-      connection,
-      prefix: settings.prefix,
-      defaultJobOptions: {
-        ...common,
-        attempts: settings.reflectionAttempts,
-        backoff: { type: 'exponential', delay: settings.reflectionBackoffMs ?? 5_000, jitter: 0.5 },
-      },
-    }),
-    consolidation: new Queue('consolidation', {
-      connection,
-      prefix: settings.prefix,
-      defaultJobOptions: { ...common, attempts: 3, backoff: { type: 'exponential', delay: 10_000 } },
-    }),
+  const jobs: Record<QueueName, JobsOptions> = {
+    reflection: { ...common, attempts: settings.reflectionAttempts, backoff: { type: 'exponential', delay: settings.reflectionBackoffMs ?? 5_000, jitter: 0.5 } },
+    consolidation: { ...common, attempts: 3, backoff: { type: 'exponential', delay: 10_000 } },
   };
+  const queue: EngramQueue<Q> = new Queue(name, { connection, prefix: settings.prefix, defaultJobOptions: jobs[name] });
   // An unhandled 'error' event would crash the host when Redis restarts.
-  for (const q of Object.values(queues)) q.on('error', (err) => log.warn({ err, queue: q.name }, 'queue connection error'));
-  return queues;
+  queue.on('error', (err) => log.warn({ err, queue: name }, 'queue connection error'));
+  return queue;
 }
 
 /**

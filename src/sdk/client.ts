@@ -8,7 +8,7 @@ import { Recall, type SearchInput } from '../memory/recall.js';
 import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';
 import { createRedis, waitReady } from '../queue/connection.js';
 import { Producer, type EnqueueResult } from '../queue/enqueue.js';
-import { createQueues, type EngramQueue } from '../queue/queues.js';
+import { createQueue, type EngramQueue } from '../queue/queues.js';
 import type { EnqueueInput } from '../queue/schemas.js';
 import type { Db } from '../store/db.js';
 import { MemoryStore } from '../store/memory-store.js';
@@ -81,7 +81,9 @@ export class EngramClient {
     const log = customLog ?? createLogger({ level: 'warn' });
     this.redis = createRedis(o.redisUrl, 'producer', log);
     const buffer = new ThreadBuffer(this.redis, o.prefix, BUFFER_DEFAULTS);
-    this.queue = createQueues(this.redis, { prefix: o.prefix, reflectionAttempts: 5 }, log).reflection;
+    // Only the reflection queue: a producer adds nothing else, and an unused Queue left open
+    // would outlive close().
+    this.queue = createQueue('reflection', this.redis, { prefix: o.prefix, reflectionAttempts: 5 }, log);
     this.producer = new Producer(buffer, this.queue, { debounceMs: o.debounceMs, maxWaitMs: o.maxWaitMs, policy: o.policy, kinds: kinds ?? defaultKinds, timeoutMs: o.enqueueTimeoutMs }, log);
     const embedder =
       customEmbedder ??
