@@ -116,6 +116,18 @@ describe('formation when the model misbehaves', () => {
     expect(h.model.chatRequests).toHaveLength(1);
   });
 
+  it.each([
+    ['length', /stopped at its output limit \(finish_reason "length"\)/],
+    ['content_filter', /withheld its answer \(finish_reason "content_filter"\)/],
+  ])('fails cleanly, as permanent, on an answer the model did not finish (%s), keeping the facts after the cut', async (finishReason, message) => {
+    // The calls before the cut are valid: read as the whole answer, the turns would be marked
+    // reflected with the rest of what they said dropped.
+    script({ ...remembers('User has a boat'), finishReason });
+    await say(`cut-${finishReason}`, `cut-${finishReason}`, 'I have a boat, two cats, and I live in Lyon');
+    await failsCleanly(`cut-${finishReason}`, PermanentError, message);
+    expect(h.model.chatRequests).toHaveLength(1);
+  });
+
   it('retries a timed-out request, and fails cleanly when every attempt times out', async () => {
     script({ ...remembers('User sails'), delayMs: 3_000 }, remembers('User sails'));
     await say('slow-1', 'slow', 'I sail');

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { InputError, RetryableError } from '../src/errors.js';
+import { InputError, PermanentError, RetryableError } from '../src/errors.js';
 import type { ChatReply, ChatRequest } from './fake-model/server.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 import { storeState } from './helpers/store-state.js';
@@ -84,6 +84,15 @@ describe('prompt optimizer', () => {
     const before = await storeState(h.runtime);
     await expect(h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'system', sessions, runId: 'run-5' })).rejects.toThrow(RetryableError);
     expect(h.model.chatRequests).toHaveLength(3);
+    expect(await storeState(h.runtime)).toEqual(before);
+  });
+
+  it('stores nothing from a proposal the model did not finish', async () => {
+    // A prompt cut off at the output limit can still arrive as well-formed arguments.
+    proposes({ ...proposal(`${v2} Be`), finishReason: 'length' });
+    const before = await storeState(h.runtime);
+    await expect(h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'system', sessions, runId: 'run-cut' })).rejects.toThrow(PermanentError);
+    expect(h.model.chatRequests).toHaveLength(1);
     expect(await storeState(h.runtime)).toEqual(before);
   });
 

@@ -1,5 +1,5 @@
 import type OpenAI from 'openai';
-import { RetryableError } from '../errors.js';
+import { PermanentError, RetryableError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
 import type { TokenUsage } from './usage.js';
@@ -48,5 +48,21 @@ export class OpenAIChatModel implements ChatModel {
       finishReason: choice.finish_reason,
       usage: { promptTokens: res.usage?.prompt_tokens ?? 0, completionTokens: res.usage?.completion_tokens ?? 0 },
     };
+  }
+}
+
+/**
+ * Refuses an answer the model did not finish: cut off at its output limit (`length`) or stopped
+ * by a content filter. Read as it is, its calls before the cut would pass for the whole answer
+ * and the turns would be marked reflected with the rest of their facts dropped. Permanent: the
+ * same prompt at temperature 0 ends the same way, so retries would only spend tokens; the job
+ * fails with its turns kept, to be retried once the model's limits are raised.
+ */
+export function assertFinished(answer: ChatAnswer, model: string): void {
+  if (answer.finishReason === 'length') {
+    throw new PermanentError(`chat model ${model} stopped at its output limit (finish_reason "length"): raise the output limit of the model's server`);
+  }
+  if (answer.finishReason === 'content_filter') {
+    throw new PermanentError(`chat model ${model} withheld its answer (finish_reason "content_filter")`);
   }
 }

@@ -1,6 +1,6 @@
 import type OpenAI from 'openai';
 import { RetryableError } from '../errors.js';
-import { OpenAIChatModel, type ChatMessage, type ChatModel } from '../llm/chat-model.js';
+import { assertFinished, OpenAIChatModel, type ChatMessage, type ChatModel } from '../llm/chat-model.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../llm/retry.js';
 import { createLogger } from '../log/logger.js';
 import { addUsage, noUsage, type TokenUsage } from '../llm/usage.js';
@@ -71,6 +71,7 @@ export class MemoryManager {
       );
       addUsage(usage, answer.usage);
       input.onUsage?.(answer.usage);
+      assertFinished(answer, this.chat.model);
       const calls = (answer.message.tool_calls ?? []).filter((c) => c.type === 'function');
 
       const results = calls.map((call) => ({ id: call.id, outcome: checker.check(call.function.name, call.function.arguments) }));

@@ -4,13 +4,14 @@ import { fakeEmbedding } from './embedding.js';
 
 /**
  * What a test's chat handler answers: tool calls, plain text, or an HTTP error (with headers
- * such as retry-after-ms). `delayMs` holds the answer back (a slow or hung model).
+ * such as retry-after-ms). `delayMs` holds the answer back (a slow or hung model);
+ * `finishReason` overrides the one the server would send (a cut-off or filtered answer).
  */
 export type ChatReply = (
   | { toolCalls: { name: string; arguments: unknown }[]; content?: string }
   | { content: string }
   | { status: number; error: string; headers?: Record<string, string> }
-) & { delayMs?: number };
+) & { delayMs?: number; finishReason?: string };
 
 export interface ChatRequest {
   model: string;
@@ -117,7 +118,7 @@ export class FakeModel {
           choices: [
             {
               index: 0,
-              finish_reason: toolCalls.length ? 'tool_calls' : 'stop',
+              finish_reason: reply.finishReason ?? (toolCalls.length ? 'tool_calls' : 'stop'),
               message: {
                 role: 'assistant',
                 content: reply.content ?? null,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { InputError, RetryableError } from '../../errors.js';
-import type { ChatMessage, ChatModel } from '../../llm/chat-model.js';
+import { assertFinished, type ChatMessage, type ChatModel } from '../../llm/chat-model.js';
 import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../../llm/usage.js';
 import type { Logger } from '../../log/logger.js';
 import type { MemoryStore } from '../../store/memory-store.js';
@@ -122,6 +122,7 @@ export class PromptOptimizer {
         { signal },
       );
       onUsage(answer.usage);
+      assertFinished(answer, this.chat.model);
       const call = (answer.message.tool_calls ?? []).find((c) => c.type === 'function' && c.function.name === PROPOSE_TOOL);
       const checked = call?.type === 'function' ? check(call.function.arguments, required) : { error: `call ${PROPOSE_TOOL} once` };
       if ('proposal' in checked) return checked.proposal;
