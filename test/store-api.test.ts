@@ -45,6 +45,22 @@ describe.each(backends)('store API writes on $name', (backend) => {
     expect(history.every((h) => h.at instanceof Date)).toBe(true);
   });
 
+  it('a put without a kind keeps the live item its kind (history records it); a new item gets the default kind', async () => {
+    const ns = ['api', 'keep-kind'];
+    await f.store.put({ namespace: ns, key: 'profile:user_profile', value: { name: 'Ana' }, kind: 'user_profile' });
+    // An application reads the item, edits it and puts it back, naming no kind.
+    const edited = await f.store.batch([{ op: 'put', namespace: ns, key: 'profile:user_profile', value: { name: 'Ana', city: 'Porto' } }]);
+    expect(edited[0]).toMatchObject({ kind: 'user_profile', version: 2 });
+    expect(await f.store.get({ namespace: ns, key: 'profile:user_profile' })).toMatchObject({ kind: 'user_profile', value: { name: 'Ana', city: 'Porto' } });
+    expect((await f.store.history({ namespace: ns, key: 'profile:user_profile' })).map((h) => [h.op, h.kind])).toEqual([
+      ['insert', 'user_profile'],
+      ['update', 'user_profile'],
+    ]);
+
+    await f.store.delete({ namespace: ns, key: 'profile:user_profile' });
+    expect(await f.store.put({ namespace: ns, key: 'profile:user_profile', value: { name: 'Bo' } })).toMatchObject({ kind: 'memory', version: 3 });
+  });
+
   it('compare-and-set: a stale ifVersion is a 409 that writes nothing; ifVersion 0 creates only', async () => {
     const ns = ['api', 'cas'];
     await f.store.put({ namespace: ns, key: 'k', value: { n: 1 }, ifVersion: 0 });

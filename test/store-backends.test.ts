@@ -70,7 +70,7 @@ describe('embedded PGlite in a data folder', () => {
     expect(() => createPgliteDb(dataDir, silent)).toThrow(/in use by this process/);
     await migrate(first, { schema: 'engram', dimensions: TEST_DIMENSIONS, log: silent });
     const store = new MemoryStore(first, 'engram', silent);
-    await store.write([{ op: 'put', namespace: ['p'], key: 'k', kind: 'memory', value: { content: 'persisted' }, ttlMs: null, embeddings: [] }], 'test');
+    await store.write([{ op: 'put', namespace: ['p'], key: 'k', kind: 'memory', value: { content: 'persisted' }, ttlMs: null, embeddings: [] }], { actor: 'test', kind: 'memory' });
     await first.close();
 
     const second = createPgliteDb(dataDir, silent);

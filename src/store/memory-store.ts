@@ -7,7 +7,7 @@ import { annIndexExists, searchItems, searchPlan, type SearchQuery, type SearchS
 import { ANN_INDEX, ident, tables, type Tables } from './sql.js';
 import { sweepExpired } from './sweep.js';
 import type { ApplyResult, ChangeSet, HistoryEntry, ItemWrite, ItemWriteResult, MemoryItem, Namespace, ScoredMemory, SearchItem } from './types.js';
-import { writeItems } from './write-items.js';
+import { writeItems, type WriteDefaults } from './write-items.js';
 
 export const defaultSearchSettings: SearchSettings = { exactSearchMax: 10_000, efSearch: 100 };
 
@@ -67,9 +67,12 @@ export class MemoryStore {
     return refreshTtl(this.db, this.t, items);
   }
 
-  /** Puts and deletes in one transaction; a stale `ifVersion` throws a 409 InputError. */
-  write(writes: ItemWrite[], actor: string): Promise<ItemWriteResult[]> {
-    return writeItems(this.db, this.t, writes, actor);
+  /**
+   * Puts and deletes in one transaction; a stale `ifVersion` throws a 409 InputError. `defaults`
+   * are the actor of writes that name none and the kind of new items put without one.
+   */
+  write(writes: ItemWrite[], defaults: WriteDefaults): Promise<ItemWriteResult[]> {
+    return writeItems(this.db, this.t, writes, defaults);
   }
 
   /** Items under a namespace prefix (whole labels), by similarity when a vector is given. */

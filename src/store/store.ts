@@ -23,7 +23,10 @@ export interface StoreOptions {
   indexFields: string[];
   /** TTL of items whose put does not say (ms); null: no expiry. */
   defaultTtlMs: number | null;
-  /** Kind of items whose put does not say: the default reflection kind sees them. */
+  /**
+   * Kind of new items whose put does not say: the default reflection kind sees them. A put
+   * without a kind over a live item keeps that item's kind.
+   */
   defaultKind: string;
   /**
    * Whether get and search renew the TTL of the items they return when the call does not say
@@ -109,7 +112,7 @@ export class Store {
         op: 'put',
         namespace: op.namespace,
         key: op.key,
-        kind: op.kind ?? this.opts.defaultKind,
+        kind: op.kind,
         value: op.value as Record<string, unknown>,
         ttlMs: ttl,
         embeddings: vectors.get(i) ?? [],
@@ -118,7 +121,7 @@ export class Store {
       };
     });
     if (writes.length) {
-      const written = await this.memories.write(writes, this.opts.actor);
+      const written = await this.memories.write(writes, { actor: this.opts.actor, kind: this.opts.defaultKind });
       this.opts.log.debug({ writes: writes.length, namespaces: new Set(writes.map((w) => JSON.stringify(w.namespace))).size }, 'store writes committed');
       written.forEach((w, j) => (results[writeAt[j] as number] = w.op === 'put' ? w.item : w.deleted));
     }

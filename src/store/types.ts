@@ -68,7 +68,11 @@ export type ItemWrite =
       op: 'put';
       namespace: Namespace;
       key: string;
-      kind: string;
+      /**
+       * Undefined keeps the live item's kind (a new item gets the store's default): an
+       * application that edits a reflection's profile and puts it back must not relabel it.
+       */
+      kind?: string | undefined;
       value: Record<string, unknown>;
       /** Time to live; the database computes the expiry from it (null: none). */
       ttlMs: number | null;

@@ -24,6 +24,13 @@ interface HistoryRow {
   after: unknown;
 }
 
+export interface WriteDefaults {
+  /** Recorded for writes that do not name their own. */
+  actor: string;
+  /** Kind of a new item put without one (a live item keeps its own). */
+  kind: string;
+}
+
 /**
  * Puts and deletes of the store API, all in one transaction whatever the batch size, with a
  * handful of set-based statements (unnest arrays), never one statement per item:
@@ -36,8 +43,8 @@ interface HistoryRow {
  *  4. replace vectors, deleting those of fields that are gone.
  * Vectors are encoded before the transaction; no model is called while a connection is held.
  */
-/** `actor` is recorded for writes that do not name their own. */
-export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: string): Promise<ItemWriteResult[]> {
+export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], defaults: WriteDefaults): Promise<ItemWriteResult[]> {
+  const { actor } = defaults;
   if (writes.length === 0) return [];
   const namespaces = uniqueSorted(writes.map((w) => w.namespace));
   const nsIndex = new Map(namespaces.map((ns, i) => [JSON.stringify(ns), i + 1]));
@@ -69,7 +76,7 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
 
     const history: HistoryRow[] = [];
     const delta = new Map<number, number>();
-    const puts: { w: Extract<ItemWrite, { op: 'put' }>; i: number; version: number; existed: boolean }[] = [];
+    const puts: { w: Extract<ItemWrite, { op: 'put' }>; i: number; kind: string; version: number; existed: boolean }[] = [];
     const deletes: { w: ItemWrite; i: number }[] = [];
     const results = writes.map((w, i): ItemWriteResult | undefined => {
       const c = current[i] as Current;
@@ -90,9 +97,11 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
       // Versions never repeat for a key, even after a delete: a client holding version 1 of a
       // deleted item cannot compare-and-set over a new item that also starts at 1.
       const version = existed ? Number(c.version) + 1 : Number(c.last_version ?? 0) + 1;
-      puts.push({ w, i, version, existed });
+      // Read under the namespace lock, so no other writer can relabel the item in between.
+      const kind = w.kind ?? (visible ? (c.kind as string) : defaults.kind);
+      puts.push({ w, i, kind, version, existed });
       if (!existed) delta.set(n, (delta.get(n) ?? 0) + 1);
-      history.push({ nsi: n, actor: w.actor ?? actor, key: w.key, kind: w.kind, op: visible ? 'update' : 'insert', version, before: visible ? c.value : null, after: w.value });
+      history.push({ nsi: n, actor: w.actor ?? actor, key: w.key, kind, op: visible ? 'update' : 'insert', version, before: visible ? c.value : null, after: w.value });
       return undefined; // filled in once the row's timestamps are known
     });
 
@@ -127,7 +136,7 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
         nsParam,
         puts.map((p) => nsi[p.i]),
         puts.map((p) => p.w.key),
-        puts.map((p) => p.w.kind),
+        puts.map((p) => p.kind),
         puts.map((p) => JSON.stringify(p.w.value)),
         puts.map((p) => p.version),
         puts.map((p) => p.w.ttlMs),
@@ -177,7 +186,7 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], actor: 
       if (!s) throw new Error(`put of ${JSON.stringify([p.w.namespace, p.w.key])} returned no row`);
       results[p.i] = {
         op: 'put',
-        item: { namespace: p.w.namespace, key: p.w.key, kind: p.w.kind, value: p.w.value, version: p.version, createdAt: s.created_at, updatedAt: s.updated_at, expiresAt: s.expires_at },
+        item: { namespace: p.w.namespace, key: p.w.key, kind: p.kind, value: p.w.value, version: p.version, createdAt: s.created_at, updatedAt: s.updated_at, expiresAt: s.expires_at },
       };
     }
     return results as ItemWriteResult[];
