@@ -69,6 +69,21 @@ describe('memory kinds', () => {
     );
   });
 
+  it('refuses a namespace the store API could not reach once filled', () => {
+    // 256 characters is the store's limit for a label; the template adds four.
+    expect(() => fillNamespace(['chat', 'org-{orgId}'], { orgId: 'o'.repeat(256) }, 'memory')).toThrow(
+      /memory kind "memory": namespace \["chat","org-\{orgId\}"\] filled from the thread's context is invalid/,
+    );
+    expect(() => fillNamespace(['chat', '{userId}'], { userId: 'u\u00001' }, 'memory')).toThrow(/must not contain NUL/);
+  });
+
+  it('refuses a kind name too long to name its tools', () => {
+    const kind = (name: string) => defineKind({ name, description: 'x', namespace: ['x'], schema: z.object({ a: z.string() }) });
+    // insert_<name> must fit the 64 characters OpenAI allows a function name.
+    expect(kind('k'.repeat(57)).name).toHaveLength(57);
+    expect(() => kind('k'.repeat(58))).toThrow(/at most 57 characters \(it names the model's insert_<kind> tool/);
+  });
+
   it('declares kinds in TypeScript with the same rules', () => {
     expect(defaultKinds[0]).toMatchObject({ name: 'memory', mode: 'collection', instructions: '' });
     expect(() => defineKinds([])).toThrow(/at least one/);

@@ -2,8 +2,11 @@ import { z } from 'zod';
 import { PermanentError } from '../errors.js';
 import { kindNameSchema } from '../queue/schemas.js';
 
+/** OpenAI caps function names at 64 characters, and a kind's tool is `insert_<name>`. */
+const MAX_KIND_NAME = 64 - 'insert_'.length;
+
 const common = {
-  name: kindNameSchema,
+  name: kindNameSchema.max(MAX_KIND_NAME, `must be at most ${MAX_KIND_NAME} characters (it names the model's insert_<kind> tool, and tool names stop at 64)`),
   description: z.string().min(1).max(1_000),
   /** Namespace template, such as ["chat", "{userId}"]: filled from the thread's context. */
   namespace: z.array(z.string().min(1).max(256)).min(1).max(16),

@@ -1,12 +1,13 @@
+import { z } from 'zod';
 import { PermanentError } from '../errors.js';
-import type { Namespace } from '../store/types.js';
+import { namespaceSchema, type Namespace } from '../store/types.js';
 
 /**
  * Fills a template such as ["chat", "{userId}"] from the thread's context. A missing variable is
  * an error, never an empty label: an empty or shared label would mix users' memories.
  */
 export function fillNamespace(template: string[], context: Record<string, string>, kindName: string): Namespace {
-  return template.map((part) =>
+  const filled = template.map((part) =>
     part.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
       const value = context[name];
       if (value === undefined) {
@@ -18,6 +19,13 @@ export function fillNamespace(template: string[], context: Record<string, string
       return value;
     }),
   );
+  // Checked as the store API checks namespaces: a label it refuses (over 256 characters once
+  // filled, or holding NUL) would be written by the reflection yet unreachable through the API.
+  const checked = namespaceSchema.safeParse(filled);
+  if (!checked.success) {
+    throw new PermanentError(`memory kind "${kindName}": namespace ${JSON.stringify(template)} filled from the thread's context is invalid: ${z.prettifyError(checked.error)}`);
+  }
+  return checked.data;
 }
 
 /** Placeholders a template needs, to check an enqueue's context on the hot path without I/O. */
