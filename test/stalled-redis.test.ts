@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log/logger.js';
 import { EngramClient } from '../src/sdk/client.js';
-import { startHarness, TEST_REDIS_URL, uniqueName, deleteKeys, type Harness } from './helpers/harness.js';
+import { startHarness, TEST_REDIS_URL, uniqueName, deleteKeys, waitFor, type Harness } from './helpers/harness.js';
 import { StallProxy } from './helpers/stall-proxy.js';
 
 /**
@@ -41,6 +41,30 @@ describe('hot path: a stalled Redis', () => {
       proxy.resume();
       await client.close();
       await deleteKeys(TEST_REDIS_URL, prefix);
+    }
+  });
+
+  it('a first turn that timed out but ran later gets its job from the re-send, and reflects after the quiet window, not maxWait', async () => {
+    // Workers on the real Redis; only the producer's connection goes through the stalling proxy.
+    const h = await startHarness({ roles: ['reflection'], env: { DEBOUNCE_MS: '200', MAX_WAIT_MS: '120000' } });
+    const client = new EngramClient({ redisUrl: proxyUrl, prefix: h.env.ENGRAM_PREFIX, debounceMs: 200, maxWaitMs: 120_000, enqueueTimeoutMs: 300, log: createLogger({ level: 'silent' }) });
+    const resend = { threadId: 't-late', context: { userId: 'u' }, messages: [{ id: 'late-1', role: 'user' as const, content: 'I moved to Porto' }] };
+    try {
+      await client.ready();
+      proxy.stall();
+      await expect(client.enqueue(resend)).rejects.toThrow(/Redis did not answer within 300 ms/);
+      // The held append runs now: it flags the thread as having a job, which nobody added.
+      proxy.resume();
+      expect(await client.enqueue(resend)).toEqual({ threadId: 't-late', accepted: 0, duplicates: 1 });
+      const jobs = await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting', 'active', 'completed');
+      expect(Object.values(jobs).reduce((a, b) => a + b, 0)).toBe(1);
+      // Without the job only the ceiling sweeper would find the thread, at maxWait (2 minutes).
+      await waitFor(async () => (await h.runtime.store.getCursor('t-late')) !== null, { timeoutMs: 5_000 });
+      expect(h.model.chatRequests).toHaveLength(1);
+    } finally {
+      proxy.resume();
+      await client.close();
+      await h.stop();
     }
   });
 

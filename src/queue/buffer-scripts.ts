@@ -28,7 +28,8 @@ import { createHash } from 'node:crypto';
  * argument is work for ioredis, Redis' parser and Lua on the hot path.
  * Returns added * 2 + needsJob (one integer, the cheapest reply; duplicates are the turns sent
  * less those added) or the error CONTEXT_MISMATCH. needsJob is 1 only for the first turn since
- * the thread's last reflection started: every other turn costs this one call.
+ * the thread's last reflection started, and for a call of nothing but duplicates while the flag
+ * is set (see below): every other turn costs this one call.
  * Each redis.call costs more inside a script than most commands themselves (INFO commandstats;
  * `bench:enqueue` prints the script's time): a later turn with the thread's settings unchanged
  * makes two (HMGET, XADD), four with client ids (TIME, ZADD, PEXPIRE), and the bookkeeping (ceiling,
@@ -62,7 +63,14 @@ for i = 3, #ARGV, 2 do
     added = added + 1
   end
 end
-if added == 0 then return 0 end
+if added == 0 then
+  -- Only re-sends get here, never the common turn. A set flag says a job was asked for, but the
+  -- append that set it may have run after its producer gave up on a stalled Redis (503, send
+  -- again with the same ids), so nobody added the job: ask again. An add that finds the job
+  -- is deduplicated by BullMQ.
+  if state[3] then return 1 end
+  return 0
+end
 -- Without a client id there was no TIME call: the entry id starts with the server's clock (ms).
 now = now or tonumber(string.match(entry, '^(%d+)'))
 local maxWait, debounce, policy, window = string.match(ARGV[2], '^(%d+):(%d+):(%a+):(%d+)$')

@@ -155,7 +155,11 @@ export class ThreadBuffer {
 export interface AppendResult {
   added: number;
   duplicates: number;
-  /** The first turn since the thread's last reflection started: its job must be added. */
+  /**
+   * The first turn since the thread's last reflection started: its job must be added. Also a
+   * re-send of only duplicates while the thread's job was asked for: the call that asked may
+   * have timed out before its add (an add that finds the job is deduplicated).
+   */
   needsJob: boolean;
 }
 
