@@ -135,6 +135,19 @@ describe('hot path: enqueue', () => {
     expect((await h.runtime.buffer.read('t-keys', null, 100, 0)).pending).toHaveLength(2);
   });
 
+  it("takes thread ids up to 128 characters over HTTP; a longer one gets the schema's 400", async () => {
+    const body = { context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] };
+    const longest = `t${'x'.repeat(127)}`;
+    const ok = await post(`/v1/threads/${longest}/turns`, body);
+    expect(ok.status).toBe(202);
+    expect(await ok.json()).toEqual({ threadId: longest, accepted: 1, duplicates: 0 });
+    const before = await redisKeys(redis, h.env.ENGRAM_PREFIX);
+    const res = await post(`/v1/threads/${longest}y/turns`, body);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/invalid path: [\s\S]*must be 1 to 128 characters[\s\S]*threadId/);
+    expect(await redisKeys(redis, h.env.ENGRAM_PREFIX)).toEqual(before);
+  });
+
   it('the SDK enqueues straight to Redis (it has no Postgres or model client) and validates the same way', async () => {
     const client = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix: h.env.ENGRAM_PREFIX, debounceMs: 60_000 });
     try {

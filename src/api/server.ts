@@ -39,6 +39,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'api' }) as FastifyBaseLogger,
     bodyLimit: 4 * 1024 * 1024,
+    // Thread ids run to 128 characters (LIMITS.idChars); Fastify's default of 100 answered 414
+    // for 101-128. Twice that, so an id somewhat too long gets the schema's 400 naming the limit.
+    routerOptions: { maxParamLength: 256 },
     // Per-request logs at 1,000 turns/s drown the useful ones; errors are logged by errorHandler.
     logController: new LogController({ disableRequestLogging: true }),
     // No child logger per request (an allocation on every hot-path call); errors are logged
