@@ -64,6 +64,14 @@ describe('formation when the model misbehaves', () => {
     expect((await memoryValues(h.runtime, ns('json'))).map((m) => m.value.content)).toEqual(['User has a cat']);
   });
 
+  it('repairs a document holding a NUL character, which Postgres cannot store', async () => {
+    script(remembers('User has a cat\u0000'), remembers('User has a cat'));
+    await say('nul-1', 'nul', 'I have a cat');
+    expect(await reflect('nul-1')).toMatchObject({ status: 'applied', inserted: 1, modelCalls: 2 });
+    expect(h.model.chatRequests[1]?.messages.find((m) => m.role === 'tool')?.content).toMatch(/must not contain NUL characters/);
+    expect((await memoryValues(h.runtime, ns('nul'))).map((m) => m.value.content)).toEqual(['User has a cat']);
+  });
+
   it('fails cleanly on a document that stays schema-invalid, and the retry applies it once', async () => {
     await userWithRamen('schema');
     script({

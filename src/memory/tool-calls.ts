@@ -64,6 +64,8 @@ export class ToolCallChecker {
     } catch {
       return { error: `${name}: arguments are not valid JSON` };
     }
+    // Postgres jsonb cannot store NUL: accepted here, it would fail the commit on every attempt.
+    if (holdsNul(args)) return { error: `${name}: text must not contain NUL characters (\\u0000)` };
     if (name === UPDATE_TOOL) return this.update(args);
     if (name === DELETE_TOOL) return this.delete(args);
     for (const kind of this.kinds.values()) {
@@ -162,4 +164,11 @@ export function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
   );
+}
+
+function holdsNul(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (Array.isArray(v)) return v.some(holdsNul);
+  if (v && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || holdsNul(x));
+  return false;
 }
