@@ -41,7 +41,7 @@ export async function renderModelRequests(): Promise<string> {
   const model = await new FakeModel((_req, i) => answers[i] as ChatReply).start();
   try {
     const log = createLogger({ level: 'silent' });
-    const client = createOpenAI({ baseURL: model.url, apiKey: 'sk-...', timeoutMs: 60_000, maxRetries: 0 });
+    const client = createOpenAI({ baseURL: model.url, apiKey: 'sk-...', timeoutMs: 60_000 });
     const chat = new OpenAIChatModel(client, 'gpt-4o-mini', log);
     const embedder = new OpenAIEmbedder(client, 'text-embedding-3-small', 1536);
     const kinds = [...defaultKinds, ...loadKindsFile(new URL('../test/fixtures/kinds.yaml', import.meta.url).pathname)];

@@ -12,7 +12,7 @@ import type { RetryPolicy } from './retry.js';
  */
 export function createModelClients(env: Env, log: Logger): { chat: ChatModel; embedder: Embedder; retry: RetryPolicy } {
   const retry: RetryPolicy = { maxRetries: env.LLM_MAX_RETRIES, baseDelayMs: env.LLM_RETRY_BASE_MS, maxDelayMs: env.LLM_RETRY_BASE_MS * 40 };
-  const chatClient = createOpenAI({ baseURL: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY, timeoutMs: env.LLM_TIMEOUT_MS, maxRetries: 0 });
+  const chatClient = createOpenAI({ baseURL: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY, timeoutMs: env.LLM_TIMEOUT_MS });
   const embedder = createEmbedder(
     {
       baseURL: env.EMBEDDING_BASE_URL ?? env.OPENAI_BASE_URL,

@@ -63,6 +63,6 @@ export function createEmbedder(
   e: { baseURL?: string | undefined; apiKey: string; timeoutMs: number; model: string; dimensions: number },
   retry: RetryPolicy = defaultRetryPolicy,
 ): Embedder {
-  const client = createOpenAI({ baseURL: e.baseURL, apiKey: e.apiKey, timeoutMs: e.timeoutMs, maxRetries: 0 });
+  const client = createOpenAI({ baseURL: e.baseURL, apiKey: e.apiKey, timeoutMs: e.timeoutMs });
   return new OpenAIEmbedder(client, e.model, e.dimensions, 512, retry);
 }

@@ -4,11 +4,6 @@ export interface EndpointSettings {
   baseURL?: string | undefined;
   apiKey: string;
   timeoutMs: number;
-  /**
-   * The SDK retries 408/409/429/5xx and connection errors with exponential backoff and jitter,
-   * honouring Retry-After; we rely on it instead of a second retry loop.
-   */
-  maxRetries: number;
 }
 
 /** One OpenAI-compatible client (OpenAI, Azure, Ollama, vLLM...): only the base URL differs. */
@@ -17,6 +12,8 @@ export function createOpenAI(settings: EndpointSettings): OpenAI {
     apiKey: settings.apiKey,
     baseURL: settings.baseURL ?? null,
     timeout: settings.timeoutMs,
-    maxRetries: settings.maxRetries,
+    // Retries are engram's (llm/retry.ts): capped Retry-After waits, abortable backoff, and a
+    // log line per retry. The SDK's own loop would retry each of those attempts again.
+    maxRetries: 0,
   });
 }

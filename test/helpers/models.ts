@@ -11,11 +11,11 @@ export const noRetry: RetryPolicy = { maxRetries: 0, baseDelayMs: 1, maxDelayMs:
 
 /** The product's chat model over HTTP to the fake: the real openai SDK path. */
 export function chatModelFor(model: FakeModel, opts: { retry?: RetryPolicy; timeoutMs?: number } = {}) {
-  const client = createOpenAI({ baseURL: model.url, apiKey: 'test-key', timeoutMs: opts.timeoutMs ?? 5_000, maxRetries: 0 });
+  const client = createOpenAI({ baseURL: model.url, apiKey: 'test-key', timeoutMs: opts.timeoutMs ?? 5_000 });
   return new OpenAIChatModel(client, 'fake-chat', silentLog, opts.retry ?? noRetry);
 }
 
 export function embedderFor(model: FakeModel, retry: RetryPolicy = noRetry) {
-  const client = createOpenAI({ baseURL: model.url, apiKey: 'test-key', timeoutMs: 5_000, maxRetries: 0 });
+  const client = createOpenAI({ baseURL: model.url, apiKey: 'test-key', timeoutMs: 5_000 });
   return new OpenAIEmbedder(client, 'fake-embedding', TEST_DIMENSIONS, 512, retry);
 }
