@@ -1,10 +1,11 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Runtime } from '../src/app/runtime.js';
 import { createLogger } from '../src/log/logger.js';
 import { defaultKinds, defineKind } from '../src/memory/kinds.js';
 import { readPrompt } from './fake-model/server.js';
-import { startHarness, testEnv, waitFor, type Harness } from './helpers/harness.js';
+import { redisKeys, startHarness, TEST_REDIS_URL, testEnv, waitFor, type Harness } from './helpers/harness.js';
 
 const KEYS = { acme: 'acme-key-0123456789', acme2: 'acme2-key-0123456789', globex: 'globex-key-0123456789', ops: 'ops-key-0123456789abc' };
 const API_KEYS = `acme:${KEYS.acme},acme2:${KEYS.acme2},globex:${KEYS.globex},*:${KEYS.ops}`;
@@ -73,6 +74,21 @@ describe('tenant-scoped API keys', () => {
     const res = await call('POST', '/v1/threads/t-x/turns', KEYS.globex, turn('hi', { userId: 'u1', tenant: 'acme' }));
     expect(res.status).toBe(403);
     expect(res.body.error).toMatch(/not your tenant/);
+  });
+
+  it("refuses an operator's turns whose context.tenant is no tenant name, and buffers nothing", async () => {
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      // Each would be filed as "<tenant>/op-bad", a thread id the reflection job refuses.
+      for (const tenant of ['Acme Corp', 'acme/x', '-acme', 'a'.repeat(65)]) {
+        const res = await call('POST', '/v1/threads/op-bad/turns', KEYS.ops, turn('hi', { userId: 'u1', tenant }));
+        expect(res.status).toBe(400);
+        expect(res.body.error).toMatch(/^context\.tenant ".*" is not a tenant name: it must be 1 to 64 characters/);
+      }
+      expect((await redisKeys(redis, h.env.ENGRAM_PREFIX)).filter((k) => k.includes('op-bad'))).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('confines the store API: writes, reads, searches, listings and batches', async () => {

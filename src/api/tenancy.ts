@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { tenantNameSchema } from '../config/env.js';
 import { InputError } from '../errors.js';
 
 /** Every tenant: an operator's key. */
@@ -108,8 +109,13 @@ export class Tenancy {
   threadKey(request: FastifyRequest, threadId: string, context: Record<string, string>): string {
     const tenant = this.tenantOf(request);
     if (!tenant) return threadId;
-    const owner = tenant === ALL_TENANTS ? context.tenant : tenant;
+    if (tenant !== ALL_TENANTS) return `${tenant}/${threadId}`;
+    const owner = context.tenant;
     if (!owner) throw new InputError('an operator key must name the thread\'s tenant in context.tenant');
+    // Checked here, not left to the reflection job: turns filed under a name its payload schema
+    // refuses would be buffered and accepted, then the job would fail as unrecoverable, for good.
+    const name = tenantNameSchema.safeParse(owner);
+    if (!name.success) throw new InputError(`context.tenant ${JSON.stringify(owner)} is not a tenant name: it ${name.error.issues[0]?.message}`, name.error.issues);
     return `${owner}/${threadId}`;
   }
 

@@ -8,6 +8,14 @@ const url = (protocols: RegExp) =>
   z.url({ protocol: protocols, error: (issue) => `must be a URL with ${protocols.source.replace(/[\^$]/g, '')} protocol, got ${JSON.stringify(issue.input)}` });
 
 /**
+ * A tenant's name: the first label of its namespaces, and what its threads are filed behind
+ * (`acme/t1`, which the reflection job's payload schema must accept).
+ */
+export const tenantNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1 to 64 characters: a letter or digit, then letters, digits and _ . -');
+
+/**
  * Every environment variable engram reads, in one schema (the only place that reads
  * `process.env`). Parsed once at start; `parseEnv` names every bad variable at once.
  */
@@ -106,7 +114,7 @@ export const envSchema = z
           return { tenant: p.slice(0, i), key: p.slice(i + 1) };
         });
         for (const { tenant, key } of pairs) {
-          if (!/^(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$/.test(tenant) || key.length < 16) {
+          if ((tenant !== '*' && !tenantNameSchema.safeParse(tenant).success) || key.length < 16) {
             ctx.addIssue({ code: 'custom', message: 'each entry is tenant:key: a tenant of letters, digits, _ . - (or * for all), and a key of at least 16 characters' });
           }
         }
