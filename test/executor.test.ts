@@ -7,6 +7,7 @@ import { createLogger } from '../src/log/logger.js';
 import { createRedis, waitReady } from '../src/queue/connection.js';
 import { Producer } from '../src/queue/enqueue.js';
 import { createQueues } from '../src/queue/queues.js';
+import { EngramClient } from '../src/sdk/client.js';
 import { readPrompt, type ChatHandler } from './fake-model/server.js';
 import { startHarness, waitFor, type Harness } from './helpers/harness.js';
 
@@ -70,7 +71,7 @@ describe('debounced reflection executor', () => {
     const dead = createRedis(h.env.REDIS_URL!, 'producer', createLogger({ level: 'silent' }));
     await waitReady(dead);
     await dead.quit();
-    const queues = createQueues(dead, { prefix: h.env.ENGRAM_PREFIX, reflectionAttempts: 1 }, createLogger({ level: 'silent' }));
+    const queues = createQueues(dead, { prefix: h.env.ENGRAM_PREFIX, reflectionAttempts: 1, reflectionBackoffMs: 5_000 }, createLogger({ level: 'silent' }));
     const queue = queues.reflection;
     onTestFinished(() => Promise.all(Object.values(queues).map((q) => q.close().catch(() => undefined))).then(() => undefined));
     const producer = new Producer(h.runtime.buffer, queue, { debounceMs: 100, maxWaitMs: 800, policy: 'enqueue', kinds: h.runtime.kinds, timeoutMs: 5_000 }, createLogger({ level: 'silent' }));
@@ -139,6 +140,34 @@ describe('debounced reflection executor', () => {
     await waitFor(async () => (await h!.runtime.store.getCursor('doomed')) !== null);
     expect(reflections().at(-1)).toEqual(['I adopted a cat named Miso']);
     await waitFor(async () => (await h!.runtime.buffer.read('doomed', await h!.runtime.store.getCursor('doomed'), 10, 0)).pending.length === 0);
+  });
+
+  it("an SDK client's jobs carry its reflectionAttempts and reflectionBackoffMs, whose defaults are the service's", async () => {
+    h = await startHarness({ roles: ['reflection'], chat: () => ({ status: 500, error: 'model down' }), env: { DEBOUNCE_MS: '100' } });
+    const options = { redisUrl: h.env.REDIS_URL!, prefix: h.env.ENGRAM_PREFIX, debounceMs: 100, log: createLogger({ level: 'silent' }) };
+    // The bounds of REFLECTION_ATTEMPTS and REFLECTION_BACKOFF_MS.
+    expect(() => new EngramClient({ ...options, reflectionAttempts: 0 })).toThrow(/invalid engram client options[\s\S]*reflectionAttempts/);
+    expect(() => new EngramClient({ ...options, reflectionAttempts: 101 })).toThrow(/invalid engram client options[\s\S]*reflectionAttempts/);
+    expect(() => new EngramClient({ ...options, reflectionBackoffMs: -1 })).toThrow(/invalid engram client options[\s\S]*reflectionBackoffMs/);
+    const custom = new EngramClient({ ...options, reflectionAttempts: 2, reflectionBackoffMs: 100 });
+    const plain = new EngramClient(options);
+    onTestFinished(() => Promise.all([custom.close(), plain.close()]).then(() => undefined));
+    await Promise.all([custom.ready(), plain.ready()]);
+    const turn = (threadId: string) => ({ threadId, context: { userId: 'u1' }, messages: [{ role: 'user' as const, content: 'I adopted a cat named Miso' }] });
+
+    await custom.enqueue(turn('sdk-custom'));
+    const [failed] = await waitFor(async () => {
+      const jobs = await h!.runtime.queues.reflection.getJobs(['failed']);
+      return jobs.length ? jobs : null;
+    });
+    expect(failed!.data.threadId).toBe('sdk-custom');
+    expect(failed!.attemptsMade).toBe(2); // failed for good by the worker, at the client's count
+    expect(failed!.opts).toMatchObject({ attempts: 2, backoff: { type: 'exponential', delay: 100 } });
+
+    await plain.enqueue(turn('sdk-default'));
+    const queue = h.runtime.queues.reflection;
+    const job = await queue.getJob((await queue.getDeduplicationJobId('sdk-default'))!);
+    expect(job!.opts).toMatchObject({ attempts: h.env.REFLECTION_ATTEMPTS, backoff: { type: 'exponential', delay: h.env.REFLECTION_BACKOFF_MS } });
   });
 
   it('rollback: new turns abort the running reflection before it commits, and one reflection handles all turns', async () => {

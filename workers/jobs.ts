@@ -26,7 +26,7 @@ try {
   const log = createLogger({ level: 'warn' });
   if (!env.REDIS_URL) throw new Error('REDIS_URL is required');
   const redis = createRedis(env.REDIS_URL, 'worker', log);
-  const queues = createQueues(redis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS }, log);
+  const queues = createQueues(redis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS, reflectionBackoffMs: env.REFLECTION_BACKOFF_MS }, log);
   const queue = queues[values.queue as QueueName];
   const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
   try {

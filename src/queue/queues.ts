@@ -8,8 +8,13 @@ export type EngramQueues = { [Q in QueueName]: EngramQueue<Q> };
 
 export interface QueueSettings {
   prefix: string;
+  /**
+   * REFLECTION_ATTEMPTS and REFLECTION_BACKOFF_MS, or the SDK's options of those names. Required,
+   * with no default here: BullMQ stores them on each job it adds, so a producer that fell back to
+   * its own values would give its jobs another retry policy than the service's.
+   */
   reflectionAttempts: number;
-  reflectionBackoffMs?: number;
+  reflectionBackoffMs: number;
 }
 
 /**
@@ -28,7 +33,7 @@ export function createQueue<Q extends QueueName>(name: Q, connection: Redis, set
     removeOnFail: { age: 30 * 24 * 3600 },
   };
   const jobs: Record<QueueName, JobsOptions> = {
-    reflection: { ...common, attempts: settings.reflectionAttempts, backoff: { type: 'exponential', delay: settings.reflectionBackoffMs ?? 5_000, jitter: 0.5 } },
+    reflection: { ...common, attempts: settings.reflectionAttempts, backoff: { type: 'exponential', delay: settings.reflectionBackoffMs, jitter: 0.5 } },
     consolidation: { ...common, attempts: 3, backoff: { type: 'exponential', delay: 10_000 } },
   };
   const queue: EngramQueue<Q> = new Queue(name, { connection, prefix: settings.prefix, defaultJobOptions: jobs[name] });

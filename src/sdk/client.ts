@@ -39,6 +39,13 @@ export const clientOptionsSchema = z.strictObject({
   policy: z.enum(['enqueue', 'rollback']).default('enqueue'),
   /** How long each Redis round trip of `enqueue` may take on a stalled Redis before it rejects. */
   enqueueTimeoutMs: z.number().int().min(10).max(600_000).default(5_000),
+  /**
+   * The retry policy of the reflection jobs this client adds, as REFLECTION_ATTEMPTS and
+   * REFLECTION_BACKOFF_MS (same defaults and bounds): BullMQ keeps it on each job, so give the
+   * service's values if you changed them there.
+   */
+  reflectionAttempts: z.number().int().min(1).max(100).default(5),
+  reflectionBackoffMs: z.number().int().min(0).default(5_000),
   embedding: z
     .strictObject({
       baseURL: z.string().optional(),
@@ -83,7 +90,7 @@ export class EngramClient {
     const buffer = new ThreadBuffer(this.redis, o.prefix, BUFFER_DEFAULTS);
     // Only the reflection queue: a producer adds nothing else, and an unused Queue left open
     // would outlive close().
-    this.queue = createQueue('reflection', this.redis, { prefix: o.prefix, reflectionAttempts: 5 }, log);
+    this.queue = createQueue('reflection', this.redis, { prefix: o.prefix, reflectionAttempts: o.reflectionAttempts, reflectionBackoffMs: o.reflectionBackoffMs }, log);
     this.producer = new Producer(buffer, this.queue, { debounceMs: o.debounceMs, maxWaitMs: o.maxWaitMs, policy: o.policy, kinds: kinds ?? defaultKinds, timeoutMs: o.enqueueTimeoutMs }, log);
     const embedder =
       customEmbedder ??
