@@ -42,6 +42,35 @@ describe('environment', () => {
     expect(() => parseEnv({ ...minimal, STORE_REFRESH_TTL_ON_READ: 'sometimes' })).toThrow(/STORE_REFRESH_TTL_ON_READ/);
   });
 
+  it('refuses an API_KEYS entry that is not tenant:key, and names it by position, never by its secret', () => {
+    const secret = 'sk-live-0123456789abcdef';
+    const good = `ops:${'k'.repeat(16)}`;
+    const messageOf = (entry: string) => {
+      try {
+        parseEnv({ ...minimal, ADMIN_PASSWORD: 'board-password', API_KEYS: `${good},${entry}` });
+        return '';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    for (const [entry, problem] of [
+      // No ":" made a near-copy of the secret the tenant (then shown in namespaces and history).
+      [secret, 'has no ":"'],
+      [`:${secret}`, 'has no tenant before ":"'],
+      ['acme:', 'has no key after ":"'],
+      [`Acme Corp:${secret}`, 'has a tenant other than * that is not a tenant name'],
+      ['acme:0123456789', 'has a key shorter than 16 characters'],
+    ]) {
+      const message = messageOf(entry as string);
+      expect(message).toContain(`API_KEYS: entry 2 ${problem}`);
+      expect(message).not.toContain('0123456789');
+    }
+    expect(parseEnv({ ...minimal, ADMIN_PASSWORD: 'board-password', API_KEYS: `${good}, *:${secret}` }).API_KEYS).toEqual([
+      { tenant: 'ops', key: 'k'.repeat(16) },
+      { tenant: '*', key: secret },
+    ]);
+  });
+
   it('rejects a maxWait shorter than the debounce window', () => {
     expect(() => parseEnv({ ...minimal, DEBOUNCE_MS: '5000', MAX_WAIT_MS: '1000' })).toThrow(/MAX_WAIT_MS: must be at least DEBOUNCE_MS/);
   });

@@ -15,6 +15,19 @@ export const tenantNameSchema = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1 to 64 characters: a letter or digit, then letters, digits and _ . -');
 
+/** What is wrong with one `tenant:key` entry of API_KEYS, if anything. */
+function apiKeyProblem(entry: string): string | null {
+  const i = entry.indexOf(':');
+  if (i < 0) return 'has no ":"';
+  const tenant = entry.slice(0, i);
+  if (!tenant) return 'has no tenant before ":"';
+  const name = tenantNameSchema.safeParse(tenant);
+  if (tenant !== '*' && !name.success) return `has a tenant other than * that is not a tenant name: it ${name.error.issues[0]?.message}`;
+  const key = entry.slice(i + 1);
+  if (!key) return 'has no key after ":"';
+  return key.length < 16 ? 'has a key shorter than 16 characters' : null;
+}
+
 /**
  * Every environment variable engram reads, in one schema (the only place that reads
  * `process.env`). Parsed once at start; `parseEnv` names every bad variable at once.
@@ -108,18 +121,15 @@ export const envSchema = z
      */
     API_KEYS: z
       .string()
-      .transform((v, ctx) => {
-        const pairs = v.split(',').map((p) => p.trim()).filter(Boolean).map((p) => {
-          const i = p.indexOf(':');
-          return { tenant: p.slice(0, i), key: p.slice(i + 1) };
-        });
-        for (const { tenant, key } of pairs) {
-          if ((tenant !== '*' && !tenantNameSchema.safeParse(tenant).success) || key.length < 16) {
-            ctx.addIssue({ code: 'custom', message: 'each entry is tenant:key: a tenant of letters, digits, _ . - (or * for all), and a key of at least 16 characters' });
-          }
-        }
-        return pairs;
-      })
+      .transform((v, ctx) =>
+        v.split(',').map((p) => p.trim()).filter(Boolean).map((entry, n) => {
+          const problem = apiKeyProblem(entry);
+          // By position, never by text: an entry holds a secret, and this message is logged.
+          if (problem) ctx.addIssue({ code: 'custom', message: `entry ${n + 1} ${problem}; each entry is tenant:key, such as acme:<a key of at least 16 characters>` });
+          const i = entry.indexOf(':');
+          return { tenant: entry.slice(0, i), key: entry.slice(i + 1) };
+        }),
+      )
       .optional(),
     /** Basic-auth password (user `admin`) for Bull Board at /admin/queues; open when unset. */
     ADMIN_PASSWORD: z.string().min(8, 'at least 8 characters').optional(),
