@@ -204,3 +204,54 @@ describe('formation: a profile with a TTL', () => {
     ]);
   });
 });
+
+describe('formation: a profile an application rewrote through the store', () => {
+  let h: Harness;
+  // A collection and a profile in one namespace: a row at the profile's key could pass for either.
+  const kinds = [
+    defineKind({ name: 'memory', description: 'A fact about the user', namespace: ['users', '{userId}'], schema: z.object({ content: z.string() }) }),
+    defineKind({ name: 'user_profile', description: 'Stable facts about the user', namespace: ['users', '{userId}'], mode: 'profile', schema: z.object({ name: z.string(), city: z.string() }).partial() }),
+  ];
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: [],
+      runtime: { kinds },
+      chat: (request) => {
+        const city = /I live in (\w+)/.exec(readPrompt(request).turns.map((t) => t.content).join(' '))?.[1];
+        return city ? { toolCalls: [{ name: 'patch_user_profile', arguments: { city } }] } : { content: 'no changes' };
+      },
+    });
+  });
+  afterAll(async () => h?.stop());
+  const key = 'profile:user_profile';
+
+  it('an app edits the profile and puts it back without a kind: the next reflection patches it', async () => {
+    const ns = ['users', 'u1'];
+    await say(h, 'p-1', 'u1', 'I live in Lisbon');
+    expect(await reflect(h, 'p-1')).toMatchObject({ status: 'applied', inserted: 1 });
+    const read = (await h.runtime.storeApi.get({ namespace: ns, key }))!;
+    await h.runtime.storeApi.put({ namespace: ns, key, value: { ...read.value, name: 'Ana' } });
+
+    await say(h, 'p-2', 'u1', 'I live in Porto');
+    expect(await reflect(h, 'p-2')).toMatchObject({ status: 'applied', inserted: 0, updated: 1 });
+    expect(await memoryValues(h.runtime, ns)).toEqual([{ kind: 'user_profile', value: { name: 'Ana', city: 'Porto' } }]);
+  });
+
+  it('a row at the profile key stored with another kind is shown and patched as the profile, and never as a memory', async () => {
+    const ns = ['users', 'u2'];
+    // As a put named it, or as puts without a kind labelled it before they kept the item's kind.
+    await h.runtime.storeApi.put({ namespace: ns, key, value: { city: 'Lisbon' }, kind: 'memory' });
+    await h.runtime.storeApi.put({ namespace: ns, key: 'tennis', value: { content: 'User lives for tennis' } });
+    h.model.chatRequests.length = 0;
+
+    await say(h, 'p-3', 'u2', 'I live in Porto');
+    expect(await reflect(h, 'p-3')).toMatchObject({ status: 'applied', inserted: 0, updated: 1 });
+    const prompt = readPrompt(h.model.chatRequests[0]!);
+    expect(prompt.profiles).toEqual({ user_profile: { city: 'Lisbon' } });
+    expect(prompt.existing.map((m) => m.document)).toEqual([{ content: 'User lives for tennis' }]);
+    expect(await memoryValues(h.runtime, ns)).toEqual([
+      { kind: 'user_profile', value: { city: 'Porto' } },
+      { kind: 'memory', value: { content: 'User lives for tennis' } },
+    ]);
+  });
+});

@@ -302,7 +302,7 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     await expireIn(ns, '1 minute');
     const before = [await row(ns, 'k'), await row(ns, 'profile:user')];
 
-    const [snapshot] = await readSnapshot(f.memories, [{ namespace: ns, kinds: ['memory'], profileKeys: ['profile:user'] }], [vec('Paris')], 10);
+    const [snapshot] = await readSnapshot(f.memories, [{ namespace: ns, kinds: ['memory'], profiles: [{ key: 'profile:user', kind: 'user' }] }], [vec('Paris')], 10);
     expect(snapshot!.memories.map((m) => m.key)).toContain('k');
     expect(snapshot!.profiles.map((m) => m.key)).toEqual(['profile:user']);
     expect([await row(ns, 'k'), await row(ns, 'profile:user')]).toEqual(before);

@@ -122,7 +122,7 @@ export async function reflectThread(
     const kinds = kindsFor(deps.kinds, turns);
     const groups = groupByNamespace(kinds, read.context);
     const namespaceOf = (kind: string) => (groups.find((g) => g.all.includes(kind)) as SnapshotRequest).namespace;
-    const requests: SnapshotRequest[] = groups.map(({ namespace, kinds: searchedKinds, profileKeys }) => ({ namespace, kinds: searchedKinds, profileKeys }));
+    const requests: SnapshotRequest[] = groups.map(({ namespace, kinds: searchedKinds, profiles }) => ({ namespace, kinds: searchedKinds, profiles }));
     outcome.namespaces = groups.map((g) => g.namespace);
     const record = (purpose: UsageRecord['purpose'], model: string, usage: TokenUsage) =>
       deps.usage?.record({ actor: opts.actor, threadId, namespaces: outcome.namespaces, purpose, model, ...usage });
@@ -204,14 +204,14 @@ function kindsFor(all: MemoryKind[], turns: BufferedTurn[]): MemoryKind[] {
   return all.filter((k) => named.has(k.name));
 }
 
-/** The namespaces a reflection reads and writes, with the collection kinds and profile keys of each. */
+/** The namespaces a reflection reads and writes, with the collection kinds and the profiles (kind and key) of each. */
 function groupByNamespace(kinds: MemoryKind[], context: Record<string, string>): (SnapshotRequest & { kinds: string[]; all: string[] })[] {
   const groups = new Map<string, SnapshotRequest & { kinds: string[]; all: string[] }>();
   for (const kind of kinds) {
     const namespace = fillNamespace(kind.namespace, context, kind.name);
     const id = JSON.stringify(namespace);
-    const group = groups.get(id) ?? { namespace, kinds: [], profileKeys: [], all: [] };
-    if (kind.mode === 'profile') group.profileKeys.push(profileKey(kind));
+    const group = groups.get(id) ?? { namespace, kinds: [], profiles: [], all: [] };
+    if (kind.mode === 'profile') group.profiles.push({ key: profileKey(kind), kind: kind.name });
     else group.kinds.push(kind.name);
     group.all.push(kind.name);
     groups.set(id, group);

@@ -6,8 +6,13 @@ export interface SnapshotRequest {
   namespace: Namespace;
   /** Collection kinds whose memories are searched. */
   kinds: string[];
-  /** Keys of the profile documents to load whole (profiles are not searched). */
-  profileKeys: string[];
+  /**
+   * The profile kinds, each with its fixed key, loaded whole (profiles are not searched). The
+   * key belongs to its kind: a row found there is shown as that profile whatever kind it was
+   * stored with (a store put may have labelled it otherwise), so the model patches it and the
+   * update relabels it, instead of inserting at a taken key on every attempt.
+   */
+  profiles: { key: string; kind: string }[];
 }
 
 export interface NamespaceSnapshot {
@@ -70,7 +75,8 @@ function snapshotSql(t: MemoryStore['t']): string {
        select x.ord::int as ord,
               array(select jsonb_array_elements_text(x.e->'namespace')) as namespace,
               array(select jsonb_array_elements_text(x.e->'kinds')) as kinds,
-              array(select jsonb_array_elements_text(x.e->'profileKeys')) as profile_keys
+              x.e->'profiles' as profiles,
+              array(select p->>'key' from jsonb_array_elements(x.e->'profiles') as p) as profile_keys
          from jsonb_array_elements($1::jsonb) with ordinality as x(e, ord)),
      per_query as (
        select g.ord, h.key, h.distance, row_number() over (partition by g.ord, q.qn order by h.distance, h.key) as rank
@@ -81,7 +87,8 @@ function snapshotSql(t: MemoryStore['t']): string {
              from (select v.key, v.embedding <=> q.v as distance from ${t.vectors} v
                     where v.namespace = g.namespace order by distance limit $3 * 3) n
              join ${t.memories} m on m.namespace = g.namespace and m.key = n.key
-            where m.kind = any(g.kinds) and (m.expires_at is null or m.expires_at > now())
+            -- A row at a profile's key is that profile (below), never also a collection memory.
+            where m.kind = any(g.kinds) and not (m.key = any(g.profile_keys)) and (m.expires_at is null or m.expires_at > now())
             group by n.key order by distance, n.key limit $3) h),
      picked as (
        select ord, key, row_number() over (partition by ord order by min(rank), min(distance), key) as n
@@ -90,10 +97,10 @@ function snapshotSql(t: MemoryStore['t']): string {
        coalesce((select jsonb_agg(jsonb_build_object('key', m.key, 'kind', m.kind, 'version', m.version, 'value', m.value) order by p.n)
                    from picked p join ${t.memories} m on m.namespace = g.namespace and m.key = p.key
                   where p.ord = g.ord and p.n <= $3), '[]') as memories,
-       coalesce((select jsonb_agg(jsonb_build_object('key', m.key, 'kind', m.kind, 'version', m.version, 'value', m.value,
+       coalesce((select jsonb_agg(jsonb_build_object('key', m.key, 'kind', p.kind, 'version', m.version, 'value', m.value,
                                                      'expired', coalesce(m.expires_at <= now(), false)) order by m.key)
-                   from ${t.memories} m
-                  where m.namespace = g.namespace and m.key = any(g.profile_keys)), '[]') as profiles
+                   from jsonb_to_recordset(g.profiles) as p(key text, kind text)
+                   join ${t.memories} m on m.namespace = g.namespace and m.key = p.key), '[]') as profiles
        from g left join ${t.namespaces} ns on ns.namespace = g.namespace
       order by g.ord`;
 }
