@@ -198,10 +198,14 @@ describe.each(backends)('store SDK on $name', (backend) => {
     }
   });
 
-  it('without a database the store says what it needs', async () => {
+  it('without a database the store and search say what they need; search rejects rather than throws', async () => {
     const bare = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix });
     try {
       expect(() => bare.store).toThrow(/databaseUrl/);
+      // search returns a promise: a caller's .catch must see the error, not a throw past it.
+      const caught = await bare.search({ namespace: ['memories', 'u1'], query: 'diet' }).catch((err: unknown) => err);
+      expect(caught).toBeInstanceOf(InputError);
+      expect((caught as Error).message).toMatch(/search needs `databaseUrl`/);
     } finally {
       await bare.close();
     }

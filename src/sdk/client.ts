@@ -116,8 +116,11 @@ export class EngramClient {
     return this.producer.enqueue(input);
   }
 
-  /** Memories of one namespace, most similar to `query` first. */
-  search(input: SearchInput): Promise<ScoredMemory[]> {
+  /**
+   * Memories of one namespace, most similar to `query` first. Async: without a database it
+   * rejects, so a caller's `.catch` sees it, rather than throwing.
+   */
+  async search(input: SearchInput): Promise<ScoredMemory[]> {
     if (!this.recall) throw new InputError('search needs `databaseUrl` and `embedding` (or `embedder`) in the client options');
     return this.recall.search(input);
   }
