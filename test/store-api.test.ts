@@ -1,7 +1,9 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import type { MemoryItem } from '../src/store/types.js';
-import { backends, openStore, type StoreFixture } from './helpers/backends.js';
+import { backends, openStore, pgBackend, type StoreFixture } from './helpers/backends.js';
+import { TEST_DATABASE_URL, waitFor } from './helpers/harness.js';
 
 const conflictOf = (p: Promise<unknown>) =>
   p.then(
@@ -203,6 +205,49 @@ describe.each(backends)('store API writes on $name', (backend) => {
     const search = await conflictOf(f.store.search({ namespacePrefix: ['a'], filter: { n: { $gt: true } } }));
     expect((search as Error).message).toMatch(/compares with a number or a string/);
     expect(((await conflictOf(f.store.search({ namespacePrefix: ['a'], filter: { n: { $regex: 'x' } } }))) as Error).message).toMatch(/unknown operator/);
+  });
+});
+
+/** Lock order between a store batch and a reflection's commit; PGlite has one session, so Postgres only. */
+describe('store writes beside a reflection on postgres', () => {
+  let f: StoreFixture;
+  let reflection: pg.Client;
+  beforeAll(async () => {
+    f = await openStore(pgBackend);
+    reflection = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await reflection.connect();
+  });
+  afterAll(async () => {
+    await reflection?.end();
+    await f?.close();
+  });
+
+  it('a batch over an existing and a new namespace does not deadlock with a reflection that creates the new one', async () => {
+    const [a, b] = [['lock', 'a'], ['lock', 'b']];
+    await f.store.put({ namespace: a, key: 'seed', value: { content: 'exists' } });
+    const ns = f.memories.t.namespaces;
+    // What a reflection's commit does (apply.ts): create and lock each namespace, in sorted order.
+    const lock = async (namespace: string[]) => {
+      await reflection.query(`insert into ${ns} (namespace) values ($1) on conflict do nothing`, [namespace]);
+      await reflection.query(`select version from ${ns} where namespace = $1 for update`, [namespace]);
+    };
+    await reflection.query('begin');
+    await lock(a);
+    const pid = (await reflection.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+
+    const batch = f.store.batch([
+      { op: 'put', namespace: a, key: 'k', value: { content: 'in a' } },
+      { op: 'put', namespace: b, key: 'k', value: { content: 'in b' } },
+    ]);
+    const failed = conflictOf(batch);
+    // The batch waits for the reflection's lock on a: only then does the reflection go on to b.
+    await waitFor(async () => (await f.db.query(`select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))`, [pid])).rowCount);
+    await lock(b);
+    await reflection.query('commit');
+
+    expect(await failed).toBeNull();
+    expect((await batch).map((r) => (r as MemoryItem).version)).toEqual([1, 1]);
+    expect(await f.store.get({ namespace: b, key: 'k' })).toMatchObject({ value: { content: 'in b' } });
   });
 });
 

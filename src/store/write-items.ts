@@ -34,9 +34,9 @@ export interface WriteDefaults {
 /**
  * Puts and deletes of the store API, all in one transaction whatever the batch size, with a
  * handful of set-based statements (unnest arrays), never one statement per item:
- *  1. create missing namespace rows and lock them in one global order (the same order as
- *     reflections, so writers never deadlock); every writer of `memories` holds the lock of the
- *     item's namespace, which is what serializes concurrent writers of one item;
+ *  1. create or lock each namespace row in one global order (the same order as reflections, so
+ *     writers never deadlock); every writer of `memories` holds the lock of the item's
+ *     namespace, which is what serializes concurrent writers of one item;
  *  2. read the current rows and check `ifVersion` (compare-and-set: a stale write fails with 409
  *     and nothing of the batch is written);
  *  3. upsert/delete memories, write history, bump namespace versions and item counts;
@@ -55,8 +55,15 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], default
   const nss = namespacesCte('$1');
 
   return db.transaction(async (tx) => {
-    await tx.query(`insert into ${t.namespaces} (namespace) select ns from ${nss} order by o on conflict do nothing`, [nsParam]);
-    await tx.query(`select 1 from ${nss} join ${t.namespaces} n on n.namespace = nss.ns order by nss.o for update of n`, [nsParam]);
+    // Create and lock each namespace row in turn, in the global order, in one statement: a
+    // conflicting row is locked even though `where false` updates nothing. Creating all missing
+    // rows first and locking after held a new row while waiting for an older one, and a
+    // reflection locking the older one and then creating the same new one deadlocked with it.
+    await tx.query(
+      `insert into ${t.namespaces} as n (namespace) select ns from ${nss} order by o
+       on conflict (namespace) do update set version = n.version where false`,
+      [nsParam],
+    );
 
     const current = await readCurrent(tx, t, nsParam, nsi, writes);
     const conflicts = writes.flatMap((w, i) => {
