@@ -5,6 +5,14 @@ import { EngramClient } from '../src/sdk/client.js';
 import { startHarness, TEST_REDIS_URL, uniqueName, deleteKeys, waitFor, type Harness } from './helpers/harness.js';
 import { StallProxy } from './helpers/stall-proxy.js';
 
+/** One turn over HTTP, with a message id so that a re-send is a no-op. */
+const postTurn = (url: string, threadId: string, id: string) =>
+  fetch(`${url}/v1/threads/${threadId}/turns`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ context: { userId: 'u' }, messages: [{ id, role: 'user', content: `turn ${id}` }] }),
+  });
+
 /**
  * A Redis that stops answering without closing the connection: enqueue must fail within its
  * deadline, say what to do, and a re-send with the same message ids must not buffer twice.
@@ -77,12 +85,7 @@ describe('hot path: a stalled Redis', () => {
       proxy.resume();
       await h?.stop();
     });
-    const post = (id: string) =>
-      fetch(`${h.url}/v1/threads/t-stall/turns`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ context: { userId: 'u' }, messages: [{ id, role: 'user', content: `turn ${id}` }] }),
-      });
+    const post = (id: string) => postTurn(h.url, 't-stall', id);
 
     it('answers 503 with what to do, and /readyz reports Redis not ready', async () => {
       expect((await post('h0')).status).toBe(202);
@@ -102,5 +105,47 @@ describe('hot path: a stalled Redis', () => {
       expect(await again.json()).toEqual({ threadId: 't-stall', accepted: 0, duplicates: 1 });
       expect(await streamLength(h.env.ENGRAM_PREFIX, 't-stall')).toBe(2);
     });
+  });
+});
+
+/** Redis gone with a turn's command in flight: ioredis gives up after its retries, and the answer says so. */
+describe('hot path: Redis lost with a command in flight', () => {
+  const proxy = new StallProxy();
+  let port: number;
+  let h: Harness;
+  beforeAll(async () => {
+    const url = await proxy.start();
+    port = Number(new URL(url).port);
+    // A long deadline: the connection's loss must be what fails the call, not the stall.
+    h = await startHarness({ roles: ['api'], env: { REDIS_URL: url, ENQUEUE_TIMEOUT_MS: '30000', DEBOUNCE_MS: '60000', MAX_WAIT_MS: '120000' } });
+  });
+  afterAll(async () => {
+    if (!proxy.listening) await proxy.start(port);
+    await h?.stop();
+    await proxy.stop();
+  });
+  const post = (id: string) => postTurn(h.url, 't-lost', id);
+
+  it('answers 503 (it was a 500), and takes the re-send once Redis is back', async () => {
+    expect((await post('l0')).status).toBe(202);
+    proxy.stall();
+    const lost = post('l1');
+    await waitFor(() => proxy.holding); // the append is sent, and held
+    await proxy.stop(); // dropped, and reconnects refused: ioredis rejects with MaxRetriesPerRequestError
+    try {
+      const res = await lost;
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: string }).error).toMatch(/Redis is not reachable\); .*same message ids/);
+    } finally {
+      await proxy.start(port);
+    }
+    const again = await waitFor(async () => {
+      const res = await post('l1');
+      return res.status === 202 ? res : null;
+    });
+    // The held append may have reached Redis as the connection dropped: buffered once either way.
+    const { accepted, duplicates } = (await again.json()) as { accepted: number; duplicates: number };
+    expect(accepted + duplicates).toBe(1);
+    expect((await h.runtime.buffer.read('t-lost', null, 100, 0)).pending.map((e) => e.turn.id)).toEqual(['l0', 'l1']);
   });
 });

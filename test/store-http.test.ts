@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngramClient } from '../src/sdk/client.js';
 import { InputError } from '../src/errors.js';
 import { backends, openStore, TestEmbedder, type StoreFixture } from './helpers/backends.js';
-import { deleteKeys, startHarness, TEST_REDIS_URL, uniqueName, type Harness } from './helpers/harness.js';
+import { deleteKeys, startHarness, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName, type Harness } from './helpers/harness.js';
+import { StallProxy } from './helpers/stall-proxy.js';
 
 /** The HTTP API over a real runtime: Postgres, or PGlite when DATABASE_URL is unset. */
 describe.each(backends)('store HTTP API on $name', (backend) => {
@@ -209,5 +210,47 @@ describe.each(backends)('store SDK on $name', (backend) => {
     } finally {
       await bare.close();
     }
+  });
+});
+
+/** Postgres gone while the API runs (a proxy in front of it stops): the answer names Postgres. */
+describe('store HTTP API with Postgres down', () => {
+  const proxy = new StallProxy(new URL(TEST_DATABASE_URL));
+  let port: number;
+  let h: Harness;
+  beforeAll(async () => {
+    const url = await proxy.start();
+    port = Number(new URL(url).port);
+    h = await startHarness({ roles: ['api'], env: { DATABASE_URL: url } });
+  });
+  afterAll(async () => {
+    // Back up first, so that stopping drops the test's schema through it.
+    if (!proxy.listening) await proxy.start(port);
+    await h?.stop();
+    await proxy.stop();
+  });
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${h.url}${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+
+  it('answers 503 saying Postgres is not reachable (it blamed Redis), and serves again once it is back', async () => {
+    const ns = ['memories', 'down'];
+    expect((await call('PUT', '/v1/store/items', { namespace: ns, key: 'k', value: { content: 'User likes tea' } })).status).toBe(200);
+    await proxy.stop();
+    try {
+      for (const [method, path, body] of [
+        ['PUT', '/v1/store/items', { namespace: ns, key: 'k2', value: { content: 'User likes coffee' } }],
+        ['GET', '/v1/store/items?namespace=memories&namespace=down&key=k', undefined],
+        ['POST', '/v1/store/items/search', { namespacePrefix: ns, query: 'tea' }],
+        ['GET', '/v1/memories/search?namespace=memories&namespace=down&query=tea', undefined],
+      ] as const) {
+        expect(await call(method, path, body)).toEqual({ status: 503, body: { error: 'the memory store (Postgres) is not reachable; retry later' } });
+      }
+    } finally {
+      await proxy.start(port);
+    }
+    expect((await call('GET', '/v1/store/items?namespace=memories&namespace=down&key=k')).body.item.value).toEqual({ content: 'User likes tea' });
   });
 });

@@ -2,9 +2,10 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { TEST_REDIS_URL } from './harness.js';
 
 /**
- * A TCP proxy in front of the real Redis that can stall: connections stay open, but what the
- * clients send is held back until `resume`, as when Redis hangs or a network path goes silent.
- * (A refused connection is the other failure; port 1 gives that.)
+ * A TCP proxy in front of the real Redis (or another server, such as Postgres) that can stall:
+ * connections stay open, but what the clients send is held back until `resume`, as when Redis
+ * hangs or a network path goes silent. `stop` is the other failure: connections drop and new
+ * ones are refused, until `start` listens on the same port again.
  */
 export class StallProxy {
   private readonly server: Server;
@@ -27,12 +28,24 @@ export class StallProxy {
     });
   }
 
-  /** Listens on a free port; returns the redis:// URL to give clients. */
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  /** Listens on `port` (a free one when 0); returns the target's URL with the proxy's address. */
+  async start(port = 0): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
     const address = this.server.address();
     if (!address || typeof address !== 'object') throw new Error('proxy has no port');
-    return `redis://127.0.0.1:${address.port}`;
+    const url = new URL(this.target);
+    url.hostname = '127.0.0.1';
+    url.port = String(address.port);
+    return url.toString();
+  }
+
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
+  /** Whether a client sent something during the stall that is held back still. */
+  get holding(): boolean {
+    return this.held.length > 0;
   }
 
   stall() {
