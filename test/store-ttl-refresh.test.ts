@@ -163,6 +163,25 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     expect(c.expiresAt!.getTime()).toBe((await row(ns, 'c')).expiresAt!.getTime());
   });
 
+  it("a batch's gets are one read statement, answered in the order asked, and the due ones share one refresh", async () => {
+    const ns = ['ttl', 'gets'];
+    for (const key of ['a', 'b', 'c']) await put(ns, key, `User note ${key}`);
+    await expireIn(ns, '1 minute', 'a');
+    await expireIn(ns, '1 minute', 'c');
+    const sent: string[] = [];
+    const store = storeWith({}, new MemoryStore(observedDb(f.db, (text) => sent.push(text)), f.memories.schema, silent));
+    const results = (await store.batch([
+      { op: 'get', namespace: ns, key: 'c' },
+      { op: 'get', namespace: ns, key: 'missing' },
+      { op: 'get', namespace: ns, key: 'b' },
+      { op: 'get', namespace: ns, key: 'a' },
+    ])) as (MemoryItem | null)[];
+    expect(results.map((r) => r?.key ?? null)).toEqual(['c', null, 'b', 'a']);
+    expect(sent.map((s) => (/update .* set expires_at/s.test(s) ? 'refresh' : 'read'))).toEqual(['read', 'refresh']);
+    for (const key of ['a', 'c']) expect(await livesAtLeast(ns, key, '59 minutes')).toBe(true);
+    expect(results[0]!.expiresAt!.getTime()).toBe((await row(ns, 'c')).expiresAt!.getTime());
+  });
+
   it('refreshTtl: false leaves the expiry exactly as it was, in get, search and batch', async () => {
     const ns = ['ttl', 'off'];
     await put(ns, 'k', 'User likes green tea');

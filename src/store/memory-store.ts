@@ -54,6 +54,7 @@ export class MemoryStore {
     return item ?? null;
   }
 
+  /** Items in one statement, in the order asked; null for a missing or expired one. */
   getMany(refs: { namespace: Namespace; key: string }[]): Promise<(MemoryItem | null)[]> {
     return getItems(this.db, this.t, refs);
   }

@@ -126,10 +126,14 @@ export class Store {
       written.forEach((w, j) => (results[writeAt[j] as number] = w.op === 'put' ? w.item : w.deleted));
     }
 
+    // All the gets in one statement, however many (a statement each was a round trip each).
+    const getAt = ops.flatMap((op, i) => (op.op === 'get' ? [i] : []));
+    const got = await this.memories.getMany(getAt.map((i) => ops[i] as Parsed<'get'>));
+    getAt.forEach((i, j) => (results[i] = got[j] ?? null));
+
     const refreshAt: number[] = [];
     for (const [i, op] of ops.entries()) {
-      if (op.op === 'get') results[i] = await this.memories.get(op.namespace, op.key);
-      else if (op.op === 'listNamespaces') results[i] = await this.memories.listNamespaces(op);
+      if (op.op === 'listNamespaces') results[i] = await this.memories.listNamespaces(op);
       else if (op.op === 'search') {
         const vector = vectors.get(i)?.[0]?.vector;
         results[i] = await this.memories.searchPrefix({ prefix: op.namespacePrefix, vector, filter: op.filter ?? [], limit: op.limit, offset: op.offset, exact: op.exact });
