@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { InputError } from '../errors.js';
 import type { Recall } from '../memory/recall.js';
 import type { Producer } from '../queue/enqueue.js';
 import { enqueueBodySchema, threadIdSchema } from '../queue/schemas.js';
+import { parse } from './parse.js';
 import { queryBool, queryNamespace } from './query-params.js';
 import type { Tenancy } from './tenancy.js';
 
@@ -22,12 +22,6 @@ const searchQuery = z.strictObject({
   offset: z.string().optional(),
   refreshTtl: queryBool.optional(),
 });
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new InputError(`invalid ${what}: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
-  return parsed.data;
-}
 
 export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
   app.post('/v1/threads/:threadId/turns', async (request, reply) => {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { parse } from './parse.js';
 import { queryBool, queryNamespace } from './query-params.js';
 import type { NamespaceFields, Tenancy } from './tenancy.js';
 
@@ -11,12 +12,6 @@ const itemQuery = z.strictObject({
   key: z.string(),
 });
 const getQuery = itemQuery.extend({ refreshTtl: queryBool.optional() });
-
-function query<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new InputError(`invalid query string: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
-  return parsed.data;
-}
 
 /**
  * The store API over HTTP. Bodies are the SDK's input objects as JSON, validated by the same
@@ -34,7 +29,7 @@ export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy:
   app.put('/v1/store/items', async (request) => ({ item: await store.put(tenancy.confineWrite(request, request.body, one)) }));
 
   app.get('/v1/store/items', async (request, reply) => {
-    const item = await store.get(tenancy.confine(request, query(getQuery, request.query), one));
+    const item = await store.get(tenancy.confine(request, parse(getQuery, request.query, 'query string'), one));
     return item ? { item } : reply.status(404).send({ error: 'no such item (or it expired)' });
   });
 
@@ -44,7 +39,7 @@ export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy:
     items: await store.search(tenancy.confine(request, request.body, { defaulted: ['namespacePrefix'] })),
   }));
 
-  app.get('/v1/store/items/history', async (request) => ({ history: await store.history(tenancy.confine(request, query(itemQuery, request.query), one)) }));
+  app.get('/v1/store/items/history', async (request) => ({ history: await store.history(tenancy.confine(request, parse(itemQuery, request.query, 'query string'), one)) }));
 
   app.post('/v1/store/namespaces', async (request) => ({
     namespaces: await store.listNamespaces(tenancy.confine(request, request.body ?? {}, { defaulted: ['prefix'] })),

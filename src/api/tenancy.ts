@@ -33,10 +33,6 @@ export class Tenancy {
     this.tenants = keys?.length ? new Map(keys.map(({ tenant, key }) => [digest(key), tenant])) : null;
   }
 
-  get enabled(): boolean {
-    return this.tenants !== null;
-  }
-
   /** Authenticates every /v1 request: `Authorization: Bearer <key>` or `x-api-key: <key>`. */
   register(app: FastifyInstance) {
     app.decorateRequest('tenant', null);
