@@ -30,8 +30,9 @@ export interface NamespaceSnapshot {
  * the versions are exactly those of the memories shown to the model (a commit in between cannot
  * slip past the compare-and-set), and it is one round trip instead of one per query and namespace.
  *
- * Relevance: each query vector (a recent turn) gets its exact top-k in the namespace, then the
- * lists are merged round-robin (everyone's best before anyone's second best), deduplicated and
+ * Relevance: each query vector (a recent turn) gets its k nearest memories of the searched kinds,
+ * taken from the namespace's 3k nearest vectors (so fewer than k when most of those belong to
+ * other kinds, expired items or second fields of one memory), then the lists are merged round-robin (everyone's best before anyone's second best), deduplicated and
  * cut to k. Taking the k nearest to any query instead would let one chatty turn crowd out the
  * memories every other turn needs.
  *
