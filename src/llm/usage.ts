@@ -24,7 +24,7 @@ export interface UsageRecord extends TokenUsage {
    * recorded once, with all of them, never split by a made-up ratio.
    */
   namespaces: Namespace[];
-  purpose: 'extract' | 'embed-queries' | 'embed-documents' | 'optimize-prompt';
+  purpose: 'extract' | 'merge' | 'embed-queries' | 'embed-documents' | 'optimize-prompt';
   model: string;
 }
 

@@ -1,12 +1,13 @@
 import type OpenAI from 'openai';
 import { RetryableError } from '../errors.js';
-import { assertFinished, OpenAIChatModel, type ChatMessage, type ChatModel } from '../llm/chat-model.js';
+import { assertFinished, OpenAIChatModel, type ChatMessage, type ChatModel, type ChatTool } from '../llm/chat-model.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../llm/retry.js';
 import { createLogger } from '../log/logger.js';
 import { addUsage, noUsage, type TokenUsage } from '../llm/usage.js';
 import type { Logger } from '../log/logger.js';
 import { buildMessages, buildTools, REPAIR_INSTRUCTION, type AliasedMemory, type ConversationTurn } from './extraction-prompt.js';
-import type { MemoryKind } from './kinds.js';
+import { canDelete, canUpdate, type CollectionKind, type MemoryKind } from './kinds.js';
+import { buildMergeMessages } from './merge-prompt.js';
 import { ToolCallChecker, type ExistingMemory, type ManagerOp } from './tool-calls.js';
 
 export type { ExistingMemory, ManagerOp } from './tool-calls.js';
@@ -17,6 +18,14 @@ export interface ManagerResult {
   usage: TokenUsage;
   /** Model calls made: 1, plus one per repair round. */
   calls: number;
+}
+
+export interface MergeInput {
+  kinds: MemoryKind[];
+  /** Memories that may overlap, a few per group; every memory in at most one group. */
+  groups: ExistingMemory[][];
+  signal?: AbortSignal | undefined;
+  onUsage?: (usage: TokenUsage) => void;
 }
 
 export interface ExtractInput {
@@ -57,8 +66,29 @@ export class MemoryManager {
     const profiles = Object.fromEntries([...profileKinds].map((name) => [name, profileDocs.find((p) => p.kind === name)?.document ?? null]));
 
     const messages: ChatMessage[] = buildMessages({ kinds: input.kinds, existing: aliased, profiles, earlier: input.earlier ?? [], turns: input.turns });
-    const tools = buildTools(input.kinds);
-    const checker = new ToolCallChecker(input.kinds, byAlias, profileDocs);
+    return this.decide(messages, buildTools(input.kinds), new ToolCallChecker(input.kinds, byAlias, profileDocs), input);
+  }
+
+  /**
+   * Consolidation: groups of memories that may say the same thing (near each other in vector
+   * space) in, updates and deletes out. Only collection kinds that allow both take part, and
+   * nothing can be inserted: a merge rewrites one memory of a group and deletes the others.
+   */
+  async merge(input: MergeInput): Promise<ManagerResult> {
+    const kinds = input.kinds.filter((k): k is CollectionKind => canUpdate(k) && canDelete(k)).map((k) => ({ ...k, enableInserts: false }));
+    const byAlias = new Map<string, ExistingMemory>();
+    const groups = input.groups.map((group) =>
+      group.map((m) => {
+        const alias = `m${byAlias.size + 1}`;
+        byAlias.set(alias, m);
+        return { alias, kind: m.kind, document: m.document };
+      }),
+    );
+    return this.decide(buildMergeMessages(kinds, groups), buildTools(kinds), new ToolCallChecker(kinds, byAlias, []), input);
+  }
+
+  /** Asks, checks every call, and sends rejected ones back for a bounded number of repair rounds. */
+  private async decide(messages: ChatMessage[], tools: ChatTool[], checker: ToolCallChecker, input: Pick<ExtractInput, 'signal' | 'onUsage'>): Promise<ManagerResult> {
     const usage = noUsage();
     // No kind may change anything (switches all off, or no kind left for these turns): nothing
     // to ask, and an empty tools list is a 400 on OpenAI.

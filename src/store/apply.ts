@@ -1,7 +1,7 @@
 import pgvector from 'pgvector';
 import type { Db, Queryable } from './db.js';
 import { expiryAfter, type Tables } from './sql.js';
-import type { ApplyResult, ChangeSet, FieldEmbedding, Namespace } from './types.js';
+import type { ApplyResult, ChangeSet, FieldEmbedding, Namespace, NamespaceChange } from './types.js';
 
 class Rollback extends Error {
   constructor(readonly result: ApplyResult) {
@@ -14,9 +14,10 @@ class Rollback extends Error {
  *  1. lock every namespace row it touches, in a fixed order (no deadlocks), and compare versions;
  *  2. lock the thread cursor and compare it with the one the reflection read;
  *  3. write memories, vectors and history; bump namespace versions; advance the cursor.
- * A mismatch rolls the transaction back before anything is written.
+ * A mismatch rolls the transaction back before anything is written. A change without a thread
+ * (consolidation) skips the cursor steps.
  */
-export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Promise<ApplyResult> {
+export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet | NamespaceChange): Promise<ApplyResult> {
   try {
     return await db.transaction((tx) => apply(tx, t, change));
   } catch (err) {
@@ -26,7 +27,8 @@ export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Prom
 }
 
 /** Throws Rollback on a mismatch; the transaction must then be rolled back. */
-async function apply(client: Queryable, t: Tables, change: ChangeSet): Promise<ApplyResult> {
+async function apply(client: Queryable, t: Tables, change: ChangeSet | NamespaceChange): Promise<ApplyResult> {
+  const thread = 'threadId' in change ? change : null;
   // Locks always in one order (namespaces sorted, then the cursor), so writers never deadlock.
   const sorted = [...change.namespaceVersions].sort((a, b) => compareNamespaces(a.namespace, b.namespace));
   const current: number[] = [];
@@ -35,10 +37,12 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet): Promise<A
     const row = await client.query(`select version from ${t.namespaces} where namespace = $1 for update`, [namespace]);
     current.push(Number((row.rows[0] as { version: unknown }).version));
   }
-  await client.query(`insert into ${t.cursors} (thread_id, cursor) values ($1, '') on conflict do nothing`, [change.threadId]);
-  const cur = await client.query(`select cursor from ${t.cursors} where thread_id = $1 for update`, [change.threadId]);
-  // Checked first: a re-run of applied turns is "already done", whatever else changed since.
-  if (((cur.rows[0] as { cursor: string }).cursor || null) !== change.expectedCursor) throw new Rollback({ status: 'stale-cursor' });
+  if (thread) {
+    await client.query(`insert into ${t.cursors} (thread_id, cursor) values ($1, '') on conflict do nothing`, [thread.threadId]);
+    const cur = await client.query(`select cursor from ${t.cursors} where thread_id = $1 for update`, [thread.threadId]);
+    // Checked first: a re-run of applied turns is "already done", whatever else changed since.
+    if (((cur.rows[0] as { cursor: string }).cursor || null) !== thread.expectedCursor) throw new Rollback({ status: 'stale-cursor' });
+  }
   sorted.forEach(({ namespace, version }, i) => {
     if (current[i] !== version) throw new Rollback({ status: 'conflict', namespace });
   });
@@ -50,7 +54,7 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet): Promise<A
   const history = (w: { namespace: Namespace; key: string }, kind: string, op: string, version: number, before: unknown, after: unknown) =>
     client.query(
       `insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [w.namespace, w.key, kind, op, version, before, after, change.actor, change.threadId],
+      [w.namespace, w.key, kind, op, version, before, after, change.actor, thread?.threadId ?? null],
     );
 
   for (const w of change.writes) {
@@ -107,7 +111,7 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet): Promise<A
       delta.get(JSON.stringify(namespace)) ?? 0,
     ]);
   }
-  await client.query(`update ${t.cursors} set cursor = $2, updated_at = now() where thread_id = $1`, [change.threadId, change.newCursor]);
+  if (thread) await client.query(`update ${t.cursors} set cursor = $2, updated_at = now() where thread_id = $1`, [thread.threadId, thread.newCursor]);
   return { status: 'applied', ...counts };
 }
 

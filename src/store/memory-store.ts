@@ -1,12 +1,13 @@
 import type { Logger } from '../log/logger.js';
 import { applyChangeSet } from './apply.js';
+import { changedNamespaces, markConsolidated, nearDuplicatePairs, type ChangedNamespace, type NearPair } from './near-duplicates.js';
 import type { Db } from './db.js';
 import { COLUMNS, getItems, listNamespaces, toItem, type ListNamespacesQuery } from './read-items.js';
 import { refreshTtl } from './refresh-ttl.js';
 import { annIndexExists, searchItems, searchPlan, type SearchQuery, type SearchSettings } from './search.js';
 import { ANN_INDEX, ident, tables, type Tables } from './sql.js';
 import { sweepExpired } from './sweep.js';
-import type { ApplyResult, ChangeSet, HistoryEntry, ItemWrite, ItemWriteResult, MemoryItem, Namespace, ScoredMemory, SearchItem } from './types.js';
+import type { ApplyResult, ChangeSet, HistoryEntry, NamespaceChange, ItemWrite, ItemWriteResult, MemoryItem, Namespace, ScoredMemory, SearchItem } from './types.js';
 import { writeItems, type WriteDefaults } from './write-items.js';
 
 export const defaultSearchSettings: SearchSettings = { exactSearchMax: 10_000, efSearch: 100 };
@@ -117,8 +118,21 @@ export class MemoryStore {
   }
 
   /** One transaction: namespace locks, version checks, writes, history, cursor. */
-  async apply(change: ChangeSet): Promise<ApplyResult> {
+  async apply(change: ChangeSet | NamespaceChange): Promise<ApplyResult> {
     return applyChangeSet(this.db, this.t, change);
+  }
+
+  /** Namespaces written since their last consolidation (see near-duplicates.ts). */
+  changedNamespaces(limit: number): Promise<ChangedNamespace[]> {
+    return changedNamespaces(this.db, this.t, limit);
+  }
+
+  nearDuplicatePairs(q: Parameters<typeof nearDuplicatePairs>[2]): Promise<NearPair[]> {
+    return nearDuplicatePairs(this.db, this.t, q);
+  }
+
+  markConsolidated(namespace: Namespace, version: number): Promise<void> {
+    return markConsolidated(this.db, this.t, namespace, version);
   }
 
   /** Deletes expired memories, with an `expire` history row each; returns how many. */

@@ -43,16 +43,23 @@ export type MemoryWrite =
   | { op: 'update'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; expectedVersion: number; embeddings: FieldEmbedding[]; ttlMs: number | null }
   | { op: 'delete'; namespace: Namespace; key: string; expectedVersion: number };
 
+/**
+ * Writes guarded by namespace versions alone, as consolidation commits them: a re-run after a
+ * commit finds nothing left to do, so no cursor is needed.
+ */
+export interface NamespaceChange {
+  actor: string;
+  /** Versions of the namespaces as the writer saw them; any change since means a conflict. */
+  namespaceVersions: { namespace: Namespace; version: number }[];
+  writes: MemoryWrite[];
+}
+
 /** Everything one reflection commits, atomically with the thread cursor. */
-export interface ChangeSet {
+export interface ChangeSet extends NamespaceChange {
   threadId: string;
   /** The cursor the reflection read its turns after (null: the thread's first reflection). */
   expectedCursor: string | null;
   newCursor: string;
-  actor: string;
-  /** Versions of the namespaces as the reflection saw them; any change since means a conflict. */
-  namespaceVersions: { namespace: Namespace; version: number }[];
-  writes: MemoryWrite[];
 }
 
 export type ApplyResult =

@@ -155,6 +155,8 @@ export function readPrompt(request: ChatRequest) {
     existing: section('existing_memories') as { id: string; kind: string; document: Record<string, unknown> }[],
     earlier: section('earlier_turns') as { role: string; content: string }[],
     turns: section('new_turns') as { role: string; content: string }[],
+    /** A consolidation request's groups of near-duplicates. */
+    groups: section('groups') as { id: string; kind: string; document: Record<string, unknown> }[][],
     tools: (request.tools ?? []).map((t) => t.function.name),
   };
 }

@@ -17,13 +17,14 @@ const failpoint = process.env.FAILPOINT;
 if (failpoint) {
   const apply = runtime.store.apply.bind(runtime.store);
   runtime.store.apply = async (change) => {
+    const thread = 'threadId' in change ? change.threadId : '-';
     if (failpoint === 'hang-before-commit') {
-      say(`about-to-commit ${change.threadId}`);
+      say(`about-to-commit ${thread}`);
       await new Promise(() => undefined);
     }
     const result = await apply(change);
     if (failpoint === 'hang-after-commit') {
-      say(`committed ${change.threadId}`);
+      say(`committed ${thread}`);
       await new Promise(() => undefined);
     }
     return result;
