@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { get } from 'node:http';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
@@ -168,6 +169,24 @@ describe('debounced reflection executor', () => {
     const queue = h.runtime.queues.reflection;
     const job = await queue.getJob((await queue.getDeduplicationJobId('sdk-default'))!);
     expect(job!.opts).toMatchObject({ attempts: h.env.REFLECTION_ATTEMPTS, backoff: { type: 'exponential', delay: h.env.REFLECTION_BACKOFF_MS } });
+  });
+
+  it('stop: the reflection worker takes no new job while the HTTP server drains a request', async () => {
+    h = await startHarness({ roles: ['api', 'reflection'], chat: recordAll, env: { DEBOUNCE_MS: '100' } });
+    h.model.embeddingLatencyMs = 2_000; // holds a search request, which the server's close waits for
+    // Connection: close (no agent): a kept-alive connection holds the server's close for its idle timeout.
+    const search = new Promise<number | undefined>((resolve, reject) => {
+      get(`${h!.url}/v1/memories/search?namespace=memories&namespace=u1&query=cats`, { agent: false }, (res) => res.resume().on('end', () => resolve(res.statusCode))).on('error', reject);
+    });
+    await waitFor(() => h!.model.embeddingRequests === 1);
+    const stopped = h.runtime.stop();
+    // The producer's connection stays open until every role has stopped.
+    await send('during-stop', 'I adopted a cat');
+    await sleep(800); // the job came due after 100 ms: a worker still taking jobs would be reflecting
+    expect(h.model.chatRequests).toHaveLength(0);
+    expect(await search).toBe(200);
+    await stopped;
+    expect(h.model.chatRequests).toHaveLength(0);
   });
 
   it('rollback: new turns abort the running reflection before it commits, and one reflection handles all turns', async () => {

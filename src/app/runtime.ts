@@ -183,14 +183,15 @@ export class Runtime {
   }
 
   /**
-   * Stops in reverse order: the HTTP server stops taking turns, workers finish their active jobs
-   * (BullMQ waits for them), then connections close. Idempotent.
+   * Every role stops taking work at once: the HTTP server takes no more turns, the workers no more
+   * jobs; each drains what it has (the reflection worker for up to its grace, then it aborts);
+   * then connections close. At once, not one after another: in turn, the reflection worker kept
+   * taking jobs while the server and consolidation drained, and their drains ran down the
+   * process' hard-exit timer before its grace began. Idempotent.
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      for (const close of this.closers.reverse()) {
-        await close().catch((err: unknown) => this.log.warn({ err }, 'error while stopping'));
-      }
+      await Promise.all(this.closers.map((close) => close().catch((err: unknown) => this.log.warn({ err }, 'error while stopping'))));
       await Promise.all(Object.values(this.queues).map((q) => q.close()));
       await Promise.allSettled([this.producerRedis.quit(), this.workerRedis.quit(), this.db.close()]);
       this.log.info('engram stopped');
