@@ -26,8 +26,6 @@ export interface ReflectionJobDeps {
   lease: ThreadLease;
   metrics: Metrics;
   log: Logger;
-  /** When the lease is busy, try again after this long (ms). */
-  busyRetryMs?: number;
 }
 
 /**
@@ -56,7 +54,7 @@ export function createReflectionProcessor(deps: ReflectionJobDeps) {
       // Another reflection of this thread runs (a stalled re-run, an operator's retry): wait for it.
       log.debug('thread busy, reflection deferred');
       deps.metrics.reflections.inc({ status: 'deferred' });
-      await job.moveToDelayed(Date.now() + (deps.busyRetryMs ?? 1_000), token);
+      await job.moveToDelayed(Date.now() + 1_000, token);
       throw new DelayedError();
     }
 

@@ -44,7 +44,9 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
       concurrency: opts.concurrency,
       lockDuration: opts.lockMs,
       stalledInterval: opts.lockMs,
-      // A job whose worker died twice is failed (visible, turns kept) rather than retried forever.
+      // A job whose worker died is taken over twice; its third stall (a count above this) marks
+      // it failed, and the next worker to take it fails it unrun (visible, turns kept) rather
+      // than retrying it forever (BullMQ's moveStalledJobsToWait).
       maxStalledCount: 2,
     },
   );
