@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueTick } from '../src/app/scheduler.js';
 import { startHarness, waitFor, type Harness } from './helpers/harness.js';
+import { memoryValues } from './helpers/store-state.js';
 
 describe('scheduler', () => {
   let h: Harness;
   beforeAll(async () => {
     // Every second, so the test sees real node-cron ticks.
-    h = await startHarness({ roles: ['scheduler'], env: { CONSOLIDATION_CRON: '* * * * * *' } });
+    h = await startHarness({ roles: ['scheduler'], env: { CONSOLIDATION_CRON: '* * * * * *', CONSOLIDATION_MERGE_DISTANCE: '0.25' } });
   });
   afterAll(async () => h?.stop());
 
@@ -21,5 +22,22 @@ describe('scheduler', () => {
     const fromCron = async () => (await h.runtime.queues.consolidation.getJobs(['completed'])).filter((j) => !j.data.tick.startsWith('2030'));
     const done = await waitFor(async () => ((await fromCron()).length >= 2 ? fromCron() : null), { timeoutMs: 10_000 });
     expect(done.every((j) => j.returnvalue && typeof (j.returnvalue as { expired: number }).expired === 'number')).toBe(true);
+  });
+
+  it('a tick merges near-duplicates the model confirms', async () => {
+    h.model.chat = () => ({
+      toolCalls: [
+        { name: 'update_memory', arguments: { id: 'm1', document: { content: 'User really loves ramen' } } },
+        { name: 'delete_memory', arguments: { id: 'm2' } },
+      ],
+    });
+    await h.runtime.storeApi.put({ namespace: ['memories', 'u1'], key: 'k1', value: { content: 'User loves ramen' } });
+    await h.runtime.storeApi.put({ namespace: ['memories', 'u1'], key: 'k2', value: { content: 'User really loves ramen' } });
+    const left = await waitFor(async () => {
+      const rows = await memoryValues(h.runtime, ['memories', 'u1']);
+      return rows.length === 1 ? rows : null;
+    }, { timeoutMs: 10_000 });
+    expect(left.map((r) => r.value.content)).toEqual(['User really loves ramen']);
+    expect(await h.runtime.metrics.consolidatedMerged.get()).toMatchObject({ values: [{ value: 1 }] });
   });
 });

@@ -160,7 +160,15 @@ export class Runtime {
       this.closers.push(() => w.close(this.env.SHUTDOWN_GRACE_MS));
     }
     if (roles.includes('scheduler')) {
-      const s = startScheduler({ connection, prefix, cron: this.env.CONSOLIDATION_CRON, queue: this.queues.consolidation, store: this.store, metrics: this.metrics, log: this.log });
+      const merge = {
+        manager: this.manager,
+        embedder: this.embedder,
+        kinds: this.kinds,
+        maxDistance: this.env.CONSOLIDATION_MERGE_DISTANCE,
+        maxNamespaces: this.env.CONSOLIDATION_MAX_NAMESPACES,
+        usage: logUsageSink(this.log),
+      };
+      const s = startScheduler({ connection, prefix, cron: this.env.CONSOLIDATION_CRON, queue: this.queues.consolidation, store: this.store, merge, metrics: this.metrics, log: this.log });
       this.closers.push(() => s.close());
     }
     if (roles.includes('api')) {

@@ -2,7 +2,7 @@ import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import cron from 'node-cron';
 import type { Logger } from '../log/logger.js';
-import { consolidate, type ConsolidationOutcome } from '../memory/consolidate.js';
+import { consolidate, type ConsolidationOutcome, type MergeSettings } from '../memory/consolidate.js';
 import type { EngramQueue } from '../queue/queues.js';
 import type { JobPayload } from '../queue/schemas.js';
 import type { MemoryStore } from '../store/memory-store.js';
@@ -14,6 +14,8 @@ export interface SchedulerOptions {
   cron: string;
   queue: EngramQueue<'consolidation'>;
   store: MemoryStore;
+  /** Near-duplicate merging; without it a pass only expires TTLs. */
+  merge?: MergeSettings | undefined;
   metrics: Metrics;
   log: Logger;
 }
@@ -42,8 +44,9 @@ export function startScheduler(opts: SchedulerOptions) {
   const worker = new Worker<JobPayload<'consolidation'>, ConsolidationOutcome, string>(
     'consolidation',
     async (job) => {
-      const outcome = await consolidate(opts.store, `consolidation:${job.id}`, log.child({ jobId: job.id }));
+      const outcome = await consolidate(opts.store, `consolidation:${job.id}`, log.child({ jobId: job.id }), opts.merge);
       opts.metrics.consolidatedExpired.inc(outcome.expired);
+      opts.metrics.consolidatedMerged.inc(outcome.merged);
       return outcome;
     },
     { connection: opts.connection, prefix: opts.prefix, concurrency: 1 },

@@ -113,6 +113,14 @@ export const envSchema = z
     EXISTING_TOP_K: int(1).max(200).default(20),
 
     CONSOLIDATION_CRON: z.string().min(1).default('*/5 * * * *'),
+    /**
+     * Cosine distance under which two memories of one kind go to the model as possible
+     * duplicates at consolidation; 0 turns merging off. Paraphrases of one fact typically lie
+     * within 0.2 with OpenAI's embeddings; the model, not the distance, decides what merges.
+     */
+    CONSOLIDATION_MERGE_DISTANCE: z.coerce.number().min(0).max(2).default(0.2),
+    /** Namespaces compared per consolidation pass (oldest change first); the rest wait a pass. */
+    CONSOLIDATION_MAX_NAMESPACES: int(1).max(10_000).default(100),
 
     HOST: z.string().min(1).default('127.0.0.1'),
     /**
