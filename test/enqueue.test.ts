@@ -65,6 +65,12 @@ describe('hot path: enqueue', () => {
   });
 
   it('buffers a message sent twice once, and keeps one delayed job per thread', async () => {
+    /** engram_turns_enqueued_total by result, as /metrics shows it. */
+    const counted = async () => {
+      const text = await (await fetch(`${h.url}/metrics`)).text();
+      return Object.fromEntries([...text.matchAll(/^engram_turns_enqueued_total\{result="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+    };
+    const before = await counted();
     const body = { context: { userId: 'u1' }, messages: [{ id: 'm-1', role: 'user', content: 'I moved to Lisbon' }] };
     const first = await post('/v1/threads/t-dup/turns', body);
     expect(first.status).toBe(202);
@@ -79,6 +85,8 @@ describe('hot path: enqueue', () => {
     expect(snapshot.context).toEqual({ userId: 'u1' });
     const counts = await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting', 'active');
     expect(counts).toEqual({ delayed: 1, waiting: 0, active: 0 });
+    const after = await counted();
+    expect([(after.accepted ?? 0) - (before.accepted ?? 0), (after.duplicate ?? 0) - (before.duplicate ?? 0)]).toEqual([2, 2]);
   });
 
   it('costs one Redis command per turn, two for the first turn since the last reflection started', async () => {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import type { Metrics } from '../app/metrics.js';
 import type { Recall } from '../memory/recall.js';
 import type { Producer } from '../queue/enqueue.js';
 import { enqueueBodySchema, threadIdSchema } from '../queue/schemas.js';
@@ -9,6 +10,7 @@ import type { Tenancy } from './tenancy.js';
 
 export interface ApiDeps {
   producer: Producer;
+  metrics: Metrics;
   recall: Recall;
   tenancy: Tenancy;
 }
@@ -24,12 +26,17 @@ const searchQuery = z.strictObject({
 });
 
 export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
+  // Bound once: a labelled inc() would hash its labels on every turn.
+  const accepted = deps.metrics.turnsEnqueued.labels('accepted');
+  const duplicate = deps.metrics.turnsEnqueued.labels('duplicate');
   app.post('/v1/threads/:threadId/turns', async (request, reply) => {
     const { threadId } = parse(threadParams, request.params, 'path');
     const body = parse(enqueueBodySchema, request.body, 'request body');
     // Validated above with the enqueue schemas themselves, so the producer skips its own parse.
     const context = deps.tenancy.stampContext(request, body.context);
     const result = await deps.producer.enqueueParsed({ ...body, context, threadId: deps.tenancy.threadKey(request, threadId, context) });
+    accepted.inc(result.accepted);
+    if (result.duplicates) duplicate.inc(result.duplicates);
     return reply.status(202).send({ ...result, threadId });
   });
 
