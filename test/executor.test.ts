@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { get } from 'node:http';
+import { Agent, get } from 'node:http';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
@@ -187,6 +187,22 @@ describe('debounced reflection executor', () => {
     expect(await search).toBe(200);
     await stopped;
     expect(h.model.chatRequests).toHaveLength(0);
+  });
+
+  it('stop: a request in flight on a kept-alive connection is answered with Connection: close, so it does not hold the close', async () => {
+    h = await startHarness({ roles: ['api'] });
+    h.model.embeddingLatencyMs = 1_000;
+    const agent = new Agent({ keepAlive: true });
+    const search = new Promise<{ status?: number; connection?: string }>((resolve, reject) => {
+      get(`${h!.url}/v1/memories/search?namespace=memories&namespace=u1&query=cats`, { agent }, (res) =>
+        res.resume().on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection })),
+      ).on('error', reject);
+    });
+    await waitFor(() => h!.model.embeddingRequests === 1);
+    const stopped = h.runtime.stop();
+    expect(await search).toEqual({ status: 200, connection: 'close' });
+    await stopped; // kept alive, the connection held this for the keep-alive timeout (72 s)
+    agent.destroy();
   });
 
   it('rollback: new turns abort the running reflection before it commits, and one reflection handles all turns', async () => {

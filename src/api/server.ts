@@ -3,7 +3,6 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Metrics } from '../app/metrics.js';
 import type { Logger } from '../log/logger.js';
 import type { EngramQueues } from '../queue/queues.js';
 import { QUEUE_NAMES } from '../queue/schemas.js';
@@ -15,7 +14,6 @@ import type { Store } from '../store/store.js';
 export interface ServerDeps extends ApiDeps {
   store: Store;
   queues: EngramQueues;
-  metrics: Metrics;
   /** Dependency checks for /readyz; each resolves or throws. */
   readiness: Record<string, () => Promise<unknown>>;
   log: Logger;
@@ -49,6 +47,17 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     childLoggerFactory: (logger) => logger,
   });
   app.setErrorHandler(errorHandler);
+  // A request in flight when close() begins is answered with `Connection: close`: kept alive,
+  // its connection would hold close() for the keep-alive timeout (72 s), past the hard exit.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
   // JSON only: a text/plain body would reach the schemas as a string and fail as "expected
   // object"; without its parser Fastify answers 415 and names the media type it got.
   app.removeContentTypeParser('text/plain');
