@@ -80,6 +80,17 @@ describe.each(backends)('store API writes on $name', (backend) => {
     expect((await f.store.history({ namespace: ns, key: 'k' })).map((h) => h.version)).toEqual([1, 2]);
   });
 
+  it('returns history a page at a time, 100 rows unless asked, oldest first', async () => {
+    const ns = ['api', 'paged'];
+    for (let v = 1; v <= 102; v++) await f.store.put({ namespace: ns, key: 'profile', value: { n: v } });
+    const versions = async (page: { limit?: number; offset?: number }) => (await f.store.history({ namespace: ns, key: 'profile', ...page })).map((h) => h.version);
+    const first = await versions({});
+    expect([first.length, first[0], first.at(-1)]).toEqual([100, 1, 100]);
+    expect(await versions({ offset: 100 })).toEqual([101, 102]);
+    expect(await versions({ limit: 2, offset: 50 })).toEqual([51, 52]);
+    await expect(f.store.history({ namespace: ns, key: 'profile', limit: 1_001 })).rejects.toThrow(/invalid history request: ✖ Too big: expected number to be <=1000\n  → at limit/);
+  });
+
   it('versions never repeat for a key: a version held from before a delete cannot overwrite the re-created item', async () => {
     const ns = ['api', 'aba'];
     await f.store.put({ namespace: ns, key: 'k', value: { v: 'first' } });

@@ -52,6 +52,9 @@ describe.each(backends)('store HTTP API on $name', (backend) => {
       ['insert', 'http-test'],
       ['delete', 'api'],
     ]);
+    const page = await call('GET', '/v1/store/items/history?namespace=memories&namespace=u1&key=diet&limit=1&offset=1');
+    expect(page.body.history.map((e: { op: string }) => e.op)).toEqual(['delete']);
+    expect((await call('GET', '/v1/store/items/history?namespace=memories&namespace=u1&key=diet&limit=lots')).status).toBe(400);
   });
 
   it('a stale ifVersion is 409, bad input is 400 with details, and nothing is written', async () => {

@@ -12,6 +12,8 @@ const itemQuery = z.strictObject({
   key: z.string(),
 });
 const getQuery = itemQuery.extend({ refreshTtl: queryBool.optional() });
+/** Numbers arrive as text; the store's schema checks their bounds. */
+const historyQuery = itemQuery.extend({ limit: z.coerce.number().optional(), offset: z.coerce.number().optional() });
 
 /**
  * The store API over HTTP. Bodies are the SDK's input objects as JSON, validated by the same
@@ -39,7 +41,7 @@ export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy:
     items: await store.search(tenancy.confine(request, request.body, { defaulted: ['namespacePrefix'] })),
   }));
 
-  app.get('/v1/store/items/history', async (request) => ({ history: await store.history(tenancy.confine(request, parse(itemQuery, request.query, 'query string'), one)) }));
+  app.get('/v1/store/items/history', async (request) => ({ history: await store.history(tenancy.confine(request, parse(historyQuery, request.query, 'query string'), one)) }));
 
   app.post('/v1/store/namespaces', async (request) => ({
     namespaces: await store.listNamespaces(tenancy.confine(request, request.body ?? {}, { defaulted: ['prefix'] })),

@@ -37,7 +37,8 @@ export class StoreClient {
     return this.store.batch(ops);
   }
 
-  history(namespace: Namespace, key: string): Promise<HistoryEntry[]> {
-    return this.store.history({ namespace, key });
+  /** Oldest first, `limit` (100, at most 1,000) rows from `offset` (0). */
+  history(namespace: Namespace, key: string, page: { limit?: number; offset?: number } = {}): Promise<HistoryEntry[]> {
+    return this.store.history({ namespace, key, ...page });
   }
 }

@@ -142,11 +142,12 @@ export class MemoryStore {
     return swept;
   }
 
-  /** The change log of one memory, oldest first. */
-  async history(namespace: Namespace, key: string): Promise<HistoryEntry[]> {
+  /** The change log of one memory, oldest first; all of it without a page. */
+  async history(namespace: Namespace, key: string, page?: { limit: number; offset: number }): Promise<HistoryEntry[]> {
     const res = await this.db.query(
-      `select op, version, kind, before, after, actor, thread_id, created_at from ${this.t.history} where namespace = $1 and key = $2 order by id`,
-      [namespace, key],
+      `select op, version, kind, before, after, actor, thread_id, created_at from ${this.t.history} where namespace = $1 and key = $2 order by id
+       limit $3 offset $4`,
+      [namespace, key, page?.limit ?? null, page?.offset ?? 0],
     );
     return res.rows.map((r) => ({
       op: r.op as HistoryEntry['op'],

@@ -40,9 +40,18 @@ export const putInputSchema = z.strictObject({
  * omitted: the store's default (STORE_REFRESH_TTL_ON_READ). LangGraph's `refresh_ttl`.
  */
 const refreshTtl = z.boolean().optional();
-/** One item, by namespace and key (history reads it as is, get with its TTL choice). */
-export const historyInputSchema = z.strictObject({ namespace: namespaceSchema, key });
-export const getInputSchema = historyInputSchema.extend({ refreshTtl });
+export const getInputSchema = z.strictObject({ namespace: namespaceSchema, key, refreshTtl });
+/**
+ * One item's change log, oldest first, a page at a time: a profile that every reflection
+ * patches gathers a row (before and after) per patch. The log only grows at its end, so
+ * offsets stay stable while a client pages through it.
+ */
+export const historyInputSchema = z.strictObject({
+  namespace: namespaceSchema,
+  key,
+  limit: z.number().int().min(1).max(1_000).default(100),
+  offset: z.number().int().min(0).default(0),
+});
 export const deleteInputSchema = z.strictObject({ namespace: namespaceSchema, key, ifVersion: ifVersion.optional(), actor: actor.optional() });
 export const searchInputSchema = z.strictObject({
   namespacePrefix: prefix,

@@ -79,8 +79,8 @@ export class Store {
   }
 
   async history(input: unknown): Promise<HistoryEntry[]> {
-    const { namespace, key } = parse(historyInputSchema, input, 'history');
-    return this.memories.history(namespace, key);
+    const { namespace, key, limit, offset } = parse(historyInputSchema, input, 'history');
+    return this.memories.history(namespace, key, { limit, offset });
   }
 
   /**
