@@ -45,6 +45,17 @@ describe('debounced reflection executor', () => {
     expect(reflections()).toEqual([Array.from({ length: 8 }, (_, i) => `turn ${i + 1}`)]);
   });
 
+  it('a worker process without the API serves its own metrics on METRICS_PORT', async () => {
+    h = await startHarness({ roles: ['reflection'], chat: recordAll, env: { DEBOUNCE_MS: '100', METRICS_PORT: '0' } });
+    const address = h.runtime.metricsServer?.server.address();
+    const port = address && typeof address === 'object' ? address.port : 0;
+    await send('metered', 'I play the cello');
+    await waitFor(async () => h!.model.chatRequests.length === 1 && (await drained()));
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(text).toMatch(/^engram_reflections_total\{status="applied"\} 1$/m);
+    expect(text).toMatch(/^engram_memory_writes_total\{op="insert"\} 1$/m);
+  });
+
   it('a kind may set its own quiet window; a call may override it', async () => {
     const kind = (name: string, debounceMs?: number) =>
       defineKind({ name, description: name, namespace: ['memories', '{userId}'], schema: z.object({ content: z.string() }), ...(debounceMs === undefined ? {} : { debounceMs }) });

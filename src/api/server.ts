@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import type { EngramQueues } from '../queue/queues.js';
 import { QUEUE_NAMES } from '../queue/schemas.js';
 import { errorHandler } from './errors.js';
+import { registerMetricsRoute } from './metrics-server.js';
 import { registerRoutes, type ApiDeps } from './routes.js';
 import { registerStoreRoutes } from './store-routes.js';
 import type { Store } from '../store/store.js';
@@ -81,10 +82,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     const ok = Object.values(checks).every((c) => c === 'ok');
     return reply.status(ok ? 200 : 503).send({ ok, checks });
   });
-  app.get('/metrics', async (_request, reply) => {
-    reply.header('content-type', deps.metrics.registry.contentType);
-    return deps.metrics.registry.metrics();
-  });
+  registerMetricsRoute(app, deps.metrics);
 
   const board = new FastifyAdapter();
   createBullBoard({ queues: QUEUE_NAMES.map((name) => new BullMQAdapter(deps.queues[name])), serverAdapter: board });

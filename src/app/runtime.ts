@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import { buildMetricsServer } from '../api/metrics-server.js';
 import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
 import type { Env } from '../config/env.js';
@@ -61,6 +62,8 @@ export class Runtime {
   readonly metrics: Metrics;
   readonly reflectSettings: ReflectSettings;
   server: FastifyInstance | null = null;
+  /** The /metrics listener of a process without the API (METRICS_PORT). */
+  metricsServer: FastifyInstance | null = null;
   private readonly closers: (() => Promise<unknown>)[] = [];
   private started = false;
   private stopping: Promise<void> | null = null;
@@ -170,6 +173,12 @@ export class Runtime {
       };
       const s = startScheduler({ connection, prefix, cron: this.env.CONSOLIDATION_CRON, queue: this.queues.consolidation, store: this.store, merge, metrics: this.metrics, log: this.log });
       this.closers.push(() => s.close());
+    }
+    if (!roles.includes('api') && this.env.METRICS_PORT !== undefined) {
+      const metricsServer = buildMetricsServer(this.metrics, this.log);
+      await metricsServer.listen({ host: this.env.HOST, port: this.env.METRICS_PORT });
+      this.metricsServer = metricsServer;
+      this.closers.push(() => metricsServer.close());
     }
     if (roles.includes('api')) {
       this.server = await buildServer({

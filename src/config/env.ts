@@ -142,6 +142,11 @@ export const envSchema = z
     /** Basic-auth password (user `admin`) for Bull Board at /admin/queues; open when unset. */
     ADMIN_PASSWORD: z.string().min(8, 'at least 8 characters').optional(),
     PORT: int(0).max(65535).default(3000),
+    /**
+     * A process without the API role serves GET /metrics (and /healthz) on this port when set;
+     * with the API, /metrics is on PORT.
+     */
+    METRICS_PORT: int(0).max(65535).optional(),
   })
   .refine((e) => !e.API_KEYS?.length || e.ADMIN_PASSWORD, {
     path: ['ADMIN_PASSWORD'],

@@ -1,0 +1,22 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Metrics } from '../app/metrics.js';
+import type { Logger } from '../log/logger.js';
+
+/** `GET /metrics` in Prometheus' text format, on the API or on a worker's own listener. */
+export function registerMetricsRoute(app: FastifyInstance, metrics: Metrics): void {
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+}
+
+/**
+ * For a process without the API (`start:reflection`, `start:scheduler`): its reflections,
+ * merges and tokens are counted in its own registry, which only a listener of its own can show.
+ */
+export function buildMetricsServer(metrics: Metrics, log: Logger): FastifyInstance {
+  const app = Fastify({ loggerInstance: log.child({ component: 'metrics' }) as FastifyBaseLogger, disableRequestLogging: true });
+  registerMetricsRoute(app, metrics);
+  app.get('/healthz', async () => ({ ok: true }));
+  return app;
+}
