@@ -97,6 +97,10 @@ describe('hot path: a stalled Redis', () => {
         const ready = await fetch(`${h.url}/readyz`);
         expect(ready.status).toBe(503);
         expect(await ready.json()).toMatchObject({ ok: false, checks: { redis: expect.stringMatching(/no answer within/) } });
+        // The scrape still answers: the process' series, without the queue counts it cannot read.
+        const scrape = await fetch(`${h.url}/metrics`);
+        const text = await scrape.text();
+        expect([scrape.status, /^engram_process_\w+ /m.test(text), /^engram_queue_jobs\{/m.test(text)]).toEqual([200, true, false]);
       } finally {
         proxy.resume();
       }

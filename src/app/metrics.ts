@@ -1,6 +1,10 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EngramQueues } from '../queue/queues.js';
 import { QUEUE_NAMES } from '../queue/schemas.js';
+
+/** Within a Prometheus scrape's usual 10 s timeout, with room for the rest of the scrape. */
+const QUEUE_SCRAPE_TIMEOUT_MS = 2_000;
 
 /** Prometheus metrics of one process, in its own registry (no global singleton). */
 export function createMetrics(queues: EngramQueues | null) {
@@ -28,8 +32,12 @@ export function createMetrics(queues: EngramQueues | null) {
       labelNames: ['queue', 'state'],
       registers: [registry],
       async collect() {
-        for (const name of QUEUE_NAMES) {
-          const counts = await queues[name].getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed');
+        // A scrape answers whatever Redis does: down or stalled, the queue series are left out of
+        // it (their absence is the signal) and the process' own series still come through.
+        this.reset();
+        const read = Promise.all(QUEUE_NAMES.map(async (name) => [name, await queues[name].getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed')] as const));
+        const counted = await Promise.race([read.catch(() => null), sleep(QUEUE_SCRAPE_TIMEOUT_MS, null, { ref: false })]);
+        for (const [name, counts] of counted ?? []) {
           for (const [state, n] of Object.entries(counts)) this.set({ queue: name, state }, n);
         }
       },
