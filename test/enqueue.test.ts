@@ -32,6 +32,7 @@ describe('hot path: enqueue', () => {
     ['a message over 32,000 characters', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'x'.repeat(32_001) }] }, /messages\[0\]\.content/],
     ['a context key that is no identifier', { context: { userId: 'u', 'user id': 'u' }, messages: [{ role: 'user', content: 'hi' }] }, /context keys must be identifiers[\s\S]*context\["user id"\]/],
     ['an empty context value', { context: { userId: '' }, messages: [{ role: 'user', content: 'hi' }] }, /must be 1 to 256 characters[\s\S]*context\.userId/],
+    ['a context value holding NUL', { context: { userId: 'u\u0000' }, messages: [{ role: 'user', content: 'hi' }] }, /must not contain NUL characters[\s\S]*context\.userId/],
     ['more than 16 context keys', { context: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [i ? `k${i}` : 'userId', 'v'])), messages: [{ role: 'user', content: 'hi' }] }, /at most 16 context keys/],
     ['a message id over 128 characters', { context: { userId: 'u' }, messages: [{ id: 'm'.repeat(129), role: 'user', content: 'hi' }] }, /must be 1 to 128 characters/],
   ])('rejects %s with 400 and writes nothing', async (_name, body, message) => {

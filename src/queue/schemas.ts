@@ -56,6 +56,9 @@ export const contextSchema = z.object({}).catchall(z.string()).check((ctx) => {
     const value = ctx.value[key] as string;
     if (!contextKey.test(key)) ctx.issues.push({ code: 'custom', input: key, path: [key], message: 'context keys must be identifiers (letters, digits, _; at most 64)' });
     if (value.length < 1 || value.length > LIMITS.contextValueChars) ctx.issues.push({ code: 'custom', input: value, path: [key], message: `must be 1 to ${LIMITS.contextValueChars} characters` });
+    // Context values fill namespace labels, which Postgres text cannot hold with a NUL: accepted
+    // here, the thread's reflection would fail for good.
+    else if (value.includes('\u0000')) ctx.issues.push({ code: 'custom', input: value, path: [key], message: 'must not contain NUL characters' });
   }
   if (keys > LIMITS.contextKeys) ctx.issues.push({ code: 'custom', input: ctx.value, message: `at most ${LIMITS.contextKeys} context keys` });
 });
