@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { consolidate, groupPairs, type MergeSettings } from '../src/memory/consolidate.js';
-import { readPrompt, type ChatReply, type ChatRequest } from './fake-model/server.js';
-import { startHarness, type Harness } from './helpers/harness.js';
-import { silentLog } from './helpers/models.js';
-import { memoryValues, storeState } from './helpers/store-state.js';
+import { defaultKinds } from '../src/memory/kinds.js';
+import { MemoryManager } from '../src/memory/manager.js';
+import { FakeModel, readPrompt, type ChatReply, type ChatRequest } from './fake-model/server.js';
+import { backends, openStore, type StoreFixture } from './helpers/backends.js';
+import { chatModelFor, silentLog } from './helpers/models.js';
 
 /**
  * Consolidation merges near-duplicates: vector distance picks the candidates, the model decides,
@@ -11,24 +12,33 @@ import { memoryValues, storeState } from './helpers/store-state.js';
  * a bag of words, so "User loves ramen" and "User really loves ramen" lie 0.18 apart and
  * "User has a cat" far from both.
  */
-describe('consolidation merges near-duplicates', () => {
-  let h: Harness;
+describe.each(backends)('consolidation merges near-duplicates on $name', (backend) => {
+  const model = new FakeModel();
+  let f: StoreFixture;
   let merge: MergeSettings;
   beforeAll(async () => {
-    h = await startHarness({ roles: [] });
-    merge = { manager: h.runtime.manager, embedder: h.runtime.embedder, kinds: h.runtime.kinds, maxDistance: 0.25, maxNamespaces: 100 };
+    await model.start();
+    f = await openStore(backend);
+    merge = { manager: new MemoryManager(chatModelFor(model), silentLog), embedder: f.embedder, kinds: defaultKinds, maxDistance: 0.25, maxNamespaces: 100 };
   });
-  afterAll(async () => h?.stop());
+  afterAll(async () => {
+    await f?.close();
+    await model.stop();
+  });
   beforeEach(() => {
-    h.model.chatRequests.length = 0;
+    model.chatRequests.length = 0;
   });
 
-  const pass = () => consolidate(h.runtime.store, 'consolidation:test', silentLog, merge);
-  const put = (user: string, key: string, content: string) => h.runtime.storeApi.put({ namespace: ['memories', user], key, value: { content } });
+  const pass = () => consolidate(f.memories, 'consolidation:test', silentLog, merge);
+  const put = (user: string, key: string, content: string) => f.store.put({ namespace: ['memories', user], key, value: { content } });
   const answers = (...replies: ChatReply[]) => {
-    h.model.chat = (_req, i) => replies[Math.min(i, replies.length - 1)] as ChatReply;
+    model.chat = (_req, i) => replies[Math.min(i, replies.length - 1)] as ChatReply;
   };
-  const contents = async (user: string) => (await memoryValues(h.runtime, ['memories', user])).map((m) => m.value.content);
+  const contents = async (user: string) =>
+    (await f.db.query<{ content: string }>(`select value->>'content' as content from ${f.memories.t.memories} where namespace = $1 order by 1`, [['memories', user]])).rows.map((r) => r.content);
+  /** Every row of every table a consolidation writes. */
+  const state = async () =>
+    Promise.all([`select * from ${f.memories.t.memories} order by namespace, key`, `select id, op, key from ${f.memories.t.history} order by id`].map(async (q) => (await f.db.query(q)).rows));
 
   it('merges what the model confirms, shows it only the near ones, and looks again only at what changed', async () => {
     await put('u1', 'k1', 'User loves ramen');
@@ -41,7 +51,7 @@ describe('consolidation merges near-duplicates', () => {
       ],
     });
     expect(await pass()).toMatchObject({ namespaces: 1, merged: 1, modelCalls: 1, conflicts: 0 });
-    const { groups, tools } = readPrompt(h.model.chatRequests[0] as ChatRequest);
+    const { groups, tools } = readPrompt(model.chatRequests[0] as ChatRequest);
     expect(groups).toEqual([
       [
         { id: 'm1', kind: 'memory', document: { content: 'User loves ramen' } },
@@ -50,9 +60,9 @@ describe('consolidation merges near-duplicates', () => {
     ]);
     expect(tools.sort()).toEqual(['delete_memory', 'update_memory']);
     expect(await contents('u1')).toEqual(['User has a cat', 'User really loves ramen']);
-    const history = await h.runtime.store.history(['memories', 'u1'], 'k2');
+    const history = await f.memories.history(['memories', 'u1'], 'k2');
     expect(history.at(-1)).toMatchObject({ op: 'delete', actor: 'consolidation:test', before: { content: 'User really loves ramen' } });
-    expect(await h.runtime.storeApi.get({ namespace: ['memories', 'u1'], key: 'k1' })).toMatchObject({ version: 2 });
+    expect(await f.store.get({ namespace: ['memories', 'u1'], key: 'k1' })).toMatchObject({ version: 2 });
 
     // Nothing written since: the next pass compares nothing and asks nothing.
     expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
@@ -61,7 +71,7 @@ describe('consolidation merges near-duplicates', () => {
     answers({ content: 'no changes' });
     expect(await pass()).toMatchObject({ namespaces: 1, merged: 0, modelCalls: 1 });
     expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
-    expect(h.model.chatRequests).toHaveLength(2); // the merge, and the declined one
+    expect(model.chatRequests).toHaveLength(2); // the merge, and the declined one
   });
 
   it('leaves a namespace written during its merge for the next pass', async () => {
@@ -73,7 +83,7 @@ describe('consolidation merges near-duplicates', () => {
         { name: 'delete_memory', arguments: { id: 'm2' } },
       ],
     };
-    h.model.chat = async () => {
+    model.chat = async () => {
       await put('u2', 'k3', 'User has a cat'); // a reflection or an app writes meanwhile
       return mergeBoth;
     };
@@ -99,7 +109,7 @@ describe('consolidation merges near-duplicates', () => {
       ],
     });
     const outcome = await pass();
-    const { groups } = readPrompt(h.model.chatRequests[0] as ChatRequest);
+    const { groups } = readPrompt(model.chatRequests[0] as ChatRequest);
     expect(groups.map((g) => g.map((m) => m.document.content))).toEqual([
       ['User plays chess on Sundays', 'User plays chess on Sunday'],
       ['User loves ramen', 'User really loves ramen'],
@@ -112,12 +122,14 @@ describe('consolidation merges near-duplicates', () => {
   it('never asks the model when merging is off', async () => {
     await put('u4', 'k1', 'User loves ramen');
     await put('u4', 'k2', 'User really loves ramen');
-    const before = await storeState(h.runtime);
-    expect(await consolidate(h.runtime.store, 'consolidation:test', silentLog, { ...merge, maxDistance: 0 })).toMatchObject({ namespaces: 0, modelCalls: 0 });
-    expect(await consolidate(h.runtime.store, 'consolidation:test', silentLog)).toMatchObject({ namespaces: 0, modelCalls: 0 });
-    expect(await storeState(h.runtime)).toEqual(before);
+    const before = await state();
+    expect(await consolidate(f.memories, 'consolidation:test', silentLog, { ...merge, maxDistance: 0 })).toMatchObject({ namespaces: 0, modelCalls: 0 });
+    expect(await consolidate(f.memories, 'consolidation:test', silentLog)).toMatchObject({ namespaces: 0, modelCalls: 0 });
+    expect(await state()).toEqual(before);
   });
+});
 
+describe('consolidation candidates', () => {
   it('groups pairs transitively, closest first, within the size bound', () => {
     const pair = (a: string, b: string) => ({ a, b, distance: 0.1 });
     expect(groupPairs([pair('a', 'b'), pair('c', 'd'), pair('b', 'c'), pair('x', 'y')])).toEqual([
