@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { consolidate, groupPairs, type MergeSettings } from '../src/memory/consolidate.js';
-import { defaultKinds } from '../src/memory/kinds.js';
+import { z } from 'zod';
+import { consolidate, DEFAULT_MERGE_LIMITS, groupCandidates, type MergeSettings } from '../src/memory/consolidate.js';
+import { defaultKinds, defineKind } from '../src/memory/kinds.js';
 import { MemoryManager } from '../src/memory/manager.js';
 import { FakeModel, readPrompt, type ChatReply, type ChatRequest } from './fake-model/server.js';
 import { backends, openStore, type StoreFixture } from './helpers/backends.js';
@@ -36,6 +37,13 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
   };
   const contents = async (user: string) =>
     (await f.db.query<{ content: string }>(`select value->>'content' as content from ${f.memories.t.memories} where namespace = $1 order by 1`, [['memories', user]])).rows.map((r) => r.content);
+  /** The model merges the first group's two ramen memories. */
+  const mergeBoth: ChatReply = {
+    toolCalls: [
+      { name: 'update_memory', arguments: { id: 'm1', document: { content: 'User really loves ramen' } } },
+      { name: 'delete_memory', arguments: { id: 'm2' } },
+    ],
+  };
   /** Every row of every table a consolidation writes. */
   const state = async () =>
     Promise.all([`select * from ${f.memories.t.memories} order by namespace, key`, `select id, op, key from ${f.memories.t.history} order by id`].map(async (q) => (await f.db.query(q)).rows));
@@ -44,12 +52,7 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     await put('u1', 'k1', 'User loves ramen');
     await put('u1', 'k2', 'User really loves ramen');
     await put('u1', 'k3', 'User has a cat');
-    answers({
-      toolCalls: [
-        { name: 'update_memory', arguments: { id: 'm1', document: { content: 'User really loves ramen' } } },
-        { name: 'delete_memory', arguments: { id: 'm2' } },
-      ],
-    });
+    answers(mergeBoth);
     expect(await pass()).toMatchObject({ namespaces: 1, merged: 1, modelCalls: 1, conflicts: 0 });
     const { groups, tools } = readPrompt(model.chatRequests[0] as ChatRequest);
     expect(groups).toEqual([
@@ -72,17 +75,16 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     expect(await pass()).toMatchObject({ namespaces: 1, merged: 0, modelCalls: 1 });
     expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
     expect(model.chatRequests).toHaveLength(2); // the merge, and the declined one
+    // A new memory near nothing: the namespace is looked at, but the declined pair, unchanged
+    // since, is not compared again.
+    await put('u1', 'k5', 'User owns a bicycle');
+    expect(await pass()).toMatchObject({ namespaces: 1, modelCalls: 0 });
+    expect(model.chatRequests).toHaveLength(2);
   });
 
   it('leaves a namespace written during its merge for the next pass', async () => {
     await put('u2', 'k1', 'User loves ramen');
     await put('u2', 'k2', 'User really loves ramen');
-    const mergeBoth: ChatReply = {
-      toolCalls: [
-        { name: 'update_memory', arguments: { id: 'm1', document: { content: 'User really loves ramen' } } },
-        { name: 'delete_memory', arguments: { id: 'm2' } },
-      ],
-    };
     model.chat = async () => {
       await put('u2', 'k3', 'User has a cat'); // a reflection or an app writes meanwhile
       return mergeBoth;
@@ -103,20 +105,87 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     await put('u3', 'b2', 'User plays chess on Sunday');
     answers({
       toolCalls: [
-        { name: 'delete_memory', arguments: { id: 'm1' } },
         { name: 'delete_memory', arguments: { id: 'm2' } },
+        { name: 'delete_memory', arguments: { id: 'm3' } },
         { name: 'delete_memory', arguments: { id: 'm4' } },
       ],
     });
     const outcome = await pass();
     const { groups } = readPrompt(model.chatRequests[0] as ChatRequest);
     expect(groups.map((g) => g.map((m) => m.document.content))).toEqual([
-      ['User plays chess on Sundays', 'User plays chess on Sunday'],
       ['User loves ramen', 'User really loves ramen'],
+      ['User plays chess on Sundays', 'User plays chess on Sunday'],
     ]);
-    // m1 and m2 are the whole chess group: kept. m4 is one of the ramen pair: deleted.
+    // m3 and m4 are the whole chess group: kept. m2 is one of the ramen pair: deleted.
     expect(outcome).toMatchObject({ merged: 1 });
     expect(await contents('u3')).toEqual(['User loves ramen', 'User plays chess on Sunday', 'User plays chess on Sundays']);
+  });
+
+  it('reads a bounded number of changed memories per pass, and goes on from there at the next', async () => {
+    await put('u5', 'k1', 'User loves ramen');
+    await put('u5', 'k2', 'User plays chess on Sundays');
+    await put('u5', 'k3', 'User really loves ramen');
+    await put('u5', 'k4', 'User plays chess on Sunday');
+    answers({ content: 'no changes' });
+    const limited = { ...merge, limits: { ...DEFAULT_MERGE_LIMITS, changedPerNamespace: 2 } };
+    const shown = () => model.chatRequests.map((r) => readPrompt(r).groups.map((g) => g.map((m) => m.document.content)));
+    // k1 and k2 are read first, and find their neighbours k3 and k4 although those changed later.
+    expect(await consolidate(f.memories, 'consolidation:test', silentLog, limited)).toMatchObject({ namespaces: 1, modelCalls: 1 });
+    expect(shown()).toEqual([
+      [
+        ['User loves ramen', 'User really loves ramen'],
+        ['User plays chess on Sundays', 'User plays chess on Sunday'],
+      ],
+    ]);
+    // The next pass starts at k3, which the mark did not pass: its pair is shown again (declined
+    // pairs are shown once more when they straddle a cut), and then the namespace is done.
+    expect(await consolidate(f.memories, 'consolidation:test', silentLog, limited)).toMatchObject({ namespaces: 1, modelCalls: 1 });
+    expect(await consolidate(f.memories, 'consolidation:test', silentLog, limited)).toMatchObject({ namespaces: 0, modelCalls: 0 });
+  });
+
+  it('goes on with the other namespaces when one fails, and passes over one that fails for good until it changes', async () => {
+    await put('u6', 'k1', 'User loves ramen');
+    await put('u6', 'k2', 'User really loves ramen');
+    await put('u7', 'k1', 'User loves ramen');
+    await put('u7', 'k2', 'User really loves ramen');
+    // The first namespace's request is refused (a 400 is never worth retrying), the second merges.
+    model.chat = (_req, i) => (i === 0 ? { status: 400, error: 'content policy' } : mergeBoth);
+    expect(await pass()).toMatchObject({ namespaces: 2, failed: 1, merged: 1 });
+    expect([(await contents('u6')).length, (await contents('u7')).length]).toEqual([2, 1]);
+    expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
+    await put('u6', 'k3', 'User has a cat');
+    answers(mergeBoth);
+    // Changed again: looked at, but only what changed is compared, and the cat is near nothing.
+    expect(await pass()).toMatchObject({ namespaces: 1, failed: 0, modelCalls: 0 });
+  });
+
+  it('asks once per kind, with that kind\'s schema, and pairs memories only when every embedded field is near', async () => {
+    const note = defineKind({
+      name: 'note',
+      description: 'A note',
+      namespace: ['memories', '{userId}'],
+      schema: z.object({ content: z.string(), category: z.string() }),
+      embedFields: ['content', 'category'],
+    });
+    const kinds = { ...merge, kinds: [...defaultKinds, note] };
+    const putNote = (key: string, content: string, category: string) =>
+      f.store.put({ namespace: ['memories', 'u8'], key, kind: 'note', value: { content, category }, index: ['content', 'category'] });
+    await putNote('n1', 'User loves ramen', 'food');
+    await putNote('n2', 'User really loves ramen', 'food');
+    await putNote('n3', 'User plays chess on Sundays', 'food'); // same category, another fact
+    await put('u8', 'k1', 'User owns a bicycle');
+    await put('u8', 'k2', 'User owns a red bicycle');
+    answers({ content: 'no changes' });
+    expect(await consolidate(f.memories, 'consolidation:test', silentLog, kinds)).toMatchObject({ namespaces: 1, modelCalls: 2 });
+    const requests = model.chatRequests.map((r) => ({
+      groups: readPrompt(r).groups.map((g) => g.map((m) => [m.kind, m.document.content])),
+      update: r.tools?.find((t) => t.function.name === 'update_memory')?.function.parameters as { properties: { document: { properties?: Record<string, unknown> } } },
+    }));
+    expect(requests.map((r) => r.groups)).toEqual([
+      [[['memory', 'User owns a bicycle'], ['memory', 'User owns a red bicycle']]],
+      [[['note', 'User loves ramen'], ['note', 'User really loves ramen']]],
+    ]);
+    expect(requests.map((r) => Object.keys(r.update.properties.document.properties ?? {}).sort())).toEqual([['content'], ['category', 'content']]);
   });
 
   it('never asks the model when merging is off', async () => {
@@ -130,13 +199,19 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
 });
 
 describe('consolidation candidates', () => {
-  it('groups pairs transitively, closest first, within the size bound', () => {
-    const pair = (a: string, b: string) => ({ a, b, distance: 0.1 });
-    expect(groupPairs([pair('a', 'b'), pair('c', 'd'), pair('b', 'c'), pair('x', 'y')])).toEqual([
-      ['a', 'b', 'c', 'd'],
-      ['x', 'y'],
-    ]);
-    const chain = Array.from({ length: 12 }, (_, i) => pair(`k${i}`, `k${i + 1}`));
-    expect(groupPairs(chain).map((g) => g.length)).toEqual([8, 5]);
+  const memory = (key: string, ...near: string[]) => ({ key, changedAt: `t-${key}`, near: near.map((k) => ({ key: k, distance: 0.1 })) });
+  const limits = { maxGroups: 2, maxGroupSize: 4 };
+
+  it('joins neighbours transitively, oldest change first', () => {
+    expect(groupCandidates([memory('a', 'b'), memory('c', 'd'), memory('b', 'c'), memory('x')], limits)).toEqual({ groups: [['a', 'b', 'c', 'd']] });
+  });
+
+  it('stops before the memory whose neighbours would break a bound, for the next pass to start there', () => {
+    expect(groupCandidates([memory('a', 'b'), memory('c', 'd'), memory('e', 'f')], limits)).toEqual({ groups: [['a', 'b'], ['c', 'd']], stoppedAt: 't-e' });
+    expect(groupCandidates([memory('a', 'b', 'c'), memory('d', 'a', 'e')], limits)).toEqual({ groups: [['a', 'b', 'c']], stoppedAt: 't-d' });
+  });
+
+  it('takes the first memory even when its neighbours alone break a bound, so that a pass always gets somewhere', () => {
+    expect(groupCandidates([memory('a', 'b', 'c', 'd', 'e', 'f'), memory('x', 'y')], limits)).toEqual({ groups: [['a', 'b', 'c', 'd'], ['x', 'y']] });
   });
 });

@@ -21,7 +21,7 @@ export function createMetrics(queues: EngramQueues | null) {
       registers: [registry],
     }),
     memoryWrites: new Counter({ name: 'engram_memory_writes_total', help: 'Memory writes committed by reflections', labelNames: ['op'], registers: [registry] }),
-    modelTokens: new Counter({ name: 'engram_model_tokens_total', help: 'Chat model tokens used by reflections', labelNames: ['type'], registers: [registry] }),
+    modelTokens: new Counter({ name: 'engram_model_tokens_total', help: 'Chat model tokens used by reflections and consolidation merges', labelNames: ['type'], registers: [registry] }),
     consolidatedExpired: new Counter({ name: 'engram_memories_expired_total', help: 'Memories removed by TTL', registers: [registry] }),
     consolidatedMerged: new Counter({ name: 'engram_memories_merged_total', help: 'Memories removed by consolidation merging them into a near-duplicate', registers: [registry] }),
   };

@@ -41,12 +41,17 @@ export function startScheduler(opts: SchedulerOptions) {
     },
     { name: 'engram-consolidation', noOverlap: true },
   );
+  // Aborted on close: a pass waiting on the model stops between requests instead of holding the
+  // shutdown until the hard exit; its job fails and the next tick starts over.
+  const stopping = new AbortController();
   const worker = new Worker<JobPayload<'consolidation'>, ConsolidationOutcome, string>(
     'consolidation',
     async (job) => {
-      const outcome = await consolidate(opts.store, `consolidation:${job.id}`, log.child({ jobId: job.id }), opts.merge);
+      const outcome = await consolidate(opts.store, `consolidation:${job.id}`, log.child({ jobId: job.id }), opts.merge, stopping.signal);
       opts.metrics.consolidatedExpired.inc(outcome.expired);
       opts.metrics.consolidatedMerged.inc(outcome.merged);
+      opts.metrics.modelTokens.inc({ type: 'prompt' }, outcome.usage.promptTokens);
+      opts.metrics.modelTokens.inc({ type: 'completion' }, outcome.usage.completionTokens);
       return outcome;
     },
     { connection: opts.connection, prefix: opts.prefix, concurrency: 1 },
@@ -58,6 +63,7 @@ export function startScheduler(opts: SchedulerOptions) {
     async close() {
       await task.stop();
       await task.destroy();
+      stopping.abort();
       await worker.close();
     },
   };

@@ -115,8 +115,8 @@ export const envSchema = z
     CONSOLIDATION_CRON: z.string().min(1).default('*/5 * * * *'),
     /**
      * Cosine distance under which two memories of one kind go to the model as possible
-     * duplicates at consolidation; 0 turns merging off. Paraphrases of one fact typically lie
-     * within 0.2 with OpenAI's embeddings; the model, not the distance, decides what merges.
+     * duplicates at consolidation; 0 turns merging off. The model, not the distance, decides
+     * what merges: a wider window costs tokens, not wrong merges.
      */
     CONSOLIDATION_MERGE_DISTANCE: z.coerce.number().min(0).max(2).default(0.2),
     /** Namespaces compared per consolidation pass (oldest change first); the rest wait a pass. */

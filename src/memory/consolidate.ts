@@ -1,12 +1,27 @@
+import { PermanentError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import type { UsageSink } from '../llm/usage.js';
+import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../llm/usage.js';
 import type { Logger } from '../log/logger.js';
 import type { MemoryStore } from '../store/memory-store.js';
-import type { ChangedNamespace, NearPair } from '../store/near-duplicates.js';
-import { canDelete, canUpdate, type MemoryKind } from './kinds.js';
+import type { ChangedMemory, ChangedNamespace } from '../store/near-duplicates.js';
+import type { MemoryWrite } from '../store/types.js';
+import { canMerge, type MemoryKind } from './kinds.js';
 import type { MemoryManager } from './manager.js';
 import type { ExistingMemory, ManagerOp } from './tool-calls.js';
 import { toWrites } from './writes.js';
+
+/** How much one pass looks at, per namespace. */
+export interface MergeLimits {
+  /** Changed memories compared per pass, oldest change first; the rest wait for the next pass. */
+  changedPerNamespace: number;
+  /** Nearest vectors looked at per changed vector. */
+  neighbours: number;
+  /** Groups shown to the model per kind, and memories per group: a prompt stays bounded. */
+  maxGroups: number;
+  maxGroupSize: number;
+}
+
+export const DEFAULT_MERGE_LIMITS: MergeLimits = { changedPerNamespace: 100, neighbours: 8, maxGroups: 20, maxGroupSize: 8 };
 
 export interface MergeSettings {
   manager: MemoryManager;
@@ -16,6 +31,7 @@ export interface MergeSettings {
   maxDistance: number;
   /** Namespaces looked at per pass, oldest change first; the rest wait for the next pass. */
   maxNamespaces: number;
+  limits?: MergeLimits | undefined;
   usage?: UsageSink | undefined;
 }
 
@@ -26,53 +42,65 @@ export interface ConsolidationOutcome {
   /** Memories removed by merges. */
   merged: number;
   modelCalls: number;
+  usage: TokenUsage;
   /** Namespaces written to while their merge was decided; left for the next pass. */
   conflicts: number;
+  /** Namespaces whose merge failed; the others went on. */
+  failed: number;
 }
-
-/** Changed memories compared per namespace and pass, and neighbours looked at per vector. */
-const CHANGED_PER_NAMESPACE = 100;
-const NEIGHBOURS = 8;
-/** Bounds on what one model call is shown: groups per namespace, memories per group. */
-const MAX_GROUPS = 20;
-const MAX_GROUP_SIZE = 8;
 
 /**
  * One consolidation pass: expire memories past their TTL (with history rows), then merge
  * near-duplicates in the namespaces written since their last pass. Candidates come from vector
  * distance (no model call for a namespace without any); the model decides which of them say the
- * same thing, one call per namespace. The merge commits like a reflection, with the namespace's
- * version compared (a write in between leaves the namespace for the next pass), so a pass that
+ * same thing, one call per kind with candidates. The merge commits like a reflection, under the
+ * namespace's version (a write in between leaves the namespace for the next pass), so a pass that
  * dies after its commit and runs again finds nothing left to merge.
  */
-export async function consolidate(store: MemoryStore, actor: string, log: Logger, merge?: MergeSettings): Promise<ConsolidationOutcome> {
-  const outcome: ConsolidationOutcome = { expired: 0, namespaces: 0, merged: 0, modelCalls: 0, conflicts: 0 };
+export async function consolidate(store: MemoryStore, actor: string, log: Logger, merge?: MergeSettings, signal?: AbortSignal): Promise<ConsolidationOutcome> {
+  const outcome: ConsolidationOutcome = { expired: 0, namespaces: 0, merged: 0, modelCalls: 0, usage: noUsage(), conflicts: 0, failed: 0 };
   for (;;) {
     const swept = await store.sweepExpired(actor);
     outcome.expired += swept;
     if (swept === 0) break;
   }
-  const kinds = merge && merge.maxDistance > 0 ? merge.kinds.filter((k) => canUpdate(k) && canDelete(k)) : [];
+  const kinds = merge && merge.maxDistance > 0 ? merge.kinds.filter(canMerge) : [];
   if (merge && kinds.length) {
     for (const ns of await store.changedNamespaces(merge.maxNamespaces)) {
+      signal?.throwIfAborted();
       outcome.namespaces++;
-      await mergeNamespace(store, { ...merge, kinds }, ns, actor, outcome, log.child({ namespace: ns.namespace }));
+      const nsLog = log.child({ namespace: ns.namespace });
+      try {
+        await mergeNamespace(store, { ...merge, kinds }, ns, actor, outcome, nsLog, signal);
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        // One namespace's failure (the store, the embedder, a model that stays down) must not
+        // stop the others; it is tried again next pass, its mark unmoved.
+        outcome.failed++;
+        nsLog.warn({ err }, 'merging near-duplicates failed');
+      }
     }
   }
   log.info(outcome, 'consolidation done');
   return outcome;
 }
 
-async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: ChangedNamespace, actor: string, outcome: ConsolidationOutcome, log: Logger): Promise<void> {
-  const pairs = await store.nearDuplicatePairs({
+async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: ChangedNamespace, actor: string, outcome: ConsolidationOutcome, log: Logger, signal?: AbortSignal): Promise<void> {
+  const limits = merge.limits ?? DEFAULT_MERGE_LIMITS;
+  const found = await store.nearDuplicateCandidates({
     namespace: ns.namespace,
     kinds: merge.kinds.map((k) => k.name),
     since: ns.since,
     maxDistance: merge.maxDistance,
-    changedLimit: CHANGED_PER_NAMESPACE,
-    neighbours: NEIGHBOURS,
+    changedLimit: limits.changedPerNamespace,
+    neighbours: limits.neighbours,
   });
-  const keyGroups = groupPairs(pairs);
+  const { groups: keyGroups, stoppedAt } = groupCandidates(found.changed, limits);
+  // Every changed memory before the cut had all its candidates shown; the mark stops just
+  // before it, so that the next pass starts there (ties in change time are looked at again).
+  const cut = stoppedAt ?? found.nextAt ?? undefined;
+  const mark = (version: number) => store.markConsolidated(ns.namespace, version, cut);
+
   const items = keyGroups.length ? await store.getMany(keyGroups.flat().map((key) => ({ namespace: ns.namespace, key }))) : [];
   const byKey = new Map(items.flatMap((m) => (m ? [[m.key, m] as const] : [])));
   const groups = keyGroups
@@ -83,27 +111,23 @@ async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: Chan
       }),
     )
     .filter((g) => g.length > 1);
-  if (groups.length === 0) return store.markConsolidated(ns.namespace, ns.version);
+  if (groups.length === 0) return mark(found.version);
 
-  const decided = await merge.manager.merge({
-    kinds: merge.kinds,
-    groups,
-    onUsage: (usage) => {
-      outcome.modelCalls++;
-      merge.usage?.record({ actor, namespaces: [ns.namespace], purpose: 'merge', model: merge.manager.model, ...usage });
-    },
-  });
-  const ops = keepOneOfEach(groups, decided.ops, log);
-  if (ops.length === 0) return store.markConsolidated(ns.namespace, ns.version);
+  let writes: MemoryWrite[];
+  try {
+    writes = await decideMerges(merge, groups, ns, actor, outcome, log, signal);
+  } catch (err) {
+    if (!(err instanceof PermanentError)) throw err;
+    // A content filter, or documents the model cannot get right: every pass would fail the same
+    // way, so the namespace is passed over until it changes again.
+    outcome.failed++;
+    log.warn({ err }, 'merging near-duplicates failed for good; passed over until the namespace changes');
+    return mark(found.version);
+  }
+  if (writes.length === 0) return mark(found.version);
 
-  const writes = await toWrites({
-    ops,
-    kinds: merge.kinds,
-    namespaceOf: () => ns.namespace,
-    embedder: merge.embedder,
-    onEmbeddingUsage: (promptTokens, model) => merge.usage?.record({ actor, namespaces: [ns.namespace], purpose: 'embed-documents', model, promptTokens, completionTokens: 0 }),
-  });
-  const applied = await store.apply({ actor, namespaceVersions: [{ namespace: ns.namespace, version: ns.version }], writes });
+  signal?.throwIfAborted();
+  const applied = await store.apply({ actor, namespaceVersions: [{ namespace: ns.namespace, version: found.version }], writes });
   if (applied.status !== 'applied') {
     outcome.conflicts++;
     log.info({ status: applied.status }, 'namespace changed while its merge was decided; left for the next pass');
@@ -112,30 +136,71 @@ async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: Chan
   outcome.merged += applied.deleted;
   log.info({ groups: groups.length, updated: applied.updated, deleted: applied.deleted }, 'near-duplicates merged');
   // A commit bumps each namespace it wrote by one: the version this pass leaves behind.
-  await store.markConsolidated(ns.namespace, ns.version + 1);
+  await mark(found.version + 1);
+}
+
+/** One model call per kind with groups; their answers as writes, changed documents embedded. */
+async function decideMerges(merge: MergeSettings, groups: ExistingMemory[][], ns: ChangedNamespace, actor: string, outcome: ConsolidationOutcome, log: Logger, signal?: AbortSignal): Promise<MemoryWrite[]> {
+  const writes: MemoryWrite[] = [];
+  for (const kind of merge.kinds) {
+    const ofKind = groups.filter((g) => g[0]?.kind === kind.name);
+    if (ofKind.length === 0) continue;
+    const decided = await merge.manager.merge({
+      kind,
+      groups: ofKind,
+      signal,
+      onUsage: (usage) => {
+        outcome.modelCalls++;
+        addUsage(outcome.usage, usage);
+        merge.usage?.record({ actor, namespaces: [ns.namespace], purpose: 'merge', model: merge.manager.model, ...usage });
+      },
+    });
+    const ops = keepOneOfEach(ofKind, decided.ops, log);
+    const kindWrites = await toWrites({
+      ops,
+      kinds: [kind],
+      namespaceOf: () => ns.namespace,
+      embedder: merge.embedder,
+      signal,
+      onEmbeddingUsage: (promptTokens, model) => merge.usage?.record({ actor, namespaces: [ns.namespace], purpose: 'embed-documents', model, promptTokens, completionTokens: 0 }),
+    });
+    writes.push(...kindWrites);
+  }
+  return writes;
 }
 
 /**
- * Pairs (closest first) to groups of keys, joined transitively; a pair that would make a group
- * larger than MAX_GROUP_SIZE is left out, and so is any group past MAX_GROUPS (a later pass sees
- * them, as they are still near each other).
+ * Changed memories (oldest first) and their neighbours to groups of keys, joined transitively.
+ * A memory is taken whole or not at all: when its candidates would make a group larger than
+ * `maxGroupSize` or the groups more than `maxGroups`, the grouping stops before it, and
+ * `stoppedAt` says where, for the next pass to start there.
  */
-export function groupPairs(pairs: NearPair[]): string[][] {
-  const groupOf = new Map<string, string[]>();
-  const groups = new Set<string[]>();
-  for (const { a, b } of pairs) {
-    const ga = groupOf.get(a) ?? [a];
-    const gb = groupOf.get(b) ?? [b];
-    if (ga === gb || ga.length + gb.length > MAX_GROUP_SIZE) continue;
-    if (!groupOf.has(a) && !groupOf.has(b) && groups.size >= MAX_GROUPS) continue;
-    const joined = [...ga, ...gb];
-    groups.delete(ga);
-    groups.delete(gb);
-    groups.add(joined);
-    for (const key of joined) groupOf.set(key, joined);
+export function groupCandidates(changed: ChangedMemory[], limits: Pick<MergeLimits, 'maxGroups' | 'maxGroupSize'>): { groups: string[][]; stoppedAt?: string } {
+  let groupOf = new Map<string, string[]>();
+  for (const [i, memory] of changed.entries()) {
+    const next = new Map(groupOf);
+    const left = memory.near.filter(({ key }) => !join(next, memory.key, key, limits));
+    // The first memory of a pass is taken even when not all its neighbours fit: a cluster larger
+    // than a group would otherwise stop every pass at the same place.
+    if (left.length && i > 0) return { groups: distinct(groupOf), stoppedAt: memory.changedAt };
+    groupOf = next;
   }
-  return [...groups];
+  return { groups: distinct(groupOf) };
 }
+
+/** Puts `a` and `b` in one group, unless that breaks a bound; says whether it did. */
+function join(groupOf: Map<string, string[]>, a: string, b: string, limits: Pick<MergeLimits, 'maxGroups' | 'maxGroupSize'>): boolean {
+  const ga = groupOf.get(a);
+  const gb = groupOf.get(b);
+  if (ga && ga === gb) return true;
+  const joined = [...(ga ?? [a]), ...(gb ?? [b])];
+  if (joined.length > limits.maxGroupSize) return false;
+  if (!ga && !gb && distinct(groupOf).length >= limits.maxGroups) return false;
+  for (const k of joined) groupOf.set(k, joined);
+  return true;
+}
+
+const distinct = (groupOf: Map<string, string[]>) => [...new Set(groupOf.values())];
 
 /**
  * A merge keeps at least one memory of every group: deleting them all would drop a fact with

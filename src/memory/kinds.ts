@@ -83,6 +83,8 @@ export function defineKinds(inputs: (MemoryKindInput | MemoryKind)[]): MemoryKin
 export const canInsert = (k: MemoryKind) => k.mode === 'collection' && k.enableInserts;
 export const canUpdate = (k: MemoryKind) => k.mode === 'collection' && k.enableUpdates;
 export const canDelete = (k: MemoryKind) => k.mode === 'collection' && k.enableDeletes;
+/** Consolidation merges a kind only where a model may both rewrite and delete its memories. */
+export const canMerge = (k: MemoryKind): k is CollectionKind => canUpdate(k) && canDelete(k);
 
 /** A profile's fixed key: one row per (namespace, kind), so even a bypassed check cannot make two. */
 export const profileKey = (kind: ProfileKind) => `profile:${kind.name}`;

@@ -1,12 +1,12 @@
 import type OpenAI from 'openai';
-import { RetryableError } from '../errors.js';
+import { PermanentError, RetryableError } from '../errors.js';
 import { assertFinished, OpenAIChatModel, type ChatMessage, type ChatModel, type ChatTool } from '../llm/chat-model.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../llm/retry.js';
 import { createLogger } from '../log/logger.js';
 import { addUsage, noUsage, type TokenUsage } from '../llm/usage.js';
 import type { Logger } from '../log/logger.js';
 import { buildMessages, buildTools, REPAIR_INSTRUCTION, type AliasedMemory, type ConversationTurn } from './extraction-prompt.js';
-import { canDelete, canUpdate, type CollectionKind, type MemoryKind } from './kinds.js';
+import { canMerge, type MemoryKind } from './kinds.js';
 import { buildMergeMessages } from './merge-prompt.js';
 import { ToolCallChecker, type ExistingMemory, type ManagerOp } from './tool-calls.js';
 
@@ -21,8 +21,8 @@ export interface ManagerResult {
 }
 
 export interface MergeInput {
-  kinds: MemoryKind[];
-  /** Memories that may overlap, a few per group; every memory in at most one group. */
+  kind: MemoryKind;
+  /** Memories of `kind` that may overlap, a few per group; every memory in at most one group. */
   groups: ExistingMemory[][];
   signal?: AbortSignal | undefined;
   onUsage?: (usage: TokenUsage) => void;
@@ -70,12 +70,14 @@ export class MemoryManager {
   }
 
   /**
-   * Consolidation: groups of memories that may say the same thing (near each other in vector
-   * space) in, updates and deletes out. Only collection kinds that allow both take part, and
-   * nothing can be inserted: a merge rewrites one memory of a group and deletes the others.
+   * Consolidation: groups of memories of one kind that may say the same thing (near each other
+   * in vector space) in, updates and deletes out. Nothing can be inserted: a merge rewrites one
+   * memory of a group and deletes the others. One kind per call, so that the update tool carries
+   * that kind's schema (with several, it would name insert tools this call does not have).
    */
   async merge(input: MergeInput): Promise<ManagerResult> {
-    const kinds = input.kinds.filter((k): k is CollectionKind => canUpdate(k) && canDelete(k)).map((k) => ({ ...k, enableInserts: false }));
+    if (!canMerge(input.kind)) throw new PermanentError(`memory kind "${input.kind.name}" cannot be merged: it needs updates and deletes enabled`);
+    const kinds = [{ ...input.kind, enableInserts: false }];
     const byAlias = new Map<string, ExistingMemory>();
     const groups = input.groups.map((group) =>
       group.map((m) => {

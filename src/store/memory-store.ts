@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { applyChangeSet } from './apply.js';
-import { changedNamespaces, markConsolidated, nearDuplicatePairs, type ChangedNamespace, type NearPair } from './near-duplicates.js';
+import { changedNamespaces, markConsolidated, nearDuplicateCandidates, type Candidates, type ChangedNamespace } from './near-duplicates.js';
 import type { Db } from './db.js';
 import { COLUMNS, getItems, listNamespaces, toItem, type ListNamespacesQuery } from './read-items.js';
 import { refreshTtl } from './refresh-ttl.js';
@@ -127,12 +127,12 @@ export class MemoryStore {
     return changedNamespaces(this.db, this.t, limit);
   }
 
-  nearDuplicatePairs(q: Parameters<typeof nearDuplicatePairs>[2]): Promise<NearPair[]> {
-    return nearDuplicatePairs(this.db, this.t, q);
+  nearDuplicateCandidates(q: Parameters<typeof nearDuplicateCandidates>[2]): Promise<Candidates> {
+    return nearDuplicateCandidates(this.db, this.t, q);
   }
 
-  markConsolidated(namespace: Namespace, version: number): Promise<void> {
-    return markConsolidated(this.db, this.t, namespace, version);
+  markConsolidated(namespace: Namespace, version: number, before?: string): Promise<void> {
+    return markConsolidated(this.db, this.t, namespace, version, before);
   }
 
   /** Deletes expired memories, with an `expire` history row each; returns how many. */
