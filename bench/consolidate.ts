@@ -77,7 +77,7 @@ async function main() {
   const pairs = candidates.changed.reduce((n, m) => n + m.near.length, 0);
   process.stdout.write(
     `\nOne pass read ${int(candidates.changed.length)} changed memories and found ${int(pairs)} neighbours within ${a.distance}; ` +
-      `grouped into ${grouped.groups.length} groups of at most ${DEFAULT_MERGE_LIMITS.maxGroupSize}${grouped.stoppedAt ? ', stopping at a bound (the rest wait for the next pass)' : ''}.\n`,
+      `grouped into ${grouped.groups.length} groups of at most ${DEFAULT_MERGE_LIMITS.maxGroupSize}${grouped.taken < candidates.changed.length ? ', stopping at a bound (the rest wait for the next pass)' : ''}.\n`,
   );
 }
 

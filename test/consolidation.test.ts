@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { z } from 'zod';
 import { consolidate, DEFAULT_MERGE_LIMITS, groupCandidates, type MergeSettings } from '../src/memory/consolidate.js';
 import { defaultKinds, defineKind } from '../src/memory/kinds.js';
 import { MemoryManager } from '../src/memory/manager.js';
 import { FakeModel, readPrompt, type ChatReply, type ChatRequest } from './fake-model/server.js';
 import { backends, openStore, type StoreFixture } from './helpers/backends.js';
+import { TEST_DATABASE_URL } from './helpers/harness.js';
 import { chatModelFor, silentLog } from './helpers/models.js';
 
 /**
@@ -140,23 +142,69 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     // The next pass starts at k3, which the mark did not pass: its pair is shown again (declined
     // pairs are shown once more when they straddle a cut), and then the namespace is done.
     expect(await consolidate(f.memories, 'consolidation:test', silentLog, limited)).toMatchObject({ namespaces: 1, modelCalls: 1 });
+    expect(shown()[1]).toEqual([
+      ['User really loves ramen', 'User loves ramen'],
+      ['User plays chess on Sunday', 'User plays chess on Sundays'],
+    ]);
     expect(await consolidate(f.memories, 'consolidation:test', silentLog, limited)).toMatchObject({ namespaces: 0, modelCalls: 0 });
   });
 
-  it('goes on with the other namespaces when one fails, and passes over one that fails for good until it changes', async () => {
+  it('goes on with the other namespaces when one fails for a while, and tries it again at the next pass', async () => {
     await put('u6', 'k1', 'User loves ramen');
     await put('u6', 'k2', 'User really loves ramen');
     await put('u7', 'k1', 'User loves ramen');
     await put('u7', 'k2', 'User really loves ramen');
-    // The first namespace's request is refused (a 400 is never worth retrying), the second merges.
-    model.chat = (_req, i) => (i === 0 ? { status: 400, error: 'content policy' } : mergeBoth);
+    // The first namespace's request fails (a 503, retries spent), the second merges.
+    model.chat = (_req, i) => (i === 0 ? { status: 503, error: 'overloaded' } : mergeBoth);
     expect(await pass()).toMatchObject({ namespaces: 2, failed: 1, merged: 1 });
-    expect([(await contents('u6')).length, (await contents('u7')).length]).toEqual([2, 1]);
-    expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
-    await put('u6', 'k3', 'User has a cat');
+    const left = async () => [(await contents('u6')).length, (await contents('u7')).length];
+    expect(await left()).toEqual([2, 1]);
     answers(mergeBoth);
-    // Changed again: looked at, but only what changed is compared, and the cat is near nothing.
-    expect(await pass()).toMatchObject({ namespaces: 1, failed: 0, modelCalls: 0 });
+    expect(await pass()).toMatchObject({ namespaces: 1, failed: 0, merged: 1 });
+    expect(await left()).toEqual([1, 1]);
+  });
+
+  it('passes over memories the model will not answer for until they change, and stops the pass on a setup error', async () => {
+    await put('u9', 'k1', 'User loves ramen');
+    await put('u9', 'k2', 'User really loves ramen');
+    // A refused key fails every namespace alike: the pass stops, and marks nothing.
+    answers({ status: 401, error: 'invalid api key' });
+    await expect(pass()).rejects.toThrow(/refused: 401 invalid api key/);
+    // A content filter is about these memories: passed over, not asked again every pass.
+    answers({ ...mergeBoth, finishReason: 'content_filter' });
+    expect(await pass()).toMatchObject({ namespaces: 1, failed: 1, merged: 0 });
+    expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
+    // So is an answer that stays invalid through its repair rounds.
+    await put('u9', 'k3', 'User really really loves ramen');
+    answers({ toolCalls: [{ name: 'delete_memory', arguments: { id: 'm9' } }] });
+    expect(await pass()).toMatchObject({ namespaces: 1, failed: 1, modelCalls: 3 });
+    expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
+    expect(await contents('u9')).toHaveLength(3);
+  });
+
+  it('gets through memories written in one transaction, one pass at a time', async () => {
+    // One batch: the three share their change time, so only a (time, key) mark can tell how far a pass got.
+    await f.store.batch(
+      [
+        ['k1', 'User loves ramen'],
+        ['k2', 'User really loves ramen'],
+        ['k3', 'User owns a bicycle'],
+      ].map(([key, content]) => ({ op: 'put', namespace: ['memories', 'u10'], key, value: { content } })),
+    );
+    answers({ content: 'no changes' });
+    const limited = { ...merge, limits: { ...DEFAULT_MERGE_LIMITS, changedPerNamespace: 1 } };
+    const passes = [];
+    for (let i = 0; i < 4; i++) {
+      const o = await consolidate(f.memories, 'consolidation:test', silentLog, limited);
+      passes.push([o.namespaces, o.modelCalls]);
+    }
+    // k1 (near k2), k2 (near k1), k3 (near nothing), then done.
+    expect(passes).toEqual([
+      [1, 1],
+      [1, 1],
+      [1, 0],
+      [0, 0],
+    ]);
   });
 
   it('asks once per kind, with that kind\'s schema, and pairs memories only when every embedded field is near', async () => {
@@ -188,6 +236,28 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     expect(requests.map((r) => Object.keys(r.update.properties.document.properties ?? {}).sort())).toEqual([['content'], ['category', 'content']]);
   });
 
+  it.skipIf(backend.name === 'pglite')('does not mark past a writer still open, whose rows will carry its start time', async () => {
+    await put('u11', 'k1', 'User owns a bicycle');
+    // A writer begins (its rows will be stamped with this time) and waits on another namespace's lock.
+    const writer = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await writer.connect();
+    try {
+      await writer.query('begin');
+      const started = (await writer.query<{ at: string }>('select now()::text as at')).rows[0]?.at;
+      await writer.query(`select 1 from ${f.memories.t.namespaces} where namespace = $1 for update`, [['memories', 'u1']]);
+      await put('u11', 'k2', 'User has a cat'); // committed meanwhile, after the writer began
+      expect(await pass()).toMatchObject({ namespaces: 1, modelCalls: 0 });
+      const mark = await f.db.query<{ before: boolean }>(`select consolidated_at < $2::timestamptz as before from ${f.memories.t.namespaces} where namespace = $1`, [['memories', 'u11'], started]);
+      expect(mark.rows[0]?.before).toBe(true);
+    } finally {
+      await writer.query('rollback');
+      await writer.end();
+    }
+    // The writer gone, the next pass looks again and marks through now.
+    expect(await pass()).toMatchObject({ namespaces: 1, modelCalls: 0 });
+    expect(await pass()).toMatchObject({ namespaces: 0 });
+  });
+
   it('never asks the model when merging is off', async () => {
     await put('u4', 'k1', 'User loves ramen');
     await put('u4', 'k2', 'User really loves ramen');
@@ -203,15 +273,15 @@ describe('consolidation candidates', () => {
   const limits = { maxGroups: 2, maxGroupSize: 4 };
 
   it('joins neighbours transitively, oldest change first', () => {
-    expect(groupCandidates([memory('a', 'b'), memory('c', 'd'), memory('b', 'c'), memory('x')], limits)).toEqual({ groups: [['a', 'b', 'c', 'd']] });
+    expect(groupCandidates([memory('a', 'b'), memory('c', 'd'), memory('b', 'c'), memory('x')], limits)).toEqual({ groups: [['a', 'b', 'c', 'd']], taken: 4 });
   });
 
   it('stops before the memory whose neighbours would break a bound, for the next pass to start there', () => {
-    expect(groupCandidates([memory('a', 'b'), memory('c', 'd'), memory('e', 'f')], limits)).toEqual({ groups: [['a', 'b'], ['c', 'd']], stoppedAt: 't-e' });
-    expect(groupCandidates([memory('a', 'b', 'c'), memory('d', 'a', 'e')], limits)).toEqual({ groups: [['a', 'b', 'c']], stoppedAt: 't-d' });
+    expect(groupCandidates([memory('a', 'b'), memory('c', 'd'), memory('e', 'f')], limits)).toEqual({ groups: [['a', 'b'], ['c', 'd']], taken: 2 });
+    expect(groupCandidates([memory('a', 'b', 'c'), memory('d', 'a', 'e')], limits)).toEqual({ groups: [['a', 'b', 'c']], taken: 1 });
   });
 
   it('takes the first memory even when its neighbours alone break a bound, so that a pass always gets somewhere', () => {
-    expect(groupCandidates([memory('a', 'b', 'c', 'd', 'e', 'f'), memory('x', 'y')], limits)).toEqual({ groups: [['a', 'b', 'c', 'd'], ['x', 'y']] });
+    expect(groupCandidates([memory('a', 'b', 'c', 'd', 'e', 'f'), memory('x', 'y')], limits)).toEqual({ groups: [['a', 'b', 'c', 'd'], ['x', 'y']], taken: 2 });
   });
 });

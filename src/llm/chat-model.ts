@@ -60,9 +60,11 @@ export class OpenAIChatModel implements ChatModel {
  */
 export function assertFinished(answer: ChatAnswer, model: string): void {
   if (answer.finishReason === 'length') {
-    throw new PermanentError(`chat model ${model} stopped at its output limit (finish_reason "length"): raise the output limit of the model's server`);
+    throw new PermanentError(`chat model ${model} stopped at its output limit (finish_reason "length"): raise the output limit of the model's server`, {
+      cause: { finishReason: answer.finishReason },
+    });
   }
   if (answer.finishReason === 'content_filter') {
-    throw new PermanentError(`chat model ${model} withheld its answer (finish_reason "content_filter")`);
+    throw new PermanentError(`chat model ${model} withheld its answer (finish_reason "content_filter")`, { cause: { finishReason: answer.finishReason } });
   }
 }

@@ -16,7 +16,7 @@ export interface MergeLimits {
   changedPerNamespace: number;
   /** Nearest vectors looked at per changed vector. */
   neighbours: number;
-  /** Groups shown to the model per kind, and memories per group: a prompt stays bounded. */
+  /** Groups shown to the model per namespace (all kinds), and memories per group: prompts stay bounded. */
   maxGroups: number;
   maxGroupSize: number;
 }
@@ -73,9 +73,11 @@ export async function consolidate(store: MemoryStore, actor: string, log: Logger
       try {
         await mergeNamespace(store, { ...merge, kinds }, ns, actor, outcome, nsLog, signal);
       } catch (err) {
-        if (signal?.aborted) throw err;
-        // One namespace's failure (the store, the embedder, a model that stays down) must not
-        // stop the others; it is tried again next pass, its mark unmoved.
+        // Configuration (a refused key, an unknown model, an output limit) fails every namespace
+        // alike: the pass stops and its job fails, where an operator sees it, marking nothing.
+        if (signal?.aborted || err instanceof PermanentError) throw err;
+        // Anything else (the model or the store down for a while) must not stop the others; the
+        // namespace is tried again at a later pass, its mark unmoved.
         outcome.failed++;
         nsLog.warn({ err }, 'merging near-duplicates failed');
       }
@@ -95,11 +97,12 @@ async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: Chan
     changedLimit: limits.changedPerNamespace,
     neighbours: limits.neighbours,
   });
-  const { groups: keyGroups, stoppedAt } = groupCandidates(found.changed, limits);
-  // Every changed memory before the cut had all its candidates shown; the mark stops just
-  // before it, so that the next pass starts there (ties in change time are looked at again).
-  const cut = stoppedAt ?? found.nextAt ?? undefined;
-  const mark = (version: number) => store.markConsolidated(ns.namespace, version, cut);
+  const { groups: keyGroups, taken } = groupCandidates(found.changed, limits);
+  // The mark goes to the last memory taken whole when the pass could not take them all, so that
+  // the next pass starts after it; to now when it took every changed memory.
+  const last = found.changed[taken - 1];
+  const through = last && (taken < found.changed.length || found.more) ? { at: last.changedAt, key: last.key } : undefined;
+  const mark = (version: number) => store.markConsolidated(ns.namespace, version, through);
 
   const items = keyGroups.length ? await store.getMany(keyGroups.flat().map((key) => ({ namespace: ns.namespace, key }))) : [];
   const byKey = new Map(items.flatMap((m) => (m ? [[m.key, m] as const] : [])));
@@ -117,9 +120,9 @@ async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: Chan
   try {
     writes = await decideMerges(merge, groups, ns, actor, outcome, log, signal);
   } catch (err) {
-    if (!(err instanceof PermanentError)) throw err;
+    if (!aboutContent(err)) throw err;
     // A content filter, or documents the model cannot get right: every pass would fail the same
-    // way, so the namespace is passed over until it changes again.
+    // way, so these memories are passed over until they change again.
     outcome.failed++;
     log.warn({ err }, 'merging near-duplicates failed for good; passed over until the namespace changes');
     return mark(found.version);
@@ -172,20 +175,20 @@ async function decideMerges(merge: MergeSettings, groups: ExistingMemory[][], ns
 /**
  * Changed memories (oldest first) and their neighbours to groups of keys, joined transitively.
  * A memory is taken whole or not at all: when its candidates would make a group larger than
- * `maxGroupSize` or the groups more than `maxGroups`, the grouping stops before it, and
- * `stoppedAt` says where, for the next pass to start there.
+ * `maxGroupSize` or the groups more than `maxGroups`, the grouping stops before it; `taken`
+ * says how many were taken, for the next pass to start after them.
  */
-export function groupCandidates(changed: ChangedMemory[], limits: Pick<MergeLimits, 'maxGroups' | 'maxGroupSize'>): { groups: string[][]; stoppedAt?: string } {
+export function groupCandidates(changed: ChangedMemory[], limits: Pick<MergeLimits, 'maxGroups' | 'maxGroupSize'>): { groups: string[][]; taken: number } {
   let groupOf = new Map<string, string[]>();
   for (const [i, memory] of changed.entries()) {
     const next = new Map(groupOf);
     const left = memory.near.filter(({ key }) => !join(next, memory.key, key, limits));
     // The first memory of a pass is taken even when not all its neighbours fit: a cluster larger
     // than a group would otherwise stop every pass at the same place.
-    if (left.length && i > 0) return { groups: distinct(groupOf), stoppedAt: memory.changedAt };
+    if (left.length && i > 0) return { groups: distinct(groupOf), taken: i };
     groupOf = next;
   }
-  return { groups: distinct(groupOf) };
+  return { groups: distinct(groupOf), taken: changed.length };
 }
 
 /** Puts `a` and `b` in one group, unless that breaks a bound; says whether it did. */
@@ -201,6 +204,12 @@ function join(groupOf: Map<string, string[]>, a: string, b: string, limits: Pick
 }
 
 const distinct = (groupOf: Map<string, string[]>) => [...new Set(groupOf.values())];
+
+/** A failure of this namespace's memories, not of the model's setup: passed over, not retried. */
+function aboutContent(err: unknown): boolean {
+  const cause = err instanceof PermanentError ? (err.cause as { finishReason?: string; invalidOutput?: boolean } | undefined) : undefined;
+  return cause?.finishReason === 'content_filter' || cause?.invalidOutput === true;
+}
 
 /**
  * A merge keeps at least one memory of every group: deleting them all would drop a fact with

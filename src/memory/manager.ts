@@ -66,7 +66,8 @@ export class MemoryManager {
     const profiles = Object.fromEntries([...profileKinds].map((name) => [name, profileDocs.find((p) => p.kind === name)?.document ?? null]));
 
     const messages: ChatMessage[] = buildMessages({ kinds: input.kinds, existing: aliased, profiles, earlier: input.earlier ?? [], turns: input.turns });
-    return this.decide(messages, buildTools(input.kinds), new ToolCallChecker(input.kinds, byAlias, profileDocs), input);
+    // Worth retrying: the job's next attempt may read more turns, and a sampled model may do better.
+    return this.decide(messages, buildTools(input.kinds), new ToolCallChecker(input.kinds, byAlias, profileDocs), input, (message) => new RetryableError(message));
   }
 
   /**
@@ -86,11 +87,19 @@ export class MemoryManager {
         return { alias, kind: m.kind, document: m.document };
       }),
     );
-    return this.decide(buildMergeMessages(kinds, groups), buildTools(kinds), new ToolCallChecker(kinds, byAlias, []), input);
+    // Not worth retrying: a merge's input is the same at the next pass, and so would the answer be.
+    const invalid = (message: string) => new PermanentError(message, { cause: { invalidOutput: true } });
+    return this.decide(buildMergeMessages(kinds, groups), buildTools(kinds), new ToolCallChecker(kinds, byAlias, []), input, invalid);
   }
 
   /** Asks, checks every call, and sends rejected ones back for a bounded number of repair rounds. */
-  private async decide(messages: ChatMessage[], tools: ChatTool[], checker: ToolCallChecker, input: Pick<ExtractInput, 'signal' | 'onUsage'>): Promise<ManagerResult> {
+  private async decide(
+    messages: ChatMessage[],
+    tools: ChatTool[],
+    checker: ToolCallChecker,
+    input: Pick<ExtractInput, 'signal' | 'onUsage'>,
+    invalid: (message: string) => Error,
+  ): Promise<ManagerResult> {
     const usage = noUsage();
     // No kind may change anything (switches all off, or no kind left for these turns): nothing
     // to ask, and an empty tools list is a 400 on OpenAI.
@@ -112,7 +121,7 @@ export class MemoryManager {
 
       this.log.warn({ round, errors, finishReason: answer.finishReason }, 'model output rejected');
       if (round >= this.maxRepairRounds) {
-        throw new RetryableError(`model output still invalid after ${this.maxRepairRounds} repair round(s): ${errors.join('; ')}`);
+        throw invalid(`model output still invalid after ${this.maxRepairRounds} repair round(s): ${errors.join('; ')}`);
       }
       messages.push({ role: 'assistant', content: answer.message.content ?? null, tool_calls: calls });
       for (const r of results) messages.push({ role: 'tool', tool_call_id: r.id, content: 'error' in r.outcome ? `error: ${r.outcome.error}` : 'accepted' });

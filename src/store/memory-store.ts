@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { applyChangeSet } from './apply.js';
-import { changedNamespaces, markConsolidated, nearDuplicateCandidates, type Candidates, type ChangedNamespace } from './near-duplicates.js';
+import { changedNamespaces, markConsolidated, nearDuplicateCandidates, type Candidates, type ChangedNamespace, type ConsolidationMark } from './near-duplicates.js';
 import type { Db } from './db.js';
 import { COLUMNS, getItems, listNamespaces, toItem, type ListNamespacesQuery } from './read-items.js';
 import { refreshTtl } from './refresh-ttl.js';
@@ -131,8 +131,8 @@ export class MemoryStore {
     return nearDuplicateCandidates(this.db, this.t, q);
   }
 
-  markConsolidated(namespace: Namespace, version: number, before?: string): Promise<void> {
-    return markConsolidated(this.db, this.t, namespace, version, before);
+  markConsolidated(namespace: Namespace, version: number, through?: ConsolidationMark): Promise<void> {
+    return markConsolidated(this.db, this.t, namespace, version, through);
   }
 
   /** Deletes expired memories, with an `expire` history row each; returns how many. */

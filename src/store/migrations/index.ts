@@ -2,6 +2,7 @@ import type { Tables } from '../sql.js';
 import * as m001 from './001-init.js';
 import * as m002 from './002-store-api.js';
 import * as m003 from './003-ttl-refresh.js';
+import * as m004 from './004-consolidation-cursor.js';
 
 export interface Migration {
   id: number;
@@ -14,4 +15,5 @@ export const migrations: Migration[] = [
   { id: 1, ...m001 },
   { id: 2, ...m002 },
   { id: 3, ...m003 },
+  { id: 4, ...m004 },
 ];
