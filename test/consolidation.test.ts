@@ -28,7 +28,11 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     await f?.close();
     await model.stop();
   });
-  beforeEach(() => {
+  beforeEach(async () => {
+    // Each test starts with every namespace consolidated: a merge's own commit is a write, which
+    // the next pass looks at (cheaply: the duplicates it deleted are gone).
+    answers({ content: 'no changes' });
+    for (let i = 0; i < 5 && (await pass()).namespaces > 0; i++);
     model.chatRequests.length = 0;
   });
 
@@ -69,7 +73,9 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     expect(history.at(-1)).toMatchObject({ op: 'delete', actor: 'consolidation:test', before: { content: 'User really loves ramen' } });
     expect(await f.store.get({ namespace: ['memories', 'u1'], key: 'k1' })).toMatchObject({ version: 2 });
 
-    // Nothing written since: the next pass compares nothing and asks nothing.
+    // The merge's own commit is looked at once (the memory it rewrote is near nothing now); then
+    // nothing is written since, and a pass compares nothing and asks nothing.
+    expect(await pass()).toMatchObject({ namespaces: 1, modelCalls: 0 });
     expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
     // A new memory near an old one: compared, and the model may decline.
     await put('u1', 'k4', 'User loves ramen.');
@@ -84,20 +90,30 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     expect(model.chatRequests).toHaveLength(2);
   });
 
-  it('leaves a namespace written during its merge for the next pass', async () => {
+  it('merges while other memories of the namespace are written, and leaves a group whose memory changed for the next pass', async () => {
     await put('u2', 'k1', 'User loves ramen');
     await put('u2', 'k2', 'User really loves ramen');
+    // A chatty user: a reflection writes another memory while the model decides. The merge
+    // stands, since it compares only the versions of the memories it rewrites.
     model.chat = async () => {
-      await put('u2', 'k3', 'User has a cat'); // a reflection or an app writes meanwhile
+      await put('u2', 'k3', 'User has a cat');
       return mergeBoth;
     };
-    const before = await contents('u2');
-    expect(await pass()).toMatchObject({ namespaces: 1, merged: 0, conflicts: 1 });
-    expect(await contents('u2')).toEqual([...before, 'User has a cat'].sort());
-
-    answers(mergeBoth);
     expect(await pass()).toMatchObject({ namespaces: 1, merged: 1, conflicts: 0 });
     expect(await contents('u2')).toEqual(['User has a cat', 'User really loves ramen']);
+
+    await put('u12', 'k1', 'User loves ramen');
+    await put('u12', 'k2', 'User really loves ramen');
+    // One of the grouped memories changes meanwhile: the merge would overwrite it, so it waits.
+    model.chat = async () => {
+      await put('u12', 'k2', 'User really loves ramen!');
+      return mergeBoth;
+    };
+    expect(await pass()).toMatchObject({ merged: 0, conflicts: 1 });
+    expect(await contents('u12')).toEqual(['User loves ramen', 'User really loves ramen!']);
+    answers(mergeBoth);
+    expect(await pass()).toMatchObject({ merged: 1, conflicts: 0 });
+    expect(await contents('u12')).toEqual(['User really loves ramen']);
   });
 
   it('keeps a group the model tried to delete whole, and applies the rest of its answer', async () => {
@@ -170,7 +186,12 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     // A refused key fails every namespace alike: the pass stops, and marks nothing.
     answers({ status: 401, error: 'invalid api key' });
     await expect(pass()).rejects.toThrow(/refused: 401 invalid api key/);
-    // A content filter is about these memories: passed over, not asked again every pass.
+    // A content filter is about these memories: passed over, not asked again every pass. On
+    // the answer (a finish reason) as on the prompt (Azure's 400 with that code).
+    answers({ status: 400, error: 'the prompt was filtered', code: 'content_filter' });
+    expect(await pass()).toMatchObject({ namespaces: 1, failed: 1, merged: 0 });
+    expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
+    await put('u9', 'k4', 'User loves ramen a lot');
     answers({ ...mergeBoth, finishReason: 'content_filter' });
     expect(await pass()).toMatchObject({ namespaces: 1, failed: 1, merged: 0 });
     expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
@@ -179,7 +200,20 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     answers({ toolCalls: [{ name: 'delete_memory', arguments: { id: 'm9' } }] });
     expect(await pass()).toMatchObject({ namespaces: 1, failed: 1, modelCalls: 3 });
     expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
-    expect(await contents('u9')).toHaveLength(3);
+    expect(await contents('u9')).toHaveLength(4);
+  });
+
+  it('tries the namespaces least recently tried first, so that one failing every pass holds no other back', async () => {
+    for (const user of ['u13', 'u14']) {
+      await put(user, 'k1', 'User loves ramen');
+      await put(user, 'k2', 'User really loves ramen');
+    }
+    const one = { ...merge, maxNamespaces: 1 };
+    model.chat = (_req, i) => (i === 0 ? { status: 503, error: 'overloaded' } : mergeBoth);
+    // u13 (written first) fails; the next pass takes u14, not u13 again.
+    expect(await consolidate(f.memories, 'consolidation:test', silentLog, one)).toMatchObject({ namespaces: 1, failed: 1 });
+    expect(await consolidate(f.memories, 'consolidation:test', silentLog, one)).toMatchObject({ namespaces: 1, merged: 1 });
+    expect([(await contents('u13')).length, (await contents('u14')).length]).toEqual([2, 1]);
   });
 
   it('gets through memories written in one transaction, one pass at a time', async () => {

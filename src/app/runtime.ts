@@ -171,6 +171,9 @@ export class Runtime {
         maxNamespaces: this.env.CONSOLIDATION_MAX_NAMESPACES,
         usage: logUsageSink(this.log),
       };
+      // One pass at a time fleet-wide: a pass longer than the cron interval must not overlap the
+      // next tick's on another replica (both would ask the model about the same namespaces).
+      await this.queues.consolidation.setGlobalConcurrency(1);
       const s = startScheduler({ connection, prefix, cron: this.env.CONSOLIDATION_CRON, queue: this.queues.consolidation, store: this.store, merge, metrics: this.metrics, log: this.log });
       this.closers.push(() => s.close());
     }

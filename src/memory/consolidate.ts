@@ -99,10 +99,10 @@ async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: Chan
   });
   const { groups: keyGroups, taken } = groupCandidates(found.changed, limits);
   // The mark goes to the last memory taken whole when the pass could not take them all, so that
-  // the next pass starts after it; to now when it took every changed memory.
+  // the next pass starts after it; to the read's horizon when it took every changed memory.
   const last = found.changed[taken - 1];
-  const through = last && (taken < found.changed.length || found.more) ? { at: last.changedAt, key: last.key } : undefined;
-  const mark = (version: number) => store.markConsolidated(ns.namespace, version, through);
+  const through = last && (taken < found.changed.length || found.more) ? { at: last.changedAt, key: last.key } : { at: found.horizon, key: '' };
+  const mark = () => store.markConsolidated(ns.namespace, through);
 
   const items = keyGroups.length ? await store.getMany(keyGroups.flat().map((key) => ({ namespace: ns.namespace, key }))) : [];
   const byKey = new Map(items.flatMap((m) => (m ? [[m.key, m] as const] : [])));
@@ -114,7 +114,7 @@ async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: Chan
       }),
     )
     .filter((g) => g.length > 1);
-  if (groups.length === 0) return mark(found.version);
+  if (groups.length === 0) return mark();
 
   let writes: MemoryWrite[];
   try {
@@ -124,22 +124,24 @@ async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: Chan
     // A content filter, or documents the model cannot get right: every pass would fail the same
     // way, so these memories are passed over until they change again.
     outcome.failed++;
-    log.warn({ err }, 'merging near-duplicates failed for good; passed over until the namespace changes');
-    return mark(found.version);
+    log.warn({ err }, 'merging near-duplicates failed for good; passed over until they change');
+    return mark();
   }
-  if (writes.length === 0) return mark(found.version);
+  if (writes.length === 0) return mark();
 
   signal?.throwIfAborted();
-  const applied = await store.apply({ actor, namespaceVersions: [{ namespace: ns.namespace, version: found.version }], writes });
+  // Each update and delete compares its memory's version: other writes to the namespace while
+  // the model decided (a chatty user's reflections) do not touch what the merge rewrites, and
+  // must not turn every pass of a busy namespace into a conflict.
+  const applied = await store.apply({ actor, namespaceVersions: [{ namespace: ns.namespace, version: null }], writes });
   if (applied.status !== 'applied') {
     outcome.conflicts++;
-    log.info({ status: applied.status }, 'namespace changed while its merge was decided; left for the next pass');
+    log.info({ status: applied.status }, 'a grouped memory changed while its merge was decided; left for the next pass');
     return;
   }
   outcome.merged += applied.deleted;
   log.info({ groups: groups.length, updated: applied.updated, deleted: applied.deleted }, 'near-duplicates merged');
-  // A commit bumps each namespace it wrote by one: the version this pass leaves behind.
-  await mark(found.version + 1);
+  await mark();
 }
 
 /** One model call per kind with groups; their answers as writes, changed documents embedded. */
@@ -205,10 +207,21 @@ function join(groupOf: Map<string, string[]>, a: string, b: string, limits: Pick
 
 const distinct = (groupOf: Map<string, string[]>) => [...new Set(groupOf.values())];
 
-/** A failure of this namespace's memories, not of the model's setup: passed over, not retried. */
+/**
+ * A failure of these memories, not of the model's setup: passed over, not retried. A filter on
+ * the answer or on the prompt (Azure's is a 400 with that code), a prompt or an answer too long
+ * for the groups shown, an answer still invalid after its repair rounds.
+ */
 function aboutContent(err: unknown): boolean {
-  const cause = err instanceof PermanentError ? (err.cause as { finishReason?: string; invalidOutput?: boolean } | undefined) : undefined;
-  return cause?.finishReason === 'content_filter' || cause?.invalidOutput === true;
+  if (!(err instanceof PermanentError)) return false;
+  const cause = err.cause as { finishReason?: string; invalidOutput?: boolean; code?: string | null } | undefined;
+  return (
+    cause?.invalidOutput === true ||
+    cause?.finishReason === 'content_filter' ||
+    cause?.finishReason === 'length' ||
+    cause?.code === 'content_filter' ||
+    cause?.code === 'context_length_exceeded'
+  );
 }
 
 /**

@@ -44,7 +44,7 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet | Namespace
     if (((cur.rows[0] as { cursor: string }).cursor || null) !== thread.expectedCursor) throw new Rollback({ status: 'stale-cursor' });
   }
   sorted.forEach(({ namespace, version }, i) => {
-    if (current[i] !== version) throw new Rollback({ status: 'conflict', namespace });
+    if (version !== null && current[i] !== version) throw new Rollback({ status: 'conflict', namespace });
   });
 
   const counts = { inserted: 0, updated: 0, deleted: 0 };
@@ -106,7 +106,8 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet | Namespace
   // Bump only what was written: a namespace that was merely read must not make others conflict.
   const written = new Set(change.writes.map((w) => JSON.stringify(w.namespace)));
   for (const { namespace } of sorted.filter((n) => written.has(JSON.stringify(n.namespace)))) {
-    await client.query(`update ${t.namespaces} set version = version + 1, items = items + $2, updated_at = now() where namespace = $1`, [
+    // Never back: a writer's now() is its BEGIN, which may precede the last writer's.
+    await client.query(`update ${t.namespaces} set version = version + 1, items = items + $2, updated_at = greatest(updated_at, now()) where namespace = $1`, [
       namespace,
       delta.get(JSON.stringify(namespace)) ?? 0,
     ]);

@@ -131,8 +131,8 @@ export class MemoryStore {
     return nearDuplicateCandidates(this.db, this.t, q);
   }
 
-  markConsolidated(namespace: Namespace, version: number, through?: ConsolidationMark): Promise<void> {
-    return markConsolidated(this.db, this.t, namespace, version, through);
+  markConsolidated(namespace: Namespace, mark: ConsolidationMark): Promise<void> {
+    return markConsolidated(this.db, this.t, namespace, mark);
   }
 
   /** Deletes expired memories, with an `expire` history row each; returns how many. */

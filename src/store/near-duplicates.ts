@@ -27,9 +27,14 @@ export interface ChangedMemory {
 }
 
 export interface Candidates {
-  /** The namespace's version in the same snapshot: the merge's compare-and-set. */
-  version: number;
-  /** Changed memories, oldest change first. */
+  /**
+   * How far this read could see: just before the oldest writer still open on the namespaces
+   * table (or now). A writer's rows carry its BEGIN time, so one open during the read, or waiting
+   * on a lock (a batch behind a reflection on another namespace), commits rows stamped before
+   * now; memories from the horizon on are left for a later pass, and no mark passes it.
+   */
+  horizon: string;
+  /** Changed memories before the horizon, oldest first. */
   changed: ChangedMemory[];
   /** More changed than were read. */
   more: boolean;
@@ -42,37 +47,49 @@ export interface Candidates {
  * right now waits for the next pass.
  */
 export async function changedNamespaces(db: Db, t: Tables, limit: number): Promise<ChangedNamespace[]> {
-  const res = await db.query<{ namespace: Namespace; at: string | null; key: string; tried: string }>(
-    `update ${t.namespaces} n set consolidation_tried_at = now()
-      where n.namespace in (
-        select namespace from ${t.namespaces}
-         where items > 1
-           -- A mark with a key stopped inside one change time: there is more at that time.
-           and (consolidated_at is null or updated_at > consolidated_at or (updated_at = consolidated_at and consolidated_key <> ''))
-         order by consolidation_tried_at nulls first, updated_at limit $1 for update skip locked)
-      returning n.namespace, n.consolidated_at::text as at, n.consolidated_key as key`,
+  const res = await db.query<{ namespace: Namespace; at: string | null; key: string; tried: Date | null; updated: Date }>(
+    `with picked as (
+       select namespace, consolidated_at, consolidated_key, consolidation_tried_at as tried, updated_at from ${t.namespaces}
+        where items > 1
+          -- A mark with a key stopped inside one change time: there may be more at that time.
+          and (consolidated_at is null or updated_at > consolidated_at or (updated_at = consolidated_at and consolidated_key <> ''))
+        order by consolidation_tried_at nulls first, updated_at limit $1 for update skip locked)
+     update ${t.namespaces} n set consolidation_tried_at = now() from picked p where n.namespace = p.namespace
+     returning n.namespace, p.consolidated_at::text as at, p.consolidated_key as key, p.tried, p.updated_at as updated`,
     [limit],
   );
-  return res.rows.map((r) => ({ namespace: r.namespace, since: r.at === null ? null : { at: r.at, key: r.key } }));
+  // RETURNING keeps no order: the picking order again.
+  const order = (r: { tried: Date | null; updated: Date }) => [r.tried?.getTime() ?? -Infinity, r.updated.getTime()] as const;
+  const rows = res.rows.sort((x, y) => order(x)[0] - order(y)[0] || order(x)[1] - order(y)[1]);
+  return rows.map((r) => ({ namespace: r.namespace, since: r.at === null ? null : { at: r.at, key: r.key } }));
 }
 
 /**
- * Memories of `kinds` changed after the mark (oldest first, at most `changedLimit`), each with
- * the live memories of its kind near it. Candidates are each vector's `neighbours` nearest of
- * the same field and kind (the form an HNSW index can serve); a pair's distance is then the
- * largest over the fields both embed, so two memories that share one field (a category) but
- * differ in another are not near. One statement: the version is that of what was read.
+ * Memories of `kinds` changed after the mark and before the horizon (oldest first, at most
+ * `changedLimit`), each with the live memories of its kind near it. Candidates are each vector's
+ * `neighbours` nearest of the same field and kind (the form an HNSW index can serve); a pair's
+ * distance is then the largest over the fields both embed, so two memories that share one field
+ * (a category) but differ in another are not near. Every writer of memories locks the namespaces
+ * table first, so the open writers are the sessions holding a lock on it (of this role: others'
+ * `xact_start` is hidden without pg_read_all_stats); one between its BEGIN and its first
+ * statement goes unseen.
  */
 export async function nearDuplicateCandidates(
   db: Db,
   t: Tables,
   q: { namespace: Namespace; kinds: string[]; since: ConsolidationMark | null; maxDistance: number; changedLimit: number; neighbours: number },
 ): Promise<Candidates> {
-  const res = await db.query<{ version: unknown; key: string | null; changed_at: string | null; near: { key: string; distance: number }[] | null; more: boolean }>(
-    `with changed as (
+  const res = await db.query<{ horizon: string; key: string | null; changed_at: string | null; near: { key: string; distance: number }[] | null; more: boolean }>(
+    `with horizon as (
+       select least(now(), coalesce(min(a.xact_start), now())) - interval '1 microsecond' as at
+         from pg_locks l join pg_stat_activity a on a.pid = l.pid
+        where l.relation = to_regclass($8) and l.database = (select oid from pg_database where datname = current_database())
+          and l.pid <> pg_backend_pid() and a.xact_start is not null),
+     changed as (
        select m.key, m.kind, m.updated_at from ${t.memories} m
         where m.namespace = $1 and m.kind = any($2) and ${alive('m')}
           and ($3::timestamptz is null or (m.updated_at, m.key) > ($3::timestamptz, $7::text))
+          and m.updated_at < (select at from horizon)
         order by m.updated_at, m.key limit $5 + 1),
      examined as (select * from changed order by updated_at, key limit $5),
      candidate as (
@@ -90,44 +107,32 @@ export async function nearDuplicateCandidates(
                  join ${t.vectors} b on b.namespace = a.namespace and b.key = c.other and b.field = a.field
                 where a.namespace = $1 and a.key = c.key) as distance
          from candidate c)
-     select (select version from ${t.namespaces} where namespace = $1) as version,
+     select (select at::text from horizon) as horizon,
             e.key, e.updated_at::text as changed_at,
             (select jsonb_agg(jsonb_build_object('key', s.other, 'distance', s.distance) order by s.distance, s.other)
                from scored s where s.key = e.key and s.distance <= $4) as near,
             (select count(*) from changed) > $5 as more
        from (select 1) one left join examined e on true
       order by e.updated_at, e.key`,
-    [q.namespace, q.kinds, q.since?.at ?? null, q.maxDistance, q.changedLimit, q.neighbours, q.since?.key ?? ''],
+    [q.namespace, q.kinds, q.since?.at ?? null, q.maxDistance, q.changedLimit, q.neighbours, q.since?.key ?? '', t.namespaces],
   );
   const first = res.rows[0];
   return {
-    version: Number(first?.version ?? 0),
+    horizon: first?.horizon as string,
     more: first?.more ?? false,
     changed: res.rows.flatMap((r) => (r.key ? [{ key: r.key, changedAt: r.changed_at as string, near: r.near ?? [] }] : [])),
   };
 }
 
 /**
- * Moves a namespace's mark to `through` (the last memory a pass took whole), or to now when the
- * pass took every changed memory; not when the namespace moved past `version` meanwhile (that
- * change is compared at the next pass). Never past the start of a writer still open: a writer's
- * `updated_at` is its BEGIN, so a write waiting on a lock (a batch behind a reflection on another
- * namespace) commits rows stamped before a mark set meanwhile, which a mark past them would skip
- * for good. Every writer of memories locks the namespaces table first (row locks, which take a
- * lock on the table), so the open writers are the sessions holding a lock on it; only one
- * between its BEGIN and its first statement goes unseen.
+ * Moves a namespace's mark forward to `mark` (never back: a pass whose horizon was held back by
+ * an open writer must not undo a later pass's progress). No version check: a write after the
+ * read is stamped past the read's horizon, which no mark passes, so it is compared next time.
  */
-export async function markConsolidated(db: Db, t: Tables, namespace: Namespace, version: number, through?: ConsolidationMark): Promise<void> {
+export async function markConsolidated(db: Db, t: Tables, namespace: Namespace, mark: ConsolidationMark): Promise<void> {
   await db.query(
-    `with wanted as (select coalesce($3::timestamptz, now()) as at, coalesce($4::text, '') as key),
-          horizon as (
-            select least(now(), coalesce(min(a.xact_start), now())) - interval '1 microsecond' as at
-              from pg_locks l join pg_stat_activity a on a.pid = l.pid
-             where l.relation = '${t.namespaces}'::regclass and l.pid <> pg_backend_pid() and a.xact_start is not null)
-     update ${t.namespaces} n
-        set consolidated_at = least(w.at, h.at), consolidated_key = case when w.at <= h.at then w.key else '' end
-       from wanted w, horizon h
-      where n.namespace = $1 and n.version = $2`,
-    [namespace, version, through?.at ?? null, through?.key ?? null],
+    `update ${t.namespaces} set consolidated_at = $2::timestamptz, consolidated_key = $3
+      where namespace = $1 and (consolidated_at is null or ($2::timestamptz, $3::text) > (consolidated_at, consolidated_key))`,
+    [namespace, mark.at, mark.key],
   );
 }

@@ -49,8 +49,11 @@ export type MemoryWrite =
  */
 export interface NamespaceChange {
   actor: string;
-  /** Versions of the namespaces as the writer saw them; any change since means a conflict. */
-  namespaceVersions: { namespace: Namespace; version: number }[];
+  /**
+   * Versions of the namespaces as the writer saw them; any change since means a conflict. null:
+   * locked and bumped, not compared (the writes compare their own items' versions).
+   */
+  namespaceVersions: { namespace: Namespace; version: number | null }[];
   writes: MemoryWrite[];
 }
 

@@ -10,7 +10,7 @@ import { fakeEmbedding } from './embedding.js';
 export type ChatReply = (
   | { toolCalls: { name: string; arguments: unknown }[]; content?: string }
   | { content: string }
-  | { status: number; error: string; headers?: Record<string, string> }
+  | { status: number; error: string; code?: string; headers?: Record<string, string> }
 ) & { delayMs?: number; finishReason?: string };
 
 export interface ChatRequest {
@@ -105,7 +105,7 @@ export class FakeModel {
       if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
       const reply = await this.chat(request, index);
       if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
-      if ('status' in reply) return { status: reply.status, headers: reply.headers, body: { error: { message: reply.error, type: 'fake_error' } } };
+      if ('status' in reply) return { status: reply.status, headers: reply.headers, body: { error: { message: reply.error, type: 'fake_error', code: reply.code ?? null } } };
       const toolCalls = 'toolCalls' in reply ? reply.toolCalls : [];
       const promptTokens = tokens(JSON.stringify(request.messages)) + tokens(JSON.stringify(request.tools ?? []));
       const response = {
