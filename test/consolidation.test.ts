@@ -11,9 +11,9 @@ import { chatModelFor, silentLog } from './helpers/models.js';
 
 /**
  * Consolidation merges near-duplicates: vector distance picks the candidates, the model decides,
- * and the merge commits under the namespace's version like a reflection. The fake embedding is
- * a bag of words, so "User loves ramen" and "User really loves ramen" lie 0.18 apart and
- * "User has a cat" far from both.
+ * and the merge commits like a reflection, comparing the grouped memories' versions. The fake
+ * embedding is a bag of words, so "User loves ramen" and "User really loves ramen" lie 0.18
+ * apart and "User has a cat" far from both.
  */
 describe.each(backends)('consolidation merges near-duplicates on $name', (backend) => {
   const model = new FakeModel();
@@ -33,6 +33,7 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     // the next pass looks at (cheaply: the duplicates it deleted are gone).
     answers({ content: 'no changes' });
     for (let i = 0; i < 5 && (await pass()).namespaces > 0; i++);
+    expect((await pass()).namespaces).toBe(0);
     model.chatRequests.length = 0;
   });
 
@@ -114,6 +115,18 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     answers(mergeBoth);
     expect(await pass()).toMatchObject({ merged: 1, conflicts: 0 });
     expect(await contents('u12')).toEqual(['User really loves ramen']);
+  });
+
+  it('does not delete a repeat when the memory it repeats changed meanwhile', async () => {
+    await put('u15', 'k1', 'User loves ramen');
+    await put('u15', 'k2', 'User really loves ramen');
+    // The model keeps k1 and deletes k2 as its repeat; meanwhile k1 is rewritten to say otherwise.
+    model.chat = async () => {
+      await put('u15', 'k1', 'User no longer eats ramen');
+      return { toolCalls: [{ name: 'delete_memory', arguments: { id: 'm2' } }] };
+    };
+    expect(await pass()).toMatchObject({ merged: 0, conflicts: 1 });
+    expect(await contents('u15')).toEqual(['User no longer eats ramen', 'User really loves ramen']);
   });
 
   it('keeps a group the model tried to delete whole, and applies the rest of its answer', async () => {

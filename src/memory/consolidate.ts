@@ -43,7 +43,7 @@ export interface ConsolidationOutcome {
   merged: number;
   modelCalls: number;
   usage: TokenUsage;
-  /** Namespaces written to while their merge was decided; left for the next pass. */
+  /** Namespaces whose grouped memories changed while their merge was decided; left for the next pass. */
   conflicts: number;
   /** Namespaces whose merge failed; the others went on. */
   failed: number;
@@ -53,9 +53,10 @@ export interface ConsolidationOutcome {
  * One consolidation pass: expire memories past their TTL (with history rows), then merge
  * near-duplicates in the namespaces written since their last pass. Candidates come from vector
  * distance (no model call for a namespace without any); the model decides which of them say the
- * same thing, one call per kind with candidates. The merge commits like a reflection, under the
- * namespace's version (a write in between leaves the namespace for the next pass), so a pass that
- * dies after its commit and runs again finds nothing left to merge.
+ * same thing, one call per kind with candidates. The merge commits like a reflection, with the
+ * namespace locked and the versions of the grouped memories compared (a change to one of them
+ * leaves the group for the next pass), so a pass that dies after its commit and runs again finds
+ * nothing left to merge.
  */
 export async function consolidate(store: MemoryStore, actor: string, log: Logger, merge?: MergeSettings, signal?: AbortSignal): Promise<ConsolidationOutcome> {
   const outcome: ConsolidationOutcome = { expired: 0, namespaces: 0, merged: 0, modelCalls: 0, usage: noUsage(), conflicts: 0, failed: 0 };
@@ -133,7 +134,7 @@ async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: Chan
   // Each update and delete compares its memory's version: other writes to the namespace while
   // the model decided (a chatty user's reflections) do not touch what the merge rewrites, and
   // must not turn every pass of a busy namespace into a conflict.
-  const applied = await store.apply({ actor, namespaceVersions: [{ namespace: ns.namespace, version: null }], writes });
+  const applied = await store.apply({ actor, namespaceVersions: [{ namespace: ns.namespace, version: null }], writes, guards: keptOf(groups, writes) });
   if (applied.status !== 'applied') {
     outcome.conflicts++;
     log.info({ status: applied.status }, 'a grouped memory changed while its merge was decided; left for the next pass');
@@ -209,19 +210,26 @@ const distinct = (groupOf: Map<string, string[]>) => [...new Set(groupOf.values(
 
 /**
  * A failure of these memories, not of the model's setup: passed over, not retried. A filter on
- * the answer or on the prompt (Azure's is a 400 with that code), a prompt or an answer too long
- * for the groups shown, an answer still invalid after its repair rounds.
+ * the answer or on the prompt (Azure's is a 400 with that code), a prompt too long for the
+ * groups shown, an answer still invalid after its repair rounds. An answer cut at the output
+ * limit is the server's setting: the pass stops.
  */
 function aboutContent(err: unknown): boolean {
   if (!(err instanceof PermanentError)) return false;
   const cause = err.cause as { finishReason?: string; invalidOutput?: boolean; code?: string | null } | undefined;
-  return (
-    cause?.invalidOutput === true ||
-    cause?.finishReason === 'content_filter' ||
-    cause?.finishReason === 'length' ||
-    cause?.code === 'content_filter' ||
-    cause?.code === 'context_length_exceeded'
-  );
+  return cause?.invalidOutput === true || cause?.finishReason === 'content_filter' || cause?.code === 'content_filter' || cause?.code === 'context_length_exceeded';
+}
+
+/**
+ * The memories a merge keeps in the groups it changes, at the versions read: deleting k2 as a
+ * repeat of k1 relies on k1 still saying it (deleted or rewritten meanwhile, the group would be
+ * lost). Groups the model left alone need no guard.
+ */
+function keptOf(groups: ExistingMemory[][], writes: MemoryWrite[]) {
+  const written = new Set(writes.map((w) => w.key));
+  return groups
+    .filter((g) => g.some((m) => written.has(m.key)))
+    .flatMap((g) => g.filter((m) => !written.has(m.key)).map((m) => ({ namespace: m.namespace, key: m.key, version: m.version })));
 }
 
 /**

@@ -1,6 +1,6 @@
 import pgvector from 'pgvector';
 import type { Db, Queryable } from './db.js';
-import { expiryAfter, type Tables } from './sql.js';
+import { expiryAfter, namespaceFromJson, type Tables } from './sql.js';
 import type { ApplyResult, ChangeSet, FieldEmbedding, Namespace, NamespaceChange } from './types.js';
 
 class Rollback extends Error {
@@ -46,6 +46,15 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet | Namespace
   sorted.forEach(({ namespace, version }, i) => {
     if (version !== null && current[i] !== version) throw new Rollback({ status: 'conflict', namespace });
   });
+  if (change.guards?.length) {
+    const held = await client.query<{ n: unknown }>(
+      `select count(*) as n from ${t.memories} m join unnest($1::text[], $2::text[], $3::bigint[]) as g(ns, key, version)
+          on m.namespace = ${namespaceFromJson('g.ns')} and m.key = g.key and m.version = g.version`,
+      [change.guards.map((g) => JSON.stringify(g.namespace)), change.guards.map((g) => g.key), change.guards.map((g) => g.version)],
+    );
+    const moved = change.guards.length - Number(held.rows[0]?.n ?? 0);
+    if (moved > 0) throw new Rollback({ status: 'conflict', namespace: (change.guards[0] as { namespace: Namespace }).namespace });
+  }
 
   const counts = { inserted: 0, updated: 0, deleted: 0 };
   // Item counts per namespace, kept with the version (search uses them to choose exact ranking).

@@ -29,12 +29,12 @@ export interface ChangedMemory {
 export interface Candidates {
   /**
    * How far this read could see: just before the oldest writer still open on the namespaces
-   * table (or now). A writer's rows carry its BEGIN time, so one open during the read, or waiting
+   * table, or now. A writer's rows carry its BEGIN time, so one open during the read, or waiting
    * on a lock (a batch behind a reflection on another namespace), commits rows stamped before
-   * now; memories from the horizon on are left for a later pass, and no mark passes it.
+   * now; memories after the horizon are left for a later pass, and no mark passes it.
    */
   horizon: string;
-  /** Changed memories before the horizon, oldest first. */
+  /** Changed memories up to the horizon, oldest first. */
   changed: ChangedMemory[];
   /** More changed than were read. */
   more: boolean;
@@ -65,7 +65,7 @@ export async function changedNamespaces(db: Db, t: Tables, limit: number): Promi
 }
 
 /**
- * Memories of `kinds` changed after the mark and before the horizon (oldest first, at most
+ * Memories of `kinds` changed after the mark and up to the horizon (oldest first, at most
  * `changedLimit`), each with the live memories of its kind near it. Candidates are each vector's
  * `neighbours` nearest of the same field and kind (the form an HNSW index can serve); a pair's
  * distance is then the largest over the fields both embed, so two memories that share one field
@@ -79,17 +79,24 @@ export async function nearDuplicateCandidates(
   t: Tables,
   q: { namespace: Namespace; kinds: string[]; since: ConsolidationMark | null; maxDistance: number; changedLimit: number; neighbours: number },
 ): Promise<Candidates> {
-  const res = await db.query<{ horizon: string; key: string | null; changed_at: string | null; near: { key: string; distance: number }[] | null; more: boolean }>(
-    `with horizon as (
-       select least(now(), coalesce(min(a.xact_start), now())) - interval '1 microsecond' as at
+  // Its own statement, before the read: a writer that holds its lock now either commits before
+  // the read's snapshot (seen) or stamps rows after the horizon (left for later). Read in one
+  // statement, a writer could commit between the snapshot and the look at pg_locks, unseen by both.
+  const horizon = (
+    await db.query<{ at: string }>(
+      `select coalesce(least(now(), min(a.xact_start) - interval '1 microsecond'), now())::text as at
          from pg_locks l join pg_stat_activity a on a.pid = l.pid
-        where l.relation = to_regclass($8) and l.database = (select oid from pg_database where datname = current_database())
-          and l.pid <> pg_backend_pid() and a.xact_start is not null),
-     changed as (
+        where l.relation = to_regclass($1) and l.database = (select oid from pg_database where datname = current_database())
+          and l.pid <> pg_backend_pid() and a.xact_start is not null`,
+      [t.namespaces],
+    )
+  ).rows[0]?.at as string;
+  const res = await db.query<{ key: string | null; changed_at: string | null; near: { key: string; distance: number }[] | null; more: boolean }>(
+    `with changed as (
        select m.key, m.kind, m.updated_at from ${t.memories} m
         where m.namespace = $1 and m.kind = any($2) and ${alive('m')}
           and ($3::timestamptz is null or (m.updated_at, m.key) > ($3::timestamptz, $7::text))
-          and m.updated_at < (select at from horizon)
+          and m.updated_at <= $8::timestamptz
         order by m.updated_at, m.key limit $5 + 1),
      examined as (select * from changed order by updated_at, key limit $5),
      candidate as (
@@ -107,18 +114,17 @@ export async function nearDuplicateCandidates(
                  join ${t.vectors} b on b.namespace = a.namespace and b.key = c.other and b.field = a.field
                 where a.namespace = $1 and a.key = c.key) as distance
          from candidate c)
-     select (select at::text from horizon) as horizon,
-            e.key, e.updated_at::text as changed_at,
+     select e.key, e.updated_at::text as changed_at,
             (select jsonb_agg(jsonb_build_object('key', s.other, 'distance', s.distance) order by s.distance, s.other)
                from scored s where s.key = e.key and s.distance <= $4) as near,
             (select count(*) from changed) > $5 as more
        from (select 1) one left join examined e on true
       order by e.updated_at, e.key`,
-    [q.namespace, q.kinds, q.since?.at ?? null, q.maxDistance, q.changedLimit, q.neighbours, q.since?.key ?? '', t.namespaces],
+    [q.namespace, q.kinds, q.since?.at ?? null, q.maxDistance, q.changedLimit, q.neighbours, q.since?.key ?? '', horizon],
   );
   const first = res.rows[0];
   return {
-    horizon: first?.horizon as string,
+    horizon,
     more: first?.more ?? false,
     changed: res.rows.flatMap((r) => (r.key ? [{ key: r.key, changedAt: r.changed_at as string, near: r.near ?? [] }] : [])),
   };

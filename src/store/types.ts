@@ -55,6 +55,11 @@ export interface NamespaceChange {
    */
   namespaceVersions: { namespace: Namespace; version: number | null }[];
   writes: MemoryWrite[];
+  /**
+   * Memories the writes rely on without changing them, at the versions read (a merge keeps one
+   * memory of a group and deletes the rest: the kept one must still say what it said).
+   */
+  guards?: { namespace: Namespace; key: string; version: number }[];
 }
 
 /** Everything one reflection commits, atomically with the thread cursor. */
