@@ -37,7 +37,8 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     model.chatRequests.length = 0;
   });
 
-  const pass = () => consolidate(f.memories, 'consolidation:test', silentLog, merge);
+  /** One pass, with the suite's merge settings unless a test gives its own (null: no merge settings at all). */
+  const pass = (settings: MergeSettings | null = merge) => consolidate(f.memories, 'consolidation:test', silentLog, settings ?? undefined);
   const put = (user: string, key: string, content: string) => f.store.put({ namespace: ['memories', user], key, value: { content } });
   const answers = (...replies: ChatReply[]) => {
     model.chat = (_req, i) => replies[Math.min(i, replies.length - 1)] as ChatReply;
@@ -161,7 +162,7 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     const limited = { ...merge, limits: { ...DEFAULT_MERGE_LIMITS, changedPerNamespace: 2 } };
     const shown = () => model.chatRequests.map((r) => readPrompt(r).groups.map((g) => g.map((m) => m.document.content)));
     // k1 and k2 are read first, and find their neighbours k3 and k4 although those changed later.
-    expect(await consolidate(f.memories, 'consolidation:test', silentLog, limited)).toMatchObject({ namespaces: 1, modelCalls: 1 });
+    expect(await pass(limited)).toMatchObject({ namespaces: 1, modelCalls: 1 });
     expect(shown()).toEqual([
       [
         ['User loves ramen', 'User really loves ramen'],
@@ -170,12 +171,12 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     ]);
     // The next pass starts at k3, which the mark did not pass: its pair is shown again (declined
     // pairs are shown once more when they straddle a cut), and then the namespace is done.
-    expect(await consolidate(f.memories, 'consolidation:test', silentLog, limited)).toMatchObject({ namespaces: 1, modelCalls: 1 });
+    expect(await pass(limited)).toMatchObject({ namespaces: 1, modelCalls: 1 });
     expect(shown()[1]).toEqual([
       ['User really loves ramen', 'User loves ramen'],
       ['User plays chess on Sunday', 'User plays chess on Sundays'],
     ]);
-    expect(await consolidate(f.memories, 'consolidation:test', silentLog, limited)).toMatchObject({ namespaces: 0, modelCalls: 0 });
+    expect(await pass(limited)).toMatchObject({ namespaces: 0, modelCalls: 0 });
   });
 
   it('goes on with the other namespaces when one fails for a while, and tries it again at the next pass', async () => {
@@ -224,8 +225,8 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     const one = { ...merge, maxNamespaces: 1 };
     model.chat = (_req, i) => (i === 0 ? { status: 503, error: 'overloaded' } : mergeBoth);
     // u13 (written first) fails; the next pass takes u14, not u13 again.
-    expect(await consolidate(f.memories, 'consolidation:test', silentLog, one)).toMatchObject({ namespaces: 1, failed: 1 });
-    expect(await consolidate(f.memories, 'consolidation:test', silentLog, one)).toMatchObject({ namespaces: 1, merged: 1 });
+    expect(await pass(one)).toMatchObject({ namespaces: 1, failed: 1 });
+    expect(await pass(one)).toMatchObject({ namespaces: 1, merged: 1 });
     expect([(await contents('u13')).length, (await contents('u14')).length]).toEqual([2, 1]);
   });
 
@@ -242,7 +243,7 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     const limited = { ...merge, limits: { ...DEFAULT_MERGE_LIMITS, changedPerNamespace: 1 } };
     const passes = [];
     for (let i = 0; i < 4; i++) {
-      const o = await consolidate(f.memories, 'consolidation:test', silentLog, limited);
+      const o = await pass(limited);
       passes.push([o.namespaces, o.modelCalls]);
     }
     // k1 (near k2), k2 (near k1), k3 (near nothing), then done.
@@ -271,7 +272,7 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     await put('u8', 'k1', 'User owns a bicycle');
     await put('u8', 'k2', 'User owns a red bicycle');
     answers({ content: 'no changes' });
-    expect(await consolidate(f.memories, 'consolidation:test', silentLog, kinds)).toMatchObject({ namespaces: 1, modelCalls: 2 });
+    expect(await pass(kinds)).toMatchObject({ namespaces: 1, modelCalls: 2 });
     const requests = model.chatRequests.map((r) => ({
       groups: readPrompt(r).groups.map((g) => g.map((m) => [m.kind, m.document.content])),
       update: r.tools?.find((t) => t.function.name === 'update_memory')?.function.parameters as { properties: { document: { properties?: Record<string, unknown> } } },
@@ -309,8 +310,8 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     await put('u4', 'k1', 'User loves ramen');
     await put('u4', 'k2', 'User really loves ramen');
     const before = await state();
-    expect(await consolidate(f.memories, 'consolidation:test', silentLog, { ...merge, maxDistance: 0 })).toMatchObject({ namespaces: 0, modelCalls: 0 });
-    expect(await consolidate(f.memories, 'consolidation:test', silentLog)).toMatchObject({ namespaces: 0, modelCalls: 0 });
+    expect(await pass({ ...merge, maxDistance: 0 })).toMatchObject({ namespaces: 0, modelCalls: 0 });
+    expect(await pass(null)).toMatchObject({ namespaces: 0, modelCalls: 0 });
     expect(await state()).toEqual(before);
   });
 });
