@@ -4,6 +4,8 @@
  * P memories of which C changed since its last pass; beside a `select 1` round trip and an exact
  * per-namespace search measured in the same run. No model is called (the model's time is not
  * the store's). The README's figures:
+ *   npm run bench:consolidate -- --per 1000 --changed 100 --dims 1536
+ *   npm run bench:consolidate -- --per 10000 --changed 10 --dims 1536
  *   npm run bench:consolidate -- --per 10000 --changed 100 --dims 1536 [--ann]
  * `--ann` builds the optional HNSW index first (`npm run store:ann-index`).
  */

@@ -26,17 +26,14 @@ const searchQuery = z.strictObject({
 });
 
 export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
-  // Bound once: a labelled inc() would hash its labels on every turn.
-  const accepted = deps.metrics.turnsEnqueued.labels('accepted');
-  const duplicate = deps.metrics.turnsEnqueued.labels('duplicate');
   app.post('/v1/threads/:threadId/turns', async (request, reply) => {
     const { threadId } = parse(threadParams, request.params, 'path');
     const body = parse(enqueueBodySchema, request.body, 'request body');
     // Validated above with the enqueue schemas themselves, so the producer skips its own parse.
     const context = deps.tenancy.stampContext(request, body.context);
     const result = await deps.producer.enqueueParsed({ ...body, context, threadId: deps.tenancy.threadKey(request, threadId, context) });
-    accepted.inc(result.accepted);
-    if (result.duplicates) duplicate.inc(result.duplicates);
+    deps.metrics.turnsEnqueued.inc({ result: 'accepted' }, result.accepted);
+    if (result.duplicates) deps.metrics.turnsEnqueued.inc({ result: 'duplicate' }, result.duplicates);
     return reply.status(202).send({ ...result, threadId });
   });
 

@@ -32,7 +32,7 @@ import { createHash } from 'node:crypto';
  * is set (see below): every other turn costs this one call.
  * Each redis.call costs more inside a script than most commands themselves (INFO commandstats;
  * `bench:enqueue` prints the script's time): a later turn with the thread's settings unchanged
- * makes two (HMGET, XADD), four with client ids (TIME, ZADD, PEXPIRE), and the bookkeeping (ceiling,
+ * makes two (HMGET, XADD), five with client ids (also TIME, ZADD, PEXPIRE), and the bookkeeping (ceiling,
  * id-window trim, TTLs, settings) runs once per burst or when a setting changes. The time of the
  * thread's last turn is its newest entry id, so no call records it.
  * Uses the server clock (TIME, or the ms of the entry id XADD made) so that producers with skewed

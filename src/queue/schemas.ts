@@ -45,9 +45,7 @@ export type Message = z.infer<typeof messageSchema>;
 const contextKey = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 /**
  * Values that fill namespace templates such as ["chat", "{userId}"]. One loop checks keys, values
- * and their number, which a record of key and value schemas would do in three passes; an object
- * whose every key must hold a string rather than z.record, whose parse touched more on the hot
- * path (a one-off measurement, docs/decisions.md).
+ * and their number, which a record of key and value schemas would do in three passes.
  */
 export const contextSchema = z.object({}).catchall(z.string()).check((ctx) => {
   let keys = 0;

@@ -1,7 +1,8 @@
 /**
  * `engram/sdk`: what a chat application's process needs (enqueue, search, the store API), without
  * what only engram's own processes load (the HTTP server, Bull Board, workers, the chat model).
- * The package root exports all of it too; this entry keeps a producer's start-up and memory small.
+ * The package root exports all of it too; this entry keeps those modules out of a producer's
+ * process (test/sdk-entry.test.ts walks its imports).
  */
 export { EngramClient, type EngramClientOptions } from './client.js';
 export { StoreClient } from './store-client.js';

@@ -44,8 +44,10 @@ export type MemoryWrite =
   | { op: 'delete'; namespace: Namespace; key: string; expectedVersion: number };
 
 /**
- * Writes guarded by namespace versions alone, as consolidation commits them: a re-run after a
- * commit finds nothing left to do, so no cursor is needed.
+ * Writes without a thread cursor, as consolidation commits them: each namespace is locked and its
+ * version compared (or, when null, only locked and bumped), each update and delete compares its
+ * item's version, and `guards` the items relied on. A re-run after a commit finds nothing left
+ * to do, so no cursor is needed.
  */
 export interface NamespaceChange {
   actor: string;
