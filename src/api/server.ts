@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from '../log/logger.js';
 import type { EngramQueues } from '../queue/queues.js';
 import { QUEUE_NAMES } from '../queue/schemas.js';
+import { withTimeout } from '../with-timeout.js';
 import { errorHandler } from './errors.js';
 import { registerMetricsRoute } from './metrics-server.js';
 import { registerRoutes, type ApiDeps } from './routes.js';
@@ -24,14 +25,6 @@ export interface ServerDeps extends ApiDeps {
 
 /** A probe must answer in time: a stalled dependency is not ready, whatever it says later. */
 const READY_TIMEOUT_MS = 2_000;
-
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
-}
 
 /** Fastify: logs through the same pino logger, validates with zod in the handlers. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {

@@ -1,7 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EngramQueues } from '../queue/queues.js';
 import { QUEUE_NAMES } from '../queue/schemas.js';
+import { withTimeout } from '../with-timeout.js';
 
 /** Within a Prometheus scrape's usual 10 s timeout, with room for the rest of the scrape. */
 const QUEUE_SCRAPE_TIMEOUT_MS = 2_000;
@@ -36,7 +36,7 @@ export function createMetrics(queues: EngramQueues | null) {
         // it (their absence is the signal) and the process' own series still come through.
         this.reset();
         const read = Promise.all(QUEUE_NAMES.map(async (name) => [name, await queues[name].getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed')] as const));
-        const counted = await Promise.race([read.catch(() => null), sleep(QUEUE_SCRAPE_TIMEOUT_MS, null, { ref: false })]);
+        const counted = await withTimeout(read, QUEUE_SCRAPE_TIMEOUT_MS).catch(() => null);
         for (const [name, counts] of counted ?? []) {
           for (const [state, n] of Object.entries(counts)) this.set({ queue: name, state }, n);
         }
