@@ -213,6 +213,9 @@ describe.each(backends)('store API writes on $name', (backend) => {
       expect((err as InputError).status).toBe(400);
     }
     expect(await f.store.listNamespaces({ prefix: ['a'] })).toEqual([]);
+    // Text that spells the escape is no NUL: stored as sent.
+    const spelled = { s: 'a backslash, then u0000: \\u0000' };
+    expect((await f.store.put({ namespace: ['spelled'], key: 'k', value: spelled })).value).toEqual(spelled);
     const search = await conflictOf(f.store.search({ namespacePrefix: ['a'], filter: { n: { $gt: true } } }));
     expect((search as Error).message).toMatch(/compares with a number or a string/);
     expect(((await conflictOf(f.store.search({ namespacePrefix: ['a'], filter: { n: { $regex: 'x' } } }))) as Error).message).toMatch(/unknown operator/);

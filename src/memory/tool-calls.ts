@@ -9,6 +9,7 @@ import {
   updateArgsSchema,
 } from './extraction-prompt.js';
 import { canDelete, canInsert, canUpdate, type MemoryKind, type ProfileKind } from './kinds.js';
+import { holdsNul } from '../store/schemas.js';
 import { mergePatch } from './merge-patch.js';
 
 export interface ExistingMemory {
@@ -164,11 +165,4 @@ export function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
   );
-}
-
-function holdsNul(v: unknown): boolean {
-  if (typeof v === 'string') return v.includes('\u0000');
-  if (Array.isArray(v)) return v.some(holdsNul);
-  if (v && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || holdsNul(x));
-  return false;
 }

@@ -10,6 +10,13 @@ import { namespaceSchema } from './types.js';
  * minutes).
  */
 const noNul = (s: string) => !s.includes('\u0000');
+/** Whether a JSON value holds NUL in any string or key: Postgres jsonb cannot store it. */
+export function holdsNul(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (Array.isArray(v)) return v.some(holdsNul);
+  if (v && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || holdsNul(x));
+  return false;
+}
 const key = z.string().min(1).max(1_024).refine(noNul, 'must not contain NUL');
 /** A prefix may be empty: every namespace (an operator's view across tenants). */
 const prefix = z.array(z.string().min(1).max(256).refine(noNul, 'must not contain NUL')).max(16);
@@ -19,7 +26,7 @@ const value = z
   .record(z.string(), z.unknown())
   .refine((v) => json.safeParse(v).success, 'must be plain JSON (no undefined, functions, Dates or NaN)')
   .refine((v) => JSON.stringify(v).length <= 1_000_000, 'must be at most 1 MB of JSON')
-  .refine((v) => !JSON.stringify(v).includes('\\u0000'), 'must not contain NUL characters (Postgres jsonb cannot store them)');
+  .refine((v) => !holdsNul(v), 'must not contain NUL characters (Postgres jsonb cannot store them)');
 export const fieldPathSchema = z.string().min(1).max(512).refine((p) => parsePath(p) !== null, 'must be `$` or a path such as `a.b`, `items[0]`, `items[*].text`');
 const ifVersion = z.number().int().min(0).describe('compare-and-set: the version the item must have now (0: must not exist)');
 
