@@ -97,10 +97,6 @@ export function buildMessages(input: {
   earlier: ConversationTurn[];
   turns: ConversationTurn[];
 }): ChatMessage[] {
-  const kindNotes = input.kinds
-    .filter((k) => k.instructions)
-    .map((k) => `Instructions for "${k.name}" memories:\n${k.instructions}`)
-    .join('\n\n');
   const render = (turns: ConversationTurn[]) =>
     JSON.stringify(turns.map((t) => (t.createdAt ? { role: t.role, content: t.content, at: t.createdAt } : { role: t.role, content: t.content })));
   const user = [
@@ -112,9 +108,18 @@ export function buildMessages(input: {
     .filter(Boolean)
     .join('\n\n');
   return [
-    { role: 'system', content: kindNotes ? `${SYSTEM}\n\n${kindNotes}` : SYSTEM },
+    { role: 'system', content: withKindNotes(SYSTEM, input.kinds) },
     { role: 'user', content: user },
   ];
+}
+
+/** A system prompt followed by the instructions of the kinds that have some. */
+export function withKindNotes(system: string, kinds: MemoryKind[]): string {
+  const notes = kinds
+    .filter((k) => k.instructions)
+    .map((k) => `Instructions for "${k.name}" memories:\n${k.instructions}`)
+    .join('\n\n');
+  return notes ? `${system}\n\n${notes}` : system;
 }
 
 /** Sent with the rejected calls' errors; accepted calls stand and must not be repeated. */
@@ -125,26 +130,28 @@ function tool(name: string, description: string, parameters: Record<string, unkn
   return { type: 'function', function: { name, description, parameters } };
 }
 
-// JSON Schema generation is the costliest part of building a request; kinds are immutable.
-const schemaCache = new WeakMap<MemoryKind, Record<string, unknown>>();
-const patchSchemaCache = new WeakMap<MemoryKind, Record<string, unknown>>();
+// JSON Schema generation is the costliest part of building a request. Keyed by the zod schema,
+// which is immutable and shared by any copy of its kind (a merge copies the kind to turn its
+// inserts off).
+const schemaCache = new WeakMap<z.ZodObject, Record<string, unknown>>();
+const patchSchemaCache = new WeakMap<z.ZodObject, Record<string, unknown>>();
 
 function jsonSchema(kind: MemoryKind): Record<string, unknown> {
-  let cached = schemaCache.get(kind);
+  let cached = schemaCache.get(kind.schema);
   if (!cached) {
     cached = toJson(kind.schema);
-    schemaCache.set(kind, cached);
+    schemaCache.set(kind.schema, cached);
   }
   return cached;
 }
 
 /** The kind's top-level fields, each optional and nullable: the shape of a merge patch. */
 function patchJsonSchema(kind: MemoryKind): Record<string, unknown> {
-  let cached = patchSchemaCache.get(kind);
+  let cached = patchSchemaCache.get(kind.schema);
   if (!cached) {
     const shape = Object.fromEntries(Object.entries(kind.schema.shape).map(([k, v]) => [k, (v as z.ZodType).nullable().optional()]));
     cached = toJson(z.object(shape));
-    patchSchemaCache.set(kind, cached);
+    patchSchemaCache.set(kind.schema, cached);
   }
   return cached;
 }

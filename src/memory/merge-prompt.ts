@@ -1,5 +1,5 @@
 import type { ChatMessage } from '../llm/chat-model.js';
-import { DELETE_TOOL, UPDATE_TOOL, type AliasedMemory } from './extraction-prompt.js';
+import { DELETE_TOOL, UPDATE_TOOL, withKindNotes, type AliasedMemory } from './extraction-prompt.js';
 import type { MemoryKind } from './kinds.js';
 
 /**
@@ -17,13 +17,9 @@ Never delete every memory of a group, and never invent a detail. Make all calls 
 parallel. If nothing needs to change, answer "no changes" without calling a tool.`;
 
 export function buildMergeMessages(kinds: MemoryKind[], groups: AliasedMemory[][]): ChatMessage[] {
-  const kindNotes = kinds
-    .filter((k) => k.instructions)
-    .map((k) => `Instructions for "${k.name}" memories:\n${k.instructions}`)
-    .join('\n\n');
   const rendered = groups.map((g) => g.map((m) => ({ id: m.alias, kind: m.kind, document: m.document })));
   return [
-    { role: 'system', content: kindNotes ? `${SYSTEM}\n\n${kindNotes}` : SYSTEM },
+    { role: 'system', content: withKindNotes(SYSTEM, kinds) },
     { role: 'user', content: `<groups>\n${JSON.stringify(rendered)}\n</groups>` },
   ];
 }
