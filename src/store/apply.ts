@@ -1,6 +1,6 @@
 import pgvector from 'pgvector';
 import type { Db, Queryable } from './db.js';
-import { expiryAfter, namespaceFromJson, type Tables } from './sql.js';
+import { expiryAfter, namespaceFromJson, touched, type Tables } from './sql.js';
 import type { ApplyResult, ChangeSet, FieldEmbedding, Namespace, NamespaceChange } from './types.js';
 
 class Rollback extends Error {
@@ -115,8 +115,7 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet | Namespace
   // Bump only what was written: a namespace that was merely read must not make others conflict.
   const written = new Set(change.writes.map((w) => JSON.stringify(w.namespace)));
   for (const { namespace } of sorted.filter((n) => written.has(JSON.stringify(n.namespace)))) {
-    // Never back: a writer's now() is its BEGIN, which may precede the last writer's.
-    await client.query(`update ${t.namespaces} set version = version + 1, items = items + $2, updated_at = greatest(updated_at, now()) where namespace = $1`, [
+    await client.query(`update ${t.namespaces} n set version = n.version + 1, items = n.items + $2, updated_at = ${touched('n')} where n.namespace = $1`, [
       namespace,
       delta.get(JSON.stringify(namespace)) ?? 0,
     ]);

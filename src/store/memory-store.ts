@@ -2,7 +2,7 @@ import type { Logger } from '../log/logger.js';
 import { applyChangeSet } from './apply.js';
 import { changedNamespaces, markConsolidated, nearDuplicateCandidates, type Candidates, type ChangedNamespace, type ConsolidationMark } from './near-duplicates.js';
 import type { Db } from './db.js';
-import { COLUMNS, getItems, listNamespaces, toItem, type ListNamespacesQuery } from './read-items.js';
+import { COLUMNS, getItems, listNamespaces, scored, type ListNamespacesQuery } from './read-items.js';
 import { refreshTtl } from './refresh-ttl.js';
 import { annIndexExists, searchItems, searchPlan, type SearchQuery, type SearchSettings } from './search.js';
 import { ANN_INDEX, ident, tables, type Tables } from './sql.js';
@@ -46,8 +46,8 @@ export class MemoryStore {
         limit $3 offset $4`,
       [namespace, this.db.vectorParam(vector), limit, offset],
     );
-    // The item itself gets its score: a copy would lose what read-items knows of it (TTL refresh).
-    return res.rows.map((r) => Object.assign(toItem(r), { score: 1 - Number(r.distance) }));
+    // Every row has a distance here, so every score is a number.
+    return res.rows.map((r) => scored(r) as ScoredMemory);
   }
 
   async get(namespace: Namespace, key: string): Promise<MemoryItem | null> {

@@ -47,21 +47,21 @@ export interface Candidates {
  * right now waits for the next pass.
  */
 export async function changedNamespaces(db: Db, t: Tables, limit: number): Promise<ChangedNamespace[]> {
-  const res = await db.query<{ namespace: Namespace; at: string | null; key: string; tried: Date | null; updated: Date }>(
+  const res = await db.query<{ namespace: Namespace; at: string | null; key: string }>(
     `with picked as (
        select namespace, consolidated_at, consolidated_key, consolidation_tried_at as tried, updated_at from ${t.namespaces}
         where items > 1
           -- A mark with a key stopped inside one change time: there may be more at that time.
           and (consolidated_at is null or updated_at > consolidated_at or (updated_at = consolidated_at and consolidated_key <> ''))
-        order by consolidation_tried_at nulls first, updated_at limit $1 for update skip locked)
-     update ${t.namespaces} n set consolidation_tried_at = now() from picked p where n.namespace = p.namespace
-     returning n.namespace, p.consolidated_at::text as at, p.consolidated_key as key, p.tried, p.updated_at as updated`,
+        order by consolidation_tried_at nulls first, updated_at limit $1 for update skip locked),
+     stamped as (update ${t.namespaces} n set consolidation_tried_at = now() from picked p where n.namespace = p.namespace returning n.namespace)
+     -- RETURNING keeps no order: the picking order again.
+     select p.namespace, p.consolidated_at::text as at, p.consolidated_key as key
+       from picked p join stamped s on s.namespace = p.namespace
+      order by p.tried nulls first, p.updated_at`,
     [limit],
   );
-  // RETURNING keeps no order: the picking order again.
-  const order = (r: { tried: Date | null; updated: Date }) => [r.tried?.getTime() ?? -Infinity, r.updated.getTime()] as const;
-  const rows = res.rows.sort((x, y) => order(x)[0] - order(y)[0] || order(x)[1] - order(y)[1]);
-  return rows.map((r) => ({ namespace: r.namespace, since: r.at === null ? null : { at: r.at, key: r.key } }));
+  return res.rows.map((r) => ({ namespace: r.namespace, since: r.at === null ? null : { at: r.at, key: r.key } }));
 }
 
 /**

@@ -60,6 +60,12 @@ export function suffixCondition(column: string, suffix: string[], params: Params
 export const alive = (alias: string) => `(${alias}.expires_at is null or ${alias}.expires_at > now())`;
 
 /**
+ * A namespace's `updated_at` after a write: never back. A writer's now() is its BEGIN, which may
+ * precede the last writer's, and consolidation selects namespaces by it.
+ */
+export const touched = (alias: string) => `greatest(${alias}.updated_at, now())`;
+
+/**
  * The expiry `ms` (a SQL expression, null for none) from now, on the database's clock: the one
  * clock of puts, reflections and refreshes.
  */

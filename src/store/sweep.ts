@@ -1,5 +1,5 @@
 import type { Db } from './db.js';
-import { namespaceFromJson, type Tables } from './sql.js';
+import { namespaceFromJson, touched, type Tables } from './sql.js';
 import type { Namespace } from './types.js';
 import { namespacesCte, uniqueSorted } from './write-items.js';
 
@@ -27,7 +27,7 @@ export async function sweepExpired(db: Db, t: Tables, actor: string, batch: numb
          insert into ${t.history} (namespace, key, kind, op, version, before, after, actor)
          select namespace, key, kind, 'expire', version, value, null, $3::text from gone),
        bump as (
-         update ${t.namespaces} n set version = n.version + 1, items = n.items - g.count, updated_at = greatest(n.updated_at, now())
+         update ${t.namespaces} n set version = n.version + 1, items = n.items - g.count, updated_at = ${touched('n')}
            from (select namespace, count(*) as count from gone group by namespace) g where n.namespace = g.namespace)
        select count(*) as swept from gone`,
       [due.rows.map((r) => JSON.stringify(r.namespace)), due.rows.map((r) => r.key), actor],

@@ -1,7 +1,7 @@
 import { InputError } from '../errors.js';
 import type { Db, Queryable } from './db.js';
 import { compareNamespaces } from './apply.js';
-import { expiryAfter, namespaceFromJson, type Tables } from './sql.js';
+import { expiryAfter, namespaceFromJson, touched, type Tables } from './sql.js';
 import type { ItemWrite, ItemWriteResult, Namespace } from './types.js';
 
 interface Current {
@@ -135,7 +135,7 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], default
                 with ordinality as h(nsi, key, kind, op, version, before, after, actor, ord)
            join nss on nss.o = h.nsi order by h.ord),
        bump as (
-         update ${t.namespaces} n set version = n.version + 1, items = n.items + b.delta, updated_at = greatest(n.updated_at, now())
+         update ${t.namespaces} n set version = n.version + 1, items = n.items + b.delta, updated_at = ${touched('n')}
            from unnest($18::int[], $19::bigint[]) as b(nsi, delta), nss
           where nss.o = b.nsi and n.namespace = nss.ns)
        select namespace, key, created_at, updated_at, expires_at from up`,
