@@ -114,7 +114,7 @@ export class Producer {
  * path). Only the content is escaped: the schemas let no character that JSON escapes into a
  * role, message id, timestamp or kind name, so no object is walked.
  */
-export function storedTurnJson(m: Message, kindsJson: string | undefined): string {
+function storedTurnJson(m: Message, kindsJson: string | undefined): string {
   let json = `{"role":"${m.role}","content":${JSON.stringify(m.content)}`;
   if (m.id !== undefined) json += `,"id":"${m.id}"`;
   if (m.createdAt !== undefined) json += `,"createdAt":"${m.createdAt}"`;

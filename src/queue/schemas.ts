@@ -96,7 +96,7 @@ export const storedTurnSchema = z.object({
   createdAt: z.string().optional(),
   kinds: z.array(z.string()).optional(),
 });
-export type StoredTurn = z.infer<typeof storedTurnSchema>;
+type StoredTurn = z.infer<typeof storedTurnSchema>;
 /** A turn as a reflection reads it: always with an id and a time. */
 export type BufferedTurn = StoredTurn & { id: string; createdAt: string };
 
