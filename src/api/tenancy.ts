@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { tenantNameSchema } from '../config/env.js';
+import { tenantNameSchema } from '../queue/schemas.js';
 import { InputError } from '../errors.js';
 
 /** Every tenant: an operator's key. */

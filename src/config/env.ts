@@ -1,19 +1,13 @@
 import { z } from 'zod';
 import { PermanentError } from '../errors.js';
 import { parsePath } from '../store/json-path.js';
+import { tenantNameSchema } from '../queue/schemas.js';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 const bool = z.stringbool({ truthy: ['1', 'true', 'yes', 'on'], falsy: ['0', 'false', 'no', 'off', ''] });
 const url = (protocols: RegExp) =>
   z.url({ protocol: protocols, error: (issue) => `must be a URL with ${protocols.source.replace(/[\^$]/g, '')} protocol, got ${JSON.stringify(issue.input)}` });
 
-/**
- * A tenant's name: the first label of its namespaces, and what its threads are filed behind
- * (`acme/t1`, which the reflection job's payload schema must accept).
- */
-export const tenantNameSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1 to 64 characters: a letter or digit, then letters, digits and _ . -');
 
 /** What is wrong with one `tenant:key` entry of API_KEYS, if anything. */
 function apiKeyProblem(entry: string): string | null {

@@ -15,12 +15,24 @@ export const LIMITS = {
 
 // One check per field where one can say it all: every check is code the hot path runs cold,
 // after each round trip (docs/decisions.md, "hot path").
+const THREAD = `[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,${LIMITS.idChars - 1}}`;
 export const threadIdSchema = z
   .string()
   .regex(
-    new RegExp(`^[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,${LIMITS.idChars - 1}}$`),
+    new RegExp(`^${THREAD}$`),
     `must be 1 to ${LIMITS.idChars} characters: a letter or digit, then letters, digits and _ . : @ -`,
   );
+
+/** One pattern for a tenant's name, for API_KEYS, the API and the thread ids filed behind it. */
+const TENANT = '[A-Za-z0-9][A-Za-z0-9_.-]{0,63}';
+
+/**
+ * A tenant's name: the first label of its namespaces, and what its threads are filed behind
+ * (`acme/t1`, which the reflection job's payload schema must accept).
+ */
+export const tenantNameSchema = z
+  .string()
+  .regex(new RegExp(`^${TENANT}$`), 'must be 1 to 64 characters: a letter or digit, then letters, digits and _ . -');
 
 /**
  * A thread id as engram keys it: the caller's id, behind its tenant when API keys are on
@@ -28,8 +40,10 @@ export const threadIdSchema = z
  */
 export const internalThreadIdSchema = z
   .string()
-  .max(LIMITS.idChars * 2 + 1)
-  .regex(/^(?:[A-Za-z0-9][A-Za-z0-9_.\-]*\/)?[A-Za-z0-9][A-Za-z0-9_.:@\-]*$/, 'must be a thread id, optionally behind "<tenant>/"');
+  .regex(
+    new RegExp(`^(?:${TENANT}/)?${THREAD}$`),
+    'must be a thread id, optionally behind "<tenant>/"',
+  );
 
 export const kindNameSchema = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be a lower-case identifier (a-z, 0-9, _)');
 
