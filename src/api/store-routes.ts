@@ -21,12 +21,14 @@ const historyQuery = itemQuery.extend({ limit: z.coerce.number().optional(), off
  */
 export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy: Tenancy) {
   const one: NamespaceFields = { required: ['namespace'] };
+  const searched: NamespaceFields = { defaulted: ['namespacePrefix'] };
+  const listed: NamespaceFields = { defaulted: ['prefix'] };
   // The namespace fields of each read op of a batch; every other op is a write (put, delete).
   // A Map: an op named "constructor" must not find Object's.
   const readFields = new Map<unknown, NamespaceFields>([
     ['get', one],
-    ['search', { defaulted: ['namespacePrefix'] }],
-    ['listNamespaces', { defaulted: ['prefix'] }],
+    ['search', searched],
+    ['listNamespaces', listed],
   ]);
   app.put('/v1/store/items', async (request) => ({ item: await store.put(tenancy.confineWrite(request, request.body, one)) }));
 
@@ -38,13 +40,13 @@ export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy:
   app.delete('/v1/store/items', async (request) => ({ deleted: await store.delete(tenancy.confineWrite(request, request.body, one)) }));
 
   app.post('/v1/store/items/search', async (request) => ({
-    items: await store.search(tenancy.confine(request, request.body, { defaulted: ['namespacePrefix'] })),
+    items: await store.search(tenancy.confine(request, request.body, searched)),
   }));
 
   app.get('/v1/store/items/history', async (request) => ({ history: await store.history(tenancy.confine(request, parse(historyQuery, request.query, 'query string'), one)) }));
 
   app.post('/v1/store/namespaces', async (request) => ({
-    namespaces: await store.listNamespaces(tenancy.confine(request, request.body ?? {}, { defaulted: ['prefix'] })),
+    namespaces: await store.listNamespaces(tenancy.confine(request, request.body ?? {}, listed)),
   }));
 
   app.post('/v1/store/batch', async (request) => {

@@ -9,15 +9,16 @@ const url = (protocols: RegExp) =>
   z.url({ protocol: protocols, error: (issue) => `must be a URL with ${protocols.source.replace(/[\^$]/g, '')} protocol, got ${JSON.stringify(issue.input)}` });
 
 
+/** An API_KEYS entry at its first ':' (a key may hold more). */
+const splitEntry = (entry: string) => ({ tenant: entry.slice(0, entry.indexOf(':')), key: entry.slice(entry.indexOf(':') + 1) });
+
 /** What is wrong with one `tenant:key` entry of API_KEYS, if anything. */
 function apiKeyProblem(entry: string): string | null {
-  const i = entry.indexOf(':');
-  if (i < 0) return 'has no ":"';
-  const tenant = entry.slice(0, i);
+  if (!entry.includes(':')) return 'has no ":"';
+  const { tenant, key } = splitEntry(entry);
   if (!tenant) return 'has no tenant before ":"';
   const name = tenantNameSchema.safeParse(tenant);
   if (tenant !== '*' && !name.success) return `has a tenant other than * that is not a tenant name: it ${name.error.issues[0]?.message}`;
-  const key = entry.slice(i + 1);
   if (!key) return 'has no key after ":"';
   return key.length < 16 ? 'has a key shorter than 16 characters' : null;
 }
@@ -128,8 +129,7 @@ export const envSchema = z
           const problem = apiKeyProblem(entry);
           // By position, never by text: an entry holds a secret, and this message is logged.
           if (problem) ctx.addIssue({ code: 'custom', message: `entry ${n + 1} ${problem}; each entry is tenant:key, such as acme:<a key of at least 16 characters>` });
-          const i = entry.indexOf(':');
-          return { tenant: entry.slice(0, i), key: entry.slice(i + 1) };
+          return splitEntry(entry);
         }),
       )
       .optional(),
