@@ -1,5 +1,6 @@
 import pgvector from 'pgvector';
 import type { Db, Queryable } from './db.js';
+import { compareNamespaces, lockNamespaces } from './namespace-locks.js';
 import { expiryAfter, namespaceFromJson, touched, type Tables } from './sql.js';
 import type { ApplyResult, ChangeSet, FieldEmbedding, Namespace, NamespaceChange } from './types.js';
 
@@ -31,12 +32,8 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet | Namespace
   const thread = 'threadId' in change ? change : null;
   // Locks always in one order (namespaces sorted, then the cursor), so writers never deadlock.
   const sorted = [...change.namespaceVersions].sort((a, b) => compareNamespaces(a.namespace, b.namespace));
-  const current: number[] = [];
-  for (const { namespace } of sorted) {
-    await client.query(`insert into ${t.namespaces} (namespace) values ($1) on conflict do nothing`, [namespace]);
-    const row = await client.query(`select version from ${t.namespaces} where namespace = $1 for update`, [namespace]);
-    current.push(Number((row.rows[0] as { version: unknown }).version));
-  }
+  const versions = await lockNamespaces(client, t, sorted.map((n) => n.namespace));
+  const current = sorted.map(({ namespace }) => versions.get(JSON.stringify(namespace)) as number);
   if (thread) {
     await client.query(`insert into ${t.cursors} (thread_id, cursor) values ($1, '') on conflict do nothing`, [thread.threadId]);
     const cur = await client.query(`select cursor from ${t.cursors} where thread_id = $1 for update`, [thread.threadId]);
@@ -138,12 +135,4 @@ async function writeVectors(client: Queryable, t: Tables, namespace: Namespace, 
      on conflict (namespace, key, field) do update set embedding = excluded.embedding`,
     [namespace, key, embeddings.map((e) => e.field), embeddings.map((e) => pgvector.toSql(e.vector))],
   );
-}
-
-export function compareNamespaces(a: Namespace, b: Namespace): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    if (a[i] !== b[i]) return (a[i] as string) < (b[i] as string) ? -1 : 1;
-  }
-  return a.length - b.length;
 }

@@ -1,7 +1,7 @@
 import type { Db } from './db.js';
 import { namespaceFromJson, touched, type Tables } from './sql.js';
 import type { Namespace } from './types.js';
-import { namespacesCte, uniqueSorted } from './write-items.js';
+import { namespacesCte, uniqueSorted } from './namespace-locks.js';
 
 /**
  * Deletes up to `batch` expired items, with an `expire` history row each, and bumps the version

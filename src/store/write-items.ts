@@ -1,6 +1,6 @@
 import { InputError } from '../errors.js';
 import type { Db, Queryable } from './db.js';
-import { compareNamespaces } from './apply.js';
+import { lockNamespaces, namespacesCte, uniqueSorted } from './namespace-locks.js';
 import { expiryAfter, namespaceFromJson, touched, type Tables } from './sql.js';
 import type { ItemWrite, ItemWriteResult, Namespace } from './types.js';
 
@@ -55,15 +55,7 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], default
   const nss = namespacesCte('$1');
 
   return db.transaction(async (tx) => {
-    // Create and lock each namespace row in turn, in the global order, in one statement: a
-    // conflicting row is locked even though `where false` updates nothing. Creating all missing
-    // rows first and locking after held a new row while waiting for an older one, and a
-    // reflection locking the older one and then creating the same new one deadlocked with it.
-    await tx.query(
-      `insert into ${t.namespaces} as n (namespace) select ns from ${nss} order by o
-       on conflict (namespace) do update set version = n.version where false`,
-      [nsParam],
-    );
+    await lockNamespaces(tx, t, namespaces);
 
     const current = await readCurrent(tx, t, nsParam, nsi, writes);
     const conflicts = writes.flatMap((w, i) => {
@@ -214,17 +206,4 @@ async function readCurrent(tx: Queryable, t: Tables, nsParam: string[], nsi: num
     [nsParam, nsi, writes.map((w) => w.key)],
   );
   return res.rows;
-}
-
-/**
- * The namespaces of a batch, sent as JSON texts (a ragged list of text[] is no Postgres array),
- * as rows (o, ns) in the batch's lock order.
- */
-export function namespacesCte(param: string): string {
-  return `(select u.o, ${namespaceFromJson('u.j')} as ns from unnest(${param}::text[]) with ordinality as u(j, o)) as nss`;
-}
-
-export function uniqueSorted(namespaces: Namespace[]): Namespace[] {
-  const unique = new Map(namespaces.map((ns) => [JSON.stringify(ns), ns]));
-  return [...unique.values()].sort(compareNamespaces);
 }
