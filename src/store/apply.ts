@@ -1,6 +1,6 @@
 import pgvector from 'pgvector';
 import type { Db, Queryable } from './db.js';
-import { compareNamespaces, lockNamespaces } from './namespace-locks.js';
+import { compareNamespaces } from './namespace-locks.js';
 import { expiryAfter, namespaceFromJson, touched, type Tables } from './sql.js';
 import type { ApplyResult, ChangeSet, FieldEmbedding, Namespace, NamespaceChange } from './types.js';
 
@@ -31,9 +31,17 @@ export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet | Name
 async function apply(client: Queryable, t: Tables, change: ChangeSet | NamespaceChange): Promise<ApplyResult> {
   const thread = 'threadId' in change ? change : null;
   // Locks always in one order (namespaces sorted, then the cursor), so writers never deadlock.
+  // Each created and locked in turn, in the global order (see lockNamespaces). Two plain
+  // statements per namespace rather than lockNamespaces' one for all: a commit touches one or two
+  // namespaces, and the batch statement's plan cost more than the round trip it saves (commit p50
+  // 4.0-4.2 ms against 3.8-3.9 ms in `npm run bench:formation`, alternating runs).
   const sorted = [...change.namespaceVersions].sort((a, b) => compareNamespaces(a.namespace, b.namespace));
-  const versions = await lockNamespaces(client, t, sorted.map((n) => n.namespace));
-  const current = sorted.map(({ namespace }) => versions.get(JSON.stringify(namespace)) as number);
+  const current: number[] = [];
+  for (const { namespace } of sorted) {
+    await client.query(`insert into ${t.namespaces} (namespace) values ($1) on conflict do nothing`, [namespace]);
+    const row = await client.query(`select version from ${t.namespaces} where namespace = $1 for update`, [namespace]);
+    current.push(Number((row.rows[0] as { version: unknown }).version));
+  }
   if (thread) {
     await client.query(`insert into ${t.cursors} (thread_id, cursor) values ($1, '') on conflict do nothing`, [thread.threadId]);
     const cur = await client.query(`select cursor from ${t.cursors} where thread_id = $1 for update`, [thread.threadId]);

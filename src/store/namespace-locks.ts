@@ -28,22 +28,16 @@ export function namespacesCte(param: string): string {
 }
 
 /**
- * Creates and locks each namespace row in turn, in the global order, in one statement (a
- * conflicting row is locked even though `where false` updates nothing), then reads their
- * versions, keyed by the namespace's JSON. Creating all missing rows first and locking after
- * held a new row while waiting for an older one, and a writer locking the older one and then
- * creating the same new one deadlocked with it.
+ * Creates and locks each namespace row of a store batch in turn, in the global order, in one
+ * statement (a conflicting row is locked even though `where false` updates nothing). Creating
+ * all missing rows first and locking after held a new row while waiting for an older one, and a
+ * writer locking the older one and then creating the same new one deadlocked with it. (A
+ * reflection's commit, one or two namespaces, does the same one namespace at a time: apply.ts.)
  */
-export async function lockNamespaces(tx: Queryable, t: Tables, namespaces: Namespace[]): Promise<Map<string, number>> {
-  const param = uniqueSorted(namespaces).map((ns) => JSON.stringify(ns));
+export async function lockNamespaces(tx: Queryable, t: Tables, namespaces: Namespace[]): Promise<void> {
   await tx.query(
     `insert into ${t.namespaces} as n (namespace) select ns from ${namespacesCte('$1')} order by o
      on conflict (namespace) do update set version = n.version where false`,
-    [param],
+    [uniqueSorted(namespaces).map((ns) => JSON.stringify(ns))],
   );
-  const res = await tx.query<{ namespace: Namespace; version: unknown }>(
-    `select n.namespace, n.version from ${namespacesCte('$1')} join ${t.namespaces} n on n.namespace = nss.ns`,
-    [param],
-  );
-  return new Map(res.rows.map((r) => [JSON.stringify(r.namespace), Number(r.version)]));
 }
