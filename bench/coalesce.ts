@@ -19,13 +19,28 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const jitter = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
 
 const kinds = [
-  defineKind({ name: 'fact', description: 'A fact about the user', namespace: ['facts', '{userId}'], schema: z.object({ content: z.string() }) }),
-  defineKind({ name: 'preference', description: 'A preference of the user', namespace: ['prefs', '{userId}'], schema: z.object({ content: z.string() }) }),
+  defineKind({
+    name: 'fact',
+    description: 'A fact about the user',
+    namespace: ['facts', '{userId}'],
+    schema: z.object({ content: z.string() }),
+  }),
+  defineKind({
+    name: 'preference',
+    description: 'A preference of the user',
+    namespace: ['prefs', '{userId}'],
+    schema: z.object({ content: z.string() }),
+  }),
 ];
 const h = await startHarness({
   roles: ['reflection'],
   chat: () => ({ content: 'no changes' }),
-  env: { DEBOUNCE_MS: String(Math.round(30_000 / C)), MAX_WAIT_MS: String(Math.round(300_000 / C)), REFLECTION_CONCURRENCY: '16', LOG_LEVEL: 'warn' },
+  env: {
+    DEBOUNCE_MS: String(Math.round(30_000 / C)),
+    MAX_WAIT_MS: String(Math.round(300_000 / C)),
+    REFLECTION_CONCURRENCY: '16',
+    LOG_LEVEL: 'warn',
+  },
   runtime: { kinds },
 });
 h.model.latencyMs = 20;
@@ -38,7 +53,11 @@ await Promise.all(
       const threadId = `user${u}-session${s}`;
       for (let t = 0; t < TURNS; t++) {
         const role = t % 2 === 0 ? 'user' : 'assistant';
-        await h.runtime.producer.enqueue({ threadId, context: { userId: `user${u}` }, messages: [{ role, content: `session ${s} turn ${t}: something about my day` }] });
+        await h.runtime.producer.enqueue({
+          threadId,
+          context: { userId: `user${u}` },
+          messages: [{ role, content: `session ${s} turn ${t}: something about my day` }],
+        });
         await sleep(jitter(2_000, 6_000) / C);
       }
       await sleep(300_000 / C);
@@ -54,10 +73,24 @@ for (;;) {
 const sessions = USERS * SESSIONS;
 const turns = sessions * TURNS;
 const calls = h.model.chatRequests.length;
-process.stdout.write(`\nbench:coalesce: ${USERS} users x ${SESSIONS} sessions x ${TURNS} turns, ${kinds.length} memory kinds, time / ${C}, ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+process.stdout.write(
+  `\nbench:coalesce: ${USERS} users x ${SESSIONS} sessions x ${TURNS} turns, ${kinds.length} memory kinds, time / ${C}, ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+);
 table([
-  { system: 'engram (debounced, all kinds in one call)', 'model calls': calls, 'calls/session': (calls / sessions).toFixed(2), 'calls/session/kind': (calls / sessions / kinds.length).toFixed(2), 'calls/turn': (calls / turns).toFixed(3) },
-  { system: 'per-turn baseline (one call per add)', 'model calls': turns, 'calls/session': (turns / sessions).toFixed(2), 'calls/session/kind': (turns / sessions).toFixed(2), 'calls/turn': '1.000' },
+  {
+    system: 'engram (debounced, all kinds in one call)',
+    'model calls': calls,
+    'calls/session': (calls / sessions).toFixed(2),
+    'calls/session/kind': (calls / sessions / kinds.length).toFixed(2),
+    'calls/turn': (calls / turns).toFixed(3),
+  },
+  {
+    system: 'per-turn baseline (one call per add)',
+    'model calls': turns,
+    'calls/session': (turns / sessions).toFixed(2),
+    'calls/session/kind': (turns / sessions).toFixed(2),
+    'calls/turn': '1.000',
+  },
 ]);
 process.stdout.write(`target: at most one extraction call per memory kind per session\n`);
 await h.stop();

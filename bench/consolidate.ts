@@ -41,15 +41,31 @@ const schema = `bench_${randomBytes(3).toString('hex')}`;
 const db = createPgDb(a['database-url'], 4, log);
 const data = new BenchData(1, P, D, Number(a.topics));
 const memories = new MemoryStore(db, schema, log);
-const store = new Store(memories, { embedder: data, indexFields: ['content'], defaultTtlMs: null, refreshTtlOnRead: false, defaultKind: 'memory', actor: 'bench', log });
+const store = new Store(memories, {
+  embedder: data,
+  indexFields: ['content'],
+  defaultTtlMs: null,
+  refreshTtlOnRead: false,
+  defaultKind: 'memory',
+  actor: 'bench',
+  log,
+});
 const namespace = ['bench', 'u0'];
 
 async function main() {
-  process.stdout.write(`engram consolidation benchmark: one namespace of ${int(P)} memories x ${D} dims, ${int(C)} changed since its last pass, schema ${schema}\n`);
+  process.stdout.write(
+    `engram consolidation benchmark: one namespace of ${int(P)} memories x ${D} dims, ${int(C)} changed since its last pass, schema ${schema}\n`,
+  );
   await migrate(db, { schema, dimensions: D, log });
   data.generate();
-  const put = (i: number) => ({ op: 'put' as const, namespace, key: `m${i}`, value: { content: data.memoryText(0, i) } });
-  for (let i = 0; i < P; i += 500) await store.batch(Array.from({ length: Math.min(500, P - i) }, (_, j) => put(i + j)));
+  const put = (i: number) => ({
+    op: 'put' as const,
+    namespace,
+    key: `m${i}`,
+    value: { content: data.memoryText(0, i) },
+  });
+  for (let i = 0; i < P; i += 500)
+    await store.batch(Array.from({ length: Math.min(500, P - i) }, (_, j) => put(i + j)));
   await db.query(`update ${memories.t.namespaces} set consolidated_at = now()`);
   if (a.ann) await memories.createAnnIndex({ maintenanceWorkMem: '1GB' });
   await db.query('analyze');
@@ -61,7 +77,14 @@ async function main() {
   const [ns] = await memories.changedNamespaces(10);
   if (!ns) throw new Error('the namespace should show as changed');
 
-  const q = { namespace, kinds: ['memory'], since: ns.since, maxDistance: Number(a.distance), changedLimit: DEFAULT_MERGE_LIMITS.changedPerNamespace, neighbours: DEFAULT_MERGE_LIMITS.neighbours };
+  const q = {
+    namespace,
+    kinds: ['memory'],
+    since: ns.since,
+    maxDistance: Number(a.distance),
+    changedLimit: DEFAULT_MERGE_LIMITS.changedPerNamespace,
+    neighbours: DEFAULT_MERGE_LIMITS.neighbours,
+  };
   const candidates = await memories.nearDuplicateCandidates(q); // warm-up, and the shape of one pass
   const grouped = groupCandidates(candidates.changed, DEFAULT_MERGE_LIMITS);
   const sample = async (fn: () => Promise<unknown>) => {
@@ -73,9 +96,14 @@ async function main() {
   const rows = [
     ['select 1 (round trip)', await sample(() => db.query('select 1'))],
     ['exact search, one query, top 10 (scale)', await sample(() => memories.search(namespace, query, 10))],
-    [`candidate read of one pass (${int(candidates.changed.length)} changed)`, await sample(() => memories.nearDuplicateCandidates(q))],
+    [
+      `candidate read of one pass (${int(candidates.changed.length)} changed)`,
+      await sample(() => memories.nearDuplicateCandidates(q)),
+    ],
   ] as const;
-  table(rows.map(([measure, s]) => ({ measure, runs: s.length, p50: ms(percentile(s, 50)), p95: ms(percentile(s, 95)) })));
+  table(
+    rows.map(([measure, s]) => ({ measure, runs: s.length, p50: ms(percentile(s, 50)), p95: ms(percentile(s, 95)) })),
+  );
   const pairs = candidates.changed.reduce((n, m) => n + m.near.length, 0);
   process.stdout.write(
     `\nOne pass read ${int(candidates.changed.length)} changed memories and found ${int(pairs)} neighbours within ${a.distance}; ` +

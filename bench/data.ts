@@ -17,7 +17,9 @@ export class BenchData implements Embedder {
     readonly dimensions: number,
     readonly topics: number,
   ) {
-    this.centroids = Array.from({ length: topics }, (_, t) => normalise(noise(0x9e3779b9 ^ (t * 7919 + 1), dimensions)));
+    this.centroids = Array.from({ length: topics }, (_, t) =>
+      normalise(noise(0x9e3779b9 ^ (t * 7919 + 1), dimensions)),
+    );
     this.vectors = new Float32Array(users * per * dimensions);
   }
 
@@ -32,7 +34,11 @@ export class BenchData implements Embedder {
   /** Every memory's vector, computed before the timed load (a model's time is not the store's). */
   generate(): void {
     for (let u = 0; u < this.users; u++) {
-      for (let i = 0; i < this.per; i++) this.vectors.set(this.point(this.topicOf(u, i), hash(u * 1_000_003 + i) ^ 0x5bd1e995), (u * this.per + i) * this.dimensions);
+      for (let i = 0; i < this.per; i++)
+        this.vectors.set(
+          this.point(this.topicOf(u, i), hash(u * 1_000_003 + i) ^ 0x5bd1e995),
+          (u * this.per + i) * this.dimensions,
+        );
     }
   }
 
@@ -43,7 +49,8 @@ export class BenchData implements Embedder {
         const [u, i] = [Number(m[2]), Number(m[3])];
         const at = (u * this.per + i) * this.dimensions;
         // A view, not a copy: the store only reads the numbers.
-        if (u < this.users && i < this.per) return this.vectors.subarray(at, at + this.dimensions) as unknown as number[];
+        if (u < this.users && i < this.per)
+          return this.vectors.subarray(at, at + this.dimensions) as unknown as number[];
         return Array.from(this.point(Number(m[1]), hash(u * 1_000_003 + i) ^ 0x5bd1e995));
       }
       const q = /^q t(\d+) s(\d+)$/.exec(text);

@@ -24,10 +24,18 @@ const N = flag('n', 5_000);
 const RATE = flag('http-rate', 1_000);
 const SECONDS = flag('seconds', 5);
 const CONCURRENCY = 64;
-const vars = testEnvVars('http://127.0.0.1:9/v1', { DEBOUNCE_MS: '600000', MAX_WAIT_MS: '3600000', PORT: '3457', LOG_LEVEL: 'warn' });
+const vars = testEnvVars('http://127.0.0.1:9/v1', {
+  DEBOUNCE_MS: '600000',
+  MAX_WAIT_MS: '3600000',
+  PORT: '3457',
+  LOG_LEVEL: 'warn',
+});
 const env = parseEnv(vars);
 // One user per thread: a thread's turns must share their context.
-const body = (i: number, thread: string) => ({ context: { userId: `u-${thread}` }, messages: [{ role: 'user' as const, content: `message ${i}: I like trains and long walks` }] });
+const body = (i: number, thread: string) => ({
+  context: { userId: `u-${thread}` },
+  messages: [{ role: 'user' as const, content: `message ${i}: I like trains and long walks` }],
+});
 const rows: Record<string, string | number>[] = [];
 type Extra = Record<string, string | number>;
 /** A row from latencies already summarized (wrk's), or from samples (`report`). */
@@ -45,7 +53,10 @@ const report = (name: string, samples: number[], extra: Extra = {}) => {
 const redis = new Redis(vars.REDIS_URL as string);
 for (let i = 0; i < 500; i++) await redis.ping();
 const pings: number[] = [];
-async function interleaved(n: number, call: (i: number) => Promise<unknown>): Promise<{ samples: number[]; ping: number }> {
+async function interleaved(
+  n: number,
+  call: (i: number) => Promise<unknown>,
+): Promise<{ samples: number[]; ping: number }> {
   const samples: number[] = [];
   const own: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -61,7 +72,13 @@ async function interleaved(n: number, call: (i: number) => Promise<unknown>): Pr
 }
 
 // SDK: straight to Redis.
-const sdk = new EngramClient({ redisUrl: vars.REDIS_URL as string, prefix: env.ENGRAM_PREFIX, debounceMs: 600_000, maxWaitMs: 3_600_000, log: createLogger({ level: 'warn' }) });
+const sdk = new EngramClient({
+  redisUrl: vars.REDIS_URL as string,
+  prefix: env.ENGRAM_PREFIX,
+  debounceMs: 600_000,
+  maxWaitMs: 3_600_000,
+  log: createLogger({ level: 'warn' }),
+});
 await sdk.ready();
 // Steady state, not V8's warm-up: a few thousand calls let the hot path's functions reach their
 // optimizing tier before anything is measured (with 500, the first block measured ran slower
@@ -82,7 +99,11 @@ const statsAfter = await evalshaStats();
 const scriptUs = (statsAfter.usec - statsBefore.usec) / Math.max(1, statsAfter.calls - statsBefore.calls);
 // The same with the client's message id, the idempotency key clients should send: the script
 // also reads the server clock, remembers the id and extends the id window.
-const withId = (i: number, thread: string) => ({ threadId: thread, ...body(i, thread), messages: body(i, thread).messages.map((m) => ({ ...m, id: `m-${i}` })) });
+const withId = (i: number, thread: string) => ({
+  threadId: thread,
+  ...body(i, thread),
+  messages: body(i, thread).messages.map((m) => ({ ...m, id: `m-${i}` })),
+});
 for (let i = 0; i < 200; i++) await sdk.enqueue(withId(N + i, `ids-${i}`));
 const idStatsBefore = await evalshaStats();
 const laterIds = await interleaved(N, (i) => sdk.enqueue(withId(i, `ids-${i % 200}`)));
@@ -97,13 +118,19 @@ const rawBuffer = new ThreadBuffer(raw, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
 const rawArgs = Array.from({ length: N }, (_, i) => {
   const thread = `raw-${i % 200}`;
   const turn = JSON.stringify({ role: 'user', content: body(i, '').messages[0]?.content });
-  return rawBuffer.appendArgs(thread, '{"userId":"u"}', 3_600_000, 'enqueue', 600_000, [{ clientId: undefined, json: turn }]);
+  return rawBuffer.appendArgs(thread, '{"userId":"u"}', 3_600_000, 'enqueue', 600_000, [
+    { clientId: undefined, json: turn },
+  ]);
 });
 for (let i = 0; i < 200; i++) await raw.evalsha(APPEND_TURNS_SHA, 4, ...(rawArgs[i] as string[]));
 const prepared = await interleaved(N, (i) => raw.evalsha(APPEND_TURNS_SHA, 4, ...(rawArgs[i] as string[])));
 raw.disconnect();
-const firsts = await interleaved(Math.ceil(N / 5), (i) => sdk.enqueue({ threadId: `first-${i}`, ...body(i, `first-${i}`) }));
-const mixed = await interleaved(N, (i) => sdk.enqueue({ threadId: `mix-${Math.floor(i / 20)}`, ...body(i, `mix-${Math.floor(i / 20)}`) }));
+const firsts = await interleaved(Math.ceil(N / 5), (i) =>
+  sdk.enqueue({ threadId: `first-${i}`, ...body(i, `first-${i}`) }),
+);
+const mixed = await interleaved(N, (i) =>
+  sdk.enqueue({ threadId: `mix-${Math.floor(i / 20)}`, ...body(i, `mix-${Math.floor(i / 20)}`) }),
+);
 report('redis PING (baseline, interleaved)', pings);
 const ratio = (m: { samples: number[]; ping: number }) => (summarize(m.samples).p50 / m.ping).toFixed(2);
 report('SDK enqueue, later turn', later.samples, { 'x PING p50': ratio(later) });
@@ -116,9 +143,18 @@ const sdkMixed = report('SDK enqueue, sessions of 20', mixed.samples, { 'x PING 
 // turn: such a design would still have to keep the turn somewhere, which engram's one call does.
 const bullmq = new Redis(vars.REDIS_URL as string, { maxRetriesPerRequest: null });
 const debounced = new Queue('bench-debounce', { connection: bullmq, prefix: env.ENGRAM_PREFIX });
-for (let i = 0; i < 200; i++) await debounced.add('reflect', { threadId: `warm-${i % 20}` }, { delay: 600_000, deduplication: { id: `warm-${i % 20}`, ttl: 600_000, extend: true, replace: true } });
+for (let i = 0; i < 200; i++)
+  await debounced.add(
+    'reflect',
+    { threadId: `warm-${i % 20}` },
+    { delay: 600_000, deduplication: { id: `warm-${i % 20}`, ttl: 600_000, extend: true, replace: true } },
+  );
 const perTurn = await interleaved(Math.ceil(N / 5), (i) =>
-  debounced.add('reflect', { threadId: `t-${i % 200}` }, { delay: 600_000, deduplication: { id: `t-${i % 200}`, ttl: 600_000, extend: true, replace: true } }),
+  debounced.add(
+    'reflect',
+    { threadId: `t-${i % 200}` },
+    { delay: 600_000, deduplication: { id: `t-${i % 200}`, ttl: 600_000, extend: true, replace: true } },
+  ),
 );
 report('BullMQ debounced add, no turn stored (scale)', perTurn.samples, { 'x PING p50': ratio(perTurn) });
 await debounced.close();
@@ -142,14 +178,24 @@ report(`SDK enqueue, concurrency ${CONCURRENCY}`, conc, { 'enqueues/s': Math.rou
 // HTTP: an api process on its own, as deployed (migrations first, as their own step).
 const childEnv = { ...process.env, ...vars, OPENAI_API_KEY: 'bench' };
 await new Promise((resolve, reject) =>
-  spawn(process.execPath, ['--import', 'tsx', 'workers/migrate.ts'], { env: childEnv, stdio: ['ignore', 'ignore', 'inherit'] }).on('exit', (code) =>
-    code === 0 ? resolve(code) : reject(new Error(`migrate exited ${code}`)),
-  ),
+  spawn(process.execPath, ['--import', 'tsx', 'workers/migrate.ts'], {
+    env: childEnv,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  }).on('exit', (code) => (code === 0 ? resolve(code) : reject(new Error(`migrate exited ${code}`)))),
 );
-const api = spawn(process.execPath, ['--import', 'tsx', 'workers/api.ts'], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit'] });
+const api = spawn(process.execPath, ['--import', 'tsx', 'workers/api.ts'], {
+  env: childEnv,
+  stdio: ['ignore', 'inherit', 'inherit'],
+});
 const base = `http://127.0.0.1:${vars.PORT}`;
 for (let i = 0; i < 100; i++) {
-  if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
+  if (
+    await fetch(`${base}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    )
+  )
+    break;
   await new Promise((r) => setTimeout(r, 200));
 }
 // Sequential, from a Node client: one GET /healthz (the floor: a request that does no work),
@@ -160,7 +206,11 @@ const send = (path: string, payload?: string) =>
     const headers = payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {};
     const req = request(`${base}${path}`, { method: payload ? 'POST' : 'GET', agent, headers }, (res) => {
       res.resume();
-      res.on('end', () => (res.statusCode === 200 || res.statusCode === 202 ? resolve() : reject(new Error(`${path}: HTTP ${res.statusCode}`))));
+      res.on('end', () =>
+        res.statusCode === 200 || res.statusCode === 202
+          ? resolve()
+          : reject(new Error(`${path}: HTTP ${res.statusCode}`)),
+      );
     });
     req.on('error', reject);
     req.end(payload);
@@ -183,7 +233,9 @@ report('HTTP enqueue, sequential', httpSeq);
 
 // Under load, from wrk (bench/http-load.ts says why not a Node client).
 const httpConc = await load({ base, threads: 'hconc-', connections: CONCURRENCY, seconds: SECONDS });
-row(`HTTP enqueue, concurrency ${CONCURRENCY} (wrk-corrected p99)`, httpConc, { 'enqueues/s': Math.round(httpConc.rate) });
+row(`HTTP enqueue, concurrency ${CONCURRENCY} (wrk-corrected p99)`, httpConc, {
+  'enqueues/s': Math.round(httpConc.rate),
+});
 
 // A fixed rate, in rounds that alternate the floor and the enqueue so that both see the same
 // moments of this shared machine: one round's p99 rests on its 50 slowest requests, which one

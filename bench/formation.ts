@@ -30,9 +30,15 @@ const log = createLogger({ level: 'silent' });
 const busyModel: ChatHandler = (request) => {
   const { existing, turns } = readPrompt(request);
   const n = /topic (\d+)/.exec(turns.map((t) => t.content).join(' '))?.[1] ?? '0';
-  const calls: { name: string; arguments: unknown }[] = [{ name: 'insert_memory', arguments: { content: `User brought up topic ${n} (${fact(Number(n))})` } }];
+  const calls: { name: string; arguments: unknown }[] = [
+    { name: 'insert_memory', arguments: { content: `User brought up topic ${n} (${fact(Number(n))})` } },
+  ];
   const first = existing[0];
-  if (first) calls.push({ name: 'update_memory', arguments: { id: first.id, document: { content: `${String(first.document.content)}; confirmed in topic ${n}` } } });
+  if (first)
+    calls.push({
+      name: 'update_memory',
+      arguments: { id: first.id, document: { content: `${String(first.document.content)}; confirmed in topic ${n}` } },
+    });
   return { toolCalls: calls };
 };
 
@@ -52,7 +58,7 @@ function env(modelUrl: string, over: Record<string, string> = {}): Env {
   });
 }
 
-async function withRuntime<T>(e: Env, fn: (rt: Runtime) => Promise<T>, roles: ('reflection')[] = []): Promise<T> {
+async function withRuntime<T>(e: Env, fn: (rt: Runtime) => Promise<T>, roles: 'reflection'[] = []): Promise<T> {
   const rt = new Runtime(e, log);
   try {
     await rt.migrate();
@@ -103,8 +109,19 @@ function timedDeps(rt: Runtime, model: FakeModel) {
   return { deps, clock };
 }
 
-async function reflectOnce(rt: Runtime, deps: ReflectDeps, clock: { modelMs: number; stages: Record<string, number> }, userId: string, threadId: string, topic: number) {
-  await rt.producer.enqueue({ threadId, context: { userId }, messages: [{ role: 'user', content: `Let me tell you about topic ${topic}: ${fact(topic)}` }] });
+async function reflectOnce(
+  rt: Runtime,
+  deps: ReflectDeps,
+  clock: { modelMs: number; stages: Record<string, number> },
+  userId: string,
+  threadId: string,
+  topic: number,
+) {
+  await rt.producer.enqueue({
+    threadId,
+    context: { userId },
+    messages: [{ role: 'user', content: `Let me tell you about topic ${topic}: ${fact(topic)}` }],
+  });
   clock.modelMs = 0;
   clock.stages = {};
   const t0 = performance.now();
@@ -113,7 +130,12 @@ async function reflectOnce(rt: Runtime, deps: ReflectDeps, clock: { modelMs: num
   if (outcome.status !== 'applied') throw new Error(`reflection ${threadId} did not apply: ${JSON.stringify(outcome)}`);
   const nonModel = wall - clock.modelMs;
   const known = Object.values(clock.stages).reduce((a, b) => a + b, 0);
-  return { wall, nonModel, promptTokens: outcome.usage.promptTokens, stages: { ...clock.stages, 'snapshot read + CPU': nonModel - known } };
+  return {
+    wall,
+    nonModel,
+    promptTokens: outcome.usage.promptTokens,
+    stages: { ...clock.stages, 'snapshot read + CPU': nonModel - known },
+  };
 }
 
 const pct = (xs: number[], p: number) => {
@@ -138,10 +160,20 @@ async function nonModelTime(model: FakeModel) {
       samples.push(r.nonModel);
       for (const [k, v] of Object.entries(r.stages)) (stages[k] ??= []).push(v);
     }
-    out(`1. Non-model time per reflection (sequential, ${runs} reflections after ${warmup} warm-up; a namespace of ~100-${100 + warmup + runs} memories;`);
-    out(`   each reflection: read turns, embed queries, snapshot read, 1 chat call, embed 2 docs, commit 1 insert + 1 update with history)`);
-    out(`   p50 ${ms(pct(samples, 50))}   p95 ${ms(pct(samples, 95))}   p99 ${ms(pct(samples, 99))}   max ${ms(Math.max(...samples))}`);
-    out(`   where it goes (p50 each): ${Object.entries(stages).map(([k, v]) => `${k} ${ms(pct(v, 50))}`).join(', ')}`);
+    out(
+      `1. Non-model time per reflection (sequential, ${runs} reflections after ${warmup} warm-up; a namespace of ~100-${100 + warmup + runs} memories;`,
+    );
+    out(
+      `   each reflection: read turns, embed queries, snapshot read, 1 chat call, embed 2 docs, commit 1 insert + 1 update with history)`,
+    );
+    out(
+      `   p50 ${ms(pct(samples, 50))}   p95 ${ms(pct(samples, 95))}   p99 ${ms(pct(samples, 99))}   max ${ms(Math.max(...samples))}`,
+    );
+    out(
+      `   where it goes (p50 each): ${Object.entries(stages)
+        .map(([k, v]) => `${k} ${ms(pct(v, 50))}`)
+        .join(', ')}`,
+    );
   });
 }
 
@@ -150,7 +182,9 @@ async function tokensBySize(model: FakeModel) {
   model.latencyMs = 0;
   model.embeddingLatencyMs = 0;
   out('');
-  out('2. Prompt tokens per reflection as the namespace grows (tokens = request chars / 4, as the stand-in counts; EXISTING_TOP_K=20)');
+  out(
+    '2. Prompt tokens per reflection as the namespace grows (tokens = request chars / 4, as the stand-in counts; EXISTING_TOP_K=20)',
+  );
   out('   memories   prompt tokens (mean of 10)   memories shown   non-model p50');
   await withRuntime(env(model.url), async (rt) => {
     const { deps, clock } = timedDeps(rt, model);
@@ -168,7 +202,9 @@ async function tokensBySize(model: FakeModel) {
         shown = readPrompt(model.chatRequests[before]!).existing.length;
       }
       const mean = tokens.reduce((a, b) => a + b, 0) / tokens.length;
-      out(`   ${String(size).padStart(8)}   ${mean.toFixed(0).padStart(27)}   ${String(shown).padStart(14)}   ${ms(pct(nonModel, 50)).padStart(13)}`);
+      out(
+        `   ${String(size).padStart(8)}   ${mean.toFixed(0).padStart(27)}   ${String(shown).padStart(14)}   ${ms(pct(nonModel, 50)).padStart(13)}`,
+      );
     }
   });
 }
@@ -185,7 +221,7 @@ async function throughput(model: FakeModel) {
       for (let u = 0; u < jobs; u++) await seedNamespace(rt.store, ['memories', `tp-${u}`], 20, DIMS, u * 20);
       const done = new Promise<void>((resolve, reject) => {
         let completed = 0;
-        const timer = setInterval(async () => {
+        const check = async () => {
           const counts = await rt.queues.reflection.getJobCounts('completed', 'failed');
           if (counts.failed) reject(new Error(`${counts.failed} reflections failed`));
           completed = counts.completed ?? 0;
@@ -193,19 +229,28 @@ async function throughput(model: FakeModel) {
             clearInterval(timer);
             resolve();
           }
-        }, 50);
+        };
+        const timer = setInterval(() => void check().catch(reject), 50);
       });
       const t0 = performance.now();
       await Promise.all(
         Array.from({ length: jobs }, (_, u) =>
-          rt.producer.enqueue({ threadId: `tp-thread-${u}`, context: { userId: `tp-${u}` }, messages: [{ role: 'user', content: `About topic ${u}: ${fact(u)}` }] }),
+          rt.producer.enqueue({
+            threadId: `tp-thread-${u}`,
+            context: { userId: `tp-${u}` },
+            messages: [{ role: 'user', content: `About topic ${u}: ${fact(u)}` }],
+          }),
         ),
       );
       await done;
       const seconds = (performance.now() - t0) / 1000;
       out('');
-      out(`3. Throughput of one process: BullMQ worker, concurrency ${concurrency}, chat model 1,000 ms, embeddings 20 ms, ${jobs} threads of distinct users`);
-      out(`   ${jobs} reflections in ${seconds.toFixed(2)} s = ${(jobs / seconds).toFixed(1)} reflections/s (ceiling with this model: ${(concurrency / 1.04).toFixed(1)}/s)`);
+      out(
+        `3. Throughput of one process: BullMQ worker, concurrency ${concurrency}, chat model 1,000 ms, embeddings 20 ms, ${jobs} threads of distinct users`,
+      );
+      out(
+        `   ${jobs} reflections in ${seconds.toFixed(2)} s = ${(jobs / seconds).toFixed(1)} reflections/s (ceiling with this model: ${(concurrency / 1.04).toFixed(1)}/s)`,
+      );
     },
     ['reflection'],
   );
@@ -213,7 +258,9 @@ async function throughput(model: FakeModel) {
 
 const model = await new FakeModel(busyModel).start();
 try {
-  out(`engram formation bench${quick ? ' (--quick)' : ''}: node ${process.version}, ${cpus().length} CPUs (load average ${loadavg()[0]?.toFixed(1)} at start), ${DIMS}-dimension embeddings`);
+  out(
+    `engram formation bench${quick ? ' (--quick)' : ''}: node ${process.version}, ${cpus().length} CPUs (load average ${loadavg()[0]?.toFixed(1)} at start), ${DIMS}-dimension embeddings`,
+  );
   out('');
   await nonModelTime(model);
   await tokensBySize(model);

@@ -41,15 +41,29 @@ export interface LoadOptions {
 
 /** Latencies in ms. Throws when any request failed: a figure over errors would mislead. */
 export async function load(opts: LoadOptions) {
-  const env = { ...process.env, LOAD_THREADS: opts.threads ?? 'wrk-', LOAD_RATE: String(opts.rate ?? 0), ...(opts.path ? { LOAD_PATH: opts.path } : {}) };
+  const env = {
+    ...process.env,
+    LOAD_THREADS: opts.threads ?? 'wrk-',
+    LOAD_RATE: String(opts.rate ?? 0),
+    ...(opts.path ? { LOAD_PATH: opts.path } : {}),
+  };
   // One wrk thread: one Lua state holds the rate's schedule (and C wrk needs no second core).
   const args = ['-t1', `-c${opts.connections}`, `-d${opts.seconds}s`, '-s', script, opts.base];
   const out = await new Promise<string>((resolve, reject) =>
-    execFile('wrk', args, { env }, (err, stdout, stderr) => (err ? reject(new Error(`wrk failed: ${err.message} ${stderr}`)) : resolve(stdout))),
+    execFile('wrk', args, { env }, (err, stdout, stderr) =>
+      err ? reject(new Error(`wrk failed: ${err.message} ${stderr}`)) : resolve(stdout),
+    ),
   );
   const line = out.split('\n').find((l) => l.startsWith('LOAD '));
   if (!line) throw new Error(`wrk printed no result:\n${out}`);
   const r = resultSchema.parse(JSON.parse(line.slice(5)));
-  if (r.socketErrors || r.httpErrors) throw new Error(`wrk: ${r.socketErrors} socket errors, ${r.httpErrors} HTTP errors of ${r.requests} requests`);
-  return { n: r.requests, rate: r.requests / (r.durationUs / 1e6), p50: r.p50 / 1000, p99: r.p99 / 1000, max: r.max / 1000 };
+  if (r.socketErrors || r.httpErrors)
+    throw new Error(`wrk: ${r.socketErrors} socket errors, ${r.httpErrors} HTTP errors of ${r.requests} requests`);
+  return {
+    n: r.requests,
+    rate: r.requests / (r.durationUs / 1e6),
+    p50: r.p50 / 1000,
+    p99: r.p99 / 1000,
+    max: r.max / 1000,
+  };
 }

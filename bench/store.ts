@@ -15,7 +15,6 @@ import { migrate } from '../src/store/migrate.js';
 import { createPgliteDb } from '../src/store/pglite.js';
 import { createPgDb } from '../src/store/pool.js';
 import { Store } from '../src/store/store.js';
-import type { SearchItem } from '../src/store/types.js';
 import { observedDb } from '../test/helpers/backends.js';
 import { BenchData } from './data.js';
 import { int, line, ms, percentile, recall, time } from './stats.js';
@@ -46,7 +45,16 @@ const schema = `bench_${randomBytes(3).toString('hex')}`;
 const db: Db = a.pglite ? createPgliteDb('memory://', log) : createPgDb(a['database-url'], WRITERS + 2, log);
 const data = new BenchData(U, M, D, Number(a.topics));
 const memories = new MemoryStore(db, schema, log);
-const storeOver = (m: MemoryStore) => new Store(m, { embedder: data, indexFields: ['content'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'bench', log });
+const storeOver = (m: MemoryStore) =>
+  new Store(m, {
+    embedder: data,
+    indexFields: ['content'],
+    defaultTtlMs: null,
+    refreshTtlOnRead: true,
+    defaultKind: 'memory',
+    actor: 'bench',
+    log,
+  });
 const store = storeOver(memories);
 const ns = (u: number) => ['bench', `u${u}`];
 const id = (item: { namespace: string[]; key: string }) => `${item.namespace[1]}/${item.key}`;
@@ -66,13 +74,28 @@ async function main() {
   line('baseline: select 1 round trip', `p50 ${ms(percentile(rtt, 50))}  p95 ${ms(percentile(rtt, 95))}`);
 
   const load = await time(() => loadAll());
-  line(`put, batched (${BATCH}/batch, ${WRITERS} writers)`, `${int((U * M) / (load.ms / 1000))} items/s  (${int(U * M)} items in ${(load.ms / 1000).toFixed(1)} s)`);
+  line(
+    `put, batched (${BATCH}/batch, ${WRITERS} writers)`,
+    `${int((U * M) / (load.ms / 1000))} items/s  (${int(U * M)} items in ${(load.ms / 1000).toFixed(1)} s)`,
+  );
   // What autovacuum does on its own soon after a bulk load; without statistics the planner
   // guesses one row per namespace range.
   await db.exec(`analyze ${memories.t.memories}, ${memories.t.vectors}, ${memories.t.namespaces}`);
 
   const single: number[] = [];
-  for (let i = 0; i < 200; i++) single.push((await time(() => store.put({ namespace: ['bench-single', `u${i % 20}`], key: `s${i}`, value: { content: `t1 u999999 i${i}` }, index: ['content'] }))).ms);
+  for (let i = 0; i < 200; i++)
+    single.push(
+      (
+        await time(() =>
+          store.put({
+            namespace: ['bench-single', `u${i % 20}`],
+            key: `s${i}`,
+            value: { content: `t1 u999999 i${i}` },
+            index: ['content'],
+          }),
+        )
+      ).ms,
+    );
   line('put, one item per call', `p50 ${ms(percentile(single, 50))}  p95 ${ms(percentile(single, 95))}`);
 
   await perNamespace('search, one namespace (exact)');
@@ -84,7 +107,13 @@ async function main() {
   line('HNSW index build (m 16, ef_construction 64)', `${(build.ms / 1000).toFixed(1)} s`);
   // The service ranks prefixes under STORE_EXACT_SEARCH_MAX items exactly; force the index here.
   memories.searchSettings.exactSearchMax = 0;
-  const plan = await memories.searchPlan({ prefix: ['bench'], vector: (await data.embed(['q t1 s1']))[0], filter: [], limit: 10, offset: 0 });
+  const plan = await memories.searchPlan({
+    prefix: ['bench'],
+    vector: (await data.embed(['q t1 s1']))[0],
+    filter: [],
+    limit: 10,
+    offset: 0,
+  });
   if (plan !== 'ann') throw new Error(`expected the ANN plan for a cross-namespace search, got ${plan}`);
   await cross('search, all namespaces, HNSW (ef_search 100)', Number(a['cross-queries']), false);
   line('  (exact cross-namespace p50 for comparison)', ms(exactCross));
@@ -93,7 +122,13 @@ async function main() {
   const withIndex = await time(async () => {
     for (let i = 0; i < extra; i += BATCH) {
       await store.batch(
-        Array.from({ length: Math.min(BATCH, extra - i) }, (_, j) => ({ op: 'put' as const, namespace: ['bench-extra', `u${(i + j) % 100}`], key: `e${i + j}`, value: { content: `t${(i + j) % 7} u${U + 1} i${i + j}` }, index: ['content'] })),
+        Array.from({ length: Math.min(BATCH, extra - i) }, (_, j) => ({
+          op: 'put' as const,
+          namespace: ['bench-extra', `u${(i + j) % 100}`],
+          key: `e${i + j}`,
+          value: { content: `t${(i + j) % 7} u${U + 1} i${i + j}` },
+          index: ['content'],
+        })),
       );
     }
   });
@@ -113,7 +148,13 @@ async function loadAll() {
       for (let n = start; n < next; n++) {
         const u = n % U;
         const i = Math.floor(n / U);
-        ops.push({ op: 'put' as const, namespace: ns(u), key: `m${i}`, value: { content: data.memoryText(u, i), topic: data.topicOf(u, i), i }, index: ['content'] });
+        ops.push({
+          op: 'put' as const,
+          namespace: ns(u),
+          key: `m${i}`,
+          value: { content: data.memoryText(u, i), topic: data.topicOf(u, i), i },
+          index: ['content'],
+        });
       }
       await store.batch(ops);
     }
@@ -131,9 +172,12 @@ async function perNamespace(what: string) {
     const { ms: t, result } = await time(() => store.search({ namespacePrefix: ns(u), query: text, limit: 10 }));
     lat.push(t);
     const [vector] = await data.embed([text]);
-    r += recall((result as SearchItem[]).map(id), data.topK(vector as number[], 10, u, u + 1).map(idOf));
+    r += recall(result.map(id), data.topK(vector as number[], 10, u, u + 1).map(idOf));
   }
-  line(what, `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  recall@10 ${(r / Q).toFixed(3)}  (${Q} queries, ${M} items each)`);
+  line(
+    what,
+    `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  recall@10 ${(r / Q).toFixed(3)}  (${Q} queries, ${M} items each)`,
+  );
 }
 
 /**
@@ -152,8 +196,18 @@ async function ttlReads() {
     if (text.startsWith('with due as')) refreshes++;
   });
   const ttlStore = storeOver(new MemoryStore(counting, schema, log));
-  await ttlStore.batch(Array.from({ length: n }, (_, i) => ({ op: 'put' as const, namespace, key: `t${i}`, value: { content: data.memoryText(0, i) }, ttl: hour, index: ['content'] })));
-  const setExpiry = (expiry: string) => db.query(`update ${memories.t.memories} set expires_at = ${expiry} where namespace = $1`, [namespace]);
+  await ttlStore.batch(
+    Array.from({ length: n }, (_, i) => ({
+      op: 'put' as const,
+      namespace,
+      key: `t${i}`,
+      value: { content: data.memoryText(0, i) },
+      ttl: hour,
+      index: ['content'],
+    })),
+  );
+  const setExpiry = (expiry: string) =>
+    db.query(`update ${memories.t.memories} set expires_at = ${expiry} where namespace = $1`, [namespace]);
   const run = async (what: string, read: (i: number) => Promise<unknown>, due: boolean) => {
     if (!due) await setExpiry(`now() + ttl_ms * interval '1 millisecond'`);
     refreshes = 0;
@@ -162,10 +216,14 @@ async function ttlReads() {
       if (due) await setExpiry(`now() + interval '1 minute'`);
       lat.push((await time(() => read(i))).ms);
     }
-    line(what, `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  (${n} reads, ${refreshes} refresh statements)`);
+    line(
+      what,
+      `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  (${n} reads, ${refreshes} refresh statements)`,
+    );
   };
   const get = (refreshTtl: boolean) => (i: number) => ttlStore.get({ namespace, key: `t${i}`, refreshTtl });
-  const search = (refreshTtl: boolean) => (i: number) => ttlStore.search({ namespacePrefix: namespace, query: `q t${i % data.topics} s${i}`, limit: 10, refreshTtl });
+  const search = (refreshTtl: boolean) => (i: number) =>
+    ttlStore.search({ namespacePrefix: namespace, query: `q t${i % data.topics} s${i}`, limit: 10, refreshTtl });
   await run('get, TTL item, refreshTtl false', get(false), false);
   await run('get, TTL item, refresh not due', get(true), false);
   await run('get, TTL item, refresh due (1 UPDATE)', get(true), true);
@@ -180,12 +238,17 @@ async function cross(what: string, Q: number, exact: boolean): Promise<number> {
   let r = 0;
   for (let q = 0; q < Q; q++) {
     const text = `q t${(q * 31) % data.topics} s${100_000 + q}`;
-    const { ms: t, result } = await time(() => store.search({ namespacePrefix: ['bench'], query: text, limit: 10, exact }));
+    const { ms: t, result } = await time(() =>
+      store.search({ namespacePrefix: ['bench'], query: text, limit: 10, exact }),
+    );
     lat.push(t);
     const [vector] = await data.embed([text]);
-    r += recall((result as SearchItem[]).map(id), data.topK(vector as number[], 10).map(idOf));
+    r += recall(result.map(id), data.topK(vector as number[], 10).map(idOf));
   }
-  line(what, `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  recall@10 ${(r / Q).toFixed(3)}  (${Q} queries over ${int(U * M)} items)`);
+  line(
+    what,
+    `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  recall@10 ${(r / Q).toFixed(3)}  (${Q} queries over ${int(U * M)} items)`,
+  );
   return percentile(lat, 50);
 }
 

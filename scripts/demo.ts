@@ -38,8 +38,14 @@ out(`Bull Board: ${base}/admin/queues`);
 
 const send = async (threadId: string, messages: { role: string; content: string }[]) => {
   const body = { context: { userId: 'demo-user' }, messages };
-  out(`\n$ curl -X POST ${base}/v1/threads/${threadId}/turns -H 'content-type: application/json' -d '${JSON.stringify(body)}'`);
-  const res = await fetch(`${base}/v1/threads/${threadId}/turns`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  out(
+    `\n$ curl -X POST ${base}/v1/threads/${threadId}/turns -H 'content-type: application/json' -d '${JSON.stringify(body)}'`,
+  );
+  const res = await fetch(`${base}/v1/threads/${threadId}/turns`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   out(`${res.status} ${await res.text()}`);
 };
 const settle = async (calls: number) => {
@@ -48,7 +54,11 @@ const settle = async (calls: number) => {
   while (Date.now() < deadline) {
     const counts = await runtime.queues.reflection.getJobCounts('completed', 'failed', 'delayed', 'waiting', 'active');
     if (counts.failed) throw new Error('a reflection failed: see Bull Board');
-    if (model.chatRequests.length >= calls && (counts.delayed ?? 0) + (counts.waiting ?? 0) + (counts.active ?? 0) === 0) return;
+    if (
+      model.chatRequests.length >= calls &&
+      (counts.delayed ?? 0) + (counts.waiting ?? 0) + (counts.active ?? 0) === 0
+    )
+      return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('reflection did not finish within 30 s');
@@ -56,14 +66,18 @@ const settle = async (calls: number) => {
 const show = async (query: string) => {
   const url = `${base}/v1/memories/search?namespace=memories&namespace=demo-user&query=${encodeURIComponent(query)}`;
   out(`\n$ curl '${url}'`);
-  const { memories } = (await (await fetch(url)).json()) as { memories: { value: { content: string }; version: number; score: number }[] };
+  const { memories } = (await (await fetch(url)).json()) as {
+    memories: { value: { content: string }; version: number; score: number }[];
+  };
   for (const m of memories) out(`  - ${m.value.content}  (version ${m.version}, score ${m.score.toFixed(2)})`);
   if (memories.length === 0) out('  (no memories)');
 };
 
 try {
   // Start clean so that the demo shows the same story every run.
-  await runtime.db.query(`truncate ${runtime.store.t.memories}, ${runtime.store.t.history}, ${runtime.store.t.namespaces}, ${runtime.store.t.cursors} cascade`);
+  await runtime.db.query(
+    `truncate ${runtime.store.t.memories}, ${runtime.store.t.history}, ${runtime.store.t.namespaces}, ${runtime.store.t.cursors} cascade`,
+  );
   const run = Date.now().toString(36);
   await send(`demo-1-${run}`, [{ role: 'user', content: 'I love ramen! I also like pasta.' }]);
   await send(`demo-1-${run}`, [{ role: 'assistant', content: 'Noted: ramen and pasta.' }]);
@@ -83,7 +97,11 @@ if (once || process.exitCode) {
   await model.stop();
 } else {
   out('\nServing until Ctrl-C. Send your own turns with the curl lines above.');
-  const stop = () => void runtime.stop().then(() => model.stop()).then(() => process.exit(0));
+  const stop = () =>
+    void runtime
+      .stop()
+      .then(() => model.stop())
+      .then(() => process.exit(0));
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 }

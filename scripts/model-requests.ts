@@ -24,19 +24,54 @@ export async function renderModelRequests(): Promise<string> {
   const answers: ChatReply[] = [
     {
       toolCalls: [
-        { name: 'update_memory', arguments: { id: 'm1', document: { content: 'User loves ramen, especially miso ramen' } } },
+        {
+          name: 'update_memory',
+          arguments: { id: 'm1', document: { content: 'User loves ramen, especially miso ramen' } },
+        },
         { name: 'delete_memory', arguments: { id: 'm9' } },
         { name: 'patch_user_profile', arguments: { city: 'Porto' } },
-        { name: 'update_memory', arguments: { id: 'm2', document: { technology: 'PostgreSQL', interest_level: 'high', proficiency: 'guru', context: 'Tunes autovacuum' } } },
+        {
+          name: 'update_memory',
+          arguments: {
+            id: 'm2',
+            document: {
+              technology: 'PostgreSQL',
+              interest_level: 'high',
+              proficiency: 'guru',
+              context: 'Tunes autovacuum',
+            },
+          },
+        },
       ],
     },
     {
       toolCalls: [
         { name: 'delete_memory', arguments: { id: 'm3' } },
-        { name: 'update_memory', arguments: { id: 'm2', document: { technology: 'PostgreSQL', interest_level: 'high', proficiency: 'expert', context: 'Tunes autovacuum' } } },
+        {
+          name: 'update_memory',
+          arguments: {
+            id: 'm2',
+            document: {
+              technology: 'PostgreSQL',
+              interest_level: 'high',
+              proficiency: 'expert',
+              context: 'Tunes autovacuum',
+            },
+          },
+        },
       ],
     },
-    { toolCalls: [{ name: 'propose_prompt', arguments: { analysis: 'The user wants a docs link in every answer.', prompt: 'You help users of {product}. Always end with a link to the docs.' } }] },
+    {
+      toolCalls: [
+        {
+          name: 'propose_prompt',
+          arguments: {
+            analysis: 'The user wants a docs link in every answer.',
+            prompt: 'You help users of {product}. Always end with a link to the docs.',
+          },
+        },
+      ],
+    },
   ];
   const model = await new FakeModel((_req, i) => answers[i] as ChatReply).start();
   try {
@@ -46,25 +81,47 @@ export async function renderModelRequests(): Promise<string> {
     const embedder = new OpenAIEmbedder(client, 'text-embedding-3-small', 1536);
     const kinds = [...defaultKinds, ...loadKindsFile(new URL('../test/fixtures/kinds.yaml', import.meta.url).pathname)];
 
-    const mem = (ns: string[], key: string, kind: string, document: Record<string, unknown>): ExistingMemory => ({ namespace: ns, key, kind, version: 3, document });
+    const mem = (ns: string[], key: string, kind: string, document: Record<string, unknown>): ExistingMemory => ({
+      namespace: ns,
+      key,
+      kind,
+      version: 3,
+      document,
+    });
     const existing = [
       mem(['memories', 'u1'], '0b7e…', 'memory', { content: 'User loves ramen' }),
-      mem(['tech', 'u1'], '51c2…', 'tech_interest', { technology: 'PostgreSQL', interest_level: 'high', proficiency: 'advanced', context: 'Runs analytics on it' }),
+      mem(['tech', 'u1'], '51c2…', 'tech_interest', {
+        technology: 'PostgreSQL',
+        interest_level: 'high',
+        proficiency: 'advanced',
+        context: 'Runs analytics on it',
+      }),
       mem(['memories', 'u1'], '9f04…', 'memory', { content: 'User likes pasta' }),
       mem(['profiles', 'u1'], 'profile:user_profile', 'user_profile', { name: 'Ana', city: 'Lisbon' }),
     ];
-    const earlier = [{ role: 'user' as const, content: 'What should I cook tonight?', createdAt: '2026-05-01T18:59:02.000Z' }];
+    const earlier = [
+      { role: 'user' as const, content: 'What should I cook tonight?', createdAt: '2026-05-01T18:59:02.000Z' },
+    ];
     const turns = [
-      { role: 'user' as const, content: 'These days I like miso ramen, and I no longer like pasta. Also: we moved to Porto!', createdAt: '2026-05-01T19:00:10.000Z' },
+      {
+        role: 'user' as const,
+        content: 'These days I like miso ramen, and I no longer like pasta. Also: we moved to Porto!',
+        createdAt: '2026-05-01T19:00:10.000Z',
+      },
       { role: 'assistant' as const, content: 'Congratulations on the move!', createdAt: '2026-05-01T19:00:12.000Z' },
-      { role: 'user' as const, content: 'Thanks. At work I now tune autovacuum on our PostgreSQL clusters.', createdAt: '2026-05-01T19:01:30.000Z' },
+      {
+        role: 'user' as const,
+        content: 'Thanks. At work I now tune autovacuum on our PostgreSQL clusters.',
+        createdAt: '2026-05-01T19:01:30.000Z',
+      },
     ];
 
     await embedder.embed(searchQueries(turns, 8));
     const manager = new MemoryManager(chat, log);
     // The first answer has two bad calls on purpose (an invented alias, an invalid enum value), to show a repair round.
     const result = await manager.extract({ kinds, existing, earlier, turns });
-    const namespaceOf = (kind: string) => (kind === 'tech_interest' ? ['tech', 'u1'] : kind === 'user_profile' ? ['profiles', 'u1'] : ['memories', 'u1']);
+    const namespaceOf = (kind: string) =>
+      kind === 'tech_interest' ? ['tech', 'u1'] : kind === 'user_profile' ? ['profiles', 'u1'] : ['memories', 'u1'];
     await toWrites({ ops: result.ops, kinds, namespaceOf, embedder });
 
     const fakeStore = {
@@ -91,7 +148,15 @@ export async function renderModelRequests(): Promise<string> {
     const [extraction, repair, optimize] = model.chatRequests;
     const [queryEmbedding, documentEmbedding] = model.embeddingBodies;
     const [answer, repaired] = model.chatResponses.map((r) => r.choices[0]?.message);
-    return page({ extraction, answer, repairTail: repair?.messages.slice(extraction?.messages.length), repaired, optimize, queryEmbedding, documentEmbedding });
+    return page({
+      extraction,
+      answer,
+      repairTail: repair?.messages.slice(extraction?.messages.length),
+      repaired,
+      optimize,
+      queryEmbedding,
+      documentEmbedding,
+    });
   } finally {
     await model.stop();
   }

@@ -1,8 +1,20 @@
 /** engram as a library: the producer SDK (also alone as `engram/sdk`), and the pieces to embed a worker. */
 export * from './sdk/index.js';
 export { loadKindsFile, parseKinds } from './memory/kinds-file.js';
-export { MemoryManager, createMemoryManager, type ManagerOp, type ManagerResult, type ExistingMemory, type ExtractInput } from './memory/manager.js';
-export { PromptOptimizer, type OptimizeInput, type OptimizeResult, type PromptVersion } from './memory/procedural/prompt-optimizer.js';
+export {
+  MemoryManager,
+  createMemoryManager,
+  type ManagerOp,
+  type ManagerResult,
+  type ExistingMemory,
+  type ExtractInput,
+} from './memory/manager.js';
+export {
+  PromptOptimizer,
+  type OptimizeInput,
+  type OptimizeResult,
+  type PromptVersion,
+} from './memory/procedural/prompt-optimizer.js';
 export { OpenAIChatModel, type ChatModel } from './llm/chat-model.js';
 export type { RetryPolicy } from './llm/retry.js';
 export type { UsageSink, UsageRecord, TokenUsage } from './llm/usage.js';

@@ -16,8 +16,12 @@ describe('thread buffer', () => {
   redis.on('error', () => undefined);
   const buffer = new ThreadBuffer(redis, prefix, { dedupeWindowMs: 3_600_000, idleTtlMs: 3_600_000 });
   const lease = new ThreadLease(redis, buffer, 5_000);
-  const turn = (id: string) => ({ clientId: id, json: JSON.stringify({ id, role: 'user', content: id, createdAt: '2026-01-01T00:00:00Z' }) });
-  const append = (thread: string, ctx: string, ids: string[], debounceMs = 1_000) => buffer.append(thread, ctx, 60_000, 'enqueue', debounceMs, ids.map(turn));
+  const turn = (id: string) => ({
+    clientId: id,
+    json: JSON.stringify({ id, role: 'user', content: id, createdAt: '2026-01-01T00:00:00Z' }),
+  });
+  const append = (thread: string, ctx: string, ids: string[], debounceMs = 1_000) =>
+    buffer.append(thread, ctx, 60_000, 'enqueue', debounceMs, ids.map(turn));
   const lastId = async (thread: string) => (await buffer.read(thread, null, 100, 0)).pending.at(-1)!.entryId;
 
   beforeAll(async () => {

@@ -12,7 +12,9 @@ interface Service {
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
 }
-const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+};
 const engramServices = ['migrate', 'api', 'reflection', 'scheduler'];
 const known = new Set(Object.keys(envSchema.shape));
 const required = Object.entries(envSchema.shape)
@@ -21,12 +23,20 @@ const required = Object.entries(envSchema.shape)
 
 describe('docker-compose.yml', () => {
   it('has Postgres with pgvector, Redis with AOF and noeviction, a one-shot migration and every engram process', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['api', 'migrate', 'postgres', 'redis', 'reflection', 'scheduler']);
+    expect(Object.keys(compose.services).sort()).toEqual([
+      'api',
+      'migrate',
+      'postgres',
+      'redis',
+      'reflection',
+      'scheduler',
+    ]);
     expect(compose.services.postgres?.image).toMatch(/^pgvector\/pgvector:/);
     const redis = compose.services.redis?.command?.join(' ') ?? '';
     expect(redis).toContain('--appendonly yes');
     expect(redis).toContain('--maxmemory-policy noeviction');
-    for (const name of ['postgres', 'redis', 'api']) expect(compose.services[name]?.healthcheck?.test.length).toBeGreaterThan(0);
+    for (const name of ['postgres', 'redis', 'api'])
+      expect(compose.services[name]?.healthcheck?.test.length).toBeGreaterThan(0);
   });
 
   it.each(engramServices)('%s: runs an existing entry with a complete, known environment', (name) => {

@@ -30,7 +30,8 @@ const travellerModel: ChatHandler = (request) => {
   const calls: { name: string; arguments: unknown }[] = [];
   const cities = (profiles.travel?.cities as string[] | undefined) ?? [];
   if (city && !cities.includes(city)) calls.push({ name: 'patch_travel', arguments: { cities: [...cities, city] } });
-  if (!existing.some((m) => m.document.content === 'User loves ramen')) calls.push({ name: 'insert_memory', arguments: { content: 'User loves ramen' } });
+  if (!existing.some((m) => m.document.content === 'User loves ramen'))
+    calls.push({ name: 'insert_memory', arguments: { content: 'User loves ramen' } });
   return { toolCalls: calls, delayMs: Math.floor(Math.random() * 30) };
 };
 
@@ -41,7 +42,8 @@ describe('concurrent reflections of one user', () => {
   });
   afterAll(async () => h?.stop());
 
-  const say = (threadId: string, content: string) => h.runtime.producer.enqueue({ threadId, context: { userId: 'u1' }, messages: [{ role: 'user', content }] });
+  const say = (threadId: string, content: string) =>
+    h.runtime.producer.enqueue({ threadId, context: { userId: 'u1' }, messages: [{ role: 'user', content }] });
   /** A job: reflectThread, retried on RetryableError as BullMQ would (a bounded number of attempts). */
   async function job(threadId: string, attempts = 30): Promise<ReflectOutcome> {
     for (let attempt = 1; ; attempt++) {
@@ -63,7 +65,9 @@ describe('concurrent reflections of one user', () => {
     const profile = await memoryValues(h.runtime, ['profiles', 'u1']);
     expect(profile).toHaveLength(1);
     expect([...(profile[0]!.value.cities as string[])].sort()).toEqual(threads.map((_, i) => `city-${i}`).sort());
-    expect(await memoryValues(h.runtime, ['memories', 'u1'])).toEqual([{ kind: 'memory', value: { content: 'User loves ramen' } }]);
+    expect(await memoryValues(h.runtime, ['memories', 'u1'])).toEqual([
+      { kind: 'memory', value: { content: 'User loves ramen' } },
+    ]);
 
     const state = await storeState(h.runtime);
     const ramen = state.history.filter((r) => r.namespace[0] === 'memories');
@@ -99,12 +103,18 @@ describe('concurrent reflections of one user', () => {
     // The process dies between the commit and the trim: the trim never runs.
     const dying = Object.create(deps.buffer) as ThreadBuffer;
     dying.trim = async () => false;
-    expect(await reflectThread({ ...deps, buffer: dying }, 'crash-1', { actor: 'job:crash-1:1' })).toMatchObject({ status: 'applied' });
-    expect((await h.runtime.buffer.dueCeilings(Number.MAX_SAFE_INTEGER, 1000)).some((d) => d.threadId === 'crash-1')).toBe(true);
+    expect(await reflectThread({ ...deps, buffer: dying }, 'crash-1', { actor: 'job:crash-1:1' })).toMatchObject({
+      status: 'applied',
+    });
+    expect(
+      (await h.runtime.buffer.dueCeilings(Number.MAX_SAFE_INTEGER, 1000)).some((d) => d.threadId === 'crash-1'),
+    ).toBe(true);
     const before = await storeState(h.runtime);
     expect(await job('crash-1')).toMatchObject({ status: 'nothing-pending', modelCalls: 0 });
     expect(await storeState(h.runtime)).toEqual(before);
-    expect((await h.runtime.buffer.dueCeilings(Number.MAX_SAFE_INTEGER, 1000)).some((d) => d.threadId === 'crash-1')).toBe(false);
+    expect(
+      (await h.runtime.buffer.dueCeilings(Number.MAX_SAFE_INTEGER, 1000)).some((d) => d.threadId === 'crash-1'),
+    ).toBe(false);
   });
 
   it('two deliveries of one job at once: the second finds the cursor moved and applies nothing', async () => {
@@ -154,13 +164,24 @@ describe('conflicts between unrelated and related threads', () => {
   const echoModel: ChatHandler = (request) => {
     const { existing, turns } = readPrompt(request);
     const said = turns.map((t) => t.content).join(' ');
-    return existing.some((m) => m.document.content === said) ? { content: 'no changes' } : { toolCalls: [{ name: 'insert_memory', arguments: { content: said } }] };
+    return existing.some((m) => m.document.content === said)
+      ? { content: 'no changes' }
+      : { toolCalls: [{ name: 'insert_memory', arguments: { content: said } }] };
   };
   beforeAll(async () => {
     h = await startHarness({ roles: [], chat: echoModel, env: { EXISTING_TOP_K: '2' } });
-    const seed = ['User plays tennis on Sundays', 'User plays tennis with Bob', 'User loves ramen', 'User loves ramen with egg'];
+    const seed = [
+      'User plays tennis on Sundays',
+      'User plays tennis with Bob',
+      'User loves ramen',
+      'User loves ramen with egg',
+    ];
     for (const [i, content] of seed.entries()) {
-      await h.runtime.producer.enqueue({ threadId: `seed-${i}`, context: { userId: 'u1' }, messages: [{ role: 'user', content }] });
+      await h.runtime.producer.enqueue({
+        threadId: `seed-${i}`,
+        context: { userId: 'u1' },
+        messages: [{ role: 'user', content }],
+      });
       await reflectThread(h.runtime.reflectDeps(), `seed-${i}`, { actor: 'seed' });
     }
   });
@@ -170,8 +191,16 @@ describe('conflicts between unrelated and related threads', () => {
   async function interleave(earlySays: string, lateSays: string) {
     const early = `early-${h.model.chatRequests.length}`;
     const late = `late-${h.model.chatRequests.length}`;
-    await h.runtime.producer.enqueue({ threadId: early, context: { userId: 'u1' }, messages: [{ role: 'user', content: earlySays }] });
-    await h.runtime.producer.enqueue({ threadId: late, context: { userId: 'u1' }, messages: [{ role: 'user', content: lateSays }] });
+    await h.runtime.producer.enqueue({
+      threadId: early,
+      context: { userId: 'u1' },
+      messages: [{ role: 'user', content: earlySays }],
+    });
+    await h.runtime.producer.enqueue({
+      threadId: late,
+      context: { userId: 'u1' },
+      messages: [{ role: 'user', content: lateSays }],
+    });
     let lateAtCommit!: () => void;
     const lateReady = new Promise<void>((r) => (lateAtCommit = r));
     let release!: () => void;
@@ -187,7 +216,10 @@ describe('conflicts between unrelated and related threads', () => {
       },
     });
     await lateReady;
-    expect(await reflectThread(h.runtime.reflectDeps(), early, { actor: early })).toMatchObject({ status: 'applied', inserted: 1 });
+    expect(await reflectThread(h.runtime.reflectDeps(), early, { actor: early })).toMatchObject({
+      status: 'applied',
+      inserted: 1,
+    });
     release();
     return lateRun;
   }
@@ -202,7 +234,9 @@ describe('conflicts between unrelated and related threads', () => {
   it('a related commit: the model runs again and sees it, and nothing is inserted twice', async () => {
     const outcome = await interleave('User plays chess', 'User plays chess');
     expect(outcome).toMatchObject({ status: 'applied', inserted: 0, restarts: 1, rebased: 0, modelCalls: 2 });
-    const chess = (await memoryValues(h.runtime, ['memories', 'u1'])).filter((m) => m.value.content === 'User plays chess');
+    const chess = (await memoryValues(h.runtime, ['memories', 'u1'])).filter(
+      (m) => m.value.content === 'User plays chess',
+    );
     expect(chess).toHaveLength(1);
   });
 });

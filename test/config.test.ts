@@ -12,7 +12,13 @@ const minimal = {
 describe('environment', () => {
   it('applies documented defaults to a minimal environment', () => {
     const env = parseEnv(minimal);
-    expect(env).toMatchObject({ DEBOUNCE_MS: 30_000, MAX_WAIT_MS: 300_000, DATABASE_SCHEMA: 'engram', ENGRAM_PREFIX: 'engram', EMBEDDING_DIMENSIONS: 1536 });
+    expect(env).toMatchObject({
+      DEBOUNCE_MS: 30_000,
+      MAX_WAIT_MS: 300_000,
+      DATABASE_SCHEMA: 'engram',
+      ENGRAM_PREFIX: 'engram',
+      EMBEDDING_DIMENSIONS: 1536,
+    });
   });
 
   it('names every bad variable in one message', () => {
@@ -31,9 +37,16 @@ describe('environment', () => {
 
   it('without DATABASE_URL, the store is the embedded PGlite in PGLITE_DATA_DIR; store settings have defaults', () => {
     const { DATABASE_URL: _unset, ...noDb } = minimal;
-    expect(parseEnv(noDb)).toMatchObject({ PGLITE_DATA_DIR: '.engram/pgdata', STORE_INDEX_FIELDS: ['$'], STORE_EXACT_SEARCH_MAX: 10_000 });
+    expect(parseEnv(noDb)).toMatchObject({
+      PGLITE_DATA_DIR: '.engram/pgdata',
+      STORE_INDEX_FIELDS: ['$'],
+      STORE_EXACT_SEARCH_MAX: 10_000,
+    });
     expect(parseEnv(noDb).DATABASE_URL).toBeUndefined();
-    expect(parseEnv({ ...minimal, STORE_INDEX_FIELDS: 'title, sections[*].text' }).STORE_INDEX_FIELDS).toEqual(['title', 'sections[*].text']);
+    expect(parseEnv({ ...minimal, STORE_INDEX_FIELDS: 'title, sections[*].text' }).STORE_INDEX_FIELDS).toEqual([
+      'title',
+      'sections[*].text',
+    ]);
     expect(() => parseEnv({ ...minimal, STORE_INDEX_FIELDS: 'a..b' })).toThrow(/STORE_INDEX_FIELDS/);
     expect(() => parseEnv({ ...minimal, DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL/);
     expect(parseEnv(minimal).STORE_REFRESH_TTL_ON_READ).toBe(true);
@@ -65,14 +78,18 @@ describe('environment', () => {
       expect(message).toContain(`API_KEYS: entry 2 ${problem}`);
       expect(message).not.toContain('0123456789');
     }
-    expect(parseEnv({ ...minimal, ADMIN_PASSWORD: 'board-password', API_KEYS: `${good}, *:${secret}` }).API_KEYS).toEqual([
+    expect(
+      parseEnv({ ...minimal, ADMIN_PASSWORD: 'board-password', API_KEYS: `${good}, *:${secret}` }).API_KEYS,
+    ).toEqual([
       { tenant: 'ops', key: 'k'.repeat(16) },
       { tenant: '*', key: secret },
     ]);
   });
 
   it('rejects a maxWait shorter than the debounce window', () => {
-    expect(() => parseEnv({ ...minimal, DEBOUNCE_MS: '5000', MAX_WAIT_MS: '1000' })).toThrow(/MAX_WAIT_MS: must be at least DEBOUNCE_MS/);
+    expect(() => parseEnv({ ...minimal, DEBOUNCE_MS: '5000', MAX_WAIT_MS: '1000' })).toThrow(
+      /MAX_WAIT_MS: must be at least DEBOUNCE_MS/,
+    );
   });
 
   it('a process started with a bad environment exits non-zero and says what is wrong', async () => {

@@ -22,7 +22,13 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
   beforeAll(async () => {
     await model.start();
     f = await openStore(backend);
-    merge = { manager: new MemoryManager(chatModelFor(model), silentLog), embedder: f.embedder, kinds: defaultKinds, maxDistance: 0.25, maxNamespaces: 100 };
+    merge = {
+      manager: new MemoryManager(chatModelFor(model), silentLog),
+      embedder: f.embedder,
+      kinds: defaultKinds,
+      maxDistance: 0.25,
+      maxNamespaces: 100,
+    };
   });
   afterAll(async () => {
     await f?.close();
@@ -38,13 +44,20 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
   });
 
   /** One pass, with the suite's merge settings unless a test gives its own (null: no merge settings at all). */
-  const pass = (settings: MergeSettings | null = merge) => consolidate(f.memories, 'consolidation:test', silentLog, settings ?? undefined);
-  const put = (user: string, key: string, content: string) => f.store.put({ namespace: ['memories', user], key, value: { content } });
+  const pass = (settings: MergeSettings | null = merge) =>
+    consolidate(f.memories, 'consolidation:test', silentLog, settings ?? undefined);
+  const put = (user: string, key: string, content: string) =>
+    f.store.put({ namespace: ['memories', user], key, value: { content } });
   const answers = (...replies: ChatReply[]) => {
     model.chat = (_req, i) => replies[Math.min(i, replies.length - 1)] as ChatReply;
   };
   const contents = async (user: string) =>
-    (await f.db.query<{ content: string }>(`select value->>'content' as content from ${f.memories.t.memories} where namespace = $1 order by 1`, [['memories', user]])).rows.map((r) => r.content);
+    (
+      await f.db.query<{ content: string }>(
+        `select value->>'content' as content from ${f.memories.t.memories} where namespace = $1 order by 1`,
+        [['memories', user]],
+      )
+    ).rows.map((r) => r.content);
   /** The model merges the first group's two ramen memories. */
   const mergeBoth: ChatReply = {
     toolCalls: [
@@ -54,7 +67,12 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
   };
   /** Every row of every table a consolidation writes. */
   const state = async () =>
-    Promise.all([`select * from ${f.memories.t.memories} order by namespace, key`, `select id, op, key from ${f.memories.t.history} order by id`].map(async (q) => (await f.db.query(q)).rows));
+    Promise.all(
+      [
+        `select * from ${f.memories.t.memories} order by namespace, key`,
+        `select id, op, key from ${f.memories.t.history} order by id`,
+      ].map(async (q) => (await f.db.query(q)).rows),
+    );
 
   it('merges what the model confirms, shows it only the near ones, and looks again only at what changed', async () => {
     await put('u1', 'k1', 'User loves ramen');
@@ -72,7 +90,11 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     expect(tools.sort()).toEqual(['delete_memory', 'update_memory']);
     expect(await contents('u1')).toEqual(['User has a cat', 'User really loves ramen']);
     const history = await f.memories.history(['memories', 'u1'], 'k2');
-    expect(history.at(-1)).toMatchObject({ op: 'delete', actor: 'consolidation:test', before: { content: 'User really loves ramen' } });
+    expect(history.at(-1)).toMatchObject({
+      op: 'delete',
+      actor: 'consolidation:test',
+      before: { content: 'User really loves ramen' },
+    });
     expect(await f.store.get({ namespace: ['memories', 'u1'], key: 'k1' })).toMatchObject({ version: 2 });
 
     // The merge's own commit is looked at once (the memory it rewrote is near nothing now); then
@@ -150,7 +172,11 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     ]);
     // m3 and m4 are the whole chess group: kept. m2 is one of the ramen pair: deleted.
     expect(outcome).toMatchObject({ merged: 1 });
-    expect(await contents('u3')).toEqual(['User loves ramen', 'User plays chess on Sunday', 'User plays chess on Sundays']);
+    expect(await contents('u3')).toEqual([
+      'User loves ramen',
+      'User plays chess on Sunday',
+      'User plays chess on Sundays',
+    ]);
   });
 
   it('reads a bounded number of changed memories per pass, and goes on from there at the next', async () => {
@@ -160,7 +186,8 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     await put('u5', 'k4', 'User plays chess on Sunday');
     answers({ content: 'no changes' });
     const limited = { ...merge, limits: { ...DEFAULT_MERGE_LIMITS, changedPerNamespace: 2 } };
-    const shown = () => model.chatRequests.map((r) => readPrompt(r).groups.map((g) => g.map((m) => m.document.content)));
+    const shown = () =>
+      model.chatRequests.map((r) => readPrompt(r).groups.map((g) => g.map((m) => m.document.content)));
     // k1 and k2 are read first, and find their neighbours k3 and k4 although those changed later.
     expect(await pass(limited)).toMatchObject({ namespaces: 1, modelCalls: 1 });
     expect(shown()).toEqual([
@@ -255,7 +282,7 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     ]);
   });
 
-  it('asks once per kind, with that kind\'s schema, and pairs memories only when every embedded field is near', async () => {
+  it("asks once per kind, with that kind's schema, and pairs memories only when every embedded field is near", async () => {
     const note = defineKind({
       name: 'note',
       description: 'A note',
@@ -265,7 +292,13 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     });
     const kinds = { ...merge, kinds: [...defaultKinds, note] };
     const putNote = (key: string, content: string, category: string) =>
-      f.store.put({ namespace: ['memories', 'u8'], key, kind: 'note', value: { content, category }, index: ['content', 'category'] });
+      f.store.put({
+        namespace: ['memories', 'u8'],
+        key,
+        kind: 'note',
+        value: { content, category },
+        index: ['content', 'category'],
+      });
     await putNote('n1', 'User loves ramen', 'food');
     await putNote('n2', 'User really loves ramen', 'food');
     await putNote('n3', 'User plays chess on Sundays', 'food'); // same category, another fact
@@ -275,36 +308,59 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     expect(await pass(kinds)).toMatchObject({ namespaces: 1, modelCalls: 2 });
     const requests = model.chatRequests.map((r) => ({
       groups: readPrompt(r).groups.map((g) => g.map((m) => [m.kind, m.document.content])),
-      update: r.tools?.find((t) => t.function.name === 'update_memory')?.function.parameters as { properties: { document: { properties?: Record<string, unknown> } } },
+      update: r.tools?.find((t) => t.function.name === 'update_memory')?.function.parameters as {
+        properties: { document: { properties?: Record<string, unknown> } };
+      },
     }));
     expect(requests.map((r) => r.groups)).toEqual([
-      [[['memory', 'User owns a bicycle'], ['memory', 'User owns a red bicycle']]],
-      [[['note', 'User loves ramen'], ['note', 'User really loves ramen']]],
+      [
+        [
+          ['memory', 'User owns a bicycle'],
+          ['memory', 'User owns a red bicycle'],
+        ],
+      ],
+      [
+        [
+          ['note', 'User loves ramen'],
+          ['note', 'User really loves ramen'],
+        ],
+      ],
     ]);
-    expect(requests.map((r) => Object.keys(r.update.properties.document.properties ?? {}).sort())).toEqual([['content'], ['category', 'content']]);
+    expect(requests.map((r) => Object.keys(r.update.properties.document.properties ?? {}).sort())).toEqual([
+      ['content'],
+      ['category', 'content'],
+    ]);
   });
 
-  it.skipIf(backend.name === 'pglite')('does not mark past a writer still open, whose rows will carry its start time', async () => {
-    await put('u11', 'k1', 'User owns a bicycle');
-    // A writer begins (its rows will be stamped with this time) and waits on another namespace's lock.
-    const writer = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await writer.connect();
-    try {
-      await writer.query('begin');
-      const started = (await writer.query<{ at: string }>('select now()::text as at')).rows[0]?.at;
-      await writer.query(`select 1 from ${f.memories.t.namespaces} where namespace = $1 for update`, [['memories', 'u1']]);
-      await put('u11', 'k2', 'User has a cat'); // committed meanwhile, after the writer began
+  it.skipIf(backend.name === 'pglite')(
+    'does not mark past a writer still open, whose rows will carry its start time',
+    async () => {
+      await put('u11', 'k1', 'User owns a bicycle');
+      // A writer begins (its rows will be stamped with this time) and waits on another namespace's lock.
+      const writer = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await writer.connect();
+      try {
+        await writer.query('begin');
+        const started = (await writer.query<{ at: string }>('select now()::text as at')).rows[0]?.at;
+        await writer.query(`select 1 from ${f.memories.t.namespaces} where namespace = $1 for update`, [
+          ['memories', 'u1'],
+        ]);
+        await put('u11', 'k2', 'User has a cat'); // committed meanwhile, after the writer began
+        expect(await pass()).toMatchObject({ namespaces: 1, modelCalls: 0 });
+        const mark = await f.db.query<{ before: boolean }>(
+          `select consolidated_at < $2::timestamptz as before from ${f.memories.t.namespaces} where namespace = $1`,
+          [['memories', 'u11'], started],
+        );
+        expect(mark.rows[0]?.before).toBe(true);
+      } finally {
+        await writer.query('rollback');
+        await writer.end();
+      }
+      // The writer gone, the next pass looks again and marks through now.
       expect(await pass()).toMatchObject({ namespaces: 1, modelCalls: 0 });
-      const mark = await f.db.query<{ before: boolean }>(`select consolidated_at < $2::timestamptz as before from ${f.memories.t.namespaces} where namespace = $1`, [['memories', 'u11'], started]);
-      expect(mark.rows[0]?.before).toBe(true);
-    } finally {
-      await writer.query('rollback');
-      await writer.end();
-    }
-    // The writer gone, the next pass looks again and marks through now.
-    expect(await pass()).toMatchObject({ namespaces: 1, modelCalls: 0 });
-    expect(await pass()).toMatchObject({ namespaces: 0 });
-  });
+      expect(await pass()).toMatchObject({ namespaces: 0 });
+    },
+  );
 
   it('never asks the model when merging is off', async () => {
     await put('u4', 'k1', 'User loves ramen');
@@ -317,19 +373,41 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
 });
 
 describe('consolidation candidates', () => {
-  const memory = (key: string, ...near: string[]) => ({ key, changedAt: `t-${key}`, near: near.map((k) => ({ key: k, distance: 0.1 })) });
+  const memory = (key: string, ...near: string[]) => ({
+    key,
+    changedAt: `t-${key}`,
+    near: near.map((k) => ({ key: k, distance: 0.1 })),
+  });
   const limits = { maxGroups: 2, maxGroupSize: 4 };
 
   it('joins neighbours transitively, oldest change first', () => {
-    expect(groupCandidates([memory('a', 'b'), memory('c', 'd'), memory('b', 'c'), memory('x')], limits)).toEqual({ groups: [['a', 'b', 'c', 'd']], taken: 4 });
+    expect(groupCandidates([memory('a', 'b'), memory('c', 'd'), memory('b', 'c'), memory('x')], limits)).toEqual({
+      groups: [['a', 'b', 'c', 'd']],
+      taken: 4,
+    });
   });
 
   it('stops before the memory whose neighbours would break a bound, for the next pass to start there', () => {
-    expect(groupCandidates([memory('a', 'b'), memory('c', 'd'), memory('e', 'f')], limits)).toEqual({ groups: [['a', 'b'], ['c', 'd']], taken: 2 });
-    expect(groupCandidates([memory('a', 'b', 'c'), memory('d', 'a', 'e')], limits)).toEqual({ groups: [['a', 'b', 'c']], taken: 1 });
+    expect(groupCandidates([memory('a', 'b'), memory('c', 'd'), memory('e', 'f')], limits)).toEqual({
+      groups: [
+        ['a', 'b'],
+        ['c', 'd'],
+      ],
+      taken: 2,
+    });
+    expect(groupCandidates([memory('a', 'b', 'c'), memory('d', 'a', 'e')], limits)).toEqual({
+      groups: [['a', 'b', 'c']],
+      taken: 1,
+    });
   });
 
   it('takes the first memory even when its neighbours alone break a bound, so that a pass always gets somewhere', () => {
-    expect(groupCandidates([memory('a', 'b', 'c', 'd', 'e', 'f'), memory('x', 'y')], limits)).toEqual({ groups: [['a', 'b', 'c', 'd'], ['x', 'y']], taken: 2 });
+    expect(groupCandidates([memory('a', 'b', 'c', 'd', 'e', 'f'), memory('x', 'y')], limits)).toEqual({
+      groups: [
+        ['a', 'b', 'c', 'd'],
+        ['x', 'y'],
+      ],
+      taken: 2,
+    });
   });
 });

@@ -15,18 +15,40 @@ describe('walking skeleton: ramen and pasta', () => {
   afterAll(async () => h?.stop());
 
   const post = (threadId: string, body: unknown) =>
-    fetch(`${h.url}/v1/threads/${threadId}/turns`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    fetch(`${h.url}/v1/threads/${threadId}/turns`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
   const search = async (query: string) => {
-    const res = await fetch(`${h.url}/v1/memories/search?namespace=memories&namespace=u1&query=${encodeURIComponent(query)}`);
+    const res = await fetch(
+      `${h.url}/v1/memories/search?namespace=memories&namespace=u1&query=${encodeURIComponent(query)}`,
+    );
     expect(res.status).toBe(200);
-    return ((await res.json()) as { memories: { key: string; value: { content: string }; version: number; score: number }[] }).memories;
+    return (
+      (await res.json()) as { memories: { key: string; value: { content: string }; version: number; score: number }[] }
+    ).memories;
   };
 
   it('remembers, then updates and deletes rather than only inserting', async () => {
     const context = { userId: 'u1' };
     // Conversation 1, in two requests within the quiet window: one reflection sees both.
-    expect((await post('conv-1', { context, messages: [{ id: 'c1-1', role: 'user', content: 'I love ramen! I also like pasta.' }] })).status).toBe(202);
-    expect((await post('conv-1', { context, messages: [{ id: 'c1-2', role: 'assistant', content: 'Noted, ramen and pasta it is.' }] })).status).toBe(202);
+    expect(
+      (
+        await post('conv-1', {
+          context,
+          messages: [{ id: 'c1-1', role: 'user', content: 'I love ramen! I also like pasta.' }],
+        })
+      ).status,
+    ).toBe(202);
+    expect(
+      (
+        await post('conv-1', {
+          context,
+          messages: [{ id: 'c1-2', role: 'assistant', content: 'Noted, ramen and pasta it is.' }],
+        })
+      ).status,
+    ).toBe(202);
 
     const first = await waitFor(async () => {
       const found = await search('what food does the user like');
@@ -41,7 +63,12 @@ describe('walking skeleton: ramen and pasta', () => {
 
     // Conversation 2, a later thread of the same user.
     expect(
-      (await post('conv-2', { context, messages: [{ role: 'user', content: 'These days I like miso ramen, and I no longer like pasta.' }] })).status,
+      (
+        await post('conv-2', {
+          context,
+          messages: [{ role: 'user', content: 'These days I like miso ramen, and I no longer like pasta.' }],
+        })
+      ).status,
     ).toBe(202);
     const second = await waitFor(async () => {
       const found = await search('ramen');
@@ -57,9 +84,15 @@ describe('walking skeleton: ramen and pasta', () => {
     // History shows an update and a delete, not a third insert.
     const ramenHistory = await h.runtime.store.history(['memories', 'u1'], second[0]!.key);
     expect(ramenHistory.map((e) => e.op)).toEqual(['insert', 'update']);
-    expect(ramenHistory[1]).toMatchObject({ before: { content: 'User loves ramen' }, after: { content: 'User loves ramen, especially miso ramen' } });
+    expect(ramenHistory[1]).toMatchObject({
+      before: { content: 'User loves ramen' },
+      after: { content: 'User loves ramen, especially miso ramen' },
+    });
     const pasta = first.find((m) => m.value.content === 'User likes pasta')!;
-    expect((await h.runtime.store.history(['memories', 'u1'], pasta.key)).map((e) => e.op)).toEqual(['insert', 'delete']);
+    expect((await h.runtime.store.history(['memories', 'u1'], pasta.key)).map((e) => e.op)).toEqual([
+      'insert',
+      'delete',
+    ]);
     expect(h.model.chatRequests).toHaveLength(2);
   });
 
@@ -82,7 +115,12 @@ describe('walking skeleton: ramen and pasta', () => {
     const put = await fetch(`${h.url}/v1/store/items`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ namespace: ['memories', 'u1'], key: 'ttl-probe', value: { content: 'User eats ramen weekly' }, ttl: 3_600_000 }),
+      body: JSON.stringify({
+        namespace: ['memories', 'u1'],
+        key: 'ttl-probe',
+        value: { content: 'User eats ramen weekly' },
+        ttl: 3_600_000,
+      }),
     });
     expect(put.status).toBe(200);
     // A minute left of an hour's TTL: due for renewal.
@@ -92,9 +130,13 @@ describe('walking skeleton: ramen and pasta', () => {
       );
       return Number(res.rows[0]!.left);
     };
-    await h.runtime.db.query(`update ${h.runtime.store.t.memories} set expires_at = now() + interval '1 minute' where key = 'ttl-probe'`);
+    await h.runtime.db.query(
+      `update ${h.runtime.store.t.memories} set expires_at = now() + interval '1 minute' where key = 'ttl-probe'`,
+    );
     const search = async (flag: string) => {
-      const res = await fetch(`${h.url}/v1/memories/search?namespace=memories&namespace=u1&query=ramen&limit=100&refreshTtl=${flag}`);
+      const res = await fetch(
+        `${h.url}/v1/memories/search?namespace=memories&namespace=u1&query=ramen&limit=100&refreshTtl=${flag}`,
+      );
       expect(res.status).toBe(200);
       expect(((await res.json()) as { memories: { key: string }[] }).memories.map((m) => m.key)).toContain('ttl-probe');
     };

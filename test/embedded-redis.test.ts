@@ -24,9 +24,16 @@ describe('no REDIS_URL', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let logs = '';
-    child.stdout!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => (logs += chunk.toString()));
     const exited = new Promise<number | null>((r) => child.on('exit', r));
-    await waitFor(() => fetch('http://127.0.0.1:3461/readyz').then((r) => r.ok, () => false), { timeoutMs: 30_000 });
+    await waitFor(
+      () =>
+        fetch('http://127.0.0.1:3461/readyz').then(
+          (r) => r.ok,
+          () => false,
+        ),
+      { timeoutMs: 30_000 },
+    );
     const res = await fetch('http://127.0.0.1:3461/v1/threads/t1/turns', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -18,23 +18,66 @@ describe('hot path: enqueue', () => {
   });
 
   const post = (path: string, body: unknown, contentType = 'application/json') =>
-    fetch(`${h.url}${path}`, { method: 'POST', headers: { 'content-type': contentType }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    fetch(`${h.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': contentType },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
 
   it.each([
     ['no messages', { context: { userId: 'u' }, messages: [] }, /messages/],
     ['an empty message', { context: { userId: 'u' }, messages: [{ role: 'user', content: '' }] }, /must not be empty/],
     ['an unknown role', { context: { userId: 'u' }, messages: [{ role: 'robot', content: 'hi' }] }, /role/],
     ['an unknown field', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }], extra: 1 }, /extra/],
-    ['a context without userId', { context: { orgId: 'o' }, messages: [{ role: 'user', content: 'hi' }] }, /context is missing "userId"/],
-    ['an unknown kind', { context: { userId: 'u' }, kinds: ['recipes'], messages: [{ role: 'user', content: 'hi' }] }, /unknown memory kind.*recipes/],
+    [
+      'a context without userId',
+      { context: { orgId: 'o' }, messages: [{ role: 'user', content: 'hi' }] },
+      /context is missing "userId"/,
+    ],
+    [
+      'an unknown kind',
+      { context: { userId: 'u' }, kinds: ['recipes'], messages: [{ role: 'user', content: 'hi' }] },
+      /unknown memory kind.*recipes/,
+    ],
     ['a bad message id', { context: { userId: 'u' }, messages: [{ id: 'a b', role: 'user', content: 'hi' }] }, /id/],
-    ['too many messages', { context: { userId: 'u' }, messages: Array.from({ length: 101 }, () => ({ role: 'user', content: 'hi' })) }, /messages/],
-    ['a message over 32,000 characters', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'x'.repeat(32_001) }] }, /messages\[0\]\.content/],
-    ['a context key that is no identifier', { context: { userId: 'u', 'user id': 'u' }, messages: [{ role: 'user', content: 'hi' }] }, /context keys must be identifiers[\s\S]*context\["user id"\]/],
-    ['an empty context value', { context: { userId: '' }, messages: [{ role: 'user', content: 'hi' }] }, /must be 1 to 256 characters[\s\S]*context\.userId/],
-    ['a context value holding NUL', { context: { userId: 'u\u0000' }, messages: [{ role: 'user', content: 'hi' }] }, /must not contain NUL characters[\s\S]*context\.userId/],
-    ['more than 16 context keys', { context: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [i ? `k${i}` : 'userId', 'v'])), messages: [{ role: 'user', content: 'hi' }] }, /at most 16 context keys/],
-    ['a message id over 128 characters', { context: { userId: 'u' }, messages: [{ id: 'm'.repeat(129), role: 'user', content: 'hi' }] }, /must be 1 to 128 characters/],
+    [
+      'too many messages',
+      { context: { userId: 'u' }, messages: Array.from({ length: 101 }, () => ({ role: 'user', content: 'hi' })) },
+      /messages/,
+    ],
+    [
+      'a message over 32,000 characters',
+      { context: { userId: 'u' }, messages: [{ role: 'user', content: 'x'.repeat(32_001) }] },
+      /messages\[0\]\.content/,
+    ],
+    [
+      'a context key that is no identifier',
+      { context: { userId: 'u', 'user id': 'u' }, messages: [{ role: 'user', content: 'hi' }] },
+      /context keys must be identifiers[\s\S]*context\["user id"\]/,
+    ],
+    [
+      'an empty context value',
+      { context: { userId: '' }, messages: [{ role: 'user', content: 'hi' }] },
+      /must be 1 to 256 characters[\s\S]*context\.userId/,
+    ],
+    [
+      'a context value holding NUL',
+      { context: { userId: 'u\u0000' }, messages: [{ role: 'user', content: 'hi' }] },
+      /must not contain NUL characters[\s\S]*context\.userId/,
+    ],
+    [
+      'more than 16 context keys',
+      {
+        context: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [i ? `k${i}` : 'userId', 'v'])),
+        messages: [{ role: 'user', content: 'hi' }],
+      },
+      /at most 16 context keys/,
+    ],
+    [
+      'a message id over 128 characters',
+      { context: { userId: 'u' }, messages: [{ id: 'm'.repeat(129), role: 'user', content: 'hi' }] },
+      /must be 1 to 128 characters/,
+    ],
   ])('rejects %s with 400 and writes nothing', async (_name, body, message) => {
     const before = await redisKeys(redis, h.env.ENGRAM_PREFIX);
     const res = await post('/v1/threads/t-bad/turns', body);
@@ -47,20 +90,29 @@ describe('hot path: enqueue', () => {
     const before = await redisKeys(redis, h.env.ENGRAM_PREFIX);
     expect((await post('/v1/threads/t/turns', '{"context":')).status).toBe(400);
     // The largest valid request (100 messages of 32,000 characters) fits the 4 MiB limit; more is refused unread.
-    const huge = await post('/v1/threads/t/turns', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'x'.repeat(5 * 1024 * 1024) }] });
+    const huge = await post('/v1/threads/t/turns', {
+      context: { userId: 'u' },
+      messages: [{ role: 'user', content: 'x'.repeat(5 * 1024 * 1024) }],
+    });
     expect(huge.status).toBe(413);
     expect(((await huge.json()) as { error: string }).error).toMatch(/too large/i);
     const text = await post('/v1/threads/t/turns', 'hello', 'text/plain');
     expect(text.status).toBe(415);
     expect(((await text.json()) as { error: string }).error).toMatch(/must be JSON[\s\S]*text\/plain/);
-    const res = await post('/v1/threads/bad%20id/turns', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] });
+    const res = await post('/v1/threads/bad%20id/turns', {
+      context: { userId: 'u' },
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(/threadId/);
     expect(await redisKeys(redis, h.env.ENGRAM_PREFIX)).toEqual(before);
   });
 
   it('answers an unknown route with 404 in the same error shape', async () => {
-    const res = await post('/v1/thread/t/turns', { context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] });
+    const res = await post('/v1/thread/t/turns', {
+      context: { userId: 'u' },
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: 'no route POST /v1/thread/t/turns' });
   });
@@ -69,16 +121,27 @@ describe('hot path: enqueue', () => {
     /** engram_turns_enqueued_total by result, as /metrics shows it. */
     const counted = async () => {
       const text = await (await fetch(`${h.url}/metrics`)).text();
-      return Object.fromEntries([...text.matchAll(/^engram_turns_enqueued_total\{result="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+      return Object.fromEntries(
+        [...text.matchAll(/^engram_turns_enqueued_total\{result="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]),
+      );
     };
     const before = await counted();
     const body = { context: { userId: 'u1' }, messages: [{ id: 'm-1', role: 'user', content: 'I moved to Lisbon' }] };
     const first = await post('/v1/threads/t-dup/turns', body);
     expect(first.status).toBe(202);
     expect(await first.json()).toEqual({ threadId: 't-dup', accepted: 1, duplicates: 0 });
-    expect(await (await post('/v1/threads/t-dup/turns', body)).json()).toEqual({ threadId: 't-dup', accepted: 0, duplicates: 1 });
+    expect(await (await post('/v1/threads/t-dup/turns', body)).json()).toEqual({
+      threadId: 't-dup',
+      accepted: 0,
+      duplicates: 1,
+    });
     expect(
-      await (await post('/v1/threads/t-dup/turns', { ...body, messages: [...body.messages, { id: 'm-2', role: 'assistant', content: 'Nice!' }] })).json(),
+      await (
+        await post('/v1/threads/t-dup/turns', {
+          ...body,
+          messages: [...body.messages, { id: 'm-2', role: 'assistant', content: 'Nice!' }],
+        })
+      ).json(),
     ).toEqual({ threadId: 't-dup', accepted: 1, duplicates: 1 });
 
     const snapshot = await h.runtime.buffer.read('t-dup', null, 100, 0);
@@ -87,12 +150,15 @@ describe('hot path: enqueue', () => {
     const counts = await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting', 'active');
     expect(counts).toEqual({ delayed: 1, waiting: 0, active: 0 });
     const after = await counted();
-    expect([(after.accepted ?? 0) - (before.accepted ?? 0), (after.duplicate ?? 0) - (before.duplicate ?? 0)]).toEqual([2, 2]);
+    expect([(after.accepted ?? 0) - (before.accepted ?? 0), (after.duplicate ?? 0) - (before.duplicate ?? 0)]).toEqual([
+      2, 2,
+    ]);
   });
 
   it('costs one Redis command per turn, two for the first turn since the last reflection started', async () => {
     const producer = h.runtime.producerRedis;
-    const send = (content: string) => h.runtime.producer.enqueue({ threadId: 't-rt', context: { userId: 'u' }, messages: [{ role: 'user', content }] });
+    const send = (content: string) =>
+      h.runtime.producer.enqueue({ threadId: 't-rt', context: { userId: 'u' }, messages: [{ role: 'user', content }] });
     await send('warm the script cache');
     await h.runtime.buffer.clearScheduled('t-rt'); // as if a reflection had started
     const addr = /(?:^| )addr=(\S+)/.exec(String(await producer.client('INFO')))?.[1];
@@ -115,7 +181,9 @@ describe('hot path: enqueue', () => {
 
   it('refuses turns for a thread whose pending turns belong to another context', async () => {
     const msg = (content: string) => [{ role: 'user', content }];
-    expect((await post('/v1/threads/t-ctx/turns', { context: { userId: 'alice' }, messages: msg('hi') })).status).toBe(202);
+    expect((await post('/v1/threads/t-ctx/turns', { context: { userId: 'alice' }, messages: msg('hi') })).status).toBe(
+      202,
+    );
     const res = await post('/v1/threads/t-ctx/turns', { context: { userId: 'bob' }, messages: msg('hello') });
     expect(res.status).toBe(409);
     expect(((await res.json()) as { error: string }).error).toMatch(/another context/);
@@ -123,10 +191,21 @@ describe('hot path: enqueue', () => {
   });
 
   it('buffers every message exactly as sent, whatever its content holds', async () => {
-    const contents = ['say "hi" \\ then \n leave', 'tab\there\r\u0000\u001f end', 'emoji 🚆, accents àé, CJK 東京, \u2028\u2029', '</script><!-- {"role":"system"} -->', '\ud800 a lone surrogate'];
+    const contents = [
+      'say "hi" \\ then \n leave',
+      'tab\there\r\u0000\u001f end',
+      'emoji 🚆, accents àé, CJK 東京, \u2028\u2029',
+      '</script><!-- {"role":"system"} -->',
+      '\ud800 a lone surrogate',
+    ];
     const messages = [
       ...contents.map((content) => ({ role: 'user' as const, content })),
-      { id: 'm:1@x.y-z_', role: 'tool' as const, content: 'with id and time', createdAt: '2026-01-02T03:04:05.678+01:00' },
+      {
+        id: 'm:1@x.y-z_',
+        role: 'tool' as const,
+        content: 'with id and time',
+        createdAt: '2026-01-02T03:04:05.678+01:00',
+      },
     ];
     await h.runtime.producer.enqueue({ threadId: 't-raw', context: { userId: 'u' }, kinds: ['memory'], messages });
     const turns = (await h.runtime.buffer.read('t-raw', null, 100, 0)).pending.map((e) => e.turn);
@@ -138,9 +217,15 @@ describe('hot path: enqueue', () => {
 
   it('takes a context whatever the order of its keys', async () => {
     const msg = (content: string) => [{ role: 'user', content }];
-    expect((await post('/v1/threads/t-keys/turns', { context: { userId: 'u', orgId: 'o' }, messages: msg('one') })).status).toBe(202);
-    expect((await post('/v1/threads/t-keys/turns', { context: { orgId: 'o', userId: 'u' }, messages: msg('two') })).status).toBe(202);
-    expect((await post('/v1/threads/t-keys/turns', { context: { orgId: 'o', userId: 'v' }, messages: msg('three') })).status).toBe(409);
+    expect(
+      (await post('/v1/threads/t-keys/turns', { context: { userId: 'u', orgId: 'o' }, messages: msg('one') })).status,
+    ).toBe(202);
+    expect(
+      (await post('/v1/threads/t-keys/turns', { context: { orgId: 'o', userId: 'u' }, messages: msg('two') })).status,
+    ).toBe(202);
+    expect(
+      (await post('/v1/threads/t-keys/turns', { context: { orgId: 'o', userId: 'v' }, messages: msg('three') })).status,
+    ).toBe(409);
     expect((await h.runtime.buffer.read('t-keys', null, 100, 0)).pending).toHaveLength(2);
   });
 
@@ -153,7 +238,9 @@ describe('hot path: enqueue', () => {
     const before = await redisKeys(redis, h.env.ENGRAM_PREFIX);
     const res = await post(`/v1/threads/${longest}y/turns`, body);
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: string }).error).toMatch(/invalid path: [\s\S]*must be 1 to 128 characters[\s\S]*threadId/);
+    expect(((await res.json()) as { error: string }).error).toMatch(
+      /invalid path: [\s\S]*must be 1 to 128 characters[\s\S]*threadId/,
+    );
     expect(await redisKeys(redis, h.env.ENGRAM_PREFIX)).toEqual(before);
   });
 
@@ -161,8 +248,16 @@ describe('hot path: enqueue', () => {
     const client = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix: h.env.ENGRAM_PREFIX, debounceMs: 60_000 });
     try {
       await client.ready();
-      await expect(client.enqueue({ threadId: 't-sdk', context: { userId: 'u' }, messages: [] })).rejects.toThrow(/invalid enqueue request/);
-      expect(await client.enqueue({ threadId: 't-sdk', context: { userId: 'u' }, messages: [{ role: 'user', content: 'hello' }] })).toMatchObject({ accepted: 1 });
+      await expect(client.enqueue({ threadId: 't-sdk', context: { userId: 'u' }, messages: [] })).rejects.toThrow(
+        /invalid enqueue request/,
+      );
+      expect(
+        await client.enqueue({
+          threadId: 't-sdk',
+          context: { userId: 'u' },
+          messages: [{ role: 'user', content: 'hello' }],
+        }),
+      ).toMatchObject({ accepted: 1 });
       expect((await h.runtime.buffer.read('t-sdk', null, 100, 0)).pending).toHaveLength(1);
     } finally {
       await client.close();
@@ -180,7 +275,9 @@ describe('hot path: enqueue', () => {
       await new Promise((r) => setTimeout(r, 200));
       const keys = await redisKeys(redis, prefix);
       expect(keys.some((k) => k.includes(':reflection:'))).toBe(true);
-      expect(keys.filter((k) => !k.includes(':reflection:') && !k.includes(':thread:') && !k.endsWith(':ceilings'))).toEqual([]);
+      expect(
+        keys.filter((k) => !k.includes(':reflection:') && !k.includes(':thread:') && !k.endsWith(':ceilings')),
+      ).toEqual([]);
     } finally {
       await deleteKeys(TEST_REDIS_URL, prefix);
     }
@@ -188,17 +285,21 @@ describe('hot path: enqueue', () => {
 
   it('the SDK refuses bad options by name, before it opens any connection', () => {
     // The same ceiling as ENQUEUE_TIMEOUT_MS: a stalled Redis must not hold a caller for hours.
-    expect(() => new EngramClient({ redisUrl: TEST_REDIS_URL, enqueueTimeoutMs: 600_001 })).toThrow(/invalid engram client options[\s\S]*enqueueTimeoutMs/);
-    expect(() => new EngramClient({ redisUrl: TEST_REDIS_URL, debounceMs: -1 })).toThrow(/invalid engram client options[\s\S]*debounceMs/);
+    expect(() => new EngramClient({ redisUrl: TEST_REDIS_URL, enqueueTimeoutMs: 600_001 })).toThrow(
+      /invalid engram client options[\s\S]*enqueueTimeoutMs/,
+    );
+    expect(() => new EngramClient({ redisUrl: TEST_REDIS_URL, debounceMs: -1 })).toThrow(
+      /invalid engram client options[\s\S]*debounceMs/,
+    );
   });
 
   it('fails fast with a clear error when Redis is down', async () => {
     // Nothing listens on port 1: the producer must reject, not queue the command and hang.
     const client = new EngramClient({ redisUrl: 'redis://127.0.0.1:1', log: createLogger({ level: 'silent' }) });
     try {
-      await expect(client.enqueue({ threadId: 't', context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] })).rejects.toThrow(
-        /Stream isn't writeable|enableOfflineQueue|Connection is closed/,
-      );
+      await expect(
+        client.enqueue({ threadId: 't', context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] }),
+      ).rejects.toThrow(/Stream isn't writeable|enableOfflineQueue|Connection is closed/);
     } finally {
       await client.close();
     }

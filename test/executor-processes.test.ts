@@ -38,7 +38,11 @@ describe('reflection workers in several processes', () => {
     return w;
   };
   const send = (threadId: string, content: string) =>
-    observer.producer.enqueue({ threadId, context: { userId: 'u1' }, messages: [{ id: `${threadId}-${content.replace(/\W+/g, '_')}`, role: 'user', content }] });
+    observer.producer.enqueue({
+      threadId,
+      context: { userId: 'u1' },
+      messages: [{ id: `${threadId}-${content.replace(/\W+/g, '_')}`, role: 'user', content }],
+    });
   const inserts = async (content: string) => {
     const res = await observer.db.query<{ n: number }>(
       `select count(*)::int as n from ${observer.store.t.history} where op = 'insert' and after->>'content' = $1`,
@@ -123,7 +127,9 @@ describe('reflection workers in several processes', () => {
       }
       await sleep(150);
     }
-    await waitFor(async () => (await Promise.all(sent.map(inserts))).every((n) => n >= 1) && (await settled()), { timeoutMs: 60_000 });
+    await waitFor(async () => (await Promise.all(sent.map(inserts))).every((n) => n >= 1) && (await settled()), {
+      timeoutMs: 60_000,
+    });
     expect(overlaps).toBe(0);
     expect(await Promise.all(sent.map(inserts))).toEqual(sent.map(() => 1));
   });
@@ -131,27 +137,30 @@ describe('reflection workers in several processes', () => {
   it.each([
     ['rollback', [['first', 'second']]],
     ['enqueue', [['first'], ['second']]],
-  ] as const)('policy %s with the producer and the running reflection in different processes', async (policy, committed) => {
-    let release: () => void = () => undefined;
-    await setup(
-      async (request, n) => {
-        if (n === 0) await new Promise<void>((r) => (release = r));
-        return recordAll(request, n);
-      },
-      { REFLECTION_POLICY: policy },
-    );
-    await Promise.all([worker(), worker()]);
-    await send('pol', 'first');
-    await waitFor(() => model.chatRequests.length === 1);
-    await send('pol', 'second');
-    await sleep(800); // lease heartbeats (every ~333 ms) see the new turn
-    release();
-    await waitFor(async () => (await inserts('second')) === 1 && (await settled()), { timeoutMs: 30_000 });
-    const actors = await observer.db.query(
-      `select actor, array_agg(after->>'content' order by after->>'content') as contents from ${observer.store.t.history} group by actor order by min(id)`,
-    );
-    expect(actors.rows.map((r) => r.contents)).toEqual(committed);
-  });
+  ] as const)(
+    'policy %s with the producer and the running reflection in different processes',
+    async (policy, committed) => {
+      let release: () => void = () => undefined;
+      await setup(
+        async (request, n) => {
+          if (n === 0) await new Promise<void>((r) => (release = r));
+          return recordAll(request, n);
+        },
+        { REFLECTION_POLICY: policy },
+      );
+      await Promise.all([worker(), worker()]);
+      await send('pol', 'first');
+      await waitFor(() => model.chatRequests.length === 1);
+      await send('pol', 'second');
+      await sleep(800); // lease heartbeats (every ~333 ms) see the new turn
+      release();
+      await waitFor(async () => (await inserts('second')) === 1 && (await settled()), { timeoutMs: 30_000 });
+      const actors = await observer.db.query(
+        `select actor, array_agg(after->>'content' order by after->>'content') as contents from ${observer.store.t.history} group by actor order by min(id)`,
+      );
+      expect(actors.rows.map((r) => r.contents)).toEqual(committed);
+    },
+  );
 
   it('SIGTERM lets the active reflection finish before the process exits', async () => {
     let release: () => void = () => undefined;

@@ -15,7 +15,11 @@ import { startHarness, waitFor, type Harness } from './helpers/harness.js';
 /** Remembers every user turn verbatim, so the store shows which turns each reflection saw. */
 const recordAll: ChatHandler = (request) => {
   const { turns } = readPrompt(request);
-  return { toolCalls: turns.filter((t) => t.role === 'user').map((t) => ({ name: 'insert_memory', arguments: { content: t.content } })) };
+  return {
+    toolCalls: turns
+      .filter((t) => t.role === 'user')
+      .map((t) => ({ name: 'insert_memory', arguments: { content: t.content } })),
+  };
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -27,7 +31,12 @@ describe('debounced reflection executor', () => {
   });
 
   const send = (threadId: string, content: string, extra: Record<string, unknown> = {}) =>
-    h!.runtime.producer.enqueue({ threadId, context: { userId: 'u1' }, messages: [{ role: 'user', content }], ...extra });
+    h!.runtime.producer.enqueue({
+      threadId,
+      context: { userId: 'u1' },
+      messages: [{ role: 'user', content }],
+      ...extra,
+    });
   const reflections = () => h!.model.chatRequests.map((r) => readPrompt(r).turns.map((t) => t.content));
   const drained = async () => {
     const c = await h!.runtime.queues.reflection.getJobCounts('delayed', 'waiting', 'active');
@@ -35,7 +44,11 @@ describe('debounced reflection executor', () => {
   };
 
   it('turns within the quiet window coalesce into one reflection that sees all of them', async () => {
-    h = await startHarness({ roles: ['reflection'], chat: recordAll, env: { DEBOUNCE_MS: '400', MAX_WAIT_MS: '10000' } });
+    h = await startHarness({
+      roles: ['reflection'],
+      chat: recordAll,
+      env: { DEBOUNCE_MS: '400', MAX_WAIT_MS: '10000' },
+    });
     for (let i = 1; i <= 8; i++) {
       await send('burst', `turn ${i}`);
       await sleep(50);
@@ -58,7 +71,13 @@ describe('debounced reflection executor', () => {
 
   it('a kind may set its own quiet window; a call may override it', async () => {
     const kind = (name: string, debounceMs?: number) =>
-      defineKind({ name, description: name, namespace: ['memories', '{userId}'], schema: z.object({ content: z.string() }), ...(debounceMs === undefined ? {} : { debounceMs }) });
+      defineKind({
+        name,
+        description: name,
+        namespace: ['memories', '{userId}'],
+        schema: z.object({ content: z.string() }),
+        ...(debounceMs === undefined ? {} : { debounceMs }),
+      });
     h = await startHarness({
       roles: ['reflection'],
       chat: () => ({ content: 'no changes' }),
@@ -83,18 +102,39 @@ describe('debounced reflection executor', () => {
     const dead = createRedis(h.env.REDIS_URL!, 'producer', createLogger({ level: 'silent' }));
     await waitReady(dead);
     await dead.quit();
-    const queues = createQueues(dead, { prefix: h.env.ENGRAM_PREFIX, reflectionAttempts: 1, reflectionBackoffMs: 5_000 }, createLogger({ level: 'silent' }));
+    const queues = createQueues(
+      dead,
+      { prefix: h.env.ENGRAM_PREFIX, reflectionAttempts: 1, reflectionBackoffMs: 5_000 },
+      createLogger({ level: 'silent' }),
+    );
     const queue = queues.reflection;
-    onTestFinished(() => Promise.all(Object.values(queues).map((q) => q.close().catch(() => undefined))).then(() => undefined));
-    const producer = new Producer(h.runtime.buffer, queue, { debounceMs: 100, maxWaitMs: 800, policy: 'enqueue', kinds: h.runtime.kinds, timeoutMs: 5_000 }, createLogger({ level: 'silent' }));
-    expect(await producer.enqueue({ threadId: 'orphan', context: { userId: 'u1' }, messages: [{ role: 'user', content: 'I collect stamps' }] })).toMatchObject({ accepted: 1 });
+    onTestFinished(() =>
+      Promise.all(Object.values(queues).map((q) => q.close().catch(() => undefined))).then(() => undefined),
+    );
+    const producer = new Producer(
+      h.runtime.buffer,
+      queue,
+      { debounceMs: 100, maxWaitMs: 800, policy: 'enqueue', kinds: h.runtime.kinds, timeoutMs: 5_000 },
+      createLogger({ level: 'silent' }),
+    );
+    expect(
+      await producer.enqueue({
+        threadId: 'orphan',
+        context: { userId: 'u1' },
+        messages: [{ role: 'user', content: 'I collect stamps' }],
+      }),
+    ).toMatchObject({ accepted: 1 });
     expect(await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting')).toEqual({ delayed: 0, waiting: 0 });
     await waitFor(async () => (await h!.runtime.store.getCursor('orphan')) !== null);
     expect(reflections()).toEqual([['I collect stamps']]);
   });
 
   it('bursts further apart than the window reflect once per burst', async () => {
-    h = await startHarness({ roles: ['reflection'], chat: recordAll, env: { DEBOUNCE_MS: '300', MAX_WAIT_MS: '10000' } });
+    h = await startHarness({
+      roles: ['reflection'],
+      chat: recordAll,
+      env: { DEBOUNCE_MS: '300', MAX_WAIT_MS: '10000' },
+    });
     for (const burst of ['a', 'b', 'c']) {
       for (let i = 1; i <= 3; i++) await send('bursty', `${burst}${i}`);
       await waitFor(async () => reflections().some((r) => r.includes(`${burst}3`)) && (await drained()));
@@ -108,7 +148,11 @@ describe('debounced reflection executor', () => {
   });
 
   it('a thread that never goes quiet still reflects every maxWait', async () => {
-    h = await startHarness({ roles: ['reflection'], chat: recordAll, env: { DEBOUNCE_MS: '500', MAX_WAIT_MS: '1200' } });
+    h = await startHarness({
+      roles: ['reflection'],
+      chat: recordAll,
+      env: { DEBOUNCE_MS: '500', MAX_WAIT_MS: '1200' },
+    });
     const started = Date.now();
     let i = 0;
     // A turn every 150 ms for 4 s: never quiet for 500 ms.
@@ -137,7 +181,9 @@ describe('debounced reflection executor', () => {
     });
     expect(failed!.attemptsMade).toBe(2);
     expect(failed!.failedReason).toMatch(/chat model gpt-4o-mini failed.*500 model down/);
-    expect((await h.runtime.buffer.read('doomed', null, 10, 0)).pending.map((e) => e.turn.content)).toEqual(['I adopted a cat named Miso']);
+    expect((await h.runtime.buffer.read('doomed', null, 10, 0)).pending.map((e) => e.turn.content)).toEqual([
+      'I adopted a cat named Miso',
+    ]);
     expect(await h.runtime.store.getCursor('doomed')).toBeNull();
 
     // The operator's CLI lists the failure and retries it (Bull Board's retry button does the same).
@@ -145,27 +191,53 @@ describe('debounced reflection executor', () => {
       promisify(execFile)(process.execPath, ['--import', 'tsx', 'workers/jobs.ts', ...args], {
         env: { PATH: process.env.PATH ?? '', REDIS_URL: h!.env.REDIS_URL, ENGRAM_PREFIX: h!.env.ENGRAM_PREFIX },
       });
-    const listed = (await cli('failed')).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const listed = (await cli('failed')).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(listed).toMatchObject([{ id: failed!.id, data: { threadId: 'doomed' }, attempts: 2 }]);
     healthy = true;
     expect(JSON.parse((await cli('retry', '--all')).stdout)).toEqual({ retried: 1, queue: 'reflection' });
     await waitFor(async () => (await h!.runtime.store.getCursor('doomed')) !== null);
     expect(reflections().at(-1)).toEqual(['I adopted a cat named Miso']);
-    await waitFor(async () => (await h!.runtime.buffer.read('doomed', await h!.runtime.store.getCursor('doomed'), 10, 0)).pending.length === 0);
+    await waitFor(
+      async () =>
+        (await h!.runtime.buffer.read('doomed', await h!.runtime.store.getCursor('doomed'), 10, 0)).pending.length ===
+        0,
+    );
   });
 
   it("an SDK client's jobs carry its reflectionAttempts and reflectionBackoffMs, whose defaults are the service's", async () => {
-    h = await startHarness({ roles: ['reflection'], chat: () => ({ status: 500, error: 'model down' }), env: { DEBOUNCE_MS: '100' } });
-    const options = { redisUrl: h.env.REDIS_URL!, prefix: h.env.ENGRAM_PREFIX, debounceMs: 100, log: createLogger({ level: 'silent' }) };
+    h = await startHarness({
+      roles: ['reflection'],
+      chat: () => ({ status: 500, error: 'model down' }),
+      env: { DEBOUNCE_MS: '100' },
+    });
+    const options = {
+      redisUrl: h.env.REDIS_URL!,
+      prefix: h.env.ENGRAM_PREFIX,
+      debounceMs: 100,
+      log: createLogger({ level: 'silent' }),
+    };
     // The bounds of REFLECTION_ATTEMPTS and REFLECTION_BACKOFF_MS.
-    expect(() => new EngramClient({ ...options, reflectionAttempts: 0 })).toThrow(/invalid engram client options[\s\S]*reflectionAttempts/);
-    expect(() => new EngramClient({ ...options, reflectionAttempts: 101 })).toThrow(/invalid engram client options[\s\S]*reflectionAttempts/);
-    expect(() => new EngramClient({ ...options, reflectionBackoffMs: -1 })).toThrow(/invalid engram client options[\s\S]*reflectionBackoffMs/);
+    expect(() => new EngramClient({ ...options, reflectionAttempts: 0 })).toThrow(
+      /invalid engram client options[\s\S]*reflectionAttempts/,
+    );
+    expect(() => new EngramClient({ ...options, reflectionAttempts: 101 })).toThrow(
+      /invalid engram client options[\s\S]*reflectionAttempts/,
+    );
+    expect(() => new EngramClient({ ...options, reflectionBackoffMs: -1 })).toThrow(
+      /invalid engram client options[\s\S]*reflectionBackoffMs/,
+    );
     const custom = new EngramClient({ ...options, reflectionAttempts: 2, reflectionBackoffMs: 100 });
     const plain = new EngramClient(options);
     onTestFinished(() => Promise.all([custom.close(), plain.close()]).then(() => undefined));
     await Promise.all([custom.ready(), plain.ready()]);
-    const turn = (threadId: string) => ({ threadId, context: { userId: 'u1' }, messages: [{ role: 'user' as const, content: 'I adopted a cat named Miso' }] });
+    const turn = (threadId: string) => ({
+      threadId,
+      context: { userId: 'u1' },
+      messages: [{ role: 'user' as const, content: 'I adopted a cat named Miso' }],
+    });
 
     await custom.enqueue(turn('sdk-custom'));
     const [failed] = await waitFor(async () => {
@@ -179,7 +251,10 @@ describe('debounced reflection executor', () => {
     await plain.enqueue(turn('sdk-default'));
     const queue = h.runtime.queues.reflection;
     const job = await queue.getJob((await queue.getDeduplicationJobId('sdk-default'))!);
-    expect(job!.opts).toMatchObject({ attempts: h.env.REFLECTION_ATTEMPTS, backoff: { type: 'exponential', delay: h.env.REFLECTION_BACKOFF_MS } });
+    expect(job!.opts).toMatchObject({
+      attempts: h.env.REFLECTION_ATTEMPTS,
+      backoff: { type: 'exponential', delay: h.env.REFLECTION_BACKOFF_MS },
+    });
   });
 
   it('stop: the reflection worker takes no new job while the HTTP server drains a request', async () => {
@@ -187,7 +262,9 @@ describe('debounced reflection executor', () => {
     h.model.embeddingLatencyMs = 2_000; // holds a search request, which the server's close waits for
     // Connection: close (no agent): a kept-alive connection holds the server's close for its idle timeout.
     const search = new Promise<number | undefined>((resolve, reject) => {
-      get(`${h!.url}/v1/memories/search?namespace=memories&namespace=u1&query=cats`, { agent: false }, (res) => res.resume().on('end', () => resolve(res.statusCode))).on('error', reject);
+      get(`${h!.url}/v1/memories/search?namespace=memories&namespace=u1&query=cats`, { agent: false }, (res) =>
+        res.resume().on('end', () => resolve(res.statusCode)),
+      ).on('error', reject);
     });
     await waitFor(() => h!.model.embeddingRequests === 1);
     const stopped = h.runtime.stop();

@@ -22,8 +22,10 @@ describe('formation when the model misbehaves', () => {
     h.model.chatRequests.length = 0;
   });
 
-  const reflect = (threadId: string, signal?: AbortSignal) => reflectThread(h.runtime.reflectDeps(), threadId, { actor: `test:${threadId}`, signal });
-  const say = (threadId: string, user: string, content: string) => h.runtime.producer.enqueue({ threadId, context: { userId: user }, messages: [{ role: 'user', content }] });
+  const reflect = (threadId: string, signal?: AbortSignal) =>
+    reflectThread(h.runtime.reflectDeps(), threadId, { actor: `test:${threadId}`, signal });
+  const say = (threadId: string, user: string, content: string) =>
+    h.runtime.producer.enqueue({ threadId, context: { userId: user }, messages: [{ role: 'user', content }] });
   /** The model's answers in order (the last repeats); `chatRequests` restarts from here. */
   const script = (...replies: ChatReply[]) => {
     h.model.chatRequests.length = 0;
@@ -51,14 +53,20 @@ describe('formation when the model misbehaves', () => {
 
   it('repairs an invented alias', async () => {
     await userWithRamen('alias');
-    script({ toolCalls: [{ name: 'delete_memory', arguments: { id: 'm9' } }] }, { toolCalls: [{ name: 'delete_memory', arguments: { id: 'm1' } }] });
+    script(
+      { toolCalls: [{ name: 'delete_memory', arguments: { id: 'm9' } }] },
+      { toolCalls: [{ name: 'delete_memory', arguments: { id: 'm1' } }] },
+    );
     await say('alias-1', 'alias', 'I am off ramen for good');
     expect(await reflect('alias-1')).toMatchObject({ status: 'applied', deleted: 1, modelCalls: 2 });
     expect(await memoryValues(h.runtime, ns('alias'))).toEqual([]);
   });
 
   it('repairs malformed JSON', async () => {
-    script({ toolCalls: [{ name: 'insert_memory', arguments: '{"content": "User has a ca' }] }, remembers('User has a cat'));
+    script(
+      { toolCalls: [{ name: 'insert_memory', arguments: '{"content": "User has a ca' }] },
+      remembers('User has a cat'),
+    );
     await say('json-1', 'json', 'I have a cat');
     expect(await reflect('json-1')).toMatchObject({ status: 'applied', inserted: 1, modelCalls: 2 });
     expect((await memoryValues(h.runtime, ns('json'))).map((m) => m.value.content)).toEqual(['User has a cat']);
@@ -68,7 +76,9 @@ describe('formation when the model misbehaves', () => {
     script(remembers('User has a cat\u0000'), remembers('User has a cat'));
     await say('nul-1', 'nul', 'I have a cat');
     expect(await reflect('nul-1')).toMatchObject({ status: 'applied', inserted: 1, modelCalls: 2 });
-    expect(h.model.chatRequests[1]?.messages.find((m) => m.role === 'tool')?.content).toMatch(/must not contain NUL characters/);
+    expect(h.model.chatRequests[1]?.messages.find((m) => m.role === 'tool')?.content).toMatch(
+      /must not contain NUL characters/,
+    );
     expect((await memoryValues(h.runtime, ns('nul'))).map((m) => m.value.content)).toEqual(['User has a cat']);
   });
 
@@ -81,7 +91,11 @@ describe('formation when the model misbehaves', () => {
       ],
     });
     await say('schema-1', 'schema', 'I have a dog, and I love ramen even more now');
-    await failsCleanly('schema-1', RetryableError, /still invalid after 2 repair round\(s\).*does not match the "memory" schema/);
+    await failsCleanly(
+      'schema-1',
+      RetryableError,
+      /still invalid after 2 repair round\(s\).*does not match the "memory" schema/,
+    );
     expect(h.model.chatRequests).toHaveLength(3);
 
     // The job's next attempt, with a model that behaves: applied once.
@@ -93,11 +107,17 @@ describe('formation when the model misbehaves', () => {
     });
     expect(await reflect('schema-1')).toMatchObject({ status: 'applied', inserted: 1, updated: 1 });
     expect(await reflect('schema-1')).toMatchObject({ status: 'nothing-pending', modelCalls: 0 });
-    expect((await memoryValues(h.runtime, ns('schema'))).map((m) => m.value.content)).toEqual(['User has a dog', 'User loves ramen more and more']);
+    expect((await memoryValues(h.runtime, ns('schema'))).map((m) => m.value.content)).toEqual([
+      'User has a dog',
+      'User loves ramen more and more',
+    ]);
   });
 
   it('waits out a 429 as the provider asks, then succeeds', async () => {
-    script({ status: 429, error: 'rate limited', headers: { 'retry-after-ms': '20' } }, remembers('User runs marathons'));
+    script(
+      { status: 429, error: 'rate limited', headers: { 'retry-after-ms': '20' } },
+      remembers('User runs marathons'),
+    );
     await say('rate-1', 'rate', 'I run marathons');
     expect(await reflect('rate-1')).toMatchObject({ status: 'applied', inserted: 1, modelCalls: 1 });
     expect(h.model.chatRequests).toHaveLength(2);
@@ -127,14 +147,17 @@ describe('formation when the model misbehaves', () => {
   it.each([
     ['length', /stopped at its output limit \(finish_reason "length"\)/],
     ['content_filter', /withheld its answer \(finish_reason "content_filter"\)/],
-  ])('fails cleanly, as permanent, on an answer the model did not finish (%s), keeping the facts after the cut', async (finishReason, message) => {
-    // The calls before the cut are valid: read as the whole answer, the turns would be marked
-    // reflected with the rest of what they said dropped.
-    script({ ...remembers('User has a boat'), finishReason });
-    await say(`cut-${finishReason}`, `cut-${finishReason}`, 'I have a boat, two cats, and I live in Lyon');
-    await failsCleanly(`cut-${finishReason}`, PermanentError, message);
-    expect(h.model.chatRequests).toHaveLength(1);
-  });
+  ])(
+    'fails cleanly, as permanent, on an answer the model did not finish (%s), keeping the facts after the cut',
+    async (finishReason, message) => {
+      // The calls before the cut are valid: read as the whole answer, the turns would be marked
+      // reflected with the rest of what they said dropped.
+      script({ ...remembers('User has a boat'), finishReason });
+      await say(`cut-${finishReason}`, `cut-${finishReason}`, 'I have a boat, two cats, and I live in Lyon');
+      await failsCleanly(`cut-${finishReason}`, PermanentError, message);
+      expect(h.model.chatRequests).toHaveLength(1);
+    },
+  );
 
   it('retries a timed-out request, and fails cleanly when every attempt times out', async () => {
     script({ ...remembers('User sails'), delayMs: 3_000 }, remembers('User sails'));
@@ -187,11 +210,16 @@ describe('formation when the model misbehaves', () => {
 
   it('shows the model what it got wrong in the repair round', async () => {
     await userWithRamen('shown');
-    script({ toolCalls: [{ name: 'update_memory', arguments: { id: 'm1', document: { content: '' } } }] }, { content: 'no changes' });
+    script(
+      { toolCalls: [{ name: 'update_memory', arguments: { id: 'm1', document: { content: '' } } }] },
+      { content: 'no changes' },
+    );
     await say('shown-1', 'shown', 'ramen is fine');
     expect(await reflect('shown-1')).toMatchObject({ status: 'applied', updated: 0, modelCalls: 2 });
     const repair = h.model.chatRequests[1]!;
     expect(readPrompt(repair).existing.map((m) => m.id)).toEqual(['m1']);
-    expect(repair.messages.find((m) => m.role === 'tool')?.content).toMatch(/error: update_memory: document does not match the "memory" schema.*content/s);
+    expect(repair.messages.find((m) => m.role === 'tool')?.content).toMatch(
+      /error: update_memory: document does not match the "memory" schema.*content/s,
+    );
   });
 });

@@ -13,9 +13,14 @@ import { memoryValues, storeState } from './helpers/store-state.js';
  * model over HTTP: the seeds' conversations, reflected by calling the store manager directly
  * (no worker runs, so each test decides exactly when a reflection happens).
  */
-const reflect = (h: Harness, threadId: string, actor = `test:${threadId}`) => reflectThread(h.runtime.reflectDeps(), threadId, { actor });
+const reflect = (h: Harness, threadId: string, actor = `test:${threadId}`) =>
+  reflectThread(h.runtime.reflectDeps(), threadId, { actor });
 const say = (h: Harness, threadId: string, userId: string, ...contents: string[]) =>
-  h.runtime.producer.enqueue({ threadId, context: { userId }, messages: contents.map((content, i) => ({ role: i % 2 ? 'assistant' : 'user', content })) });
+  h.runtime.producer.enqueue({
+    threadId,
+    context: { userId },
+    messages: contents.map((content, i) => ({ role: i % 2 ? 'assistant' : 'user', content })),
+  });
 
 describe('formation: ramen and pasta (collection of plain memories)', () => {
   let h: Harness;
@@ -28,14 +33,28 @@ describe('formation: ramen and pasta (collection of plain memories)', () => {
     const ns = ['memories', 'u1'];
     await say(h, 'conv-1', 'u1', 'I love ramen! I also like pasta.', 'Noted: ramen and pasta.');
     const first = await reflect(h, 'conv-1');
-    expect(first).toMatchObject({ status: 'applied', turns: 2, inserted: 2, updated: 0, deleted: 0, modelCalls: 1, restarts: 0, namespaces: [ns] });
+    expect(first).toMatchObject({
+      status: 'applied',
+      turns: 2,
+      inserted: 2,
+      updated: 0,
+      deleted: 0,
+      modelCalls: 1,
+      restarts: 0,
+      namespaces: [ns],
+    });
     expect(first.usage.promptTokens).toBeGreaterThan(0);
-    expect((await memoryValues(h.runtime, ns)).map((m) => m.value.content)).toEqual(['User likes pasta', 'User loves ramen']);
+    expect((await memoryValues(h.runtime, ns)).map((m) => m.value.content)).toEqual([
+      'User likes pasta',
+      'User loves ramen',
+    ]);
 
     await say(h, 'conv-2', 'u1', 'These days I like miso ramen, and I no longer like pasta.');
     const second = await reflect(h, 'conv-2');
     expect(second).toMatchObject({ status: 'applied', turns: 1, inserted: 0, updated: 1, deleted: 1, modelCalls: 1 });
-    expect((await memoryValues(h.runtime, ns)).map((m) => m.value.content)).toEqual(['User loves ramen, especially miso ramen']);
+    expect((await memoryValues(h.runtime, ns)).map((m) => m.value.content)).toEqual([
+      'User loves ramen, especially miso ramen',
+    ]);
 
     // The second prompt showed both memories under aliases, and no raw key.
     const state = await storeState(h.runtime);
@@ -65,13 +84,20 @@ describe('formation: token usage', () => {
   it('records every model request with the job, thread and namespaces it served', async () => {
     const records: UsageRecord[] = [];
     await say(h, 'usage-1', 'u7', 'I love ramen! I also like pasta.');
-    const outcome = await reflectThread({ ...h.runtime.reflectDeps(), usage: { record: (r) => records.push(r) } }, 'usage-1', { actor: 'reflection:job-42' });
+    const outcome = await reflectThread(
+      { ...h.runtime.reflectDeps(), usage: { record: (r) => records.push(r) } },
+      'usage-1',
+      { actor: 'reflection:job-42' },
+    );
     expect(records.map((r) => r.purpose)).toEqual(['embed-queries', 'extract', 'embed-documents']);
-    for (const r of records) expect(r).toMatchObject({ actor: 'reflection:job-42', threadId: 'usage-1', namespaces: [['memories', 'u7']] });
+    for (const r of records)
+      expect(r).toMatchObject({ actor: 'reflection:job-42', threadId: 'usage-1', namespaces: [['memories', 'u7']] });
     const extract = records.find((r) => r.purpose === 'extract')!;
     expect(extract.promptTokens).toBeGreaterThan(0);
     expect(outcome.usage).toEqual({ promptTokens: extract.promptTokens, completionTokens: extract.completionTokens });
-    expect(outcome.embeddingTokens).toBe(records.filter((r) => r.purpose !== 'extract').reduce((n, r) => n + r.promptTokens, 0));
+    expect(outcome.embeddingTokens).toBe(
+      records.filter((r) => r.purpose !== 'extract').reduce((n, r) => n + r.promptTokens, 0),
+    );
   });
 });
 
@@ -83,8 +109,24 @@ const techModel: ChatHandler = (request) => {
     return {
       toolCalls: [
         { name: 'patch_user_profile', arguments: { name: 'Ana', city: 'Lisbon' } },
-        { name: 'insert_tech_interest', arguments: { technology: 'PostgreSQL', interest_level: 'high', proficiency: 'advanced', context: 'Five years of analytics work' } },
-        { name: 'insert_tech_interest', arguments: { technology: 'pgvector', interest_level: 'high', proficiency: 'beginner', context: 'Just started, for vector search' } },
+        {
+          name: 'insert_tech_interest',
+          arguments: {
+            technology: 'PostgreSQL',
+            interest_level: 'high',
+            proficiency: 'advanced',
+            context: 'Five years of analytics work',
+          },
+        },
+        {
+          name: 'insert_tech_interest',
+          arguments: {
+            technology: 'pgvector',
+            interest_level: 'high',
+            proficiency: 'beginner',
+            context: 'Just started, for vector search',
+          },
+        },
       ],
     };
   }
@@ -94,7 +136,17 @@ const techModel: ChatHandler = (request) => {
     return {
       toolCalls: [
         { name: 'patch_user_profile', arguments: { city: 'Porto', diet: 'vegetarian' } },
-        { name: 'update_memory', arguments: { id: pgvector.id, document: { ...pgvector.document, proficiency: 'intermediate', context: 'Built an HNSW index and tuned ef_search' } } },
+        {
+          name: 'update_memory',
+          arguments: {
+            id: pgvector.id,
+            document: {
+              ...pgvector.document,
+              proficiency: 'intermediate',
+              context: 'Built an HNSW index and tuned ef_search',
+            },
+          },
+        },
       ],
     };
   }
@@ -104,19 +156,33 @@ const techModel: ChatHandler = (request) => {
 describe('formation: kinds from a file (tech interests and a profile)', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ roles: [], chat: techModel, env: { ENGRAM_KINDS_FILE: new URL('./fixtures/kinds.yaml', import.meta.url).pathname } });
+    h = await startHarness({
+      roles: [],
+      chat: techModel,
+      env: { ENGRAM_KINDS_FILE: new URL('./fixtures/kinds.yaml', import.meta.url).pathname },
+    });
   });
   afterAll(async () => h?.stop());
 
   it('records tech interests, then patches the profile and updates one interest in a later conversation', async () => {
     const techNs = ['tech', 'ana'];
     const profileNs = ['profiles', 'ana'];
-    await say(h, 'talk-1', 'ana', "Hi, I'm Ana from Lisbon. I've used PostgreSQL for five years for analytics, and I just started learning pgvector.");
+    await say(
+      h,
+      'talk-1',
+      'ana',
+      "Hi, I'm Ana from Lisbon. I've used PostgreSQL for five years for analytics, and I just started learning pgvector.",
+    );
     const first = await reflect(h, 'talk-1');
     expect(first).toMatchObject({ status: 'applied', inserted: 3, namespaces: [techNs, profileNs] });
     expect(readPrompt(h.model.chatRequests[0]!).profiles).toEqual({ user_profile: null });
 
-    await say(h, 'talk-2', 'ana', 'I moved to Porto last month. pgvector is going well: I built an HNSW index and tuned ef_search. And I am vegetarian now.');
+    await say(
+      h,
+      'talk-2',
+      'ana',
+      'I moved to Porto last month. pgvector is going well: I built an HNSW index and tuned ef_search. And I am vegetarian now.',
+    );
     const second = await reflect(h, 'talk-2');
     expect(second).toMatchObject({ status: 'applied', inserted: 0, updated: 2, deleted: 0 });
 
@@ -125,10 +191,22 @@ describe('formation: kinds from a file (tech interests and a profile)', () => {
     expect(prompt.existing.map((m) => m.kind)).toEqual(['tech_interest', 'tech_interest']);
     expect(prompt.tools).toEqual(['insert_tech_interest', 'patch_user_profile', 'update_memory']);
 
-    expect(await memoryValues(h.runtime, profileNs)).toEqual([{ kind: 'user_profile', value: { name: 'Ana', city: 'Porto', diet: 'vegetarian' } }]);
+    expect(await memoryValues(h.runtime, profileNs)).toEqual([
+      { kind: 'user_profile', value: { name: 'Ana', city: 'Porto', diet: 'vegetarian' } },
+    ]);
     expect((await memoryValues(h.runtime, techNs)).map((m) => m.value)).toEqual([
-      { technology: 'pgvector', interest_level: 'high', proficiency: 'intermediate', context: 'Built an HNSW index and tuned ef_search' },
-      { technology: 'PostgreSQL', interest_level: 'high', proficiency: 'advanced', context: 'Five years of analytics work' },
+      {
+        technology: 'pgvector',
+        interest_level: 'high',
+        proficiency: 'intermediate',
+        context: 'Built an HNSW index and tuned ef_search',
+      },
+      {
+        technology: 'PostgreSQL',
+        interest_level: 'high',
+        proficiency: 'advanced',
+        context: 'Five years of analytics work',
+      },
     ]);
 
     const state = await storeState(h.runtime);
@@ -152,10 +230,22 @@ describe('formation: kinds from a file (tech interests and a profile)', () => {
   it('keeps prompts flat: existing memories shown are bounded by top-k, whatever the namespace holds', async () => {
     const k = h.runtime.reflectSettings.existingTopK;
     h.model.chat = (request) => {
-      const said = readPrompt(request).turns.map((t) => t.content).join(' ');
+      const said = readPrompt(request)
+        .turns.map((t) => t.content)
+        .join(' ');
       const n = /I tried tool-(\d+)/.exec(said)?.[1];
       return n
-        ? { toolCalls: Array.from({ length: 10 }, (_, i) => ({ name: 'insert_tech_interest', arguments: { technology: `tool-${n}-${i}`, interest_level: 'low', proficiency: 'none', context: `batch ${n}` } })) }
+        ? {
+            toolCalls: Array.from({ length: 10 }, (_, i) => ({
+              name: 'insert_tech_interest',
+              arguments: {
+                technology: `tool-${n}-${i}`,
+                interest_level: 'low',
+                proficiency: 'none',
+                context: `batch ${n}`,
+              },
+            })),
+          }
         : { content: 'no changes' };
     };
     for (let batch = 0; batch < 3; batch++) {
@@ -185,7 +275,18 @@ describe('formation: a profile with a TTL', () => {
     h = await startHarness({
       roles: [],
       runtime: { kinds: [session] },
-      chat: (request) => ({ toolCalls: [{ name: 'patch_session', arguments: { doing: readPrompt(request).turns.map((t) => t.content).join(' ') } }] }),
+      chat: (request) => ({
+        toolCalls: [
+          {
+            name: 'patch_session',
+            arguments: {
+              doing: readPrompt(request)
+                .turns.map((t) => t.content)
+                .join(' '),
+            },
+          },
+        ],
+      }),
     });
   });
   afterAll(async () => h?.stop());
@@ -209,15 +310,30 @@ describe('formation: a profile an application rewrote through the store', () => 
   let h: Harness;
   // A collection and a profile in one namespace: a row at the profile's key could pass for either.
   const kinds = [
-    defineKind({ name: 'memory', description: 'A fact about the user', namespace: ['users', '{userId}'], schema: z.object({ content: z.string() }) }),
-    defineKind({ name: 'user_profile', description: 'Stable facts about the user', namespace: ['users', '{userId}'], mode: 'profile', schema: z.object({ name: z.string(), city: z.string() }).partial() }),
+    defineKind({
+      name: 'memory',
+      description: 'A fact about the user',
+      namespace: ['users', '{userId}'],
+      schema: z.object({ content: z.string() }),
+    }),
+    defineKind({
+      name: 'user_profile',
+      description: 'Stable facts about the user',
+      namespace: ['users', '{userId}'],
+      mode: 'profile',
+      schema: z.object({ name: z.string(), city: z.string() }).partial(),
+    }),
   ];
   beforeAll(async () => {
     h = await startHarness({
       roles: [],
       runtime: { kinds },
       chat: (request) => {
-        const city = /I live in (\w+)/.exec(readPrompt(request).turns.map((t) => t.content).join(' '))?.[1];
+        const city = /I live in (\w+)/.exec(
+          readPrompt(request)
+            .turns.map((t) => t.content)
+            .join(' '),
+        )?.[1];
         return city ? { toolCalls: [{ name: 'patch_user_profile', arguments: { city } }] } : { content: 'no changes' };
       },
     });
@@ -234,7 +350,9 @@ describe('formation: a profile an application rewrote through the store', () => 
 
     await say(h, 'p-2', 'u1', 'I live in Porto');
     expect(await reflect(h, 'p-2')).toMatchObject({ status: 'applied', inserted: 0, updated: 1 });
-    expect(await memoryValues(h.runtime, ns)).toEqual([{ kind: 'user_profile', value: { name: 'Ana', city: 'Porto' } }]);
+    expect(await memoryValues(h.runtime, ns)).toEqual([
+      { kind: 'user_profile', value: { name: 'Ana', city: 'Porto' } },
+    ]);
   });
 
   it('a row at the profile key stored with another kind is shown and patched as the profile, and never as a memory', async () => {

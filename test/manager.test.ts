@@ -11,7 +11,13 @@ import { chatModelFor, silentLog } from './helpers/models.js';
  * over HTTP to the fake model so the real openai SDK request and parsing run.
  */
 const ns = ['memories', 'u1'];
-const memory = (key: string, content: string, version = 1): ExistingMemory => ({ namespace: ns, key, kind: 'memory', version, document: { content } });
+const memory = (key: string, content: string, version = 1): ExistingMemory => ({
+  namespace: ns,
+  key,
+  kind: 'memory',
+  version,
+  document: { content },
+});
 const turns = [{ role: 'user' as const, content: 'These days I like miso ramen, and I no longer like pasta.' }];
 const existing = [memory('key-ramen-0001', 'User loves ramen'), memory('key-pasta-0002', 'User likes pasta')];
 
@@ -41,7 +47,10 @@ describe('memory manager', () => {
   it('shows memories under aliases, offers one tool per kind plus update and delete, and takes parallel calls', async () => {
     script({
       toolCalls: [
-        { name: 'update_memory', arguments: { id: 'm1', document: { content: 'User loves ramen, especially miso ramen' } } },
+        {
+          name: 'update_memory',
+          arguments: { id: 'm1', document: { content: 'User loves ramen, especially miso ramen' } },
+        },
         { name: 'delete_memory', arguments: { id: 'm2' } },
       ],
     });
@@ -75,8 +84,16 @@ describe('memory manager', () => {
   it.each([
     ['an invented alias', { name: 'delete_memory', arguments: { id: 'm7' } }, /unknown id "m7".*m1, m2/],
     ['a raw key instead of an alias', { name: 'delete_memory', arguments: { id: 'key-pasta-0002' } }, /unknown id/],
-    ['a schema-invalid document', { name: 'insert_memory', arguments: { content: '' } }, /does not match the "memory" schema/],
-    ['an extra field', { name: 'update_memory', arguments: { id: 'm1', document: { content: 'x' }, why: 'because' } }, /why/],
+    [
+      'a schema-invalid document',
+      { name: 'insert_memory', arguments: { content: '' } },
+      /does not match the "memory" schema/,
+    ],
+    [
+      'an extra field',
+      { name: 'update_memory', arguments: { id: 'm1', document: { content: 'x' }, why: 'because' } },
+      /why/,
+    ],
     ['malformed JSON', { name: 'insert_memory', arguments: '{"content": "User likes ' }, /not valid JSON/],
     ['an unknown tool', { name: 'insert_recipe', arguments: { content: 'x' } }, /unknown tool "insert_recipe"/],
   ])('sends %s back to the model and takes the repaired answer', async (_name, bad, reason) => {
@@ -99,9 +116,19 @@ describe('memory manager', () => {
   });
 
   it('fails cleanly, with no operations, when the model stays wrong through every repair round', async () => {
-    script({ toolCalls: [{ name: 'insert_memory', arguments: { content: 'User loves miso ramen' } }, { name: 'delete_memory', arguments: { id: 'm9' } }] });
+    script({
+      toolCalls: [
+        { name: 'insert_memory', arguments: { content: 'User loves miso ramen' } },
+        { name: 'delete_memory', arguments: { id: 'm9' } },
+      ],
+    });
     const usage: number[] = [];
-    const failure = manager.extract({ kinds: defaultKinds, existing, turns, onUsage: (u) => usage.push(u.promptTokens) });
+    const failure = manager.extract({
+      kinds: defaultKinds,
+      existing,
+      turns,
+      onUsage: (u) => usage.push(u.promptTokens),
+    });
     await expect(failure).rejects.toThrow(RetryableError);
     await expect(failure).rejects.toThrow(/still invalid after 2 repair round\(s\): delete_memory: unknown id "m9"/);
     expect(model.chatRequests).toHaveLength(3);
@@ -122,41 +149,74 @@ describe('memory manager', () => {
     const result = await manager.extract({ kinds: defaultKinds, existing, turns });
     expect(result.ops).toEqual([{ op: 'update', target: existing[0], document: { content: 'User loves miso ramen' } }]);
     const repair = model.chatRequests[1] as ChatRequest;
-    expect(repair.messages.filter((m) => m.role === 'tool').map((m) => m.content)[1]).toMatch(/already changed in this answer/);
+    expect(repair.messages.filter((m) => m.role === 'tool').map((m) => m.content)[1]).toMatch(
+      /already changed in this answer/,
+    );
   });
 
   it('respects the insert/update/delete switches of a collection', async () => {
-    const appendOnly = defineKind({ ...(defaultKinds[0] as CollectionKind), enableUpdates: false, enableDeletes: false });
+    const appendOnly = defineKind({
+      ...(defaultKinds[0] as CollectionKind),
+      enableUpdates: false,
+      enableDeletes: false,
+    });
     script({ toolCalls: [{ name: 'delete_memory', arguments: { id: 'm1' } }] });
-    await expect(manager.extract({ kinds: [appendOnly], existing, turns })).rejects.toThrow(/"memory" memories cannot be deleted/);
+    await expect(manager.extract({ kinds: [appendOnly], existing, turns })).rejects.toThrow(
+      /"memory" memories cannot be deleted/,
+    );
     expect(readPrompt(model.chatRequests[0] as ChatRequest).tools).toEqual(['insert_memory']);
   });
 
   it('asks nothing when no kind may change anything', async () => {
     script(remembers('never asked'));
-    const frozen = defineKind({ ...(defaultKinds[0] as CollectionKind), enableInserts: false, enableUpdates: false, enableDeletes: false });
-    expect(await manager.extract({ kinds: [frozen], existing, turns })).toEqual({ ops: [], usage: { promptTokens: 0, completionTokens: 0 }, calls: 0 });
+    const frozen = defineKind({
+      ...(defaultKinds[0] as CollectionKind),
+      enableInserts: false,
+      enableUpdates: false,
+      enableDeletes: false,
+    });
+    expect(await manager.extract({ kinds: [frozen], existing, turns })).toEqual({
+      ops: [],
+      usage: { promptTokens: 0, completionTokens: 0 },
+      calls: 0,
+    });
     expect(model.chatRequests).toHaveLength(0);
   });
 
   it('creates a profile from its first patch, then merges later patches into it', async () => {
     const kinds = [defaultKinds[0]!, profile];
     script({ toolCalls: [{ name: 'patch_user_profile', arguments: { name: 'Ana', city: 'Lisbon' } }] });
-    const created = await manager.extract({ kinds, existing: [], turns: [{ role: 'user', content: "I'm Ana, from Lisbon" }] });
+    const created = await manager.extract({
+      kinds,
+      existing: [],
+      turns: [{ role: 'user', content: "I'm Ana, from Lisbon" }],
+    });
     expect(created.ops).toEqual([{ op: 'insert', kind: 'user_profile', document: { name: 'Ana', city: 'Lisbon' } }]);
     const prompt = readPrompt(model.chatRequests[0] as ChatRequest);
     expect(prompt.profiles).toEqual({ user_profile: null });
     expect(prompt.tools).toEqual(['insert_memory', 'patch_user_profile', 'update_memory', 'delete_memory']);
 
-    const current: ExistingMemory = { namespace: ['profiles', 'u1'], key: 'profile:user_profile', kind: 'user_profile', version: 1, document: { name: 'Ana', city: 'Lisbon' } };
+    const current: ExistingMemory = {
+      namespace: ['profiles', 'u1'],
+      key: 'profile:user_profile',
+      kind: 'user_profile',
+      version: 1,
+      document: { name: 'Ana', city: 'Lisbon' },
+    };
     script({
       toolCalls: [
         { name: 'patch_user_profile', arguments: { city: null, languages: ['pt', 'en'] } },
         { name: 'patch_user_profile', arguments: { city: 'Porto' } },
       ],
     });
-    const patched = await manager.extract({ kinds, existing: [current], turns: [{ role: 'user', content: 'I moved to Porto; I speak pt and en' }] });
-    expect(patched.ops).toEqual([{ op: 'update', target: current, document: { name: 'Ana', city: 'Porto', languages: ['pt', 'en'] } }]);
+    const patched = await manager.extract({
+      kinds,
+      existing: [current],
+      turns: [{ role: 'user', content: 'I moved to Porto; I speak pt and en' }],
+    });
+    expect(patched.ops).toEqual([
+      { op: 'update', target: current, document: { name: 'Ana', city: 'Porto', languages: ['pt', 'en'] } },
+    ]);
     // The profile is shown whole, not under an alias the model could update or delete.
     const prompt2 = readPrompt(model.chatRequests[0] as ChatRequest);
     expect(prompt2.profiles).toEqual({ user_profile: { name: 'Ana', city: 'Lisbon' } });
@@ -168,7 +228,11 @@ describe('memory manager', () => {
       { toolCalls: [{ name: 'patch_user_profile', arguments: { city: 'Lisbon' } }] },
       { toolCalls: [{ name: 'patch_user_profile', arguments: { name: 'Ana', city: 'Lisbon' } }] },
     );
-    const result = await manager.extract({ kinds: [profile], existing: [], turns: [{ role: 'user', content: "I'm Ana, from Lisbon" }] });
+    const result = await manager.extract({
+      kinds: [profile],
+      existing: [],
+      turns: [{ role: 'user', content: "I'm Ana, from Lisbon" }],
+    });
     expect(result.ops).toEqual([{ op: 'insert', kind: 'user_profile', document: { name: 'Ana', city: 'Lisbon' } }]);
     const toolResult = (model.chatRequests[1] as ChatRequest).messages.find((m) => m.role === 'tool')?.content;
     expect(toolResult).toMatch(/no profile yet.*name/s);

@@ -9,7 +9,8 @@ describe('prompt optimizer', () => {
   let h: Harness;
   const ns = ['prompts', 'support-agent'];
   const v1 = 'You are a support agent for {product}. Answer the question of {user_name}.';
-  const v2 = 'You are a support agent for {product}. Answer the question of {user_name}. Always end with a link to the docs.';
+  const v2 =
+    'You are a support agent for {product}. Answer the question of {user_name}. Always end with a link to the docs.';
   const sessions = [
     {
       messages: [
@@ -35,12 +36,28 @@ describe('prompt optimizer', () => {
 
   it('stores the improved prompt as a new version, with the analysis and a history row per version', async () => {
     proposes(proposal(v1, 'First version.'));
-    const first = await h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'system', prompt: v1, sessions, runId: 'run-1' });
+    const first = await h.runtime.promptOptimizer.optimize({
+      namespace: ns,
+      name: 'system',
+      prompt: v1,
+      sessions,
+      runId: 'run-1',
+    });
     expect(first).toMatchObject({ status: 'updated', version: 1, prompt: v1 });
 
     proposes(proposal(v2));
-    const second = await h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'system', sessions, runId: 'run-2' });
-    expect(second).toMatchObject({ status: 'updated', version: 2, prompt: v2, analysis: 'The feedback asks for a docs link.' });
+    const second = await h.runtime.promptOptimizer.optimize({
+      namespace: ns,
+      name: 'system',
+      sessions,
+      runId: 'run-2',
+    });
+    expect(second).toMatchObject({
+      status: 'updated',
+      version: 2,
+      prompt: v2,
+      analysis: 'The feedback asks for a docs link.',
+    });
     expect(second.usage.promptTokens).toBeGreaterThan(0);
 
     // The model saw the stored prompt (not the caller's starting one) and the feedback, and was made to call the tool.
@@ -74,15 +91,24 @@ describe('prompt optimizer', () => {
 
   it('sends back a proposal that drops a placeholder, and fails cleanly if it keeps doing so', async () => {
     proposes(proposal('You are a support agent. Answer the question.'), proposal(`${v2} Be brief.`));
-    const repaired = await h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'system', sessions, runId: 'run-4' });
+    const repaired = await h.runtime.promptOptimizer.optimize({
+      namespace: ns,
+      name: 'system',
+      sessions,
+      runId: 'run-4',
+    });
     expect(repaired).toMatchObject({ status: 'updated', version: 3, prompt: `${v2} Be brief.` });
     const repair = h.model.chatRequests[1] as ChatRequest;
-    expect(repair.messages.find((m) => m.role === 'tool')?.content).toMatch(/must keep the placeholders \{product\}, \{user_name\}/);
+    expect(repair.messages.find((m) => m.role === 'tool')?.content).toMatch(
+      /must keep the placeholders \{product\}, \{user_name\}/,
+    );
 
     h.model.chatRequests.length = 0;
     proposes(proposal('No placeholders at all.'));
     const before = await storeState(h.runtime);
-    await expect(h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'system', sessions, runId: 'run-5' })).rejects.toThrow(RetryableError);
+    await expect(
+      h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'system', sessions, runId: 'run-5' }),
+    ).rejects.toThrow(RetryableError);
     expect(h.model.chatRequests).toHaveLength(3);
     expect(await storeState(h.runtime)).toEqual(before);
   });
@@ -91,14 +117,20 @@ describe('prompt optimizer', () => {
     // A prompt cut off at the output limit can still arrive as well-formed arguments.
     proposes({ ...proposal(`${v2} Be`), finishReason: 'length' });
     const before = await storeState(h.runtime);
-    await expect(h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'system', sessions, runId: 'run-cut' })).rejects.toThrow(PermanentError);
+    await expect(
+      h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'system', sessions, runId: 'run-cut' }),
+    ).rejects.toThrow(PermanentError);
     expect(h.model.chatRequests).toHaveLength(1);
     expect(await storeState(h.runtime)).toEqual(before);
   });
 
   it('refuses bad input before any model call', async () => {
-    await expect(h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'unknown', sessions, runId: 'run-6' })).rejects.toThrow(/no prompt "unknown" is stored/);
-    await expect(h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'system', sessions: [], runId: 'run-7' })).rejects.toThrow(InputError);
+    await expect(
+      h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'unknown', sessions, runId: 'run-6' }),
+    ).rejects.toThrow(/no prompt "unknown" is stored/);
+    await expect(
+      h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'system', sessions: [], runId: 'run-7' }),
+    ).rejects.toThrow(InputError);
     expect(h.model.chatRequests).toHaveLength(0);
   });
 });

@@ -7,7 +7,10 @@ describe('scheduler', () => {
   let h: Harness;
   beforeAll(async () => {
     // Every second, so the test sees real node-cron ticks.
-    h = await startHarness({ roles: ['scheduler'], env: { CONSOLIDATION_CRON: '* * * * * *', CONSOLIDATION_MERGE_DISTANCE: '0.25' } });
+    h = await startHarness({
+      roles: ['scheduler'],
+      env: { CONSOLIDATION_CRON: '* * * * * *', CONSOLIDATION_MERGE_DISTANCE: '0.25' },
+    });
   });
   afterAll(async () => h?.stop());
 
@@ -19,9 +22,12 @@ describe('scheduler', () => {
   });
 
   it('cron ticks run consolidation jobs to completion', async () => {
-    const fromCron = async () => (await h.runtime.queues.consolidation.getJobs(['completed'])).filter((j) => !j.data.tick.startsWith('2030'));
+    const fromCron = async () =>
+      (await h.runtime.queues.consolidation.getJobs(['completed'])).filter((j) => !j.data.tick.startsWith('2030'));
     const done = await waitFor(async () => ((await fromCron()).length >= 2 ? fromCron() : null), { timeoutMs: 10_000 });
-    expect(done.every((j) => j.returnvalue && typeof (j.returnvalue as { expired: number }).expired === 'number')).toBe(true);
+    expect(done.every((j) => j.returnvalue && typeof (j.returnvalue as { expired: number }).expired === 'number')).toBe(
+      true,
+    );
   });
 
   it('a tick merges near-duplicates the model confirms', async () => {
@@ -32,11 +38,18 @@ describe('scheduler', () => {
       ],
     });
     await h.runtime.storeApi.put({ namespace: ['memories', 'u1'], key: 'k1', value: { content: 'User loves ramen' } });
-    await h.runtime.storeApi.put({ namespace: ['memories', 'u1'], key: 'k2', value: { content: 'User really loves ramen' } });
-    const left = await waitFor(async () => {
-      const rows = await memoryValues(h.runtime, ['memories', 'u1']);
-      return rows.length === 1 ? rows : null;
-    }, { timeoutMs: 10_000 });
+    await h.runtime.storeApi.put({
+      namespace: ['memories', 'u1'],
+      key: 'k2',
+      value: { content: 'User really loves ramen' },
+    });
+    const left = await waitFor(
+      async () => {
+        const rows = await memoryValues(h.runtime, ['memories', 'u1']);
+        return rows.length === 1 ? rows : null;
+      },
+      { timeoutMs: 10_000 },
+    );
     expect(left.map((r) => r.value.content)).toEqual(['User really loves ramen']);
     expect(await h.runtime.metrics.consolidatedMerged.get()).toMatchObject({ values: [{ value: 1 }] });
   });

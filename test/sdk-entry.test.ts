@@ -15,7 +15,9 @@ function moduleGraph(entry: string): { files: Set<string>; packages: Set<string>
     if (files.has(file)) continue;
     files.add(file);
     const source = readFileSync(file, 'utf8');
-    for (const m of source.matchAll(/^(?:import|export)\s+(?!type\s)[^;]*?\s+from\s+'([^']+)'|^import\s+'([^']+)'/gms)) {
+    for (const m of source.matchAll(
+      /^(?:import|export)\s+(?!type\s)[^;]*?\s+from\s+'([^']+)'|^import\s+'([^']+)'/gms,
+    )) {
       const spec = (m[1] ?? m[2]) as string;
       if (spec.startsWith('.')) pending.push(normalize(join(dirname(file), spec.replace(/\.js$/, '.ts'))));
       else packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] as string));
@@ -31,8 +33,14 @@ describe('the engram/sdk entry', () => {
     expect(files).toContain('src/queue/enqueue.ts');
     expect(files).toContain('src/store/store.ts');
     expect(packages).toContain('ioredis');
-    expect([...files].filter((f) => f.startsWith('src/api/') || f.startsWith('src/app/') || f === 'src/llm/chat-model.ts')).toEqual([]);
-    expect([...packages].filter((p) => ['fastify', '@bull-board/api', '@bull-board/fastify', 'node-cron', 'prom-client'].includes(p))).toEqual([]);
+    expect(
+      [...files].filter((f) => f.startsWith('src/api/') || f.startsWith('src/app/') || f === 'src/llm/chat-model.ts'),
+    ).toEqual([]);
+    expect(
+      [...packages].filter((p) =>
+        ['fastify', '@bull-board/api', '@bull-board/fastify', 'node-cron', 'prom-client'].includes(p),
+      ),
+    ).toEqual([]);
   });
 
   it('is the package export `engram/sdk`', () => {

@@ -30,17 +30,29 @@ describe('hot path: a stalled Redis', () => {
     await proxy.stop();
   });
 
-  const turn = (id: string) => ({ threadId: 't-stall', context: { userId: 'u' }, messages: [{ id, role: 'user' as const, content: `turn ${id}` }] });
+  const turn = (id: string) => ({
+    threadId: 't-stall',
+    context: { userId: 'u' },
+    messages: [{ id, role: 'user' as const, content: `turn ${id}` }],
+  });
   const streamLength = (prefix: string, thread: string) => redis.xlen(`${prefix}:thread:${thread}:turns`);
 
   it('the SDK rejects after enqueueTimeoutMs, and the re-send is a no-op once Redis answers', async () => {
     const prefix = `engram-test-${uniqueName('stall')}`;
-    const client = new EngramClient({ redisUrl: proxyUrl, prefix, debounceMs: 60_000, enqueueTimeoutMs: 300, log: createLogger({ level: 'silent' }) });
+    const client = new EngramClient({
+      redisUrl: proxyUrl,
+      prefix,
+      debounceMs: 60_000,
+      enqueueTimeoutMs: 300,
+      log: createLogger({ level: 'silent' }),
+    });
     try {
       await client.ready();
       expect(await client.enqueue(turn('m0'))).toMatchObject({ accepted: 1 });
       proxy.stall();
-      await expect(client.enqueue(turn('m1'))).rejects.toThrow(/Redis did not answer within 300 ms; .*same message ids/);
+      await expect(client.enqueue(turn('m1'))).rejects.toThrow(
+        /Redis did not answer within 300 ms; .*same message ids/,
+      );
       proxy.resume();
       // The held command ran after all: the re-send finds its id and buffers nothing.
       expect(await client.enqueue(turn('m1'))).toEqual({ threadId: 't-stall', accepted: 0, duplicates: 1 });
@@ -55,8 +67,19 @@ describe('hot path: a stalled Redis', () => {
   it('a first turn that timed out but ran later gets its job from the re-send, and reflects after the quiet window, not maxWait', async () => {
     // Workers on the real Redis; only the producer's connection goes through the stalling proxy.
     const h = await startHarness({ roles: ['reflection'], env: { DEBOUNCE_MS: '200', MAX_WAIT_MS: '120000' } });
-    const client = new EngramClient({ redisUrl: proxyUrl, prefix: h.env.ENGRAM_PREFIX, debounceMs: 200, maxWaitMs: 120_000, enqueueTimeoutMs: 300, log: createLogger({ level: 'silent' }) });
-    const resend = { threadId: 't-late', context: { userId: 'u' }, messages: [{ id: 'late-1', role: 'user' as const, content: 'I moved to Porto' }] };
+    const client = new EngramClient({
+      redisUrl: proxyUrl,
+      prefix: h.env.ENGRAM_PREFIX,
+      debounceMs: 200,
+      maxWaitMs: 120_000,
+      enqueueTimeoutMs: 300,
+      log: createLogger({ level: 'silent' }),
+    });
+    const resend = {
+      threadId: 't-late',
+      context: { userId: 'u' },
+      messages: [{ id: 'late-1', role: 'user' as const, content: 'I moved to Porto' }],
+    };
     try {
       await client.ready();
       proxy.stall();
@@ -79,7 +102,10 @@ describe('hot path: a stalled Redis', () => {
   describe('over HTTP', () => {
     let h: Harness;
     beforeAll(async () => {
-      h = await startHarness({ roles: ['api'], env: { REDIS_URL: proxyUrl, ENQUEUE_TIMEOUT_MS: '300', DEBOUNCE_MS: '60000', MAX_WAIT_MS: '120000' } });
+      h = await startHarness({
+        roles: ['api'],
+        env: { REDIS_URL: proxyUrl, ENQUEUE_TIMEOUT_MS: '300', DEBOUNCE_MS: '60000', MAX_WAIT_MS: '120000' },
+      });
     });
     afterAll(async () => {
       proxy.resume();
@@ -93,14 +119,23 @@ describe('hot path: a stalled Redis', () => {
       try {
         const res = await post('h1');
         expect(res.status).toBe(503);
-        expect(((await res.json()) as { error: string }).error).toMatch(/Redis did not answer within 300 ms; .*same message ids/);
+        expect(((await res.json()) as { error: string }).error).toMatch(
+          /Redis did not answer within 300 ms; .*same message ids/,
+        );
         const ready = await fetch(`${h.url}/readyz`);
         expect(ready.status).toBe(503);
-        expect(await ready.json()).toMatchObject({ ok: false, checks: { redis: expect.stringMatching(/no answer within/) } });
+        expect(await ready.json()).toMatchObject({
+          ok: false,
+          checks: { redis: expect.stringMatching(/no answer within/) },
+        });
         // The scrape still answers: the process' series, without the queue counts it cannot read.
         const scrape = await fetch(`${h.url}/metrics`);
         const text = await scrape.text();
-        expect([scrape.status, /^engram_process_\w+ /m.test(text), /^engram_queue_jobs\{/m.test(text)]).toEqual([200, true, false]);
+        expect([scrape.status, /^engram_process_\w+ /m.test(text), /^engram_queue_jobs\{/m.test(text)]).toEqual([
+          200,
+          true,
+          false,
+        ]);
       } finally {
         proxy.resume();
       }
@@ -121,7 +156,10 @@ describe('hot path: Redis lost with a command in flight', () => {
     const url = await proxy.start();
     port = Number(new URL(url).port);
     // A long deadline: the connection's loss must be what fails the call, not the stall.
-    h = await startHarness({ roles: ['api'], env: { REDIS_URL: url, ENQUEUE_TIMEOUT_MS: '30000', DEBOUNCE_MS: '60000', MAX_WAIT_MS: '120000' } });
+    h = await startHarness({
+      roles: ['api'],
+      env: { REDIS_URL: url, ENQUEUE_TIMEOUT_MS: '30000', DEBOUNCE_MS: '60000', MAX_WAIT_MS: '120000' },
+    });
   });
   afterAll(async () => {
     if (!proxy.listening) await proxy.start(port);

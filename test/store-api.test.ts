@@ -19,20 +19,43 @@ describe.each(backends)('store API writes on $name', (backend) => {
   afterAll(async () => f?.close());
 
   const vectorFields = async (namespace: string[], key: string) =>
-    (await f.db.query<{ field: string }>(`select field from ${f.memories.t.vectors} where namespace = $1 and key = $2 order by field`, [namespace, key])).rows.map(
-      (r) => r.field,
-    );
+    (
+      await f.db.query<{ field: string }>(
+        `select field from ${f.memories.t.vectors} where namespace = $1 and key = $2 order by field`,
+        [namespace, key],
+      )
+    ).rows.map((r) => r.field);
 
   it('puts, gets and deletes an item with its metadata, and history records each change with its actor', async () => {
     const ns = ['api', 'u1'];
-    const put = await f.store.put({ namespace: ns, key: 'diet', value: { content: 'User is vegetarian' }, actor: 'job:42' });
-    expect(put).toMatchObject({ namespace: ns, key: 'diet', kind: 'memory', version: 1, expiresAt: null, value: { content: 'User is vegetarian' } });
+    const put = await f.store.put({
+      namespace: ns,
+      key: 'diet',
+      value: { content: 'User is vegetarian' },
+      actor: 'job:42',
+    });
+    expect(put).toMatchObject({
+      namespace: ns,
+      key: 'diet',
+      kind: 'memory',
+      version: 1,
+      expiresAt: null,
+      value: { content: 'User is vegetarian' },
+    });
     expect(put.createdAt).toBeInstanceOf(Date);
 
-    const updated = await f.store.put({ namespace: ns, key: 'diet', value: { content: 'User is vegan' }, kind: 'profile' });
+    const updated = await f.store.put({
+      namespace: ns,
+      key: 'diet',
+      value: { content: 'User is vegan' },
+      kind: 'profile',
+    });
     expect(updated).toMatchObject({ version: 2, kind: 'profile' });
     expect(updated.createdAt.getTime()).toBe(put.createdAt.getTime());
-    expect(await f.store.get({ namespace: ns, key: 'diet' })).toMatchObject({ version: 2, value: { content: 'User is vegan' } });
+    expect(await f.store.get({ namespace: ns, key: 'diet' })).toMatchObject({
+      version: 2,
+      value: { content: 'User is vegan' },
+    });
 
     expect(await f.store.delete({ namespace: ns, key: 'diet', actor: 'admin' })).toBe(true);
     expect(await f.store.get({ namespace: ns, key: 'diet' })).toBeNull();
@@ -51,16 +74,24 @@ describe.each(backends)('store API writes on $name', (backend) => {
     const ns = ['api', 'keep-kind'];
     await f.store.put({ namespace: ns, key: 'profile:user_profile', value: { name: 'Ana' }, kind: 'user_profile' });
     // An application reads the item, edits it and puts it back, naming no kind.
-    const edited = await f.store.batch([{ op: 'put', namespace: ns, key: 'profile:user_profile', value: { name: 'Ana', city: 'Porto' } }]);
+    const edited = await f.store.batch([
+      { op: 'put', namespace: ns, key: 'profile:user_profile', value: { name: 'Ana', city: 'Porto' } },
+    ]);
     expect(edited[0]).toMatchObject({ kind: 'user_profile', version: 2 });
-    expect(await f.store.get({ namespace: ns, key: 'profile:user_profile' })).toMatchObject({ kind: 'user_profile', value: { name: 'Ana', city: 'Porto' } });
+    expect(await f.store.get({ namespace: ns, key: 'profile:user_profile' })).toMatchObject({
+      kind: 'user_profile',
+      value: { name: 'Ana', city: 'Porto' },
+    });
     expect((await f.store.history({ namespace: ns, key: 'profile:user_profile' })).map((h) => [h.op, h.kind])).toEqual([
       ['insert', 'user_profile'],
       ['update', 'user_profile'],
     ]);
 
     await f.store.delete({ namespace: ns, key: 'profile:user_profile' });
-    expect(await f.store.put({ namespace: ns, key: 'profile:user_profile', value: { name: 'Bo' } })).toMatchObject({ kind: 'memory', version: 3 });
+    expect(await f.store.put({ namespace: ns, key: 'profile:user_profile', value: { name: 'Bo' } })).toMatchObject({
+      kind: 'memory',
+      version: 3,
+    });
   });
 
   it('compare-and-set: a stale ifVersion is a 409 that writes nothing; ifVersion 0 creates only', async () => {
@@ -75,7 +106,9 @@ describe.each(backends)('store API writes on $name', (backend) => {
     const stale = await conflictOf(f.store.put({ namespace: ns, key: 'k', value: { n: 3 }, ifVersion: 1 }));
     expect((stale as InputError).status).toBe(409);
     expect((stale as Error).message).toMatch(/is at version 2, not 1/);
-    expect((await conflictOf(f.store.delete({ namespace: ns, key: 'k', ifVersion: 1 })) as InputError).status).toBe(409);
+    expect(((await conflictOf(f.store.delete({ namespace: ns, key: 'k', ifVersion: 1 }))) as InputError).status).toBe(
+      409,
+    );
     expect(await f.store.get({ namespace: ns, key: 'k' })).toMatchObject({ version: 2, value: { n: 2 } });
     expect((await f.store.history({ namespace: ns, key: 'k' })).map((h) => h.version)).toEqual([1, 2]);
   });
@@ -83,12 +116,15 @@ describe.each(backends)('store API writes on $name', (backend) => {
   it('returns history a page at a time, 100 rows unless asked, oldest first', async () => {
     const ns = ['api', 'paged'];
     for (let v = 1; v <= 102; v++) await f.store.put({ namespace: ns, key: 'profile', value: { n: v } });
-    const versions = async (page: { limit?: number; offset?: number }) => (await f.store.history({ namespace: ns, key: 'profile', ...page })).map((h) => h.version);
+    const versions = async (page: { limit?: number; offset?: number }) =>
+      (await f.store.history({ namespace: ns, key: 'profile', ...page })).map((h) => h.version);
     const first = await versions({});
     expect([first.length, first[0], first.at(-1)]).toEqual([100, 1, 100]);
     expect(await versions({ offset: 100 })).toEqual([101, 102]);
     expect(await versions({ limit: 2, offset: 50 })).toEqual([51, 52]);
-    await expect(f.store.history({ namespace: ns, key: 'profile', limit: 1_001 })).rejects.toThrow(/invalid history request: ✖ Too big: expected number to be <=1000\n  → at limit/);
+    await expect(f.store.history({ namespace: ns, key: 'profile', limit: 1_001 })).rejects.toThrow(
+      /invalid history request: ✖ Too big: expected number to be <=1000\n {2}→ at limit/,
+    );
   });
 
   it('versions never repeat for a key: a version held from before a delete cannot overwrite the re-created item', async () => {
@@ -97,7 +133,10 @@ describe.each(backends)('store API writes on $name', (backend) => {
     await f.store.delete({ namespace: ns, key: 'k' });
     const again = await f.store.put({ namespace: ns, key: 'k', value: { v: 'second' } });
     expect(again.version).toBe(2);
-    expect((await conflictOf(f.store.put({ namespace: ns, key: 'k', value: { v: 'stale' }, ifVersion: 1 })) as InputError).status).toBe(409);
+    expect(
+      ((await conflictOf(f.store.put({ namespace: ns, key: 'k', value: { v: 'stale' }, ifVersion: 1 }))) as InputError)
+        .status,
+    ).toBe(409);
   });
 
   it('concurrent read-modify-write loops with ifVersion lose no update', async () => {
@@ -105,10 +144,15 @@ describe.each(backends)('store API writes on $name', (backend) => {
     await f.store.put({ namespace: ns, key: 'counter', value: { n: 0 } });
     let conflicts = 0;
     const worker = async () => {
-      for (let done = 0; done < 5; ) {
+      for (let done = 0; done < 5;) {
         const cur = (await f.store.get({ namespace: ns, key: 'counter' })) as MemoryItem;
         try {
-          await f.store.put({ namespace: ns, key: 'counter', value: { n: (cur.value.n as number) + 1 }, ifVersion: cur.version });
+          await f.store.put({
+            namespace: ns,
+            key: 'counter',
+            value: { n: (cur.value.n as number) + 1 },
+            ifVersion: cur.version,
+          });
           done++;
         } catch (err) {
           if (!(err instanceof InputError) || err.status !== 409) throw err;
@@ -128,7 +172,9 @@ describe.each(backends)('store API writes on $name', (backend) => {
 
   it('concurrent blind puts to one item all land, each in its own version with a consistent history', async () => {
     const ns = ['api', 'blind'];
-    await Promise.all(Array.from({ length: 12 }, (_, i) => f.store.put({ namespace: ns, key: 'k', value: { writer: i } })));
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) => f.store.put({ namespace: ns, key: 'k', value: { writer: i } })),
+    );
     const history = await f.store.history({ namespace: ns, key: 'k' });
     expect(history.map((h) => h.version)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
     expect(new Set(history.map((h) => (h.after as { writer: number }).writer)).size).toBe(12);
@@ -137,11 +183,20 @@ describe.each(backends)('store API writes on $name', (backend) => {
 
   it('embeds the configured JSON paths, several vectors per item, and deletes vectors of fields that are gone', async () => {
     const ns = ['api', 'fields'];
-    const value = { title: 'Trip', meta: { summary: 'Kyoto in spring' }, sections: [{ text: 'temples' }, { text: 'ramen' }] };
+    const value = {
+      title: 'Trip',
+      meta: { summary: 'Kyoto in spring' },
+      sections: [{ text: 'temples' }, { text: 'ramen' }],
+    };
     await f.store.put({ namespace: ns, key: 'doc', value, index: ['title', 'meta.summary', 'sections[*].text'] });
     expect(await vectorFields(ns, 'doc')).toEqual(['meta.summary', 'sections[0].text', 'sections[1].text', 'title']);
 
-    await f.store.put({ namespace: ns, key: 'doc', value: { title: 'Trip', sections: [{ text: 'temples' }] }, index: ['title', 'meta.summary', 'sections[*].text'] });
+    await f.store.put({
+      namespace: ns,
+      key: 'doc',
+      value: { title: 'Trip', sections: [{ text: 'temples' }] },
+      index: ['title', 'meta.summary', 'sections[*].text'],
+    });
     expect(await vectorFields(ns, 'doc')).toEqual(['sections[0].text', 'title']);
 
     await f.store.put({ namespace: ns, key: 'doc', value: { title: 'Trip' }, index: false });
@@ -177,7 +232,12 @@ describe.each(backends)('store API writes on $name', (backend) => {
     expect((failed as InputError).status).toBe(409);
     expect(await f.store.get({ namespace: ns, key: 'c' })).toBeNull();
 
-    const twice = await conflictOf(f.store.batch([{ op: 'delete', namespace: ns, key: 'a' }, { op: 'put', namespace: ns, key: 'a', value: {} }]));
+    const twice = await conflictOf(
+      f.store.batch([
+        { op: 'delete', namespace: ns, key: 'a' },
+        { op: 'put', namespace: ns, key: 'a', value: {} },
+      ]),
+    );
     expect((twice as InputError).status).toBe(400);
   });
 
@@ -189,7 +249,10 @@ describe.each(backends)('store API writes on $name', (backend) => {
     await f.store.delete({ namespace: ns, key: 'a' });
     const after = (await f.memories.namespaceVersions([ns])).get(JSON.stringify(ns));
     expect(after).toBe((before ?? 0) + 3);
-    const items = await f.db.query<{ items: unknown }>(`select items from ${f.memories.t.namespaces} where namespace = $1`, [ns]);
+    const items = await f.db.query<{ items: unknown }>(
+      `select items from ${f.memories.t.namespaces} where namespace = $1`,
+      [ns],
+    );
     expect(Number(items.rows[0]!.items)).toBe(1);
   });
 
@@ -218,7 +281,9 @@ describe.each(backends)('store API writes on $name', (backend) => {
     expect((await f.store.put({ namespace: ['spelled'], key: 'k', value: spelled })).value).toEqual(spelled);
     const search = await conflictOf(f.store.search({ namespacePrefix: ['a'], filter: { n: { $gt: true } } }));
     expect((search as Error).message).toMatch(/compares with a number or a string/);
-    expect(((await conflictOf(f.store.search({ namespacePrefix: ['a'], filter: { n: { $regex: 'x' } } }))) as Error).message).toMatch(/unknown operator/);
+    expect(
+      ((await conflictOf(f.store.search({ namespacePrefix: ['a'], filter: { n: { $regex: 'x' } } }))) as Error).message,
+    ).toMatch(/unknown operator/);
   });
 });
 
@@ -237,7 +302,10 @@ describe('store writes beside a reflection on postgres', () => {
   });
 
   it('a batch over an existing and a new namespace does not deadlock with a reflection that creates the new one', async () => {
-    const [a, b] = [['lock', 'a'], ['lock', 'b']];
+    const [a, b] = [
+      ['lock', 'a'],
+      ['lock', 'b'],
+    ];
     await f.store.put({ namespace: a, key: 'seed', value: { content: 'exists' } });
     const ns = f.memories.t.namespaces;
     // What a reflection's commit does (apply.ts): create and lock each namespace, in sorted order.
@@ -255,7 +323,10 @@ describe('store writes beside a reflection on postgres', () => {
     ]);
     const failed = conflictOf(batch);
     // The batch waits for the reflection's lock on a: only then does the reflection go on to b.
-    await waitFor(async () => (await f.db.query(`select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))`, [pid])).rowCount);
+    await waitFor(
+      async () =>
+        (await f.db.query(`select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))`, [pid])).rowCount,
+    );
     await lock(b);
     await reflection.query('commit');
 
@@ -273,7 +344,10 @@ describe.each(backends)('store TTL on $name', (backend) => {
   afterAll(async () => f?.close());
 
   const expire = (ns: string[], key: string) =>
-    f.db.query(`update ${f.memories.t.memories} set expires_at = now() - interval '1 second' where namespace = $1 and key = $2`, [ns, key]);
+    f.db.query(
+      `update ${f.memories.t.memories} set expires_at = now() - interval '1 second' where namespace = $1 and key = $2`,
+      [ns, key],
+    );
 
   it('applies the default TTL, a per-item TTL, or none', async () => {
     const ns = ['ttl', 'defaults'];
@@ -308,7 +382,10 @@ describe.each(backends)('store TTL on $name', (backend) => {
       ['insert', 'test'],
       ['expire', 'sweeper'],
     ]);
-    const count = await f.db.query<{ items: unknown }>(`select items from ${f.memories.t.namespaces} where namespace = $1`, [ns]);
+    const count = await f.db.query<{ items: unknown }>(
+      `select items from ${f.memories.t.namespaces} where namespace = $1`,
+      [ns],
+    );
     expect(Number(count.rows[0]!.items)).toBe(0);
   });
 

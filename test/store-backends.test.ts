@@ -42,17 +42,33 @@ describe.each(backends)('store invariants on $name', (backend) => {
       const ns = ['memories', 'u1'];
       await db.query(`insert into ${old.t.namespaces} (namespace, version) values ($1, 1)`, [ns]);
       for (const key of ['k1', 'k2']) {
-        await db.query(`insert into ${old.t.memories} (namespace, key, kind, value) values ($1, $2, 'memory', $3)`, [ns, key, JSON.stringify({ content: key })]);
-        await db.query(`insert into ${old.t.vectors} (namespace, key, field, embedding) values ($1, $2, '$', $3::vector)`, [ns, key, db.vectorParam(vector)]);
+        await db.query(`insert into ${old.t.memories} (namespace, key, kind, value) values ($1, $2, 'memory', $3)`, [
+          ns,
+          key,
+          JSON.stringify({ content: key }),
+        ]);
+        await db.query(
+          `insert into ${old.t.vectors} (namespace, key, field, embedding) values ($1, $2, '$', $3::vector)`,
+          [ns, key, db.vectorParam(vector)],
+        );
       }
-      expect((await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent, migrations: migrations.slice(0, 2) })).applied).toEqual([2]);
-      const items = await db.query<{ items: unknown }>(`select items from ${old.t.namespaces} where namespace = $1`, [ns]);
+      expect(
+        (await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent, migrations: migrations.slice(0, 2) }))
+          .applied,
+      ).toEqual([2]);
+      const items = await db.query<{ items: unknown }>(`select items from ${old.t.namespaces} where namespace = $1`, [
+        ns,
+      ]);
       expect(Number(items.rows[0]!.items)).toBe(2);
       // Today's reads run on today's schema: the later migrations apply over 002's result too.
-      expect((await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent })).applied).toEqual(migrations.slice(2).map((_, i) => i + 3));
+      expect((await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent })).applied).toEqual(
+        migrations.slice(2).map((_, i) => i + 3),
+      );
       expect((await old.listNamespaces({ prefix: ['memories'], limit: 10, offset: 0 })).length).toBe(1);
       expect((await old.search(ns, vector, 10)).map((h) => h.key).sort()).toEqual(['k1', 'k2']);
-      expect((await old.searchPrefix({ prefix: ['memories'], vector, filter: [], limit: 10, offset: 0 })).map((h) => h.key)).toEqual(['k1', 'k2']);
+      expect(
+        (await old.searchPrefix({ prefix: ['memories'], vector, filter: [], limit: 10, offset: 0 })).map((h) => h.key),
+      ).toEqual(['k1', 'k2']);
     } finally {
       await close();
     }
@@ -70,13 +86,31 @@ describe('embedded PGlite in a data folder', () => {
     expect(() => createPgliteDb(dataDir, silent)).toThrow(/in use by this process/);
     await migrate(first, { schema: 'engram', dimensions: TEST_DIMENSIONS, log: silent });
     const store = new MemoryStore(first, 'engram', silent);
-    await store.write([{ op: 'put', namespace: ['p'], key: 'k', kind: 'memory', value: { content: 'persisted' }, ttlMs: null, embeddings: [] }], { actor: 'test', kind: 'memory' });
+    await store.write(
+      [
+        {
+          op: 'put',
+          namespace: ['p'],
+          key: 'k',
+          kind: 'memory',
+          value: { content: 'persisted' },
+          ttlMs: null,
+          embeddings: [],
+        },
+      ],
+      { actor: 'test', kind: 'memory' },
+    );
     await first.close();
 
     const second = createPgliteDb(dataDir, silent);
     try {
-      expect((await migrate(second, { schema: 'engram', dimensions: TEST_DIMENSIONS, log: silent })).applied).toEqual([]);
-      expect(await new MemoryStore(second, 'engram', silent).get(['p'], 'k')).toMatchObject({ value: { content: 'persisted' }, version: 1 });
+      expect((await migrate(second, { schema: 'engram', dimensions: TEST_DIMENSIONS, log: silent })).applied).toEqual(
+        [],
+      );
+      expect(await new MemoryStore(second, 'engram', silent).get(['p'], 'k')).toMatchObject({
+        value: { content: 'persisted' },
+        version: 1,
+      });
     } finally {
       await second.close();
     }

@@ -2,14 +2,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngramClient } from '../src/sdk/client.js';
 import { InputError } from '../src/errors.js';
 import { backends, openStore, TestEmbedder, type StoreFixture } from './helpers/backends.js';
-import { deleteKeys, startHarness, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName, type Harness } from './helpers/harness.js';
+import {
+  deleteKeys,
+  startHarness,
+  TEST_DATABASE_URL,
+  TEST_REDIS_URL,
+  uniqueName,
+  type Harness,
+} from './helpers/harness.js';
 import { StallProxy } from './helpers/stall-proxy.js';
 
 /** The HTTP API over a real runtime: Postgres, or PGlite when DATABASE_URL is unset. */
 describe.each(backends)('store HTTP API on $name', (backend) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ roles: ['api'], env: backend.name === 'pglite' ? { DATABASE_URL: '', PGLITE_DATA_DIR: 'memory://' } : {} });
+    h = await startHarness({
+      roles: ['api'],
+      env: backend.name === 'pglite' ? { DATABASE_URL: '', PGLITE_DATA_DIR: 'memory://' } : {},
+    });
     expect(h.runtime.db.backend).toBe(backend.name);
   });
   afterAll(async () => h?.stop());
@@ -25,21 +35,37 @@ describe.each(backends)('store HTTP API on $name', (backend) => {
 
   it('put, get, search with a filter, list namespaces, history, delete', async () => {
     const ns = ['memories', 'u1'];
-    const put = await call('PUT', '/v1/store/items', { namespace: ns, key: 'diet', value: { content: 'User is vegetarian', since: 2019 }, actor: 'http-test' });
+    const put = await call('PUT', '/v1/store/items', {
+      namespace: ns,
+      key: 'diet',
+      value: { content: 'User is vegetarian', since: 2019 },
+      actor: 'http-test',
+    });
     expect(put.status).toBe(200);
     expect(put.body.item).toMatchObject({ namespace: ns, key: 'diet', version: 1, kind: 'memory', expiresAt: null });
-    await call('PUT', '/v1/store/items', { namespace: ns, key: 'sport', value: { content: 'User plays tennis', since: 2021 } });
+    await call('PUT', '/v1/store/items', {
+      namespace: ns,
+      key: 'sport',
+      value: { content: 'User plays tennis', since: 2021 },
+    });
 
     const got = await call('GET', '/v1/store/items?namespace=memories&namespace=u1&key=diet');
     expect(got.status).toBe(200);
     expect(got.body.item.value).toEqual({ content: 'User is vegetarian', since: 2019 });
     expect((await call('GET', '/v1/store/items?namespace=memories&key=diet')).status).toBe(404);
 
-    const search = await call('POST', '/v1/store/items/search', { namespacePrefix: ['memories'], query: 'vegetarian food', limit: 5 });
+    const search = await call('POST', '/v1/store/items/search', {
+      namespacePrefix: ['memories'],
+      query: 'vegetarian food',
+      limit: 5,
+    });
     expect(search.status).toBe(200);
     expect(search.body.items[0]).toMatchObject({ key: 'diet' });
     expect(typeof search.body.items[0].score).toBe('number');
-    const filtered = await call('POST', '/v1/store/items/search', { namespacePrefix: ns, filter: { since: { $gt: 2020 } } });
+    const filtered = await call('POST', '/v1/store/items/search', {
+      namespacePrefix: ns,
+      filter: { since: { $gt: 2020 } },
+    });
     expect(filtered.body.items.map((i: { key: string }) => i.key)).toEqual(['sport']);
 
     expect((await call('POST', '/v1/store/namespaces', { prefix: ['memories'] })).body.namespaces).toEqual([ns]);
@@ -54,7 +80,9 @@ describe.each(backends)('store HTTP API on $name', (backend) => {
     ]);
     const page = await call('GET', '/v1/store/items/history?namespace=memories&namespace=u1&key=diet&limit=1&offset=1');
     expect(page.body.history.map((e: { op: string }) => e.op)).toEqual(['delete']);
-    expect((await call('GET', '/v1/store/items/history?namespace=memories&namespace=u1&key=diet&limit=lots')).status).toBe(400);
+    expect(
+      (await call('GET', '/v1/store/items/history?namespace=memories&namespace=u1&key=diet&limit=lots')).status,
+    ).toBe(400);
   });
 
   it('a stale ifVersion is 409, bad input is 400 with details, and nothing is written', async () => {
@@ -70,7 +98,9 @@ describe.each(backends)('store HTTP API on $name', (backend) => {
     expect(bad.body.error).toMatch(/value/);
     expect((await call('POST', '/v1/store/batch', { nope: [] })).status).toBe(400);
     expect((await call('DELETE', '/v1/store/items')).status).toBe(400);
-    expect((await call('GET', `/v1/store/items?namespace=memories&namespace=u2&key=k`)).body.item.value).toEqual({ v: 1 });
+    expect((await call('GET', `/v1/store/items?namespace=memories&namespace=u2&key=k`)).body.item.value).toEqual({
+      v: 1,
+    });
   });
 
   it('batch: writes then reads, results in op order', async () => {
@@ -95,27 +125,50 @@ describe.each(backends)('store TTL refresh over HTTP on $name', (backend) => {
   beforeAll(async () => {
     h = await startHarness({
       roles: ['api'],
-      env: { STORE_REFRESH_TTL_ON_READ: 'false', ...(backend.name === 'pglite' ? { DATABASE_URL: '', PGLITE_DATA_DIR: 'memory://' } : {}) },
+      env: {
+        STORE_REFRESH_TTL_ON_READ: 'false',
+        ...(backend.name === 'pglite' ? { DATABASE_URL: '', PGLITE_DATA_DIR: 'memory://' } : {}),
+      },
     });
   });
   afterAll(async () => h?.stop());
 
   const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${h.url}${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(`${h.url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   };
   /** Moves the item's expiry to a minute from now, as if it had been put 59 minutes ago. */
-  const age = (ns: string[]) => h.runtime.db.query(`update ${h.runtime.store.t.memories} set expires_at = now() + interval '1 minute' where namespace = $1`, [ns]);
+  const age = (ns: string[]) =>
+    h.runtime.db.query(
+      `update ${h.runtime.store.t.memories} set expires_at = now() + interval '1 minute' where namespace = $1`,
+      [ns],
+    );
   const renewed = async (ns: string[]) =>
-    (await h.runtime.db.query<{ ok: boolean }>(`select expires_at >= now() + interval '59 minutes' as ok from ${h.runtime.store.t.memories} where namespace = $1`, [ns])).rows[0]?.ok;
+    (
+      await h.runtime.db.query<{ ok: boolean }>(
+        `select expires_at >= now() + interval '59 minutes' as ok from ${h.runtime.store.t.memories} where namespace = $1`,
+        [ns],
+      )
+    ).rows[0]?.ok;
 
   it('GET, search and batch carry refreshTtl; without it the configured default (off) applies', async () => {
     const ns = ['memories', 'ttl'];
     const item = `/v1/store/items?namespace=memories&namespace=ttl&key=k`;
-    await call('PUT', '/v1/store/items', { namespace: ns, key: 'k', value: { content: 'User is in Paris this week' }, ttl: 3_600_000 });
+    await call('PUT', '/v1/store/items', {
+      namespace: ns,
+      key: 'k',
+      value: { content: 'User is in Paris this week' },
+      ttl: 3_600_000,
+    });
     await age(ns);
     expect((await call('GET', item)).status).toBe(200);
-    expect((await call('POST', '/v1/store/items/search', { namespacePrefix: ns, query: 'Paris' })).body.items).toHaveLength(1);
+    expect(
+      (await call('POST', '/v1/store/items/search', { namespacePrefix: ns, query: 'Paris' })).body.items,
+    ).toHaveLength(1);
     expect(await renewed(ns)).toBe(false);
 
     const got = await call('GET', `${item}&refreshTtl=true`);
@@ -127,7 +180,10 @@ describe.each(backends)('store TTL refresh over HTTP on $name', (backend) => {
     await call('POST', '/v1/store/items/search', { namespacePrefix: ns, query: 'Paris', refreshTtl: true });
     expect(await renewed(ns)).toBe(true);
     await age(ns);
-    expect((await call('POST', '/v1/store/batch', { ops: [{ op: 'get', namespace: ns, key: 'k', refreshTtl: true }] })).status).toBe(200);
+    expect(
+      (await call('POST', '/v1/store/batch', { ops: [{ op: 'get', namespace: ns, key: 'k', refreshTtl: true }] }))
+        .status,
+    ).toBe(200);
     expect(await renewed(ns)).toBe(true);
   });
 
@@ -139,7 +195,9 @@ describe.each(backends)('store TTL refresh over HTTP on $name', (backend) => {
     expect(search.status).toBe(400);
     expect(search.body.error).toMatch(/refreshTtl/);
     expect(search.body.error).toMatch(/expected boolean/);
-    const batch = await call('POST', '/v1/store/batch', { ops: [{ op: 'get', namespace: ['memories'], key: 'k', refreshTtl: 1 }] });
+    const batch = await call('POST', '/v1/store/batch', {
+      ops: [{ op: 'get', namespace: ['memories'], key: 'k', refreshTtl: 1 }],
+    });
     expect(batch.status).toBe(400);
     expect(batch.body.error).toMatch(/refreshTtl/);
     // History is no read of the item: it takes no refreshTtl.
@@ -154,7 +212,14 @@ describe.each(backends)('store SDK on $name', (backend) => {
   const prefix = `engram-test-${uniqueName('sdk')}`;
   beforeAll(async () => {
     f = await openStore(backend);
-    client = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix, db: f.db, schema: f.schema, embedder: new TestEmbedder(), store: { actor: 'sdk-test' } });
+    client = new EngramClient({
+      redisUrl: TEST_REDIS_URL,
+      prefix,
+      db: f.db,
+      schema: f.schema,
+      embedder: new TestEmbedder(),
+      store: { actor: 'sdk-test' },
+    });
   });
   afterAll(async () => {
     await client?.close();
@@ -180,8 +245,15 @@ describe.each(backends)('store SDK on $name', (backend) => {
   it('get and search take refreshTtl; the client default is store.refreshTtlOnRead (true)', async () => {
     const ns = ['sdk', 'ttl'];
     const { t } = f.memories;
-    const age = () => f.db.query(`update ${t.memories} set expires_at = now() + interval '1 minute' where namespace = $1`, [ns]);
-    const renewed = async () => (await f.db.query<{ ok: boolean }>(`select expires_at >= now() + interval '59 minutes' as ok from ${t.memories} where namespace = $1`, [ns])).rows[0]?.ok;
+    const age = () =>
+      f.db.query(`update ${t.memories} set expires_at = now() + interval '1 minute' where namespace = $1`, [ns]);
+    const renewed = async () =>
+      (
+        await f.db.query<{ ok: boolean }>(
+          `select expires_at >= now() + interval '59 minutes' as ok from ${t.memories} where namespace = $1`,
+          [ns],
+        )
+      ).rows[0]?.ok;
     await client.store.put(ns, 'k', { content: 'User likes ramen' }, { ttl: 3_600_000 });
     await age();
     await client.store.get(ns, 'k', { refreshTtl: false });
@@ -190,7 +262,14 @@ describe.each(backends)('store SDK on $name', (backend) => {
     await client.store.get(ns, 'k');
     expect(await renewed()).toBe(true);
 
-    const off = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix, db: f.db, schema: f.schema, embedder: new TestEmbedder(), store: { refreshTtlOnRead: false } });
+    const off = new EngramClient({
+      redisUrl: TEST_REDIS_URL,
+      prefix,
+      db: f.db,
+      schema: f.schema,
+      embedder: new TestEmbedder(),
+      store: { refreshTtlOnRead: false },
+    });
     try {
       await age();
       await off.store.get(ns, 'k');
@@ -234,13 +313,19 @@ describe('store HTTP API with Postgres down', () => {
   });
 
   const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${h.url}${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(`${h.url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   };
 
   it('answers 503 saying Postgres is not reachable (it blamed Redis), and serves again once it is back', async () => {
     const ns = ['memories', 'down'];
-    expect((await call('PUT', '/v1/store/items', { namespace: ns, key: 'k', value: { content: 'User likes tea' } })).status).toBe(200);
+    expect(
+      (await call('PUT', '/v1/store/items', { namespace: ns, key: 'k', value: { content: 'User likes tea' } })).status,
+    ).toBe(200);
     await proxy.stop();
     try {
       for (const [method, path, body] of [
@@ -249,11 +334,16 @@ describe('store HTTP API with Postgres down', () => {
         ['POST', '/v1/store/items/search', { namespacePrefix: ns, query: 'tea' }],
         ['GET', '/v1/memories/search?namespace=memories&namespace=down&query=tea', undefined],
       ] as const) {
-        expect(await call(method, path, body)).toEqual({ status: 503, body: { error: 'the memory store (Postgres) is not reachable; retry later' } });
+        expect(await call(method, path, body)).toEqual({
+          status: 503,
+          body: { error: 'the memory store (Postgres) is not reachable; retry later' },
+        });
       }
     } finally {
       await proxy.start(port);
     }
-    expect((await call('GET', '/v1/store/items?namespace=memories&namespace=down&key=k')).body.item.value).toEqual({ content: 'User likes tea' });
+    expect((await call('GET', '/v1/store/items?namespace=memories&namespace=down&key=k')).body.item.value).toEqual({
+      content: 'User likes tea',
+    });
   });
 });

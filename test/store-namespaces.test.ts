@@ -35,20 +35,46 @@ describe.each(backends)('namespaces on $name', (backend) => {
   let f: StoreFixture;
   beforeAll(async () => {
     f = await openStore(backend);
-    await f.store.batch(NAMESPACES.map((namespace) => ({ op: 'put' as const, namespace, key: 'k', value: { content: `item of ${JSON.stringify(namespace)}` } })));
+    await f.store.batch(
+      NAMESPACES.map((namespace) => ({
+        op: 'put' as const,
+        namespace,
+        key: 'k',
+        value: { content: `item of ${JSON.stringify(namespace)}` },
+      })),
+    );
   });
   afterAll(async () => f?.close());
 
-  const expected = (prefix: string[]) => NAMESPACES.filter((ns) => prefix.every((label, i) => ns[i] === label)).map((ns) => JSON.stringify(ns)).sort();
+  const expected = (prefix: string[]) =>
+    NAMESPACES.filter((ns) => prefix.every((label, i) => ns[i] === label))
+      .map((ns) => JSON.stringify(ns))
+      .sort();
   const found = (items: { namespace: string[] }[]) => items.map((i) => JSON.stringify(i.namespace)).sort();
 
   it('a prefix matches whole labels only, whatever characters the labels hold (search, query search, list)', async () => {
-    const prefixes = [...NAMESPACES.map((ns) => [ns[0] as string]), ['tenant', 'a'], ['tenant', 'a%'], ['fo'], ['tenant', '%'], ['tenant', '_'], ['tenant', '*']];
+    const prefixes = [
+      ...NAMESPACES.map((ns) => [ns[0] as string]),
+      ['tenant', 'a'],
+      ['tenant', 'a%'],
+      ['fo'],
+      ['tenant', '%'],
+      ['tenant', '_'],
+      ['tenant', '*'],
+    ];
     for (const prefix of prefixes) {
       const want = expected(prefix);
-      expect(found(await f.store.search({ namespacePrefix: prefix, limit: 100 })), JSON.stringify(prefix)).toEqual(want);
-      expect(found(await f.store.search({ namespacePrefix: prefix, query: 'item', limit: 100 })), JSON.stringify(prefix)).toEqual(want);
-      expect((await f.store.listNamespaces({ prefix })).map((ns) => JSON.stringify(ns)).sort(), JSON.stringify(prefix)).toEqual(want);
+      expect(found(await f.store.search({ namespacePrefix: prefix, limit: 100 })), JSON.stringify(prefix)).toEqual(
+        want,
+      );
+      expect(
+        found(await f.store.search({ namespacePrefix: prefix, query: 'item', limit: 100 })),
+        JSON.stringify(prefix),
+      ).toEqual(want);
+      expect(
+        (await f.store.listNamespaces({ prefix })).map((ns) => JSON.stringify(ns)).sort(),
+        JSON.stringify(prefix),
+      ).toEqual(want);
     }
     // The cases of the issue, spelled out.
     expect(expected(['foo'])).toEqual(['["foo","bar"]', '["foo"]']);
@@ -106,11 +132,20 @@ describe.each(backends)('filters on $name', (backend) => {
   };
   beforeAll(async () => {
     f = await openStore(backend);
-    await f.store.batch(Object.entries(VALUES).map(([key, value]) => ({ op: 'put' as const, namespace: ns, key, value, index: false as const })));
+    await f.store.batch(
+      Object.entries(VALUES).map(([key, value]) => ({
+        op: 'put' as const,
+        namespace: ns,
+        key,
+        value,
+        index: false as const,
+      })),
+    );
   });
   afterAll(async () => f?.close());
 
-  const keys = async (filter: Record<string, unknown>) => (await f.store.search({ namespacePrefix: ns, filter, limit: 100 })).map((h) => h.key).sort();
+  const keys = async (filter: Record<string, unknown>) =>
+    (await f.store.search({ namespacePrefix: ns, filter, limit: 100 })).map((h) => h.key).sort();
 
   it('compares numbers as numbers and strings as strings (never 9 > 10 by text)', async () => {
     expect(await keys({ n: { $gt: 9 } })).toEqual(['n10', 'n10f']);
@@ -140,6 +175,8 @@ describe.each(backends)('filters on $name', (backend) => {
 
   it('a literal object value is an equality match; an unknown $operator is refused', async () => {
     expect(await keys({ profile: { age: 30, tags: ['x', 'y'], name: 'Ann' } })).toEqual(['nested']);
-    await expect(f.store.search({ namespacePrefix: ns, filter: { n: { $gt: 1, $foo: 2 } } })).rejects.toThrow(/unknown operator/);
+    await expect(f.store.search({ namespacePrefix: ns, filter: { n: { $gt: 1, $foo: 2 } } })).rejects.toThrow(
+      /unknown operator/,
+    );
   });
 });

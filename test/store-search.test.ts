@@ -21,9 +21,14 @@ describe.each(backends)('store search on $name', (backend) => {
         const fields = i % 2 ? ['a', 'b'] : ['a'];
         const value: Record<string, unknown> = { a: docText(u, i, 'a'), n: i, tag: i % 3 === 0 ? 'fizz' : 'plain' };
         if (fields.includes('b')) value.b = docText(u, i, 'b');
-        for (const field of fields) f.embedder.fixed.set(docText(u, i, field), randomUnitVector(u * 10_000 + i * 10 + field.charCodeAt(0)));
+        for (const field of fields)
+          f.embedder.fixed.set(docText(u, i, field), randomUnitVector(u * 10_000 + i * 10 + field.charCodeAt(0)));
         ops.push({ op: 'put' as const, namespace: ['search', `u${u}`], key: `k${i}`, value, index: fields });
-        if (u === 3) truth.set(`k${i}`, fields.map((fl) => f.embedder.fixed.get(docText(u, i, fl)) as number[]));
+        if (u === 3)
+          truth.set(
+            `k${i}`,
+            fields.map((fl) => f.embedder.fixed.get(docText(u, i, fl)) as number[]),
+          );
       }
       await f.store.batch(ops);
     }
@@ -55,14 +60,20 @@ describe.each(backends)('store search on $name', (backend) => {
     const query = 'paging query';
     f.embedder.fixed.set(query, randomUnitVector(424242));
     const pages: SearchItem[] = [];
-    for (let offset = 0; offset < PER + 7; offset += 7) pages.push(...(await f.store.search({ namespacePrefix: ['search', 'u3'], query, limit: 7, offset })));
+    for (let offset = 0; offset < PER + 7; offset += 7)
+      pages.push(...(await f.store.search({ namespacePrefix: ['search', 'u3'], query, limit: 7, offset })));
     expect(pages.map((h) => h.key)).toEqual(bruteForce(f.embedder.fixed.get(query)!));
   });
 
   it('filters before ranking: the top-k among matching items, exactly', async () => {
     const query = 'filtered query';
     f.embedder.fixed.set(query, randomUnitVector(777));
-    const hits = await f.store.search({ namespacePrefix: ['search', 'u3'], query, filter: { tag: 'fizz', n: { $gte: 9 } }, limit: 5 });
+    const hits = await f.store.search({
+      namespacePrefix: ['search', 'u3'],
+      query,
+      filter: { tag: 'fizz', n: { $gte: 9 } },
+      limit: 5,
+    });
     const fizz = (key: string) => {
       const i = Number(key.slice(1));
       return i % 3 === 0 && i >= 9;
@@ -85,11 +96,21 @@ describe.each(backends)('store search on $name', (backend) => {
     for (let u = 0; u < NAMESPACES; u++) {
       for (let i = 0; i < PER; i++) {
         const fields = i % 2 ? ['a', 'b'] : ['a'];
-        all.push({ id: `u${u}/k${i}`, score: Math.max(...fields.map((fl) => cosine(q, f.embedder.fixed.get(docText(u, i, fl))!))) });
+        all.push({
+          id: `u${u}/k${i}`,
+          score: Math.max(...fields.map((fl) => cosine(q, f.embedder.fixed.get(docText(u, i, fl))!))),
+        });
       }
     }
-    expect(hits.map((h) => `${h.namespace[1]}/${h.key}`)).toEqual(all.sort((a, b) => b.score - a.score).slice(0, 10).map((x) => x.id));
-    expect(await f.memories.searchPlan({ prefix: ['search'], vector: q, filter: [], limit: 10, offset: 0 })).toBe('exact');
+    expect(hits.map((h) => `${h.namespace[1]}/${h.key}`)).toEqual(
+      all
+        .sort((a, b) => b.score - a.score)
+        .slice(0, 10)
+        .map((x) => x.id),
+    );
+    expect(await f.memories.searchPlan({ prefix: ['search'], vector: q, filter: [], limit: 10, offset: 0 })).toBe(
+      'exact',
+    );
   });
 
   it('with the HNSW index and a large prefix, searches go through the index; one namespace stays exact', async () => {
@@ -100,13 +121,17 @@ describe.each(backends)('store search on $name', (backend) => {
       const query = 'ann query';
       f.embedder.fixed.set(query, randomUnitVector(5150));
       const q = f.embedder.fixed.get(query)!;
-      expect(await f.memories.searchPlan({ prefix: ['search'], vector: q, filter: [], limit: 10, offset: 0 })).toBe('ann');
-      expect(await f.memories.searchPlan({ prefix: ['search', 'u3'], vector: q, filter: [], limit: 10, offset: 0 })).toBe('exact');
+      expect(await f.memories.searchPlan({ prefix: ['search'], vector: q, filter: [], limit: 10, offset: 0 })).toBe(
+        'ann',
+      );
+      expect(
+        await f.memories.searchPlan({ prefix: ['search', 'u3'], vector: q, filter: [], limit: 10, offset: 0 }),
+      ).toBe('exact');
 
       const ann = await f.store.search({ namespacePrefix: ['search'], query, limit: 10 });
       const exact = await f.store.search({ namespacePrefix: ['search'], query, limit: 10, exact: true });
       expect(ann).toHaveLength(10);
-      expect(new Set(ann.map((h) => `${h.namespace}/${h.key}`)).size).toBe(10);
+      expect(new Set(ann.map((h) => `${h.namespace.join('/')}/${h.key}`)).size).toBe(10);
       // Approximate, so compare overlap, not order; on 480 items HNSW finds nearly all.
       const overlap = ann.filter((h) => exact.some((e) => e.key === h.key && e.namespace[1] === h.namespace[1])).length;
       expect(overlap).toBeGreaterThanOrEqual(8);

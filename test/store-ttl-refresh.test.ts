@@ -34,7 +34,16 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
   afterEach(async () => f?.close());
 
   const storeWith = (opts: Partial<StoreOptions>, memories = f.memories) =>
-    new Store(memories, { embedder: f.embedder, indexFields: ['$'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'test', log: silent, ...opts });
+    new Store(memories, {
+      embedder: f.embedder,
+      indexFields: ['$'],
+      defaultTtlMs: null,
+      refreshTtlOnRead: true,
+      defaultKind: 'memory',
+      actor: 'test',
+      log: silent,
+      ...opts,
+    });
   /** The stored row: what a refresh changes (expires_at) and what it must leave alone. */
   const row = async (namespace: Namespace, key: string) => {
     const res = await f.db.query<{ expires_at: Date | null; ttl_ms: unknown; version: unknown; updated_at: Date }>(
@@ -42,25 +51,29 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
       [namespace, key],
     );
     const r = res.rows[0]!;
-    return { expiresAt: r.expires_at, ttlMs: r.ttl_ms === null ? null : Number(r.ttl_ms), version: Number(r.version), updatedAt: r.updated_at };
+    return {
+      expiresAt: r.expires_at,
+      ttlMs: r.ttl_ms === null ? null : Number(r.ttl_ms),
+      version: Number(r.version),
+      updatedAt: r.updated_at,
+    };
   };
   /** As if the item had been put long ago: it now expires `interval` from the database's now(). */
   const expireIn = (namespace: Namespace, interval: string, key?: string) =>
-    f.db.query(`update ${f.memories.t.memories} set expires_at = now() + $2::interval where namespace = $1 and ($3::text is null or key = $3)`, [
-      namespace,
-      interval,
-      key ?? null,
-    ]);
+    f.db.query(
+      `update ${f.memories.t.memories} set expires_at = now() + $2::interval where namespace = $1 and ($3::text is null or key = $3)`,
+      [namespace, interval, key ?? null],
+    );
   /** Whether the stored expiry is at least `interval` after the database's now(). */
   const livesAtLeast = async (namespace: Namespace, key: string, interval: string) =>
     (
-      await f.db.query<{ ok: boolean }>(`select expires_at >= now() + $3::interval as ok from ${f.memories.t.memories} where namespace = $1 and key = $2`, [
-        namespace,
-        key,
-        interval,
-      ])
+      await f.db.query<{ ok: boolean }>(
+        `select expires_at >= now() + $3::interval as ok from ${f.memories.t.memories} where namespace = $1 and key = $2`,
+        [namespace, key, interval],
+      )
     ).rows[0]?.ok;
-  const put = (namespace: Namespace, key: string, content: string, ttl: number | null = HOUR) => f.store.put({ namespace, key, value: { content }, ttl });
+  const put = (namespace: Namespace, key: string, content: string, ttl: number | null = HOUR) =>
+    f.store.put({ namespace, key, value: { content }, ttl });
 
   it('a get renews the expiry to now + the item TTL, and returns the renewed expiry', async () => {
     const ns = ['ttl', 'get'];
@@ -155,7 +168,10 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     ])) as [MemoryItem, null, MemoryItem[], MemoryItem];
     expect(missing).toBeNull();
     expect(found.map((i) => i.key)).toEqual(['b']);
-    for (const [key, item] of [['a', a], ['b', found[0]!]] as const) {
+    for (const [key, item] of [
+      ['a', a],
+      ['b', found[0]!],
+    ] as const) {
       expect(await livesAtLeast(ns, key, '59 minutes')).toBe(true);
       expect(item.expiresAt!.getTime()).toBe((await row(ns, key)).expiresAt!.getTime());
     }
@@ -169,7 +185,14 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     await expireIn(ns, '1 minute', 'a');
     await expireIn(ns, '1 minute', 'c');
     const sent: string[] = [];
-    const store = storeWith({}, new MemoryStore(observedDb(f.db, (text) => sent.push(text)), f.memories.schema, silent));
+    const store = storeWith(
+      {},
+      new MemoryStore(
+        observedDb(f.db, (text) => sent.push(text)),
+        f.memories.schema,
+        silent,
+      ),
+    );
     const results = (await store.batch([
       { op: 'get', namespace: ns, key: 'c' },
       { op: 'get', namespace: ns, key: 'missing' },
@@ -187,7 +210,9 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     await put(ns, 'k', 'User likes green tea');
     await expireIn(ns, '1 minute');
     const before = await row(ns, 'k');
-    expect(await f.store.get({ namespace: ns, key: 'k', refreshTtl: false })).toMatchObject({ expiresAt: before.expiresAt });
+    expect(await f.store.get({ namespace: ns, key: 'k', refreshTtl: false })).toMatchObject({
+      expiresAt: before.expiresAt,
+    });
     expect(await f.store.search({ namespacePrefix: ns, refreshTtl: false })).toHaveLength(1);
     expect(await f.store.search({ namespacePrefix: ns, query: 'tea', refreshTtl: false })).toHaveLength(1);
     const results = await f.store.batch([
@@ -243,7 +268,10 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
 
     await f.store.get({ namespace: ns, key: 'k' });
     await f.store.search({ namespacePrefix: ns, query: 'tea' });
-    await f.store.batch([{ op: 'get', namespace: ns, key: 'k' }, { op: 'search', namespacePrefix: ns }]);
+    await f.store.batch([
+      { op: 'get', namespace: ns, key: 'k' },
+      { op: 'search', namespacePrefix: ns },
+    ]);
 
     const after = await row(ns, 'k');
     expect(after.expiresAt!.getTime()).toBeGreaterThan(before.expiresAt!.getTime());
@@ -251,20 +279,35 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     expect(await f.store.history({ namespace: ns, key: 'k' })).toEqual(history);
     expect(await f.memories.namespaceVersions([ns])).toEqual(nsVersion);
     // A writer holding the version it read still compares equal after the reads.
-    expect(await f.store.put({ namespace: ns, key: 'k', value: { content: 'User likes black tea' }, ifVersion: before.version })).toMatchObject({ version: 2 });
+    expect(
+      await f.store.put({
+        namespace: ns,
+        key: 'k',
+        value: { content: 'User likes black tea' },
+        ifVersion: before.version,
+      }),
+    ).toMatchObject({ version: 2 });
   });
 
   it('an expired item is never returned nor revived by a read, even one that raced its expiry', async () => {
     const ns = ['ttl', 'expired'];
     await put(ns, 'k', 'User is in Paris this week');
     const alive = (await f.store.get({ namespace: ns, key: 'k' }))!;
-    await f.db.query(`update ${f.memories.t.memories} set expires_at = now() - interval '1 second' where namespace = $1`, [ns]);
+    await f.db.query(
+      `update ${f.memories.t.memories} set expires_at = now() - interval '1 second' where namespace = $1`,
+      [ns],
+    );
     const before = await row(ns, 'k');
 
     expect(await f.store.get({ namespace: ns, key: 'k' })).toBeNull();
     expect(await f.store.search({ namespacePrefix: ns, query: 'Paris' })).toEqual([]);
     expect(await f.store.search({ namespacePrefix: ns })).toEqual([]);
-    expect(await f.store.batch([{ op: 'get', namespace: ns, key: 'k', refreshTtl: true }, { op: 'search', namespacePrefix: ns, refreshTtl: true }])).toEqual([null, []]);
+    expect(
+      await f.store.batch([
+        { op: 'get', namespace: ns, key: 'k', refreshTtl: true },
+        { op: 'search', namespacePrefix: ns, refreshTtl: true },
+      ]),
+    ).toEqual([null, []]);
     // The item was read alive and expired before its refresh ran: the refresh leaves it expired.
     expect(await f.memories.refreshTtl([alive])).toEqual([alive]);
     expect(await row(ns, 'k')).toEqual(before);
@@ -286,7 +329,12 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     for (const key of ['tennis', 'paris']) expect(await livesAtLeast(ns, key, '2 minutes')).toBe(false);
     expect(await livesAtLeast(['ttl', 'search-other'], 'tea', '2 minutes')).toBe(false);
 
-    const page = await f.store.search({ namespacePrefix: ns, filter: { content: { $ne: 'User likes green tea' } }, limit: 1, offset: 1 });
+    const page = await f.store.search({
+      namespacePrefix: ns,
+      filter: { content: { $ne: 'User likes green tea' } },
+      limit: 1,
+      offset: 1,
+    });
     expect(page).toHaveLength(1);
     const other = page[0]!.key === 'tennis' ? 'paris' : 'tennis';
     expect(await livesAtLeast(ns, page[0]!.key, '59 minutes')).toBe(true);
@@ -306,10 +354,20 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     expect(await livesAtLeast(ns, 'tennis', '2 minutes')).toBe(false);
 
     await expireIn(ns, '1 minute');
-    await new Recall(f.memories, f.embedder, true).search({ namespace: ns, query: 'green tea', limit: 2, refreshTtl: false });
+    await new Recall(f.memories, f.embedder, true).search({
+      namespace: ns,
+      query: 'green tea',
+      limit: 2,
+      refreshTtl: false,
+    });
     await new Recall(f.memories, f.embedder, false).search({ namespace: ns, query: 'green tea', limit: 2 });
     for (const key of ['tea', 'tennis']) expect(await livesAtLeast(ns, key, '2 minutes')).toBe(false);
-    await new Recall(f.memories, f.embedder, false).search({ namespace: ns, query: 'tennis', limit: 1, refreshTtl: true });
+    await new Recall(f.memories, f.embedder, false).search({
+      namespace: ns,
+      query: 'tennis',
+      limit: 1,
+      refreshTtl: true,
+    });
     expect(await livesAtLeast(ns, 'tennis', '59 minutes')).toBe(true);
     expect(await livesAtLeast(ns, 'tea', '2 minutes')).toBe(false);
   });
@@ -321,7 +379,12 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     await expireIn(ns, '1 minute');
     const before = [await row(ns, 'k'), await row(ns, 'profile:user')];
 
-    const [snapshot] = await readSnapshot(f.memories, [{ namespace: ns, kinds: ['memory'], profiles: [{ key: 'profile:user', kind: 'user' }] }], [vec('Paris')], 10);
+    const [snapshot] = await readSnapshot(
+      f.memories,
+      [{ namespace: ns, kinds: ['memory'], profiles: [{ key: 'profile:user', kind: 'user' }] }],
+      [vec('Paris')],
+      10,
+    );
     expect(snapshot!.memories.map((m) => m.key)).toContain('k');
     expect(snapshot!.profiles.map((m) => m.key)).toEqual(['profile:user']);
     expect([await row(ns, 'k'), await row(ns, 'profile:user')]).toEqual(before);
@@ -347,7 +410,13 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     expect(inserted.expiresAt!.getTime() - inserted.updatedAt.getTime()).toBe(HOUR);
 
     // An update by a kind without a TTL keeps the expiry and the duration the item had.
-    const update = { ...insert, op: 'update' as const, value: { content: 'User is in Paris until Friday' }, expectedVersion: 1, ttlMs: null };
+    const update = {
+      ...insert,
+      op: 'update' as const,
+      value: { content: 'User is in Paris until Friday' },
+      expectedVersion: 1,
+      ttlMs: null,
+    };
     expect((await f.memories.apply(change('th-2', 1, [update]))).status).toBe('applied');
     expect(await row(ns, 'k')).toMatchObject({ ttlMs: HOUR, version: 2 });
 
@@ -356,19 +425,22 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     expect(await livesAtLeast(ns, 'k', '59 minutes')).toBe(true);
   });
 
-  it.skipIf(backend.name === 'pglite')('a refresh never waits for a writer: an item whose row is locked is returned unrefreshed', async () => {
-    // Postgres only: it needs a second connection while the first holds the lock (PGlite has one).
-    const ns = ['ttl', 'locked'];
-    await put(ns, 'k', 'User likes green tea');
-    await expireIn(ns, '1 minute');
-    const before = await row(ns, 'k');
-    const got = await f.db.transaction(async (tx) => {
-      await tx.query(`select 1 from ${f.memories.t.memories} where namespace = $1 and key = 'k' for update`, [ns]);
-      return f.store.get({ namespace: ns, key: 'k' });
-    });
-    expect(got).toMatchObject({ key: 'k', expiresAt: before.expiresAt });
-    expect(await row(ns, 'k')).toEqual(before);
-  });
+  it.skipIf(backend.name === 'pglite')(
+    'a refresh never waits for a writer: an item whose row is locked is returned unrefreshed',
+    async () => {
+      // Postgres only: it needs a second connection while the first holds the lock (PGlite has one).
+      const ns = ['ttl', 'locked'];
+      await put(ns, 'k', 'User likes green tea');
+      await expireIn(ns, '1 minute');
+      const before = await row(ns, 'k');
+      const got = await f.db.transaction(async (tx) => {
+        await tx.query(`select 1 from ${f.memories.t.memories} where namespace = $1 and key = 'k' for update`, [ns]);
+        return f.store.get({ namespace: ns, key: 'k' });
+      });
+      expect(got).toMatchObject({ key: 'k', expiresAt: before.expiresAt });
+      expect(await row(ns, 'k')).toEqual(before);
+    },
+  );
 });
 
 describe.each(backends)('TTL refresh and migration 003 on $name', (backend) => {
@@ -381,11 +453,30 @@ describe.each(backends)('TTL refresh and migration 003 on $name', (backend) => {
       const { t } = memories;
       await db.query(`insert into ${t.namespaces} (namespace, items) values ($1, 1)`, [ns]);
       // As the code before 003 wrote a put with a TTL: an expiry, no duration.
-      await db.query(`insert into ${t.memories} (namespace, key, kind, value, expires_at) values ($1, 'k', 'memory', '{"content": "old"}', now() + interval '1 minute')`, [ns]);
-      expect((await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent, migrations: migrations.slice(0, 3) })).applied).toEqual([3]);
+      await db.query(
+        `insert into ${t.memories} (namespace, key, kind, value, expires_at) values ($1, 'k', 'memory', '{"content": "old"}', now() + interval '1 minute')`,
+        [ns],
+      );
+      expect(
+        (await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent, migrations: migrations.slice(0, 3) }))
+          .applied,
+      ).toEqual([3]);
 
-      const store = new Store(memories, { embedder: null, indexFields: ['$'], defaultTtlMs: null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'test', log: silent });
-      const expiry = async () => (await db.query<{ expires_at: Date; ttl_ms: unknown }>(`select expires_at, ttl_ms from ${t.memories} where key = 'k'`)).rows[0]!;
+      const store = new Store(memories, {
+        embedder: null,
+        indexFields: ['$'],
+        defaultTtlMs: null,
+        refreshTtlOnRead: true,
+        defaultKind: 'memory',
+        actor: 'test',
+        log: silent,
+      });
+      const expiry = async () =>
+        (
+          await db.query<{ expires_at: Date; ttl_ms: unknown }>(
+            `select expires_at, ttl_ms from ${t.memories} where key = 'k'`,
+          )
+        ).rows[0]!;
       const before = await expiry();
       expect(before.ttl_ms).toBeNull();
       expect(await store.get({ namespace: ns, key: 'k' })).toMatchObject({ expiresAt: before.expires_at });
@@ -395,7 +486,13 @@ describe.each(backends)('TTL refresh and migration 003 on $name', (backend) => {
       await store.put({ namespace: ns, key: 'k', value: { content: 'new' }, ttl: HOUR });
       await db.query(`update ${t.memories} set expires_at = now() + interval '1 minute' where key = 'k'`);
       await store.get({ namespace: ns, key: 'k' });
-      expect((await db.query<{ ok: boolean }>(`select expires_at >= now() + interval '59 minutes' as ok from ${t.memories} where key = 'k'`)).rows[0]!.ok).toBe(true);
+      expect(
+        (
+          await db.query<{ ok: boolean }>(
+            `select expires_at >= now() + interval '59 minutes' as ok from ${t.memories} where key = 'k'`,
+          )
+        ).rows[0]!.ok,
+      ).toBe(true);
     } finally {
       await close();
     }

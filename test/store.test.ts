@@ -37,14 +37,32 @@ describe.each(backends)('reflection writes on $name', (backend) => {
   afterAll(async () => close?.());
 
   it('refuses to open a schema made for another embedding size', async () => {
-    await expect(migrate(db, { schema, dimensions: TEST_DIMENSIONS + 1, log })).rejects.toThrow(/created for 64 dimensions/);
+    await expect(migrate(db, { schema, dimensions: TEST_DIMENSIONS + 1, log })).rejects.toThrow(
+      /created for 64 dimensions/,
+    );
   });
 
   it('commits writes, history and the cursor together, and applies a change set only once', async () => {
     const insert = change({
       writes: [
-        { op: 'insert', namespace: ns, key: 'k-ramen', kind: 'memory', value: { content: 'User loves ramen' }, embeddings: [{ field: '$', vector: vec('User loves ramen') }], ttlMs: null },
-        { op: 'insert', namespace: ns, key: 'k-tennis', kind: 'memory', value: { content: 'User plays tennis' }, embeddings: [{ field: '$', vector: vec('User plays tennis') }], ttlMs: null },
+        {
+          op: 'insert',
+          namespace: ns,
+          key: 'k-ramen',
+          kind: 'memory',
+          value: { content: 'User loves ramen' },
+          embeddings: [{ field: '$', vector: vec('User loves ramen') }],
+          ttlMs: null,
+        },
+        {
+          op: 'insert',
+          namespace: ns,
+          key: 'k-tennis',
+          kind: 'memory',
+          value: { content: 'User plays tennis' },
+          embeddings: [{ field: '$', vector: vec('User plays tennis') }],
+          ttlMs: null,
+        },
       ],
     });
     expect(await store.apply(insert)).toEqual({ status: 'applied', inserted: 2, updated: 0, deleted: 0 });
@@ -76,7 +94,17 @@ describe.each(backends)('reflection writes on $name', (backend) => {
       change({
         threadId,
         namespaceVersions: [{ namespace: ns, version: versions.get(JSON.stringify(ns))! }],
-        writes: [{ op: 'insert', namespace: ns, key, kind: 'memory', value: { content }, embeddings: [{ field: '$', vector: vec(content) }], ttlMs }],
+        writes: [
+          {
+            op: 'insert',
+            namespace: ns,
+            key,
+            kind: 'memory',
+            value: { content },
+            embeddings: [{ field: '$', vector: vec(content) }],
+            ttlMs,
+          },
+        ],
       }),
     );
     expect(result.status).toBe('applied');
@@ -85,7 +113,10 @@ describe.each(backends)('reflection writes on $name', (backend) => {
   it('sweeps expired memories with an expire history row, and never returns them', async () => {
     await insertOne('th-3', 'k-old', 'User is in Paris this week', 3_600_000);
     // Expiries come from the database's clock: move this one into the past there.
-    await store.db.query(`update ${store.t.memories} set expires_at = now() - interval '1 second' where namespace = $1 and key = 'k-old'`, [ns]);
+    await store.db.query(
+      `update ${store.t.memories} set expires_at = now() - interval '1 second' where namespace = $1 and key = 'k-old'`,
+      [ns],
+    );
     expect(await store.get(ns, 'k-old')).toBeNull();
     expect((await store.search(ns, vec('Paris'), 10)).map((h) => h.key)).not.toContain('k-old');
     expect(await store.sweepExpired('test-sweeper')).toBe(1);

@@ -7,9 +7,19 @@ import { defaultKinds, defineKind } from '../src/memory/kinds.js';
 import { readPrompt } from './fake-model/server.js';
 import { redisKeys, startHarness, TEST_REDIS_URL, testEnv, waitFor, type Harness } from './helpers/harness.js';
 
-const KEYS = { acme: 'acme-key-0123456789', acme2: 'acme2-key-0123456789', globex: 'globex-key-0123456789', ops: 'ops-key-0123456789abc' };
+const KEYS = {
+  acme: 'acme-key-0123456789',
+  acme2: 'acme2-key-0123456789',
+  globex: 'globex-key-0123456789',
+  ops: 'ops-key-0123456789abc',
+};
 const API_KEYS = `acme:${KEYS.acme},acme2:${KEYS.acme2},globex:${KEYS.globex},*:${KEYS.ops}`;
-const tenantKind = defineKind({ name: 'memory', description: 'A fact', namespace: ['{tenant}', 'memories', '{userId}'], schema: z.object({ content: z.string() }) });
+const tenantKind = defineKind({
+  name: 'memory',
+  description: 'A fact',
+  namespace: ['{tenant}', 'memories', '{userId}'],
+  schema: z.object({ content: z.string() }),
+});
 
 /** Invariant 6: a key reaches only its tenant's namespaces, whatever the request says. */
 describe('tenant-scoped API keys', () => {
@@ -17,7 +27,9 @@ describe('tenant-scoped API keys', () => {
   beforeAll(async () => {
     h = await startHarness({
       roles: ['api', 'reflection'],
-      chat: (req) => ({ toolCalls: readPrompt(req).turns.map((t) => ({ name: 'insert_memory', arguments: { content: t.content } })) }),
+      chat: (req) => ({
+        toolCalls: readPrompt(req).turns.map((t) => ({ name: 'insert_memory', arguments: { content: t.content } })),
+      }),
       env: { API_KEYS, ADMIN_PASSWORD: 'board-password', DEBOUNCE_MS: '100' },
       runtime: { kinds: [tenantKind] },
     });
@@ -28,25 +40,37 @@ describe('tenant-scoped API keys', () => {
     const headers: Record<string, string> = {};
     if (key) headers.authorization = `Bearer ${key}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${h.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${h.url}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   };
-  const turn = (content: string, context: Record<string, string> = { userId: 'u1' }) => ({ context, messages: [{ role: 'user', content }] });
+  const turn = (content: string, context: Record<string, string> = { userId: 'u1' }) => ({
+    context,
+    messages: [{ role: 'user', content }],
+  });
 
   it('refuses requests without a valid key, however the path is spelled; health stays open', async () => {
     expect((await call('POST', '/v1/threads/t/turns', null, turn('hi'))).status).toBe(401);
     // %76 is "v": the router serves /v1/... for it, so the check must look at the route.
     expect((await call('GET', '/%761/store/items?namespace=acme&namespace=notes&key=k', null)).status).toBe(401);
     expect((await call('POST', '/%761/store/items/search', null, { namespacePrefix: [] })).status).toBe(401);
-    expect((await call('POST', '/%761/threads/t/turns', null, turn('hi', { userId: 'u1', tenant: 'acme' }))).status).toBe(401);
+    expect(
+      (await call('POST', '/%761/threads/t/turns', null, turn('hi', { userId: 'u1', tenant: 'acme' }))).status,
+    ).toBe(401);
     expect((await call('POST', '/v1/threads/t/turns', 'wrong-key-0123456789', turn('hi'))).status).toBe(401);
     expect((await call('POST', '/v1/store/items/search', null, {})).status).toBe(401);
     expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
   });
 
   it("files a tenant's turns under its namespace, and only that tenant finds them", async () => {
-    expect((await call('POST', '/v1/threads/acme-t1/turns', KEYS.acme, turn('I am allergic to peanuts'))).status).toBe(202);
-    const search = (key: string, ns: string[]) => call('GET', `/v1/memories/search?${ns.map((l) => `namespace=${l}`).join('&')}&query=peanuts`, key);
+    expect((await call('POST', '/v1/threads/acme-t1/turns', KEYS.acme, turn('I am allergic to peanuts'))).status).toBe(
+      202,
+    );
+    const search = (key: string, ns: string[]) =>
+      call('GET', `/v1/memories/search?${ns.map((l) => `namespace=${l}`).join('&')}&query=peanuts`, key);
     const found = await waitFor(async () => {
       const r = await search(KEYS.acme, ['acme', 'memories', 'u1']);
       return r.body.memories?.length ? r.body.memories : null;
@@ -60,9 +84,19 @@ describe('tenant-scoped API keys', () => {
 
   it("tenants' threads of the same name share nothing", async () => {
     const before = h.model.chatRequests.length;
-    expect((await call('POST', '/v1/threads/shared/turns', KEYS.acme, { context: { userId: 'alice' }, messages: [{ id: 'm1', role: 'user', content: 'acme: I fly to Oslo' }] })).status).toBe(202);
+    expect(
+      (
+        await call('POST', '/v1/threads/shared/turns', KEYS.acme, {
+          context: { userId: 'alice' },
+          messages: [{ id: 'm1', role: 'user', content: 'acme: I fly to Oslo' }],
+        })
+      ).status,
+    ).toBe(202);
     // Same thread name, same message id, another tenant and user: neither refused nor deduplicated.
-    const other = await call('POST', '/v1/threads/shared/turns', KEYS.globex, { context: { userId: 'bob' }, messages: [{ id: 'm1', role: 'user', content: 'globex: I fly to Rome' }] });
+    const other = await call('POST', '/v1/threads/shared/turns', KEYS.globex, {
+      context: { userId: 'bob' },
+      messages: [{ id: 'm1', role: 'user', content: 'globex: I fly to Rome' }],
+    });
     expect(other.status).toBe(202);
     expect(other.body).toEqual({ threadId: 'shared', accepted: 1, duplicates: 0 });
     await waitFor(() => h.model.chatRequests.length >= before + 2);
@@ -92,15 +126,38 @@ describe('tenant-scoped API keys', () => {
   });
 
   it('confines the store API: writes, reads, searches, listings and batches', async () => {
-    expect((await call('PUT', '/v1/store/items', KEYS.globex, { namespace: ['globex', 'notes'], key: 'k', value: { text: 'globex secret' }, actor: 'acme-admin' })).status).toBe(200);
+    expect(
+      (
+        await call('PUT', '/v1/store/items', KEYS.globex, {
+          namespace: ['globex', 'notes'],
+          key: 'k',
+          value: { text: 'globex secret' },
+          actor: 'acme-admin',
+        })
+      ).status,
+    ).toBe(200);
     // History names the key's tenant first, whatever the body claims.
     const history = await call('GET', '/v1/store/items/history?namespace=globex&namespace=notes&key=k', KEYS.globex);
     expect(history.body.history.map((e: { actor: string }) => e.actor)).toEqual(['api:globex:acme-admin']);
-    expect((await call('PUT', '/v1/store/items', KEYS.acme, { namespace: ['acme', 'notes'], key: 'k', value: { text: 'acme secret' } })).status).toBe(200);
-    const blocked = await call('PUT', '/v1/store/items', KEYS.globex, { namespace: ['acme', 'notes'], key: 'k2', value: { text: 'planted' } });
+    expect(
+      (
+        await call('PUT', '/v1/store/items', KEYS.acme, {
+          namespace: ['acme', 'notes'],
+          key: 'k',
+          value: { text: 'acme secret' },
+        })
+      ).status,
+    ).toBe(200);
+    const blocked = await call('PUT', '/v1/store/items', KEYS.globex, {
+      namespace: ['acme', 'notes'],
+      key: 'k2',
+      value: { text: 'planted' },
+    });
     expect(blocked.status).toBe(403);
     expect((await call('GET', '/v1/store/items?namespace=acme&namespace=notes&key=k', KEYS.globex)).status).toBe(403);
-    expect((await call('GET', '/v1/store/items/history?namespace=acme&namespace=notes&key=k', KEYS.globex)).status).toBe(403);
+    expect(
+      (await call('GET', '/v1/store/items/history?namespace=acme&namespace=notes&key=k', KEYS.globex)).status,
+    ).toBe(403);
 
     // No prefix means the tenant's root, not everything.
     const mine = await call('POST', '/v1/store/items/search', KEYS.globex, {});
@@ -121,19 +178,43 @@ describe('tenant-scoped API keys', () => {
       ],
     });
     expect(batch.status).toBe(403);
-    expect((await call('GET', '/v1/store/items?namespace=globex&namespace=notes&key=k3', KEYS.globex)).status).toBe(404);
-    expect((await call('GET', '/v1/store/items?namespace=acme&namespace=notes&key=k', KEYS.acme)).body.item.value.text).toBe('acme secret');
+    expect((await call('GET', '/v1/store/items?namespace=globex&namespace=notes&key=k3', KEYS.globex)).status).toBe(
+      404,
+    );
+    expect(
+      (await call('GET', '/v1/store/items?namespace=acme&namespace=notes&key=k', KEYS.acme)).body.item.value.text,
+    ).toBe('acme secret');
 
     const all = await call('POST', '/v1/store/namespaces', KEYS.ops, {});
-    expect(all.body.namespaces).toEqual(expect.arrayContaining([['acme', 'notes'], ['globex', 'notes']]));
+    expect(all.body.namespaces).toEqual(
+      expect.arrayContaining([
+        ['acme', 'notes'],
+        ['globex', 'notes'],
+      ]),
+    );
 
     // An operator's key writes into any tenant, and history says it was the operator's.
-    expect((await call('PUT', '/v1/store/items', KEYS.ops, { namespace: ['acme', 'notes'], key: 'k', value: { text: 'fixed by ops' }, actor: 'oncall' })).status).toBe(200);
-    const batched = await call('POST', '/v1/store/batch', KEYS.ops, { ops: [{ op: 'put', namespace: ['globex', 'notes'], key: 'k4', value: { text: 'ops' } }] });
+    expect(
+      (
+        await call('PUT', '/v1/store/items', KEYS.ops, {
+          namespace: ['acme', 'notes'],
+          key: 'k',
+          value: { text: 'fixed by ops' },
+          actor: 'oncall',
+        })
+      ).status,
+    ).toBe(200);
+    const batched = await call('POST', '/v1/store/batch', KEYS.ops, {
+      ops: [{ op: 'put', namespace: ['globex', 'notes'], key: 'k4', value: { text: 'ops' } }],
+    });
     expect(batched.status).toBe(200);
     const acmeHistory = await call('GET', '/v1/store/items/history?namespace=acme&namespace=notes&key=k', KEYS.acme);
     expect(acmeHistory.body.history.map((e: { actor: string }) => e.actor)).toEqual(['api:acme', 'api:*:oncall']);
-    const globexHistory = await call('GET', '/v1/store/items/history?namespace=globex&namespace=notes&key=k4', KEYS.globex);
+    const globexHistory = await call(
+      'GET',
+      '/v1/store/items/history?namespace=globex&namespace=notes&key=k4',
+      KEYS.globex,
+    );
     expect(globexHistory.body.history.map((e: { actor: string }) => e.actor)).toEqual(['api:*']);
   });
 
@@ -148,11 +229,15 @@ describe('tenant-scoped API keys', () => {
   });
 
   it('refuses keys without a Bull Board password: the board shows every tenant', () => {
-    expect(() => testEnv('http://127.0.0.1:9/v1', { API_KEYS })).toThrow(/ADMIN_PASSWORD: is required when API_KEYS is set/);
+    expect(() => testEnv('http://127.0.0.1:9/v1', { API_KEYS })).toThrow(
+      /ADMIN_PASSWORD: is required when API_KEYS is set/,
+    );
   });
 
   it('refuses to start when keys are set but a kind does not write under "{tenant}"', () => {
     const env = testEnv('http://127.0.0.1:9/v1', { API_KEYS, ADMIN_PASSWORD: 'board-password' });
-    expect(() => new Runtime(env, createLogger({ level: 'silent' }), { kinds: defaultKinds })).toThrow(/must start with "\{tenant\}"; not: memory \["memories","\{userId\}"\]/);
+    expect(() => new Runtime(env, createLogger({ level: 'silent' }), { kinds: defaultKinds })).toThrow(
+      /must start with "\{tenant\}"; not: memory \["memories","\{userId\}"\]/,
+    );
   });
 });

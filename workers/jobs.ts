@@ -17,24 +17,47 @@ const usage = `usage: npm run jobs -- <command> [options]
 try {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { queue: { type: 'string', default: 'reflection' }, job: { type: 'string' }, all: { type: 'boolean', default: false } },
+    options: {
+      queue: { type: 'string', default: 'reflection' },
+      job: { type: 'string' },
+      all: { type: 'boolean', default: false },
+    },
   });
   const command = positionals[0];
   if (!command || !['counts', 'failed', 'retry'].includes(command)) throw new Error(usage);
-  if (!QUEUE_NAMES.includes(values.queue as QueueName)) throw new Error(`--queue must be one of ${QUEUE_NAMES.join(', ')}`);
+  if (!QUEUE_NAMES.includes(values.queue as QueueName))
+    throw new Error(`--queue must be one of ${QUEUE_NAMES.join(', ')}`);
   const env = parseEnv({ OPENAI_API_KEY: 'unused-by-jobs', DATABASE_URL: 'postgres://unused', ...process.env });
   const log = createLogger({ level: 'warn' });
   if (!env.REDIS_URL) throw new Error('REDIS_URL is required');
   const redis = createRedis(env.REDIS_URL, 'worker', log);
-  const queues = createQueues(redis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS, reflectionBackoffMs: env.REFLECTION_BACKOFF_MS }, log);
+  const queues = createQueues(
+    redis,
+    {
+      prefix: env.ENGRAM_PREFIX,
+      reflectionAttempts: env.REFLECTION_ATTEMPTS,
+      reflectionBackoffMs: env.REFLECTION_BACKOFF_MS,
+    },
+    log,
+  );
   const queue = queues[values.queue as QueueName];
   const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
   try {
     if (command === 'counts') {
-      for (const name of QUEUE_NAMES) print({ queue: name, ...(await queues[name].getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed')) });
+      for (const name of QUEUE_NAMES)
+        print({
+          queue: name,
+          ...(await queues[name].getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed')),
+        });
     } else if (command === 'failed') {
       for (const job of await queue.getJobs(['failed'])) {
-        print({ id: job.id, data: job.data, attempts: job.attemptsMade, reason: job.failedReason, failedAt: job.finishedOn && new Date(job.finishedOn).toISOString() });
+        print({
+          id: job.id,
+          data: job.data,
+          attempts: job.attemptsMade,
+          reason: job.failedReason,
+          failedAt: job.finishedOn && new Date(job.finishedOn).toISOString(),
+        });
       }
     } else if (values.all) {
       const before = (await queue.getJobCounts('failed')).failed ?? 0;

@@ -14,7 +14,9 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   const status = (error as FastifyError).statusCode;
   if ((error as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     // Fastify's message is only "Unsupported Media Type": say what to send instead.
-    return reply.status(415).send({ error: `the body must be JSON (content-type: application/json), not ${request.headers['content-type']?.slice(0, 100) ?? 'untyped'}` });
+    return reply.status(415).send({
+      error: `the body must be JSON (content-type: application/json), not ${request.headers['content-type']?.slice(0, 100) ?? 'untyped'}`,
+    });
   }
   if (status && status >= 400 && status < 500) {
     // Fastify's own 4xx: malformed JSON, wrong content type, body too large.
@@ -23,7 +25,10 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   if (isRedisDown(error)) {
     request.log.warn({ err: error }, 'redis unavailable');
     // Not "nothing was enqueued": a command in flight when the connection dropped may have run.
-    return reply.status(503).send({ error: 'queue unavailable (Redis is not reachable); send the turns again later with the same message ids, which make a re-send a no-op' });
+    return reply.status(503).send({
+      error:
+        'queue unavailable (Redis is not reachable); send the turns again later with the same message ids, which make a re-send a no-op',
+    });
   }
   if (isPostgresDown(error)) {
     request.log.warn({ err: error }, 'postgres unavailable');
@@ -50,7 +55,16 @@ function isRedisDown(error: Error): boolean {
 }
 
 /** Node's socket errors for a server that is down, restarting or out of reach. */
-const SOCKET_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+const SOCKET_DOWN = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
 /** pg's own errors for a connection lost, or not had in time. */
 const PG_DOWN = new Set([
   'Connection terminated unexpectedly',

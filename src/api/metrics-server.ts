@@ -15,7 +15,13 @@ export function registerMetricsRoute(app: FastifyInstance, metrics: Metrics): vo
  * merges and tokens are counted in its own registry, which only a listener of its own can show.
  */
 export function buildMetricsServer(metrics: Metrics, log: Logger): FastifyInstance {
-  const app = Fastify({ loggerInstance: log.child({ component: 'metrics' }) as FastifyBaseLogger, disableRequestLogging: true });
+  // Typed as Fastify's logger, so that the instance is FastifyInstance's default (a pino Logger
+  // would make it another generic instance, which the routes' types do not accept).
+  const logger: FastifyBaseLogger = log.child({ component: 'metrics' });
+  const app = Fastify({
+    loggerInstance: logger,
+    disableRequestLogging: true,
+  });
   registerMetricsRoute(app, metrics);
   app.get('/healthz', async () => ({ ok: true }));
   return app;

@@ -31,15 +31,27 @@ export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
     const body = parse(enqueueBodySchema, request.body, 'request body');
     // Validated above with the enqueue schemas themselves, so the producer skips its own parse.
     const context = deps.tenancy.stampContext(request, body.context);
-    const result = await deps.producer.enqueueParsed({ ...body, context, threadId: deps.tenancy.threadKey(request, threadId, context) });
+    const result = await deps.producer.enqueueParsed({
+      ...body,
+      context,
+      threadId: deps.tenancy.threadKey(request, threadId, context),
+    });
     deps.metrics.turnsEnqueued.inc({ result: 'accepted' }, result.accepted);
     if (result.duplicates) deps.metrics.turnsEnqueued.inc({ result: 'duplicate' }, result.duplicates);
     return reply.status(202).send({ ...result, threadId });
   });
 
   app.get('/v1/memories/search', async (request) => {
-    const q = deps.tenancy.confine(request, parse(searchQuery, request.query, 'query string'), { required: ['namespace'] });
-    const memories = await deps.recall.search({ namespace: q.namespace, query: q.query, limit: q.limit, offset: q.offset, refreshTtl: q.refreshTtl });
+    const q = deps.tenancy.confine(request, parse(searchQuery, request.query, 'query string'), {
+      required: ['namespace'],
+    });
+    const memories = await deps.recall.search({
+      namespace: q.namespace,
+      query: q.query,
+      limit: q.limit,
+      offset: q.offset,
+      refreshTtl: q.refreshTtl,
+    });
     return { memories };
   });
 }

@@ -28,8 +28,10 @@ const READY_TIMEOUT_MS = 2_000;
 
 /** Fastify: logs through the same pino logger, validates with zod in the handlers. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  // Typed as Fastify's logger (see metrics-server.ts).
+  const logger: FastifyBaseLogger = deps.log.child({ component: 'api' });
   const app = Fastify({
-    loggerInstance: deps.log.child({ component: 'api' }) as FastifyBaseLogger,
+    loggerInstance: logger,
     bodyLimit: 4 * 1024 * 1024,
     // Thread ids run to 128 characters (LIMITS.idChars); Fastify's default of 100 answered 414
     // for 101-128. Twice that, so an id somewhat too long gets the schema's 400 naming the limit.
@@ -56,7 +58,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // object"; without its parser Fastify answers 415 and names the media type it got.
   app.removeContentTypeParser('text/plain');
   // The one error shape, { error }, for unknown routes too (Fastify's own has three fields).
-  app.setNotFoundHandler((request, reply) => reply.status(404).send({ error: `no route ${request.method} ${request.url.slice(0, 200)}` }));
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ error: `no route ${request.method} ${request.url.slice(0, 200)}` }),
+  );
   deps.tenancy.register(app);
   registerRoutes(app, deps);
   registerStoreRoutes(app, deps.store, deps.tenancy);
@@ -82,12 +86,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   board.setBasePath('/admin/queues');
   await app.register(async (admin) => {
     if (deps.adminPassword) {
-      const expected = createHash('sha256').update(`Basic ${Buffer.from(`admin:${deps.adminPassword}`).toString('base64')}`).digest();
+      const expected = createHash('sha256')
+        .update(`Basic ${Buffer.from(`admin:${deps.adminPassword}`).toString('base64')}`)
+        .digest();
       admin.addHook('onRequest', async (request, reply) => {
         // Compared as digests in constant time: the time taken says nothing about the password.
-        const given = createHash('sha256').update(request.headers.authorization ?? '').digest();
+        const given = createHash('sha256')
+          .update(request.headers.authorization ?? '')
+          .digest();
         if (!timingSafeEqual(given, expected)) {
-          return reply.status(401).header('www-authenticate', 'Basic realm="engram admin"').send({ error: 'authentication required' });
+          return reply
+            .status(401)
+            .header('www-authenticate', 'Basic realm="engram admin"')
+            .send({ error: 'authentication required' });
         }
       });
     }

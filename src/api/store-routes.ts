@@ -30,20 +30,26 @@ export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy:
     ['search', searched],
     ['listNamespaces', listed],
   ]);
-  app.put('/v1/store/items', async (request) => ({ item: await store.put(tenancy.confineWrite(request, request.body, one)) }));
+  app.put('/v1/store/items', async (request) => ({
+    item: await store.put(tenancy.confineWrite(request, request.body, one)),
+  }));
 
   app.get('/v1/store/items', async (request, reply) => {
     const item = await store.get(tenancy.confine(request, parse(getQuery, request.query, 'query string'), one));
     return item ? { item } : reply.status(404).send({ error: 'no such item (or it expired)' });
   });
 
-  app.delete('/v1/store/items', async (request) => ({ deleted: await store.delete(tenancy.confineWrite(request, request.body, one)) }));
+  app.delete('/v1/store/items', async (request) => ({
+    deleted: await store.delete(tenancy.confineWrite(request, request.body, one)),
+  }));
 
   app.post('/v1/store/items/search', async (request) => ({
     items: await store.search(tenancy.confine(request, request.body, searched)),
   }));
 
-  app.get('/v1/store/items/history', async (request) => ({ history: await store.history(tenancy.confine(request, parse(historyQuery, request.query, 'query string'), one)) }));
+  app.get('/v1/store/items/history', async (request) => ({
+    history: await store.history(tenancy.confine(request, parse(historyQuery, request.query, 'query string'), one)),
+  }));
 
   app.post('/v1/store/namespaces', async (request) => ({
     namespaces: await store.listNamespaces(tenancy.confine(request, request.body ?? {}, listed)),

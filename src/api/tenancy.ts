@@ -43,9 +43,15 @@ export class Tenancy {
       // start with "/v1/" as typed. Unmatched URLs have no route and end as 404.
       if (!request.routeOptions.url?.startsWith('/v1/')) return;
       const header = request.headers.authorization;
-      const key = header?.startsWith('Bearer ') ? header.slice(7) : (request.headers['x-api-key'] as string | undefined);
+      const key = header?.startsWith('Bearer ')
+        ? header.slice(7)
+        : (request.headers['x-api-key'] as string | undefined);
       const tenant = key ? tenants.get(digest(key)) : undefined;
-      if (!tenant) return reply.status(401).header('www-authenticate', 'Bearer').send({ error: 'a valid API key is required (Authorization: Bearer <key>)' });
+      if (!tenant)
+        return reply
+          .status(401)
+          .header('www-authenticate', 'Bearer')
+          .send({ error: 'a valid API key is required (Authorization: Bearer <key>)' });
       request.tenant = tenant;
     });
   }
@@ -79,11 +85,17 @@ export class Tenancy {
       for (const field of [...(fields.required ?? []), ...(fields.defaulted ?? [])]) {
         const value = out[field];
         if (Array.isArray(value) && value[0] !== tenant) {
-          throw new InputError(`${field} ${JSON.stringify(value)} is outside your tenant: it must start with "${tenant}"`, undefined, 403);
+          throw new InputError(
+            `${field} ${JSON.stringify(value)} is outside your tenant: it must start with "${tenant}"`,
+            undefined,
+            403,
+          );
         }
       }
     }
-    if (write) out.actor = typeof out.actor === 'string' && out.actor ? `api:${tenant}:${out.actor}`.slice(0, 200) : `api:${tenant}`;
+    if (write)
+      out.actor =
+        typeof out.actor === 'string' && out.actor ? `api:${tenant}:${out.actor}`.slice(0, 200) : `api:${tenant}`;
     return out as T;
   }
 
@@ -107,11 +119,15 @@ export class Tenancy {
     if (!tenant) return threadId;
     if (tenant !== ALL_TENANTS) return `${tenant}/${threadId}`;
     const owner = context.tenant;
-    if (!owner) throw new InputError('an operator key must name the thread\'s tenant in context.tenant');
+    if (!owner) throw new InputError("an operator key must name the thread's tenant in context.tenant");
     // Checked here, not left to the reflection job: turns filed under a name its payload schema
     // refuses would be buffered and accepted, then the job would fail as unrecoverable, for good.
     const name = tenantNameSchema.safeParse(owner);
-    if (!name.success) throw new InputError(`context.tenant ${JSON.stringify(owner)} is not a tenant name: it ${name.error.issues[0]?.message}`, name.error.issues);
+    if (!name.success)
+      throw new InputError(
+        `context.tenant ${JSON.stringify(owner)} is not a tenant name: it ${name.error.issues[0]?.message}`,
+        name.error.issues,
+      );
     return `${owner}/${threadId}`;
   }
 

@@ -9,7 +9,12 @@ import { scheduleReflection, type EngramQueue } from '../queue/queues.js';
  * job), so the sweeper adds one with delay 0, a no-op when a job exists (BullMQ dedup).
  * Idempotent, so every replica may run it.
  */
-export function startCeilingSweeper(opts: { buffer: ThreadBuffer; queue: EngramQueue<'reflection'>; intervalMs: number; log: Logger }) {
+export function startCeilingSweeper(opts: {
+  buffer: ThreadBuffer;
+  queue: EngramQueue<'reflection'>;
+  intervalMs: number;
+  log: Logger;
+}) {
   let running = false;
   const tick = async () => {
     if (running) return;

@@ -24,7 +24,20 @@ export async function startEmbeddedRedis(dataDir: string, log: Logger): Promise<
   const pidFile = join(dir, 'engram-redis.pid');
   await stopOrphan(pidFile, log);
   const port = await freePort();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+    '--save',
+    '',
+    '--maxmemory-policy',
+    'noeviction',
+  ];
   const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' });
   // However this process ends (a second signal, the grace timeout, a crash), take Redis along.
   const killChild = () => child.kill('SIGTERM');
@@ -33,7 +46,9 @@ export async function startEmbeddedRedis(dataDir: string, log: Logger): Promise<
     child.once('error', (err: NodeJS.ErrnoException) =>
       reject(
         err.code === 'ENOENT'
-          ? new PermanentError('REDIS_URL is not set and no `redis-server` is on PATH: install Redis 7 (Debian: `apt-get install redis-server`) or set REDIS_URL')
+          ? new PermanentError(
+              'REDIS_URL is not set and no `redis-server` is on PATH: install Redis 7 (Debian: `apt-get install redis-server`) or set REDIS_URL',
+            )
           : err,
       ),
     ),

@@ -28,7 +28,9 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
   let embedded: EmbeddedRedis | null = null;
   if (!env.REDIS_URL) {
     if (roles.length < 3) {
-      process.stderr.write(`engram ${name}: REDIS_URL is required (only the all-in-one process starts its own Redis)\n`);
+      process.stderr.write(
+        `engram ${name}: REDIS_URL is required (only the all-in-one process starts its own Redis)\n`,
+      );
       process.exit(1);
     }
     try {

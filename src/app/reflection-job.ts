@@ -35,7 +35,11 @@ export interface ReflectionJobDeps {
  * (shutdown) reaches every model request.
  */
 export function createReflectionProcessor(deps: ReflectionJobDeps) {
-  return async (job: Job<JobPayload<'reflection'>>, token?: string, signal?: AbortSignal): Promise<ReflectionResult> => {
+  return async (
+    job: Job<JobPayload<'reflection'>>,
+    token?: string,
+    signal?: AbortSignal,
+  ): Promise<ReflectionResult> => {
     const payload = jobPayloads.reflection.safeParse(job.data);
     if (!payload.success) throw new UnrecoverableError(`invalid reflection payload: ${payload.error.message}`);
     const { threadId } = payload.data;
@@ -67,18 +71,22 @@ export function createReflectionProcessor(deps: ReflectionJobDeps) {
       if (!s.held) return new LeaseLost(`lease of thread ${threadId} lost`);
       // A thread past its maxWait commits anyway: otherwise a never-quiet thread under
       // `rollback` would abort forever (invariant 5).
-      if (s.policy === 'rollback' && s.gen !== start.gen && !s.overdue) return new Superseded(`thread ${threadId} got new turns`);
+      if (s.policy === 'rollback' && s.gen !== start.gen && !s.overdue)
+        return new Superseded(`thread ${threadId} got new turns`);
       return null;
     };
-    const heartbeat = setInterval(() => {
-      deps.lease.renew(threadId, owner).then(
-        (s) => {
-          const p = problem(s);
-          if (p && !controller.signal.aborted) controller.abort(p);
-        },
-        (err: unknown) => log.warn({ err }, 'lease renewal failed'),
-      );
-    }, Math.max(100, Math.floor(deps.lease.leaseMs / 3)));
+    const heartbeat = setInterval(
+      () => {
+        deps.lease.renew(threadId, owner).then(
+          (s) => {
+            const p = problem(s);
+            if (p && !controller.signal.aborted) controller.abort(p);
+          },
+          (err: unknown) => log.warn({ err }, 'lease renewal failed'),
+        );
+      },
+      Math.max(100, Math.floor(deps.lease.leaseMs / 3)),
+    );
 
     const end = deps.metrics.reflectionSeconds.startTimer();
     try {

@@ -53,14 +53,23 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
   worker.on('failed', (job, err) => {
     if (!job) return;
     const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
-    log.warn({ jobId: job.id, threadId: job.data.threadId, attempts: job.attemptsMade, final, err }, 'reflection failed');
+    log.warn(
+      { jobId: job.id, threadId: job.data.threadId, attempts: job.attemptsMade, final, err },
+      'reflection failed',
+    );
     // Failed for good: keep the turns buffered for an operator's retry, but stop the sweeper
     // from re-creating the job every maxWait.
-    if (final) void opts.buffer.park(job.data.threadId).catch((e: unknown) => log.warn({ err: e }, 'could not park thread'));
+    if (final)
+      void opts.buffer.park(job.data.threadId).catch((e: unknown) => log.warn({ err: e }, 'could not park thread'));
   });
   worker.on('error', (err) => log.error({ err }, 'reflection worker error'));
 
-  const sweeper = startCeilingSweeper({ buffer: opts.buffer, queue: opts.queue, intervalMs: opts.ceilingIntervalMs ?? 1_000, log });
+  const sweeper = startCeilingSweeper({
+    buffer: opts.buffer,
+    queue: opts.queue,
+    intervalMs: opts.ceilingIntervalMs ?? 1_000,
+    log,
+  });
   let closing: Promise<void> | null = null;
   return {
     worker,

@@ -80,22 +80,54 @@ export class Runtime {
     // would land in namespaces its key cannot reach (or another tenant's).
     const untenanted = env.API_KEYS?.length ? this.kinds.filter((k) => k.namespace[0] !== '{tenant}') : [];
     if (untenanted.length) {
-      throw new PermanentError(`API_KEYS is set, so every memory kind's namespace must start with "{tenant}"; not: ${untenanted.map((k) => `${k.name} ${JSON.stringify(k.namespace)}`).join(', ')}`);
+      throw new PermanentError(
+        `API_KEYS is set, so every memory kind's namespace must start with "{tenant}"; not: ${untenanted.map((k) => `${k.name} ${JSON.stringify(k.namespace)}`).join(', ')}`,
+      );
     }
     // First: a PGlite data folder held by another process fails here, before anything else opens.
-    this.db = openDb({ databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: env.DATABASE_POOL_MAX }, log);
+    this.db = openDb(
+      { databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: env.DATABASE_POOL_MAX },
+      log,
+    );
     this.producerRedis = createRedis(env.REDIS_URL, 'producer', log);
     this.workerRedis = createRedis(env.REDIS_URL, 'worker', log);
     const storeLog = log.child({ component: 'store' });
-    this.store = new MemoryStore(this.db, env.DATABASE_SCHEMA, storeLog, { exactSearchMax: env.STORE_EXACT_SEARCH_MAX, efSearch: 100 });
+    this.store = new MemoryStore(this.db, env.DATABASE_SCHEMA, storeLog, {
+      exactSearchMax: env.STORE_EXACT_SEARCH_MAX,
+      efSearch: 100,
+    });
     this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
-    this.queues = createQueues(this.producerRedis, { prefix: env.ENGRAM_PREFIX, reflectionAttempts: env.REFLECTION_ATTEMPTS, reflectionBackoffMs: env.REFLECTION_BACKOFF_MS }, log);
-    this.producer = new Producer(this.buffer, this.queues.reflection, { debounceMs: env.DEBOUNCE_MS, maxWaitMs: env.MAX_WAIT_MS, policy: env.REFLECTION_POLICY, kinds: this.kinds, timeoutMs: env.ENQUEUE_TIMEOUT_MS }, log.child({ component: 'producer' }));
+    this.queues = createQueues(
+      this.producerRedis,
+      {
+        prefix: env.ENGRAM_PREFIX,
+        reflectionAttempts: env.REFLECTION_ATTEMPTS,
+        reflectionBackoffMs: env.REFLECTION_BACKOFF_MS,
+      },
+      log,
+    );
+    this.producer = new Producer(
+      this.buffer,
+      this.queues.reflection,
+      {
+        debounceMs: env.DEBOUNCE_MS,
+        maxWaitMs: env.MAX_WAIT_MS,
+        policy: env.REFLECTION_POLICY,
+        kinds: this.kinds,
+        timeoutMs: env.ENQUEUE_TIMEOUT_MS,
+      },
+      log.child({ component: 'producer' }),
+    );
     const models = createModelClients(env, log);
     this.embedder = options.embedder ?? models.embedder;
     this.manager = new MemoryManager(models.chat, log.child({ component: 'manager' }));
     this.recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ);
-    this.promptOptimizer = new PromptOptimizer(this.store, models.chat, log.child({ component: 'prompt-optimizer' }), logUsageSink(log));
+    this.promptOptimizer = new PromptOptimizer(
+      this.store,
+      models.chat,
+      log.child({ component: 'prompt-optimizer' }),
+      logUsageSink(log),
+    );
     this.storeApi = new Store(this.store, {
       embedder: this.embedder,
       indexFields: env.STORE_INDEX_FIELDS,
@@ -130,20 +162,30 @@ export class Runtime {
     const reply = (await this.producerRedis.config('GET', 'maxmemory-policy').catch(() => null)) as string[] | null;
     const policy = reply?.[1];
     if (policy && policy !== 'noeviction') {
-      this.log.error({ policy }, 'Redis maxmemory-policy is not noeviction: under memory pressure Redis may drop buffered turns and jobs; set maxmemory-policy noeviction');
+      this.log.error(
+        { policy },
+        'Redis maxmemory-policy is not noeviction: under memory pressure Redis may drop buffered turns and jobs; set maxmemory-policy noeviction',
+      );
     }
   }
 
   /** Applies migrations (the all-in-one process and `npm run migrate` call this). */
   async migrate() {
-    return migrate(this.db, { schema: this.env.DATABASE_SCHEMA, dimensions: this.env.EMBEDDING_DIMENSIONS, log: this.log });
+    return migrate(this.db, {
+      schema: this.env.DATABASE_SCHEMA,
+      dimensions: this.env.EMBEDDING_DIMENSIONS,
+      log: this.log,
+    });
   }
 
   /** Starts the given roles. Idempotent: a second call does nothing. */
   async start(roles: Role[]): Promise<void> {
     if (this.started) return;
     this.started = true;
-    await Promise.all([waitReady(this.producerRedis).then(() => this.checkEviction()), checkDimensions(this.db, this.env.DATABASE_SCHEMA, this.env.EMBEDDING_DIMENSIONS)]);
+    await Promise.all([
+      waitReady(this.producerRedis).then(() => this.checkEviction()),
+      checkDimensions(this.db, this.env.DATABASE_SCHEMA, this.env.EMBEDDING_DIMENSIONS),
+    ]);
     const connection = this.workerRedis;
     const prefix = this.env.ENGRAM_PREFIX;
     if (roles.includes('reflection')) {
@@ -174,7 +216,16 @@ export class Runtime {
       // One pass at a time fleet-wide: a pass longer than the cron interval must not overlap the
       // next tick's on another replica (both would ask the model about the same namespaces).
       await this.queues.consolidation.setGlobalConcurrency(1);
-      const s = startScheduler({ connection, prefix, cron: this.env.CONSOLIDATION_CRON, queue: this.queues.consolidation, store: this.store, merge, metrics: this.metrics, log: this.log });
+      const s = startScheduler({
+        connection,
+        prefix,
+        cron: this.env.CONSOLIDATION_CRON,
+        queue: this.queues.consolidation,
+        store: this.store,
+        merge,
+        metrics: this.metrics,
+        log: this.log,
+      });
       this.closers.push(() => s.close());
     }
     if (!roles.includes('api') && this.env.METRICS_PORT !== undefined) {
@@ -211,7 +262,9 @@ export class Runtime {
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      await Promise.all(this.closers.map((close) => close().catch((err: unknown) => this.log.warn({ err }, 'error while stopping'))));
+      await Promise.all(
+        this.closers.map((close) => close().catch((err: unknown) => this.log.warn({ err }, 'error while stopping'))),
+      );
       await Promise.all(Object.values(this.queues).map((q) => q.close()));
       await Promise.allSettled([this.producerRedis.quit(), this.workerRedis.quit(), this.db.close()]);
       this.log.info('engram stopped');

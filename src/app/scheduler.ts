@@ -47,7 +47,13 @@ export function startScheduler(opts: SchedulerOptions) {
   const worker = new Worker<JobPayload<'consolidation'>, ConsolidationOutcome, string>(
     'consolidation',
     async (job) => {
-      const outcome = await consolidate(opts.store, `consolidation:${job.id}`, log.child({ jobId: job.id }), opts.merge, stopping.signal);
+      const outcome = await consolidate(
+        opts.store,
+        `consolidation:${job.id}`,
+        log.child({ jobId: job.id }),
+        opts.merge,
+        stopping.signal,
+      );
       opts.metrics.consolidatedExpired.inc(outcome.expired);
       opts.metrics.consolidatedMerged.inc(outcome.merged);
       opts.metrics.modelTokens.inc({ type: 'prompt' }, outcome.usage.promptTokens);

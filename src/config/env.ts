@@ -6,11 +6,17 @@ import { tenantNameSchema } from '../queue/schemas.js';
 const int = (min: number) => z.coerce.number().int().min(min);
 const bool = z.stringbool({ truthy: ['1', 'true', 'yes', 'on'], falsy: ['0', 'false', 'no', 'off', ''] });
 const url = (protocols: RegExp) =>
-  z.url({ protocol: protocols, error: (issue) => `must be a URL with ${protocols.source.replace(/[\^$]/g, '')} protocol, got ${JSON.stringify(issue.input)}` });
-
+  z.url({
+    protocol: protocols,
+    error: (issue) =>
+      `must be a URL with ${protocols.source.replace(/[\^$]/g, '')} protocol, got ${JSON.stringify(issue.input)}`,
+  });
 
 /** An API_KEYS entry at its first ':' (a key may hold more). */
-const splitEntry = (entry: string) => ({ tenant: entry.slice(0, entry.indexOf(':')), key: entry.slice(entry.indexOf(':') + 1) });
+const splitEntry = (entry: string) => ({
+  tenant: entry.slice(0, entry.indexOf(':')),
+  key: entry.slice(entry.indexOf(':') + 1),
+});
 
 /** What is wrong with one `tenant:key` entry of API_KEYS, if anything. */
 function apiKeyProblem(entry: string): string | null {
@@ -18,7 +24,8 @@ function apiKeyProblem(entry: string): string | null {
   const { tenant, key } = splitEntry(entry);
   if (!tenant) return 'has no tenant before ":"';
   const name = tenantNameSchema.safeParse(tenant);
-  if (tenant !== '*' && !name.success) return `has a tenant other than * that is not a tenant name: it ${name.error.issues[0]?.message}`;
+  if (tenant !== '*' && !name.success)
+    return `has a tenant other than * that is not a tenant name: it ${name.error.issues[0]?.message}`;
   if (!key) return 'has no key after ":"';
   return key.length < 16 ? 'has a key shorter than 16 characters' : null;
 }
@@ -37,20 +44,34 @@ export const envSchema = z
     /** Where embedded services keep their data when their URL is unset. */
     ENGRAM_DATA_DIR: z.string().min(1).default('.engram'),
     /** Prefix of every Redis key engram and BullMQ write. Use `{engram}` on Redis Cluster. */
-    ENGRAM_PREFIX: z.string().regex(/^[A-Za-z0-9_{}.-]{1,64}$/, 'letters, digits, _ . - { } only').default('engram'),
+    ENGRAM_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_{}.-]{1,64}$/, 'letters, digits, _ . - { } only')
+      .default('engram'),
 
     /** Postgres with pgvector. Unset: embedded PGlite in PGLITE_DATA_DIR (one process only). */
     DATABASE_URL: url(/^postgres(ql)?$/).optional(),
     PGLITE_DATA_DIR: z.string().min(1).default('.engram/pgdata'),
-    DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier').default('engram'),
+    DATABASE_SCHEMA: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier')
+      .default('engram'),
     DATABASE_POOL_MAX: int(1).default(10),
 
     /** JSON paths of a stored value that get embedded when a put does not say (`$`: the whole value). */
     STORE_INDEX_FIELDS: z
       .string()
       .default('$')
-      .transform((s) => s.split(',').map((f) => f.trim()).filter(Boolean))
-      .refine((fields) => fields.length > 0 && fields.every((f) => parsePath(f) !== null), 'a comma-separated list of paths such as `$` or `title,sections[*].text`'),
+      .transform((s) =>
+        s
+          .split(',')
+          .map((f) => f.trim())
+          .filter(Boolean),
+      )
+      .refine(
+        (fields) => fields.length > 0 && fields.every((f) => parsePath(f) !== null),
+        'a comma-separated list of paths such as `$` or `title,sections[*].text`',
+      ),
     /** Time to live of items put without a `ttl` (ms); none when unset. */
     STORE_DEFAULT_TTL_MS: int(1).optional(),
     /**
@@ -125,12 +146,20 @@ export const envSchema = z
     API_KEYS: z
       .string()
       .transform((v, ctx) =>
-        v.split(',').map((p) => p.trim()).filter(Boolean).map((entry, n) => {
-          const problem = apiKeyProblem(entry);
-          // By position, never by text: an entry holds a secret, and this message is logged.
-          if (problem) ctx.addIssue({ code: 'custom', message: `entry ${n + 1} ${problem}; each entry is tenant:key, such as acme:<a key of at least 16 characters>` });
-          return splitEntry(entry);
-        }),
+        v
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean)
+          .map((entry, n) => {
+            const problem = apiKeyProblem(entry);
+            // By position, never by text: an entry holds a secret, and this message is logged.
+            if (problem)
+              ctx.addIssue({
+                code: 'custom',
+                message: `entry ${n + 1} ${problem}; each entry is tenant:key, such as acme:<a key of at least 16 characters>`,
+              });
+            return splitEntry(entry);
+          }),
       )
       .optional(),
     /** Basic-auth password (user `admin`) for Bull Board at /admin/queues; open when unset. */
@@ -161,8 +190,11 @@ export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => {
     const name = issue.path.join('.') || '(environment)';
-    const message = issue.code === 'invalid_type' && cleaned[name] === undefined ? 'is required but not set' : issue.message;
+    const message =
+      issue.code === 'invalid_type' && cleaned[name] === undefined ? 'is required but not set' : issue.message;
     return `  ${name}: ${message}`;
   });
-  throw new PermanentError(`Invalid environment (${lines.length} problem${lines.length === 1 ? '' : 's'}):\n${lines.join('\n')}`);
+  throw new PermanentError(
+    `Invalid environment (${lines.length} problem${lines.length === 1 ? '' : 's'}):\n${lines.join('\n')}`,
+  );
 }

@@ -39,7 +39,11 @@ export class OpenAIChatModel implements ChatModel {
       () => this.client.chat.completions.create({ model: this.model, ...body }, { signal: opts.signal }),
       this.retry,
       opts.signal,
-      ({ attempt, delayMs, err }) => this.log.warn({ attempt, delayMs: Math.round(delayMs), err: (err as Error).message }, 'chat request failed, retrying'),
+      ({ attempt, delayMs, err }) =>
+        this.log.warn(
+          { attempt, delayMs: Math.round(delayMs), err: (err as Error).message },
+          'chat request failed, retrying',
+        ),
     );
     const choice = res.choices?.[0];
     if (!choice?.message) throw new RetryableError(`chat model ${this.model} returned no choice`);
@@ -60,11 +64,16 @@ export class OpenAIChatModel implements ChatModel {
  */
 export function assertFinished(answer: ChatAnswer, model: string): void {
   if (answer.finishReason === 'length') {
-    throw new PermanentError(`chat model ${model} stopped at its output limit (finish_reason "length"): raise the output limit of the model's server`, {
-      cause: { finishReason: answer.finishReason },
-    });
+    throw new PermanentError(
+      `chat model ${model} stopped at its output limit (finish_reason "length"): raise the output limit of the model's server`,
+      {
+        cause: { finishReason: answer.finishReason },
+      },
+    );
   }
   if (answer.finishReason === 'content_filter') {
-    throw new PermanentError(`chat model ${model} withheld its answer (finish_reason "content_filter")`, { cause: { finishReason: answer.finishReason } });
+    throw new PermanentError(`chat model ${model} withheld its answer (finish_reason "content_filter")`, {
+      cause: { finishReason: answer.finishReason },
+    });
   }
 }

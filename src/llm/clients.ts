@@ -11,8 +11,16 @@ import type { RetryPolicy } from './retry.js';
  * retry through retry.ts, never through the SDK's own loop.
  */
 export function createModelClients(env: Env, log: Logger): { chat: ChatModel; embedder: Embedder; retry: RetryPolicy } {
-  const retry: RetryPolicy = { maxRetries: env.LLM_MAX_RETRIES, baseDelayMs: env.LLM_RETRY_BASE_MS, maxDelayMs: env.LLM_RETRY_BASE_MS * 40 };
-  const chatClient = createOpenAI({ baseURL: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY, timeoutMs: env.LLM_TIMEOUT_MS });
+  const retry: RetryPolicy = {
+    maxRetries: env.LLM_MAX_RETRIES,
+    baseDelayMs: env.LLM_RETRY_BASE_MS,
+    maxDelayMs: env.LLM_RETRY_BASE_MS * 40,
+  };
+  const chatClient = createOpenAI({
+    baseURL: env.OPENAI_BASE_URL,
+    apiKey: env.OPENAI_API_KEY,
+    timeoutMs: env.LLM_TIMEOUT_MS,
+  });
   const embedder = createEmbedder(
     {
       baseURL: env.EMBEDDING_BASE_URL ?? env.OPENAI_BASE_URL,
@@ -23,5 +31,9 @@ export function createModelClients(env: Env, log: Logger): { chat: ChatModel; em
     },
     retry,
   );
-  return { chat: new OpenAIChatModel(chatClient, env.CHAT_MODEL, log.child({ component: 'chat-model' }), retry), embedder, retry };
+  return {
+    chat: new OpenAIChatModel(chatClient, env.CHAT_MODEL, log.child({ component: 'chat-model' }), retry),
+    embedder,
+    retry,
+  };
 }

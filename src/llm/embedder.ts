@@ -7,7 +7,11 @@ import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
 export interface Embedder {
   readonly dimensions: number;
   /** `onUsage` receives the tokens of each request made (for per-job accounting). */
-  embed(texts: string[], signal?: AbortSignal, onUsage?: (promptTokens: number, model: string) => void): Promise<number[][]>;
+  embed(
+    texts: string[],
+    signal?: AbortSignal,
+    onUsage?: (promptTokens: number, model: string) => void,
+  ): Promise<number[][]>;
 }
 
 /** Embeddings through the `openai` SDK: one request per batch, never one per text. */
@@ -21,13 +25,21 @@ export class OpenAIEmbedder implements Embedder {
     private readonly retry: RetryPolicy = { maxRetries: 0, baseDelayMs: 0, maxDelayMs: 0 },
   ) {}
 
-  async embed(texts: string[], signal?: AbortSignal, onUsage?: (promptTokens: number, model: string) => void): Promise<number[][]> {
+  async embed(
+    texts: string[],
+    signal?: AbortSignal,
+    onUsage?: (promptTokens: number, model: string) => void,
+  ): Promise<number[][]> {
     const out: number[][] = [];
     for (let i = 0; i < texts.length; i += this.maxBatch) {
       const batch = texts.slice(i, i + this.maxBatch);
       const res = await withRetry(
         `embedding model ${this.model}`,
-        () => this.client.embeddings.create({ model: this.model, input: batch, dimensions: this.dimensions, encoding_format: 'float' }, { signal }),
+        () =>
+          this.client.embeddings.create(
+            { model: this.model, input: batch, dimensions: this.dimensions, encoding_format: 'float' },
+            { signal },
+          ),
         this.retry,
         signal,
       ).catch((err: unknown) => {

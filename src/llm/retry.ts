@@ -26,7 +26,8 @@ export function classify(err: unknown): Verdict {
   if (err instanceof OpenAI.APIConnectionError) return { retry: true };
   if (err instanceof OpenAI.APIError && typeof err.status === 'number') {
     const s = err.status;
-    if (s === 408 || s === 409 || s === 429 || s >= 500) return { retry: true, ...retryAfter(err.headers) };
+    if (s === 408 || s === 409 || s === 429 || s >= 500)
+      return { retry: true, ...retryAfter(err.headers as Headers | undefined) };
   }
   return { retry: false };
 }
@@ -51,7 +52,8 @@ export async function withRetry<T>(
       if (signal?.aborted) throw signal.reason;
       const verdict = classify(err);
       if (!verdict.retry) {
-        if (err instanceof OpenAI.APIError) throw new PermanentError(`${what} was refused: ${err.message}`, { cause: err });
+        if (err instanceof OpenAI.APIError)
+          throw new PermanentError(`${what} was refused: ${err.message}`, { cause: err });
         throw err;
       }
       if (n >= policy.maxRetries) {
@@ -60,7 +62,10 @@ export async function withRetry<T>(
       const step = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** n);
       const delayMs = verdict.afterMs ?? step / 2 + Math.random() * (step / 2);
       if (delayMs > policy.maxDelayMs) {
-        throw new RetryableError(`${what}: the provider asks to wait ${Math.round(delayMs)} ms, more than ${policy.maxDelayMs} ms`, { cause: err });
+        throw new RetryableError(
+          `${what}: the provider asks to wait ${Math.round(delayMs)} ms, more than ${policy.maxDelayMs} ms`,
+          { cause: err },
+        );
       }
       onRetry?.({ attempt: n + 1, delayMs, err });
       await sleep(delayMs, signal);

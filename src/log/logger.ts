@@ -12,7 +12,10 @@ export function createLogger(options: { level: string; pretty?: boolean; name?: 
     name: options.name ?? 'engram',
     base: { pid: process.pid },
     // Never log credentials that may sit in connection strings or headers.
-    redact: { paths: ['*.apiKey', '*.password', 'req.headers.authorization', 'req.headers["x-api-key"]'], censor: '[redacted]' },
+    redact: {
+      paths: ['*.apiKey', '*.password', 'req.headers.authorization', 'req.headers["x-api-key"]'],
+      censor: '[redacted]',
+    },
     serializers: { err: pino.stdSerializers.errWithCause },
   };
   if (options.pretty) {

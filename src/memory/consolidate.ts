@@ -21,7 +21,12 @@ export interface MergeLimits {
   maxGroupSize: number;
 }
 
-export const DEFAULT_MERGE_LIMITS: MergeLimits = { changedPerNamespace: 100, neighbours: 8, maxGroups: 20, maxGroupSize: 8 };
+export const DEFAULT_MERGE_LIMITS: MergeLimits = {
+  changedPerNamespace: 100,
+  neighbours: 8,
+  maxGroups: 20,
+  maxGroupSize: 8,
+};
 
 export interface MergeSettings {
   manager: MemoryManager;
@@ -58,8 +63,22 @@ export interface ConsolidationOutcome {
  * leaves the group for the next pass), so a pass that dies after its commit and runs again finds
  * nothing left to merge.
  */
-export async function consolidate(store: MemoryStore, actor: string, log: Logger, merge?: MergeSettings, signal?: AbortSignal): Promise<ConsolidationOutcome> {
-  const outcome: ConsolidationOutcome = { expired: 0, namespaces: 0, merged: 0, modelCalls: 0, usage: noUsage(), conflicts: 0, failed: 0 };
+export async function consolidate(
+  store: MemoryStore,
+  actor: string,
+  log: Logger,
+  merge?: MergeSettings,
+  signal?: AbortSignal,
+): Promise<ConsolidationOutcome> {
+  const outcome: ConsolidationOutcome = {
+    expired: 0,
+    namespaces: 0,
+    merged: 0,
+    modelCalls: 0,
+    usage: noUsage(),
+    conflicts: 0,
+    failed: 0,
+  };
   for (;;) {
     const swept = await store.sweepExpired(actor);
     outcome.expired += swept;
@@ -88,7 +107,15 @@ export async function consolidate(store: MemoryStore, actor: string, log: Logger
   return outcome;
 }
 
-async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: ChangedNamespace, actor: string, outcome: ConsolidationOutcome, log: Logger, signal?: AbortSignal): Promise<void> {
+async function mergeNamespace(
+  store: MemoryStore,
+  merge: MergeSettings,
+  ns: ChangedNamespace,
+  actor: string,
+  outcome: ConsolidationOutcome,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<void> {
   const limits = merge.limits ?? DEFAULT_MERGE_LIMITS;
   const found = await store.nearDuplicateCandidates({
     namespace: ns.namespace,
@@ -102,10 +129,15 @@ async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: Chan
   // The mark goes to the last memory taken whole when the pass could not take them all, so that
   // the next pass starts after it; to the read's horizon when it took every changed memory.
   const last = found.changed[taken - 1];
-  const through = last && (taken < found.changed.length || found.more) ? { at: last.changedAt, key: last.key } : { at: found.horizon, key: '' };
+  const through =
+    last && (taken < found.changed.length || found.more)
+      ? { at: last.changedAt, key: last.key }
+      : { at: found.horizon, key: '' };
   const mark = () => store.markConsolidated(ns.namespace, through);
 
-  const items = keyGroups.length ? await store.getMany(keyGroups.flat().map((key) => ({ namespace: ns.namespace, key }))) : [];
+  const items = keyGroups.length
+    ? await store.getMany(keyGroups.flat().map((key) => ({ namespace: ns.namespace, key })))
+    : [];
   const byKey = new Map(items.flatMap((m) => (m ? [[m.key, m] as const] : [])));
   const groups = keyGroups
     .map((keys) =>
@@ -134,10 +166,18 @@ async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: Chan
   // Each update and delete compares its memory's version: other writes to the namespace while
   // the model decided (a chatty user's reflections) do not touch what the merge rewrites, and
   // must not turn every pass of a busy namespace into a conflict.
-  const applied = await store.apply({ actor, namespaceVersions: [{ namespace: ns.namespace, version: null }], writes, guards: keptOf(groups, writes) });
+  const applied = await store.apply({
+    actor,
+    namespaceVersions: [{ namespace: ns.namespace, version: null }],
+    writes,
+    guards: keptOf(groups, writes),
+  });
   if (applied.status !== 'applied') {
     outcome.conflicts++;
-    log.info({ status: applied.status }, 'a grouped memory changed while its merge was decided; left for the next pass');
+    log.info(
+      { status: applied.status },
+      'a grouped memory changed while its merge was decided; left for the next pass',
+    );
     return;
   }
   outcome.merged += applied.deleted;
@@ -146,7 +186,15 @@ async function mergeNamespace(store: MemoryStore, merge: MergeSettings, ns: Chan
 }
 
 /** One model call per kind with groups; their answers as writes, changed documents embedded. */
-async function decideMerges(merge: MergeSettings, groups: ExistingMemory[][], ns: ChangedNamespace, actor: string, outcome: ConsolidationOutcome, log: Logger, signal?: AbortSignal): Promise<MemoryWrite[]> {
+async function decideMerges(
+  merge: MergeSettings,
+  groups: ExistingMemory[][],
+  ns: ChangedNamespace,
+  actor: string,
+  outcome: ConsolidationOutcome,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<MemoryWrite[]> {
   const writes: MemoryWrite[] = [];
   for (const kind of merge.kinds) {
     const ofKind = groups.filter((g) => g[0]?.kind === kind.name);
@@ -158,7 +206,13 @@ async function decideMerges(merge: MergeSettings, groups: ExistingMemory[][], ns
       onUsage: (usage) => {
         outcome.modelCalls++;
         addUsage(outcome.usage, usage);
-        merge.usage?.record({ actor, namespaces: [ns.namespace], purpose: 'merge', model: merge.manager.model, ...usage });
+        merge.usage?.record({
+          actor,
+          namespaces: [ns.namespace],
+          purpose: 'merge',
+          model: merge.manager.model,
+          ...usage,
+        });
       },
     });
     const ops = keepOneOfEach(ofKind, decided.ops, log);
@@ -168,7 +222,15 @@ async function decideMerges(merge: MergeSettings, groups: ExistingMemory[][], ns
       namespaceOf: () => ns.namespace,
       embedder: merge.embedder,
       signal,
-      onEmbeddingUsage: (promptTokens, model) => merge.usage?.record({ actor, namespaces: [ns.namespace], purpose: 'embed-documents', model, promptTokens, completionTokens: 0 }),
+      onEmbeddingUsage: (promptTokens, model) =>
+        merge.usage?.record({
+          actor,
+          namespaces: [ns.namespace],
+          purpose: 'embed-documents',
+          model,
+          promptTokens,
+          completionTokens: 0,
+        }),
     });
     writes.push(...kindWrites);
   }
@@ -181,7 +243,10 @@ async function decideMerges(merge: MergeSettings, groups: ExistingMemory[][], ns
  * `maxGroupSize` or the groups more than `maxGroups`, the grouping stops before it; `taken`
  * says how many were taken, for the next pass to start after them.
  */
-export function groupCandidates(changed: ChangedMemory[], limits: Pick<MergeLimits, 'maxGroups' | 'maxGroupSize'>): { groups: string[][]; taken: number } {
+export function groupCandidates(
+  changed: ChangedMemory[],
+  limits: Pick<MergeLimits, 'maxGroups' | 'maxGroupSize'>,
+): { groups: string[][]; taken: number } {
   let groupOf = new Map<string, string[]>();
   for (const [i, memory] of changed.entries()) {
     const next = new Map(groupOf);
@@ -195,7 +260,12 @@ export function groupCandidates(changed: ChangedMemory[], limits: Pick<MergeLimi
 }
 
 /** Puts `a` and `b` in one group, unless that breaks a bound; says whether it did. */
-function join(groupOf: Map<string, string[]>, a: string, b: string, limits: Pick<MergeLimits, 'maxGroups' | 'maxGroupSize'>): boolean {
+function join(
+  groupOf: Map<string, string[]>,
+  a: string,
+  b: string,
+  limits: Pick<MergeLimits, 'maxGroups' | 'maxGroupSize'>,
+): boolean {
   const ga = groupOf.get(a);
   const gb = groupOf.get(b);
   if (ga && ga === gb) return true;
@@ -217,7 +287,12 @@ const distinct = (groupOf: Map<string, string[]>) => [...new Set(groupOf.values(
 function aboutContent(err: unknown): boolean {
   if (!(err instanceof PermanentError)) return false;
   const cause = err.cause as { finishReason?: string; invalidOutput?: boolean; code?: string | null } | undefined;
-  return cause?.invalidOutput === true || cause?.finishReason === 'content_filter' || cause?.code === 'content_filter' || cause?.code === 'context_length_exceeded';
+  return (
+    cause?.invalidOutput === true ||
+    cause?.finishReason === 'content_filter' ||
+    cause?.code === 'content_filter' ||
+    cause?.code === 'context_length_exceeded'
+  );
 }
 
 /**
@@ -229,7 +304,9 @@ function keptOf(groups: ExistingMemory[][], writes: MemoryWrite[]) {
   const written = new Set(writes.map((w) => w.key));
   return groups
     .filter((g) => g.some((m) => written.has(m.key)))
-    .flatMap((g) => g.filter((m) => !written.has(m.key)).map((m) => ({ namespace: m.namespace, key: m.key, version: m.version })));
+    .flatMap((g) =>
+      g.filter((m) => !written.has(m.key)).map((m) => ({ namespace: m.namespace, key: m.key, version: m.version })),
+    );
 }
 
 /**
@@ -240,7 +317,10 @@ function keepOneOfEach(groups: ExistingMemory[][], ops: ManagerOp[], log: Logger
   const deleted = new Set(ops.flatMap((op) => (op.op === 'delete' ? [op.target] : [])));
   const wiped = groups.filter((g) => g.every((m) => deleted.has(m)));
   if (wiped.length === 0) return ops;
-  log.warn({ groups: wiped.map((g) => g.map((m) => m.key)) }, 'model deleted every memory of a group; that group is left as it was');
+  log.warn(
+    { groups: wiped.map((g) => g.map((m) => m.key)) },
+    'model deleted every memory of a group; that group is left as it was',
+  );
   const spared = new Set(wiped.flat());
   return ops.filter((op) => op.op === 'insert' || !spared.has(op.target));
 }

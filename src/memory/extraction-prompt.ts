@@ -51,9 +51,17 @@ export function buildTools(kinds: MemoryKind[]): ChatTool[] {
   const tools: ChatTool[] = [];
   for (const kind of kinds) {
     if (kind.mode === 'profile') {
-      tools.push(tool(patchToolName(kind.name), `Patch the "${kind.name}" profile (created by the first patch): ${kind.description}`, patchJsonSchema(kind)));
+      tools.push(
+        tool(
+          patchToolName(kind.name),
+          `Patch the "${kind.name}" profile (created by the first patch): ${kind.description}`,
+          patchJsonSchema(kind),
+        ),
+      );
     } else if (canInsert(kind)) {
-      tools.push(tool(insertToolName(kind.name), `Store a new "${kind.name}" memory: ${kind.description}`, jsonSchema(kind)));
+      tools.push(
+        tool(insertToolName(kind.name), `Store a new "${kind.name}" memory: ${kind.description}`, jsonSchema(kind)),
+      );
     }
   }
   const updatable = kinds.filter(canUpdate);
@@ -63,7 +71,10 @@ export function buildTools(kinds: MemoryKind[]): ChatTool[] {
     const document =
       updatable.length === 1
         ? jsonSchema(updatable[0] as MemoryKind)
-        : { type: 'object', description: `The complete new document, following the schema of the memory's kind (see insert_<kind>)` };
+        : {
+            type: 'object',
+            description: `The complete new document, following the schema of the memory's kind (see insert_<kind>)`,
+          };
     tools.push(
       tool(UPDATE_TOOL, 'Replace an existing memory with a corrected or extended document of the same kind.', {
         type: 'object',
@@ -98,11 +109,17 @@ export function buildMessages(input: {
   turns: ConversationTurn[];
 }): ChatMessage[] {
   const render = (turns: ConversationTurn[]) =>
-    JSON.stringify(turns.map((t) => (t.createdAt ? { role: t.role, content: t.content, at: t.createdAt } : { role: t.role, content: t.content })));
+    JSON.stringify(
+      turns.map((t) =>
+        t.createdAt ? { role: t.role, content: t.content, at: t.createdAt } : { role: t.role, content: t.content },
+      ),
+    );
   const user = [
     Object.keys(input.profiles).length ? `<profiles>\n${JSON.stringify(input.profiles)}\n</profiles>` : '',
     `<existing_memories>\n${JSON.stringify(input.existing.map((m) => ({ id: m.alias, kind: m.kind, document: m.document })))}\n</existing_memories>`,
-    input.earlier.length ? `<earlier_turns note="already processed, context only">\n${render(input.earlier)}\n</earlier_turns>` : '',
+    input.earlier.length
+      ? `<earlier_turns note="already processed, context only">\n${render(input.earlier)}\n</earlier_turns>`
+      : '',
     `<new_turns>\n${render(input.turns)}\n</new_turns>`,
   ]
     .filter(Boolean)
@@ -149,7 +166,9 @@ function jsonSchema(kind: MemoryKind): Record<string, unknown> {
 function patchJsonSchema(kind: MemoryKind): Record<string, unknown> {
   let cached = patchSchemaCache.get(kind.schema);
   if (!cached) {
-    const shape = Object.fromEntries(Object.entries(kind.schema.shape).map(([k, v]) => [k, (v as z.ZodType).nullable().optional()]));
+    const shape = Object.fromEntries(
+      Object.entries(kind.schema.shape).map(([k, v]) => [k, (v as z.ZodType).nullable().optional()]),
+    );
     cached = toJson(z.object(shape));
     patchSchemaCache.set(kind.schema, cached);
   }
@@ -157,6 +176,9 @@ function patchJsonSchema(kind: MemoryKind): Record<string, unknown> {
 }
 
 function toJson(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { target: 'draft-7', io: 'input' }) as Record<string, unknown>;
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { target: 'draft-7', io: 'input' }) as Record<
+    string,
+    unknown
+  >;
   return rest;
 }

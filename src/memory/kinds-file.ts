@@ -27,12 +27,18 @@ export function parseKinds(text: string, source: string): MemoryKind[] {
   try {
     raw = source.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new PermanentError(`${source}: not valid ${source.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`, { cause: err });
+    throw new PermanentError(
+      `${source}: not valid ${source.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   const parsed = kindsFileSchema.safeParse(raw);
   if (!parsed.success) throw new PermanentError(`${source}: ${z.prettifyError(parsed.error)}`);
   const entries = Array.isArray(parsed.data) ? parsed.data : parsed.data.kinds;
-  const inputs = entries.map((entry) => ({ ...entry, schema: toZodObject(entry.schema, `${source}: kind "${entry.name}"`) }));
+  const inputs = entries.map((entry) => ({
+    ...entry,
+    schema: toZodObject(entry.schema, `${source}: kind "${entry.name}"`),
+  }));
   try {
     return defineKinds(inputs as Parameters<typeof defineKinds>[0]);
   } catch (err) {
@@ -53,12 +59,13 @@ export function loadKindsFile(path: string): MemoryKind[] {
 function toZodObject(schema: Record<string, unknown>, where: string): z.ZodObject {
   let converted: z.ZodType;
   try {
-    converted = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
+    converted = z.fromJSONSchema(schema);
     // The tools are generated back from it: fail at start, not on the first reflection.
     z.toJSONSchema(converted, { target: 'draft-7', io: 'input' });
   } catch (err) {
     throw new PermanentError(`${where}: unsupported JSON Schema: ${(err as Error).message}`, { cause: err });
   }
-  if (!(converted instanceof z.ZodObject)) throw new PermanentError(`${where}: the schema must describe a plain object (no anyOf/allOf at the top)`);
+  if (!(converted instanceof z.ZodObject))
+    throw new PermanentError(`${where}: the schema must describe a plain object (no anyOf/allOf at the top)`);
   return converted;
 }

@@ -6,7 +6,10 @@ import { kindNameSchema } from '../queue/schemas.js';
 const MAX_KIND_NAME = 64 - 'insert_'.length;
 
 const common = {
-  name: kindNameSchema.max(MAX_KIND_NAME, `must be at most ${MAX_KIND_NAME} characters (it names the model's insert_<kind> tool, and tool names stop at 64)`),
+  name: kindNameSchema.max(
+    MAX_KIND_NAME,
+    `must be at most ${MAX_KIND_NAME} characters (it names the model's insert_<kind> tool, and tool names stop at 64)`,
+  ),
   description: z.string().min(1).max(1_000),
   /** Namespace template, such as ["chat", "{userId}"]: filled from the thread's context. */
   namespace: z.array(z.string().min(1).max(256)).min(1).max(16),
@@ -22,7 +25,12 @@ const common = {
    * A thread has one reflection for all its kinds, so the shortest window of the kinds its turns
    * feed applies.
    */
-  debounceMs: z.number().int().min(0).max(24 * 3600_000).optional(),
+  debounceMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 3600_000)
+    .optional(),
 };
 
 /** Many small documents per namespace, each inserted, updated or deleted by the model. */
@@ -54,23 +62,26 @@ export type CollectionKind = z.output<typeof collectionKindSchema>;
 export type ProfileKind = z.output<typeof profileKindSchema>;
 export type MemoryKind = CollectionKind | ProfileKind;
 export type MemoryKindInput =
-  | (Omit<z.input<typeof collectionKindSchema>, 'mode'> & { mode?: 'collection' })
-  | z.input<typeof profileKindSchema>;
+  (Omit<z.input<typeof collectionKindSchema>, 'mode'> & { mode?: 'collection' }) | z.input<typeof profileKindSchema>;
 
 /** Validates a kind declaration; a bad one is a configuration error found at start. */
 export function defineKind(input: MemoryKindInput): MemoryKind {
   const parsed = kindDefinitionSchema.safeParse(input);
-  if (!parsed.success) throw new PermanentError(`invalid memory kind ${JSON.stringify(input?.name)}: ${z.prettifyError(parsed.error)}`);
+  if (!parsed.success)
+    throw new PermanentError(`invalid memory kind ${JSON.stringify(input?.name)}: ${z.prettifyError(parsed.error)}`);
   const kind = parsed.data;
   const fields = Object.keys(kind.schema.shape);
   const unknown = (kind.embedFields ?? []).filter((f) => !fields.includes(f));
-  if (unknown.length) throw new PermanentError(`memory kind "${kind.name}": embedFields ${unknown.join(', ')} are not fields of its schema`);
+  if (unknown.length)
+    throw new PermanentError(
+      `memory kind "${kind.name}": embedFields ${unknown.join(', ')} are not fields of its schema`,
+    );
   return kind;
 }
 
 /** Several kinds for one deployment: names must be unique (they name tools and stored rows). */
 export function defineKinds(inputs: (MemoryKindInput | MemoryKind)[]): MemoryKind[] {
-  const kinds = inputs.map((k) => defineKind(k as MemoryKindInput));
+  const kinds = inputs.map((k) => defineKind(k));
   const seen = new Set<string>();
   for (const k of kinds) {
     if (seen.has(k.name)) throw new PermanentError(`memory kind "${k.name}" is declared twice`);
@@ -96,7 +107,11 @@ export const defaultKinds: MemoryKind[] = [
     description: 'A fact, preference, plan or event about the user that is worth remembering in later conversations',
     namespace: ['memories', '{userId}'],
     schema: z.object({
-      content: z.string().min(1).max(2_000).describe('The memory as one self-contained sentence, such as "User is vegetarian"'),
+      content: z
+        .string()
+        .min(1)
+        .max(2_000)
+        .describe('The memory as one self-contained sentence, such as "User is vegetarian"'),
     }),
   }),
 ];

@@ -5,7 +5,13 @@ import { defaultRetryPolicy, type RetryPolicy } from '../llm/retry.js';
 import { createLogger } from '../log/logger.js';
 import { addUsage, noUsage, type TokenUsage } from '../llm/usage.js';
 import type { Logger } from '../log/logger.js';
-import { buildMessages, buildTools, REPAIR_INSTRUCTION, type AliasedMemory, type ConversationTurn } from './extraction-prompt.js';
+import {
+  buildMessages,
+  buildTools,
+  REPAIR_INSTRUCTION,
+  type AliasedMemory,
+  type ConversationTurn,
+} from './extraction-prompt.js';
 import { canMerge, type MemoryKind } from './kinds.js';
 import { buildMergeMessages } from './merge-prompt.js';
 import { ToolCallChecker, type ExistingMemory, type ManagerOp } from './tool-calls.js';
@@ -63,11 +69,25 @@ export class MemoryManager {
     const profileDocs = input.existing.filter((m) => profileKinds.has(m.kind));
     const byAlias = new Map(collection.map((m, i) => [`m${i + 1}`, m]));
     const aliased: AliasedMemory[] = [...byAlias].map(([alias, m]) => ({ alias, kind: m.kind, document: m.document }));
-    const profiles = Object.fromEntries([...profileKinds].map((name) => [name, profileDocs.find((p) => p.kind === name)?.document ?? null]));
+    const profiles = Object.fromEntries(
+      [...profileKinds].map((name) => [name, profileDocs.find((p) => p.kind === name)?.document ?? null]),
+    );
 
-    const messages: ChatMessage[] = buildMessages({ kinds: input.kinds, existing: aliased, profiles, earlier: input.earlier ?? [], turns: input.turns });
+    const messages: ChatMessage[] = buildMessages({
+      kinds: input.kinds,
+      existing: aliased,
+      profiles,
+      earlier: input.earlier ?? [],
+      turns: input.turns,
+    });
     // Worth retrying: the job's next attempt may read more turns, and a sampled model may do better.
-    return this.decide(messages, buildTools(input.kinds), new ToolCallChecker(input.kinds, byAlias, profileDocs), input, (message) => new RetryableError(message));
+    return this.decide(
+      messages,
+      buildTools(input.kinds),
+      new ToolCallChecker(input.kinds, byAlias, profileDocs),
+      input,
+      (message) => new RetryableError(message),
+    );
   }
 
   /**
@@ -77,7 +97,10 @@ export class MemoryManager {
    * that kind's schema (with several, it would name insert tools this call does not have).
    */
   async merge(input: MergeInput): Promise<ManagerResult> {
-    if (!canMerge(input.kind)) throw new PermanentError(`memory kind "${input.kind.name}" cannot be merged: it needs updates and deletes enabled`);
+    if (!canMerge(input.kind))
+      throw new PermanentError(
+        `memory kind "${input.kind.name}" cannot be merged: it needs updates and deletes enabled`,
+      );
     const kinds = [{ ...input.kind, enableInserts: false }];
     const byAlias = new Map<string, ExistingMemory>();
     const groups = input.groups.map((group) =>
@@ -89,7 +112,13 @@ export class MemoryManager {
     );
     // Not worth retrying: a merge's input is the same at the next pass, and so would the answer be.
     const invalid = (message: string) => new PermanentError(message, { cause: { invalidOutput: true } });
-    return this.decide(buildMergeMessages(kinds, groups), buildTools(kinds), new ToolCallChecker(kinds, byAlias, []), input, invalid);
+    return this.decide(
+      buildMergeMessages(kinds, groups),
+      buildTools(kinds),
+      new ToolCallChecker(kinds, byAlias, []),
+      input,
+      invalid,
+    );
   }
 
   /** Asks, checks every call, and sends rejected ones back for a bounded number of repair rounds. */
@@ -115,7 +144,10 @@ export class MemoryManager {
       assertFinished(answer, this.chat.model);
       const calls = (answer.message.tool_calls ?? []).filter((c) => c.type === 'function');
 
-      const results = calls.map((call) => ({ id: call.id, outcome: checker.check(call.function.name, call.function.arguments) }));
+      const results = calls.map((call) => ({
+        id: call.id,
+        outcome: checker.check(call.function.name, call.function.arguments),
+      }));
       const errors = results.flatMap((r) => ('error' in r.outcome ? [r.outcome.error] : []));
       if (errors.length === 0) return { ops: checker.ops(), usage, calls: round + 1 };
 
@@ -124,7 +156,12 @@ export class MemoryManager {
         throw invalid(`model output still invalid after ${this.maxRepairRounds} repair round(s): ${errors.join('; ')}`);
       }
       messages.push({ role: 'assistant', content: answer.message.content ?? null, tool_calls: calls });
-      for (const r of results) messages.push({ role: 'tool', tool_call_id: r.id, content: 'error' in r.outcome ? `error: ${r.outcome.error}` : 'accepted' });
+      for (const r of results)
+        messages.push({
+          role: 'tool',
+          tool_call_id: r.id,
+          content: 'error' in r.outcome ? `error: ${r.outcome.error}` : 'accepted',
+        });
       messages.push({ role: 'user', content: REPAIR_INSTRUCTION });
     }
   }
@@ -134,7 +171,17 @@ export class MemoryManager {
  * A manager on its own, from an `openai` client (LangMem's `create_memory_manager`): no store,
  * no queue. Build the client with `maxRetries: 0`; retries follow `retry`.
  */
-export function createMemoryManager(opts: { client: OpenAI; model: string; log?: Logger; retry?: RetryPolicy; maxRepairRounds?: number }): MemoryManager {
+export function createMemoryManager(opts: {
+  client: OpenAI;
+  model: string;
+  log?: Logger;
+  retry?: RetryPolicy;
+  maxRepairRounds?: number;
+}): MemoryManager {
   const log = opts.log ?? createLogger({ level: 'silent' });
-  return new MemoryManager(new OpenAIChatModel(opts.client, opts.model, log, opts.retry ?? defaultRetryPolicy), log, opts.maxRepairRounds);
+  return new MemoryManager(
+    new OpenAIChatModel(opts.client, opts.model, log, opts.retry ?? defaultRetryPolicy),
+    log,
+    opts.maxRepairRounds,
+  );
 }

@@ -23,7 +23,9 @@ export function fillNamespace(template: string[], context: Record<string, string
   // filled, or holding NUL) would be written by the reflection yet unreachable through the API.
   const checked = namespaceSchema.safeParse(filled);
   if (!checked.success) {
-    throw new PermanentError(`memory kind "${kindName}": namespace ${JSON.stringify(template)} filled from the thread's context is invalid: ${z.prettifyError(checked.error)}`);
+    throw new PermanentError(
+      `memory kind "${kindName}": namespace ${JSON.stringify(template)} filled from the thread's context is invalid: ${z.prettifyError(checked.error)}`,
+    );
   }
   return checked.data;
 }

@@ -26,7 +26,8 @@ export class Recall {
 
   async search(input: SearchInput): Promise<ScoredMemory[]> {
     const parsed = searchInputSchema.safeParse(input);
-    if (!parsed.success) throw new InputError(`invalid search request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+    if (!parsed.success)
+      throw new InputError(`invalid search request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
     const { namespace, query, limit, offset, refreshTtl } = parsed.data;
     // Embed first, then borrow a connection: none is held while the model works (invariant 8).
     const [vector] = await this.embedder.embed([query]);

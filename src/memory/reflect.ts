@@ -102,7 +102,8 @@ export async function reflectThread(
   const restart = (why: string) => {
     outcome.restarts++;
     log.info({ why, restarts: outcome.restarts }, 'reflection restarts');
-    if (outcome.restarts > settings.maxRestarts) throw new RetryableError(`thread ${threadId}: gave up after ${outcome.restarts} restarts (${why})`);
+    if (outcome.restarts > settings.maxRestarts)
+      throw new RetryableError(`thread ${threadId}: gave up after ${outcome.restarts} restarts (${why})`);
   };
 
   for (;;) {
@@ -122,7 +123,11 @@ export async function reflectThread(
     const kinds = kindsFor(deps.kinds, turns);
     const groups = groupByNamespace(kinds, read.context);
     const namespaceOf = (kind: string) => (groups.find((g) => g.all.includes(kind)) as SnapshotRequest).namespace;
-    const requests: SnapshotRequest[] = groups.map(({ namespace, kinds: searchedKinds, profiles }) => ({ namespace, kinds: searchedKinds, profiles }));
+    const requests: SnapshotRequest[] = groups.map(({ namespace, kinds: searchedKinds, profiles }) => ({
+      namespace,
+      kinds: searchedKinds,
+      profiles,
+    }));
     outcome.namespaces = groups.map((g) => g.namespace);
     const record = (purpose: UsageRecord['purpose'], model: string, usage: TokenUsage) =>
       deps.usage?.record({ actor: opts.actor, threadId, namespaces: outcome.namespaces, purpose, model, ...usage });
@@ -134,7 +139,8 @@ export async function reflectThread(
     // Queries are embedded once per read of the turns; re-runs after a conflict reuse them.
     const queries = searchQueries(turns, settings.maxQueries);
     const searched = groups.some((g) => g.kinds.length > 0);
-    const vectors = searched && queries.length ? await deps.embedder.embed(queries, signal, onEmbedding('embed-queries')) : [];
+    const vectors =
+      searched && queries.length ? await deps.embedder.embed(queries, signal, onEmbedding('embed-queries')) : [];
     const newCursor = (read.pending.at(-1) as { entryId: string }).entryId;
     let decided: { signature: string; writes: MemoryWrite[] } | null = null;
 
@@ -156,7 +162,14 @@ export async function reflectThread(
             record('extract', deps.manager.model, usage);
           },
         });
-        const writes = await toWrites({ ops: result.ops, kinds, namespaceOf, embedder: deps.embedder, signal, onEmbeddingUsage: onEmbedding('embed-documents') });
+        const writes = await toWrites({
+          ops: result.ops,
+          kinds,
+          namespaceOf,
+          embedder: deps.embedder,
+          signal,
+          onEmbeddingUsage: onEmbedding('embed-documents'),
+        });
         decided = { signature, writes };
       }
 
@@ -190,7 +203,10 @@ export async function reflectThread(
         return true;
       });
       outcome.backlog = pendingLeft && read.pending.length >= settings.maxTurns;
-      log.info({ turns: turns.length, ...applied, cursor: newCursor, usage: outcome.usage, restarts: outcome.restarts }, 'reflection committed');
+      log.info(
+        { turns: turns.length, ...applied, cursor: newCursor, usage: outcome.usage, restarts: outcome.restarts },
+        'reflection committed',
+      );
       return outcome;
     }
     restart('stale-cursor');
@@ -205,7 +221,10 @@ function kindsFor(all: MemoryKind[], turns: BufferedTurn[]): MemoryKind[] {
 }
 
 /** The namespaces a reflection reads and writes, with the collection kinds and the profiles (kind and key) of each. */
-function groupByNamespace(kinds: MemoryKind[], context: Record<string, string>): (SnapshotRequest & { kinds: string[]; all: string[] })[] {
+function groupByNamespace(
+  kinds: MemoryKind[],
+  context: Record<string, string>,
+): (SnapshotRequest & { kinds: string[]; all: string[] })[] {
   const groups = new Map<string, SnapshotRequest & { kinds: string[]; all: string[] }>();
   for (const kind of kinds) {
     const namespace = fillNamespace(kind.namespace, context, kind.name);

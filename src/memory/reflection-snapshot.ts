@@ -44,13 +44,17 @@ export interface NamespaceSnapshot {
  */
 type SnapshotRow = { key: string; kind: string; version: number; value: Record<string, unknown>; expired?: boolean };
 
-export async function readSnapshot(store: MemoryStore, requests: SnapshotRequest[], vectors: number[][], topK: number): Promise<NamespaceSnapshot[]> {
+export async function readSnapshot(
+  store: MemoryStore,
+  requests: SnapshotRequest[],
+  vectors: number[][],
+  topK: number,
+): Promise<NamespaceSnapshot[]> {
   const { t } = store;
-  const res = await store.db.query<{ version: unknown; memories: SnapshotRow[]; profiles: SnapshotRow[] }>(snapshotSql(t), [
-    JSON.stringify(requests),
-    await store.db.vectorArrayParam(vectors),
-    topK,
-  ]);
+  const res = await store.db.query<{ version: unknown; memories: SnapshotRow[]; profiles: SnapshotRow[] }>(
+    snapshotSql(t),
+    [JSON.stringify(requests), await store.db.vectorArrayParam(vectors), topK],
+  );
   return res.rows.map((row, i) => {
     const namespace = (requests[i] as SnapshotRequest).namespace;
     const toMemory = (m: SnapshotRow): ExistingMemory => ({
@@ -62,7 +66,12 @@ export async function readSnapshot(store: MemoryStore, requests: SnapshotRequest
       // inserting a new one would collide with its fixed key.
       document: m.expired ? {} : m.value,
     });
-    return { namespace, version: Number(row.version), memories: row.memories.map(toMemory), profiles: row.profiles.map(toMemory) };
+    return {
+      namespace,
+      version: Number(row.version),
+      memories: row.memories.map(toMemory),
+      profiles: row.profiles.map(toMemory),
+    };
   });
 }
 

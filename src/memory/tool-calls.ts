@@ -82,14 +82,21 @@ export class ToolCallChecker {
     for (const p of this.profiles.values()) {
       if (!p.patched || !p.document) continue;
       if (p.target && canonical(p.target.document) === canonical(p.document)) continue; // a no-op patch writes nothing
-      profileOps.push(p.target ? { op: 'update', target: p.target, document: p.document } : { op: 'insert', kind: p.kind.name, document: p.document });
+      profileOps.push(
+        p.target
+          ? { op: 'update', target: p.target, document: p.document }
+          : { op: 'insert', kind: p.kind.name, document: p.document },
+      );
     }
     return [...this.accepted, ...profileOps];
   }
 
   private insert(kind: MemoryKind, args: unknown) {
     const doc = kind.schema.safeParse(args);
-    if (!doc.success) return { error: `${insertToolName(kind.name)}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}` };
+    if (!doc.success)
+      return {
+        error: `${insertToolName(kind.name)}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}`,
+      };
     const id = `${kind.name}\u0000${canonical(doc.data)}`;
     // The same document twice in one answer (parallel calls repeat themselves) is stored once.
     if (!this.inserted.has(id)) {
@@ -104,10 +111,14 @@ export class ToolCallChecker {
     if ('error' in found) return found;
     const { memory, kind } = found;
     const doc = kind.schema.safeParse(found.args.document);
-    if (!doc.success) return { error: `${UPDATE_TOOL}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}` };
+    if (!doc.success)
+      return {
+        error: `${UPDATE_TOOL}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}`,
+      };
     this.touched.add(memory);
     // An update to the same document is no change: no write, no history row, no version bump.
-    if (canonical(doc.data) !== canonical(memory.document)) this.accepted.push({ op: 'update', target: memory, document: doc.data });
+    if (canonical(doc.data) !== canonical(memory.document))
+      this.accepted.push({ op: 'update', target: memory, document: doc.data });
     return { accepted: true as const };
   }
 
@@ -127,7 +138,9 @@ export class ToolCallChecker {
     const doc = kind.schema.safeParse(mergePatch(state.document ?? {}, parsed.data));
     if (!doc.success) {
       const hint = state.document ? '' : ' (there is no profile yet: the first patch must hold every required field)';
-      return { error: `${name}: the patched profile does not match the "${kind.name}" schema${hint}: ${z.prettifyError(doc.error)}` };
+      return {
+        error: `${name}: the patched profile does not match the "${kind.name}" schema${hint}: ${z.prettifyError(doc.error)}`,
+      };
     }
     state.document = doc.data;
     state.patched = true;
@@ -152,10 +165,14 @@ export class ToolCallChecker {
 
   private target(tool: string, id: string): { error: string } | { memory: ExistingMemory; kind: MemoryKind } {
     const memory = this.byAlias.get(id);
-    if (!memory) return { error: `${tool}: unknown id "${id}"; use an id from existing_memories (${[...this.byAlias.keys()].join(', ') || 'there are none'})` };
+    if (!memory)
+      return {
+        error: `${tool}: unknown id "${id}"; use an id from existing_memories (${[...this.byAlias.keys()].join(', ') || 'there are none'})`,
+      };
     if (this.touched.has(memory)) return { error: `${tool}: memory "${id}" was already changed in this answer` };
     const kind = this.kinds.get(memory.kind);
-    if (!kind) return { error: `${tool}: memory "${id}" is of kind "${memory.kind}", which this reflection does not handle` };
+    if (!kind)
+      return { error: `${tool}: memory "${id}" is of kind "${memory.kind}", which this reflection does not handle` };
     return { memory, kind };
   }
 }
@@ -163,6 +180,8 @@ export class ToolCallChecker {
 /** Key-order-independent JSON, to compare documents. */
 export function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
   );
 }

@@ -33,11 +33,28 @@ export async function toWrites(input: {
     if (op.op === 'insert') {
       const k = kind as MemoryKind;
       const key = k.mode === 'profile' ? profileKey(k) : randomUUID();
-      return { op: 'insert', namespace: input.namespaceOf(op.kind), key, kind: op.kind, value: op.document, embeddings, ttlMs };
+      return {
+        op: 'insert',
+        namespace: input.namespaceOf(op.kind),
+        key,
+        kind: op.kind,
+        value: op.document,
+        embeddings,
+        ttlMs,
+      };
     }
     if (op.op === 'update') {
       const t = op.target;
-      return { op: 'update', namespace: t.namespace, key: t.key, kind: t.kind, value: op.document, expectedVersion: t.version, embeddings, ttlMs };
+      return {
+        op: 'update',
+        namespace: t.namespace,
+        key: t.key,
+        kind: t.kind,
+        value: op.document,
+        expectedVersion: t.version,
+        embeddings,
+        ttlMs,
+      };
     }
     return { op: 'delete', namespace: op.target.namespace, key: op.target.key, expectedVersion: op.target.version };
   });

@@ -1,7 +1,13 @@
 import type { Redis, Result } from 'ioredis';
 import { InputError } from '../errors.js';
 import { APPEND_TURNS, APPEND_TURNS_SHA, TRIM_TO_CURSOR } from './buffer-scripts.js';
-import { contextSchema, storedTurnSchema, type BufferedTurn, type ReflectionPolicy, type ThreadContext } from './schemas.js';
+import {
+  contextSchema,
+  storedTurnSchema,
+  type BufferedTurn,
+  type ReflectionPolicy,
+  type ThreadContext,
+} from './schemas.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -59,7 +65,13 @@ export class ThreadBuffer {
 
   keys(threadId: string) {
     const k = `${this.prefix}:thread:${threadId}`;
-    return { turns: `${k}:turns`, ids: `${k}:ids`, meta: `${k}:meta`, lock: `${k}:lock`, ceilings: `${this.prefix}:ceilings` };
+    return {
+      turns: `${k}:turns`,
+      ids: `${k}:ids`,
+      meta: `${k}:meta`,
+      lock: `${k}:lock`,
+      ceilings: `${this.prefix}:ceilings`,
+    };
   }
 
   /**
@@ -91,7 +103,14 @@ export class ThreadBuffer {
   }
 
   /** EVALSHA's KEYS (four) and ARGV for APPEND_TURNS. */
-  appendArgs(threadId: string, contextJson: string, maxWaitMs: number, policy: ReflectionPolicy, debounceMs: number, turns: TurnToAppend[]): string[] {
+  appendArgs(
+    threadId: string,
+    contextJson: string,
+    maxWaitMs: number,
+    policy: ReflectionPolicy,
+    debounceMs: number,
+    turns: TurnToAppend[],
+  ): string[] {
     const k = this.keys(threadId);
     const settings = `${maxWaitMs}:${debounceMs}:${policy}:${this.options.dedupeWindowMs}`;
     const args = [k.turns, k.ids, k.meta, k.ceilings, contextJson, settings];
@@ -117,13 +136,29 @@ export class ThreadBuffer {
   /** After a commit: trims reflected turns and resets the thread's maxWait ceiling. */
   async trim(threadId: string, cursor: string, keep: number): Promise<boolean> {
     const k = this.keys(threadId);
-    const pending = await this.redis.engramTrimToCursor(k.turns, k.meta, k.ceilings, threadId, cursor, keep, this.options.idleTtlMs);
+    const pending = await this.redis.engramTrimToCursor(
+      k.turns,
+      k.meta,
+      k.ceilings,
+      threadId,
+      cursor,
+      keep,
+      this.options.idleTtlMs,
+    );
     return pending === 1;
   }
 
   /** Threads whose oldest pending turn is older than their maxWait, oldest first. */
   async dueCeilings(nowMs: number, limit: number): Promise<{ threadId: string; ceiling: number }[]> {
-    const flat = await this.redis.zrangebyscore(`${this.prefix}:ceilings`, '-inf', nowMs, 'WITHSCORES', 'LIMIT', 0, limit);
+    const flat = await this.redis.zrangebyscore(
+      `${this.prefix}:ceilings`,
+      '-inf',
+      nowMs,
+      'WITHSCORES',
+      'LIMIT',
+      0,
+      limit,
+    );
     const due: { threadId: string; ceiling: number }[] = [];
     for (let i = 0; i < flat.length; i += 2) due.push({ threadId: flat[i] as string, ceiling: Number(flat[i + 1]) });
     return due;
@@ -135,7 +170,11 @@ export class ThreadBuffer {
    * buffered for an operator's retry or that next job.
    */
   async park(threadId: string): Promise<void> {
-    await this.redis.multi().zrem(`${this.prefix}:ceilings`, threadId).hdel(this.keys(threadId).meta, 'scheduled').exec();
+    await this.redis
+      .multi()
+      .zrem(`${this.prefix}:ceilings`, threadId)
+      .hdel(this.keys(threadId).meta, 'scheduled')
+      .exec();
   }
 
   /** Lets the next turn ask for a job again (after this producer failed to add the one it asked for). */
@@ -188,6 +227,10 @@ function toEntry([entryId, fields]: [string, string[]]): BufferedEntry {
   const stored = storedTurnSchema.parse(JSON.parse(json ?? 'null'));
   // What the client left out, the entry id gives: an id unique in the thread, and the time Redis
   // buffered the turn (one clock for every producer).
-  const turn: BufferedTurn = { ...stored, id: stored.id ?? entryId, createdAt: stored.createdAt ?? new Date(Number(entryId.split('-')[0])).toISOString() };
+  const turn: BufferedTurn = {
+    ...stored,
+    id: stored.id ?? entryId,
+    createdAt: stored.createdAt ?? new Date(Number(entryId.split('-')[0])).toISOString(),
+  };
   return { entryId, turn };
 }

@@ -51,7 +51,10 @@ export class Producer {
     this.allNeeds = [...new Set([...this.needs.values()].flat())];
     this.windows = new Map(settings.kinds.map((k) => [k.name, k.debounceMs ?? settings.debounceMs]));
     this.defaultWindow = this.windows.size ? Math.min(...this.windows.values()) : settings.debounceMs;
-    this.deadline = new Deadline(settings.timeoutMs, 'the turns may be buffered all the same: send them again with the same message ids, which make a re-send a no-op');
+    this.deadline = new Deadline(
+      settings.timeoutMs,
+      'the turns may be buffered all the same: send them again with the same message ids, which make a re-send a no-op',
+    );
   }
 
   /** The call's window, else the shortest window of the kinds the turns feed. */
@@ -64,7 +67,10 @@ export class Producer {
   /** Not async itself: one promise layer fewer on the hot path; a bad input still rejects. */
   enqueue(input: unknown): Promise<EnqueueResult> {
     const parsed = enqueueInputSchema.safeParse(input);
-    if (!parsed.success) return Promise.reject(new InputError(`invalid enqueue request: ${z.prettifyError(parsed.error)}`, parsed.error.issues));
+    if (!parsed.success)
+      return Promise.reject(
+        new InputError(`invalid enqueue request: ${z.prettifyError(parsed.error)}`, parsed.error.issues),
+      );
     return this.enqueueParsed(parsed.data);
   }
 
@@ -75,7 +81,16 @@ export class Producer {
     const kindsJson = kinds ? JSON.stringify(kinds) : undefined;
     const turns = messages.map((m): TurnToAppend => ({ clientId: m.id, json: storedTurnJson(m, kindsJson) }));
     const delay = Math.min(this.debounceFor(kinds, debounceMs), this.settings.maxWaitMs);
-    const appended = await this.deadline.run(this.buffer.append(threadId, canonicalJson(context), this.settings.maxWaitMs, policy ?? this.settings.policy, delay, turns));
+    const appended = await this.deadline.run(
+      this.buffer.append(
+        threadId,
+        canonicalJson(context),
+        this.settings.maxWaitMs,
+        policy ?? this.settings.policy,
+        delay,
+        turns,
+      ),
+    );
     if (appended.needsJob) {
       try {
         await this.deadline.run(scheduleReflection(this.queue, threadId, delay));
@@ -83,7 +98,10 @@ export class Producer {
         // The turns are buffered: they are accepted, and the thread's ceiling makes the sweeper
         // add the job within maxWait. Failing the call here would make a client without message
         // ids send them again, as new turns. Let the next turn ask for the job at once.
-        this.log.warn({ err, threadId }, 'turns buffered, but their reflection job could not be added yet; the ceiling sweeper will');
+        this.log.warn(
+          { err, threadId },
+          'turns buffered, but their reflection job could not be added yet; the ceiling sweeper will',
+        );
         // Not awaited: on a stalled Redis it would hold the reply past the deadline.
         void this.buffer.clearScheduled(threadId).catch(() => undefined);
       }
@@ -101,10 +119,16 @@ export class Producer {
       if (all) return;
     }
     const unknown = (names ?? []).filter((n) => !this.needs.has(n));
-    if (unknown.length) throw new InputError(`unknown memory kind(s) ${unknown.join(', ')}; configured: ${[...this.needs.keys()].join(', ')}`);
+    if (unknown.length)
+      throw new InputError(
+        `unknown memory kind(s) ${unknown.join(', ')}; configured: ${[...this.needs.keys()].join(', ')}`,
+      );
     const needed = names ? [...new Set(names.flatMap((n) => this.needs.get(n) ?? []))] : this.allNeeds;
     const missing = needed.filter((v) => context[v] === undefined);
-    if (missing.length) throw new InputError(`context is missing ${missing.map((m) => `"${m}"`).join(', ')}, needed by the memory namespaces`);
+    if (missing.length)
+      throw new InputError(
+        `context is missing ${missing.map((m) => `"${m}"`).join(', ')}, needed by the memory namespaces`,
+      );
   }
 }
 

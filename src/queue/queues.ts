@@ -23,17 +23,29 @@ export interface QueueSettings {
  * them; completed ones are kept briefly for the dashboard.
  */
 export function createQueues(connection: Redis, settings: QueueSettings, log: Logger): EngramQueues {
-  return { reflection: createQueue('reflection', connection, settings, log), consolidation: createQueue('consolidation', connection, settings, log) };
+  return {
+    reflection: createQueue('reflection', connection, settings, log),
+    consolidation: createQueue('consolidation', connection, settings, log),
+  };
 }
 
 /** One of the queues, for a process that uses only it (the SDK adds reflections and nothing else). */
-export function createQueue<Q extends QueueName>(name: Q, connection: Redis, settings: QueueSettings, log: Logger): EngramQueue<Q> {
+export function createQueue<Q extends QueueName>(
+  name: Q,
+  connection: Redis,
+  settings: QueueSettings,
+  log: Logger,
+): EngramQueue<Q> {
   const common: JobsOptions = {
     removeOnComplete: { age: 24 * 3600, count: 5_000 },
     removeOnFail: { age: 30 * 24 * 3600 },
   };
   const jobs: Record<QueueName, JobsOptions> = {
-    reflection: { ...common, attempts: settings.reflectionAttempts, backoff: { type: 'exponential', delay: settings.reflectionBackoffMs, jitter: 0.5 } },
+    reflection: {
+      ...common,
+      attempts: settings.reflectionAttempts,
+      backoff: { type: 'exponential', delay: settings.reflectionBackoffMs, jitter: 0.5 },
+    },
     consolidation: { ...common, attempts: 3, backoff: { type: 'exponential', delay: 10_000 } },
   };
   const queue: EngramQueue<Q> = new Queue(name, { connection, prefix: settings.prefix, defaultJobOptions: jobs[name] });

@@ -40,12 +40,11 @@ export const tenantNameSchema = z
  */
 export const internalThreadIdSchema = z
   .string()
-  .regex(
-    new RegExp(`^(?:${TENANT}/)?${THREAD}$`),
-    'must be a thread id, optionally behind "<tenant>/"',
-  );
+  .regex(new RegExp(`^(?:${TENANT}/)?${THREAD}$`), 'must be a thread id, optionally behind "<tenant>/"');
 
-export const kindNameSchema = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be a lower-case identifier (a-z, 0-9, _)');
+export const kindNameSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be a lower-case identifier (a-z, 0-9, _)');
 
 export const messageSchema = z.strictObject({
   /** Client-supplied ids are idempotency keys: a message sent twice is buffered once. */
@@ -61,19 +60,36 @@ const contextKey = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
  * Values that fill namespace templates such as ["chat", "{userId}"]. One loop checks keys, values
  * and their number, which a record of key and value schemas would do in three passes.
  */
-export const contextSchema = z.object({}).catchall(z.string()).check((ctx) => {
-  let keys = 0;
-  for (const key in ctx.value) {
-    keys++;
-    const value = ctx.value[key] as string;
-    if (!contextKey.test(key)) ctx.issues.push({ code: 'custom', input: key, path: [key], message: 'context keys must be identifiers (letters, digits, _; at most 64)' });
-    if (value.length < 1 || value.length > LIMITS.contextValueChars) ctx.issues.push({ code: 'custom', input: value, path: [key], message: `must be 1 to ${LIMITS.contextValueChars} characters` });
-    // Context values fill namespace labels, which Postgres text cannot hold with a NUL: accepted
-    // here, the thread's reflection would fail for good.
-    else if (value.includes('\u0000')) ctx.issues.push({ code: 'custom', input: value, path: [key], message: 'must not contain NUL characters' });
-  }
-  if (keys > LIMITS.contextKeys) ctx.issues.push({ code: 'custom', input: ctx.value, message: `at most ${LIMITS.contextKeys} context keys` });
-});
+export const contextSchema = z
+  .object({})
+  .catchall(z.string())
+  .check((ctx) => {
+    let keys = 0;
+    for (const key in ctx.value) {
+      keys++;
+      const value = ctx.value[key] as string;
+      if (!contextKey.test(key))
+        ctx.issues.push({
+          code: 'custom',
+          input: key,
+          path: [key],
+          message: 'context keys must be identifiers (letters, digits, _; at most 64)',
+        });
+      if (value.length < 1 || value.length > LIMITS.contextValueChars)
+        ctx.issues.push({
+          code: 'custom',
+          input: value,
+          path: [key],
+          message: `must be 1 to ${LIMITS.contextValueChars} characters`,
+        });
+      // Context values fill namespace labels, which Postgres text cannot hold with a NUL: accepted
+      // here, the thread's reflection would fail for good.
+      else if (value.includes('\u0000'))
+        ctx.issues.push({ code: 'custom', input: value, path: [key], message: 'must not contain NUL characters' });
+    }
+    if (keys > LIMITS.contextKeys)
+      ctx.issues.push({ code: 'custom', input: ctx.value, message: `at most ${LIMITS.contextKeys} context keys` });
+  });
 export type ThreadContext = z.infer<typeof contextSchema>;
 
 /**
@@ -90,7 +106,12 @@ export const enqueueBodySchema = z.strictObject({
   /** Which memory kinds these turns feed; all configured kinds when omitted. */
   kinds: z.array(kindNameSchema).min(1).max(32).optional(),
   /** Override the quiet window for this thread (ms). */
-  debounceMs: z.number().int().min(0).max(24 * 3600_000).optional(),
+  debounceMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 3600_000)
+    .optional(),
   /** Override the deployment's REFLECTION_POLICY for this thread. */
   policy: reflectionPolicySchema.optional(),
 });

@@ -100,10 +100,23 @@ export class ThreadLease {
   }
 
   /** Takes the lease if the thread is quiet (or overdue) and no other reflection holds it. */
-  async acquire(threadId: string, owner: string): Promise<LeaseState & { status: 'held' | 'busy' | 'not-quiet'; waitMs: number }> {
+  async acquire(
+    threadId: string,
+    owner: string,
+  ): Promise<LeaseState & { status: 'held' | 'busy' | 'not-quiet'; waitMs: number }> {
     const k = this.buffer.keys(threadId);
-    const [status, waitMs, ...state] = await this.redis.engramLeaseAcquire(k.lock, k.meta, k.turns, owner, this.leaseMs);
-    return { status: status as 'held' | 'busy' | 'not-quiet', waitMs, ...toState(state as [number, string, string, number]) };
+    const [status, waitMs, ...state] = await this.redis.engramLeaseAcquire(
+      k.lock,
+      k.meta,
+      k.turns,
+      owner,
+      this.leaseMs,
+    );
+    return {
+      status: status as 'held' | 'busy' | 'not-quiet',
+      waitMs,
+      ...toState(state),
+    };
   }
 
   /** Extends the lease and reads the thread's state, in one round trip. */

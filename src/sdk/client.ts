@@ -21,7 +21,10 @@ import { StoreClient } from './store-client.js';
 export const clientOptionsSchema = z.strictObject({
   redisUrl: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
   /** Needed for `search` and `store` (or pass `db`); a producer that only enqueues may leave it out. */
-  databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  databaseUrl: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
   /** The store API's defaults, as the service's STORE_* variables. */
   store: z
     .strictObject({
@@ -90,19 +93,41 @@ export class EngramClient {
     const buffer = new ThreadBuffer(this.redis, o.prefix, BUFFER_DEFAULTS);
     // Only the reflection queue: a producer adds nothing else, and an unused Queue left open
     // would outlive close().
-    this.queue = createQueue('reflection', this.redis, { prefix: o.prefix, reflectionAttempts: o.reflectionAttempts, reflectionBackoffMs: o.reflectionBackoffMs }, log);
-    this.producer = new Producer(buffer, this.queue, { debounceMs: o.debounceMs, maxWaitMs: o.maxWaitMs, policy: o.policy, kinds: kinds ?? defaultKinds, timeoutMs: o.enqueueTimeoutMs }, log);
-    const embedder =
-      customEmbedder ??
-      (o.embedding
-        ? createEmbedder({ ...o.embedding, timeoutMs: 30_000 })
-        : null);
+    this.queue = createQueue(
+      'reflection',
+      this.redis,
+      { prefix: o.prefix, reflectionAttempts: o.reflectionAttempts, reflectionBackoffMs: o.reflectionBackoffMs },
+      log,
+    );
+    this.producer = new Producer(
+      buffer,
+      this.queue,
+      {
+        debounceMs: o.debounceMs,
+        maxWaitMs: o.maxWaitMs,
+        policy: o.policy,
+        kinds: kinds ?? defaultKinds,
+        timeoutMs: o.enqueueTimeoutMs,
+      },
+      log,
+    );
+    const embedder = customEmbedder ?? (o.embedding ? createEmbedder({ ...o.embedding, timeoutMs: 30_000 }) : null);
     this.ownsDb = !db && !!o.databaseUrl;
     this.db = db ?? (o.databaseUrl ? createPgDb(o.databaseUrl, 5, log) : null);
     const memories = this.db ? new MemoryStore(this.db, o.schema, log) : null;
     this.recall = memories && embedder ? new Recall(memories, embedder, o.store.refreshTtlOnRead) : null;
     this.storeClient = memories
-      ? new StoreClient(new Store(memories, { embedder, indexFields: o.store.indexFields, defaultTtlMs: o.store.defaultTtlMs, refreshTtlOnRead: o.store.refreshTtlOnRead, defaultKind: 'memory', actor: o.store.actor, log }))
+      ? new StoreClient(
+          new Store(memories, {
+            embedder,
+            indexFields: o.store.indexFields,
+            defaultTtlMs: o.store.defaultTtlMs,
+            refreshTtlOnRead: o.store.refreshTtlOnRead,
+            defaultKind: 'memory',
+            actor: o.store.actor,
+            log,
+          }),
+        )
       : null;
   }
 
@@ -121,7 +146,8 @@ export class EngramClient {
    * rejects, so a caller's `.catch` sees it, rather than throwing.
    */
   async search(input: SearchInput): Promise<ScoredMemory[]> {
-    if (!this.recall) throw new InputError('search needs `databaseUrl` and `embedding` (or `embedder`) in the client options');
+    if (!this.recall)
+      throw new InputError('search needs `databaseUrl` and `embedding` (or `embedder`) in the client options');
     return this.recall.search(input);
   }
 

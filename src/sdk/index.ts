@@ -11,7 +11,14 @@ export { InputError, RetryableError, PermanentError } from '../errors.js';
 export type { EnqueueInput, Message, ThreadContext } from '../queue/schemas.js';
 export type { EnqueueResult } from '../queue/enqueue.js';
 export type { MemoryItem, ScoredMemory, SearchItem, HistoryEntry, Namespace } from '../store/types.js';
-export type { PutInput, GetInput, DeleteInput, SearchInput as StoreSearchInput, ListNamespacesInput, BatchOp } from '../store/schemas.js';
+export type {
+  PutInput,
+  GetInput,
+  DeleteInput,
+  SearchInput as StoreSearchInput,
+  ListNamespacesInput,
+  BatchOp,
+} from '../store/schemas.js';
 export type { FilterInput } from '../store/filter.js';
 export type { Db } from '../store/db.js';
 export type { Embedder } from '../llm/embedder.js';

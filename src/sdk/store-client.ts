@@ -10,12 +10,21 @@ import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from '../store/t
 export class StoreClient {
   constructor(private readonly store: Store) {}
 
-  put(namespace: Namespace, key: string, value: Record<string, unknown>, options: Omit<PutInput, 'namespace' | 'key' | 'value'> = {}): Promise<MemoryItem> {
+  put(
+    namespace: Namespace,
+    key: string,
+    value: Record<string, unknown>,
+    options: Omit<PutInput, 'namespace' | 'key' | 'value'> = {},
+  ): Promise<MemoryItem> {
     return this.store.put({ namespace, key, value, ...options });
   }
 
   /** `refreshTtl`: renew the item's TTL (default: the client's `store.refreshTtlOnRead`, true). */
-  get(namespace: Namespace, key: string, options: Omit<GetInput, 'namespace' | 'key'> = {}): Promise<MemoryItem | null> {
+  get(
+    namespace: Namespace,
+    key: string,
+    options: Omit<GetInput, 'namespace' | 'key'> = {},
+  ): Promise<MemoryItem | null> {
     return this.store.get({ namespace, key, ...options });
   }
 

@@ -43,10 +43,15 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet | Namespace
     current.push(Number((row.rows[0] as { version: unknown }).version));
   }
   if (thread) {
-    await client.query(`insert into ${t.cursors} (thread_id, cursor) values ($1, '') on conflict do nothing`, [thread.threadId]);
-    const cur = await client.query(`select cursor from ${t.cursors} where thread_id = $1 for update`, [thread.threadId]);
+    await client.query(`insert into ${t.cursors} (thread_id, cursor) values ($1, '') on conflict do nothing`, [
+      thread.threadId,
+    ]);
+    const cur = await client.query(`select cursor from ${t.cursors} where thread_id = $1 for update`, [
+      thread.threadId,
+    ]);
     // Checked first: a re-run of applied turns is "already done", whatever else changed since.
-    if (((cur.rows[0] as { cursor: string }).cursor || null) !== thread.expectedCursor) throw new Rollback({ status: 'stale-cursor' });
+    if (((cur.rows[0] as { cursor: string }).cursor || null) !== thread.expectedCursor)
+      throw new Rollback({ status: 'stale-cursor' });
   }
   sorted.forEach(({ namespace, version }, i) => {
     if (version !== null && current[i] !== version) throw new Rollback({ status: 'conflict', namespace });
@@ -55,17 +60,30 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet | Namespace
     const held = await client.query<{ n: unknown }>(
       `select count(*) as n from ${t.memories} m join unnest($1::text[], $2::text[], $3::bigint[]) as g(ns, key, version)
           on m.namespace = ${namespaceFromJson('g.ns')} and m.key = g.key and m.version = g.version`,
-      [change.guards.map((g) => JSON.stringify(g.namespace)), change.guards.map((g) => g.key), change.guards.map((g) => g.version)],
+      [
+        change.guards.map((g) => JSON.stringify(g.namespace)),
+        change.guards.map((g) => g.key),
+        change.guards.map((g) => g.version),
+      ],
     );
     const moved = change.guards.length - Number(held.rows[0]?.n ?? 0);
-    if (moved > 0) throw new Rollback({ status: 'conflict', namespace: (change.guards[0] as { namespace: Namespace }).namespace });
+    if (moved > 0)
+      throw new Rollback({ status: 'conflict', namespace: (change.guards[0] as { namespace: Namespace }).namespace });
   }
 
   const counts = { inserted: 0, updated: 0, deleted: 0 };
   // Item counts per namespace, kept with the version (search uses them to choose exact ranking).
   const delta = new Map<string, number>();
-  const count = (namespace: Namespace, d: number) => delta.set(JSON.stringify(namespace), (delta.get(JSON.stringify(namespace)) ?? 0) + d);
-  const history = (w: { namespace: Namespace; key: string }, kind: string, op: string, version: number, before: unknown, after: unknown) =>
+  const count = (namespace: Namespace, d: number) =>
+    delta.set(JSON.stringify(namespace), (delta.get(JSON.stringify(namespace)) ?? 0) + d);
+  const history = (
+    w: { namespace: Namespace; key: string },
+    kind: string,
+    op: string,
+    version: number,
+    before: unknown,
+    after: unknown,
+  ) =>
     client.query(
       `insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
       [w.namespace, w.key, kind, op, version, before, after, change.actor, thread?.threadId ?? null],
@@ -120,17 +138,27 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet | Namespace
   // Bump only what was written: a namespace that was merely read must not make others conflict.
   const written = new Set(change.writes.map((w) => JSON.stringify(w.namespace)));
   for (const { namespace } of sorted.filter((n) => written.has(JSON.stringify(n.namespace)))) {
-    await client.query(`update ${t.namespaces} n set version = n.version + 1, items = n.items + $2, updated_at = ${touched('n')} where n.namespace = $1`, [
-      namespace,
-      delta.get(JSON.stringify(namespace)) ?? 0,
-    ]);
+    await client.query(
+      `update ${t.namespaces} n set version = n.version + 1, items = n.items + $2, updated_at = ${touched('n')} where n.namespace = $1`,
+      [namespace, delta.get(JSON.stringify(namespace)) ?? 0],
+    );
   }
-  if (thread) await client.query(`update ${t.cursors} set cursor = $2, updated_at = now() where thread_id = $1`, [thread.threadId, thread.newCursor]);
+  if (thread)
+    await client.query(`update ${t.cursors} set cursor = $2, updated_at = now() where thread_id = $1`, [
+      thread.threadId,
+      thread.newCursor,
+    ]);
   return { status: 'applied', ...counts };
 }
 
 /** Replaces a memory's vectors: fields that are gone get no orphan rows (LESSONS: LangGraph). */
-async function writeVectors(client: Queryable, t: Tables, namespace: Namespace, key: string, embeddings: FieldEmbedding[]) {
+async function writeVectors(
+  client: Queryable,
+  t: Tables,
+  namespace: Namespace,
+  key: string,
+  embeddings: FieldEmbedding[],
+) {
   await client.query(`delete from ${t.vectors} where namespace = $1 and key = $2 and not (field = any($3))`, [
     namespace,
     key,
@@ -141,6 +169,6 @@ async function writeVectors(client: Queryable, t: Tables, namespace: Namespace, 
     `insert into ${t.vectors} (namespace, key, field, embedding)
      select $1, $2, f, e::vector from unnest($3::text[], $4::text[]) as u(f, e)
      on conflict (namespace, key, field) do update set embedding = excluded.embedding`,
-    [namespace, key, embeddings.map((e) => e.field), embeddings.map((e) => pgvector.toSql(e.vector))],
+    [namespace, key, embeddings.map((e) => e.field), embeddings.map((e) => pgvector.toSql(e.vector) as string)],
   );
 }

@@ -27,11 +27,19 @@ export const filterSchema = z
     for (const [field, condition] of Object.entries(filter)) {
       const steps = parsePath(field);
       if (!steps || steps.length === 0 || steps.includes('*')) {
-        ctx.addIssue({ code: 'custom', path: [field], message: 'must be a field path such as `a.b` or `items[0].name` (no `*`, not `$`)' });
+        ctx.addIssue({
+          code: 'custom',
+          path: [field],
+          message: 'must be a field path such as `a.b` or `items[0].name` (no `*`, not `$`)',
+        });
         continue;
       }
       const path = steps.map(String);
-      const isOps = condition !== null && typeof condition === 'object' && !Array.isArray(condition) && Object.keys(condition).some((k) => k.startsWith('$'));
+      const isOps =
+        condition !== null &&
+        typeof condition === 'object' &&
+        !Array.isArray(condition) &&
+        Object.keys(condition).some((k) => k.startsWith('$'));
       if (!isOps) {
         clauses.push({ path, op: '$eq', value: condition });
         continue;
@@ -48,7 +56,8 @@ export type FilterInput = z.input<typeof filterSchema>;
 
 function checkOperand(op: string, value: unknown): string | null {
   if (!OPS.has(op)) return `unknown operator (use ${[...OPS].join(' ')})`;
-  if (RANGE.has(op) && typeof value !== 'number' && typeof value !== 'string') return 'compares with a number or a string';
+  if (RANGE.has(op) && typeof value !== 'number' && typeof value !== 'string')
+    return 'compares with a number or a string';
   if ((op === '$in' || op === '$nin') && !Array.isArray(value)) return 'takes an array of values';
   if (op === '$exists' && typeof value !== 'boolean') return 'takes true or false';
   return null;

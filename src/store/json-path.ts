@@ -2,7 +2,8 @@
  * Paths into a JSON value, as LangGraph's index `fields` spell them: `a.b`, `items[0].text`,
  * `items[-1]`, `items[*].text` (every element). `$` is the whole value.
  */
-export type PathStep = string | number | '*';
+/** A key, an index, or `'*'`: every element of an array. */
+export type PathStep = string | number;
 
 const STEP = /^([^.[\]]+)?((?:\[(?:-?\d+|\*)\])*)$/;
 

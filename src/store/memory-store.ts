@@ -1,13 +1,31 @@
 import type { Logger } from '../log/logger.js';
 import { applyChangeSet } from './apply.js';
-import { changedNamespaces, markConsolidated, nearDuplicateCandidates, type Candidates, type ChangedNamespace, type ConsolidationMark } from './near-duplicates.js';
+import {
+  changedNamespaces,
+  markConsolidated,
+  nearDuplicateCandidates,
+  type Candidates,
+  type ChangedNamespace,
+  type ConsolidationMark,
+} from './near-duplicates.js';
 import type { Db } from './db.js';
 import { COLUMNS, getItems, listNamespaces, scored, type ListNamespacesQuery } from './read-items.js';
 import { refreshTtl } from './refresh-ttl.js';
 import { annIndexExists, searchItems, searchPlan, type SearchQuery, type SearchSettings } from './search.js';
 import { ANN_INDEX, ident, tables, type Tables } from './sql.js';
 import { sweepExpired } from './sweep.js';
-import type { ApplyResult, ChangeSet, HistoryEntry, NamespaceChange, ItemWrite, ItemWriteResult, MemoryItem, Namespace, ScoredMemory, SearchItem } from './types.js';
+import type {
+  ApplyResult,
+  ChangeSet,
+  HistoryEntry,
+  NamespaceChange,
+  ItemWrite,
+  ItemWriteResult,
+  MemoryItem,
+  Namespace,
+  ScoredMemory,
+  SearchItem,
+} from './types.js';
 import { writeItems, type WriteDefaults } from './write-items.js';
 
 export const defaultSearchSettings: SearchSettings = { exactSearchMax: 10_000, efSearch: 100 };
@@ -106,14 +124,19 @@ export class MemoryStore {
   async namespaceVersions(namespaces: Namespace[]): Promise<Map<string, number>> {
     const versions = new Map<string, number>();
     for (const ns of namespaces) {
-      const row = await this.db.query<{ version: unknown }>(`select version from ${this.t.namespaces} where namespace = $1`, [ns]);
+      const row = await this.db.query<{ version: unknown }>(
+        `select version from ${this.t.namespaces} where namespace = $1`,
+        [ns],
+      );
       versions.set(JSON.stringify(ns), row.rows[0] ? Number(row.rows[0].version) : 0);
     }
     return versions;
   }
 
   async getCursor(threadId: string): Promise<string | null> {
-    const res = await this.db.query<{ cursor: string }>(`select cursor from ${this.t.cursors} where thread_id = $1`, [threadId]);
+    const res = await this.db.query<{ cursor: string }>(`select cursor from ${this.t.cursors} where thread_id = $1`, [
+      threadId,
+    ]);
     return res.rows[0]?.cursor || null;
   }
 
@@ -172,8 +195,11 @@ export class MemoryStore {
       // Minutes at a few hundred thousand vectors: lift the pool's statement timeout for this one.
       await s.query(`select set_config('statement_timeout', '0', false)`);
       // PGlite is 32-bit WASM (2 GB of memory in all): it keeps its default.
-      if (opts.maintenanceWorkMem && this.db.backend === 'postgres') await s.query(`select set_config('maintenance_work_mem', $1, false)`, [opts.maintenanceWorkMem]);
-      await s.exec(`create index ${concurrently} if not exists ${ident(ANN_INDEX)} on ${this.t.vectors} using hnsw (embedding vector_cosine_ops)`);
+      if (opts.maintenanceWorkMem && this.db.backend === 'postgres')
+        await s.query(`select set_config('maintenance_work_mem', $1, false)`, [opts.maintenanceWorkMem]);
+      await s.exec(
+        `create index ${concurrently} if not exists ${ident(ANN_INDEX)} on ${this.t.vectors} using hnsw (embedding vector_cosine_ops)`,
+      );
     });
     this.annIndex = null;
     this.log.info({ index: ANN_INDEX }, 'ANN index ready');

@@ -28,7 +28,10 @@ export async function migrate(
       await tx.exec(migration.sql(t, opts.dimensions));
       await tx.query(`insert into ${t.migrations} (id, name) values ($1, $2)`, [migration.id, migration.name]);
       applied.push(migration.id);
-      opts.log.info({ migration: migration.id, migrationName: migration.name, schema: opts.schema }, 'migration applied');
+      opts.log.info(
+        { migration: migration.id, migrationName: migration.name, schema: opts.schema },
+        'migration applied',
+      );
     });
   }
   await checkDimensions(db, opts.schema, opts.dimensions);
@@ -38,12 +41,16 @@ export async function migrate(
 /** A store made for one embedding size cannot take another: say so instead of failing per write. */
 export async function checkDimensions(db: Db, schema: string, dimensions: number): Promise<void> {
   const t = tables(schema);
-  const res = await db.query<{ value: number }>(`select value from ${t.settings} where key = 'embedding_dimensions'`).catch((err: { code?: string }) => {
-    if (err.code === '42P01' || err.code === '3F000') {
-      throw new PermanentError(`schema "${schema}" has no engram tables yet: run \`npm run migrate\` first`, { cause: err });
-    }
-    throw err;
-  });
+  const res = await db
+    .query<{ value: number }>(`select value from ${t.settings} where key = 'embedding_dimensions'`)
+    .catch((err: { code?: string }) => {
+      if (err.code === '42P01' || err.code === '3F000') {
+        throw new PermanentError(`schema "${schema}" has no engram tables yet: run \`npm run migrate\` first`, {
+          cause: err,
+        });
+      }
+      throw err;
+    });
   const stored = res.rows[0]?.value;
   if (stored !== dimensions) {
     throw new PermanentError(

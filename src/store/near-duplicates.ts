@@ -77,7 +77,14 @@ export async function changedNamespaces(db: Db, t: Tables, limit: number): Promi
 export async function nearDuplicateCandidates(
   db: Db,
   t: Tables,
-  q: { namespace: Namespace; kinds: string[]; since: ConsolidationMark | null; maxDistance: number; changedLimit: number; neighbours: number },
+  q: {
+    namespace: Namespace;
+    kinds: string[];
+    since: ConsolidationMark | null;
+    maxDistance: number;
+    changedLimit: number;
+    neighbours: number;
+  },
 ): Promise<Candidates> {
   // Its own statement, before the read: a writer that holds its lock now either commits before
   // the read's snapshot (seen) or stamps rows after the horizon (left for later). Read in one
@@ -91,7 +98,12 @@ export async function nearDuplicateCandidates(
       [t.namespaces],
     )
   ).rows[0]?.at as string;
-  const res = await db.query<{ key: string | null; changed_at: string | null; near: { key: string; distance: number }[] | null; more: boolean }>(
+  const res = await db.query<{
+    key: string | null;
+    changed_at: string | null;
+    near: { key: string; distance: number }[] | null;
+    more: boolean;
+  }>(
     `with changed as (
        select m.key, m.kind, m.updated_at from ${t.memories} m
         where m.namespace = $1 and m.kind = any($2) and ${alive('m')}
@@ -120,13 +132,24 @@ export async function nearDuplicateCandidates(
             (select count(*) from changed) > $5 as more
        from (select 1) one left join examined e on true
       order by e.updated_at, e.key`,
-    [q.namespace, q.kinds, q.since?.at ?? null, q.maxDistance, q.changedLimit, q.neighbours, q.since?.key ?? '', horizon],
+    [
+      q.namespace,
+      q.kinds,
+      q.since?.at ?? null,
+      q.maxDistance,
+      q.changedLimit,
+      q.neighbours,
+      q.since?.key ?? '',
+      horizon,
+    ],
   );
   const first = res.rows[0];
   return {
     horizon,
     more: first?.more ?? false,
-    changed: res.rows.flatMap((r) => (r.key ? [{ key: r.key, changedAt: r.changed_at as string, near: r.near ?? [] }] : [])),
+    changed: res.rows.flatMap((r) =>
+      r.key ? [{ key: r.key, changedAt: r.changed_at as string, near: r.near ?? [] }] : [],
+    ),
   };
 }
 
@@ -135,7 +158,12 @@ export async function nearDuplicateCandidates(
  * an open writer must not undo a later pass's progress). No version check: a write after the
  * read is stamped past the read's horizon, which no mark passes, so it is compared next time.
  */
-export async function markConsolidated(db: Db, t: Tables, namespace: Namespace, mark: ConsolidationMark): Promise<void> {
+export async function markConsolidated(
+  db: Db,
+  t: Tables,
+  namespace: Namespace,
+  mark: ConsolidationMark,
+): Promise<void> {
   await db.query(
     `update ${t.namespaces} set consolidated_at = $2::timestamptz, consolidated_key = $3
       where namespace = $1 and (consolidated_at is null or ($2::timestamptz, $3::text) > (consolidated_at, consolidated_key))`,

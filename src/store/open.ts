@@ -4,6 +4,9 @@ import { createPgliteDb } from './pglite.js';
 import { createPgDb } from './pool.js';
 
 /** Postgres when a URL is given; otherwise the embedded PGlite in its data folder. */
-export function openDb(opts: { databaseUrl?: string | undefined; pgliteDataDir: string; poolMax: number }, log: Logger): Db {
+export function openDb(
+  opts: { databaseUrl?: string | undefined; pgliteDataDir: string; poolMax: number },
+  log: Logger,
+): Db {
   return opts.databaseUrl ? createPgDb(opts.databaseUrl, opts.poolMax, log) : createPgliteDb(opts.pgliteDataDir, log);
 }

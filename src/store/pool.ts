@@ -86,8 +86,10 @@ export class PgDb implements Db {
   /** A binary array names its element type by oid, which depends on the database. */
   private oid(): Promise<number> {
     this.vectorOid ??= this.pool
-      .query(`select t.oid from pg_type t join pg_extension e on e.extnamespace = t.typnamespace where e.extname = 'vector' and t.typname = 'vector'`)
-      .then((res) => Number(res.rows[0].oid))
+      .query(
+        `select t.oid from pg_type t join pg_extension e on e.extnamespace = t.typnamespace where e.extname = 'vector' and t.typname = 'vector'`,
+      )
+      .then((res) => Number((res.rows[0] as { oid: unknown }).oid))
       .catch((err: unknown) => {
         this.vectorOid = null;
         throw err;

@@ -19,7 +19,11 @@ const dueWhenRead = new WeakSet<MemoryItem>();
 export const isRefreshDue = (item: MemoryItem): boolean => dueWhenRead.has(item);
 
 /** Items by (namespace, key), in the order asked; null for a missing or expired one. */
-export async function getItems(db: Db, t: Tables, refs: { namespace: Namespace; key: string }[]): Promise<(MemoryItem | null)[]> {
+export async function getItems(
+  db: Db,
+  t: Tables,
+  refs: { namespace: Namespace; key: string }[],
+): Promise<(MemoryItem | null)[]> {
   if (refs.length === 0) return [];
   const res = await db.query(
     `select r.idx::int as idx, ${COLUMNS}
@@ -43,7 +47,10 @@ export interface ListNamespacesQuery {
 /** Namespaces holding at least one live item, truncated to `maxDepth` labels, sorted byte-wise. */
 export async function listNamespaces(db: Db, t: Tables, q: ListNamespacesQuery): Promise<Namespace[]> {
   const p = new Params();
-  const where = ['n.items > 0', `exists (select 1 from ${t.memories} m where m.namespace = n.namespace and ${alive('m')})`];
+  const where = [
+    'n.items > 0',
+    `exists (select 1 from ${t.memories} m where m.namespace = n.namespace and ${alive('m')})`,
+  ];
   if (q.prefix) where.push(prefixCondition('n.namespace', q.prefix, p));
   if (q.suffix) where.push(suffixCondition('n.namespace', q.suffix, p));
   const ns = q.maxDepth ? `n.namespace[1:${p.add(q.maxDepth)}::int]` : 'n.namespace';
@@ -72,5 +79,7 @@ export function toItem(r: Record<string, unknown>): MemoryItem {
 
 /** The item itself gets its score (not a copy), so that it stays the object `dueWhenRead` knows. */
 export function scored(r: Record<string, unknown>): SearchItem {
-  return Object.assign(toItem(r), { score: r.distance === null || r.distance === undefined ? null : 1 - Number(r.distance) });
+  return Object.assign(toItem(r), {
+    score: r.distance === null || r.distance === undefined ? null : 1 - Number(r.distance),
+  });
 }

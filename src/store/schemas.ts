@@ -27,8 +27,16 @@ const value = z
   .refine((v) => json.safeParse(v).success, 'must be plain JSON (no undefined, functions, Dates or NaN)')
   .refine((v) => JSON.stringify(v).length <= 1_000_000, 'must be at most 1 MB of JSON')
   .refine((v) => !holdsNul(v), 'must not contain NUL characters (Postgres jsonb cannot store them)');
-export const fieldPathSchema = z.string().min(1).max(512).refine((p) => parsePath(p) !== null, 'must be `$` or a path such as `a.b`, `items[0]`, `items[*].text`');
-const ifVersion = z.number().int().min(0).describe('compare-and-set: the version the item must have now (0: must not exist)');
+export const fieldPathSchema = z
+  .string()
+  .min(1)
+  .max(512)
+  .refine((p) => parsePath(p) !== null, 'must be `$` or a path such as `a.b`, `items[0]`, `items[*].text`');
+const ifVersion = z
+  .number()
+  .int()
+  .min(0)
+  .describe('compare-and-set: the version the item must have now (0: must not exist)');
 
 export const putInputSchema = z.strictObject({
   namespace: namespaceSchema,
@@ -37,7 +45,13 @@ export const putInputSchema = z.strictObject({
   /** false: no vectors; a list of paths: embed these instead of the store's default fields. */
   index: z.union([z.literal(false), z.array(fieldPathSchema).min(1).max(32)]).optional(),
   /** Milliseconds to live; null: never expires; omitted: the store's default TTL. */
-  ttl: z.number().int().positive().max(100 * 365 * 24 * 3600_000).nullable().optional(),
+  ttl: z
+    .number()
+    .int()
+    .positive()
+    .max(100 * 365 * 24 * 3600_000)
+    .nullable()
+    .optional(),
   kind: kindNameSchema.optional(),
   ifVersion: ifVersion.optional(),
   actor: actor.optional(),
@@ -59,7 +73,12 @@ export const historyInputSchema = z.strictObject({
   limit: z.number().int().min(1).max(1_000).default(100),
   offset: z.number().int().min(0).default(0),
 });
-export const deleteInputSchema = z.strictObject({ namespace: namespaceSchema, key, ifVersion: ifVersion.optional(), actor: actor.optional() });
+export const deleteInputSchema = z.strictObject({
+  namespace: namespaceSchema,
+  key,
+  ifVersion: ifVersion.optional(),
+  actor: actor.optional(),
+});
 export const searchInputSchema = z.strictObject({
   namespacePrefix: prefix,
   query: z.string().min(1).max(8_000).optional(),

@@ -23,7 +23,10 @@ export interface SearchSettings {
 
 /** Whether the HNSW index exists and is valid (a failed CONCURRENTLY build leaves an invalid one). */
 export async function annIndexExists(db: Db, t: Tables): Promise<boolean> {
-  const res = await db.query<{ ann: boolean }>(`select exists (select 1 from pg_index i where i.indexrelid = to_regclass($1) and i.indisvalid) as ann`, [t.annIndex]);
+  const res = await db.query<{ ann: boolean }>(
+    `select exists (select 1 from pg_index i where i.indexrelid = to_regclass($1) and i.indisvalid) as ann`,
+    [t.annIndex],
+  );
   return !!res.rows[0]?.ann;
 }
 
@@ -38,7 +41,13 @@ function largePrefixSql(t: Tables, q: SearchQuery, s: SearchSettings, p: Params)
  * How a prefix search will rank: exactly, or through the HNSW index when it exists and the
  * prefix holds more than `exactSearchMax` items in more than one namespace.
  */
-export async function searchPlan(db: Db, t: Tables, q: SearchQuery, s: SearchSettings, hasAnnIndex: () => Promise<boolean>): Promise<'exact' | 'ann' | 'filter'> {
+export async function searchPlan(
+  db: Db,
+  t: Tables,
+  q: SearchQuery,
+  s: SearchSettings,
+  hasAnnIndex: () => Promise<boolean>,
+): Promise<'exact' | 'ann' | 'filter'> {
   if (!q.vector) return 'filter';
   if (q.exact || !(await hasAnnIndex())) return 'exact';
   const p = new Params();
@@ -46,7 +55,13 @@ export async function searchPlan(db: Db, t: Tables, q: SearchQuery, s: SearchSet
   return res.rows[0]?.large ? 'ann' : 'exact';
 }
 
-export async function searchItems(db: Db, t: Tables, q: SearchQuery, s: SearchSettings, hasAnnIndex: () => Promise<boolean>): Promise<SearchItem[]> {
+export async function searchItems(
+  db: Db,
+  t: Tables,
+  q: SearchQuery,
+  s: SearchSettings,
+  hasAnnIndex: () => Promise<boolean>,
+): Promise<SearchItem[]> {
   if (!q.vector) return filterOnly(db, t, q);
   if (q.exact || !(await hasAnnIndex())) return (await exact(db, t, q)).items;
   // With the index, the size check and the exact search are one statement (one round trip for
@@ -61,7 +76,12 @@ export async function searchItems(db: Db, t: Tables, q: SearchQuery, s: SearchSe
  * top-k and `offset` pages through every result. With `gate`, the scan only runs when the
  * prefix is not large (a one-time filter), and the answer says which it was.
  */
-async function exact(db: Db, t: Tables, q: SearchQuery, gate?: SearchSettings): Promise<{ items: SearchItem[]; large: boolean }> {
+async function exact(
+  db: Db,
+  t: Tables,
+  q: SearchQuery,
+  gate?: SearchSettings,
+): Promise<{ items: SearchItem[]; large: boolean }> {
   const p = new Params();
   const vec = p.add(db.vectorParam(q.vector as number[]));
   const large = gate ? largePrefixSql(t, q, gate, p) : 'false';
@@ -109,9 +129,10 @@ async function ann(db: Db, t: Tables, q: SearchQuery, s: SearchSettings): Promis
         from c join ${t.memories} m on m.namespace = c.namespace and m.key = c.key
        order by c.distance, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`;
     const rows = await db.transaction(async (tx) => {
-      await tx.query(`select set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)`, [
-        String(Math.min(1000, Math.max(s.efSearch, fetch))),
-      ]);
+      await tx.query(
+        `select set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)`,
+        [String(Math.min(1000, Math.max(s.efSearch, fetch)))],
+      );
       return (await tx.query(sql, p.values)).rows;
     });
     const fetched = Number(rows[0]?.fetched ?? 0);
@@ -131,4 +152,3 @@ async function filterOnly(db: Db, t: Tables, q: SearchQuery): Promise<SearchItem
   );
   return res.rows.map(scored);
 }
-

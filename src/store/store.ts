@@ -101,19 +101,20 @@ export class Store {
       seen.add(id);
     }
     const vectors = await this.embed(ops);
-    const results: BatchResult[] = new Array(ops.length).fill(null);
+    const results = new Array<BatchResult>(ops.length).fill(null);
 
     const writeAt = ops.flatMap((op, i) => (op.op === 'put' || op.op === 'delete' ? [i] : []));
     const writes = writeAt.map((i): ItemWrite => {
       const op = ops[i] as Parsed<'put'> | Parsed<'delete'>;
-      if (op.op === 'delete') return { op: 'delete', namespace: op.namespace, key: op.key, ifVersion: op.ifVersion, actor: op.actor };
+      if (op.op === 'delete')
+        return { op: 'delete', namespace: op.namespace, key: op.key, ifVersion: op.ifVersion, actor: op.actor };
       const ttl = op.ttl === undefined ? this.opts.defaultTtlMs : op.ttl;
       return {
         op: 'put',
         namespace: op.namespace,
         key: op.key,
         kind: op.kind,
-        value: op.value as Record<string, unknown>,
+        value: op.value,
         ttlMs: ttl,
         embeddings: vectors.get(i) ?? [],
         ifVersion: op.ifVersion,
@@ -122,7 +123,10 @@ export class Store {
     });
     if (writes.length) {
       const written = await this.memories.write(writes, { actor: this.opts.actor, kind: this.opts.defaultKind });
-      this.opts.log.debug({ writes: writes.length, namespaces: new Set(writes.map((w) => JSON.stringify(w.namespace))).size }, 'store writes committed');
+      this.opts.log.debug(
+        { writes: writes.length, namespaces: new Set(writes.map((w) => JSON.stringify(w.namespace))).size },
+        'store writes committed',
+      );
       written.forEach((w, j) => (results[writeAt[j] as number] = w.op === 'put' ? w.item : w.deleted));
     }
 
@@ -136,7 +140,14 @@ export class Store {
       if (op.op === 'listNamespaces') results[i] = await this.memories.listNamespaces(op);
       else if (op.op === 'search') {
         const vector = vectors.get(i)?.[0]?.vector;
-        results[i] = await this.memories.searchPrefix({ prefix: op.namespacePrefix, vector, filter: op.filter ?? [], limit: op.limit, offset: op.offset, exact: op.exact });
+        results[i] = await this.memories.searchPrefix({
+          prefix: op.namespacePrefix,
+          vector,
+          filter: op.filter ?? [],
+          limit: op.limit,
+          offset: op.offset,
+          exact: op.exact,
+        });
       }
       if ((op.op === 'get' || op.op === 'search') && (op.refreshTtl ?? this.opts.refreshTtlOnRead)) refreshAt.push(i);
     }
@@ -156,7 +167,7 @@ export class Store {
     let next = 0;
     for (const i of at) {
       const r = read(i);
-      if (Array.isArray(r)) results[i] = renewed.slice(next, (next += r.length)) as SearchItem[];
+      if (Array.isArray(r)) results[i] = renewed.slice(next, (next += r.length));
       else if (r) results[i] = renewed[next++] as MemoryItem;
     }
   }
@@ -166,23 +177,27 @@ export class Store {
     const texts: { i: number; field: string; text: string }[] = [];
     for (const [i, op] of ops.entries()) {
       if (op.op === 'search' && op.query !== undefined) {
-        if (!this.opts.embedder) throw new InputError('search by `query` needs an embedder: configure embedding for this store');
+        if (!this.opts.embedder)
+          throw new InputError('search by `query` needs an embedder: configure embedding for this store');
         texts.push({ i, field: 'query', text: op.query });
       } else if (op.op === 'put' && op.index !== false && this.opts.embedder) {
         const fields = op.index ?? this.opts.indexFields;
-        for (const t of embeddingTexts(op.value as Record<string, unknown>, fields)) texts.push({ i, ...t });
+        for (const t of embeddingTexts(op.value, fields)) texts.push({ i, ...t });
       }
     }
     const out = new Map<number, { field: string; vector: number[] }[]>();
     if (texts.length === 0 || !this.opts.embedder) return out;
     const vectors = await this.opts.embedder.embed(texts.map((t) => t.text));
-    texts.forEach((t, j) => out.set(t.i, [...(out.get(t.i) ?? []), { field: t.field, vector: vectors[j] as number[] }]));
+    texts.forEach((t, j) =>
+      out.set(t.i, [...(out.get(t.i) ?? []), { field: t.field, vector: vectors[j] as number[] }]),
+    );
     return out;
   }
 }
 
 function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
   const parsed = schema.safeParse(input);
-  if (!parsed.success) throw new InputError(`invalid ${what} request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+  if (!parsed.success)
+    throw new InputError(`invalid ${what} request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
   return parsed.data;
 }

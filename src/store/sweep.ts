@@ -16,7 +16,10 @@ export async function sweepExpired(db: Db, t: Tables, actor: string, batch: numb
   if (due.rows.length === 0) return 0;
   const namespaces = uniqueSorted(due.rows.map((r) => r.namespace)).map((ns) => JSON.stringify(ns));
   return db.transaction(async (tx) => {
-    await tx.query(`select 1 from ${namespacesCte('$1')} join ${t.namespaces} n on n.namespace = nss.ns order by nss.o for update of n`, [namespaces]);
+    await tx.query(
+      `select 1 from ${namespacesCte('$1')} join ${t.namespaces} n on n.namespace = nss.ns order by nss.o for update of n`,
+      [namespaces],
+    );
     // Re-checked under the lock: a put may have renewed an item since it was read.
     const res = await tx.query<{ swept: unknown }>(
       `with gone as (

@@ -2,7 +2,13 @@ import { z } from 'zod';
 
 /** A namespace: a tuple of labels such as ["chat", "user-42"]. Labels are opaque text. */
 export const namespaceSchema = z
-  .array(z.string().min(1, 'namespace labels must not be empty').max(256).refine((l) => !l.includes('\u0000'), 'namespace labels must not contain NUL'))
+  .array(
+    z
+      .string()
+      .min(1, 'namespace labels must not be empty')
+      .max(256)
+      .refine((l) => !l.includes('\u0000'), 'namespace labels must not contain NUL'),
+  )
   .min(1, 'a namespace has at least one label')
   .max(16);
 export type Namespace = z.infer<typeof namespaceSchema>;
@@ -39,8 +45,25 @@ export interface FieldEmbedding {
  * for writes, reads and refreshes) and keeps the duration so that reads can renew it.
  */
 export type MemoryWrite =
-  | { op: 'insert'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; embeddings: FieldEmbedding[]; ttlMs: number | null }
-  | { op: 'update'; namespace: Namespace; key: string; kind: string; value: Record<string, unknown>; expectedVersion: number; embeddings: FieldEmbedding[]; ttlMs: number | null }
+  | {
+      op: 'insert';
+      namespace: Namespace;
+      key: string;
+      kind: string;
+      value: Record<string, unknown>;
+      embeddings: FieldEmbedding[];
+      ttlMs: number | null;
+    }
+  | {
+      op: 'update';
+      namespace: Namespace;
+      key: string;
+      kind: string;
+      value: Record<string, unknown>;
+      expectedVersion: number;
+      embeddings: FieldEmbedding[];
+      ttlMs: number | null;
+    }
   | { op: 'delete'; namespace: Namespace; key: string; expectedVersion: number };
 
 /**

@@ -1,7 +1,7 @@
 import { InputError } from '../errors.js';
 import type { Db, Queryable } from './db.js';
 import { lockNamespaces, namespacesCte, uniqueSorted } from './namespace-locks.js';
-import { expiryAfter, namespaceFromJson, touched, type Tables } from './sql.js';
+import { expiryAfter, touched, type Tables } from './sql.js';
 import type { ItemWrite, ItemWriteResult, Namespace } from './types.js';
 
 interface Current {
@@ -43,7 +43,12 @@ export interface WriteDefaults {
  *  4. replace vectors, deleting those of fields that are gone.
  * Vectors are encoded before the transaction; no model is called while a connection is held.
  */
-export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], defaults: WriteDefaults): Promise<ItemWriteResult[]> {
+export async function writeItems(
+  db: Db,
+  t: Tables,
+  writes: ItemWrite[],
+  defaults: WriteDefaults,
+): Promise<ItemWriteResult[]> {
   const { actor } = defaults;
   if (writes.length === 0) return [];
   const namespaces = uniqueSorted(writes.map((w) => w.namespace));
@@ -61,7 +66,9 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], default
     const conflicts = writes.flatMap((w, i) => {
       const c = current[i] as Current;
       const actual = c.version !== null && !c.expired ? Number(c.version) : 0;
-      return w.ifVersion !== undefined && w.ifVersion !== actual ? [{ namespace: w.namespace, key: w.key, expected: w.ifVersion, actual }] : [];
+      return w.ifVersion !== undefined && w.ifVersion !== actual
+        ? [{ namespace: w.namespace, key: w.key, expected: w.ifVersion, actual }]
+        : [];
     });
     if (conflicts.length) {
       const first = conflicts[0] as (typeof conflicts)[number];
@@ -75,7 +82,8 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], default
 
     const history: HistoryRow[] = [];
     const delta = new Map<number, number>();
-    const puts: { w: Extract<ItemWrite, { op: 'put' }>; i: number; kind: string; version: number; existed: boolean }[] = [];
+    const puts: { w: Extract<ItemWrite, { op: 'put' }>; i: number; kind: string; version: number; existed: boolean }[] =
+      [];
     const deletes: { w: ItemWrite; i: number }[] = [];
     const results = writes.map((w, i): ItemWriteResult | undefined => {
       const c = current[i] as Current;
@@ -84,13 +92,32 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], default
       const visible = existed && !c.expired;
       if (existed && c.expired) {
         // Swept on the spot, so the audit trail shows the expiry before what replaces it.
-        history.push({ nsi: n, actor: w.actor ?? actor, key: w.key, kind: c.kind as string, op: 'expire', version: Number(c.version), before: c.value, after: null });
+        history.push({
+          nsi: n,
+          actor: w.actor ?? actor,
+          key: w.key,
+          kind: c.kind as string,
+          op: 'expire',
+          version: Number(c.version),
+          before: c.value,
+          after: null,
+        });
       }
       if (w.op === 'delete') {
         if (!existed) return { op: 'delete', deleted: false };
         deletes.push({ w, i });
         delta.set(n, (delta.get(n) ?? 0) - 1);
-        if (visible) history.push({ nsi: n, actor: w.actor ?? actor, key: w.key, kind: c.kind as string, op: 'delete', version: Number(c.version), before: c.value, after: null });
+        if (visible)
+          history.push({
+            nsi: n,
+            actor: w.actor ?? actor,
+            key: w.key,
+            kind: c.kind as string,
+            op: 'delete',
+            version: Number(c.version),
+            before: c.value,
+            after: null,
+          });
         return { op: 'delete', deleted: visible };
       }
       // Versions never repeat for a key, even after a delete: a client holding version 1 of a
@@ -100,12 +127,27 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], default
       const kind = w.kind ?? (visible ? (c.kind as string) : defaults.kind);
       puts.push({ w, i, kind, version, existed });
       if (!existed) delta.set(n, (delta.get(n) ?? 0) + 1);
-      history.push({ nsi: n, actor: w.actor ?? actor, key: w.key, kind, op: visible ? 'update' : 'insert', version, before: visible ? c.value : null, after: w.value });
+      history.push({
+        nsi: n,
+        actor: w.actor ?? actor,
+        key: w.key,
+        kind,
+        op: visible ? 'update' : 'insert',
+        version,
+        before: visible ? c.value : null,
+        after: w.value,
+      });
       return undefined; // filled in once the row's timestamps are known
     });
 
     const changed = [...new Set(history.map((h) => h.nsi))];
-    const written = await tx.query<{ namespace: Namespace; key: string; created_at: Date; updated_at: Date; expires_at: Date | null }>(
+    const written = await tx.query<{
+      namespace: Namespace;
+      key: string;
+      created_at: Date;
+      updated_at: Date;
+      expires_at: Date | null;
+    }>(
       `with nss as (select * from ${nss}),
        up as (
          insert into ${t.memories} as m (namespace, key, kind, value, version, expires_at, ttl_ms)
@@ -185,7 +227,16 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], default
       if (!s) throw new Error(`put of ${JSON.stringify([p.w.namespace, p.w.key])} returned no row`);
       results[p.i] = {
         op: 'put',
-        item: { namespace: p.w.namespace, key: p.w.key, kind: p.kind, value: p.w.value, version: p.version, createdAt: s.created_at, updatedAt: s.updated_at, expiresAt: s.expires_at },
+        item: {
+          namespace: p.w.namespace,
+          key: p.w.key,
+          kind: p.kind,
+          value: p.w.value,
+          version: p.version,
+          createdAt: s.created_at,
+          updatedAt: s.updated_at,
+          expiresAt: s.expires_at,
+        },
       };
     }
     return results as ItemWriteResult[];
@@ -193,7 +244,13 @@ export async function writeItems(db: Db, t: Tables, writes: ItemWrite[], default
 }
 
 /** The current row of each write's item (expired or not), and the key's last version ever. */
-async function readCurrent(tx: Queryable, t: Tables, nsParam: string[], nsi: number[], writes: ItemWrite[]): Promise<Current[]> {
+async function readCurrent(
+  tx: Queryable,
+  t: Tables,
+  nsParam: string[],
+  nsi: number[],
+  writes: ItemWrite[],
+): Promise<Current[]> {
   const res = await tx.query<Current>(
     `select w.idx::int as idx, m.version, m.kind, m.value, m.expires_at <= now() as expired,
             case when m.key is null then

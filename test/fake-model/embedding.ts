@@ -19,7 +19,31 @@ export function fakeEmbedding(text: string, dimensions: number): number[] {
   return v.map((x) => x / norm);
 }
 
-const STOP = new Set(['i', 'a', 'an', 'the', 'and', 'also', 'to', 'of', 'is', 'am', 'are', 'user', 'my', 'me', 'it', 'now', 'do', 'don', 't', 'no', 'any', 'more', 'longer']);
+const STOP = new Set([
+  'i',
+  'a',
+  'an',
+  'the',
+  'and',
+  'also',
+  'to',
+  'of',
+  'is',
+  'am',
+  'are',
+  'user',
+  'my',
+  'me',
+  'it',
+  'now',
+  'do',
+  'don',
+  't',
+  'no',
+  'any',
+  'more',
+  'longer',
+]);
 
 function fnv1a(s: string): number {
   let h = 0x811c9dc5;

@@ -7,13 +7,20 @@ import { readPrompt, type ChatHandler, type ChatReply } from './server.js';
  */
 export const foodieModel: ChatHandler = (request): ChatReply => {
   const { existing, turns } = readPrompt(request);
-  const said = turns.map((t) => t.content).join(' ').toLowerCase();
+  const said = turns
+    .map((t) => t.content)
+    .join(' ')
+    .toLowerCase();
   const find = (word: string) => existing.find((m) => String(m.document.content).toLowerCase().includes(word));
   if (said.includes('miso ramen')) {
     const ramen = find('ramen');
     const pasta = find('pasta');
     const calls: { name: string; arguments: unknown }[] = [];
-    if (ramen) calls.push({ name: 'update_memory', arguments: { id: ramen.id, document: { content: 'User loves ramen, especially miso ramen' } } });
+    if (ramen)
+      calls.push({
+        name: 'update_memory',
+        arguments: { id: ramen.id, document: { content: 'User loves ramen, especially miso ramen' } },
+      });
     else calls.push({ name: 'insert_memory', arguments: { content: 'User loves miso ramen' } });
     if (pasta) calls.push({ name: 'delete_memory', arguments: { id: pasta.id } });
     return { toolCalls: calls };

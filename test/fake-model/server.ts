@@ -76,7 +76,9 @@ export class FakeModel {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  private async handle(req: IncomingMessage): Promise<{ status: number; body: unknown; headers?: Record<string, string> }> {
+  private async handle(
+    req: IncomingMessage,
+  ): Promise<{ status: number; body: unknown; headers?: Record<string, string> }> {
     const body = JSON.parse(await readBody(req)) as Record<string, unknown>;
     if (req.url?.endsWith('/embeddings')) {
       const input = Array.isArray(body.input) ? (body.input as string[]) : [body.input as string];
@@ -105,7 +107,12 @@ export class FakeModel {
       if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
       const reply = await this.chat(request, index);
       if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
-      if ('status' in reply) return { status: reply.status, headers: reply.headers, body: { error: { message: reply.error, type: 'fake_error', code: reply.code ?? null } } };
+      if ('status' in reply)
+        return {
+          status: reply.status,
+          headers: reply.headers,
+          body: { error: { message: reply.error, type: 'fake_error', code: reply.code ?? null } },
+        };
       const toolCalls = 'toolCalls' in reply ? reply.toolCalls : [];
       const promptTokens = tokens(JSON.stringify(request.messages)) + tokens(JSON.stringify(request.tools ?? []));
       const response = {
@@ -126,7 +133,10 @@ export class FakeModel {
                   ? toolCalls.map((c, i) => ({
                       id: `call_${index}_${i}`,
                       type: 'function',
-                      function: { name: c.name, arguments: typeof c.arguments === 'string' ? c.arguments : JSON.stringify(c.arguments) },
+                      function: {
+                        name: c.name,
+                        arguments: typeof c.arguments === 'string' ? c.arguments : JSON.stringify(c.arguments),
+                      },
                     }))
                   : undefined,
               },

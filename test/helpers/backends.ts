@@ -144,12 +144,25 @@ async function dropSchema(db: Db, schema: string): Promise<void> {
   await db.query(`drop schema if exists "${schema}" cascade`);
 }
 
-async function storeFixture(raw: Db, schema: string, close: () => Promise<void>, opts: StoreFixtureOptions): Promise<StoreFixture> {
+async function storeFixture(
+  raw: Db,
+  schema: string,
+  close: () => Promise<void>,
+  opts: StoreFixtureOptions,
+): Promise<StoreFixture> {
   const db = new TrackingDb(raw);
   await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent });
   const memories = new MemoryStore(db, schema, silent, { exactSearchMax: 10_000, efSearch: 100, ...opts.search });
   const embedder = new TestEmbedder();
-  const store = new Store(memories, { embedder, indexFields: ['$'], defaultTtlMs: opts.defaultTtlMs ?? null, refreshTtlOnRead: true, defaultKind: 'memory', actor: 'test', log: silent });
+  const store = new Store(memories, {
+    embedder,
+    indexFields: ['$'],
+    defaultTtlMs: opts.defaultTtlMs ?? null,
+    refreshTtlOnRead: true,
+    defaultKind: 'memory',
+    actor: 'test',
+    log: silent,
+  });
   return { db, schema, memories, store, embedder, close };
 }
 

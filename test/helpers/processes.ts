@@ -17,7 +17,7 @@ export function spawnWorker(env: Record<string, string>, failpoint?: string): Wo
   });
   const lines: string[] = [];
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  createInterface({ input: child.stdout }).on('line', (line) => {
     lines.push(line);
     for (const w of [...waiters]) {
       if (w.pattern.test(line)) {
@@ -35,7 +35,10 @@ export function spawnWorker(env: Record<string, string>, failpoint?: string): Wo
       const seen = lines.find((l) => pattern.test(l));
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no line ${pattern} within ${timeoutMs} ms; got ${JSON.stringify(lines)}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no line ${pattern} within ${timeoutMs} ms; got ${JSON.stringify(lines)}`)),
+          timeoutMs,
+        );
         waiters.push({ pattern, resolve: (l) => (clearTimeout(timer), resolve(l)) });
       });
     },

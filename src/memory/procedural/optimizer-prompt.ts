@@ -20,7 +20,11 @@ export type Session = z.infer<typeof sessionSchema>;
 
 export const proposalSchema = z.strictObject({
   analysis: z.string().min(1).max(4_000).describe('What the feedback shows and what the new prompt changes, briefly'),
-  prompt: z.string().min(1).max(20_000).describe('The complete improved prompt; the current one unchanged if it needs no change'),
+  prompt: z
+    .string()
+    .min(1)
+    .max(20_000)
+    .describe('The complete improved prompt; the current one unchanged if it needs no change'),
 });
 export type Proposal = z.infer<typeof proposalSchema>;
 
@@ -34,14 +38,23 @@ If nothing needs to change, propose the current prompt unchanged.
 Answer by calling ${PROPOSE_TOOL} once.`;
 
 export function optimizerTool(): ChatTool {
-  const { $schema: _ignored, ...parameters } = z.toJSONSchema(proposalSchema, { target: 'draft-7' }) as Record<string, unknown>;
-  return { type: 'function', function: { name: PROPOSE_TOOL, description: 'Propose the improved prompt.', parameters } };
+  const { $schema: _ignored, ...parameters } = z.toJSONSchema(proposalSchema, { target: 'draft-7' }) as Record<
+    string,
+    unknown
+  >;
+  return {
+    type: 'function',
+    function: { name: PROPOSE_TOOL, description: 'Propose the improved prompt.', parameters },
+  };
 }
 
 export function optimizerMessages(current: string, sessions: Session[]): ChatMessage[] {
   return [
     { role: 'system', content: SYSTEM },
-    { role: 'user', content: `<current_prompt>\n${current}\n</current_prompt>\n\n<sessions>\n${JSON.stringify(sessions)}\n</sessions>` },
+    {
+      role: 'user',
+      content: `<current_prompt>\n${current}\n</current_prompt>\n\n<sessions>\n${JSON.stringify(sessions)}\n</sessions>`,
+    },
   ];
 }
 

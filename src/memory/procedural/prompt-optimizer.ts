@@ -5,7 +5,15 @@ import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../../llm/us
 import type { Logger } from '../../log/logger.js';
 import type { MemoryStore } from '../../store/memory-store.js';
 import { namespaceSchema, type MemoryWrite } from '../../store/types.js';
-import { optimizerMessages, optimizerTool, placeholders, PROPOSE_TOOL, proposalSchema, sessionSchema, type Proposal } from './optimizer-prompt.js';
+import {
+  optimizerMessages,
+  optimizerTool,
+  placeholders,
+  PROPOSE_TOOL,
+  proposalSchema,
+  sessionSchema,
+  type Proposal,
+} from './optimizer-prompt.js';
 
 /** The kind under which prompts are stored; their history rows are the prompt's versions. */
 export const PROMPT_KIND = 'prompt';
@@ -59,7 +67,8 @@ export class PromptOptimizer {
 
   async optimize(raw: OptimizeInput, opts: { signal?: AbortSignal } = {}): Promise<OptimizeResult> {
     const parsed = optimizeInputSchema.safeParse(raw);
-    if (!parsed.success) throw new InputError(`invalid optimize request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+    if (!parsed.success)
+      throw new InputError(`invalid optimize request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
     const input = parsed.data;
     // '#' never appears in a thread id (see threadIdSchema), so no conversation can share this cursor.
     const threadId = `#prompt-optimizer/${input.runId}`;
@@ -72,19 +81,49 @@ export class PromptOptimizer {
       const current = await this.store.get(input.namespace, input.name);
       if ((await this.store.getCursor(threadId)) !== null) return this.done('already-applied', current, null, usage);
       const base = (current?.value.prompt as string | undefined) ?? input.prompt;
-      if (!base) throw new InputError(`no prompt "${input.name}" is stored in ${JSON.stringify(input.namespace)}: pass \`prompt\` to start from`);
+      if (!base)
+        throw new InputError(
+          `no prompt "${input.name}" is stored in ${JSON.stringify(input.namespace)}: pass \`prompt\` to start from`,
+        );
 
       const proposal = await this.propose(base, input.sessions, opts.signal, (u) => {
         addUsage(usage, u);
-        this.usageSink?.record({ actor, namespaces: [input.namespace], purpose: 'optimize-prompt', model: this.chat.model, ...u });
+        this.usageSink?.record({
+          actor,
+          namespaces: [input.namespace],
+          purpose: 'optimize-prompt',
+          model: this.chat.model,
+          ...u,
+        });
       });
       const changed = proposal.prompt !== base || !current;
       const value = { prompt: proposal.prompt, analysis: proposal.analysis };
       const writes: MemoryWrite[] = !changed
         ? []
         : current
-          ? [{ op: 'update', namespace: input.namespace, key: input.name, kind: PROMPT_KIND, value, expectedVersion: current.version, embeddings: [], ttlMs: null }]
-          : [{ op: 'insert', namespace: input.namespace, key: input.name, kind: PROMPT_KIND, value, embeddings: [], ttlMs: null }];
+          ? [
+              {
+                op: 'update',
+                namespace: input.namespace,
+                key: input.name,
+                kind: PROMPT_KIND,
+                value,
+                expectedVersion: current.version,
+                embeddings: [],
+                ttlMs: null,
+              },
+            ]
+          : [
+              {
+                op: 'insert',
+                namespace: input.namespace,
+                key: input.name,
+                kind: PROMPT_KIND,
+                value,
+                embeddings: [],
+                ttlMs: null,
+              },
+            ];
       const applied = await this.store.apply({
         threadId,
         expectedCursor: null,
@@ -93,13 +132,18 @@ export class PromptOptimizer {
         namespaceVersions: [{ namespace: input.namespace, version }],
         writes,
       });
-      if (applied.status === 'stale-cursor') return this.done('already-applied', await this.store.get(input.namespace, input.name), null, usage);
+      if (applied.status === 'stale-cursor')
+        return this.done('already-applied', await this.store.get(input.namespace, input.name), null, usage);
       if (applied.status === 'conflict') {
-        if (restarts >= this.limits.maxRestarts) throw new RetryableError(`prompt "${input.name}" kept changing under the optimizer (${restarts + 1} tries)`);
+        if (restarts >= this.limits.maxRestarts)
+          throw new RetryableError(`prompt "${input.name}" kept changing under the optimizer (${restarts + 1} tries)`);
         continue;
       }
       const stored = await this.store.get(input.namespace, input.name);
-      this.log.info({ namespace: input.namespace, name: input.name, changed, version: stored?.version, usage }, 'prompt optimized');
+      this.log.info(
+        { namespace: input.namespace, name: input.name, changed, version: stored?.version, usage },
+        'prompt optimized',
+      );
       return this.done(changed ? 'updated' : 'unchanged', stored, proposal.analysis, usage);
     }
   }
@@ -109,10 +153,21 @@ export class PromptOptimizer {
     const rows = await this.store.history(namespace, name);
     return rows
       .filter((r) => r.after)
-      .map((r) => ({ version: r.version, prompt: r.after?.prompt as string, analysis: (r.after?.analysis as string | undefined) ?? null, actor: r.actor, at: r.at }));
+      .map((r) => ({
+        version: r.version,
+        prompt: r.after?.prompt as string,
+        analysis: (r.after?.analysis as string | undefined) ?? null,
+        actor: r.actor,
+        at: r.at,
+      }));
   }
 
-  private async propose(base: string, sessions: OptimizeInput['sessions'], signal: AbortSignal | undefined, onUsage: (u: TokenUsage) => void): Promise<Proposal> {
+  private async propose(
+    base: string,
+    sessions: OptimizeInput['sessions'],
+    signal: AbortSignal | undefined,
+    onUsage: (u: TokenUsage) => void,
+  ): Promise<Proposal> {
     const messages: ChatMessage[] = optimizerMessages(base, sessions);
     const tools = [optimizerTool()];
     const required = placeholders(base);
@@ -123,18 +178,45 @@ export class PromptOptimizer {
       );
       onUsage(answer.usage);
       assertFinished(answer, this.chat.model);
-      const call = (answer.message.tool_calls ?? []).find((c) => c.type === 'function' && c.function.name === PROPOSE_TOOL);
-      const checked = call?.type === 'function' ? check(call.function.arguments, required) : { error: `call ${PROPOSE_TOOL} once` };
+      const call = (answer.message.tool_calls ?? []).find(
+        (c) => c.type === 'function' && c.function.name === PROPOSE_TOOL,
+      );
+      const checked =
+        call?.type === 'function' ? check(call.function.arguments, required) : { error: `call ${PROPOSE_TOOL} once` };
       if ('proposal' in checked) return checked.proposal;
-      if (round >= this.limits.maxRepairRounds) throw new RetryableError(`prompt proposal still invalid after ${round} repair round(s): ${checked.error}`);
-      messages.push({ role: 'assistant', content: answer.message.content ?? null, ...(answer.message.tool_calls ? { tool_calls: answer.message.tool_calls } : {}) });
-      for (const c of answer.message.tool_calls ?? []) messages.push({ role: 'tool', tool_call_id: c.id, content: c === call ? `error: ${checked.error}` : 'ignored' });
-      messages.push({ role: 'user', content: `Your proposal was rejected: ${checked.error}. Call ${PROPOSE_TOOL} again with a corrected proposal.` });
+      if (round >= this.limits.maxRepairRounds)
+        throw new RetryableError(`prompt proposal still invalid after ${round} repair round(s): ${checked.error}`);
+      messages.push({
+        role: 'assistant',
+        content: answer.message.content ?? null,
+        ...(answer.message.tool_calls ? { tool_calls: answer.message.tool_calls } : {}),
+      });
+      for (const c of answer.message.tool_calls ?? [])
+        messages.push({
+          role: 'tool',
+          tool_call_id: c.id,
+          content: c === call ? `error: ${checked.error}` : 'ignored',
+        });
+      messages.push({
+        role: 'user',
+        content: `Your proposal was rejected: ${checked.error}. Call ${PROPOSE_TOOL} again with a corrected proposal.`,
+      });
     }
   }
 
-  private done(status: OptimizeResult['status'], stored: { version: number; value: Record<string, unknown> } | null, analysis: string | null, usage: TokenUsage): OptimizeResult {
-    return { status, version: stored?.version ?? 0, prompt: (stored?.value.prompt as string | undefined) ?? null, analysis: analysis ?? ((stored?.value.analysis as string | undefined) ?? null), usage };
+  private done(
+    status: OptimizeResult['status'],
+    stored: { version: number; value: Record<string, unknown> } | null,
+    analysis: string | null,
+    usage: TokenUsage,
+  ): OptimizeResult {
+    return {
+      status,
+      version: stored?.version ?? 0,
+      prompt: (stored?.value.prompt as string | undefined) ?? null,
+      analysis: analysis ?? (stored?.value.analysis as string | undefined) ?? null,
+      usage,
+    };
   }
 }
 
