@@ -13,12 +13,13 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../src/log/logger.js';
 import { DEFAULT_MERGE_LIMITS, groupCandidates } from '../src/memory/consolidate.js';
-import { MemoryStore } from '../src/store/memory-store.js';
+import { MemoryDb } from '../src/store/memory-db.js';
 import { migrate } from '../src/store/migrate.js';
 import { createPgDb } from '../src/store/pool.js';
-import { Store } from '../src/store/store.js';
+import { StoreService } from '../src/store/store-service.js';
 import { BenchData } from './data.js';
 import { int, ms, percentile, table, time } from './stats.js';
+import { tables } from '../src/store/sql.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -40,8 +41,8 @@ const log = createLogger({ level: 'warn' });
 const schema = `bench_${randomBytes(3).toString('hex')}`;
 const db = createPgDb(a['database-url'], 4, log);
 const data = new BenchData(1, P, D, Number(a.topics));
-const memories = new MemoryStore(db, schema, log);
-const store = new Store(memories, {
+const memories = new MemoryDb(db, schema, log);
+const store = new StoreService(memories, {
   embedder: data,
   indexFields: ['content'],
   defaultTtlMs: null,
@@ -66,7 +67,7 @@ async function main() {
   });
   for (let i = 0; i < P; i += 500)
     await store.batch(Array.from({ length: Math.min(500, P - i) }, (_, j) => put(i + j)));
-  await db.query(`update ${memories.t.namespaces} set consolidated_at = now()`);
+  await db.query(`update ${tables(memories.schema).namespaces} set consolidated_at = now()`);
   if (a.ann) await memories.createAnnIndex({ maintenanceWorkMem: '1GB' });
   await db.query('analyze');
   // C memories changed since: re-put, each as its own write, as reflections and apps write.
@@ -95,7 +96,12 @@ async function main() {
   const query = (await data.embed([`q t1 s1`]))[0] as number[];
   const rows = [
     ['select 1 (round trip)', await sample(() => db.query('select 1'))],
-    ['exact search, one query, top 10 (scale)', await sample(() => memories.search(namespace, query, 10))],
+    [
+      'exact search, one query, top 10 (scale)',
+      await sample(() =>
+        memories.search({ prefix: namespace, only: true, vector: query, filter: [], limit: 10, offset: 0 }),
+      ),
+    ],
     [
       `candidate read of one pass (${int(candidates.changed.length)} changed)`,
       await sample(() => memories.nearDuplicateCandidates(q)),

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import pgvector from 'pgvector';
-import type { MemoryStore } from '../src/store/memory-store.js';
+import type { MemoryDb } from '../src/store/memory-db.js';
 import { fakeEmbedding } from '../test/fake-model/embedding.js';
 
 const WORDS = (
@@ -15,32 +14,29 @@ export function fact(i: number): string {
   return `User likes ${w(1)} and ${w(2)}, mentioned ${w(3)} (note ${i})`;
 }
 
-/**
- * Fills a namespace with `count` memories of kind `memory` straight through SQL (a bench may;
- * the product writes only through store.apply), and bumps its version once.
- */
+/** Fills a namespace with `count` memories of kind `memory`, 1,000 per change set. */
 export async function seedNamespace(
-  store: MemoryStore,
+  store: MemoryDb,
   namespace: string[],
   count: number,
   dimensions: number,
   offset = 0,
 ): Promise<void> {
-  const { t } = store;
   for (let from = 0; from < count; from += 1_000) {
     const n = Math.min(1_000, count - from);
-    const keys = Array.from({ length: n }, () => randomUUID());
-    const texts = keys.map((_, j) => fact(offset + from + j));
-    await store.db.query(
-      `with m as (insert into ${t.memories} (namespace, key, kind, value)
-                  select $1, k, 'memory', jsonb_build_object('content', c) from unnest($2::text[], $3::text[]) as u(k, c) returning key)
-       insert into ${t.vectors} (namespace, key, field, embedding)
-       select $1, k, '$', e::vector from unnest($2::text[], $4::text[]) as u(k, e)`,
-      [namespace, keys, texts, texts.map((x) => pgvector.toSql(fakeEmbedding(x, dimensions)) as string)],
-    );
+    const writes = Array.from({ length: n }, (_, j) => {
+      const content = fact(offset + from + j);
+      return {
+        op: 'put' as const,
+        namespace,
+        key: randomUUID(),
+        kind: 'memory',
+        value: { content },
+        embeddings: [{ field: '$', vector: fakeEmbedding(content, dimensions) }],
+        ttl: null,
+      };
+    });
+    const applied = await store.apply({ actor: 'bench:seed', writes });
+    if (applied.status !== 'applied') throw new Error(`seeding ${JSON.stringify(namespace)}: ${applied.status}`);
   }
-  await store.db.query(
-    `insert into ${t.namespaces} (namespace, version) values ($1, 1) on conflict (namespace) do update set version = ${t.namespaces}.version + 1`,
-    [namespace],
-  );
 }

@@ -10,14 +10,15 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../src/log/logger.js';
 import type { Db } from '../src/store/db.js';
-import { MemoryStore } from '../src/store/memory-store.js';
+import { MemoryDb } from '../src/store/memory-db.js';
 import { migrate } from '../src/store/migrate.js';
 import { createPgliteDb } from '../src/store/pglite.js';
 import { createPgDb } from '../src/store/pool.js';
-import { Store } from '../src/store/store.js';
+import { StoreService } from '../src/store/store-service.js';
 import { observedDb } from '../test/helpers/backends.js';
 import { BenchData } from './data.js';
 import { int, line, ms, percentile, recall, time } from './stats.js';
+import { tables } from '../src/store/sql.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -44,9 +45,9 @@ const log = createLogger({ level: 'warn' });
 const schema = `bench_${randomBytes(3).toString('hex')}`;
 const db: Db = a.pglite ? createPgliteDb('memory://', log) : createPgDb(a['database-url'], WRITERS + 2, log);
 const data = new BenchData(U, M, D, Number(a.topics));
-const memories = new MemoryStore(db, schema, log);
-const storeOver = (m: MemoryStore) =>
-  new Store(m, {
+const memories = new MemoryDb(db, schema, log);
+const storeOver = (m: MemoryDb) =>
+  new StoreService(m, {
     embedder: data,
     indexFields: ['content'],
     defaultTtlMs: null,
@@ -80,7 +81,9 @@ async function main() {
   );
   // What autovacuum does on its own soon after a bulk load; without statistics the planner
   // guesses one row per namespace range.
-  await db.exec(`analyze ${memories.t.memories}, ${memories.t.vectors}, ${memories.t.namespaces}`);
+  await db.exec(
+    `analyze ${tables(memories.schema).memories}, ${tables(memories.schema).vectors}, ${tables(memories.schema).namespaces}`,
+  );
 
   const single: number[] = [];
   for (let i = 0; i < 200; i++)
@@ -195,7 +198,7 @@ async function ttlReads() {
   const counting = observedDb(db, (text) => {
     if (text.startsWith('with due as')) refreshes++;
   });
-  const ttlStore = storeOver(new MemoryStore(counting, schema, log));
+  const ttlStore = storeOver(new MemoryDb(counting, schema, log));
   await ttlStore.batch(
     Array.from({ length: n }, (_, i) => ({
       op: 'put' as const,
@@ -207,7 +210,7 @@ async function ttlReads() {
     })),
   );
   const setExpiry = (expiry: string) =>
-    db.query(`update ${memories.t.memories} set expires_at = ${expiry} where namespace = $1`, [namespace]);
+    db.query(`update ${tables(memories.schema).memories} set expires_at = ${expiry} where namespace = $1`, [namespace]);
   const run = async (what: string, read: (i: number) => Promise<unknown>, due: boolean) => {
     if (!due) await setExpiry(`now() + ttl_ms * interval '1 millisecond'`);
     refreshes = 0;

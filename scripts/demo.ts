@@ -10,6 +10,7 @@ import { parseEnv } from '../src/config/env.js';
 import { createLogger } from '../src/log/logger.js';
 import { foodieModel } from '../test/fake-model/foodie.js';
 import { FakeModel } from '../test/fake-model/server.js';
+import { tables } from '../src/store/sql.js';
 
 const once = process.argv.includes('--once');
 const out = (line = '') => process.stdout.write(`${line}\n`);
@@ -75,9 +76,8 @@ const show = async (query: string) => {
 
 try {
   // Start clean so that the demo shows the same story every run.
-  await runtime.db.query(
-    `truncate ${runtime.store.t.memories}, ${runtime.store.t.history}, ${runtime.store.t.namespaces}, ${runtime.store.t.cursors} cascade`,
-  );
+  const t = tables(runtime.env.DATABASE_SCHEMA);
+  await runtime.db.query(`truncate ${t.memories}, ${t.history}, ${t.namespaces}, ${t.cursors} cascade`);
   const run = Date.now().toString(36);
   await send(`demo-1-${run}`, [{ role: 'user', content: 'I love ramen! I also like pasta.' }]);
   await send(`demo-1-${run}`, [{ role: 'assistant', content: 'Noted: ramen and pasta.' }]);

@@ -13,9 +13,9 @@ import { defaultKinds } from '../src/memory/kinds.js';
 import { loadKindsFile } from '../src/memory/kinds-file.js';
 import { MemoryManager, type ExistingMemory } from '../src/memory/manager.js';
 import { PromptOptimizer } from '../src/memory/procedural/prompt-optimizer.js';
-import { searchQueries } from '../src/memory/reflect.js';
+import { searchQueries } from '../src/memory/reflection-plan.js';
 import { toWrites } from '../src/memory/writes.js';
-import type { MemoryStore } from '../src/store/memory-store.js';
+import type { MemoryDb } from '../src/store/memory-db.js';
 import { FakeModel, type ChatReply } from '../test/fake-model/server.js';
 
 export const DOC_PATH = new URL('../docs/model-requests.md', import.meta.url).pathname;
@@ -125,11 +125,14 @@ export async function renderModelRequests(): Promise<string> {
     await toWrites({ ops: result.ops, kinds, namespaceOf, embedder });
 
     const fakeStore = {
-      namespaceVersions: async () => new Map([['["prompts","support-agent"]', 4]]),
       get: async () => ({ version: 4, value: { prompt: 'You help users of {product}.' } }),
-      getCursor: async () => null,
-      apply: async () => ({ status: 'applied', inserted: 0, updated: 1, deleted: 0 }),
-    } as unknown as MemoryStore;
+      isApplied: async () => false,
+      apply: async () => ({
+        status: 'applied',
+        results: [],
+        counts: { inserted: 0, updated: 1, deleted: 0, expired: 0 },
+      }),
+    } as unknown as MemoryDb;
     await new PromptOptimizer(fakeStore, chat, log).optimize({
       namespace: ['prompts', 'support-agent'],
       name: 'system',

@@ -20,7 +20,7 @@ export type { RetryPolicy } from './llm/retry.js';
 export type { UsageSink, UsageRecord, TokenUsage } from './llm/usage.js';
 export { Runtime, type Role, type RuntimeOptions } from './app/runtime.js';
 export { parseEnv, envSchema, type Env } from './config/env.js';
-export { Store, type StoreOptions, type BatchResult } from './store/store.js';
+export { StoreService, type StoreOptions, type BatchResult } from './store/store-service.js';
 export { createPgDb } from './store/pool.js';
 export { createPgliteDb } from './store/pglite.js';
 export { migrate } from './store/migrate.js';

@@ -8,6 +8,7 @@ import { FakeModel, readPrompt, type ChatReply, type ChatRequest } from './fake-
 import { backends, openStore, type StoreFixture } from './helpers/backends.js';
 import { TEST_DATABASE_URL } from './helpers/harness.js';
 import { chatModelFor, silentLog } from './helpers/models.js';
+import { tables } from '../src/store/sql.js';
 
 /**
  * Consolidation merges near-duplicates: vector distance picks the candidates, the model decides,
@@ -54,7 +55,7 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
   const contents = async (user: string) =>
     (
       await f.db.query<{ content: string }>(
-        `select value->>'content' as content from ${f.memories.t.memories} where namespace = $1 order by 1`,
+        `select value->>'content' as content from ${tables(f.memories.schema).memories} where namespace = $1 order by 1`,
         [['memories', user]],
       )
     ).rows.map((r) => r.content);
@@ -69,8 +70,8 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
   const state = async () =>
     Promise.all(
       [
-        `select * from ${f.memories.t.memories} order by namespace, key`,
-        `select id, op, key from ${f.memories.t.history} order by id`,
+        `select * from ${tables(f.memories.schema).memories} order by namespace, key`,
+        `select id, op, key from ${tables(f.memories.schema).history} order by id`,
       ].map(async (q) => (await f.db.query(q)).rows),
     );
 
@@ -342,13 +343,13 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
       try {
         await writer.query('begin');
         const started = (await writer.query<{ at: string }>('select now()::text as at')).rows[0]?.at;
-        await writer.query(`select 1 from ${f.memories.t.namespaces} where namespace = $1 for update`, [
+        await writer.query(`select 1 from ${tables(f.memories.schema).namespaces} where namespace = $1 for update`, [
           ['memories', 'u1'],
         ]);
         await put('u11', 'k2', 'User has a cat'); // committed meanwhile, after the writer began
         expect(await pass()).toMatchObject({ namespaces: 1, modelCalls: 0 });
         const mark = await f.db.query<{ before: boolean }>(
-          `select consolidated_at < $2::timestamptz as before from ${f.memories.t.namespaces} where namespace = $1`,
+          `select consolidated_at < $2::timestamptz as before from ${tables(f.memories.schema).namespaces} where namespace = $1`,
           [['memories', 'u11'], started],
         );
         expect(mark.rows[0]?.before).toBe(true);

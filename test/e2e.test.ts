@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { foodieModel } from './fake-model/foodie.js';
 import { readPrompt } from './fake-model/server.js';
 import { startHarness, waitFor, type Harness } from './helpers/harness.js';
+import { tables } from '../src/store/sql.js';
 
 /**
  * The seeds' example, end to end through every process role: HTTP enqueue -> Redis buffer ->
@@ -126,12 +127,12 @@ describe('walking skeleton: ramen and pasta', () => {
     // A minute left of an hour's TTL: due for renewal.
     const expiry = async () => {
       const res = await h.runtime.db.query<{ left: number }>(
-        `select extract(epoch from expires_at - now()) as left from ${h.runtime.store.t.memories} where key = 'ttl-probe'`,
+        `select extract(epoch from expires_at - now()) as left from ${tables(h.runtime.store.schema).memories} where key = 'ttl-probe'`,
       );
       return Number(res.rows[0]!.left);
     };
     await h.runtime.db.query(
-      `update ${h.runtime.store.t.memories} set expires_at = now() + interval '1 minute' where key = 'ttl-probe'`,
+      `update ${tables(h.runtime.store.schema).memories} set expires_at = now() + interval '1 minute' where key = 'ttl-probe'`,
     );
     const search = async (flag: string) => {
       const res = await fetch(

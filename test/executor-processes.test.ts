@@ -5,6 +5,7 @@ import { createLogger } from '../src/log/logger.js';
 import { FakeModel, readPrompt, type ChatHandler } from './fake-model/server.js';
 import { cleanup, testEnvVars, waitFor } from './helpers/harness.js';
 import { killAll, spawnWorker, type WorkerProcess } from './helpers/processes.js';
+import { tables } from '../src/store/sql.js';
 
 /** Remembers every user turn verbatim: the store then shows which turns were applied, and how often. */
 const recordAll: ChatHandler = (request) => ({
@@ -45,7 +46,7 @@ describe('reflection workers in several processes', () => {
     });
   const inserts = async (content: string) => {
     const res = await observer.db.query<{ n: number }>(
-      `select count(*)::int as n from ${observer.store.t.history} where op = 'insert' and after->>'content' = $1`,
+      `select count(*)::int as n from ${tables(observer.store.schema).history} where op = 'insert' and after->>'content' = $1`,
       [content],
     );
     return res.rows[0]!.n;
@@ -70,10 +71,10 @@ describe('reflection workers in several processes', () => {
     await doomed.waitForLine(/^about-to-commit k1$/);
     doomed.child.kill('SIGKILL');
     await doomed.exited;
-    expect(await observer.store.getCursor('k1')).toBeNull();
+    expect(await observer.store.cursor('k1')).toBeNull();
 
     await worker(); // takes the stalled job over once its lock expires
-    await waitFor(async () => (await observer.store.getCursor('k1')) && (await settled()), { timeoutMs: 30_000 });
+    await waitFor(async () => (await observer.store.cursor('k1')) && (await settled()), { timeoutMs: 30_000 });
     expect(await inserts('I live in Porto')).toBe(1);
     expect(model.chatRequests).toHaveLength(2); // the killed attempt's call, and the one that committed
   });
@@ -85,13 +86,13 @@ describe('reflection workers in several processes', () => {
     await doomed.waitForLine(/^committed k2$/);
     doomed.child.kill('SIGKILL');
     await doomed.exited;
-    const cursor = await observer.store.getCursor('k2');
+    const cursor = await observer.store.cursor('k2');
     expect(cursor).not.toBeNull();
 
     await worker();
     const counts = await waitFor(settled, { timeoutMs: 30_000 });
     expect(counts.failed).toBe(0);
-    expect(await observer.store.getCursor('k2')).toBe(cursor);
+    expect(await observer.store.cursor('k2')).toBe(cursor);
     expect(await inserts('I play the cello')).toBe(1);
     expect(model.chatRequests).toHaveLength(1); // the re-run found nothing after the cursor
     const left = await observer.buffer.read('k2', cursor, 10, 0);
@@ -156,7 +157,7 @@ describe('reflection workers in several processes', () => {
       release();
       await waitFor(async () => (await inserts('second')) === 1 && (await settled()), { timeoutMs: 30_000 });
       const actors = await observer.db.query(
-        `select actor, array_agg(after->>'content' order by after->>'content') as contents from ${observer.store.t.history} group by actor order by min(id)`,
+        `select actor, array_agg(after->>'content' order by after->>'content') as contents from ${tables(observer.store.schema).history} group by actor order by min(id)`,
       );
       expect(actors.rows.map((r) => r.contents)).toEqual(committed);
     },

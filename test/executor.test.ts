@@ -90,9 +90,9 @@ describe('debounced reflection executor', () => {
     await waitFor(() => h!.model.chatRequests.length === 2);
     await sleep(500);
     expect(h.model.chatRequests).toHaveLength(2);
-    expect(await h.runtime.store.getCursor('fast-kind')).not.toBeNull();
-    expect(await h.runtime.store.getCursor('slow-call')).not.toBeNull();
-    expect(await h.runtime.store.getCursor('slow-kind')).toBeNull(); // waits for DEBOUNCE_MS
+    expect(await h.runtime.store.cursor('fast-kind')).not.toBeNull();
+    expect(await h.runtime.store.cursor('slow-call')).not.toBeNull();
+    expect(await h.runtime.store.cursor('slow-kind')).toBeNull(); // waits for DEBOUNCE_MS
   });
 
   it('turns whose job add failed are still accepted, and reflected once their ceiling passes', async () => {
@@ -125,7 +125,7 @@ describe('debounced reflection executor', () => {
       }),
     ).toMatchObject({ accepted: 1 });
     expect(await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting')).toEqual({ delayed: 0, waiting: 0 });
-    await waitFor(async () => (await h!.runtime.store.getCursor('orphan')) !== null);
+    await waitFor(async () => (await h!.runtime.store.cursor('orphan')) !== null);
     expect(reflections()).toEqual([['I collect stamps']]);
   });
 
@@ -184,7 +184,7 @@ describe('debounced reflection executor', () => {
     expect((await h.runtime.buffer.read('doomed', null, 10, 0)).pending.map((e) => e.turn.content)).toEqual([
       'I adopted a cat named Miso',
     ]);
-    expect(await h.runtime.store.getCursor('doomed')).toBeNull();
+    expect(await h.runtime.store.cursor('doomed')).toBeNull();
 
     // The operator's CLI lists the failure and retries it (Bull Board's retry button does the same).
     const cli = (...args: string[]) =>
@@ -198,12 +198,11 @@ describe('debounced reflection executor', () => {
     expect(listed).toMatchObject([{ id: failed!.id, data: { threadId: 'doomed' }, attempts: 2 }]);
     healthy = true;
     expect(JSON.parse((await cli('retry', '--all')).stdout)).toEqual({ retried: 1, queue: 'reflection' });
-    await waitFor(async () => (await h!.runtime.store.getCursor('doomed')) !== null);
+    await waitFor(async () => (await h!.runtime.store.cursor('doomed')) !== null);
     expect(reflections().at(-1)).toEqual(['I adopted a cat named Miso']);
     await waitFor(
       async () =>
-        (await h!.runtime.buffer.read('doomed', await h!.runtime.store.getCursor('doomed'), 10, 0)).pending.length ===
-        0,
+        (await h!.runtime.buffer.read('doomed', await h!.runtime.store.cursor('doomed'), 10, 0)).pending.length === 0,
     );
   });
 
@@ -309,7 +308,14 @@ describe('debounced reflection executor', () => {
     await sleep(700); // the heartbeat (every ~333 ms) sees the new turn
     release!();
     await waitFor(async () => h!.model.chatRequests.length === 2 && (await drained()));
-    const memories = await h.runtime.store.search(['memories', 'u1'], new Array(64).fill(0.1), 10);
+    const memories = await h.runtime.store.search({
+      prefix: ['memories', 'u1'],
+      only: true,
+      vector: new Array(64).fill(0.1),
+      filter: [],
+      limit: 10,
+      offset: 0,
+    });
     expect(memories.map((m) => m.value.content).sort()).toEqual(['first', 'second']);
     const history = await Promise.all(memories.map((m) => h!.runtime.store.history(['memories', 'u1'], m.key)));
     // Both facts came from the one committed reflection (the second job), none from the aborted one.

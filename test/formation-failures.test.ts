@@ -47,7 +47,7 @@ describe('formation when the model misbehaves', () => {
     await expect(failure).rejects.toThrow(error);
     await expect(failure).rejects.toThrow(message);
     expect(await storeState(h.runtime)).toEqual(before);
-    const pending = await h.runtime.buffer.read(threadId, await h.runtime.store.getCursor(threadId), 10, 0);
+    const pending = await h.runtime.buffer.read(threadId, await h.runtime.store.cursor(threadId), 10, 0);
     expect(pending.pending.length).toBeGreaterThan(0);
   }
 

@@ -291,17 +291,20 @@ describe('formation: a profile with a TTL', () => {
   });
   afterAll(async () => h?.stop());
 
-  it('patches an expired profile that was not swept yet in place, instead of colliding with its key', async () => {
+  it('starts an expired profile that was not swept yet afresh at its key, as any writer would, instead of colliding with it', async () => {
     await say(h, 's-1', 'u1', 'packing for Kyoto');
     expect(await reflect(h, 's-1')).toMatchObject({ status: 'applied', inserted: 1 });
     await waitFor(async () => (await h.runtime.store.get(['sessions', 'u1'], 'profile:session')) === null);
     await say(h, 's-2', 'u1', 'at the airport');
-    expect(await reflect(h, 's-2')).toMatchObject({ status: 'applied', inserted: 0, updated: 1 });
-    expect(readPrompt(h.model.chatRequests[1]!).profiles).toEqual({ session: {} });
+    expect(await reflect(h, 's-2')).toMatchObject({ status: 'applied', inserted: 1, updated: 0 });
+    // Expired is gone: the model is not shown it, and nothing of it carries over.
+    expect(readPrompt(h.model.chatRequests[1]!).profiles).toEqual({ session: null });
     const rows = (await storeState(h.runtime)).history;
-    expect(rows.map((r) => [r.op, r.before, r.after])).toEqual([
-      ['insert', null, { doing: 'packing for Kyoto' }],
-      ['update', { doing: 'packing for Kyoto' }, { doing: 'at the airport' }],
+    // The writer's one expiry rule: the expiry is recorded, then the key continues its versions.
+    expect(rows.map((r) => [r.op, r.version, r.before, r.after])).toEqual([
+      ['insert', 1, null, { doing: 'packing for Kyoto' }],
+      ['expire', 1, { doing: 'packing for Kyoto' }, null],
+      ['insert', 2, null, { doing: 'at the airport' }],
     ]);
   });
 });

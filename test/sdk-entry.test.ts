@@ -31,7 +31,7 @@ describe('the engram/sdk entry', () => {
     const { files, packages } = moduleGraph('src/sdk/index.ts');
     // The walk itself works: it reaches what the SDK does need.
     expect(files).toContain('src/queue/enqueue.ts');
-    expect(files).toContain('src/store/store.ts');
+    expect(files).toContain('src/store/store-service.ts');
     expect(packages).toContain('ioredis');
     expect(
       [...files].filter((f) => f.startsWith('src/api/') || f.startsWith('src/app/') || f === 'src/llm/chat-model.ts'),

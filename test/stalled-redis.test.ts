@@ -90,7 +90,7 @@ describe('hot path: a stalled Redis', () => {
       const jobs = await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting', 'active', 'completed');
       expect(Object.values(jobs).reduce((a, b) => a + b, 0)).toBe(1);
       // Without the job only the ceiling sweeper would find the thread, at maxWait (2 minutes).
-      await waitFor(async () => (await h.runtime.store.getCursor('t-late')) !== null, { timeoutMs: 5_000 });
+      await waitFor(async () => (await h.runtime.store.cursor('t-late')) !== null, { timeoutMs: 5_000 });
       expect(h.model.chatRequests).toHaveLength(1);
     } finally {
       proxy.resume();

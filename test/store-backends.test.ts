@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PermanentError } from '../src/errors.js';
-import { MemoryStore } from '../src/store/memory-store.js';
+import { MemoryDb } from '../src/store/memory-db.js';
 import { migrate } from '../src/store/migrate.js';
 import { migrations } from '../src/store/migrations/index.js';
 import { createPgliteDb } from '../src/store/pglite.js';
 import { fakeEmbedding } from './fake-model/embedding.js';
 import { backends, openStore, silent } from './helpers/backends.js';
 import { TEST_DIMENSIONS } from './helpers/harness.js';
+import { tables } from '../src/store/sql.js';
 
 describe.each(backends)('store invariants on $name', (backend) => {
   it('no connection or transaction is held while the embedder runs (invariant 8)', async () => {
@@ -37,38 +38,38 @@ describe.each(backends)('store invariants on $name', (backend) => {
     try {
       await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent, migrations: migrations.slice(0, 1) });
       // Rows as the 001 code wrote them (today's code writes item counts, which 001 lacks).
-      const old = new MemoryStore(db, schema, silent);
+      const old = new MemoryDb(db, schema, silent);
+      const t = tables(schema);
       const vector = fakeEmbedding('User likes tea', TEST_DIMENSIONS);
       const ns = ['memories', 'u1'];
-      await db.query(`insert into ${old.t.namespaces} (namespace, version) values ($1, 1)`, [ns]);
+      await db.query(`insert into ${t.namespaces} (namespace, version) values ($1, 1)`, [ns]);
       for (const key of ['k1', 'k2']) {
-        await db.query(`insert into ${old.t.memories} (namespace, key, kind, value) values ($1, $2, 'memory', $3)`, [
+        await db.query(`insert into ${t.memories} (namespace, key, kind, value) values ($1, $2, 'memory', $3)`, [
           ns,
           key,
           JSON.stringify({ content: key }),
         ]);
-        await db.query(
-          `insert into ${old.t.vectors} (namespace, key, field, embedding) values ($1, $2, '$', $3::vector)`,
-          [ns, key, db.vectorParam(vector)],
-        );
+        await db.query(`insert into ${t.vectors} (namespace, key, field, embedding) values ($1, $2, '$', $3::vector)`, [
+          ns,
+          key,
+          db.vectorParam(vector),
+        ]);
       }
       expect(
         (await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent, migrations: migrations.slice(0, 2) }))
           .applied,
       ).toEqual([2]);
-      const items = await db.query<{ items: unknown }>(`select items from ${old.t.namespaces} where namespace = $1`, [
-        ns,
-      ]);
+      const items = await db.query<{ items: unknown }>(`select items from ${t.namespaces} where namespace = $1`, [ns]);
       expect(Number(items.rows[0]!.items)).toBe(2);
       // Today's reads run on today's schema: the later migrations apply over 002's result too.
       expect((await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent })).applied).toEqual(
         migrations.slice(2).map((_, i) => i + 3),
       );
       expect((await old.listNamespaces({ prefix: ['memories'], limit: 10, offset: 0 })).length).toBe(1);
-      expect((await old.search(ns, vector, 10)).map((h) => h.key).sort()).toEqual(['k1', 'k2']);
-      expect(
-        (await old.searchPrefix({ prefix: ['memories'], vector, filter: [], limit: 10, offset: 0 })).map((h) => h.key),
-      ).toEqual(['k1', 'k2']);
+      const search = (q: { prefix: string[]; only?: boolean }) =>
+        old.search({ ...q, vector, filter: [], limit: 10, offset: 0 }).then((hits) => hits.map((h) => h.key));
+      expect((await search({ prefix: ns, only: true })).sort()).toEqual(['k1', 'k2']);
+      expect(await search({ prefix: ['memories'] })).toEqual(['k1', 'k2']);
     } finally {
       await close();
     }
@@ -85,21 +86,21 @@ describe('embedded PGlite in a data folder', () => {
     expect(() => createPgliteDb(dataDir, silent)).toThrow(PermanentError);
     expect(() => createPgliteDb(dataDir, silent)).toThrow(/in use by this process/);
     await migrate(first, { schema: 'engram', dimensions: TEST_DIMENSIONS, log: silent });
-    const store = new MemoryStore(first, 'engram', silent);
-    await store.write(
-      [
+    const store = new MemoryDb(first, 'engram', silent);
+    await store.apply({
+      actor: 'test',
+      writes: [
         {
           op: 'put',
           namespace: ['p'],
           key: 'k',
           kind: 'memory',
           value: { content: 'persisted' },
-          ttlMs: null,
+          ttl: null,
           embeddings: [],
         },
       ],
-      { actor: 'test', kind: 'memory' },
-    );
+    });
     await first.close();
 
     const second = createPgliteDb(dataDir, silent);
@@ -107,7 +108,7 @@ describe('embedded PGlite in a data folder', () => {
       expect((await migrate(second, { schema: 'engram', dimensions: TEST_DIMENSIONS, log: silent })).applied).toEqual(
         [],
       );
-      expect(await new MemoryStore(second, 'engram', silent).get(['p'], 'k')).toMatchObject({
+      expect(await new MemoryDb(second, 'engram', silent).get(['p'], 'k')).toMatchObject({
         value: { content: 'persisted' },
         version: 1,
       });

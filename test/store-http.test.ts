@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngramClient } from '../src/sdk/client.js';
-import { InputError } from '../src/errors.js';
+import { ConflictError, InputError } from '../src/errors.js';
 import { backends, openStore, TestEmbedder, type StoreFixture } from './helpers/backends.js';
 import {
   deleteKeys,
@@ -11,6 +11,7 @@ import {
   type Harness,
 } from './helpers/harness.js';
 import { StallProxy } from './helpers/stall-proxy.js';
+import { tables } from '../src/store/sql.js';
 
 /** The HTTP API over a real runtime: Postgres, or PGlite when DATABASE_URL is unset. */
 describe.each(backends)('store HTTP API on $name', (backend) => {
@@ -144,13 +145,13 @@ describe.each(backends)('store TTL refresh over HTTP on $name', (backend) => {
   /** Moves the item's expiry to a minute from now, as if it had been put 59 minutes ago. */
   const age = (ns: string[]) =>
     h.runtime.db.query(
-      `update ${h.runtime.store.t.memories} set expires_at = now() + interval '1 minute' where namespace = $1`,
+      `update ${tables(h.runtime.store.schema).memories} set expires_at = now() + interval '1 minute' where namespace = $1`,
       [ns],
     );
   const renewed = async (ns: string[]) =>
     (
       await h.runtime.db.query<{ ok: boolean }>(
-        `select expires_at >= now() + interval '59 minutes' as ok from ${h.runtime.store.t.memories} where namespace = $1`,
+        `select expires_at >= now() + interval '59 minutes' as ok from ${tables(h.runtime.store.schema).memories} where namespace = $1`,
         [ns],
       )
     ).rows[0]?.ok;
@@ -236,7 +237,7 @@ describe.each(backends)('store SDK on $name', (backend) => {
     expect((await client.store.search(['sdk'], { query: 'ramen' })).map((i) => i.key)).toEqual(['k']);
     expect(await client.store.listNamespaces({ prefix: ['sdk'] })).toEqual([ns]);
     expect((await client.store.batch([{ op: 'get', namespace: ns, key: 'k' }]))[0]).toMatchObject({ key: 'k' });
-    await expect(client.store.put(ns, 'k', { content: 'x' }, { ifVersion: 5 })).rejects.toMatchObject({ status: 409 });
+    await expect(client.store.put(ns, 'k', { content: 'x' }, { ifVersion: 5 })).rejects.toBeInstanceOf(ConflictError);
     expect(await client.store.delete(ns, 'k', { ifVersion: 1 })).toBe(true);
     expect((await client.store.history(ns, 'k')).map((h) => h.actor)).toEqual(['sdk-test', 'sdk-test']);
     await expect(client.store.put([], 'k', {})).rejects.toBeInstanceOf(InputError);
@@ -244,7 +245,7 @@ describe.each(backends)('store SDK on $name', (backend) => {
 
   it('get and search take refreshTtl; the client default is store.refreshTtlOnRead (true)', async () => {
     const ns = ['sdk', 'ttl'];
-    const { t } = f.memories;
+    const t = tables(f.memories.schema);
     const age = () =>
       f.db.query(`update ${t.memories} set expires_at = now() + interval '1 minute' where namespace = $1`, [ns]);
     const renewed = async () =>

@@ -1,15 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Recall } from '../src/memory/recall.js';
-import { readSnapshot } from '../src/memory/reflection-snapshot.js';
-import { MemoryStore } from '../src/store/memory-store.js';
+import { MemoryDb } from '../src/store/memory-db.js';
 import { migrate } from '../src/store/migrate.js';
 import { migrations } from '../src/store/migrations/index.js';
-import { Store, type StoreOptions } from '../src/store/store.js';
-import type { ChangeSet, MemoryItem, Namespace } from '../src/store/types.js';
+import { StoreService, type StoreOptions } from '../src/store/store-service.js';
+import type { ChangeSet, Write } from '../src/store/change-set.js';
+import type { MemoryItem, Namespace } from '../src/store/types.js';
 import { fakeEmbedding } from './fake-model/embedding.js';
 import { backends, observedDb, openSchemaStore, silent, type Backend, type StoreFixture } from './helpers/backends.js';
 import { TEST_DIMENSIONS } from './helpers/harness.js';
+import { tables } from '../src/store/sql.js';
 
 const HOUR = 3_600_000;
 const vec = (text: string) => fakeEmbedding(text, TEST_DIMENSIONS);
@@ -34,7 +35,7 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
   afterEach(async () => f?.close());
 
   const storeWith = (opts: Partial<StoreOptions>, memories = f.memories) =>
-    new Store(memories, {
+    new StoreService(memories, {
       embedder: f.embedder,
       indexFields: ['$'],
       defaultTtlMs: null,
@@ -47,7 +48,7 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
   /** The stored row: what a refresh changes (expires_at) and what it must leave alone. */
   const row = async (namespace: Namespace, key: string) => {
     const res = await f.db.query<{ expires_at: Date | null; ttl_ms: unknown; version: unknown; updated_at: Date }>(
-      `select expires_at, ttl_ms, version, updated_at from ${f.memories.t.memories} where namespace = $1 and key = $2`,
+      `select expires_at, ttl_ms, version, updated_at from ${tables(f.memories.schema).memories} where namespace = $1 and key = $2`,
       [namespace, key],
     );
     const r = res.rows[0]!;
@@ -61,14 +62,14 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
   /** As if the item had been put long ago: it now expires `interval` from the database's now(). */
   const expireIn = (namespace: Namespace, interval: string, key?: string) =>
     f.db.query(
-      `update ${f.memories.t.memories} set expires_at = now() + $2::interval where namespace = $1 and ($3::text is null or key = $3)`,
+      `update ${tables(f.memories.schema).memories} set expires_at = now() + $2::interval where namespace = $1 and ($3::text is null or key = $3)`,
       [namespace, interval, key ?? null],
     );
   /** Whether the stored expiry is at least `interval` after the database's now(). */
   const livesAtLeast = async (namespace: Namespace, key: string, interval: string) =>
     (
       await f.db.query<{ ok: boolean }>(
-        `select expires_at >= now() + $3::interval as ok from ${f.memories.t.memories} where namespace = $1 and key = $2`,
+        `select expires_at >= now() + $3::interval as ok from ${tables(f.memories.schema).memories} where namespace = $1 and key = $2`,
         [namespace, key, interval],
       )
     ).rows[0]?.ok;
@@ -112,7 +113,7 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     // The store over a connection that records what it is sent.
     const sent: string[] = [];
     const recording = observedDb(f.db, (text) => sent.push(text));
-    const store = storeWith({}, new MemoryStore(recording, f.memories.schema, silent));
+    const store = storeWith({}, new MemoryDb(recording, f.memories.schema, silent));
     const refreshes = () => sent.filter((s) => /update .* set expires_at/s.test(s)).length;
 
     await store.get({ namespace: ns, key: 'fresh' });
@@ -187,7 +188,7 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     const sent: string[] = [];
     const store = storeWith(
       {},
-      new MemoryStore(
+      new MemoryDb(
         observedDb(f.db, (text) => sent.push(text)),
         f.memories.schema,
         silent,
@@ -294,7 +295,7 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     await put(ns, 'k', 'User is in Paris this week');
     const alive = (await f.store.get({ namespace: ns, key: 'k' }))!;
     await f.db.query(
-      `update ${f.memories.t.memories} set expires_at = now() - interval '1 second' where namespace = $1`,
+      `update ${tables(f.memories.schema).memories} set expires_at = now() - interval '1 second' where namespace = $1`,
       [ns],
     );
     const before = await row(ns, 'k');
@@ -379,8 +380,7 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     await expireIn(ns, '1 minute');
     const before = [await row(ns, 'k'), await row(ns, 'profile:user')];
 
-    const [snapshot] = await readSnapshot(
-      f.memories,
+    const [snapshot] = await f.memories.reflectionSnapshot(
       [{ namespace: ns, kinds: ['memory'], profiles: [{ key: 'profile:user', kind: 'user' }] }],
       [vec('Paris')],
       10,
@@ -392,17 +392,16 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
 
   it('memories a reflection writes with a kind TTL keep their duration, and store reads refresh them', async () => {
     const ns = ['ttl', 'reflected'];
-    const change = (threadId: string, version: number, writes: ChangeSet['writes']): ChangeSet => ({
+    const change = (threadId: string, version: number, writes: Write[]): ChangeSet => ({
       threadId,
-      expectedCursor: null,
-      newCursor: '1-0',
+      once: { cursor: { threadId, expected: null, next: '1-0' } },
       actor: 'test',
-      namespaceVersions: [{ namespace: ns, version }],
+      reads: [{ namespace: ns, version }],
       writes,
     });
     const value = { content: 'User is in Paris this week' };
     const embeddings = [{ field: '$', vector: vec(value.content) }];
-    const insert = { op: 'insert' as const, namespace: ns, key: 'k', kind: 'memory', value, embeddings, ttlMs: HOUR };
+    const insert = { op: 'put' as const, namespace: ns, key: 'k', kind: 'memory', value, embeddings, ttl: HOUR };
     expect((await f.memories.apply(change('th-1', 0, [insert]))).status).toBe('applied');
     expect(await row(ns, 'k')).toMatchObject({ ttlMs: HOUR });
     // The expiry is the database's now() of the commit + the TTL (one clock with reads).
@@ -410,12 +409,11 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
     expect(inserted.expiresAt!.getTime() - inserted.updatedAt.getTime()).toBe(HOUR);
 
     // An update by a kind without a TTL keeps the expiry and the duration the item had.
-    const update = {
+    const update: Write = {
       ...insert,
-      op: 'update' as const,
       value: { content: 'User is in Paris until Friday' },
-      expectedVersion: 1,
-      ttlMs: null,
+      ifVersion: 1,
+      ttl: 'keep',
     };
     expect((await f.memories.apply(change('th-2', 1, [update]))).status).toBe('applied');
     expect(await row(ns, 'k')).toMatchObject({ ttlMs: HOUR, version: 2 });
@@ -434,7 +432,10 @@ describe.each(backends)('TTL refresh on read on $name', (backend) => {
       await expireIn(ns, '1 minute');
       const before = await row(ns, 'k');
       const got = await f.db.transaction(async (tx) => {
-        await tx.query(`select 1 from ${f.memories.t.memories} where namespace = $1 and key = 'k' for update`, [ns]);
+        await tx.query(
+          `select 1 from ${tables(f.memories.schema).memories} where namespace = $1 and key = 'k' for update`,
+          [ns],
+        );
         return f.store.get({ namespace: ns, key: 'k' });
       });
       expect(got).toMatchObject({ key: 'k', expiresAt: before.expiresAt });
@@ -449,8 +450,8 @@ describe.each(backends)('TTL refresh and migration 003 on $name', (backend) => {
     try {
       await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent, migrations: migrations.slice(0, 2) });
       const ns = ['ttl', 'old'];
-      const memories = new MemoryStore(db, schema, silent);
-      const { t } = memories;
+      const memories = new MemoryDb(db, schema, silent);
+      const t = tables(schema);
       await db.query(`insert into ${t.namespaces} (namespace, items) values ($1, 1)`, [ns]);
       // As the code before 003 wrote a put with a TTL: an expiry, no duration.
       await db.query(
@@ -462,7 +463,7 @@ describe.each(backends)('TTL refresh and migration 003 on $name', (backend) => {
           .applied,
       ).toEqual([3]);
 
-      const store = new Store(memories, {
+      const store = new StoreService(memories, {
         embedder: null,
         indexFields: ['$'],
         defaultTtlMs: null,

@@ -1,7 +1,7 @@
 import { parseEnv } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
 import { createLogger } from '../src/log/logger.js';
-import { MemoryStore } from '../src/store/memory-store.js';
+import { MemoryDb } from '../src/store/memory-db.js';
 import { checkDimensions } from '../src/store/migrate.js';
 import { openDb } from '../src/store/open.js';
 
@@ -15,7 +15,7 @@ try {
   const db = openDb({ databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: 2 }, log);
   try {
     await checkDimensions(db, env.DATABASE_SCHEMA, env.EMBEDDING_DIMENSIONS);
-    const store = new MemoryStore(db, env.DATABASE_SCHEMA, log);
+    const store = new MemoryDb(db, env.DATABASE_SCHEMA, log);
     const memArg = process.argv.indexOf('--maintenance-work-mem');
     if (process.argv.includes('--drop')) await store.dropAnnIndex();
     else await store.createAnnIndex({ maintenanceWorkMem: memArg > 0 ? process.argv[memArg + 1] : '1GB' });

@@ -1,15 +1,21 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import pg from 'pg';
-import { InputError } from '../errors.js';
-import { RedisTimeoutError } from '../queue/deadline.js';
+import { AuthError, ConflictError, InputError, LimitError, ModelOutputError, UnavailableError } from '../errors.js';
 
 /**
- * One mapping from failures to HTTP: caller mistakes are 4xx with a message saying what is wrong;
+ * The one mapping from failures to HTTP statuses (nowhere else decides one): caller mistakes
+ * are 4xx with a message saying what is wrong; a dependency out of reach is a 503 naming it;
  * anything else is a 500 whose details stay in the log, not in the response.
  */
 export function errorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof InputError) {
-    return reply.status(error.status).send({ error: error.message, details: error.details });
+    return reply.status(error instanceof LimitError ? 413 : 400).send({ error: error.message, details: error.details });
+  }
+  if (error instanceof ConflictError) return reply.status(409).send({ error: error.message, details: error.details });
+  if (error instanceof AuthError) return reply.status(error.forbidden ? 403 : 401).send({ error: error.message });
+  if (error instanceof ModelOutputError && error.reason === 'too-long') {
+    // The caller's text is longer than the embedding model takes: theirs to shorten.
+    return reply.status(413).send({ error: error.message });
   }
   const status = (error as FastifyError).statusCode;
   if ((error as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
@@ -34,9 +40,9 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
     request.log.warn({ err: error }, 'postgres unavailable');
     return reply.status(503).send({ error: 'the memory store (Postgres) is not reachable; retry later' });
   }
-  if (error instanceof RedisTimeoutError) {
+  if (error instanceof UnavailableError) {
     // A stalled Redis may still run the command later: the message says what to do about it.
-    request.log.warn({ err: error }, 'redis did not answer in time');
+    request.log.warn({ err: error, dependency: error.dependency }, 'dependency unavailable');
     return reply.status(503).send({ error: error.message });
   }
   request.log.error({ err: error, method: request.method, url: request.url }, 'request failed');

@@ -11,10 +11,10 @@ import { errorHandler } from './errors.js';
 import { registerMetricsRoute } from './metrics-server.js';
 import { registerRoutes, type ApiDeps } from './routes.js';
 import { registerStoreRoutes } from './store-routes.js';
-import type { Store } from '../store/store.js';
+import type { StoreService } from '../store/store-service.js';
 
 export interface ServerDeps extends ApiDeps {
-  store: Store;
+  store: StoreService;
   queues: EngramQueues;
   /** Dependency checks for /readyz; each resolves or throws. */
   readiness: Record<string, () => Promise<unknown>>;

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { StoreService } from '../store/store-service.js';
 import { parse } from './parse.js';
 import { queryBool, queryNamespace } from './query-params.js';
 import type { NamespaceFields, Tenancy } from './tenancy.js';
@@ -19,7 +19,7 @@ const historyQuery = itemQuery.extend({ limit: z.coerce.number().optional(), off
  * The store API over HTTP. Bodies are the SDK's input objects as JSON, validated by the same
  * schemas inside Store; bad input is a 400, a stale `ifVersion` a 409.
  */
-export function registerStoreRoutes(app: FastifyInstance, store: Store, tenancy: Tenancy) {
+export function registerStoreRoutes(app: FastifyInstance, store: StoreService, tenancy: Tenancy) {
   const one: NamespaceFields = { required: ['namespace'] };
   const searched: NamespaceFields = { defaulted: ['namespacePrefix'] };
   const listed: NamespaceFields = { defaulted: ['prefix'] };

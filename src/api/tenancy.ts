@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { tenantNameSchema } from '../queue/schemas.js';
-import { InputError } from '../errors.js';
+import { AuthError, InputError } from '../errors.js';
 
 /** Every tenant: an operator's key. */
 export const ALL_TENANTS = '*';
@@ -85,10 +85,9 @@ export class Tenancy {
       for (const field of [...(fields.required ?? []), ...(fields.defaulted ?? [])]) {
         const value = out[field];
         if (Array.isArray(value) && value[0] !== tenant) {
-          throw new InputError(
+          throw new AuthError(
             `${field} ${JSON.stringify(value)} is outside your tenant: it must start with "${tenant}"`,
-            undefined,
-            403,
+            true,
           );
         }
       }
@@ -104,7 +103,7 @@ export class Tenancy {
     const tenant = this.tenantOf(request);
     if (!tenant || tenant === ALL_TENANTS) return context;
     if (context.tenant !== undefined && context.tenant !== tenant) {
-      throw new InputError(`context.tenant "${context.tenant}" is not your tenant`, undefined, 403);
+      throw new AuthError(`context.tenant "${context.tenant}" is not your tenant`, true);
     }
     return { ...context, tenant };
   }
@@ -133,7 +132,7 @@ export class Tenancy {
 
   /** Deny by default: with keys on, a request that reached here unauthenticated is refused. */
   private tenantOf(request: FastifyRequest): string | null {
-    if (this.tenants && !request.tenant) throw new InputError('a valid API key is required', undefined, 401);
+    if (this.tenants && !request.tenant) throw new AuthError('a valid API key is required', false);
     return request.tenant;
   }
 }

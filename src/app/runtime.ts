@@ -21,10 +21,10 @@ import { Producer } from '../queue/enqueue.js';
 import { createQueues, type EngramQueues } from '../queue/queues.js';
 import { ThreadLease } from '../queue/thread-lease.js';
 import type { Db } from '../store/db.js';
-import { MemoryStore } from '../store/memory-store.js';
+import { MemoryDb } from '../store/memory-db.js';
 import { checkDimensions, migrate } from '../store/migrate.js';
 import { openDb } from '../store/open.js';
-import { Store } from '../store/store.js';
+import { StoreService } from '../store/store-service.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { startReflectionWorker } from './reflection-worker.js';
 import { startScheduler } from './scheduler.js';
@@ -47,9 +47,9 @@ export class Runtime {
   readonly producerRedis: Redis;
   readonly workerRedis: Redis;
   readonly db: Db;
-  readonly store: MemoryStore;
+  readonly store: MemoryDb;
   /** The store API (HTTP `/v1/store/...`). */
-  readonly storeApi: Store;
+  readonly storeApi: StoreService;
   readonly buffer: ThreadBuffer;
   readonly queues: EngramQueues;
   readonly producer: Producer;
@@ -92,7 +92,7 @@ export class Runtime {
     this.producerRedis = createRedis(env.REDIS_URL, 'producer', log);
     this.workerRedis = createRedis(env.REDIS_URL, 'worker', log);
     const storeLog = log.child({ component: 'store' });
-    this.store = new MemoryStore(this.db, env.DATABASE_SCHEMA, storeLog, {
+    this.store = new MemoryDb(this.db, env.DATABASE_SCHEMA, storeLog, {
       exactSearchMax: env.STORE_EXACT_SEARCH_MAX,
       efSearch: 100,
     });
@@ -128,7 +128,7 @@ export class Runtime {
       log.child({ component: 'prompt-optimizer' }),
       logUsageSink(log),
     );
-    this.storeApi = new Store(this.store, {
+    this.storeApi = new StoreService(this.store, {
       embedder: this.embedder,
       indexFields: env.STORE_INDEX_FIELDS,
       defaultTtlMs: env.STORE_DEFAULT_TTL_MS ?? null,
@@ -244,7 +244,7 @@ export class Runtime {
         log: this.log,
         adminPassword: this.env.ADMIN_PASSWORD,
         tenancy: new Tenancy(this.env.API_KEYS),
-        readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.db.query('select 1') },
+        readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.store.ping() },
       });
       await this.server.listen({ host: this.env.HOST, port: this.env.PORT });
       const server = this.server;

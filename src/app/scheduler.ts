@@ -5,7 +5,7 @@ import type { Logger } from '../log/logger.js';
 import { consolidate, type ConsolidationOutcome, type MergeSettings } from '../memory/consolidate.js';
 import type { EngramQueue } from '../queue/queues.js';
 import type { JobPayload } from '../queue/schemas.js';
-import type { MemoryStore } from '../store/memory-store.js';
+import type { MemoryDb } from '../store/memory-db.js';
 import type { Metrics } from './metrics.js';
 
 export interface SchedulerOptions {
@@ -13,7 +13,7 @@ export interface SchedulerOptions {
   prefix: string;
   cron: string;
   queue: EngramQueue<'consolidation'>;
-  store: MemoryStore;
+  store: MemoryDb;
   /** Near-duplicate merging; without it a pass only expires TTLs. */
   merge?: MergeSettings | undefined;
   metrics: Metrics;

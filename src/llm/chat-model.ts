@@ -1,5 +1,5 @@
 import type OpenAI from 'openai';
-import { PermanentError, RetryableError } from '../errors.js';
+import { ModelOutputError, RetryableError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
 import type { TokenUsage } from './usage.js';
@@ -35,7 +35,7 @@ export class OpenAIChatModel implements ChatModel {
 
   async complete(body: ChatBody, opts: { signal?: AbortSignal | undefined } = {}): Promise<ChatAnswer> {
     const res = await withRetry(
-      `chat model ${this.model}`,
+      { what: `chat model ${this.model}`, dependency: 'chat-model' },
       () => this.client.chat.completions.create({ model: this.model, ...body }, { signal: opts.signal }),
       this.retry,
       opts.signal,
@@ -64,16 +64,15 @@ export class OpenAIChatModel implements ChatModel {
  */
 export function assertFinished(answer: ChatAnswer, model: string): void {
   if (answer.finishReason === 'length') {
-    throw new PermanentError(
+    throw new ModelOutputError(
+      'length',
       `chat model ${model} stopped at its output limit (finish_reason "length"): raise the output limit of the model's server`,
-      {
-        cause: { finishReason: answer.finishReason },
-      },
     );
   }
   if (answer.finishReason === 'content_filter') {
-    throw new PermanentError(`chat model ${model} withheld its answer (finish_reason "content_filter")`, {
-      cause: { finishReason: answer.finishReason },
-    });
+    throw new ModelOutputError(
+      'content-filter',
+      `chat model ${model} withheld its answer (finish_reason "content_filter")`,
+    );
   }
 }

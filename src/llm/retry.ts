@@ -1,5 +1,5 @@
 import OpenAI from 'openai';
-import { PermanentError, RetryableError } from '../errors.js';
+import { ModelOutputError, PermanentError, UnavailableError } from '../errors.js';
 
 /**
  * How model requests are retried. We retry ourselves (the SDK runs with `maxRetries: 0`) because
@@ -34,16 +34,19 @@ export function classify(err: unknown): Verdict {
 
 /**
  * Runs one model request with bounded, jittered, abortable retries. Errors come out as the
- * house's classes: RetryableError when the job may succeed later, PermanentError when a retry
- * would fail the same way (400, 401, 404: bad request, key or model), the abort reason on abort.
+ * house's classes: UnavailableError (retryable) when the job may succeed later, ModelOutputError
+ * when the provider refused what it was shown (a content filter, a prompt too long),
+ * PermanentError when a retry would fail the same way (400, 401, 404: bad request, key or
+ * model), the abort reason on abort.
  */
 export async function withRetry<T>(
-  what: string,
+  model: { what: string; dependency: 'chat-model' | 'embedding-model' },
   attempt: () => Promise<T>,
   policy: RetryPolicy,
   signal?: AbortSignal,
   onRetry?: (info: { attempt: number; delayMs: number; err: unknown }) => void,
 ): Promise<T> {
+  const { what, dependency } = model;
   for (let n = 0; ; n++) {
     signal?.throwIfAborted();
     try {
@@ -51,18 +54,17 @@ export async function withRetry<T>(
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       const verdict = classify(err);
-      if (!verdict.retry) {
-        if (err instanceof OpenAI.APIError)
-          throw new PermanentError(`${what} was refused: ${err.message}`, { cause: err });
-        throw err;
-      }
+      if (!verdict.retry) throw refused(what, err);
       if (n >= policy.maxRetries) {
-        throw new RetryableError(`${what} failed after ${n + 1} attempt(s): ${(err as Error).message}`, { cause: err });
+        throw new UnavailableError(dependency, `${what} failed after ${n + 1} attempt(s): ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       const step = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** n);
       const delayMs = verdict.afterMs ?? step / 2 + Math.random() * (step / 2);
       if (delayMs > policy.maxDelayMs) {
-        throw new RetryableError(
+        throw new UnavailableError(
+          dependency,
           `${what}: the provider asks to wait ${Math.round(delayMs)} ms, more than ${policy.maxDelayMs} ms`,
           { cause: err },
         );
@@ -71,6 +73,18 @@ export async function withRetry<T>(
       await sleep(delayMs, signal);
     }
   }
+}
+
+/**
+ * A refusal the next attempt would get too. OpenAI and Azure say why in the error's code: a
+ * content filter on the prompt, or a prompt longer than the model's context.
+ */
+function refused(what: string, err: unknown): unknown {
+  if (!(err instanceof OpenAI.APIError)) return err;
+  const message = `${what} was refused: ${err.message}`;
+  if (err.code === 'content_filter') return new ModelOutputError('content-filter', message, { cause: err });
+  if (err.code === 'context_length_exceeded') return new ModelOutputError('too-long', message, { cause: err });
+  return new PermanentError(message, { cause: err });
 }
 
 /** `retry-after-ms` (OpenAI, Azure) or `retry-after` in seconds or as an HTTP date. */

@@ -1,10 +1,10 @@
-import { PermanentError } from '../errors.js';
+import { ModelOutputError, PermanentError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../llm/usage.js';
 import type { Logger } from '../log/logger.js';
-import type { MemoryStore } from '../store/memory-store.js';
+import type { Write } from '../store/change-set.js';
+import type { MemoryDb } from '../store/memory-db.js';
 import type { ChangedMemory, ChangedNamespace } from '../store/near-duplicates.js';
-import type { MemoryWrite } from '../store/types.js';
 import { canMerge, type MemoryKind } from './kinds.js';
 import type { MemoryManager } from './manager.js';
 import type { ExistingMemory, ManagerOp } from './tool-calls.js';
@@ -64,7 +64,7 @@ export interface ConsolidationOutcome {
  * nothing left to merge.
  */
 export async function consolidate(
-  store: MemoryStore,
+  store: MemoryDb,
   actor: string,
   log: Logger,
   merge?: MergeSettings,
@@ -108,7 +108,7 @@ export async function consolidate(
 }
 
 async function mergeNamespace(
-  store: MemoryStore,
+  store: MemoryDb,
   merge: MergeSettings,
   ns: ChangedNamespace,
   actor: string,
@@ -149,7 +149,7 @@ async function mergeNamespace(
     .filter((g) => g.length > 1);
   if (groups.length === 0) return mark();
 
-  let writes: MemoryWrite[];
+  let writes: Write[];
   try {
     writes = await decideMerges(merge, groups, ns, actor, outcome, log, signal);
   } catch (err) {
@@ -166,12 +166,7 @@ async function mergeNamespace(
   // Each update and delete compares its memory's version: other writes to the namespace while
   // the model decided (a chatty user's reflections) do not touch what the merge rewrites, and
   // must not turn every pass of a busy namespace into a conflict.
-  const applied = await store.apply({
-    actor,
-    namespaceVersions: [{ namespace: ns.namespace, version: null }],
-    writes,
-    guards: keptOf(groups, writes),
-  });
+  const applied = await store.apply({ actor, writes, guards: keptOf(groups, writes) });
   if (applied.status !== 'applied') {
     outcome.conflicts++;
     log.info(
@@ -180,8 +175,9 @@ async function mergeNamespace(
     );
     return;
   }
-  outcome.merged += applied.deleted;
-  log.info({ groups: groups.length, updated: applied.updated, deleted: applied.deleted }, 'near-duplicates merged');
+  const { updated, deleted } = applied.counts;
+  outcome.merged += deleted;
+  log.info({ groups: groups.length, updated, deleted }, 'near-duplicates merged');
   await mark();
 }
 
@@ -194,8 +190,8 @@ async function decideMerges(
   outcome: ConsolidationOutcome,
   log: Logger,
   signal?: AbortSignal,
-): Promise<MemoryWrite[]> {
-  const writes: MemoryWrite[] = [];
+): Promise<Write[]> {
+  const writes: Write[] = [];
   for (const kind of merge.kinds) {
     const ofKind = groups.filter((g) => g[0]?.kind === kind.name);
     if (ofKind.length === 0) continue;
@@ -280,19 +276,12 @@ const distinct = (groupOf: Map<string, string[]>) => [...new Set(groupOf.values(
 
 /**
  * A failure of these memories, not of the model's setup: passed over, not retried. A filter on
- * the answer or on the prompt (Azure's is a 400 with that code), a prompt too long for the
- * groups shown, an answer still invalid after its repair rounds. An answer cut at the output
- * limit is the server's setting: the pass stops.
+ * the answer or on the prompt, a prompt too long for the groups shown, an answer still invalid
+ * after its repair rounds. An answer cut at the output limit is the server's setting: the pass
+ * stops.
  */
 function aboutContent(err: unknown): boolean {
-  if (!(err instanceof PermanentError)) return false;
-  const cause = err.cause as { finishReason?: string; invalidOutput?: boolean; code?: string | null } | undefined;
-  return (
-    cause?.invalidOutput === true ||
-    cause?.finishReason === 'content_filter' ||
-    cause?.code === 'content_filter' ||
-    cause?.code === 'context_length_exceeded'
-  );
+  return err instanceof ModelOutputError && err.aboutInput;
 }
 
 /**
@@ -300,7 +289,7 @@ function aboutContent(err: unknown): boolean {
  * repeat of k1 relies on k1 still saying it (deleted or rewritten meanwhile, the group would be
  * lost). Groups the model left alone need no guard.
  */
-function keptOf(groups: ExistingMemory[][], writes: MemoryWrite[]) {
+function keptOf(groups: ExistingMemory[][], writes: Write[]) {
   const written = new Set(writes.map((w) => w.key));
   return groups
     .filter((g) => g.some((m) => written.has(m.key)))

@@ -1,5 +1,5 @@
 import type OpenAI from 'openai';
-import { PermanentError, RetryableError } from '../errors.js';
+import { ModelOutputError, PermanentError, RetryableError } from '../errors.js';
 import { assertFinished, OpenAIChatModel, type ChatMessage, type ChatModel, type ChatTool } from '../llm/chat-model.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../llm/retry.js';
 import { createLogger } from '../log/logger.js';
@@ -111,13 +111,12 @@ export class MemoryManager {
       }),
     );
     // Not worth retrying: a merge's input is the same at the next pass, and so would the answer be.
-    const invalid = (message: string) => new PermanentError(message, { cause: { invalidOutput: true } });
     return this.decide(
       buildMergeMessages(kinds, groups),
       buildTools(kinds),
       new ToolCallChecker(kinds, byAlias, []),
       input,
-      invalid,
+      (message) => new ModelOutputError('invalid', message),
     );
   }
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import type { MemoryStore } from '../store/memory-store.js';
+import type { MemoryDb } from '../store/memory-db.js';
 import { namespaceSchema, type ScoredMemory } from '../store/types.js';
 
 export const searchInputSchema = z.strictObject({
@@ -17,7 +17,7 @@ export type SearchInput = z.input<typeof searchInputSchema>;
 /** What a producer app reads on its next turn: memories of a namespace ranked by similarity. */
 export class Recall {
   constructor(
-    private readonly store: MemoryStore,
+    private readonly store: MemoryDb,
     private readonly embedder: Embedder,
     /** STORE_REFRESH_TTL_ON_READ: recall is the application reading its memories, the read a
      * TTL refresh is for (a memory that keeps being recalled stays). */
@@ -31,7 +31,15 @@ export class Recall {
     const { namespace, query, limit, offset, refreshTtl } = parsed.data;
     // Embed first, then borrow a connection: none is held while the model works (invariant 8).
     const [vector] = await this.embedder.embed([query]);
-    const found = await this.store.search(namespace, vector as number[], limit, offset);
+    // Exact within the one namespace: every hit has a score, and the top-k is the true top-k.
+    const found = (await this.store.search({
+      prefix: namespace,
+      only: true,
+      vector,
+      filter: [],
+      limit,
+      offset,
+    })) as ScoredMemory[];
     return (refreshTtl ?? this.refreshTtlOnRead) ? this.store.refreshTtl(found) : found;
   }
 }

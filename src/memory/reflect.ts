@@ -2,14 +2,23 @@ import { PermanentError, RetryableError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { addUsage, noUsage, type TokenUsage, type UsageRecord, type UsageSink } from '../llm/usage.js';
 import type { Logger } from '../log/logger.js';
-import type { ThreadBuffer } from '../queue/buffer.js';
+import type { BufferedEntry, ThreadBuffer } from '../queue/buffer.js';
 import type { BufferedTurn } from '../queue/schemas.js';
-import type { MemoryStore } from '../store/memory-store.js';
-import type { MemoryWrite, Namespace } from '../store/types.js';
-import { profileKey, type MemoryKind } from './kinds.js';
+import type { Write } from '../store/change-set.js';
+import type { MemoryDb } from '../store/memory-db.js';
+import type { NamespaceSnapshot } from '../store/snapshot.js';
+import type { Namespace } from '../store/types.js';
+import type { MemoryKind } from './kinds.js';
 import type { MemoryManager } from './manager.js';
-import { fillNamespace } from './namespace-template.js';
-import { readSnapshot, snapshotSignature, type SnapshotRequest } from './reflection-snapshot.js';
+import {
+  existingMemories,
+  groupByNamespace,
+  kindsFor,
+  namespaceOf,
+  searchQueries,
+  snapshotSignature,
+  type NamespaceGroup,
+} from './reflection-plan.js';
 import { toWrites } from './writes.js';
 
 export interface ReflectSettings {
@@ -27,7 +36,7 @@ export interface ReflectSettings {
 
 export interface ReflectDeps {
   buffer: ThreadBuffer;
-  store: MemoryStore;
+  store: MemoryDb;
   embedder: Embedder;
   manager: MemoryManager;
   kinds: MemoryKind[];
@@ -57,10 +66,22 @@ export interface ReflectOutcome {
   backlog: boolean;
 }
 
+export interface ReflectOptions {
+  actor: string;
+  signal?: AbortSignal | undefined;
+  /**
+   * Called right before the commit, with nothing held: the executor uses it to abort a
+   * reflection whose thread received new turns under the `rollback` policy.
+   */
+  beforeCommit?: () => Promise<void>;
+}
+
 /**
- * The store manager: one reflection of one thread. Reads the thread's unreflected turns, finds
- * the relevant memories, asks the model, embeds, then commits memories and the thread cursor in
- * ONE transaction (store.apply). No connection is held across model calls (invariant 8).
+ * The store manager: one reflection of one thread, in three steps. Read: the thread's
+ * unreflected turns, their kinds and namespaces, the query vectors, and a snapshot of the
+ * relevant memories. Decide: the model's operations, as writes with their documents embedded.
+ * Commit: memories and the thread cursor in ONE change set (the store's writer). No connection is
+ * held across model calls (invariant 8).
  *  - A moved cursor (a duplicate delivery or a retry after a commit) restarts from the cursor:
  *    the applied turns are gone from the read, so nothing is applied twice (invariant 3).
  *  - A changed namespace (another thread of the user committed) re-reads the memories; if the
@@ -68,23 +89,27 @@ export interface ReflectOutcome {
  *    model runs again with the fresh memories, so no update is lost and no fact is inserted
  *    twice (invariant 4). Both are bounded by `maxRestarts`, then the job's retry takes over.
  */
-export async function reflectThread(
-  deps: ReflectDeps,
-  threadId: string,
-  opts: {
-    actor: string;
-    signal?: AbortSignal | undefined;
-    /**
-     * Called right before the commit, with nothing held: the executor uses it to abort a
-     * reflection whose thread received new turns under the `rollback` policy.
-     */
-    beforeCommit?: () => Promise<void>;
-  },
-): Promise<ReflectOutcome> {
-  const { buffer, store, settings } = deps;
-  const signal = opts.signal;
-  const log = deps.log.child({ threadId });
-  const outcome: ReflectOutcome = {
+export function reflectThread(deps: ReflectDeps, threadId: string, opts: ReflectOptions): Promise<ReflectOutcome> {
+  return new Reflection(deps, threadId, opts).run();
+}
+
+/** One read of the thread's turns, and what follows from it. */
+interface Batch {
+  cursor: string | null;
+  newCursor: string;
+  pending: BufferedEntry[];
+  earlier: BufferedTurn[];
+  turns: BufferedTurn[];
+  kinds: MemoryKind[];
+  groups: NamespaceGroup[];
+  /** Embedded once per read; re-runs after a conflict reuse them. */
+  vectors: number[][];
+}
+
+type Decision = { signature: string; writes: Write[] };
+
+class Reflection {
+  readonly outcome: ReflectOutcome = {
     status: 'nothing-pending',
     turns: 0,
     cursor: null,
@@ -99,150 +124,174 @@ export async function reflectThread(
     namespaces: [],
     backlog: false,
   };
-  const restart = (why: string) => {
-    outcome.restarts++;
-    log.info({ why, restarts: outcome.restarts }, 'reflection restarts');
-    if (outcome.restarts > settings.maxRestarts)
-      throw new RetryableError(`thread ${threadId}: gave up after ${outcome.restarts} restarts (${why})`);
-  };
+  private readonly log: Logger;
 
-  for (;;) {
-    signal?.throwIfAborted();
-    const cursor = await store.getCursor(threadId);
-    const read = await buffer.read(threadId, cursor, settings.maxTurns, settings.contextTurns);
-    outcome.cursor = cursor;
+  constructor(
+    private readonly deps: ReflectDeps,
+    private readonly threadId: string,
+    private readonly opts: ReflectOptions,
+  ) {
+    this.log = deps.log.child({ threadId });
+  }
+
+  async run(): Promise<ReflectOutcome> {
+    for (;;) {
+      this.opts.signal?.throwIfAborted();
+      const batch = await this.read();
+      if (!batch) return this.outcome;
+      let decided: Decision | null = null;
+      for (;;) {
+        const snapshots = await this.deps.store.reflectionSnapshot(
+          batch.groups,
+          batch.vectors,
+          this.deps.settings.existingTopK,
+        );
+        decided = await this.decide(batch, snapshots, decided);
+        const status = await this.commit(batch, snapshots, decided.writes);
+        if (status === 'applied') return this.outcome;
+        // A moved cursor: another run applied these turns; read again from the new cursor.
+        this.restart(status === 'duplicate' ? 'stale-cursor' : 'conflict');
+        if (status === 'duplicate') break;
+      }
+    }
+  }
+
+  /** The turns after the cursor and what they need; null when none is pending. */
+  private async read(): Promise<Batch | null> {
+    const { buffer, store, settings } = this.deps;
+    const cursor = await store.cursor(this.threadId);
+    const read = await buffer.read(this.threadId, cursor, settings.maxTurns, settings.contextTurns);
+    this.outcome.cursor = cursor;
     if (read.pending.length === 0) {
       // A run that committed but died before trimming left the buffer and the maxWait ceiling
       // behind; trimming is idempotent, so finish it (else the ceiling sweeper keeps waking it).
-      if (cursor) await buffer.trim(threadId, cursor, settings.contextTurns);
-      return outcome;
+      if (cursor) await buffer.trim(this.threadId, cursor, settings.contextTurns);
+      return null;
     }
-    if (!read.context) throw new PermanentError(`thread ${threadId} has buffered turns but no context in Redis`);
-
+    if (!read.context) throw new PermanentError(`thread ${this.threadId} has buffered turns but no context in Redis`);
     const turns = read.pending.map((e) => e.turn);
-    const kinds = kindsFor(deps.kinds, turns);
+    const kinds = kindsFor(this.deps.kinds, turns);
     const groups = groupByNamespace(kinds, read.context);
-    const namespaceOf = (kind: string) => (groups.find((g) => g.all.includes(kind)) as SnapshotRequest).namespace;
-    const requests: SnapshotRequest[] = groups.map(({ namespace, kinds: searchedKinds, profiles }) => ({
-      namespace,
-      kinds: searchedKinds,
-      profiles,
-    }));
-    outcome.namespaces = groups.map((g) => g.namespace);
-    const record = (purpose: UsageRecord['purpose'], model: string, usage: TokenUsage) =>
-      deps.usage?.record({ actor: opts.actor, threadId, namespaces: outcome.namespaces, purpose, model, ...usage });
-    const onEmbedding = (purpose: 'embed-queries' | 'embed-documents') => (promptTokens: number, model: string) => {
-      outcome.embeddingTokens += promptTokens;
-      record(purpose, model, { promptTokens, completionTokens: 0 });
-    };
-
-    // Queries are embedded once per read of the turns; re-runs after a conflict reuse them.
+    this.outcome.namespaces = groups.map((g) => g.namespace);
     const queries = searchQueries(turns, settings.maxQueries);
-    const searched = groups.some((g) => g.kinds.length > 0);
-    const vectors =
-      searched && queries.length ? await deps.embedder.embed(queries, signal, onEmbedding('embed-queries')) : [];
-    const newCursor = (read.pending.at(-1) as { entryId: string }).entryId;
-    let decided: { signature: string; writes: MemoryWrite[] } | null = null;
+    const searched = groups.some((g) => g.kinds.length > 0) && queries.length > 0;
+    const vectors = searched
+      ? await this.deps.embedder.embed(queries, this.opts.signal, this.onEmbedding('embed-queries'))
+      : [];
+    const newCursor = (read.pending.at(-1) as BufferedEntry).entryId;
+    return {
+      cursor,
+      newCursor,
+      pending: read.pending,
+      earlier: read.earlier.map((e) => e.turn),
+      turns,
+      kinds,
+      groups,
+      vectors,
+    };
+  }
 
-    for (;;) {
-      const snapshots = await readSnapshot(store, requests, vectors, settings.existingTopK);
-      const signature = snapshotSignature(snapshots);
-      if (decided && decided.signature === signature) {
-        outcome.rebased++;
-      } else {
-        const result = await deps.manager.extract({
-          kinds,
-          existing: snapshots.flatMap((s) => [...s.profiles, ...s.memories]),
-          earlier: read.earlier.map((e) => e.turn),
-          turns,
-          signal,
-          onUsage: (usage) => {
-            outcome.modelCalls++;
-            addUsage(outcome.usage, usage);
-            record('extract', deps.manager.model, usage);
-          },
-        });
-        const writes = await toWrites({
-          ops: result.ops,
-          kinds,
-          namespaceOf,
-          embedder: deps.embedder,
-          signal,
-          onEmbeddingUsage: onEmbedding('embed-documents'),
-        });
-        decided = { signature, writes };
-      }
+  /** The model's decision on this snapshot, or the previous one when the model would see the same memories. */
+  private async decide(batch: Batch, snapshots: NamespaceSnapshot[], previous: Decision | null): Promise<Decision> {
+    const signature = snapshotSignature(snapshots);
+    if (previous && previous.signature === signature) {
+      this.outcome.rebased++;
+      return previous;
+    }
+    const { manager, embedder } = this.deps;
+    const result = await manager.extract({
+      kinds: batch.kinds,
+      existing: existingMemories(snapshots),
+      earlier: batch.earlier,
+      turns: batch.turns,
+      signal: this.opts.signal,
+      onUsage: (usage) => {
+        this.outcome.modelCalls++;
+        addUsage(this.outcome.usage, usage);
+        this.record('extract', manager.model, usage);
+      },
+    });
+    const writes = await toWrites({
+      ops: result.ops,
+      kinds: batch.kinds,
+      namespaceOf: namespaceOf(batch.groups),
+      embedder,
+      signal: this.opts.signal,
+      onEmbeddingUsage: this.onEmbedding('embed-documents'),
+    });
+    return { signature, writes };
+  }
 
-      await opts.beforeCommit?.();
-      signal?.throwIfAborted();
-      const applied = await store.apply({
-        threadId,
-        expectedCursor: cursor,
-        newCursor,
-        actor: opts.actor,
-        namespaceVersions: snapshots.map((s) => ({ namespace: s.namespace, version: s.version })),
-        writes: decided.writes,
-      });
-      if (applied.status === 'conflict') {
-        restart('conflict');
-        continue;
-      }
-      if (applied.status === 'stale-cursor') break;
-
-      outcome.status = 'applied';
-      outcome.turns += turns.length;
-      outcome.cursor = newCursor;
-      outcome.inserted += applied.inserted;
-      outcome.updated += applied.updated;
-      outcome.deleted += applied.deleted;
-      // Committed is committed: a failed trim must not fail the job (its retries would apply
-      // nothing, and the last one would park a thread that is fine). The next reflection of the
-      // thread, or the ceiling sweeper, finishes it.
-      const pendingLeft = await buffer.trim(threadId, newCursor, settings.contextTurns).catch((err: unknown) => {
-        log.warn({ err }, 'buffer trim after commit failed; the next reflection finishes it');
+  /** Memories and cursor in one change set, then the buffer trimmed. */
+  private async commit(
+    batch: Batch,
+    snapshots: NamespaceSnapshot[],
+    writes: Write[],
+  ): Promise<'applied' | 'conflict' | 'duplicate'> {
+    await this.opts.beforeCommit?.();
+    this.opts.signal?.throwIfAborted();
+    const applied = await this.deps.store.apply({
+      actor: this.opts.actor,
+      threadId: this.threadId,
+      once: { cursor: { threadId: this.threadId, expected: batch.cursor, next: batch.newCursor } },
+      reads: snapshots.map((s) => ({ namespace: s.namespace, version: s.version })),
+      writes,
+    });
+    if (applied.status !== 'applied') return applied.status;
+    const { outcome } = this;
+    outcome.status = 'applied';
+    outcome.turns += batch.turns.length;
+    outcome.cursor = batch.newCursor;
+    outcome.inserted += applied.counts.inserted;
+    outcome.updated += applied.counts.updated;
+    outcome.deleted += applied.counts.deleted;
+    // Committed is committed: a failed trim must not fail the job (its retries would apply
+    // nothing, and the last one would park a thread that is fine). The next reflection of the
+    // thread, or the ceiling sweeper, finishes it.
+    const { buffer, settings } = this.deps;
+    const pendingLeft = await buffer
+      .trim(this.threadId, batch.newCursor, settings.contextTurns)
+      .catch((err: unknown) => {
+        this.log.warn({ err }, 'buffer trim after commit failed; the next reflection finishes it');
         return true;
       });
-      outcome.backlog = pendingLeft && read.pending.length >= settings.maxTurns;
-      log.info(
-        { turns: turns.length, ...applied, cursor: newCursor, usage: outcome.usage, restarts: outcome.restarts },
-        'reflection committed',
-      );
-      return outcome;
+    outcome.backlog = pendingLeft && batch.pending.length >= settings.maxTurns;
+    this.log.info(
+      {
+        turns: batch.turns.length,
+        ...applied.counts,
+        cursor: batch.newCursor,
+        usage: outcome.usage,
+        restarts: outcome.restarts,
+      },
+      'reflection committed',
+    );
+    return 'applied';
+  }
+
+  private restart(why: 'conflict' | 'stale-cursor') {
+    this.outcome.restarts++;
+    this.log.info({ why, restarts: this.outcome.restarts }, 'reflection restarts');
+    if (this.outcome.restarts > this.deps.settings.maxRestarts) {
+      throw new RetryableError(`thread ${this.threadId}: gave up after ${this.outcome.restarts} restarts (${why})`);
     }
-    restart('stale-cursor');
   }
-}
 
-/** Kinds the turns feed: those named by the turns, or all when a turn names none. */
-function kindsFor(all: MemoryKind[], turns: BufferedTurn[]): MemoryKind[] {
-  if (turns.some((t) => !t.kinds)) return all;
-  const named = new Set(turns.flatMap((t) => t.kinds ?? []));
-  return all.filter((k) => named.has(k.name));
-}
-
-/** The namespaces a reflection reads and writes, with the collection kinds and the profiles (kind and key) of each. */
-function groupByNamespace(
-  kinds: MemoryKind[],
-  context: Record<string, string>,
-): (SnapshotRequest & { kinds: string[]; all: string[] })[] {
-  const groups = new Map<string, SnapshotRequest & { kinds: string[]; all: string[] }>();
-  for (const kind of kinds) {
-    const namespace = fillNamespace(kind.namespace, context, kind.name);
-    const id = JSON.stringify(namespace);
-    const group = groups.get(id) ?? { namespace, kinds: [], profiles: [], all: [] };
-    if (kind.mode === 'profile') group.profiles.push({ key: profileKey(kind), kind: kind.name });
-    else group.kinds.push(kind.name);
-    group.all.push(kind.name);
-    groups.set(id, group);
+  private record(purpose: UsageRecord['purpose'], model: string, usage: TokenUsage) {
+    this.deps.usage?.record({
+      actor: this.opts.actor,
+      threadId: this.threadId,
+      namespaces: this.outcome.namespaces,
+      purpose,
+      model,
+      ...usage,
+    });
   }
-  return [...groups.values()];
-}
 
-/**
- * Several recent turns, not only the last message (LESSONS: LangMem searched with the last one
- * only): distinct texts of the newest non-system turns, each cut to what an embedding needs.
- */
-export function searchQueries(turns: Pick<BufferedTurn, 'role' | 'content'>[], max: number): string[] {
-  const texts = turns.filter((t) => t.role !== 'system').map((t) => t.content.slice(0, 2_000));
-  return [...new Set(texts)].slice(-max);
+  private onEmbedding(purpose: 'embed-queries' | 'embed-documents') {
+    return (promptTokens: number, model: string) => {
+      this.outcome.embeddingTokens += promptTokens;
+      this.record(purpose, model, { promptTokens, completionTokens: 0 });
+    };
+  }
 }

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Embedder } from '../llm/embedder.js';
-import type { MemoryWrite, Namespace } from '../store/types.js';
+import type { Write } from '../store/change-set.js';
+import type { Namespace } from '../store/types.js';
 import { embeddingTexts, profileKey, type MemoryKind } from './kinds.js';
 import type { ManagerOp } from './tool-calls.js';
 
 /**
- * Manager operations to store writes, with every changed document embedded in ONE batched call
- * before any connection is borrowed (invariant 8). Inserts of a profile take its fixed key, so
- * the primary key itself forbids a second profile in a namespace.
+ * Manager operations to the writes of a change set, with every changed document embedded in ONE
+ * batched call before any connection is borrowed (invariant 8). Updates and deletes compare the
+ * version the model was shown; inserts of a profile take its fixed key and must find it empty.
  */
 export async function toWrites(input: {
   ops: ManagerOp[];
@@ -17,7 +18,7 @@ export async function toWrites(input: {
   embedder: Embedder;
   signal?: AbortSignal | undefined;
   onEmbeddingUsage?: (promptTokens: number, model: string) => void;
-}): Promise<MemoryWrite[]> {
+}): Promise<Write[]> {
   const kindByName = new Map(input.kinds.map((k) => [k.name, k]));
   const texts: string[] = [];
   const planned = input.ops.map((op) => {
@@ -27,35 +28,36 @@ export async function toWrites(input: {
     return { op, kind, fields };
   });
   const vectors = texts.length ? await input.embedder.embed(texts, input.signal, input.onEmbeddingUsage) : [];
-  return planned.map(({ op, kind, fields }): MemoryWrite => {
+  return planned.map(({ op, kind, fields }): Write => {
     const embeddings = fields.map((f) => ({ field: f.field, vector: vectors[f.index] as number[] }));
-    const ttlMs = kind?.ttlMs ?? null;
     if (op.op === 'insert') {
       const k = kind as MemoryKind;
-      const key = k.mode === 'profile' ? profileKey(k) : randomUUID();
-      return {
-        op: 'insert',
+      const common = {
+        op: 'put',
         namespace: input.namespaceOf(op.kind),
-        key,
         kind: op.kind,
         value: op.document,
         embeddings,
-        ttlMs,
-      };
+      } as const;
+      // A profile's key is fixed: "must not exist" (an expired one is gone, rule 4 of the writer).
+      if (k.mode === 'profile') return { ...common, key: profileKey(k), ttl: k.ttlMs ?? null, ifVersion: 0 };
+      return { ...common, key: randomUUID(), ttl: k.ttlMs ?? null };
     }
     if (op.op === 'update') {
       const t = op.target;
+      // A kind without a TTL keeps the expiry the item was given (by a store put).
+      const ttl = kind?.ttlMs ?? 'keep';
       return {
-        op: 'update',
+        op: 'put',
         namespace: t.namespace,
         key: t.key,
         kind: t.kind,
         value: op.document,
-        expectedVersion: t.version,
         embeddings,
-        ttlMs,
+        ttl,
+        ifVersion: t.version,
       };
     }
-    return { op: 'delete', namespace: op.target.namespace, key: op.target.key, expectedVersion: op.target.version };
+    return { op: 'delete', namespace: op.target.namespace, key: op.target.key, ifVersion: op.target.version };
   });
 }

@@ -1,5 +1,5 @@
 import type { Redis, Result } from 'ioredis';
-import { InputError } from '../errors.js';
+import { ConflictError } from '../errors.js';
 import { APPEND_TURNS, APPEND_TURNS_SHA, TRIM_TO_CURSOR } from './buffer-scripts.js';
 import {
   contextSchema,
@@ -75,7 +75,7 @@ export class ThreadBuffer {
   }
 
   /**
-   * One round trip. Rejects with InputError when the thread's pending turns have another context.
+   * One round trip. Rejects with ConflictError when the thread's pending turns have another context.
    * EVALSHA by hand rather than ioredis' defineCommand, whose wrapper (its own command class and
    * an extra promise per call) is a measurable share of the hot path; a server that lost its
    * script cache gets the script itself once.
@@ -211,10 +211,9 @@ function toAppendResult(reply: unknown, sent: number): AppendResult {
 
 function appendFailed(threadId: string, err: unknown): never {
   if (err instanceof Error && err.message.includes('CONTEXT_MISMATCH')) {
-    throw new InputError(
+    throw new ConflictError(
       `thread ${threadId} has unreflected turns with another context; a thread belongs to one context until its turns are reflected`,
       undefined,
-      409,
       { cause: err },
     );
   }

@@ -1,9 +1,4 @@
-import { RetryableError } from '../errors.js';
-
-/** A hot-path Redis call past its deadline: the HTTP layer answers 503 with its message. */
-export class RedisTimeoutError extends RetryableError {
-  override name = 'RedisTimeoutError';
-}
+import { UnavailableError } from '../errors.js';
 
 interface Pending {
   /** The sweep count when the call started: calls are aged in sweeps, not read off a clock. */
@@ -31,7 +26,7 @@ export class Deadline {
     private readonly advice: string,
   ) {}
 
-  /** `work`'s outcome, or a RedisTimeoutError once the deadline passes (the work itself runs on). */
+  /** `work`'s outcome, or an UnavailableError('redis') once the deadline passes (the work itself runs on). */
   run<T>(work: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const entry: Pending = { sweep: this.sweeps, reject };
@@ -56,7 +51,7 @@ export class Deadline {
       // Started after the SWEEPS-th sweep before this one: not yet `ms` old.
       if (this.sweeps - entry.sweep <= SWEEPS) continue;
       this.pending.delete(entry);
-      entry.reject(new RedisTimeoutError(`Redis did not answer within ${this.ms} ms; ${this.advice}`));
+      entry.reject(new UnavailableError('redis', `Redis did not answer within ${this.ms} ms; ${this.advice}`));
     }
     // Idle: stop ticking until the next call (a busy producer keeps one interval, no churn).
     if (this.pending.size === 0 && this.timer) {

@@ -11,10 +11,10 @@ import { Producer, type EnqueueResult } from '../queue/enqueue.js';
 import { createQueue, type EngramQueue } from '../queue/queues.js';
 import type { EnqueueInput } from '../queue/schemas.js';
 import type { Db } from '../store/db.js';
-import { MemoryStore } from '../store/memory-store.js';
+import { MemoryDb } from '../store/memory-db.js';
 import { createPgDb } from '../store/pool.js';
 import { fieldPathSchema } from '../store/schemas.js';
-import { Store } from '../store/store.js';
+import { StoreService } from '../store/store-service.js';
 import type { ScoredMemory } from '../store/types.js';
 import { StoreClient } from './store-client.js';
 
@@ -114,11 +114,11 @@ export class EngramClient {
     const embedder = customEmbedder ?? (o.embedding ? createEmbedder({ ...o.embedding, timeoutMs: 30_000 }) : null);
     this.ownsDb = !db && !!o.databaseUrl;
     this.db = db ?? (o.databaseUrl ? createPgDb(o.databaseUrl, 5, log) : null);
-    const memories = this.db ? new MemoryStore(this.db, o.schema, log) : null;
+    const memories = this.db ? new MemoryDb(this.db, o.schema, log) : null;
     this.recall = memories && embedder ? new Recall(memories, embedder, o.store.refreshTtlOnRead) : null;
     this.storeClient = memories
       ? new StoreClient(
-          new Store(memories, {
+          new StoreService(memories, {
             embedder,
             indexFields: o.store.indexFields,
             defaultTtlMs: o.store.defaultTtlMs,

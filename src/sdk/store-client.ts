@@ -1,4 +1,4 @@
-import type { Store, BatchResult } from '../store/store.js';
+import type { StoreService, BatchResult } from '../store/store-service.js';
 import type { BatchOp, DeleteInput, GetInput, ListNamespacesInput, PutInput, SearchInput } from '../store/schemas.js';
 import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from '../store/types.js';
 
@@ -8,7 +8,7 @@ import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from '../store/t
  * `ifVersion` throws InputError with `status` 409.
  */
 export class StoreClient {
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: StoreService) {}
 
   put(
     namespace: Namespace,

@@ -1,4 +1,5 @@
 import type { Db } from './db.js';
+import { vectorDistances } from './knn.js';
 import { alive, type Tables } from './sql.js';
 import type { Namespace } from './types.js';
 
@@ -40,6 +41,16 @@ export interface Candidates {
   more: boolean;
 }
 
+/** Which memories of a namespace to compare, and how far to look. */
+export interface CandidateQuery {
+  namespace: Namespace;
+  kinds: string[];
+  since: ConsolidationMark | null;
+  maxDistance: number;
+  changedLimit: number;
+  neighbours: number;
+}
+
 /**
  * Up to `limit` namespaces with a write since their mark that hold two items or more (one item
  * has no duplicate), least recently tried first, and stamped as tried: a namespace whose pass
@@ -74,18 +85,7 @@ export async function changedNamespaces(db: Db, t: Tables, limit: number): Promi
  * `xact_start` is hidden without pg_read_all_stats); one between its BEGIN and its first
  * statement goes unseen.
  */
-export async function nearDuplicateCandidates(
-  db: Db,
-  t: Tables,
-  q: {
-    namespace: Namespace;
-    kinds: string[];
-    since: ConsolidationMark | null;
-    maxDistance: number;
-    changedLimit: number;
-    neighbours: number;
-  },
-): Promise<Candidates> {
+export async function nearDuplicateCandidates(db: Db, t: Tables, q: CandidateQuery): Promise<Candidates> {
   // Its own statement, before the read: a writer that holds its lock now either commits before
   // the read's snapshot (seen) or stamps rows after the horizon (left for later). Read in one
   // statement, a writer could commit between the snapshot and the look at pg_locks, unseen by both.
@@ -114,12 +114,8 @@ export async function nearDuplicateCandidates(
      candidate as (
        select distinct e.key, n.key as other
          from examined e
-         join ${t.vectors} v on v.namespace = $1 and v.key = e.key
-         cross join lateral (
-           select w.key from ${t.vectors} w
-             join ${t.memories} o on o.namespace = w.namespace and o.key = w.key
-            where w.namespace = $1 and w.field = v.field and w.key <> e.key and o.kind = e.kind and ${alive('o')}
-            order by w.embedding <=> v.embedding limit $6) n),
+         join ${t.vectors} ev on ev.namespace = $1 and ev.key = e.key
+         cross join lateral (${vectorDistances(t, 'ev.embedding', `v.namespace = $1 and v.field = ev.field and v.key <> e.key and exists (select 1 from ${t.memories} o where o.namespace = v.namespace and o.key = v.key and o.kind = e.kind and ${alive('o')})`, '$6')}) n),
      scored as (
        select c.key, c.other,
               (select max(a.embedding <=> b.embedding) from ${t.vectors} a

@@ -1,6 +1,6 @@
 import type { Db } from './db.js';
 import { alive, namespaceFromJson, Params, prefixCondition, refreshDue, suffixCondition, type Tables } from './sql.js';
-import type { MemoryItem, Namespace, SearchItem } from './types.js';
+import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js';
 
 /**
  * What every read selects. `ttl_due` says, on the database's clock, whether a TTL refresh would
@@ -82,4 +82,41 @@ export function scored(r: Record<string, unknown>): SearchItem {
   return Object.assign(toItem(r), {
     score: r.distance === null || r.distance === undefined ? null : 1 - Number(r.distance),
   });
+}
+
+/** The change log of one memory, oldest first; all of it without a page. */
+export async function readHistory(
+  db: Db,
+  t: Tables,
+  namespace: Namespace,
+  key: string,
+  page?: { limit: number; offset: number },
+): Promise<HistoryEntry[]> {
+  const res = await db.query(
+    `select op, version, kind, before, after, actor, thread_id, created_at from ${t.history}
+      where namespace = $1 and key = $2 order by id limit $3 offset $4`,
+    [namespace, key, page?.limit ?? null, page?.offset ?? 0],
+  );
+  return res.rows.map((r) => ({
+    op: r.op as HistoryEntry['op'],
+    version: Number(r.version),
+    kind: r.kind as string,
+    before: r.before as Record<string, unknown> | null,
+    after: r.after as Record<string, unknown> | null,
+    actor: r.actor as string,
+    threadId: r.thread_id as string | null,
+    at: r.created_at as Date,
+  }));
+}
+
+/** Each namespace's version, in the order asked (0 for one never written), in one statement. */
+export async function namespaceVersions(db: Db, t: Tables, namespaces: Namespace[]): Promise<number[]> {
+  const res = await db.query<{ version: unknown }>(
+    `select coalesce(n.version, 0) as version
+       from unnest($1::text[]) with ordinality as r(j, idx)
+       left join ${t.namespaces} n on n.namespace = ${namespaceFromJson('r.j')}
+      order by r.idx`,
+    [namespaces.map((ns) => JSON.stringify(ns))],
+  );
+  return res.rows.map((r) => Number(r.version));
 }

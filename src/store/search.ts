@@ -1,11 +1,14 @@
 import type { Db } from './db.js';
 import { filterSql, type FilterClause } from './filter.js';
 import { COLUMNS, scored } from './read-items.js';
+import { bestPerItem, vectorDistances } from './knn.js';
 import { alive, Params, prefixCondition, type Tables } from './sql.js';
 import type { Namespace, SearchItem } from './types.js';
 
 export interface SearchQuery {
   prefix: Namespace;
+  /** Only the namespace `prefix` itself, not the namespaces under it (a user's own memories). */
+  only?: boolean | undefined;
   vector?: number[] | undefined;
   filter: FilterClause[];
   limit: number;
@@ -21,15 +24,6 @@ export interface SearchSettings {
   efSearch: number;
 }
 
-/** Whether the HNSW index exists and is valid (a failed CONCURRENTLY build leaves an invalid one). */
-export async function annIndexExists(db: Db, t: Tables): Promise<boolean> {
-  const res = await db.query<{ ann: boolean }>(
-    `select exists (select 1 from pg_index i where i.indexrelid = to_regclass($1) and i.indisvalid) as ann`,
-    [t.annIndex],
-  );
-  return !!res.rows[0]?.ann;
-}
-
 /** The SQL that says whether a prefix is large enough for the ANN index (one btree range read). */
 function largePrefixSql(t: Tables, q: SearchQuery, s: SearchSettings, p: Params): string {
   // One namespace is always ranked exactly, however large (a user's search must be the true top-k).
@@ -41,6 +35,11 @@ function largePrefixSql(t: Tables, q: SearchQuery, s: SearchSettings, p: Params)
  * How a prefix search will rank: exactly, or through the HNSW index when it exists and the
  * prefix holds more than `exactSearchMax` items in more than one namespace.
  */
+/** Where a search looks (on `column`): one namespace, or every namespace under a prefix. */
+function scopeCondition(column: string, q: SearchQuery, p: Params): string {
+  return q.only ? `${column} = ${p.add(q.prefix)}::text[]` : prefixCondition(column, q.prefix, p);
+}
+
 export async function searchPlan(
   db: Db,
   t: Tables,
@@ -49,7 +48,7 @@ export async function searchPlan(
   hasAnnIndex: () => Promise<boolean>,
 ): Promise<'exact' | 'ann' | 'filter'> {
   if (!q.vector) return 'filter';
-  if (q.exact || !(await hasAnnIndex())) return 'exact';
+  if (q.exact || q.only || !(await hasAnnIndex())) return 'exact';
   const p = new Params();
   const res = await db.query<{ large: boolean }>(`select ${largePrefixSql(t, q, s, p)} as large`, p.values);
   return res.rows[0]?.large ? 'ann' : 'exact';
@@ -63,7 +62,7 @@ export async function searchItems(
   hasAnnIndex: () => Promise<boolean>,
 ): Promise<SearchItem[]> {
   if (!q.vector) return filterOnly(db, t, q);
-  if (q.exact || !(await hasAnnIndex())) return (await exact(db, t, q)).items;
+  if (q.exact || q.only || !(await hasAnnIndex())) return (await exact(db, t, q)).items;
   // With the index, the size check and the exact search are one statement (one round trip for
   // the common case, a user's own namespace); a large prefix comes back empty and goes to ANN.
   const gated = await exact(db, t, q, s);
@@ -86,13 +85,9 @@ async function exact(
   const vec = p.add(db.vectorParam(q.vector as number[]));
   const large = gate ? largePrefixSql(t, q, gate, p) : 'false';
   const res = await db.query(
-    // Distances are computed in a materialized CTE so that grouping sorts (namespace, key,
-    // distance) rows, not rows that still carry their vectors (at 1,536 dims those spill to disk).
     `with plan as (select ${large} as large),
-     d as materialized (
-       select v.namespace, v.key, v.embedding <=> ${vec}::vector as distance
-         from ${t.vectors} v where ${prefixCondition('v.namespace', q.prefix, p)} and not (select large from plan)),
-     best as (select namespace, key, min(distance) as distance from d group by namespace, key),
+     d as materialized (${vectorDistances(t, `${vec}::vector`, `${scopeCondition('v.namespace', q, p)} and not (select large from plan)`)}),
+     best as (${bestPerItem('d')}),
      hits as (
        select ${COLUMNS}, best.distance from best join ${t.memories} m on m.namespace = best.namespace and m.key = best.key
         where ${alive('m')} and ${filterSql(q.filter, 'm.value', p)}
@@ -124,7 +119,7 @@ async function ann(db: Db, t: Tables, q: SearchQuery, s: SearchSettings): Promis
           from ${t.vectors} v join ${t.memories} m on m.namespace = v.namespace and m.key = v.key
          where ${prefixCondition('v.namespace', q.prefix, p)} and ${alive('m')} and ${filterSql(q.filter, 'm.value', p)}
          order by v.embedding <=> ${vec}::vector limit ${p.add(fetch)}),
-      c as (select namespace, key, min(distance) as distance from a group by namespace, key)
+      c as (${bestPerItem('a')})
       select ${COLUMNS}, c.distance, (select count(*) from a) as fetched
         from c join ${t.memories} m on m.namespace = c.namespace and m.key = c.key
        order by c.distance, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`;
@@ -146,7 +141,7 @@ async function filterOnly(db: Db, t: Tables, q: SearchQuery): Promise<SearchItem
   const p = new Params();
   const res = await db.query(
     `select ${COLUMNS}, null as distance from ${t.memories} m
-      where ${prefixCondition('m.namespace', q.prefix, p)} and ${alive('m')} and ${filterSql(q.filter, 'm.value', p)}
+      where ${scopeCondition('m.namespace', q, p)} and ${alive('m')} and ${filterSql(q.filter, 'm.value', p)}
       order by m.updated_at desc, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`,
     p.values,
   );

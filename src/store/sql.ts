@@ -17,6 +17,7 @@ export function tables(schema: string) {
     history: q('memory_history'),
     namespaces: q('namespaces'),
     cursors: q('thread_cursors'),
+    appliedChanges: q('applied_changes'),
     /** The optional HNSW index for large prefix searches (`npm run store:ann-index`). */
     annIndex: q(ANN_INDEX),
   };

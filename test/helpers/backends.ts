@@ -1,12 +1,12 @@
 import type { Embedder } from '../../src/llm/embedder.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { Db, Queryable } from '../../src/store/db.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryDb } from '../../src/store/memory-db.js';
 import { migrate } from '../../src/store/migrate.js';
 import { createPgliteDb } from '../../src/store/pglite.js';
 import { createPgDb } from '../../src/store/pool.js';
 import type { SearchSettings } from '../../src/store/search.js';
-import { Store } from '../../src/store/store.js';
+import { StoreService } from '../../src/store/store-service.js';
 import { fakeEmbedding } from '../fake-model/embedding.js';
 import { TEST_DATABASE_URL, TEST_DIMENSIONS, uniqueName } from './harness.js';
 
@@ -117,8 +117,8 @@ export class TestEmbedder implements Embedder {
 export interface StoreFixture {
   db: TrackingDb;
   schema: string;
-  memories: MemoryStore;
-  store: Store;
+  memories: MemoryDb;
+  store: StoreService;
   embedder: TestEmbedder;
   close(): Promise<void>;
 }
@@ -152,9 +152,9 @@ async function storeFixture(
 ): Promise<StoreFixture> {
   const db = new TrackingDb(raw);
   await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent });
-  const memories = new MemoryStore(db, schema, silent, { exactSearchMax: 10_000, efSearch: 100, ...opts.search });
+  const memories = new MemoryDb(db, schema, silent, { exactSearchMax: 10_000, efSearch: 100, ...opts.search });
   const embedder = new TestEmbedder();
-  const store = new Store(memories, {
+  const store = new StoreService(memories, {
     embedder,
     indexFields: ['$'],
     defaultTtlMs: opts.defaultTtlMs ?? null,

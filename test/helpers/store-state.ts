@@ -1,4 +1,5 @@
 import type { Runtime } from '../../src/app/runtime.js';
+import { tables } from '../../src/store/sql.js';
 
 /**
  * Everything a reflection may change in Postgres, as plain data: memories (with their vectors'
@@ -18,7 +19,7 @@ interface HistoryRow {
 }
 
 export async function storeState(runtime: Runtime) {
-  const { t } = runtime.store;
+  const t = tables(runtime.store.schema);
   const q = async <R = Doc>(sql: string) => (await runtime.db.query<R>(sql)).rows;
   return {
     memories: await q<{
@@ -46,7 +47,7 @@ export async function storeState(runtime: Runtime) {
 
 /** Memories of a namespace, values only, sorted: what a test asserts the store ended up with. */
 export async function memoryValues(runtime: Runtime, namespace: string[]) {
-  const { t } = runtime.store;
+  const t = tables(runtime.store.schema);
   const res = await runtime.db.query(
     `select kind, value from ${t.memories} where namespace = $1 order by value::text`,
     [namespace],

@@ -3,8 +3,8 @@ import { InputError, RetryableError } from '../../errors.js';
 import { assertFinished, type ChatMessage, type ChatModel } from '../../llm/chat-model.js';
 import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../../llm/usage.js';
 import type { Logger } from '../../log/logger.js';
-import type { MemoryStore } from '../../store/memory-store.js';
-import { namespaceSchema, type MemoryWrite } from '../../store/types.js';
+import type { MemoryDb } from '../../store/memory-db.js';
+import { namespaceSchema } from '../../store/types.js';
 import {
   optimizerMessages,
   optimizerTool,
@@ -51,14 +51,14 @@ export interface PromptVersion {
 /**
  * Procedural memory: the prompt optimizer of the seeds. Given a prompt and conversations with
  * feedback, one model call proposes an improved prompt, stored as a versioned memory (kind
- * `prompt`) through the same transactional apply as reflections: a namespace compare-and-set
- * (two runs at once cannot overwrite each other), a history row per version, and the run id as
- * a cursor so a retried run changes nothing twice. A library call, not a job: optimizing a
+ * `prompt`) through the store's change-set writer: a compare-and-set on the prompt (two runs at
+ * once cannot overwrite each other), a history row per version, and the run id as the change's
+ * idempotency key, so a retried run changes nothing twice. A library call, not a job: optimizing a
  * prompt is an operator's or an evaluation pipeline's act, run when they choose.
  */
 export class PromptOptimizer {
   constructor(
-    private readonly store: MemoryStore,
+    private readonly store: MemoryDb,
     private readonly chat: ChatModel,
     private readonly log: Logger,
     private readonly usageSink?: UsageSink,
@@ -70,16 +70,13 @@ export class PromptOptimizer {
     if (!parsed.success)
       throw new InputError(`invalid optimize request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
     const input = parsed.data;
-    // '#' never appears in a thread id (see threadIdSchema), so no conversation can share this cursor.
-    const threadId = `#prompt-optimizer/${input.runId}`;
-    const actor = `prompt-optimizer:${input.runId}`;
+    const key = `prompt-optimizer:${input.runId}`;
+    const actor = key;
     const usage = noUsage();
 
     for (let restarts = 0; ; restarts++) {
-      // Version first, then the prompt: a commit landing in between shows up as a conflict.
-      const version = (await this.store.namespaceVersions([input.namespace])).get(JSON.stringify(input.namespace)) ?? 0;
       const current = await this.store.get(input.namespace, input.name);
-      if ((await this.store.getCursor(threadId)) !== null) return this.done('already-applied', current, null, usage);
+      if (await this.store.isApplied(key)) return this.done('already-applied', current, null, usage);
       const base = (current?.value.prompt as string | undefined) ?? input.prompt;
       if (!base)
         throw new InputError(
@@ -97,42 +94,29 @@ export class PromptOptimizer {
         });
       });
       const changed = proposal.prompt !== base || !current;
+      const ref = { namespace: input.namespace, key: input.name };
       const value = { prompt: proposal.prompt, analysis: proposal.analysis };
-      const writes: MemoryWrite[] = !changed
-        ? []
-        : current
+      // Decided on the prompt as read: a write to it since is a conflict, whether this run
+      // rewrites it (compare-and-set) or leaves it as it is (a guard).
+      const applied = await this.store.apply({
+        actor,
+        once: { key },
+        writes: changed
           ? [
               {
-                op: 'update',
-                namespace: input.namespace,
-                key: input.name,
+                op: 'put',
+                ...ref,
                 kind: PROMPT_KIND,
                 value,
-                expectedVersion: current.version,
                 embeddings: [],
-                ttlMs: null,
+                ttl: null,
+                ifVersion: current?.version ?? 0,
               },
             ]
-          : [
-              {
-                op: 'insert',
-                namespace: input.namespace,
-                key: input.name,
-                kind: PROMPT_KIND,
-                value,
-                embeddings: [],
-                ttlMs: null,
-              },
-            ];
-      const applied = await this.store.apply({
-        threadId,
-        expectedCursor: null,
-        newCursor: 'done',
-        actor,
-        namespaceVersions: [{ namespace: input.namespace, version }],
-        writes,
+          : [],
+        guards: changed || !current ? [] : [{ ...ref, version: current.version }],
       });
-      if (applied.status === 'stale-cursor')
+      if (applied.status === 'duplicate')
         return this.done('already-applied', await this.store.get(input.namespace, input.name), null, usage);
       if (applied.status === 'conflict') {
         if (restarts >= this.limits.maxRestarts)

@@ -3,6 +3,7 @@ import * as m001 from './001-init.js';
 import * as m002 from './002-store-api.js';
 import * as m003 from './003-ttl-refresh.js';
 import * as m004 from './004-consolidation-cursor.js';
+import * as m005 from './005-applied-changes.js';
 
 export interface Migration {
   id: number;
@@ -16,4 +17,5 @@ export const migrations: Migration[] = [
   { id: 2, ...m002 },
   { id: 3, ...m003 },
   { id: 4, ...m004 },
+  { id: 5, ...m005 },
 ];

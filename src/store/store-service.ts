@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { InputError } from '../errors.js';
+import { ConflictError, InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { Logger } from '../log/logger.js';
 import { embeddingTexts } from './index-fields.js';
-import type { MemoryStore } from './memory-store.js';
+import type { Conflict, Write } from './change-set.js';
+import type { MemoryDb } from './memory-db.js';
 import {
   batchInputSchema,
   deleteInputSchema,
@@ -14,7 +15,7 @@ import {
   searchInputSchema,
   type BatchOpParsed,
 } from './schemas.js';
-import type { HistoryEntry, ItemWrite, MemoryItem, Namespace, SearchItem } from './types.js';
+import type { FieldEmbedding, HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js';
 
 export interface StoreOptions {
   /** Computes vectors for puts and queries; without one, items are stored unindexed. */
@@ -48,11 +49,11 @@ type Parsed<K extends BatchOpParsed['op']> = Extract<BatchOpParsed, { op: K }>;
  *
  * The store API (LangGraph store operations plus versions, TTL and history): validates each
  * input with its schema, embeds (one embedding call per batch, before any connection is
- * borrowed), then reads or writes through MemoryStore. The HTTP routes and the SDK both call it.
+ * borrowed), then reads or writes through MemoryDb. The HTTP routes and the SDK both call it.
  */
-export class Store {
+export class StoreService {
   constructor(
-    readonly memories: MemoryStore,
+    readonly memories: MemoryDb,
     private readonly opts: StoreOptions,
   ) {}
 
@@ -102,34 +103,46 @@ export class Store {
     }
     const vectors = await this.embed(ops);
     const results = new Array<BatchResult>(ops.length).fill(null);
+    await this.write(ops, vectors, results);
+    await this.read(ops, vectors, results);
+    return results;
+  }
 
+  /** The puts and deletes of `ops`, as one change set: all or nothing. */
+  private async write(ops: BatchOpParsed[], vectors: Map<number, FieldEmbedding[]>, results: BatchResult[]) {
     const writeAt = ops.flatMap((op, i) => (op.op === 'put' || op.op === 'delete' ? [i] : []));
-    const writes = writeAt.map((i): ItemWrite => {
+    if (writeAt.length === 0) return;
+    const writes = writeAt.map((i): Write => {
       const op = ops[i] as Parsed<'put'> | Parsed<'delete'>;
-      if (op.op === 'delete')
-        return { op: 'delete', namespace: op.namespace, key: op.key, ifVersion: op.ifVersion, actor: op.actor };
+      const { namespace, key, ifVersion, actor } = op;
+      if (op.op === 'delete') return { op: 'delete', namespace, key, ifVersion, actor };
       const ttl = op.ttl === undefined ? this.opts.defaultTtlMs : op.ttl;
       return {
         op: 'put',
-        namespace: op.namespace,
-        key: op.key,
+        namespace,
+        key,
         kind: op.kind,
         value: op.value,
-        ttlMs: ttl,
+        ttl,
         embeddings: vectors.get(i) ?? [],
-        ifVersion: op.ifVersion,
-        actor: op.actor,
+        ifVersion,
+        actor,
       };
     });
-    if (writes.length) {
-      const written = await this.memories.write(writes, { actor: this.opts.actor, kind: this.opts.defaultKind });
-      this.opts.log.debug(
-        { writes: writes.length, namespaces: new Set(writes.map((w) => JSON.stringify(w.namespace))).size },
-        'store writes committed',
-      );
-      written.forEach((w, j) => (results[writeAt[j] as number] = w.op === 'put' ? w.item : w.deleted));
-    }
+    const applied = await this.memories.apply({ actor: this.opts.actor, defaultKind: this.opts.defaultKind, writes });
+    if (applied.status === 'conflict') throw conflictError(applied.conflicts);
+    if (applied.status !== 'applied') throw new Error(`store writes came back ${applied.status}`);
+    this.opts.log.debug(
+      { writes: writes.length, namespaces: new Set(writes.map((w) => JSON.stringify(w.namespace))).size },
+      'store writes committed',
+    );
+    applied.results.forEach((r, j) => {
+      results[writeAt[j] as number] = r.op === 'put' ? r.item : r.op === 'delete' ? r.deleted : null;
+    });
+  }
 
+  /** The reads of `ops`, in order, after the writes (so they see them). */
+  private async read(ops: BatchOpParsed[], vectors: Map<number, FieldEmbedding[]>, results: BatchResult[]) {
     // All the gets in one statement, however many (a statement each was a round trip each).
     const getAt = ops.flatMap((op, i) => (op.op === 'get' ? [i] : []));
     const got = await this.memories.getMany(getAt.map((i) => ops[i] as Parsed<'get'>));
@@ -140,7 +153,7 @@ export class Store {
       if (op.op === 'listNamespaces') results[i] = await this.memories.listNamespaces(op);
       else if (op.op === 'search') {
         const vector = vectors.get(i)?.[0]?.vector;
-        results[i] = await this.memories.searchPrefix({
+        results[i] = await this.memories.search({
           prefix: op.namespacePrefix,
           vector,
           filter: op.filter ?? [],
@@ -152,7 +165,6 @@ export class Store {
       if ((op.op === 'get' || op.op === 'search') && (op.refreshTtl ?? this.opts.refreshTtlOnRead)) refreshAt.push(i);
     }
     await this.refresh(results, refreshAt);
-    return results;
   }
 
   /**
@@ -185,7 +197,7 @@ export class Store {
         for (const t of embeddingTexts(op.value, fields)) texts.push({ i, ...t });
       }
     }
-    const out = new Map<number, { field: string; vector: number[] }[]>();
+    const out = new Map<number, FieldEmbedding[]>();
     if (texts.length === 0 || !this.opts.embedder) return out;
     const vectors = await this.opts.embedder.embed(texts.map((t) => t.text));
     texts.forEach((t, j) =>
@@ -200,4 +212,14 @@ function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.
   if (!parsed.success)
     throw new InputError(`invalid ${what} request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
   return parsed.data;
+}
+
+/** A stale `ifVersion`: the message names the first item, `details` lists them all. */
+function conflictError(conflicts: Conflict[]): ConflictError {
+  const first = conflicts[0] as Conflict;
+  const what = `${JSON.stringify(first.namespace)} / ${JSON.stringify(first.key)}`;
+  const more = conflicts.length > 1 ? ` (and ${conflicts.length - 1} more)` : '';
+  return new ConflictError(`version conflict: ${what} is at version ${first.actual}, not ${first.expected}${more}`, {
+    conflicts,
+  });
 }

@@ -1,0 +1,34 @@
+import type { Db } from './db.js';
+import { ANN_INDEX, ident, type Tables } from './sql.js';
+
+/** Whether the HNSW index exists and is valid (a failed CONCURRENTLY build leaves an invalid one). */
+export async function annIndexExists(db: Db, t: Tables): Promise<boolean> {
+  const res = await db.query<{ ann: boolean }>(
+    `select exists (select 1 from pg_index i where i.indexrelid = to_regclass($1) and i.indisvalid) as ann`,
+    [t.annIndex],
+  );
+  return !!res.rows[0]?.ann;
+}
+
+/**
+ * Builds the HNSW index that large prefix searches use (an operator step, not a migration:
+ * keeping it current costs every put an index insert, measured in `npm run bench:store`).
+ */
+export async function createAnnIndex(db: Db, t: Tables, opts: { maintenanceWorkMem?: string } = {}): Promise<void> {
+  // Concurrently on Postgres: puts go on while it builds. PGlite has one connection anyway.
+  const concurrently = db.backend === 'postgres' ? 'concurrently' : '';
+  await db.session(async (s) => {
+    // Minutes at a few hundred thousand vectors: lift the pool's statement timeout for this one.
+    await s.query(`select set_config('statement_timeout', '0', false)`);
+    // PGlite is 32-bit WASM (2 GB of memory in all): it keeps its default.
+    if (opts.maintenanceWorkMem && db.backend === 'postgres')
+      await s.query(`select set_config('maintenance_work_mem', $1, false)`, [opts.maintenanceWorkMem]);
+    await s.exec(
+      `create index ${concurrently} if not exists ${ident(ANN_INDEX)} on ${t.vectors} using hnsw (embedding vector_cosine_ops)`,
+    );
+  });
+}
+
+export async function dropAnnIndex(db: Db, t: Tables): Promise<void> {
+  await db.exec(`drop index if exists ${t.annIndex}`);
+}

@@ -1,0 +1,158 @@
+import type { Logger } from '../log/logger.js';
+import { annIndexExists, createAnnIndex, dropAnnIndex } from './ann-index.js';
+import { applyChangeSet, type ChangeResult, type ChangeSet } from './change-set.js';
+import { isApplied, readCursor } from './change-sql.js';
+import type { Db } from './db.js';
+import {
+  changedNamespaces,
+  markConsolidated,
+  nearDuplicateCandidates,
+  type Candidates,
+  type CandidateQuery,
+  type ChangedNamespace,
+  type ConsolidationMark,
+} from './near-duplicates.js';
+import { getItems, listNamespaces, namespaceVersions, readHistory, type ListNamespacesQuery } from './read-items.js';
+import { refreshTtl } from './refresh-ttl.js';
+import { searchItems, searchPlan, type SearchQuery, type SearchSettings } from './search.js';
+import { readSnapshot, type NamespaceSnapshot, type SnapshotRequest } from './snapshot.js';
+import { ANN_INDEX, tables, type Tables } from './sql.js';
+import { sweepExpired } from './sweep.js';
+import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js';
+
+export const defaultSearchSettings: SearchSettings = { exactSearchMax: 10_000, efSearch: 100 };
+
+/**
+ * engram's tables in Postgres + pgvector (or PGlite, same SQL): the one owner of every statement
+ * on them. Writes go through the change-set writer (`apply`, rules in change-set.ts); reads are
+ * the methods below. Methods take already-computed vectors: embedding happens before a
+ * connection is borrowed, so no pooled connection waits on a model (invariant 8). Validation and
+ * embedding for the store API live in StoreService (store-service.ts).
+ */
+export class MemoryDb {
+  private readonly t: Tables;
+  /** Whether the HNSW index exists, re-read every 30 s (another process may build or drop it). */
+  private annIndex: { exists: Promise<boolean>; at: number } | null = null;
+
+  constructor(
+    private readonly db: Db,
+    readonly schema: string,
+    private readonly log: Logger,
+    readonly searchSettings: SearchSettings = { ...defaultSearchSettings },
+  ) {
+    this.t = tables(schema);
+  }
+
+  get backend(): Db['backend'] {
+    return this.db.backend;
+  }
+
+  /** A round trip to the database (readiness). */
+  async ping(): Promise<void> {
+    await this.db.query('select 1');
+  }
+
+  /** Applies one change set in one transaction: the only way anything is written. */
+  apply(change: ChangeSet): Promise<ChangeResult> {
+    return applyChangeSet(this.db, this.t, change);
+  }
+
+  async get(namespace: Namespace, key: string): Promise<MemoryItem | null> {
+    const [item] = await getItems(this.db, this.t, [{ namespace, key }]);
+    return item ?? null;
+  }
+
+  /** Items in one statement, in the order asked; null for a missing or expired one. */
+  getMany(refs: { namespace: Namespace; key: string }[]): Promise<(MemoryItem | null)[]> {
+    return getItems(this.db, this.t, refs);
+  }
+
+  /**
+   * Renews the expiry of items a read returned (now + their TTL), without a version or history
+   * row; returns them with their new `expiresAt`. Reads here never refresh by themselves: the
+   * store API decides (`refreshTtl`, `STORE_REFRESH_TTL_ON_READ`).
+   */
+  refreshTtl<T extends MemoryItem>(items: T[]): Promise<T[]> {
+    return refreshTtl(this.db, this.t, items);
+  }
+
+  /** Items of one namespace or under a prefix (whole labels), by similarity when a vector is given. */
+  search(query: SearchQuery): Promise<SearchItem[]> {
+    return searchItems(this.db, this.t, query, this.searchSettings, () => this.hasAnnIndex());
+  }
+
+  /** Which ranking `search` would use for this query (for tests and operators). */
+  searchPlan(query: SearchQuery): Promise<'exact' | 'ann' | 'filter'> {
+    return searchPlan(this.db, this.t, query, this.searchSettings, () => this.hasAnnIndex());
+  }
+
+  listNamespaces(query: ListNamespacesQuery): Promise<Namespace[]> {
+    return listNamespaces(this.db, this.t, query);
+  }
+
+  /** Each namespace's version (0 for one never written), in the order asked. */
+  namespaceVersions(namespaces: Namespace[]): Promise<number[]> {
+    return namespaceVersions(this.db, this.t, namespaces);
+  }
+
+  /** The change log of one memory, oldest first; all of it without a page. */
+  history(namespace: Namespace, key: string, page?: { limit: number; offset: number }): Promise<HistoryEntry[]> {
+    return readHistory(this.db, this.t, namespace, key, page);
+  }
+
+  /** What a reflection is shown: namespace versions, relevant memories, profiles (snapshot.ts). */
+  reflectionSnapshot(requests: SnapshotRequest[], vectors: number[][], topK: number): Promise<NamespaceSnapshot[]> {
+    return readSnapshot(this.db, this.t, requests, vectors, topK);
+  }
+
+  cursor(threadId: string): Promise<string | null> {
+    return readCursor(this.db, this.t, threadId);
+  }
+
+  /** Whether a change set with this idempotency key was applied. */
+  isApplied(key: string): Promise<boolean> {
+    return isApplied(this.db, this.t, key);
+  }
+
+  /** Namespaces written since their last consolidation (see near-duplicates.ts). */
+  changedNamespaces(limit: number): Promise<ChangedNamespace[]> {
+    return changedNamespaces(this.db, this.t, limit);
+  }
+
+  nearDuplicateCandidates(q: CandidateQuery): Promise<Candidates> {
+    return nearDuplicateCandidates(this.db, this.t, q);
+  }
+
+  markConsolidated(namespace: Namespace, mark: ConsolidationMark): Promise<void> {
+    return markConsolidated(this.db, this.t, namespace, mark);
+  }
+
+  /** Removes expired memories through the writer, with an `expire` history row each; returns how many. */
+  async sweepExpired(actor: string, batch = 1_000): Promise<number> {
+    const swept = await sweepExpired(this.db, this.t, actor, batch);
+    if (swept) this.log.info({ swept }, 'expired memories swept');
+    return swept;
+  }
+
+  async createAnnIndex(opts: { maintenanceWorkMem?: string } = {}): Promise<void> {
+    await createAnnIndex(this.db, this.t, opts);
+    this.annIndex = null;
+    this.log.info({ index: ANN_INDEX }, 'ANN index ready');
+  }
+
+  async dropAnnIndex(): Promise<void> {
+    await dropAnnIndex(this.db, this.t);
+    this.annIndex = null;
+  }
+
+  private hasAnnIndex(): Promise<boolean> {
+    if (!this.annIndex || Date.now() - this.annIndex.at > 30_000) {
+      const exists = annIndexExists(this.db, this.t).catch((err: unknown) => {
+        this.annIndex = null;
+        throw err;
+      });
+      this.annIndex = { exists, at: Date.now() };
+    }
+    return this.annIndex.exists;
+  }
+}
