@@ -239,7 +239,7 @@ function groupByNamespace(
 }
 
 /**
- * Several recent turns, not only the last message (LESSONS: LangMem searched with the last one
+ * Several recent turns, not only the last message (docs/prior-art.md: LangMem searched with the last one
  * only): distinct texts of the newest non-system turns, each cut to what an embedding needs.
  */
 export function searchQueries(turns: Pick<BufferedTurn, 'role' | 'content'>[], max: number): string[] {

@@ -151,7 +151,7 @@ async function apply(client: Queryable, t: Tables, change: ChangeSet | Namespace
   return { status: 'applied', ...counts };
 }
 
-/** Replaces a memory's vectors: fields that are gone get no orphan rows (LESSONS: LangGraph). */
+/** Replaces a memory's vectors: fields that are gone get no orphan rows (docs/prior-art.md: LangGraph). */
 async function writeVectors(
   client: Queryable,
   t: Tables,
