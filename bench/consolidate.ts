@@ -3,7 +3,7 @@
  * memories of a namespace with the nearest neighbours of each (one statement), on a namespace of
  * P memories of which C changed since its last pass; beside a `select 1` round trip and an exact
  * per-namespace search measured in the same run. No model is called (the model's time is not
- * the store's). The README's figures:
+ * the store's). The figures in docs/performance.md:
  *   npm run bench:consolidate -- --per 1000 --changed 100 --dims 1536
  *   npm run bench:consolidate -- --per 10000 --changed 10 --dims 1536
  *   npm run bench:consolidate -- --per 10000 --changed 100 --dims 1536 [--ann]

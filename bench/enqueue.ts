@@ -139,7 +139,7 @@ report('append script alone, arguments ready (scale)', prepared.samples, { 'x PI
 report('SDK enqueue, first turn', firsts.samples, { 'x PING p50': ratio(firsts) });
 const sdkMixed = report('SDK enqueue, sessions of 20', mixed.samples, { 'x PING p50': ratio(mixed) });
 // For scale, the per-turn design engram avoids: a BullMQ add in debounce mode (the job replaced
-// and its delay restarted on every turn), which LESSONS measured at p50 0.35 ms. It stores no
+// and its delay restarted on every turn), which docs/prior-art.md cites at p50 0.35 ms. It stores no
 // turn: such a design would still have to keep the turn somewhere, which engram's one call does.
 const bullmq = new Redis(vars.REDIS_URL as string, { maxRetriesPerRequest: null });
 const debounced = new Queue('bench-debounce', { connection: bullmq, prefix: env.ENGRAM_PREFIX });

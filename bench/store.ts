@@ -3,7 +3,7 @@
  * D-dimensional embeddings through the store API, then reports put throughput, per-namespace
  * and cross-namespace search latency with recall@10 against brute force, next to a `select 1`
  * round trip measured in the same run, and what a TTL refresh adds to a read (items not due: no
- * statement; due: one UPDATE). Small defaults for a quick run; the README's figures:
+ * statement; due: one UPDATE). Small defaults for a quick run; docs/performance.md's figures:
  *   npm run bench:store -- --namespaces 2000 --per 100 --dims 1536
  */
 import { randomBytes } from 'node:crypto';

@@ -32,7 +32,7 @@ else
     --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_for redis redis-cli -p "$REDIS_PORT_NUM" ping
 fi
-# BullMQ needs noeviction: an evicted job key is a lost turn (LESSONS.md, BullMQ).
+# BullMQ needs noeviction: an evicted job key is a lost turn (docs/prior-art.md: BullMQ).
 policy=$(redis-cli -p "$REDIS_PORT_NUM" config get maxmemory-policy | tail -n 1)
 if [ "$policy" != "noeviction" ]; then
   log "redis: setting maxmemory-policy noeviction (was $policy)"

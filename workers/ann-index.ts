@@ -6,7 +6,7 @@ import { checkDimensions } from '../src/store/migrate.js';
 import { openDb } from '../src/store/open.js';
 
 // One-shot: build (or with --drop, remove) the HNSW index that large prefix searches use.
-// An operator's choice, not a migration: every put then pays an index insert (see the README's
+// An operator's choice, not a migration: every put then pays an index insert (see docs/performance.md's
 // benchmark). Built CONCURRENTLY on Postgres, so writes go on meanwhile.
 //   npm run store:ann-index [-- --drop] [-- --maintenance-work-mem 2GB]
 try {

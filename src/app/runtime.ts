@@ -155,7 +155,7 @@ export class Runtime {
   }
 
   /**
-   * An evicted buffer or job key is a lost turn (LESSONS: BullMQ), so say it loudly when Redis may
+   * An evicted buffer or job key is a lost turn (docs/prior-art.md: BullMQ), so say it loudly when Redis may
    * evict. Managed Redis often refuses CONFIG: then there is nothing to check.
    */
   private async checkEviction(): Promise<void> {

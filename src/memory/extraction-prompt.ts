@@ -14,7 +14,10 @@ export interface ConversationTurn {
   createdAt?: string | undefined;
 }
 
-/** An existing collection memory as the model sees it: a short alias, never the raw key (LESSONS: mem0 #3931). */
+/**
+ * An existing collection memory as the model sees it: a short alias, never the raw key
+ * (docs/prior-art.md: mem0 #3931).
+ */
 export interface AliasedMemory {
   alias: string;
   kind: string;

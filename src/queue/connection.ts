@@ -14,7 +14,7 @@ export function createRedis(url: string, role: 'producer' | 'worker', log: Logge
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: false }
       : { maxRetriesPerRequest: null, enableReadyCheck: true };
   const redis = new Redis(url, { ...opts, connectionName: `engram-${role}` });
-  // Without an `error` listener ioredis crashes the host on a Redis restart (LESSONS: mem0 #7294).
+  // Without an `error` listener ioredis crashes the host on a Redis restart (docs/prior-art.md: mem0 #7294).
   redis.on('error', (err) => log.warn({ err, role }, 'redis connection error'));
   return redis;
 }

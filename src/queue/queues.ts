@@ -60,7 +60,7 @@ export function createQueue<Q extends QueueName>(
  * - job delayed or waiting: nothing to do, it will read every buffered turn when it runs. It is
  *   not rescheduled: a delayed job may be waiting out a retry's backoff, which must hold;
  * - job active: `keepLastIfActive` stores a follow-up that BullMQ creates when the active one ends,
- *   so turns that arrive mid-reflection are never stranded (LESSONS: BullMQ dedup drops adds
+ *   so turns that arrive mid-reflection are never stranded (docs/prior-art.md: BullMQ dedup drops adds
  *   while a job is active).
  * The payload is only the thread id, so a deduplicated add loses nothing.
  */

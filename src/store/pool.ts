@@ -4,9 +4,9 @@ import type { Db, Queryable, QueryResult, Row } from './db.js';
 import { encodeVector, encodeVectorArray } from './vector-codec.js';
 
 /**
- * A pooled Postgres client. Never one shared `pg.Client` (LESSONS: mem0 #6956), and always an
+ * A pooled Postgres client. Never one shared `pg.Client` (docs/prior-art.md: mem0 #6956), and always an
  * `error` listener so a Postgres restart is logged and survived instead of crashing the host
- * (LESSONS: mem0 #7294).
+ * (docs/prior-art.md: mem0 #7294).
  */
 export function createPool(connectionString: string, max: number, log: Logger): pg.Pool {
   const pool = new pg.Pool({

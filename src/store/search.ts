@@ -103,7 +103,7 @@ async function exact(
 /**
  * Approximate ranking for large prefixes, through the HNSW index with pgvector's iterative scan
  * (so filters do not starve the result). The index ranks vectors, not items: `MIN(distance)
- * GROUP BY` over the index cannot use it (LESSONS: LangGraph JS), so the index scan returns the
+ * GROUP BY` over the index cannot use it (docs/prior-art.md: LangGraph JS), so the index scan returns the
  * nearest vectors and items are formed from them afterwards. An item's best field comes first
  * in distance order, so `want` distinct items are exact once the fetched rows hold `want`
  * distinct keys; with several fields per item the fetch doubles until they do.

@@ -2,7 +2,7 @@ import type { Tables } from '../sql.js';
 
 /**
  * The memory store. Namespaces are text[]: whole-segment matching comes from array equality and
- * slices, never LIKE on a joined string (LESSONS: LangGraph's ("foo") matched ("foobar")).
+ * slices, never LIKE on a joined string (docs/prior-art.md: LangGraph's ("foo") matched ("foobar")).
  */
 export const name = 'init';
 export const sql = (t: Tables, dims: number) => `
