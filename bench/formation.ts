@@ -91,7 +91,8 @@ function timedDeps(rt: Runtime, model: FakeModel) {
     };
   };
   time(rt.store, 'apply', 'commit (store.apply)');
-  time(rt.store, 'getCursor', 'cursor + buffer');
+  time(rt.store, 'reflectionSnapshot', 'snapshot read');
+  time(rt.store, 'cursor', 'cursor + buffer');
   time(rt.buffer, 'read', 'cursor + buffer');
   time(rt.buffer, 'trim', 'cursor + buffer');
   const timedFetch: typeof fetch = async (...args) => {
@@ -134,7 +135,7 @@ async function reflectOnce(
     wall,
     nonModel,
     promptTokens: outcome.usage.promptTokens,
-    stages: { ...clock.stages, 'snapshot read + CPU': nonModel - known },
+    stages: { ...clock.stages, CPU: nonModel - known },
   };
 }
 
