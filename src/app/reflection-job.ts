@@ -1,23 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import { PermanentError } from '../errors.js';
+import { coerceError, PermanentError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { reflectThread, type ReflectDeps, type ReflectOutcome } from '../memory/reflect.js';
 import { jobPayloads, type JobPayload } from '../queue/schemas.js';
-import type { LeaseState, ThreadLease } from '../queue/thread-lease.js';
+import type { ThreadLease } from '../queue/thread-lease.js';
 import type { Metrics } from './metrics.js';
+import { Superseded, withThreadLease } from './with-thread-lease.js';
 
 /** A job's result: a reflection's outcome, or why it ended without one. */
 export type ReflectionResult = ReflectOutcome | { status: 'superseded'; threadId: string };
-
-/** The thread got new turns and its policy is `rollback`: give way to one reflection of all turns. */
-class Superseded extends Error {
-  override name = 'Superseded';
-}
-/** Another process took the thread's lease (ours expired): committing now could race it. */
-class LeaseLost extends Error {
-  override name = 'LeaseLost';
-}
 
 export const SHUTDOWN = 'shutdown';
 
@@ -47,85 +39,70 @@ export function createReflectionProcessor(deps: ReflectionJobDeps) {
     const owner = `${job.id}:${randomUUID()}`;
 
     const start = await deps.lease.acquire(threadId, owner);
-    if (start.status === 'not-quiet') {
-      // Turns kept coming since this job was scheduled: come back when the thread may be quiet.
-      // This is the debounce: one job per burst, re-delayed instead of re-added on every turn.
-      deps.metrics.reflections.inc({ status: 'not-quiet' });
-      await job.moveToDelayed(Date.now() + start.waitMs, token);
-      throw new DelayedError();
-    }
-    if (start.status === 'busy') {
-      // Another reflection of this thread runs (a stalled re-run, an operator's retry): wait for it.
-      log.debug('thread busy, reflection deferred');
-      deps.metrics.reflections.inc({ status: 'deferred' });
-      await job.moveToDelayed(Date.now() + 1_000, token);
-      throw new DelayedError();
-    }
-
-    const controller = new AbortController();
-    const forward = () => controller.abort(signal?.reason);
-    signal?.addEventListener('abort', forward, { once: true });
-    // A shutdown that came while the lease was being taken has fired already.
-    if (signal?.aborted) forward();
-    const problem = (s: LeaseState): Error | null => {
-      if (!s.held) return new LeaseLost(`lease of thread ${threadId} lost`);
-      // A thread past its maxWait commits anyway: otherwise a never-quiet thread under
-      // `rollback` would abort forever (invariant 5).
-      if (s.policy === 'rollback' && s.gen !== start.gen && !s.overdue)
-        return new Superseded(`thread ${threadId} got new turns`);
-      return null;
-    };
-    const heartbeat = setInterval(
-      () => {
-        deps.lease.renew(threadId, owner).then(
-          (s) => {
-            const p = problem(s);
-            if (p && !controller.signal.aborted) controller.abort(p);
-          },
-          (err: unknown) => log.warn({ err }, 'lease renewal failed'),
-        );
-      },
-      Math.max(100, Math.floor(deps.lease.leaseMs / 3)),
-    );
-
+    if (start.status !== 'held') return postpone(job, token, start, deps, log);
     const end = deps.metrics.reflectionSeconds.startTimer();
     try {
-      const outcome = await reflectThread({ ...deps.reflect, log }, threadId, {
-        actor: `reflection:${job.id}`,
-        signal: controller.signal,
-        beforeCommit: async () => {
-          const p = problem(await deps.lease.renew(threadId, owner));
-          if (p) throw p;
-        },
-      });
+      const outcome = await withThreadLease(deps.lease, { threadId, owner, start, signal, log }, (lease) =>
+        reflectThread({ ...deps.reflect, log }, threadId, {
+          actor: `reflection:${job.id}`,
+          signal: lease.signal,
+          beforeCommit: lease.check,
+        }),
+      );
       record(deps.metrics, outcome);
       return outcome;
     } catch (err) {
-      const reason: unknown = controller.signal.aborted ? controller.signal.reason : err;
-      if (reason instanceof Superseded || err instanceof Superseded) {
-        // Nothing was committed; the follow-up job BullMQ keeps for this thread sees every turn.
-        log.info('reflection superseded by new turns (rollback policy)');
-        deps.metrics.reflections.inc({ status: 'superseded' });
-        return { status: 'superseded', threadId };
-      }
-      if (reason === SHUTDOWN) {
-        // Handed back untouched, without spending an attempt: another worker takes it at once.
-        log.info('reflection aborted by shutdown, job handed back');
-        deps.metrics.reflections.inc({ status: 'handed-back' });
-        await job.moveToDelayed(Date.now(), token);
-        throw new DelayedError();
-      }
-      deps.metrics.reflections.inc({ status: 'error' });
-      // Retrying a permanent failure only burns attempts; BullMQ fails it at once.
-      if (err instanceof PermanentError) throw Object.assign(new UnrecoverableError(err.message), { cause: err });
-      throw reason instanceof Error ? reason : err;
+      return failed(err, job, token, deps, log);
     } finally {
       end();
-      clearInterval(heartbeat);
-      signal?.removeEventListener('abort', forward);
-      await deps.lease.release(threadId, owner).catch((err: unknown) => log.warn({ err }, 'lease release failed'));
     }
   };
+}
+
+/**
+ * Not now: turns kept coming since this job was scheduled (`not-quiet`: come back when the
+ * thread may be quiet; this is the debounce, one job per burst, re-delayed instead of re-added on
+ * every turn), or another reflection of this thread runs (`busy`: a stalled re-run, an
+ * operator's retry; wait for it).
+ */
+async function postpone(
+  job: Job,
+  token: string | undefined,
+  start: { status: 'held' | 'busy' | 'not-quiet'; waitMs: number },
+  deps: ReflectionJobDeps,
+  log: Logger,
+): Promise<never> {
+  if (start.status === 'busy') log.debug('thread busy, reflection deferred');
+  deps.metrics.reflections.inc({ status: start.status === 'busy' ? 'deferred' : 'not-quiet' });
+  await job.moveToDelayed(Date.now() + (start.status === 'busy' ? 1_000 : start.waitMs), token);
+  throw new DelayedError();
+}
+
+/** What a failed or aborted reflection becomes: a superseded result, a hand-back, or the job's failure. */
+async function failed(
+  err: unknown,
+  job: Job<JobPayload<'reflection'>>,
+  token: string | undefined,
+  deps: ReflectionJobDeps,
+  log: Logger,
+): Promise<ReflectionResult> {
+  if (err instanceof Superseded) {
+    // Nothing was committed; the follow-up job BullMQ keeps for this thread sees every turn.
+    log.info('reflection superseded by new turns (rollback policy)');
+    deps.metrics.reflections.inc({ status: 'superseded' });
+    return { status: 'superseded', threadId: job.data.threadId };
+  }
+  if (err === SHUTDOWN) {
+    // Handed back untouched, without spending an attempt: another worker takes it at once.
+    log.info('reflection aborted by shutdown, job handed back');
+    deps.metrics.reflections.inc({ status: 'handed-back' });
+    await job.moveToDelayed(Date.now(), token);
+    throw new DelayedError();
+  }
+  deps.metrics.reflections.inc({ status: 'error' });
+  // Retrying a permanent failure only burns attempts; BullMQ fails it at once.
+  if (err instanceof PermanentError) throw Object.assign(new UnrecoverableError(err.message), { cause: err });
+  throw coerceError(err);
 }
 
 function record(metrics: Metrics, outcome: ReflectOutcome) {
