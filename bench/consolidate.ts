@@ -99,7 +99,7 @@ async function main() {
     [
       'exact search, one query, top 10 (scale)',
       await sample(() =>
-        memories.search({ prefix: namespace, only: true, vector: query, filter: [], limit: 10, offset: 0 }),
+        memories.search({ scope: { namespaces: [namespace] }, vector: query, filter: [], limit: 10, offset: 0 }),
       ),
     ],
     [

@@ -32,7 +32,7 @@ export async function seedNamespace(
         key: randomUUID(),
         kind: 'memory',
         value: { content },
-        embeddings: [{ field: '$', vector: fakeEmbedding(content, dimensions) }],
+        fields: [{ field: '$', text: content, vector: fakeEmbedding(content, dimensions) }],
         ttl: null,
       };
     });

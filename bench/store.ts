@@ -111,7 +111,7 @@ async function main() {
   // The service ranks prefixes under STORE_EXACT_SEARCH_MAX items exactly; force the index here.
   memories.searchSettings.exactSearchMax = 0;
   const plan = await memories.searchPlan({
-    prefix: ['bench'],
+    scope: { prefix: ['bench'] },
     vector: (await data.embed(['q t1 s1']))[0],
     filter: [],
     limit: 10,

@@ -24,7 +24,7 @@ describe.each(backends)('the change-set writer on $name', (backend) => {
     key,
     kind: 'memory',
     value: { content },
-    embeddings: [{ field: '$', vector: fakeEmbedding(content, TEST_DIMENSIONS) }],
+    fields: [{ field: '$', text: content, vector: fakeEmbedding(content, TEST_DIMENSIONS) }],
     ttl: null,
     ...extra,
   });

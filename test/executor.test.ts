@@ -309,8 +309,7 @@ describe('debounced reflection executor', () => {
     release!();
     await waitFor(async () => h!.model.chatRequests.length === 2 && (await drained()));
     const memories = await h.runtime.store.search({
-      prefix: ['memories', 'u1'],
-      only: true,
+      scope: { namespaces: [['memories', 'u1']] },
       vector: new Array(64).fill(0.1),
       filter: [],
       limit: 10,

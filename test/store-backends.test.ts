@@ -66,9 +66,9 @@ describe.each(backends)('store invariants on $name', (backend) => {
         migrations.slice(2).map((_, i) => i + 3),
       );
       expect((await old.listNamespaces({ prefix: ['memories'], limit: 10, offset: 0 })).length).toBe(1);
-      const search = (q: { prefix: string[]; only?: boolean }) =>
-        old.search({ ...q, vector, filter: [], limit: 10, offset: 0 }).then((hits) => hits.map((h) => h.key));
-      expect((await search({ prefix: ns, only: true })).sort()).toEqual(['k1', 'k2']);
+      const search = (scope: { prefix: string[] } | { namespaces: string[][] }) =>
+        old.search({ scope, vector, filter: [], limit: 10, offset: 0 }).then((hits) => hits.map((h) => h.key));
+      expect((await search({ namespaces: [ns] })).sort()).toEqual(['k1', 'k2']);
       expect(await search({ prefix: ['memories'] })).toEqual(['k1', 'k2']);
     } finally {
       await close();
@@ -97,7 +97,7 @@ describe('embedded PGlite in a data folder', () => {
           kind: 'memory',
           value: { content: 'persisted' },
           ttl: null,
-          embeddings: [],
+          fields: [],
         },
       ],
     });

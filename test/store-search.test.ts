@@ -108,9 +108,9 @@ describe.each(backends)('store search on $name', (backend) => {
         .slice(0, 10)
         .map((x) => x.id),
     );
-    expect(await f.memories.searchPlan({ prefix: ['search'], vector: q, filter: [], limit: 10, offset: 0 })).toBe(
-      'exact',
-    );
+    expect(
+      await f.memories.searchPlan({ scope: { prefix: ['search'] }, vector: q, filter: [], limit: 10, offset: 0 }),
+    ).toBe('exact');
   });
 
   it('with the HNSW index and a large prefix, searches go through the index; one namespace stays exact', async () => {
@@ -121,11 +121,17 @@ describe.each(backends)('store search on $name', (backend) => {
       const query = 'ann query';
       f.embedder.fixed.set(query, randomUnitVector(5150));
       const q = f.embedder.fixed.get(query)!;
-      expect(await f.memories.searchPlan({ prefix: ['search'], vector: q, filter: [], limit: 10, offset: 0 })).toBe(
-        'ann',
-      );
       expect(
-        await f.memories.searchPlan({ prefix: ['search', 'u3'], vector: q, filter: [], limit: 10, offset: 0 }),
+        await f.memories.searchPlan({ scope: { prefix: ['search'] }, vector: q, filter: [], limit: 10, offset: 0 }),
+      ).toBe('ann');
+      expect(
+        await f.memories.searchPlan({
+          scope: { prefix: ['search', 'u3'] },
+          vector: q,
+          filter: [],
+          limit: 10,
+          offset: 0,
+        }),
       ).toBe('exact');
 
       const ann = await f.store.search({ namespacePrefix: ['search'], query, limit: 10 });

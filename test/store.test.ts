@@ -31,11 +31,11 @@ describe.each(backends)('reflection writes on $name', (backend) => {
     key,
     kind: 'memory',
     value: { content },
-    embeddings: [{ field: '$', vector: vec(content) }],
+    fields: [{ field: '$', text: content, vector: vec(content) }],
     ttl,
   });
   const search = (text: string) =>
-    store.search({ prefix: ns, only: true, vector: vec(text), filter: [], limit: 10, offset: 0 });
+    store.search({ scope: { namespaces: [ns] }, vector: vec(text), filter: [], limit: 10, offset: 0 });
 
   beforeAll(async () => {
     ({ db, schema, close } = await backend.open());

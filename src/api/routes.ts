@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Metrics } from '../app/metrics.js';
-import type { Recall } from '../memory/recall.js';
+import { recallInputSchema, type Recall } from '../memory/recall.js';
 import type { Producer } from '../queue/enqueue.js';
 import { enqueueBodySchema, threadIdSchema } from '../queue/schemas.js';
 import { parse } from './parse.js';
@@ -22,6 +22,7 @@ const searchQuery = z.strictObject({
   query: z.string(),
   limit: z.string().optional(),
   offset: z.string().optional(),
+  mode: z.string().optional(),
   refreshTtl: queryBool.optional(),
 });
 
@@ -50,8 +51,18 @@ export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
       query: q.query,
       limit: q.limit,
       offset: q.offset,
+      // Checked by the search schema, which names the modes.
+      mode: q.mode as 'vector' | 'text' | 'hybrid' | undefined,
       refreshTtl: q.refreshTtl,
     });
     return { memories };
+  });
+
+  app.post('/v1/recall', async (request) => {
+    const input = parse(recallInputSchema, request.body, 'request body');
+    // The context fills the kinds' namespaces: under an API key it carries the key's tenant,
+    // which every namespace template starts with, so a recall stays inside its tenant.
+    const context = deps.tenancy.stampContext(request, input.context);
+    return deps.recall.recall({ ...input, context });
   });
 }

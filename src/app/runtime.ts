@@ -121,7 +121,7 @@ export class Runtime {
     const models = createModelClients(env, log);
     this.embedder = options.embedder ?? models.embedder;
     this.manager = new MemoryManager(models.chat, log.child({ component: 'manager' }));
-    this.recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ);
+    this.recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ, this.kinds);
     this.promptOptimizer = new PromptOptimizer(
       this.store,
       models.chat,

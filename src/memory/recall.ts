@@ -2,19 +2,36 @@ import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { MemoryDb } from '../store/memory-db.js';
-import { namespaceSchema, type ScoredMemory } from '../store/types.js';
+import type { SearchMode } from '../store/search.js';
+import type { MemoryItem, Namespace, ScoredMemory, SearchItem } from '../store/types.js';
+import { defaultKinds, profileKey, type MemoryKind } from './kinds.js';
+import { fillNamespace, templateVariables } from './namespace-template.js';
+import { documentText, fitBudget, type RecalledMemory, type RecalledProfile } from './recall-prompt.js';
+import { recallInputSchema, searchInputSchema, type RecallInput, type SearchInput } from './recall-schemas.js';
+import { searchQueries } from './reflection-plan.js';
 
-export const searchInputSchema = z.strictObject({
-  namespace: namespaceSchema,
-  query: z.string().min(1, 'must not be empty').max(8_000),
-  limit: z.coerce.number().int().min(1).max(100).default(10),
-  offset: z.coerce.number().int().min(0).max(100_000).default(0),
-  /** Renew the TTL of the memories returned; omitted: the store-wide default. */
-  refreshTtl: z.boolean().optional(),
-});
-export type SearchInput = z.input<typeof searchInputSchema>;
+export { recallInputSchema, searchInputSchema, type RecallInput, type SearchInput } from './recall-schemas.js';
+export type { RecalledMemory, RecalledProfile } from './recall-prompt.js';
 
-/** What a producer app reads on its next turn: memories of a namespace ranked by similarity. */
+/**
+ * Reorders recall's candidates (a cross-encoder, an LLM judge): given the query and the fused
+ * candidates, best first, it returns them in its order (it may drop some). Off unless given.
+ */
+export type Reranker = (query: string, candidates: SearchItem[]) => Promise<SearchItem[]>;
+
+export interface RecallResult {
+  profiles: RecalledProfile[];
+  memories: RecalledMemory[];
+  /** The prompt block (recall-prompt.ts), '' when nothing was recalled. */
+  prompt: string;
+  /** The block's estimated tokens (characters / 4). */
+  tokens: number;
+}
+
+/** Candidates recall ranks before it cuts to `limit` and the token budget. */
+const CANDIDATES = 50;
+
+/** What a producer app reads on its next turn: one namespace's memories, or a recall across its kinds. */
 export class Recall {
   constructor(
     private readonly store: MemoryDb,
@@ -22,24 +39,141 @@ export class Recall {
     /** STORE_REFRESH_TTL_ON_READ: recall is the application reading its memories, the read a
      * TTL refresh is for (a memory that keeps being recalled stays). */
     private readonly refreshTtlOnRead: boolean,
+    private readonly kinds: MemoryKind[] = defaultKinds,
+    private readonly rerank?: Reranker,
   ) {}
 
+  /** One namespace's memories, most similar to `query` first. */
   async search(input: SearchInput): Promise<ScoredMemory[]> {
-    const parsed = searchInputSchema.safeParse(input);
-    if (!parsed.success)
-      throw new InputError(`invalid search request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
-    const { namespace, query, limit, offset, refreshTtl } = parsed.data;
-    // Embed first, then borrow a connection: none is held while the model works (invariant 8).
-    const [vector] = await this.embedder.embed([query]);
-    // Exact within the one namespace: every hit has a score, and the top-k is the true top-k.
-    const found = (await this.store.search({
-      prefix: namespace,
-      only: true,
-      vector,
-      filter: [],
-      limit,
-      offset,
-    })) as ScoredMemory[];
-    return (refreshTtl ?? this.refreshTtlOnRead) ? this.store.refreshTtl(found) : found;
+    const { namespace, query, limit, offset, mode, refreshTtl } = parse(searchInputSchema, input, 'search');
+    const found = await this.rank({ namespaces: [namespace], query, mode: mode ?? 'vector', limit, offset });
+    return this.refreshed(found as ScoredMemory[], refreshTtl);
   }
+
+  /**
+   * The profiles and the most relevant memories of every kind's namespace filled from the
+   * context (as a reflection fills them), ranked together (hybrid by default), deduplicated,
+   * cut to `limit` and the token budget, and as a prompt block.
+   */
+  async recall(input: RecallInput): Promise<RecallResult> {
+    const r = parse(recallInputSchema, input, 'recall');
+    const kinds = this.selected(r.kinds, r.context);
+    const namespaceOf = (k: MemoryKind) => fillNamespace(k.namespace, r.context, k.name);
+    const profiles = kinds.filter((k) => k.mode === 'profile');
+    const collections = kinds.filter((k) => k.mode === 'collection');
+    const query =
+      r.query ??
+      searchQueries(r.messages ?? [], 8)
+        .join('\n')
+        .slice(0, 8_000);
+    const [profileItems, ranked] = await Promise.all([
+      this.store.getMany(profiles.map((k) => ({ namespace: namespaceOf(k), key: profileKey(k) }))),
+      collections.length && query
+        ? this.rank({
+            namespaces: unique(collections.map(namespaceOf)),
+            kinds: collections.map((k) => k.name),
+            query,
+            mode: r.mode,
+            limit: CANDIDATES,
+            offset: 0,
+            recency: r.recency,
+          })
+        : Promise.resolve([]),
+    ]);
+    const found = dedupe(ranked).slice(0, r.limit);
+    const shown = fitBudget(
+      profileItems.flatMap((item, i) => (item ? [{ kind: (profiles[i] as MemoryKind).name, ...pick(item) }] : [])),
+      found.map((m) => ({ kind: m.kind, score: m.score, ...pick(m) })),
+      r.tokenBudget,
+    );
+    // What the application is shown is what it recalls: those TTLs are renewed, no others.
+    const ids = new Set([...shown.profiles, ...shown.memories].map((m) => JSON.stringify([m.namespace, m.key])));
+    const recalled = [...profileItems, ...found].filter((m) => m && ids.has(JSON.stringify([m.namespace, m.key])));
+    await this.refreshed(recalled, r.refreshTtl);
+    return shown;
+  }
+
+  /** Embeds the query (before any connection is borrowed: invariant 8), searches, reranks. */
+  private async rank(q: {
+    namespaces: Namespace[];
+    kinds?: string[];
+    query: string;
+    mode: SearchMode;
+    limit: number;
+    offset: number;
+    recency?: { halfLifeMs: number; weight: number } | undefined;
+  }): Promise<SearchItem[]> {
+    const vector = q.mode === 'text' ? undefined : (await this.embedder.embed([q.query]))[0];
+    const found = await this.store.search({
+      scope: { namespaces: q.namespaces },
+      vector,
+      text: q.query,
+      mode: q.mode,
+      kinds: q.kinds,
+      filter: [],
+      limit: q.limit,
+      offset: q.offset,
+      recency: q.recency,
+    });
+    return this.rerank ? this.rerank(q.query, found) : found;
+  }
+
+  private refreshed<T extends MemoryItem>(items: (T | null)[], refreshTtl: boolean | undefined): Promise<T[]> {
+    const live = items.filter((i): i is T => i !== null);
+    return (refreshTtl ?? this.refreshTtlOnRead) ? this.store.refreshTtl(live) : Promise.resolve(live);
+  }
+
+  /** The kinds asked (all when none), each of whose namespace the context must be able to fill. */
+  private selected(names: string[] | undefined, context: Record<string, string>): MemoryKind[] {
+    const unknown = (names ?? []).filter((n) => !this.kinds.some((k) => k.name === n));
+    if (unknown.length)
+      throw new InputError(
+        `unknown memory kind(s) ${unknown.join(', ')}; configured: ${this.kinds.map((k) => k.name).join(', ')}`,
+      );
+    const kinds = names ? this.kinds.filter((k) => names.includes(k.name)) : this.kinds;
+    const missing = [...new Set(kinds.flatMap((k) => templateVariables(k.namespace)))].filter(
+      (v) => context[v] === undefined,
+    );
+    if (missing.length)
+      throw new InputError(
+        `context is missing ${missing.map((m) => `"${m}"`).join(', ')}, needed by the memory namespaces`,
+      );
+    return kinds;
+  }
+}
+
+function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success)
+    throw new InputError(`invalid ${what} request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+  return parsed.data;
+}
+
+const pick = (m: {
+  namespace: Namespace;
+  key: string;
+  version: number;
+  value: Record<string, unknown>;
+  updatedAt: Date;
+}) => ({
+  namespace: m.namespace,
+  key: m.key,
+  version: m.version,
+  value: m.value,
+  updatedAt: m.updatedAt,
+});
+
+function unique(namespaces: Namespace[]): Namespace[] {
+  return [...new Map(namespaces.map((ns) => [JSON.stringify(ns), ns])).values()];
+}
+
+/** The same text stored twice (two kinds, two namespaces) is shown once, at its better rank. */
+function dedupe(items: SearchItem[]): SearchItem[] {
+  const seen = new Set<string>();
+  return items.filter((m) => {
+    const text = documentText(m.value).trim().toLowerCase();
+    if (seen.has(text)) return false;
+    seen.add(text);
+    return true;
+  });
 }

@@ -29,7 +29,11 @@ export async function toWrites(input: {
   });
   const vectors = texts.length ? await input.embedder.embed(texts, input.signal, input.onEmbeddingUsage) : [];
   return planned.map(({ op, kind, fields }): Write => {
-    const embeddings = fields.map((f) => ({ field: f.field, vector: vectors[f.index] as number[] }));
+    const indexed = fields.map((f) => ({
+      field: f.field,
+      text: texts[f.index] as string,
+      vector: vectors[f.index] as number[],
+    }));
     if (op.op === 'insert') {
       const k = kind as MemoryKind;
       const common = {
@@ -37,7 +41,7 @@ export async function toWrites(input: {
         namespace: input.namespaceOf(op.kind),
         kind: op.kind,
         value: op.document,
-        embeddings,
+        fields: indexed,
       } as const;
       // A profile's key is fixed: "must not exist" (an expired one is gone, rule 4 of the writer).
       if (k.mode === 'profile') return { ...common, key: profileKey(k), ttl: k.ttlMs ?? null, ifVersion: 0 };
@@ -53,7 +57,7 @@ export async function toWrites(input: {
         key: t.key,
         kind: t.kind,
         value: op.document,
-        embeddings,
+        fields: indexed,
         ttl,
         ifVersion: t.version,
       };

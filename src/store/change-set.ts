@@ -1,8 +1,8 @@
 import type { Db } from './db.js';
 import { assertWritesOnce, planChange, type Conflict } from './change-plan.js';
-import { claimOnce, lockNamespaces, readCurrent, writePlan, writeVectors } from './change-sql.js';
+import { claimOnce, lockNamespaces, readCurrent, writeFields, writePlan } from './change-sql.js';
 import type { Tables } from './sql.js';
-import type { FieldEmbedding, MemoryItem, Namespace } from './types.js';
+import type { IndexedField, MemoryItem, Namespace } from './types.js';
 
 /**
  * THE change-set writer: every write to the memory tables (memories, their vectors and history,
@@ -36,8 +36,8 @@ import type { FieldEmbedding, MemoryItem, Namespace } from './types.js';
  *  7. Namespaces. Each namespace with a history row gets its version bumped once and its item
  *     count adjusted; one only read or locked is left as it was (it must not make others
  *     conflict). `updated_at` never moves back (`touched`).
- *  8. Vectors. A put replaces the item's vectors: fields it no longer embeds are deleted (no
- *     orphan vectors), a delete cascades.
+ *  8. Indexed fields. A put replaces the item's indexed fields (text and vector): fields it no
+ *     longer indexes are deleted (no orphan vectors), a delete cascades.
  *  9. Time to live. A put gives the item its TTL (ms from now, on the database's clock), none
  *     (null), or keeps the live item's expiry and duration ('keep'; none for a new item).
  *
@@ -58,8 +58,8 @@ export type Write =
       /** Undefined keeps the live item's kind; a new item then gets the change's `defaultKind`. */
       kind?: string | undefined;
       value: Record<string, unknown>;
-      /** The item's vectors after the put, one per embedded field (none: no vectors). */
-      embeddings: FieldEmbedding[];
+      /** The item's indexed fields after the put: texts, with vectors when embedded (none: unindexed). */
+      fields: IndexedField[];
       ttl: Ttl;
       /** Compare-and-set on the item's live version (0: must not exist). */
       ifVersion?: number | undefined;
@@ -120,8 +120,9 @@ class Rollback extends Error {
 /** Applies one change set in one transaction, by the rules above. */
 export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Promise<ChangeResult> {
   assertWritesOnce(change);
-  const vectors = change.writes.flatMap((w, i) => (w.op === 'put' ? w.embeddings.map((e) => ({ i, ...e })) : []));
-  const vectorParam = vectors.length ? await db.vectorArrayParam(vectors.map((v) => v.vector)) : null;
+  const fields = change.writes.flatMap((w, i) => (w.op === 'put' ? w.fields.map((f) => ({ i, ...f })) : []));
+  const embedded = fields.filter((f) => f.vector);
+  const vectorParam = embedded.length ? await db.vectorArrayParam(embedded.map((f) => f.vector as number[])) : null;
   try {
     return await db.transaction(async (tx) => {
       const locked = await lockNamespaces(tx, t, [
@@ -134,7 +135,7 @@ export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Prom
       const plan = planChange(change, locked, current);
       if ('conflicts' in plan) throw new Rollback({ status: 'conflict', conflicts: plan.conflicts });
       const stamps = await writePlan(tx, t, change, plan);
-      if (plan.puts.length) await writeVectors(tx, t, change, plan, vectors, vectorParam);
+      if (plan.puts.length) await writeFields(tx, t, change, plan, fields, vectorParam);
       return { status: 'applied', results: plan.results(stamps), counts: plan.counts } as const;
     });
   } catch (err) {

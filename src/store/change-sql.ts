@@ -3,7 +3,7 @@ import type { ChangeSet, Once } from './change-set.js';
 import type { Queryable } from './db.js';
 import { namespacesCte, uniqueSorted } from './namespace-locks.js';
 import { expiryAfter, namespaceFromJson, touched, type Tables } from './sql.js';
-import type { FieldEmbedding, MemoryItem, Namespace } from './types.js';
+import type { IndexedField, MemoryItem, Namespace } from './types.js';
 
 /**
  * The SQL half of the change-set writer (rules in change-set.ts): a handful of set-based
@@ -205,34 +205,47 @@ export async function writePlan(tx: Queryable, t: Tables, change: ChangeSet, pla
 }
 
 /**
- * Replaces the vectors of every put: the new ones upserted, those of fields an existing item no
- * longer embeds deleted (no orphan vectors).
+ * Replaces the indexed fields of every put: the new ones upserted (text, and vector when
+ * embedded), those an existing item no longer indexes deleted (no orphan vectors). Embedded
+ * fields carry their vectors in one binary array parameter; text-only ones travel apart (a
+ * binary array cannot hold a null).
  */
-export async function writeVectors(
+export async function writeFields(
   tx: Queryable,
   t: Tables,
   change: ChangeSet,
   plan: Plan,
-  vectors: ({ i: number } & FieldEmbedding)[],
+  fields: ({ i: number } & IndexedField)[],
   vectorParam: unknown,
 ): Promise<void> {
+  const embedded = fields.filter((f) => f.vector);
+  const textOnly = fields.filter((f) => !f.vector);
   const old = plan.puts.filter((p) => p.existed);
+  const keyOf = (f: { i: number }) => change.writes[f.i]?.key;
   await tx.query(
     `with nss as (select * from ${namespacesCte('$1')}),
-     keep as (select * from unnest($2::int[], $3::text[], $4::text[], $5::vector[]) as k(nsi, key, field, embedding)),
+     keep as (
+       select * from unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::vector[]) as k(nsi, key, field, text, embedding)
+       union all
+       select *, null::vector from unnest($7::int[], $8::text[], $9::text[], $10::text[]) as k(nsi, key, field, text)),
      gone as (
-       delete from ${t.vectors} x using unnest($6::int[], $7::text[]) as o(nsi, key), nss
+       delete from ${t.vectors} x using unnest($11::int[], $12::text[]) as o(nsi, key), nss
         where nss.o = o.nsi and x.namespace = nss.ns and x.key = o.key
           and not exists (select 1 from keep where keep.nsi = o.nsi and keep.key = o.key and keep.field = x.field))
-     insert into ${t.vectors} (namespace, key, field, embedding)
-     select nss.ns, keep.key, keep.field, keep.embedding from keep join nss on nss.o = keep.nsi
-     on conflict (namespace, key, field) do update set embedding = excluded.embedding`,
+     insert into ${t.vectors} (namespace, key, field, text, embedding)
+     select nss.ns, keep.key, keep.field, keep.text, keep.embedding from keep join nss on nss.o = keep.nsi
+     on conflict (namespace, key, field) do update set text = excluded.text, embedding = excluded.embedding`,
     [
       nsJson(plan.namespaces),
-      vectors.map((v) => plan.nsi[v.i]),
-      vectors.map((v) => change.writes[v.i]?.key),
-      vectors.map((v) => v.field),
+      embedded.map((f) => plan.nsi[f.i]),
+      embedded.map(keyOf),
+      embedded.map((f) => f.field),
+      embedded.map((f) => f.text),
       vectorParam ?? '{}',
+      textOnly.map((f) => plan.nsi[f.i]),
+      textOnly.map(keyOf),
+      textOnly.map((f) => f.field),
+      textOnly.map((f) => f.text),
       old.map((p) => p.nsi),
       old.map((p) => p.key),
     ],

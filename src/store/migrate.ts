@@ -11,9 +11,15 @@ import { tables } from './sql.js';
  */
 export async function migrate(
   db: Db,
-  opts: { schema: string; dimensions: number; log: Logger; migrations?: Migration[] },
+  opts: { schema: string; dimensions: number; textSearchConfig?: string; log: Logger; migrations?: Migration[] },
 ): Promise<{ applied: number[] }> {
   const t = tables(opts.schema);
+  const textSearchConfig = opts.textSearchConfig ?? 'english';
+  // It is written into SQL text (a generated column's expression cannot take a parameter).
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(textSearchConfig))
+    throw new PermanentError(
+      `text-search configuration ${JSON.stringify(textSearchConfig)} is not a configuration name`,
+    );
   const lockKey = `engram.migrate.${opts.schema}`;
   const applied: number[] = [];
   for (const migration of opts.migrations ?? allMigrations) {
@@ -25,7 +31,7 @@ export async function migrate(
       );
       const done = await tx.query('select 1 from ' + t.migrations + ' where id = $1', [migration.id]);
       if (done.rowCount) return;
-      await tx.exec(migration.sql(t, opts.dimensions));
+      await tx.exec(migration.sql(t, { dimensions: opts.dimensions, textSearchConfig }));
       await tx.query(`insert into ${t.migrations} (id, name) values ($1, $2)`, [migration.id, migration.name]);
       applied.push(migration.id);
       opts.log.info(

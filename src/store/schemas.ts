@@ -32,6 +32,7 @@ export const fieldPathSchema = z
   .min(1)
   .max(512)
   .refine((p) => parsePath(p) !== null, 'must be `$` or a path such as `a.b`, `items[0]`, `items[*].text`');
+export const searchModeSchema = z.enum(['vector', 'text', 'hybrid']);
 const ifVersion = z
   .number()
   .int()
@@ -85,6 +86,11 @@ export const searchInputSchema = z.strictObject({
   filter: filterSchema.optional(),
   limit: z.number().int().min(1).max(100).default(10),
   offset: z.number().int().min(0).max(100_000).default(0),
+  /**
+   * With `query`: rank by vector similarity (the default), by the query's words (`text`:
+   * full-text, rare words weigh more), or both fused (`hybrid`).
+   */
+  mode: searchModeSchema.optional(),
   /** Rank exactly even when the prefix is large enough for the ANN index. */
   exact: z.boolean().optional(),
   refreshTtl,

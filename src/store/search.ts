@@ -1,20 +1,38 @@
 import type { Db } from './db.js';
-import { filterSql, type FilterClause } from './filter.js';
+import type { FilterClause } from './filter.js';
 import { COLUMNS, scored } from './read-items.js';
 import { bestPerItem, vectorDistances } from './knn.js';
-import { alive, Params, prefixCondition, type Tables } from './sql.js';
-import type { Namespace, SearchItem } from './types.js';
+import { fuse } from './fuse.js';
+import { itemConditions } from './search-conditions.js';
+import { Params, prefixCondition, scopeCondition, type SearchScope, type Tables } from './sql.js';
+import { textRanked } from './text-search.js';
+import type { SearchItem } from './types.js';
+
+export type { SearchScope } from './sql.js';
+
+/**
+ * How a query ranks: by vector similarity, by its words (full-text, rare words weigh more), or
+ * both fused by reciprocal rank (hybrid).
+ */
+export type SearchMode = 'vector' | 'text' | 'hybrid';
 
 export interface SearchQuery {
-  prefix: Namespace;
-  /** Only the namespace `prefix` itself, not the namespaces under it (a user's own memories). */
-  only?: boolean | undefined;
+  scope: SearchScope;
+  /** The query's vector (vector and hybrid). */
   vector?: number[] | undefined;
+  /** The query's words (text and hybrid). */
+  text?: string | undefined;
+  /** Default: `vector` with a vector, `text` with only words; neither: filter only, newest first. */
+  mode?: SearchMode | undefined;
   filter: FilterClause[];
+  /** Only items of these kinds (all when omitted). */
+  kinds?: string[] | undefined;
   limit: number;
   offset: number;
   /** Rank exactly even where the ANN index could be used. */
   exact?: boolean | undefined;
+  /** Hybrid only: newer memories weigh more, by `weight` (0..1) over a half-life of `halfLifeMs`. */
+  recency?: { halfLifeMs: number; weight: number } | undefined;
 }
 
 export interface SearchSettings {
@@ -28,18 +46,17 @@ export interface SearchSettings {
 function largePrefixSql(t: Tables, q: SearchQuery, s: SearchSettings, p: Params): string {
   // One namespace is always ranked exactly, however large (a user's search must be the true top-k).
   return `(select count(*) filter (where n.items > 0) > 1 and coalesce(sum(n.items), 0) > ${p.add(s.exactSearchMax)}
-             from ${t.namespaces} n where ${prefixCondition('n.namespace', q.prefix, p)})`;
+             from ${t.namespaces} n where ${scopeCondition('n.namespace', q.scope, p)})`;
 }
+
+const modeOf = (q: SearchQuery): SearchMode | 'filter' =>
+  q.mode ?? (q.vector ? 'vector' : q.text !== undefined ? 'text' : 'filter');
 
 /**
- * How a prefix search will rank: exactly, or through the HNSW index when it exists and the
- * prefix holds more than `exactSearchMax` items in more than one namespace.
+ * How a search will rank its vectors: exactly, or through the HNSW index when it exists and a
+ * prefix holds more than `exactSearchMax` items in more than one namespace (a list of
+ * namespaces is always ranked exactly).
  */
-/** Where a search looks (on `column`): one namespace, or every namespace under a prefix. */
-function scopeCondition(column: string, q: SearchQuery, p: Params): string {
-  return q.only ? `${column} = ${p.add(q.prefix)}::text[]` : prefixCondition(column, q.prefix, p);
-}
-
 export async function searchPlan(
   db: Db,
   t: Tables,
@@ -48,7 +65,7 @@ export async function searchPlan(
   hasAnnIndex: () => Promise<boolean>,
 ): Promise<'exact' | 'ann' | 'filter'> {
   if (!q.vector) return 'filter';
-  if (q.exact || q.only || !(await hasAnnIndex())) return 'exact';
+  if (q.exact || !('prefix' in q.scope) || !(await hasAnnIndex())) return 'exact';
   const p = new Params();
   const res = await db.query<{ large: boolean }>(`select ${largePrefixSql(t, q, s, p)} as large`, p.values);
   return res.rows[0]?.large ? 'ann' : 'exact';
@@ -61,8 +78,35 @@ export async function searchItems(
   s: SearchSettings,
   hasAnnIndex: () => Promise<boolean>,
 ): Promise<SearchItem[]> {
-  if (!q.vector) return filterOnly(db, t, q);
-  if (q.exact || q.only || !(await hasAnnIndex())) return (await exact(db, t, q)).items;
+  const mode = modeOf(q);
+  if (mode === 'filter') return filterOnly(db, t, q);
+  if (mode === 'text') return textRanked(db, t, { ...q, text: required(q.text, 'text') });
+  if (mode === 'vector') return vectorRanked(db, t, { ...q, vector: required(q.vector, 'vector') }, s, hasAnnIndex);
+  // Hybrid: each ranking's top candidates, fused; the page is cut from the fused list.
+  const candidates = { ...q, offset: 0, limit: Math.max(HYBRID_CANDIDATES, 2 * (q.offset + q.limit)) };
+  const [byVector, byText] = await Promise.all([
+    vectorRanked(db, t, { ...candidates, vector: required(q.vector, 'vector') }, s, hasAnnIndex),
+    textRanked(db, t, { ...candidates, text: required(q.text, 'text') }),
+  ]);
+  return fuse([byVector, byText], q.recency).slice(q.offset, q.offset + q.limit);
+}
+
+/** Candidates each ranking gives a hybrid search, at least (more when a page lies deeper). */
+const HYBRID_CANDIDATES = 50;
+
+function required<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`this search mode needs the query's ${what}`);
+  return value;
+}
+
+async function vectorRanked(
+  db: Db,
+  t: Tables,
+  q: SearchQuery & { vector: number[] },
+  s: SearchSettings,
+  hasAnnIndex: () => Promise<boolean>,
+): Promise<SearchItem[]> {
+  if (q.exact || !('prefix' in q.scope) || !(await hasAnnIndex())) return (await exact(db, t, q)).items;
   // With the index, the size check and the exact search are one statement (one round trip for
   // the common case, a user's own namespace); a large prefix comes back empty and goes to ANN.
   const gated = await exact(db, t, q, s);
@@ -86,11 +130,11 @@ async function exact(
   const large = gate ? largePrefixSql(t, q, gate, p) : 'false';
   const res = await db.query(
     `with plan as (select ${large} as large),
-     d as materialized (${vectorDistances(t, `${vec}::vector`, `${scopeCondition('v.namespace', q, p)} and not (select large from plan)`)}),
+     d as materialized (${vectorDistances(t, `${vec}::vector`, `${scopeCondition('v.namespace', q.scope, p)} and not (select large from plan)`)}),
      best as (${bestPerItem('d')}),
      hits as (
        select ${COLUMNS}, best.distance from best join ${t.memories} m on m.namespace = best.namespace and m.key = best.key
-        where ${alive('m')} and ${filterSql(q.filter, 'm.value', p)}
+        where ${itemConditions(q, p)}
         order by best.distance, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)})
      select plan.large, hits.* from plan left join hits on true
       order by hits.distance, hits.namespace, hits.key`,
@@ -113,11 +157,12 @@ async function ann(db: Db, t: Tables, q: SearchQuery, s: SearchSettings): Promis
   for (let fetch = want * 2; ; fetch *= 4) {
     const p = new Params();
     const vec = p.add(db.vectorParam(q.vector as number[]));
+    const prefix = 'prefix' in q.scope ? q.scope.prefix : [];
     const sql = `
       with a as materialized (
         select v.namespace, v.key, v.embedding <=> ${vec}::vector as distance
           from ${t.vectors} v join ${t.memories} m on m.namespace = v.namespace and m.key = v.key
-         where ${prefixCondition('v.namespace', q.prefix, p)} and ${alive('m')} and ${filterSql(q.filter, 'm.value', p)}
+         where ${prefixCondition('v.namespace', prefix, p)} and ${itemConditions(q, p)}
          order by v.embedding <=> ${vec}::vector limit ${p.add(fetch)}),
       c as (${bestPerItem('a')})
       select ${COLUMNS}, c.distance, (select count(*) from a) as fetched
@@ -141,7 +186,7 @@ async function filterOnly(db: Db, t: Tables, q: SearchQuery): Promise<SearchItem
   const p = new Params();
   const res = await db.query(
     `select ${COLUMNS}, null as distance from ${t.memories} m
-      where ${scopeCondition('m.namespace', q, p)} and ${alive('m')} and ${filterSql(q.filter, 'm.value', p)}
+      where ${scopeCondition('m.namespace', q.scope, p)} and ${itemConditions(q, p)}
       order by m.updated_at desc, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`,
     p.values,
   );

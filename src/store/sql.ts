@@ -51,6 +51,15 @@ export function prefixCondition(column: string, prefix: string[], params: Params
   return `(${column} >= ${lo}::text[] and ${column} < ${hi}::text[])`;
 }
 
+/** Where a search looks: every namespace under a prefix (whole labels), or exactly these namespaces. */
+export type SearchScope = { prefix: string[] } | { namespaces: string[][] };
+
+/** The condition (on `column`) of a scope: a btree range for a prefix, a semi-join for a list. */
+export function scopeCondition(column: string, scope: SearchScope, p: Params): string {
+  if ('prefix' in scope) return prefixCondition(column, scope.prefix, p);
+  return `${column} in (select ${namespaceFromJson('j')} from unnest(${p.add(scope.namespaces.map((ns) => JSON.stringify(ns)))}::text[]) as j)`;
+}
+
 /** The last labels of a namespace equal `suffix`. */
 export function suffixCondition(column: string, suffix: string[], params: Params): string {
   const s = params.add(suffix);

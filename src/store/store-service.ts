@@ -15,7 +15,7 @@ import {
   searchInputSchema,
   type BatchOpParsed,
 } from './schemas.js';
-import type { FieldEmbedding, HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js';
+import type { IndexedField, HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js';
 
 export interface StoreOptions {
   /** Computes vectors for puts and queries; without one, items are stored unindexed. */
@@ -101,15 +101,15 @@ export class StoreService {
       if (seen.has(id)) throw new InputError(`a batch may write ${id} only once`);
       seen.add(id);
     }
-    const vectors = await this.embed(ops);
+    const indexed = await this.index(ops);
     const results = new Array<BatchResult>(ops.length).fill(null);
-    await this.write(ops, vectors, results);
-    await this.read(ops, vectors, results);
+    await this.write(ops, indexed, results);
+    await this.read(ops, indexed, results);
     return results;
   }
 
   /** The puts and deletes of `ops`, as one change set: all or nothing. */
-  private async write(ops: BatchOpParsed[], vectors: Map<number, FieldEmbedding[]>, results: BatchResult[]) {
+  private async write(ops: BatchOpParsed[], indexed: Map<number, IndexedField[]>, results: BatchResult[]) {
     const writeAt = ops.flatMap((op, i) => (op.op === 'put' || op.op === 'delete' ? [i] : []));
     if (writeAt.length === 0) return;
     const writes = writeAt.map((i): Write => {
@@ -124,7 +124,7 @@ export class StoreService {
         kind: op.kind,
         value: op.value,
         ttl,
-        embeddings: vectors.get(i) ?? [],
+        fields: indexed.get(i) ?? [],
         ifVersion,
         actor,
       };
@@ -142,7 +142,7 @@ export class StoreService {
   }
 
   /** The reads of `ops`, in order, after the writes (so they see them). */
-  private async read(ops: BatchOpParsed[], vectors: Map<number, FieldEmbedding[]>, results: BatchResult[]) {
+  private async read(ops: BatchOpParsed[], indexed: Map<number, IndexedField[]>, results: BatchResult[]) {
     // All the gets in one statement, however many (a statement each was a round trip each).
     const getAt = ops.flatMap((op, i) => (op.op === 'get' ? [i] : []));
     const got = await this.memories.getMany(getAt.map((i) => ops[i] as Parsed<'get'>));
@@ -152,10 +152,11 @@ export class StoreService {
     for (const [i, op] of ops.entries()) {
       if (op.op === 'listNamespaces') results[i] = await this.memories.listNamespaces(op);
       else if (op.op === 'search') {
-        const vector = vectors.get(i)?.[0]?.vector;
         results[i] = await this.memories.search({
-          prefix: op.namespacePrefix,
-          vector,
+          scope: { prefix: op.namespacePrefix },
+          vector: indexed.get(i)?.[0]?.vector,
+          text: op.query,
+          mode: op.query === undefined ? undefined : (op.mode ?? 'vector'),
           filter: op.filter ?? [],
           limit: op.limit,
           offset: op.offset,
@@ -184,25 +185,29 @@ export class StoreService {
     }
   }
 
-  /** Vectors per op index: the fields of each put, the query of each search; one model call. */
-  private async embed(ops: BatchOpParsed[]) {
-    const texts: { i: number; field: string; text: string }[] = [];
+  /**
+   * Per op index: the indexed fields of each put (their texts, and vectors when an embedder is
+   * configured) and the query of each search that ranks by vector; one embedding call for all.
+   */
+  private async index(ops: BatchOpParsed[]): Promise<Map<number, IndexedField[]>> {
+    const out = new Map<number, IndexedField[]>();
+    const add = (i: number, f: IndexedField) => out.set(i, [...(out.get(i) ?? []), f]);
     for (const [i, op] of ops.entries()) {
       if (op.op === 'search' && op.query !== undefined) {
+        if ((op.mode ?? 'vector') === 'text') continue;
         if (!this.opts.embedder)
-          throw new InputError('search by `query` needs an embedder: configure embedding for this store');
-        texts.push({ i, field: 'query', text: op.query });
-      } else if (op.op === 'put' && op.index !== false && this.opts.embedder) {
-        const fields = op.index ?? this.opts.indexFields;
-        for (const t of embeddingTexts(op.value, fields)) texts.push({ i, ...t });
+          throw new InputError(
+            'search by `query` needs an embedder (or `mode: "text"`): configure embedding for this store',
+          );
+        add(i, { field: 'query', text: op.query });
+      } else if (op.op === 'put' && op.index !== false) {
+        for (const t of embeddingTexts(op.value, op.index ?? this.opts.indexFields)) add(i, t);
       }
     }
-    const out = new Map<number, FieldEmbedding[]>();
-    if (texts.length === 0 || !this.opts.embedder) return out;
-    const vectors = await this.opts.embedder.embed(texts.map((t) => t.text));
-    texts.forEach((t, j) =>
-      out.set(t.i, [...(out.get(t.i) ?? []), { field: t.field, vector: vectors[j] as number[] }]),
-    );
+    const toEmbed = this.opts.embedder ? [...out.values()].flat() : [];
+    if (toEmbed.length === 0) return out;
+    const vectors = await (this.opts.embedder as Embedder).embed(toEmbed.map((f) => f.text));
+    toEmbed.forEach((f, j) => (f.vector = vectors[j]));
     return out;
   }
 }

@@ -34,9 +34,14 @@ export interface SearchItem extends MemoryItem {
   score: number | null;
 }
 
-export interface FieldEmbedding {
+/**
+ * An indexed field of an item (a JSON path, `$` for the whole value): its text, which full-text
+ * search ranks, and its vector when an embedder computed one.
+ */
+export interface IndexedField {
   field: string;
-  vector: number[];
+  text: string;
+  vector?: number[] | undefined;
 }
 
 export interface HistoryEntry {

@@ -108,7 +108,7 @@ export class PromptOptimizer {
                 ...ref,
                 kind: PROMPT_KIND,
                 value,
-                embeddings: [],
+                fields: [],
                 ttl: null,
                 ifVersion: current?.version ?? 0,
               },

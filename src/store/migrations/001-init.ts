@@ -1,11 +1,12 @@
 import type { Tables } from '../sql.js';
+import type { MigrationOptions } from './index.js';
 
 /**
  * The memory store. Namespaces are text[]: whole-segment matching comes from array equality and
  * slices, never LIKE on a joined string (docs/prior-art.md: LangGraph's ("foo") matched ("foobar")).
  */
 export const name = 'init';
-export const sql = (t: Tables, dims: number) => `
+export const sql = (t: Tables, { dimensions: dims }: MigrationOptions) => `
 create extension if not exists vector;
 
 create table ${t.settings} (

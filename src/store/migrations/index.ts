@@ -4,11 +4,19 @@ import * as m002 from './002-store-api.js';
 import * as m003 from './003-ttl-refresh.js';
 import * as m004 from './004-consolidation-cursor.js';
 import * as m005 from './005-applied-changes.js';
+import * as m006 from './006-text-search.js';
+
+/** What a deployment chose when its schema was made; both are fixed for the schema's life. */
+export interface MigrationOptions {
+  dimensions: number;
+  /** A Postgres text-search configuration name (`english`, `simple`...): already checked as an identifier. */
+  textSearchConfig: string;
+}
 
 export interface Migration {
   id: number;
   name: string;
-  sql: (t: Tables, dims: number) => string;
+  sql: (t: Tables, o: MigrationOptions) => string;
 }
 
 /** Numbered, append-only. Never edit one that has shipped; add the next number. */
@@ -18,4 +26,5 @@ export const migrations: Migration[] = [
   { id: 3, ...m003 },
   { id: 4, ...m004 },
   { id: 5, ...m005 },
+  { id: 6, ...m006 },
 ];

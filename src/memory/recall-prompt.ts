@@ -1,0 +1,81 @@
+import type { Namespace } from '../store/types.js';
+
+/** A profile document as recall returns it. */
+export interface RecalledProfile {
+  kind: string;
+  namespace: Namespace;
+  key: string;
+  version: number;
+  value: Record<string, unknown>;
+  updatedAt: Date;
+}
+
+/** A memory as recall returns it: `score` is its rank's score in the search mode used. */
+export interface RecalledMemory {
+  kind: string;
+  namespace: Namespace;
+  key: string;
+  version: number;
+  value: Record<string, unknown>;
+  score: number | null;
+  updatedAt: Date;
+}
+
+/** Tokens a text costs in a prompt, estimated as characters / 4 (no tokenizer is loaded). */
+export const estimateTokens = (text: string): number => Math.ceil(text.length / 4);
+
+/** A document as one line: its text when it is a single string field, else its JSON. */
+export function documentText(value: Record<string, unknown>): string {
+  const only = Object.values(value);
+  return only.length === 1 && typeof only[0] === 'string' ? only[0] : JSON.stringify(value);
+}
+
+const escape = (s: string) => s.replaceAll('&', '&amp;').replaceAll('<', '&lt;');
+
+/**
+ * The prompt block, a stable format (docs/http-api.md#recall): an XML-like list the model can
+ * tell apart from the conversation, profiles first, then memories best first, each on one line.
+ * Text is escaped (`&`, `<`) so a memory cannot close its own tag. Empty: nothing was recalled.
+ *
+ *   <memories>
+ *   <profile kind="user_profile">{"name":"Ana","city":"Lisbon"}</profile>
+ *   <memory kind="memory" updated="2026-05-01">User loves ramen</memory>
+ *   </memories>
+ */
+export function profileLine(p: RecalledProfile): string {
+  return `<profile kind="${p.kind}">${escape(JSON.stringify(p.value))}</profile>`;
+}
+
+export function memoryLine(m: RecalledMemory): string {
+  return `<memory kind="${m.kind}" updated="${m.updatedAt.toISOString().slice(0, 10)}">${escape(documentText(m.value))}</memory>`;
+}
+
+export function promptBlock(lines: string[]): string {
+  return lines.length ? `<memories>\n${lines.join('\n')}\n</memories>` : '';
+}
+
+/**
+ * Profiles, then memories in rank order, as many as fit the budget (the block's own two tag
+ * lines counted); a profile that does not fit is left out like a memory, in order.
+ */
+export function fitBudget(
+  profiles: RecalledProfile[],
+  memories: RecalledMemory[],
+  budget: number | undefined,
+): { profiles: RecalledProfile[]; memories: RecalledMemory[]; prompt: string; tokens: number } {
+  let used = estimateTokens('<memories>\n\n</memories>');
+  const lines: string[] = [];
+  const take = <T>(items: T[], line: (x: T) => string): T[] =>
+    items.filter((x) => {
+      const text = line(x);
+      const cost = estimateTokens(text) + 1;
+      if (budget !== undefined && used + cost > budget) return false;
+      used += cost;
+      lines.push(text);
+      return true;
+    });
+  const keptProfiles = take(profiles, profileLine);
+  const keptMemories = take(memories, memoryLine);
+  const prompt = promptBlock(lines);
+  return { profiles: keptProfiles, memories: keptMemories, prompt, tokens: estimateTokens(prompt) };
+}

@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { contextSchema, kindNameSchema, messageSchema } from '../queue/schemas.js';
+import { searchModeSchema } from '../store/schemas.js';
+import { namespaceSchema } from '../store/types.js';
+
+/** One namespace's memories, most similar to `query` first (`GET /v1/memories/search`, SDK `search`). */
+export const searchInputSchema = z.strictObject({
+  namespace: namespaceSchema,
+  query: z.string().min(1, 'must not be empty').max(8_000),
+  limit: z.coerce.number().int().min(1).max(100).default(10),
+  offset: z.coerce.number().int().min(0).max(100_000).default(0),
+  /** How to rank; vector similarity when omitted (recall defaults to hybrid). */
+  mode: searchModeSchema.optional(),
+  /** Renew the TTL of the memories returned; omitted: the store-wide default. */
+  refreshTtl: z.boolean().optional(),
+});
+export type SearchInput = z.input<typeof searchInputSchema>;
+
+/**
+ * What an application asks before its next model call (`POST /v1/recall`, SDK `recall`): the
+ * thread's context (which fills each kind's namespace, as a reflection does), and what to recall
+ * for: a `query`, or the conversation's latest `messages`.
+ */
+export const recallInputSchema = z
+  .strictObject({
+    context: contextSchema,
+    query: z.string().min(1, 'must not be empty').max(8_000).optional(),
+    /** The latest turns: their newest texts make the query. */
+    messages: z
+      .array(messageSchema.pick({ role: true, content: true }))
+      .min(1)
+      .max(100)
+      .optional(),
+    /** Only these kinds; every configured kind when omitted. */
+    kinds: z.array(kindNameSchema).min(1).max(32).optional(),
+    /** Memories at most (profiles come on top). */
+    limit: z.number().int().min(1).max(100).default(10),
+    /** Tokens the whole recall may take in a prompt (chars / 4); none when omitted. */
+    tokenBudget: z.number().int().min(1).max(200_000).optional(),
+    mode: searchModeSchema.default('hybrid'),
+    /** Hybrid only: newer memories weigh more, by `weight` (0..1) over a half-life (ms). */
+    recency: z.strictObject({ halfLifeMs: z.number().int().min(1), weight: z.number().min(0).max(1) }).optional(),
+    refreshTtl: z.boolean().optional(),
+  })
+  .refine((r) => (r.query === undefined) !== (r.messages === undefined), {
+    message: 'give either `query` or `messages`, not both',
+    path: ['query'],
+  });
+export type RecallInput = z.input<typeof recallInputSchema>;

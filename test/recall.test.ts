@@ -1,0 +1,170 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineKind } from '../src/memory/kinds.js';
+import { estimateTokens } from '../src/memory/recall-prompt.js';
+import { startHarness, type Harness } from './helpers/harness.js';
+
+const kinds = (tenant: boolean) => {
+  const root = tenant ? ['{tenant}'] : [];
+  return [
+    defineKind({
+      name: 'memory',
+      description: 'A fact about the user',
+      namespace: [...root, 'memories', '{userId}'],
+      schema: z.object({ content: z.string() }),
+    }),
+    defineKind({
+      name: 'episode',
+      description: 'Something that happened',
+      namespace: [...root, 'episodes', '{userId}'],
+      schema: z.object({ content: z.string() }),
+    }),
+    defineKind({
+      name: 'user_profile',
+      description: 'Stable facts',
+      namespace: [...root, 'profiles', '{userId}'],
+      mode: 'profile',
+      schema: z.object({ name: z.string(), city: z.string() }).partial(),
+    }),
+  ];
+};
+
+async function call(h: Harness, path: string, body: unknown, key?: string) {
+  const res = await fetch(`${h.url}${path}`, {
+    method: path.includes('/store/items') && !path.endsWith('search') ? 'PUT' : 'POST',
+    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}
+
+describe('recall', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'], runtime: { kinds: kinds(false) } });
+    const put = (namespace: string[], key: string, kind: string, value: Record<string, unknown>) =>
+      call(h, '/v1/store/items', { namespace, key, kind, value });
+    await put(['profiles', 'u1'], 'profile:user_profile', 'user_profile', { name: 'Ana', city: 'Lisbon' });
+    await put(['memories', 'u1'], 'm1', 'memory', { content: 'User loves ramen' });
+    await put(['memories', 'u1'], 'm2', 'memory', { content: 'User plays tennis on Sundays' });
+    await put(['memories', 'u1'], 'm3', 'memory', { content: 'User is allergic to peanuts' });
+    await put(['episodes', 'u1'], 'e1', 'episode', { content: 'User cooked ramen with a friend <3 & laughed' });
+    // The same fact kept by two kinds is shown once.
+    await put(['episodes', 'u1'], 'e2', 'episode', { content: 'User loves ramen' });
+    // Not a configured kind of these namespaces: recall leaves it out.
+    await put(['memories', 'u1'], 'note', 'note', { content: 'ramen ramen ramen' });
+    await put(['memories', 'u2'], 'm1', 'memory', { content: 'User loves ramen too' });
+  });
+  afterAll(async () => h?.stop());
+
+  it("returns the user's profiles and relevant memories across the kinds' namespaces, and a prompt block", async () => {
+    const r = await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'what food does she like? ramen' });
+    expect(r.status).toBe(200);
+    expect(r.body.profiles).toEqual([
+      expect.objectContaining({
+        kind: 'user_profile',
+        namespace: ['profiles', 'u1'],
+        value: { name: 'Ana', city: 'Lisbon' },
+      }),
+    ]);
+    const contents = r.body.memories.map((m: any) => m.value.content);
+    expect(contents.slice(0, 2).sort()).toEqual(['User cooked ramen with a friend <3 & laughed', 'User loves ramen']);
+    expect(contents.filter((c: string) => c === 'User loves ramen')).toHaveLength(1);
+    expect(contents).not.toContain('ramen ramen ramen');
+    expect(contents).not.toContain('User loves ramen too');
+    expect(r.body.memories.every((m: any) => ['memory', 'episode'].includes(m.kind))).toBe(true);
+
+    const lines = (r.body.prompt as string).split('\n');
+    expect(lines[0]).toBe('<memories>');
+    // jsonb keeps keys in its own order (shorter first).
+    expect(lines[1]).toBe('<profile kind="user_profile">{"city":"Lisbon","name":"Ana"}</profile>');
+    expect(lines).toContain(
+      `<memory kind="episode" updated="${new Date().toISOString().slice(0, 10)}">User cooked ramen with a friend &lt;3 &amp; laughed</memory>`,
+    );
+    expect(lines.at(-1)).toBe('</memories>');
+    expect(r.body.tokens).toBe(estimateTokens(r.body.prompt));
+  });
+
+  it('takes the latest messages instead of a query, and cuts to limit and the token budget', async () => {
+    const messages = [
+      { role: 'assistant', content: 'How can I help?' },
+      { role: 'user', content: 'Any sports this weekend? Maybe tennis' },
+    ];
+    const all = await call(h, '/v1/recall', { context: { userId: 'u1' }, messages, limit: 10 });
+    expect(all.body.memories[0].value.content).toBe('User plays tennis on Sundays');
+
+    const one = await call(h, '/v1/recall', { context: { userId: 'u1' }, messages, limit: 1 });
+    expect(one.body.memories).toHaveLength(1);
+
+    const budget = 40;
+    const cut = await call(h, '/v1/recall', { context: { userId: 'u1' }, messages, tokenBudget: budget });
+    expect(cut.body.tokens).toBeLessThanOrEqual(budget);
+    expect(cut.body.memories.length).toBeLessThan(all.body.memories.length);
+    expect(cut.body.memories.map((m: any) => m.key)).toEqual(
+      all.body.memories.slice(0, cut.body.memories.length).map((m: any) => m.key),
+    );
+  });
+
+  it('by kind and mode; a new user recalls nothing; bad input is a 400 naming the problem', async () => {
+    const episodes = await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'ramen', kinds: ['episode'] });
+    expect(episodes.body.profiles).toEqual([]);
+    expect(episodes.body.memories.every((m: any) => m.kind === 'episode')).toBe(true);
+    const text = await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'peanuts', mode: 'text' });
+    expect(text.body.memories.map((m: any) => m.key)).toEqual(['m3']);
+
+    expect(await call(h, '/v1/recall', { context: { userId: 'nobody' }, query: 'ramen' })).toMatchObject({
+      status: 200,
+      body: { profiles: [], memories: [], prompt: '', tokens: 0 },
+    });
+    const missing = await call(h, '/v1/recall', { context: { user: 'u1' }, query: 'ramen' });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error).toMatch(/context is missing "userId"/);
+    const both = await call(h, '/v1/recall', {
+      context: { userId: 'u1' },
+      query: 'x',
+      messages: [{ role: 'user', content: 'x' }],
+    });
+    expect(both.status).toBe(400);
+    expect(
+      (await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'x', kinds: ['nope'] })).body.error,
+    ).toMatch(/unknown memory kind/);
+  });
+});
+
+describe('recall under API keys', () => {
+  const keys = { acme: 'acme-key-0123456789', globex: 'globex-key-0123456789' };
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: ['api'],
+      env: { API_KEYS: `acme:${keys.acme},globex:${keys.globex}`, ADMIN_PASSWORD: 'board-password' },
+      runtime: { kinds: kinds(true) },
+    });
+    await call(
+      h,
+      '/v1/store/items',
+      { namespace: ['acme', 'memories', 'u1'], key: 'm', value: { content: 'acme ramen' } },
+      keys.acme,
+    );
+    await call(
+      h,
+      '/v1/store/items',
+      { namespace: ['globex', 'memories', 'u1'], key: 'm', value: { content: 'globex ramen' } },
+      keys.globex,
+    );
+  });
+  afterAll(async () => h?.stop());
+
+  it("stays inside the key's tenant, whatever the context says", async () => {
+    const acme = await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'ramen' }, keys.acme);
+    expect(acme.body.memories.map((m: any) => m.value.content)).toEqual(['acme ramen']);
+    const spoofed = await call(
+      h,
+      '/v1/recall',
+      { context: { userId: 'u1', tenant: 'globex' }, query: 'ramen' },
+      keys.acme,
+    );
+    expect(spoofed.status).toBe(403);
+    expect((await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'ramen' })).status).toBe(401);
+  });
+});
