@@ -28,7 +28,7 @@ export function fuse(rankings: SearchItem[][], recency?: { halfLifeMs: number; w
     // The item itself gets its score (not a copy): it stays the object the TTL refresh knows.
     return Object.assign(item, { score: score * decay });
   });
-  return scored.sort((a, b) => (b.score) - (a.score) || compare(a, b));
+  return scored.sort((a, b) => b.score - a.score || compare(a, b));
 }
 
 function compare(a: SearchItem, b: SearchItem): number {
