@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import { APPEND_TURNS, APPEND_TURNS_SHA } from '../src/queue/buffer-scripts.js';
 import { BUFFER_DEFAULTS, ThreadBuffer } from '../src/queue/buffer.js';
 import { waitReady } from '../src/queue/connection.js';

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import { EngramClient } from '../src/sdk/client.js';
 import { startHarness, TEST_REDIS_URL, uniqueName, deleteKeys, waitFor, type Harness } from './helpers/harness.js';
 import { StallProxy } from './helpers/stall-proxy.js';

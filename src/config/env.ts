@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { PermanentError } from '../errors.js';
 import { parsePath } from '../store/json-path.js';
-import { tenantNameSchema } from '../queue/schemas.js';
+import { tenantNameSchema } from '../core/names.js';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 const bool = z.stringbool({ truthy: ['1', 'true', 'yes', 'on'], falsy: ['0', 'false', 'no', 'off', ''] });

@@ -1,7 +1,7 @@
 import { PermanentError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../llm/usage.js';
-import type { Logger } from '../log/logger.js';
+import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../observability/usage.js';
+import type { Logger } from '../observability/logger.js';
 import type { MemoryStore } from '../store/memory-store.js';
 import type { ChangedMemory, ChangedNamespace } from '../store/near-duplicates.js';
 import type { MemoryWrite } from '../store/types.js';

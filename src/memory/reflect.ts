@@ -1,14 +1,14 @@
 import { PermanentError, RetryableError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import { addUsage, noUsage, type TokenUsage, type UsageRecord, type UsageSink } from '../llm/usage.js';
-import type { Logger } from '../log/logger.js';
+import { addUsage, noUsage, type TokenUsage, type UsageRecord, type UsageSink } from '../observability/usage.js';
+import type { Logger } from '../observability/logger.js';
 import type { ThreadBuffer } from '../queue/buffer.js';
 import type { BufferedTurn } from '../queue/schemas.js';
 import type { MemoryStore } from '../store/memory-store.js';
 import type { MemoryWrite, Namespace } from '../store/types.js';
 import { profileKey, type MemoryKind } from './kinds.js';
 import type { MemoryManager } from './manager.js';
-import { fillNamespace } from './namespace-template.js';
+import { fillNamespace } from '../core/namespace-template.js';
 import { readSnapshot, snapshotSignature, type SnapshotRequest } from './reflection-snapshot.js';
 import { toWrites } from './writes.js';
 

@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 
 /**
  * Producers fail fast (no offline queue, one retry): a chat turn must get an error at once

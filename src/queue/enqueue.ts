@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
-import type { MemoryKind } from '../memory/kinds.js';
-import { templateVariables } from '../memory/namespace-template.js';
+import type { Logger } from '../observability/logger.js';
+import type { KindRoute } from '../core/kind-route.js';
+import { templateVariables } from '../core/namespace-template.js';
 import type { ThreadBuffer, TurnToAppend } from './buffer.js';
 import { Deadline } from './deadline.js';
 import { scheduleReflection, type EngramQueue } from './queues.js';
@@ -21,7 +21,7 @@ export interface ProducerSettings {
   maxWaitMs: number;
   policy: ReflectionPolicy;
   /** The configured kinds: an enqueue must name known kinds and carry their template variables. */
-  kinds: Pick<MemoryKind, 'name' | 'namespace' | 'debounceMs'>[];
+  kinds: readonly KindRoute[];
   /** How long each Redis round trip may take before the call fails (a stalled Redis). */
   timeoutMs: number;
 }

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import { createEmbedder, type Embedder } from '../llm/embedder.js';
-import { createLogger, type Logger } from '../log/logger.js';
+import { createLogger, type Logger } from '../observability/logger.js';
 import { defaultKinds, type MemoryKind } from '../memory/kinds.js';
 import { Recall, type SearchInput } from '../memory/recall.js';
 import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import { applyChangeSet } from './apply.js';
 import {
   changedNamespaces,

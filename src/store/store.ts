@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import { embeddingTexts } from './index-fields.js';
 import type { MemoryStore } from './memory-store.js';
 import {
