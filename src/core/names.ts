@@ -61,3 +61,11 @@ export const debounceWindowSchema = z
   .int()
   .min(0)
   .max(24 * 3600_000);
+
+/**
+ * What happens to a running reflection when its thread gets new turns:
+ * `enqueue` lets it commit and a follow-up handles the new turns; `rollback` aborts it before it
+ * commits, so that one reflection sees all turns (one model call instead of two).
+ */
+export const reflectionPolicySchema = z.enum(['enqueue', 'rollback']);
+export type ReflectionPolicy = z.infer<typeof reflectionPolicySchema>;

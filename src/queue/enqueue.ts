@@ -6,7 +6,8 @@ import { templateVariables } from '../core/namespace-template.js';
 import type { ThreadBuffer, TurnToAppend } from './buffer.js';
 import { Deadline } from './deadline.js';
 import { scheduleReflection, type EngramQueue } from './queues.js';
-import { enqueueInputSchema, type EnqueueParsed, type Message, type ReflectionPolicy } from './schemas.js';
+import type { ReflectionPolicy } from '../core/names.js';
+import { enqueueInputSchema, type EnqueueParsed, type Message } from './schemas.js';
 
 export interface EnqueueResult {
   threadId: string;

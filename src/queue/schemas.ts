@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   debounceWindowSchema,
+  reflectionPolicySchema,
   ID_CHARS,
   internalThreadIdSchema,
   kindNameSchema,
@@ -65,14 +66,6 @@ export const contextSchema = z
       ctx.issues.push({ code: 'custom', input: ctx.value, message: `at most ${LIMITS.contextKeys} context keys` });
   });
 export type ThreadContext = z.infer<typeof contextSchema>;
-
-/**
- * What happens to a running reflection when its thread gets new turns:
- * `enqueue` lets it commit and a follow-up handles the new turns; `rollback` aborts it before it
- * commits, so that one reflection sees all turns (one model call instead of two).
- */
-export const reflectionPolicySchema = z.enum(['enqueue', 'rollback']);
-export type ReflectionPolicy = z.infer<typeof reflectionPolicySchema>;
 
 export const enqueueBodySchema = z.strictObject({
   context: contextSchema,
