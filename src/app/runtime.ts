@@ -4,6 +4,7 @@ import { buildMetricsServer } from '../api/metrics-server.js';
 import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
 import type { Env } from '../config/env.js';
+import { publishSettings, settingsOf } from '../config/published-settings.js';
 import { PermanentError } from '../errors.js';
 import { createModelClients } from '../llm/clients.js';
 import type { Embedder } from '../llm/embedder.js';
@@ -183,7 +184,19 @@ export class Runtime {
     if (this.started) return;
     this.started = true;
     await Promise.all([
-      waitReady(this.producerRedis).then(() => this.checkEviction()),
+      waitReady(this.producerRedis).then(() =>
+        Promise.all([
+          this.checkEviction(),
+          // What SDK producers read instead of repeating this process' settings.
+          publishSettings(
+            this.producerRedis,
+            this.env.ENGRAM_PREFIX,
+            settingsOf(this.env, this.kinds),
+            roles,
+            this.log,
+          ),
+        ]),
+      ),
       checkDimensions(this.db, this.env.DATABASE_SCHEMA, this.env.EMBEDDING_DIMENSIONS),
     ]);
     const connection = this.workerRedis;

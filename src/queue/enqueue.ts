@@ -47,6 +47,8 @@ export class Producer {
     private readonly queue: EngramQueue<'reflection'>,
     private readonly settings: ProducerSettings,
     private readonly log: Logger,
+    /** What a failed append is rethrown as (the SDK's error classes); as it is when omitted. */
+    private readonly failure: (err: unknown) => unknown = (err) => err,
   ) {
     this.needs = new Map(settings.kinds.map((k) => [k.name, templateVariables(k.namespace)]));
     this.allNeeds = [...new Set([...this.needs.values()].flat())];
@@ -82,16 +84,22 @@ export class Producer {
     const kindsJson = kinds ? JSON.stringify(kinds) : undefined;
     const turns = messages.map((m): TurnToAppend => ({ clientId: m.id, json: storedTurnJson(m, kindsJson) }));
     const delay = Math.min(this.debounceFor(kinds, debounceMs), this.settings.maxWaitMs);
-    const appended = await this.deadline.run(
-      this.buffer.append(
-        threadId,
-        canonicalJson(context),
-        this.settings.maxWaitMs,
-        policy ?? this.settings.policy,
-        delay,
-        turns,
-      ),
-    );
+    let appended;
+    try {
+      appended = await this.deadline.run(
+        this.buffer.append(
+          threadId,
+          canonicalJson(context),
+          this.settings.maxWaitMs,
+          policy ?? this.settings.policy,
+          delay,
+          turns,
+        ),
+      );
+    } catch (err) {
+      // Only a failed call pays for it: a try block costs a call that succeeds nothing.
+      throw this.failure(err);
+    }
     if (appended.needsJob) {
       try {
         await this.deadline.run(scheduleReflection(this.queue, threadId, delay));
