@@ -21,6 +21,37 @@ export default tseslint.config(
     },
   },
   {
+    // Layers read one way: src/core (shared names and ids) imports nothing of engram's but the
+    // error classes, and the hot path (src/queue) nothing of formation, the store or the service.
+    files: ['src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['../*', '!../errors.js'], message: 'src/core is the ground floor: it imports no other layer' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/queue/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../memory/*', '../store/*', '../api/*', '../app/*', '../llm/*', '../sdk/*', '../config/*'],
+              message: 'the hot path imports only src/core, src/observability and the error classes',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Tests read JSON answers (any) and poke at internals; the type-aware checks above stay on
     // for promises, the unsafe-any family does not.
     files: ['test/**/*.ts'],

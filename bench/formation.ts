@@ -14,7 +14,7 @@ import { Runtime } from '../src/app/runtime.js';
 import { parseEnv, type Env } from '../src/config/env.js';
 import { OpenAIChatModel } from '../src/llm/chat-model.js';
 import { OpenAIEmbedder } from '../src/llm/embedder.js';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import { MemoryManager } from '../src/memory/manager.js';
 import { reflectThread, type ReflectDeps } from '../src/memory/reflect.js';
 import { readPrompt, FakeModel, type ChatHandler } from '../test/fake-model/server.js';

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import type { Db } from '../src/store/db.js';
 import { MemoryDb } from '../src/store/memory-db.js';
 import { migrate } from '../src/store/migrate.js';

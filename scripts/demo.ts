@@ -7,7 +7,7 @@
  */
 import { Runtime } from '../src/app/runtime.js';
 import { parseEnv } from '../src/config/env.js';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import { foodieModel } from '../test/fake-model/foodie.js';
 import { FakeModel } from '../test/fake-model/server.js';
 import { tables } from '../src/store/sql.js';

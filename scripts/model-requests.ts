@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { createOpenAI } from '../src/llm/openai.js';
 import { OpenAIChatModel } from '../src/llm/chat-model.js';
 import { OpenAIEmbedder } from '../src/llm/embedder.js';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import { defaultKinds } from '../src/memory/kinds.js';
 import { loadKindsFile } from '../src/memory/kinds-file.js';
 import { MemoryManager, type ExistingMemory } from '../src/memory/manager.js';

@@ -59,7 +59,8 @@ export class RetryableError extends Error {
 export class UnavailableError extends RetryableError {
   override name = 'UnavailableError';
   constructor(
-    readonly dependency: 'redis' | 'postgres' | 'chat-model' | 'embedding-model',
+    /** `service`: no engram service process has published its settings yet (the SDK's start). */
+    readonly dependency: 'redis' | 'postgres' | 'chat-model' | 'embedding-model' | 'service',
     message: string,
     options?: ErrorOptions,
   ) {

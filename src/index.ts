@@ -17,7 +17,7 @@ export {
 } from './memory/procedural/prompt-optimizer.js';
 export { OpenAIChatModel, type ChatModel } from './llm/chat-model.js';
 export type { RetryPolicy } from './llm/retry.js';
-export type { UsageSink, UsageRecord, TokenUsage } from './llm/usage.js';
+export type { UsageSink, UsageRecord, TokenUsage } from './observability/usage.js';
 export { Runtime, type Role, type RuntimeOptions } from './app/runtime.js';
 export { parseEnv, envSchema, type Env } from './config/env.js';
 export { StoreService, type StoreOptions, type BatchResult } from './store/store-service.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedRedis } from '../src/app/embedded-redis.js';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import { ThreadBuffer } from '../src/queue/buffer.js';
 import { ThreadLease } from '../src/queue/thread-lease.js';
 import { deleteKeys, TEST_REDIS_URL, uniqueName } from './helpers/harness.js';

@@ -1,7 +1,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
+import { RetryableError } from '../src/errors.js';
+import { defaultKinds } from '../src/memory/kinds.js';
 import { EngramClient } from '../src/sdk/client.js';
+import { UnavailableError } from '../src/sdk/errors.js';
 import { deleteKeys, redisKeys, startHarness, TEST_REDIS_URL, uniqueName, type Harness } from './helpers/harness.js';
 
 describe('hot path: enqueue', () => {
@@ -266,9 +269,18 @@ describe('hot path: enqueue', () => {
 
   it('an SDK client opens only the reflection queue, and writes nothing of any other', async () => {
     const prefix = `engram-test-${uniqueName('sdkq')}`;
-    const client = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix, debounceMs: 60_000 });
+    // Given every setting a service publishes, it needs no service under its prefix.
+    const client = new EngramClient({
+      redisUrl: TEST_REDIS_URL,
+      prefix,
+      debounceMs: 60_000,
+      maxWaitMs: 120_000,
+      policy: 'enqueue',
+      reflectionAttempts: 5,
+      reflectionBackoffMs: 5_000,
+      kinds: defaultKinds,
+    });
     try {
-      await client.ready();
       await client.enqueue({ threadId: 't', context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] });
       await client.close();
       // A queue's meta key lands once its connection is ready, after close had it been left open.
@@ -293,13 +305,18 @@ describe('hot path: enqueue', () => {
     );
   });
 
-  it('fails fast with a clear error when Redis is down', async () => {
+  it("fails fast with the SDK's UnavailableError, the driver's error as its cause, when Redis is down", async () => {
     // Nothing listens on port 1: the producer must reject, not queue the command and hang.
     const client = new EngramClient({ redisUrl: 'redis://127.0.0.1:1', log: createLogger({ level: 'silent' }) });
     try {
-      await expect(
-        client.enqueue({ threadId: 't', context: { userId: 'u' }, messages: [{ role: 'user', content: 'hi' }] }),
-      ).rejects.toThrow(/Stream isn't writeable|enableOfflineQueue|Connection is closed/);
+      const turn = { threadId: 't', context: { userId: 'u' }, messages: [{ role: 'user' as const, content: 'hi' }] };
+      const err = await client.enqueue(turn).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect(err).toBeInstanceOf(RetryableError);
+      expect((err as Error).message).toMatch(/Redis is not reachable \(connect ECONNREFUSED 127\.0\.0\.1:1\)/);
+      expect((err as Error).cause).toMatchObject({ code: 'ECONNREFUSED' });
+      // Nothing is cached: the next call tries to connect again, and fails the same way.
+      await expect(client.enqueue(turn)).rejects.toBeInstanceOf(UnavailableError);
     } finally {
       await client.close();
     }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Runtime } from '../src/app/runtime.js';
 import { parseEnv } from '../src/config/env.js';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import { FakeModel, readPrompt, type ChatHandler } from './fake-model/server.js';
 import { cleanup, testEnvVars, waitFor } from './helpers/harness.js';
 import { killAll, spawnWorker, type WorkerProcess } from './helpers/processes.js';

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import { defineKind } from '../src/memory/kinds.js';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import { createRedis, waitReady } from '../src/queue/connection.js';
 import { Producer } from '../src/queue/enqueue.js';
 import { createQueues } from '../src/queue/queues.js';

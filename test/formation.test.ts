@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineKind } from '../src/memory/kinds.js';
-import type { UsageRecord } from '../src/llm/usage.js';
+import type { UsageRecord } from '../src/observability/usage.js';
 import { reflectThread } from '../src/memory/reflect.js';
 import { foodieModel } from './fake-model/foodie.js';
 import { readPrompt, type ChatHandler, type ChatRequest } from './fake-model/server.js';

@@ -5,7 +5,7 @@ import { PermanentError } from '../src/errors.js';
 import { buildTools } from '../src/memory/extraction-prompt.js';
 import { defaultKinds, defineKind, defineKinds } from '../src/memory/kinds.js';
 import { loadKindsFile, parseKinds } from '../src/memory/kinds-file.js';
-import { fillNamespace } from '../src/memory/namespace-template.js';
+import { fillNamespace } from '../src/core/namespace-template.js';
 
 const fixture = new URL('./fixtures/kinds.yaml', import.meta.url).pathname;
 

@@ -1,7 +1,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
+import { publishSettings } from '../src/config/published-settings.js';
+import { defaultKinds } from '../src/memory/kinds.js';
 import { EngramClient } from '../src/sdk/client.js';
+import { UnavailableError } from '../src/sdk/errors.js';
 import { startHarness, TEST_REDIS_URL, uniqueName, deleteKeys, waitFor, type Harness } from './helpers/harness.js';
 import { StallProxy } from './helpers/stall-proxy.js';
 
@@ -37,8 +40,26 @@ describe('hot path: a stalled Redis', () => {
   });
   const streamLength = (prefix: string, thread: string) => redis.xlen(`${prefix}:thread:${thread}:turns`);
 
+  /** What a service process under `prefix` would have published for producers. */
+  const publish = (prefix: string) =>
+    publishSettings(
+      redis,
+      prefix,
+      {
+        debounceMs: 60_000,
+        maxWaitMs: 300_000,
+        policy: 'enqueue',
+        reflectionAttempts: 5,
+        reflectionBackoffMs: 5_000,
+        kinds: defaultKinds,
+      },
+      ['test'],
+      createLogger({ level: 'silent' }),
+    );
+
   it('the SDK rejects after enqueueTimeoutMs, and the re-send is a no-op once Redis answers', async () => {
     const prefix = `engram-test-${uniqueName('stall')}`;
+    await publish(prefix);
     const client = new EngramClient({
       redisUrl: proxyUrl,
       prefix,
@@ -50,13 +71,38 @@ describe('hot path: a stalled Redis', () => {
       await client.ready();
       expect(await client.enqueue(turn('m0'))).toMatchObject({ accepted: 1 });
       proxy.stall();
-      await expect(client.enqueue(turn('m1'))).rejects.toThrow(
-        /Redis did not answer within 300 ms; .*same message ids/,
-      );
+      const err = await client.enqueue(turn('m1')).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect((err as Error).message).toMatch(/Redis did not answer within 300 ms; .*same message ids/);
+      expect((err as UnavailableError).dependency).toBe('redis');
       proxy.resume();
       // The held command ran after all: the re-send finds its id and buffers nothing.
       expect(await client.enqueue(turn('m1'))).toEqual({ threadId: 't-stall', accepted: 0, duplicates: 1 });
       expect(await streamLength(prefix, 't-stall')).toBe(2);
+    } finally {
+      proxy.resume();
+      await client.close();
+      await deleteKeys(TEST_REDIS_URL, prefix);
+    }
+  });
+
+  it("a client's first enqueue on a stalled Redis fails after enqueueTimeoutMs, and the next one connects", async () => {
+    const prefix = `engram-test-${uniqueName('stall')}`;
+    await publish(prefix);
+    proxy.stall();
+    const client = new EngramClient({
+      redisUrl: proxyUrl,
+      prefix,
+      enqueueTimeoutMs: 300,
+      log: createLogger({ level: 'silent' }),
+    });
+    try {
+      // No ready(): the call itself connects, and a connection that never gets ready must not hold it.
+      const err = await client.enqueue(turn('c0')).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect((err as Error).message).toMatch(/Redis did not answer within 300 ms while the engram client connected/);
+      proxy.resume();
+      expect(await client.enqueue(turn('c0'))).toEqual({ threadId: 't-stall', accepted: 1, duplicates: 0 });
     } finally {
       proxy.resume();
       await client.close();

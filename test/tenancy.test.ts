@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Runtime } from '../src/app/runtime.js';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import { defaultKinds, defineKind } from '../src/memory/kinds.js';
 import { readPrompt } from './fake-model/server.js';
 import { redisKeys, startHarness, TEST_REDIS_URL, testEnv, waitFor, type Harness } from './helpers/harness.js';

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseEnv } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import { createRedis } from '../src/queue/connection.js';
 import { createQueues } from '../src/queue/queues.js';
 import { QUEUE_NAMES, type QueueName } from '../src/queue/schemas.js';

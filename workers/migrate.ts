@@ -1,6 +1,6 @@
 import { parseEnv } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger } from '../src/observability/logger.js';
 import { migrate } from '../src/store/migrate.js';
 import { openDb } from '../src/store/open.js';
 

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import pg from 'pg';
+import { postgresUnavailable, redisUnavailable } from '../dependency-errors.js';
 import { AuthError, ConflictError, InputError, LimitError, ModelOutputError, UnavailableError } from '../errors.js';
 
 /**
@@ -28,17 +28,18 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
     // Fastify's own 4xx: malformed JSON, wrong content type, body too large.
     return reply.status(status).send({ error: error.message });
   }
-  if (isRedisDown(error)) {
+  // Postgres first: a raw socket error reaches a handler only from pg (ioredis wraps its own).
+  if (postgresUnavailable(error)) {
+    request.log.warn({ err: error }, 'postgres unavailable');
+    return reply.status(503).send({ error: 'the memory store (Postgres) is not reachable; retry later' });
+  }
+  if (redisUnavailable(error)) {
     request.log.warn({ err: error }, 'redis unavailable');
     // Not "nothing was enqueued": a command in flight when the connection dropped may have run.
     return reply.status(503).send({
       error:
         'queue unavailable (Redis is not reachable); send the turns again later with the same message ids, which make a re-send a no-op',
     });
-  }
-  if (isPostgresDown(error)) {
-    request.log.warn({ err: error }, 'postgres unavailable');
-    return reply.status(503).send({ error: 'the memory store (Postgres) is not reachable; retry later' });
   }
   if (error instanceof UnavailableError) {
     // A stalled Redis may still run the command later: the message says what to do about it.
@@ -47,45 +48,4 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   }
   request.log.error({ err: error, method: request.method, url: request.url }, 'request failed');
   return reply.status(500).send({ error: 'internal error' });
-}
-
-/**
- * ioredis rejects a command on a lost connection with plain Errors of these messages, or with a
- * MaxRetriesPerRequestError once reconnecting outlasts the command's retries (known by its name:
- * ioredis does not export the class).
- */
-const REDIS_DOWN = new Set(["Stream isn't writeable and enableOfflineQueue options is false", 'Connection is closed.']);
-
-function isRedisDown(error: Error): boolean {
-  return error.name === 'MaxRetriesPerRequestError' || REDIS_DOWN.has(error.message);
-}
-
-/** Node's socket errors for a server that is down, restarting or out of reach. */
-const SOCKET_DOWN = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-]);
-/** pg's own errors for a connection lost, or not had in time. */
-const PG_DOWN = new Set([
-  'Connection terminated unexpectedly',
-  'Connection terminated due to connection timeout',
-  'timeout exceeded when trying to connect',
-  'Client has encountered a connection error and is not queryable',
-]);
-
-/**
- * A socket error reaches a handler as it is only from pg: ioredis rejects with its own errors
- * (above) and the model SDK wraps its own in APIConnectionError. A server that answers may still
- * refuse: class 08 (connection exception) and 57P01-57P03 (shutting down, starting up).
- */
-function isPostgresDown(error: Error): boolean {
-  if (error instanceof pg.DatabaseError) return /^(08|57P0[123])/.test(error.code ?? '');
-  const { code, syscall } = error as NodeJS.ErrnoException;
-  return (syscall !== undefined && code !== undefined && SOCKET_DOWN.has(code)) || PG_DOWN.has(error.message);
 }

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Metrics } from '../app/metrics.js';
-import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Logger } from '../observability/logger.js';
 
 /** `GET /metrics` in Prometheus' text format, on the API or on a worker's own listener. */
 export function registerMetricsRoute(app: FastifyInstance, metrics: Metrics): void {

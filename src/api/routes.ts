@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { Metrics } from '../app/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import { recallInputSchema, type Recall } from '../memory/recall.js';
 import type { Producer } from '../queue/enqueue.js';
-import { enqueueBodySchema, threadIdSchema } from '../queue/schemas.js';
+import { threadIdSchema } from '../core/names.js';
+import { enqueueBodySchema } from '../queue/schemas.js';
 import { parse } from './parse.js';
 import { queryBool, queryNamespace } from './query-params.js';
 import type { Tenancy } from './tenancy.js';

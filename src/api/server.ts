@@ -3,7 +3,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import type { EngramQueues } from '../queue/queues.js';
 import { QUEUE_NAMES } from '../queue/schemas.js';
 import { withTimeout } from '../with-timeout.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { tenantNameSchema } from '../queue/schemas.js';
+import { tenantNameSchema } from '../core/names.js';
 import { AuthError, InputError } from '../errors.js';
 
 /** Every tenant: an operator's key. */

@@ -1,4 +1,4 @@
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import type { ThreadBuffer } from '../queue/buffer.js';
 import { scheduleReflection, type EngramQueue } from '../queue/queues.js';
 

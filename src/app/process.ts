@@ -1,6 +1,6 @@
 import { parseEnv, type Env } from '../config/env.js';
 import { coerceError, PermanentError } from '../errors.js';
-import { createLogger } from '../log/logger.js';
+import { createLogger } from '../observability/logger.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
 import { Runtime, type Role, type RuntimeOptions } from './runtime.js';
 

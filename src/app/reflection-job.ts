@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { coerceError, PermanentError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import { reflectThread, type ReflectDeps, type ReflectOutcome } from '../memory/reflect.js';
 import { jobPayloads, type JobPayload } from '../queue/schemas.js';
 import type { ThreadLease } from '../queue/thread-lease.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import { Superseded, withThreadLease } from './with-thread-lease.js';
 
 /** A job's result: a reflection's outcome, or why it ended without one. */

@@ -1,13 +1,13 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import type { ReflectDeps } from '../memory/reflect.js';
 import type { ThreadBuffer } from '../queue/buffer.js';
 import { scheduleReflection, type EngramQueue } from '../queue/queues.js';
 import type { JobPayload } from '../queue/schemas.js';
 import type { ThreadLease } from '../queue/thread-lease.js';
 import { startCeilingSweeper } from './ceiling-sweeper.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import { createReflectionProcessor, SHUTDOWN, type ReflectionResult } from './reflection-job.js';
 
 export interface ReflectionWorkerOptions {

@@ -4,11 +4,12 @@ import { buildMetricsServer } from '../api/metrics-server.js';
 import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
 import type { Env } from '../config/env.js';
+import { publishSettings, settingsOf } from '../config/published-settings.js';
 import { PermanentError } from '../errors.js';
 import { createModelClients } from '../llm/clients.js';
 import type { Embedder } from '../llm/embedder.js';
-import { logUsageSink } from '../llm/usage.js';
-import type { Logger } from '../log/logger.js';
+import { logUsageSink } from '../observability/usage.js';
+import type { Logger } from '../observability/logger.js';
 import { defaultKinds, type MemoryKind } from '../memory/kinds.js';
 import { loadKindsFile } from '../memory/kinds-file.js';
 import { MemoryManager } from '../memory/manager.js';
@@ -25,7 +26,7 @@ import { MemoryDb } from '../store/memory-db.js';
 import { checkDimensions, migrate } from '../store/migrate.js';
 import { openDb } from '../store/open.js';
 import { StoreService } from '../store/store-service.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { startReflectionWorker } from './reflection-worker.js';
 import { startScheduler } from './scheduler.js';
 
@@ -121,7 +122,7 @@ export class Runtime {
     const models = createModelClients(env, log);
     this.embedder = options.embedder ?? models.embedder;
     this.manager = new MemoryManager(models.chat, log.child({ component: 'manager' }));
-    this.recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ, this.kinds);
+    this.recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ, () => this.kinds);
     this.promptOptimizer = new PromptOptimizer(
       this.store,
       models.chat,
@@ -183,7 +184,19 @@ export class Runtime {
     if (this.started) return;
     this.started = true;
     await Promise.all([
-      waitReady(this.producerRedis).then(() => this.checkEviction()),
+      waitReady(this.producerRedis).then(() =>
+        Promise.all([
+          this.checkEviction(),
+          // What SDK producers read instead of repeating this process' settings.
+          publishSettings(
+            this.producerRedis,
+            this.env.ENGRAM_PREFIX,
+            settingsOf(this.env, this.kinds),
+            roles,
+            this.log,
+          ),
+        ]),
+      ),
       checkDimensions(this.db, this.env.DATABASE_SCHEMA, this.env.EMBEDDING_DIMENSIONS),
     ]);
     const connection = this.workerRedis;

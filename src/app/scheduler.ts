@@ -1,12 +1,12 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import cron from 'node-cron';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import { consolidate, type ConsolidationOutcome, type MergeSettings } from '../memory/consolidate.js';
 import type { EngramQueue } from '../queue/queues.js';
 import type { JobPayload } from '../queue/schemas.js';
 import type { MemoryDb } from '../store/memory-db.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 
 export interface SchedulerOptions {
   connection: Redis;

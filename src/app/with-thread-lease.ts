@@ -1,4 +1,4 @@
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import type { LeaseState, ThreadLease } from '../queue/thread-lease.js';
 
 /** The thread got new turns and its policy is `rollback`: give way to one reflection of all turns. */

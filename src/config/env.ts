@@ -1,16 +1,10 @@
 import { z } from 'zod';
+import { tenantNameSchema } from '../core/names.js';
 import { PermanentError } from '../errors.js';
-import { parsePath } from '../store/json-path.js';
-import { tenantNameSchema } from '../queue/schemas.js';
+import { crossCheck, envShape, settings, url } from './settings.js';
 
 const int = (min: number) => z.coerce.number().int().min(min);
 const bool = z.stringbool({ truthy: ['1', 'true', 'yes', 'on'], falsy: ['0', 'false', 'no', 'off', ''] });
-const url = (protocols: RegExp) =>
-  z.url({
-    protocol: protocols,
-    error: (issue) =>
-      `must be a URL with ${protocols.source.replace(/[\^$]/g, '')} protocol, got ${JSON.stringify(issue.input)}`,
-  });
 
 /** An API_KEYS entry at its first ':' (a key may hold more). */
 const splitEntry = (entry: string) => ({
@@ -36,59 +30,22 @@ function apiKeyProblem(entry: string): string | null {
  */
 export const envSchema = z
   .object({
+    /** The settings the SDK shares (settings.ts): REDIS_URL, ENGRAM_PREFIX, DEBOUNCE_MS... */
+    ...envShape(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     LOG_PRETTY: bool.default(false),
 
-    /** Unset: the all-in-one process starts its own redis-server (see ENGRAM_DATA_DIR). */
-    REDIS_URL: url(/^rediss?$/).optional(),
     /** Where embedded services keep their data when their URL is unset. */
     ENGRAM_DATA_DIR: z.string().min(1).default('.engram'),
-    /** Prefix of every Redis key engram and BullMQ write. Use `{engram}` on Redis Cluster. */
-    ENGRAM_PREFIX: z
-      .string()
-      .regex(/^[A-Za-z0-9_{}.-]{1,64}$/, 'letters, digits, _ . - { } only')
-      .default('engram'),
-
-    /** Postgres with pgvector. Unset: embedded PGlite in PGLITE_DATA_DIR (one process only). */
-    DATABASE_URL: url(/^postgres(ql)?$/).optional(),
     PGLITE_DATA_DIR: z.string().min(1).default('.engram/pgdata'),
-    DATABASE_SCHEMA: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier')
-      .default('engram'),
     DATABASE_POOL_MAX: int(1).default(10),
 
-    /** JSON paths of a stored value that get embedded when a put does not say (`$`: the whole value). */
-    STORE_INDEX_FIELDS: z
-      .string()
-      .default('$')
-      .transform((s) =>
-        s
-          .split(',')
-          .map((f) => f.trim())
-          .filter(Boolean),
-      )
-      .refine(
-        (fields) => fields.length > 0 && fields.every((f) => parsePath(f) !== null),
-        'a comma-separated list of paths such as `$` or `title,sections[*].text`',
-      ),
-    /** Time to live of items put without a `ttl` (ms); none when unset. */
-    STORE_DEFAULT_TTL_MS: int(1).optional(),
-    /**
-     * Whether store gets and searches, and recall (`/v1/memories/search`), renew the TTL of the
-     * items they return when the call does not say (`refreshTtl`): a memory that keeps being
-     * recalled stays. LangGraph's default too.
-     */
-    STORE_REFRESH_TTL_ON_READ: bool.default(true),
     /** Prefix searches over at most this many items rank exactly even when the ANN index exists. */
     STORE_EXACT_SEARCH_MAX: int(0).default(10_000),
 
     OPENAI_API_KEY: z.string().min(1, 'required (any non-empty string for servers without auth, such as Ollama)'),
     OPENAI_BASE_URL: url(/^https?$/).optional(),
     CHAT_MODEL: z.string().min(1).default('gpt-4o-mini'),
-    EMBEDDING_MODEL: z.string().min(1).default('text-embedding-3-small'),
-    EMBEDDING_DIMENSIONS: int(1).max(16000).default(1536),
-    EMBEDDING_BASE_URL: url(/^https?$/).optional(),
     EMBEDDING_API_KEY: z.string().min(1).optional(),
     LLM_TIMEOUT_MS: int(100).default(60_000),
     /** Embedding requests are short: a separate, tighter timeout (LLM_TIMEOUT_MS when unset). */
@@ -101,21 +58,7 @@ export const envSchema = z
     /** A JSON or YAML file declaring the memory kinds (JSON Schema documents); the default kind when unset. */
     ENGRAM_KINDS_FILE: z.string().min(1).optional(),
 
-    /** Quiet time after the last turn before a thread reflects. */
-    DEBOUNCE_MS: int(0).default(30_000),
-    /** A thread that never goes quiet still reflects at least this often. */
-    MAX_WAIT_MS: int(1).default(300_000),
-    /**
-     * A turn enqueue fails with 503 when Redis (connected but stalled) does not answer a round
-     * trip within this long; a refused or closed connection fails at once.
-     */
-    ENQUEUE_TIMEOUT_MS: int(10).max(600_000).default(5_000),
     REFLECTION_CONCURRENCY: int(1).max(1000).default(8),
-    REFLECTION_ATTEMPTS: int(1).max(100).default(5),
-    /** First retry delay of a failed reflection; doubles each attempt, with jitter. */
-    REFLECTION_BACKOFF_MS: int(0).default(5_000),
-    /** New turns during a running reflection: `enqueue` (it commits, a follow-up runs) or `rollback`. */
-    REFLECTION_POLICY: z.enum(['enqueue', 'rollback']).default('enqueue'),
     /**
      * How long a reflection's job lock and thread lease live without renewal: a SIGKILLed worker's
      * job is taken over as stalled after about this long.
@@ -175,10 +118,7 @@ export const envSchema = z
     path: ['ADMIN_PASSWORD'],
     message: "is required when API_KEYS is set: Bull Board shows every tenant's jobs",
   })
-  .refine((e) => e.MAX_WAIT_MS >= e.DEBOUNCE_MS, {
-    path: ['MAX_WAIT_MS'],
-    message: 'must be at least DEBOUNCE_MS',
-  });
+  .check(crossCheck((key) => settings[key].env));
 
 export type Env = z.infer<typeof envSchema>;
 

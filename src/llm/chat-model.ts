@@ -1,8 +1,8 @@
 import type OpenAI from 'openai';
 import { ModelOutputError, RetryableError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
-import type { TokenUsage } from './usage.js';
+import type { TokenUsage } from '../observability/usage.js';
 
 export type ChatBody = Omit<OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming, 'model'>;
 export type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;

@@ -1,5 +1,5 @@
 import type { Env } from '../config/env.js';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import { OpenAIChatModel, type ChatModel } from './chat-model.js';
 import { createEmbedder, type Embedder } from './embedder.js';
 import { createOpenAI } from './openai.js';

@@ -1,7 +1,7 @@
 import { ModelOutputError, PermanentError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../llm/usage.js';
-import type { Logger } from '../log/logger.js';
+import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../observability/usage.js';
+import type { Logger } from '../observability/logger.js';
 import type { Write } from '../store/change-set.js';
 import type { MemoryDb } from '../store/memory-db.js';
 import type { ChangedMemory, ChangedNamespace } from '../store/near-duplicates.js';

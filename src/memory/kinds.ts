@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PermanentError } from '../errors.js';
-import { kindNameSchema } from '../queue/schemas.js';
+import { debounceWindowSchema, kindNameSchema } from '../core/names.js';
+import { namespaceTemplateSchema } from '../core/namespace-template.js';
 
 /** OpenAI caps function names at 64 characters, and a kind's tool is `insert_<name>`. */
 const MAX_KIND_NAME = 64 - 'insert_'.length;
@@ -12,7 +13,7 @@ const common = {
   ),
   description: z.string().min(1).max(1_000),
   /** Namespace template, such as ["chat", "{userId}"]: filled from the thread's context. */
-  namespace: z.array(z.string().min(1).max(256)).min(1).max(16),
+  namespace: namespaceTemplateSchema,
   /** zod object schema of one document; converted to JSON Schema for the model's tools. */
   schema: z.custom<z.ZodObject>((s) => s instanceof z.ZodObject, 'must be a zod object schema'),
   instructions: z.string().max(8_000).default(''),
@@ -25,12 +26,7 @@ const common = {
    * A thread has one reflection for all its kinds, so the shortest window of the kinds its turns
    * feed applies.
    */
-  debounceMs: z
-    .number()
-    .int()
-    .min(0)
-    .max(24 * 3600_000)
-    .optional(),
+  debounceMs: debounceWindowSchema.optional(),
 };
 
 /** Many small documents per namespace, each inserted, updated or deleted by the model. */
@@ -98,7 +94,7 @@ export const canDelete = (k: MemoryKind) => k.mode === 'collection' && k.enableD
 export const canMerge = (k: MemoryKind): k is CollectionKind => canUpdate(k) && canDelete(k);
 
 /** A profile's fixed key: one row per (namespace, kind), so even a bypassed check cannot make two. */
-export const profileKey = (kind: ProfileKind) => `profile:${kind.name}`;
+export const profileKey = (kind: Pick<ProfileKind, 'name'>) => `profile:${kind.name}`;
 
 /** The default: LangMem's plain memory, one self-contained sentence per fact, per user. */
 export const defaultKinds: MemoryKind[] = [

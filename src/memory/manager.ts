@@ -2,9 +2,9 @@ import type OpenAI from 'openai';
 import { ModelOutputError, PermanentError, RetryableError } from '../errors.js';
 import { assertFinished, OpenAIChatModel, type ChatMessage, type ChatModel, type ChatTool } from '../llm/chat-model.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../llm/retry.js';
-import { createLogger } from '../log/logger.js';
-import { addUsage, noUsage, type TokenUsage } from '../llm/usage.js';
-import type { Logger } from '../log/logger.js';
+import { createLogger } from '../observability/logger.js';
+import { addUsage, noUsage, type TokenUsage } from '../observability/usage.js';
+import type { Logger } from '../observability/logger.js';
 import {
   buildMessages,
   buildTools,
@@ -17,7 +17,7 @@ import { buildMergeMessages } from './merge-prompt.js';
 import { ToolCallChecker, type ExistingMemory, type ManagerOp } from './tool-calls.js';
 
 export type { ExistingMemory, ManagerOp } from './tool-calls.js';
-export type { TokenUsage } from '../llm/usage.js';
+export type { TokenUsage } from '../observability/usage.js';
 
 export interface ManagerResult {
   ops: ManagerOp[];

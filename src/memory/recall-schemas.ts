@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { contextSchema, kindNameSchema, messageSchema } from '../queue/schemas.js';
+import { kindNameSchema } from '../core/names.js';
+import { contextSchema, messageSchema } from '../queue/schemas.js';
 import { searchModeSchema } from '../store/schemas.js';
 import { namespaceSchema } from '../store/types.js';
 

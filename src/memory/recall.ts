@@ -4,8 +4,9 @@ import type { Embedder } from '../llm/embedder.js';
 import type { MemoryDb } from '../store/memory-db.js';
 import type { SearchMode } from '../store/search.js';
 import type { MemoryItem, Namespace, ScoredMemory, SearchItem } from '../store/types.js';
-import { defaultKinds, profileKey, type MemoryKind } from './kinds.js';
-import { fillNamespace, templateVariables } from './namespace-template.js';
+import type { KindRoute } from '../core/kind-route.js';
+import { defaultKinds, profileKey } from './kinds.js';
+import { fillNamespace, templateVariables } from '../core/namespace-template.js';
 import { documentText, fitBudget, type RecalledMemory, type RecalledProfile } from './recall-prompt.js';
 import { recallInputSchema, searchInputSchema, type RecallInput, type SearchInput } from './recall-schemas.js';
 import { searchQueries } from './reflection-plan.js';
@@ -18,6 +19,9 @@ export type { RecalledMemory, RecalledProfile } from './recall-prompt.js';
  * candidates, best first, it returns them in its order (it may drop some). Off unless given.
  */
 export type Reranker = (query: string, candidates: SearchItem[]) => Promise<SearchItem[]>;
+
+/** What recall needs of a kind: where its memories are, and whether it is a profile. */
+export type RecallKind = Pick<KindRoute, 'name' | 'namespace' | 'mode'>;
 
 export interface RecallResult {
   profiles: RecalledProfile[];
@@ -39,7 +43,8 @@ export class Recall {
     /** STORE_REFRESH_TTL_ON_READ: recall is the application reading its memories, the read a
      * TTL refresh is for (a memory that keeps being recalled stays). */
     private readonly refreshTtlOnRead: boolean,
-    private readonly kinds: MemoryKind[] = defaultKinds,
+    /** The deployment's kinds (a producer learns them from the service's published settings). */
+    private readonly kinds: () => readonly RecallKind[] = () => defaultKinds,
     private readonly rerank?: Reranker,
   ) {}
 
@@ -58,9 +63,9 @@ export class Recall {
   async recall(input: RecallInput): Promise<RecallResult> {
     const r = parse(recallInputSchema, input, 'recall');
     const kinds = this.selected(r.kinds, r.context);
-    const namespaceOf = (k: MemoryKind) => fillNamespace(k.namespace, r.context, k.name);
+    const namespaceOf = (k: RecallKind) => fillNamespace(k.namespace, r.context, k.name);
     const profiles = kinds.filter((k) => k.mode === 'profile');
-    const collections = kinds.filter((k) => k.mode === 'collection');
+    const collections = kinds.filter((k) => k.mode !== 'profile');
     const query =
       r.query ??
       searchQueries(r.messages ?? [], 8)
@@ -82,7 +87,7 @@ export class Recall {
     ]);
     const found = dedupe(ranked).slice(0, r.limit);
     const shown = fitBudget(
-      profileItems.flatMap((item, i) => (item ? [{ kind: (profiles[i] as MemoryKind).name, ...pick(item) }] : [])),
+      profileItems.flatMap((item, i) => (item ? [{ kind: (profiles[i] as RecallKind).name, ...pick(item) }] : [])),
       found.map((m) => ({ kind: m.kind, score: m.score, ...pick(m) })),
       r.tokenBudget,
     );
@@ -124,13 +129,14 @@ export class Recall {
   }
 
   /** The kinds asked (all when none), each of whose namespace the context must be able to fill. */
-  private selected(names: string[] | undefined, context: Record<string, string>): MemoryKind[] {
-    const unknown = (names ?? []).filter((n) => !this.kinds.some((k) => k.name === n));
+  private selected(names: string[] | undefined, context: Record<string, string>): RecallKind[] {
+    const all = this.kinds();
+    const unknown = (names ?? []).filter((n) => !all.some((k) => k.name === n));
     if (unknown.length)
       throw new InputError(
-        `unknown memory kind(s) ${unknown.join(', ')}; configured: ${this.kinds.map((k) => k.name).join(', ')}`,
+        `unknown memory kind(s) ${unknown.join(', ')}; configured: ${all.map((k) => k.name).join(', ')}`,
       );
-    const kinds = names ? this.kinds.filter((k) => names.includes(k.name)) : this.kinds;
+    const kinds = names ? all.filter((k) => names.includes(k.name)) : [...all];
     const missing = [...new Set(kinds.flatMap((k) => templateVariables(k.namespace)))].filter(
       (v) => context[v] === undefined,
     );

@@ -1,7 +1,7 @@
 import { PermanentError, RetryableError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import { addUsage, noUsage, type TokenUsage, type UsageRecord, type UsageSink } from '../llm/usage.js';
-import type { Logger } from '../log/logger.js';
+import { addUsage, noUsage, type TokenUsage, type UsageRecord, type UsageSink } from '../observability/usage.js';
+import type { Logger } from '../observability/logger.js';
 import type { BufferedEntry, ThreadBuffer } from '../queue/buffer.js';
 import type { BufferedTurn } from '../queue/schemas.js';
 import type { Write } from '../store/change-set.js';

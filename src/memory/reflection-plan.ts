@@ -2,7 +2,7 @@ import type { BufferedTurn } from '../queue/schemas.js';
 import type { NamespaceSnapshot, SnapshotRequest } from '../store/snapshot.js';
 import type { Namespace } from '../store/types.js';
 import { profileKey, type MemoryKind } from './kinds.js';
-import { fillNamespace } from './namespace-template.js';
+import { fillNamespace } from '../core/namespace-template.js';
 import type { ExistingMemory } from './tool-calls.js';
 
 /** Pure steps of a reflection: which kinds, which namespaces, which queries, what the model saw. */

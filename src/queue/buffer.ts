@@ -1,13 +1,8 @@
 import type { Redis, Result } from 'ioredis';
 import { ConflictError } from '../errors.js';
 import { APPEND_TURNS, APPEND_TURNS_SHA, TRIM_TO_CURSOR } from './buffer-scripts.js';
-import {
-  contextSchema,
-  storedTurnSchema,
-  type BufferedTurn,
-  type ReflectionPolicy,
-  type ThreadContext,
-} from './schemas.js';
+import type { ReflectionPolicy } from '../core/names.js';
+import { contextSchema, storedTurnSchema, type BufferedTurn, type ThreadContext } from './schemas.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {

@@ -1,17 +1,23 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 
 /**
+ * `lazy`: connect on first use (the SDK's client), not at once.
  * Producers fail fast (no offline queue, one retry): a chat turn must get an error at once
  * when Redis is down, not hang. A stalled (connected but silent) Redis is the Producer's
  * deadline's job, not ioredis' `commandTimeout`, which costs a timer per command (deadline.ts).
  * Workers wait forever (`maxRetriesPerRequest: null`, which BullMQ requires for blocking
  * connections) and ride out a Redis restart.
  */
-export function createRedis(url: string, role: 'producer' | 'worker', log: Logger): Redis {
+export function createRedis(
+  url: string,
+  role: 'producer' | 'worker',
+  log: Logger,
+  { lazy = false }: { lazy?: boolean } = {},
+): Redis {
   const opts: RedisOptions =
     role === 'producer'
-      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: false }
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: lazy }
       : { maxRetriesPerRequest: null, enableReadyCheck: true };
   const redis = new Redis(url, { ...opts, connectionName: `engram-${role}` });
   // Without an `error` listener ioredis crashes the host on a Redis restart (docs/prior-art.md: mem0 #7294).

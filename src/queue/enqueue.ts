@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
-import type { MemoryKind } from '../memory/kinds.js';
-import { templateVariables } from '../memory/namespace-template.js';
+import type { Logger } from '../observability/logger.js';
+import type { KindRoute } from '../core/kind-route.js';
+import { templateVariables } from '../core/namespace-template.js';
 import type { ThreadBuffer, TurnToAppend } from './buffer.js';
 import { Deadline } from './deadline.js';
 import { scheduleReflection, type EngramQueue } from './queues.js';
-import { enqueueInputSchema, type EnqueueParsed, type Message, type ReflectionPolicy } from './schemas.js';
+import type { ReflectionPolicy } from '../core/names.js';
+import { enqueueInputSchema, type EnqueueParsed, type Message } from './schemas.js';
 
 export interface EnqueueResult {
   threadId: string;
@@ -21,7 +22,7 @@ export interface ProducerSettings {
   maxWaitMs: number;
   policy: ReflectionPolicy;
   /** The configured kinds: an enqueue must name known kinds and carry their template variables. */
-  kinds: Pick<MemoryKind, 'name' | 'namespace' | 'debounceMs'>[];
+  kinds: readonly KindRoute[];
   /** How long each Redis round trip may take before the call fails (a stalled Redis). */
   timeoutMs: number;
 }
@@ -46,6 +47,8 @@ export class Producer {
     private readonly queue: EngramQueue<'reflection'>,
     private readonly settings: ProducerSettings,
     private readonly log: Logger,
+    /** What a failed append is rethrown as (the SDK's error classes); as it is when omitted. */
+    private readonly failure: (err: unknown) => unknown = (err) => err,
   ) {
     this.needs = new Map(settings.kinds.map((k) => [k.name, templateVariables(k.namespace)]));
     this.allNeeds = [...new Set([...this.needs.values()].flat())];
@@ -81,16 +84,22 @@ export class Producer {
     const kindsJson = kinds ? JSON.stringify(kinds) : undefined;
     const turns = messages.map((m): TurnToAppend => ({ clientId: m.id, json: storedTurnJson(m, kindsJson) }));
     const delay = Math.min(this.debounceFor(kinds, debounceMs), this.settings.maxWaitMs);
-    const appended = await this.deadline.run(
-      this.buffer.append(
-        threadId,
-        canonicalJson(context),
-        this.settings.maxWaitMs,
-        policy ?? this.settings.policy,
-        delay,
-        turns,
-      ),
-    );
+    let appended;
+    try {
+      appended = await this.deadline.run(
+        this.buffer.append(
+          threadId,
+          canonicalJson(context),
+          this.settings.maxWaitMs,
+          policy ?? this.settings.policy,
+          delay,
+          turns,
+        ),
+      );
+    } catch (err) {
+      // Only a failed call pays for it: a try block costs a call that succeeds nothing.
+      throw this.failure(err);
+    }
     if (appended.needsJob) {
       try {
         await this.deadline.run(scheduleReflection(this.queue, threadId, delay));

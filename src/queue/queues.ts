@@ -1,6 +1,6 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import type { JobPayload, QueueName } from './schemas.js';
 
 export type EngramQueue<Q extends QueueName> = Queue<JobPayload<Q>, unknown, string>;

@@ -1,4 +1,12 @@
 import { z } from 'zod';
+import {
+  debounceWindowSchema,
+  reflectionPolicySchema,
+  ID_CHARS,
+  internalThreadIdSchema,
+  kindNameSchema,
+  threadIdSchema,
+} from '../core/names.js';
 
 /**
  * The enqueue boundary (SDK call and HTTP body share it) and the job payloads.
@@ -8,43 +16,10 @@ import { z } from 'zod';
 export const LIMITS = {
   messagesPerCall: 100,
   contentChars: 32_000,
-  idChars: 128,
+  idChars: ID_CHARS,
   contextKeys: 16,
   contextValueChars: 256,
 } as const;
-
-// One check per field where one can say it all: every check is code the hot path runs cold,
-// after each round trip (docs/decisions.md, "hot path").
-const THREAD = `[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,${LIMITS.idChars - 1}}`;
-export const threadIdSchema = z
-  .string()
-  .regex(
-    new RegExp(`^${THREAD}$`),
-    `must be 1 to ${LIMITS.idChars} characters: a letter or digit, then letters, digits and _ . : @ -`,
-  );
-
-/** One pattern for a tenant's name, for API_KEYS, the API and the thread ids filed behind it. */
-const TENANT = '[A-Za-z0-9][A-Za-z0-9_.-]{0,63}';
-
-/**
- * A tenant's name: the first label of its namespaces, and what its threads are filed behind
- * (`acme/t1`, which the reflection job's payload schema must accept).
- */
-export const tenantNameSchema = z
-  .string()
-  .regex(new RegExp(`^${TENANT}$`), 'must be 1 to 64 characters: a letter or digit, then letters, digits and _ . -');
-
-/**
- * A thread id as engram keys it: the caller's id, behind its tenant when API keys are on
- * (`acme/t1`), so that two tenants' threads of the same name never share a buffer or cursor.
- */
-export const internalThreadIdSchema = z
-  .string()
-  .regex(new RegExp(`^(?:${TENANT}/)?${THREAD}$`), 'must be a thread id, optionally behind "<tenant>/"');
-
-export const kindNameSchema = z
-  .string()
-  .regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be a lower-case identifier (a-z, 0-9, _)');
 
 export const messageSchema = z.strictObject({
   /** Client-supplied ids are idempotency keys: a message sent twice is buffered once. */
@@ -92,26 +67,13 @@ export const contextSchema = z
   });
 export type ThreadContext = z.infer<typeof contextSchema>;
 
-/**
- * What happens to a running reflection when its thread gets new turns:
- * `enqueue` lets it commit and a follow-up handles the new turns; `rollback` aborts it before it
- * commits, so that one reflection sees all turns (one model call instead of two).
- */
-export const reflectionPolicySchema = z.enum(['enqueue', 'rollback']);
-export type ReflectionPolicy = z.infer<typeof reflectionPolicySchema>;
-
 export const enqueueBodySchema = z.strictObject({
   context: contextSchema,
   messages: z.array(messageSchema).min(1, 'at least one message').max(LIMITS.messagesPerCall),
   /** Which memory kinds these turns feed; all configured kinds when omitted. */
   kinds: z.array(kindNameSchema).min(1).max(32).optional(),
   /** Override the quiet window for this thread (ms). */
-  debounceMs: z
-    .number()
-    .int()
-    .min(0)
-    .max(24 * 3600_000)
-    .optional(),
+  debounceMs: debounceWindowSchema.optional(),
   /** Override the deployment's REFLECTION_POLICY for this thread. */
   policy: reflectionPolicySchema.optional(),
 });

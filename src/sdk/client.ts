@@ -1,127 +1,79 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { InputError } from '../errors.js';
-import { createEmbedder, type Embedder } from '../llm/embedder.js';
-import { createLogger, type Logger } from '../log/logger.js';
-import { defaultKinds, type MemoryKind } from '../memory/kinds.js';
-import { Recall, type SearchInput } from '../memory/recall.js';
+import { readPublication, readVersion, type Publication } from '../config/published-settings.js';
+import { InputError, PermanentError } from '../errors.js';
+import { createEmbedder } from '../llm/embedder.js';
+import type { KindRoute } from '../core/kind-route.js';
+import { Recall, type RecallInput, type RecallResult, type SearchInput } from '../memory/recall.js';
+import { createLogger, type Logger } from '../observability/logger.js';
 import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';
-import { createRedis, waitReady } from '../queue/connection.js';
+import { createRedis } from '../queue/connection.js';
 import { Producer, type EnqueueResult } from '../queue/enqueue.js';
 import { createQueue, type EngramQueue } from '../queue/queues.js';
 import type { EnqueueInput } from '../queue/schemas.js';
 import type { Db } from '../store/db.js';
 import { MemoryDb } from '../store/memory-db.js';
 import { createPgDb } from '../store/pool.js';
-import { fieldPathSchema } from '../store/schemas.js';
 import { StoreService } from '../store/store-service.js';
 import type { ScoredMemory } from '../store/types.js';
+import { connectAndRead } from './connect.js';
+import { effectiveSettings, givenAll } from './effective-settings.js';
+import { toSdkError } from './errors.js';
+import { clientOptionsSchema, type ClientOptions, type EngramClientOptions } from './options.js';
 import { StoreClient } from './store-client.js';
 
-export const clientOptionsSchema = z.strictObject({
-  redisUrl: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-  /** Needed for `search` and `store` (or pass `db`); a producer that only enqueues may leave it out. */
-  databaseUrl: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
-    .optional(),
-  /** The store API's defaults, as the service's STORE_* variables. */
-  store: z
-    .strictObject({
-      indexFields: z.array(fieldPathSchema).min(1).default(['$']),
-      defaultTtlMs: z.number().int().positive().nullable().default(null),
-      /** Also for `search` (recall), like STORE_REFRESH_TTL_ON_READ in the service. */
-      refreshTtlOnRead: z.boolean().default(true),
-      actor: z.string().min(1).max(200).default('sdk'),
-    })
-    .prefault({}),
-  prefix: z.string().min(1).default('engram'),
-  schema: z.string().min(1).default('engram'),
-  debounceMs: z.number().int().min(0).default(30_000),
-  maxWaitMs: z.number().int().min(1).default(300_000),
-  policy: z.enum(['enqueue', 'rollback']).default('enqueue'),
-  /** How long each Redis round trip of `enqueue` may take on a stalled Redis before it rejects. */
-  enqueueTimeoutMs: z.number().int().min(10).max(600_000).default(5_000),
-  /**
-   * The retry policy of the reflection jobs this client adds, as REFLECTION_ATTEMPTS and
-   * REFLECTION_BACKOFF_MS (same defaults and bounds): BullMQ keeps it on each job, so give the
-   * service's values if you changed them there.
-   */
-  reflectionAttempts: z.number().int().min(1).max(100).default(5),
-  reflectionBackoffMs: z.number().int().min(0).default(5_000),
-  embedding: z
-    .strictObject({
-      baseURL: z.string().optional(),
-      apiKey: z.string().min(1),
-      model: z.string().min(1).default('text-embedding-3-small'),
-      dimensions: z.number().int().positive().default(1536),
-    })
-    .optional(),
-});
-export type EngramClientOptions = z.input<typeof clientOptionsSchema> & {
-  /** Must match the service's kinds, so that enqueue can check kind names and context at once. */
-  kinds?: MemoryKind[];
-  embedder?: Embedder;
-  log?: Logger;
-  /**
-   * An open, migrated database instead of `databaseUrl`, such as an embedded PGlite
-   * (`createPgliteDb`) in the process that also runs engram. The caller closes it.
-   */
-  db?: Db;
-};
+export { clientOptionsSchema, type EngramClientOptions };
 
 /**
  * The producer SDK. `enqueue` goes straight to Redis (no HTTP hop, no Postgres, no model);
- * `search` reads Postgres directly after one embedding call.
+ * `search` reads Postgres directly after one embedding call. The client connects on first use
+ * and runs with the settings the service published in Redis, except those given to it.
  */
 export class EngramClient {
+  private readonly o: ClientOptions;
+  private readonly log: Logger;
   private readonly redis: Redis;
-  private readonly queue: EngramQueue<'reflection'>;
-  private readonly producer: Producer;
+  private readonly buffer: ThreadBuffer;
+  /** Set once connected: from then on an enqueue is the producer's call and nothing more. */
+  private producer: Producer | null = null;
+  private queue: EngramQueue<'reflection'> | null = null;
+  private connecting: Promise<void> | null = null;
+  /** The publication's version and the settings applied from it (what the poll compares). */
+  private version: string | null = null;
+  private applied = '';
+  /** The retry policy of `queue`'s jobs. */
+  private retry = '';
+  private poller: NodeJS.Timeout | null = null;
+  private closed = false;
   private readonly db: Db | null;
   private readonly ownsDb: boolean;
-  private readonly recall: Recall | null;
+  private readonly recaller: Recall | null;
+  /** The kinds in effect (the service's published ones, or the client's own). */
+  private kinds: readonly KindRoute[] = [];
   private readonly storeClient: StoreClient | null;
 
   constructor(options: EngramClientOptions) {
-    const { kinds, embedder: customEmbedder, log: customLog, db, ...plain } = options;
+    const { embedder: customEmbedder, log: customLog, db, ...plain } = options;
     const parsed = clientOptionsSchema.safeParse(plain);
-    if (!parsed.success) throw new InputError(`invalid engram client options: ${z.prettifyError(parsed.error)}`);
-    const o = parsed.data;
-    const log = customLog ?? createLogger({ level: 'warn' });
-    this.redis = createRedis(o.redisUrl, 'producer', log);
-    const buffer = new ThreadBuffer(this.redis, o.prefix, BUFFER_DEFAULTS);
-    // Only the reflection queue: a producer adds nothing else, and an unused Queue left open
-    // would outlive close().
-    this.queue = createQueue(
-      'reflection',
-      this.redis,
-      { prefix: o.prefix, reflectionAttempts: o.reflectionAttempts, reflectionBackoffMs: o.reflectionBackoffMs },
-      log,
-    );
-    this.producer = new Producer(
-      buffer,
-      this.queue,
-      {
-        debounceMs: o.debounceMs,
-        maxWaitMs: o.maxWaitMs,
-        policy: o.policy,
-        kinds: kinds ?? defaultKinds,
-        timeoutMs: o.enqueueTimeoutMs,
-      },
-      log,
-    );
+    if (!parsed.success)
+      throw new InputError(`invalid engram client options: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+    const o = (this.o = parsed.data);
+    const log = (this.log = customLog ?? createLogger({ level: 'warn' }));
+    // Lazy: a client that only searches never opens Redis, and none connects in a constructor.
+    this.redis = createRedis(o.redisUrl, 'producer', log, { lazy: true });
+    this.buffer = new ThreadBuffer(this.redis, o.prefix, BUFFER_DEFAULTS);
     const embedder = customEmbedder ?? (o.embedding ? createEmbedder({ ...o.embedding, timeoutMs: 30_000 }) : null);
     this.ownsDb = !db && !!o.databaseUrl;
     this.db = db ?? (o.databaseUrl ? createPgDb(o.databaseUrl, 5, log) : null);
     const memories = this.db ? new MemoryDb(this.db, o.schema, log) : null;
-    this.recall = memories && embedder ? new Recall(memories, embedder, o.store.refreshTtlOnRead) : null;
+    this.recaller =
+      memories && embedder ? new Recall(memories, embedder, o.store.refreshTtlOnRead, () => this.kinds) : null;
     this.storeClient = memories
       ? new StoreClient(
           new StoreService(memories, {
             embedder,
             indexFields: o.store.indexFields,
-            defaultTtlMs: o.store.defaultTtlMs,
+            defaultTtlMs: o.store.defaultTtlMs ?? null,
             refreshTtlOnRead: o.store.refreshTtlOnRead,
             defaultKind: 'memory',
             actor: o.store.actor,
@@ -131,14 +83,31 @@ export class EngramClient {
       : null;
   }
 
-  /** Resolves once Redis is connected; enqueue before that fails fast. */
-  ready(): Promise<void> {
-    return waitReady(this.redis);
+  /**
+   * Connects to Redis and reads the service's published settings, within `enqueueTimeoutMs`.
+   * Optional: the first enqueue does it. Rejects with UnavailableError when Redis is out of reach
+   * or no service has published settings under the client's prefix (unless the client was given
+   * all of them); a later call tries again.
+   */
+  connect(): Promise<void> {
+    if (this.producer) return Promise.resolve();
+    if (this.closed) return Promise.reject(new PermanentError('the engram client is closed'));
+    this.connecting ??= this.open().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
   }
 
-  /** Buffers the turns and (re)schedules the thread's reflection. Redis only. */
+  /** @deprecated `connect()`, which enqueue also does on first use. */
+  ready(): Promise<void> {
+    return this.connect();
+  }
+
+  /** Buffers the turns and (re)schedules the thread's reflection. Redis only: one round trip. */
   enqueue(input: EnqueueInput): Promise<EnqueueResult> {
-    return this.producer.enqueue(input);
+    const producer = this.producer;
+    if (producer) return producer.enqueue(input);
+    return this.connect().then(() => this.enqueue(input));
   }
 
   /**
@@ -146,9 +115,29 @@ export class EngramClient {
    * rejects, so a caller's `.catch` sees it, rather than throwing.
    */
   async search(input: SearchInput): Promise<ScoredMemory[]> {
-    if (!this.recall)
+    if (!this.recaller)
       throw new InputError('search needs `databaseUrl` and `embedding` (or `embedder`) in the client options');
-    return this.recall.search(input);
+    try {
+      return await this.recaller.search(input);
+    } catch (err) {
+      throw toSdkError(err);
+    }
+  }
+
+  /**
+   * What to put in the next prompt: the user's profiles and most relevant memories across the
+   * kinds' namespaces, filled from `context` (hybrid ranking by default), cut to `limit` and
+   * `tokenBudget`, with a prompt block. Reads the service's kinds, so it connects first.
+   */
+  async recall(input: RecallInput): Promise<RecallResult> {
+    if (!this.recaller)
+      throw new InputError('recall needs `databaseUrl` and `embedding` (or `embedder`) in the client options');
+    await this.connect();
+    try {
+      return await this.recaller.recall(input);
+    } catch (err) {
+      throw toSdkError(err);
+    }
   }
 
   /**
@@ -160,8 +149,86 @@ export class EngramClient {
     return this.storeClient;
   }
 
+  /** Closes the connections it opened; a later call rejects with PermanentError. */
   async close(): Promise<void> {
-    await this.queue.close();
-    await Promise.allSettled([this.redis.quit(), this.ownsDb ? this.db?.close() : undefined]);
+    this.closed = true;
+    this.producer = null;
+    if (this.poller) clearInterval(this.poller);
+    await this.queue?.close();
+    // quit() needs a live connection; disconnect() also stops a reconnect loop.
+    const redis = this.redis.status === 'ready' ? this.redis.quit() : this.redis.disconnect();
+    await Promise.allSettled([redis, this.ownsDb ? this.db?.close() : undefined]);
+  }
+
+  private async open(): Promise<void> {
+    const readSettings = !givenAll(this.o);
+    try {
+      const publication = await connectAndRead(this.redis, this.o.prefix, this.o.enqueueTimeoutMs, readSettings);
+      if (this.closed) throw new PermanentError('the engram client was closed while it connected');
+      this.apply(publication);
+    } catch (err) {
+      throw toSdkError(err);
+    }
+    if (readSettings) this.poll();
+  }
+
+  /** Builds the producer for these settings (a queue too when the retry policy changed). */
+  private apply(publication: Publication | null): void {
+    this.version = publication?.version ?? null;
+    const settings = effectiveSettings(this.o, publication);
+    this.kinds = settings.kinds;
+    const json = JSON.stringify(settings);
+    if (json === this.applied && this.producer) return;
+    const { reflectionAttempts, reflectionBackoffMs } = settings;
+    const retry = `${reflectionAttempts}:${reflectionBackoffMs}`;
+    const previous = this.queue;
+    // BullMQ puts the queue's default job options, the retry policy, on each job it adds.
+    if (!previous || retry !== this.retry) {
+      this.queue = createQueue(
+        'reflection',
+        this.redis,
+        { prefix: this.o.prefix, reflectionAttempts, reflectionBackoffMs },
+        this.log,
+      );
+      this.retry = retry;
+      if (previous) void previous.close().catch((err: unknown) => this.log.warn({ err }, 'closing a replaced queue'));
+    }
+    this.producer = new Producer(
+      this.buffer,
+      this.queue as EngramQueue<'reflection'>,
+      { ...settings, timeoutMs: this.o.enqueueTimeoutMs },
+      this.log,
+      toSdkError,
+    );
+    if (this.applied) this.log.info({ settings, publishedBy: publication?.publishedBy }, 'engram settings changed');
+    this.applied = json;
+  }
+
+  /**
+   * Re-reads the published settings when their version changes: one HGET every
+   * `settingsRefreshMs`, off the hot path. A bad publication is logged and the client keeps the
+   * settings it has.
+   */
+  private poll(): void {
+    let busy = false;
+    this.poller = setInterval(() => {
+      if (busy || this.redis.status !== 'ready') return;
+      busy = true;
+      void this.refresh()
+        .catch((err: unknown) =>
+          this.log.warn({ err }, 'could not apply the published engram settings; keeping the current ones'),
+        )
+        .finally(() => {
+          busy = false;
+        });
+    }, this.o.settingsRefreshMs).unref();
+  }
+
+  private async refresh(): Promise<void> {
+    const version = await readVersion(this.redis, this.o.prefix);
+    if (version === this.version || this.closed) return;
+    this.version = version;
+    const publication = await readPublication(this.redis, this.o.prefix);
+    if (!this.closed) this.apply(publication);
   }
 }

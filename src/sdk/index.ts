@@ -7,9 +7,21 @@
 export { EngramClient, type EngramClientOptions } from './client.js';
 export { StoreClient } from './store-client.js';
 export { defineKind, defineKinds, defaultKinds, type MemoryKind, type MemoryKindInput } from '../memory/kinds.js';
-export { InputError, RetryableError, PermanentError } from '../errors.js';
+export {
+  InputError,
+  LimitError,
+  ConflictError,
+  AuthError,
+  RetryableError,
+  UnavailableError,
+  PermanentError,
+  ModelOutputError,
+} from '../errors.js';
+export type { KindRoute } from '../core/kind-route.js';
+export type { PublishedSettings } from '../config/published-settings.js';
 export type { EnqueueInput, Message, ThreadContext } from '../queue/schemas.js';
 export type { EnqueueResult } from '../queue/enqueue.js';
+export type { RecallInput, RecallResult, RecalledMemory, RecalledProfile } from '../memory/recall.js';
 export type { MemoryItem, ScoredMemory, SearchItem, HistoryEntry, Namespace } from '../store/types.js';
 export type {
   PutInput,

@@ -1,11 +1,18 @@
 import type { StoreService, BatchResult } from '../store/store-service.js';
 import type { BatchOp, DeleteInput, GetInput, ListNamespacesInput, PutInput, SearchInput } from '../store/schemas.js';
 import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from '../store/types.js';
+import { toSdkError } from './errors.js';
+
+/** The store's failures as the SDK's error classes (Postgres out of reach: UnavailableError). */
+const sdk = <T>(work: Promise<T>): Promise<T> =>
+  work.catch((err: unknown) => {
+    throw toSdkError(err);
+  });
 
 /**
  * The store API for SDK users, with LangGraph's call shapes (`put(namespace, key, value, opts)`).
- * Each call validates with the same schema as the HTTP API; bad input throws InputError, a stale
- * `ifVersion` throws InputError with `status` 409.
+ * Each call validates with the same schema as the HTTP API; bad input rejects with InputError, a
+ * stale `ifVersion` with InputError of `status` 409, Postgres out of reach with UnavailableError.
  */
 export class StoreClient {
   constructor(private readonly store: StoreService) {}
@@ -16,7 +23,7 @@ export class StoreClient {
     value: Record<string, unknown>,
     options: Omit<PutInput, 'namespace' | 'key' | 'value'> = {},
   ): Promise<MemoryItem> {
-    return this.store.put({ namespace, key, value, ...options });
+    return sdk(this.store.put({ namespace, key, value, ...options }));
   }
 
   /** `refreshTtl`: renew the item's TTL (default: the client's `store.refreshTtlOnRead`, true). */
@@ -25,29 +32,29 @@ export class StoreClient {
     key: string,
     options: Omit<GetInput, 'namespace' | 'key'> = {},
   ): Promise<MemoryItem | null> {
-    return this.store.get({ namespace, key, ...options });
+    return sdk(this.store.get({ namespace, key, ...options }));
   }
 
   /** True when a live item was deleted. */
   delete(namespace: Namespace, key: string, options: Omit<DeleteInput, 'namespace' | 'key'> = {}): Promise<boolean> {
-    return this.store.delete({ namespace, key, ...options });
+    return sdk(this.store.delete({ namespace, key, ...options }));
   }
 
   search(namespacePrefix: Namespace, options: Omit<SearchInput, 'namespacePrefix'> = {}): Promise<SearchItem[]> {
-    return this.store.search({ namespacePrefix, ...options });
+    return sdk(this.store.search({ namespacePrefix, ...options }));
   }
 
   listNamespaces(options: ListNamespacesInput = {}): Promise<Namespace[]> {
-    return this.store.listNamespaces(options);
+    return sdk(this.store.listNamespaces(options));
   }
 
   /** Writes first, atomically and with one embedding call; then reads, which see them. */
   batch(ops: BatchOp[]): Promise<BatchResult[]> {
-    return this.store.batch(ops);
+    return sdk(this.store.batch(ops));
   }
 
   /** Oldest first, `limit` (100, at most 1,000) rows from `offset` (0). */
   history(namespace: Namespace, key: string, page: { limit?: number; offset?: number } = {}): Promise<HistoryEntry[]> {
-    return this.store.history({ namespace, key, ...page });
+    return sdk(this.store.history({ namespace, key, ...page }));
   }
 }

@@ -1,4 +1,4 @@
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import { annIndexExists, createAnnIndex, dropAnnIndex } from './ann-index.js';
 import { applyChangeSet, type ChangeResult, type ChangeSet } from './change-set.js';
 import { isApplied, readCursor } from './change-sql.js';

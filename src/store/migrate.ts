@@ -1,5 +1,5 @@
 import { PermanentError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import { migrations as allMigrations, type Migration } from './migrations/index.js';
 import type { Db } from './db.js';
 import { tables } from './sql.js';

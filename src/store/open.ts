@@ -1,4 +1,4 @@
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import type { Db } from './db.js';
 import { createPgliteDb } from './pglite.js';
 import { createPgDb } from './pool.js';

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PermanentError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import type { Db, Queryable, QueryResult, Row } from './db.js';
 import { vectorArrayText, vectorText } from './vector-codec.js';
 

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import type { Db, Queryable, QueryResult, Row } from './db.js';
 import { encodeVector, encodeVectorArray } from './vector-codec.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { kindNameSchema } from '../queue/schemas.js';
+import { kindNameSchema } from '../core/names.js';
 import { filterSchema } from './filter.js';
 import { parsePath } from './json-path.js';
 import { namespaceSchema } from './types.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConflictError, InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../observability/logger.js';
 import { embeddingTexts } from './index-fields.js';
 import type { Conflict, Write } from './change-set.js';
 import type { MemoryDb } from './memory-db.js';

@@ -1,17 +1,6 @@
-import { z } from 'zod';
+import type { Namespace } from '../core/names.js';
 
-/** A namespace: a tuple of labels such as ["chat", "user-42"]. Labels are opaque text. */
-export const namespaceSchema = z
-  .array(
-    z
-      .string()
-      .min(1, 'namespace labels must not be empty')
-      .max(256)
-      .refine((l) => !l.includes('\u0000'), 'namespace labels must not contain NUL'),
-  )
-  .min(1, 'a namespace has at least one label')
-  .max(16);
-export type Namespace = z.infer<typeof namespaceSchema>;
+export { namespaceSchema, type Namespace } from '../core/names.js';
 
 export interface MemoryItem {
   namespace: Namespace;

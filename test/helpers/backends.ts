@@ -1,5 +1,5 @@
 import type { Embedder } from '../../src/llm/embedder.js';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger } from '../../src/observability/logger.js';
 import type { Db, Queryable } from '../../src/store/db.js';
 import { MemoryDb } from '../../src/store/memory-db.js';
 import { migrate } from '../../src/store/migrate.js';

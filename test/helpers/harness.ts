@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { Runtime, type Role, type RuntimeOptions } from '../../src/app/runtime.js';
 import { parseEnv, type Env } from '../../src/config/env.js';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { FakeModel, type ChatHandler } from '../fake-model/server.js';
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';

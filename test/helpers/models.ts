@@ -2,7 +2,7 @@ import { OpenAIChatModel } from '../../src/llm/chat-model.js';
 import { OpenAIEmbedder } from '../../src/llm/embedder.js';
 import { createOpenAI } from '../../src/llm/openai.js';
 import type { RetryPolicy } from '../../src/llm/retry.js';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger } from '../../src/observability/logger.js';
 import type { FakeModel } from '../fake-model/server.js';
 import { TEST_DIMENSIONS } from './harness.js';
 

@@ -8,7 +8,7 @@
  */
 import { Runtime } from '../../src/app/runtime.js';
 import { parseEnv } from '../../src/config/env.js';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger } from '../../src/observability/logger.js';
 
 const env = parseEnv(process.env);
 const runtime = new Runtime(env, createLogger({ level: env.LOG_LEVEL }), { ceilingIntervalMs: 200 });

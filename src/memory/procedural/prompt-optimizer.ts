@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { InputError, RetryableError } from '../../errors.js';
 import { assertFinished, type ChatMessage, type ChatModel } from '../../llm/chat-model.js';
-import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../../llm/usage.js';
-import type { Logger } from '../../log/logger.js';
+import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../../observability/usage.js';
+import type { Logger } from '../../observability/logger.js';
 import type { MemoryDb } from '../../store/memory-db.js';
 import { namespaceSchema } from '../../store/types.js';
 import {

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { PermanentError } from '../errors.js';
-import { namespaceSchema, type Namespace } from '../store/types.js';
+import { namespaceSchema, type Namespace } from './names.js';
+
+/** A namespace template such as ["chat", "{userId}"]: labels, some filled from a thread's context. */
+export const namespaceTemplateSchema = z.array(z.string().min(1).max(256)).min(1).max(16);
 
 /**
  * Fills a template such as ["chat", "{userId}"] from the thread's context. A missing variable is

@@ -1,5 +1,5 @@
-import type { Logger } from '../log/logger.js';
-import type { Namespace } from '../store/types.js';
+import type { Namespace } from '../core/names.js';
+import type { Logger } from './logger.js';
 
 export interface TokenUsage {
   promptTokens: number;

@@ -1,0 +1,55 @@
+import { ReplyError } from 'ioredis';
+import pg from 'pg';
+
+/**
+ * Whether a failure means a dependency is out of reach for now (worth retrying as it is), known
+ * by what the drivers throw: neither ioredis nor pg has one class for it.
+ */
+
+/**
+ * ioredis rejects a command on a lost connection with plain Errors of these messages, or with a
+ * MaxRetriesPerRequestError once reconnecting outlasts the command's retries (known by its name:
+ * ioredis does not export the class).
+ */
+const REDIS_DOWN = new Set(["Stream isn't writeable and enableOfflineQueue options is false", 'Connection is closed.']);
+/** Replies of a Redis that is there but cannot take the command now: failover, loading, full. */
+const REDIS_BUSY = /^(OOM|READONLY|LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
+
+/** Node's socket errors for a server that is down, restarting or out of reach. */
+const SOCKET_DOWN = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
+
+function socketDown(error: Error): boolean {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  return syscall !== undefined && code !== undefined && SOCKET_DOWN.has(code);
+}
+
+export function redisUnavailable(error: Error): boolean {
+  if (error instanceof ReplyError) return REDIS_BUSY.test(error.message);
+  return error.name === 'MaxRetriesPerRequestError' || REDIS_DOWN.has(error.message) || socketDown(error);
+}
+
+/** pg's own errors for a connection lost, or not had in time. */
+const PG_DOWN = new Set([
+  'Connection terminated unexpectedly',
+  'Connection terminated due to connection timeout',
+  'timeout exceeded when trying to connect',
+  'Client has encountered a connection error and is not queryable',
+]);
+
+/**
+ * A server that answers may still refuse: class 08 (connection exception) and 57P01-57P03
+ * (shutting down, starting up).
+ */
+export function postgresUnavailable(error: Error): boolean {
+  if (error instanceof pg.DatabaseError) return /^(08|57P0[123])/.test(error.code ?? '');
+  return socketDown(error) || PG_DOWN.has(error.message);
+}

@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import {
+  publishedSettingsSchema,
+  settingsKey,
+  type Publication,
+  type PublishedSettings,
+} from '../config/published-settings.js';
+import { PUBLISHED_KEYS } from '../config/settings.js';
+import { InputError } from '../errors.js';
+import { UnavailableError } from './errors.js';
+import type { ClientOptions } from './options.js';
+
+const KEYS = [...PUBLISHED_KEYS, 'kinds'] as const;
+
+/** Whether the client was given every published setting, and so needs no publication. */
+export function givenAll(options: ClientOptions): boolean {
+  return KEYS.every((key) => options[key] !== undefined);
+}
+
+/**
+ * The settings the client's producer runs with: each option given to the client, else the one
+ * the service published. Without a publication, every one must have been given.
+ */
+export function effectiveSettings(options: ClientOptions, publication: Publication | null): PublishedSettings {
+  const given = Object.fromEntries(KEYS.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]));
+  if (!publication) {
+    const missing = KEYS.filter((key) => options[key] === undefined);
+    if (missing.length)
+      throw new UnavailableError(
+        'service',
+        `no engram service has published its settings at ${settingsKey(options.prefix)} in Redis yet: start a service ` +
+          `process (any role) with ENGRAM_PREFIX=${options.prefix} against this Redis, or check the client's ` +
+          `\`prefix\`; or give the client ${missing.join(', ')}`,
+      );
+  }
+  const merged = publishedSettingsSchema.safeParse({ ...publication?.settings, ...given });
+  if (!merged.success)
+    throw new InputError(
+      `the client's options do not fit the settings published by ${publication?.publishedBy ?? 'the service'}: ${z.prettifyError(merged.error)}`,
+      merged.error.issues,
+    );
+  return merged.data;
+}

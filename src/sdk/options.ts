@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { crossCheck, sdkField, sdkShape } from '../config/settings.js';
+import { kindRouteSchema } from '../core/kind-route.js';
+import type { Db } from '../store/db.js';
+import type { Embedder } from '../llm/embedder.js';
+import type { Logger } from '../observability/logger.js';
+
+/**
+ * The client's options. Those it shares with the service are derived from the one definition of
+ * each setting (config/settings.ts): same bounds, same defaults. Those the service publishes
+ * (debounceMs, maxWaitMs, policy, reflectionAttempts, reflectionBackoffMs, kinds) have no default
+ * here: the client reads them from Redis, and an option given here overrides the published value.
+ */
+export const clientOptionsSchema = z
+  .strictObject({
+    ...sdkShape(['redisUrl', 'databaseUrl', 'prefix', 'schema', 'enqueueTimeoutMs']),
+    ...sdkShape(['debounceMs', 'maxWaitMs', 'policy', 'reflectionAttempts', 'reflectionBackoffMs']),
+    /**
+     * The kinds enqueue checks names and context against (a MemoryKind has these fields);
+     * the service's published kinds when omitted.
+     */
+    kinds: z.array(kindRouteSchema).min(1).max(256).optional(),
+    /** How often the client checks whether the service published other settings (one HGET). */
+    settingsRefreshMs: z.number().int().min(100).max(3_600_000).default(10_000),
+    /** The store API's defaults, as the service's STORE_* variables. */
+    store: z
+      .strictObject({
+        ...sdkShape(['indexFields', 'defaultTtlMs', 'refreshTtlOnRead']),
+        actor: z.string().min(1).max(200).default('sdk'),
+      })
+      .prefault({}),
+    embedding: z
+      .strictObject({
+        baseURL: sdkField('embeddingBaseUrl'),
+        apiKey: z.string().min(1),
+        model: sdkField('embeddingModel'),
+        dimensions: sdkField('embeddingDimensions'),
+      })
+      .optional(),
+  })
+  .check(crossCheck((key) => key));
+export type ClientOptions = z.output<typeof clientOptionsSchema>;
+
+export type EngramClientOptions = z.input<typeof clientOptionsSchema> & {
+  embedder?: Embedder;
+  log?: Logger;
+  /**
+   * An open, migrated database instead of `databaseUrl`, such as an embedded PGlite
+   * (`createPgliteDb`) in the process that also runs engram. The caller closes it.
+   */
+  db?: Db;
+};
