@@ -6,6 +6,7 @@
  * The product never imports the stand-in: only this script does.
  */
 import { Runtime } from '../src/app/runtime.js';
+import { defaultKinds, defineKind, type MemoryKind, type MemoryKindInput } from '../src/memory/kinds.js';
 import { parseEnv } from '../src/config/env.js';
 import { createLogger } from '../src/observability/logger.js';
 import { foodieModel } from '../test/fake-model/foodie.js';
@@ -29,7 +30,10 @@ const env = parseEnv({
   OPENAI_BASE_URL: model.url,
   OPENAI_API_KEY: 'demo',
 });
-const runtime = new Runtime(env, createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }));
+// The default kind, keeping its facts' time: a fact the user takes back stays, marked as no
+// longer holding, so "what did they like before?" has an answer.
+const kinds = [defineKind({ ...(defaultKinds[0] as MemoryKind), temporal: true } as MemoryKindInput)];
+const runtime = new Runtime(env, createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }), { kinds });
 await runtime.migrate();
 await runtime.start(['api', 'reflection', 'scheduler']);
 const address = runtime.server?.server.address();
@@ -64,13 +68,26 @@ const settle = async (calls: number) => {
   }
   throw new Error('reflection did not finish within 30 s');
 };
-const show = async (query: string) => {
-  const url = `${base}/v1/memories/search?namespace=memories&namespace=demo-user&query=${encodeURIComponent(query)}`;
+const time = (iso: string) => iso.slice(11, 19);
+const show = async (query: string, asOf?: string) => {
+  const at = asOf ? `&asOf=${encodeURIComponent(asOf)}` : '';
+  const url = `${base}/v1/memories/search?namespace=memories&namespace=demo-user&query=${encodeURIComponent(query)}${at}`;
   out(`\n$ curl '${url}'`);
   const { memories } = (await (await fetch(url)).json()) as {
-    memories: { value: { content: string }; version: number; score: number }[];
+    memories: {
+      value: { content: string };
+      version: number;
+      score: number;
+      validFrom: string;
+      invalidAt: string | null;
+    }[];
   };
-  for (const m of memories) out(`  - ${m.value.content}  (version ${m.version}, score ${m.score.toFixed(2)})`);
+  for (const m of memories) {
+    const until = m.invalidAt ? ` until ${time(m.invalidAt)}` : '';
+    out(
+      `  - ${m.value.content}  (valid from ${time(m.validFrom)}${until}, version ${m.version}, score ${m.score.toFixed(2)})`,
+    );
+  }
   if (memories.length === 0) out('  (no memories)');
 };
 
@@ -83,9 +100,12 @@ try {
   await send(`demo-1-${run}`, [{ role: 'assistant', content: 'Noted: ramen and pasta.' }]);
   await settle(1);
   await show('what food does the user like?');
+  const between = new Date().toISOString();
   await send(`demo-2-${run}`, [{ role: 'user', content: 'These days I like miso ramen, and I no longer like pasta.' }]);
   await settle(2);
   await show('what food does the user like?');
+  out(`\nWhat held after the first conversation (asOf ${between}):`);
+  await show('what food does the user like?', between);
   out(`\nModel calls: ${model.chatRequests.length} (one per settled conversation); turns sent: 3.`);
 } catch (err) {
   out(`demo failed: ${(err as Error).message}`);

@@ -21,8 +21,15 @@ describe('npm run demo', () => {
       },
       timeout: 60_000,
     });
-    expect(stdout).toContain('- User likes pasta');
-    expect(stdout).toContain('- User loves ramen, especially miso ramen  (version 2');
+    const searches = stdout.split('$ curl').filter((s) => s.includes('/v1/memories/search'));
+    expect(searches).toHaveLength(3);
+    const [first, now, before] = searches as [string, string, string];
+    expect(first).toContain('- User likes pasta');
+    // After the second conversation: what holds now, and what held before it.
+    expect(now).toContain('- User loves ramen, especially miso ramen  (valid from');
+    expect(now).not.toContain('pasta');
+    expect(before).toMatch(/- User likes pasta {2}\(valid from \d\d:\d\d:\d\d until \d\d:\d\d:\d\d,/);
+    expect(before).not.toContain('miso');
     expect(stdout).toContain('Model calls: 2');
   });
 });

@@ -24,6 +24,7 @@ const searchQuery = z.strictObject({
   limit: z.string().optional(),
   offset: z.string().optional(),
   mode: z.string().optional(),
+  asOf: z.string().optional(),
   refreshTtl: queryBool.optional(),
 });
 
@@ -54,6 +55,7 @@ export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
       offset: q.offset,
       // Checked by the search schema, which names the modes.
       mode: q.mode as 'vector' | 'text' | 'hybrid' | undefined,
+      asOf: q.asOf,
       refreshTtl: q.refreshTtl,
     });
     return { memories };
@@ -64,6 +66,6 @@ export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
     // The context fills the kinds' namespaces: under an API key it carries the key's tenant,
     // which every namespace template starts with, so a recall stays inside its tenant.
     const context = deps.tenancy.stampContext(request, input.context);
-    return deps.recall.recall({ ...input, context });
+    return deps.recall.recallParsed({ ...input, context });
   });
 }

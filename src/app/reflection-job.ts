@@ -110,6 +110,7 @@ function record(metrics: Metrics, outcome: ReflectOutcome) {
   metrics.memoryWrites.inc({ op: 'insert' }, outcome.inserted);
   metrics.memoryWrites.inc({ op: 'update' }, outcome.updated);
   metrics.memoryWrites.inc({ op: 'delete' }, outcome.deleted);
+  metrics.memoryWrites.inc({ op: 'invalidate' }, outcome.invalidated);
   metrics.modelTokens.inc({ type: 'prompt' }, outcome.usage.promptTokens);
   metrics.modelTokens.inc({ type: 'completion' }, outcome.usage.completionTokens);
 }

@@ -36,6 +36,12 @@ const collectionKindSchema = z.strictObject({
   enableInserts: z.boolean().default(true),
   enableUpdates: z.boolean().default(true),
   enableDeletes: z.boolean().default(true),
+  /**
+   * Facts that keep their time: a memory the model deletes or rewrites is invalidated (kept, with
+   * when it held) and a rewrite opens a new memory, so search can answer what held at a given
+   * time (`asOf`). Off: deletes remove and updates rewrite in place.
+   */
+  temporal: z.boolean().default(false),
 });
 
 /**

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { kindNameSchema } from '../core/names.js';
 import { contextSchema, messageSchema } from '../queue/schemas.js';
-import { searchModeSchema } from '../store/schemas.js';
+import { asOfSchema, searchModeSchema } from '../store/schemas.js';
 import { namespaceSchema } from '../store/types.js';
 
 /** One namespace's memories, most similar to `query` first (`GET /v1/memories/search`, SDK `search`). */
@@ -12,6 +12,7 @@ export const searchInputSchema = z.strictObject({
   offset: z.coerce.number().int().min(0).max(100_000).default(0),
   /** How to rank; vector similarity when omitted (recall defaults to hybrid). */
   mode: searchModeSchema.optional(),
+  asOf: asOfSchema.optional(),
   /** Renew the TTL of the memories returned; omitted: the store-wide default. */
   refreshTtl: z.boolean().optional(),
 });
@@ -39,6 +40,7 @@ export const recallInputSchema = z
     /** Tokens the whole recall may take in a prompt (chars / 4); none when omitted. */
     tokenBudget: z.number().int().min(1).max(200_000).optional(),
     mode: searchModeSchema.default('hybrid'),
+    asOf: asOfSchema.optional(),
     /** Hybrid only: newer memories weigh more, by `weight` (0..1) over a half-life (ms). */
     recency: z.strictObject({ halfLifeMs: z.number().int().min(1), weight: z.number().min(0).max(1) }).optional(),
     refreshTtl: z.boolean().optional(),
@@ -48,3 +50,4 @@ export const recallInputSchema = z
     path: ['query'],
   });
 export type RecallInput = z.input<typeof recallInputSchema>;
+export type RecallParsed = z.output<typeof recallInputSchema>;

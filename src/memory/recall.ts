@@ -8,7 +8,13 @@ import type { KindRoute } from '../core/kind-route.js';
 import { defaultKinds, profileKey } from './kinds.js';
 import { fillNamespace, templateVariables } from '../core/namespace-template.js';
 import { documentText, fitBudget, type RecalledMemory, type RecalledProfile } from './recall-prompt.js';
-import { recallInputSchema, searchInputSchema, type RecallInput, type SearchInput } from './recall-schemas.js';
+import {
+  recallInputSchema,
+  searchInputSchema,
+  type RecallInput,
+  type RecallParsed,
+  type SearchInput,
+} from './recall-schemas.js';
 import { searchQueries } from './reflection-plan.js';
 
 export { recallInputSchema, searchInputSchema, type RecallInput, type SearchInput } from './recall-schemas.js';
@@ -50,8 +56,8 @@ export class Recall {
 
   /** One namespace's memories, most similar to `query` first. */
   async search(input: SearchInput): Promise<ScoredMemory[]> {
-    const { namespace, query, limit, offset, mode, refreshTtl } = parse(searchInputSchema, input, 'search');
-    const found = await this.rank({ namespaces: [namespace], query, mode: mode ?? 'vector', limit, offset });
+    const { namespace, query, limit, offset, mode, asOf, refreshTtl } = parse(searchInputSchema, input, 'search');
+    const found = await this.rank({ namespaces: [namespace], query, mode: mode ?? 'vector', limit, offset, asOf });
     return this.refreshed(found as ScoredMemory[], refreshTtl);
   }
 
@@ -60,8 +66,12 @@ export class Recall {
    * context (as a reflection fills them), ranked together (hybrid by default), deduplicated,
    * cut to `limit` and the token budget, and as a prompt block.
    */
-  async recall(input: RecallInput): Promise<RecallResult> {
-    const r = parse(recallInputSchema, input, 'recall');
+  recall(input: RecallInput): Promise<RecallResult> {
+    return this.recallParsed(parse(recallInputSchema, input, 'recall'));
+  }
+
+  /** For callers that validated with the same schema already (the HTTP route, with tenancy). */
+  async recallParsed(r: RecallParsed): Promise<RecallResult> {
     const kinds = this.selected(r.kinds, r.context);
     const namespaceOf = (k: RecallKind) => fillNamespace(k.namespace, r.context, k.name);
     const profiles = kinds.filter((k) => k.mode === 'profile');
@@ -82,6 +92,7 @@ export class Recall {
             limit: CANDIDATES,
             offset: 0,
             recency: r.recency,
+            asOf: r.asOf,
           })
         : Promise.resolve([]),
     ]);
@@ -107,6 +118,7 @@ export class Recall {
     limit: number;
     offset: number;
     recency?: { halfLifeMs: number; weight: number } | undefined;
+    asOf?: Date | undefined;
   }): Promise<SearchItem[]> {
     const vector = q.mode === 'text' ? undefined : (await this.embedder.embed([q.query]))[0];
     const found = await this.store.search({
@@ -119,6 +131,7 @@ export class Recall {
       limit: q.limit,
       offset: q.offset,
       recency: q.recency,
+      asOf: q.asOf,
     });
     return this.rerank ? this.rerank(q.query, found) : found;
   }

@@ -53,6 +53,8 @@ export interface ReflectOutcome {
   inserted: number;
   updated: number;
   deleted: number;
+  /** Memories of temporal kinds that stopped holding (kept, with their time). */
+  invalidated: number;
   /** Chat model calls (repair rounds and re-runs after conflicts included). */
   modelCalls: number;
   restarts: number;
@@ -116,6 +118,7 @@ class Reflection {
     inserted: 0,
     updated: 0,
     deleted: 0,
+    invalidated: 0,
     modelCalls: 0,
     restarts: 0,
     rebased: 0,
@@ -218,6 +221,8 @@ class Reflection {
       embedder,
       signal: this.opts.signal,
       onEmbeddingUsage: this.onEmbedding('embed-documents'),
+      // The turns' own time, not the reflection's: what they say held from when it was said.
+      validAt: (batch.turns.at(-1) as BufferedTurn).createdAt,
     });
     return { signature, writes };
   }
@@ -245,6 +250,7 @@ class Reflection {
     outcome.inserted += applied.counts.inserted;
     outcome.updated += applied.counts.updated;
     outcome.deleted += applied.counts.deleted;
+    outcome.invalidated += applied.counts.invalidated;
     // Committed is committed: a failed trim must not fail the job (its retries would apply
     // nothing, and the last one would park a thread that is fine). The next reflection of the
     // thread, or the ceiling sweeper, finishes it.

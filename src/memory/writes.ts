@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Embedder } from '../llm/embedder.js';
 import type { Write } from '../store/change-set.js';
 import type { Namespace } from '../store/types.js';
-import { embeddingTexts, profileKey, type MemoryKind } from './kinds.js';
+import { embeddingTexts, profileKey, type CollectionKind, type MemoryKind } from './kinds.js';
 import type { ManagerOp } from './tool-calls.js';
 
 /**
@@ -18,6 +18,12 @@ export async function toWrites(input: {
   embedder: Embedder;
   signal?: AbortSignal | undefined;
   onEmbeddingUsage?: (promptTokens: number, model: string) => void;
+  /**
+   * When the turns said what these operations record (ISO time): new memories hold from then,
+   * and a temporal kind's deletes and rewrites invalidate at then. Omitted (a consolidation
+   * merge, which changes no fact, only how it is kept): plain updates and deletes.
+   */
+  validAt?: string | undefined;
 }): Promise<Write[]> {
   const kindByName = new Map(input.kinds.map((k) => [k.name, k]));
   const texts: string[] = [];
@@ -28,12 +34,9 @@ export async function toWrites(input: {
     return { op, kind, fields };
   });
   const vectors = texts.length ? await input.embedder.embed(texts, input.signal, input.onEmbeddingUsage) : [];
-  return planned.map(({ op, kind, fields }): Write => {
-    const indexed = fields.map((f) => ({
-      field: f.field,
-      text: texts[f.index] as string,
-      vector: vectors[f.index] as number[],
-    }));
+  const { validAt } = input;
+  return planned.flatMap(({ op, kind, fields }): Write[] => {
+    const indexed = fields.map((f) => ({ field: f.field, text: texts[f.index] as string, vector: vectors[f.index] }));
     if (op.op === 'insert') {
       const k = kind as MemoryKind;
       const common = {
@@ -42,26 +45,38 @@ export async function toWrites(input: {
         kind: op.kind,
         value: op.document,
         fields: indexed,
+        validFrom: validAt,
       } as const;
       // A profile's key is fixed: "must not exist" (an expired one is gone, rule 4 of the writer).
-      if (k.mode === 'profile') return { ...common, key: profileKey(k), ttl: k.ttlMs ?? null, ifVersion: 0 };
-      return { ...common, key: randomUUID(), ttl: k.ttlMs ?? null };
+      if (k.mode === 'profile') return [{ ...common, key: profileKey(k), ttl: k.ttlMs ?? null, ifVersion: 0 }];
+      return [{ ...common, key: randomUUID(), ttl: k.ttlMs ?? null }];
     }
-    if (op.op === 'update') {
-      const t = op.target;
-      // A kind without a TTL keeps the expiry the item was given (by a store put).
-      const ttl = kind?.ttlMs ?? 'keep';
-      return {
-        op: 'put',
-        namespace: t.namespace,
-        key: t.key,
-        kind: t.kind,
-        value: op.document,
-        fields: indexed,
-        ttl,
-        ifVersion: t.version,
-      };
+    const t = op.target;
+    const target = { namespace: t.namespace, key: t.key, ifVersion: t.version };
+    const temporal =
+      validAt !== undefined &&
+      kindByName.get(t.kind)?.mode === 'collection' &&
+      (kindByName.get(t.kind) as CollectionKind).temporal;
+    if (op.op === 'delete')
+      return [temporal ? { op: 'invalidate', ...target, at: validAt } : { op: 'delete', ...target }];
+    if (temporal) {
+      // A fact is never rewritten: the old one stops holding, the new one holds from now on.
+      const k = kind as MemoryKind;
+      return [
+        { op: 'invalidate', ...target, at: validAt },
+        {
+          op: 'put',
+          namespace: t.namespace,
+          key: randomUUID(),
+          kind: t.kind,
+          value: op.document,
+          fields: indexed,
+          ttl: k.ttlMs ?? null,
+          validFrom: validAt,
+        },
+      ];
     }
-    return { op: 'delete', namespace: op.target.namespace, key: op.target.key, ifVersion: op.target.version };
+    // A kind without a TTL keeps the expiry the item was given (by a store put).
+    return [{ op: 'put', ...target, kind: t.kind, value: op.document, fields: indexed, ttl: kind?.ttlMs ?? 'keep' }];
   });
 }

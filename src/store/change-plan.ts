@@ -20,6 +20,7 @@ export interface CurrentRow {
   kind: string | null;
   value: Record<string, unknown> | null;
   expired: boolean;
+  invalidated: boolean;
   /** The key's last history version, when there is no row. */
   lastVersion: number | null;
 }
@@ -36,7 +37,7 @@ export interface HistoryRow {
   nsi: number;
   key: string;
   kind: string;
-  op: 'insert' | 'update' | 'delete' | 'expire';
+  op: 'insert' | 'update' | 'delete' | 'expire' | 'invalidate';
   version: number;
   before: unknown;
   after: unknown;
@@ -57,6 +58,18 @@ export interface PlannedPut {
   /** Keep the row's expiry and duration (a 'keep' put over a live item). */
   keepTtl: boolean;
   ttlMs: number | null;
+  /** ISO time; null: now for a new (or revived) row, the row's own for an existing one. */
+  validFrom: string | null;
+}
+
+/** An invalidation as a row update: the version it takes, from when, by whom. */
+export interface PlannedInvalidation {
+  i: number;
+  nsi: number;
+  key: string;
+  version: number;
+  at: string | null;
+  actor: string;
 }
 
 export interface Plan {
@@ -67,12 +80,16 @@ export interface Plan {
   puts: PlannedPut[];
   /** Rows removed: deletes of existing items, expiries of expired ones. */
   deletes: { i: number; nsi: number; key: string }[];
+  invalidations: PlannedInvalidation[];
   history: HistoryRow[];
   bumps: { nsi: number; delta: number }[];
-  counts: { inserted: number; updated: number; deleted: number; expired: number };
+  counts: { inserted: number; updated: number; deleted: number; invalidated: number; expired: number };
   /** The results in write order, once the rows' timestamps are known (by write index). */
-  results(stamps: Map<number, Pick<MemoryItem, 'createdAt' | 'updatedAt' | 'expiresAt'>>): WriteResult[];
+  results(stamps: Map<number, Stamp>): WriteResult[];
 }
+
+/** What the database sets on a put row: its times. */
+export type Stamp = Pick<MemoryItem, 'createdAt' | 'updatedAt' | 'expiresAt' | 'validFrom' | 'invalidAt'>;
 
 const id = (ns: Namespace) => JSON.stringify(ns);
 const liveVersion = (c: CurrentRow) => (c.version !== null && !c.expired ? c.version : 0);
@@ -97,9 +114,10 @@ export function planChange(change: ChangeSet, locked: Locked, current: CurrentRo
   const nsi = writes.map((w) => index(w.namespace));
   const puts: PlannedPut[] = [];
   const deletes: Plan['deletes'] = [];
+  const invalidations: PlannedInvalidation[] = [];
   const history: HistoryRow[] = [];
   const delta = new Map<number, number>();
-  const counts = { inserted: 0, updated: 0, deleted: 0, expired: 0 };
+  const counts = { inserted: 0, updated: 0, deleted: 0, invalidated: 0, expired: 0 };
   const outcome: (WriteResult | null)[] = writes.map((w, i) => {
     const c = current[i] as CurrentRow;
     const n = nsi[i] as number;
@@ -117,6 +135,15 @@ export function planChange(change: ChangeSet, locked: Locked, current: CurrentRo
         after: null,
       });
       counts.expired++;
+    }
+    if (w.op === 'invalidate') {
+      // Gone, or already no longer holding: nothing to say.
+      if (!visible || c.invalidated) return { op: 'invalidate', invalidated: false };
+      const version = (c.version as number) + 1;
+      invalidations.push({ i, nsi: n, key: w.key, version, at: w.at ?? null, actor });
+      history.push({ ...row, kind: c.kind as string, op: 'invalidate', version, before: c.value, after: c.value });
+      counts.invalidated++;
+      return { op: 'invalidate', invalidated: true };
     }
     if (w.op === 'expire' || w.op === 'delete') {
       if (!existed || (w.op === 'expire' && !c.expired))
@@ -154,6 +181,7 @@ export function planChange(change: ChangeSet, locked: Locked, current: CurrentRo
       revived: existed && c.expired,
       keepTtl,
       ttlMs,
+      validFrom: w.validFrom ?? null,
     });
     if (!existed) delta.set(n, (delta.get(n) ?? 0) + 1);
     history.push({
@@ -175,6 +203,7 @@ export function planChange(change: ChangeSet, locked: Locked, current: CurrentRo
     nsi,
     puts,
     deletes,
+    invalidations,
     history,
     bumps: changed.map((n) => ({ nsi: n, delta: delta.get(n) ?? 0 })),
     counts,

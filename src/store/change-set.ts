@@ -40,6 +40,10 @@ import type { IndexedField, MemoryItem, Namespace } from './types.js';
  *     longer indexes are deleted (no orphan vectors), a delete cascades.
  *  9. Time to live. A put gives the item its TTL (ms from now, on the database's clock), none
  *     (null), or keeps the live item's expiry and duration ('keep'; none for a new item).
+ * 10. Validity. A new item holds from its `validFrom` (now when not said); an invalidation keeps
+ *     the item and marks when it stopped holding (a version and an `invalidate` history row); a
+ *     put over an invalidated item makes it hold again. An invalidated item is still live:
+ *     versions, guards and `ifVersion` see it.
  *
  * Planning (which rows, which versions, which conflicts) is pure (change-plan.ts); the SQL is
  * set-based and the same for one write or a thousand (change-sql.ts). Vectors are encoded before
@@ -65,8 +69,25 @@ export type Write =
       ifVersion?: number | undefined;
       /** Recorded in history instead of the change's actor. */
       actor?: string | undefined;
+      /**
+       * Since when the memory holds (ISO time); omitted: now for a new item, unchanged for an
+       * existing one. A put makes an invalidated memory valid again.
+       */
+      validFrom?: string | undefined;
     }
   | { op: 'delete'; namespace: Namespace; key: string; ifVersion?: number | undefined; actor?: string | undefined }
+  /**
+   * The memory no longer holds, from `at` (ISO time; omitted: now): kept, with its validity, and
+   * left out of searches (kinds that keep their facts' time turn a delete into this).
+   */
+  | {
+      op: 'invalidate';
+      namespace: Namespace;
+      key: string;
+      at?: string | undefined;
+      ifVersion?: number | undefined;
+      actor?: string | undefined;
+    }
   /** The sweeper: removes the item only if it is expired when the change runs. */
   | { op: 'expire'; namespace: Namespace; key: string };
 
@@ -94,6 +115,7 @@ export interface ChangeSet {
 export type WriteResult =
   | { op: 'put'; item: MemoryItem; inserted: boolean }
   | { op: 'delete'; deleted: boolean }
+  | { op: 'invalidate'; invalidated: boolean }
   | { op: 'expire'; expired: boolean };
 
 export type ChangeResult =
@@ -101,7 +123,7 @@ export type ChangeResult =
       status: 'applied';
       /** One per write, in order. */
       results: WriteResult[];
-      counts: { inserted: number; updated: number; deleted: number; expired: number };
+      counts: { inserted: number; updated: number; deleted: number; invalidated: number; expired: number };
     }
   /** Nothing written: a version the change relied on has moved. */
   | { status: 'conflict'; conflicts: Conflict[] }

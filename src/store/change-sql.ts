@@ -1,9 +1,9 @@
-import type { Locked, CurrentRow, Plan } from './change-plan.js';
+import type { CurrentRow, Locked, Plan, Stamp } from './change-plan.js';
 import type { ChangeSet, Once } from './change-set.js';
 import type { Queryable } from './db.js';
 import { namespacesCte, uniqueSorted } from './namespace-locks.js';
-import { expiryAfter, namespaceFromJson, touched, type Tables } from './sql.js';
-import type { IndexedField, MemoryItem, Namespace } from './types.js';
+import { expiryAfter, namespaceFromJson, Params, touched, type Tables } from './sql.js';
+import type { IndexedField, Namespace } from './types.js';
 
 /**
  * The SQL half of the change-set writer (rules in change-set.ts): a handful of set-based
@@ -90,11 +90,12 @@ export async function readCurrent(tx: Queryable, t: Tables, change: ChangeSet): 
     value: Record<string, unknown> | null;
     expired: boolean | null;
     last_version: unknown;
+    invalidated: boolean | null;
   }>(
     `select m.version, m.kind, m.value, m.expires_at <= now() as expired,
             case when m.key is null then
               (select h.version from ${t.history} h where h.namespace = r.ns and h.key = r.key order by h.id desc limit 1)
-            end as last_version
+            end as last_version, m.invalid_at is not null as invalidated
        from (select u.key, u.idx, ${namespaceFromJson('u.j')} as ns
                from unnest($1::text[], $2::text[]) with ordinality as u(j, key, idx)) r
        left join ${t.memories} m on m.namespace = r.ns and m.key = r.key
@@ -106,100 +107,100 @@ export async function readCurrent(tx: Queryable, t: Tables, change: ChangeSet): 
     kind: r.kind,
     value: r.value,
     expired: r.expired === true,
+    invalidated: r.invalidated === true,
     lastVersion: r.last_version === null ? null : Number(r.last_version),
   }));
 }
 
-type Stamp = Pick<MemoryItem, 'createdAt' | 'updatedAt' | 'expiresAt'>;
-
 /**
  * The plan's rows in one statement: new items inserted, existing ones updated in place (an
- * expired one revived with a new creation time), removed ones deleted (their vectors cascade),
- * history in order, namespace versions and counts bumped, the thread cursor moved. Returns the
- * timestamps of the puts by write index.
+ * expired one revived with a new creation time), invalidations marked, removed ones deleted
+ * (their vectors cascade), history in order, namespace versions and counts bumped, the thread
+ * cursor moved. Returns the times of the puts by write index.
  */
 export async function writePlan(tx: Queryable, t: Tables, change: ChangeSet, plan: Plan): Promise<Map<number, Stamp>> {
-  const inserts = plan.puts.filter((p) => !p.existed);
-  const updates = plan.puts.filter((p) => p.existed);
+  const p = new Params();
+  const col = <T>(rows: T[], pick: (row: T) => unknown, type: string) => `${p.add(rows.map(pick))}::${type}[]`;
+  const inserts = plan.puts.filter((x) => !x.existed);
+  const updates = plan.puts.filter((x) => x.existed);
+  const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
   const cursor = change.once && 'cursor' in change.once ? change.once.cursor : null;
+  const stamp = 'namespace, key, created_at, updated_at, expires_at, valid_from, invalid_at';
+  const nss = namespacesCte(p.add(nsJson(plan.namespaces)));
   const res = await tx.query<{
     namespace: Namespace;
     key: string;
     created_at: Date;
     updated_at: Date;
     expires_at: Date | null;
+    valid_from: Date;
+    invalid_at: Date | null;
   }>(
-    `with nss as (select * from ${namespacesCte('$1')}),
+    `with nss as (select * from ${nss}),
      ins as (
-       insert into ${t.memories} (namespace, key, kind, value, version, expires_at, ttl_ms)
-       select nss.ns, p.key, p.kind, p.value::jsonb, p.version, ${expiryAfter('p.ttl_ms')}, p.ttl_ms
-         from unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
-              as p(nsi, key, kind, value, version, ttl_ms)
-         join nss on nss.o = p.nsi
-       returning namespace, key, created_at, updated_at, expires_at),
+       insert into ${t.memories} (namespace, key, kind, value, version, expires_at, ttl_ms, valid_from)
+       select nss.ns, x.key, x.kind, x.value::jsonb, x.version, ${expiryAfter('x.ttl_ms')}, x.ttl_ms, coalesce(x.valid_from, now())
+         from unnest(${col(inserts, (x) => x.nsi, 'int')}, ${col(inserts, (x) => x.key, 'text')}, ${col(inserts, (x) => x.kind, 'text')},
+                     ${col(inserts, (x) => JSON.stringify(x.value), 'text')}, ${col(inserts, (x) => x.version, 'bigint')},
+                     ${col(inserts, (x) => x.ttlMs, 'bigint')}, ${col(inserts, (x) => x.validFrom, 'timestamptz')})
+              as x(nsi, key, kind, value, version, ttl_ms, valid_from)
+         join nss on nss.o = x.nsi
+       returning ${stamp}),
      upd as (
-       update ${t.memories} m set kind = p.kind, value = p.value::jsonb, version = p.version, updated_at = now(),
-              expires_at = case when p.keep then m.expires_at else ${expiryAfter('p.ttl_ms')} end,
-              ttl_ms = case when p.keep then m.ttl_ms else p.ttl_ms end,
-              created_at = case when p.revived then now() else m.created_at end
-         from unnest($8::int[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bool[], $15::bool[])
-              as p(nsi, key, kind, value, version, ttl_ms, keep, revived), nss
-        where nss.o = p.nsi and m.namespace = nss.ns and m.key = p.key
-       returning m.namespace, m.key, m.created_at, m.updated_at, m.expires_at),
+       update ${t.memories} m set kind = x.kind, value = x.value::jsonb, version = x.version, updated_at = now(),
+              expires_at = case when x.keep then m.expires_at else ${expiryAfter('x.ttl_ms')} end,
+              ttl_ms = case when x.keep then m.ttl_ms else x.ttl_ms end,
+              created_at = case when x.revived then now() else m.created_at end,
+              valid_from = coalesce(x.valid_from, case when x.revived then now() else m.valid_from end),
+              invalid_at = null, invalidated_by = null
+         from unnest(${col(updates, (x) => x.nsi, 'int')}, ${col(updates, (x) => x.key, 'text')}, ${col(updates, (x) => x.kind, 'text')},
+                     ${col(updates, (x) => JSON.stringify(x.value), 'text')}, ${col(updates, (x) => x.version, 'bigint')},
+                     ${col(updates, (x) => x.ttlMs, 'bigint')}, ${col(updates, (x) => x.keepTtl, 'bool')},
+                     ${col(updates, (x) => x.revived, 'bool')}, ${col(updates, (x) => x.validFrom, 'timestamptz')})
+              as x(nsi, key, kind, value, version, ttl_ms, keep, revived, valid_from), nss
+        where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key
+       returning ${stamp.replace(/(\w+)/g, 'm.$1')}),
+     inv as (
+       update ${t.memories} m set version = x.version, updated_at = now(), invalid_at = coalesce(x.at, now()),
+              invalidated_by = x.actor
+         from unnest(${col(plan.invalidations, (x) => x.nsi, 'int')}, ${col(plan.invalidations, (x) => x.key, 'text')},
+                     ${col(plan.invalidations, (x) => x.version, 'bigint')}, ${col(plan.invalidations, (x) => x.at, 'timestamptz')},
+                     ${col(plan.invalidations, (x) => x.actor, 'text')})
+              as x(nsi, key, version, at, actor), nss
+        where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key),
      del as (
-       delete from ${t.memories} m using unnest($16::int[], $17::text[]) as d(nsi, key), nss
-        where nss.o = d.nsi and m.namespace = nss.ns and m.key = d.key),
+       delete from ${t.memories} m
+        using unnest(${col(plan.deletes, (x) => x.nsi, 'int')}, ${col(plan.deletes, (x) => x.key, 'text')}) as x(nsi, key), nss
+        where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key),
      hist as (
        insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id)
-       select nss.ns, h.key, h.kind, h.op, h.version, h.before::jsonb, h.after::jsonb, h.actor, $26::text
-         from unnest($18::int[], $19::text[], $20::text[], $21::text[], $22::bigint[], $23::text[], $24::text[], $25::text[])
+       select nss.ns, h.key, h.kind, h.op, h.version, h.before::jsonb, h.after::jsonb, h.actor, ${p.add(change.threadId ?? null)}::text
+         from unnest(${col(plan.history, (h) => h.nsi, 'int')}, ${col(plan.history, (h) => h.key, 'text')},
+                     ${col(plan.history, (h) => h.kind, 'text')}, ${col(plan.history, (h) => h.op, 'text')},
+                     ${col(plan.history, (h) => h.version, 'bigint')}, ${col(plan.history, (h) => json(h.before), 'text')},
+                     ${col(plan.history, (h) => json(h.after), 'text')}, ${col(plan.history, (h) => h.actor, 'text')})
               with ordinality as h(nsi, key, kind, op, version, before, after, actor, ord)
          join nss on nss.o = h.nsi order by h.ord),
      bump as (
        update ${t.namespaces} n set version = n.version + 1, items = n.items + b.delta, updated_at = ${touched('n')}
-         from unnest($27::int[], $28::bigint[]) as b(nsi, delta), nss
+         from unnest(${col(plan.bumps, (b) => b.nsi, 'int')}, ${col(plan.bumps, (b) => b.delta, 'bigint')}) as b(nsi, delta), nss
         where nss.o = b.nsi and n.namespace = nss.ns),
-     cur as (update ${t.cursors} set cursor = $30, updated_at = now() where thread_id = $29)
-     select namespace, key, created_at, updated_at, expires_at from ins
-     union all select namespace, key, created_at, updated_at, expires_at from upd`,
-    [
-      nsJson(plan.namespaces),
-      inserts.map((p) => p.nsi),
-      inserts.map((p) => p.key),
-      inserts.map((p) => p.kind),
-      inserts.map((p) => JSON.stringify(p.value)),
-      inserts.map((p) => p.version),
-      inserts.map((p) => p.ttlMs),
-      updates.map((p) => p.nsi),
-      updates.map((p) => p.key),
-      updates.map((p) => p.kind),
-      updates.map((p) => JSON.stringify(p.value)),
-      updates.map((p) => p.version),
-      updates.map((p) => p.ttlMs),
-      updates.map((p) => p.keepTtl),
-      updates.map((p) => p.revived),
-      plan.deletes.map((d) => d.nsi),
-      plan.deletes.map((d) => d.key),
-      plan.history.map((h) => h.nsi),
-      plan.history.map((h) => h.key),
-      plan.history.map((h) => h.kind),
-      plan.history.map((h) => h.op),
-      plan.history.map((h) => h.version),
-      plan.history.map((h) => (h.before === null ? null : JSON.stringify(h.before))),
-      plan.history.map((h) => (h.after === null ? null : JSON.stringify(h.after))),
-      plan.history.map((h) => h.actor),
-      change.threadId ?? null,
-      plan.bumps.map((b) => b.nsi),
-      plan.bumps.map((b) => b.delta),
-      cursor?.threadId ?? null,
-      cursor?.next ?? null,
-    ],
+     cur as (update ${t.cursors} set cursor = ${p.add(cursor?.next ?? null)}, updated_at = now()
+              where thread_id = ${p.add(cursor?.threadId ?? null)})
+     select ${stamp} from ins union all select ${stamp} from upd`,
+    p.values,
   );
-  const at = new Map(plan.puts.map((p) => [JSON.stringify([change.writes[p.i]?.namespace, p.key]), p.i]));
+  const at = new Map(plan.puts.map((x) => [JSON.stringify([change.writes[x.i]?.namespace, x.key]), x.i]));
   return new Map(
     res.rows.map((r) => [
       at.get(JSON.stringify([r.namespace, r.key])) as number,
-      { createdAt: r.created_at, updatedAt: r.updated_at, expiresAt: r.expires_at },
+      {
+        createdAt: r.created_at,
+        updatedAt: r.updated_at,
+        expiresAt: r.expires_at,
+        validFrom: r.valid_from,
+        invalidAt: r.invalid_at,
+      },
     ]),
   );
 }

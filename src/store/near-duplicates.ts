@@ -106,7 +106,7 @@ export async function nearDuplicateCandidates(db: Db, t: Tables, q: CandidateQue
   }>(
     `with changed as (
        select m.key, m.kind, m.updated_at from ${t.memories} m
-        where m.namespace = $1 and m.kind = any($2) and ${alive('m')}
+        where m.namespace = $1 and m.kind = any($2) and ${alive('m')} and m.invalid_at is null
           and ($3::timestamptz is null or (m.updated_at, m.key) > ($3::timestamptz, $7::text))
           and m.updated_at <= $8::timestamptz
         order by m.updated_at, m.key limit $5 + 1),
@@ -115,7 +115,7 @@ export async function nearDuplicateCandidates(db: Db, t: Tables, q: CandidateQue
        select distinct e.key, n.key as other
          from examined e
          join ${t.vectors} ev on ev.namespace = $1 and ev.key = e.key
-         cross join lateral (${vectorDistances(t, 'ev.embedding', `v.namespace = $1 and v.field = ev.field and v.key <> e.key and exists (select 1 from ${t.memories} o where o.namespace = v.namespace and o.key = v.key and o.kind = e.kind and ${alive('o')})`, '$6')}) n),
+         cross join lateral (${vectorDistances(t, 'ev.embedding', `v.namespace = $1 and v.field = ev.field and v.key <> e.key and exists (select 1 from ${t.memories} o where o.namespace = v.namespace and o.key = v.key and o.kind = e.kind and ${alive('o')} and o.invalid_at is null)`, '$6')}) n),
      scored as (
        select c.key, c.other,
               (select max(a.embedding <=> b.embedding) from ${t.vectors} a

@@ -6,7 +6,7 @@ import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js
  * What every read selects. `ttl_due` says, on the database's clock, whether a TTL refresh would
  * renew the item (see refresh-ttl.ts): reads of items that are not due send no refresh at all.
  */
-export const COLUMNS = `m.namespace, m.key, m.kind, m.value, m.version, m.created_at, m.updated_at, m.expires_at, ${refreshDue('m')} as ttl_due`;
+export const COLUMNS = `m.namespace, m.key, m.kind, m.value, m.version, m.created_at, m.updated_at, m.expires_at, m.valid_from, m.invalid_at, ${refreshDue('m')} as ttl_due`;
 
 /**
  * Items read while their TTL refresh was due. Kept beside the items rather than in them: it is
@@ -72,6 +72,8 @@ export function toItem(r: Record<string, unknown>): MemoryItem {
     createdAt: r.created_at as Date,
     updatedAt: r.updated_at as Date,
     expiresAt: (r.expires_at as Date | null) ?? null,
+    validFrom: r.valid_from as Date,
+    invalidAt: (r.invalid_at as Date | null) ?? null,
   };
   if (r.ttl_due === true) dueWhenRead.add(item);
   return item;

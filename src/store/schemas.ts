@@ -33,6 +33,13 @@ export const fieldPathSchema = z
   .max(512)
   .refine((p) => parsePath(p) !== null, 'must be `$` or a path such as `a.b`, `items[0]`, `items[*].text`');
 export const searchModeSchema = z.enum(['vector', 'text', 'hybrid']);
+/**
+ * What held at a time (ISO 8601 with an offset): memories invalidated since count, newer ones
+ * do not. Omitted: what holds now.
+ */
+export const asOfSchema = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
+/** Since when a memory holds (ISO 8601 with an offset). */
+const validFrom = z.iso.datetime({ offset: true });
 const ifVersion = z
   .number()
   .int()
@@ -56,6 +63,7 @@ export const putInputSchema = z.strictObject({
   kind: kindNameSchema.optional(),
   ifVersion: ifVersion.optional(),
   actor: actor.optional(),
+  validFrom: validFrom.optional(),
 });
 /**
  * Reads renew the TTL of the items they return (now + the item's ttl), without a new version;
@@ -93,6 +101,7 @@ export const searchInputSchema = z.strictObject({
   mode: searchModeSchema.optional(),
   /** Rank exactly even when the prefix is large enough for the ANN index. */
   exact: z.boolean().optional(),
+  asOf: asOfSchema.optional(),
   refreshTtl,
 });
 export const listNamespacesInputSchema = z.strictObject({

@@ -1,8 +1,21 @@
 import { filterSql, type FilterClause } from './filter.js';
 import { alive, type Params } from './sql.js';
 
-/** What every ranking asks of an item (alias `m`): live, passing the filter, of the kinds asked. */
-export function itemConditions(q: { filter: FilterClause[]; kinds?: string[] | undefined }, p: Params): string {
+/**
+ * What every ranking asks of an item (alias `m`): live, holding (valid now, or at `asOf`),
+ * passing the filter, of the kinds asked.
+ */
+export function itemConditions(
+  q: { filter: FilterClause[]; kinds?: string[] | undefined; asOf?: Date | undefined },
+  p: Params,
+): string {
   const kinds = q.kinds ? ` and m.kind = any(${p.add(q.kinds)}::text[])` : '';
-  return `${alive('m')} and ${filterSql(q.filter, 'm.value', p)}${kinds}`;
+  return `${alive('m')} and ${holding('m', q.asOf, p)} and ${filterSql(q.filter, 'm.value', p)}${kinds}`;
+}
+
+/** Valid now (never invalidated), or valid at `asOf`: from its `valid_from`, until its `invalid_at`. */
+export function holding(alias: string, asOf: Date | undefined, p: Params): string {
+  if (!asOf) return `${alias}.invalid_at is null`;
+  const at = p.add(asOf);
+  return `(${alias}.valid_from <= ${at}::timestamptz and (${alias}.invalid_at is null or ${alias}.invalid_at > ${at}::timestamptz))`;
 }

@@ -27,6 +27,8 @@ export interface SearchQuery {
   filter: FilterClause[];
   /** Only items of these kinds (all when omitted). */
   kinds?: string[] | undefined;
+  /** What held at this time (memories invalidated since included, newer ones left out); now when omitted. */
+  asOf?: Date | undefined;
   limit: number;
   offset: number;
   /** Rank exactly even where the ANN index could be used. */

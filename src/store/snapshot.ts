@@ -103,7 +103,8 @@ function snapshotSql(t: Tables): string {
              from (${nearest}) n
              join ${t.memories} m on m.namespace = g.namespace and m.key = n.key
             -- A row at a profile's key is that profile (below), never also a collection memory.
-            where m.kind = any(g.kinds) and not (m.key = any(g.profile_keys)) and ${alive('m')}
+            -- What the model may change is what holds now: an invalidated memory is history.
+            where m.kind = any(g.kinds) and not (m.key = any(g.profile_keys)) and ${alive('m')} and m.invalid_at is null
             group by n.key order by distance, n.key limit $3) h),
      picked as (
        select ord, key, row_number() over (partition by ord order by min(rank), min(distance), key) as n

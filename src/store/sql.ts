@@ -18,6 +18,7 @@ export function tables(schema: string) {
     namespaces: q('namespaces'),
     cursors: q('thread_cursors'),
     appliedChanges: q('applied_changes'),
+    erasures: q('erasures'),
     /** The optional HNSW index for large prefix searches (`npm run store:ann-index`). */
     annIndex: q(ANN_INDEX),
   };

@@ -121,6 +121,7 @@ export class StoreService {
         op: 'put',
         namespace,
         key,
+        validFrom: op.validFrom,
         kind: op.kind,
         value: op.value,
         ttl,
@@ -161,6 +162,7 @@ export class StoreService {
           limit: op.limit,
           offset: op.offset,
           exact: op.exact,
+          asOf: op.asOf,
         });
       }
       if ((op.op === 'get' || op.op === 'search') && (op.refreshTtl ?? this.opts.refreshTtlOnRead)) refreshAt.push(i);

@@ -11,6 +11,10 @@ export interface MemoryItem {
   createdAt: Date;
   updatedAt: Date;
   expiresAt: Date | null;
+  /** Since when the memory holds (for a reflection's memory, the time of the turns that said it). */
+  validFrom: Date;
+  /** When a later change said it no longer holds; null while it does. Search leaves it out. */
+  invalidAt: Date | null;
 }
 
 export interface ScoredMemory extends MemoryItem {

@@ -5,6 +5,7 @@ import * as m003 from './003-ttl-refresh.js';
 import * as m004 from './004-consolidation-cursor.js';
 import * as m005 from './005-applied-changes.js';
 import * as m006 from './006-text-search.js';
+import * as m007 from './007-validity-and-erase.js';
 
 /** What a deployment chose when its schema was made; both are fixed for the schema's life. */
 export interface MigrationOptions {
@@ -27,4 +28,5 @@ export const migrations: Migration[] = [
   { id: 4, ...m004 },
   { id: 5, ...m005 },
   { id: 6, ...m006 },
+  { id: 7, ...m007 },
 ];

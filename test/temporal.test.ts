@@ -1,0 +1,103 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultKinds, defineKind, type MemoryKind, type MemoryKindInput } from '../src/memory/kinds.js';
+import { reflectThread } from '../src/memory/reflect.js';
+import { foodieModel } from './fake-model/foodie.js';
+import { readPrompt } from './fake-model/server.js';
+import { startHarness, type Harness } from './helpers/harness.js';
+import { storeState } from './helpers/store-state.js';
+
+/**
+ * Facts that keep their time: a temporal kind's contradicted and deleted memories are
+ * invalidated, not removed, dated by the turns that said so (their `createdAt`), not by when the
+ * reflection ran; search and recall answer what held at a given time.
+ */
+describe('facts that keep their time', () => {
+  let h: Harness;
+  const ns = ['memories', 'u1'];
+  const january = '2026-01-10T18:00:00.000Z';
+  const march = '2026-03-02T09:30:00.000Z';
+  beforeAll(async () => {
+    const temporal = defineKind({ ...(defaultKinds[0] as MemoryKind), temporal: true } as MemoryKindInput);
+    h = await startHarness({ roles: ['api'], chat: foodieModel, runtime: { kinds: [temporal] } });
+    const say = (threadId: string, content: string, createdAt: string) =>
+      h.runtime.producer.enqueue({
+        threadId,
+        context: { userId: 'u1' },
+        messages: [{ role: 'user', content, createdAt }],
+      });
+    await say('jan', 'I love ramen! I also like pasta.', january);
+    expect(await reflectThread(h.runtime.reflectDeps(), 'jan', { actor: 'reflection:jan' })).toMatchObject({
+      inserted: 2,
+    });
+    await say('mar', 'These days I like miso ramen, and I no longer like pasta.', march);
+    expect(await reflectThread(h.runtime.reflectDeps(), 'mar', { actor: 'reflection:mar' })).toMatchObject({
+      inserted: 1,
+      updated: 0,
+      deleted: 0,
+      invalidated: 2,
+    });
+  });
+  afterAll(async () => h?.stop());
+
+  const search = async (asOf?: string) => {
+    const q = new URLSearchParams({ query: 'what food does the user like', limit: '10' });
+    for (const label of ns) q.append('namespace', label);
+    if (asOf) q.set('asOf', asOf);
+    const res = await fetch(`${h.url}/v1/memories/search?${q}`);
+    expect(res.status).toBe(200);
+    return (
+      (await res.json()) as { memories: { value: { content: string }; validFrom: string; invalidAt: string | null }[] }
+    ).memories;
+  };
+
+  it("keeps a deleted or rewritten fact, dated by the turns' own time, out of what holds now", async () => {
+    const now = await search();
+    expect(now.map((m) => m.value.content)).toEqual(['User loves ramen, especially miso ramen']);
+    expect(now[0]!.validFrom).toBe(march);
+
+    const before = await search('2026-02-01T00:00:00Z');
+    expect(before.map((m) => m.value.content).sort()).toEqual(['User likes pasta', 'User loves ramen']);
+    // Pasta was liked from the first conversation until the second.
+    expect(before.find((m) => m.value.content === 'User likes pasta')).toMatchObject({
+      validFrom: january,
+      invalidAt: march,
+    });
+    expect(await search('2025-12-31T00:00:00Z')).toEqual([]);
+
+    const history = (await storeState(h.runtime)).history.map((r) => [r.op, r.after?.content ?? null, r.actor]);
+    expect(history).toEqual(
+      expect.arrayContaining([
+        ['invalidate', 'User likes pasta', 'reflection:mar'],
+        ['invalidate', 'User loves ramen', 'reflection:mar'],
+        ['insert', 'User loves ramen, especially miso ramen', 'reflection:mar'],
+      ]),
+    );
+  });
+
+  it('recall takes asOf; the next reflection is shown only what holds now', async () => {
+    const recall = async (body: Record<string, unknown>) =>
+      (await (
+        await fetch(`${h.url}/v1/recall`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ context: { userId: 'u1' }, query: 'food', ...body }),
+        })
+      ).json()) as { memories: { value: { content: string } }[] };
+    expect((await recall({})).memories.map((m) => m.value.content)).toEqual([
+      'User loves ramen, especially miso ramen',
+    ]);
+    expect((await recall({ asOf: '2026-02-01T00:00:00Z' })).memories.map((m) => m.value.content).sort()).toEqual([
+      'User likes pasta',
+      'User loves ramen',
+    ]);
+
+    await h.runtime.producer.enqueue({
+      threadId: 'apr',
+      context: { userId: 'u1' },
+      messages: [{ role: 'user', content: 'I had ramen again today' }],
+    });
+    await reflectThread(h.runtime.reflectDeps(), 'apr', { actor: 'reflection:apr' });
+    const shown = readPrompt(h.model.chatRequests.at(-1)!).existing.map((m) => m.document.content);
+    expect(shown).toEqual(['User loves ramen, especially miso ramen']);
+  });
+});
