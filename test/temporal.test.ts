@@ -43,7 +43,7 @@ describe('facts that keep their time', () => {
     const q = new URLSearchParams({ query: 'what food does the user like', limit: '10' });
     for (const label of ns) q.append('namespace', label);
     if (asOf) q.set('asOf', asOf);
-    const res = await fetch(`${h.url}/v1/memories/search?${q}`);
+    const res = await fetch(`${h.url}/v1/memories/search?${q.toString()}`);
     expect(res.status).toBe(200);
     return (
       (await res.json()) as { memories: { value: { content: string }; validFrom: string; invalidAt: string | null }[] }
