@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import type { BufferedEntry, ThreadBuffer } from '../queue/buffer.js';
 import type { BufferedTurn } from '../queue/schemas.js';
 import type { Write } from '../store/change-set.js';
+import { isErasedCursor } from '../store/erase.js';
 import type { MemoryDb } from '../store/memory-db.js';
 import type { NamespaceSnapshot } from '../store/snapshot.js';
 import type { Namespace } from '../store/types.js';
@@ -163,12 +164,14 @@ class Reflection {
   private async read(): Promise<Batch | null> {
     const { buffer, store, settings } = this.deps;
     const cursor = await store.cursor(this.threadId);
-    const read = await buffer.read(this.threadId, cursor, settings.maxTurns, settings.contextTurns);
+    // After an erase the cursor is an epoch, not a turn: every turn buffered since is pending.
+    const after = isErasedCursor(cursor) ? null : cursor;
+    const read = await buffer.read(this.threadId, after, settings.maxTurns, settings.contextTurns);
     this.outcome.cursor = cursor;
     if (read.pending.length === 0) {
       // A run that committed but died before trimming left the buffer and the maxWait ceiling
       // behind; trimming is idempotent, so finish it (else the ceiling sweeper keeps waking it).
-      if (cursor) await buffer.trim(this.threadId, cursor, settings.contextTurns);
+      if (after) await buffer.trim(this.threadId, after, settings.contextTurns);
       return null;
     }
     if (!read.context) throw new PermanentError(`thread ${this.threadId} has buffered turns but no context in Redis`);

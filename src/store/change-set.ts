@@ -45,6 +45,9 @@ import type { IndexedField, MemoryItem, Namespace } from './types.js';
  *     put over an invalidated item makes it hold again. An invalidated item is still live:
  *     versions, guards and `ifVersion` see it.
  *
+ * One bulk change stands beside change sets: an erase (erase.ts), which locks the namespaces
+ * under its prefixes in the same global order and bumps their versions like any write.
+ *
  * Planning (which rows, which versions, which conflicts) is pure (change-plan.ts); the SQL is
  * set-based and the same for one write or a thousand (change-sql.ts). Vectors are encoded before
  * the transaction: no model is called and nothing slow happens while a connection is held

@@ -3,6 +3,7 @@ import { annIndexExists, createAnnIndex, dropAnnIndex } from './ann-index.js';
 import { applyChangeSet, type ChangeResult, type ChangeSet } from './change-set.js';
 import { isApplied, readCursor } from './change-sql.js';
 import type { Db } from './db.js';
+import { eraseScope, type EraseCounts, type EraseRequest } from './erase.js';
 import {
   changedNamespaces,
   markConsolidated,
@@ -107,6 +108,14 @@ export class MemoryDb {
 
   cursor(threadId: string): Promise<string | null> {
     return readCursor(this.db, this.t, threadId);
+  }
+
+  /**
+   * Erases every item and history row under the prefixes and sets the threads' cursors to an
+   * erase epoch, in one transaction under the writer's lock order, with a content-free audit row.
+   */
+  erase(request: EraseRequest): Promise<EraseCounts> {
+    return eraseScope(this.db, this.t, request);
   }
 
   /** Whether a change set with this idempotency key was applied. */
