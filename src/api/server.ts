@@ -8,6 +8,7 @@ import type { EngramQueues } from '../queue/queues.js';
 import { QUEUE_NAMES } from '../queue/schemas.js';
 import { withTimeout } from '../with-timeout.js';
 import { errorHandler } from './errors.js';
+import { registerJsonBody } from './json-body.js';
 import { registerMetricsRoute } from './metrics-server.js';
 import { registerRoutes, type ApiDeps } from './routes.js';
 import { registerStoreRoutes } from './store-routes.js';
@@ -57,6 +58,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // JSON only: a text/plain body would reach the schemas as a string and fail as "expected
   // object"; without its parser Fastify answers 415 and names the media type it got.
   app.removeContentTypeParser('text/plain');
+  registerJsonBody(app);
   // The one error shape, { error }, for unknown routes too (Fastify's own has three fields).
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: `no route ${request.method} ${request.url.slice(0, 200)}` }),

@@ -7,6 +7,7 @@ import type { MemoryItem, Namespace, ScoredMemory, SearchItem } from '../store/t
 import type { KindRoute } from '../core/kind-route.js';
 import { defaultKinds, profileKey } from './kinds.js';
 import { fillNamespace, templateVariables } from '../core/namespace-template.js';
+import { storableCopy } from '../core/safe-text.js';
 import { documentText, fitBudget, type RecalledMemory, type RecalledProfile } from './recall-prompt.js';
 import { recallInputSchema, searchInputSchema, type RecallInput, type SearchInput } from './recall-schemas.js';
 import { searchQueries } from './reflection-plan.js';
@@ -66,11 +67,14 @@ export class Recall {
     const namespaceOf = (k: RecallKind) => fillNamespace(k.namespace, r.context, k.name);
     const profiles = kinds.filter((k) => k.mode === 'profile');
     const collections = kinds.filter((k) => k.mode !== 'profile');
+    // Turns are taken as sent (NUL, lone surrogates): the query made of them must reach Postgres.
     const query =
       r.query ??
-      searchQueries(r.messages ?? [], 8)
-        .join('\n')
-        .slice(0, 8_000);
+      storableCopy(
+        searchQueries(r.messages ?? [], 8)
+          .join('\n')
+          .slice(0, 8_000),
+      );
     const [profileItems, ranked] = await Promise.all([
       this.store.getMany(profiles.map((k) => ({ namespace: namespaceOf(k), key: profileKey(k) }))),
       collections.length && query
