@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
+import { embedTexts } from '../store/embed-texts.js';
 import type { MemoryDb } from '../store/memory-db.js';
 import type { SearchMode } from '../store/search.js';
 import type { MemoryItem, Namespace, ScoredMemory, SearchItem } from '../store/types.js';
@@ -112,7 +113,8 @@ export class Recall {
     offset: number;
     recency?: { halfLifeMs: number; weight: number } | undefined;
   }): Promise<SearchItem[]> {
-    const vector = q.mode === 'text' ? undefined : (await this.embedder.embed([q.query]))[0];
+    const vector =
+      q.mode === 'text' ? undefined : (await embedTexts(this.embedder, [{ text: q.query, where: 'the query' }]))[0];
     const found = await this.store.search({
       scope: { namespaces: q.namespaces },
       vector,
