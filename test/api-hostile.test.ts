@@ -220,8 +220,8 @@ describe('hostile input over HTTP (with API keys)', () => {
     expect(await written(h)).toEqual(before);
   });
 
-  it('an actor of the wrong type is a 400, not replaced by the tenant', async () => {
-    for (const actor of [1, '', null, ['a'], { a: 1 }]) {
+  it('an actor of the wrong type or too long is a 400, not replaced by the tenant nor cut', async () => {
+    for (const actor of [1, '', null, ['a'], { a: 1 }, 'x'.repeat(201)]) {
       const answer = await send(
         h,
         'PUT',
