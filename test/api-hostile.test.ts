@@ -181,6 +181,22 @@ describe('hostile input over HTTP (no API keys)', () => {
     expect(own.body.error).toMatch(/NUL.*query/s);
   });
 
+  it('a refusal lists the first 20 issues and counts the rest, however many the request has', async () => {
+    const ops = Array.from({ length: 1_000 }, () => ({ op: 'put', namespace: [1] }));
+    const res = await fetch(`${h.url}/v1/store/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ops }),
+    });
+    const text = await res.text();
+    expect(res.status).toBe(400);
+    const body = JSON.parse(text) as { error: string; details: unknown[] };
+    expect(body.details).toHaveLength(20);
+    expect(body.error).toMatch(/\(and \d+ more issues\)$/);
+    // About the size of the request (29 KB), not 20 times it.
+    expect(text.length).toBeLessThan(10_000);
+  });
+
   it('batch refuses unknown top-level fields like every other route; a JSON null body is no empty body', async () => {
     await refused([
       [() => batch({ ops: [{ op: 'get', namespace: ['h'], key: 'k' }], opz: 1 }), /opz/],

@@ -102,7 +102,7 @@ function walk(value: unknown, bounds: JsonBounds): JsonProblem | null {
         );
       const problem = bounds.text ? textProblem(key) : null;
       if (problem) return at(`keys ${problem}`, key);
-      stack.push({ value: (v)[key], depth: node.depth + 1, parent: node, key });
+      stack.push({ value: v[key], depth: node.depth + 1, parent: node, key });
     }
   }
   return null;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { invalidInput } from '../core/invalid-input.js';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { embedTexts } from '../store/embed-texts.js';
@@ -156,8 +157,7 @@ export class Recall {
 
 function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
   const parsed = schema.safeParse(input);
-  if (!parsed.success)
-    throw new InputError(`invalid ${what} request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+  if (!parsed.success) throw invalidInput(`${what} request`, parsed.error);
   return parsed.data;
 }
 
