@@ -34,6 +34,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: 4 * 1024 * 1024,
+    // A request (headers and body) must arrive within a minute, 408 otherwise: Fastify's default
+    // of none let a client trickling its body hold a connection for ever. Node checks every 30 s.
+    requestTimeout: 60_000,
     // Thread ids run to 128 characters (LIMITS.idChars); Fastify's default of 100 answered 414
     // for 101-128. Twice that, so an id somewhat too long gets the schema's 400 naming the limit.
     routerOptions: { maxParamLength: 256 },
