@@ -123,7 +123,7 @@ describe.each(backends)('store API writes on $name', (backend) => {
     expect(await versions({ offset: 100 })).toEqual([101, 102]);
     expect(await versions({ limit: 2, offset: 50 })).toEqual([51, 52]);
     await expect(f.store.history({ namespace: ns, key: 'profile', limit: 1_001 })).rejects.toThrow(
-      /invalid history request: ✖ Too big: expected number to be <=1000\n {2}→ at limit/,
+      /invalid history request: ✖ must be a whole number from 1 to 1000\n {2}→ at limit/,
     );
   });
 

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { postgresUnavailable, redisUnavailable } from '../dependency-errors.js';
+import { bodyTooLarge } from './json-body.js';
 import { AuthError, ConflictError, InputError, LimitError, ModelOutputError, UnavailableError } from '../errors.js';
 
 /**
@@ -17,6 +18,7 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
     // The caller's text is longer than the embedding model takes: theirs to shorten.
     return reply.status(413).send({ error: error.message });
   }
+  if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') return bodyTooLarge(request, reply);
   const status = (error as FastifyError).statusCode;
   if ((error as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     // Fastify's message is only "Unsupported Media Type": say what to send instead.

@@ -11,3 +11,9 @@ export const queryNamespace = z.union([z.string(), z.array(z.string())]).transfo
  * a silent default.
  */
 export const queryBool = z.stringbool({ truthy: ['true'], falsy: ['false'], case: 'sensitive' });
+
+/**
+ * A whole number in digits (`limit=20`). Anything else (`1e308`, `0x10`, ` 5`, `lots`) becomes
+ * NaN rather than a type error, so that the field's own range check refuses it naming its bounds.
+ */
+export const queryInt = z.string().transform((s) => (/^-?\d{1,16}$/.test(s) ? Number(s) : NaN));

@@ -6,7 +6,7 @@ import type { Producer } from '../queue/enqueue.js';
 import { threadIdSchema } from '../core/names.js';
 import { enqueueBodySchema } from '../queue/schemas.js';
 import { parse } from './parse.js';
-import { queryBool, queryNamespace } from './query-params.js';
+import { queryBool, queryInt, queryNamespace } from './query-params.js';
 import type { Tenancy } from './tenancy.js';
 
 export interface ApiDeps {
@@ -21,8 +21,8 @@ const threadParams = z.strictObject({ threadId: threadIdSchema });
 const searchQuery = z.strictObject({
   namespace: queryNamespace,
   query: z.string(),
-  limit: z.string().optional(),
-  offset: z.string().optional(),
+  limit: queryInt.optional(),
+  offset: queryInt.optional(),
   mode: z.string().optional(),
   asOf: z.string().optional(),
   refreshTtl: queryBool.optional(),

@@ -8,6 +8,7 @@ import type { EngramQueues } from '../queue/queues.js';
 import { QUEUE_NAMES } from '../queue/schemas.js';
 import { withTimeout } from '../with-timeout.js';
 import { errorHandler } from './errors.js';
+import { registerJsonBody } from './json-body.js';
 import { registerMetricsRoute } from './metrics-server.js';
 import { registerRoutes, type ApiDeps } from './routes.js';
 import { registerStoreRoutes } from './store-routes.js';
@@ -33,6 +34,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: 4 * 1024 * 1024,
+    // A request (headers and body) must arrive within a minute, 408 otherwise: Fastify's default
+    // of none let a client trickling its body hold a connection for ever. Node checks every 30 s.
+    requestTimeout: 60_000,
     // Thread ids run to 128 characters (LIMITS.idChars); Fastify's default of 100 answered 414
     // for 101-128. Twice that, so an id somewhat too long gets the schema's 400 naming the limit.
     routerOptions: { maxParamLength: 256 },
@@ -57,6 +61,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // JSON only: a text/plain body would reach the schemas as a string and fail as "expected
   // object"; without its parser Fastify answers 415 and names the media type it got.
   app.removeContentTypeParser('text/plain');
+  registerJsonBody(app);
   // The one error shape, { error }, for unknown routes too (Fastify's own has three fields).
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: `no route ${request.method} ${request.url.slice(0, 200)}` }),

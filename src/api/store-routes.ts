@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { InputError } from '../errors.js';
+import { BATCH_MAX_OPS } from '../store/schemas.js';
 import type { StoreService } from '../store/store-service.js';
 import { parse } from './parse.js';
-import { queryBool, queryNamespace } from './query-params.js';
+import { queryBool, queryInt, queryNamespace } from './query-params.js';
 import type { NamespaceFields, Tenancy } from './tenancy.js';
 
 /** `?namespace=a&namespace=b&key=k`. */
@@ -12,8 +12,10 @@ const itemQuery = z.strictObject({
   key: z.string(),
 });
 const getQuery = itemQuery.extend({ refreshTtl: queryBool.optional() });
+/** `{ ops: [...] }` and nothing else; each op is checked by the store's batch schema. */
+const batchBody = z.strictObject({ ops: z.array(z.unknown()).max(BATCH_MAX_OPS) });
 /** Numbers arrive as text; the store's schema checks their bounds. */
-const historyQuery = itemQuery.extend({ limit: z.coerce.number().optional(), offset: z.coerce.number().optional() });
+const historyQuery = itemQuery.extend({ limit: queryInt.optional(), offset: queryInt.optional() });
 
 /**
  * The store API over HTTP. Bodies are the SDK's input objects as JSON, validated by the same
@@ -52,14 +54,17 @@ export function registerStoreRoutes(app: FastifyInstance, store: StoreService, t
   }));
 
   app.post('/v1/store/namespaces', async (request) => ({
-    namespaces: await store.listNamespaces(tenancy.confine(request, request.body ?? {}, listed)),
+    // No body lists every namespace; a body of JSON `null` is no object, and is refused as one.
+    namespaces: await store.listNamespaces(
+      tenancy.confine(request, request.body === undefined ? {} : request.body, listed),
+    ),
   }));
 
   app.post('/v1/store/batch', async (request) => {
-    const ops = (request.body as { ops?: unknown } | null)?.ops;
-    if (!Array.isArray(ops)) throw new InputError('invalid batch request: the body must be { "ops": [...] }');
-    const confined = ops.map((op: { op?: unknown } | null) => {
-      const fields = readFields.get(op?.op);
+    // Its shape and size first, as every other route's: the ops themselves are the store's to check.
+    const { ops } = parse(batchBody, request.body, 'batch request');
+    const confined = ops.map((op) => {
+      const fields = readFields.get((op as { op?: unknown } | null)?.op);
       return fields ? tenancy.confine(request, op, fields) : tenancy.confineWrite(request, op, one);
     });
     return { results: await store.batch(confined) };

@@ -76,7 +76,10 @@ export class Tenancy {
   /** Both in one copy of the body; the caller's object is never changed. */
   private scope<T>(request: FastifyRequest, body: T, fields: NamespaceFields, write: boolean): T {
     const tenant = this.tenantOf(request);
-    if (!tenant || (tenant === ALL_TENANTS && !write) || !body || typeof body !== 'object') return body;
+    // Anything but an object goes on as it is, for the store's schema to refuse: an array spread
+    // into an object would pass for `{}`.
+    if (!tenant || (tenant === ALL_TENANTS && !write) || !body || typeof body !== 'object' || Array.isArray(body))
+      return body;
     const out = { ...(body as Record<string, unknown>) };
     if (tenant !== ALL_TENANTS) {
       for (const field of fields.defaulted ?? []) {
@@ -86,15 +89,17 @@ export class Tenancy {
         const value = out[field];
         if (Array.isArray(value) && value[0] !== tenant) {
           throw new AuthError(
-            `${field} ${JSON.stringify(value)} is outside your tenant: it must start with "${tenant}"`,
+            `${field} is outside your tenant: its first label must be "${tenant}", not ${brief(value[0])}`,
             true,
           );
         }
       }
     }
-    if (write)
-      out.actor =
-        typeof out.actor === 'string' && out.actor ? `api:${tenant}:${out.actor}`.slice(0, 200) : `api:${tenant}`;
+    // An actor that is not a non-empty string is left for the schema to refuse, as without keys.
+    if (write && out.actor === undefined) out.actor = `api:${tenant}`;
+    // One over the schema's 200 characters is too (cut, it passed for valid).
+    else if (write && typeof out.actor === 'string' && out.actor && out.actor.length <= 200)
+      out.actor = clip(`api:${tenant}:${out.actor}`, 200);
     return out as T;
   }
 
@@ -135,4 +140,21 @@ export class Tenancy {
     if (this.tenants && !request.tenant) throw new AuthError('a valid API key is required', false);
     return request.tenant;
   }
+}
+
+/**
+ * A label as an error message shows it: short whatever was sent (the message must not echo a
+ * megabyte, nor walk a nested value).
+ */
+function brief(label: unknown): string {
+  if (typeof label !== 'string')
+    return Array.isArray(label) ? 'an array' : label === null ? 'null' : `a ${typeof label}`;
+  return JSON.stringify(clip(label, 64)) + (label.length > 64 ? ' (cut)' : '');
+}
+
+/** At most `max` UTF-16 units, never half of a surrogate pair (which Postgres would refuse). */
+function clip(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const code = s.charCodeAt(max - 1);
+  return s.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
 }

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { intRange } from './int-range.js';
+import { storableText } from './safe-text.js';
 
 /**
  * The ground floor: names and ids every layer shares (config, the hot path, the store, the API,
@@ -44,23 +46,13 @@ export const kindNameSchema = z
 
 /** A namespace: a tuple of labels such as ["chat", "user-42"]. Labels are opaque text. */
 export const namespaceSchema = z
-  .array(
-    z
-      .string()
-      .min(1, 'namespace labels must not be empty')
-      .max(256)
-      .refine((l) => !l.includes('\u0000'), 'namespace labels must not contain NUL'),
-  )
+  .array(z.string().min(1, 'namespace labels must not be empty').max(256).check(storableText))
   .min(1, 'a namespace has at least one label')
   .max(16);
 export type Namespace = z.infer<typeof namespaceSchema>;
 
 /** A quiet window (ms) a kind or one enqueue call sets instead of the deployment's. */
-export const debounceWindowSchema = z
-  .number()
-  .int()
-  .min(0)
-  .max(24 * 3600_000);
+export const debounceWindowSchema = intRange(0, 24 * 3600_000);
 
 /**
  * What happens to a running reflection when its thread gets new turns:

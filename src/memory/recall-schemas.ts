@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { intRange } from '../core/int-range.js';
 import { kindNameSchema } from '../core/names.js';
+import { storableText } from '../core/safe-text.js';
 import { contextSchema, messageSchema } from '../queue/schemas.js';
 import { asOfSchema, searchModeSchema } from '../store/schemas.js';
 import { namespaceSchema } from '../store/types.js';
@@ -7,9 +9,9 @@ import { namespaceSchema } from '../store/types.js';
 /** One namespace's memories, most similar to `query` first (`GET /v1/memories/search`, SDK `search`). */
 export const searchInputSchema = z.strictObject({
   namespace: namespaceSchema,
-  query: z.string().min(1, 'must not be empty').max(8_000),
-  limit: z.coerce.number().int().min(1).max(100).default(10),
-  offset: z.coerce.number().int().min(0).max(100_000).default(0),
+  query: z.string().min(1, 'must not be empty').max(8_000).check(storableText),
+  limit: intRange(1, 100).default(10),
+  offset: intRange(0, 100_000).default(0),
   /** How to rank; vector similarity when omitted (recall defaults to hybrid). */
   mode: searchModeSchema.optional(),
   asOf: asOfSchema.optional(),
@@ -26,7 +28,7 @@ export type SearchInput = z.input<typeof searchInputSchema>;
 export const recallInputSchema = z
   .strictObject({
     context: contextSchema,
-    query: z.string().min(1, 'must not be empty').max(8_000).optional(),
+    query: z.string().min(1, 'must not be empty').max(8_000).check(storableText).optional(),
     /** The latest turns: their newest texts make the query. */
     messages: z
       .array(messageSchema.pick({ role: true, content: true }))
@@ -36,13 +38,15 @@ export const recallInputSchema = z
     /** Only these kinds; every configured kind when omitted. */
     kinds: z.array(kindNameSchema).min(1).max(32).optional(),
     /** Memories at most (profiles come on top). */
-    limit: z.number().int().min(1).max(100).default(10),
+    limit: intRange(1, 100).default(10),
     /** Tokens the whole recall may take in a prompt (chars / 4); none when omitted. */
-    tokenBudget: z.number().int().min(1).max(200_000).optional(),
+    tokenBudget: intRange(1, 200_000).optional(),
     mode: searchModeSchema.default('hybrid'),
     asOf: asOfSchema.optional(),
     /** Hybrid only: newer memories weigh more, by `weight` (0..1) over a half-life (ms). */
-    recency: z.strictObject({ halfLifeMs: z.number().int().min(1), weight: z.number().min(0).max(1) }).optional(),
+    recency: z
+      .strictObject({ halfLifeMs: intRange(1, Number.MAX_SAFE_INTEGER), weight: z.number().min(0).max(1) })
+      .optional(),
     refreshTtl: z.boolean().optional(),
   })
   .refine((r) => (r.query === undefined) !== (r.messages === undefined), {

@@ -1,12 +1,15 @@
 import { z } from 'zod';
+import { invalidInput } from '../core/invalid-input.js';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
+import { embedTexts } from '../store/embed-texts.js';
 import type { MemoryDb } from '../store/memory-db.js';
 import type { SearchMode } from '../store/search.js';
 import type { MemoryItem, Namespace, ScoredMemory, SearchItem } from '../store/types.js';
 import type { KindRoute } from '../core/kind-route.js';
 import { defaultKinds, profileKey } from './kinds.js';
 import { fillNamespace, templateVariables } from '../core/namespace-template.js';
+import { storableCopy } from '../core/safe-text.js';
 import { documentText, fitBudget, type RecalledMemory, type RecalledProfile } from './recall-prompt.js';
 import {
   recallInputSchema,
@@ -76,11 +79,14 @@ export class Recall {
     const namespaceOf = (k: RecallKind) => fillNamespace(k.namespace, r.context, k.name);
     const profiles = kinds.filter((k) => k.mode === 'profile');
     const collections = kinds.filter((k) => k.mode !== 'profile');
+    // Turns are taken as sent (NUL, lone surrogates): the query made of them must reach Postgres.
     const query =
       r.query ??
-      searchQueries(r.messages ?? [], 8)
-        .join('\n')
-        .slice(0, 8_000);
+      storableCopy(
+        searchQueries(r.messages ?? [], 8)
+          .join('\n')
+          .slice(0, 8_000),
+      );
     const [profileItems, ranked] = await Promise.all([
       this.store.getMany(profiles.map((k) => ({ namespace: namespaceOf(k), key: profileKey(k) }))),
       collections.length && query
@@ -120,7 +126,8 @@ export class Recall {
     recency?: { halfLifeMs: number; weight: number } | undefined;
     asOf?: Date | undefined;
   }): Promise<SearchItem[]> {
-    const vector = q.mode === 'text' ? undefined : (await this.embedder.embed([q.query]))[0];
+    const vector =
+      q.mode === 'text' ? undefined : (await embedTexts(this.embedder, [{ text: q.query, where: 'the query' }]))[0];
     const found = await this.store.search({
       scope: { namespaces: q.namespaces },
       vector,
@@ -163,8 +170,7 @@ export class Recall {
 
 function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
   const parsed = schema.safeParse(input);
-  if (!parsed.success)
-    throw new InputError(`invalid ${what} request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+  if (!parsed.success) throw invalidInput(`${what} request`, parsed.error);
   return parsed.data;
 }
 

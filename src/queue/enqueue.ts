@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { invalidInput } from '../core/invalid-input.js';
 import { InputError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { KindRoute } from '../core/kind-route.js';
@@ -70,10 +70,7 @@ export class Producer {
   /** Not async itself: one promise layer fewer on the hot path; a bad input still rejects. */
   enqueue(input: unknown): Promise<EnqueueResult> {
     const parsed = enqueueInputSchema.safeParse(input);
-    if (!parsed.success)
-      return Promise.reject(
-        new InputError(`invalid enqueue request: ${z.prettifyError(parsed.error)}`, parsed.error.issues),
-      );
+    if (!parsed.success) return Promise.reject(invalidInput('enqueue request', parsed.error));
     return this.enqueueParsed(parsed.data);
   }
 

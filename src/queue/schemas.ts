@@ -7,6 +7,7 @@ import {
   kindNameSchema,
   threadIdSchema,
 } from '../core/names.js';
+import { textProblem } from '../core/safe-text.js';
 
 /**
  * The enqueue boundary (SDK call and HTTP body share it) and the job payloads.
@@ -57,10 +58,12 @@ export const contextSchema = z
           path: [key],
           message: `must be 1 to ${LIMITS.contextValueChars} characters`,
         });
-      // Context values fill namespace labels, which Postgres text cannot hold with a NUL: accepted
-      // here, the thread's reflection would fail for good.
-      else if (value.includes('\u0000'))
-        ctx.issues.push({ code: 'custom', input: value, path: [key], message: 'must not contain NUL characters' });
+      // Context values fill namespace labels, which Postgres cannot store with a NUL or a lone
+      // surrogate: accepted here, the thread's reflection would fail for good.
+      else {
+        const problem = textProblem(value);
+        if (problem) ctx.issues.push({ code: 'custom', input: value, path: [key], message: problem });
+      }
     }
     if (keys > LIMITS.contextKeys)
       ctx.issues.push({ code: 'custom', input: ctx.value, message: `at most ${LIMITS.contextKeys} context keys` });

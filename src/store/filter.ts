@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { JSON_MAX_DEPTH, jsonCheck } from '../core/json-bounds.js';
 import { parsePath } from './json-path.js';
 import type { Params } from './sql.js';
 
@@ -19,18 +20,26 @@ export interface FilterClause {
 const OPS = new Set<string>(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists']);
 const RANGE = new Set<string>(['$gt', '$gte', '$lt', '$lte']);
 
+/** Values one `$in` or `$nin` may list. */
+const MAX_IN = 1_000;
+
+/**
+ * Walked once (json-bounds.ts: depth, text, `__proto__`) before the clauses are read; its text
+ * reaches Postgres as path elements and jsonb. `z.custom`, not `z.record`, for the reason the
+ * store's `value` gives (schemas.ts).
+ */
 export const filterSchema = z
-  .record(z.string().min(1).max(512), z.json())
-  .refine((f) => Object.keys(f).length <= 32, 'at most 32 filtered fields')
+  .custom<Record<string, unknown>>()
+  .check(jsonCheck({ object: { maxKeys: 32 }, maxDepth: JSON_MAX_DEPTH, text: true }))
   .transform((filter, ctx) => {
     const clauses: FilterClause[] = [];
     for (const [field, condition] of Object.entries(filter)) {
-      const steps = parsePath(field);
+      const steps = field.length <= 512 ? parsePath(field) : null;
       if (!steps || steps.length === 0 || steps.includes('*')) {
         ctx.addIssue({
           code: 'custom',
           path: [field],
-          message: 'must be a field path such as `a.b` or `items[0].name` (no `*`, not `$`)',
+          message: 'must be a field path such as `a.b` or `items[0].name` (no `*`, not `$`; at most 512 characters)',
         });
         continue;
       }
@@ -58,7 +67,8 @@ function checkOperand(op: string, value: unknown): string | null {
   if (!OPS.has(op)) return `unknown operator (use ${[...OPS].join(' ')})`;
   if (RANGE.has(op) && typeof value !== 'number' && typeof value !== 'string')
     return 'compares with a number or a string';
-  if ((op === '$in' || op === '$nin') && !Array.isArray(value)) return 'takes an array of values';
+  if ((op === '$in' || op === '$nin') && (!Array.isArray(value) || value.length > MAX_IN))
+    return `takes an array of at most ${MAX_IN} values`;
   if (op === '$exists' && typeof value !== 'boolean') return 'takes true or false';
   return null;
 }

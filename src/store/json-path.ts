@@ -22,19 +22,34 @@ export function parsePath(path: string): PathStep[] | null {
   return steps;
 }
 
-/** Every (concrete path, value) a path reaches; wildcards expand to one entry per element. */
-export function resolvePath(value: unknown, steps: PathStep[], prefix = ''): { path: string; value: unknown }[] {
-  if (steps.length === 0) return value === undefined ? [] : [{ path: prefix || '$', value }];
-  const [step, ...rest] = steps as [PathStep, ...PathStep[]];
+/**
+ * Every (concrete path, value) a path reaches, lazily: wildcards expand to one entry per element,
+ * and a caller that has enough stops the walk (a `[*]` over 50,000 elements is not expanded
+ * whole to find that it is too many). Each entry costs its own path once; the recursion is as
+ * deep as the path has steps, not as the value is large.
+ */
+export function* resolvePath(
+  value: unknown,
+  steps: PathStep[],
+  at = 0,
+  prefix = '',
+): Generator<{ path: string; value: unknown }> {
+  if (at === steps.length) {
+    if (value !== undefined) yield { path: prefix || '$', value };
+    return;
+  }
+  const step = steps[at] as PathStep;
   if (step === '*') {
-    if (!Array.isArray(value)) return [];
-    return value.flatMap((v, i) => resolvePath(v, rest, `${prefix}[${i}]`));
+    if (!Array.isArray(value)) return;
+    for (let i = 0; i < value.length; i++) yield* resolvePath(value[i], steps, at + 1, `${prefix}[${i}]`);
+    return;
   }
   if (typeof step === 'number') {
-    if (!Array.isArray(value)) return [];
+    if (!Array.isArray(value)) return;
     const i = step < 0 ? value.length + step : step;
-    return i >= 0 && i < value.length ? resolvePath(value[i], rest, `${prefix}[${i}]`) : [];
+    if (i >= 0 && i < value.length) yield* resolvePath(value[i], steps, at + 1, `${prefix}[${i}]`);
+    return;
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.hasOwn(value, step)) return [];
-  return resolvePath((value as Record<string, unknown>)[step], rest, prefix ? `${prefix}.${step}` : step);
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.hasOwn(value, step)) return;
+  yield* resolvePath((value as Record<string, unknown>)[step], steps, at + 1, prefix ? `${prefix}.${step}` : step);
 }

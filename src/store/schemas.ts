@@ -1,5 +1,8 @@
 import { z } from 'zod';
+import { JSON_MAX_DEPTH, jsonCheck } from '../core/json-bounds.js';
+import { intRange } from '../core/int-range.js';
 import { kindNameSchema } from '../core/names.js';
+import { storableText } from '../core/safe-text.js';
 import { filterSchema } from './filter.js';
 import { parsePath } from './json-path.js';
 import { namespaceSchema } from './types.js';
@@ -9,24 +12,39 @@ import { namespaceSchema } from './types.js';
  * objects as JSON). Durations are milliseconds, as everywhere in engram (LangGraph's ttl is in
  * minutes).
  */
-const noNul = (s: string) => !s.includes('\u0000');
-/** Whether a JSON value holds NUL in any string or key: Postgres jsonb cannot store it. */
-export function holdsNul(v: unknown): boolean {
-  if (typeof v === 'string') return v.includes('\u0000');
-  if (Array.isArray(v)) return v.some(holdsNul);
-  if (v && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || holdsNul(x));
+/**
+ * Whether a JSON value holds NUL in any string or key: Postgres jsonb cannot store it. Walks with
+ * its own stack, so a deeply nested model answer cannot overflow it.
+ */
+export function holdsNul(value: unknown): boolean {
+  const stack = [value];
+  while (stack.length) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return true;
+    } else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (k.includes('\u0000')) return true;
+        stack.push(x);
+      }
+    }
+  }
   return false;
 }
-const key = z.string().min(1).max(1_024).refine(noNul, 'must not contain NUL');
+const key = z.string().min(1).max(1_024).check(storableText);
 /** A prefix may be empty: every namespace (an operator's view across tenants). */
-const prefix = z.array(z.string().min(1).max(256).refine(noNul, 'must not contain NUL')).max(16);
-const actor = z.string().min(1).max(200);
-const json = z.json();
+const prefix = z.array(z.string().min(1).max(256).check(storableText)).max(16);
+const actor = z.string().min(1).max(200).check(storableText);
+/**
+ * A stored value: a plain JSON object, walked once (depth, types, text, size) before anything
+ * recursive sees it. `z.custom`, not `z.record`: a record copies the object and silently drops
+ * a `__proto__` key, which the walk must see to refuse.
+ */
 const value = z
-  .record(z.string(), z.unknown())
-  .refine((v) => json.safeParse(v).success, 'must be plain JSON (no undefined, functions, Dates or NaN)')
-  .refine((v) => JSON.stringify(v).length <= 1_000_000, 'must be at most 1 MB of JSON')
-  .refine((v) => !holdsNul(v), 'must not contain NUL characters (Postgres jsonb cannot store them)');
+  .custom<Record<string, unknown>>()
+  .check(jsonCheck({ object: {}, maxDepth: JSON_MAX_DEPTH, text: true, maxChars: 1_000_000 }));
+/** A search's text: embedded, and matched against stored text by Postgres full-text search. */
+const query = z.string().min(1).max(8_000).check(storableText);
 export const fieldPathSchema = z
   .string()
   .min(1)
@@ -40,11 +58,9 @@ export const searchModeSchema = z.enum(['vector', 'text', 'hybrid']);
 export const asOfSchema = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
 /** Since when a memory holds (ISO 8601 with an offset). */
 const validFrom = z.iso.datetime({ offset: true });
-const ifVersion = z
-  .number()
-  .int()
-  .min(0)
-  .describe('compare-and-set: the version the item must have now (0: must not exist)');
+const ifVersion = intRange(0, Number.MAX_SAFE_INTEGER).describe(
+  'compare-and-set: the version the item must have now (0: must not exist)',
+);
 
 export const putInputSchema = z.strictObject({
   namespace: namespaceSchema,
@@ -53,11 +69,7 @@ export const putInputSchema = z.strictObject({
   /** false: no vectors; a list of paths: embed these instead of the store's default fields. */
   index: z.union([z.literal(false), z.array(fieldPathSchema).min(1).max(32)]).optional(),
   /** Milliseconds to live; null: never expires; omitted: the store's default TTL. */
-  ttl: z
-    .number()
-    .int()
-    .positive()
-    .max(100 * 365 * 24 * 3600_000)
+  ttl: intRange(1, 100 * 365 * 24 * 3600_000)
     .nullable()
     .optional(),
   kind: kindNameSchema.optional(),
@@ -79,8 +91,8 @@ export const getInputSchema = z.strictObject({ namespace: namespaceSchema, key, 
 export const historyInputSchema = z.strictObject({
   namespace: namespaceSchema,
   key,
-  limit: z.number().int().min(1).max(1_000).default(100),
-  offset: z.number().int().min(0).default(0),
+  limit: intRange(1, 1_000).default(100),
+  offset: intRange(0, Number.MAX_SAFE_INTEGER).default(0),
 });
 export const deleteInputSchema = z.strictObject({
   namespace: namespaceSchema,
@@ -90,10 +102,10 @@ export const deleteInputSchema = z.strictObject({
 });
 export const searchInputSchema = z.strictObject({
   namespacePrefix: prefix,
-  query: z.string().min(1).max(8_000).optional(),
+  query: query.optional(),
   filter: filterSchema.optional(),
-  limit: z.number().int().min(1).max(100).default(10),
-  offset: z.number().int().min(0).max(100_000).default(0),
+  limit: intRange(1, 100).default(10),
+  offset: intRange(0, 100_000).default(0),
   /**
    * With `query`: rank by vector similarity (the default), by the query's words (`text`:
    * full-text, rare words weigh more), or both fused (`hybrid`).
@@ -107,9 +119,9 @@ export const searchInputSchema = z.strictObject({
 export const listNamespacesInputSchema = z.strictObject({
   prefix: prefix.optional(),
   suffix: prefix.optional(),
-  maxDepth: z.number().int().min(1).max(16).optional(),
-  limit: z.number().int().min(1).max(1_000).default(100),
-  offset: z.number().int().min(0).default(0),
+  maxDepth: intRange(1, 16).optional(),
+  limit: intRange(1, 1_000).default(100),
+  offset: intRange(0, Number.MAX_SAFE_INTEGER).default(0),
 });
 export const batchOpSchema = z.discriminatedUnion('op', [
   putInputSchema.extend({ op: z.literal('put') }),
@@ -118,7 +130,9 @@ export const batchOpSchema = z.discriminatedUnion('op', [
   searchInputSchema.extend({ op: z.literal('search') }),
   listNamespacesInputSchema.extend({ op: z.literal('listNamespaces') }),
 ]);
-export const batchInputSchema = z.strictObject({ ops: z.array(batchOpSchema).min(1).max(1_000) });
+/** Operations one batch may hold; the HTTP route checks the count before it reads any. */
+export const BATCH_MAX_OPS = 1_000;
+export const batchInputSchema = z.strictObject({ ops: z.array(batchOpSchema).min(1).max(BATCH_MAX_OPS) });
 
 export type PutInput = z.input<typeof putInputSchema>;
 export type GetInput = z.input<typeof getInputSchema>;

@@ -1,7 +1,9 @@
 import { z } from 'zod';
+import { invalidInput } from '../core/invalid-input.js';
 import { ConflictError, InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { Logger } from '../observability/logger.js';
+import { embedTexts, putLabel, textLabel } from './embed-texts.js';
 import { embeddingTexts } from './index-fields.js';
 import type { Conflict, Write } from './change-set.js';
 import type { MemoryDb } from './memory-db.js';
@@ -192,8 +194,8 @@ export class StoreService {
    * configured) and the query of each search that ranks by vector; one embedding call for all.
    */
   private async index(ops: BatchOpParsed[]): Promise<Map<number, IndexedField[]>> {
+    // One list per op, made once: appending by copy was quadratic in an item's fields.
     const out = new Map<number, IndexedField[]>();
-    const add = (i: number, f: IndexedField) => out.set(i, [...(out.get(i) ?? []), f]);
     for (const [i, op] of ops.entries()) {
       if (op.op === 'search' && op.query !== undefined) {
         if ((op.mode ?? 'vector') === 'text') continue;
@@ -201,23 +203,29 @@ export class StoreService {
           throw new InputError(
             'search by `query` needs an embedder (or `mode: "text"`): configure embedding for this store',
           );
-        add(i, { field: 'query', text: op.query });
+        out.set(i, [{ field: 'query', text: op.query }]);
       } else if (op.op === 'put' && op.index !== false) {
-        for (const t of embeddingTexts(op.value, op.index ?? this.opts.indexFields)) add(i, t);
+        out.set(i, embeddingTexts(op.value, op.index ?? this.opts.indexFields, putLabel(op.key)));
       }
     }
-    const toEmbed = this.opts.embedder ? [...out.values()].flat() : [];
+    const toEmbed = this.opts.embedder
+      ? [...out].flatMap(([i, fields]) =>
+          fields.map((f) => ({ f, where: textLabel(ops[i] as BatchOpParsed, f.field) })),
+        )
+      : [];
     if (toEmbed.length === 0) return out;
-    const vectors = await (this.opts.embedder as Embedder).embed(toEmbed.map((f) => f.text));
-    toEmbed.forEach((f, j) => (f.vector = vectors[j]));
+    const vectors = await embedTexts(
+      this.opts.embedder as Embedder,
+      toEmbed.map(({ f, where }) => ({ text: f.text, where })),
+    );
+    toEmbed.forEach(({ f }, j) => (f.vector = vectors[j]));
     return out;
   }
 }
 
 function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
   const parsed = schema.safeParse(input);
-  if (!parsed.success)
-    throw new InputError(`invalid ${what} request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+  if (!parsed.success) throw invalidInput(`${what} request`, parsed.error);
   return parsed.data;
 }
 

@@ -41,6 +41,8 @@ export class FakeModel {
   embeddingLatencyMs = 0;
   /** The next this-many embedding requests fail with a 500. */
   failEmbeddings = 0;
+  /** Inputs longer than this are refused with a 400, as a real model refuses one past its context. */
+  embeddingMaxChars = Infinity;
   private server: Server | null = null;
 
   constructor(public chat: ChatHandler = () => ({ content: 'no changes' })) {}
@@ -88,6 +90,11 @@ export class FakeModel {
       if (this.failEmbeddings > 0) {
         this.failEmbeddings--;
         return { status: 500, body: { error: { message: 'embedding backend down', type: 'fake_error' } } };
+      }
+      const tooLong = input.find((text) => text.length > this.embeddingMaxChars);
+      if (tooLong !== undefined) {
+        const message = `This model's maximum context length is ${this.embeddingMaxChars} characters, however you requested ${tooLong.length}`;
+        return { status: 400, body: { error: { message, type: 'invalid_request_error' } } };
       }
       this.embeddedTexts += input.length;
       if (this.embeddingLatencyMs) await new Promise((r) => setTimeout(r, this.embeddingLatencyMs));

@@ -1,0 +1,272 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from './helpers/harness.js';
+import { HOSTILE_API_KEYS, HOSTILE_KEYS, nestedJson, send, tenantKind, written } from './helpers/hostile.js';
+
+/**
+ * Issue 15, one class at a time: input that used to reach Postgres, overflow the stack or be
+ * misread now gets a 4xx naming the field, and nothing is written.
+ */
+describe('hostile input over HTTP (no API keys)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'] });
+    // An item whose key is what a lone surrogate used to be replaced with.
+    const seeded = await put({ namespace: ['h', 'u'], key: '\ufffd-x', value: { content: 'seeded' } });
+    expect(seeded.status).toBe(200);
+  });
+  afterAll(async () => h?.stop());
+
+  const put = (body: unknown) => send(h, 'PUT', '/v1/store/items', JSON.stringify(body));
+  const search = (body: unknown) => send(h, 'POST', '/v1/store/items/search', JSON.stringify(body));
+  const batch = (body: unknown) => send(h, 'POST', '/v1/store/batch', JSON.stringify(body));
+
+  /** Each request is a 400 whose message matches its pattern, and the store is as it was. */
+  async function refused(cases: [() => Promise<{ status: number; body: Record<string, any> }>, RegExp][]) {
+    const before = await written(h);
+    for (const [request, message] of cases) {
+      const answer = await request();
+      expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+      expect(answer.body.error).toMatch(message);
+    }
+    expect(await written(h)).toEqual(before);
+  }
+
+  it('NUL in a filter value, key or operand, in actor and in query is a 400 naming it', async () => {
+    await refused([
+      [() => search({ namespacePrefix: ['h'], filter: { status: 'a\u0000b' } }), /NUL.*filter/s],
+      [() => search({ namespacePrefix: ['h'], filter: { 'st\u0000atus': 1 } }), /NUL.*filter/s],
+      [() => search({ namespacePrefix: ['h'], filter: { status: { $in: ['ok', '\u0000'] } } }), /NUL.*filter/s],
+      [() => search({ namespacePrefix: ['h'], filter: { status: { $gt: '\u0000' } } }), /NUL.*filter/s],
+      [() => put({ namespace: ['h', 'u'], key: 'k', value: { a: 1 }, actor: 'me\u0000' }), /NUL.*actor/s],
+      [
+        () => send(h, 'DELETE', '/v1/store/items', JSON.stringify({ namespace: ['h'], key: 'k', actor: '\u0000' })),
+        /NUL.*actor/s,
+      ],
+      [() => search({ namespacePrefix: ['h'], query: 'tea\u0000' }), /NUL.*query/s],
+      [() => send(h, 'GET', '/v1/memories/search?namespace=h&query=tea%00'), /NUL.*query/s],
+    ]);
+  });
+
+  it('lone surrogates in labels, keys, values, filters, queries and context are a 400, never another key', async () => {
+    await refused([
+      [() => put({ namespace: ['h', '\ud800'], key: 'k', value: { a: 1 } }), /surrogate.*namespace/s],
+      [() => put({ namespace: ['h', 'u'], key: '\ud800-x', value: { a: 1 } }), /surrogate.*key/s],
+      [() => put({ namespace: ['h', 'u'], key: 'k', value: { text: 'a\udc00b' } }), /surrogate.*value/s],
+      [() => put({ namespace: ['h', 'u'], key: 'k', value: { 'a\ud800': 1 } }), /surrogate.*value/s],
+      [() => search({ namespacePrefix: ['h'], filter: { text: '\ud800' } }), /surrogate.*filter/s],
+      [() => search({ namespacePrefix: ['h', '\udfff'] }), /surrogate.*namespacePrefix/s],
+      [() => search({ namespacePrefix: ['h'], query: '\ud800' }), /surrogate.*query/s],
+      [() => batch({ ops: [{ op: 'delete', namespace: ['h', 'u'], key: '\ud800-x' }] }), /surrogate.*key/s],
+      [() => batch({ ops: [{ op: 'get', namespace: ['h', 'u'], key: '\ud800-x' }] }), /surrogate.*key/s],
+      [
+        () =>
+          send(
+            h,
+            'POST',
+            '/v1/threads/t1/turns',
+            JSON.stringify({ context: { userId: '\ud800' }, messages: [{ role: 'user', content: 'hi' }] }),
+          ),
+        /surrogate.*userId/s,
+      ],
+    ]);
+    const seeded = await send(
+      h,
+      'GET',
+      `/v1/store/items?namespace=h&namespace=u&key=${encodeURIComponent('\ufffd-x')}`,
+    );
+    expect(seeded.body.item.value).toEqual({ content: 'seeded' });
+  });
+
+  it('deep nesting is a 400 naming the depth bound, in values, filters and whole bodies', async () => {
+    const ns = JSON.stringify(['h', 'u']);
+    await refused([
+      [
+        () => send(h, 'PUT', '/v1/store/items', `{"namespace":${ns},"key":"k","value":{"a":${nestedJson(2_000)}}}`),
+        /deeper than/,
+      ],
+      [
+        () => send(h, 'PUT', '/v1/store/items', `{"namespace":${ns},"key":"k","value":{"a":${nestedJson(70)}}}`),
+        /deeper than 64.*value/s,
+      ],
+      [
+        () =>
+          send(
+            h,
+            'POST',
+            '/v1/store/items/search',
+            `{"namespacePrefix":["h"],"filter":{"a":{"$eq":${nestedJson(2_000)}}}}`,
+          ),
+        /deeper than/,
+      ],
+      [
+        () => send(h, 'POST', '/v1/store/items/search', `{"namespacePrefix":["h"],"filter":{"a":${nestedJson(70)}}}`),
+        /deeper than 64.*filter/s,
+      ],
+      [
+        () => send(h, 'PUT', '/v1/store/items', `{"namespace":${nestedJson(100_000, '"h"')},"key":"k","value":{}}`),
+        /deeper than/,
+      ],
+      [() => send(h, 'POST', '/v1/store/batch', `{"ops":${nestedJson(5_000)}}`), /deeper than/],
+    ]);
+  });
+
+  it('a `__proto__` key is refused by name, not called invalid JSON; other keys named like builtins are data', async () => {
+    await refused([
+      [
+        () => send(h, 'PUT', '/v1/store/items', '{"namespace":["h","u"],"key":"k","value":{"__proto__":{"x":1}}}'),
+        /__proto__/,
+      ],
+      [
+        () => send(h, 'POST', '/v1/store/items/search', '{"namespacePrefix":["h"],"filter":{"__proto__":1}}'),
+        /__proto__/,
+      ],
+      [() => send(h, 'POST', '/v1/store/items/search', '{"__proto__":{},"namespacePrefix":["h"]}'), /__proto__/],
+    ]);
+    const proto = await put({ namespace: ['h', 'u'], key: 'k', value: {} }).then(() =>
+      send(h, 'PUT', '/v1/store/items', '{"namespace":["h","u"],"key":"k","value":{"__proto__":1}}'),
+    );
+    expect(proto.body.error).not.toMatch(/not valid JSON/);
+    const builtins = await put({
+      namespace: ['h', 'u'],
+      key: 'builtins',
+      value: { constructor: { prototype: { x: 1 } }, toString: 'a', hasOwnProperty: 2 },
+    });
+    expect(builtins.status).toBe(200);
+    expect(builtins.body.item.value).toEqual({
+      constructor: { prototype: { x: 1 } },
+      toString: 'a',
+      hasOwnProperty: 2,
+    });
+  });
+
+  it('a number past its bound is told the real bound', async () => {
+    for (const [request, bound] of [
+      [() => search({ namespacePrefix: ['h'], limit: 1e308 }), /1 to 100.*limit/s],
+      [() => search({ namespacePrefix: ['h'], limit: 2.5 }), /1 to 100.*limit/s],
+      [() => send(h, 'POST', '/v1/store/namespaces', '{"limit":1e400}'), /limit/],
+      [() => send(h, 'GET', '/v1/store/items/history?namespace=h&key=k&limit=1e308'), /1 to 1000.*limit/s],
+      [
+        () => send(h, 'GET', '/v1/store/items/history?namespace=h&key=k&offset=Infinity&limit=1'),
+        /whole number from 0.*offset/s,
+      ],
+      [() => send(h, 'GET', '/v1/memories/search?namespace=h&query=tea&limit=1e308'), /1 to 100.*limit/s],
+      [() => send(h, 'GET', '/v1/memories/search?namespace=h&query=tea&limit=0x10'), /limit/],
+      [() => put({ namespace: ['h', 'u'], key: 'k', value: {}, ttl: 1e308 }), /3153600000000.*ttl/s],
+    ] as const) {
+      const answer = await request();
+      expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+      expect(answer.body.error).toMatch(bound);
+      // The safe-integer bound only where it is the field's own (offsets).
+      if (!/offset/.test(answer.body.error)) expect(answer.body.error).not.toMatch(/9007199254740991/);
+    }
+  });
+
+  it('recall by turns that hold NUL or lone surrogates (buffered as sent) searches without them', async () => {
+    for (const mode of ['text', 'hybrid', 'vector']) {
+      const answer = await send(
+        h,
+        'POST',
+        '/v1/recall',
+        JSON.stringify({
+          context: { userId: 'u1' },
+          messages: [{ role: 'user', content: 'tea\u0000 with \ud800 milk' }],
+          mode,
+        }),
+      );
+      expect(answer.status, `${mode}: ${JSON.stringify(answer.body)}`).toBe(200);
+    }
+    // The caller's own query is refused instead: it is theirs to fix.
+    const own = await send(h, 'POST', '/v1/recall', JSON.stringify({ context: { userId: 'u1' }, query: 'tea\u0000' }));
+    expect(own.status).toBe(400);
+    expect(own.body.error).toMatch(/NUL.*query/s);
+  });
+
+  it('a refusal lists the first 20 issues and counts the rest, however many the request has', async () => {
+    const ops = Array.from({ length: 1_000 }, () => ({ op: 'put', namespace: [1] }));
+    const res = await fetch(`${h.url}/v1/store/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ops }),
+    });
+    const text = await res.text();
+    expect(res.status).toBe(400);
+    const body = JSON.parse(text) as { error: string; details: unknown[] };
+    expect(body.details).toHaveLength(20);
+    expect(body.error).toMatch(/\(and \d+ more issues\)$/);
+    // About the size of the request (29 KB), not 20 times it.
+    expect(text.length).toBeLessThan(10_000);
+  });
+
+  it('batch refuses unknown top-level fields like every other route; a JSON null body is no empty body', async () => {
+    await refused([
+      [() => batch({ ops: [{ op: 'get', namespace: ['h'], key: 'k' }], opz: 1 }), /opz/],
+      [() => batch({ ops: [{ op: 'put', namespace: ['h', 'u'], key: 'new', value: {} }], atomic: false }), /atomic/],
+      [() => send(h, 'POST', '/v1/store/namespaces', 'null'), /expected object/],
+      [() => send(h, 'POST', '/v1/store/batch', '[]'), /expected object/],
+    ]);
+  });
+});
+
+describe('hostile input over HTTP (with API keys)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: ['api'],
+      env: { API_KEYS: HOSTILE_API_KEYS, ADMIN_PASSWORD: 'board-password' },
+      runtime: { kinds: [tenantKind] },
+    });
+  });
+  afterAll(async () => h?.stop());
+  const auth = { authorization: `Bearer ${HOSTILE_KEYS.acme}` };
+
+  it('a non-object body is refused as one, never taken as {}', async () => {
+    const before = await written(h);
+    for (const [method, path] of [
+      ['POST', '/v1/store/namespaces'],
+      ['POST', '/v1/store/items/search'],
+      ['PUT', '/v1/store/items'],
+      ['DELETE', '/v1/store/items'],
+    ] as const) {
+      for (const body of ['[]', '[1]', '"x"', '1', 'null']) {
+        const answer = await send(h, method, path, body, auth);
+        expect(answer.status, `${method} ${path} ${body}`).toBe(400);
+        expect(answer.body.error).toMatch(/expected object/);
+      }
+    }
+    expect(await written(h)).toEqual(before);
+  });
+
+  it('an actor of the wrong type or too long is a 400, not replaced by the tenant nor cut', async () => {
+    for (const actor of [1, '', null, ['a'], { a: 1 }, 'x'.repeat(201)]) {
+      const answer = await send(
+        h,
+        'PUT',
+        '/v1/store/items',
+        JSON.stringify({ namespace: ['acme'], key: 'k', value: {}, actor }),
+        auth,
+      );
+      expect(answer.status, JSON.stringify(actor)).toBe(400);
+      expect(answer.body.error).toMatch(/actor/);
+    }
+  });
+
+  it('a deep or huge namespace outside the tenant is a 4xx whose message stays short', async () => {
+    const deep = await send(
+      h,
+      'PUT',
+      '/v1/store/items',
+      `{"namespace":${nestedJson(2_000, '"x"')},"key":"k","value":{}}`,
+      auth,
+    );
+    expect(deep.status).toBe(400);
+    const wide = await send(
+      h,
+      'PUT',
+      '/v1/store/items',
+      JSON.stringify({ namespace: ['x'.repeat(1_000_000)], key: 'k', value: {} }),
+      auth,
+    );
+    expect(wide.status).toBe(403);
+    expect(wide.body.error.length).toBeLessThan(500);
+  });
+});
