@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { parseEnv } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
 import { createLogger } from '../src/observability/logger.js';
