@@ -1,0 +1,195 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseChatConfig } from '../examples/chat/config.js';
+import { startChat, type RunningChat } from '../examples/chat/start.js';
+import { readPrompt, type ChatHandler, type ChatRequest } from './fake-model/server.js';
+import {
+  cleanup,
+  redisKeys,
+  startHarness,
+  testEnv,
+  TEST_DIMENSIONS,
+  waitFor,
+  type Harness,
+} from './helpers/harness.js';
+
+const ANSWER = 'Serverless on AWS, Azure AI Foundry, and agent frameworks.';
+const QUESTION = 'list three recommended technology topics';
+
+/** The model: engram's reflections remember the interests; the chat example's completions get ANSWER. */
+const model: ChatHandler = (request) => {
+  if (!request.tools?.length) return request.messages.at(-1)?.content === 'break' ? broken : { content: ANSWER };
+  const said = readPrompt(request)
+    .turns.filter((t) => t.role === 'user')
+    .map((t) => t.content)
+    .join('\n');
+  const insert = (content: string) => ({ name: 'insert_memory', arguments: { content } });
+  const calls = [
+    ...(said.includes('cloud services') ? ['cloud services', 'AWS', 'Azure'] : []).map((t) =>
+      insert(`User is interested in ${t}`),
+    ),
+    ...(said.includes('AI agents') ? [insert('User is into AI agents')] : []),
+  ];
+  return calls.length ? { toolCalls: calls } : { content: 'no changes' };
+};
+const broken = { status: 400, error: 'this model cannot answer that' };
+const MEMORIES = [
+  'User is interested in cloud services',
+  'User is interested in AWS',
+  'User is interested in Azure',
+  'User is into AI agents',
+];
+
+/** The seeds' application (examples/chat): recall, one completion with the memories, enqueue the turn pair. */
+describe('examples/chat', () => {
+  let h: Harness;
+  let chat: RunningChat;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['reflection'], chat: model, env: { DEBOUNCE_MS: '200' } });
+    const config = parseChatConfig({
+      OPENAI_API_KEY: 'test-key',
+      OPENAI_BASE_URL: h.model.url,
+      CHAT_MODEL: 'chat-example-model',
+      REDIS_URL: h.env.REDIS_URL,
+      DATABASE_URL: h.env.DATABASE_URL,
+      ENGRAM_PREFIX: h.env.ENGRAM_PREFIX,
+      DATABASE_SCHEMA: h.env.DATABASE_SCHEMA,
+      EMBEDDING_DIMENSIONS: String(TEST_DIMENSIONS),
+      CHAT_PORT: '0',
+    });
+    chat = await startChat(config, pino({ level: 'silent' }));
+  });
+  afterAll(async () => {
+    await chat?.close();
+    await h?.stop();
+  });
+
+  const post = (body: unknown) =>
+    fetch(`${chat.url}/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  /** The chat example's completion requests (engram's carry tools), from `from` on. */
+  const completions = (from = 0): ChatRequest[] => h.model.chatRequests.slice(from).filter((r) => !r.tools?.length);
+  const ask = async (user_id: string, prompt: string) => {
+    const before = h.model.chatRequests.length;
+    const res = await post({ user_id, prompt });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ answer: ANSWER });
+    const sent = completions(before);
+    expect(sent).toHaveLength(1);
+    return sent[0] as ChatRequest;
+  };
+  const threadKeys = async () => {
+    const redis = new Redis(h.env.REDIS_URL as string);
+    try {
+      return (await redisKeys(redis, h.env.ENGRAM_PREFIX)).filter((k) => k.includes('chat-'));
+    } finally {
+      redis.disconnect();
+    }
+  };
+
+  it('answers 400 naming what is wrong, and neither asks the model nor enqueues', async () => {
+    const bad: [unknown, string][] = [
+      [{ user_id: 'u1' }, 'prompt'],
+      [{ user_id: 'u 1', prompt: 'hi' }, 'user_id'],
+      [{ user_id: 'u1', prompt: '   ' }, 'must not be empty'],
+      [{ user_id: 'u1', prompt: 'a\u0000b' }, 'NUL'],
+      [{ user_id: 'u1', prompt: 'a\ud800b' }, 'lone surrogates'],
+      [{ user_id: 'u1', prompt: 'x'.repeat(8_001) }, 'prompt'],
+      [{ user_id: 'u1', prompt: 'hi', extra: 1 }, 'extra'],
+      [{ user_id: ['u1'], prompt: 'hi' }, 'user_id'],
+      ['{"user_id": "u1", "prompt": ', ''],
+    ];
+    for (const [body, names] of bad) {
+      const res = await post(body);
+      expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(400);
+      expect(JSON.stringify(await res.json())).toContain(names);
+    }
+    expect(h.model.chatRequests).toHaveLength(0);
+    expect(await threadKeys()).toEqual([]);
+  });
+
+  it('a failed completion is a 502 and the turn is not remembered', async () => {
+    const res = await post({ user_id: 'u3', prompt: 'break' });
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: string }).error).toContain('this model cannot answer that');
+    expect(await threadKeys()).toEqual([]);
+  });
+
+  it("answers the third request with the memories formed from the first two, and a new user's with none", async () => {
+    const first = await ask('u1', 'I am interested in cloud services, AWS and Azure.');
+    expect(first.model).toBe('chat-example-model');
+    expect(first.messages[0]!.content).toContain('You do not remember anything about this user yet.');
+    await ask('u1', 'These days I am into AI agents.');
+
+    // The thread chat-u1 reflects once it has been quiet for DEBOUNCE_MS.
+    const formed = await waitFor(
+      async () => {
+        const found = await h.runtime.recall.search({ namespace: ['memories', 'u1'], query: 'technology' });
+        return found.length === MEMORIES.length ? found : null;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(formed.map((m) => m.value.content).sort()).toEqual([...MEMORIES].sort());
+    // engram saw each turn pair as the chat example enqueued it: the prompt, then the answer.
+    const reflected = h.model.chatRequests.filter((r) => r.tools?.length).flatMap((r) => readPrompt(r).turns);
+    expect(reflected.map((t) => [t.role, t.content])).toEqual([
+      ['user', 'I am interested in cloud services, AWS and Azure.'],
+      ['assistant', ANSWER],
+      ['user', 'These days I am into AI agents.'],
+      ['assistant', ANSWER],
+    ]);
+    expect((await threadKeys()).some((k) => k.includes('chat-u1'))).toBe(true);
+
+    const third = await ask('u1', QUESTION);
+    expect(third.messages.map((m) => m.role)).toEqual(['system', 'user']);
+    expect(third.messages[1]!.content).toBe(QUESTION);
+    const block = /<memories>\n([\s\S]*)\n<\/memories>/.exec(third.messages[0]!.content ?? '')?.[1] ?? '';
+    const recalled = [...block.matchAll(/<memory kind="memory" updated="[\d-]+">(.*?)<\/memory>/g)].map((m) => m[1]);
+    expect(recalled.sort()).toEqual([...MEMORIES].sort());
+
+    const stranger = await ask('u2', QUESTION);
+    expect(stranger.messages[0]!.content).not.toContain('<memor');
+    expect(stranger.messages[0]!.content).toContain('You do not remember anything about this user yet.');
+  });
+});
+
+/** Keeps the README's command true: `npm run example:chat` runs engram, the stand-in and the example. */
+describe('npm run example:chat', () => {
+  const env = testEnv('http://unused.invalid/v1');
+  afterAll(async () => cleanup(env));
+
+  it('plays the technology conversation against the stand-in model', async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'examples/chat/run.ts', '--once'],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          DATABASE_URL: env.DATABASE_URL,
+          REDIS_URL: env.REDIS_URL,
+          DATABASE_SCHEMA: env.DATABASE_SCHEMA,
+          ENGRAM_PREFIX: env.ENGRAM_PREFIX,
+          PORT: '0',
+          CHAT_PORT: '0',
+          DEBOUNCE_MS: '200',
+        },
+        timeout: 90_000,
+      },
+    );
+    const answers = stdout
+      .split('\n')
+      .filter((l) => l.startsWith('200 '))
+      .map((l) => (JSON.parse(l.slice(4)) as { answer: string }).answer);
+    expect(answers).toHaveLength(4);
+    const [, , u1, u2] = answers as [string, string, string, string];
+    for (const interest of ['cloud services', 'AWS', 'Azure', 'AI agents'])
+      expect(u1).toContain(`User is interested in ${interest}`);
+    expect(u2).toContain('I do not remember anything about you yet.');
+  });
+});
