@@ -26,7 +26,14 @@ export function sampleBaselines(redis: Redis, db: pg.Pool, http: Http, everyMs: 
   let on = true;
   const loop = (async () => {
     while (on) {
-      await sampleOnce(redis, db, http, b);
+      // A failed sample (the API stopping on Ctrl-C) ends the sampling, not the bench.
+      if (
+        !(await sampleOnce(redis, db, http, b).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return;
       await sleep(everyMs);
     }
   })();

@@ -115,16 +115,25 @@ export async function startModel(modelMs: number): Promise<ModelProcess> {
 }
 
 /**
- * Runs `fn` once, at the end or on the first Ctrl-C/SIGTERM (a second one exits at once), so
+ * Runs `fn` once, at the end or on the first Ctrl-C/SIGTERM (another one 2 s later exits at once), so
  * that no child process, schema or Redis key outlives the bench.
  */
 export function onceCleanup(fn: () => Promise<void>): () => Promise<void> {
   let running: Promise<void> | null = null;
   const run = () => (running ??= fn());
-  let signals = 0;
+  let first = 0;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (++signals > 1) process.exit(130);
+    // One Ctrl-C arrives more than once: from the terminal to the whole process group, and
+    // relayed by npm and tsx. Only a later one means "exit now".
+    if (first) {
+      if (Date.now() - first > 2_000) process.exit(130);
+      return;
+    }
+    first = Date.now();
     process.stderr.write(`\n${signal}: cleaning up (child processes, schema, Redis keys)...\n`);
+    // The children are going: requests in flight fail, and must not end the process before
+    // the cleanup has run.
+    process.on('unhandledRejection', () => undefined);
     void run().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
