@@ -117,7 +117,7 @@ export function rows(r: PhaseInput, s: Settings) {
       sessions: f.complete.length,
       seen: f.seen.length,
       'share p50/p95/p99 (seen by search)': p(f.share),
-      'share by commit time': p(f.byCommit),
+      'share by updatedAt': p(f.byCommit),
       'quiet -> model request': p(f.pre),
       'model answer -> seen': p(f.post),
       'answer -> committed (log)': p(f.toCommit),
