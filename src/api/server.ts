@@ -12,9 +12,10 @@ import { registerJsonBody } from './json-body.js';
 import { registerMetricsRoute } from './metrics-server.js';
 import { registerRoutes, type ApiDeps } from './routes.js';
 import { registerStoreRoutes } from './store-routes.js';
+import { registerLifecycleRoutes, type LifecycleDeps } from './lifecycle-routes.js';
 import type { StoreService } from '../store/store-service.js';
 
-export interface ServerDeps extends ApiDeps {
+export interface ServerDeps extends ApiDeps, LifecycleDeps {
   store: StoreService;
   queues: EngramQueues;
   /** Dependency checks for /readyz; each resolves or throws. */
@@ -69,6 +70,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   deps.tenancy.register(app);
   registerRoutes(app, deps);
   registerStoreRoutes(app, deps.store, deps.tenancy);
+  registerLifecycleRoutes(app, deps);
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {

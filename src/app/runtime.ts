@@ -14,6 +14,7 @@ import { defaultKinds, type MemoryKind } from '../memory/kinds.js';
 import { loadKindsFile } from '../memory/kinds-file.js';
 import { MemoryManager } from '../memory/manager.js';
 import { PromptOptimizer } from '../memory/procedural/prompt-optimizer.js';
+import { Eraser } from '../memory/erase.js';
 import { Recall } from '../memory/recall.js';
 import type { ReflectDeps, ReflectSettings } from '../memory/reflect.js';
 import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';
@@ -57,6 +58,8 @@ export class Runtime {
   readonly embedder: Embedder;
   readonly manager: MemoryManager;
   readonly recall: Recall;
+  /** Right to erasure: a user's memories, history, buffered turns and jobs. */
+  readonly eraser: Eraser;
   /** Procedural memory: proposes improved prompts from feedback, stored with versions (a library call). */
   readonly promptOptimizer: PromptOptimizer;
   readonly kinds: MemoryKind[];
@@ -123,6 +126,15 @@ export class Runtime {
     this.embedder = options.embedder ?? models.embedder;
     this.manager = new MemoryManager(models.chat, log.child({ component: 'manager' }));
     this.recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ, () => this.kinds);
+    this.eraser = new Eraser({
+      store: this.store,
+      redis: this.producerRedis,
+      buffer: this.buffer,
+      queue: this.queues.reflection,
+      prefix: env.ENGRAM_PREFIX,
+      kinds: () => this.kinds,
+      log: log.child({ component: 'eraser' }),
+    });
     this.promptOptimizer = new PromptOptimizer(
       this.store,
       models.chat,
@@ -251,6 +263,7 @@ export class Runtime {
       this.server = await buildServer({
         producer: this.producer,
         recall: this.recall,
+        eraser: this.eraser,
         store: this.storeApi,
         queues: this.queues,
         metrics: this.metrics,

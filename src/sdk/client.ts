@@ -4,6 +4,7 @@ import { readPublication, readVersion, type Publication } from '../config/publis
 import { InputError, PermanentError } from '../errors.js';
 import { createEmbedder } from '../llm/embedder.js';
 import type { KindRoute } from '../core/kind-route.js';
+import { Eraser, type EraseInput, type EraseResult } from '../memory/erase.js';
 import { Recall, type RecallInput, type RecallResult, type SearchInput } from '../memory/recall.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';
@@ -48,6 +49,7 @@ export class EngramClient {
   private readonly db: Db | null;
   private readonly ownsDb: boolean;
   private readonly recaller: Recall | null;
+  private readonly memories: MemoryDb | null;
   /** The kinds in effect (the service's published ones, or the client's own). */
   private kinds: readonly KindRoute[] = [];
   private readonly storeClient: StoreClient | null;
@@ -65,7 +67,7 @@ export class EngramClient {
     const embedder = customEmbedder ?? (o.embedding ? createEmbedder({ ...o.embedding, timeoutMs: 30_000 }) : null);
     this.ownsDb = !db && !!o.databaseUrl;
     this.db = db ?? (o.databaseUrl ? createPgDb(o.databaseUrl, 5, log) : null);
-    const memories = this.db ? new MemoryDb(this.db, o.schema, log) : null;
+    const memories = (this.memories = this.db ? new MemoryDb(this.db, o.schema, log) : null);
     this.recaller =
       memories && embedder ? new Recall(memories, embedder, o.store.refreshTtlOnRead, () => this.kinds) : null;
     this.storeClient = memories
@@ -135,6 +137,30 @@ export class EngramClient {
     await this.connect();
     try {
       return await this.recaller.recall(input);
+    } catch (err) {
+      throw toSdkError(err);
+    }
+  }
+
+  /**
+   * Erases a user (`{ context }`: every namespace the service's kinds fill from it, and the
+   * threads whose turns came with it, buffered turns and jobs included) or a namespace prefix,
+   * for good, with a content-free audit row. Needs the database, and Redis for the threads.
+   */
+  async erase(input: EraseInput): Promise<EraseResult> {
+    if (!this.memories) throw new InputError('erase needs `databaseUrl` or `db` in the client options');
+    await this.connect();
+    const eraser = new Eraser({
+      store: this.memories,
+      redis: this.redis,
+      buffer: this.buffer,
+      queue: this.queue as EngramQueue<'reflection'>,
+      prefix: this.o.prefix,
+      kinds: () => this.kinds,
+      log: this.log,
+    });
+    try {
+      return await eraser.erase(input, this.o.store.actor);
     } catch (err) {
       throw toSdkError(err);
     }

@@ -1,0 +1,92 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { namespaceSchema } from '../core/names.js';
+import { fillNamespace, templateVariables } from '../core/namespace-template.js';
+import { InputError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { ThreadBuffer } from '../queue/buffer.js';
+import type { EngramQueue } from '../queue/queues.js';
+import { contextSchema } from '../queue/schemas.js';
+import { eraseThreads, threadsOfContext } from '../queue/thread-erase.js';
+import type { EraseCounts } from '../store/erase.js';
+import type { MemoryDb } from '../store/memory-db.js';
+import type { RecallKind } from './recall.js';
+
+/**
+ * What to erase: a context (such as `{ userId }`): every namespace the kinds fill from it, and
+ * the threads whose turns came with it; or a namespace prefix (whole labels, at least one): its
+ * namespaces only, no threads.
+ */
+export const eraseInputSchema = z.union([
+  z.strictObject({ context: contextSchema }),
+  z.strictObject({ namespacePrefix: namespaceSchema }),
+]);
+export type EraseInput = z.input<typeof eraseInputSchema>;
+export type EraseParsed = z.output<typeof eraseInputSchema>;
+
+export interface EraseResult extends EraseCounts {
+  /** Reflection jobs removed (waiting, delayed, failed, completed). */
+  jobs: number;
+  /** The namespace prefixes erased. */
+  prefixes: string[][];
+}
+
+/**
+ * Right to erasure (invariant 10): after an erase, no table row and no Redis key under the
+ * prefix holds the erased memories or the erased threads' turns, and no reflection in flight
+ * writes them back. Redis first, then the store: a reflection that starts after the Redis half
+ * finds no turns; one that read its turns before commits either before the store's half (which
+ * then deletes what it wrote) or after (refused by the thread's erase epoch).
+ */
+export class Eraser {
+  constructor(
+    private readonly deps: {
+      store: MemoryDb;
+      redis: Redis;
+      buffer: ThreadBuffer;
+      queue: EngramQueue<'reflection'>;
+      prefix: string;
+      kinds: () => readonly RecallKind[];
+      log: Logger;
+    },
+  ) {}
+
+  async erase(input: EraseInput, actor: string): Promise<EraseResult> {
+    const parsed = eraseInputSchema.safeParse(input);
+    if (!parsed.success)
+      throw new InputError(`invalid erase request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
+    return this.eraseParsed(parsed.data, actor);
+  }
+
+  /** For callers that validated with the same schema already (the HTTP route, with tenancy). */
+  async eraseParsed(input: EraseParsed, actor: string): Promise<EraseResult> {
+    const { store, redis, buffer, queue, prefix, log } = this.deps;
+    const prefixes = 'context' in input ? this.namespacesOf(input.context) : [input.namespacePrefix];
+    const threads = 'context' in input ? await threadsOfContext(redis, buffer, prefix, input.context) : [];
+    const { jobs } = await eraseThreads(redis, buffer, queue, threads);
+    const scope = 'context' in input ? { context: input.context } : { namespacePrefix: input.namespacePrefix };
+    const counts = await store.erase({ prefixes, threads, actor, scope });
+    // Identifiers and counts only: the log, like the audit row, keeps no erased text.
+    log.info({ actor, scope, ...counts, jobs }, 'erased');
+    return { ...counts, jobs, prefixes };
+  }
+
+  /**
+   * The namespaces of the kinds whose template the context fills and that are the context's
+   * own: their template names one of its keys other than `tenant` (a `["{tenant}", "shared"]`
+   * or `["global"]` namespace is everyone's, not this user's).
+   */
+  private namespacesOf(context: Record<string, string>): string[][] {
+    const own = (v: string) => v !== 'tenant' && context[v] !== undefined;
+    const kinds = this.deps.kinds().filter((k) => {
+      const vars = templateVariables(k.namespace);
+      return vars.some(own) && vars.every((v) => context[v] !== undefined);
+    });
+    if (kinds.length === 0)
+      throw new InputError("the context fills no memory kind's namespace: nothing to erase by it");
+    const unique = new Map(
+      kinds.map((k) => fillNamespace(k.namespace, context, k.name)).map((ns) => [JSON.stringify(ns), ns]),
+    );
+    return [...unique.values()];
+  }
+}
