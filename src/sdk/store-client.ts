@@ -1,5 +1,14 @@
 import type { StoreService, BatchResult } from '../store/store-service.js';
-import type { BatchOp, DeleteInput, GetInput, ListNamespacesInput, PutInput, SearchInput } from '../store/schemas.js';
+import type {
+  BatchOp,
+  DeleteInput,
+  GetInput,
+  ListNamespacesInput,
+  PutInput,
+  SearchInput,
+  RevertChangesInput,
+  RevertItemInput,
+} from '../store/schemas.js';
 import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from '../store/types.js';
 import { toSdkError } from './errors.js';
 
@@ -56,5 +65,26 @@ export class StoreClient {
   /** Oldest first, `limit` (100, at most 1,000) rows from `offset` (0). */
   history(namespace: Namespace, key: string, page: { limit?: number; offset?: number } = {}): Promise<HistoryEntry[]> {
     return sdk(this.store.history({ namespace, key, ...page }));
+  }
+
+  /** Puts an item back as it was at `version` (a new version; `ifVersion` compares the current one). */
+  revert(
+    namespace: Namespace,
+    key: string,
+    version: number,
+    options: Omit<RevertItemInput, 'namespace' | 'key' | 'version'> = {},
+  ): Promise<MemoryItem> {
+    return sdk(this.store.revert({ namespace, key, version, ...options }));
+  }
+
+  /**
+   * Undoes everything one actor (`reflection:<job id>`, `consolidation:<job id>`...) changed;
+   * rejects with ConflictError when a later change touched the same items, unless `force`.
+   */
+  revertChanges(
+    changedBy: string,
+    options: Omit<RevertChangesInput, 'changedBy'> = {},
+  ): Promise<{ restored: number; deleted: number }> {
+    return sdk(this.store.revertChanges({ changedBy, ...options }));
   }
 }

@@ -13,7 +13,15 @@ import {
   type ChangedNamespace,
   type ConsolidationMark,
 } from './near-duplicates.js';
-import { getItems, listNamespaces, namespaceVersions, readHistory, type ListNamespacesQuery } from './read-items.js';
+import {
+  changesBy,
+  getItems,
+  listNamespaces,
+  namespaceVersions,
+  readHistory,
+  type ActorChange,
+  type ListNamespacesQuery,
+} from './read-items.js';
 import { refreshTtl } from './refresh-ttl.js';
 import { searchItems, searchPlan, type SearchQuery, type SearchSettings } from './search.js';
 import { readSnapshot, type NamespaceSnapshot, type SnapshotRequest } from './snapshot.js';
@@ -99,6 +107,11 @@ export class MemoryDb {
   /** The change log of one memory, oldest first; all of it without a page. */
   history(namespace: Namespace, key: string, page?: { limit: number; offset: number }): Promise<HistoryEntry[]> {
     return readHistory(this.db, this.t, namespace, key, page);
+  }
+
+  /** Every change `actor` made under `prefix` (expiries aside), oldest first, at most `limit`. */
+  changesBy(actor: string, prefix: Namespace, limit: number): Promise<ActorChange[]> {
+    return changesBy(this.db, this.t, actor, prefix, limit);
   }
 
   /** What a reflection is shown: namespace versions, relevant memories, profiles (snapshot.ts). */

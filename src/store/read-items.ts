@@ -122,3 +122,38 @@ export async function namespaceVersions(db: Db, t: Tables, namespaces: Namespace
   );
   return res.rows.map((r) => Number(r.version));
 }
+
+/** A change one actor made, as revert needs it. */
+export interface ActorChange {
+  namespace: Namespace;
+  key: string;
+  kind: string;
+  op: HistoryEntry['op'];
+  version: number;
+  before: Record<string, unknown> | null;
+}
+
+/** Every change an actor made (under a prefix), oldest first; expiries are the clock's, not its. */
+export async function changesBy(
+  db: Db,
+  t: Tables,
+  actor: string,
+  prefix: Namespace,
+  limit: number,
+): Promise<ActorChange[]> {
+  const p = new Params();
+  const res = await db.query<{
+    namespace: Namespace;
+    key: string;
+    kind: string;
+    op: string;
+    version: unknown;
+    before: Record<string, unknown> | null;
+  }>(
+    `select namespace, key, kind, op, version, before from ${t.history}
+      where actor = ${p.add(actor)} and op <> 'expire' and ${prefixCondition('namespace', prefix, p)}
+      order by id limit ${p.add(limit)}`,
+    p.values,
+  );
+  return res.rows.map((r) => ({ ...r, op: r.op as HistoryEntry['op'], version: Number(r.version) }));
+}

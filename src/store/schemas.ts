@@ -134,7 +134,29 @@ export const batchOpSchema = z.discriminatedUnion('op', [
 export const BATCH_MAX_OPS = 1_000;
 export const batchInputSchema = z.strictObject({ ops: z.array(batchOpSchema).min(1).max(BATCH_MAX_OPS) });
 
+/** Undo one item: back to the document it had at `version` (a new version; history keeps all). */
+export const revertItemInputSchema = z.strictObject({
+  namespace: namespaceSchema,
+  key,
+  version: intRange(1, Number.MAX_SAFE_INTEGER),
+  ifVersion: ifVersion.optional(),
+  actor: actor.optional(),
+});
+/**
+ * Undo everything one actor changed (a reflection or consolidation job: `reflection:<job id>`):
+ * each item it touched goes back to what it was before, unless a later change touched it too
+ * (a 409 listing them), or `force`. `namespacePrefix` keeps it to a tenant's namespaces.
+ */
+export const revertChangesInputSchema = z.strictObject({
+  changedBy: actor,
+  force: z.boolean().default(false),
+  namespacePrefix: prefix.optional(),
+  actor: actor.optional(),
+});
+
 export type PutInput = z.input<typeof putInputSchema>;
+export type RevertItemInput = z.input<typeof revertItemInputSchema>;
+export type RevertChangesInput = z.input<typeof revertChangesInputSchema>;
 export type GetInput = z.input<typeof getInputSchema>;
 export type DeleteInput = z.input<typeof deleteInputSchema>;
 export type SearchInput = z.input<typeof searchInputSchema>;

@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { invalidInput } from '../core/invalid-input.js';
-import { ConflictError, InputError } from '../errors.js';
+import { ConflictError, InputError, LimitError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { Logger } from '../observability/logger.js';
 import { embedTexts, putLabel, textLabel } from './embed-texts.js';
 import { embeddingTexts } from './index-fields.js';
 import type { Conflict, Write } from './change-set.js';
+import { planRevert } from './revert-plan.js';
 import type { MemoryDb } from './memory-db.js';
 import {
   batchInputSchema,
@@ -14,6 +15,9 @@ import {
   historyInputSchema,
   listNamespacesInputSchema,
   putInputSchema,
+  revertChangesInputSchema,
+  revertItemInputSchema,
+  BATCH_MAX_OPS,
   searchInputSchema,
   type BatchOpParsed,
 } from './schemas.js';
@@ -24,6 +28,8 @@ export interface StoreOptions {
   embedder?: Embedder | null | undefined;
   /** JSON paths embedded when a put does not say (`$`: the whole value). */
   indexFields: string[];
+  /** The fields a configured kind's items are embedded by (its `embedFields`, or `$`). */
+  kindIndexFields?: Record<string, string[]> | undefined;
   /** TTL of items whose put does not say (ms); null: no expiry. */
   defaultTtlMs: number | null;
   /**
@@ -84,6 +90,59 @@ export class StoreService {
   async history(input: unknown): Promise<HistoryEntry[]> {
     const { namespace, key, limit, offset } = parse(historyInputSchema, input, 'history');
     return this.memories.history(namespace, key, { limit, offset });
+  }
+
+  /**
+   * Puts an item back as it was at `version` of its history (a new version, actor
+   * `revert:<who>`); the version must be one that set a document (an insert, update or
+   * invalidation). Compare-and-set on the current version with `ifVersion`, else on the one read.
+   */
+  async revert(input: unknown): Promise<MemoryItem> {
+    const r = parse(revertItemInputSchema, input, 'revert');
+    const rows = await this.memories.history(r.namespace, r.key);
+    const at = rows.find((h) => h.version === r.version && h.after !== null);
+    if (!at)
+      throw new InputError(
+        `${JSON.stringify(r.namespace)} / ${JSON.stringify(r.key)} has no version ${r.version} that set a document`,
+      );
+    const current = await this.memories.get(r.namespace, r.key);
+    const [item] = await this.run([
+      {
+        op: 'put',
+        namespace: r.namespace,
+        key: r.key,
+        kind: at.kind,
+        value: at.after as Record<string, unknown>,
+        ifVersion: r.ifVersion ?? current?.version ?? 0,
+        actor: `revert:${r.actor ?? this.opts.actor}`,
+      },
+    ]);
+    return item as MemoryItem;
+  }
+
+  /**
+   * Undoes everything one actor changed, in one change set: an item it created is deleted, one it
+   * changed or deleted gets back what it had before. Each write compares the version the actor
+   * left: an item changed since is a 409 (ConflictError listing them) and nothing is written,
+   * unless `force`. Returns how many items were put back and deleted.
+   */
+  async revertChanges(input: unknown): Promise<{ restored: number; deleted: number }> {
+    const r = parse(revertChangesInputSchema, input, 'revert');
+    const changes = await this.memories.changesBy(r.changedBy, r.namespacePrefix ?? [], BATCH_MAX_OPS + 1);
+    const plan = planRevert(changes);
+    if (plan.length > BATCH_MAX_OPS)
+      throw new LimitError(`${r.changedBy} changed more than ${BATCH_MAX_OPS} items: revert them a prefix at a time`);
+    if (plan.length === 0) return { restored: 0, deleted: 0 };
+    const actor = `revert:${r.actor ?? this.opts.actor}`;
+    await this.run(
+      plan.map((p): BatchOpParsed => {
+        const ifVersion = r.force ? undefined : p.versionAfter;
+        return p.before
+          ? { op: 'put', namespace: p.namespace, key: p.key, kind: p.kind, value: p.before, ifVersion, actor }
+          : { op: 'delete', namespace: p.namespace, key: p.key, ifVersion, actor };
+      }),
+    );
+    return { restored: plan.filter((p) => p.before).length, deleted: plan.filter((p) => !p.before).length };
   }
 
   /**
@@ -205,7 +264,10 @@ export class StoreService {
           );
         out.set(i, [{ field: 'query', text: op.query }]);
       } else if (op.op === 'put' && op.index !== false) {
-        out.set(i, embeddingTexts(op.value, op.index ?? this.opts.indexFields, putLabel(op.key)));
+        // A configured kind's item is indexed as a reflection indexes it, unless the put says.
+        const fields =
+          op.index ?? (op.kind ? this.opts.kindIndexFields?.[op.kind] : undefined) ?? this.opts.indexFields;
+        out.set(i, embeddingTexts(op.value, fields, putLabel(op.key)));
       }
     }
     const toEmbed = this.opts.embedder

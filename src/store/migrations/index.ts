@@ -6,6 +6,7 @@ import * as m004 from './004-consolidation-cursor.js';
 import * as m005 from './005-applied-changes.js';
 import * as m006 from './006-text-search.js';
 import * as m007 from './007-validity-and-erase.js';
+import * as m008 from './008-history-by-actor.js';
 
 /** What a deployment chose when its schema was made; both are fixed for the schema's life. */
 export interface MigrationOptions {
@@ -29,4 +30,5 @@ export const migrations: Migration[] = [
   { id: 5, ...m005 },
   { id: 6, ...m006 },
   { id: 7, ...m007 },
+  { id: 8, ...m008 },
 ];

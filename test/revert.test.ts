@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reflectThread } from '../src/memory/reflect.js';
+import { foodieModel } from './fake-model/foodie.js';
+import { startHarness, type Harness } from './helpers/harness.js';
+
+/** Undo from history: an item back to a version, and everything one reflection job changed. */
+describe('revert', () => {
+  let h: Harness;
+  const ns = ['memories', 'u1'];
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'], chat: foodieModel });
+  });
+  afterAll(async () => h?.stop());
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${h.url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+  const contents = async () =>
+    (await call('POST', '/v1/store/items/search', { namespacePrefix: ns, limit: 50 })).body.items
+      .map((i: any) => i.value.content)
+      .sort();
+  const say = async (threadId: string, content: string) => {
+    await h.runtime.producer.enqueue({ threadId, context: { userId: 'u1' }, messages: [{ role: 'user', content }] });
+    return reflectThread(h.runtime.reflectDeps(), threadId, { actor: `reflection:${threadId}` });
+  };
+
+  it('puts an item back as it was at a version, as a new version with a revert actor', async () => {
+    const put = (content: string, ifVersion?: number) =>
+      call('PUT', '/v1/store/items', { namespace: ['notes', 'u1'], key: 'k', value: { content }, ifVersion });
+    await put('first');
+    await put('second');
+    await call('DELETE', '/v1/store/items', { namespace: ['notes', 'u1'], key: 'k' });
+
+    const back = await call('POST', '/v1/store/items/revert', { namespace: ['notes', 'u1'], key: 'k', version: 1 });
+    expect(back.status).toBe(200);
+    expect(back.body.item).toMatchObject({ value: { content: 'first' }, version: 3 });
+    const history = (await call('GET', '/v1/store/items/history?namespace=notes&namespace=u1&key=k')).body.history;
+    expect(history.map((r: any) => [r.op, r.version, r.actor])).toEqual([
+      ['insert', 1, 'api'],
+      ['update', 2, 'api'],
+      ['delete', 2, 'api'],
+      ['insert', 3, 'revert:api'],
+    ]);
+    // A version no change produced, and a stale ifVersion, write nothing.
+    expect(
+      (await call('POST', '/v1/store/items/revert', { namespace: ['notes', 'u1'], key: 'k', version: 9 })).status,
+    ).toBe(400);
+    const stale = await call('POST', '/v1/store/items/revert', {
+      namespace: ['notes', 'u1'],
+      key: 'k',
+      version: 2,
+      ifVersion: 1,
+    });
+    expect(stale.status).toBe(409);
+  });
+
+  it('undoes everything one reflection changed, and refuses where a later change touched its items', async () => {
+    await say('conv-1', 'I love ramen! I also like pasta.');
+    await say('conv-2', 'These days I like miso ramen, and I no longer like pasta.');
+    expect(await contents()).toEqual(['User loves ramen, especially miso ramen']);
+
+    const undo = await call('POST', '/v1/revert', { changedBy: 'reflection:conv-2' });
+    expect(undo.status).toBe(200);
+    expect(undo.body).toEqual({ restored: 2, deleted: 0 });
+    expect(await contents()).toEqual(['User likes pasta', 'User loves ramen']);
+
+    // conv-1 inserted both; conv-2's undo then changed them again: undoing conv-1 now would
+    // overwrite a later change, so it is refused whole unless forced.
+    const refused = await call('POST', '/v1/revert', { changedBy: 'reflection:conv-1' });
+    expect(refused.status).toBe(409);
+    expect(await contents()).toEqual(['User likes pasta', 'User loves ramen']);
+    const forced = await call('POST', '/v1/revert', { changedBy: 'reflection:conv-1', force: true });
+    expect(forced.body).toEqual({ restored: 0, deleted: 2 });
+    expect(await contents()).toEqual([]);
+    expect((await call('POST', '/v1/revert', { changedBy: 'reflection:nobody' })).body).toEqual({
+      restored: 0,
+      deleted: 0,
+    });
+  });
+});
