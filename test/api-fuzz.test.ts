@@ -24,7 +24,12 @@ function watchHealth(url: string) {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(10_000) }).catch((e: Error) => e);
       polls++;
       if (res instanceof Error || res.status !== 200)
-        failures.push(res instanceof Error ? res.message : `status ${res.status}`);
+        // fetch's own message is only "fetch failed": the cause says which (reset, refused...).
+        failures.push(
+          res instanceof Error
+            ? `${res.message}: ${String((res.cause as Error | undefined)?.message)}`
+            : `status ${res.status}`,
+        );
       else await res.text();
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -265,6 +265,7 @@ export class Runtime {
         producer: this.producer,
         recall: this.recall,
         eraser: this.eraser,
+        kinds: () => this.kinds,
         store: this.storeApi,
         queues: this.queues,
         metrics: this.metrics,

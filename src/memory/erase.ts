@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { namespaceSchema } from '../core/names.js';
-import { fillNamespace, templateVariables } from '../core/namespace-template.js';
 import { InputError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { ThreadBuffer } from '../queue/buffer.js';
@@ -10,6 +9,7 @@ import { contextSchema } from '../queue/schemas.js';
 import { eraseThreads, threadsOfContext } from '../queue/thread-erase.js';
 import type { EraseCounts } from '../store/erase.js';
 import type { MemoryDb } from '../store/memory-db.js';
+import { namespacesOfContext } from './context-namespaces.js';
 import type { RecallKind } from './recall.js';
 
 /**
@@ -61,7 +61,8 @@ export class Eraser {
   /** For callers that validated with the same schema already (the HTTP route, with tenancy). */
   async eraseParsed(input: EraseParsed, actor: string): Promise<EraseResult> {
     const { store, redis, buffer, queue, prefix, log } = this.deps;
-    const prefixes = 'context' in input ? this.namespacesOf(input.context) : [input.namespacePrefix];
+    const prefixes =
+      'context' in input ? namespacesOfContext(this.deps.kinds(), input.context) : [input.namespacePrefix];
     const threads = 'context' in input ? await threadsOfContext(redis, buffer, prefix, input.context) : [];
     const { jobs } = await eraseThreads(redis, buffer, queue, threads);
     const scope = 'context' in input ? { context: input.context } : { namespacePrefix: input.namespacePrefix };
@@ -69,24 +70,5 @@ export class Eraser {
     // Identifiers and counts only: the log, like the audit row, keeps no erased text.
     log.info({ actor, scope, ...counts, jobs }, 'erased');
     return { ...counts, jobs, prefixes };
-  }
-
-  /**
-   * The namespaces of the kinds whose template the context fills and that are the context's
-   * own: their template names one of its keys other than `tenant` (a `["{tenant}", "shared"]`
-   * or `["global"]` namespace is everyone's, not this user's).
-   */
-  private namespacesOf(context: Record<string, string>): string[][] {
-    const own = (v: string) => v !== 'tenant' && context[v] !== undefined;
-    const kinds = this.deps.kinds().filter((k) => {
-      const vars = templateVariables(k.namespace);
-      return vars.some(own) && vars.every((v) => context[v] !== undefined);
-    });
-    if (kinds.length === 0)
-      throw new InputError("the context fills no memory kind's namespace: nothing to erase by it");
-    const unique = new Map(
-      kinds.map((k) => fillNamespace(k.namespace, context, k.name)).map((ns) => [JSON.stringify(ns), ns]),
-    );
-    return [...unique.values()];
   }
 }

@@ -67,6 +67,23 @@ export class StoreClient {
     return sdk(this.store.history({ namespace, key, ...page }));
   }
 
+  /**
+   * An export file's lines (NDJSON: a header, each item under the prefix with its indexed texts,
+   * and its history rows when asked), a page at a time. Write them to a file one per line.
+   */
+  export(namespacePrefix: Namespace, options: { history?: boolean } = {}): AsyncGenerator<string> {
+    return this.store.exportLines({
+      prefixes: [namespacePrefix],
+      history: options.history ?? false,
+      scope: { namespacePrefix },
+    });
+  }
+
+  /** Imports an export file's lines into empty namespaces, with their versions and history. */
+  import(lines: AsyncIterable<string> | Iterable<string>): Promise<{ items: number; history: number }> {
+    return sdk(this.store.import(lines));
+  }
+
   /** Puts an item back as it was at `version` (a new version; `ifVersion` compares the current one). */
   revert(
     namespace: Namespace,

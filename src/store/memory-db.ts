@@ -4,6 +4,9 @@ import { applyChangeSet, type ChangeResult, type ChangeSet } from './change-set.
 import { isApplied, readCursor } from './change-sql.js';
 import type { Db } from './db.js';
 import { eraseScope, type EraseCounts, type EraseRequest } from './erase.js';
+import { exportItems } from './export.js';
+import type { ExportedHistory, ExportedItem } from './export-format.js';
+import { restoreItems, type RestoredItem } from './restore.js';
 import {
   changedNamespaces,
   markConsolidated,
@@ -129,6 +132,16 @@ export class MemoryDb {
    */
   erase(request: EraseRequest): Promise<EraseCounts> {
     return eraseScope(this.db, this.t, request);
+  }
+
+  /** The items under the prefixes, each followed by its history when asked (export.ts). */
+  exportItems(q: { prefixes: Namespace[]; history: boolean }): AsyncGenerator<ExportedItem | ExportedHistory> {
+    return exportItems(this.db, this.t, q);
+  }
+
+  /** Restores exported items and their history into empty keys, in one transaction (restore.ts). */
+  restore(items: RestoredItem[], history: ExportedHistory[]) {
+    return restoreItems(this.db, this.t, items, history);
   }
 
   /** Whether a change set with this idempotency key was applied. */

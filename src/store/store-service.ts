@@ -6,6 +6,7 @@ import type { Logger } from '../observability/logger.js';
 import { embedTexts, putLabel, textLabel } from './embed-texts.js';
 import { embeddingTexts } from './index-fields.js';
 import type { Conflict, Write } from './change-set.js';
+import { importLines } from './import-lines.js';
 import { planRevert } from './revert-plan.js';
 import type { MemoryDb } from './memory-db.js';
 import {
@@ -143,6 +144,27 @@ export class StoreService {
       }),
     );
     return { restored: plan.filter((p) => p.before).length, deleted: plan.filter((p) => !p.before).length };
+  }
+
+  /**
+   * An export file's lines (export-format.ts): a header, then the items under the prefixes, each
+   * followed by its history when asked. Streamed a page at a time.
+   */
+  async *exportLines(q: {
+    prefixes: Namespace[];
+    history: boolean;
+    scope: Record<string, unknown>;
+  }): AsyncGenerator<string> {
+    yield JSON.stringify({ type: 'export', format: 1, exportedAt: new Date().toISOString(), scope: q.scope });
+    for await (const line of this.memories.exportItems(q)) yield JSON.stringify(line);
+  }
+
+  /** Imports an export file into empty namespaces, re-embedding its texts (import-lines.ts). */
+  import(
+    lines: AsyncIterable<string> | Iterable<string>,
+    within?: Namespace,
+  ): Promise<{ items: number; history: number }> {
+    return importLines(this.memories, this.opts.embedder ?? null, lines, within);
   }
 
   /**

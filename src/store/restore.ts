@@ -1,0 +1,108 @@
+import { lockNamespaces } from './change-sql.js';
+import type { Db } from './db.js';
+import type { ExportedHistory, ExportedItem } from './export-format.js';
+import { namespacesCte } from './namespace-locks.js';
+import { namespaceFromJson, touched, type Tables } from './sql.js';
+import type { Namespace } from './types.js';
+
+/** An exported item with the vectors the importing deployment computed for its fields. */
+export type RestoredItem = ExportedItem & { vectors: (number[] | undefined)[] };
+
+/**
+ * Restores exported items and their history, as they were: versions, times, validity, history
+ * rows with their actors and times. The import's one exception to the writer's history rule (it
+ * writes the history it is given, none of its own), under the writer's lock order, in one
+ * transaction per batch. It only fills what is empty: a key that has a row or any history here is
+ * a conflict (returned, nothing written), since merging two histories of one key has no meaning.
+ */
+export async function restoreItems(
+  db: Db,
+  t: Tables,
+  items: RestoredItem[],
+  history: ExportedHistory[],
+): Promise<{ restored: number; history: number } | { taken: { namespace: Namespace; key: string }[] }> {
+  const embedded = items.flatMap((item, i) =>
+    item.fields.flatMap((f, j) =>
+      item.vectors[j] ? [{ i, field: f.field, text: f.text, vector: item.vectors[j] }] : [],
+    ),
+  );
+  const textOnly = items.flatMap((item, i) =>
+    item.fields.flatMap((f, j) => (item.vectors[j] ? [] : [{ i, field: f.field, text: f.text }])),
+  );
+  const vectorParam = embedded.length ? await db.vectorArrayParam(embedded.map((e) => e.vector)) : '{}';
+  const keys = { ns: items.map((i) => JSON.stringify(i.namespace)), key: items.map((i) => i.key) };
+  return db.transaction(async (tx) => {
+    const locked = await lockNamespaces(tx, t, [...items.map((i) => i.namespace), ...history.map((h) => h.namespace)]);
+    const taken = await tx.query<{ namespace: Namespace; key: string }>(
+      `select r.ns as namespace, r.key from (select ${namespaceFromJson('u.j')} as ns, u.key from unnest($1::text[], $2::text[]) as u(j, key)) r
+        where exists (select 1 from ${t.memories} m where m.namespace = r.ns and m.key = r.key)
+           or exists (select 1 from ${t.history} h where h.namespace = r.ns and h.key = r.key)`,
+      [keys.ns, keys.key],
+    );
+    if (taken.rows.length) return { taken: taken.rows };
+    const nsi = new Map(locked.namespaces.map((ns, i) => [JSON.stringify(ns), i + 1]));
+    const at = (ns: Namespace) => nsi.get(JSON.stringify(ns)) as number;
+    await tx.query(
+      `with nss as (select * from ${namespacesCte('$1')}),
+       ins as (
+         insert into ${t.memories} (namespace, key, kind, value, version, created_at, updated_at, expires_at, ttl_ms, valid_from, invalid_at)
+         select nss.ns, x.key, x.kind, x.value::jsonb, x.version, x.created, x.updated, x.expires, x.ttl, x.valid_from, x.invalid_at
+           from unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::timestamptz[],
+                       $9::timestamptz[], $10::bigint[], $11::timestamptz[], $12::timestamptz[])
+                as x(nsi, key, kind, value, version, created, updated, expires, ttl, valid_from, invalid_at)
+           join nss on nss.o = x.nsi
+         returning namespace),
+       hist as (
+         insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id, created_at)
+         select nss.ns, h.key, h.kind, h.op, h.version, h.before::jsonb, h.after::jsonb, h.actor, h.thread, h.at
+           from unnest($13::int[], $14::text[], $15::text[], $16::text[], $17::bigint[], $18::text[], $19::text[], $20::text[],
+                       $21::text[], $22::timestamptz[]) with ordinality as h(nsi, key, kind, op, version, before, after, actor, thread, at, ord)
+           join nss on nss.o = h.nsi order by h.ord)
+       update ${t.namespaces} n set version = n.version + 1, items = n.items + c.n, updated_at = ${touched('n')}
+         from (select namespace, count(*) as n from ins group by namespace) c where n.namespace = c.namespace`,
+      [
+        locked.namespaces.map((ns) => JSON.stringify(ns)),
+        items.map((i) => at(i.namespace)),
+        keys.key,
+        items.map((i) => i.kind),
+        items.map((i) => JSON.stringify(i.value)),
+        items.map((i) => i.version),
+        items.map((i) => i.createdAt),
+        items.map((i) => i.updatedAt),
+        items.map((i) => i.expiresAt),
+        items.map((i) => i.ttlMs),
+        items.map((i) => i.validFrom),
+        items.map((i) => i.invalidAt),
+        history.map((h) => at(h.namespace)),
+        history.map((h) => h.key),
+        history.map((h) => h.kind),
+        history.map((h) => h.op),
+        history.map((h) => h.version),
+        history.map((h) => (h.before ? JSON.stringify(h.before) : null)),
+        history.map((h) => (h.after ? JSON.stringify(h.after) : null)),
+        history.map((h) => h.actor),
+        history.map((h) => h.threadId),
+        history.map((h) => h.at),
+      ],
+    );
+    await tx.query(
+      `insert into ${t.vectors} (namespace, key, field, text, embedding)
+       select ${namespaceFromJson('x.j')}, x.key, x.field, x.text, x.embedding
+         from (select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::vector[]) as e(j, key, field, text, embedding)
+               union all
+               select *, null::vector from unnest($6::text[], $7::text[], $8::text[], $9::text[]) as o(j, key, field, text)) x`,
+      [
+        embedded.map((e) => keys.ns[e.i]),
+        embedded.map((e) => keys.key[e.i]),
+        embedded.map((e) => e.field),
+        embedded.map((e) => e.text),
+        vectorParam,
+        textOnly.map((e) => keys.ns[e.i]),
+        textOnly.map((e) => keys.key[e.i]),
+        textOnly.map((e) => e.field),
+        textOnly.map((e) => e.text),
+      ],
+    );
+    return { restored: items.length, history: history.length };
+  });
+}

@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultKinds, defineKind, type MemoryKind, type MemoryKindInput } from '../src/memory/kinds.js';
+import { reflectThread } from '../src/memory/reflect.js';
+import { foodieModel } from './fake-model/foodie.js';
+import { startHarness, type Harness } from './helpers/harness.js';
+
+/** Export a user's memories with their history, and import them into an empty deployment. */
+describe('export and import', () => {
+  let source: Harness;
+  let target: Harness;
+  const temporal = defineKind({ ...(defaultKinds[0] as MemoryKind), temporal: true } as MemoryKindInput);
+  beforeAll(async () => {
+    source = await startHarness({ roles: ['api'], chat: foodieModel, runtime: { kinds: [temporal] } });
+    target = await startHarness({ roles: ['api'], runtime: { kinds: [temporal] } });
+    for (const [thread, content] of [
+      ['c1', 'I love ramen! I also like pasta.'],
+      ['c2', 'These days I like miso ramen, and I no longer like pasta.'],
+    ] as const) {
+      await source.runtime.producer.enqueue({
+        threadId: thread,
+        context: { userId: 'u1' },
+        messages: [{ role: 'user', content }],
+      });
+      await reflectThread(source.runtime.reflectDeps(), thread, { actor: `reflection:${thread}` });
+    }
+    const put = (key: string, content: string) =>
+      fetch(`${source.url}/v1/store/items`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ namespace: ['memories', 'u1'], key, value: { content }, ttl: 3_600_000 }),
+      });
+    await put('note', 'Order A-77123 ships Friday');
+    await put('note', 'Order A-77123 shipped');
+    await put('other', 'x');
+    await fetch(`${source.url}/v1/store/items`, {
+      method: 'DELETE',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ namespace: ['memories', 'u1'], key: 'other' }),
+    });
+  });
+  afterAll(async () => {
+    await source?.stop();
+    await target?.stop();
+  });
+
+  const exportOf = async (h: Harness, query: string) => {
+    const res = await fetch(`${h.url}/v1/export?${query}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/application\/x-ndjson/);
+    return (await res.text()).trim().split('\n');
+  };
+  const withoutHeader = (lines: string[]) => lines.slice(1).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  it('round-trips items with their versions, times, validity and history into an empty deployment', async () => {
+    const byContext = await exportOf(source, `context=${encodeURIComponent('{"userId":"u1"}')}&history=true`);
+    expect(JSON.parse(byContext[0]!)).toMatchObject({
+      type: 'export',
+      format: 1,
+      scope: { context: { userId: 'u1' } },
+    });
+    const exported = withoutHeader(byContext);
+    // Live items (invalidated ones too), each followed by its history; a deleted item is not exported.
+    expect(
+      exported
+        .filter((l) => l.type === 'item')
+        .map((l) => (l.value as { content: string }).content)
+        .sort(),
+    ).toEqual([
+      'Order A-77123 shipped',
+      'User likes pasta',
+      'User loves ramen',
+      'User loves ramen, especially miso ramen',
+    ]);
+    expect(exported.find((l) => l.key === 'note' && l.type === 'item')).toMatchObject({ version: 2, ttlMs: 3_600_000 });
+
+    const imported = await fetch(`${target.url}/v1/import`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: byContext.join('\n'),
+    });
+    expect(imported.status).toBe(200);
+    expect(await imported.json()).toEqual({ items: 4, history: exported.filter((l) => l.type === 'history').length });
+
+    const again = await exportOf(target, 'namespace=memories&namespace=u1&history=true');
+    expect(withoutHeader(again)).toEqual(exported);
+    // Re-embedded by the target: searchable by meaning and by words, what holds now only.
+    const found = await fetch(
+      `${target.url}/v1/memories/search?namespace=memories&namespace=u1&query=A-77123&mode=hybrid`,
+    );
+    expect(((await found.json()) as { memories: { key: string }[] }).memories.map((m) => m.key)).toContain('note');
+  });
+
+  it('refuses a key that exists, and a bad line anywhere writes nothing', async () => {
+    const lines = await exportOf(source, 'namespace=memories&namespace=u1');
+    const twice = await fetch(`${target.url}/v1/import`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: lines.join('\n'),
+    });
+    expect(twice.status).toBe(409);
+
+    const bad = [...lines.slice(0, 2).map((l) => l.replace('"memories"', '"fresh"')), '{"type":"item","key":5}'];
+    const res = await fetch(`${target.url}/v1/import`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: bad.join('\n'),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/^invalid|line 3/);
+    const fresh = await fetch(`${target.url}/v1/store/items/search`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ namespacePrefix: ['fresh'] }),
+    });
+    expect(((await fresh.json()) as { items: unknown[] }).items).toEqual([]);
+  });
+});
