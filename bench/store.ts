@@ -101,7 +101,10 @@ async function main() {
     );
   line('put, one item per call', `p50 ${ms(percentile(single, 50))}  p95 ${ms(percentile(single, 95))}`);
 
-  await perNamespace('search, one namespace (exact)');
+  const vectorP95 = await perNamespace('search, one namespace (exact)');
+  const hybridP95 = await perNamespace('search, one namespace, hybrid (vector + text, RRF)', 'hybrid');
+  line('  hybrid p95 / vector p95 (target at most 1.5)', (hybridP95 / vectorP95).toFixed(2));
+  await perNamespace('search, one namespace, text only', 'text');
   await ttlReads();
   const exactCross = await cross('search, all namespaces, exact', Math.min(Number(a['cross-queries']), 10), true);
   if (a['no-ann']) return;
@@ -165,22 +168,25 @@ async function loadAll() {
   await Promise.all(Array.from({ length: WRITERS }, writer));
 }
 
-async function perNamespace(what: string) {
+/** Per-namespace searches in `mode`; prints p50, p95 and recall@10 against brute force; returns p95. */
+async function perNamespace(what: string, mode: 'vector' | 'hybrid' | 'text' = 'vector'): Promise<number> {
   const lat: number[] = [];
   let r = 0;
   const Q = Number(a.queries);
   for (let q = 0; q < Q; q++) {
     const u = (q * 7919) % U;
     const text = `q t${q % data.topics} s${q}`;
-    const { ms: t, result } = await time(() => store.search({ namespacePrefix: ns(u), query: text, limit: 10 }));
+    const { ms: t, result } = await time(() => store.search({ namespacePrefix: ns(u), query: text, limit: 10, mode }));
     lat.push(t);
     const [vector] = await data.embed([text]);
     r += recall(result.map(id), data.topK(vector as number[], 10, u, u + 1).map(idOf));
   }
   line(
     what,
+    // recall@10 is against the vector truth: for hybrid and text it says how far they move from it.
     `p50 ${ms(percentile(lat, 50))}  p95 ${ms(percentile(lat, 95))}  recall@10 ${(r / Q).toFixed(3)}  (${Q} queries, ${M} items each)`,
   );
+  return percentile(lat, 95);
 }
 
 /**
