@@ -188,6 +188,7 @@ export class Runtime {
     return migrate(this.db, {
       schema: this.env.DATABASE_SCHEMA,
       dimensions: this.env.EMBEDDING_DIMENSIONS,
+      textSearchConfig: this.env.STORE_TEXT_SEARCH_CONFIG,
       log: this.log,
     });
   }
@@ -210,7 +211,12 @@ export class Runtime {
           ),
         ]),
       ),
-      checkDimensions(this.db, this.env.DATABASE_SCHEMA, this.env.EMBEDDING_DIMENSIONS),
+      checkDimensions(
+        this.db,
+        this.env.DATABASE_SCHEMA,
+        this.env.EMBEDDING_DIMENSIONS,
+        this.env.STORE_TEXT_SEARCH_CONFIG,
+      ),
     ]);
     const connection = this.workerRedis;
     const prefix = this.env.ENGRAM_PREFIX;

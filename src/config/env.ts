@@ -42,6 +42,14 @@ export const envSchema = z
 
     /** Prefix searches over at most this many items rank exactly even when the ANN index exists. */
     STORE_EXACT_SEARCH_MAX: int(0).default(10_000),
+    /**
+     * The Postgres text-search configuration of full-text search (`english`, `simple`, `german`...),
+     * fixed when the schema's migrations first run; a schema made with another refuses to start.
+     */
+    STORE_TEXT_SEARCH_CONFIG: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a text-search configuration name such as english or simple')
+      .default('english'),
 
     OPENAI_API_KEY: z.string().min(1, 'required (any non-empty string for servers without auth, such as Ollama)'),
     OPENAI_BASE_URL: url(/^https?$/).optional(),

@@ -40,12 +40,21 @@ export async function migrate(
       );
     });
   }
-  await checkDimensions(db, opts.schema, opts.dimensions);
+  await checkDimensions(db, opts.schema, opts.dimensions, textSearchConfig);
   return { applied };
 }
 
-/** A store made for one embedding size cannot take another: say so instead of failing per write. */
-export async function checkDimensions(db: Db, schema: string, dimensions: number): Promise<void> {
+/**
+ * A store made for one embedding size cannot take another, nor (its generated text-search
+ * column fixed) another text-search configuration: say so instead of failing per write or
+ * silently parsing queries unlike the stored texts.
+ */
+export async function checkDimensions(
+  db: Db,
+  schema: string,
+  dimensions: number,
+  textSearchConfig?: string,
+): Promise<void> {
   const t = tables(schema);
   const res = await db
     .query<{ value: number }>(`select value from ${t.settings} where key = 'embedding_dimensions'`)
@@ -62,6 +71,17 @@ export async function checkDimensions(db: Db, schema: string, dimensions: number
     throw new PermanentError(
       `EMBEDDING_DIMENSIONS is ${dimensions} but schema "${schema}" was created for ${stored} dimensions; ` +
         'use the matching embedding model or a new DATABASE_SCHEMA',
+    );
+  }
+  if (textSearchConfig === undefined) return;
+  const config = await db.query<{ value: string }>(
+    `select value #>> '{}' as value from ${t.settings} where key = 'text_search_config'`,
+  );
+  const made = config.rows[0]?.value;
+  if (made !== undefined && made !== textSearchConfig) {
+    throw new PermanentError(
+      `STORE_TEXT_SEARCH_CONFIG is ${textSearchConfig} but schema "${schema}" was created with ${made}; ` +
+        'set it back, or use a new DATABASE_SCHEMA',
     );
   }
 }
