@@ -45,6 +45,8 @@ export class MemoryDb {
   private readonly t: Tables;
   /** Whether the HNSW index exists, re-read every 30 s (another process may build or drop it). */
   private annIndex: { exists: Promise<boolean>; at: number } | null = null;
+  /** Item counts of namespaces as reflections last read them (bounded: cleared when full). */
+  private readonly namespaceSizes = new Map<string, number>();
 
   constructor(
     private readonly db: Db,
@@ -118,8 +120,32 @@ export class MemoryDb {
   }
 
   /** What a reflection is shown: namespace versions, relevant memories, profiles (snapshot.ts). */
-  reflectionSnapshot(requests: SnapshotRequest[], vectors: number[][], topK: number): Promise<NamespaceSnapshot[]> {
-    return readSnapshot(this.db, this.t, requests, vectors, topK);
+  async reflectionSnapshot(
+    requests: SnapshotRequest[],
+    vectors: number[][],
+    topK: number,
+  ): Promise<NamespaceSnapshot[]> {
+    // A namespace past the exact-search size is ranked through the HNSW index, when there is
+    // one: an exact read of 100,000 vectors costs a reflection tens of milliseconds a query. Its
+    // size is the one the last snapshot of it returned (sizes move slowly; the first read of a
+    // namespace is exact).
+    const large = (r: SnapshotRequest) =>
+      (this.namespaceSizes.get(JSON.stringify(r.namespace)) ?? 0) > this.searchSettings.exactSearchMax;
+    const approximate = requests.some(large) && (await this.hasAnnIndex()) ? requests.map(large) : [];
+    const snapshots = await readSnapshot(
+      this.db,
+      this.t,
+      requests,
+      vectors,
+      topK,
+      approximate,
+      this.searchSettings.efSearch,
+    );
+    for (const s of snapshots) {
+      if (this.namespaceSizes.size >= 10_000) this.namespaceSizes.clear();
+      this.namespaceSizes.set(JSON.stringify(s.namespace), s.items);
+    }
+    return snapshots;
   }
 
   cursor(threadId: string): Promise<string | null> {

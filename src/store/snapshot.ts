@@ -29,6 +29,8 @@ export interface NamespaceSnapshot {
   namespace: Namespace;
   /** The version the commit will compare against. */
   version: number;
+  /** Items in the namespace: whether the next read of it may go through the ANN index. */
+  items: number;
   /** Relevant collection memories, most relevant first, at most top-k. */
   memories: SnapshotMemory[];
   /** The live profiles (an expired one is gone, like any expired item, and is created anew). */
@@ -61,12 +63,30 @@ export async function readSnapshot(
   requests: SnapshotRequest[],
   vectors: number[][],
   topK: number,
+  /** Per request: rank through the HNSW index (a namespace past the exact-search size). */
+  approximate: boolean[] = [],
+  efSearch = 100,
 ): Promise<NamespaceSnapshot[]> {
-  const res = await db.query<{ version: unknown; memories: Row[]; profiles: Row[] }>(snapshotSql(t), [
-    JSON.stringify(requests),
+  const params = [
+    JSON.stringify(requests.map((r, i) => ({ ...r, ann: approximate[i] === true }))),
     await db.vectorArrayParam(vectors),
     topK,
-  ]);
+  ];
+  type Result = { version: unknown; items: unknown; memories: Row[]; profiles: Row[] };
+  const res = approximate.some(Boolean)
+    ? // The iterative scan keeps reading the index until enough vectors of the namespace pass
+      // the filter (pgvector 0.8); settings local to this transaction. Sequential scans off: the
+      // planner would read a small table whole and sort it rather than walk the index, and no
+      // part of this statement needs one (every other table is read by its primary key).
+      await db.transaction(async (tx) => {
+        await tx.query(
+          `select set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),
+                  set_config('enable_seqscan', 'off', true)`,
+          [String(Math.min(1000, Math.max(efSearch, topK * 3 * 4)))],
+        );
+        return tx.query<Result>(snapshotSql(t), params);
+      })
+    : await db.query<Result>(snapshotSql(t), params);
   return res.rows.map((row, i) => {
     const namespace = (requests[i] as SnapshotRequest).namespace;
     const toMemory = (m: Row): SnapshotMemory => ({
@@ -79,22 +99,33 @@ export async function readSnapshot(
     return {
       namespace,
       version: Number(row.version),
+      items: Number(row.items),
       memories: row.memories.map(toMemory),
       profiles: row.profiles.map(toMemory),
     };
   });
 }
 
-function snapshotSql(t: Tables): string {
-  // Nearest vectors first (the form an HNSW index can serve), over-fetched 3x so that memories
-  // with several embedded fields, other kinds or past their TTL still leave k.
-  const nearest = vectorDistances(t, 'q.v', 'v.namespace = g.namespace', '$3 * 3');
+export function snapshotSql(t: Tables): string {
+  // Nearest vectors first, over-fetched 3x so that memories with several embedded fields, other
+  // kinds or past their TTL still leave k. Two forms, one per namespace as the caller chose:
+  // exact (the distance as an expression the HNSW index cannot order by, so the namespace's
+  // btree range is read and sorted: every vector, the true nearest), or through the index (the
+  // namespace compared as text, which no btree serves, so the planner takes the ordered HNSW
+  // scan and filters it). The branch a namespace does not take is cut by a one-time filter.
+  const exact = vectorDistances(t, 'q.v', 'v.namespace = g.namespace and not g.ann', '$3 * 3').replace(
+    'v.embedding <=> q.v as distance',
+    '(v.embedding <=> q.v) + 0 as distance',
+  );
+  const indexed = vectorDistances(t, 'q.v', 'g.ann and v.namespace::text = g.namespace::text', '$3 * 3');
+  const nearest = `(${exact}) union all (${indexed})`;
   return `with g as (
        select x.ord::int as ord,
               array(select jsonb_array_elements_text(x.e->'namespace')) as namespace,
               array(select jsonb_array_elements_text(x.e->'kinds')) as kinds,
               x.e->'profiles' as profiles,
-              array(select p->>'key' from jsonb_array_elements(x.e->'profiles') as p) as profile_keys
+              array(select p->>'key' from jsonb_array_elements(x.e->'profiles') as p) as profile_keys,
+              (x.e->>'ann')::boolean as ann
          from jsonb_array_elements($1::jsonb) with ordinality as x(e, ord)),
      per_query as (
        select g.ord, h.key, h.distance, row_number() over (partition by g.ord, q.qn order by h.distance, h.key) as rank
@@ -109,7 +140,7 @@ function snapshotSql(t: Tables): string {
      picked as (
        select ord, key, row_number() over (partition by ord order by min(rank), min(distance), key) as n
          from per_query group by ord, key)
-     select g.ord, coalesce(ns.version, 0) as version,
+     select g.ord, coalesce(ns.version, 0) as version, coalesce(ns.items, 0) as items,
        coalesce((select jsonb_agg(jsonb_build_object('key', m.key, 'kind', m.kind, 'version', m.version, 'value', m.value) order by p.n)
                    from picked p join ${t.memories} m on m.namespace = g.namespace and m.key = p.key
                   where p.ord = g.ord and p.n <= $3), '[]') as memories,

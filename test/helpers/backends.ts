@@ -52,6 +52,15 @@ export function observedDb(db: Db, onQuery: (text: string) => void): Db {
   return new Proxy(db, {
     get(target, prop) {
       if (prop === 'query') return (text: string, params?: unknown[]) => (onQuery(text), target.query(text, params));
+      // A transaction's statements are told too.
+      if (prop === 'transaction')
+        return <T>(fn: (tx: Queryable) => Promise<T>) =>
+          target.transaction((tx) =>
+            fn({
+              ...tx,
+              query: (text: string, params?: unknown[]) => (onQuery(text), tx.query(text, params)),
+            } as Queryable),
+          );
       const value = Reflect.get(target, prop) as unknown;
       return typeof value === 'function' ? value.bind(target) : value;
     },
