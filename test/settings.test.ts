@@ -19,6 +19,10 @@ const minimalSdk = { redisUrl: 'redis://127.0.0.1:6379' };
 const cases: Record<SettingKey, { bad: unknown[]; good: unknown[] }> = {
   redisUrl: { bad: ['http://127.0.0.1:6379', 'not a url'], good: ['rediss://cache.example:6380/2'] },
   databaseUrl: { bad: ['mysql://db/x'], good: ['postgresql://u@db:5432/x'] },
+  databaseReadUrl: {
+    bad: [['mysql://db/x'], [], Array.from({ length: 17 }, (_, i) => `postgres://r${i}/x`)],
+    good: [['postgresql://u@r1:5433/x', 'postgres://r2/x']],
+  },
   prefix: { bad: ['with space', 'x'.repeat(65)], good: ['{engram}', 'x'.repeat(64)] },
   schema: { bad: ['Engram', '1st', 'x'.repeat(64)], good: ['_e2', 'x'.repeat(63)] },
   debounceMs: { bad: [-1, 1.5], good: [0] },

@@ -26,6 +26,7 @@ const searchQuery = z.strictObject({
   mode: z.string().optional(),
   asOf: z.string().optional(),
   refreshTtl: queryBool.optional(),
+  consistency: z.string().optional(),
 });
 
 export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
@@ -57,6 +58,7 @@ export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
       mode: q.mode as 'vector' | 'text' | 'hybrid' | undefined,
       asOf: q.asOf,
       refreshTtl: q.refreshTtl,
+      consistency: q.consistency as 'replica' | 'primary' | undefined,
     });
     return { memories };
   });

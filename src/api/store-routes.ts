@@ -11,11 +11,16 @@ const itemQuery = z.strictObject({
   namespace: queryNamespace,
   key: z.string(),
 });
-const getQuery = itemQuery.extend({ refreshTtl: queryBool.optional() });
+/** `consistency` is checked by the store's schema, which names the values. */
+const getQuery = itemQuery.extend({ refreshTtl: queryBool.optional(), consistency: z.string().optional() });
 /** `{ ops: [...] }` and nothing else; each op is checked by the store's batch schema. */
 const batchBody = z.strictObject({ ops: z.array(z.unknown()).max(BATCH_MAX_OPS) });
 /** Numbers arrive as text; the store's schema checks their bounds. */
-const historyQuery = itemQuery.extend({ limit: queryInt.optional(), offset: queryInt.optional() });
+const historyQuery = itemQuery.extend({
+  limit: queryInt.optional(),
+  offset: queryInt.optional(),
+  consistency: z.string().optional(),
+});
 
 /**
  * The store API over HTTP. Bodies are the SDK's input objects as JSON, validated by the same

@@ -25,7 +25,7 @@ import { ThreadLease } from '../queue/thread-lease.js';
 import type { Db } from '../store/db.js';
 import { MemoryDb } from '../store/memory-db.js';
 import { checkDimensions, migrate } from '../store/migrate.js';
-import { openDb } from '../store/open.js';
+import { openDb, openReadDb } from '../store/open.js';
 import { StoreService } from '../store/store-service.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { startReflectionWorker } from './reflection-worker.js';
@@ -49,6 +49,8 @@ export class Runtime {
   readonly producerRedis: Redis;
   readonly workerRedis: Redis;
   readonly db: Db;
+  /** Read replicas (DATABASE_READ_URL) for reads that accept lag; null: they read `db`. */
+  readonly readDb: Db | null;
   readonly store: MemoryDb;
   /** The store API (HTTP `/v1/store/...`). */
   readonly storeApi: StoreService;
@@ -93,13 +95,12 @@ export class Runtime {
       { databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: env.DATABASE_POOL_MAX },
       log,
     );
+    this.readDb = openReadDb(env.DATABASE_READ_URL, this.db, env.DATABASE_POOL_MAX, log);
     this.producerRedis = createRedis(env.REDIS_URL, 'producer', log);
     this.workerRedis = createRedis(env.REDIS_URL, 'worker', log);
     const storeLog = log.child({ component: 'store' });
-    this.store = new MemoryDb(this.db, env.DATABASE_SCHEMA, storeLog, {
-      exactSearchMax: env.STORE_EXACT_SEARCH_MAX,
-      efSearch: 100,
-    });
+    const search = { exactSearchMax: env.STORE_EXACT_SEARCH_MAX, efSearch: 100 };
+    this.store = new MemoryDb(this.db, env.DATABASE_SCHEMA, storeLog, search, this.readDb);
     this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
     this.queues = createQueues(
       this.producerRedis,
@@ -300,7 +301,12 @@ export class Runtime {
         this.closers.map((close) => close().catch((err: unknown) => this.log.warn({ err }, 'error while stopping'))),
       );
       await Promise.all(Object.values(this.queues).map((q) => q.close()));
-      await Promise.allSettled([this.producerRedis.quit(), this.workerRedis.quit(), this.db.close()]);
+      await Promise.allSettled([
+        this.producerRedis.quit(),
+        this.workerRedis.quit(),
+        this.db.close(),
+        this.readDb?.close(),
+      ]);
       this.log.info('engram stopped');
     })();
     return this.stopping;

@@ -122,6 +122,11 @@ export const envSchema = z
      */
     METRICS_PORT: int(0).max(65535).optional(),
   })
+  .refine((e) => !e.DATABASE_READ_URL || e.DATABASE_URL, {
+    path: ['DATABASE_URL'],
+    message:
+      'is required when DATABASE_READ_URL is set: read replicas are of a Postgres primary (the embedded PGlite has none)',
+  })
   .refine((e) => !e.API_KEYS?.length || e.ADMIN_PASSWORD, {
     path: ['ADMIN_PASSWORD'],
     message: "is required when API_KEYS is set: Bull Board shows every tenant's jobs",

@@ -48,6 +48,16 @@ export const settings = {
   databaseUrl: define('DATABASE_URL', url(/^postgres(ql)?$/), {
     doc: 'Postgres with pgvector. Service unset: embedded PGlite in PGLITE_DATA_DIR (one process only); SDK unset: no search or store unless `db` is given.',
   }),
+  databaseReadUrl: define(
+    'DATABASE_READ_URL',
+    z
+      .array(url(/^postgres(ql)?$/))
+      .min(1)
+      .max(16),
+    {
+      doc: 'Streaming read replicas of DATABASE_URL (comma-separated in the environment), used in turn: store reads, search and recall go to them unless a call says `consistency: "primary"`, and fall back to the primary while one is unreachable. Writes, TTL renewals, reflections and consolidation always use the primary. Needs DATABASE_URL (PGlite has no replicas).',
+    },
+  ),
   prefix: define(
     'ENGRAM_PREFIX',
     z.string().regex(/^[A-Za-z0-9_{}.-]{1,64}$/, 'letters, digits, _ . - { } only (1 to 64)'),

@@ -3,7 +3,7 @@ import { intRange } from '../core/int-range.js';
 import { kindNameSchema } from '../core/names.js';
 import { storableText } from '../core/safe-text.js';
 import { contextSchema, messageSchema } from '../queue/schemas.js';
-import { asOfSchema, searchModeSchema } from '../store/schemas.js';
+import { asOfSchema, consistencySchema, searchModeSchema } from '../store/schemas.js';
 import { namespaceSchema } from '../store/types.js';
 
 /** One namespace's memories, most similar to `query` first (`GET /v1/memories/search`, SDK `search`). */
@@ -17,6 +17,8 @@ export const searchInputSchema = z.strictObject({
   asOf: asOfSchema.optional(),
   /** Renew the TTL of the memories returned; omitted: the store-wide default. */
   refreshTtl: z.boolean().optional(),
+  /** `primary`: see every committed write; omitted: a read replica may serve it, a moment behind. */
+  consistency: consistencySchema.optional(),
 });
 export type SearchInput = z.input<typeof searchInputSchema>;
 
@@ -48,6 +50,7 @@ export const recallInputSchema = z
       .strictObject({ halfLifeMs: intRange(1, Number.MAX_SAFE_INTEGER), weight: z.number().min(0).max(1) })
       .optional(),
     refreshTtl: z.boolean().optional(),
+    consistency: consistencySchema.optional(),
   })
   .refine((r) => (r.query === undefined) !== (r.messages === undefined), {
     message: 'give either `query` or `messages`, not both',

@@ -3,7 +3,7 @@ import { invalidInput } from '../core/invalid-input.js';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { embedTexts } from '../store/embed-texts.js';
-import type { MemoryDb } from '../store/memory-db.js';
+import type { MemoryDb, ReadOptions } from '../store/memory-db.js';
 import type { SearchMode } from '../store/search.js';
 import type { MemoryItem, Namespace, ScoredMemory, SearchItem } from '../store/types.js';
 import type { KindRoute } from '../core/kind-route.js';
@@ -59,8 +59,15 @@ export class Recall {
 
   /** One namespace's memories, most similar to `query` first. */
   async search(input: SearchInput): Promise<ScoredMemory[]> {
-    const { namespace, query, limit, offset, mode, asOf, refreshTtl } = parse(searchInputSchema, input, 'search');
-    const found = await this.rank({ namespaces: [namespace], query, mode: mode ?? 'vector', limit, offset, asOf });
+    const { namespace, query, limit, offset, mode, asOf, refreshTtl, consistency } = parse(
+      searchInputSchema,
+      input,
+      'search',
+    );
+    const found = await this.rank(
+      { namespaces: [namespace], query, mode: mode ?? 'vector', limit, offset, asOf },
+      { consistency: consistency ?? 'replica' },
+    );
     return this.refreshed(found as ScoredMemory[], refreshTtl);
   }
 
@@ -87,19 +94,26 @@ export class Recall {
           .join('\n')
           .slice(0, 8_000),
       );
+    const from: ReadOptions = { consistency: r.consistency ?? 'replica' };
     const [profileItems, ranked] = await Promise.all([
-      this.store.getMany(profiles.map((k) => ({ namespace: namespaceOf(k), key: profileKey(k) }))),
+      this.store.getMany(
+        profiles.map((k) => ({ namespace: namespaceOf(k), key: profileKey(k) })),
+        from,
+      ),
       collections.length && query
-        ? this.rank({
-            namespaces: unique(collections.map(namespaceOf)),
-            kinds: collections.map((k) => k.name),
-            query,
-            mode: r.mode,
-            limit: CANDIDATES,
-            offset: 0,
-            recency: r.recency,
-            asOf: r.asOf,
-          })
+        ? this.rank(
+            {
+              namespaces: unique(collections.map(namespaceOf)),
+              kinds: collections.map((k) => k.name),
+              query,
+              mode: r.mode,
+              limit: CANDIDATES,
+              offset: 0,
+              recency: r.recency,
+              asOf: r.asOf,
+            },
+            from,
+          )
         : Promise.resolve([]),
     ]);
     const found = dedupe(ranked).slice(0, r.limit);
@@ -116,33 +130,40 @@ export class Recall {
   }
 
   /** Embeds the query (before any connection is borrowed: invariant 8), searches, reranks. */
-  private async rank(q: {
-    namespaces: Namespace[];
-    kinds?: string[];
-    query: string;
-    mode: SearchMode;
-    limit: number;
-    offset: number;
-    recency?: { halfLifeMs: number; weight: number } | undefined;
-    asOf?: Date | undefined;
-  }): Promise<SearchItem[]> {
+  private async rank(
+    q: {
+      namespaces: Namespace[];
+      kinds?: string[];
+      query: string;
+      mode: SearchMode;
+      limit: number;
+      offset: number;
+      recency?: { halfLifeMs: number; weight: number } | undefined;
+      asOf?: Date | undefined;
+    },
+    from: ReadOptions,
+  ): Promise<SearchItem[]> {
     const vector =
       q.mode === 'text' ? undefined : (await embedTexts(this.embedder, [{ text: q.query, where: 'the query' }]))[0];
-    const found = await this.store.search({
-      scope: { namespaces: q.namespaces },
-      vector,
-      text: q.query,
-      mode: q.mode,
-      kinds: q.kinds,
-      filter: [],
-      limit: q.limit,
-      offset: q.offset,
-      recency: q.recency,
-      asOf: q.asOf,
-    });
+    const found = await this.store.search(
+      {
+        scope: { namespaces: q.namespaces },
+        vector,
+        text: q.query,
+        mode: q.mode,
+        kinds: q.kinds,
+        filter: [],
+        limit: q.limit,
+        offset: q.offset,
+        recency: q.recency,
+        asOf: q.asOf,
+      },
+      from,
+    );
     return this.rerank ? this.rerank(q.query, found) : found;
   }
 
+  /** The renewal is a write: MemoryDb sends it to the primary, whichever Db served the read. */
   private refreshed<T extends MemoryItem>(items: (T | null)[], refreshTtl: boolean | undefined): Promise<T[]> {
     const live = items.filter((i): i is T => i !== null);
     return (refreshTtl ?? this.refreshTtlOnRead) ? this.store.refreshTtl(live) : Promise.resolve(live);

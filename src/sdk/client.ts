@@ -14,6 +14,7 @@ import { createQueue, type EngramQueue } from '../queue/queues.js';
 import type { EnqueueInput } from '../queue/schemas.js';
 import type { Db } from '../store/db.js';
 import { MemoryDb } from '../store/memory-db.js';
+import { openReadDb } from '../store/open.js';
 import { createPgDb } from '../store/pool.js';
 import { StoreService } from '../store/store-service.js';
 import type { ScoredMemory } from '../store/types.js';
@@ -48,6 +49,8 @@ export class EngramClient {
   private closed = false;
   private readonly db: Db | null;
   private readonly ownsDb: boolean;
+  /** The read replicas' pools (`databaseReadUrl`): always the client's own. */
+  private readonly readDb: Db | null;
   private readonly recaller: Recall | null;
   private readonly memories: MemoryDb | null;
   /** The kinds in effect (the service's published ones, or the client's own). */
@@ -66,8 +69,13 @@ export class EngramClient {
     this.buffer = new ThreadBuffer(this.redis, o.prefix, BUFFER_DEFAULTS);
     const embedder = customEmbedder ?? (o.embedding ? createEmbedder({ ...o.embedding, timeoutMs: 30_000 }) : null);
     this.ownsDb = !db && !!o.databaseUrl;
+    if (o.databaseReadUrl && !(db ? db.backend === 'postgres' : o.databaseUrl))
+      throw new InputError(
+        'invalid engram client options: `databaseReadUrl` needs `databaseUrl` (or a Postgres `db`): read replicas are of a Postgres primary, and PGlite has none',
+      );
     this.db = db ?? (o.databaseUrl ? createPgDb(o.databaseUrl, 5, log) : null);
-    const memories = (this.memories = this.db ? new MemoryDb(this.db, o.schema, log) : null);
+    this.readDb = this.db ? openReadDb(o.databaseReadUrl, this.db, 5, log) : null;
+    const memories = (this.memories = this.db ? new MemoryDb(this.db, o.schema, log, undefined, this.readDb) : null);
     this.recaller =
       memories && embedder ? new Recall(memories, embedder, o.store.refreshTtlOnRead, () => this.kinds) : null;
     this.storeClient = memories
@@ -183,7 +191,7 @@ export class EngramClient {
     await this.queue?.close();
     // quit() needs a live connection; disconnect() also stops a reconnect loop.
     const redis = this.redis.status === 'ready' ? this.redis.quit() : this.redis.disconnect();
-    await Promise.allSettled([redis, this.ownsDb ? this.db?.close() : undefined]);
+    await Promise.allSettled([redis, this.ownsDb ? this.db?.close() : undefined, this.readDb?.close()]);
   }
 
   private async open(): Promise<void> {

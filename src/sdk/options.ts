@@ -13,7 +13,7 @@ import type { Logger } from '../observability/logger.js';
  */
 export const clientOptionsSchema = z
   .strictObject({
-    ...sdkShape(['redisUrl', 'databaseUrl', 'prefix', 'schema', 'enqueueTimeoutMs']),
+    ...sdkShape(['redisUrl', 'databaseUrl', 'databaseReadUrl', 'prefix', 'schema', 'enqueueTimeoutMs']),
     ...sdkShape(['debounceMs', 'maxWaitMs', 'policy', 'reflectionAttempts', 'reflectionBackoffMs']),
     /**
      * The kinds enqueue checks names and context against (a MemoryKind has these fields);

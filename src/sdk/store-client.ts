@@ -3,6 +3,7 @@ import type {
   BatchOp,
   DeleteInput,
   GetInput,
+  HistoryInput,
   ListNamespacesInput,
   PutInput,
   SearchInput,
@@ -35,7 +36,11 @@ export class StoreClient {
     return sdk(this.store.put({ namespace, key, value, ...options }));
   }
 
-  /** `refreshTtl`: renew the item's TTL (default: the client's `store.refreshTtlOnRead`, true). */
+  /**
+   * `refreshTtl`: renew the item's TTL (default: the client's `store.refreshTtlOnRead`, true).
+   * `consistency: 'primary'`: read the primary, which shows every write already made (with
+   * `databaseReadUrl`, a read replica may otherwise answer a moment behind).
+   */
   get(
     namespace: Namespace,
     key: string,
@@ -63,7 +68,11 @@ export class StoreClient {
   }
 
   /** Oldest first, `limit` (100, at most 1,000) rows from `offset` (0). */
-  history(namespace: Namespace, key: string, page: { limit?: number; offset?: number } = {}): Promise<HistoryEntry[]> {
+  history(
+    namespace: Namespace,
+    key: string,
+    page: Omit<HistoryInput, 'namespace' | 'key'> = {},
+  ): Promise<HistoryEntry[]> {
     return sdk(this.store.history({ namespace, key, ...page }));
   }
 

@@ -26,6 +26,7 @@ import {
   type ListNamespacesQuery,
 } from './read-items.js';
 import { refreshTtl } from './refresh-ttl.js';
+import type { Consistency } from './schemas.js';
 import { searchItems, searchPlan, type SearchQuery, type SearchSettings } from './search.js';
 import { readSnapshot, type NamespaceSnapshot, type SnapshotRequest } from './snapshot.js';
 import { ANN_INDEX, tables, type Tables } from './sql.js';
@@ -34,15 +35,27 @@ import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js
 
 export const defaultSearchSettings: SearchSettings = { exactSearchMax: 10_000, efSearch: 100 };
 
+/** `replica`: the read may be served by a read replica, and so lag (the primary when there is none). */
+export interface ReadOptions {
+  consistency?: Consistency | undefined;
+}
+
 /**
  * engram's tables in Postgres + pgvector (or PGlite, same SQL): the one owner of every statement
  * on them. Writes go through the change-set writer (`apply`, rules in change-set.ts); reads are
  * the methods below. Methods take already-computed vectors: embedding happens before a
  * connection is borrowed, so no pooled connection waits on a model (invariant 8). Validation and
  * embedding for the store API live in StoreService (store-service.ts).
+ *
+ * Reads go to the primary unless the caller says `consistency: 'replica'`, and then to the read
+ * Db (DATABASE_READ_URL's replicas) when there is one. The primary by default because a read
+ * inside formation is compared at commit: the reflection's snapshot, consolidation's
+ * candidates, the prompt optimizer's current version would all see their own writes late on a
+ * replica and conflict, or worse. The store API and recall opt in for their callers.
  */
 export class MemoryDb {
   private readonly t: Tables;
+  private readonly reader: Db;
   /** Whether the HNSW index exists, re-read every 30 s (another process may build or drop it). */
   private annIndex: { exists: Promise<boolean>; at: number } | null = null;
   /** Item counts of namespaces as reflections last read them (bounded: cleared when full). */
@@ -53,8 +66,11 @@ export class MemoryDb {
     readonly schema: string,
     private readonly log: Logger,
     readonly searchSettings: SearchSettings = { ...defaultSearchSettings },
+    /** Where `consistency: 'replica'` reads go (openReadDb); the primary when null. */
+    readDb: Db | null = null,
   ) {
     this.t = tables(schema);
+    this.reader = readDb ?? db;
   }
 
   get backend(): Db['backend'] {
@@ -71,47 +87,53 @@ export class MemoryDb {
     return applyChangeSet(this.db, this.t, change);
   }
 
-  async get(namespace: Namespace, key: string): Promise<MemoryItem | null> {
-    const [item] = await getItems(this.db, this.t, [{ namespace, key }]);
+  async get(namespace: Namespace, key: string, opts?: ReadOptions): Promise<MemoryItem | null> {
+    const [item] = await getItems(this.from(opts), this.t, [{ namespace, key }]);
     return item ?? null;
   }
 
   /** Items in one statement, in the order asked; null for a missing or expired one. */
-  getMany(refs: { namespace: Namespace; key: string }[]): Promise<(MemoryItem | null)[]> {
-    return getItems(this.db, this.t, refs);
+  getMany(refs: { namespace: Namespace; key: string }[], opts?: ReadOptions): Promise<(MemoryItem | null)[]> {
+    return getItems(this.from(opts), this.t, refs);
   }
 
   /**
    * Renews the expiry of items a read returned (now + their TTL), without a version or history
    * row; returns them with their new `expiresAt`. Reads here never refresh by themselves: the
-   * store API decides (`refreshTtl`, `STORE_REFRESH_TTL_ON_READ`).
+   * store API decides (`refreshTtl`, `STORE_REFRESH_TTL_ON_READ`). A write: always the primary,
+   * whichever Db served the read.
    */
   refreshTtl<T extends MemoryItem>(items: T[]): Promise<T[]> {
     return refreshTtl(this.db, this.t, items);
   }
 
   /** Items of one namespace or under a prefix (whole labels), by similarity when a vector is given. */
-  search(query: SearchQuery): Promise<SearchItem[]> {
-    return searchItems(this.db, this.t, query, this.searchSettings, () => this.hasAnnIndex());
+  search(query: SearchQuery, opts?: ReadOptions): Promise<SearchItem[]> {
+    return searchItems(this.from(opts), this.t, query, this.searchSettings, () => this.hasAnnIndex());
   }
 
   /** Which ranking `search` would use for this query (for tests and operators). */
-  searchPlan(query: SearchQuery): Promise<'exact' | 'ann' | 'filter'> {
-    return searchPlan(this.db, this.t, query, this.searchSettings, () => this.hasAnnIndex());
+  searchPlan(query: SearchQuery, opts?: ReadOptions): Promise<'exact' | 'ann' | 'filter'> {
+    return searchPlan(this.from(opts), this.t, query, this.searchSettings, () => this.hasAnnIndex());
   }
 
-  listNamespaces(query: ListNamespacesQuery): Promise<Namespace[]> {
-    return listNamespaces(this.db, this.t, query);
+  listNamespaces(query: ListNamespacesQuery, opts?: ReadOptions): Promise<Namespace[]> {
+    return listNamespaces(this.from(opts), this.t, query);
   }
 
   /** Each namespace's version (0 for one never written), in the order asked. */
-  namespaceVersions(namespaces: Namespace[]): Promise<number[]> {
-    return namespaceVersions(this.db, this.t, namespaces);
+  namespaceVersions(namespaces: Namespace[], opts?: ReadOptions): Promise<number[]> {
+    return namespaceVersions(this.from(opts), this.t, namespaces);
   }
 
   /** The change log of one memory, oldest first; all of it without a page. */
-  history(namespace: Namespace, key: string, page?: { limit: number; offset: number }): Promise<HistoryEntry[]> {
-    return readHistory(this.db, this.t, namespace, key, page);
+  history(
+    namespace: Namespace,
+    key: string,
+    page?: { limit: number; offset: number },
+    opts?: ReadOptions,
+  ): Promise<HistoryEntry[]> {
+    return readHistory(this.from(opts), this.t, namespace, key, page);
   }
 
   /** Every change `actor` made under `prefix` (expiries aside), oldest first, at most `limit`. */
@@ -119,7 +141,10 @@ export class MemoryDb {
     return changesBy(this.db, this.t, actor, prefix, limit);
   }
 
-  /** What a reflection is shown: namespace versions, relevant memories, profiles (snapshot.ts). */
+  /**
+   * What a reflection is shown: namespace versions, relevant memories, profiles (snapshot.ts).
+   * Always the primary: the versions it returns are compared at commit.
+   */
   async reflectionSnapshot(
     requests: SnapshotRequest[],
     vectors: number[][],
@@ -206,6 +231,11 @@ export class MemoryDb {
     this.annIndex = null;
   }
 
+  private from(opts: ReadOptions | undefined): Db {
+    return opts?.consistency === 'replica' ? this.reader : this.db;
+  }
+
+  /** On the primary: an index just built there is used at once (a replica has it once replayed). */
   private hasAnnIndex(): Promise<boolean> {
     if (!this.annIndex || Date.now() - this.annIndex.at > 30_000) {
       const exists = annIndexExists(this.db, this.t).catch((err: unknown) => {

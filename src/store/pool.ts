@@ -8,13 +8,19 @@ import { encodeVector, encodeVectorArray } from './vector-codec.js';
  * `error` listener so a Postgres restart is logged and survived instead of crashing the host
  * (docs/prior-art.md: mem0 #7294).
  */
-export function createPool(connectionString: string, max: number, log: Logger): pg.Pool {
+export function createPool(
+  connectionString: string,
+  max: number,
+  log: Logger,
+  timeouts: PoolTimeouts = { connectMs: 5_000 },
+): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max,
     idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: timeouts.connectMs,
     statement_timeout: 30_000,
+    query_timeout: timeouts.queryMs,
     // JIT compiled the reflection's snapshot read for ~500 ms at 10,000 memories, for a
     // statement that runs in 15 ms; engram's queries are short, so JIT never pays off.
     options: '-c jit=off',
@@ -24,9 +30,16 @@ export function createPool(connectionString: string, max: number, log: Logger): 
   return pool;
 }
 
+export interface PoolTimeouts {
+  /** Waiting for a connection: a new one's connect and login, or a free one of a full pool. */
+  connectMs: number;
+  /** Client-side bound on one statement (a server that stopped answering mid-query); none when unset. */
+  queryMs?: number;
+}
+
 /** The store's Db over a Postgres pool. */
-export function createPgDb(connectionString: string, max: number, log: Logger): Db {
-  return new PgDb(createPool(connectionString, max, log));
+export function createPgDb(connectionString: string, max: number, log: Logger, timeouts?: PoolTimeouts): Db {
+  return new PgDb(createPool(connectionString, max, log, timeouts));
 }
 
 export class PgDb implements Db {

@@ -56,6 +56,14 @@ export const searchModeSchema = z.enum(['vector', 'text', 'hybrid']);
  * do not. Omitted: what holds now.
  */
 export const asOfSchema = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
+/**
+ * Where a read goes: `replica` (the default) lets a read replica (DATABASE_READ_URL) serve it,
+ * which may not yet show the latest writes; `primary` reads the primary, which shows every
+ * committed write (read-your-writes). Without replicas both read the primary.
+ */
+export const consistencySchema = z.enum(['replica', 'primary']);
+export type Consistency = z.infer<typeof consistencySchema>;
+const consistency = consistencySchema.optional();
 /** Since when a memory holds (ISO 8601 with an offset). */
 const validFrom = z.iso.datetime({ offset: true });
 const ifVersion = intRange(0, Number.MAX_SAFE_INTEGER).describe(
@@ -82,7 +90,7 @@ export const putInputSchema = z.strictObject({
  * omitted: the store's default (STORE_REFRESH_TTL_ON_READ). LangGraph's `refresh_ttl`.
  */
 const refreshTtl = z.boolean().optional();
-export const getInputSchema = z.strictObject({ namespace: namespaceSchema, key, refreshTtl });
+export const getInputSchema = z.strictObject({ namespace: namespaceSchema, key, refreshTtl, consistency });
 /**
  * One item's change log, oldest first, a page at a time: a profile that every reflection
  * patches gathers a row (before and after) per patch. The log only grows at its end, so
@@ -93,6 +101,7 @@ export const historyInputSchema = z.strictObject({
   key,
   limit: intRange(1, 1_000).default(100),
   offset: intRange(0, Number.MAX_SAFE_INTEGER).default(0),
+  consistency,
 });
 export const deleteInputSchema = z.strictObject({
   namespace: namespaceSchema,
@@ -115,6 +124,7 @@ export const searchInputSchema = z.strictObject({
   exact: z.boolean().optional(),
   asOf: asOfSchema.optional(),
   refreshTtl,
+  consistency,
 });
 export const listNamespacesInputSchema = z.strictObject({
   prefix: prefix.optional(),
@@ -122,6 +132,7 @@ export const listNamespacesInputSchema = z.strictObject({
   maxDepth: intRange(1, 16).optional(),
   limit: intRange(1, 1_000).default(100),
   offset: intRange(0, Number.MAX_SAFE_INTEGER).default(0),
+  consistency,
 });
 export const batchOpSchema = z.discriminatedUnion('op', [
   putInputSchema.extend({ op: z.literal('put') }),

@@ -8,7 +8,7 @@ import { embeddingTexts } from './index-fields.js';
 import type { Conflict, Write } from './change-set.js';
 import { importLines } from './import-lines.js';
 import { planRevert } from './revert-plan.js';
-import type { MemoryDb } from './memory-db.js';
+import type { MemoryDb, ReadOptions } from './memory-db.js';
 import {
   batchInputSchema,
   deleteInputSchema,
@@ -85,12 +85,12 @@ export class StoreService {
 
   async listNamespaces(input: unknown = {}): Promise<Namespace[]> {
     const q = parse(listNamespacesInputSchema, input, 'listNamespaces');
-    return this.memories.listNamespaces(q);
+    return this.memories.listNamespaces(q, { consistency: q.consistency ?? 'replica' });
   }
 
   async history(input: unknown): Promise<HistoryEntry[]> {
-    const { namespace, key, limit, offset } = parse(historyInputSchema, input, 'history');
-    return this.memories.history(namespace, key, { limit, offset });
+    const { namespace, key, limit, offset, consistency } = parse(historyInputSchema, input, 'history');
+    return this.memories.history(namespace, key, { limit, offset }, { consistency: consistency ?? 'replica' });
   }
 
   /**
@@ -225,28 +225,42 @@ export class StoreService {
     });
   }
 
-  /** The reads of `ops`, in order, after the writes (so they see them). */
+  /**
+   * The reads of `ops`, in order, after the writes. They see them: a call that writes reads the
+   * primary, as does one with a read that asks for it; any other may be served by a replica.
+   */
   private async read(ops: BatchOpParsed[], indexed: Map<number, IndexedField[]>, results: BatchResult[]) {
+    const from: ReadOptions = {
+      consistency: ops.some((op) => op.op === 'put' || op.op === 'delete' || op.consistency === 'primary')
+        ? 'primary'
+        : 'replica',
+    };
     // All the gets in one statement, however many (a statement each was a round trip each).
     const getAt = ops.flatMap((op, i) => (op.op === 'get' ? [i] : []));
-    const got = await this.memories.getMany(getAt.map((i) => ops[i] as Parsed<'get'>));
+    const got = await this.memories.getMany(
+      getAt.map((i) => ops[i] as Parsed<'get'>),
+      from,
+    );
     getAt.forEach((i, j) => (results[i] = got[j] ?? null));
 
     const refreshAt: number[] = [];
     for (const [i, op] of ops.entries()) {
-      if (op.op === 'listNamespaces') results[i] = await this.memories.listNamespaces(op);
+      if (op.op === 'listNamespaces') results[i] = await this.memories.listNamespaces(op, from);
       else if (op.op === 'search') {
-        results[i] = await this.memories.search({
-          scope: { prefix: op.namespacePrefix },
-          vector: indexed.get(i)?.[0]?.vector,
-          text: op.query,
-          mode: op.query === undefined ? undefined : (op.mode ?? 'vector'),
-          filter: op.filter ?? [],
-          limit: op.limit,
-          offset: op.offset,
-          exact: op.exact,
-          asOf: op.asOf,
-        });
+        results[i] = await this.memories.search(
+          {
+            scope: { prefix: op.namespacePrefix },
+            vector: indexed.get(i)?.[0]?.vector,
+            text: op.query,
+            mode: op.query === undefined ? undefined : (op.mode ?? 'vector'),
+            filter: op.filter ?? [],
+            limit: op.limit,
+            offset: op.offset,
+            exact: op.exact,
+            asOf: op.asOf,
+          },
+          from,
+        );
       }
       if ((op.op === 'get' || op.op === 'search') && (op.refreshTtl ?? this.opts.refreshTtlOnRead)) refreshAt.push(i);
     }
