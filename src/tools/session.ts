@@ -97,7 +97,9 @@ export class ToolSession {
    * messages naming `tool`, and `tool:<tool>` as the history actor.
    */
   manageAs(tool: string, args: ManageArgs): Promise<ToolResult> {
-    return this.run(MANAGE_TOOL, args, tool);
+    // Fields left out may arrive as undefined (an MCP handler's destructured arguments); JSON has none.
+    const given = Object.fromEntries(Object.entries(args).filter(([, v]) => v !== undefined));
+    return this.run(MANAGE_TOOL, given, tool);
   }
 
   /** The memory a short id of this session names, if it does. */
