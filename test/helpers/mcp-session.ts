@@ -74,6 +74,10 @@ export async function exerciseEveryTool(client: Client, h: Harness): Promise<voi
     ['search_memory', { query: '' }, 'query'],
     ['memory_history', { id: 'm42' }, 'unknown id "m42"'],
     ['recall', { query: 'x', limit: 0 }, 'limit'],
+    // Hostile sizes: refused by their bound, before anything is embedded or enqueued.
+    ['remember', { messages: Array.from({ length: 101 }, () => ({ role: 'user', content: 'hi' })) }, 'messages'],
+    ['remember', { document: { content: 'x'.repeat(250_000) } }, 'at most 200000 characters'],
+    ['search_memory', { query: 'x'.repeat(2_001) }, 'query'],
   ];
   for (const [name, args, says] of bad) {
     const r = await callTool(client, name, args);
