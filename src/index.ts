@@ -24,3 +24,10 @@ export { StoreService, type StoreOptions, type BatchResult } from './store/store
 export { createPgDb } from './store/pool.js';
 export { createPgliteDb } from './store/pglite.js';
 export { migrate } from './store/migrate.js';
+export {
+  ToolSession,
+  createToolSession,
+  LocalToolBackend,
+  buildToolDefinitions,
+  type LocalToolBackendDeps,
+} from './tools/index.js';

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseChatConfig } from '../examples/chat/config.js';
@@ -159,33 +160,70 @@ describe('examples/chat', () => {
   });
 });
 
+/** `examples/chat/run.ts --once [flags]` in its own schema and prefix; the answers it printed. */
+async function playTour(env: ReturnType<typeof testEnv>, flags: string[]): Promise<string[]> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', 'examples/chat/run.ts', '--once', ...flags],
+    {
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATABASE_URL: env.DATABASE_URL,
+        REDIS_URL: env.REDIS_URL,
+        DATABASE_SCHEMA: env.DATABASE_SCHEMA,
+        ENGRAM_PREFIX: env.ENGRAM_PREFIX,
+        PORT: '0',
+        CHAT_PORT: '0',
+        DEBOUNCE_MS: '200',
+      },
+      timeout: 90_000,
+    },
+  );
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('200 '))
+    .map((l) => (JSON.parse(l.slice(4)) as { answer: string }).answer);
+}
+
+/** The tool-using mode: the model stores and searches memories itself; turns are enqueued as well. */
+describe('npm run example:chat -- --tools', () => {
+  const env = testEnv('http://unused.invalid/v1');
+  afterAll(async () => cleanup(env));
+
+  it('stores what the user says with manage_memory, finds it with search_memory, and reflection adds no duplicate', async () => {
+    const answers = await playTour(env, ['--tools']);
+    expect(answers).toHaveLength(4);
+    const [first, second, u1, u2] = answers as [string, string, string, string];
+    expect(first).toContain('I will remember that (3 new memories)');
+    expect(second).toContain('I will remember that (1 new memory)');
+    for (const interest of ['cloud services', 'AWS', 'Azure', 'AI agents'])
+      expect(u1).toContain(`User is interested in ${interest}`);
+    expect(u2).toContain('I do not remember anything about you yet.');
+    // The tour waited for the reflection of u1's turns, which saw the tools' memories as existing.
+    const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 1 });
+    try {
+      const { rows } = await pool.query<{ content: string }>(
+        `select m.value->>'content' as content from "${env.DATABASE_SCHEMA}".memories m order by 1`,
+      );
+      expect(rows.map((r) => r.content)).toEqual([
+        'User is interested in AI agents',
+        'User is interested in AWS',
+        'User is interested in Azure',
+        'User is interested in cloud services',
+      ]);
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
 /** Keeps the README's command true: `npm run example:chat` runs engram, the stand-in and the example. */
 describe('npm run example:chat', () => {
   const env = testEnv('http://unused.invalid/v1');
   afterAll(async () => cleanup(env));
 
   it('plays the technology conversation against the stand-in model', async () => {
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      ['--import', 'tsx', 'examples/chat/run.ts', '--once'],
-      {
-        env: {
-          PATH: process.env.PATH ?? '',
-          DATABASE_URL: env.DATABASE_URL,
-          REDIS_URL: env.REDIS_URL,
-          DATABASE_SCHEMA: env.DATABASE_SCHEMA,
-          ENGRAM_PREFIX: env.ENGRAM_PREFIX,
-          PORT: '0',
-          CHAT_PORT: '0',
-          DEBOUNCE_MS: '200',
-        },
-        timeout: 90_000,
-      },
-    );
-    const answers = stdout
-      .split('\n')
-      .filter((l) => l.startsWith('200 '))
-      .map((l) => (JSON.parse(l.slice(4)) as { answer: string }).answer);
+    const answers = await playTour(env, []);
     expect(answers).toHaveLength(4);
     const [, , u1, u2] = answers as [string, string, string, string];
     for (const interest of ['cloud services', 'AWS', 'Azure', 'AI agents'])

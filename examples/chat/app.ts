@@ -1,8 +1,9 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import OpenAI from 'openai';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { EngramClient } from '../../src/sdk/index.js';
+import { answerWithTools } from './tool-loop.js';
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -45,6 +46,11 @@ export interface ChatDeps {
   model: string;
   instructionsRole: 'system' | 'developer';
   log: Logger;
+  /**
+   * The tool-using mode: instead of a recall before one completion, the model searches and
+   * stores memories itself with engram's memory tools (tool-loop.ts). Turns are enqueued as well.
+   */
+  tools?: boolean;
 }
 
 /**
@@ -65,32 +71,18 @@ export function buildChatApp(deps: ChatDeps): FastifyInstance {
     const context = { userId };
     const asked = new Date().toISOString();
 
-    const memories = await engram.recall({ context, query: prompt, limit: 10, tokenBudget: 1_000 }).then(
-      (r) => r.prompt,
-      (err: unknown) => {
-        req.log.error({ err, userId }, 'recall failed; answering without memories');
-        return '';
-      },
-    );
-
     let answer: string;
-    try {
-      const completion = await openai.chat.completions.create({
-        model: deps.model,
-        messages: [
-          { role: deps.instructionsRole, content: instructions(memories) },
-          { role: 'user', content: prompt },
-        ],
-      });
-      const checked = completionSchema.safeParse(completion);
-      if (!checked.success) {
-        req.log.error({ issues: checked.error.issues }, 'the chat model returned no answer');
-        return reply.code(502).send({ error: 'the chat model returned no answer' });
+    if (deps.tools) {
+      try {
+        answer = await answerWithTools(deps, userId, prompt);
+      } catch (err) {
+        req.log.error({ err }, 'the chat completion failed');
+        return reply.code(502).send({ error: `the chat model failed: ${(err as Error).message}` });
       }
-      answer = (checked.data.choices[0] as { message: { content: string } }).message.content;
-    } catch (err) {
-      req.log.error({ err }, 'the chat completion failed');
-      return reply.code(502).send({ error: `the chat model failed: ${(err as Error).message}` });
+    } else {
+      const answered = await answerOnce(req, reply, userId, prompt);
+      if (answered === null) return reply;
+      answer = answered;
     }
 
     // Awaited (one Redis round trip) so that, once the client has its answer, the turn is in
@@ -109,6 +101,44 @@ export function buildChatApp(deps: ChatDeps): FastifyInstance {
 
     return { answer };
   });
+
+  /** Recall, then one completion that carries the memories; null once it has answered an error. */
+  async function answerOnce(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    userId: string,
+    prompt: string,
+  ): Promise<string | null> {
+    const context = { userId };
+    const memories = await engram.recall({ context, query: prompt, limit: 10, tokenBudget: 1_000 }).then(
+      (r) => r.prompt,
+      (err: unknown) => {
+        req.log.error({ err, userId }, 'recall failed; answering without memories');
+        return '';
+      },
+    );
+
+    try {
+      const completion = await openai.chat.completions.create({
+        model: deps.model,
+        messages: [
+          { role: deps.instructionsRole, content: instructions(memories) },
+          { role: 'user', content: prompt },
+        ],
+      });
+      const checked = completionSchema.safeParse(completion);
+      if (!checked.success) {
+        req.log.error({ issues: checked.error.issues }, 'the chat model returned no answer');
+        await reply.code(502).send({ error: 'the chat model returned no answer' });
+        return null;
+      }
+      return (checked.data.choices[0] as { message: { content: string } }).message.content;
+    } catch (err) {
+      req.log.error({ err }, 'the chat completion failed');
+      await reply.code(502).send({ error: `the chat model failed: ${(err as Error).message}` });
+      return null;
+    }
+  }
 
   return app;
 }

@@ -3,7 +3,8 @@
  * and the chat example, in one process. Without OPENAI_API_KEY the model is a local stand-in
  * (stand-in-model.ts); with it, the real one (OPENAI_BASE_URL, CHAT_MODEL, EMBEDDING_*). Prints
  * curl lines to try and serves until Ctrl-C; `--once` sends them itself, prints the answers and
- * exits (the test that keeps the README true runs that).
+ * exits (the test that keeps the README true runs that). `--tools` runs the tool-using mode: the
+ * model stores and searches memories itself with engram's memory tools (tool-loop.ts).
  */
 import { pino } from 'pino';
 import { Runtime } from '../../src/app/runtime.js';
@@ -14,6 +15,7 @@ import { startChat } from './start.js';
 import { tour, type TourStep } from './tour.js';
 
 const once = process.argv.includes('--once');
+const tools = process.argv.includes('--tools');
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
 const real = !!process.env.OPENAI_API_KEY;
@@ -65,11 +67,16 @@ const config = parseChatConfig({
   HOST: env.HOST,
   LOG_LEVEL: env.LOG_LEVEL,
 });
-const chat = await startChat(config, pino({ name: 'chat-example', level: config.LOG_LEVEL }));
+const chat = await startChat(config, pino({ name: 'chat-example', level: config.LOG_LEVEL }), { tools });
 
 out(`engram is running at ${engramUrl} (Bull Board: ${engramUrl}/admin/queues)`);
 out(`model: ${model ? `local stand-in at ${model.url}` : `${env.CHAT_MODEL} at ${env.OPENAI_BASE_URL ?? 'OpenAI'}`}`);
 out(`chat example: POST ${chat.url}/chat {"user_id", "prompt"} (thread chat-<user_id>)`);
+out(
+  tools
+    ? 'mode: tools (the model stores and searches memories itself with manage_memory and search_memory; turns are enqueued too)'
+    : 'mode: recall before one completion, memories formed in the background (--tools: the model manages them itself)',
+);
 
 const curl = (body: TourStep & object) =>
   `curl -X POST ${chat.url}/chat -H 'content-type: application/json' -d '${JSON.stringify(body)}'`;

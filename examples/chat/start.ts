@@ -14,7 +14,11 @@ export interface RunningChat {
  * Builds the clients from the configuration and starts the chat server. In an application the
  * import is `engram/sdk`; this repository's example reads the same module from source.
  */
-export async function startChat(config: ChatConfig, log: Logger): Promise<RunningChat> {
+export async function startChat(
+  config: ChatConfig,
+  log: Logger,
+  options: { tools?: boolean } = {},
+): Promise<RunningChat> {
   const engram = new EngramClient({
     redisUrl: config.REDIS_URL,
     databaseUrl: config.DATABASE_URL,
@@ -37,6 +41,7 @@ export async function startChat(config: ChatConfig, log: Logger): Promise<Runnin
     model: config.CHAT_MODEL,
     instructionsRole: config.CHAT_INSTRUCTIONS_ROLE,
     log: log.child({ component: 'chat' }),
+    tools: options.tools,
   });
   await app.listen({ host: config.HOST, port: config.CHAT_PORT });
   const address = app.server.address();

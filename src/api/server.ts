@@ -9,6 +9,7 @@ import { QUEUE_NAMES } from '../queue/schemas.js';
 import { withTimeout } from '../with-timeout.js';
 import { errorHandler } from './errors.js';
 import { registerJsonBody } from './json-body.js';
+import { registerMcpRoute, type McpRouteDeps } from './mcp-route.js';
 import { registerMetricsRoute } from './metrics-server.js';
 import { registerRoutes, type ApiDeps } from './routes.js';
 import { registerStoreRoutes } from './store-routes.js';
@@ -23,6 +24,8 @@ export interface ServerDeps extends ApiDeps, LifecycleDeps {
   log: Logger;
   /** Basic-auth password for Bull Board (user `admin`); the board is open when unset. */
   adminPassword?: string | undefined;
+  /** MCP at /mcp (mcp-route.ts): the kinds and embedder its tools write with; no /mcp when unset. */
+  mcp?: McpRouteDeps['mcp'];
 }
 
 /** A probe must answer in time: a stalled dependency is not ready, whatever it says later. */
@@ -71,6 +74,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerRoutes(app, deps);
   registerStoreRoutes(app, deps.store, deps.tenancy);
   registerLifecycleRoutes(app, deps);
+  registerMcpRoute(app, deps);
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {

@@ -33,7 +33,7 @@ export class Tenancy {
     this.tenants = keys?.length ? new Map(keys.map(({ tenant, key }) => [digest(key), tenant])) : null;
   }
 
-  /** Authenticates every /v1 request: `Authorization: Bearer <key>` or `x-api-key: <key>`. */
+  /** Authenticates every /v1 and /mcp request: `Authorization: Bearer <key>` or `x-api-key: <key>`. */
   register(app: FastifyInstance) {
     app.decorateRequest('tenant', null);
     if (!this.tenants) return;
@@ -41,7 +41,8 @@ export class Tenancy {
     app.addHook('onRequest', async (request, reply) => {
       // The matched route, not the raw URL: `/%761/...` decodes to a /v1 route but does not
       // start with "/v1/" as typed. Unmatched URLs have no route and end as 404.
-      if (!request.routeOptions.url?.startsWith('/v1/')) return;
+      const route = request.routeOptions.url;
+      if (!route?.startsWith('/v1/') && route !== '/mcp') return;
       const header = request.headers.authorization;
       const key = header?.startsWith('Bearer ')
         ? header.slice(7)

@@ -278,6 +278,7 @@ export class Runtime {
         metrics: this.metrics,
         log: this.log,
         adminPassword: this.env.ADMIN_PASSWORD,
+        mcp: { kinds: this.kinds, embedder: this.embedder },
         tenancy: new Tenancy(this.env.API_KEYS),
         readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.store.ping() },
       });

@@ -156,7 +156,8 @@ function tool(name: string, description: string, parameters: Record<string, unkn
 const schemaCache = new WeakMap<z.ZodObject, Record<string, unknown>>();
 const patchSchemaCache = new WeakMap<z.ZodObject, Record<string, unknown>>();
 
-function jsonSchema(kind: MemoryKind): Record<string, unknown> {
+/** A kind's document schema as JSON Schema (draft 7, input side), as the model's tools carry it. */
+export function jsonSchema(kind: MemoryKind): Record<string, unknown> {
   let cached = schemaCache.get(kind.schema);
   if (!cached) {
     cached = toJson(kind.schema);

@@ -6,7 +6,14 @@ export type { Logger };
  * The root logger. Every component takes a child with fixed fields (`component`, `queue`,
  * `jobId`, `threadId`, `namespace`) so that an operator can follow one thread through the logs.
  */
-export function createLogger(options: { level: string; pretty?: boolean; name?: string }): Logger {
+export function createLogger(options: {
+  level: string;
+  pretty?: boolean;
+  name?: string;
+  /** Where the lines go: stdout (1, the default), or stderr (2: a stdio MCP server's stdout is its protocol). */
+  fd?: 1 | 2;
+}): Logger {
+  const fd = options.fd ?? 1;
   const opts: LoggerOptions = {
     level: options.level,
     name: options.name ?? 'engram',
@@ -19,7 +26,7 @@ export function createLogger(options: { level: string; pretty?: boolean; name?: 
     serializers: { err: pino.stdSerializers.errWithCause },
   };
   if (options.pretty) {
-    return pino({ ...opts, transport: { target: 'pino-pretty', options: { colorize: true } } });
+    return pino({ ...opts, transport: { target: 'pino-pretty', options: { colorize: true, destination: fd } } });
   }
-  return pino(opts);
+  return fd === 1 ? pino(opts) : pino(opts, pino.destination(fd));
 }

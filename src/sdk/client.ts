@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { readPublication, readVersion, type Publication } from '../config/published-settings.js';
 import { InputError, PermanentError } from '../errors.js';
-import { createEmbedder } from '../llm/embedder.js';
+import { createEmbedder, type Embedder } from '../llm/embedder.js';
 import type { KindRoute } from '../core/kind-route.js';
 import { Eraser, type EraseInput, type EraseResult } from '../memory/erase.js';
 import { Recall, type RecallInput, type RecallResult, type SearchInput } from '../memory/recall.js';
@@ -18,9 +18,12 @@ import { openReadDb } from '../store/open.js';
 import { createPgDb } from '../store/pool.js';
 import { StoreService } from '../store/store-service.js';
 import type { ScoredMemory } from '../store/types.js';
+import type { MemoryToolsOptions } from '../tools/create-session.js';
+import type { ToolSession } from '../tools/session.js';
 import { connectAndRead } from './connect.js';
 import { effectiveSettings, givenAll } from './effective-settings.js';
 import { toSdkError } from './errors.js';
+import { sdkToolSession } from './memory-tools.js';
 import { clientOptionsSchema, type ClientOptions, type EngramClientOptions } from './options.js';
 import { StoreClient } from './store-client.js';
 
@@ -56,6 +59,7 @@ export class EngramClient {
   /** The kinds in effect (the service's published ones, or the client's own). */
   private kinds: readonly KindRoute[] = [];
   private readonly storeClient: StoreClient | null;
+  private readonly tools: { memories: MemoryDb; embedder: Embedder } | null;
 
   constructor(options: EngramClientOptions) {
     const { embedder: customEmbedder, log: customLog, db, ...plain } = options;
@@ -76,6 +80,7 @@ export class EngramClient {
     this.db = db ?? (o.databaseUrl ? createPgDb(o.databaseUrl, 5, log) : null);
     this.readDb = this.db ? openReadDb(o.databaseReadUrl, this.db, 5, log) : null;
     const memories = (this.memories = this.db ? new MemoryDb(this.db, o.schema, log, undefined, this.readDb) : null);
+    this.tools = memories && embedder ? { memories, embedder } : null;
     this.recaller =
       memories && embedder ? new Recall(memories, embedder, o.store.refreshTtlOnRead, () => this.kinds) : null;
     this.storeClient = memories
@@ -172,6 +177,21 @@ export class EngramClient {
     } catch (err) {
       throw toSdkError(err);
     }
+  }
+
+  /**
+   * Memory tools for an agent's own model (`manage_memory`, `search_memory`) over one context:
+   * `tools` for a chat completion, `runToolCall` for each call the model makes. Writes go through
+   * the store's writer, as reflections' do. Needs `databaseUrl` (or `db`) and `embedding` (or
+   * `embedder`); see docs/memory-tools.md.
+   */
+  memoryTools(options: MemoryToolsOptions): ToolSession {
+    if (!this.recaller || !this.tools)
+      throw new InputError(
+        'memory tools need `databaseUrl` (or `db`) and `embedding` (or `embedder`) in the client options',
+      );
+    const serviceKinds = () => this.connect().then(() => this.kinds);
+    return sdkToolSession({ recall: this.recaller, ...this.tools, serviceKinds }, options);
   }
 
   /**

@@ -35,3 +35,6 @@ export type {
 export type { FilterInput } from '../store/filter.js';
 export type { Db } from '../store/db.js';
 export type { Embedder } from '../llm/embedder.js';
+export type { MemoryToolsOptions } from '../tools/create-session.js';
+export type { ToolSession, ToolCall, ToolMessage, ToolResult } from '../tools/session.js';
+export type { MemoryToolBackend, StoredMemory, ToolChangeResult } from '../tools/backend.js';

@@ -26,12 +26,12 @@ export const foodieModel: ChatHandler = (request): ChatReply => {
     return { toolCalls: calls };
   }
   if (said.includes('ramen')) {
-    return {
-      toolCalls: [
-        { name: 'insert_memory', arguments: { content: 'User loves ramen' } },
-        { name: 'insert_memory', arguments: { content: 'User likes pasta' } },
-      ],
-    };
+    // What is stored already (by an agent's memory tool, say) is not stored again.
+    const calls = [
+      ...(find('ramen') ? [] : [{ name: 'insert_memory', arguments: { content: 'User loves ramen' } }]),
+      ...(find('pasta') ? [] : [{ name: 'insert_memory', arguments: { content: 'User likes pasta' } }]),
+    ];
+    return calls.length ? { toolCalls: calls } : { content: 'no changes' };
   }
   return { content: 'no changes' };
 };

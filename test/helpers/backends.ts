@@ -59,7 +59,7 @@ export function observedDb(db: Db, onQuery: (text: string) => void): Db {
             fn({
               ...tx,
               query: (text: string, params?: unknown[]) => (onQuery(text), tx.query(text, params)),
-            } as Queryable),
+            }),
           );
       const value = Reflect.get(target, prop) as unknown;
       return typeof value === 'function' ? value.bind(target) : value;

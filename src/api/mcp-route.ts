@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { invalidInput } from '../core/invalid-input.js';
+import { InputError } from '../errors.js';
+import type { Embedder } from '../llm/embedder.js';
+import type { MemoryKind } from '../memory/kinds.js';
+import type { Recall } from '../memory/recall.js';
+import type { Logger } from '../observability/logger.js';
+import type { Producer } from '../queue/enqueue.js';
+import { createMcpServer, type McpDeps } from '../mcp/server.js';
+import { defaultThreadId, sessionInputSchema } from '../mcp/session-config.js';
+import type { StoreService } from '../store/store-service.js';
+import type { Tenancy } from './tenancy.js';
+
+/** What /mcp needs beyond the API's own parts: the kinds (document schemas) and the embedder. */
+export interface McpRouteDeps {
+  mcp?: { kinds: readonly MemoryKind[]; embedder: Embedder } | undefined;
+  recall: Recall;
+  producer: Producer;
+  store: StoreService;
+  tenancy: Tenancy;
+  log: Logger;
+}
+
+/**
+ * Sessions one API process keeps. Each holds its tool session's short ids (a few KB); past the
+ * limit the least recently used is closed (an MCP client answered 404 starts a new session), and
+ * one idle for IDLE_MS is closed on the next session's start.
+ */
+const MAX_SESSIONS = 1_000;
+const IDLE_MS = 30 * 60_000;
+
+interface Session {
+  transport: StreamableHTTPServerTransport;
+  tenant: string | null;
+  seen: number;
+}
+
+const CONTEXT_HEADER = 'x-engram-context';
+const THREAD_HEADER = 'x-engram-thread';
+const jsonHeader = z.string().transform((text, ctx) => {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `${CONTEXT_HEADER} must be a JSON object, such as {"userId":"u1"}` });
+    return z.NEVER;
+  }
+});
+
+/**
+ * MCP over streamable HTTP at `/mcp`, stateful: `initialize` opens a session (its id in the
+ * `Mcp-Session-Id` header), whose context comes from the `x-engram-context` header (JSON) and is
+ * stamped with the API key's tenant as on /v1; its thread from `x-engram-thread` (default: one per
+ * context). A session answers only its own tenant's key. Answers are JSON, not SSE streams (the
+ * tools answer once; no stream holds a connection), and GET, the server-to-client stream, is 405.
+ */
+export function registerMcpRoute(app: FastifyInstance, deps: McpRouteDeps): void {
+  if (!deps.mcp) return;
+  const mcp: McpDeps = {
+    ...deps.mcp,
+    recall: deps.recall,
+    enqueue: (input) => deps.producer.enqueueParsed(input),
+    memories: deps.store.memories,
+    log: deps.log.child({ component: 'mcp' }),
+  };
+  const sessions = new Map<string, Session>();
+  const close = (id: string) => {
+    const s = sessions.get(id);
+    sessions.delete(id);
+    void s?.transport.close().catch((err: unknown) => mcp.log.warn({ err }, 'closing an MCP session'));
+  };
+
+  /** Hands the request to the session's transport, which writes the response itself. */
+  const hand = async (transport: StreamableHTTPServerTransport, request: FastifyRequest, reply: FastifyReply) => {
+    reply.hijack();
+    try {
+      await transport.handleRequest(request.raw, reply.raw, request.body);
+    } catch (err) {
+      mcp.log.error({ err }, 'MCP request failed');
+      if (!reply.raw.headersSent) reply.raw.writeHead(500, { 'content-type': 'application/json' });
+      reply.raw.end(JSON.stringify({ error: 'internal error' }));
+    }
+  };
+
+  /** The session a request names: only for the tenant that opened it (404 for anyone else). */
+  const existing = (request: FastifyRequest, reply: FastifyReply) => {
+    const id = request.headers['mcp-session-id'];
+    const s = typeof id === 'string' ? sessions.get(id) : undefined;
+    if (!s || s.tenant !== request.tenant) {
+      void reply.status(404).send({ error: 'no such MCP session (it ended or expired): initialize a new one' });
+      return null;
+    }
+    s.seen = Date.now();
+    sessions.delete(id as string);
+    sessions.set(id as string, s);
+    return s;
+  };
+
+  app.post('/mcp', async (request, reply) => {
+    if (request.headers['mcp-session-id'] !== undefined) {
+      const s = existing(request, reply);
+      if (s) await hand(s.transport, request, reply);
+      return reply;
+    }
+    if (!isInitializeRequest(request.body))
+      throw new InputError('a request without an Mcp-Session-Id header must be an MCP initialize request');
+    const config = sessionOf(request, deps.tenancy);
+    let server;
+    try {
+      server = createMcpServer(mcp, config);
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      throw new InputError(`${err.message}: send them in the ${CONTEXT_HEADER} header, as JSON`, undefined, {
+        cause: err,
+      });
+    }
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: randomUUID,
+      enableJsonResponse: true,
+      onsessioninitialized: (id) => {
+        const now = Date.now();
+        for (const [old, s] of sessions) if (now - s.seen > IDLE_MS || sessions.size >= MAX_SESSIONS) close(old);
+        sessions.set(id, { transport, tenant: request.tenant, seen: now });
+      },
+      onsessionclosed: (id) => void sessions.delete(id),
+    });
+    await server.connect(transport);
+    await hand(transport, request, reply);
+    return reply;
+  });
+
+  app.delete('/mcp', async (request, reply) => {
+    const s = existing(request, reply);
+    if (s) await hand(s.transport, request, reply);
+    return reply;
+  });
+
+  app.get('/mcp', async (_request, reply) =>
+    reply
+      .status(405)
+      .header('allow', 'POST, DELETE')
+      .send({ error: 'this MCP server sends no server-to-client stream: POST requests only' }),
+  );
+
+  // An open session holds no connection, but its transport holds the server: close them with the app.
+  app.addHook('preClose', async () => {
+    for (const id of [...sessions.keys()]) close(id);
+  });
+}
+
+/** The session's context and thread, from its headers, confined to the key's tenant. */
+function sessionOf(request: FastifyRequest, tenancy: Tenancy) {
+  const header = (name: string) => {
+    const v = request.headers[name];
+    if (Array.isArray(v)) throw new InputError(`send the ${name} header once`);
+    return v;
+  };
+  const raw = header(CONTEXT_HEADER);
+  let context: unknown = {};
+  if (raw !== undefined) {
+    const json = jsonHeader.safeParse(raw);
+    if (!json.success) throw invalidInput(`${CONTEXT_HEADER} header`, json.error);
+    context = json.data;
+  }
+  const parsed = sessionInputSchema.safeParse({ context, thread: header(THREAD_HEADER) });
+  if (!parsed.success) throw invalidInput(`MCP session headers (${CONTEXT_HEADER}, ${THREAD_HEADER})`, parsed.error);
+  const stamped = tenancy.stampContext(request, parsed.data.context);
+  const thread = parsed.data.thread ?? defaultThreadId(stamped);
+  return { context: stamped, threadId: tenancy.threadKey(request, thread, stamped) };
+}

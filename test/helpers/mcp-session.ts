@@ -1,0 +1,103 @@
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { expect } from 'vitest';
+import { MCP_TOOLS } from '../../src/mcp/tools.js';
+import { waitFor, type Harness } from './harness.js';
+
+/** A tool's answer: its JSON text parsed, and whether MCP flagged it an error. */
+export async function callTool(client: Client, name: string, args: Record<string, unknown>) {
+  const result = await client.callTool({ name, arguments: args });
+  const text = (result.content as { type: string; text: string }[])[0]?.text ?? '';
+  // engram's answers are JSON; the SDK's own refusals (arguments failing the schema) plain text.
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    body = { error: text };
+  }
+  return { isError: result.isError === true, body };
+}
+
+/**
+ * Lists and calls every tool and resource of engram's MCP server as one user would, over
+ * whichever transport `client` uses, against the harness's real store and reflection worker
+ * (the foodie model). The session's user is u1 of tenant acme, with kinds
+ * test/fixtures/mcp-kinds.yaml; the profile `{ name: 'Ana' }` must be stored already.
+ */
+export async function exerciseEveryTool(client: Client, h: Harness): Promise<void> {
+  const stored = async () =>
+    (await h.runtime.storeApi.search({ namespacePrefix: ['acme', 'memories', 'u1'], limit: 100 }))
+      .map((m) => m.value.content)
+      .sort();
+
+  const { tools } = await client.listTools();
+  expect(tools.map((t) => t.name).sort()).toEqual([...MCP_TOOLS].sort());
+  for (const tool of tools) expect(tool.inputSchema.type).toBe('object');
+  const search = tools.find((t) => t.name === 'search_memory');
+  expect(Object.keys(search?.inputSchema.properties ?? {})).toEqual(['query', 'limit', 'kind']);
+
+  // remember (now), through the tool path: a change with history by tool:remember.
+  expect(await callTool(client, 'remember', { document: { content: 'User loves ramen' } })).toEqual({
+    isError: false,
+    body: { result: 'created', id: 'm1' },
+  });
+  expect((await callTool(client, 'search_memory', { query: 'ramen' })).body).toMatchObject({
+    memories: [{ id: 'm1', kind: 'memory', document: { content: 'User loves ramen' } }],
+  });
+  const recalled = await callTool(client, 'recall', { query: 'what do I like to eat?' });
+  expect(recalled.body).toMatchObject({
+    profiles: [{ kind: 'user_profile', document: { name: 'Ana' } }],
+    memories: [{ id: 'm1', document: { content: 'User loves ramen' } }],
+  });
+  expect(recalled.body.prompt).toContain('User loves ramen');
+  const history = await callTool(client, 'memory_history', { id: 'm1' });
+  expect(history.body).toMatchObject({ id: 'm1', history: [{ op: 'insert', version: 1, by: 'tool:remember' }] });
+
+  // remember (turns): enqueued for background formation, which sees m1 and stores only what is new.
+  expect(
+    (await callTool(client, 'remember', { messages: [{ role: 'user', content: 'I love ramen! I also like pasta.' }] }))
+      .body,
+  ).toEqual({ result: 'enqueued', accepted: 1, duplicates: 0 });
+  await waitFor(async () => (await stored()).length === 2);
+  expect(await stored()).toEqual(['User likes pasta', 'User loves ramen']);
+
+  expect((await callTool(client, 'forget', { id: 'm1' })).body).toEqual({ result: 'deleted', id: 'm1' });
+  expect(await stored()).toEqual(['User likes pasta']);
+
+  // Bad arguments: a tool error the model can read, and nothing written.
+  const bad: [string, Record<string, unknown>, string][] = [
+    ['forget', { id: 'm1' }, 'unknown id "m1"'],
+    ['forget', {}, 'id'],
+    ['remember', {}, 'give either messages or document'],
+    ['remember', { document: { content: '' } }, 'does not match the "memory" schema'],
+    ['remember', { document: { content: 'a\u0000b' } }, 'NUL'],
+    ['remember', { messages: [{ role: 'robot', content: 'hi' }] }, 'role'],
+    ['search_memory', { query: '' }, 'query'],
+    ['memory_history', { id: 'm42' }, 'unknown id "m42"'],
+    ['recall', { query: 'x', limit: 0 }, 'limit'],
+    // Hostile sizes: refused by their bound, before anything is embedded or enqueued.
+    ['remember', { messages: Array.from({ length: 101 }, () => ({ role: 'user', content: 'hi' })) }, 'messages'],
+    ['remember', { document: { content: 'x'.repeat(250_000) } }, 'at most 200000 characters'],
+    ['search_memory', { query: 'x'.repeat(2_001) }, 'query'],
+  ];
+  for (const [name, args, says] of bad) {
+    const r = await callTool(client, name, args);
+    expect(r.isError, `${name} ${JSON.stringify(args)}`).toBe(true);
+    expect(String(r.body.error)).toContain(says);
+  }
+  expect(await stored()).toEqual(['User likes pasta']);
+
+  const { resources } = await client.listResources();
+  expect(resources.map((r) => r.uri)).toEqual(['engram://profiles/user_profile']);
+  const read = await client.readResource({ uri: 'engram://profiles/user_profile' });
+  expect(JSON.parse((read.contents[0] as { text: string }).text)).toEqual({ name: 'Ana' });
+}
+
+/** Stores u1's profile of tenant acme, which the profile resource and recall return. */
+export async function storeProfile(h: Harness): Promise<void> {
+  await h.runtime.storeApi.put({
+    namespace: ['acme', 'profiles', 'u1'],
+    key: 'profile:user_profile',
+    kind: 'user_profile',
+    value: { name: 'Ana' },
+  });
+}

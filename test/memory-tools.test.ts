@@ -1,0 +1,193 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { InputError } from '../src/errors.js';
+import { defaultKinds, defineKind } from '../src/memory/kinds.js';
+import { createLogger } from '../src/observability/logger.js';
+import { EngramClient, type ToolSession } from '../src/sdk/index.js';
+import { foodieModel } from './fake-model/foodie.js';
+import { readPrompt } from './fake-model/server.js';
+import { startHarness, TEST_DIMENSIONS, waitFor, type Harness } from './helpers/harness.js';
+
+/** The hot-path memory tools of the SDK, against real Redis and Postgres, the model faked over HTTP. */
+describe('memory tools (manage_memory, search_memory)', () => {
+  let h: Harness;
+  let engram: EngramClient;
+  let calls = 0;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['reflection'], chat: foodieModel });
+    engram = new EngramClient({
+      redisUrl: h.env.REDIS_URL as string,
+      databaseUrl: h.env.DATABASE_URL,
+      prefix: h.env.ENGRAM_PREFIX,
+      schema: h.env.DATABASE_SCHEMA,
+      embedding: { apiKey: 'test-key', baseURL: h.model.url, dimensions: TEST_DIMENSIONS },
+      log: createLogger({ level: 'silent' }),
+    });
+  });
+  afterAll(async () => {
+    await engram?.close();
+    await h?.stop();
+  });
+
+  /** One call as a model makes it; the parsed content of the tool message. */
+  const call = async (session: ToolSession, name: string, args: unknown) => {
+    const id = `call_${++calls}`;
+    const message = await session.runToolCall({
+      id,
+      function: { name, arguments: typeof args === 'string' ? args : JSON.stringify(args) },
+    });
+    expect(message.role).toBe('tool');
+    expect(message.tool_call_id).toBe(id);
+    return JSON.parse(message.content) as Record<string, unknown> & { error?: string };
+  };
+  const stored = async (user: string) =>
+    (await engram.store.search(['memories', user], { limit: 100 })).map((m) => m.value.content).sort();
+
+  it('defines manage_memory over the kind schema and search_memory with query, limit and kind', () => {
+    const session = engram.memoryTools({ context: { userId: 'u0' } });
+    expect(session.tools.map((t) => t.function.name)).toEqual(['manage_memory', 'search_memory']);
+    const manage = session.tools[0]!.function.parameters as { properties: Record<string, { required?: string[] }> };
+    expect(Object.keys(manage.properties)).toEqual(['action', 'id', 'document']);
+    expect(manage.properties.document!.required).toEqual(['content']);
+    const search = session.tools[1]!.function.parameters as { properties: object; required: string[] };
+    expect(Object.keys(search.properties)).toEqual(['query', 'limit', 'kind']);
+    expect(search.required).toEqual(['query']);
+  });
+
+  it('creates, finds, updates and deletes by short id, each a change with history by tool:manage_memory', async () => {
+    const session = engram.memoryTools({ context: { userId: 'u1' } });
+    expect(
+      await call(session, 'manage_memory', { action: 'create', document: { content: 'User is vegetarian' } }),
+    ).toEqual({ result: 'created', id: 'm1' });
+    const found = await call(session, 'search_memory', { query: 'diet' });
+    expect(found).toMatchObject({
+      memories: [{ id: 'm1', kind: 'memory', document: { content: 'User is vegetarian' } }],
+    });
+
+    // A second session (the next conversation) finds it under its own ids.
+    const next = engram.memoryTools({ context: { userId: 'u1' } });
+    expect(await call(next, 'search_memory', { query: 'vegetarian', limit: 1 })).toMatchObject({
+      memories: [{ id: 'm1' }],
+    });
+    expect(
+      await call(next, 'manage_memory', { action: 'update', id: 'm1', document: { content: 'User is vegan' } }),
+    ).toEqual({ result: 'updated', id: 'm1' });
+    // The same document again is no change: no version, no history row.
+    expect(
+      await call(next, 'manage_memory', { action: 'update', id: 'm1', document: { content: 'User is vegan' } }),
+    ).toEqual({ result: 'unchanged', id: 'm1' });
+    const [item] = await engram.store.search(['memories', 'u1'], {});
+    expect(item).toMatchObject({ value: { content: 'User is vegan' }, version: 2, kind: 'memory' });
+
+    expect(await call(next, 'manage_memory', { action: 'delete', id: 'm1' })).toEqual({ result: 'deleted', id: 'm1' });
+    expect(await stored('u1')).toEqual([]);
+    const history = await engram.store.history(['memories', 'u1'], item!.key);
+    expect(history.map((e) => [e.op, e.version, e.actor])).toEqual([
+      ['insert', 1, 'tool:manage_memory'],
+      ['update', 2, 'tool:manage_memory'],
+      ['delete', 2, 'tool:manage_memory'],
+    ]);
+    // A deleted memory's id is gone with it.
+    expect((await call(next, 'manage_memory', { action: 'delete', id: 'm1' })).error).toContain('unknown id "m1"');
+  });
+
+  it('answers bad arguments with an error the model can act on, and writes nothing', async () => {
+    const session = engram.memoryTools({ context: { userId: 'u2' } });
+    await call(session, 'manage_memory', { action: 'create', document: { content: 'User plays chess' } });
+    const deep = JSON.stringify({
+      action: 'create',
+      document: { content: 'x', more: JSON.parse('['.repeat(100) + ']'.repeat(100)) },
+    });
+    const bad: [string, unknown, string][] = [
+      ['manage_memory', '{"action": "create", ', 'not valid JSON'],
+      ['manage_memory', { action: 'remember', document: { content: 'x' } }, 'action'],
+      ['manage_memory', { action: 'create' }, 'create needs a document'],
+      ['manage_memory', { action: 'create', document: { content: '' } }, 'does not match the "memory" schema'],
+      ['manage_memory', { action: 'create', document: { text: 'User plays go' } }, 'content'],
+      ['manage_memory', { action: 'create', id: 'm1', document: { content: 'x' } }, 'create takes no id'],
+      ['manage_memory', { action: 'update', document: { content: 'x' } }, 'update needs the id'],
+      ['manage_memory', { action: 'update', id: 'm7', document: { content: 'x' } }, 'unknown id "m7"'],
+      ['manage_memory', { action: 'update', id: 'm1' }, 'update needs the complete new document'],
+      ['manage_memory', { action: 'delete', id: 'm1', document: { content: 'x' } }, 'delete takes no document'],
+      ['manage_memory', { action: 'create', document: { content: 'a\u0000b' } }, 'NUL'],
+      ['manage_memory', { action: 'create', document: { content: 'a\ud800b' } }, 'surrogate'],
+      ['manage_memory', '{"action": "create", "document": {"__proto__": {"content": "x"}}}', '__proto__'],
+      ['manage_memory', deep, 'nests deeper'],
+      ['manage_memory', { action: 'create', document: { content: 'x' }, extra: 1 }, 'extra'],
+      ['manage_memory', [1, 2], 'must be a JSON object'],
+      ['search_memory', { query: '' }, 'query'],
+      ['search_memory', { query: 'chess', limit: 1000 }, 'limit'],
+      ['search_memory', { query: 'chess', kind: 'nope' }, 'kind'],
+      ['forget_everything', {}, 'unknown tool "forget_everything"'],
+    ];
+    for (const [name, args, says] of bad) {
+      const result = await call(session, name, args);
+      expect(result.error, JSON.stringify(args).slice(0, 80)).toContain(says);
+    }
+    expect(await stored('u2')).toEqual(['User plays chess']);
+  });
+
+  it('refuses an update of a memory that changed since the model read it, and shows it as it is now', async () => {
+    const session = engram.memoryTools({ context: { userId: 'u3' } });
+    await call(session, 'manage_memory', { action: 'create', document: { content: 'User lives in Lisbon' } });
+    const [item] = await engram.store.search(['memories', 'u3'], {});
+    // Meanwhile another writer (a reflection, the app) changes it.
+    await engram.store.put(['memories', 'u3'], item!.key, { content: 'User lives in Porto' });
+    const stale = await call(session, 'manage_memory', {
+      action: 'update',
+      id: 'm1',
+      document: { content: 'User lives in Lisbon, near the river' },
+    });
+    expect(stale.error).toContain('memory m1 changed since you read it; nothing was changed');
+    expect(stale.error).toContain('User lives in Porto');
+    expect(await stored('u3')).toEqual(['User lives in Porto']);
+    // Now that it has seen the memory as it is, the model's next call applies.
+    expect(await call(session, 'manage_memory', { action: 'delete', id: 'm1' })).toEqual({
+      result: 'deleted',
+      id: 'm1',
+    });
+    expect(await stored('u3')).toEqual([]);
+  });
+
+  it("keeps a session to its context's namespace: another user's memories are neither found nor named", async () => {
+    await engram.store.put(['memories', 'u5'], 'secret', { content: 'User u5 likes jazz' });
+    const session = engram.memoryTools({ context: { userId: 'u4' } });
+    expect(await call(session, 'search_memory', { query: 'User u5 likes jazz' })).toEqual({ memories: [] });
+    expect((await call(session, 'manage_memory', { action: 'delete', id: 'm1' })).error).toContain('unknown id');
+    expect(await stored('u5')).toEqual(['User u5 likes jazz']);
+  });
+
+  it('refuses options that cannot work before the model sees a tool', async () => {
+    expect(() => engram.memoryTools({ context: { user: 'u1' } })).toThrow(/context is missing "userId"/);
+    expect(() => engram.memoryTools({ context: { userId: 'u1', 'bad key': 'x' } })).toThrow(InputError);
+    const elsewhere = defineKind({ ...defaultKinds[0]!, namespace: ['elsewhere', '{userId}'] });
+    const session = engram.memoryTools({ context: { userId: 'u1' }, kinds: [elsewhere] });
+    await expect(
+      session.runToolCall({ id: 'c', function: { name: 'search_memory', arguments: '{"query":"x"}' } }),
+    ).rejects.toThrow(/differs from the service's/);
+    const unknown = defineKind({ ...defaultKinds[0]!, name: 'note', schema: z.object({ text: z.string() }) });
+    await expect(
+      engram
+        .memoryTools({ context: { userId: 'u1' }, kinds: [unknown] })
+        .runToolCall({ id: 'c', function: { name: 'search_memory', arguments: '{"query":"x"}' } }),
+    ).rejects.toThrow(/not one of the service's/);
+  });
+
+  it("shows a tool's memory to the next reflection as existing, so the two paths store a fact once", async () => {
+    const context = { userId: 'u9' };
+    const session = engram.memoryTools({ context });
+    // The agent stores the fact on the hot path, as the user says it...
+    await call(session, 'manage_memory', { action: 'create', document: { content: 'User loves ramen' } });
+    // ...and the same turns reach background formation.
+    const before = h.model.chatRequests.length;
+    await engram.enqueue({
+      threadId: 'ramen',
+      context,
+      messages: [{ role: 'user', content: 'I love ramen! I also like pasta.' }],
+    });
+    await waitFor(async () => (await stored('u9')).length === 2);
+    const reflection = h.model.chatRequests.slice(before).find((r) => r.tools?.length);
+    expect(readPrompt(reflection!).existing.map((m) => m.document.content)).toEqual(['User loves ramen']);
+    expect(await stored('u9')).toEqual(['User likes pasta', 'User loves ramen']);
+  });
+});
