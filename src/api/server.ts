@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import type { EngramQueues } from '../queue/queues.js';
 import { QUEUE_NAMES } from '../queue/schemas.js';
 import { withTimeout } from '../with-timeout.js';
+import { memoryBrowser } from './admin/memory-browser.js';
 import { errorHandler } from './errors.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMcpRoute, type McpRouteDeps } from './mcp-route.js';
@@ -114,6 +115,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       });
     }
     await admin.register(board.registerPlugin(), { prefix: '/admin/queues' });
+    // In the same scope: the same password guards the memory browser.
+    await admin.register(memoryBrowser({ ...deps, boardPath: '/admin/queues' }), { prefix: '/admin/memories' });
   });
   return app;
 }

@@ -1,0 +1,36 @@
+import { QUEUE_NAMES, type QueueName } from '../../queue/schemas.js';
+
+/** Where the memory browser is mounted (inside the admin scope, beside Bull Board). */
+export const BROWSER_PATH = '/admin/memories';
+
+type Params = Record<string, string | number | undefined>;
+
+/** `?ns=a&ns=b&...`: a namespace travels as one `ns` per label, so labels may hold any text. */
+function query(ns: readonly string[], params: Params = {}): string {
+  const q = new URLSearchParams();
+  for (const label of ns) q.append('ns', label);
+  for (const [name, value] of Object.entries(params)) if (value !== undefined) q.append(name, String(value));
+  const text = q.toString();
+  return text ? `?${text}` : '';
+}
+
+export const namespaceUrl = (ns: readonly string[], params?: Params) => `${BROWSER_PATH}${query(ns, params)}`;
+export const itemUrl = (ns: readonly string[], key: string, params: Params = {}) =>
+  `${BROWSER_PATH}/item${query(ns, { key, ...params })}`;
+export const eraseUrl = (ns: readonly string[] = [], params?: Params) => `${BROWSER_PATH}/erase${query(ns, params)}`;
+
+/**
+ * The job behind a history actor: reflections write as `reflection:<job id>` and consolidation
+ * passes as `consolidation:<job id>`, the queue's name first (src/app/reflection-job.ts,
+ * scheduler.ts). Any other actor (`api`, `admin`, `revert:...`) is no job.
+ */
+export function jobOf(actor: string): { queue: QueueName; id: string } | null {
+  const at = actor.indexOf(':');
+  const queue = actor.slice(0, at) as QueueName;
+  if (at < 1 || !QUEUE_NAMES.includes(queue) || at === actor.length - 1) return null;
+  return { queue, id: actor.slice(at + 1) };
+}
+
+/** Bull Board 9's page of one job: `<base>/queue/<queue name>/<job id>` (its UI router's path). */
+export const jobUrl = (boardPath: string, job: { queue: string; id: string }) =>
+  `${boardPath}/queue/${encodeURIComponent(job.queue)}/${encodeURIComponent(job.id)}`;

@@ -1,0 +1,124 @@
+import type { Namespace, SearchItem } from '../../store/types.js';
+import { jsonPreview } from './diff.js';
+import type { Notice } from './forms.js';
+import { html, type Html } from './html.js';
+import { breadcrumb, errorBox, hiddenNs, noticeBox, when } from './layout.js';
+import { eraseUrl, itemUrl, namespaceUrl } from './links.js';
+
+export const CHILDREN_PAGE = 100;
+export const ITEMS_PAGE = 25;
+
+export interface NamespaceView {
+  ns: string[];
+  /** The namespaces under `ns`, cut one label deeper (listNamespaces with maxDepth). */
+  children: Namespace[];
+  nsOffset: number;
+  items: SearchItem[];
+  offset: number;
+  q?: string | undefined;
+  mode: 'hybrid' | 'vector' | 'text';
+  /** As typed (the datetime-local field shows it back). */
+  asOf?: string | undefined;
+  error?: string | undefined;
+  notice: Notice;
+}
+
+/** A prefix: the labels one level down, then the memories under it, searchable. */
+export function namespacePage(v: NamespaceView): Html {
+  const depth = v.ns.length;
+  const below = v.children.filter((c) => c.length > depth);
+  const title = depth ? v.ns.join(' / ') : 'All namespaces';
+  const searchParams = { q: v.q, mode: v.q ? v.mode : undefined, asOf: v.asOf };
+  const childList = below.length
+    ? html`<ul class="children">
+        ${below.map((c) => html`<li><a href="${namespaceUrl(c)}">${c[depth]}</a></li>`)}
+      </ul>`
+    : html`<p class="muted">No namespaces below this one.</p>`;
+  return html` ${breadcrumb(v.ns)}
+    <h1>${title}</h1>
+    ${noticeBox(v.notice)}${errorBox(v.error)}
+    <h2 id="below">Namespaces below</h2>
+    ${childList}
+    ${pager(
+      v.nsOffset,
+      CHILDREN_PAGE,
+      v.children.length,
+      (o) => namespaceUrl(v.ns, { ...searchParams, nsOffset: o }),
+      'namespaces',
+    )}
+    <h2 id="memories">Memories ${depth ? 'under this prefix' : 'in every namespace'}</h2>
+    <form method="get" action="${namespaceUrl([])}" role="search">
+      ${hiddenNs(v.ns)}
+      <div class="row">
+        <div>
+          <label for="q">Search</label
+          ><input id="q" type="search" name="q" value="${v.q ?? ''}" placeholder="words or a question" />
+        </div>
+        <div>
+          <label for="mode">Ranking</label
+          ><select id="mode" name="mode">
+            ${(['hybrid', 'vector', 'text'] as const).map(
+              (m) => html`<option value="${m}" ${m === v.mode ? html` selected` : null}>${m}</option>`,
+            )}
+          </select>
+        </div>
+        <div>
+          <label for="asOf">As of (UTC)</label
+          ><input id="asOf" type="datetime-local" step="1" name="asOf" value="${v.asOf ?? ''}" />
+        </div>
+        <div><button type="submit">Search</button></div>
+      </div>
+      <p class="muted">
+        Without “as of”: what holds now (memories invalidated since are left out). With it: what held then.
+      </p>
+    </form>
+    ${itemTable(v)}
+    ${pager(v.offset, ITEMS_PAGE, v.items.length, (o) => namespaceUrl(v.ns, { ...searchParams, offset: o }), 'memories')}
+    ${depth ? html`<p><a href="${eraseUrl(v.ns)}">Erase everything under this prefix…</a></p>` : null}`;
+}
+
+function itemTable(v: NamespaceView): Html {
+  if (v.items.length === 0) return html`<p class="muted">No memories${v.q ? ' match' : ''}.</p>`;
+  const depth = v.ns.length;
+  return html`<table>
+    <thead>
+      <tr>
+        <th scope="col">Key</th>
+        <th scope="col">Namespace</th>
+        <th scope="col">Kind</th>
+        <th scope="col">Value</th>
+        <th scope="col">Version</th>
+        <th scope="col">Valid</th>
+        ${v.q ? html`<th scope="col">Score</th>` : null}
+      </tr>
+    </thead>
+    <tbody>
+      ${v.items.map(
+        (i) =>
+          html`<tr>
+            <td><a href="${itemUrl(i.namespace, i.key)}">${i.key}</a></td>
+            <td>
+              ${depth < i.namespace.length ? i.namespace.slice(depth).join(' / ') : html`<span class="muted">here</span>`}
+            </td>
+            <td>${i.kind}</td>
+            <td class="value">${jsonPreview(i.value, 200)}</td>
+            <td>${i.version}</td>
+            <td>
+              from
+              ${when(i.validFrom)}${i.invalidAt ? html`<br /><span class="badge bad">invalid since ${when(i.invalidAt)}</span>` : null}
+            </td>
+            ${v.q ? html`<td>${i.score === null ? '—' : i.score.toFixed(3)}</td>` : null}
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
+}
+
+/** Previous and next links; a full page means there may be more. */
+export function pager(offset: number, size: number, got: number, url: (offset: number) => string, what: string) {
+  if (offset === 0 && got < size) return null;
+  return html`<nav class="pager" aria-label="${what} pages">
+    ${offset > 0 ? html`<a href="${url(Math.max(0, offset - size))}">← Previous ${what}</a>` : null}
+    ${got >= size ? html`<a href="${url(offset + size)}">Next ${what} →</a>` : null}
+  </nav>`;
+}
