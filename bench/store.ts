@@ -34,6 +34,8 @@ const { values: a } = parseArgs({
     pglite: { type: 'boolean', default: false },
     'database-url': { type: 'string', default: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     keep: { type: 'boolean', default: false },
+    /** Also load the items as halfvec in a second schema and compare (issue 18: half the memory). */
+    'compare-half': { type: 'boolean', default: false },
   },
 });
 const U = Number(a.namespaces);
@@ -105,6 +107,7 @@ async function main() {
   const hybridP95 = await perNamespace('search, one namespace, hybrid (vector + text, RRF)', 'hybrid');
   line('  hybrid p95 / vector p95 (target at most 1.5)', (hybridP95 / vectorP95).toFixed(2));
   await perNamespace('search, one namespace, text only', 'text');
+  if (a['compare-half']) await compareHalf();
   await ttlReads();
   const exactCross = await cross('search, all namespaces, exact', Math.min(Number(a['cross-queries']), 10), true);
   if (a['no-ann']) return;
@@ -141,8 +144,34 @@ async function main() {
   line('put, batched, HNSW index present', `${int(extra / (withIndex.ms / 1000))} items/s  (${int(extra)} items)`);
 }
 
+/**
+ * The same items in a second schema made with STORE_VECTOR_STORAGE=half (pgvector's halfvec):
+ * per-namespace search and recall@10 beside float storage, and what each vectors table takes.
+ */
+async function compareHalf() {
+  const half = `${schema}_half`;
+  await migrate(db, { schema: half, dimensions: D, log, vectorStorage: 'half' });
+  try {
+    const halfStore = storeOver(new MemoryDb(db, half, log));
+    const load = await time(() => loadAll(halfStore));
+    line('half: put, batched', `${int((U * M) / (load.ms / 1000))} items/s`);
+    await db.exec(`analyze ${tables(half).vectors}`);
+    await perNamespace('half: search, one namespace (exact)', 'vector', halfStore);
+    const size = async (s: string) =>
+      Number(
+        (await db.query<{ n: unknown }>(`select pg_total_relation_size($1) as n`, [tables(s).vectors])).rows[0]?.n,
+      );
+    line(
+      'vectors table, float / half',
+      `${int((await size(schema)) / 2 ** 20)} MiB / ${int((await size(half)) / 2 ** 20)} MiB`,
+    );
+  } finally {
+    if (!a.keep) await db.exec(`drop schema if exists "${half}" cascade`);
+  }
+}
+
 /** Items arrive interleaved across users (as memories do over time), BATCH per store.batch call. */
-async function loadAll() {
+async function loadAll(into = store) {
   let next = 0;
   const total = U * M;
   const writer = async () => {
@@ -162,21 +191,25 @@ async function loadAll() {
           index: ['content'],
         });
       }
-      await store.batch(ops);
+      await into.batch(ops);
     }
   };
   await Promise.all(Array.from({ length: WRITERS }, writer));
 }
 
 /** Per-namespace searches in `mode`; prints p50, p95 and recall@10 against brute force; returns p95. */
-async function perNamespace(what: string, mode: 'vector' | 'hybrid' | 'text' = 'vector'): Promise<number> {
+async function perNamespace(
+  what: string,
+  mode: 'vector' | 'hybrid' | 'text' = 'vector',
+  over = store,
+): Promise<number> {
   const lat: number[] = [];
   let r = 0;
   const Q = Number(a.queries);
   for (let q = 0; q < Q; q++) {
     const u = (q * 7919) % U;
     const text = `q t${q % data.topics} s${q}`;
-    const { ms: t, result } = await time(() => store.search({ namespacePrefix: ns(u), query: text, limit: 10, mode }));
+    const { ms: t, result } = await time(() => over.search({ namespacePrefix: ns(u), query: text, limit: 10, mode }));
     lat.push(t);
     const [vector] = await data.embed([text]);
     r += recall(result.map(id), data.topK(vector as number[], 10, u, u + 1).map(idOf));

@@ -190,6 +190,7 @@ export class Runtime {
       schema: this.env.DATABASE_SCHEMA,
       dimensions: this.env.EMBEDDING_DIMENSIONS,
       textSearchConfig: this.env.STORE_TEXT_SEARCH_CONFIG,
+      vectorStorage: this.env.STORE_VECTOR_STORAGE,
       log: this.log,
     });
   }
@@ -217,6 +218,7 @@ export class Runtime {
         this.env.DATABASE_SCHEMA,
         this.env.EMBEDDING_DIMENSIONS,
         this.env.STORE_TEXT_SEARCH_CONFIG,
+        this.env.STORE_VECTOR_STORAGE,
       ),
     ]);
     const connection = this.workerRedis;

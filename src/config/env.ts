@@ -46,6 +46,11 @@ export const envSchema = z
      * The Postgres text-search configuration of full-text search (`english`, `simple`, `german`...),
      * fixed when the schema's migrations first run; a schema made with another refuses to start.
      */
+    /**
+     * How vectors are stored, fixed when the schema is made: `float` (4 bytes a dimension) or
+     * `half` (pgvector's halfvec: half the memory, a little less recall).
+     */
+    STORE_VECTOR_STORAGE: z.enum(['float', 'half']).default('float'),
     STORE_TEXT_SEARCH_CONFIG: z
       .string()
       .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a text-search configuration name such as english or simple')

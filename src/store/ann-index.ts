@@ -17,6 +17,12 @@ export async function annIndexExists(db: Db, t: Tables): Promise<boolean> {
 export async function createAnnIndex(db: Db, t: Tables, opts: { maintenanceWorkMem?: string } = {}): Promise<void> {
   // Concurrently on Postgres: puts go on while it builds. PGlite has one connection anyway.
   const concurrently = db.backend === 'postgres' ? 'concurrently' : '';
+  // The operator class follows the column's type (vector, or halfvec: migration 009).
+  const type = await db.query<{ type: string }>(
+    `select format_type(atttypid, atttypmod) as type from pg_attribute where attrelid = to_regclass($1) and attname = 'embedding'`,
+    [t.vectors],
+  );
+  const ops = type.rows[0]?.type.startsWith('halfvec') ? 'halfvec_cosine_ops' : 'vector_cosine_ops';
   await db.session(async (s) => {
     // Minutes at a few hundred thousand vectors: lift the pool's statement timeout for this one.
     await s.query(`select set_config('statement_timeout', '0', false)`);
@@ -24,7 +30,7 @@ export async function createAnnIndex(db: Db, t: Tables, opts: { maintenanceWorkM
     if (opts.maintenanceWorkMem && db.backend === 'postgres')
       await s.query(`select set_config('maintenance_work_mem', $1, false)`, [opts.maintenanceWorkMem]);
     await s.exec(
-      `create index ${concurrently} if not exists ${ident(ANN_INDEX)} on ${t.vectors} using hnsw (embedding vector_cosine_ops)`,
+      `create index ${concurrently} if not exists ${ident(ANN_INDEX)} on ${t.vectors} using hnsw (embedding ${ops})`,
     );
   });
 }

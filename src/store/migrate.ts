@@ -11,7 +11,14 @@ import { tables } from './sql.js';
  */
 export async function migrate(
   db: Db,
-  opts: { schema: string; dimensions: number; textSearchConfig?: string; log: Logger; migrations?: Migration[] },
+  opts: {
+    schema: string;
+    dimensions: number;
+    textSearchConfig?: string;
+    vectorStorage?: 'float' | 'half';
+    log: Logger;
+    migrations?: Migration[];
+  },
 ): Promise<{ applied: number[] }> {
   const t = tables(opts.schema);
   const textSearchConfig = opts.textSearchConfig ?? 'english';
@@ -31,7 +38,13 @@ export async function migrate(
       );
       const done = await tx.query('select 1 from ' + t.migrations + ' where id = $1', [migration.id]);
       if (done.rowCount) return;
-      await tx.exec(migration.sql(t, { dimensions: opts.dimensions, textSearchConfig }));
+      await tx.exec(
+        migration.sql(t, {
+          dimensions: opts.dimensions,
+          textSearchConfig,
+          vectorStorage: opts.vectorStorage ?? 'float',
+        }),
+      );
       await tx.query(`insert into ${t.migrations} (id, name) values ($1, $2)`, [migration.id, migration.name]);
       applied.push(migration.id);
       opts.log.info(
@@ -40,7 +53,7 @@ export async function migrate(
       );
     });
   }
-  await checkDimensions(db, opts.schema, opts.dimensions, textSearchConfig);
+  await checkDimensions(db, opts.schema, opts.dimensions, textSearchConfig, opts.vectorStorage ?? 'float');
   return { applied };
 }
 
@@ -54,6 +67,7 @@ export async function checkDimensions(
   schema: string,
   dimensions: number,
   textSearchConfig?: string,
+  vectorStorage?: 'float' | 'half',
 ): Promise<void> {
   const t = tables(schema);
   const res = await db
@@ -73,15 +87,18 @@ export async function checkDimensions(
         'use the matching embedding model or a new DATABASE_SCHEMA',
     );
   }
-  if (textSearchConfig === undefined) return;
-  const config = await db.query<{ value: string }>(
-    `select value #>> '{}' as value from ${t.settings} where key = 'text_search_config'`,
+  const chosen = await db.query<{ key: string; value: string }>(
+    `select key, value #>> '{}' as value from ${t.settings} where key in ('text_search_config', 'vector_storage')`,
   );
-  const made = config.rows[0]?.value;
-  if (made !== undefined && made !== textSearchConfig) {
-    throw new PermanentError(
-      `STORE_TEXT_SEARCH_CONFIG is ${textSearchConfig} but schema "${schema}" was created with ${made}; ` +
-        'set it back, or use a new DATABASE_SCHEMA',
-    );
+  const made = new Map(chosen.rows.map((r) => [r.key, r.value]));
+  for (const [key, variable, wanted] of [
+    ['text_search_config', 'STORE_TEXT_SEARCH_CONFIG', textSearchConfig],
+    ['vector_storage', 'STORE_VECTOR_STORAGE', vectorStorage],
+  ] as const) {
+    const was = made.get(key);
+    if (wanted !== undefined && was !== undefined && was !== wanted)
+      throw new PermanentError(
+        `${variable} is ${wanted} but schema "${schema}" was made with ${was}; set it back, or use a new DATABASE_SCHEMA`,
+      );
   }
 }

@@ -132,7 +132,11 @@ export interface StoreFixture {
   close(): Promise<void>;
 }
 
-type StoreFixtureOptions = { search?: Partial<SearchSettings>; defaultTtlMs?: number };
+type StoreFixtureOptions = {
+  search?: Partial<SearchSettings>;
+  defaultTtlMs?: number;
+  vectorStorage?: 'float' | 'half';
+};
 
 /** A migrated schema on `backend` with the store API over it. */
 export async function openStore(backend: Backend, opts: StoreFixtureOptions = {}): Promise<StoreFixture> {
@@ -160,7 +164,7 @@ async function storeFixture(
   opts: StoreFixtureOptions,
 ): Promise<StoreFixture> {
   const db = new TrackingDb(raw);
-  await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent });
+  await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent, vectorStorage: opts.vectorStorage });
   const memories = new MemoryDb(db, schema, silent, { exactSearchMax: 10_000, efSearch: 100, ...opts.search });
   const embedder = new TestEmbedder();
   const store = new StoreService(memories, {

@@ -7,12 +7,15 @@ import * as m005 from './005-applied-changes.js';
 import * as m006 from './006-text-search.js';
 import * as m007 from './007-validity-and-erase.js';
 import * as m008 from './008-history-by-actor.js';
+import * as m009 from './009-vector-storage.js';
 
 /** What a deployment chose when its schema was made; both are fixed for the schema's life. */
 export interface MigrationOptions {
   dimensions: number;
   /** A Postgres text-search configuration name (`english`, `simple`...): already checked as an identifier. */
   textSearchConfig: string;
+  /** `float`: pgvector's `vector`; `half`: `halfvec`, half the bytes. */
+  vectorStorage: 'float' | 'half';
 }
 
 export interface Migration {
@@ -31,4 +34,5 @@ export const migrations: Migration[] = [
   { id: 6, ...m006 },
   { id: 7, ...m007 },
   { id: 8, ...m008 },
+  { id: 9, ...m009 },
 ];
