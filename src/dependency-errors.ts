@@ -16,7 +16,7 @@ const REDIS_DOWN = new Set(["Stream isn't writeable and enableOfflineQueue optio
 const REDIS_BUSY = /^(OOM|READONLY|LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
 
 /** Node's socket errors for a server that is down, restarting or out of reach. */
-const SOCKET_DOWN = new Set([
+export const SOCKET_DOWN: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',

@@ -1,6 +1,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { Db, Queryable, QueryResult, Row } from './db.js';
 import { createPgDb } from './pool.js';
+import { SOCKET_DOWN } from '../dependency-errors.js';
 
 /**
  * A replica that hands out no connection within this long is treated as down. Loopback and LAN
@@ -135,18 +136,6 @@ export class ReplicaDb implements Db {
   }
 }
 
-/** Socket errors of a connection that never came up or was cut. */
-const NETWORK = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-]);
-
 /**
  * `down`: the replica cannot serve (no connection, cut, shutting down, starting up, full);
  * `conflict`: a hot-standby cancellation of this read (SQLSTATE 40001 or 40P01 on a replica);
@@ -156,7 +145,7 @@ function classify(err: unknown): 'down' | 'conflict' | 'statement' {
   if (err instanceof AggregateError) return err.errors.some((e) => classify(e) === 'down') ? 'down' : 'statement';
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
-    if (NETWORK.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300') return 'down';
+    if (SOCKET_DOWN.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300') return 'down';
     if (code === '40001' || code === '40P01') return 'conflict';
   }
   const message = err instanceof Error ? err.message : '';
