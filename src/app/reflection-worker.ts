@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
 import type { ReflectDeps } from '../memory/reflect.js';
 import type { ThreadBuffer } from '../queue/buffer.js';
+import type { RedisHealth } from '../queue/connection.js';
 import { scheduleReflection, type EngramQueue } from '../queue/queues.js';
 import type { JobPayload } from '../queue/schemas.js';
 import type { ThreadLease } from '../queue/thread-lease.js';
@@ -22,6 +23,7 @@ export interface ReflectionWorkerOptions {
   reflect: ReflectDeps;
   metrics: Metrics;
   log: Logger;
+  health: RedisHealth;
   /** How often to check the maxWait ceilings (ms). */
   ceilingIntervalMs?: number;
 }
@@ -62,13 +64,14 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
     if (final)
       void opts.buffer.park(job.data.threadId).catch((e: unknown) => log.warn({ err: e }, 'could not park thread'));
   });
-  worker.on('error', (err) => log.error({ err }, 'reflection worker error'));
+  worker.on('error', (err) => opts.health.error(err, { component: 'reflection-worker' }));
 
   const sweeper = startCeilingSweeper({
     buffer: opts.buffer,
     queue: opts.queue,
     intervalMs: opts.ceilingIntervalMs ?? 1_000,
     log,
+    health: opts.health,
   });
   let closing: Promise<void> | null = null;
   return {

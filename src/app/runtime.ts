@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { buildMetricsServer } from '../api/metrics-server.js';
+import { checkOpenAccess } from '../api/access-guard.js';
 import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
 import type { Env } from '../config/env.js';
@@ -17,7 +18,7 @@ import { PromptOptimizer } from '../memory/procedural/prompt-optimizer.js';
 import { Recall } from '../memory/recall.js';
 import type { ReflectDeps, ReflectSettings } from '../memory/reflect.js';
 import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';
-import { createRedis, waitReady } from '../queue/connection.js';
+import { createRedis, RedisHealth, waitReady } from '../queue/connection.js';
 import { Producer } from '../queue/enqueue.js';
 import { createQueues, type EngramQueues } from '../queue/queues.js';
 import { ThreadLease } from '../queue/thread-lease.js';
@@ -47,12 +48,17 @@ export interface RuntimeOptions {
 export class Runtime {
   readonly producerRedis: Redis;
   readonly workerRedis: Redis;
+  /** Bull Board's own connection: its commands time out, so a stalled Redis cannot hang the board. */
+  readonly boardRedis: Redis;
+  /** Whether Redis is reachable, for this process' logs: one line when lost, one when back. */
+  readonly redisHealth: RedisHealth;
   readonly db: Db;
   readonly store: MemoryDb;
   /** The store API (HTTP `/v1/store/...`). */
   readonly storeApi: StoreService;
   readonly buffer: ThreadBuffer;
   readonly queues: EngramQueues;
+  private readonly boardQueues: EngramQueues;
   readonly producer: Producer;
   readonly embedder: Embedder;
   readonly manager: MemoryManager;
@@ -87,26 +93,36 @@ export class Runtime {
     }
     // First: a PGlite data folder held by another process fails here, before anything else opens.
     this.db = openDb(
-      { databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: env.DATABASE_POOL_MAX },
+      {
+        databaseUrl: env.DATABASE_URL,
+        pgliteDataDir: env.PGLITE_DATA_DIR,
+        poolMax: env.DATABASE_POOL_MAX,
+        queryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
+      },
       log,
     );
-    this.producerRedis = createRedis(env.REDIS_URL, 'producer', log);
-    this.workerRedis = createRedis(env.REDIS_URL, 'worker', log);
+    const health = (this.redisHealth = new RedisHealth(log.child({ component: 'redis' })));
+    this.producerRedis = createRedis(env.REDIS_URL, 'producer', log, { health });
+    this.workerRedis = createRedis(env.REDIS_URL, 'worker', log, { health });
+    this.boardRedis = createRedis(env.REDIS_URL, 'producer', log, {
+      lazy: true,
+      commandTimeoutMs: env.ENQUEUE_TIMEOUT_MS,
+      health,
+      name: 'board',
+    });
     const storeLog = log.child({ component: 'store' });
     this.store = new MemoryDb(this.db, env.DATABASE_SCHEMA, storeLog, {
       exactSearchMax: env.STORE_EXACT_SEARCH_MAX,
       efSearch: 100,
     });
     this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
-    this.queues = createQueues(
-      this.producerRedis,
-      {
-        prefix: env.ENGRAM_PREFIX,
-        reflectionAttempts: env.REFLECTION_ATTEMPTS,
-        reflectionBackoffMs: env.REFLECTION_BACKOFF_MS,
-      },
-      log,
-    );
+    const queueSettings = {
+      prefix: env.ENGRAM_PREFIX,
+      reflectionAttempts: env.REFLECTION_ATTEMPTS,
+      reflectionBackoffMs: env.REFLECTION_BACKOFF_MS,
+    };
+    this.queues = createQueues(this.producerRedis, queueSettings, log, health);
+    this.boardQueues = createQueues(this.boardRedis, queueSettings, log, health);
     this.producer = new Producer(
       this.buffer,
       this.queues.reflection,
@@ -183,8 +199,13 @@ export class Runtime {
   async start(roles: Role[]): Promise<void> {
     if (this.started) return;
     this.started = true;
+    // Before anything connects: a refusal must not wait for Redis.
+    if (roles.includes('api')) {
+      const { HOST: host, PORT: port, API_KEYS: keys, ALLOW_OPEN_ACCESS: allowOpen } = this.env;
+      checkOpenAccess({ host, port, keyed: !!keys?.length, allowOpen }, this.log);
+    }
     await Promise.all([
-      waitReady(this.producerRedis).then(() =>
+      waitReady(this.producerRedis, { log: this.log }).then(() =>
         Promise.all([
           this.checkEviction(),
           // What SDK producers read instead of repeating this process' settings.
@@ -213,6 +234,7 @@ export class Runtime {
         reflect: this.reflectDeps(),
         metrics: this.metrics,
         log: this.log,
+        health: this.redisHealth,
         ceilingIntervalMs: this.options.ceilingIntervalMs,
       });
       this.closers.push(() => w.close(this.env.SHUTDOWN_GRACE_MS));
@@ -238,6 +260,7 @@ export class Runtime {
         merge,
         metrics: this.metrics,
         log: this.log,
+        health: this.redisHealth,
       });
       this.closers.push(() => s.close());
     }
@@ -252,12 +275,13 @@ export class Runtime {
         producer: this.producer,
         recall: this.recall,
         store: this.storeApi,
-        queues: this.queues,
+        queues: this.boardQueues,
         metrics: this.metrics,
         log: this.log,
         adminPassword: this.env.ADMIN_PASSWORD,
         tenancy: new Tenancy(this.env.API_KEYS),
         readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.store.ping() },
+        requestTimeoutMs: this.env.HTTP_REQUEST_TIMEOUT_MS,
       });
       await this.server.listen({ host: this.env.HOST, port: this.env.PORT });
       const server = this.server;
@@ -278,8 +302,9 @@ export class Runtime {
       await Promise.all(
         this.closers.map((close) => close().catch((err: unknown) => this.log.warn({ err }, 'error while stopping'))),
       );
-      await Promise.all(Object.values(this.queues).map((q) => q.close()));
+      await Promise.all([...Object.values(this.queues), ...Object.values(this.boardQueues)].map((q) => q.close()));
       await Promise.allSettled([this.producerRedis.quit(), this.workerRedis.quit(), this.db.close()]);
+      this.boardRedis.disconnect();
       this.log.info('engram stopped');
     })();
     return this.stopping;

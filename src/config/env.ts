@@ -113,6 +113,20 @@ export const envSchema = z
      * with the API, /metrics is on PORT.
      */
     METRICS_PORT: int(0).max(65535).optional(),
+
+    /**
+     * Operations: what a peer may hold, and who may reach the API. The API refuses to listen on
+     * an address other than loopback without API_KEYS unless ALLOW_OPEN_ACCESS is true: open by
+     * default, every tenant's memories and the job queues were one request away.
+     */
+    ALLOW_OPEN_ACCESS: bool.default(false),
+    /** A request's headers and body must arrive within this long (408); its headers within 10 s at most. */
+    HTTP_REQUEST_TIMEOUT_MS: int(100).max(600_000).default(60_000),
+    /**
+     * Postgres' own statement_timeout; the client gives up 2 s later (a 503 naming Postgres), so a
+     * server that accepts a connection but never answers cannot hold a read for good.
+     */
+    DATABASE_QUERY_TIMEOUT_MS: int(100).max(3_600_000).default(30_000),
   })
   .refine((e) => !e.API_KEYS?.length || e.ADMIN_PASSWORD, {
     path: ['ADMIN_PASSWORD'],

@@ -1,6 +1,7 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
+import type { RedisHealth } from './connection.js';
 import type { JobPayload, QueueName } from './schemas.js';
 
 export type EngramQueue<Q extends QueueName> = Queue<JobPayload<Q>, unknown, string>;
@@ -22,10 +23,15 @@ export interface QueueSettings {
  * Failed jobs are kept (with their turns still buffered) until an operator retries or removes
  * them; completed ones are kept briefly for the dashboard.
  */
-export function createQueues(connection: Redis, settings: QueueSettings, log: Logger): EngramQueues {
+export function createQueues(
+  connection: Redis,
+  settings: QueueSettings,
+  log: Logger,
+  health?: RedisHealth,
+): EngramQueues {
   return {
-    reflection: createQueue('reflection', connection, settings, log),
-    consolidation: createQueue('consolidation', connection, settings, log),
+    reflection: createQueue('reflection', connection, settings, log, health),
+    consolidation: createQueue('consolidation', connection, settings, log, health),
   };
 }
 
@@ -35,6 +41,7 @@ export function createQueue<Q extends QueueName>(
   connection: Redis,
   settings: QueueSettings,
   log: Logger,
+  health?: RedisHealth,
 ): EngramQueue<Q> {
   const common: JobsOptions = {
     removeOnComplete: { age: 24 * 3600, count: 5_000 },
@@ -50,7 +57,9 @@ export function createQueue<Q extends QueueName>(
   };
   const queue: EngramQueue<Q> = new Queue(name, { connection, prefix: settings.prefix, defaultJobOptions: jobs[name] });
   // An unhandled 'error' event would crash the host when Redis restarts.
-  queue.on('error', (err) => log.warn({ err, queue: name }, 'queue connection error'));
+  queue.on('error', (err) =>
+    health ? health.error(err, { queue: name }) : log.warn({ err, queue: name }, 'queue connection error'),
+  );
   return queue;
 }
 

@@ -8,13 +8,28 @@ import { encodeVector, encodeVectorArray } from './vector-codec.js';
  * `error` listener so a Postgres restart is logged and survived instead of crashing the host
  * (docs/prior-art.md: mem0 #7294).
  */
-export function createPool(connectionString: string, max: number, log: Logger): pg.Pool {
+export interface PoolTimeouts {
+  /**
+   * Postgres' statement_timeout (ms; 0: none). The client waits 2 s more, then gives up: a server
+   * that accepts connections but never answers cannot hold a read for good, and a live one's own
+   * cancellation, with its clearer error, comes first.
+   */
+  queryTimeoutMs?: number;
+}
+
+export function createPool(
+  connectionString: string,
+  max: number,
+  log: Logger,
+  { queryTimeoutMs = 30_000 }: PoolTimeouts = {},
+): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max,
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 5_000,
-    statement_timeout: 30_000,
+    statement_timeout: queryTimeoutMs,
+    ...(queryTimeoutMs ? { query_timeout: queryTimeoutMs + 2_000 } : {}),
     // JIT compiled the reflection's snapshot read for ~500 ms at 10,000 memories, for a
     // statement that runs in 15 ms; engram's queries are short, so JIT never pays off.
     options: '-c jit=off',
@@ -25,9 +40,12 @@ export function createPool(connectionString: string, max: number, log: Logger): 
 }
 
 /** The store's Db over a Postgres pool. */
-export function createPgDb(connectionString: string, max: number, log: Logger): Db {
-  return new PgDb(createPool(connectionString, max, log));
+export function createPgDb(connectionString: string, max: number, log: Logger, timeouts: PoolTimeouts = {}): Db {
+  return new PgDb(createPool(connectionString, max, log, timeouts));
 }
+
+/** pg's client-side timeout: the query may still be running, so its connection is not reused. */
+const readTimedOut = (err: unknown) => err instanceof Error && err.message === 'Query read timeout';
 
 export class PgDb implements Db {
   readonly backend = 'postgres';
@@ -56,16 +74,20 @@ export class PgDb implements Db {
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     const tx = wrap(client);
+    let broken = false;
     try {
       await client.query('begin');
       const result = await fn(tx);
       await client.query('commit');
       return result;
     } catch (err) {
-      await client.query('rollback').catch(() => undefined);
+      // A connection that stopped answering would only time the rollback out too: drop it, and
+      // Postgres rolls back when it sees the connection gone.
+      broken = readTimedOut(err);
+      if (!broken) await client.query('rollback').catch(() => undefined);
       throw err;
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 
