@@ -26,6 +26,7 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
   }
   const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: name });
   let embedded: EmbeddedRedis | null = null;
+  let runtime: Runtime | undefined;
   if (!env.REDIS_URL) {
     if (roles.length < 3) {
       process.stderr.write(
@@ -34,14 +35,21 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
       process.exit(1);
     }
     try {
-      embedded = await startEmbeddedRedis(env.ENGRAM_DATA_DIR, log);
+      // Exit rather than restart it: the process and its Redis are one unit to a supervisor
+      // (compose's restart policy, systemd), which starts both again and Redis replays its AOF;
+      // a process left running on a dead Redis answers 503s and holds its jobs until SIGTERM's
+      // grace runs out. A bounded stop first, so active reflections are aborted, not cut.
+      embedded = await startEmbeddedRedis(env.ENGRAM_DATA_DIR, log, (exit) => {
+        log.fatal(exit, 'the embedded redis-server exited: stopping engram (restart it to start both again)');
+        setTimeout(() => process.exit(1), 2_000).unref();
+        void (runtime?.stop() ?? Promise.resolve()).finally(() => process.exit(1));
+      });
     } catch (err) {
       process.stderr.write(`engram ${name}: ${coerceError(err).message}\n`);
       process.exit(1);
     }
     env = { ...env, REDIS_URL: embedded.url };
   }
-  let runtime: Runtime;
   try {
     runtime = new Runtime(env, log, options);
   } catch (err) {
