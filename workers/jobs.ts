@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { parseEnv } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
 import { createLogger } from '../src/observability/logger.js';
-import { createRedis } from '../src/queue/connection.js';
+import { Redis } from 'ioredis';
 import { createQueues } from '../src/queue/queues.js';
 import { QUEUE_NAMES, type QueueName } from '../src/queue/schemas.js';
 
@@ -30,7 +30,26 @@ try {
   const env = parseEnv({ OPENAI_API_KEY: 'unused-by-jobs', DATABASE_URL: 'postgres://unused', ...process.env });
   const log = createLogger({ level: 'warn' });
   if (!env.REDIS_URL) throw new Error('REDIS_URL is required');
-  const redis = createRedis(env.REDIS_URL, 'worker', log);
+  // A one-shot command: a Redis that is down or stalled fails it within seconds, saying so,
+  // where a worker's connection would retry for ever.
+  const redis = new Redis(env.REDIS_URL, {
+    lazyConnect: true,
+    connectTimeout: 3_000,
+    commandTimeout: 5_000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+    // Connected but silent is found by the PING below, within commandTimeout (no ready check
+    // or CLIENT SETINFO before it, each of which would wait as long again).
+    enableReadyCheck: false,
+    disableClientInfo: true,
+  });
+  let lastError: Error | null = null;
+  redis.on('error', (err: Error) => (lastError = err));
+  await redis.connect().catch((err: unknown) => {
+    throw new Error(`cannot reach Redis at REDIS_URL: ${(lastError ?? coerceError(err)).message}`);
+  });
+  await redis.ping();
   const queues = createQueues(
     redis,
     {
@@ -72,10 +91,12 @@ try {
       print({ retried: 1, id: job.id, queue: queue.name });
     }
   } finally {
-    await Promise.all(Object.values(queues).map((q) => q.close()));
     redis.disconnect();
   }
 } catch (err) {
-  process.stderr.write(`engram jobs: ${coerceError(err).message}\n`);
+  const e = coerceError(err);
+  const message = e.message === 'Command timed out' ? 'Redis did not answer within 5 s (stalled?)' : e.message;
+  process.stderr.write(`engram jobs: ${message}\n`);
   process.exit(1);
 }
+process.exit(0);
