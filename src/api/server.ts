@@ -68,6 +68,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
+  // By route pattern, never by URL: ids in paths would make a series each.
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    deps.metrics.httpSeconds.observe(
+      { method: request.method, route, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
   // JSON only: a text/plain body would reach the schemas as a string and fail as "expected
   // object"; without its parser Fastify answers 415 and names the media type it got.
   app.removeContentTypeParser('text/plain');

@@ -27,6 +27,7 @@ import { MemoryDb } from '../store/memory-db.js';
 import { checkDimensions, migrate } from '../store/migrate.js';
 import { openDb } from '../store/open.js';
 import { StoreService } from '../store/store-service.js';
+import { instrumented } from '../observability/instrument.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { startReflectionWorker } from './reflection-worker.js';
 import { startScheduler } from './scheduler.js';
@@ -135,17 +136,27 @@ export class Runtime {
       },
       log.child({ component: 'producer' }),
     );
+    const metrics = (this.metrics = createMetrics(this.queues, this.buffer));
     const models = createModelClients(env, log);
-    this.embedder = options.embedder ?? models.embedder;
-    this.manager = new MemoryManager(models.chat, log.child({ component: 'manager' }));
-    this.recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ, () => this.kinds);
+    const chat = instrumented(models.chat, 'complete', metrics.modelSeconds, { model: 'chat' });
+    this.embedder = instrumented(options.embedder ?? models.embedder, 'embed', metrics.modelSeconds, {
+      model: 'embedding',
+    });
+    this.manager = new MemoryManager(chat, log.child({ component: 'manager' }));
+    const recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ, () => this.kinds);
+    this.recall = instrumented(
+      instrumented(recall, 'search', metrics.searchSeconds, { op: 'search' }),
+      'recallParsed',
+      metrics.searchSeconds,
+      { op: 'recall' },
+    );
     this.promptOptimizer = new PromptOptimizer(
       this.store,
-      models.chat,
+      chat,
       log.child({ component: 'prompt-optimizer' }),
       logUsageSink(log),
     );
-    this.storeApi = new StoreService(this.store, {
+    const storeApi = new StoreService(this.store, {
       embedder: this.embedder,
       indexFields: env.STORE_INDEX_FIELDS,
       defaultTtlMs: env.STORE_DEFAULT_TTL_MS ?? null,
@@ -154,7 +165,7 @@ export class Runtime {
       actor: 'api',
       log: storeLog,
     });
-    this.metrics = createMetrics(this.queues);
+    this.storeApi = instrumented(storeApi, 'search', metrics.searchSeconds, { op: 'store-search' });
     this.reflectSettings = {
       contextTurns: env.CONTEXT_TURNS,
       existingTopK: env.EXISTING_TOP_K,
