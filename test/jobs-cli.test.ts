@@ -1,18 +1,7 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_REDIS_URL, uniqueName } from './helpers/harness.js';
+import { jobs } from './helpers/jobs-cli.js';
 import { StallProxy } from './helpers/stall-proxy.js';
-
-/** `npm run jobs -- <args>` as an operator runs it (node directly, as the npm script does). */
-export async function jobs(args: string[], env: Record<string, string>) {
-  return promisify(execFile)(process.execPath, ['--import', 'tsx', 'workers/jobs.ts', ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-  }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-}
 
 /** The operators' CLI fails within seconds, and says why, when Redis is not there to answer. */
 describe('npm run jobs without a Redis that answers', () => {
@@ -27,12 +16,12 @@ describe('npm run jobs without a Redis that answers', () => {
   it('counts the jobs of a Redis that answers', async () => {
     const run = await jobs(['counts'], { REDIS_URL: TEST_REDIS_URL, ENGRAM_PREFIX: prefix });
     expect(run.code).toBe(0);
-    expect(
-      run.stdout
-        .trim()
-        .split('\n')
-        .map((l) => (JSON.parse(l) as { queue: string }).queue),
-    ).toEqual(['reflection', 'consolidation']);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.queue)).toEqual(['reflection', 'consolidation', undefined]);
+    expect(lines[2]).toEqual({ pendingThreads: 0, parkedThreads: 0 });
   });
 
   it('a refused connection: exit 1 naming REDIS_URL', async () => {

@@ -3,12 +3,14 @@ import { parseEnv } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
 import { createLogger } from '../src/observability/logger.js';
 import { Redis } from 'ioredis';
+import { BUFFER_DEFAULTS, ThreadBuffer } from '../src/queue/buffer.js';
 import { createQueues } from '../src/queue/queues.js';
 import { QUEUE_NAMES, type QueueName } from '../src/queue/schemas.js';
 
 const usage = `usage: npm run jobs -- <command> [options]
-  counts                          jobs per state, per queue
+  counts                          jobs per state, per queue; pending and parked threads
   failed [--queue reflection]     failed jobs: id, thread, attempts, reason
+  parked                          threads whose reflection failed for good (turns kept)
   retry --job <id> [--queue q]    retry one failed job (its turns are still buffered)
   retry --all [--queue q]         retry every failed job of the queue`;
 
@@ -24,7 +26,7 @@ try {
     },
   });
   const command = positionals[0];
-  if (!command || !['counts', 'failed', 'retry'].includes(command)) throw new Error(usage);
+  if (!command || !['counts', 'failed', 'parked', 'retry'].includes(command)) throw new Error(usage);
   if (!QUEUE_NAMES.includes(values.queue as QueueName))
     throw new Error(`--queue must be one of ${QUEUE_NAMES.join(', ')}`);
   const env = parseEnv({ OPENAI_API_KEY: 'unused-by-jobs', DATABASE_URL: 'postgres://unused', ...process.env });
@@ -60,6 +62,7 @@ try {
     log,
   );
   const queue = queues[values.queue as QueueName];
+  const buffer = new ThreadBuffer(redis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
   const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
   try {
     if (command === 'counts') {
@@ -68,6 +71,10 @@ try {
           queue: name,
           ...(await queues[name].getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed')),
         });
+      print({ pendingThreads: await buffer.pendingThreads(), parkedThreads: (await buffer.parked(0)).count });
+    } else if (command === 'parked') {
+      for (const { threadId, parkedAt } of (await buffer.parked(1_000)).threads)
+        print({ threadId, parkedAt: new Date(parkedAt).toISOString() });
     } else if (command === 'failed') {
       for (const job of await queue.getJobs(['failed'])) {
         print({

@@ -10,6 +10,7 @@ import type { ThreadLease } from '../queue/thread-lease.js';
 import { startCeilingSweeper } from './ceiling-sweeper.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createReflectionProcessor, SHUTDOWN, type ReflectionResult } from './reflection-job.js';
+import { countStalls, STALL_BACKSTOP, StalledRun } from './stall-accounting.js';
 
 export interface ReflectionWorkerOptions {
   connection: Redis;
@@ -35,6 +36,7 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
   const worker = new Worker<JobPayload<'reflection'>, ReflectionResult, string>(
     'reflection',
     async (job, token, signal) => {
+      await countStalls(job, opts.connection, opts.queue.toKey(job.id ?? ''));
       const result = await processor(job, token, signal);
       // A backlog beyond one reflection's batch: a follow-up, which BullMQ creates when this ends.
       if ('backlog' in result && result.backlog) await scheduleReflection(opts.queue, job.data.threadId, 0);
@@ -46,15 +48,14 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
       concurrency: opts.concurrency,
       lockDuration: opts.lockMs,
       stalledInterval: opts.lockMs,
-      // A job whose worker died is taken over twice; its third stall (a count above this) marks
-      // it failed, and the next worker to take it fails it unrun (visible, turns kept) rather
-      // than retrying it forever (BullMQ's moveStalledJobsToWait).
-      maxStalledCount: 2,
+      // Stalls count against the job's attempts (stall-accounting.ts), not against this.
+      maxStalledCount: STALL_BACKSTOP,
     },
   );
   worker.on('failed', (job, err) => {
     if (!job) return;
     const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (err instanceof StalledRun) opts.metrics.reflections.inc({ status: 'stalled' });
     log.warn(
       { jobId: job.id, threadId: job.data.threadId, attempts: job.attemptsMade, final, err },
       'reflection failed',
