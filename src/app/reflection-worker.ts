@@ -1,4 +1,5 @@
-import { UnrecoverableError, Worker } from 'bullmq';
+import { trace } from '@opentelemetry/api';
+import { UnrecoverableError, Worker, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
 import type { ReflectDeps } from '../memory/reflect.js';
@@ -25,6 +26,8 @@ export interface ReflectionWorkerOptions {
   metrics: Metrics;
   log: Logger;
   health: RedisHealth;
+  /** BullMQ's telemetry when tracing is on: each run is a span in the trace of the turn that added the job. */
+  telemetry?: Telemetry | undefined;
   /** How often to check the maxWait ceilings (ms). */
   ceilingIntervalMs?: number;
 }
@@ -38,6 +41,10 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
     async (job, token, signal) => {
       await countStalls(job, opts.connection, opts.queue.toKey(job.id ?? ''));
       const result = await processor(job, token, signal);
+      // On BullMQ's span of this run, when tracing is on (no span otherwise: a no-op).
+      trace
+        .getActiveSpan()
+        ?.setAttributes({ 'engram.thread.id': job.data.threadId, 'engram.reflection.status': result.status });
       // A backlog beyond one reflection's batch: a follow-up, which BullMQ creates when this ends.
       if ('backlog' in result && result.backlog) await scheduleReflection(opts.queue, job.data.threadId, 0);
       return result;
@@ -50,6 +57,7 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
       stalledInterval: opts.lockMs,
       // Stalls count against the job's attempts (stall-accounting.ts), not against this.
       maxStalledCount: STALL_BACKSTOP,
+      ...(opts.telemetry ? { telemetry: opts.telemetry } : {}),
     },
   );
   worker.on('failed', (job, err) => {

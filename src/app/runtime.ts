@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { buildMetricsServer } from '../api/metrics-server.js';
+import { BullMQOtel } from 'bullmq-otel';
 import { checkOpenAccess } from '../api/access-guard.js';
 import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
@@ -28,6 +29,8 @@ import { checkDimensions, migrate } from '../store/migrate.js';
 import { openDb } from '../store/open.js';
 import { StoreService } from '../store/store-service.js';
 import { instrumented } from '../observability/instrument.js';
+import { traced } from '../observability/tracing.js';
+import { describeChange, tracedProducer } from './tracing-wiring.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { startReflectionWorker } from './reflection-worker.js';
 import { startScheduler } from './scheduler.js';
@@ -40,6 +43,11 @@ export interface RuntimeOptions {
   embedder?: Embedder;
   reflect?: Partial<ReflectSettings>;
   ceilingIntervalMs?: number;
+  /**
+   * Spans for enqueues, job runs, model calls and commits; on when OTEL_EXPORTER_OTLP_ENDPOINT
+   * is set (the process entry starts the SDK), or for a test that started one itself.
+   */
+  tracing?: boolean;
 }
 
 /**
@@ -68,11 +76,15 @@ export class Runtime {
   readonly promptOptimizer: PromptOptimizer;
   readonly kinds: MemoryKind[];
   readonly metrics: Metrics;
+  /** BullMQ's telemetry (bullmq-otel) when tracing is on. */
+  readonly telemetry: BullMQOtel | undefined;
   readonly reflectSettings: ReflectSettings;
   server: FastifyInstance | null = null;
   /** The /metrics listener of a process without the API (METRICS_PORT). */
   metricsServer: FastifyInstance | null = null;
   private readonly closers: (() => Promise<unknown>)[] = [];
+  /** Ends the enqueue spans whose links are still being read (tracing on). */
+  private settleTracing: (() => Promise<void>) | null = null;
   private started = false;
   private stopping: Promise<void> | null = null;
 
@@ -112,17 +124,22 @@ export class Runtime {
       name: 'board',
     });
     const storeLog = log.child({ component: 'store' });
-    this.store = new MemoryDb(this.db, env.DATABASE_SCHEMA, storeLog, {
+    const tracing = options.tracing ?? env.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined;
+    // Nothing of tracing is wired in when it is off: no telemetry on the queues, no proxies.
+    const telemetry = tracing ? new BullMQOtel({ tracerName: 'engram' }) : undefined;
+    this.telemetry = telemetry;
+    const store = new MemoryDb(this.db, env.DATABASE_SCHEMA, storeLog, {
       exactSearchMax: env.STORE_EXACT_SEARCH_MAX,
       efSearch: 100,
     });
+    this.store = tracing ? traced(store, 'apply', 'engram.commit', describeChange) : store;
     this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
     const queueSettings = {
       prefix: env.ENGRAM_PREFIX,
       reflectionAttempts: env.REFLECTION_ATTEMPTS,
       reflectionBackoffMs: env.REFLECTION_BACKOFF_MS,
     };
-    this.queues = createQueues(this.producerRedis, queueSettings, log, health);
+    this.queues = createQueues(this.producerRedis, { ...queueSettings, telemetry }, log, health);
     this.boardQueues = createQueues(this.boardRedis, queueSettings, log, health);
     this.producer = new Producer(
       this.buffer,
@@ -138,10 +155,22 @@ export class Runtime {
     );
     const metrics = (this.metrics = createMetrics(this.queues, this.buffer));
     const models = createModelClients(env, log);
-    const chat = instrumented(models.chat, 'complete', metrics.modelSeconds, { model: 'chat' });
-    this.embedder = instrumented(options.embedder ?? models.embedder, 'embed', metrics.modelSeconds, {
+    let chat = instrumented(models.chat, 'complete', metrics.modelSeconds, { model: 'chat' });
+    let embedder = instrumented(options.embedder ?? models.embedder, 'embed', metrics.modelSeconds, {
       model: 'embedding',
     });
+    if (tracing) {
+      chat = traced(chat, 'complete', 'engram.model.chat', (_r, [body]) => ({
+        'engram.model.tools': ((body as { tools?: unknown[] }).tools ?? []).length,
+      }));
+      embedder = traced(embedder, 'embed', 'engram.model.embed', (_r, [texts]) => ({
+        'engram.embed.texts': (texts as unknown[]).length,
+      }));
+      const withSpans = tracedProducer(this.producer, this.queues.reflection, log);
+      this.producer = withSpans.producer;
+      this.settleTracing = withSpans.settle;
+    }
+    this.embedder = embedder;
     this.manager = new MemoryManager(chat, log.child({ component: 'manager' }));
     const recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ, () => this.kinds);
     this.recall = instrumented(
@@ -246,6 +275,7 @@ export class Runtime {
         metrics: this.metrics,
         log: this.log,
         health: this.redisHealth,
+        telemetry: this.telemetry,
         ceilingIntervalMs: this.options.ceilingIntervalMs,
       });
       this.closers.push(() => w.close(this.env.SHUTDOWN_GRACE_MS));
@@ -313,6 +343,7 @@ export class Runtime {
       await Promise.all(
         this.closers.map((close) => close().catch((err: unknown) => this.log.warn({ err }, 'error while stopping'))),
       );
+      await this.settleTracing?.();
       await Promise.all([...Object.values(this.queues), ...Object.values(this.boardQueues)].map((q) => q.close()));
       await Promise.allSettled([this.producerRedis.quit(), this.workerRedis.quit(), this.db.close()]);
       this.boardRedis.disconnect();

@@ -127,6 +127,10 @@ export const envSchema = z
      * server that accepts a connection but never answers cannot hold a read for good.
      */
     DATABASE_QUERY_TIMEOUT_MS: int(100).max(3_600_000).default(30_000),
+    /** OpenTelemetry traces over OTLP/HTTP to this collector (`/v1/traces` appended); off when unset. */
+    OTEL_EXPORTER_OTLP_ENDPOINT: url(/^https?$/).optional(),
+    /** The traces' service name; `engram-<process>` (engram-api, engram-reflection...) when unset. */
+    OTEL_SERVICE_NAME: z.string().min(1).max(200).optional(),
   })
   .refine((e) => !e.API_KEYS?.length || e.ADMIN_PASSWORD, {
     path: ['ADMIN_PASSWORD'],

@@ -1,4 +1,4 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import { Queue, type JobsOptions, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
 import type { RedisHealth } from './connection.js';
@@ -16,6 +16,8 @@ export interface QueueSettings {
    */
   reflectionAttempts: number;
   reflectionBackoffMs: number;
+  /** BullMQ's telemetry (bullmq-otel) when tracing is on: job options carry the trace context. */
+  telemetry?: Telemetry | undefined;
 }
 
 /**
@@ -55,7 +57,12 @@ export function createQueue<Q extends QueueName>(
     },
     consolidation: { ...common, attempts: 3, backoff: { type: 'exponential', delay: 10_000 } },
   };
-  const queue: EngramQueue<Q> = new Queue(name, { connection, prefix: settings.prefix, defaultJobOptions: jobs[name] });
+  const queue: EngramQueue<Q> = new Queue(name, {
+    connection,
+    prefix: settings.prefix,
+    defaultJobOptions: jobs[name],
+    ...(settings.telemetry ? { telemetry: settings.telemetry } : {}),
+  });
   // An unhandled 'error' event would crash the host when Redis restarts.
   queue.on('error', (err) =>
     health ? health.error(err, { queue: name }) : log.warn({ err, queue: name }, 'queue connection error'),
