@@ -30,6 +30,7 @@ import { openDb } from '../store/open.js';
 import { StoreService } from '../store/store-service.js';
 import { instrumented } from '../observability/instrument.js';
 import { traced } from '../observability/tracing.js';
+import { observedModels } from './observed-models.js';
 import { describeChange, tracedProducer } from './tracing-wiring.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { startReflectionWorker } from './reflection-worker.js';
@@ -155,22 +156,17 @@ export class Runtime {
     );
     const metrics = (this.metrics = createMetrics(this.queues, this.buffer));
     const models = createModelClients(env, log);
-    let chat = instrumented(models.chat, 'complete', metrics.modelSeconds, { model: 'chat' });
-    let embedder = instrumented(options.embedder ?? models.embedder, 'embed', metrics.modelSeconds, {
-      model: 'embedding',
-    });
+    const { chat, embedder } = observedModels(
+      { chat: models.chat, embedder: options.embedder ?? models.embedder },
+      metrics,
+      tracing,
+    );
+    this.embedder = embedder;
     if (tracing) {
-      chat = traced(chat, 'complete', 'engram.model.chat', (_r, [body]) => ({
-        'engram.model.tools': ((body as { tools?: unknown[] }).tools ?? []).length,
-      }));
-      embedder = traced(embedder, 'embed', 'engram.model.embed', (_r, [texts]) => ({
-        'engram.embed.texts': (texts as unknown[]).length,
-      }));
       const withSpans = tracedProducer(this.producer, this.queues.reflection, log);
       this.producer = withSpans.producer;
       this.settleTracing = withSpans.settle;
     }
-    this.embedder = embedder;
     this.manager = new MemoryManager(chat, log.child({ component: 'manager' }));
     const recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ, () => this.kinds);
     this.recall = instrumented(
