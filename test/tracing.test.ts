@@ -76,8 +76,11 @@ describe('tracing', () => {
 
     // The commit is in the first turn's trace, under a run of the job that turn's enqueue added.
     expect(commit.spanContext().traceId).toBe(traceId);
-    const chain = ancestors(commit);
-    expect(chain.at(-1)).toBe('engram.enqueue');
+    // Its parents end after it (the run completes the job): wait for the chain to be exported.
+    const chain = await waitFor(() => {
+      const names = ancestors(commit);
+      return names.at(-1) === 'engram.enqueue' ? names : null;
+    });
     expect(chain).toEqual(expect.arrayContaining(['process reflection', 'add reflection.reflect']));
     expect(commit.attributes).toMatchObject({ 'engram.change.status': 'applied', 'engram.thread.id': 'tr1' });
     expect(commit.attributes['engram.memory.keys']).toHaveLength(2);
