@@ -43,6 +43,8 @@ const PG_DOWN = new Set([
   'Connection terminated due to connection timeout',
   'timeout exceeded when trying to connect',
   'Client has encountered a connection error and is not queryable',
+  // query_timeout (pool.ts): connected, but no answer in time.
+  'Query read timeout',
 ]);
 
 /**

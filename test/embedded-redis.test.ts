@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -51,6 +51,65 @@ describe('no REDIS_URL', () => {
     probe.on('error', () => undefined);
     await expect(probe.connect()).rejects.toThrow();
     probe.disconnect();
+  });
+
+  /** Starts `command` without REDIS_URL on `port`; resolves once it is ready. */
+  async function startAllInOne(command: string[], port: number, dir: string) {
+    const child = spawn(command[0]!, command.slice(1), {
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...withoutRedis,
+        PORT: String(port),
+        ENGRAM_DATA_DIR: dir,
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let logs = '';
+    child.stdout.on('data', (chunk: Buffer) => (logs += chunk.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', r));
+    await waitFor(
+      () =>
+        fetch(`http://127.0.0.1:${port}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      { timeoutMs: 30_000 },
+    );
+    const redisPid = Number(await readFile(join(dir, 'redis', 'engram-redis.pid'), 'utf8'));
+    return { child, exited, logs: () => logs, redisPid };
+  }
+  const alive = (pid: number) =>
+    readFile(`/proc/${pid}/cmdline`, 'utf8').then(
+      (c) => c.length > 0,
+      () => false,
+    );
+
+  it('the embedded redis-server dying stops the all-in-one process with exit code 1, saying why', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'engram-data-'));
+    try {
+      const p = await startAllInOne([process.execPath, '--import', 'tsx', 'workers/all-in-one.ts'], 3462, dir);
+      process.kill(p.redisPid, 'SIGKILL');
+      expect(await p.exited).toBe(1);
+      expect(p.logs()).toMatch(/"signal":"SIGKILL"[^\n]*the embedded redis-server exited: stopping engram/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('npm start signalled through npm (as a supervisor does) takes engram and its redis-server down', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'engram-data-'));
+    try {
+      const p = await startAllInOne(['npm', 'start', '--silent'], 3463, dir);
+      const server = /"pid":(\d+)[^\n]*engram started/.exec(p.logs())?.[1];
+      expect(server).toBeDefined();
+      p.child.kill('SIGTERM'); // npm's own pid, not engram's
+      await p.exited;
+      await waitFor(async () => !(await alive(Number(server))) && !(await alive(p.redisPid)), { timeoutMs: 30_000 });
+      await expect(fetch('http://127.0.0.1:3463/healthz')).rejects.toThrow();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('a split process refuses to start and says why', async () => {

@@ -6,6 +6,7 @@ import { FakeModel, readPrompt, type ChatHandler } from './fake-model/server.js'
 import { cleanup, testEnvVars, waitFor } from './helpers/harness.js';
 import { killAll, spawnWorker, type WorkerProcess } from './helpers/processes.js';
 import { tables } from '../src/store/sql.js';
+import { jobs } from './helpers/jobs-cli.js';
 
 /** Remembers every user turn verbatim: the store then shows which turns were applied, and how often. */
 const recordAll: ChatHandler = (request) => ({
@@ -97,6 +98,67 @@ describe('reflection workers in several processes', () => {
     expect(model.chatRequests).toHaveLength(1); // the re-run found nothing after the cursor
     const left = await observer.buffer.read('k2', cursor, 10, 0);
     expect(left.pending).toEqual([]);
+  });
+
+  it('a worker SIGKILLed three times under one job: each stall is a failed attempt with backoff, and the thread still reflects', async () => {
+    // Three stalls used to fail the job unrun (maxStalledCount 2) and park the thread until an
+    // operator retried it, whatever REFLECTION_ATTEMPTS said.
+    await setup(recordAll, { REFLECTION_ATTEMPTS: '5', REFLECTION_BACKOFF_MS: '100' });
+    await send('k3', 'I keep bees');
+    for (let kill = 1; kill <= 3; kill++) {
+      const doomed = await worker('hang-before-commit');
+      await doomed.waitForLine(/^about-to-commit k3$/, 30_000);
+      doomed.child.kill('SIGKILL');
+      await doomed.exited;
+    }
+    await worker();
+    await waitFor(async () => (await observer.store.cursor('k3')) && (await settled()), { timeoutMs: 30_000 });
+    expect(await inserts('I keep bees')).toBe(1);
+    // The job that committed (a follow-up the sweeper asked for meanwhile found nothing left).
+    const job = (await observer.queues.reflection.getJobs(['completed'])).find(
+      (j) => (j.returnvalue as { status?: string }).status === 'applied',
+    );
+    // Three stalls counted as three failed attempts, then the run that committed.
+    expect([job?.attemptsMade, job?.stalledCounter]).toEqual([4, 3]);
+    expect((await observer.queues.reflection.getJobLogs(job!.id!)).logs).toEqual([
+      expect.stringMatching(/previous run stalled .*1 stall\(s\) so far/),
+      expect.stringMatching(/2 stall\(s\) so far/),
+      expect.stringMatching(/3 stall\(s\) so far/),
+    ]);
+    expect((await observer.buffer.parked(10)).count).toBe(0);
+  });
+
+  it('a poison job (its worker dies every run) fails after its attempts, and its thread shows as parked', async () => {
+    await setup(recordAll, { REFLECTION_ATTEMPTS: '2', REFLECTION_BACKOFF_MS: '100' });
+    await send('poison', 'I break workers');
+    for (let kill = 1; kill <= 2; kill++) {
+      const doomed = await worker('hang-before-commit');
+      await doomed.waitForLine(/^about-to-commit poison$/, 30_000);
+      doomed.child.kill('SIGKILL');
+      await doomed.exited;
+    }
+    await worker('hang-before-commit'); // takes it, counts the second stall: no attempt left
+    const failed = await waitFor(async () => (await observer.queues.reflection.getJobs(['failed']))[0]);
+    expect([failed.attemptsMade, failed.failedReason]).toEqual([2, expect.stringMatching(/previous run stalled/)]);
+    const parked = await waitFor(async () => (await observer.buffer.parked(10)).threads[0]);
+    expect(parked.threadId).toBe('poison');
+    expect(await observer.metrics.registry.getSingleMetricAsString('engram_parked_threads')).toMatch(
+      /^engram_parked_threads 1$/m,
+    );
+    const cli = await jobs(['failed'], vars);
+    expect(JSON.parse(cli.stdout.trim())).toMatchObject({
+      data: { threadId: 'poison' },
+      attempts: 2,
+      reason: expect.stringMatching(/previous run stalled/),
+    });
+    const listed = await jobs(['parked'], vars);
+    expect(JSON.parse(listed.stdout.trim())).toMatchObject({ threadId: 'poison' });
+    const counts = (await jobs(['counts'], vars)).stdout.trim().split('\n').at(-1) ?? '';
+    expect(JSON.parse(counts)).toEqual({ pendingThreads: 0, parkedThreads: 1 });
+    expect(await observer.store.cursor('poison')).toBeNull(); // nothing committed; the turn is kept
+    expect((await observer.buffer.read('poison', null, 10, 0)).pending.map((e) => e.turn.content)).toEqual([
+      'I break workers',
+    ]);
   });
 
   it('two worker processes, many threads: never two reflections of one thread at once, every turn applied once', async () => {

@@ -2,13 +2,15 @@ import { parseArgs } from 'node:util';
 import { parseEnv } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
 import { createLogger } from '../src/observability/logger.js';
-import { createRedis } from '../src/queue/connection.js';
+import { Redis } from 'ioredis';
+import { BUFFER_DEFAULTS, ThreadBuffer } from '../src/queue/buffer.js';
 import { createQueues } from '../src/queue/queues.js';
 import { QUEUE_NAMES, type QueueName } from '../src/queue/schemas.js';
 
 const usage = `usage: npm run jobs -- <command> [options]
-  counts                          jobs per state, per queue
+  counts                          jobs per state, per queue; pending and parked threads
   failed [--queue reflection]     failed jobs: id, thread, attempts, reason
+  parked                          threads whose reflection failed for good (turns kept)
   retry --job <id> [--queue q]    retry one failed job (its turns are still buffered)
   retry --all [--queue q]         retry every failed job of the queue`;
 
@@ -24,13 +26,32 @@ try {
     },
   });
   const command = positionals[0];
-  if (!command || !['counts', 'failed', 'retry'].includes(command)) throw new Error(usage);
+  if (!command || !['counts', 'failed', 'parked', 'retry'].includes(command)) throw new Error(usage);
   if (!QUEUE_NAMES.includes(values.queue as QueueName))
     throw new Error(`--queue must be one of ${QUEUE_NAMES.join(', ')}`);
   const env = parseEnv({ OPENAI_API_KEY: 'unused-by-jobs', DATABASE_URL: 'postgres://unused', ...process.env });
   const log = createLogger({ level: 'warn' });
   if (!env.REDIS_URL) throw new Error('REDIS_URL is required');
-  const redis = createRedis(env.REDIS_URL, 'worker', log);
+  // A one-shot command: a Redis that is down or stalled fails it within seconds, saying so,
+  // where a worker's connection would retry for ever.
+  const redis = new Redis(env.REDIS_URL, {
+    lazyConnect: true,
+    connectTimeout: 3_000,
+    commandTimeout: 5_000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+    // Connected but silent is found by the PING below, within commandTimeout (no ready check
+    // or CLIENT SETINFO before it, each of which would wait as long again).
+    enableReadyCheck: false,
+    disableClientInfo: true,
+  });
+  let lastError: Error | null = null;
+  redis.on('error', (err: Error) => (lastError = err));
+  await redis.connect().catch((err: unknown) => {
+    throw new Error(`cannot reach Redis at REDIS_URL: ${(lastError ?? coerceError(err)).message}`);
+  });
+  await redis.ping();
   const queues = createQueues(
     redis,
     {
@@ -41,6 +62,7 @@ try {
     log,
   );
   const queue = queues[values.queue as QueueName];
+  const buffer = new ThreadBuffer(redis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
   const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
   try {
     if (command === 'counts') {
@@ -49,6 +71,10 @@ try {
           queue: name,
           ...(await queues[name].getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed')),
         });
+      print({ pendingThreads: await buffer.pendingThreads(), parkedThreads: (await buffer.parked(0)).count });
+    } else if (command === 'parked') {
+      for (const { threadId, parkedAt } of (await buffer.parked(1_000)).threads)
+        print({ threadId, parkedAt: new Date(parkedAt).toISOString() });
     } else if (command === 'failed') {
       for (const job of await queue.getJobs(['failed'])) {
         print({
@@ -72,10 +98,12 @@ try {
       print({ retried: 1, id: job.id, queue: queue.name });
     }
   } finally {
-    await Promise.all(Object.values(queues).map((q) => q.close()));
     redis.disconnect();
   }
 } catch (err) {
-  process.stderr.write(`engram jobs: ${coerceError(err).message}\n`);
+  const e = coerceError(err);
+  const message = e.message === 'Command timed out' ? 'Redis did not answer within 5 s (stalled?)' : e.message;
+  process.stderr.write(`engram jobs: ${message}\n`);
   process.exit(1);
 }
+process.exit(0);

@@ -6,7 +6,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from '../observability/logger.js';
 import type { EngramQueues } from '../queue/queues.js';
 import { QUEUE_NAMES } from '../queue/schemas.js';
-import { withTimeout } from '../with-timeout.js';
+import { redisUnavailable } from '../dependency-errors.js';
+import { TimeoutError, withTimeout } from '../with-timeout.js';
 import { memoryBrowser } from './admin/memory-browser.js';
 import { errorHandler } from './errors.js';
 import { registerJsonBody } from './json-body.js';
@@ -27,6 +28,8 @@ export interface ServerDeps extends ApiDeps, LifecycleDeps {
   adminPassword?: string | undefined;
   /** MCP at /mcp (mcp-route.ts): the kinds and embedder its tools write with; no /mcp when unset. */
   mcp?: McpRouteDeps['mcp'];
+  /** HTTP_REQUEST_TIMEOUT_MS: headers and body must arrive within this long (60 s when unset). */
+  requestTimeoutMs?: number;
 }
 
 /** A probe must answer in time: a stalled dependency is not ready, whatever it says later. */
@@ -36,12 +39,19 @@ const READY_TIMEOUT_MS = 2_000;
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Typed as Fastify's logger (see metrics-server.ts).
   const logger: FastifyBaseLogger = deps.log.child({ component: 'api' });
+  const requestTimeout = deps.requestTimeoutMs ?? 60_000;
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: 4 * 1024 * 1024,
     // A request (headers and body) must arrive within a minute, 408 otherwise: Fastify's default
-    // of none let a client trickling its body hold a connection for ever. Node checks every 30 s.
-    requestTimeout: 60_000,
+    // of none let a client trickling its body hold a connection for ever. Headers are small: 10 s
+    // at most, which also closes a connection that sends nothing. Node checks a quarter as often.
+    // An idle kept-alive connection closes after Fastify's keepAliveTimeout (72 s).
+    requestTimeout,
+    http: {
+      headersTimeout: Math.min(10_000, requestTimeout),
+      connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(requestTimeout / 4))),
+    },
     // Thread ids run to 128 characters (LIMITS.idChars); Fastify's default of 100 answered 414
     // for 101-128. Twice that, so an id somewhat too long gets the schema's 400 naming the limit.
     routerOptions: { maxParamLength: 256 },
@@ -63,6 +73,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
+  // By route pattern, never by URL: ids in paths would make a series each.
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    deps.metrics.httpSeconds.observe(
+      { method: request.method, route, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
   // JSON only: a text/plain body would reach the schemas as a string and fail as "expected
   // object"; without its parser Fastify answers 415 and names the media type it got.
   app.removeContentTypeParser('text/plain');
@@ -78,14 +97,24 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerMcpRoute(app, deps);
 
   app.get('/healthz', async () => ({ ok: true }));
+  // Anyone may probe readiness: the answer names each check and its state, never the driver's
+  // message (hosts, ports, connection strings); those are logged, once per change of state.
+  const lastState = new Map<string, string>();
   app.get('/readyz', async (_request, reply) => {
-    const checks: Record<string, string> = {};
+    const checks: Record<string, 'ok' | 'timeout' | 'error'> = {};
     await Promise.all(
       Object.entries(deps.readiness).map(async ([name, check]) => {
         checks[name] = await withTimeout(check(), READY_TIMEOUT_MS).then(
-          () => 'ok',
-          (err: Error) => `error: ${err.message}`,
+          () => 'ok' as const,
+          (err: unknown) => {
+            const state = err instanceof TimeoutError ? 'timeout' : 'error';
+            if (lastState.get(name) !== state) logger.warn({ err, check: name, state }, 'readiness check failed');
+            return state;
+          },
         );
+        if (checks[name] === 'ok' && lastState.has(name) && lastState.get(name) !== 'ok')
+          logger.info({ check: name }, 'readiness check passes again');
+        lastState.set(name, checks[name]);
       }),
     );
     const ok = Object.values(checks).every((c) => c === 'ok');
@@ -95,6 +124,23 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   const board = new FastifyAdapter();
   createBullBoard({ queues: QUEUE_NAMES.map((name) => new BullMQAdapter(deps.queues[name])), serverAdapter: board });
+  // The board's queues' Redis calls are bounded (commandTimeout, runtime.ts): a stalled or lost
+  // Redis is a 503 naming it, not a request that hangs, nor Bull Board's 500 with the raw message.
+  // Its type lists fewer statuses than its Fastify adapter passes on.
+  type BoardStatus = 500;
+  board.setErrorHandler((error) => {
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status && status < 500) return { status: status as BoardStatus, body: { error: error.message } };
+    if (redisUnavailable(error) || error.message === 'Command timed out') {
+      logger.warn({ err: error }, 'bull board: redis unavailable');
+      return {
+        status: 503 as BoardStatus,
+        body: { error: 'queue unavailable: Redis did not answer in time; retry later' },
+      };
+    }
+    logger.error({ err: error }, 'bull board request failed');
+    return { status: 500, body: { error: 'internal error' } };
+  });
   board.setBasePath('/admin/queues');
   await app.register(async (admin) => {
     if (deps.adminPassword) {

@@ -1,5 +1,8 @@
 import type { Logger } from '../observability/logger.js';
 import type { ThreadBuffer } from '../queue/buffer.js';
+import type { RedisHealth } from '../queue/connection.js';
+import { redisUnavailable } from '../dependency-errors.js';
+import { coerceError } from '../errors.js';
 import { scheduleReflection, type EngramQueue } from '../queue/queues.js';
 
 /**
@@ -14,6 +17,7 @@ export function startCeilingSweeper(opts: {
   queue: EngramQueue<'reflection'>;
   intervalMs: number;
   log: Logger;
+  health?: RedisHealth;
 }) {
   let running = false;
   const tick = async () => {
@@ -27,8 +31,10 @@ export function startCeilingSweeper(opts: {
         await opts.buffer.postponeCeiling(threadId, ceiling, now + Math.max(opts.intervalMs * 30, 30_000));
         opts.log.debug({ threadId }, 'thread past its ceiling: job ensured');
       }
-    } catch (err) {
-      opts.log.warn({ err }, 'ceiling sweep failed');
+    } catch (thrown) {
+      const err = coerceError(thrown);
+      if (opts.health && redisUnavailable(err)) opts.health.error(err, { component: 'ceiling-sweeper' });
+      else opts.log.warn({ err }, 'ceiling sweep failed');
     } finally {
       running = false;
     }

@@ -15,8 +15,13 @@ export interface EmbeddedRedis {
  * The first-run default when no REDIS_URL is set (all-in-one process only): a `redis-server`
  * child on a free loopback port, with AOF in its data folder (accepted turns survive a restart)
  * and `noeviction` (an evicted key is a lost turn). Production runs its own Redis.
+ * `onDeath` is called when the child exits without `stop` (killed, crashed, out of memory).
  */
-export async function startEmbeddedRedis(dataDir: string, log: Logger): Promise<EmbeddedRedis> {
+export async function startEmbeddedRedis(
+  dataDir: string,
+  log: Logger,
+  onDeath: (exit: { code: number | null; signal: NodeJS.Signals | null }) => void = () => undefined,
+): Promise<EmbeddedRedis> {
   const dir = join(dataDir, 'redis');
   await mkdir(dir, { recursive: true });
   // A previous all-in-one process that was SIGKILLed leaves its redis-server running; two
@@ -57,9 +62,14 @@ export async function startEmbeddedRedis(dataDir: string, log: Logger): Promise<
   await Promise.race([spawnError, waitForPing(url)]);
   await writeFile(pidFile, String(child.pid));
   log.info({ url, dir }, 'embedded redis-server started (set REDIS_URL to use your own)');
+  let stopping = false;
+  child.once('exit', (code, signal) => {
+    if (!stopping) onDeath({ code, signal });
+  });
   return {
     url,
     async stop() {
+      stopping = true;
       process.off('exit', killChild);
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));

@@ -1,6 +1,7 @@
 import { parseEnv, type Env } from '../config/env.js';
 import { coerceError, PermanentError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
+import { startTracing, type Tracing } from '../observability/tracing.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
 import { Runtime, type Role, type RuntimeOptions } from './runtime.js';
 
@@ -26,6 +27,17 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
   }
   const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: name });
   let embedded: EmbeddedRedis | null = null;
+  let runtime: Runtime | undefined;
+  // Before anything that makes spans; nothing is loaded when OTEL_EXPORTER_OTLP_ENDPOINT is unset.
+  let tracing: Tracing | null = null;
+  try {
+    tracing = await startTracing(
+      { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME ?? `engram-${name}` },
+      log,
+    );
+  } catch (err) {
+    log.error({ err: coerceError(err) }, 'tracing could not start; running without it');
+  }
   if (!env.REDIS_URL) {
     if (roles.length < 3) {
       process.stderr.write(
@@ -34,14 +46,21 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
       process.exit(1);
     }
     try {
-      embedded = await startEmbeddedRedis(env.ENGRAM_DATA_DIR, log);
+      // Exit rather than restart it: the process and its Redis are one unit to a supervisor
+      // (compose's restart policy, systemd), which starts both again and Redis replays its AOF;
+      // a process left running on a dead Redis answers 503s and holds its jobs until SIGTERM's
+      // grace runs out. A bounded stop first, so active reflections are aborted, not cut.
+      embedded = await startEmbeddedRedis(env.ENGRAM_DATA_DIR, log, (exit) => {
+        log.fatal(exit, 'the embedded redis-server exited: stopping engram (restart it to start both again)');
+        setTimeout(() => process.exit(1), 2_000).unref();
+        void (runtime?.stop() ?? Promise.resolve()).finally(() => process.exit(1));
+      });
     } catch (err) {
       process.stderr.write(`engram ${name}: ${coerceError(err).message}\n`);
       process.exit(1);
     }
     env = { ...env, REDIS_URL: embedded.url };
   }
-  let runtime: Runtime;
   try {
     runtime = new Runtime(env, log, options);
   } catch (err) {
@@ -53,6 +72,8 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
   const stopAll = async () => {
     await runtime.stop();
     await embedded?.stop();
+    // Flushes the spans still buffered.
+    await tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'tracing did not flush'));
   };
   // Past the workers' own grace (after which they abort and hand jobs back), a hard stop.
   const grace = options.shutdownGraceMs ?? env.SHUTDOWN_GRACE_MS + 10_000;

@@ -1,14 +1,17 @@
-import { UnrecoverableError, Worker } from 'bullmq';
+import { trace } from '@opentelemetry/api';
+import { UnrecoverableError, Worker, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
 import type { ReflectDeps } from '../memory/reflect.js';
 import type { ThreadBuffer } from '../queue/buffer.js';
+import type { RedisHealth } from '../queue/connection.js';
 import { scheduleReflection, type EngramQueue } from '../queue/queues.js';
 import type { JobPayload } from '../queue/schemas.js';
 import type { ThreadLease } from '../queue/thread-lease.js';
 import { startCeilingSweeper } from './ceiling-sweeper.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createReflectionProcessor, SHUTDOWN, type ReflectionResult } from './reflection-job.js';
+import { countStalls, STALL_BACKSTOP, StalledRun } from './stall-accounting.js';
 
 export interface ReflectionWorkerOptions {
   connection: Redis;
@@ -22,6 +25,9 @@ export interface ReflectionWorkerOptions {
   reflect: ReflectDeps;
   metrics: Metrics;
   log: Logger;
+  health: RedisHealth;
+  /** BullMQ's telemetry when tracing is on: each run is a span in the trace of the turn that added the job. */
+  telemetry?: Telemetry | undefined;
   /** How often to check the maxWait ceilings (ms). */
   ceilingIntervalMs?: number;
 }
@@ -33,7 +39,12 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
   const worker = new Worker<JobPayload<'reflection'>, ReflectionResult, string>(
     'reflection',
     async (job, token, signal) => {
+      await countStalls(job, opts.connection, opts.queue.toKey(job.id ?? ''));
       const result = await processor(job, token, signal);
+      // On BullMQ's span of this run, when tracing is on (no span otherwise: a no-op).
+      trace
+        .getActiveSpan()
+        ?.setAttributes({ 'engram.thread.id': job.data.threadId, 'engram.reflection.status': result.status });
       // A backlog beyond one reflection's batch: a follow-up, which BullMQ creates when this ends.
       if ('backlog' in result && result.backlog) await scheduleReflection(opts.queue, job.data.threadId, 0);
       return result;
@@ -44,15 +55,15 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
       concurrency: opts.concurrency,
       lockDuration: opts.lockMs,
       stalledInterval: opts.lockMs,
-      // A job whose worker died is taken over twice; its third stall (a count above this) marks
-      // it failed, and the next worker to take it fails it unrun (visible, turns kept) rather
-      // than retrying it forever (BullMQ's moveStalledJobsToWait).
-      maxStalledCount: 2,
+      // Stalls count against the job's attempts (stall-accounting.ts), not against this.
+      maxStalledCount: STALL_BACKSTOP,
+      ...(opts.telemetry ? { telemetry: opts.telemetry } : {}),
     },
   );
   worker.on('failed', (job, err) => {
     if (!job) return;
     const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (err instanceof StalledRun) opts.metrics.reflections.inc({ status: 'stalled' });
     log.warn(
       { jobId: job.id, threadId: job.data.threadId, attempts: job.attemptsMade, final, err },
       'reflection failed',
@@ -62,13 +73,14 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
     if (final)
       void opts.buffer.park(job.data.threadId).catch((e: unknown) => log.warn({ err: e }, 'could not park thread'));
   });
-  worker.on('error', (err) => log.error({ err }, 'reflection worker error'));
+  worker.on('error', (err) => opts.health.error(err, { component: 'reflection-worker' }));
 
   const sweeper = startCeilingSweeper({
     buffer: opts.buffer,
     queue: opts.queue,
     intervalMs: opts.ceilingIntervalMs ?? 1_000,
     log,
+    health: opts.health,
   });
   let closing: Promise<void> | null = null;
   return {

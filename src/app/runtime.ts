@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { buildMetricsServer } from '../api/metrics-server.js';
+import { BullMQOtel } from 'bullmq-otel';
+import { checkOpenAccess } from '../api/access-guard.js';
 import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
 import type { Env } from '../config/env.js';
@@ -18,7 +20,7 @@ import { Eraser } from '../memory/erase.js';
 import { Recall } from '../memory/recall.js';
 import type { ReflectDeps, ReflectSettings } from '../memory/reflect.js';
 import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';
-import { createRedis, waitReady } from '../queue/connection.js';
+import { createRedis, RedisHealth, waitReady } from '../queue/connection.js';
 import { Producer } from '../queue/enqueue.js';
 import { createQueues, type EngramQueues } from '../queue/queues.js';
 import { ThreadLease } from '../queue/thread-lease.js';
@@ -27,6 +29,10 @@ import { MemoryDb } from '../store/memory-db.js';
 import { checkDimensions, migrate } from '../store/migrate.js';
 import { openDb, openReadDb } from '../store/open.js';
 import { StoreService } from '../store/store-service.js';
+import { instrumented } from '../observability/instrument.js';
+import { traced } from '../observability/tracing.js';
+import { observedModels } from './observed-models.js';
+import { describeChange, tracedProducer } from './tracing-wiring.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { startReflectionWorker } from './reflection-worker.js';
 import { startScheduler } from './scheduler.js';
@@ -39,6 +45,11 @@ export interface RuntimeOptions {
   embedder?: Embedder;
   reflect?: Partial<ReflectSettings>;
   ceilingIntervalMs?: number;
+  /**
+   * Spans for enqueues, job runs, model calls and commits; on when OTEL_EXPORTER_OTLP_ENDPOINT
+   * is set (the process entry starts the SDK), or for a test that started one itself.
+   */
+  tracing?: boolean;
 }
 
 /**
@@ -48,6 +59,10 @@ export interface RuntimeOptions {
 export class Runtime {
   readonly producerRedis: Redis;
   readonly workerRedis: Redis;
+  /** Bull Board's own connection: its commands time out, so a stalled Redis cannot hang the board. */
+  readonly boardRedis: Redis;
+  /** Whether Redis is reachable, for this process' logs: one line when lost, one when back. */
+  readonly redisHealth: RedisHealth;
   readonly db: Db;
   /** Read replicas (DATABASE_READ_URL) for reads that accept lag; null: they read `db`. */
   readonly readDb: Db | null;
@@ -56,6 +71,7 @@ export class Runtime {
   readonly storeApi: StoreService;
   readonly buffer: ThreadBuffer;
   readonly queues: EngramQueues;
+  private readonly boardQueues: EngramQueues;
   readonly producer: Producer;
   readonly embedder: Embedder;
   readonly manager: MemoryManager;
@@ -66,11 +82,15 @@ export class Runtime {
   readonly promptOptimizer: PromptOptimizer;
   readonly kinds: MemoryKind[];
   readonly metrics: Metrics;
+  /** BullMQ's telemetry (bullmq-otel) when tracing is on. */
+  readonly telemetry: BullMQOtel | undefined;
   readonly reflectSettings: ReflectSettings;
   server: FastifyInstance | null = null;
   /** The /metrics listener of a process without the API (METRICS_PORT). */
   metricsServer: FastifyInstance | null = null;
   private readonly closers: (() => Promise<unknown>)[] = [];
+  /** Ends the enqueue spans whose links are still being read (tracing on). */
+  private settleTracing: (() => Promise<void>) | null = null;
   private started = false;
   private stopping: Promise<void> | null = null;
 
@@ -92,25 +112,45 @@ export class Runtime {
     }
     // First: a PGlite data folder held by another process fails here, before anything else opens.
     this.db = openDb(
-      { databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: env.DATABASE_POOL_MAX },
-      log,
-    );
-    this.readDb = openReadDb(env.DATABASE_READ_URL, this.db, env.DATABASE_POOL_MAX, log);
-    this.producerRedis = createRedis(env.REDIS_URL, 'producer', log);
-    this.workerRedis = createRedis(env.REDIS_URL, 'worker', log);
-    const storeLog = log.child({ component: 'store' });
-    const search = { exactSearchMax: env.STORE_EXACT_SEARCH_MAX, efSearch: 100 };
-    this.store = new MemoryDb(this.db, env.DATABASE_SCHEMA, storeLog, search, this.readDb);
-    this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
-    this.queues = createQueues(
-      this.producerRedis,
       {
-        prefix: env.ENGRAM_PREFIX,
-        reflectionAttempts: env.REFLECTION_ATTEMPTS,
-        reflectionBackoffMs: env.REFLECTION_BACKOFF_MS,
+        databaseUrl: env.DATABASE_URL,
+        pgliteDataDir: env.PGLITE_DATA_DIR,
+        poolMax: env.DATABASE_POOL_MAX,
+        queryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
       },
       log,
     );
+    this.readDb = openReadDb(env.DATABASE_READ_URL, this.db, env.DATABASE_POOL_MAX, log);
+    const health = (this.redisHealth = new RedisHealth(log.child({ component: 'redis' })));
+    this.producerRedis = createRedis(env.REDIS_URL, 'producer', log, { health });
+    this.workerRedis = createRedis(env.REDIS_URL, 'worker', log, { health });
+    this.boardRedis = createRedis(env.REDIS_URL, 'producer', log, {
+      lazy: true,
+      commandTimeoutMs: env.ENQUEUE_TIMEOUT_MS,
+      health,
+      name: 'board',
+    });
+    const storeLog = log.child({ component: 'store' });
+    const tracing = options.tracing ?? env.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined;
+    // Nothing of tracing is wired in when it is off: no telemetry on the queues, no proxies.
+    const telemetry = tracing ? new BullMQOtel({ tracerName: 'engram' }) : undefined;
+    this.telemetry = telemetry;
+    const store = new MemoryDb(
+      this.db,
+      env.DATABASE_SCHEMA,
+      storeLog,
+      { exactSearchMax: env.STORE_EXACT_SEARCH_MAX, efSearch: 100 },
+      this.readDb,
+    );
+    this.store = tracing ? traced(store, 'apply', 'engram.commit', describeChange) : store;
+    this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
+    const queueSettings = {
+      prefix: env.ENGRAM_PREFIX,
+      reflectionAttempts: env.REFLECTION_ATTEMPTS,
+      reflectionBackoffMs: env.REFLECTION_BACKOFF_MS,
+    };
+    this.queues = createQueues(this.producerRedis, { ...queueSettings, telemetry }, log, health);
+    this.boardQueues = createQueues(this.boardRedis, queueSettings, log, health);
     this.producer = new Producer(
       this.buffer,
       this.queues.reflection,
@@ -123,10 +163,27 @@ export class Runtime {
       },
       log.child({ component: 'producer' }),
     );
+    const metrics = (this.metrics = createMetrics(this.queues, this.buffer));
     const models = createModelClients(env, log);
-    this.embedder = options.embedder ?? models.embedder;
-    this.manager = new MemoryManager(models.chat, log.child({ component: 'manager' }));
-    this.recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ, () => this.kinds);
+    const { chat, embedder } = observedModels(
+      { chat: models.chat, embedder: options.embedder ?? models.embedder },
+      metrics,
+      tracing,
+    );
+    this.embedder = embedder;
+    if (tracing) {
+      const withSpans = tracedProducer(this.producer, this.queues.reflection, log);
+      this.producer = withSpans.producer;
+      this.settleTracing = withSpans.settle;
+    }
+    this.manager = new MemoryManager(chat, log.child({ component: 'manager' }));
+    const recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ, () => this.kinds);
+    this.recall = instrumented(
+      instrumented(recall, 'search', metrics.searchSeconds, { op: 'search' }),
+      'recallParsed',
+      metrics.searchSeconds,
+      { op: 'recall' },
+    );
     this.eraser = new Eraser({
       store: this.store,
       redis: this.producerRedis,
@@ -138,11 +195,11 @@ export class Runtime {
     });
     this.promptOptimizer = new PromptOptimizer(
       this.store,
-      models.chat,
+      chat,
       log.child({ component: 'prompt-optimizer' }),
       logUsageSink(log),
     );
-    this.storeApi = new StoreService(this.store, {
+    const storeApi = new StoreService(this.store, {
       embedder: this.embedder,
       indexFields: env.STORE_INDEX_FIELDS,
       kindIndexFields: Object.fromEntries(this.kinds.map((k) => [k.name, k.embedFields ?? ['$']])),
@@ -152,7 +209,7 @@ export class Runtime {
       actor: 'api',
       log: storeLog,
     });
-    this.metrics = createMetrics(this.queues);
+    this.storeApi = instrumented(storeApi, 'search', metrics.searchSeconds, { op: 'store-search' });
     this.reflectSettings = {
       contextTurns: env.CONTEXT_TURNS,
       existingTopK: env.EXISTING_TOP_K,
@@ -199,8 +256,13 @@ export class Runtime {
   async start(roles: Role[]): Promise<void> {
     if (this.started) return;
     this.started = true;
+    // Before anything connects: a refusal must not wait for Redis.
+    if (roles.includes('api')) {
+      const { HOST: host, PORT: port, API_KEYS: keys, ALLOW_OPEN_ACCESS: allowOpen } = this.env;
+      checkOpenAccess({ host, port, keyed: !!keys?.length, allowOpen }, this.log);
+    }
     await Promise.all([
-      waitReady(this.producerRedis).then(() =>
+      waitReady(this.producerRedis, { log: this.log }).then(() =>
         Promise.all([
           this.checkEviction(),
           // What SDK producers read instead of repeating this process' settings.
@@ -235,6 +297,8 @@ export class Runtime {
         reflect: this.reflectDeps(),
         metrics: this.metrics,
         log: this.log,
+        health: this.redisHealth,
+        telemetry: this.telemetry,
         ceilingIntervalMs: this.options.ceilingIntervalMs,
       });
       this.closers.push(() => w.close(this.env.SHUTDOWN_GRACE_MS));
@@ -260,6 +324,7 @@ export class Runtime {
         merge,
         metrics: this.metrics,
         log: this.log,
+        health: this.redisHealth,
       });
       this.closers.push(() => s.close());
     }
@@ -276,13 +341,14 @@ export class Runtime {
         eraser: this.eraser,
         kinds: () => this.kinds,
         store: this.storeApi,
-        queues: this.queues,
+        queues: this.boardQueues,
         metrics: this.metrics,
         log: this.log,
         adminPassword: this.env.ADMIN_PASSWORD,
         mcp: { kinds: this.kinds, embedder: this.embedder },
         tenancy: new Tenancy(this.env.API_KEYS),
         readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.store.ping() },
+        requestTimeoutMs: this.env.HTTP_REQUEST_TIMEOUT_MS,
       });
       await this.server.listen({ host: this.env.HOST, port: this.env.PORT });
       const server = this.server;
@@ -303,13 +369,15 @@ export class Runtime {
       await Promise.all(
         this.closers.map((close) => close().catch((err: unknown) => this.log.warn({ err }, 'error while stopping'))),
       );
-      await Promise.all(Object.values(this.queues).map((q) => q.close()));
+      await this.settleTracing?.();
+      await Promise.all([...Object.values(this.queues), ...Object.values(this.boardQueues)].map((q) => q.close()));
       await Promise.allSettled([
         this.producerRedis.quit(),
         this.workerRedis.quit(),
         this.db.close(),
         this.readDb?.close(),
       ]);
+      this.boardRedis.disconnect();
       this.log.info('engram stopped');
     })();
     return this.stopping;

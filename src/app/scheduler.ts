@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import cron from 'node-cron';
 import type { Logger } from '../observability/logger.js';
 import { consolidate, type ConsolidationOutcome, type MergeSettings } from '../memory/consolidate.js';
+import type { RedisHealth } from '../queue/connection.js';
 import type { EngramQueue } from '../queue/queues.js';
 import type { JobPayload } from '../queue/schemas.js';
 import type { MemoryDb } from '../store/memory-db.js';
@@ -18,6 +19,7 @@ export interface SchedulerOptions {
   merge?: MergeSettings | undefined;
   metrics: Metrics;
   log: Logger;
+  health: RedisHealth;
 }
 
 /**
@@ -62,7 +64,7 @@ export function startScheduler(opts: SchedulerOptions) {
     },
     { connection: opts.connection, prefix: opts.prefix, concurrency: 1 },
   );
-  worker.on('error', (err) => log.error({ err }, 'consolidation worker error'));
+  worker.on('error', (err) => opts.health.error(err, { component: 'consolidation-worker' }));
   worker.on('failed', (job, err) => log.warn({ jobId: job?.id, err }, 'consolidation failed'));
   return {
     worker,

@@ -126,6 +126,24 @@ export const envSchema = z
      * with the API, /metrics is on PORT.
      */
     METRICS_PORT: int(0).max(65535).optional(),
+
+    /**
+     * Operations: what a peer may hold, and who may reach the API. The API refuses to listen on
+     * an address other than loopback without API_KEYS unless ALLOW_OPEN_ACCESS is true: open by
+     * default, every tenant's memories and the job queues were one request away.
+     */
+    ALLOW_OPEN_ACCESS: bool.default(false),
+    /** A request's headers and body must arrive within this long (408); its headers within 10 s at most. */
+    HTTP_REQUEST_TIMEOUT_MS: int(100).max(600_000).default(60_000),
+    /**
+     * Postgres' own statement_timeout; the client gives up 2 s later (a 503 naming Postgres), so a
+     * server that accepts a connection but never answers cannot hold a read for good.
+     */
+    DATABASE_QUERY_TIMEOUT_MS: int(100).max(3_600_000).default(30_000),
+    /** OpenTelemetry traces over OTLP/HTTP to this collector (`/v1/traces` appended); off when unset. */
+    OTEL_EXPORTER_OTLP_ENDPOINT: url(/^https?$/).optional(),
+    /** The traces' service name; `engram-<process>` (engram-api, engram-reflection...) when unset. */
+    OTEL_SERVICE_NAME: z.string().min(1).max(200).optional(),
   })
   .refine((e) => !e.DATABASE_READ_URL || e.DATABASE_URL, {
     path: ['DATABASE_URL'],

@@ -84,7 +84,7 @@ export const settings = {
   }),
   enqueueTimeoutMs: define('ENQUEUE_TIMEOUT_MS', int(10).max(600_000), {
     default: 5_000,
-    doc: 'An enqueue fails (503, or UnavailableError in the SDK) when Redis, connected but stalled, does not answer a round trip within this long; a refused or closed connection fails at once.',
+    doc: "An enqueue fails (503, or UnavailableError in the SDK) when Redis, connected but stalled, does not answer a round trip within this long; a refused or closed connection fails at once. Bull Board's Redis commands get as long.",
   }),
   reflectionAttempts: define('REFLECTION_ATTEMPTS', int(1).max(100), {
     default: 5,

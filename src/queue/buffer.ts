@@ -66,6 +66,7 @@ export class ThreadBuffer {
       meta: `${k}:meta`,
       lock: `${k}:lock`,
       ceilings: `${this.prefix}:ceilings`,
+      parked: `${this.prefix}:parked`,
     };
   }
 
@@ -140,6 +141,8 @@ export class ThreadBuffer {
       keep,
       this.options.idleTtlMs,
     );
+    // A committed reflection unparks the thread (an operator's retry, or its next turn's job).
+    await this.redis.zrem(k.parked, threadId);
     return pending === 1;
   }
 
@@ -162,14 +165,59 @@ export class ThreadBuffer {
   /**
    * After a thread's reflection failed for good: forget its ceiling, so the sweeper does not retry
    * it forever, and its job flag, so that the next turn schedules a new job. Its turns stay
-   * buffered for an operator's retry or that next job.
+   * buffered for an operator's retry or that next job; until a reflection of it commits, it is
+   * listed as parked (the metric and `npm run jobs -- parked` read the list).
    */
-  async park(threadId: string): Promise<void> {
+  async park(threadId: string, nowMs = Date.now()): Promise<void> {
+    const k = this.keys(threadId);
     await this.redis
       .multi()
-      .zrem(`${this.prefix}:ceilings`, threadId)
-      .hdel(this.keys(threadId).meta, 'scheduled')
+      .zrem(k.ceilings, threadId)
+      .hdel(k.meta, 'scheduled')
+      .zadd(k.parked, nowMs, threadId)
       .exec();
+  }
+
+  /** Threads with turns waiting for a reflection: each has a ceiling until it commits or parks. */
+  pendingThreads(): Promise<number> {
+    return this.redis.zcard(`${this.prefix}:ceilings`);
+  }
+
+  /**
+   * When the oldest pending turn was buffered, among the `sample` threads nearest their ceiling
+   * (the ceiling is the oldest pending turn plus maxWait, so these are the oldest unless their
+   * maxWait differs); null when none is pending. Two round trips, for a metrics scrape.
+   */
+  async oldestPendingTurnMs(sample = 100): Promise<number | null> {
+    const threads = await this.redis.zrange(`${this.prefix}:ceilings`, 0, sample - 1);
+    if (!threads.length) return null;
+    const cursors = this.redis.pipeline();
+    for (const t of threads) cursors.hget(this.keys(t).meta, 'cursor');
+    const firsts = this.redis.pipeline();
+    for (const [i, [, cursor]] of ((await cursors.exec()) ?? []).entries()) {
+      const after = typeof cursor === 'string' ? `(${cursor}` : '-';
+      firsts.xrange(this.keys(threads[i] as string).turns, after, '+', 'COUNT', 1);
+    }
+    let oldest: number | null = null;
+    for (const [, entries] of (await firsts.exec()) ?? []) {
+      const id = (entries as [string, string[]][] | null)?.[0]?.[0];
+      const ms = id ? Number(id.split('-')[0]) : NaN;
+      if (Number.isFinite(ms) && (oldest === null || ms < oldest)) oldest = ms;
+    }
+    return oldest;
+  }
+
+  /** Parked threads, longest parked first, and how many there are. */
+  async parked(limit: number): Promise<{ count: number; threads: { threadId: string; parkedAt: number }[] }> {
+    const key = `${this.prefix}:parked`;
+    const [count, flat] = await Promise.all([
+      this.redis.zcard(key),
+      limit > 0 ? this.redis.zrange(key, 0, limit - 1, 'WITHSCORES') : Promise.resolve([]),
+    ]);
+    const threads: { threadId: string; parkedAt: number }[] = [];
+    for (let i = 0; i < flat.length; i += 2)
+      threads.push({ threadId: flat[i] as string, parkedAt: Number(flat[i + 1]) });
+    return { count, threads };
   }
 
   /** Lets the next turn ask for a job again (after this producer failed to add the one it asked for). */

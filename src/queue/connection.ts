@@ -1,11 +1,58 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { redisUnavailable } from '../dependency-errors.js';
 import type { Logger } from '../observability/logger.js';
+
+/**
+ * One process' view of whether Redis is reachable, for its logs: every connection, queue and
+ * worker of the process reports its errors here. A 3-second Redis restart made them write 83
+ * warn and error lines (every connection and BullMQ object, every reconnect); now the first
+ * connection error is one line, the others are counted, and a connection getting ready again
+ * is the second line. Errors that are not about reaching Redis are logged as they come.
+ */
+export class RedisHealth {
+  private down: { since: number; suppressed: number } | null = null;
+
+  constructor(private readonly log: Logger) {}
+
+  get reachable(): boolean {
+    return this.down === null;
+  }
+
+  error(err: Error, fields: Record<string, unknown> = {}): void {
+    if (!redisUnavailable(err) && err.message !== 'Command timed out') {
+      this.log.warn({ err, ...fields }, 'redis error');
+    } else if (this.down) {
+      this.down.suppressed++;
+    } else {
+      this.down = { since: Date.now(), suppressed: 0 };
+      this.log.warn(
+        { err, ...fields },
+        'redis unreachable; retrying (further connection errors are counted, not logged)',
+      );
+    }
+  }
+
+  ready(): void {
+    if (!this.down) return;
+    const { since, suppressed } = this.down;
+    this.down = null;
+    this.log.info({ downMs: Date.now() - since, suppressedErrors: suppressed }, 'redis reachable again');
+  }
+
+  /** Reports a connection's errors and readiness here. */
+  watch(redis: Redis, fields: Record<string, unknown> = {}): void {
+    // Without an `error` listener ioredis crashes the host on a Redis restart (docs/prior-art.md: mem0 #7294).
+    redis.on('error', (err: Error) => this.error(err, fields));
+    redis.on('ready', () => this.ready());
+  }
+}
 
 /**
  * `lazy`: connect on first use (the SDK's client), not at once.
  * Producers fail fast (no offline queue, one retry): a chat turn must get an error at once
  * when Redis is down, not hang. A stalled (connected but silent) Redis is the Producer's
- * deadline's job, not ioredis' `commandTimeout`, which costs a timer per command (deadline.ts).
+ * deadline's job, not ioredis' `commandTimeout`, which costs a timer per command (deadline.ts);
+ * `commandTimeoutMs` is for connections off the hot path (Bull Board, the jobs CLI).
  * Workers wait forever (`maxRetriesPerRequest: null`, which BullMQ requires for blocking
  * connections) and ride out a Redis restart.
  */
@@ -13,32 +60,55 @@ export function createRedis(
   url: string,
   role: 'producer' | 'worker',
   log: Logger,
-  { lazy = false }: { lazy?: boolean } = {},
+  {
+    lazy = false,
+    commandTimeoutMs,
+    health = new RedisHealth(log),
+    name = role,
+  }: { lazy?: boolean; commandTimeoutMs?: number; health?: RedisHealth; name?: string } = {},
 ): Redis {
   const opts: RedisOptions =
     role === 'producer'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: lazy }
       : { maxRetriesPerRequest: null, enableReadyCheck: true };
-  const redis = new Redis(url, { ...opts, connectionName: `engram-${role}` });
-  // Without an `error` listener ioredis crashes the host on a Redis restart (docs/prior-art.md: mem0 #7294).
-  redis.on('error', (err) => log.warn({ err, role }, 'redis connection error'));
+  if (commandTimeoutMs !== undefined) opts.commandTimeout = commandTimeoutMs;
+  const redis = new Redis(url, { ...opts, connectionName: `engram-${name}` });
+  health.watch(redis, { role: name });
   return redis;
 }
 
-/** Resolves once the connection is ready (producers must not accept turns before). */
-export async function waitReady(redis: Redis, timeoutMs = 5_000): Promise<void> {
+/**
+ * Resolves once the connection is ready: producers must not accept turns before, and a process
+ * started while Redis is down (a restart, a deploy racing Redis) waits for it instead of exiting,
+ * saying so every `logEveryMs`. Rejects after `timeoutMs` only when one is given.
+ */
+export async function waitReady(
+  redis: Redis,
+  { timeoutMs, log, logEveryMs = 10_000 }: { timeoutMs?: number; log?: Logger; logEveryMs?: number } = {},
+): Promise<void> {
   if (redis.status === 'ready') return;
+  const started = Date.now();
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`Redis not ready after ${timeoutMs} ms (status ${redis.status})`));
-    }, timeoutMs);
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            cleanup();
+            reject(new Error(`Redis not ready after ${timeoutMs} ms (status ${redis.status})`));
+          }, timeoutMs);
+    const ticker = log
+      ? setInterval(
+          () => log.warn({ waitedMs: Date.now() - started, status: redis.status }, 'waiting for Redis'),
+          logEveryMs,
+        )
+      : undefined;
     const onReady = () => {
       cleanup();
       resolve();
     };
     const cleanup = () => {
       clearTimeout(timer);
+      clearInterval(ticker);
       redis.off('ready', onReady);
     };
     redis.on('ready', onReady);

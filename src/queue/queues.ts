@@ -1,6 +1,7 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import { Queue, type JobsOptions, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
+import type { RedisHealth } from './connection.js';
 import type { JobPayload, QueueName } from './schemas.js';
 
 export type EngramQueue<Q extends QueueName> = Queue<JobPayload<Q>, unknown, string>;
@@ -15,6 +16,8 @@ export interface QueueSettings {
    */
   reflectionAttempts: number;
   reflectionBackoffMs: number;
+  /** BullMQ's telemetry (bullmq-otel) when tracing is on: job options carry the trace context. */
+  telemetry?: Telemetry | undefined;
 }
 
 /**
@@ -22,10 +25,15 @@ export interface QueueSettings {
  * Failed jobs are kept (with their turns still buffered) until an operator retries or removes
  * them; completed ones are kept briefly for the dashboard.
  */
-export function createQueues(connection: Redis, settings: QueueSettings, log: Logger): EngramQueues {
+export function createQueues(
+  connection: Redis,
+  settings: QueueSettings,
+  log: Logger,
+  health?: RedisHealth,
+): EngramQueues {
   return {
-    reflection: createQueue('reflection', connection, settings, log),
-    consolidation: createQueue('consolidation', connection, settings, log),
+    reflection: createQueue('reflection', connection, settings, log, health),
+    consolidation: createQueue('consolidation', connection, settings, log, health),
   };
 }
 
@@ -35,6 +43,7 @@ export function createQueue<Q extends QueueName>(
   connection: Redis,
   settings: QueueSettings,
   log: Logger,
+  health?: RedisHealth,
 ): EngramQueue<Q> {
   const common: JobsOptions = {
     removeOnComplete: { age: 24 * 3600, count: 5_000 },
@@ -48,9 +57,16 @@ export function createQueue<Q extends QueueName>(
     },
     consolidation: { ...common, attempts: 3, backoff: { type: 'exponential', delay: 10_000 } },
   };
-  const queue: EngramQueue<Q> = new Queue(name, { connection, prefix: settings.prefix, defaultJobOptions: jobs[name] });
+  const queue: EngramQueue<Q> = new Queue(name, {
+    connection,
+    prefix: settings.prefix,
+    defaultJobOptions: jobs[name],
+    ...(settings.telemetry ? { telemetry: settings.telemetry } : {}),
+  });
   // An unhandled 'error' event would crash the host when Redis restarts.
-  queue.on('error', (err) => log.warn({ err, queue: name }, 'queue connection error'));
+  queue.on('error', (err) =>
+    health ? health.error(err, { queue: name }) : log.warn({ err, queue: name }, 'queue connection error'),
+  );
   return queue;
 }
 

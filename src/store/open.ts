@@ -7,10 +7,12 @@ import { createReplicaDb } from './replicas.js';
 
 /** Postgres when a URL is given; otherwise the embedded PGlite in its data folder. */
 export function openDb(
-  opts: { databaseUrl?: string | undefined; pgliteDataDir: string; poolMax: number },
+  opts: { databaseUrl?: string | undefined; pgliteDataDir: string; poolMax: number; queryTimeoutMs?: number },
   log: Logger,
 ): Db {
-  return opts.databaseUrl ? createPgDb(opts.databaseUrl, opts.poolMax, log) : createPgliteDb(opts.pgliteDataDir, log);
+  return opts.databaseUrl
+    ? createPgDb(opts.databaseUrl, opts.poolMax, log, { queryTimeoutMs: opts.queryTimeoutMs })
+    : createPgliteDb(opts.pgliteDataDir, log);
 }
 
 /**

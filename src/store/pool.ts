@@ -8,19 +8,17 @@ import { encodeVector, encodeVectorArray } from './vector-codec.js';
  * `error` listener so a Postgres restart is logged and survived instead of crashing the host
  * (docs/prior-art.md: mem0 #7294).
  */
-export function createPool(
-  connectionString: string,
-  max: number,
-  log: Logger,
-  timeouts: PoolTimeouts = { connectMs: 5_000 },
-): pg.Pool {
+export function createPool(connectionString: string, max: number, log: Logger, timeouts: PoolTimeouts = {}): pg.Pool {
+  const queryTimeoutMs = timeouts.queryTimeoutMs ?? 30_000;
   const pool = new pg.Pool({
     connectionString,
     max,
     idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: timeouts.connectMs,
-    statement_timeout: 30_000,
-    query_timeout: timeouts.queryMs,
+    connectionTimeoutMillis: timeouts.connectMs ?? 5_000,
+    statement_timeout: queryTimeoutMs,
+    // The client waits 2 s past Postgres' own timeout: a live server's cancellation, with its
+    // clearer error, comes first; a server that stopped answering cannot hold a query for good.
+    ...(queryTimeoutMs ? { query_timeout: timeouts.queryMs ?? queryTimeoutMs + 2_000 } : {}),
     // JIT compiled the reflection's snapshot read for ~500 ms at 10,000 memories, for a
     // statement that runs in 15 ms; engram's queries are short, so JIT never pays off.
     options: '-c jit=off',
@@ -31,16 +29,21 @@ export function createPool(
 }
 
 export interface PoolTimeouts {
-  /** Waiting for a connection: a new one's connect and login, or a free one of a full pool. */
-  connectMs: number;
-  /** Client-side bound on one statement (a server that stopped answering mid-query); none when unset. */
+  /** Waiting for a connection: a new one's connect and login, or a free one of a full pool (5 s). */
+  connectMs?: number;
+  /** Postgres' statement_timeout (ms; 0: none; 30 s when unset). */
+  queryTimeoutMs?: number;
+  /** The client-side bound on one statement (default: 2 s past `queryTimeoutMs`). */
   queryMs?: number;
 }
 
 /** The store's Db over a Postgres pool. */
-export function createPgDb(connectionString: string, max: number, log: Logger, timeouts?: PoolTimeouts): Db {
+export function createPgDb(connectionString: string, max: number, log: Logger, timeouts: PoolTimeouts = {}): Db {
   return new PgDb(createPool(connectionString, max, log, timeouts));
 }
+
+/** pg's client-side timeout: the query may still be running, so its connection is not reused. */
+const readTimedOut = (err: unknown) => err instanceof Error && err.message === 'Query read timeout';
 
 export class PgDb implements Db {
   readonly backend = 'postgres';
@@ -69,16 +72,20 @@ export class PgDb implements Db {
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     const tx = wrap(client);
+    let broken = false;
     try {
       await client.query('begin');
       const result = await fn(tx);
       await client.query('commit');
       return result;
     } catch (err) {
-      await client.query('rollback').catch(() => undefined);
+      // A connection that stopped answering would only time the rollback out too: drop it, and
+      // Postgres rolls back when it sees the connection gone.
+      broken = readTimedOut(err);
+      if (!broken) await client.query('rollback').catch(() => undefined);
       throw err;
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 

@@ -1,0 +1,56 @@
+import { connect, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from './helpers/harness.js';
+
+/** What a raw connection got before the server closed it. */
+function raw(url: string, onConnect: (socket: Socket) => void): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1', () => onConnect(socket));
+    let got = '';
+    socket.on('data', (chunk) => (got += chunk.toString()));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(got));
+  });
+}
+
+/**
+ * A peer that holds a connection without finishing its request is cut off: HTTP_REQUEST_TIMEOUT_MS
+ * for the whole request (1 s here, a minute by default), at most 10 s for the headers.
+ */
+describe('API: slow and silent clients', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'], env: { HTTP_REQUEST_TIMEOUT_MS: '1000' } });
+  });
+  afterAll(() => h?.stop());
+
+  it('a body trickled a byte at a time gets 408 and the connection is closed', async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const got = await raw(h.url, (socket) => {
+      socket.write(
+        'POST /v1/threads/t1/turns HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{',
+      );
+      timer = setInterval(() => socket.writable && socket.write(' '), 200);
+    });
+    clearInterval(timer);
+    expect(got).toMatch(/^HTTP\/1\.1 408 /);
+    expect(await h.runtime.buffer.read('t1', null, 10, 0)).toMatchObject({ pending: [] });
+  });
+
+  it('headers that never end get 408', async () => {
+    const got = await raw(h.url, (socket) => socket.write('GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: '));
+    expect(got).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('a connection that sends nothing gets 408 and is closed', async () => {
+    expect(await raw(h.url, () => undefined)).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('a request sent in time is answered as usual on the same kind of connection', async () => {
+    const got = await raw(h.url, (socket) =>
+      socket.end('GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'),
+    );
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+  });
+});

@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, uniqueName } from './helpers/harness.js';
+import { jobs } from './helpers/jobs-cli.js';
+import { StallProxy } from './helpers/stall-proxy.js';
+
+/** The operators' CLI fails within seconds, and says why, when Redis is not there to answer. */
+describe('npm run jobs without a Redis that answers', () => {
+  const proxy = new StallProxy();
+  let url: string;
+  beforeAll(async () => {
+    url = await proxy.start();
+  });
+  afterAll(() => proxy.stop());
+  const prefix = `engram-test-${uniqueName('jobs')}`;
+
+  it('counts the jobs of a Redis that answers', async () => {
+    const run = await jobs(['counts'], { REDIS_URL: TEST_REDIS_URL, ENGRAM_PREFIX: prefix });
+    expect(run.code).toBe(0);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.queue)).toEqual(['reflection', 'consolidation', undefined]);
+    expect(lines[2]).toEqual({ pendingThreads: 0, parkedThreads: 0 });
+  });
+
+  it('a refused connection: exit 1 naming REDIS_URL', async () => {
+    const run = await jobs(['counts'], { REDIS_URL: 'redis://127.0.0.1:1', ENGRAM_PREFIX: prefix });
+    expect([run.code, run.stderr]).toEqual([
+      1,
+      expect.stringMatching(/^engram jobs: cannot reach Redis at REDIS_URL: .*ECONNREFUSED/),
+    ]);
+  });
+
+  it('a stalled Redis: exit 1 saying it did not answer', async () => {
+    proxy.stall();
+    try {
+      const run = await jobs(['counts'], { REDIS_URL: url, ENGRAM_PREFIX: prefix });
+      expect([run.code, run.stderr]).toEqual([
+        1,
+        expect.stringMatching(/^engram jobs: .*Redis did not answer within 5 s/),
+      ]);
+    } finally {
+      proxy.resume();
+    }
+  });
+});
