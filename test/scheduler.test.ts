@@ -51,6 +51,14 @@ describe('scheduler', () => {
       { timeoutMs: 10_000 },
     );
     expect(left.map((r) => r.value.content)).toEqual(['User really loves ramen']);
-    expect(await h.runtime.metrics.consolidatedMerged.get()).toMatchObject({ values: [{ value: 1 }] });
+    // The counter moves after the merge's transaction commits, so the rows can be seen first.
+    const merged = await waitFor(
+      async () => {
+        const metric = await h.runtime.metrics.consolidatedMerged.get();
+        return metric.values.some((v) => v.value > 0) ? metric : null;
+      },
+      { timeoutMs: 5_000 },
+    );
+    expect(merged).toMatchObject({ values: [{ value: 1 }] });
   });
 });
