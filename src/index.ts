@@ -1,5 +1,6 @@
 /** engram as a library: the producer SDK (also alone as `engram/sdk`), and the pieces to embed a worker. */
 export * from './sdk/index.js';
+export { EngramHttpClient, HttpStoreClient, type EngramHttpClientOptions, type CallOptions } from './client/index.js';
 export { loadKindsFile, parseKinds } from './memory/kinds-file.js';
 export {
   MemoryManager,

@@ -88,6 +88,8 @@ describe('the npm package', () => {
       'package/dist/src/index.d.ts',
       'package/dist/src/sdk/index.js',
       'package/dist/src/sdk/index.d.ts',
+      'package/dist/src/client/index.js',
+      'package/dist/src/client/index.d.ts',
       'package/dist/workers/all-in-one.js',
       'package/dist/workers/migrate.js',
     ])

@@ -1,15 +1,19 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { namespaceSchema } from '../core/names.js';
 import { InputError } from '../errors.js';
 import { namespacesOfContext } from '../memory/context-namespaces.js';
+import { eraseInputSchema, type Eraser } from '../memory/erase.js';
 import type { RecallKind } from '../memory/recall.js';
 import { contextSchema } from '../queue/schemas.js';
-import { eraseInputSchema, type Eraser } from '../memory/erase.js';
+import { revertChangesInputSchema, revertItemInputSchema } from '../store/schemas.js';
 import type { StoreService } from '../store/store-service.js';
 import { parse } from './parse.js';
 import { queryBool, queryNamespace } from './query-params.js';
+import { bodyCheckedByService, refusal, refusals } from './route-schema.js';
+import { eraseResponse, importResponse, itemResponse, revertChangesResponse } from './schemas.js';
 import { ALL_TENANTS, type Tenancy } from './tenancy.js';
 
 export interface LifecycleDeps {
@@ -23,56 +27,98 @@ export interface LifecycleDeps {
 /** `?namespace=a&namespace=b` (a prefix) or `?context={"userId":"u1"}`; `history=true` adds history rows. */
 const exportQuery = z.strictObject({
   namespace: queryNamespace.optional(),
-  context: z.string().max(10_000).optional(),
+  context: z.string().max(10_000).optional().describe('JSON, such as {"userId":"u1"}'),
   history: queryBool.optional(),
 });
 /** An import file may be far larger than a JSON body: up to this, read whole and checked first. */
 const IMPORT_MAX_BYTES = 64 * 1024 * 1024;
+const tags = ['lifecycle'];
+const stale = refusal('a later change touched an item (or `ifVersion` is stale); nothing was written');
 
-/** The data lifecycle: erase, revert (and, beside them, export and import). */
+/** The data lifecycle: erase, export, import and revert. */
 export function registerLifecycleRoutes(app: FastifyInstance, deps: LifecycleDeps) {
+  const api = app.withTypeProvider<ZodTypeProvider>();
   const { store, tenancy } = deps;
-  app.post('/v1/store/items/revert', async (request) => ({
-    item: await store.revert(tenancy.confineWrite(request, request.body, { required: ['namespace'] })),
-  }));
+
+  api.post(
+    '/v1/store/items/revert',
+    {
+      ...bodyCheckedByService,
+      schema: {
+        summary: 'Put an item back as it was at a version of its history (a new version)',
+        tags,
+        body: revertItemInputSchema,
+        response: { 200: itemResponse.describe('the item as stored now'), ...refusals(400, 503), 409: stale },
+      },
+    },
+    async (request) => ({
+      item: await store.revert(tenancy.confineWrite(request, request.body as unknown, { required: ['namespace'] })),
+    }),
+  );
 
   // Under an API key the prefix defaults to (and must start with) the key's tenant: a tenant
   // undoes a job's changes to its own namespaces only.
-  app.post('/v1/revert', async (request) =>
-    store.revertChanges(tenancy.confineWrite(request, request.body, { defaulted: ['namespacePrefix'] })),
+  api.post(
+    '/v1/revert',
+    {
+      ...bodyCheckedByService,
+      schema: {
+        summary: 'Undo everything one actor (a reflection or consolidation job) changed',
+        tags,
+        body: revertChangesInputSchema,
+        response: { 200: revertChangesResponse, ...refusals(400, 413, 503), 409: stale },
+      },
+    },
+    async (request) =>
+      store.revertChanges(tenancy.confineWrite(request, request.body as unknown, { defaulted: ['namespacePrefix'] })),
   );
 
-  app.get('/v1/export', async (request, reply) => {
-    const q = parse(exportQuery, request.query, 'query string');
-    if ((q.namespace === undefined) === (q.context === undefined))
-      throw new InputError('give either `namespace` (a prefix, one label per parameter) or `context` (JSON)');
-    let prefixes: string[][];
-    let scope: Record<string, unknown>;
-    if (q.context !== undefined) {
-      const context = parse(contextSchema, parseJsonText(q.context), 'context');
-      const stamped = tenancy.stampContext(request, context);
-      prefixes = namespacesOfContext(deps.kinds(), stamped);
-      scope = { context: stamped };
-    } else {
-      const { namespace } = tenancy.confine(
-        request,
-        parse(z.object({ namespace: namespaceSchema }), { namespace: q.namespace }, 'namespace'),
-        {
-          required: ['namespace'],
-        },
-      );
-      prefixes = [namespace];
-      scope = { namespacePrefix: namespace };
-    }
-    const lines = store.exportLines({ prefixes, history: q.history ?? false, scope });
-    return reply.type('application/x-ndjson').send(
-      Readable.from(
-        (async function* () {
-          for await (const line of lines) yield `${line}\n`;
-        })(),
-      ),
-    );
-  });
+  api.post(
+    '/v1/erase',
+    {
+      schema: {
+        summary: "Erase a user's (a context's) or a namespace prefix's memories, history, buffered turns and jobs",
+        tags,
+        body: eraseInputSchema,
+        response: { 200: eraseResponse, ...refusals(400, 503) },
+      },
+    },
+    async (request) => {
+      const body = request.body;
+      // Under an API key a context carries the key's tenant (every namespace template starts with
+      // it, and the threads are matched on it), and a prefix must start with it.
+      const input =
+        'context' in body
+          ? { context: tenancy.stampContext(request, body.context) }
+          : tenancy.confine(request, body, { required: ['namespacePrefix'] });
+      return deps.eraser.eraseParsed(input, request.tenant ? `api:${request.tenant}` : 'api');
+    },
+  );
+
+  api.get(
+    '/v1/export',
+    {
+      schema: {
+        summary: 'Export items (and their history) as NDJSON: a header line, then an item per line',
+        tags,
+        querystring: exportQuery,
+        produces: ['application/x-ndjson'],
+        response: { 200: z.string().describe('NDJSON (application/x-ndjson)'), ...refusals(400, 503) },
+      },
+    },
+    async (request, reply) => {
+      const lines = store.exportLines(scopeOf(request.query, request, deps))[Symbol.asyncIterator]();
+      // The header and the first page before the answer starts: a store out of reach is then a
+      // 503, not a stream cut after its 200.
+      const first = [await lines.next(), await lines.next()].flatMap((r) => (r.done ? [] : [r.value]));
+      const body = (async function* () {
+        for (const line of first) yield `${line}\n`;
+        for (let r = await lines.next(); !r.done; r = await lines.next()) yield `${r.value}\n`;
+      })();
+      // A stream is sent as it is (Fastify serializes no stream); the document says what it holds.
+      return reply.type('application/x-ndjson').send(Readable.from(body) as unknown as string);
+    },
+  );
 
   // NDJSON, in its own scope: the parser and its size limit apply to this route only.
   void app.register(async (scope) => {
@@ -81,25 +127,54 @@ export function registerLifecycleRoutes(app: FastifyInstance, deps: LifecycleDep
       { parseAs: 'string', bodyLimit: IMPORT_MAX_BYTES },
       (_req, body, done) => done(null, body),
     );
-    scope.post('/v1/import', async (request) => {
-      if (typeof request.body !== 'string')
-        throw new InputError('the body must be an export file (content-type: application/x-ndjson)');
-      // Under an API key every line's namespace must start with the key's tenant.
-      const within = request.tenant && request.tenant !== ALL_TENANTS ? [request.tenant] : undefined;
-      return store.import(request.body.split('\n'), within);
-    });
+    scope.withTypeProvider<ZodTypeProvider>().post(
+      '/v1/import',
+      {
+        ...bodyCheckedByService,
+        schema: {
+          summary: 'Import an export file into empty namespaces, with its versions and history',
+          tags,
+          consumes: ['application/x-ndjson'],
+          body: z.string().describe('an export file (application/x-ndjson), at most 64 MiB'),
+          response: {
+            200: importResponse,
+            ...refusals(400, 413, 415, 503),
+            409: refusal('a key of the file exists here already; batches before it were imported'),
+          },
+        },
+      },
+      async (request) => {
+        if (typeof request.body !== 'string')
+          throw new InputError('the body must be an export file (content-type: application/x-ndjson)');
+        // Under an API key every line's namespace must start with the key's tenant.
+        const within = request.tenant && request.tenant !== ALL_TENANTS ? [request.tenant] : undefined;
+        return store.import(request.body.split('\n'), within);
+      },
+    );
   });
+}
 
-  app.post('/v1/erase', async (request) => {
-    const body = parse(eraseInputSchema, request.body, 'request body');
-    // Under an API key a context carries the key's tenant (every namespace template starts with
-    // it, and the threads are matched on it), and a prefix must start with it.
-    const input =
-      'context' in body
-        ? { context: deps.tenancy.stampContext(request, body.context) }
-        : deps.tenancy.confine(request, body, { required: ['namespacePrefix'] });
-    return deps.eraser.eraseParsed(input, request.tenant ? `api:${request.tenant}` : 'api');
-  });
+/** What an export covers: a prefix (confined to the key's tenant), or a context's namespaces. */
+function scopeOf(
+  q: z.output<typeof exportQuery>,
+  request: Parameters<Tenancy['stampContext']>[0],
+  deps: LifecycleDeps,
+): { prefixes: string[][]; history: boolean; scope: Record<string, unknown> } {
+  const history = q.history ?? false;
+  if ((q.namespace === undefined) === (q.context === undefined))
+    throw new InputError('give either `namespace` (a prefix, one label per parameter) or `context` (JSON)');
+  if (q.context !== undefined) {
+    const context = deps.tenancy.stampContext(request, parse(contextSchema, parseJsonText(q.context), 'context'));
+    return { prefixes: namespacesOfContext(deps.kinds(), context), history, scope: { context } };
+  }
+  const { namespace } = deps.tenancy.confine(
+    request,
+    parse(z.object({ namespace: namespaceSchema }), { namespace: q.namespace }, 'namespace'),
+    {
+      required: ['namespace'],
+    },
+  );
+  return { prefixes: [namespace], history, scope: { namespacePrefix: namespace } };
 }
 
 function parseJsonText(text: string): unknown {

@@ -99,7 +99,8 @@ export function registerMcpRoute(app: FastifyInstance, deps: McpRouteDeps): void
     return s;
   };
 
-  app.post('/mcp', async (request, reply) => {
+  // Not in the OpenAPI document: MCP is its own protocol, described by its own specification.
+  app.post('/mcp', { schema: { hide: true } }, async (request, reply) => {
     if (request.headers['mcp-session-id'] !== undefined) {
       const s = existing(request, reply);
       if (s) await hand(s.transport, request, reply);
@@ -132,13 +133,13 @@ export function registerMcpRoute(app: FastifyInstance, deps: McpRouteDeps): void
     return reply;
   });
 
-  app.delete('/mcp', async (request, reply) => {
+  app.delete('/mcp', { schema: { hide: true } }, async (request, reply) => {
     const s = existing(request, reply);
     if (s) await hand(s.transport, request, reply);
     return reply;
   });
 
-  app.get('/mcp', async (_request, reply) =>
+  app.get('/mcp', { schema: { hide: true } }, async (_request, reply) =>
     reply
       .status(405)
       .header('allow', 'POST, DELETE')

@@ -1,10 +1,17 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteShorthandOptions } from 'fastify';
 import type { Metrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 
-/** `GET /metrics` in Prometheus' text format, on the API or on a worker's own listener. */
-export function registerMetricsRoute(app: FastifyInstance, metrics: Metrics): void {
-  app.get('/metrics', async (_request, reply) => {
+/**
+ * `GET /metrics` in Prometheus' text format, on the API or on a worker's own listener. `options`:
+ * the API's documents the route (its zod schemas mean nothing to a worker's plain Fastify).
+ */
+export function registerMetricsRoute(
+  app: FastifyInstance,
+  metrics: Metrics,
+  options: RouteShorthandOptions = {},
+): void {
+  app.get('/metrics', options, async (_request, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });

@@ -13,6 +13,8 @@ import { errorHandler } from './errors.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMcpRoute, type McpRouteDeps } from './mcp-route.js';
 import { registerMetricsRoute } from './metrics-server.js';
+import { documentBoard, opsSchemas, registerOpenApi } from './openapi.js';
+import { documentApiRoutes, useZodSchemas } from './route-schema.js';
 import { registerRoutes, type ApiDeps } from './routes.js';
 import { registerStoreRoutes } from './store-routes.js';
 import { registerLifecycleRoutes, type LifecycleDeps } from './lifecycle-routes.js';
@@ -35,7 +37,7 @@ export interface ServerDeps extends ApiDeps, LifecycleDeps {
 /** A probe must answer in time: a stalled dependency is not ready, whatever it says later. */
 const READY_TIMEOUT_MS = 2_000;
 
-/** Fastify: logs through the same pino logger, validates with zod in the handlers. */
+/** Fastify: logs through the same pino logger, validates with the routes' zod schemas. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Typed as Fastify's logger (see metrics-server.ts).
   const logger: FastifyBaseLogger = deps.log.child({ component: 'api' });
@@ -62,6 +64,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     childLoggerFactory: (logger) => logger,
   });
   app.setErrorHandler(errorHandler);
+  useZodSchemas(app);
   // A request in flight when close() begins is answered with `Connection: close`: kept alive,
   // its connection would hold close() for the keep-alive timeout (72 s), past the hard exit.
   let closing = false;
@@ -91,16 +94,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     reply.status(404).send({ error: `no route ${request.method} ${request.url.slice(0, 200)}` }),
   );
   deps.tenancy.register(app);
+  // Before any route: the document is made of the routes registered after it.
+  await registerOpenApi(app, { keyed: deps.tenancy.keyed, adminPassword: !!deps.adminPassword });
+  documentApiRoutes(app, deps.tenancy.keyed);
   registerRoutes(app, deps);
   registerStoreRoutes(app, deps.store, deps.tenancy);
   registerLifecycleRoutes(app, deps);
   registerMcpRoute(app, deps);
 
-  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/healthz', { schema: opsSchemas.healthz }, async () => ({ ok: true as const }));
   // Anyone may probe readiness: the answer names each check and its state, never the driver's
   // message (hosts, ports, connection strings); those are logged, once per change of state.
   const lastState = new Map<string, string>();
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', { schema: opsSchemas.readyz }, async (_request, reply) => {
     const checks: Record<string, 'ok' | 'timeout' | 'error'> = {};
     await Promise.all(
       Object.entries(deps.readiness).map(async ([name, check]) => {
@@ -120,7 +126,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     const ok = Object.values(checks).every((c) => c === 'ok');
     return reply.status(ok ? 200 : 503).send({ ok, checks });
   });
-  registerMetricsRoute(app, deps.metrics);
+  registerMetricsRoute(app, deps.metrics, { schema: opsSchemas.metrics });
 
   const board = new FastifyAdapter();
   createBullBoard({ queues: QUEUE_NAMES.map((name) => new BullMQAdapter(deps.queues[name])), serverAdapter: board });
@@ -143,6 +149,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   board.setBasePath('/admin/queues');
   await app.register(async (admin) => {
+    admin.addHook('onRoute', documentBoard(!!deps.adminPassword));
     if (deps.adminPassword) {
       const expected = createHash('sha256')
         .update(`Basic ${Buffer.from(`admin:${deps.adminPassword}`).toString('base64')}`)
@@ -161,7 +168,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       });
     }
     await admin.register(board.registerPlugin(), { prefix: '/admin/queues' });
-    // In the same scope: the same password guards the memory browser.
+    // In the same scope: the same password guards the memory browser. Its HTML pages are not
+    // API routes: they stay out of the OpenAPI document, as Bull Board's do.
+    admin.addHook('onRoute', (route) => {
+      if (route.url.startsWith('/admin/memories')) route.schema = { ...route.schema, hide: true };
+    });
     await admin.register(memoryBrowser({ ...deps, boardPath: '/admin/queues' }), { prefix: '/admin/memories' });
   });
   return app;

@@ -1,9 +1,26 @@
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { BATCH_MAX_OPS } from '../store/schemas.js';
+import {
+  BATCH_MAX_OPS,
+  batchInputSchema,
+  deleteInputSchema,
+  listNamespacesInputSchema,
+  putInputSchema,
+  searchInputSchema,
+} from '../store/schemas.js';
 import type { StoreService } from '../store/store-service.js';
 import { parse } from './parse.js';
 import { queryBool, queryInt, queryNamespace } from './query-params.js';
+import { bodyCheckedByService, OPTIONAL_BODY, refusal, refusals } from './route-schema.js';
+import {
+  batchResponse,
+  deletedResponse,
+  historyResponse,
+  itemResponse,
+  itemsResponse,
+  namespacesResponse,
+} from './schemas.js';
 import type { NamespaceFields, Tenancy } from './tenancy.js';
 
 /** `?namespace=a&namespace=b&key=k`. */
@@ -22,11 +39,15 @@ const historyQuery = itemQuery.extend({
   consistency: z.string().optional(),
 });
 
+const tags = ['store'];
+
 /**
- * The store API over HTTP. Bodies are the SDK's input objects as JSON, validated by the same
- * schemas inside Store; bad input is a 400, a stale `ifVersion` a 409.
+ * The store API over HTTP. Bodies are the SDK's input objects as JSON: tenancy confines them,
+ * then the same schemas inside Store validate them (bad input is a 400, a stale `ifVersion` a
+ * 409); the routes declare those schemas for the document (bodyCheckedByService).
  */
 export function registerStoreRoutes(app: FastifyInstance, store: StoreService, tenancy: Tenancy) {
+  const api = app.withTypeProvider<ZodTypeProvider>();
   const one: NamespaceFields = { required: ['namespace'] };
   const searched: NamespaceFields = { defaulted: ['namespacePrefix'] };
   const listed: NamespaceFields = { defaulted: ['prefix'] };
@@ -37,41 +58,142 @@ export function registerStoreRoutes(app: FastifyInstance, store: StoreService, t
     ['search', searched],
     ['listNamespaces', listed],
   ]);
-  app.put('/v1/store/items', async (request) => ({
-    item: await store.put(tenancy.confineWrite(request, request.body, one)),
-  }));
+  const stale = refusal('`ifVersion` is not the current version; nothing was written');
 
-  app.get('/v1/store/items', async (request, reply) => {
-    const item = await store.get(tenancy.confine(request, parse(getQuery, request.query, 'query string'), one));
-    return item ? { item } : reply.status(404).send({ error: 'no such item (or it expired)' });
-  });
+  api.put(
+    '/v1/store/items',
+    {
+      ...bodyCheckedByService,
+      schema: {
+        summary: 'Put an item (insert or replace its value)',
+        tags,
+        body: putInputSchema,
+        response: { 200: itemResponse.describe('the item as stored'), ...refusals(400, 413, 503), 409: stale },
+      },
+    },
+    async (request) => ({
+      item: await store.put(tenancy.confineWrite(request, request.body as unknown, one)),
+    }),
+  );
 
-  app.delete('/v1/store/items', async (request) => ({
-    deleted: await store.delete(tenancy.confineWrite(request, request.body, one)),
-  }));
+  api.get(
+    '/v1/store/items',
+    {
+      schema: {
+        summary: 'Get an item',
+        tags,
+        querystring: getQuery,
+        response: {
+          200: itemResponse.describe('the item'),
+          ...refusals(400, 503),
+          404: refusal('no such item (or it expired)'),
+        },
+      },
+    },
+    async (request, reply) => {
+      const item = await store.get(tenancy.confine(request, request.query, one));
+      return item ? { item } : reply.status(404).send({ error: 'no such item (or it expired)' });
+    },
+  );
 
-  app.post('/v1/store/items/search', async (request) => ({
-    items: await store.search(tenancy.confine(request, request.body, searched)),
-  }));
+  api.delete(
+    '/v1/store/items',
+    {
+      ...bodyCheckedByService,
+      schema: {
+        summary: 'Delete an item',
+        tags,
+        body: deleteInputSchema,
+        response: {
+          200: deletedResponse.describe('whether a live item was deleted'),
+          ...refusals(400, 413, 503),
+          409: stale,
+        },
+      },
+    },
+    async (request) => ({
+      deleted: await store.delete(tenancy.confineWrite(request, request.body as unknown, one)),
+    }),
+  );
 
-  app.get('/v1/store/items/history', async (request) => ({
-    history: await store.history(tenancy.confine(request, parse(historyQuery, request.query, 'query string'), one)),
-  }));
+  api.post(
+    '/v1/store/items/search',
+    {
+      ...bodyCheckedByService,
+      schema: {
+        summary: 'Search items under a namespace prefix: by query, filter, or newest first',
+        tags,
+        body: searchInputSchema,
+        response: {
+          200: itemsResponse.describe('the hits, best first (newest first without a query)'),
+          ...refusals(400, 413, 503),
+        },
+      },
+    },
+    async (request) => ({
+      items: await store.search(tenancy.confine(request, request.body as unknown, searched)),
+    }),
+  );
 
-  app.post('/v1/store/namespaces', async (request) => ({
-    // No body lists every namespace; a body of JSON `null` is no object, and is refused as one.
-    namespaces: await store.listNamespaces(
-      tenancy.confine(request, request.body === undefined ? {} : request.body, listed),
-    ),
-  }));
+  api.get(
+    '/v1/store/items/history',
+    {
+      schema: {
+        summary: "An item's change log, oldest first, a page at a time",
+        tags,
+        querystring: historyQuery,
+        response: { 200: historyResponse.describe('one page of the change log'), ...refusals(400, 503) },
+      },
+    },
+    async (request) => ({
+      history: await store.history(tenancy.confine(request, request.query, one)),
+    }),
+  );
 
-  app.post('/v1/store/batch', async (request) => {
-    // Its shape and size first, as every other route's: the ops themselves are the store's to check.
-    const { ops } = parse(batchBody, request.body, 'batch request');
-    const confined = ops.map((op) => {
-      const fields = readFields.get((op as { op?: unknown } | null)?.op);
-      return fields ? tenancy.confine(request, op, fields) : tenancy.confineWrite(request, op, one);
-    });
-    return { results: await store.batch(confined) };
-  });
+  api.post(
+    '/v1/store/namespaces',
+    {
+      ...bodyCheckedByService,
+      schema: {
+        summary: 'List namespaces (no body: all of them)',
+        tags,
+        [OPTIONAL_BODY]: true,
+        body: listNamespacesInputSchema.optional(),
+        response: { 200: namespacesResponse.describe('the namespaces'), ...refusals(400, 413, 503) },
+      },
+    },
+    async (request) => {
+      const body = request.body as unknown;
+      // No body lists every namespace; a body of JSON `null` is no object, and is refused as one.
+      return {
+        namespaces: await store.listNamespaces(tenancy.confine(request, body === undefined ? {} : body, listed)),
+      };
+    },
+  );
+
+  api.post(
+    '/v1/store/batch',
+    {
+      ...bodyCheckedByService,
+      schema: {
+        summary: 'Several operations: the writes first, all or nothing, then the reads',
+        tags,
+        body: batchInputSchema,
+        response: {
+          200: batchResponse.describe('one result per op, in order'),
+          ...refusals(400, 413, 503),
+          409: refusal('an `ifVersion` of the batch is not the current version; nothing was written'),
+        },
+      },
+    },
+    async (request) => {
+      // Its shape and size first, as every other route's: the ops themselves are the store's to check.
+      const { ops } = parse(batchBody, request.body, 'batch request');
+      const confined = ops.map((op) => {
+        const fields = readFields.get((op as { op?: unknown } | null)?.op);
+        return fields ? tenancy.confine(request, op, fields) : tenancy.confineWrite(request, op, one);
+      });
+      return { results: await store.batch(confined) };
+    },
+  );
 }

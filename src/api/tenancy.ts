@@ -33,6 +33,11 @@ export class Tenancy {
     this.tenants = keys?.length ? new Map(keys.map(({ tenant, key }) => [digest(key), tenant])) : null;
   }
 
+  /** Whether API keys are on (every /v1 request needs one). */
+  get keyed(): boolean {
+    return this.tenants !== null;
+  }
+
   /** Authenticates every /v1 and /mcp request: `Authorization: Bearer <key>` or `x-api-key: <key>`. */
   register(app: FastifyInstance) {
     app.decorateRequest('tenant', null);

@@ -7,8 +7,13 @@ import { z } from 'zod';
  * a type error: the caller needs the range.
  */
 export function intRange(min: number, max: number) {
-  return z.custom<number>(
-    (v) => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max,
-    `must be a whole number from ${min} to ${max}`,
+  return (
+    z
+      .custom<number>(
+        (v) => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max,
+        `must be a whole number from ${min} to ${max}`,
+      )
+      // What the custom check means, for the OpenAPI document (a custom schema has no JSON Schema).
+      .meta({ type: 'integer', minimum: min, maximum: max })
   );
 }

@@ -1,25 +1,6 @@
-import type { Namespace } from '../store/types.js';
+import type { RecalledMemory, RecalledProfile } from './recall-schemas.js';
 
-/** A profile document as recall returns it. */
-export interface RecalledProfile {
-  kind: string;
-  namespace: Namespace;
-  key: string;
-  version: number;
-  value: Record<string, unknown>;
-  updatedAt: Date;
-}
-
-/** A memory as recall returns it: `score` is its rank's score in the search mode used. */
-export interface RecalledMemory {
-  kind: string;
-  namespace: Namespace;
-  key: string;
-  version: number;
-  value: Record<string, unknown>;
-  score: number | null;
-  updatedAt: Date;
-}
+export type { RecalledMemory, RecalledProfile } from './recall-schemas.js';
 
 /** Tokens a text costs in a prompt, estimated as characters / 4 (no tokenizer is loaded). */
 export const estimateTokens = (text: string): number => Math.ceil(text.length / 4);

@@ -4,7 +4,7 @@ import { kindNameSchema } from '../core/names.js';
 import { storableText } from '../core/safe-text.js';
 import { contextSchema, messageSchema } from '../queue/schemas.js';
 import { asOfSchema, consistencySchema, searchModeSchema } from '../store/schemas.js';
-import { namespaceSchema } from '../store/types.js';
+import { namespaceSchema, timeSchema } from '../store/types.js';
 
 /** One namespace's memories, most similar to `query` first (`GET /v1/memories/search`, SDK `search`). */
 export const searchInputSchema = z.strictObject({
@@ -58,3 +58,34 @@ export const recallInputSchema = z
   });
 export type RecallInput = z.input<typeof recallInputSchema>;
 export type RecallParsed = z.output<typeof recallInputSchema>;
+
+/** A profile as recall returns it: one kind's whole document for the user. */
+export const recalledProfileSchema = z
+  .object({
+    kind: z.string(),
+    namespace: z.array(z.string()),
+    key: z.string(),
+    version: z.number(),
+    value: z.custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null).meta({ type: 'object' }),
+    updatedAt: timeSchema,
+  })
+  .meta({ id: 'RecalledProfile' });
+export type RecalledProfile = z.output<typeof recalledProfileSchema>;
+
+/** A memory as recall returns it: `score` is its rank's score in the search mode used. */
+export const recalledMemorySchema = recalledProfileSchema
+  .extend({ score: z.number().nullable() })
+  .meta({ id: 'RecalledMemory' });
+export type RecalledMemory = z.output<typeof recalledMemorySchema>;
+
+export const recallResultSchema = z
+  .object({
+    profiles: z.array(recalledProfileSchema),
+    memories: z.array(recalledMemorySchema),
+    /** The prompt block (recall-prompt.ts), '' when nothing was recalled. */
+    prompt: z.string(),
+    /** The block's estimated tokens (characters / 4). */
+    tokens: z.number(),
+  })
+  .meta({ id: 'RecallResult' });
+export type RecallResult = z.output<typeof recallResultSchema>;

@@ -10,18 +10,19 @@ import type { KindRoute } from '../core/kind-route.js';
 import { defaultKinds, profileKey } from './kinds.js';
 import { fillNamespace, templateVariables } from '../core/namespace-template.js';
 import { storableCopy } from '../core/safe-text.js';
-import { documentText, fitBudget, type RecalledMemory, type RecalledProfile } from './recall-prompt.js';
+import { documentText, fitBudget } from './recall-prompt.js';
 import {
   recallInputSchema,
   searchInputSchema,
   type RecallInput,
   type RecallParsed,
+  type RecallResult,
   type SearchInput,
 } from './recall-schemas.js';
 import { searchQueries } from './reflection-plan.js';
 
 export { recallInputSchema, searchInputSchema, type RecallInput, type SearchInput } from './recall-schemas.js';
-export type { RecalledMemory, RecalledProfile } from './recall-prompt.js';
+export type { RecalledMemory, RecalledProfile, RecallResult } from './recall-schemas.js';
 
 /**
  * Reorders recall's candidates (a cross-encoder, an LLM judge): given the query and the fused
@@ -31,15 +32,6 @@ export type Reranker = (query: string, candidates: SearchItem[]) => Promise<Sear
 
 /** What recall needs of a kind: where its memories are, and whether it is a profile. */
 export type RecallKind = Pick<KindRoute, 'name' | 'namespace' | 'mode'>;
-
-export interface RecallResult {
-  profiles: RecalledProfile[];
-  memories: RecalledMemory[];
-  /** The prompt block (recall-prompt.ts), '' when nothing was recalled. */
-  prompt: string;
-  /** The block's estimated tokens (characters / 4). */
-  tokens: number;
-}
 
 /** Candidates recall ranks before it cuts to `limit` and the token budget. */
 const CANDIDATES = 50;

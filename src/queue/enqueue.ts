@@ -7,15 +7,9 @@ import type { ThreadBuffer, TurnToAppend } from './buffer.js';
 import { Deadline } from './deadline.js';
 import { scheduleReflection, type EngramQueue } from './queues.js';
 import type { ReflectionPolicy } from '../core/names.js';
-import { enqueueInputSchema, type EnqueueParsed, type Message } from './schemas.js';
+import { enqueueInputSchema, type EnqueueParsed, type EnqueueResult, type Message } from './schemas.js';
 
-export interface EnqueueResult {
-  threadId: string;
-  /** Messages newly buffered. */
-  accepted: number;
-  /** Messages whose id was already buffered (idempotent re-send). */
-  duplicates: number;
-}
+export type { EnqueueResult } from './schemas.js';
 
 export interface ProducerSettings {
   debounceMs: number;

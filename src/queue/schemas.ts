@@ -85,6 +85,17 @@ export const enqueueInputSchema = enqueueBodySchema.extend({ threadId: threadIdS
 export type EnqueueParsed = Omit<EnqueueInput, 'threadId'> & { threadId: string };
 export type EnqueueInput = z.infer<typeof enqueueInputSchema>;
 
+export const enqueueResultSchema = z
+  .object({
+    threadId: z.string(),
+    /** Messages newly buffered. */
+    accepted: z.number(),
+    /** Messages whose id was already buffered (idempotent re-send). */
+    duplicates: z.number(),
+  })
+  .meta({ id: 'EnqueueResult' });
+export type EnqueueResult = z.output<typeof enqueueResultSchema>;
+
 /**
  * A turn as it sits in the thread buffer: the message as the client sent it. An id or time the
  * client left out is not made on the hot path; the turn's entry id stands in (buffer.ts).

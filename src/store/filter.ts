@@ -60,6 +60,11 @@ export const filterSchema = z
       }
     }
     return clauses;
+  })
+  .meta({
+    type: 'object',
+    description:
+      'field path to a value or to operators ($eq $ne $gt $gte $lt $lte $in $nin $exists); at most 32 fields',
   });
 export type FilterInput = z.input<typeof filterSchema>;
 

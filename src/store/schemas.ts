@@ -42,7 +42,8 @@ const actor = z.string().min(1).max(200).check(storableText);
  */
 const value = z
   .custom<Record<string, unknown>>()
-  .check(jsonCheck({ object: {}, maxDepth: JSON_MAX_DEPTH, text: true, maxChars: 1_000_000 }));
+  .check(jsonCheck({ object: {}, maxDepth: JSON_MAX_DEPTH, text: true, maxChars: 1_000_000 }))
+  .meta({ type: 'object', description: 'a JSON object (at most 64 levels deep, 1,000,000 characters of text)' });
 /** A search's text: embedded, and matched against stored text by Postgres full-text search. */
 const query = z.string().min(1).max(8_000).check(storableText);
 export const fieldPathSchema = z

@@ -22,7 +22,7 @@ import {
   searchInputSchema,
   type BatchOpParsed,
 } from './schemas.js';
-import type { IndexedField, HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js';
+import type { BatchResult, IndexedField, HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js';
 
 export interface StoreOptions {
   /** Computes vectors for puts and queries; without one, items are stored unindexed. */
@@ -48,7 +48,7 @@ export interface StoreOptions {
   log: Logger;
 }
 
-export type BatchResult = MemoryItem | MemoryItem[] | SearchItem[] | Namespace[] | boolean | null;
+export type { BatchResult } from './types.js';
 
 type Parsed<K extends BatchOpParsed['op']> = Extract<BatchOpParsed, { op: K }>;
 

@@ -1,0 +1,29 @@
+/**
+ * `engram/client`: the SDK's calls over engram's HTTP API, with `fetch` (docs/http-client.md).
+ * It loads zod and engram's schemas, nothing else: no Redis, Postgres or model client
+ * (test/client-entry.test.ts walks its imports).
+ */
+export { EngramHttpClient, type EnqueueInput, type SearchInput, type RecallInput } from './client.js';
+export { HttpStoreClient } from './store.js';
+export type { EngramHttpClientOptions, CallOptions } from './options.js';
+export {
+  InputError,
+  LimitError,
+  ConflictError,
+  AuthError,
+  RetryableError,
+  UnavailableError,
+  PermanentError,
+} from '../errors.js';
+export type { EnqueueResult, Message, ThreadContext } from '../queue/schemas.js';
+export type { RecallResult, RecalledMemory, RecalledProfile } from '../memory/recall-schemas.js';
+export type { MemoryItem, ScoredMemory, SearchItem, HistoryEntry, Namespace, BatchResult } from '../store/types.js';
+export type {
+  PutInput,
+  GetInput,
+  DeleteInput,
+  SearchInput as StoreSearchInput,
+  ListNamespacesInput,
+  BatchOp,
+} from '../store/schemas.js';
+export type { FilterInput } from '../store/filter.js';
