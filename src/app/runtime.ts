@@ -17,7 +17,7 @@ import { loadKindsFile } from '../memory/kinds-file.js';
 import { MemoryManager } from '../memory/manager.js';
 import { PromptOptimizer } from '../memory/procedural/prompt-optimizer.js';
 import { Eraser } from '../memory/erase.js';
-import { Recall } from '../memory/recall.js';
+import { Recall, type Reranker } from '../memory/recall.js';
 import type { ReflectDeps, ReflectSettings } from '../memory/reflect.js';
 import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';
 import { createRedis, RedisHealth, waitReady } from '../queue/connection.js';
@@ -50,6 +50,8 @@ export interface RuntimeOptions {
    * is set (the process entry starts the SDK), or for a test that started one itself.
    */
   tracing?: boolean;
+  /** Reorders recall's and search's candidates (memory/recall.ts `Reranker`); off unless given. */
+  rerank?: Reranker;
 }
 
 /**
@@ -177,7 +179,13 @@ export class Runtime {
       this.settleTracing = withSpans.settle;
     }
     this.manager = new MemoryManager(chat, log.child({ component: 'manager' }));
-    const recall = new Recall(this.store, this.embedder, this.env.STORE_REFRESH_TTL_ON_READ, () => this.kinds);
+    const recall = new Recall(
+      this.store,
+      this.embedder,
+      this.env.STORE_REFRESH_TTL_ON_READ,
+      () => this.kinds,
+      this.options.rerank,
+    );
     this.recall = instrumented(
       instrumented(recall, 'search', metrics.searchSeconds, { op: 'search' }),
       'recallParsed',

@@ -27,6 +27,8 @@ export type { RecalledMemory, RecalledProfile, RecallResult } from './recall-sch
 /**
  * Reorders recall's candidates (a cross-encoder, an LLM judge): given the query and the fused
  * candidates, best first, it returns them in its order (it may drop some). Off unless given.
+ * Only candidates come back: an item it returns that was not one is left out, so a reranker
+ * cannot put a memory from outside the caller's namespaces (or tenant) into an answer.
  */
 export type Reranker = (query: string, candidates: SearchItem[]) => Promise<SearchItem[]>;
 
@@ -152,7 +154,7 @@ export class Recall {
       },
       from,
     );
-    return this.rerank ? this.rerank(q.query, found) : found;
+    return this.rerank && found.length > 0 ? reranked(this.rerank, q.query, found) : found;
   }
 
   /** The renewal is a write: MemoryDb sends it to the primary, whichever Db served the read. */
@@ -215,3 +217,21 @@ function dedupe(items: SearchItem[]): SearchItem[] {
     return true;
   });
 }
+
+/** The reranker's order, kept to the candidates it was given, each once. */
+async function reranked(rerank: Reranker, query: string, candidates: SearchItem[]): Promise<SearchItem[]> {
+  const byId = new Map(candidates.map((c) => [itemId(c), c]));
+  const order = await rerank(query, candidates.slice());
+  if (!Array.isArray(order)) throw new TypeError('the recall reranker must return an array of the candidates');
+  const kept: SearchItem[] = [];
+  for (const item of order) {
+    const id = item && typeof item === 'object' ? itemId(item) : '';
+    const candidate = byId.get(id);
+    if (!candidate) continue;
+    byId.delete(id);
+    kept.push(candidate);
+  }
+  return kept;
+}
+
+const itemId = (i: Pick<SearchItem, 'namespace' | 'key'>) => JSON.stringify([i.namespace, i.key]);

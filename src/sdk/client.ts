@@ -62,7 +62,7 @@ export class EngramClient {
   private readonly tools: { memories: MemoryDb; embedder: Embedder } | null;
 
   constructor(options: EngramClientOptions) {
-    const { embedder: customEmbedder, log: customLog, db, ...plain } = options;
+    const { embedder: customEmbedder, log: customLog, db, rerank, ...plain } = options;
     const parsed = clientOptionsSchema.safeParse(plain);
     if (!parsed.success)
       throw new InputError(`invalid engram client options: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
@@ -82,7 +82,7 @@ export class EngramClient {
     const memories = (this.memories = this.db ? new MemoryDb(this.db, o.schema, log, undefined, this.readDb) : null);
     this.tools = memories && embedder ? { memories, embedder } : null;
     this.recaller =
-      memories && embedder ? new Recall(memories, embedder, o.store.refreshTtlOnRead, () => this.kinds) : null;
+      memories && embedder ? new Recall(memories, embedder, o.store.refreshTtlOnRead, () => this.kinds, rerank) : null;
     this.storeClient = memories
       ? new StoreClient(
           new StoreService(memories, {

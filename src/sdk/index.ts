@@ -22,7 +22,7 @@ export type { PublishedSettings } from '../config/published-settings.js';
 export type { EnqueueInput, Message, ThreadContext } from '../queue/schemas.js';
 export type { EnqueueResult } from '../queue/enqueue.js';
 export type { EraseInput, EraseResult } from '../memory/erase.js';
-export type { RecallInput, RecallResult, RecalledMemory, RecalledProfile } from '../memory/recall.js';
+export type { RecallInput, RecallResult, RecalledMemory, RecalledProfile, Reranker } from '../memory/recall.js';
 export type { MemoryItem, ScoredMemory, SearchItem, HistoryEntry, Namespace } from '../store/types.js';
 export type {
   PutInput,

@@ -4,6 +4,7 @@ import { kindRouteSchema } from '../core/kind-route.js';
 import type { Db } from '../store/db.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { Logger } from '../observability/logger.js';
+import type { Reranker } from '../memory/recall.js';
 
 /**
  * The client's options. Those it shares with the service are derived from the one definition of
@@ -49,4 +50,9 @@ export type EngramClientOptions = z.input<typeof clientOptionsSchema> & {
    * (`createPgliteDb`) in the process that also runs engram. The caller closes it.
    */
   db?: Db;
+  /**
+   * Reorders the candidates of `recall` and `search` (a cross-encoder, an LLM judge), best
+   * first; it may drop some, and anything it returns that was not a candidate is left out.
+   */
+  rerank?: Reranker;
 };
