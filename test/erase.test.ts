@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { defineKind } from '../src/memory/kinds.js';
 import { tables } from '../src/store/sql.js';
 import { readPrompt, type ChatHandler } from './fake-model/server.js';
-import { redisKeys, startHarness, TEST_REDIS_URL, waitFor, type Harness } from './helpers/harness.js';
+import { redisKeys, runtimeBackends, startHarness, TEST_REDIS_URL, waitFor, type Harness } from './helpers/harness.js';
 
 const kinds = [
   defineKind({
@@ -54,13 +54,13 @@ async function everything(h: Harness): Promise<string> {
   return JSON.stringify(rows);
 }
 
-describe('erase', () => {
+describe.each(runtimeBackends)('erase on $name', (backend) => {
   let h: Harness;
   let release: (() => void) | null = null;
   beforeAll(async () => {
     h = await startHarness({
       roles: ['api', 'reflection'],
-      env: { DEBOUNCE_MS: '100' },
+      env: { DEBOUNCE_MS: '100', ...backend.env },
       runtime: { kinds },
       chat: async (req, index) => {
         // A reflection of a turn saying "hold" waits until the test lets it go.

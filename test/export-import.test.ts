@@ -2,16 +2,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultKinds, defineKind, type MemoryKind, type MemoryKindInput } from '../src/memory/kinds.js';
 import { reflectThread } from '../src/memory/reflect.js';
 import { foodieModel } from './fake-model/foodie.js';
-import { startHarness, type Harness } from './helpers/harness.js';
+import { runtimeBackends, startHarness, type Harness } from './helpers/harness.js';
 
 /** Export a user's memories with their history, and import them into an empty deployment. */
-describe('export and import', () => {
+// From each database into the other: the file is the same whatever wrote it.
+const [postgres, pglite] = runtimeBackends as [(typeof runtimeBackends)[0], (typeof runtimeBackends)[0]];
+const directions = [
+  { name: 'Postgres to PGlite', from: postgres, to: pglite },
+  { name: 'PGlite to Postgres', from: pglite, to: postgres },
+];
+
+describe.each(directions)('export and import, $name', ({ from, to }) => {
   let source: Harness;
   let target: Harness;
   const temporal = defineKind({ ...(defaultKinds[0] as MemoryKind), temporal: true } as MemoryKindInput);
   beforeAll(async () => {
-    source = await startHarness({ roles: ['api'], chat: foodieModel, runtime: { kinds: [temporal] } });
-    target = await startHarness({ roles: ['api'], runtime: { kinds: [temporal] } });
+    source = await startHarness({ roles: ['api'], chat: foodieModel, env: from.env, runtime: { kinds: [temporal] } });
+    target = await startHarness({ roles: ['api'], env: to.env, runtime: { kinds: [temporal] } });
+    expect([source.runtime.db.backend, target.runtime.db.backend]).toEqual([from.name, to.name]);
     for (const [thread, content] of [
       ['c1', 'I love ramen! I also like pasta.'],
       ['c2', 'These days I like miso ramen, and I no longer like pasta.'],

@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reflectThread } from '../src/memory/reflect.js';
 import { foodieModel } from './fake-model/foodie.js';
-import { startHarness, type Harness } from './helpers/harness.js';
+import { runtimeBackends, startHarness, type Harness } from './helpers/harness.js';
 
 /** Undo from history: an item back to a version, and everything one reflection job changed. */
-describe('revert', () => {
+describe.each(runtimeBackends)('revert on $name', (backend) => {
   let h: Harness;
   const ns = ['memories', 'u1'];
   beforeAll(async () => {
-    h = await startHarness({ roles: ['api'], chat: foodieModel });
+    h = await startHarness({ roles: ['api'], chat: foodieModel, env: backend.env });
+    expect(h.runtime.db.backend).toBe(backend.name);
   });
   afterAll(async () => h?.stop());
 

@@ -3,7 +3,7 @@ import { defaultKinds, defineKind, type MemoryKind, type MemoryKindInput } from 
 import { reflectThread } from '../src/memory/reflect.js';
 import { foodieModel } from './fake-model/foodie.js';
 import { readPrompt } from './fake-model/server.js';
-import { startHarness, type Harness } from './helpers/harness.js';
+import { runtimeBackends, startHarness, type Harness } from './helpers/harness.js';
 import { storeState } from './helpers/store-state.js';
 
 /**
@@ -11,14 +11,15 @@ import { storeState } from './helpers/store-state.js';
  * invalidated, not removed, dated by the turns that said so (their `createdAt`), not by when the
  * reflection ran; search and recall answer what held at a given time.
  */
-describe('facts that keep their time', () => {
+describe.each(runtimeBackends)('facts that keep their time on $name', (backend) => {
   let h: Harness;
   const ns = ['memories', 'u1'];
   const january = '2026-01-10T18:00:00.000Z';
   const march = '2026-03-02T09:30:00.000Z';
   beforeAll(async () => {
     const temporal = defineKind({ ...(defaultKinds[0] as MemoryKind), temporal: true } as MemoryKindInput);
-    h = await startHarness({ roles: ['api'], chat: foodieModel, runtime: { kinds: [temporal] } });
+    h = await startHarness({ roles: ['api'], chat: foodieModel, env: backend.env, runtime: { kinds: [temporal] } });
+    expect(h.runtime.db.backend).toBe(backend.name);
     const say = (threadId: string, content: string, createdAt: string) =>
       h.runtime.producer.enqueue({
         threadId,

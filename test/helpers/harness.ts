@@ -127,3 +127,12 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * The two databases a runtime can use, as harness environments: Postgres (DATABASE_URL), and an
+ * embedded PGlite in memory when DATABASE_URL is empty (the service's default).
+ */
+export const runtimeBackends = [
+  { name: 'postgres' as const, env: {} as Record<string, string> },
+  { name: 'pglite' as const, env: { DATABASE_URL: '', PGLITE_DATA_DIR: 'memory://' } as Record<string, string> },
+];
