@@ -59,6 +59,7 @@ describe('docker-compose.yml', () => {
     const redis = compose.services.redis?.command?.join(' ') ?? '';
     expect(redis).toContain('--appendonly yes');
     expect(redis).toContain('--maxmemory-policy noeviction');
+    expect(redis).toContain('--stream-node-max-bytes 256');
     for (const name of ['postgres', 'redis', 'api', 'reflection', 'scheduler'])
       expect(compose.services[name]?.healthcheck?.test.length).toBeGreaterThan(0);
   });
