@@ -12,7 +12,7 @@ import {
   toolCall,
   toolThenReflectionScenario,
 } from './helpers/tool-session.js';
-import { HOSTILE_API_KEYS, HOSTILE_KEYS, send, tenantKind } from './helpers/hostile.js';
+import { HOSTILE_API_KEYS, HOSTILE_KEYS, nestedJson as nested, send, tenantKind } from './helpers/hostile.js';
 
 const call = toolCall;
 
@@ -75,6 +75,13 @@ describe('memory tools over HTTP (engram/client)', () => {
       [{ op: { ...insert, document: { content: 'a\u0000b' } } }, 400, /NUL/],
       [{ op: { ...insert, kind: 'note' } }, 400, /"note" is not one the tools manage/],
       [{ actor: 'api' }, 400, /tool:<name>/],
+      [{ op: { op: 'upsert', kind: 'memory', document: {} } }, 400, /op/],
+      [{ op: { ...insert, document: { content: 'x', more: JSON.parse(nested(70)) as unknown } } }, 400, /deeper/],
+      [
+        { op: { op: 'delete', target: { namespace: ['memories', 'u6'], key: 'k', kind: 'memory', version: 0 } } },
+        400,
+        /version/,
+      ],
       [{ context: { user: 'u6' } }, 400, /needs context.userId/],
       [
         {
@@ -87,6 +94,10 @@ describe('memory tools over HTTP (engram/client)', () => {
         /outside this session's namespaces/,
       ],
     ];
+    const proto = body({}).replace('{"content":"User likes tea"}', '{"__proto__":{"content":"x"}}');
+    expect(proto).toContain('__proto__');
+    const answer = await send(h, 'POST', '/v1/tools/apply', proto);
+    expect([answer.status, answer.body.error]).toEqual([400, expect.stringContaining('__proto__')]);
     await client.store.put(['memories', 'u7'], 'k', { content: 'User u7 likes jazz' });
     for (const [over, status, says] of refused) {
       const answer = await send(h, 'POST', '/v1/tools/apply', body(over));
