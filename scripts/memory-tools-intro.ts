@@ -68,7 +68,17 @@ for (;;) {
   starts again at \`m1\`. The session only ever names memories of its context's namespaces.
 - The session is transport-agnostic (\`src/tools\`): it runs over a \`MemoryToolBackend\` of two
   calls, \`search\` and \`apply\`. \`LocalToolBackend\` implements them over the store in this
-  process; a remote client implements them over HTTP.
+  process; the HTTP client's backend over the API (below).
+
+## Over HTTP (engram/client)
+
+An application that reaches engram only through its API gets the same session from the
+[HTTP client](http-client.md#memory-tools): \`new EngramHttpClient({ url, apiKey }).memoryTools({
+context, kinds? })\`, with the same definitions, ids and messages. \`search_memory\` is a recall
+(\`POST /v1/recall\`); each \`manage_memory\` write is \`POST /v1/tools/apply\`, where the service
+checks the operation again (the kind, the document against its schema, the context's namespace,
+the API key's tenant) and writes it as above. The kinds are checked against \`GET /v1/kinds\` before
+the first call. test/http-memory-tools.test.ts runs the ramen/pasta case over HTTP too.
 
 ## The MCP server
 

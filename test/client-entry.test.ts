@@ -8,6 +8,9 @@ describe('the engram/client entry', () => {
     // The walk itself works: it reaches the transport and the answers' schemas.
     expect(files).toContain('src/client/http.ts');
     expect(files).toContain('src/api/schemas.ts');
+    // ...and the memory tools' session, which runs in the client's process.
+    expect(files).toContain('src/client/memory-tools.ts');
+    expect(files).toContain('src/tools/session.ts');
     expect([...packages]).toEqual(['zod']);
     // Of the server, only what describes the API's answers (schemas import only schemas).
     expect([...files].filter((f) => f.startsWith('src/api/'))).toEqual(['src/api/schemas.ts']);

@@ -2,46 +2,33 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { InputError } from '../src/errors.js';
 import { defaultKinds, defineKind } from '../src/memory/kinds.js';
-import { createLogger } from '../src/observability/logger.js';
-import { EngramClient, type ToolSession } from '../src/sdk/index.js';
+import type { EngramClient } from '../src/sdk/index.js';
 import { foodieModel } from './fake-model/foodie.js';
-import { readPrompt } from './fake-model/server.js';
-import { startHarness, TEST_DIMENSIONS, waitFor, type Harness } from './helpers/harness.js';
+import { startHarness, type Harness } from './helpers/harness.js';
+import {
+  lifecycleScenario,
+  sdkClientOf,
+  staleUpdateScenario,
+  storedContents,
+  toolCall,
+  toolThenReflectionScenario,
+} from './helpers/tool-session.js';
 
 /** The hot-path memory tools of the SDK, against real Redis and Postgres, the model faked over HTTP. */
 describe('memory tools (manage_memory, search_memory)', () => {
   let h: Harness;
   let engram: EngramClient;
-  let calls = 0;
   beforeAll(async () => {
     h = await startHarness({ roles: ['reflection'], chat: foodieModel });
-    engram = new EngramClient({
-      redisUrl: h.env.REDIS_URL as string,
-      databaseUrl: h.env.DATABASE_URL,
-      prefix: h.env.ENGRAM_PREFIX,
-      schema: h.env.DATABASE_SCHEMA,
-      embedding: { apiKey: 'test-key', baseURL: h.model.url, dimensions: TEST_DIMENSIONS },
-      log: createLogger({ level: 'silent' }),
-    });
+    engram = sdkClientOf(h);
   });
   afterAll(async () => {
     await engram?.close();
     await h?.stop();
   });
 
-  /** One call as a model makes it; the parsed content of the tool message. */
-  const call = async (session: ToolSession, name: string, args: unknown) => {
-    const id = `call_${++calls}`;
-    const message = await session.runToolCall({
-      id,
-      function: { name, arguments: typeof args === 'string' ? args : JSON.stringify(args) },
-    });
-    expect(message.role).toBe('tool');
-    expect(message.tool_call_id).toBe(id);
-    return JSON.parse(message.content) as Record<string, unknown> & { error?: string };
-  };
-  const stored = async (user: string) =>
-    (await engram.store.search(['memories', user], { limit: 100 })).map((m) => m.value.content).sort();
+  const call = toolCall;
+  const stored = (user: string) => storedContents(engram.store, user);
 
   it('defines manage_memory over the kind schema and search_memory with query, limit and kind', () => {
     const session = engram.memoryTools({ context: { userId: 'u0' } });
@@ -55,40 +42,7 @@ describe('memory tools (manage_memory, search_memory)', () => {
   });
 
   it('creates, finds, updates and deletes by short id, each a change with history by tool:manage_memory', async () => {
-    const session = engram.memoryTools({ context: { userId: 'u1' } });
-    expect(
-      await call(session, 'manage_memory', { action: 'create', document: { content: 'User is vegetarian' } }),
-    ).toEqual({ result: 'created', id: 'm1' });
-    const found = await call(session, 'search_memory', { query: 'diet' });
-    expect(found).toMatchObject({
-      memories: [{ id: 'm1', kind: 'memory', document: { content: 'User is vegetarian' } }],
-    });
-
-    // A second session (the next conversation) finds it under its own ids.
-    const next = engram.memoryTools({ context: { userId: 'u1' } });
-    expect(await call(next, 'search_memory', { query: 'vegetarian', limit: 1 })).toMatchObject({
-      memories: [{ id: 'm1' }],
-    });
-    expect(
-      await call(next, 'manage_memory', { action: 'update', id: 'm1', document: { content: 'User is vegan' } }),
-    ).toEqual({ result: 'updated', id: 'm1' });
-    // The same document again is no change: no version, no history row.
-    expect(
-      await call(next, 'manage_memory', { action: 'update', id: 'm1', document: { content: 'User is vegan' } }),
-    ).toEqual({ result: 'unchanged', id: 'm1' });
-    const [item] = await engram.store.search(['memories', 'u1'], {});
-    expect(item).toMatchObject({ value: { content: 'User is vegan' }, version: 2, kind: 'memory' });
-
-    expect(await call(next, 'manage_memory', { action: 'delete', id: 'm1' })).toEqual({ result: 'deleted', id: 'm1' });
-    expect(await stored('u1')).toEqual([]);
-    const history = await engram.store.history(['memories', 'u1'], item!.key);
-    expect(history.map((e) => [e.op, e.version, e.actor])).toEqual([
-      ['insert', 1, 'tool:manage_memory'],
-      ['update', 2, 'tool:manage_memory'],
-      ['delete', 2, 'tool:manage_memory'],
-    ]);
-    // A deleted memory's id is gone with it.
-    expect((await call(next, 'manage_memory', { action: 'delete', id: 'm1' })).error).toContain('unknown id "m1"');
+    await lifecycleScenario(engram, 'u1');
   });
 
   it('answers bad arguments with an error the model can act on, and writes nothing', async () => {
@@ -128,25 +82,7 @@ describe('memory tools (manage_memory, search_memory)', () => {
   });
 
   it('refuses an update of a memory that changed since the model read it, and shows it as it is now', async () => {
-    const session = engram.memoryTools({ context: { userId: 'u3' } });
-    await call(session, 'manage_memory', { action: 'create', document: { content: 'User lives in Lisbon' } });
-    const [item] = await engram.store.search(['memories', 'u3'], {});
-    // Meanwhile another writer (a reflection, the app) changes it.
-    await engram.store.put(['memories', 'u3'], item!.key, { content: 'User lives in Porto' });
-    const stale = await call(session, 'manage_memory', {
-      action: 'update',
-      id: 'm1',
-      document: { content: 'User lives in Lisbon, near the river' },
-    });
-    expect(stale.error).toContain('memory m1 changed since you read it; nothing was changed');
-    expect(stale.error).toContain('User lives in Porto');
-    expect(await stored('u3')).toEqual(['User lives in Porto']);
-    // Now that it has seen the memory as it is, the model's next call applies.
-    expect(await call(session, 'manage_memory', { action: 'delete', id: 'm1' })).toEqual({
-      result: 'deleted',
-      id: 'm1',
-    });
-    expect(await stored('u3')).toEqual([]);
+    await staleUpdateScenario(engram, 'u3');
   });
 
   it("keeps a session to its context's namespace: another user's memories are neither found nor named", async () => {
@@ -174,20 +110,6 @@ describe('memory tools (manage_memory, search_memory)', () => {
   });
 
   it("shows a tool's memory to the next reflection as existing, so the two paths store a fact once", async () => {
-    const context = { userId: 'u9' };
-    const session = engram.memoryTools({ context });
-    // The agent stores the fact on the hot path, as the user says it...
-    await call(session, 'manage_memory', { action: 'create', document: { content: 'User loves ramen' } });
-    // ...and the same turns reach background formation.
-    const before = h.model.chatRequests.length;
-    await engram.enqueue({
-      threadId: 'ramen',
-      context,
-      messages: [{ role: 'user', content: 'I love ramen! I also like pasta.' }],
-    });
-    await waitFor(async () => (await stored('u9')).length === 2);
-    const reflection = h.model.chatRequests.slice(before).find((r) => r.tools?.length);
-    expect(readPrompt(reflection!).existing.map((m) => m.document.content)).toEqual(['User loves ramen']);
-    expect(await stored('u9')).toEqual(['User likes pasta', 'User loves ramen']);
+    await toolThenReflectionScenario(engram, h.model, 'u9');
   });
 });

@@ -100,6 +100,13 @@ export function refusals<S extends Refused>(...statuses: S[]): Record<S, typeof 
 /** One refusal with a meaning of the route's own (`{ 404: refusal('no such item') }`). */
 export const refusal = (meaning: string) => errorSchema.describe(meaning);
 
+/**
+ * For a `/v1` route that reads nothing of a tenant's (the deployment's kinds): with API keys it
+ * needs a key (401) but has nothing to refuse a tenant (no 403 in its document).
+ */
+export const untenanted: Pick<RouteOptions, 'config'> = { config: { untenanted: true } as RouteOptions['config'] };
+const isUntenanted = (route: RouteOptions) => (route.config as { untenanted?: boolean } | undefined)?.untenanted;
+
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
@@ -117,7 +124,7 @@ export function documentApiRoutes(app: FastifyInstance, keyed: boolean): void {
       ...schema,
       response: {
         ...(methods.some((m) => BODY_METHODS.has(m)) ? refusals(400, 413, 415) : {}),
-        ...(keyed ? refusals(401, 403) : {}),
+        ...(keyed ? (isUntenanted(route) ? refusals(401) : refusals(401, 403)) : {}),
         ...schema.response,
       },
       ...(keyed ? { security: [{ bearer: [] }, { apiKey: [] }] } : {}),

@@ -1,5 +1,9 @@
 import { z } from 'zod';
-import { enqueueResultSchema } from '../queue/schemas.js';
+import { intRange } from '../core/int-range.js';
+import { kindRouteSchema } from '../core/kind-route.js';
+import { kindNameSchema, namespaceSchema } from '../core/names.js';
+import { contextSchema, enqueueResultSchema } from '../queue/schemas.js';
+import { itemKeySchema, storedValueSchema } from '../store/schemas.js';
 import { recallResultSchema } from '../memory/recall-schemas.js';
 import {
   batchResultSchema,
@@ -48,4 +52,65 @@ export const importResponse = z.object({ items: z.number().int(), history: z.num
 export const revertChangesResponse = z.object({
   restored: z.number().int().describe('items given back the document they had before'),
   deleted: z.number().int().describe('items the actor had created, deleted'),
+});
+
+/**
+ * The memory tools over HTTP (tool-routes.ts): one `manage_memory` operation as a tool session
+ * decided it (src/tools/session.ts), for the service to check and write as `LocalToolBackend`
+ * does in-process. Checked here for its shape; the document against its kind's schema, and the
+ * kind against the service's, by the route.
+ */
+const toolTarget = z.strictObject({
+  namespace: namespaceSchema,
+  key: itemKeySchema,
+  kind: kindNameSchema,
+  version: intRange(1, Number.MAX_SAFE_INTEGER).describe('the version the model was shown (compare-and-set)'),
+});
+const toolDocument = storedValueSchema.describe("the complete document, checked against its kind's schema");
+export const toolApplyInputSchema = z
+  .strictObject({
+    /** Fills the kinds' namespaces, as a recall's context does (under an API key, the key's tenant). */
+    context: contextSchema,
+    op: z.discriminatedUnion('op', [
+      z.strictObject({ op: z.literal('insert'), kind: kindNameSchema, document: toolDocument }),
+      z.strictObject({ op: z.literal('update'), target: toolTarget, document: toolDocument }),
+      z.strictObject({ op: z.literal('delete'), target: toolTarget }),
+    ]),
+    /** The history actor: the tool the model called, as the in-process tools record it. */
+    actor: z
+      .string()
+      .regex(
+        /^tool:[a-z][a-z0-9_]{0,63}$/,
+        'must be `tool:<name>`, the tool the model called (such as tool:manage_memory)',
+      ),
+  })
+  .meta({ id: 'ToolChange' });
+export type ToolApplyInput = z.input<typeof toolApplyInputSchema>;
+
+/** A memory as a tool session keeps it (src/tools/backend.ts, `StoredMemory`). */
+const toolMemory = memoryItemSchema
+  .pick({ namespace: true, key: true, kind: true, version: true, value: true, updatedAt: true })
+  .meta({ id: 'ToolMemory' });
+export const toolApplyResponse = z.discriminatedUnion('status', [
+  z.object({
+    status: z.literal('applied'),
+    memory: toolMemory.nullable().describe('the memory as written; null after a delete or an invalidation'),
+  }),
+  z.object({
+    status: z.literal('conflict'),
+    current: toolMemory
+      .nullable()
+      .describe('nothing was written: the memory moved since the model saw it; how it is now (null: gone)'),
+  }),
+]);
+
+/** The deployment's kinds (`GET /v1/kinds`): what a remote tool session checks its own against. */
+export const kindsResponse = z.object({
+  kinds: z.array(
+    kindRouteSchema.extend({
+      mode: z.enum(['collection', 'profile']),
+      description: z.string(),
+      document: z.record(z.string(), z.unknown()).describe('the JSON Schema of its documents'),
+    }),
+  ),
 });

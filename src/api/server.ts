@@ -18,9 +18,10 @@ import { documentApiRoutes, useZodSchemas } from './route-schema.js';
 import { registerRoutes, type ApiDeps } from './routes.js';
 import { registerStoreRoutes } from './store-routes.js';
 import { registerLifecycleRoutes, type LifecycleDeps } from './lifecycle-routes.js';
+import { registerToolRoutes, type ToolRouteDeps } from './tool-routes.js';
 import type { StoreService } from '../store/store-service.js';
 
-export interface ServerDeps extends ApiDeps, LifecycleDeps {
+export interface ServerDeps extends ApiDeps, LifecycleDeps, ToolRouteDeps {
   store: StoreService;
   queues: EngramQueues;
   /** Dependency checks for /readyz; each resolves or throws. */
@@ -100,6 +101,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerRoutes(app, deps);
   registerStoreRoutes(app, deps.store, deps.tenancy);
   registerLifecycleRoutes(app, deps);
+  registerToolRoutes(app, deps);
   registerMcpRoute(app, deps);
 
   app.get('/healthz', { schema: opsSchemas.healthz }, async () => ({ ok: true as const }));

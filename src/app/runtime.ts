@@ -353,6 +353,7 @@ export class Runtime {
         metrics: this.metrics,
         log: this.log,
         adminPassword: this.env.ADMIN_PASSWORD,
+        tools: { kinds: this.kinds, embedder: this.embedder },
         mcp: { kinds: this.kinds, embedder: this.embedder },
         tenancy: new Tenancy(this.env.API_KEYS),
         readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.store.ping() },

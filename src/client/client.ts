@@ -5,7 +5,10 @@ import type { recallInputSchema, searchInputSchema } from '../memory/recall-sche
 import type { enqueueInputSchema, EnqueueResult } from '../queue/schemas.js';
 import type { RecallResult } from '../memory/recall-schemas.js';
 import type { ScoredMemory } from '../store/types.js';
+import type { MemoryToolsOptions } from '../tools/create-session.js';
+import type { ToolSession } from '../tools/session.js';
 import { Transport } from './http.js';
+import { httpToolSession } from './memory-tools.js';
 import { httpClientOptionsSchema, type CallOptions, type EngramHttpClientOptions } from './options.js';
 import { HttpStoreClient } from './store.js';
 import { namespaceQuery } from './query.js';
@@ -64,6 +67,16 @@ export class EngramHttpClient {
       call,
     );
     return answer.memories;
+  }
+
+  /**
+   * The memory tools for one conversation (`manage_memory`, `search_memory`), as the SDK's
+   * `memoryTools` makes them: `tools` for the model, `runToolCall` for each call it makes. Over
+   * the API: searches are recalls, writes go to `POST /v1/tools/apply`. `kinds` must be the
+   * service's (`defaultKinds` when omitted), checked against `GET /v1/kinds` before the first call.
+   */
+  memoryTools(options: MemoryToolsOptions): ToolSession {
+    return httpToolSession(this.http, options);
   }
 
   /** Profiles and memories for the next prompt, with its prompt block (`POST /v1/recall`). */

@@ -5,6 +5,11 @@
  */
 export { EngramHttpClient, type EnqueueInput, type SearchInput, type RecallInput } from './client.js';
 export { HttpStoreClient } from './store.js';
+export { HttpToolBackend } from './memory-tools.js';
+export type { ToolSession, ToolCall, ToolMessage, ToolResult } from '../tools/session.js';
+export type { MemoryToolsOptions } from '../tools/create-session.js';
+export type { MemoryToolBackend, StoredMemory, ToolChangeResult } from '../tools/backend.js';
+export { defineKind, defineKinds, defaultKinds, type MemoryKind, type MemoryKindInput } from '../memory/kinds.js';
 export type { EngramHttpClientOptions, CallOptions } from './options.js';
 export {
   InputError,

@@ -1,11 +1,11 @@
 import type { KindRoute } from '../core/kind-route.js';
-import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { defaultKinds } from '../memory/kinds.js';
 import type { Recall } from '../memory/recall.js';
 import type { MemoryDb } from '../store/memory-db.js';
 import type { MemoryToolBackend } from '../tools/backend.js';
-import { createToolSession, kindsMismatch, type MemoryToolsOptions } from '../tools/create-session.js';
+import { checkedBackend } from '../tools/checked-backend.js';
+import { createToolSession, type MemoryToolsOptions } from '../tools/create-session.js';
 import { LocalToolBackend } from '../tools/local-backend.js';
 import type { ToolSession } from '../tools/session.js';
 import { toSdkError } from './errors.js';
@@ -26,29 +26,14 @@ export interface SdkToolParts {
  */
 export function sdkToolSession(parts: SdkToolParts, options: MemoryToolsOptions): ToolSession {
   const kinds = options.kinds ?? defaultKinds;
-  const local = new LocalToolBackend({ ...parts, kinds });
-  let checked: Promise<void> | null = null;
-  const check = () =>
-    (checked ??= parts
-      .serviceKinds()
-      .then((service) => {
-        const problem = kindsMismatch(kinds, service);
-        if (problem) throw new InputError(problem);
-      })
-      .catch((err: unknown) => {
-        // Checked again next time: Redis may be back, or the service's kinds changed.
-        checked = null;
-        throw err;
-      }));
+  const checked = checkedBackend(new LocalToolBackend({ ...parts, kinds }), kinds, parts.serviceKinds);
   const sdk = <T>(work: () => Promise<T>): Promise<T> =>
-    check()
-      .then(work)
-      .catch((err: unknown) => {
-        throw toSdkError(err);
-      });
+    work().catch((err: unknown) => {
+      throw toSdkError(err);
+    });
   const backend: MemoryToolBackend = {
-    search: (q) => sdk(() => local.search(q)),
-    apply: (c) => sdk(() => local.apply(c)),
+    search: (q) => sdk(() => checked.search(q)),
+    apply: (c) => sdk(() => checked.apply(c)),
   };
   return createToolSession(backend, options, defaultKinds);
 }

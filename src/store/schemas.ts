@@ -31,7 +31,8 @@ export function holdsNul(value: unknown): boolean {
   }
   return false;
 }
-const key = z.string().min(1).max(1_024).check(storableText);
+export const itemKeySchema = z.string().min(1).max(1_024).check(storableText);
+const key = itemKeySchema;
 /** A prefix may be empty: every namespace (an operator's view across tenants). */
 const prefix = z.array(z.string().min(1).max(256).check(storableText)).max(16);
 const actor = z.string().min(1).max(200).check(storableText);
@@ -40,10 +41,11 @@ const actor = z.string().min(1).max(200).check(storableText);
  * recursive sees it. `z.custom`, not `z.record`: a record copies the object and silently drops
  * a `__proto__` key, which the walk must see to refuse.
  */
-const value = z
+export const storedValueSchema = z
   .custom<Record<string, unknown>>()
   .check(jsonCheck({ object: {}, maxDepth: JSON_MAX_DEPTH, text: true, maxChars: 1_000_000 }))
   .meta({ type: 'object', description: 'a JSON object (at most 64 levels deep, 1,000,000 characters of text)' });
+const value = storedValueSchema;
 /** A search's text: embedded, and matched against stored text by Postgres full-text search. */
 const query = z.string().min(1).max(8_000).check(storableText);
 export const fieldPathSchema = z

@@ -22,6 +22,20 @@ export const SEARCH_LIMIT_MAX = 20;
 export const toolKinds = (kinds: readonly MemoryKind[]): CollectionKind[] =>
   kinds.filter((k): k is CollectionKind => k.mode === 'collection');
 
+/**
+ * A document as model output is checked (invariant 7): against its kind's schema, or the reason
+ * it does not match, worded for the model to repair from.
+ */
+export function parseDocument(
+  kind: CollectionKind,
+  document: unknown,
+): { document: Record<string, unknown> } | { error: string } {
+  const doc = kind.schema.safeParse(document);
+  if (!doc.success)
+    return { error: `the document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}` };
+  return { document: doc.data };
+}
+
 /** search_memory's arguments: what the model sends is parsed with this, and its definition made from it. */
 export function searchArgsSchema(kinds: readonly MemoryKind[]) {
   const names = toolKinds(kinds).map((k) => k.name) as [string, ...string[]];

@@ -10,6 +10,8 @@ export {
   memoryToolsOptionsSchema,
   type MemoryToolsOptions,
 } from './create-session.js';
+export { checkedBackend } from './checked-backend.js';
+export { checkToolOp, type ToolOp } from './op-check.js';
 export { LocalToolBackend, type LocalToolBackendDeps } from './local-backend.js';
 export type { MemoryToolBackend, StoredMemory, ToolChangeResult } from './backend.js';
 export {

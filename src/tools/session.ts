@@ -8,6 +8,7 @@ import {
   buildToolDefinitions,
   MANAGE_TOOL,
   manageArgsSchema,
+  parseDocument,
   SEARCH_TOOL,
   searchArgsSchema,
   toolKinds,
@@ -161,10 +162,9 @@ export class ToolSession {
       const kind = this.insertKind(a.kind);
       if ('error' in kind) return kind;
       if (!a.document) return { error: `create needs a document (a "${kind.name}" document)` };
-      const doc = kind.schema.safeParse(a.document);
-      if (!doc.success)
-        return { error: `the document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}` };
-      return { op: { op: 'insert', kind: kind.name, document: doc.data } };
+      const doc = parseDocument(kind, a.document);
+      if ('error' in doc) return doc;
+      return { op: { op: 'insert', kind: kind.name, document: doc.document } };
     }
     if (a.id === undefined) return { error: `${a.action} needs the id of a memory (m1, m2...: see search_memory)` };
     const memory = this.ids.get(a.id);
@@ -192,12 +192,11 @@ export class ToolSession {
     }
     if (!canUpdate(kind)) return { error: `"${kind.name}" memories cannot be updated` };
     if (!a.document) return { error: 'update needs the complete new document' };
-    const doc = kind.schema.safeParse(a.document);
-    if (!doc.success)
-      return { error: `the document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}` };
+    const doc = parseDocument(kind, a.document);
+    if ('error' in doc) return doc;
     // The same document is no change: no write, no history row, no version.
-    if (canonical(doc.data) === canonical(memory.value)) return { unchanged: a.id };
-    return { op: { op: 'update', target, document: doc.data }, id: a.id };
+    if (canonical(doc.document) === canonical(memory.value)) return { unchanged: a.id };
+    return { op: { op: 'update', target, document: doc.document }, id: a.id };
   }
 
   private insertKind(name: string | undefined): CollectionKind | { error: string } {

@@ -58,6 +58,14 @@ function keyed(method: string, path: string, outside: Options, docPath = path): 
   };
 }
 
+/** A memory tool's insert, as a remote tool session sends it (under a key, stamped with its tenant). */
+const toolOp = { op: 'insert', kind: 'memory', document: { content: 'User likes tea' } };
+const toolInsert = (userId: string, tenant?: string) => ({
+  context: { userId, ...(tenant && { tenant }) },
+  op: toolOp,
+  actor: 'tool:manage_memory',
+});
+
 const pgDown = (send: Driver['send']): Driver => ({ down: 'postgres', send });
 
 export function drivers(withKeys: boolean, withAdminPassword: boolean): Record<string, Driver> {
@@ -170,6 +178,15 @@ export function drivers(withKeys: boolean, withAdminPassword: boolean): Record<s
 
     ...lifecycle(),
 
+    'POST /v1/tools/apply 200': { send: (c) => call(c, 'POST', '/v1/tools/apply', { body: toolInsert('u1') }) },
+    'POST /v1/tools/apply 400': {
+      send: (c) =>
+        call(c, 'POST', '/v1/tools/apply', { body: { ...toolInsert('u1'), op: { ...toolOp, document: {} } } }),
+    },
+    'POST /v1/tools/apply 503': pgDown((c) => call(c, 'POST', '/v1/tools/apply', { body: toolInsert('u1') })),
+    ...bodyRoute('POST', '/v1/tools/apply'),
+    'GET /v1/kinds 200': { send: (c) => call(c, 'GET', '/v1/kinds') },
+
     'GET /healthz 200': { send: (c) => call(c, 'GET', '/healthz') },
     'GET /readyz 200': { send: (c) => call(c, 'GET', '/readyz') },
     'GET /readyz 503': pgDown((c) => call(c, 'GET', '/readyz')),
@@ -197,6 +214,8 @@ export function drivers(withKeys: boolean, withAdminPassword: boolean): Record<s
     ...keyed('POST', '/v1/erase', { body: { namespacePrefix: ['globex'] } }),
     ...keyed('GET', '/v1/export?namespace=globex', {}, '/v1/export'),
     ...keyed('POST', '/v1/import', { raw: exportFile(['globex', 'oa'], 'x'), type: NDJSON }),
+    ...keyed('POST', '/v1/tools/apply', { body: toolInsert('u1', 'globex') }),
+    'GET /v1/kinds 401': { send: (c) => call(c, 'GET', '/v1/kinds', { auth: false }) },
   };
 }
 
