@@ -19,6 +19,7 @@ import { EngramClient } from '../src/sdk/client.js';
 import { cleanup, testEnvVars } from '../test/helpers/harness.js';
 import { parseEnv } from '../src/config/env.js';
 import { load } from './http-load.js';
+import { freePort } from './pipeline-procs.js';
 import { flag, ms, now, percentile, summarize, table } from './stats.js';
 
 const N = flag('n', 5_000);
@@ -28,7 +29,8 @@ const CONCURRENCY = 64;
 const vars = testEnvVars('http://127.0.0.1:9/v1', {
   DEBOUNCE_MS: '600000',
   MAX_WAIT_MS: '3600000',
-  PORT: '3457',
+  // A free port: with a fixed one, a server left by an earlier run answered this run's requests.
+  PORT: String(await freePort()),
   LOG_LEVEL: 'warn',
 });
 const env = parseEnv(vars);
@@ -194,6 +196,14 @@ const api = spawn(process.execPath, ['--import', 'tsx', 'workers/api.ts'], {
   env: childEnv,
   stdio: ['ignore', 'inherit', 'inherit'],
 });
+// A bench that measured a server it did not start would print another build's figures.
+let apiExit: string | null = null;
+api.once('exit', (code, signal) => {
+  apiExit = `code ${code}, signal ${signal}`;
+});
+const apiAlive = () => {
+  if (apiExit) throw new Error(`the api process exited during the benchmark (${apiExit})`);
+};
 const base = `http://127.0.0.1:${vars.PORT}`;
 for (let i = 0; i < 100; i++) {
   if (
@@ -203,8 +213,10 @@ for (let i = 0; i < 100; i++) {
     )
   )
     break;
+  apiAlive();
   await new Promise((r) => setTimeout(r, 200));
 }
+apiAlive();
 // Sequential, from a Node client: one GET /healthz (the floor: a request that does no work),
 // then one enqueue, and so on, so that both see the same moments of the machine.
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -259,6 +271,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   p99s.push(turns.p99);
 }
 
+apiAlive();
 process.stdout.write(`\nbench:enqueue (${new Date().toISOString()}, node ${process.version})\n`);
 table(rows);
 process.stdout.write(
@@ -268,8 +281,9 @@ process.stdout.write(
     `HTTP p99 at ${RATE}/s = ${ms(percentile(p99s, 50))}, median of ${ROUNDS} rounds (target <= 3 ms; floor, GET /healthz at the same rate: ${ms(percentile(floorP99s, 50))})\n`,
 );
 
+const exited = new Promise((r) => api.once('exit', r));
 api.kill('SIGTERM');
-await new Promise((r) => api.on('exit', r));
+await exited;
 await sdk.close();
 redis.disconnect();
 await cleanup(env);
