@@ -39,7 +39,8 @@ const D = Number(a.dims);
 const RUNS = Number(a.runs);
 const log = createLogger({ level: 'warn' });
 const schema = `bench_${randomBytes(3).toString('hex')}`;
-const db = createPgDb(a['database-url'], 4, log);
+// No statement timeout: the exact reads at 10,000 memories and `analyze` may outlast 30 s.
+const db = createPgDb(a['database-url'], 4, log, { queryTimeoutMs: 0 });
 const data = new BenchData(1, P, D, Number(a.topics));
 const memories = new MemoryDb(db, schema, log);
 const store = new StoreService(memories, {

@@ -34,7 +34,8 @@ const M = Number(a.per);
 const D = Number(a.dims);
 const log = createLogger({ level: 'warn' });
 const schema = `bench_${randomBytes(3).toString('hex')}`;
-const db = createPgDb(a['database-url'], 4, log);
+// No statement timeout: loading and `analyze` at the issue's scale outlast the service's 30 s.
+const db = createPgDb(a['database-url'], 4, log, { queryTimeoutMs: 0 });
 // Both collections' memories are generated together: memories get i < M/2, episodes the rest.
 const data = new BenchData(U, M, D, Number(a.topics));
 const memories = new MemoryDb(db, schema, log);

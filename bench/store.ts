@@ -45,7 +45,10 @@ const BATCH = Number(a.batch);
 const WRITERS = Number(a.writers);
 const log = createLogger({ level: 'warn' });
 const schema = `bench_${randomBytes(3).toString('hex')}`;
-const db: Db = a.pglite ? createPgliteDb('memory://', log) : createPgDb(a['database-url'], WRITERS + 2, log);
+// No statement timeout: the load and `analyze` at a million items outlast the service's 30 s.
+const db: Db = a.pglite
+  ? createPgliteDb('memory://', log)
+  : createPgDb(a['database-url'], WRITERS + 2, log, { queryTimeoutMs: 0 });
 const data = new BenchData(U, M, D, Number(a.topics));
 const memories = new MemoryDb(db, schema, log);
 const storeOver = (m: MemoryDb) =>
