@@ -1,5 +1,5 @@
 import { Cluster, type Redis } from 'ioredis';
-import type { RedisClient } from './connection.js';
+import { waitReady, type RedisClient } from './connection.js';
 import { slotOf } from './shards.js';
 
 /**
@@ -8,9 +8,14 @@ import { slotOf } from './shards.js';
  * hot path and the reflections never scan.
  */
 
-/** The connections to scan: every master of a cluster, or the one Redis. */
-export function masters(redis: RedisClient): Redis[] {
-  return redis instanceof Cluster ? redis.nodes('master') : [redis];
+/**
+ * The connections to scan: every master of a cluster, or the one Redis. A cluster knows its
+ * nodes once ready: before, it lists none, and a scan would find nothing.
+ */
+export async function masters(redis: RedisClient): Promise<Redis[]> {
+  if (!(redis instanceof Cluster)) return [redis];
+  await waitReady(redis, { timeoutMs: 10_000 });
+  return redis.nodes('master');
 }
 
 /**
@@ -22,7 +27,7 @@ export async function scanPages(
   pattern: string,
   page: (keys: string[], node: Redis) => Promise<void>,
 ): Promise<void> {
-  for (const node of masters(redis)) {
+  for (const node of await masters(redis)) {
     let cursor = '0';
     do {
       const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1_000);
