@@ -1,5 +1,5 @@
 /**
- * npm run bench:enqueue -- [--n 5000] [--http-rate 1000] [--seconds 5]
+ * npm run bench:enqueue -- [--n 5000] [--http-rate 1000] [--seconds 5] [--port 3457]
  * Hot-path latency against the real Redis, each figure beside a baseline from the same run:
  * SDK enqueue (sequential and at concurrency 64) beside a Redis PING interleaved with it, with
  * the append script alone and its time inside Redis to split the cost between Redis and Node, and
@@ -28,7 +28,8 @@ const CONCURRENCY = 64;
 const vars = testEnvVars('http://127.0.0.1:9/v1', {
   DEBOUNCE_MS: '600000',
   MAX_WAIT_MS: '3600000',
-  PORT: '3457',
+  // The API's port: another on a shared machine when 3457 is taken.
+  PORT: String(flag('port', 3457)),
   LOG_LEVEL: 'warn',
 });
 const env = parseEnv(vars);
