@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { defineKind } from '../src/memory/kinds.js';
 import { startHarness } from '../test/helpers/harness.js';
 import { flag, table } from './stats.js';
+import { countJobs } from '../src/queue/queues.js';
 
 const USERS = flag('users', 20);
 const SESSIONS = flag('sessions', 3);
@@ -66,7 +67,7 @@ await Promise.all(
 );
 // Let the last sessions settle.
 for (;;) {
-  const c = await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting', 'active');
+  const c = await countJobs(h.runtime.queues.reflection, 'delayed', 'waiting', 'active');
   if ((c.delayed ?? 0) + (c.waiting ?? 0) + (c.active ?? 0) === 0) break;
   await sleep(100);
 }

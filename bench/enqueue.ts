@@ -1,5 +1,5 @@
 /**
- * npm run bench:enqueue -- [--n 5000] [--http-rate 1000] [--seconds 5]
+ * npm run bench:enqueue -- [--n 5000] [--http-rate 1000] [--seconds 5] [--port 3457]
  * Hot-path latency against the real Redis, each figure beside a baseline from the same run:
  * SDK enqueue (sequential and at concurrency 64) beside a Redis PING interleaved with it, with
  * the append script alone and its time inside Redis to split the cost between Redis and Node, and
@@ -29,8 +29,9 @@ const CONCURRENCY = 64;
 const vars = testEnvVars('http://127.0.0.1:9/v1', {
   DEBOUNCE_MS: '600000',
   MAX_WAIT_MS: '3600000',
-  // A free port: with a fixed one, a server left by an earlier run answered this run's requests.
-  PORT: String(await freePort()),
+  // A free port unless --port says: with a fixed one, a server left by an earlier run answered
+  // this run's requests.
+  PORT: String(flag('port', 0) || (await freePort())),
   LOG_LEVEL: 'warn',
 });
 const env = parseEnv(vars);

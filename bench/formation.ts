@@ -22,6 +22,7 @@ import { readPrompt, FakeModel, type ChatHandler } from '../test/fake-model/serv
 import { deleteKeys, TEST_REDIS_URL } from '../test/helpers/harness.js';
 import { fakeEmbedding } from '../test/fake-model/embedding.js';
 import { fact, seedNamespace } from './seed.js';
+import { countJobs } from '../src/queue/queues.js';
 
 const quick = process.argv.includes('--quick');
 /** `--large N`: also one namespace of N memories through the HNSW index (issue figure: 100,000). */
@@ -276,7 +277,7 @@ async function throughput(model: FakeModel) {
       const done = new Promise<void>((resolve, reject) => {
         let completed = 0;
         const check = async () => {
-          const counts = await rt.queues.reflection.getJobCounts('completed', 'failed');
+          const counts = await countJobs(rt.queues.reflection, 'completed', 'failed');
           if (counts.failed) reject(new Error(`${counts.failed} reflections failed`));
           completed = counts.completed ?? 0;
           if (completed >= jobs) {

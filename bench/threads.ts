@@ -15,12 +15,13 @@ import { Redis } from 'ioredis';
 import { defaultKinds } from '../src/memory/kinds.js';
 import { createLogger } from '../src/observability/logger.js';
 import { BUFFER_DEFAULTS, ThreadBuffer } from '../src/queue/buffer.js';
-import { createQueue } from '../src/queue/queues.js';
+import { createReflectionQueues } from '../src/queue/queues.js';
 import { EngramClient } from '../src/sdk/client.js';
 import { onceCleanup } from './pipeline-procs.js';
 import { int, ms, now, summarize, table, flag } from './stats.js';
 import { unlinkUnder, usageUnder, usedMemory } from './threads-memory.js';
 import { interleaved, promotionLateness, sweepPass } from './threads-probes.js';
+import type { EngramQueue } from '../src/queue/queues.js';
 
 const THREADS = flag('threads', 100_000);
 const N = flag('n', 3_000);
@@ -49,7 +50,11 @@ const due = client(1_000, 1_000);
 const redis = new Redis(REDIS_URL);
 const own = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
 const buffer = new ThreadBuffer(own, prefix, BUFFER_DEFAULTS);
-const queue = createQueue('reflection', own, { prefix, reflectionAttempts: 5, reflectionBackoffMs: 5_000 }, log);
+const [queue] = createReflectionQueues(
+  own,
+  { prefix, shards: 1, reflectionAttempts: 5, reflectionBackoffMs: 5_000 },
+  log,
+) as [EngramQueue<'reflection'>];
 const cleanup = onceCleanup(async () => {
   await Promise.allSettled([sdk.close(), due.close(), queue.close()]);
   // Again until a scan finds none: on Ctrl-C, appends in flight land after the first scan.

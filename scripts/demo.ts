@@ -12,6 +12,7 @@ import { createLogger } from '../src/observability/logger.js';
 import { foodieModel } from '../test/fake-model/foodie.js';
 import { FakeModel } from '../test/fake-model/server.js';
 import { tables } from '../src/store/sql.js';
+import { countJobs } from '../src/queue/queues.js';
 
 const once = process.argv.includes('--once');
 const out = (line = '') => process.stdout.write(`${line}\n`);
@@ -57,7 +58,7 @@ const settle = async (calls: number) => {
   out(`... waiting for the conversation to settle (DEBOUNCE_MS=${env.DEBOUNCE_MS}) and the reflection to commit`);
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    const counts = await runtime.queues.reflection.getJobCounts('completed', 'failed', 'delayed', 'waiting', 'active');
+    const counts = await countJobs(runtime.queues.reflection, 'completed', 'failed', 'delayed', 'waiting', 'active');
     if (counts.failed) throw new Error('a reflection failed: see Bull Board');
     if (
       model.chatRequests.length >= calls &&

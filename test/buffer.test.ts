@@ -6,15 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedRedis } from '../src/app/embedded-redis.js';
 import { createLogger } from '../src/observability/logger.js';
 import { ThreadBuffer } from '../src/queue/buffer.js';
+import { shardTags } from '../src/queue/shards.js';
 import { ThreadLease } from '../src/queue/thread-lease.js';
-import { deleteKeys, TEST_REDIS_URL, uniqueName } from './helpers/harness.js';
+import { deleteKeys, TEST_REDIS_SHARDS, TEST_REDIS_URL, testRedis, uniqueName } from './helpers/harness.js';
 
 /** The thread buffer's scripts on their own, driven through the interleavings that matter. */
 describe('thread buffer', () => {
   const prefix = `engram-test-${uniqueName('buf')}`;
-  const redis = new Redis(TEST_REDIS_URL);
+  const redis = testRedis();
   redis.on('error', () => undefined);
-  const buffer = new ThreadBuffer(redis, prefix, { dedupeWindowMs: 3_600_000, idleTtlMs: 3_600_000 });
+  // One shard's buffer: the prefix itself, or on a cluster (several shards) the last shard's tag.
+  const tag = shardTags(prefix, TEST_REDIS_SHARDS).at(-1) as string;
+  const buffer = new ThreadBuffer(redis, tag, { dedupeWindowMs: 3_600_000, idleTtlMs: 3_600_000 });
   const lease = new ThreadLease(redis, buffer, 5_000);
   const turn = (id: string) => ({
     clientId: id,

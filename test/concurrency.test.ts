@@ -107,13 +107,17 @@ describe('concurrent reflections of one user', () => {
       status: 'applied',
     });
     expect(
-      (await h.runtime.buffer.dueCeilings(Number.MAX_SAFE_INTEGER, 1000)).some((d) => d.threadId === 'crash-1'),
+      (await h.runtime.buffer.of('crash-1').dueCeilings(Number.MAX_SAFE_INTEGER, 1000)).some(
+        (d) => d.threadId === 'crash-1',
+      ),
     ).toBe(true);
     const before = await storeState(h.runtime);
     expect(await job('crash-1')).toMatchObject({ status: 'nothing-pending', modelCalls: 0 });
     expect(await storeState(h.runtime)).toEqual(before);
     expect(
-      (await h.runtime.buffer.dueCeilings(Number.MAX_SAFE_INTEGER, 1000)).some((d) => d.threadId === 'crash-1'),
+      (await h.runtime.buffer.of('crash-1').dueCeilings(Number.MAX_SAFE_INTEGER, 1000)).some(
+        (d) => d.threadId === 'crash-1',
+      ),
     ).toBe(false);
   });
 

@@ -5,15 +5,27 @@ import { RetryableError } from '../src/errors.js';
 import { defaultKinds } from '../src/memory/kinds.js';
 import { EngramClient } from '../src/sdk/client.js';
 import { UnavailableError } from '../src/sdk/errors.js';
-import { deleteKeys, redisKeys, startHarness, TEST_REDIS_URL, uniqueName, type Harness } from './helpers/harness.js';
+import type { RedisClient } from '../src/queue/connection.js';
+import {
+  deleteKeys,
+  nodeFor,
+  reflectionCounts,
+  redisKeys,
+  startHarness,
+  TEST_REDIS_SHARDS,
+  TEST_REDIS_URL,
+  testRedis,
+  uniqueName,
+  type Harness,
+} from './helpers/harness.js';
 
 describe('hot path: enqueue', () => {
   let h: Harness;
-  let redis: Redis;
+  let redis: RedisClient;
   beforeAll(async () => {
     // API only: nothing consumes the jobs, so the test sees exactly what enqueue wrote.
     h = await startHarness({ roles: ['api'], env: { DEBOUNCE_MS: '60000', MAX_WAIT_MS: '120000' } });
-    redis = new Redis(TEST_REDIS_URL);
+    redis = testRedis();
   });
   afterAll(async () => {
     redis?.disconnect();
@@ -150,7 +162,7 @@ describe('hot path: enqueue', () => {
     const snapshot = await h.runtime.buffer.read('t-dup', null, 100, 0);
     expect(snapshot.pending.map((e) => e.turn.id)).toEqual(['m-1', 'm-2']);
     expect(snapshot.context).toEqual({ userId: 'u1' });
-    const counts = await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting', 'active');
+    const counts = await reflectionCounts(h.runtime, 'delayed', 'waiting', 'active');
     expect(counts).toEqual({ delayed: 1, waiting: 0, active: 0 });
     const after = await counted();
     expect([(after.accepted ?? 0) - (before.accepted ?? 0), (after.duplicate ?? 0) - (before.duplicate ?? 0)]).toEqual([
@@ -164,8 +176,10 @@ describe('hot path: enqueue', () => {
       h.runtime.producer.enqueue({ threadId: 't-rt', context: { userId: 'u' }, messages: [{ role: 'user', content }] });
     await send('warm the script cache');
     await h.runtime.buffer.clearScheduled('t-rt'); // as if a reflection had started
-    const addr = /(?:^| )addr=(\S+)/.exec(String(await producer.client('INFO')))?.[1];
-    const monitor = await new Redis(TEST_REDIS_URL).monitor();
+    // The node of the thread's shard: on a cluster, the producer's connection to that master.
+    const node = nodeFor(producer, h.runtime.buffer.keys('t-rt').turns);
+    const addr = /(?:^| )addr=(\S+)/.exec(String(await node.client('INFO')))?.[1];
+    const monitor = await new Redis({ host: node.options.host, port: node.options.port }).monitor();
     const seen: string[][] = [];
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
       if (source === addr) seen.push(args);
@@ -273,6 +287,7 @@ describe('hot path: enqueue', () => {
     const client = new EngramClient({
       redisUrl: TEST_REDIS_URL,
       prefix,
+      redisShards: TEST_REDIS_SHARDS,
       debounceMs: 60_000,
       maxWaitMs: 120_000,
       policy: 'enqueue',
@@ -286,10 +301,10 @@ describe('hot path: enqueue', () => {
       // A queue's meta key lands once its connection is ready, after close had it been left open.
       await new Promise((r) => setTimeout(r, 200));
       const keys = await redisKeys(redis, prefix);
-      expect(keys.some((k) => k.includes(':reflection:'))).toBe(true);
-      expect(
-        keys.filter((k) => !k.includes(':reflection:') && !k.includes(':thread:') && !k.endsWith(':ceilings')),
-      ).toEqual([]);
+      // Every shard's reflection queue is `reflection` (shard 0) or `reflection-<n>`.
+      const queueKey = /:reflection(-\d+)?:/;
+      expect(keys.some((k) => queueKey.test(k))).toBe(true);
+      expect(keys.filter((k) => !queueKey.test(k) && !k.includes(':thread:') && !k.endsWith(':ceilings'))).toEqual([]);
     } finally {
       await deleteKeys(TEST_REDIS_URL, prefix);
     }

@@ -1,10 +1,17 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineKind } from '../src/memory/kinds.js';
 import { tables } from '../src/store/sql.js';
 import { readPrompt, type ChatHandler } from './fake-model/server.js';
-import { redisKeys, runtimeBackends, startHarness, TEST_REDIS_URL, waitFor, type Harness } from './helpers/harness.js';
+import {
+  reflectionCounts,
+  redisKeys,
+  runtimeBackends,
+  startHarness,
+  testRedis,
+  waitFor,
+  type Harness,
+} from './helpers/harness.js';
 
 const kinds = [
   defineKind({
@@ -37,7 +44,7 @@ async function everything(h: Harness): Promise<string> {
   for (const table of Object.entries(t).filter(([name]) => !['schema', 'annIndex'].includes(name))) {
     rows.push((await h.runtime.db.query(`select * from ${table[1]}`)).rows);
   }
-  const redis = new Redis(TEST_REDIS_URL);
+  const redis = testRedis();
   try {
     for (const key of await redisKeys(redis, h.env.ENGRAM_PREFIX)) {
       const type = await redis.type(key);
@@ -147,7 +154,7 @@ describe.each(runtimeBackends)('erase on $name', (backend) => {
     release?.();
     release = null;
     // The job ends (its commit refused by the erase epoch, then nothing left to read).
-    await waitFor(async () => (await h.runtime.queues.reflection.getJobCounts('active')).active === 0);
+    await waitFor(async () => (await reflectionCounts(h.runtime, 'active')).active === 0);
     await new Promise((r) => setTimeout(r, 300));
     expect(h.model.chatRequests.length).toBe(before);
     expect(await everything(h)).not.toContain('zanzibar-in-flight');

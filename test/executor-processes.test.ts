@@ -3,7 +3,7 @@ import { Runtime } from '../src/app/runtime.js';
 import { parseEnv } from '../src/config/env.js';
 import { createLogger } from '../src/observability/logger.js';
 import { FakeModel, readPrompt, type ChatHandler } from './fake-model/server.js';
-import { cleanup, testEnvVars, waitFor } from './helpers/harness.js';
+import { cleanup, reflectionCounts, reflectionJobs, testEnvVars, threadQueue, waitFor } from './helpers/harness.js';
 import { killAll, spawnWorker, type WorkerProcess } from './helpers/processes.js';
 import { tables } from '../src/store/sql.js';
 import { jobs } from './helpers/jobs-cli.js';
@@ -53,7 +53,7 @@ describe('reflection workers in several processes', () => {
     return res.rows[0]!.n;
   };
   const settled = async () => {
-    const c = await observer.queues.reflection.getJobCounts('delayed', 'waiting', 'active', 'failed');
+    const c = await reflectionCounts(observer, 'delayed', 'waiting', 'active', 'failed');
     return (c.delayed ?? 0) + (c.waiting ?? 0) + (c.active ?? 0) === 0 ? c : null;
   };
 
@@ -115,12 +115,12 @@ describe('reflection workers in several processes', () => {
     await waitFor(async () => (await observer.store.cursor('k3')) && (await settled()), { timeoutMs: 30_000 });
     expect(await inserts('I keep bees')).toBe(1);
     // The job that committed (a follow-up the sweeper asked for meanwhile found nothing left).
-    const job = (await observer.queues.reflection.getJobs(['completed'])).find(
+    const job = (await reflectionJobs(observer, ['completed'])).find(
       (j) => (j.returnvalue as { status?: string }).status === 'applied',
     );
     // Three stalls counted as three failed attempts, then the run that committed.
     expect([job?.attemptsMade, job?.stalledCounter]).toEqual([4, 3]);
-    expect((await observer.queues.reflection.getJobLogs(job!.id!)).logs).toEqual([
+    expect((await threadQueue(observer, 'k3').getJobLogs(job!.id!)).logs).toEqual([
       expect.stringMatching(/previous run stalled .*1 stall\(s\) so far/),
       expect.stringMatching(/2 stall\(s\) so far/),
       expect.stringMatching(/3 stall\(s\) so far/),
@@ -138,7 +138,7 @@ describe('reflection workers in several processes', () => {
       await doomed.exited;
     }
     await worker('hang-before-commit'); // takes it, counts the second stall: no attempt left
-    const failed = await waitFor(async () => (await observer.queues.reflection.getJobs(['failed']))[0]);
+    const failed = await waitFor(async () => (await reflectionJobs(observer, ['failed']))[0]);
     expect([failed.attemptsMade, failed.failedReason]).toEqual([2, expect.stringMatching(/previous run stalled/)]);
     const parked = await waitFor(async () => (await observer.buffer.parked(10)).threads[0]);
     expect(parked.threadId).toBe('poison');
@@ -186,7 +186,7 @@ describe('reflection workers in several processes', () => {
         await send(t, content);
         // Extra jobs for the same thread, as a stalled re-run or an operator's retry would make:
         // BullMQ's deduplication does not cover them, the thread lease must.
-        if (round % 2 === 1) await observer.queues.reflection.add('reflect', { threadId: t });
+        if (round % 2 === 1) await threadQueue(observer, t).add('reflect', { threadId: t });
       }
       await sleep(150);
     }
@@ -258,7 +258,7 @@ describe('reflection workers in several processes', () => {
     expect(await w.exited).toBe(0);
     await worker();
     await waitFor(async () => (await inserts('I run marathons')) === 1 && (await settled()), { timeoutMs: 30_000 });
-    const [job] = await observer.queues.reflection.getJobs(['completed']);
+    const [job] = await reflectionJobs(observer, ['completed']);
     expect(job?.attemptsMade).toBe(1); // the hand-back spent no attempt
   });
 });

@@ -7,10 +7,19 @@ import { defineKind } from '../src/memory/kinds.js';
 import { createLogger } from '../src/observability/logger.js';
 import { createRedis, waitReady } from '../src/queue/connection.js';
 import { Producer } from '../src/queue/enqueue.js';
-import { createQueues } from '../src/queue/queues.js';
+import { createQueues, everyQueue } from '../src/queue/queues.js';
 import { EngramClient } from '../src/sdk/client.js';
 import { readPrompt, type ChatHandler } from './fake-model/server.js';
-import { startHarness, waitFor, type Harness } from './helpers/harness.js';
+import {
+  reflectionCounts,
+  reflectionJobs,
+  startHarness,
+  TEST_REDIS_SHARDS,
+  threadJob,
+  threadQueue,
+  waitFor,
+  type Harness,
+} from './helpers/harness.js';
 
 /** Remembers every user turn verbatim, so the store shows which turns each reflection saw. */
 const recordAll: ChatHandler = (request) => {
@@ -39,7 +48,7 @@ describe('debounced reflection executor', () => {
     });
   const reflections = () => h!.model.chatRequests.map((r) => readPrompt(r).turns.map((t) => t.content));
   const drained = async () => {
-    const c = await h!.runtime.queues.reflection.getJobCounts('delayed', 'waiting', 'active');
+    const c = await reflectionCounts(h!.runtime, 'delayed', 'waiting', 'active');
     return (c.delayed ?? 0) + (c.waiting ?? 0) + (c.active ?? 0) === 0;
   };
 
@@ -104,16 +113,15 @@ describe('debounced reflection executor', () => {
     await dead.quit();
     const queues = createQueues(
       dead,
-      { prefix: h.env.ENGRAM_PREFIX, reflectionAttempts: 1, reflectionBackoffMs: 5_000 },
+      { prefix: h.env.ENGRAM_PREFIX, shards: h.env.REDIS_SHARDS, reflectionAttempts: 1, reflectionBackoffMs: 5_000 },
       createLogger({ level: 'silent' }),
     );
-    const queue = queues.reflection;
     onTestFinished(() =>
-      Promise.all(Object.values(queues).map((q) => q.close().catch(() => undefined))).then(() => undefined),
+      Promise.all(everyQueue(queues).map((q) => q.close().catch(() => undefined))).then(() => undefined),
     );
     const producer = new Producer(
       h.runtime.buffer,
-      queue,
+      queues.reflection,
       { debounceMs: 100, maxWaitMs: 800, policy: 'enqueue', kinds: h.runtime.kinds, timeoutMs: 5_000 },
       createLogger({ level: 'silent' }),
     );
@@ -124,7 +132,7 @@ describe('debounced reflection executor', () => {
         messages: [{ role: 'user', content: 'I collect stamps' }],
       }),
     ).toMatchObject({ accepted: 1 });
-    expect(await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting')).toEqual({ delayed: 0, waiting: 0 });
+    expect(await reflectionCounts(h.runtime, 'delayed', 'waiting')).toEqual({ delayed: 0, waiting: 0 });
     await waitFor(async () => (await h!.runtime.store.cursor('orphan')) !== null);
     expect(reflections()).toEqual([['I collect stamps']]);
   });
@@ -176,7 +184,7 @@ describe('debounced reflection executor', () => {
     });
     await send('doomed', 'I adopted a cat named Miso');
     const [failed] = await waitFor(async () => {
-      const jobs = await h!.runtime.queues.reflection.getJobs(['failed']);
+      const jobs = await reflectionJobs(h!.runtime, ['failed']);
       return jobs.length ? jobs : null;
     });
     expect(failed!.attemptsMade).toBe(2);
@@ -195,9 +203,16 @@ describe('debounced reflection executor', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));
-    expect(listed).toMatchObject([{ id: failed!.id, data: { threadId: 'doomed' }, attempts: 2 }]);
+    const queue = threadQueue(h.runtime, 'doomed').name;
+    expect(listed).toMatchObject([{ id: failed!.id, queue, data: { threadId: 'doomed' }, attempts: 2 }]);
     healthy = true;
-    expect(JSON.parse((await cli('retry', '--all')).stdout)).toEqual({ retried: 1, queue: 'reflection' });
+    // One line per shard's reflection queue (the CLI reads the shards the service published).
+    const retried = (await cli('retry', '--all')).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { retried: number; queue: string });
+    expect(retried).toHaveLength(TEST_REDIS_SHARDS);
+    expect(retried.filter((r) => r.retried > 0)).toEqual([{ retried: 1, queue }]);
     await waitFor(async () => (await h!.runtime.store.cursor('doomed')) !== null);
     expect(reflections().at(-1)).toEqual(['I adopted a cat named Miso']);
     await waitFor(
@@ -240,7 +255,7 @@ describe('debounced reflection executor', () => {
 
     await custom.enqueue(turn('sdk-custom'));
     const [failed] = await waitFor(async () => {
-      const jobs = await h!.runtime.queues.reflection.getJobs(['failed']);
+      const jobs = await reflectionJobs(h!.runtime, ['failed']);
       return jobs.length ? jobs : null;
     });
     expect(failed!.data.threadId).toBe('sdk-custom');
@@ -248,8 +263,7 @@ describe('debounced reflection executor', () => {
     expect(failed!.opts).toMatchObject({ attempts: 2, backoff: { type: 'exponential', delay: 100 } });
 
     await plain.enqueue(turn('sdk-default'));
-    const queue = h.runtime.queues.reflection;
-    const job = await queue.getJob((await queue.getDeduplicationJobId('sdk-default'))!);
+    const job = await threadJob(h.runtime, 'sdk-default');
     expect(job!.opts).toMatchObject({
       attempts: h.env.REFLECTION_ATTEMPTS,
       backoff: { type: 'exponential', delay: h.env.REFLECTION_BACKOFF_MS },

@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import { Runtime } from '../src/app/runtime.js';
@@ -6,6 +5,7 @@ import { settingsKey } from '../src/config/published-settings.js';
 import { InputError, PermanentError } from '../src/errors.js';
 import { defaultKinds, defineKinds } from '../src/memory/kinds.js';
 import { createLogger } from '../src/observability/logger.js';
+import type { RedisClient } from '../src/queue/connection.js';
 import { EngramClient, UnavailableError } from '../src/sdk/index.js';
 import { foodieModel } from './fake-model/foodie.js';
 import {
@@ -16,6 +16,8 @@ import {
   TEST_DIMENSIONS,
   TEST_REDIS_URL,
   testEnv,
+  testRedis,
+  threadJob,
   uniqueName,
   waitFor,
   type Harness,
@@ -59,13 +61,10 @@ describe('the SDK, as the README shows it', () => {
 
 describe('settings published by the service', () => {
   let h: Harness;
-  let redis: Redis;
+  let redis: RedisClient;
   const meta = (threadId: string) =>
-    redis.hmget(`${h.env.ENGRAM_PREFIX}:thread:${threadId}:meta`, 'debounceMs', 'maxWaitMs', 'policy');
-  const job = async (threadId: string) => {
-    const queue = h.runtime.queues.reflection;
-    return (await queue.getJob((await queue.getDeduplicationJobId(threadId)) as string))?.opts;
-  };
+    redis.hmget(h.runtime.buffer.keys(threadId).meta, 'debounceMs', 'maxWaitMs', 'policy');
+  const job = async (threadId: string) => (await threadJob(h.runtime, threadId))?.opts;
   const client = (options: object = {}) => {
     const c = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix: h.env.ENGRAM_PREFIX, log: silent, ...options });
     onTestFinished(() => c.close());
@@ -96,7 +95,7 @@ describe('settings published by the service', () => {
         ]),
       },
     });
-    redis = new Redis(TEST_REDIS_URL);
+    redis = testRedis();
   });
   afterAll(async () => {
     redis?.disconnect();
@@ -185,7 +184,7 @@ describe('the SDK without a service', () => {
     expect((err as Error).message).toContain(`ENGRAM_PREFIX=${prefix}`);
     expect((err as Error).message).toMatch(/give the client debounceMs, maxWaitMs, policy, .*kinds/);
     // Nothing was written: the turn was refused before the buffer.
-    const redis = new Redis(TEST_REDIS_URL);
+    const redis = testRedis();
     onTestFinished(() => redis.disconnect());
     expect(await redisKeys(redis, prefix)).toEqual([]);
 
@@ -196,13 +195,12 @@ describe('the SDK without a service', () => {
     onTestFinished(() => h.stop());
     expect(await sdk.enqueue(turn('early'))).toMatchObject({ accepted: 1 });
     expect(await h.runtime.buffer.read('early', null, 10, 0)).toMatchObject({ pending: [{}] });
-    const queue = h.runtime.queues.reflection;
-    expect((await queue.getJob((await queue.getDeduplicationJobId('early')) as string))?.opts.delay).toBe(41_000);
+    expect((await threadJob(h.runtime, 'early'))?.opts.delay).toBe(41_000);
   });
 
   it('refuses published settings it cannot read, with PermanentError naming what is wrong', async () => {
     const prefix = `engram-test-${uniqueName('badpub')}`;
-    const redis = new Redis(TEST_REDIS_URL);
+    const redis = testRedis();
     onTestFinished(async () => {
       redis.disconnect();
       await deleteKeys(TEST_REDIS_URL, prefix);

@@ -17,7 +17,11 @@ const minimalSdk = { redisUrl: 'redis://127.0.0.1:6379' };
 
 /** Values of each setting as the SDK takes them; the environment gets their text. */
 const cases: Record<SettingKey, { bad: unknown[]; good: unknown[] }> = {
-  redisUrl: { bad: ['http://127.0.0.1:6379', 'not a url'], good: ['rediss://cache.example:6380/2'] },
+  redisUrl: {
+    bad: ['http://127.0.0.1:6379', 'not a url', 'redis+sentinel://a:1'],
+    good: ['rediss://cache.example:6380/2', 'rediss+cluster://user:pw@cache.example:7001'],
+  },
+  redisShards: { bad: [0, 129, 2.5], good: [1, 128] },
   databaseUrl: { bad: ['mysql://db/x'], good: ['postgresql://u@db:5432/x'] },
   databaseReadUrl: {
     bad: [['mysql://db/x'], [], Array.from({ length: 17 }, (_, i) => `postgres://r${i}/x`)],
@@ -81,12 +85,16 @@ describe('settings shared by the environment and the SDK', () => {
     const sdk = clientOptionsSchema.parse({ ...minimalSdk, embedding: { apiKey: 'k' } }) as Record<string, unknown>;
     const published = settingsOf(parseEnv(minimalEnv), defaultKinds) as Record<string, unknown>;
     for (const [key, definition] of Object.entries(settings) as [SettingKey, (typeof settings)[SettingKey]][]) {
-      const d = definition as { env: string; default?: unknown; published?: true; sdkRequired?: true };
+      const d = definition as { env: string; default?: unknown; published?: true; sdkRequired?: true; agreed?: true };
       const inSdk = sdkPath(key).reduce<unknown>((v, label) => (v as Record<string, unknown>)[label], sdk);
       expect(env[d.env], d.env).toEqual(d.default);
       if (d.published) {
         expect(inSdk, key).toBeUndefined();
         expect(published[key], key).toEqual(d.default);
+      } else if (d.agreed) {
+        // Left out of the publication at its default, so that older SDKs keep reading it.
+        expect(inSdk, key).toBeUndefined();
+        expect(key in published, key).toBe(false);
       } else if (!d.sdkRequired) expect(inSdk, key).toEqual(d.default);
     }
   });

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { countJobs } from '../src/queue/queues.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/observability/logger.js';
 import { publishSettings } from '../src/config/published-settings.js';
@@ -133,7 +134,7 @@ describe('hot path: a stalled Redis', () => {
       // The held append runs now: it flags the thread as having a job, which nobody added.
       proxy.resume();
       expect(await client.enqueue(resend)).toEqual({ threadId: 't-late', accepted: 0, duplicates: 1 });
-      const jobs = await h.runtime.queues.reflection.getJobCounts('delayed', 'waiting', 'active', 'completed');
+      const jobs = await countJobs(h.runtime.queues.reflection, 'delayed', 'waiting', 'active', 'completed');
       expect(Object.values(jobs).reduce((a, b) => a + b, 0)).toBe(1);
       // Without the job only the ceiling sweeper would find the thread, at maxWait (2 minutes).
       await waitFor(async () => (await h.runtime.store.cursor('t-late')) !== null, { timeoutMs: 5_000 });

@@ -149,7 +149,7 @@ describe('tracing', () => {
     const plain = await startHarness({ roles: [] });
     try {
       expect(plain.runtime.telemetry).toBeUndefined();
-      expect(plain.runtime.queues.reflection.opts.telemetry).toBeUndefined();
+      for (const queue of plain.runtime.queues.reflection) expect(queue.opts.telemetry).toBeUndefined();
       expect(plain.runtime.producer.constructor.name).toBe('Producer');
     } finally {
       await plain.stop();

@@ -1,40 +1,48 @@
 import { parseArgs } from 'node:util';
-import { parseEnv } from '../src/config/env.js';
+import { z } from 'zod';
+import { readPublication } from '../src/config/published-settings.js';
+import { settings } from '../src/config/settings.js';
 import { coerceError } from '../src/errors.js';
 import { createLogger } from '../src/observability/logger.js';
-import { Redis } from 'ioredis';
-import { BUFFER_DEFAULTS, ThreadBuffer } from '../src/queue/buffer.js';
-import { createQueues } from '../src/queue/queues.js';
-import { QUEUE_NAMES, type QueueName } from '../src/queue/schemas.js';
+import { BUFFER_DEFAULTS } from '../src/queue/buffer.js';
+import { redisClient } from '../src/queue/connection.js';
+import { createQueues, everyQueue } from '../src/queue/queues.js';
+import { layoutProblem, shardTags } from '../src/queue/shards.js';
+import { ThreadBuffers } from '../src/queue/thread-buffers.js';
 
 const usage = `usage: npm run jobs -- <command> [options]
-  counts                          jobs per state, per queue; pending and parked threads
-  failed [--queue reflection]     failed jobs: id, thread, attempts, reason
+  counts                          jobs per state, per queue (each shard's reflection queue); pending and parked threads
+  failed [--queue q]              failed jobs: id, queue, thread, attempts, reason (every reflection queue by default)
   parked                          threads whose reflection failed for good (turns kept)
-  retry --job <id> [--queue q]    retry one failed job (its turns are still buffered)
-  retry --all [--queue q]         retry every failed job of the queue`;
+  retry --job <id> [--queue q]    retry one failed job (its turns are still buffered); --queue when shards share the id
+  retry --all [--queue q]         retry every failed job of the queue (of every reflection queue by default)`;
+
+/** What the CLI reads: REDIS_SHARDS only when set, else what the service published. */
+const cliEnvSchema = z.object({
+  REDIS_URL: settings.redisUrl.schema.optional(),
+  ENGRAM_PREFIX: settings.prefix.schema.default('engram'),
+  REDIS_SHARDS: z.coerce.number().pipe(settings.redisShards.schema).optional(),
+});
 
 // Operators' CLI for what Bull Board shows: failed reflections keep their turns buffered until
-// a retry commits them. Reads only REDIS_URL and ENGRAM_PREFIX.
+// a retry commits them. Reads only REDIS_URL, ENGRAM_PREFIX and REDIS_SHARDS.
 try {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: {
-      queue: { type: 'string', default: 'reflection' },
-      job: { type: 'string' },
-      all: { type: 'boolean', default: false },
-    },
+    options: { queue: { type: 'string' }, job: { type: 'string' }, all: { type: 'boolean', default: false } },
   });
   const command = positionals[0];
   if (!command || !['counts', 'failed', 'parked', 'retry'].includes(command)) throw new Error(usage);
-  if (!QUEUE_NAMES.includes(values.queue as QueueName))
-    throw new Error(`--queue must be one of ${QUEUE_NAMES.join(', ')}`);
-  const env = parseEnv({ OPENAI_API_KEY: 'unused-by-jobs', DATABASE_URL: 'postgres://unused', ...process.env });
+  const parsed = cliEnvSchema.safeParse(
+    Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== '')),
+  );
+  if (!parsed.success) throw new Error(`invalid environment: ${z.prettifyError(parsed.error)}`);
+  const env = parsed.data;
   const log = createLogger({ level: 'warn' });
   if (!env.REDIS_URL) throw new Error('REDIS_URL is required');
   // A one-shot command: a Redis that is down or stalled fails it within seconds, saying so,
   // where a worker's connection would retry for ever.
-  const redis = new Redis(env.REDIS_URL, {
+  const redis = redisClient(env.REDIS_URL, {
     lazyConnect: true,
     connectTimeout: 3_000,
     commandTimeout: 5_000,
@@ -52,50 +60,62 @@ try {
     throw new Error(`cannot reach Redis at REDIS_URL: ${(lastError ?? coerceError(err)).message}`);
   });
   await redis.ping();
-  const queues = createQueues(
-    redis,
-    {
-      prefix: env.ENGRAM_PREFIX,
-      reflectionAttempts: env.REFLECTION_ATTEMPTS,
-      reflectionBackoffMs: env.REFLECTION_BACKOFF_MS,
-    },
-    log,
-  );
-  const queue = queues[values.queue as QueueName];
-  const buffer = new ThreadBuffer(redis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
+  const prefix = env.ENGRAM_PREFIX;
+  const shards = env.REDIS_SHARDS ?? (await readPublication(redis, prefix))?.settings.redisShards ?? 1;
+  const problem = layoutProblem(env.REDIS_URL, prefix, shards);
+  if (problem) throw new Error(`ENGRAM_PREFIX ${problem} (REDIS_SHARDS is ${shards})`);
+  const queues = createQueues(redis, { prefix, shards, reflectionAttempts: 1, reflectionBackoffMs: 0 }, log);
+  const all = everyQueue(queues);
+  if (values.queue !== undefined && !all.some((q) => q.name === values.queue))
+    throw new Error(`--queue must be one of ${all.map((q) => q.name).join(', ')}`);
+  // The queues a command acts on: the one named, else every shard's reflection queue.
+  const chosen = values.queue === undefined ? queues.reflection : all.filter((q) => q.name === values.queue);
+  const buffers = new ThreadBuffers(redis, shardTags(prefix, shards), BUFFER_DEFAULTS);
   const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
   try {
     if (command === 'counts') {
-      for (const name of QUEUE_NAMES)
+      for (const queue of all)
         print({
-          queue: name,
-          ...(await queues[name].getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed')),
+          queue: queue.name,
+          ...(await queue.getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed')),
         });
-      print({ pendingThreads: await buffer.pendingThreads(), parkedThreads: (await buffer.parked(0)).count });
+      print({ pendingThreads: await buffers.pendingThreads(), parkedThreads: (await buffers.parked(0)).count });
     } else if (command === 'parked') {
-      for (const { threadId, parkedAt } of (await buffer.parked(1_000)).threads)
+      for (const { threadId, parkedAt } of (await buffers.parked(1_000)).threads)
         print({ threadId, parkedAt: new Date(parkedAt).toISOString() });
     } else if (command === 'failed') {
-      for (const job of await queue.getJobs(['failed'])) {
-        print({
-          id: job.id,
-          data: job.data,
-          attempts: job.attemptsMade,
-          reason: job.failedReason,
-          failedAt: job.finishedOn && new Date(job.finishedOn).toISOString(),
-        });
-      }
+      for (const queue of chosen)
+        for (const job of await queue.getJobs(['failed']))
+          print({
+            id: job.id,
+            queue: queue.name,
+            data: job.data,
+            attempts: job.attemptsMade,
+            reason: job.failedReason,
+            failedAt: job.finishedOn && new Date(job.finishedOn).toISOString(),
+          });
     } else if (values.all) {
-      const before = (await queue.getJobCounts('failed')).failed ?? 0;
-      await queue.retryJobs({ state: 'failed' });
-      print({ retried: before, queue: queue.name });
+      for (const queue of chosen) {
+        const before = (await queue.getJobCounts('failed')).failed ?? 0;
+        await queue.retryJobs({ state: 'failed' });
+        print({ retried: before, queue: queue.name });
+      }
     } else {
       if (!values.job) throw new Error('retry needs --job <id> or --all');
-      const job = await queue.getJob(values.job);
-      if (!job) throw new Error(`no job ${values.job} in queue ${queue.name}`);
+      // Job ids count per queue: shards may each hold a job of this id.
+      const found = (await Promise.all(chosen.map((q) => q.getJob(values.job as string)))).flatMap((job, i) =>
+        job ? [{ job, queue: chosen[i]!.name }] : [],
+      );
+      const names = chosen.map((q) => q.name).join(', ');
+      if (found.length === 0) throw new Error(`no job ${values.job} in queue ${names}`);
+      if (found.length > 1)
+        throw new Error(
+          `job ${values.job} is in ${found.map((f) => f.queue).join(', ')}: say which with --queue <name>`,
+        );
+      const [{ job, queue }] = found as [(typeof found)[number]];
       if (!(await job.isFailed())) throw new Error(`job ${values.job} is ${await job.getState()}, not failed`);
       await job.retry('failed');
-      print({ retried: 1, id: job.id, queue: queue.name });
+      print({ retried: 1, id: job.id, queue });
     }
   } finally {
     redis.disconnect();

@@ -13,6 +13,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { parseChatConfig } from './config.js';
 import { startChat } from './start.js';
 import { tour, type TourStep } from './tour.js';
+import { countJobs } from '../../src/queue/queues.js';
 
 const once = process.argv.includes('--once');
 const tools = process.argv.includes('--tools');
@@ -84,7 +85,7 @@ const settle = async () => {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     // The chat example enqueues before it answers, so the thread's job exists by now.
-    const counts = await runtime.queues.reflection.getJobCounts('failed', 'delayed', 'waiting', 'active');
+    const counts = await countJobs(runtime.queues.reflection, 'failed', 'delayed', 'waiting', 'active');
     if (counts.failed) throw new Error('a reflection failed: see Bull Board');
     if ((counts.delayed ?? 0) + (counts.waiting ?? 0) + (counts.active ?? 0) === 0) return;
     await new Promise((r) => setTimeout(r, 100));

@@ -4,8 +4,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../observability/logger.js';
-import type { EngramQueues } from '../queue/queues.js';
-import { QUEUE_NAMES } from '../queue/schemas.js';
+import { everyQueue, type EngramQueues } from '../queue/queues.js';
 import { redisUnavailable } from '../dependency-errors.js';
 import { TimeoutError, withTimeout } from '../with-timeout.js';
 import { memoryBrowser } from './admin/memory-browser.js';
@@ -131,7 +130,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerMetricsRoute(app, deps.metrics, { schema: opsSchemas.metrics });
 
   const board = new FastifyAdapter();
-  createBullBoard({ queues: QUEUE_NAMES.map((name) => new BullMQAdapter(deps.queues[name])), serverAdapter: board });
+  // Every shard's reflection queue (reflection, reflection-1...), then consolidation.
+  createBullBoard({ queues: everyQueue(deps.queues).map((q) => new BullMQAdapter(q)), serverAdapter: board });
   // The board's queues' Redis calls are bounded (commandTimeout, runtime.ts): a stalled or lost
   // Redis is a 503 naming it, not a request that hangs, nor Bull Board's 500 with the raw message.
   // Its type lists fewer statuses than its Fastify adapter passes on.

@@ -44,7 +44,8 @@ export function createReflectionProcessor(deps: ReflectionJobDeps) {
     try {
       const outcome = await withThreadLease(deps.lease, { threadId, owner, start, signal, log }, (lease) =>
         reflectThread({ ...deps.reflect, log }, threadId, {
-          actor: `reflection:${job.id}`,
+          // The job's queue names its shard: `reflection:<id>` on shard 0, `reflection-<n>:<id>` after.
+          actor: `${job.queueName}:${job.id}`,
           signal: lease.signal,
           beforeCommit: lease.check,
         }),

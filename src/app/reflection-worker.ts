@@ -1,6 +1,6 @@
 import { trace } from '@opentelemetry/api';
 import { UnrecoverableError, Worker, type Telemetry } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/connection.js';
 import type { Logger } from '../observability/logger.js';
 import type { ReflectDeps } from '../memory/reflect.js';
 import type { ThreadBuffer } from '../queue/buffer.js';
@@ -14,12 +14,13 @@ import { createReflectionProcessor, SHUTDOWN, type ReflectionResult } from './re
 import { countStalls, STALL_BACKSTOP, StalledRun } from './stall-accounting.js';
 
 export interface ReflectionWorkerOptions {
-  connection: Redis;
-  prefix: string;
+  connection: RedisClient;
   concurrency: number;
   /** BullMQ job lock; a SIGKILLed worker's job is recovered as stalled after about this long. */
   lockMs: number;
+  /** The shard's queue: the worker takes its name and prefix (the shard's hash tag). */
   queue: EngramQueue<'reflection'>;
+  /** The shard's buffer, whose ceilings the sweeper checks. */
   buffer: ThreadBuffer;
   lease: ThreadLease;
   reflect: ReflectDeps;
@@ -32,12 +33,12 @@ export interface ReflectionWorkerOptions {
   ceilingIntervalMs?: number;
 }
 
-/** The BullMQ worker that runs reflections, plus the maxWait ceiling sweeper. */
+/** The BullMQ worker that runs one shard's reflections, plus the shard's maxWait ceiling sweeper. */
 export function startReflectionWorker(opts: ReflectionWorkerOptions) {
-  const log = opts.log.child({ component: 'reflection-worker', queue: 'reflection' });
+  const log = opts.log.child({ component: 'reflection-worker', queue: opts.queue.name });
   const processor = createReflectionProcessor({ reflect: opts.reflect, lease: opts.lease, metrics: opts.metrics, log });
   const worker = new Worker<JobPayload<'reflection'>, ReflectionResult, string>(
-    'reflection',
+    opts.queue.name,
     async (job, token, signal) => {
       await countStalls(job, opts.connection, opts.queue.toKey(job.id ?? ''));
       const result = await processor(job, token, signal);
@@ -51,7 +52,7 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
     },
     {
       connection: opts.connection,
-      prefix: opts.prefix,
+      prefix: opts.queue.opts.prefix,
       concurrency: opts.concurrency,
       lockDuration: opts.lockMs,
       stalledInterval: opts.lockMs,
@@ -73,7 +74,7 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
     if (final)
       void opts.buffer.park(job.data.threadId).catch((e: unknown) => log.warn({ err: e }, 'could not park thread'));
   });
-  worker.on('error', (err) => opts.health.error(err, { component: 'reflection-worker' }));
+  worker.on('error', (err) => opts.health.error(err, { component: 'reflection-worker', queue: opts.queue.name }));
 
   const sweeper = startCeilingSweeper({
     buffer: opts.buffer,

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/connection.js';
 import { buildMetricsServer } from '../api/metrics-server.js';
 import { BullMQOtel } from 'bullmq-otel';
 import { checkOpenAccess } from '../api/access-guard.js';
@@ -19,10 +19,12 @@ import { PromptOptimizer } from '../memory/procedural/prompt-optimizer.js';
 import { Eraser } from '../memory/erase.js';
 import { Recall, type Reranker } from '../memory/recall.js';
 import type { ReflectDeps, ReflectSettings } from '../memory/reflect.js';
-import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';
+import { BUFFER_DEFAULTS } from '../queue/buffer.js';
 import { createRedis, RedisHealth, waitReady } from '../queue/connection.js';
 import { Producer } from '../queue/enqueue.js';
-import { createQueues, type EngramQueues } from '../queue/queues.js';
+import { createQueues, everyQueue, type EngramQueues } from '../queue/queues.js';
+import { shardTags } from '../queue/shards.js';
+import { ThreadBuffers } from '../queue/thread-buffers.js';
 import { ThreadLease } from '../queue/thread-lease.js';
 import type { Db } from '../store/db.js';
 import { MemoryDb } from '../store/memory-db.js';
@@ -34,7 +36,7 @@ import { traced } from '../observability/tracing.js';
 import { observedModels } from './observed-models.js';
 import { describeChange, tracedProducer } from './tracing-wiring.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
-import { startReflectionWorker } from './reflection-worker.js';
+import { startReflectionShards } from './reflection-shards.js';
 import { startScheduler } from './scheduler.js';
 
 export type Role = 'api' | 'reflection' | 'scheduler';
@@ -59,10 +61,10 @@ export interface RuntimeOptions {
  * a global connection, so tests run many runtimes side by side, each in its own prefix and schema.
  */
 export class Runtime {
-  readonly producerRedis: Redis;
-  readonly workerRedis: Redis;
+  readonly producerRedis: RedisClient;
+  readonly workerRedis: RedisClient;
   /** Bull Board's own connection: its commands time out, so a stalled Redis cannot hang the board. */
-  readonly boardRedis: Redis;
+  readonly boardRedis: RedisClient;
   /** Whether Redis is reachable, for this process' logs: one line when lost, one when back. */
   readonly redisHealth: RedisHealth;
   readonly db: Db;
@@ -71,7 +73,8 @@ export class Runtime {
   readonly store: MemoryDb;
   /** The store API (HTTP `/v1/store/...`). */
   readonly storeApi: StoreService;
-  readonly buffer: ThreadBuffer;
+  /** Every shard's thread buffer, routed by thread id (REDIS_SHARDS; one shard by default). */
+  readonly buffer: ThreadBuffers;
   readonly queues: EngramQueues;
   private readonly boardQueues: EngramQueues;
   readonly producer: Producer;
@@ -145,9 +148,14 @@ export class Runtime {
       this.readDb,
     );
     this.store = tracing ? traced(store, 'apply', 'engram.commit', describeChange) : store;
-    this.buffer = new ThreadBuffer(this.producerRedis, env.ENGRAM_PREFIX, BUFFER_DEFAULTS);
+    this.buffer = new ThreadBuffers(
+      this.producerRedis,
+      shardTags(env.ENGRAM_PREFIX, env.REDIS_SHARDS),
+      BUFFER_DEFAULTS,
+    );
     const queueSettings = {
       prefix: env.ENGRAM_PREFIX,
+      shards: env.REDIS_SHARDS,
       reflectionAttempts: env.REFLECTION_ATTEMPTS,
       reflectionBackoffMs: env.REFLECTION_BACKOFF_MS,
     };
@@ -174,7 +182,7 @@ export class Runtime {
     );
     this.embedder = embedder;
     if (tracing) {
-      const withSpans = tracedProducer(this.producer, this.queues.reflection, log);
+      const withSpans = tracedProducer(this.producer, this.buffer, this.queues.reflection, log);
       this.producer = withSpans.producer;
       this.settleTracing = withSpans.settle;
     }
@@ -195,9 +203,8 @@ export class Runtime {
     this.eraser = new Eraser({
       store: this.store,
       redis: this.producerRedis,
-      buffer: this.buffer,
-      queue: this.queues.reflection,
-      prefix: env.ENGRAM_PREFIX,
+      buffers: this.buffer,
+      queues: this.queues.reflection,
       kinds: () => this.kinds,
       log: log.child({ component: 'eraser' }),
     });
@@ -294,13 +301,12 @@ export class Runtime {
     const connection = this.workerRedis;
     const prefix = this.env.ENGRAM_PREFIX;
     if (roles.includes('reflection')) {
-      const w = startReflectionWorker({
+      const w = startReflectionShards({
         connection,
-        prefix,
         concurrency: this.env.REFLECTION_CONCURRENCY,
         lockMs: this.env.WORKER_LOCK_MS,
-        queue: this.queues.reflection,
-        buffer: this.buffer,
+        queues: this.queues.reflection,
+        buffers: this.buffer,
         lease: new ThreadLease(this.workerRedis, this.buffer, this.env.WORKER_LOCK_MS),
         reflect: this.reflectDeps(),
         metrics: this.metrics,
@@ -325,7 +331,6 @@ export class Runtime {
       await this.queues.consolidation.setGlobalConcurrency(1);
       const s = startScheduler({
         connection,
-        prefix,
         cron: this.env.CONSOLIDATION_CRON,
         queue: this.queues.consolidation,
         store: this.store,
@@ -363,7 +368,7 @@ export class Runtime {
       const server = this.server;
       this.closers.push(() => server.close());
     }
-    this.log.info({ roles, prefix, schema: this.env.DATABASE_SCHEMA }, 'engram started');
+    this.log.info({ roles, prefix, shards: this.env.REDIS_SHARDS, schema: this.env.DATABASE_SCHEMA }, 'engram started');
   }
 
   /**
@@ -379,7 +384,7 @@ export class Runtime {
         this.closers.map((close) => close().catch((err: unknown) => this.log.warn({ err }, 'error while stopping'))),
       );
       await this.settleTracing?.();
-      await Promise.all([...Object.values(this.queues), ...Object.values(this.boardQueues)].map((q) => q.close()));
+      await Promise.all([...everyQueue(this.queues), ...everyQueue(this.boardQueues)].map((q) => q.close()));
       await Promise.allSettled([
         this.producerRedis.quit(),
         this.workerRedis.quit(),

@@ -1,5 +1,5 @@
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/connection.js';
 import cron from 'node-cron';
 import type { Logger } from '../observability/logger.js';
 import { consolidate, type ConsolidationOutcome, type MergeSettings } from '../memory/consolidate.js';
@@ -10,8 +10,7 @@ import type { MemoryDb } from '../store/memory-db.js';
 import type { Metrics } from '../observability/metrics.js';
 
 export interface SchedulerOptions {
-  connection: Redis;
-  prefix: string;
+  connection: RedisClient;
   cron: string;
   queue: EngramQueue<'consolidation'>;
   store: MemoryDb;
@@ -62,7 +61,8 @@ export function startScheduler(opts: SchedulerOptions) {
       opts.metrics.modelTokens.inc({ type: 'completion' }, outcome.usage.completionTokens);
       return outcome;
     },
-    { connection: opts.connection, prefix: opts.prefix, concurrency: 1 },
+    // The queue's prefix: shard 0's hash tag when there are several shards (queues.ts).
+    { connection: opts.connection, prefix: opts.queue.opts.prefix, concurrency: 1 },
   );
   worker.on('error', (err) => opts.health.error(err, { component: 'consolidation-worker' }));
   worker.on('failed', (job, err) => log.warn({ jobId: job?.id, err }, 'consolidation failed'));

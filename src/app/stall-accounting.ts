@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/connection.js';
 import { RetryableError } from '../errors.js';
 
 /**
@@ -28,7 +28,7 @@ export class StalledRun extends RetryableError {
  * failure (its thread then parks, visible). A job that never stalled pays nothing: the counter
  * comes with the job.
  */
-export async function countStalls(job: Job, client: Redis, jobKey: string): Promise<void> {
+export async function countStalls(job: Job, client: RedisClient, jobKey: string): Promise<void> {
   if (!job.stalledCounter) return;
   const counted = Number((await client.hget(jobKey, COUNTED_FIELD)) ?? 0);
   if (job.stalledCounter <= counted) return;

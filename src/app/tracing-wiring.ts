@@ -3,6 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import { jobSpanContext, tracer } from '../observability/tracing.js';
 import type { Producer } from '../queue/enqueue.js';
 import type { EngramQueue } from '../queue/queues.js';
+import type { ThreadBuffers } from '../queue/thread-buffers.js';
 import type { ChangeResult, ChangeSet } from '../store/change-set.js';
 
 /**
@@ -14,7 +15,8 @@ import type { ChangeResult, ChangeSet } from '../store/change-set.js';
  */
 export function tracedProducer(
   producer: Producer,
-  queue: EngramQueue<'reflection'>,
+  buffers: ThreadBuffers,
+  queues: EngramQueue<'reflection'>[],
   log: Logger,
 ): { producer: Producer; settle: () => Promise<void> } {
   // Links still being read, so that a stop waits for their spans to end (and be exported).
@@ -31,6 +33,7 @@ export function tracedProducer(
             'engram.turns.duplicates': result.duplicates,
           });
           const threadKey = typeof input.threadId === 'string' ? input.threadId : result.threadId;
+          const queue = queues[buffers.shardOf(threadKey)] as EngramQueue<'reflection'>;
           const link = linkToJob(span, queue, threadKey)
             .catch((err: unknown) => log.debug({ err }, 'could not link the enqueue span to its job'))
             .finally(() => {

@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/connection.js';
 import { z } from 'zod';
 import { kindRouteSchema, type KindRoute } from '../core/kind-route.js';
 import { PermanentError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Env } from './env.js';
-import { crossCheck, publishedShape, type PublishedKey } from './settings.js';
+import { crossCheck, publishedShape, settings, type PublishedKey } from './settings.js';
 
 /**
  * The settings that decide what an enqueue does (debounce, maxWait, policy, retry policy, kinds),
@@ -18,7 +18,12 @@ export const settingsKey = (prefix: string) => `${prefix}:settings`;
 export const SETTINGS_FORMAT = '1';
 
 export const publishedSettingsSchema = z
-  .strictObject({ ...publishedShape(), kinds: z.array(kindRouteSchema).min(1).max(256) })
+  .strictObject({
+    ...publishedShape(),
+    kinds: z.array(kindRouteSchema).min(1).max(256),
+    /** REDIS_SHARDS, present only when not 1 (settings.ts, `agreed`). */
+    redisShards: settings.redisShards.schema.optional(),
+  })
   .check(crossCheck((key) => key));
 export type PublishedSettings = z.infer<typeof publishedSettingsSchema>;
 export type { PublishedKey };
@@ -56,6 +61,7 @@ export function settingsOf(env: Env, kinds: readonly KindRoute[]): PublishedSett
     reflectionAttempts: env.REFLECTION_ATTEMPTS,
     reflectionBackoffMs: env.REFLECTION_BACKOFF_MS,
     kinds: kinds.map(({ name, namespace, debounceMs, mode }) => ({ name, namespace, debounceMs, mode })),
+    ...(env.REDIS_SHARDS === 1 ? {} : { redisShards: env.REDIS_SHARDS }),
   });
 }
 
@@ -65,7 +71,7 @@ export function settingsOf(env: Env, kinds: readonly KindRoute[]): PublishedSett
  * different settings would flip producers to whichever started last.
  */
 export async function publishSettings(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   published: PublishedSettings,
   roles: string[],
@@ -88,7 +94,7 @@ export async function publishSettings(
 }
 
 /** The published settings, null when none were; PermanentError when they cannot be read. */
-export async function readPublication(redis: Redis, prefix: string): Promise<Publication | null> {
+export async function readPublication(redis: RedisClient, prefix: string): Promise<Publication | null> {
   const key = settingsKey(prefix);
   const hash = await redis.hgetall(key);
   if (Object.keys(hash).length === 0) return null;
@@ -104,6 +110,6 @@ export async function readPublication(redis: Redis, prefix: string): Promise<Pub
 }
 
 /** The version only: what a producer polls (one small reply). */
-export function readVersion(redis: Redis, prefix: string): Promise<string | null> {
+export function readVersion(redis: RedisClient, prefix: string): Promise<string | null> {
   return redis.hget(settingsKey(prefix), 'version');
 }

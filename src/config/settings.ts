@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { reflectionPolicySchema } from '../core/names.js';
+import { layoutProblem } from '../queue/shards.js';
 import { fieldPathSchema } from '../store/schemas.js';
 
 /**
@@ -11,6 +12,9 @@ import { fieldPathSchema } from '../store/schemas.js';
  * `published`: the SDK takes it from what the service processes publish in Redis
  * (published-settings.ts) unless the client is given it; so it has no default of its own there.
  * `sdkRequired`: the SDK cannot do without it (the environment may, for an embedded service).
+ * `agreed`: the SDK must run with the service's value, not its own: it takes the published one,
+ * and an option that differs is refused. Published only when not its default, so that SDKs from
+ * before the setting existed keep reading a deployment that leaves it alone.
  */
 interface Definition {
   env: string;
@@ -20,6 +24,7 @@ interface Definition {
   default?: unknown;
   published?: true;
   sdkRequired?: true;
+  agreed?: true;
   doc: string;
 }
 
@@ -41,9 +46,14 @@ export const url = (protocols: RegExp) =>
 const int = (min: number) => z.number().int().min(min);
 
 export const settings = {
-  redisUrl: define('REDIS_URL', url(/^rediss?$/), {
+  redisUrl: define('REDIS_URL', url(/^rediss?(\+cluster)?$/), {
     sdkRequired: true,
-    doc: 'Redis. The all-in-one process starts its own redis-server when it is unset (see ENGRAM_DATA_DIR).',
+    doc: 'Redis: `redis://` or `rediss://` (TLS); `redis+cluster://host:port` or `rediss+cluster://` for a Redis Cluster, through one seed node. The all-in-one process starts its own redis-server when it is unset (see ENGRAM_DATA_DIR).',
+  }),
+  redisShards: define('REDIS_SHARDS', int(1).max(128), {
+    default: 1,
+    agreed: true,
+    doc: 'Shards of the thread buffers and the reflection queue, each under its own hash tag, so that a Redis Cluster spreads them over its masters (a thread stays on one). 1 keeps every key and queue as before shards. Every process and SDK client of a deployment must agree; change it only after a drain (docs/operations.md#redis-cluster).',
   }),
   databaseUrl: define('DATABASE_URL', url(/^postgres(ql)?$/), {
     doc: 'Postgres with pgvector. Service unset: embedded PGlite in PGLITE_DATA_DIR (one process only); SDK unset: no search or store unless `db` is given.',
@@ -61,7 +71,10 @@ export const settings = {
   prefix: define(
     'ENGRAM_PREFIX',
     z.string().regex(/^[A-Za-z0-9_{}.-]{1,64}$/, 'letters, digits, _ . - { } only (1 to 64)'),
-    { default: 'engram', doc: 'Prefix of every Redis key engram and BullMQ write. Use `{engram}` on Redis Cluster.' },
+    {
+      default: 'engram',
+      doc: 'Prefix of every Redis key engram and BullMQ write. On a Redis Cluster: a hash tag such as `{engram}` with one shard, no braces with several.',
+    },
   ),
   schema: define('DATABASE_SCHEMA', z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier'), {
     default: 'engram',
@@ -140,14 +153,22 @@ type Settings = typeof settings;
 const crossChecks: {
   keys: SettingKey[];
   path: SettingKey;
-  holds: (v: number[]) => boolean;
-  message: (name: (k: SettingKey) => string) => string;
+  /** The problem with these values (all given), or null. */
+  problem: (v: unknown[], name: (k: SettingKey) => string) => string | null;
 }[] = [
   {
     keys: ['debounceMs', 'maxWaitMs'],
     path: 'maxWaitMs',
-    holds: ([debounce, maxWait]) => (maxWait as number) >= (debounce as number),
-    message: (name) => `must be at least ${name('debounceMs')}`,
+    problem: ([debounce, maxWait], name) =>
+      (maxWait as number) >= (debounce as number) ? null : `must be at least ${name('debounceMs')}`,
+  },
+  {
+    keys: ['redisUrl', 'prefix', 'redisShards'],
+    path: 'prefix',
+    problem: ([url, prefix, shards], name) => {
+      const problem = layoutProblem(url as string, prefix as string, shards as number);
+      return problem && `${problem} (${name('redisShards')} is ${shards as number})`;
+    },
   },
 ];
 
@@ -159,8 +180,9 @@ function crossIssues(
   const issues: { path: string; message: string }[] = [];
   for (const check of crossChecks) {
     const values = check.keys.map(value);
-    if (values.some((v) => typeof v !== 'number')) continue;
-    if (!check.holds(values as number[])) issues.push({ path: name(check.path), message: check.message(name) });
+    if (values.some((v) => v === undefined)) continue;
+    const message = check.problem(values, name);
+    if (message) issues.push({ path: name(check.path), message });
   }
   return issues;
 }
@@ -226,7 +248,7 @@ export function envShape(): EnvShape {
 
 type SdkField<D extends Definition> = D extends { sdkRequired: true }
   ? D['schema']
-  : D extends { published: true }
+  : D extends { published: true } | { agreed: true }
     ? z.ZodOptional<D['schema']>
     : D extends { default: unknown }
       ? z.ZodDefault<D['schema']>
@@ -236,7 +258,7 @@ type SdkField<D extends Definition> = D extends { sdkRequired: true }
 export function sdkField<K extends SettingKey>(key: K): SdkField<Settings[K]> {
   const d: Definition = settings[key];
   if (d.sdkRequired) return d.schema as never;
-  if (d.published || d.default === undefined) return d.schema.optional() as never;
+  if (d.published || d.agreed || d.default === undefined) return d.schema.optional() as never;
   return d.schema.default(d.default) as never;
 }
 

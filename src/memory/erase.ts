@@ -1,12 +1,12 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/connection.js';
 import { z } from 'zod';
 import { namespaceSchema } from '../core/names.js';
 import { InputError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { ThreadBuffer } from '../queue/buffer.js';
 import type { EngramQueue } from '../queue/queues.js';
 import { contextSchema } from '../queue/schemas.js';
 import { eraseThreads, threadsOfContext } from '../queue/thread-erase.js';
+import type { ThreadBuffers } from '../queue/thread-buffers.js';
 import type { EraseCounts } from '../store/erase.js';
 import type { MemoryDb } from '../store/memory-db.js';
 import { namespacesOfContext } from './context-namespaces.js';
@@ -42,10 +42,10 @@ export class Eraser {
   constructor(
     private readonly deps: {
       store: MemoryDb;
-      redis: Redis;
-      buffer: ThreadBuffer;
-      queue: EngramQueue<'reflection'>;
-      prefix: string;
+      redis: RedisClient;
+      /** Every shard's buffer, and its reflection queue (shard n's at index n). */
+      buffers: ThreadBuffers;
+      queues: EngramQueue<'reflection'>[];
       kinds: () => readonly RecallKind[];
       log: Logger;
     },
@@ -60,11 +60,11 @@ export class Eraser {
 
   /** For callers that validated with the same schema already (the HTTP route, with tenancy). */
   async eraseParsed(input: EraseParsed, actor: string): Promise<EraseResult> {
-    const { store, redis, buffer, queue, prefix, log } = this.deps;
+    const { store, redis, buffers, queues, log } = this.deps;
     const prefixes =
       'context' in input ? namespacesOfContext(this.deps.kinds(), input.context) : [input.namespacePrefix];
-    const threads = 'context' in input ? await threadsOfContext(redis, buffer, prefix, input.context) : [];
-    const { jobs } = await eraseThreads(redis, buffer, queue, threads);
+    const threads = 'context' in input ? await threadsOfContext(redis, buffers, input.context) : [];
+    const { jobs } = await eraseThreads(redis, buffers, queues, threads);
     const scope = 'context' in input ? { context: input.context } : { namespacePrefix: input.namespacePrefix };
     const counts = await store.erase({ prefixes, threads, actor, scope });
     // Identifiers and counts only: the log, like the audit row, keeps no erased text.

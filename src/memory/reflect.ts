@@ -36,7 +36,8 @@ export interface ReflectSettings {
 }
 
 export interface ReflectDeps {
-  buffer: ThreadBuffer;
+  /** A thread's buffer by its id: one ThreadBuffer, or every shard's (ThreadBuffers). */
+  buffer: Pick<ThreadBuffer, 'read' | 'trim'>;
   store: MemoryDb;
   embedder: Embedder;
   manager: MemoryManager;

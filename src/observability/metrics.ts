@@ -1,6 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { EngramQueues } from '../queue/queues.js';
-import { QUEUE_NAMES } from '../queue/schemas.js';
+import { everyQueue, type EngramQueues } from '../queue/queues.js';
 import { withTimeout } from '../with-timeout.js';
 
 /** Within a Prometheus scrape's usual 10 s timeout, with room for the rest of the scrape. */
@@ -89,7 +88,7 @@ export function createMetrics(queues: EngramQueues | null, threads: ThreadGauges
   if (queues) {
     new Gauge({
       name: 'engram_queue_jobs',
-      help: 'Jobs per queue and state',
+      help: 'Jobs per queue (each shard its own reflection queue) and state',
       labelNames: ['queue', 'state'],
       registers: [registry],
       async collect() {
@@ -97,9 +96,8 @@ export function createMetrics(queues: EngramQueues | null, threads: ThreadGauges
         // it (their absence is the signal) and the process' own series still come through.
         this.reset();
         const read = Promise.all(
-          QUEUE_NAMES.map(
-            async (name) =>
-              [name, await queues[name].getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed')] as const,
+          everyQueue(queues).map(
+            async (q) => [q.name, await q.getJobCounts('waiting', 'delayed', 'active', 'failed', 'completed')] as const,
           ),
         );
         const counted = await withTimeout(read, QUEUE_SCRAPE_TIMEOUT_MS).catch(() => null);

@@ -1,4 +1,5 @@
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { ConflictError } from '../errors.js';
 import { APPEND_TURNS, APPEND_TURNS_SHA, TRIM_TO_CURSOR } from './buffer-scripts.js';
 import type { ReflectionPolicy } from '../core/names.js';
@@ -47,8 +48,9 @@ export interface ThreadSnapshot {
  */
 export class ThreadBuffer {
   constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly redis: RedisClient,
+    /** The shard's key prefix: ENGRAM_PREFIX with one shard, the shard's hash tag with several. */
+    readonly prefix: string,
     private readonly options: BufferOptions,
   ) {
     redis.defineCommand('engramTrimToCursor', { numberOfKeys: 3, lua: TRIM_TO_CURSOR });

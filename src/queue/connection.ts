@@ -1,6 +1,33 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { redisUnavailable } from '../dependency-errors.js';
 import type { Logger } from '../observability/logger.js';
+import { isClusterUrl } from './shards.js';
+
+/** A connection to one Redis, or to a Redis Cluster (`redis+cluster://`); BullMQ takes either. */
+export type RedisClient = Redis | Cluster;
+
+/**
+ * A connection for a URL: `redis://` and `rediss://` as ioredis reads them; `redis+cluster://`
+ * and `rediss+cluster://host:port` a Cluster seeded from that one node (it learns the others
+ * from it), with the user, password and TLS of the URL for every node. A cluster is named by its
+ * URL rather than by a separate setting, so that every place that takes REDIS_URL (processes, the
+ * SDK, the jobs CLI) reaches it alike (docs/decisions.md).
+ */
+export function redisClient(url: string, options: RedisOptions): RedisClient {
+  if (!isClusterUrl(url)) return new Redis(url, options);
+  const u = new URL(url);
+  const { enableOfflineQueue, enableReadyCheck, lazyConnect, ...node } = options;
+  const redisOptions: RedisOptions = { ...node };
+  if (u.username) redisOptions.username = decodeURIComponent(u.username);
+  if (u.password) redisOptions.password = decodeURIComponent(u.password);
+  if (u.protocol === 'rediss+cluster:') redisOptions.tls = {};
+  return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
+    redisOptions,
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    ...(enableReadyCheck === undefined ? {} : { enableReadyCheck }),
+    ...(lazyConnect === undefined ? {} : { lazyConnect }),
+  });
+}
 
 /**
  * One process' view of whether Redis is reachable, for its logs: every connection, queue and
@@ -40,7 +67,7 @@ export class RedisHealth {
   }
 
   /** Reports a connection's errors and readiness here. */
-  watch(redis: Redis, fields: Record<string, unknown> = {}): void {
+  watch(redis: RedisClient, fields: Record<string, unknown> = {}): void {
     // Without an `error` listener ioredis crashes the host on a Redis restart (docs/prior-art.md: mem0 #7294).
     redis.on('error', (err: Error) => this.error(err, fields));
     redis.on('ready', () => this.ready());
@@ -66,13 +93,13 @@ export function createRedis(
     health = new RedisHealth(log),
     name = role,
   }: { lazy?: boolean; commandTimeoutMs?: number; health?: RedisHealth; name?: string } = {},
-): Redis {
+): RedisClient {
   const opts: RedisOptions =
     role === 'producer'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: lazy }
       : { maxRetriesPerRequest: null, enableReadyCheck: true };
   if (commandTimeoutMs !== undefined) opts.commandTimeout = commandTimeoutMs;
-  const redis = new Redis(url, { ...opts, connectionName: `engram-${name}` });
+  const redis = redisClient(url, { ...opts, connectionName: `engram-${name}` });
   health.watch(redis, { role: name });
   return redis;
 }
@@ -83,7 +110,7 @@ export function createRedis(
  * saying so every `logEveryMs`. Rejects after `timeoutMs` only when one is given.
  */
 export async function waitReady(
-  redis: Redis,
+  redis: RedisClient,
   { timeoutMs, log, logEveryMs = 10_000 }: { timeoutMs?: number; log?: Logger; logEveryMs?: number } = {},
 ): Promise<void> {
   if (redis.status === 'ready') return;

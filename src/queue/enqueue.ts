@@ -3,9 +3,10 @@ import { InputError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { KindRoute } from '../core/kind-route.js';
 import { templateVariables } from '../core/namespace-template.js';
-import type { ThreadBuffer, TurnToAppend } from './buffer.js';
+import type { TurnToAppend } from './buffer.js';
 import { Deadline } from './deadline.js';
 import { scheduleReflection, type EngramQueue } from './queues.js';
+import type { ThreadBuffers } from './thread-buffers.js';
 import type { ReflectionPolicy } from '../core/names.js';
 import { enqueueInputSchema, type EnqueueParsed, type EnqueueResult, type Message } from './schemas.js';
 
@@ -37,8 +38,9 @@ export class Producer {
   private readonly deadline: Deadline;
 
   constructor(
-    private readonly buffer: ThreadBuffer,
-    private readonly queue: EngramQueue<'reflection'>,
+    private readonly buffers: ThreadBuffers,
+    /** Every shard's reflection queue, shard n's at index n (queues.ts). */
+    private readonly queues: EngramQueue<'reflection'>[],
     private readonly settings: ProducerSettings,
     private readonly log: Logger,
     /** What a failed append is rethrown as (the SDK's error classes); as it is when omitted. */
@@ -75,10 +77,13 @@ export class Producer {
     const kindsJson = kinds ? JSON.stringify(kinds) : undefined;
     const turns = messages.map((m): TurnToAppend => ({ clientId: m.id, json: storedTurnJson(m, kindsJson) }));
     const delay = Math.min(this.debounceFor(kinds, debounceMs), this.settings.maxWaitMs);
+    // The thread's shard: its turns and its job both go there (one CRC-32 of the id).
+    const shard = this.buffers.shardOf(threadId);
+    const buffer = this.buffers.at(shard);
     let appended;
     try {
       appended = await this.deadline.run(
-        this.buffer.append(
+        buffer.append(
           threadId,
           canonicalJson(context),
           this.settings.maxWaitMs,
@@ -93,7 +98,7 @@ export class Producer {
     }
     if (appended.needsJob) {
       try {
-        await this.deadline.run(scheduleReflection(this.queue, threadId, delay));
+        await this.deadline.run(scheduleReflection(this.queues[shard] as EngramQueue<'reflection'>, threadId, delay));
       } catch (err) {
         // The turns are buffered: they are accepted, and the thread's ceiling makes the sweeper
         // add the job within maxWait. Failing the call here would make a client without message
@@ -103,7 +108,7 @@ export class Producer {
           'turns buffered, but their reflection job could not be added yet; the ceiling sweeper will',
         );
         // Not awaited: on a stalled Redis it would hold the reply past the deadline.
-        void this.buffer.clearScheduled(threadId).catch(() => undefined);
+        void buffer.clearScheduled(threadId).catch(() => undefined);
       }
     }
     if (this.log.isLevelEnabled('debug')) this.log.debug({ threadId, ...appended, delay }, 'turns enqueued');

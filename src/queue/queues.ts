@@ -1,14 +1,21 @@
-import { Queue, type JobsOptions, type Telemetry } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Queue, type Job, type JobState, type JobsOptions, type Telemetry } from 'bullmq';
+import type { RedisClient } from './connection.js';
 import type { Logger } from '../observability/logger.js';
 import type { RedisHealth } from './connection.js';
 import type { JobPayload, QueueName } from './schemas.js';
+import { reflectionQueueName, shardTags } from './shards.js';
 
 export type EngramQueue<Q extends QueueName> = Queue<JobPayload<Q>, unknown, string>;
-export type EngramQueues = { [Q in QueueName]: EngramQueue<Q> };
+/** The reflection queue of each shard (shard n's at index n), and the consolidation queue. */
+export interface EngramQueues {
+  reflection: EngramQueue<'reflection'>[];
+  consolidation: EngramQueue<'consolidation'>;
+}
 
 export interface QueueSettings {
   prefix: string;
+  /** REDIS_SHARDS: one reflection queue per shard, under the shard's hash tag (shards.ts). */
+  shards: number;
   /**
    * REFLECTION_ATTEMPTS and REFLECTION_BACKOFF_MS, or the SDK's options of those names. Required,
    * with no default here: BullMQ stores them on each job it adds, so a producer that fell back to
@@ -21,26 +28,47 @@ export interface QueueSettings {
 }
 
 /**
- * One typed map from queue name to payload, shared by producers and workers.
+ * The queues, shared by producers and workers. The consolidation queue (one job per cron tick)
+ * shares shard 0's tag: a queue must sit under a hash tag on a cluster, and it needs no spread.
  * Failed jobs are kept (with their turns still buffered) until an operator retries or removes
  * them; completed ones are kept briefly for the dashboard.
  */
 export function createQueues(
-  connection: Redis,
+  connection: RedisClient,
   settings: QueueSettings,
   log: Logger,
   health?: RedisHealth,
 ): EngramQueues {
+  const [first] = shardTags(settings.prefix, settings.shards) as [string];
   return {
-    reflection: createQueue('reflection', connection, settings, log, health),
-    consolidation: createQueue('consolidation', connection, settings, log, health),
+    reflection: createReflectionQueues(connection, settings, log, health),
+    consolidation: createQueue('consolidation', 'consolidation', first, connection, settings, log, health),
   };
 }
 
-/** One of the queues, for a process that uses only it (the SDK adds reflections and nothing else). */
-export function createQueue<Q extends QueueName>(
-  name: Q,
-  connection: Redis,
+/** Every shard's reflection queue, for a process that uses only them (the SDK adds reflections only). */
+export function createReflectionQueues(
+  connection: RedisClient,
+  settings: QueueSettings,
+  log: Logger,
+  health?: RedisHealth,
+): EngramQueue<'reflection'>[] {
+  return shardTags(settings.prefix, settings.shards).map((tag, n) =>
+    createQueue('reflection', reflectionQueueName(n), tag, connection, settings, log, health),
+  );
+}
+
+/** Every queue, for what shows or closes them all (Bull Board, the gauges, a shutdown). */
+export function everyQueue(queues: EngramQueues): EngramQueue<QueueName>[] {
+  return [...queues.reflection, queues.consolidation] as EngramQueue<QueueName>[];
+}
+
+/** One queue: `kind` says its payload and job options, `name` and `prefix` where it lives. */
+function createQueue<Q extends QueueName>(
+  kind: Q,
+  name: string,
+  prefix: string,
+  connection: RedisClient,
   settings: QueueSettings,
   log: Logger,
   health?: RedisHealth,
@@ -59,8 +87,8 @@ export function createQueue<Q extends QueueName>(
   };
   const queue: EngramQueue<Q> = new Queue(name, {
     connection,
-    prefix: settings.prefix,
-    defaultJobOptions: jobs[name],
+    prefix,
+    defaultJobOptions: jobs[kind],
     ...(settings.telemetry ? { telemetry: settings.telemetry } : {}),
   });
   // An unhandled 'error' event would crash the host when Redis restarts.
@@ -86,4 +114,20 @@ export function scheduleReflection(queue: EngramQueue<'reflection'>, threadId: s
     { threadId },
     { delay: delayMs, deduplication: { id: threadId, keepLastIfActive: true } },
   );
+}
+
+/** Jobs per state summed over queues (every shard's reflection queue, say). */
+export async function countJobs(queues: readonly Queue[], ...states: JobState[]): Promise<Record<string, number>> {
+  const total: Record<string, number> = Object.fromEntries(states.map((s) => [s, 0]));
+  for (const counts of await Promise.all(queues.map((q) => q.getJobCounts(...states))))
+    for (const [state, n] of Object.entries(counts)) total[state] = (total[state] ?? 0) + n;
+  return total;
+}
+
+/** The jobs of these states in every one of the queues. */
+export async function listJobs<Q extends QueueName>(
+  queues: EngramQueue<Q>[],
+  states: JobState[],
+): Promise<Job<JobPayload<Q>, unknown, string>[]> {
+  return (await Promise.all(queues.map((q) => q.getJobs(states)))).flat();
 }

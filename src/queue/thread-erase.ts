@@ -1,5 +1,6 @@
-import type { Redis } from 'ioredis';
-import type { ThreadBuffer } from './buffer.js';
+import type { RedisClient } from './connection.js';
+import { scanPages } from './scan.js';
+import type { ThreadBuffers } from './thread-buffers.js';
 import type { EngramQueue } from './queues.js';
 import { contextSchema } from './schemas.js';
 
@@ -10,57 +11,74 @@ import { contextSchema } from './schemas.js';
  * Threads are found by scanning their state (each keeps the context its turns came with)
  * rather than through an index kept on the hot path: an erase is a rare operator's act, and an
  * index would cost every enqueue a write and every thread memory. A scan of 100,000 threads is
- * a few hundred round trips of pipelined reads.
+ * a few hundred round trips of pipelined reads: each shard's keys on every master of a cluster
+ * (scan.ts), each page read on the node that holds it.
  */
 export async function threadsOfContext(
-  redis: Redis,
-  buffer: ThreadBuffer,
-  prefix: string,
+  redis: RedisClient,
+  buffers: ThreadBuffers,
   match: Record<string, string>,
 ): Promise<string[]> {
-  const head = `${prefix}:thread:`;
   const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${head}*:meta`, 'COUNT', 1_000);
-    cursor = next;
-    if (keys.length === 0) continue;
-    const pipeline = redis.pipeline();
-    for (const key of keys) pipeline.hget(key, 'ctx');
-    const contexts = (await pipeline.exec()) ?? [];
-    keys.forEach((key, i) => {
-      const threadId = key.slice(head.length, -':meta'.length);
-      // A thread id may hold ':'; its keys are exactly this one's only if they round-trip.
-      if (buffer.keys(threadId).meta !== key) return;
-      const raw = contexts[i]?.[1];
-      if (typeof raw !== 'string') return;
-      const ctx = contextSchema.safeParse(JSON.parse(raw));
-      if (ctx.success && Object.entries(match).every(([k, v]) => ctx.data[k] === v)) found.push(threadId);
+  for (const buffer of buffers.all) {
+    const head = `${buffer.prefix}:thread:`;
+    await scanPages(redis, `${head}*:meta`, async (keys, node) => {
+      const pipeline = node.pipeline();
+      for (const key of keys) pipeline.hget(key, 'ctx');
+      const contexts = (await pipeline.exec()) ?? [];
+      keys.forEach((key, i) => {
+        const threadId = key.slice(head.length, -':meta'.length);
+        // A thread id may hold ':'; its keys are exactly this one's only if they round-trip (and
+        // the thread's shard is this one).
+        if (buffers.keys(threadId).meta !== key) return;
+        const raw = contexts[i]?.[1];
+        if (typeof raw !== 'string') return;
+        const ctx = contextSchema.safeParse(JSON.parse(raw));
+        if (ctx.success && Object.entries(match).every(([k, v]) => ctx.data[k] === v)) found.push(threadId);
+      });
     });
-  } while (cursor !== '0');
+  }
   return found.sort();
 }
 
 /**
- * Deletes the threads' turns, message ids and state, takes them off the ceilings set, and
- * removes their jobs in every state a job can be removed from (an active one is running: its
- * commit is refused by the store's erase epoch, and it ends finding nothing). The lease is left
- * to expire: deleting it would let a second reflection start beside the running one.
+ * Deletes the threads' turns, message ids and state, takes them off their shard's ceilings set,
+ * and removes their jobs in every state a job can be removed from (an active one is running: its
+ * commit is refused by the store's erase epoch, and it ends finding nothing). One MULTI per
+ * shard: a shard's keys share a hash tag, so each is one slot on a cluster. The lease is left to
+ * expire: deleting it would let a second reflection start beside the running one.
  */
 export async function eraseThreads(
-  redis: Redis,
-  buffer: ThreadBuffer,
-  queue: EngramQueue<'reflection'>,
+  redis: RedisClient,
+  buffers: ThreadBuffers,
+  queues: EngramQueue<'reflection'>[],
   threadIds: string[],
 ): Promise<{ jobs: number }> {
-  if (threadIds.length === 0) return { jobs: 0 };
-  const multi = redis.multi();
-  for (const id of threadIds) {
-    const k = buffer.keys(id);
-    multi.del(k.turns, k.ids, k.meta);
-    multi.zrem(k.ceilings, id);
+  let jobs = 0;
+  for (const [shard, ids] of byShard(buffers, threadIds)) {
+    const multi = redis.multi();
+    for (const id of ids) {
+      const k = buffers.keys(id);
+      multi.del(k.turns, k.ids, k.meta);
+      multi.zrem(k.ceilings, id);
+    }
+    await multi.exec();
+    jobs += await removeJobs(queues[shard] as EngramQueue<'reflection'>, ids);
   }
-  await multi.exec();
+  return { jobs };
+}
+
+function byShard(buffers: ThreadBuffers, threadIds: string[]): Map<number, string[]> {
+  const shards = new Map<number, string[]>();
+  for (const id of threadIds) {
+    const shard = buffers.shardOf(id);
+    shards.set(shard, [...(shards.get(shard) ?? []), id]);
+  }
+  return shards;
+}
+
+/** Removes the threads' jobs from their shard's queue; how many were removed. */
+async function removeJobs(queue: EngramQueue<'reflection'>, threadIds: string[]): Promise<number> {
   const wanted = new Set(threadIds);
   // Found first, removed after: removing while paging would shift the pages under the scan.
   const found = [];
@@ -79,5 +97,5 @@ export async function eraseThreads(
     );
   }
   for (const id of threadIds) await queue.removeDeduplicationKey(id);
-  return { jobs };
+  return jobs;
 }

@@ -1,4 +1,5 @@
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import type { ThreadBuffer } from './buffer.js';
 
 declare module 'ioredis' {
@@ -90,8 +91,9 @@ export interface LeaseState {
  */
 export class ThreadLease {
   constructor(
-    private readonly redis: Redis,
-    private readonly buffer: ThreadBuffer,
+    private readonly redis: RedisClient,
+    /** Where a thread's keys are: one ThreadBuffer, or every shard's (ThreadBuffers). */
+    private readonly buffer: Pick<ThreadBuffer, 'keys'>,
     readonly leaseMs: number,
   ) {
     redis.defineCommand('engramLeaseAcquire', { numberOfKeys: 3, lua: ACQUIRE });

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/connection.js';
 import { z } from 'zod';
 import { readPublication, readVersion, type Publication } from '../config/published-settings.js';
 import { InputError, PermanentError } from '../errors.js';
@@ -7,10 +7,12 @@ import type { KindRoute } from '../core/kind-route.js';
 import { Eraser, type EraseInput, type EraseResult } from '../memory/erase.js';
 import { Recall, type RecallInput, type RecallResult, type SearchInput } from '../memory/recall.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { BUFFER_DEFAULTS, ThreadBuffer } from '../queue/buffer.js';
+import { BUFFER_DEFAULTS } from '../queue/buffer.js';
 import { createRedis } from '../queue/connection.js';
 import { Producer, type EnqueueResult } from '../queue/enqueue.js';
-import { createQueue, type EngramQueue } from '../queue/queues.js';
+import { createReflectionQueues, type EngramQueue } from '../queue/queues.js';
+import { shardTags } from '../queue/shards.js';
+import { ThreadBuffers } from '../queue/thread-buffers.js';
 import type { EnqueueInput } from '../queue/schemas.js';
 import type { Db } from '../store/db.js';
 import { MemoryDb } from '../store/memory-db.js';
@@ -37,16 +39,17 @@ export { clientOptionsSchema, type EngramClientOptions };
 export class EngramClient {
   private readonly o: ClientOptions;
   private readonly log: Logger;
-  private readonly redis: Redis;
-  private readonly buffer: ThreadBuffer;
+  private readonly redis: RedisClient;
+  /** Every shard's buffer and reflection queue, once connected (the service's REDIS_SHARDS). */
+  private buffers: ThreadBuffers | null = null;
+  private queues: EngramQueue<'reflection'>[] | null = null;
   /** Set once connected: from then on an enqueue is the producer's call and nothing more. */
   private producer: Producer | null = null;
-  private queue: EngramQueue<'reflection'> | null = null;
   private connecting: Promise<void> | null = null;
   /** The publication's version and the settings applied from it (what the poll compares). */
   private version: string | null = null;
   private applied = '';
-  /** The retry policy of `queue`'s jobs. */
+  /** The retry policy of `queues`' jobs, and their shards. */
   private retry = '';
   private poller: NodeJS.Timeout | null = null;
   private closed = false;
@@ -70,7 +73,6 @@ export class EngramClient {
     const log = (this.log = customLog ?? createLogger({ level: 'warn' }));
     // Lazy: a client that only searches never opens Redis, and none connects in a constructor.
     this.redis = createRedis(o.redisUrl, 'producer', log, { lazy: true });
-    this.buffer = new ThreadBuffer(this.redis, o.prefix, BUFFER_DEFAULTS);
     const embedder = customEmbedder ?? (o.embedding ? createEmbedder({ ...o.embedding, timeoutMs: 30_000 }) : null);
     this.ownsDb = !db && !!o.databaseUrl;
     if (o.databaseReadUrl && !(db ? db.backend === 'postgres' : o.databaseUrl))
@@ -166,9 +168,8 @@ export class EngramClient {
     const eraser = new Eraser({
       store: this.memories,
       redis: this.redis,
-      buffer: this.buffer,
-      queue: this.queue as EngramQueue<'reflection'>,
-      prefix: this.o.prefix,
+      buffers: this.buffers as ThreadBuffers,
+      queues: this.queues as EngramQueue<'reflection'>[],
       kinds: () => this.kinds,
       log: this.log,
     });
@@ -208,7 +209,7 @@ export class EngramClient {
     this.closed = true;
     this.producer = null;
     if (this.poller) clearInterval(this.poller);
-    await this.queue?.close();
+    await Promise.all((this.queues ?? []).map((q) => q.close()));
     // quit() needs a live connection; disconnect() also stops a reconnect loop.
     const redis = this.redis.status === 'ready' ? this.redis.quit() : this.redis.disconnect();
     await Promise.allSettled([redis, this.ownsDb ? this.db?.close() : undefined, this.readDb?.close()]);
@@ -217,7 +218,8 @@ export class EngramClient {
   private async open(): Promise<void> {
     const readSettings = !givenAll(this.o);
     try {
-      const publication = await connectAndRead(this.redis, this.o.prefix, this.o.enqueueTimeoutMs, readSettings);
+      // Read even when every setting was given: the shards must agree with the service's.
+      const publication = await connectAndRead(this.redis, this.o.prefix, this.o.enqueueTimeoutMs);
       if (this.closed) throw new PermanentError('the engram client was closed while it connected');
       this.apply(publication);
     } catch (err) {
@@ -226,30 +228,32 @@ export class EngramClient {
     if (readSettings) this.poll();
   }
 
-  /** Builds the producer for these settings (a queue too when the retry policy changed). */
+  /** Builds the producer for these settings (queues too when the retry policy or the shards changed). */
   private apply(publication: Publication | null): void {
     this.version = publication?.version ?? null;
     const settings = effectiveSettings(this.o, publication);
     this.kinds = settings.kinds;
     const json = JSON.stringify(settings);
     if (json === this.applied && this.producer) return;
-    const { reflectionAttempts, reflectionBackoffMs } = settings;
-    const retry = `${reflectionAttempts}:${reflectionBackoffMs}`;
-    const previous = this.queue;
+    const { reflectionAttempts, reflectionBackoffMs, redisShards: shards = 1 } = settings;
+    const retry = `${reflectionAttempts}:${reflectionBackoffMs}:${shards}`;
+    const previous = this.queues;
     // BullMQ puts the queue's default job options, the retry policy, on each job it adds.
     if (!previous || retry !== this.retry) {
-      this.queue = createQueue(
-        'reflection',
+      const prefix = this.o.prefix;
+      this.buffers = new ThreadBuffers(this.redis, shardTags(prefix, shards), BUFFER_DEFAULTS);
+      this.queues = createReflectionQueues(
         this.redis,
-        { prefix: this.o.prefix, reflectionAttempts, reflectionBackoffMs },
+        { prefix, shards, reflectionAttempts, reflectionBackoffMs },
         this.log,
       );
       this.retry = retry;
-      if (previous) void previous.close().catch((err: unknown) => this.log.warn({ err }, 'closing a replaced queue'));
+      for (const queue of previous ?? [])
+        void queue.close().catch((err: unknown) => this.log.warn({ err }, 'closing a replaced queue'));
     }
     this.producer = new Producer(
-      this.buffer,
-      this.queue as EngramQueue<'reflection'>,
+      this.buffers as ThreadBuffers,
+      this.queues as EngramQueue<'reflection'>[],
       { ...settings, timeoutMs: this.o.enqueueTimeoutMs },
       this.log,
       toSdkError,

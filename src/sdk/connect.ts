@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/connection.js';
 import { readPublication, type Publication } from '../config/published-settings.js';
 import { UnavailableError } from './errors.js';
 
@@ -8,12 +8,7 @@ import { UnavailableError } from './errors.js';
  * driver's error as `cause`, as an enqueue on a lost connection does; a Redis that does not
  * answer fails once `ms` pass. Either way nothing is cached: the next call tries again.
  */
-export async function connectAndRead(
-  redis: Redis,
-  prefix: string,
-  ms: number,
-  read: boolean,
-): Promise<Publication | null> {
+export async function connectAndRead(redis: RedisClient, prefix: string, ms: number): Promise<Publication | null> {
   const signal = AbortSignal.timeout(ms);
   const late = () =>
     new UnavailableError(
@@ -21,12 +16,11 @@ export async function connectAndRead(
       `Redis did not answer within ${ms} ms while the engram client connected (status ${redis.status}); try again later`,
     );
   await untilReady(redis, signal, late);
-  if (!read) return null;
   return within(readPublication(redis, prefix), signal, late);
 }
 
 /** Resolves when the connection is ready; rejects at its first error, its end, or `signal`. */
-function untilReady(redis: Redis, signal: AbortSignal, late: () => Error): Promise<void> {
+function untilReady(redis: RedisClient, signal: AbortSignal, late: () => Error): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   if (redis.status === 'end') return Promise.reject(new Error('Connection is closed.'));
   return new Promise<void>((resolve, reject) => {

@@ -7,6 +7,7 @@ import {
 } from '../config/published-settings.js';
 import { PUBLISHED_KEYS } from '../config/settings.js';
 import { InputError } from '../errors.js';
+import { layoutProblem } from '../queue/shards.js';
 import { UnavailableError } from './errors.js';
 import type { ClientOptions } from './options.js';
 
@@ -33,7 +34,20 @@ export function effectiveSettings(options: ClientOptions, publication: Publicati
           `\`prefix\`; or give the client ${missing.join(', ')}`,
       );
   }
-  const merged = publishedSettingsSchema.safeParse({ ...publication?.settings, ...given });
+  const published = publication?.settings.redisShards ?? 1;
+  if (publication && options.redisShards !== undefined && options.redisShards !== published)
+    throw new InputError(
+      `the client's redisShards is ${options.redisShards}, but the service published by ${publication.publishedBy} runs with REDIS_SHARDS=${published}: ` +
+        "every producer and worker of a deployment must use the same shards; leave redisShards out to take the service's",
+    );
+  const shards = options.redisShards ?? published;
+  const problem = layoutProblem(options.redisUrl, options.prefix, shards);
+  if (problem) throw new InputError(`invalid engram client options: prefix ${problem} (redisShards is ${shards})`);
+  const merged = publishedSettingsSchema.safeParse({
+    ...publication?.settings,
+    ...given,
+    ...(shards === 1 ? {} : { redisShards: shards }),
+  });
   if (!merged.success)
     throw new InputError(
       `the client's options do not fit the settings published by ${publication?.publishedBy ?? 'the service'}: ${z.prettifyError(merged.error)}`,

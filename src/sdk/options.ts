@@ -15,6 +15,12 @@ import type { Reranker } from '../memory/recall.js';
 export const clientOptionsSchema = z
   .strictObject({
     ...sdkShape(['redisUrl', 'databaseUrl', 'databaseReadUrl', 'prefix', 'schema', 'enqueueTimeoutMs']),
+    /**
+     * REDIS_SHARDS: the service's published value when omitted (1 when none is published); one
+     * that differs from it is refused, as producers that disagree would file a thread's turns in
+     * one shard and its jobs' reads in another.
+     */
+    redisShards: sdkField('redisShards'),
     ...sdkShape(['debounceMs', 'maxWaitMs', 'policy', 'reflectionAttempts', 'reflectionBackoffMs']),
     /**
      * The kinds enqueue checks names and context against (a MemoryKind has these fields);

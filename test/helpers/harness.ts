@@ -1,12 +1,24 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import pg from 'pg';
 import { Runtime, type Role, type RuntimeOptions } from '../../src/app/runtime.js';
 import { parseEnv, type Env } from '../../src/config/env.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { redisClient, type RedisClient } from '../../src/queue/connection.js';
+import { listJobs, countJobs, type EngramQueue } from '../../src/queue/queues.js';
+import { deleteKeys as deleteEach, scanKeys } from '../../src/queue/scan.js';
+import { slotOf } from '../../src/queue/shards.js';
 import { FakeModel, type ChatHandler } from '../fake-model/server.js';
 
-export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/**
+ * TEST_REDIS_CLUSTER=1 (`npm run test:cluster`): the local cluster of ops/redis-cluster.sh, with
+ * 4 shards (so every master holds some), instead of the single Redis.
+ */
+export const TEST_REDIS_CLUSTER = process.env.TEST_REDIS_CLUSTER === '1';
+export const TEST_REDIS_URL =
+  process.env.TEST_REDIS_URL ?? (TEST_REDIS_CLUSTER ? 'redis+cluster://127.0.0.1:7001' : 'redis://127.0.0.1:6379');
+/** REDIS_SHARDS of every test runtime, and the SDK clients' `redisShards` where a test makes one. */
+export const TEST_REDIS_SHARDS = Number(process.env.TEST_REDIS_SHARDS ?? (TEST_REDIS_CLUSTER ? 4 : 1));
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const TEST_DIMENSIONS = 64;
 
@@ -24,6 +36,7 @@ export function testEnvVars(modelUrl: string, overrides: Record<string, string> 
   const id = uniqueName('t');
   return {
     REDIS_URL: TEST_REDIS_URL,
+    REDIS_SHARDS: String(TEST_REDIS_SHARDS),
     DATABASE_URL: TEST_DATABASE_URL,
     DATABASE_SCHEMA: id,
     ENGRAM_PREFIX: `engram-test-${id}`,
@@ -55,24 +68,56 @@ export async function cleanup(env: Env): Promise<void> {
 }
 
 export async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl);
+  const redis = testRedis(redisUrl);
   try {
-    const keys = await redisKeys(redis, prefix);
-    for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+    await deleteEach(redis, await redisKeys(redis, prefix));
   } finally {
     redis.disconnect();
   }
 }
 
-export async function redisKeys(redis: Redis, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
-  return keys.sort();
+/**
+ * The connection to the node that holds `key`: the cluster's master of the key's slot, or the
+ * one Redis (for MONITOR and per-node checks).
+ */
+export function nodeFor(redis: RedisClient, key: string): Redis {
+  if (!(redis instanceof Cluster)) return redis;
+  const [hostPort] = redis.slots[slotOf(key)] ?? [];
+  const node = redis.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === hostPort);
+  if (!node) throw new Error(`no master known for ${key}`);
+  return node;
+}
+
+/** A connection to the test Redis, or to the test cluster (TEST_REDIS_CLUSTER=1). */
+export function testRedis(url = TEST_REDIS_URL): RedisClient {
+  return redisClient(url, {});
+}
+
+/** Every key under a prefix: its own (`<prefix>:...`) and its shards' (`{<prefix>:<n>...}:...`), on every master. */
+export async function redisKeys(redis: RedisClient, prefix: string): Promise<string[]> {
+  return scanKeys(redis, [`${prefix}:*`, `{${prefix}:*`]);
+}
+
+/** The jobs of these states in every shard's reflection queue. */
+export function reflectionJobs(runtime: Runtime, states: Parameters<typeof listJobs>[1]) {
+  return listJobs(runtime.queues.reflection, states);
+}
+
+/** Reflection jobs per state, summed over the shards. */
+export function reflectionCounts(runtime: Runtime, ...states: Parameters<typeof countJobs>[1][]) {
+  return countJobs(runtime.queues.reflection, ...states);
+}
+
+/** The reflection queue of a thread's shard. */
+export function threadQueue(runtime: Runtime, threadId: string): EngramQueue<'reflection'> {
+  return runtime.queues.reflection[runtime.buffer.shardOf(threadId)] as EngramQueue<'reflection'>;
+}
+
+/** A thread's one reflection job (BullMQ's deduplication keeps one per thread), if it has one. */
+export async function threadJob(runtime: Runtime, threadId: string) {
+  const queue = threadQueue(runtime, threadId);
+  const id = await queue.getDeduplicationJobId(threadId);
+  return id ? queue.getJob(id) : undefined;
 }
 
 export interface Harness {

@@ -1,4 +1,4 @@
-import { QUEUE_NAMES, type QueueName } from '../../queue/schemas.js';
+import { QUEUE_NAMES } from '../../queue/schemas.js';
 
 /** Where the memory browser is mounted (inside the admin scope, beside Bull Board). */
 export const BROWSER_PATH = '/admin/memories';
@@ -22,12 +22,14 @@ export const eraseUrl = (ns: readonly string[] = [], params?: Params) => `${BROW
 /**
  * The job behind a history actor: reflections write as `reflection:<job id>` and consolidation
  * passes as `consolidation:<job id>`, the queue's name first (src/app/reflection-job.ts,
- * scheduler.ts). Any other actor (`api`, `admin`, `revert:...`) is no job.
+ * scheduler.ts); a reflection of shard n > 0 as `reflection-<n>:<job id>`. Any other actor
+ * (`api`, `admin`, `revert:...`) is no job.
  */
-export function jobOf(actor: string): { queue: QueueName; id: string } | null {
+export function jobOf(actor: string): { queue: string; id: string } | null {
   const at = actor.indexOf(':');
-  const queue = actor.slice(0, at) as QueueName;
-  if (at < 1 || !QUEUE_NAMES.includes(queue) || at === actor.length - 1) return null;
+  const queue = actor.slice(0, at);
+  const known = (QUEUE_NAMES as string[]).includes(queue) || /^reflection-[1-9]\d*$/.test(queue);
+  if (at < 1 || !known || at === actor.length - 1) return null;
   return { queue, id: actor.slice(at + 1) };
 }
 

@@ -1,0 +1,33 @@
+import type { ThreadBuffers } from '../queue/thread-buffers.js';
+import type { EngramQueue } from '../queue/queues.js';
+import { splitConcurrency } from '../queue/shards.js';
+import { startReflectionWorker, type ReflectionWorkerOptions } from './reflection-worker.js';
+
+export interface ReflectionShardsOptions extends Omit<ReflectionWorkerOptions, 'queue' | 'buffer' | 'concurrency'> {
+  /** REFLECTION_CONCURRENCY: the process' total, split over the shards. */
+  concurrency: number;
+  /** Every shard's reflection queue, shard n's at index n. */
+  queues: EngramQueue<'reflection'>[];
+  buffers: ThreadBuffers;
+}
+
+/**
+ * One BullMQ worker and one ceiling sweeper per shard, so that each process consumes every shard
+ * and any one process still reflects every thread. The process' concurrency is split evenly over
+ * the shards, at least 1 each: below K shards, up to K reflections run at once
+ * (docs/decisions.md, "Concurrency split over shards").
+ */
+export function startReflectionShards(opts: ReflectionShardsOptions) {
+  const { queues, buffers, concurrency, ...common } = opts;
+  const split = splitConcurrency(concurrency, queues.length);
+  const workers = queues.map((queue, n) =>
+    startReflectionWorker({ ...common, queue, buffer: buffers.at(n), concurrency: split[n] as number }),
+  );
+  return {
+    workers: workers.map((w) => w.worker),
+    /** Closes every shard's worker at once, each with the same grace. */
+    async close(graceMs: number): Promise<void> {
+      await Promise.all(workers.map((w) => w.close(graceMs)));
+    },
+  };
+}
