@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tables } from '../src/store/sql.js';
 import { StoreService } from '../src/store/store-service.js';
-import { backends, openStore, randomUnitVector, silent, type StoreFixture } from './helpers/backends.js';
+import { MemoryDb } from '../src/store/memory-db.js';
+import { backends, observedDb, openStore, randomUnitVector, silent, type StoreFixture } from './helpers/backends.js';
 
 /** A unit vector near `base` (cosine about 0.9): what an embedding gives texts "about the same thing". */
 function near(base: number[], seed: number): number[] {
@@ -108,5 +109,49 @@ describe.each(backends)('hybrid search on $name', (backend) => {
     await expect(textOnly.search({ namespacePrefix: plain, query: '55-ZX9' })).rejects.toThrow(/needs an embedder/);
     await textOnly.put({ namespace: plain, key: 'k', value: { content: 'Parcel collected' } });
     expect(await textOnly.search({ namespacePrefix: plain, query: '55-ZX9', mode: 'text' })).toEqual([]);
+  });
+
+  it('ranks by vector and by words in one statement; a large prefix under the HNSW index goes through it', async () => {
+    const statements: string[] = [];
+    const watched = new MemoryDb(
+      observedDb(f.db, (text) => statements.push(text)),
+      f.schema,
+      silent,
+      {
+        exactSearchMax: 5,
+        efSearch: 100,
+      },
+    );
+    const store = new StoreService(watched, {
+      embedder: f.embedder,
+      indexFields: ['$'],
+      defaultTtlMs: null,
+      refreshTtlOnRead: false,
+      defaultKind: 'memory',
+      actor: 'test',
+      log: silent,
+    });
+    const ids = (hits: { namespace: string[]; key: string }[]) => hits.map((h) => `${h.namespace.join('/')}/${h.key}`);
+    const ranked = () => statements.filter((s) => s.includes('<=>') || s.includes('@@'));
+
+    // Without the index: one statement holds both rankings.
+    const oneUser = await store.search({ namespacePrefix: ['hybrid', 'u2'], query, mode: 'hybrid' });
+    expect(ids(oneUser)).toContain('hybrid/u2/target');
+    expect(ranked()).toHaveLength(1);
+    expect(ranked()[0]).toMatch(/<=>[\s\S]*@@/);
+
+    await watched.createAnnIndex();
+    try {
+      statements.length = 0;
+      // Two users' namespaces, over exactSearchMax: the vectors go through the index.
+      const viaIndex = await store.search({ namespacePrefix: ['hybrid'], query, mode: 'hybrid' });
+      expect(statements.some((s) => s.includes('hnsw.ef_search'))).toBe(true);
+      const exact = await store.search({ namespacePrefix: ['hybrid'], query, mode: 'hybrid', exact: true });
+      expect(ids(viaIndex)).toContain('hybrid/u2/target');
+      // 46 vectors: the index finds them all, so the fused top 10 is the exact one.
+      expect(new Set(ids(viaIndex))).toEqual(new Set(ids(exact)));
+    } finally {
+      await watched.dropAnnIndex();
+    }
   });
 });
