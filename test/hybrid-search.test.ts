@@ -111,7 +111,7 @@ describe.each(backends)('hybrid search on $name', (backend) => {
     expect(await textOnly.search({ namespacePrefix: plain, query: '55-ZX9', mode: 'text' })).toEqual([]);
   });
 
-  it('ranks by vector and by words in one statement; a large prefix under the HNSW index goes through it', async () => {
+  it('a large prefix under the HNSW index ranks its vectors through the index, and still finds the words', async () => {
     const statements: string[] = [];
     const watched = new MemoryDb(
       observedDb(f.db, (text) => statements.push(text)),
@@ -132,13 +132,6 @@ describe.each(backends)('hybrid search on $name', (backend) => {
       log: silent,
     });
     const ids = (hits: { namespace: string[]; key: string }[]) => hits.map((h) => `${h.namespace.join('/')}/${h.key}`);
-    const ranked = () => statements.filter((s) => s.includes('<=>') || s.includes('@@'));
-
-    // Without the index: one statement holds both rankings.
-    const oneUser = await store.search({ namespacePrefix: ['hybrid', 'u2'], query, mode: 'hybrid' });
-    expect(ids(oneUser)).toContain('hybrid/u2/target');
-    expect(ranked()).toHaveLength(1);
-    expect(ranked()[0]).toMatch(/<=>[\s\S]*@@/);
 
     await watched.createAnnIndex();
     try {

@@ -5,7 +5,7 @@ import { bestPerItem, vectorDistances } from './knn.js';
 import { fuse } from './fuse.js';
 import { itemConditions } from './search-conditions.js';
 import { Params, prefixCondition, scopeCondition, type SearchScope, type Tables } from './sql.js';
-import { textRanked, textRankedSql, textScored } from './text-search.js';
+import { textRanked } from './text-search.js';
 import type { SearchItem } from './types.js';
 
 export type { SearchScope } from './sql.js';
@@ -84,42 +84,12 @@ export async function searchItems(
   if (mode === 'filter') return filterOnly(db, t, q);
   if (mode === 'text') return textRanked(db, t, { ...q, text: required(q.text, 'text') });
   if (mode === 'vector') return vectorRanked(db, t, { ...q, vector: required(q.vector, 'vector') }, s, hasAnnIndex);
-  return hybrid(db, t, q, s, hasAnnIndex);
-}
-
-/**
- * Each ranking's top candidates, fused; the page is cut from the fused list. Both rankings are
- * one statement: one round trip on one connection, where two statements in parallel would
- * hold two of the pool's connections per search and wait for the slower. A large prefix under
- * the ANN index comes back from it with its text ranking only, and its vectors go through the
- * index after.
- */
-async function hybrid(
-  db: Db,
-  t: Tables,
-  q: SearchQuery,
-  s: SearchSettings,
-  hasAnnIndex: () => Promise<boolean>,
-): Promise<SearchItem[]> {
+  // Hybrid: each ranking's top candidates, fused; the page is cut from the fused list.
   const candidates = { ...q, offset: 0, limit: Math.max(HYBRID_CANDIDATES, 2 * (q.offset + q.limit)) };
-  const byVectorQuery = { ...candidates, vector: required(q.vector, 'vector') };
-  const gate = q.exact || !('prefix' in q.scope) || !(await hasAnnIndex()) ? undefined : s;
-  const p = new Params();
-  // Each side numbers its rows in its own order: a union's output order is not defined.
-  const res = await db.query(
-    `with v as (${exactSql(t, byVectorQuery, p, gate, db)}),
-          x as (${textRankedSql(t, { ...candidates, text: required(q.text, 'text') }, p)})
-     select 'vector' as ranking, row_number() over (order by v.distance, v.namespace, v.key) as rank,
-            v.*, null::float8 as text_score from v
-     union all
-     select 'text', row_number() over (order by x.text_score desc, x.namespace, x.key), null::boolean, x.* from x
-     order by ranking, rank`,
-    p.values,
-  );
-  const large = res.rows.some((r) => r.ranking === 'vector' && r.large === true);
-  const found = res.rows.filter((r) => r.key !== null && r.key !== undefined);
-  const byVector = large ? await ann(db, t, byVectorQuery, s) : found.filter((r) => r.ranking === 'vector').map(scored);
-  const byText = found.filter((r) => r.ranking === 'text').map(textScored);
+  const [byVector, byText] = await Promise.all([
+    vectorRanked(db, t, { ...candidates, vector: required(q.vector, 'vector') }, s, hasAnnIndex),
+    textRanked(db, t, { ...candidates, text: required(q.text, 'text') }),
+  ]);
   return fuse([byVector, byText], q.recency).slice(q.offset, q.offset + q.limit);
 }
 
@@ -158,19 +128,10 @@ async function exact(
   gate?: SearchSettings,
 ): Promise<{ items: SearchItem[]; large: boolean }> {
   const p = new Params();
-  const res = await db.query(exactSql(t, q, p, gate, db), p.values);
-  const first = res.rows[0] as { large: boolean } | undefined;
-  return { large: !!first?.large, items: res.rows.filter((r) => r.key !== null && r.key !== undefined).map(scored) };
-}
-
-/**
- * The exact ranking's statement, its parameters added to `p`: `large`, then the item columns
- * and `distance` (one row of nulls but `large` when nothing is found or the gate closed).
- */
-function exactSql(t: Tables, q: SearchQuery, p: Params, gate: SearchSettings | undefined, db: Db): string {
   const vec = p.add(db.vectorParam(q.vector as number[]));
   const large = gate ? largePrefixSql(t, q, gate, p) : 'false';
-  return `with plan as (select ${large} as large),
+  const res = await db.query(
+    `with plan as (select ${large} as large),
      d as materialized (${vectorDistances(t, `${vec}::vector`, `${scopeCondition('v.namespace', q.scope, p)} and not (select large from plan)`)}),
      best as (${bestPerItem('d')}),
      hits as (
@@ -178,7 +139,11 @@ function exactSql(t: Tables, q: SearchQuery, p: Params, gate: SearchSettings | u
         where ${itemConditions(q, p)}
         order by best.distance, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)})
      select plan.large, hits.* from plan left join hits on true
-      order by hits.distance, hits.namespace, hits.key`;
+      order by hits.distance, hits.namespace, hits.key`,
+    p.values,
+  );
+  const first = res.rows[0] as { large: boolean } | undefined;
+  return { large: !!first?.large, items: res.rows.filter((r) => r.key !== null && r.key !== undefined).map(scored) };
 }
 
 /**

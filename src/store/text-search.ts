@@ -19,21 +19,9 @@ import type { SearchItem } from './types.js';
  */
 export async function textRanked(db: Db, t: Tables, q: SearchQuery & { text: string }): Promise<SearchItem[]> {
   const p = new Params();
-  const res = await db.query(textRankedSql(t, q, p), p.values);
-  return res.rows.map(textScored);
-}
-
-/** A text-ranked row as an item, its score the summed word weights. */
-export const textScored = (r: Record<string, unknown>): SearchItem =>
-  Object.assign(toItem(r), { score: Number(r.text_score) });
-
-/**
- * The ranking's statement, its parameters added to `p`: the item columns, a null `distance`
- * (so that a hybrid search can put it beside the vector ranking's rows) and `text_score`.
- */
-export function textRankedSql(t: Tables, q: SearchQuery & { text: string }, p: Params): string {
   const text = p.add(q.text);
-  return `with cfg as (select (value #>> '{}')::regconfig as c from ${t.settings} where key = 'text_search_config'),
+  const res = await db.query(
+    `with cfg as (select (value #>> '{}')::regconfig as c from ${t.settings} where key = 'text_search_config'),
      words as (select distinct w as word from cfg, unnest(tsvector_to_array(to_tsvector(cfg.c, ${text}))) as w),
      tq as (select replace(plainto_tsquery(cfg.c, ${text})::text, ' & ', ' | ')::tsquery as q from cfg),
      hits as materialized (
@@ -50,8 +38,11 @@ export function textRankedSql(t: Tables, q: SearchQuery & { text: string }, p: P
          from hits h join df on df.word = any(h.words) cross join total
         group by h.namespace, h.key, h.field),
      best as (select namespace, key, max(score) as score from per_field group by namespace, key)
-     select ${COLUMNS}, null::float8 as distance, best.score as text_score
+     select ${COLUMNS}, best.score as text_score
        from best join ${t.memories} m on m.namespace = best.namespace and m.key = best.key
       where ${itemConditions(q, p)}
-      order by best.score desc, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`;
+      order by best.score desc, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`,
+    p.values,
+  );
+  return res.rows.map((r) => Object.assign(toItem(r), { score: Number(r.text_score) }));
 }
