@@ -20,6 +20,7 @@ import {
   snapshotSignature,
   type NamespaceGroup,
 } from './reflection-plan.js';
+import { commitWithRetry } from './commit-retry.js';
 import { toWrites } from './writes.js';
 
 export interface ReflectSettings {
@@ -239,13 +240,14 @@ class Reflection {
   ): Promise<'applied' | 'conflict' | 'duplicate'> {
     await this.opts.beforeCommit?.();
     this.opts.signal?.throwIfAborted();
-    const applied = await this.deps.store.apply({
+    const changes = {
       actor: this.opts.actor,
       threadId: this.threadId,
       once: { cursor: { threadId: this.threadId, expected: batch.cursor, next: batch.newCursor } },
       reads: snapshots.map((s) => ({ namespace: s.namespace, version: s.version })),
       writes,
-    });
+    };
+    const applied = await commitWithRetry(() => this.deps.store.apply(changes), this.log, this.opts.signal);
     if (applied.status !== 'applied') return applied.status;
     const { outcome } = this;
     outcome.status = 'applied';
