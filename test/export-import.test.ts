@@ -122,4 +122,39 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
     });
     expect(((await fresh.json()) as { items: unknown[] }).items).toEqual([]);
   });
+
+  const post = (body: string, type = 'application/x-ndjson') =>
+    fetch(`${target.url}/v1/import`, { method: 'POST', headers: { 'content-type': type }, body }).then(async (r) => ({
+      status: r.status,
+      error: ((await r.json()) as { error: string }).error,
+    }));
+  const hostileItems = async () => {
+    const res = await fetch(`${target.url}/v1/store/items/search`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ namespacePrefix: ['hostile'] }),
+    });
+    return ((await res.json()) as { items: unknown[] }).items;
+  };
+
+  it('refuses a bad kind name and a file without its header line', async () => {
+    const lines = (await exportOf(source, 'namespace=memories&namespace=u1')).map((l) =>
+      l.replace(/"memories"/g, '"hostile"'),
+    );
+    const item = lines.findIndex((l) => l.includes('"type":"item"'));
+    // A kind no put could name: it was stored as it was.
+    for (const kind of ['Bad-Kind', 'k\u0000', ' '.repeat(10)]) {
+      const bad = lines.map((l, i) => (i === item ? l.replace(/"kind":"[^"]*"/, `"kind":${JSON.stringify(kind)}`) : l));
+      const res = await post(bad.join('\n'));
+      expect(res.status, kind).toBe(400);
+      expect(res.error).toMatch(new RegExp(`line ${item + 1}: .*lower-case identifier`, 's'));
+    }
+    // The header missing, or behind blank lines (which skipped the check), or the file empty.
+    for (const body of [lines.slice(1).join('\n'), `\n\n${lines.slice(1).join('\n')}`, '', '\n\n']) {
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      expect(res.error).toMatch(/export header/);
+    }
+    expect(await hostileItems()).toEqual([]);
+  });
 });
