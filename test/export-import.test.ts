@@ -157,4 +157,16 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
     }
     expect(await hostileItems()).toEqual([]);
   });
+
+  it('answers a JSON body 415 and a body over 64 MiB 413, each naming what the import takes', async () => {
+    // A JSON body is not an export file: 415 naming the type to send, not a 400 after parsing it.
+    expect(await post('{"type":"export"}', 'application/json')).toEqual({
+      status: 415,
+      error: 'the body must be content-type: application/x-ndjson, not application/json',
+    });
+    // Over its own limit (64 MiB), not the API's 4 MiB: the 413 named the API's.
+    const over = await post('x'.repeat(64 * 1024 * 1024 + 1));
+    expect(over).toEqual({ status: 413, error: 'the body is too large: a request may send at most 64 MiB' });
+    expect(await hostileItems()).toEqual([]);
+  });
 });
