@@ -2,6 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { redisUnavailable } from '../../dependency-errors.js';
 import { InputError, LimitError } from '../../errors.js';
+import { storableText } from '../../core/safe-text.js';
 import { parse } from '../parse.js';
 
 /** Bull Board's answer to an error, as its adapter takes it. */
@@ -86,12 +87,34 @@ const QUEUE_STATUSES = [
 const boardParams = z.looseObject({ queueStatus: z.enum(QUEUE_STATUSES).optional() });
 /** A body, when one is sent, is a JSON object: Bull Board added a job for a body of `[]`. */
 const boardBody = z.looseObject({}).optional();
+/**
+ * Query values are text without NUL or lone surrogates: Bull Board's own check of them threw
+ * (a 500) on NUL, building its message. It also decodes `activeQueue` a second time, which
+ * threw on a lone `%`; such a value is refused here.
+ */
+const queryText = z.string().check(storableText);
+const boardQuery = z
+  .looseObject({
+    activeQueue: z
+      .string()
+      .refine((v) => {
+        try {
+          decodeURIComponent(v);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'must be a queue name, percent-encoded at most once')
+      .optional(),
+  })
+  .catchall(z.preprocess((v) => (Array.isArray(v) ? v : [v]), z.array(queryText)));
 
 /** Checks what Bull Board's API routes take before they run: a 400 naming what is wrong. */
 export function boardInputChecks(scope: FastifyInstance, apiPath: string): void {
   scope.addHook('preValidation', async (request) => {
     if (!request.url.startsWith(apiPath)) return;
     parse(boardParams, request.params, 'path');
+    parse(boardQuery, request.query, 'query string');
     parse(boardBody, request.body, 'request body');
   });
 }
