@@ -60,13 +60,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // A URL that does not decode (a percent-escape of no UTF-8, such as a lone surrogate's
     // %ED%A0%80) is refused before routing: Fastify's own answer is its three-field shape with
     // only "Bad Request" in `error`.
-    frameworkErrors: (error, request, reply) =>
-      (reply as FastifyReply).status(400).send({
+    frameworkErrors: (error, request, reply) => {
+      void (reply as FastifyReply).status(400).send({
         error:
           error.code === 'FST_ERR_BAD_URL'
             ? `the URL is not valid: a percent-escape in it decodes to no UTF-8 text (${request.url.slice(0, 200)})`
             : error.message,
-      }),
+      });
+    },
     // Per-request logs at 1,000 turns/s drown the useful ones; errors are logged by errorHandler.
     logController: new LogController({ disableRequestLogging: true }),
     // No child logger per request (an allocation on every hot-path call); errors are logged

@@ -107,7 +107,7 @@ const boardQuery = z
       }, 'must be a queue name, percent-encoded at most once')
       .optional(),
   })
-  .catchall(z.preprocess((v) => (Array.isArray(v) ? v : [v]), z.array(queryText)));
+  .catchall(z.preprocess((v): unknown => (Array.isArray(v) ? (v as unknown[]) : [v]), z.array(queryText)));
 
 /** Checks what Bull Board's API routes take before they run: a 400 naming what is wrong. */
 export function boardInputChecks(scope: FastifyInstance, apiPath: string): void {
