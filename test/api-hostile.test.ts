@@ -205,6 +205,33 @@ describe('hostile input over HTTP (no API keys)', () => {
       [() => send(h, 'POST', '/v1/store/batch', '[]'), /expected object/],
     ]);
   });
+  it("Bull Board's routes refuse bad bodies, statuses and URLs with a 400 (or 404) whose error is text", async () => {
+    const board = '/admin/queues/api/queues';
+    const before = await written(h);
+    for (const [method, path, body, status, message] of [
+      // The JSON parser's refusal reached Bull Board's error handler without a status: a 500.
+      ['PUT', `${board}/reflection/pause`, '{', 400, /not valid JSON/],
+      ['PUT', `${board}/pause`, nestedJson(3_000), 400, /nest/],
+      ['POST', `${board}/reflection/add`, '{"__proto__":{"a":1}}', 400, /__proto__/],
+      // Any JSON was passed on: a body of [] added a job, an unknown state "cleaned" nothing with a 200.
+      ['POST', `${board}/reflection/add`, '[]', 400, /request body.*expected object/s],
+      ['PUT', `${board}/reflection/clean/nope`, undefined, 400, /invalid path.*queueStatus/s],
+      ['PUT', `${board}/reflection/retry/%00`, undefined, 400, /invalid path.*queueStatus/s],
+      // A URL that decodes to no UTF-8: Fastify's own three-field shape, `error: "Bad Request"`.
+      ['POST', `${board}/%ED%A0%80/add`, '{}', 400, /URL is not valid/],
+      // Its own check of a query value threw on NUL (500), its second decoding on a lone `%`.
+      ['GET', `${board}?activeQueue=reflection&status=%00`, undefined, 400, /query string.*NUL.*status/s],
+      ['GET', `${board}?activeQueue=%25`, undefined, 400, /query string.*activeQueue/s],
+      // Bull Board's own refusals were `{ error: { key } }`: now text.
+      ['PUT', `${board}/%00/pause`, undefined, 404, /^queue not found$/],
+      ['GET', `${board}/reflection/%00`, undefined, 404, /^job not found$/],
+    ] as const) {
+      const answer = await send(h, method, path, body);
+      expect(answer.status, `${method} ${path} ${JSON.stringify(answer.body)}`).toBe(status);
+      expect(answer.body.error).toMatch(message);
+    }
+    expect(await written(h)).toEqual(before);
+  });
 });
 
 describe('hostile input over HTTP (with API keys)', () => {

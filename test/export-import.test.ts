@@ -122,4 +122,51 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
     });
     expect(((await fresh.json()) as { items: unknown[] }).items).toEqual([]);
   });
+
+  const post = (body: string, type = 'application/x-ndjson') =>
+    fetch(`${target.url}/v1/import`, { method: 'POST', headers: { 'content-type': type }, body }).then(async (r) => ({
+      status: r.status,
+      error: ((await r.json()) as { error: string }).error,
+    }));
+  const hostileItems = async () => {
+    const res = await fetch(`${target.url}/v1/store/items/search`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ namespacePrefix: ['hostile'] }),
+    });
+    return ((await res.json()) as { items: unknown[] }).items;
+  };
+
+  it('refuses a bad kind name and a file without its header line', async () => {
+    const lines = (await exportOf(source, 'namespace=memories&namespace=u1')).map((l) =>
+      l.replace(/"memories"/g, '"hostile"'),
+    );
+    const item = lines.findIndex((l) => l.includes('"type":"item"'));
+    // A kind no put could name: it was stored as it was.
+    for (const kind of ['Bad-Kind', 'k\u0000', ' '.repeat(10)]) {
+      const bad = lines.map((l, i) => (i === item ? l.replace(/"kind":"[^"]*"/, `"kind":${JSON.stringify(kind)}`) : l));
+      const res = await post(bad.join('\n'));
+      expect(res.status, kind).toBe(400);
+      expect(res.error).toMatch(new RegExp(`line ${item + 1}: .*lower-case identifier`, 's'));
+    }
+    // The header missing, or behind blank lines (which skipped the check), or the file empty.
+    for (const body of [lines.slice(1).join('\n'), `\n\n${lines.slice(1).join('\n')}`, '', '\n\n']) {
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      expect(res.error).toMatch(/export header/);
+    }
+    expect(await hostileItems()).toEqual([]);
+  });
+
+  it('answers a JSON body 415 and a body over 64 MiB 413, each naming what the import takes', async () => {
+    // A JSON body is not an export file: 415 naming the type to send, not a 400 after parsing it.
+    expect(await post('{"type":"export"}', 'application/json')).toEqual({
+      status: 415,
+      error: 'the body must be content-type: application/x-ndjson, not application/json',
+    });
+    // Over its own limit (64 MiB), not the API's 4 MiB: the 413 named the API's.
+    const over = await post('x'.repeat(64 * 1024 * 1024 + 1));
+    expect(over).toEqual({ status: 413, error: 'the body is too large: a request may send at most 64 MiB' });
+    expect(await hostileItems()).toEqual([]);
+  });
 });

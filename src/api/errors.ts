@@ -21,9 +21,12 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') return bodyTooLarge(request, reply);
   const status = (error as FastifyError).statusCode;
   if ((error as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    // Fastify's message is only "Unsupported Media Type": say what to send instead.
+    // Fastify's message is only "Unsupported Media Type": say what to send instead, which is
+    // JSON but for a route whose document says otherwise (an import: NDJSON).
+    const consumes = (request.routeOptions.schema as { consumes?: string[] } | undefined)?.consumes?.[0];
+    const wanted = consumes && consumes !== 'application/json' ? consumes : undefined;
     return reply.status(415).send({
-      error: `the body must be JSON (content-type: application/json), not ${request.headers['content-type']?.slice(0, 100) ?? 'untyped'}`,
+      error: `the body must be ${wanted ? `content-type: ${wanted}` : 'JSON (content-type: application/json)'}, not ${request.headers['content-type']?.slice(0, 100) ?? 'untyped'}`,
     });
   }
   if (status && status >= 400 && status < 500) {

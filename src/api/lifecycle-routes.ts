@@ -120,17 +120,19 @@ export function registerLifecycleRoutes(app: FastifyInstance, deps: LifecycleDep
     },
   );
 
-  // NDJSON, in its own scope: the parser and its size limit apply to this route only.
+  // NDJSON, in its own scope: the parser applies to this route only. JSON's parser is removed
+  // here, so that a JSON body is a 415 naming the type to send (errors.ts reads `consumes`),
+  // not a 400 after parsing it.
   void app.register(async (scope) => {
-    scope.addContentTypeParser(
-      'application/x-ndjson',
-      { parseAs: 'string', bodyLimit: IMPORT_MAX_BYTES },
-      (_req, body, done) => done(null, body),
-    );
+    scope.removeContentTypeParser('application/json');
+    scope.addContentTypeParser('application/x-ndjson', { parseAs: 'string' }, (_req, body, done) => done(null, body));
     scope.withTypeProvider<ZodTypeProvider>().post(
       '/v1/import',
       {
         ...bodyCheckedByService,
+        // The route's own limit, not only its parser's: a 413 names the route's limit
+        // (json-body.ts), which was then the API's 4 MiB, not the 64 MiB an import may send.
+        bodyLimit: IMPORT_MAX_BYTES,
         schema: {
           summary: 'Import an export file into empty namespaces, with its versions and history',
           tags,

@@ -2,11 +2,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import { everyQueue, type EngramQueues } from '../queue/queues.js';
-import { redisUnavailable } from '../dependency-errors.js';
 import { TimeoutError, withTimeout } from '../with-timeout.js';
+import { boardErrorHandler, boardInputChecks, boardRefusalsAsText } from './admin/board-guard.js';
 import { memoryBrowser } from './admin/memory-browser.js';
 import { errorHandler } from './errors.js';
 import { registerJsonBody } from './json-body.js';
@@ -57,6 +57,17 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Thread ids run to 128 characters (LIMITS.idChars); Fastify's default of 100 answered 414
     // for 101-128. Twice that, so an id somewhat too long gets the schema's 400 naming the limit.
     routerOptions: { maxParamLength: 256 },
+    // A URL that does not decode (a percent-escape of no UTF-8, such as a lone surrogate's
+    // %ED%A0%80) is refused before routing: Fastify's own answer is its three-field shape with
+    // only "Bad Request" in `error`.
+    frameworkErrors: (error, request, reply) => {
+      void (reply as FastifyReply).status(400).send({
+        error:
+          error.code === 'FST_ERR_BAD_URL'
+            ? `the URL is not valid: a percent-escape in it decodes to no UTF-8 text (${request.url.slice(0, 200)})`
+            : error.message,
+      });
+    },
     // Per-request logs at 1,000 turns/s drown the useful ones; errors are logged by errorHandler.
     logController: new LogController({ disableRequestLogging: true }),
     // No child logger per request (an allocation on every hot-path call); errors are logged
@@ -132,23 +143,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const board = new FastifyAdapter();
   // Every shard's reflection queue (reflection, reflection-1...), then consolidation.
   createBullBoard({ queues: everyQueue(deps.queues).map((q) => new BullMQAdapter(q)), serverAdapter: board });
-  // The board's queues' Redis calls are bounded (commandTimeout, runtime.ts): a stalled or lost
-  // Redis is a 503 naming it, not a request that hangs, nor Bull Board's 500 with the raw message.
-  // Its type lists fewer statuses than its Fastify adapter passes on.
-  type BoardStatus = 500;
-  board.setErrorHandler((error) => {
-    const status = (error as { statusCode?: number }).statusCode;
-    if (status && status < 500) return { status: status as BoardStatus, body: { error: error.message } };
-    if (redisUnavailable(error) || error.message === 'Command timed out') {
-      logger.warn({ err: error }, 'bull board: redis unavailable');
-      return {
-        status: 503 as BoardStatus,
-        body: { error: 'queue unavailable: Redis did not answer in time; retry later' },
-      };
-    }
-    logger.error({ err: error }, 'bull board request failed');
-    return { status: 500, body: { error: 'internal error' } };
-  });
+  board.setErrorHandler(boardErrorHandler(logger));
   board.setBasePath('/admin/queues');
   await app.register(async (admin) => {
     admin.addHook('onRoute', documentBoard(!!deps.adminPassword));
@@ -169,6 +164,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         }
       });
     }
+    boardRefusalsAsText(admin, '/admin/queues/');
+    boardInputChecks(admin, '/admin/queues/api/');
     await admin.register(board.registerPlugin(), { prefix: '/admin/queues' });
     // In the same scope: the same password guards the memory browser. Its HTML pages are not
     // API routes: they stay out of the OpenAPI document, as Bull Board's do.

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { namespaceSchema } from '../core/names.js';
+import { kindNameSchema, namespaceSchema } from '../core/names.js';
 import { JSON_MAX_DEPTH, jsonCheck } from '../core/json-bounds.js';
 import { storableText } from '../core/safe-text.js';
 
@@ -28,7 +28,8 @@ export const exportedItemSchema = z.strictObject({
   type: z.literal('item'),
   namespace: namespaceSchema,
   key: text.min(1).max(1_024),
-  kind: text.min(1).max(64),
+  // A kind as a put names it: any other text would be stored as a kind no put could write.
+  kind: kindNameSchema,
   value: json,
   version: z.number().int().min(1),
   createdAt: time,
@@ -44,7 +45,8 @@ export const exportedHistorySchema = z.strictObject({
   type: z.literal('history'),
   namespace: namespaceSchema,
   key: text.min(1).max(1_024),
-  kind: text.min(1).max(64),
+  // A kind as a put names it: any other text would be stored as a kind no put could write.
+  kind: kindNameSchema,
   op: z.enum(['insert', 'update', 'delete', 'expire', 'invalidate']),
   version: z.number().int().min(1),
   before: json.nullable(),

@@ -24,6 +24,7 @@ export async function importLines(
   const batches: { items: ExportedItem[]; history: ExportedHistory[] }[] = [];
   let n = 0;
   let last: ExportedItem | null = null;
+  let header = false;
   for await (const raw of lines) {
     n++;
     if (!raw.trim()) continue;
@@ -37,10 +38,13 @@ export async function importLines(
     if (!parsed.success)
       throw new InputError(`line ${n}: ${z.prettifyError(parsed.error)}`, parsed.error.issues.slice(0, 20));
     const line = parsed.data;
-    if (n === 1 && line.type !== 'export')
-      throw new InputError('line 1 must be the export header ({"type":"export","format":1,...})');
+    // The first line that is not blank, not line 1 as counted: blank lines before it skipped
+    // the check, and a file of items without its header was taken.
+    if (!header && line.type !== 'export')
+      throw new InputError(`line ${n} must be the export header ({"type":"export","format":1,...})`);
     if (line.type === 'export') {
-      if (n !== 1) throw new InputError(`line ${n}: a second export header`);
+      if (header) throw new InputError(`line ${n}: a second export header`);
+      header = true;
       continue;
     }
     if (within && !within.every((label, i) => line.namespace[i] === label))
@@ -56,6 +60,8 @@ export async function importLines(
       (batches.at(-1) as { history: ExportedHistory[] }).history.push(line);
     }
   }
+  // An empty file is no export file either: the header says what the file is.
+  if (!header) throw new InputError('the file has no export header ({"type":"export","format":1,...}): it is empty');
   const done = { items: 0, history: 0 };
   for (const batch of batches) {
     const texts = batch.items.flatMap((i) => i.fields.map((f) => f.text));

@@ -8,7 +8,7 @@ import { nestedJson } from './hostile.js';
  * valid: they must still never answer 5xx.
  */
 export interface FuzzRequest {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
   headers: Record<string, string>;
   /** Raw body text: it may be any text, JSON or not. */
@@ -19,8 +19,25 @@ export interface FuzzRequest {
   what: string;
 }
 
+/**
+ * Generated requests for some of the served routes, each named `METHOD /pattern` as Fastify
+ * lists it (served-routes.ts): the fuzz test fails for a served route that none names.
+ */
+export interface RouteFuzz {
+  routes: string[];
+  arbitrary: fc.Arbitrary<FuzzRequest>;
+  weight: number;
+}
+
+/** A GET route's requests, a tenth of them sent as HEAD (Fastify serves both). */
+export function withHead(arbitrary: fc.Arbitrary<FuzzRequest>): fc.Arbitrary<FuzzRequest> {
+  return fc
+    .tuple(arbitrary, fc.nat(9))
+    .map(([r, n]) => (n === 0 && r.method === 'GET' ? { ...r, method: 'HEAD' as const, what: `HEAD ${r.what}` } : r));
+}
+
 /** JSON text spliced in as it is: numbers JSON.stringify cannot write, nesting, `__proto__`. */
-class Raw {
+export class Raw {
   constructor(readonly text: string) {}
 }
 const MARK = '__fuzz_raw__';
@@ -32,20 +49,20 @@ export function toJson(value: unknown): string {
 }
 
 // Values made once: big ones are shared, not regenerated per request.
-const HUGE_STRING = 'x'.repeat(300_000);
+export const HUGE_STRING = 'x'.repeat(300_000);
 /** Over the 4 MiB body limit. */
-const OVER_LIMIT = `{"a":"${'x'.repeat(4.5 * 1024 * 1024)}"}`;
+export const OVER_LIMIT = `{"a":"${'x'.repeat(4.5 * 1024 * 1024)}"}`;
 const HUGE_ARRAY = new Raw(`[${'1,'.repeat(99_999)}1]`);
-const deep = (levels: number) => new Raw(nestedJson(levels));
-const PROTO = new Raw('{"__proto__":{"polluted":true}}');
-const INFINITE = [new Raw('1e400'), new Raw('-1e400')];
+export const deep = (levels: number) => new Raw(nestedJson(levels));
+export const PROTO = new Raw('{"__proto__":{"polluted":true}}');
+export const INFINITE = [new Raw('1e400'), new Raw('-1e400')];
 
 /** A short printable string with one character Postgres cannot store. */
-const unstorable = fc
+export const unstorable = fc
   .tuple(fc.string({ maxLength: 6 }), fc.constantFrom('\u0000', '\ud800', '\udbff', '\udc00', '\udfff'), fc.string())
   .map(([a, bad, b]) => a + bad + b);
 /** Never a string: wrong types, nesting, `__proto__`, numbers JSON cannot hold. */
-const notString = fc.constantFrom<unknown>(
+export const notString = fc.constantFrom<unknown>(
   null,
   true,
   0,
@@ -62,7 +79,7 @@ const notString = fc.constantFrom<unknown>(
   ...INFINITE,
 );
 /** Text no field of `max` characters (and at least one) takes. */
-const badText = (max: number, min = 1) =>
+export const badText = (max: number, min = 1) =>
   fc.oneof(
     unstorable,
     notString,
@@ -71,7 +88,7 @@ const badText = (max: number, min = 1) =>
     ...(min ? [fc.constant('')] : []),
   );
 /** A number no integer field of that range takes. */
-const badInt = (min: number, max: number, nullable = false) =>
+export const badInt = (min: number, max: number, nullable = false) =>
   fc.oneof(
     fc.constantFrom<unknown>(
       min - 1,
@@ -91,9 +108,9 @@ const badInt = (min: number, max: number, nullable = false) =>
     fc.double({ noInteger: true, min, max }).filter(Number.isFinite),
     max < 2 ** 31 - 1 ? fc.integer({ min: max + 1 }) : fc.constant(max * 2),
   );
-const notBool = fc.constantFrom<unknown>('true', 1, 0, null, [], {}, 'yes');
+export const notBool = fc.constantFrom<unknown>('true', 1, 0, null, [], {}, 'yes');
 /** A namespace no route takes: wrong shape, too many labels, or a bad label (first or later). */
-const badNamespace = (ns: string[]) =>
+export const badNamespace = (ns: string[]) =>
   fc.oneof(
     fc.constantFrom<unknown>([], 'acme', 1, null, {}, Array(17).fill('a'), deep(80), [deep(3_000)], [['acme']], PROTO),
     fc
@@ -101,9 +118,9 @@ const badNamespace = (ns: string[]) =>
       .map(([i, label]) => ns.map((l, j) => (i === j ? label : l))),
   );
 /** A prefix no route takes (an empty prefix is a valid one: every namespace, or the tenant's). */
-const badPrefix = (ns: string[]) => badNamespace(ns).filter((v) => !(Array.isArray(v) && v.length === 0));
+export const badPrefix = (ns: string[]) => badNamespace(ns).filter((v) => !(Array.isArray(v) && v.length === 0));
 /** A stored value no put takes. */
-const badValue = fc.oneof(
+export const badValue = fc.oneof(
   notString.filter((v) => !(v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Raw))),
   fc.constantFrom<unknown>(
     'text',
@@ -144,10 +161,10 @@ const badKind = fc.oneof(fc.constantFrom<unknown>('Bad-Kind', '1kind', '', 'k'.r
 const badMode = fc.constantFrom<unknown>('fast', 'VECTOR', 1, null, []);
 
 /** A field to break: its name and the values that break it. */
-type Breaks = Record<string, fc.Arbitrary<unknown>>;
+export type Breaks = Record<string, fc.Arbitrary<unknown>>;
 
 /** A route's valid request, and how each of its fields can be broken. */
-interface Template {
+export interface Template {
   method: FuzzRequest['method'];
   path: string;
   body: Record<string, unknown>;
@@ -277,7 +294,7 @@ export function templates(tenant: string): Record<string, Template> {
 }
 
 /** Body-level defects: the body is refused whatever route it is sent to. */
-const badBodies = fc.oneof(
+export const badBodies = fc.oneof(
   fc.constantFrom('[]', '[1]', '"x"', '1', 'null', 'true', '', ' ', '{', '{"a":}', "{'a':1}", '{"a":NaN}', '{"a":1} x'),
   fc.constantFrom(
     '/* c */ {}',
@@ -297,7 +314,7 @@ const badBodies = fc.oneof(
   }),
 );
 /** Content types: the JSON spellings Fastify parses, and others it must answer 415. */
-const contentType = fc.constantFrom(
+export const contentType = fc.constantFrom(
   'application/json',
   'application/json; charset=utf-8',
   'application/JSON',
@@ -315,10 +332,10 @@ const badThreadId = fc.oneof(
 );
 
 /** A request to a body route: one of its fields broken (or more), an unknown field, or a bad body. */
-function bodyRequest(t: Template, name: string): fc.Arbitrary<FuzzRequest> {
+export function bodyRequest(t: Template, name: string): fc.Arbitrary<FuzzRequest> {
   const fields = Object.keys(t.breaks);
   const broken = fc
-    .subarray(fields, { minLength: 1, maxLength: 3 })
+    .subarray(fields, { minLength: 1, maxLength: Math.min(3, fields.length) })
     .chain((names) => fc.tuple(...names.map((n) => (t.breaks[n] as fc.Arbitrary<unknown>).map((v) => [n, v] as const))))
     .map((pairs) => ({
       body: toJson({ ...t.body, ...Object.fromEntries(pairs) }),
@@ -443,7 +460,7 @@ function batchRequest(tpl: Record<string, Template>, tenant: string): fc.Arbitra
 }
 
 /** Query-string values with defects: repeats, NUL, bad escapes, huge, unknown names. */
-const queryValue = fc.oneof(
+export const queryValue = fc.oneof(
   fc.constantFrom(
     '%00',
     'a%00b',
@@ -463,7 +480,7 @@ const queryValue = fc.oneof(
     .string({ unit: 'binary', maxLength: 8 })
     .map((s) => encodeURI((s as unknown as { toWellFormed(): string }).toWellFormed())),
 );
-function queryRequest(path: string, names: string[], base: string, what: string): fc.Arbitrary<FuzzRequest> {
+export function queryRequest(path: string, names: string[], base: string, what: string): fc.Arbitrary<FuzzRequest> {
   const param = fc.tuple(fc.constantFrom(...names, '__proto__', 'constructor', 'namespace[]', 'extra'), queryValue);
   return fc.tuple(fc.array(param, { minLength: 1, maxLength: 4 }), fc.boolean()).map(([params, keepBase]) => {
     const q = params.map(([k, v]) => `${k}=${v}`).join('&');
@@ -477,8 +494,8 @@ function queryRequest(path: string, names: string[], base: string, what: string)
   });
 }
 
-/** Every route, weighted toward the writing ones. */
-export function fuzzRequests(tenant: string): fc.Arbitrary<FuzzRequest> {
+/** The store's, turns' and recall's routes, weighted toward the writing ones. */
+export function coreRouteFuzz(tenant: string): RouteFuzz[] {
   const tpl = templates(tenant);
   const ns = `namespace=${tenant}&namespace=fuzz&namespace=u1`;
   const thread = fc.tuple(badThreadId, contentType).map(([id, type]) => ({
@@ -489,36 +506,47 @@ export function fuzzRequests(tenant: string): fc.Arbitrary<FuzzRequest> {
     writes: true,
     what: `turns: thread id ${id.slice(0, 40)}`,
   }));
-  return fc.oneof(
-    { arbitrary: bodyRequest(tpl.turns as Template, 'turns'), weight: 3 },
-    { arbitrary: thread, weight: 1 },
-    { arbitrary: bodyRequest(tpl.put as Template, 'put'), weight: 4 },
-    { arbitrary: bodyRequest(tpl.delete as Template, 'delete'), weight: 2 },
-    { arbitrary: bodyRequest(tpl.search as Template, 'search'), weight: 2 },
-    { arbitrary: bodyRequest(tpl.namespaces as Template, 'namespaces'), weight: 1 },
-    { arbitrary: bodyRequest(tpl.recall as Template, 'recall'), weight: 1 },
-    { arbitrary: batchRequest(tpl, tenant), weight: 3 },
+  const turns = 'POST /v1/threads/:threadId/turns';
+  return [
+    { routes: [turns], arbitrary: bodyRequest(tpl.turns as Template, 'turns'), weight: 3 },
+    { routes: [turns], arbitrary: thread, weight: 1 },
+    { routes: ['PUT /v1/store/items'], arbitrary: bodyRequest(tpl.put as Template, 'put'), weight: 4 },
+    { routes: ['DELETE /v1/store/items'], arbitrary: bodyRequest(tpl.delete as Template, 'delete'), weight: 2 },
     {
-      arbitrary: queryRequest('/v1/store/items', ['namespace', 'key', 'refreshTtl'], `${ns}&key=k1`, 'get'),
+      routes: ['POST /v1/store/items/search'],
+      arbitrary: bodyRequest(tpl.search as Template, 'search'),
+      weight: 2,
+    },
+    {
+      routes: ['POST /v1/store/namespaces'],
+      arbitrary: bodyRequest(tpl.namespaces as Template, 'namespaces'),
+      weight: 1,
+    },
+    { routes: ['POST /v1/recall'], arbitrary: bodyRequest(tpl.recall as Template, 'recall'), weight: 1 },
+    { routes: ['POST /v1/store/batch'], arbitrary: batchRequest(tpl, tenant), weight: 3 },
+    {
+      routes: ['GET /v1/store/items', 'HEAD /v1/store/items'],
+      arbitrary: withHead(queryRequest('/v1/store/items', ['namespace', 'key', 'refreshTtl'], `${ns}&key=k1`, 'get')),
       weight: 1,
     },
     {
-      arbitrary: queryRequest(
-        '/v1/store/items/history',
-        ['namespace', 'key', 'limit', 'offset'],
-        `${ns}&key=k1`,
-        'history',
+      routes: ['GET /v1/store/items/history', 'HEAD /v1/store/items/history'],
+      arbitrary: withHead(
+        queryRequest('/v1/store/items/history', ['namespace', 'key', 'limit', 'offset'], `${ns}&key=k1`, 'history'),
       ),
       weight: 1,
     },
     {
-      arbitrary: queryRequest(
-        '/v1/memories/search',
-        ['namespace', 'query', 'limit', 'offset', 'mode', 'refreshTtl'],
-        `${ns}&query=tea`,
-        'memories',
+      routes: ['GET /v1/memories/search', 'HEAD /v1/memories/search'],
+      arbitrary: withHead(
+        queryRequest(
+          '/v1/memories/search',
+          ['namespace', 'query', 'limit', 'offset', 'mode', 'refreshTtl'],
+          `${ns}&query=tea`,
+          'memories',
+        ),
       ),
       weight: 1,
     },
-  );
+  ];
 }
