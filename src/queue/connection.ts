@@ -35,9 +35,13 @@ export function redisClient(url: string, options: RedisOptions): RedisClient {
  * warn and error lines (every connection and BullMQ object, every reconnect); now the first
  * connection error is one line, the others are counted, and a connection getting ready again
  * is the second line. Errors that are not about reaching Redis are logged as they come.
+ * "Reachable again" waits for every watched connection that closed to be ready: the first one
+ * back is not the last, and a straggler's error would otherwise open a second outage in the log.
  */
 export class RedisHealth {
   private down: { since: number; suppressed: number } | null = null;
+  /** Watched connections that closed and have not been ready since; 'end' (given up, or quit) drops one. */
+  private readonly closed = new Set<RedisClient>();
 
   constructor(private readonly log: Logger) {}
 
@@ -60,7 +64,7 @@ export class RedisHealth {
   }
 
   ready(): void {
-    if (!this.down) return;
+    if (!this.down || this.closed.size > 0) return;
     const { since, suppressed } = this.down;
     this.down = null;
     this.log.info({ downMs: Date.now() - since, suppressedErrors: suppressed }, 'redis reachable again');
@@ -70,7 +74,13 @@ export class RedisHealth {
   watch(redis: RedisClient, fields: Record<string, unknown> = {}): void {
     // Without an `error` listener ioredis crashes the host on a Redis restart (docs/prior-art.md: mem0 #7294).
     redis.on('error', (err: Error) => this.error(err, fields));
-    redis.on('ready', () => this.ready());
+    redis.on('close', () => this.closed.add(redis));
+    // Not a sign Redis is back (a quit during an outage ends too); the next 'ready' says so.
+    redis.on('end', () => this.closed.delete(redis));
+    redis.on('ready', () => {
+      this.closed.delete(redis);
+      this.ready();
+    });
   }
 }
 
