@@ -82,8 +82,12 @@ async function measure(label: string, tag: string, threads: string[]) {
     redis.zcard(`${prefix}:ceilings`),
     redis.zcard(`${prefix}:reflection:delayed`),
   ]);
-  const later = await interleaved(redis, N, (i) =>
-    sdk.enqueue(turn(i, threads[Math.floor(Math.random() * threads.length)] as string)),
+  const pick = () => threads[Math.floor(Math.random() * threads.length)] as string;
+  const later = await interleaved(redis, N, (i) => sdk.enqueue(turn(i, pick())));
+  // The append's first read, alone, on the same random threads: 10 threads stay in the CPU's
+  // caches and 100,000 do not, and this read pays that as the append does.
+  const read = await interleaved(redis, N, () =>
+    redis.hmget(`${prefix}:thread:${pick()}:meta`, 'firstPendingAt', 'ctx', 'scheduled', 'settings'),
   );
   const empty = await interleaved(redis, 500, () => buffer.dueCeilings(Date.now(), 100));
   const late = await promotionLateness(REDIS_URL, prefix, queue, 20);
@@ -99,6 +103,7 @@ async function measure(label: string, tag: string, threads: string[]) {
   const pings = [...later.pings, ...first.pings, ...empty.pings];
   return {
     later,
+    read,
     first,
     row: {
       state: label,
@@ -107,6 +112,7 @@ async function measure(label: string, tag: string, threads: string[]) {
       'PING p50': ms(p50(pings)),
       'later turn p50': ms(p50(later.samples)),
       'later x PING': ratio(later).toFixed(2),
+      'HMGET meta x PING': ratio(read).toFixed(2),
       'first turn p50': ms(p50(first.samples)),
       'first x PING': ratio(first).toFixed(2),
       'sweep, none due p50': ms(p50(empty.samples)),
@@ -180,6 +186,13 @@ try {
       `${ratio(small.later).toFixed(2)} before and ${ratio(bracket.later).toFixed(2)} after: ` +
       `${ratio(big.later) <= worse * 1.1 ? 'PASS' : 'FAIL'} (within 10 % of the worse bracket, this host's run-to-run noise); ` +
       `first turns ${ratio(big.first).toFixed(2)} against ${ratio(small.first).toFixed(2)} and ${ratio(bracket.first).toFixed(2)}`,
+  );
+  // What a plain read of the same random thread's meta grows by: the part of the growth that is
+  // Redis reading cold memory in a bigger dataset, which any command touching a key pays.
+  const grew = (m: 'later' | 'read') => p50(big[m].samples) - Math.max(p50(small[m].samples), p50(bracket[m].samples));
+  out(
+    `  growth at ${int(THREADS)} pending over the worse bracket, p50: later turn ${ms(grew('later'))}, ` +
+      `a plain HMGET of the thread's meta ${ms(grew('read'))}`,
   );
 } finally {
   await cleanup();
