@@ -14,11 +14,16 @@ function raw(url: string, onConnect: (socket: Socket) => void): Promise<string> 
   });
 }
 
+/** The JSON body after the head of a raw response. */
+const bodyOf = (got: string) => JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4)) as { error: string };
+
 /**
  * A peer that holds a connection without finishing its request is cut off: HTTP_REQUEST_TIMEOUT_MS
- * for the whole request (1 s here, a minute by default), at most 10 s for the headers.
+ * for the whole request (1 s here, a minute by default), at most 10 s for the headers. What Node's
+ * parser refuses (headers over its bound, bytes that are not HTTP) is answered in engram's shape,
+ * naming the limit.
  */
-describe('API: slow and silent clients', () => {
+describe('API: slow, silent and malformed clients', () => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({ roles: ['api'], env: { HTTP_REQUEST_TIMEOUT_MS: '1000' } });
@@ -35,6 +40,7 @@ describe('API: slow and silent clients', () => {
     });
     clearInterval(timer);
     expect(got).toMatch(/^HTTP\/1\.1 408 /);
+    expect(bodyOf(got).error).toContain('within 1000 ms (HTTP_REQUEST_TIMEOUT_MS)');
     expect(await h.runtime.buffer.read('t1', null, 10, 0)).toMatchObject({ pending: [] });
   });
 
@@ -45,6 +51,21 @@ describe('API: slow and silent clients', () => {
 
   it('a connection that sends nothing gets 408 and is closed', async () => {
     expect(await raw(h.url, () => undefined)).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it("headers over Node's bound get 431 naming the bound, and the connection is closed", async () => {
+    const got = await raw(h.url, (socket) =>
+      socket.write(`GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    );
+    expect(got).toMatch(/^HTTP\/1\.1 431 /);
+    expect(bodyOf(got).error).toBe("the request's headers exceed 16384 bytes, Node's bound (--max-http-header-size)");
+  });
+
+  it('bytes that are not HTTP get 400 saying so, and the connection is closed', async () => {
+    const got = await raw(h.url, (socket) => socket.write('HELLO\0 / HTTP/1.1\r\n\r\n'));
+    expect(got).toMatch(/^HTTP\/1\.1 400 /);
+    expect(bodyOf(got).error).toMatch(/^the request is not valid HTTP \(HPE_[A-Z_]+\)$/);
+    expect(await (await fetch(`${h.url}/healthz`)).json()).toMatchObject({ ok: true });
   });
 
   it('a request sent in time is answered as usual on the same kind of connection', async () => {

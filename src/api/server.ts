@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { maxHeaderSize } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
@@ -8,6 +9,7 @@ import { everyQueue, type EngramQueues } from '../queue/queues.js';
 import { TimeoutError, withTimeout } from '../with-timeout.js';
 import { boardErrorHandler, boardInputChecks, boardRefusalsAsText } from './admin/board-guard.js';
 import { memoryBrowser } from './admin/memory-browser.js';
+import { clientErrorHandler } from './client-errors.js';
 import { errorHandler } from './errors.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMcpRoute, type McpRouteDeps } from './mcp-route.js';
@@ -42,6 +44,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Typed as Fastify's logger (see metrics-server.ts).
   const logger: FastifyBaseLogger = deps.log.child({ component: 'api' });
   const requestTimeout = deps.requestTimeoutMs ?? 60_000;
+  const headersTimeout = Math.min(10_000, requestTimeout);
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: 4 * 1024 * 1024,
@@ -51,7 +54,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // An idle kept-alive connection closes after Fastify's keepAliveTimeout (72 s).
     requestTimeout,
     http: {
-      headersTimeout: Math.min(10_000, requestTimeout),
+      headersTimeout,
       connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(requestTimeout / 4))),
     },
     // Thread ids run to 128 characters (LIMITS.idChars); Fastify's default of 100 answered 414
@@ -68,6 +71,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
             : error.message,
       });
     },
+    clientErrorHandler: clientErrorHandler(
+      { requestTimeoutMs: requestTimeout, headersTimeoutMs: headersTimeout, maxHeaderBytes: maxHeaderSize },
+      deps.log.child({ component: 'api' }),
+    ),
     // Per-request logs at 1,000 turns/s drown the useful ones; errors are logged by errorHandler.
     logController: new LogController({ disableRequestLogging: true }),
     // No child logger per request (an allocation on every hot-path call); errors are logged
