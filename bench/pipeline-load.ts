@@ -28,6 +28,8 @@ export interface Session {
   sid: string;
   /** Epoch ms of each turn's 202. */
   accepts: number[];
+  /** Epoch ms at which each accepted turn was sent. */
+  sends: number[];
   /** Epoch ms of the first search answer holding the memory of the last turn. */
   seenAt: number | null;
   /** The memory's updatedAt (Postgres now(): the committing transaction's start). */
@@ -64,6 +66,7 @@ export async function runSessions(http: Http, s: LoadSettings) {
         const session: Session = {
           sid: `${s.tag}-${n++}`,
           accepts: [],
+          sends: [],
           seenAt: null,
           committedAt: null,
           polls: 0,
@@ -82,6 +85,7 @@ export async function runSessions(http: Http, s: LoadSettings) {
           const t1 = epoch();
           acceptMs.push(t1 - t0);
           session.accepts.push(t1);
+          session.sends.push(t0);
         }
         watchers.push(watch(http, session, s));
         await sleep(gap());

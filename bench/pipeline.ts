@@ -222,7 +222,8 @@ try {
     const exact = r.f.calls.exact === r.f.complete.length && r.f.complete.length > 0;
     targets.push(
       `${workers} process(es): freshness share p95 ${ms(p95)} (target <= 250 ms): ${p95 <= 250 ? 'PASS' : 'FAIL'}; ` +
-        `exactly one extraction call per session per kind: ${r.f.calls.exact}/${r.f.complete.length} sessions: ${exact ? 'PASS' : 'FAIL'}`,
+        `exactly one extraction call per session per kind: ${r.f.calls.exact}/${r.f.complete.length} sessions: ${exact ? 'PASS' : 'FAIL'} ` +
+        `(of the sessions whole to the server, every turn within the debounce of the last: ${r.f.intactCalls.exact}/${r.f.intact})`,
     );
   }
   out('\nLoad (sampled during the sessions; turn 202 = POST /v1/threads/:id/turns, client-side)');
