@@ -52,6 +52,23 @@ export default tseslint.config(
     },
   },
   {
+    // Settings are read by every process and the SDK: they name no hot-path, store or service code.
+    files: ['src/config/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../queue/*', '../memory/*', '../store/*', '../api/*', '../app/*', '../sdk/*'],
+              message: 'src/config imports only src/core, src/llm, src/observability and the error classes',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Tests read JSON answers (any) and poke at internals; the type-aware checks above stay on
     // for promises, the unsafe-any family does not.
     files: ['test/**/*.ts'],

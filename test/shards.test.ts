@@ -4,7 +4,8 @@ import { settingsKey } from '../src/config/published-settings.js';
 import { InputError } from '../src/errors.js';
 import { createLogger } from '../src/observability/logger.js';
 import type { RedisClient } from '../src/queue/connection.js';
-import { layoutProblem, shardOf, shardTags, slotOf, SLOTS, splitConcurrency } from '../src/queue/shards.js';
+import { layoutProblem } from '../src/core/redis-layout.js';
+import { shardOf, shardTags, slotOf, SLOTS, splitConcurrency } from '../src/queue/shards.js';
 import { EngramClient } from '../src/sdk/client.js';
 import { foodieModel } from './fake-model/foodie.js';
 import {

@@ -7,7 +7,8 @@ import { createLogger } from '../src/observability/logger.js';
 import { BUFFER_DEFAULTS } from '../src/queue/buffer.js';
 import { redisClient } from '../src/queue/connection.js';
 import { createQueues, everyQueue } from '../src/queue/queues.js';
-import { layoutProblem, shardTags } from '../src/queue/shards.js';
+import { layoutProblem } from '../src/core/redis-layout.js';
+import { shardTags } from '../src/queue/shards.js';
 import { ThreadBuffers } from '../src/queue/thread-buffers.js';
 
 const usage = `usage: npm run jobs -- <command> [options]

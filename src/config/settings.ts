@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { reflectionPolicySchema } from '../core/names.js';
-import { layoutProblem } from '../queue/shards.js';
-import { fieldPathSchema } from '../store/schemas.js';
+import { layoutProblem } from '../core/redis-layout.js';
+import { fieldPathSchema } from '../core/json-path.js';
 
 /**
  * The settings a service process (environment variables) and the SDK (client options) share,

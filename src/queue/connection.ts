@@ -1,7 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { redisUnavailable } from '../dependency-errors.js';
 import type { Logger } from '../observability/logger.js';
-import { isClusterUrl } from './shards.js';
+import { isClusterUrl } from '../core/redis-layout.js';
 
 /** A connection to one Redis, or to a Redis Cluster (`redis+cluster://`); BullMQ takes either. */
 export type RedisClient = Redis | Cluster;

@@ -58,19 +58,3 @@ export function splitConcurrency(total: number, count: number): number[] {
   const base = Math.floor(total / count);
   return Array.from({ length: count }, (_, n) => Math.max(1, base + (n < total % count ? 1 : 0)));
 }
-
-/** Whether a Redis URL names a cluster (`redis+cluster://`, `rediss+cluster://`). */
-export const isClusterUrl = (url: string): boolean => /^rediss?\+cluster:/i.test(url);
-
-/**
- * What is wrong with a prefix for this layout, if anything. On a cluster with one shard, BullMQ
- * and the append script need every key in one slot: the prefix must be a hash tag (`{engram}`).
- * With several shards each tag wraps the prefix, so the prefix must hold no brace.
- */
-export function layoutProblem(url: string, prefix: string, count: number): string | null {
-  if (count > 1 && /[{}]/.test(prefix))
-    return 'must hold no { or } when there are several shards: each shard puts its keys under its own hash tag {<prefix>:<n>...}';
-  if (count === 1 && isClusterUrl(url) && !/^\{[^{}]+\}$/.test(prefix))
-    return 'must be a hash tag such as {engram} on a Redis Cluster with one shard (BullMQ keeps a queue in one hash slot); or set more than one shard to spread over the masters';
-  return null;
-}

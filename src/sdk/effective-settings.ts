@@ -7,7 +7,7 @@ import {
 } from '../config/published-settings.js';
 import { PUBLISHED_KEYS } from '../config/settings.js';
 import { InputError } from '../errors.js';
-import { layoutProblem } from '../queue/shards.js';
+import { layoutProblem } from '../core/redis-layout.js';
 import { UnavailableError } from './errors.js';
 import type { ClientOptions } from './options.js';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { JSON_MAX_DEPTH, jsonCheck } from '../core/json-bounds.js';
-import { parsePath } from './json-path.js';
+import { parsePath } from '../core/json-path.js';
 import type { Params } from './sql.js';
 
 /**

@@ -1,5 +1,5 @@
 import { LimitError } from '../errors.js';
-import { parsePath, resolvePath } from './json-path.js';
+import { parsePath, resolvePath } from '../core/json-path.js';
 
 /**
  * Fields one item may index. Each is a text stored and, with an embedder, a vector computed and

@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { JSON_MAX_DEPTH, jsonCheck } from '../core/json-bounds.js';
 import { intRange } from '../core/int-range.js';
 import { kindNameSchema } from '../core/names.js';
+import { fieldPathSchema } from '../core/json-path.js';
 import { storableText } from '../core/safe-text.js';
 import { filterSchema } from './filter.js';
-import { parsePath } from './json-path.js';
 import { namespaceSchema } from './types.js';
 
 /**
@@ -48,11 +48,6 @@ export const storedValueSchema = z
 const value = storedValueSchema;
 /** A search's text: embedded, and matched against stored text by Postgres full-text search. */
 const query = z.string().min(1).max(8_000).check(storableText);
-export const fieldPathSchema = z
-  .string()
-  .min(1)
-  .max(512)
-  .refine((p) => parsePath(p) !== null, 'must be `$` or a path such as `a.b`, `items[0]`, `items[*].text`');
 export const searchModeSchema = z.enum(['vector', 'text', 'hybrid']);
 /**
  * What held at a time (ISO 8601 with an offset): memories invalidated since count, newer ones

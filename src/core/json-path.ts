@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * Paths into a JSON value, as LangGraph's index `fields` spell them: `a.b`, `items[0].text`,
  * `items[-1]`, `items[*].text` (every element). `$` is the whole value.
@@ -53,3 +55,10 @@ export function* resolvePath(
   if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.hasOwn(value, step)) return;
   yield* resolvePath((value as Record<string, unknown>)[step], steps, at + 1, prefix ? `${prefix}.${step}` : step);
 }
+
+/** A field path as settings (STORE_INDEX_FIELDS) and store calls (`index`) name one. */
+export const fieldPathSchema = z
+  .string()
+  .min(1)
+  .max(512)
+  .refine((p) => parsePath(p) !== null, 'must be `$` or a path such as `a.b`, `items[0]`, `items[*].text`');
