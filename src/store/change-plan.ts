@@ -1,4 +1,4 @@
-import type { ChangeSet, WriteResult } from './change-set.js';
+import type { ChangeSet, Write, WriteResult } from './change-set.js';
 import type { MemoryItem, Namespace } from './types.js';
 
 /**
@@ -107,126 +107,167 @@ export function assertWritesOnce(change: ChangeSet): void {
 export function planChange(change: ChangeSet, locked: Locked, current: CurrentRow[]): Plan | { conflicts: Conflict[] } {
   const nsIndex = new Map(locked.namespaces.map((ns, i) => [id(ns), i + 1]));
   const index = (ns: Namespace) => nsIndex.get(id(ns)) as number;
-  const { writes } = change;
   const conflicts = findConflicts(change, locked, current, index);
   if (conflicts.length) return { conflicts };
 
-  const nsi = writes.map((w) => index(w.namespace));
-  const puts: PlannedPut[] = [];
-  const deletes: Plan['deletes'] = [];
-  const invalidations: PlannedInvalidation[] = [];
-  const history: HistoryRow[] = [];
-  const delta = new Map<number, number>();
-  const counts = { inserted: 0, updated: 0, deleted: 0, invalidated: 0, expired: 0 };
-  const outcome: (WriteResult | null)[] = writes.map((w, i) => {
-    const c = current[i] as CurrentRow;
-    const n = nsi[i] as number;
+  const nsi = change.writes.map((w) => index(w.namespace));
+  const acc: Planned = {
+    puts: [],
+    deletes: [],
+    invalidations: [],
+    history: [],
+    delta: new Map(),
+    counts: { inserted: 0, updated: 0, deleted: 0, invalidated: 0, expired: 0 },
+  };
+  const outcome = change.writes.map((w, i) => {
+    const at: At = { i, nsi: nsi[i] as number, c: current[i] as CurrentRow };
     const actor = (w.op !== 'expire' && w.actor) || change.actor;
-    const existed = c.version !== null;
-    const visible = existed && !c.expired;
-    const row = { nsi: n, key: w.key, actor };
-    if (existed && c.expired) {
-      history.push({
-        ...row,
-        kind: c.kind as string,
+    // An expired row is gone whatever the write does next: its expiry is history first.
+    if (at.c.version !== null && at.c.expired) {
+      acc.history.push({
+        ...rowOf(at, w.key, actor),
         op: 'expire',
-        version: c.version as number,
-        before: c.value,
+        version: at.c.version,
+        before: at.c.value,
         after: null,
       });
-      counts.expired++;
+      acc.counts.expired++;
     }
-    if (w.op === 'invalidate') {
-      // Gone, or already no longer holding: nothing to say.
-      if (!visible || c.invalidated) return { op: 'invalidate', invalidated: false };
-      const version = (c.version as number) + 1;
-      invalidations.push({ i, nsi: n, key: w.key, version, at: w.at ?? null, actor });
-      history.push({ ...row, kind: c.kind as string, op: 'invalidate', version, before: c.value, after: c.value });
-      counts.invalidated++;
-      return { op: 'invalidate', invalidated: true };
-    }
-    if (w.op === 'expire' || w.op === 'delete') {
-      if (!existed || (w.op === 'expire' && !c.expired))
-        return w.op === 'delete' ? { op: 'delete', deleted: false } : { op: 'expire', expired: false };
-      deletes.push({ i, nsi: n, key: w.key });
-      delta.set(n, (delta.get(n) ?? 0) - 1);
-      if (w.op === 'expire') return { op: 'expire', expired: true };
-      if (visible) {
-        history.push({
-          ...row,
-          kind: c.kind as string,
-          op: 'delete',
-          version: c.version as number,
-          before: c.value,
-          after: null,
-        });
-        counts.deleted++;
-      }
-      return { op: 'delete', deleted: visible };
-    }
-    const version = (existed ? (c.version as number) : (c.lastVersion ?? 0)) + 1;
-    const kind = w.kind ?? (visible ? (c.kind as string) : change.defaultKind);
-    if (!kind)
-      throw new Error(`a put of ${JSON.stringify([w.namespace, w.key])} names no kind and the change no default`);
-    const keepTtl = w.ttl === 'keep' && visible;
-    const ttlMs = w.ttl === 'keep' ? null : w.ttl;
-    puts.push({
-      i,
-      nsi: n,
-      key: w.key,
-      kind,
-      value: w.value,
-      version,
-      existed,
-      revived: existed && c.expired,
-      keepTtl,
-      ttlMs,
-      validFrom: w.validFrom ?? null,
-    });
-    if (!existed) delta.set(n, (delta.get(n) ?? 0) + 1);
-    history.push({
-      ...row,
-      kind,
-      op: visible ? 'update' : 'insert',
-      version,
-      before: visible ? c.value : null,
-      after: w.value,
-    });
-    if (visible) counts.updated++;
-    else counts.inserted++;
+    if (w.op === 'invalidate') return planInvalidate(acc, at, w, actor);
+    if (w.op === 'expire' || w.op === 'delete') return planRemoval(acc, at, w, actor);
+    planPut(acc, at, w, actor, change.defaultKind);
     return null; // a put's result needs its row's timestamps
   });
 
-  const changed = [...new Set(history.map((h) => h.nsi))];
+  const changed = [...new Set(acc.history.map((h) => h.nsi))];
   return {
     namespaces: locked.namespaces,
     nsi,
-    puts,
-    deletes,
-    invalidations,
-    history,
-    bumps: changed.map((n) => ({ nsi: n, delta: delta.get(n) ?? 0 })),
-    counts,
-    results(stamps) {
-      const byWrite = new Map(puts.map((p) => [p.i, p]));
-      return outcome.map((o, i) => {
-        if (o) return o;
-        const p = byWrite.get(i) as PlannedPut;
-        const s = stamps.get(i);
-        const w = writes[i] as { namespace: Namespace };
-        if (!s) throw new Error(`put of ${JSON.stringify([w.namespace, p.key])} returned no row`);
-        const item: MemoryItem = {
-          namespace: w.namespace,
-          key: p.key,
-          kind: p.kind,
-          value: p.value,
-          version: p.version,
-          ...s,
-        };
-        return { op: 'put', item, inserted: !(p.existed && !p.revived) };
-      });
-    },
+    puts: acc.puts,
+    deletes: acc.deletes,
+    invalidations: acc.invalidations,
+    history: acc.history,
+    bumps: changed.map((n) => ({ nsi: n, delta: acc.delta.get(n) ?? 0 })),
+    counts: acc.counts,
+    results: (stamps) => resultsOf(change.writes, acc.puts, outcome, stamps),
   };
+}
+
+/** What planning gathers, write by write: the rows, each namespace's item delta, the counts. */
+type Planned = Pick<Plan, 'puts' | 'deletes' | 'invalidations' | 'history' | 'counts'> & {
+  delta: Map<number, number>;
+};
+/** One write's place: its index, its namespace's lock index, its row as found. */
+interface At {
+  i: number;
+  nsi: number;
+  c: CurrentRow;
+}
+type WriteOf<O extends Write['op']> = Extract<Write, { op: O }>;
+
+/** A history row's common fields, with the row's kind as found. */
+const rowOf = (at: At, key: string, actor: string) => ({ nsi: at.nsi, key, actor, kind: at.c.kind as string });
+
+/** Invalidation ends a live item's validity: a new version, the value kept, history saying so. */
+function planInvalidate(acc: Planned, at: At, w: WriteOf<'invalidate'>, actor: string): WriteResult {
+  const { c } = at;
+  // Gone, or already no longer holding: nothing to say.
+  if (c.version === null || c.expired || c.invalidated) return { op: 'invalidate', invalidated: false };
+  const version = c.version + 1;
+  acc.invalidations.push({ i: at.i, nsi: at.nsi, key: w.key, version, at: w.at ?? null, actor });
+  acc.history.push({ ...rowOf(at, w.key, actor), op: 'invalidate', version, before: c.value, after: c.value });
+  acc.counts.invalidated++;
+  return { op: 'invalidate', invalidated: true };
+}
+
+/**
+ * A delete removes any row, with a history row only for a live one (an expired one's expiry was
+ * recorded already); an expire removes only a row past its expiry.
+ */
+function planRemoval(acc: Planned, at: At, w: WriteOf<'delete' | 'expire'>, actor: string): WriteResult {
+  const { c } = at;
+  const existed = c.version !== null;
+  if (!existed || (w.op === 'expire' && !c.expired))
+    return w.op === 'delete' ? { op: 'delete', deleted: false } : { op: 'expire', expired: false };
+  acc.deletes.push({ i: at.i, nsi: at.nsi, key: w.key });
+  acc.delta.set(at.nsi, (acc.delta.get(at.nsi) ?? 0) - 1);
+  if (w.op === 'expire') return { op: 'expire', expired: true };
+  const visible = !c.expired;
+  if (visible) {
+    acc.history.push({
+      ...rowOf(at, w.key, actor),
+      op: 'delete',
+      version: c.version as number,
+      before: c.value,
+      after: null,
+    });
+    acc.counts.deleted++;
+  }
+  return { op: 'delete', deleted: visible };
+}
+
+/**
+ * A put takes the next version: the row's, or past the key's last history version when there is
+ * no row, so that versions never repeat. An expired row is replaced (revived), never updated.
+ */
+function planPut(acc: Planned, at: At, w: WriteOf<'put'>, actor: string, defaultKind: string | undefined): void {
+  const { c } = at;
+  const existed = c.version !== null;
+  const visible = existed && !c.expired;
+  const version = (existed ? (c.version as number) : (c.lastVersion ?? 0)) + 1;
+  const kind = w.kind ?? (visible ? (c.kind as string) : defaultKind);
+  if (!kind)
+    throw new Error(`a put of ${JSON.stringify([w.namespace, w.key])} names no kind and the change no default`);
+  acc.puts.push({
+    i: at.i,
+    nsi: at.nsi,
+    key: w.key,
+    kind,
+    value: w.value,
+    version,
+    existed,
+    revived: existed && c.expired,
+    keepTtl: w.ttl === 'keep' && visible,
+    ttlMs: w.ttl === 'keep' ? null : w.ttl,
+    validFrom: w.validFrom ?? null,
+  });
+  if (!existed) acc.delta.set(at.nsi, (acc.delta.get(at.nsi) ?? 0) + 1);
+  acc.history.push({
+    ...rowOf(at, w.key, actor),
+    kind,
+    op: visible ? 'update' : 'insert',
+    version,
+    before: visible ? c.value : null,
+    after: w.value,
+  });
+  if (visible) acc.counts.updated++;
+  else acc.counts.inserted++;
+}
+
+/** The results in write order: puts' items from their rows' timestamps, the rest as planned. */
+function resultsOf(
+  writes: Write[],
+  puts: PlannedPut[],
+  outcome: (WriteResult | null)[],
+  stamps: Map<number, Stamp>,
+): WriteResult[] {
+  const byWrite = new Map(puts.map((p) => [p.i, p]));
+  return outcome.map((o, i) => {
+    if (o) return o;
+    const p = byWrite.get(i) as PlannedPut;
+    const s = stamps.get(i);
+    const w = writes[i] as Write;
+    if (!s) throw new Error(`put of ${JSON.stringify([w.namespace, p.key])} returned no row`);
+    const item: MemoryItem = {
+      namespace: w.namespace,
+      key: p.key,
+      kind: p.kind,
+      value: p.value,
+      version: p.version,
+      ...s,
+    };
+    return { op: 'put', item, inserted: !(p.existed && !p.revived) };
+  });
 }
 
 /** Every namespace version, guard and `ifVersion` that moved. */
