@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineKind } from '../src/memory/kinds.js';
 import { estimateTokens } from '../src/memory/recall-prompt.js';
+import { tables } from '../src/store/sql.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 
 const kinds = (tenant: boolean) => {
@@ -103,6 +104,41 @@ describe('recall', () => {
     expect(cut.body.memories.map((m: any) => m.key)).toEqual(
       all.body.memories.slice(0, cut.body.memories.length).map((m: any) => m.key),
     );
+  });
+
+  it('weighs newer memories up when asked to, by a half-life', async () => {
+    const context = { userId: 'u3' };
+    await call(h, '/v1/store/items', {
+      namespace: ['memories', 'u3'],
+      key: 'old',
+      kind: 'memory',
+      value: { content: 'User loves ramen noodles' },
+    });
+    await call(h, '/v1/store/items', {
+      namespace: ['memories', 'u3'],
+      key: 'new',
+      kind: 'memory',
+      value: { content: 'User tried a ramen place' },
+    });
+    // The better match of the two was last changed thirty days ago.
+    await h.runtime.db.query(
+      `update ${tables(h.runtime.store.schema).memories} set updated_at = now() - interval '30 days' where namespace = '{memories,u3}' and key = 'old'`,
+    );
+    const ranked = async (recency?: unknown) =>
+      (await call(h, '/v1/recall', { context, query: 'ramen noodles', kinds: ['memory'], recency })).body.memories.map(
+        (m: any) => m.key,
+      );
+    expect(await ranked()).toEqual(['old', 'new']);
+    // A day's half-life at full weight: thirty days scale its score by 2^-30.
+    expect(await ranked({ halfLifeMs: 86_400_000, weight: 1 })).toEqual(['new', 'old']);
+    // Weight 0 is no weighting. Fused scores of neighbours differ by under 2 % (1/61 + 1/61
+    // against 1/62 + 1/62): a half-life of ten years scales the old one's by 0.3 %, of a year by 3 %.
+    expect(await ranked({ halfLifeMs: 86_400_000, weight: 0 })).toEqual(['old', 'new']);
+    expect(await ranked({ halfLifeMs: 3_650 * 86_400_000, weight: 0.5 })).toEqual(['old', 'new']);
+    expect(await ranked({ halfLifeMs: 365 * 86_400_000, weight: 0.5 })).toEqual(['new', 'old']);
+    const bad = await call(h, '/v1/recall', { context, query: 'ramen', recency: { halfLifeMs: 0, weight: 2 } });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body.details)).toMatch(/recency/);
   });
 
   it('by kind and mode; a new user recalls nothing; bad input is a 400 naming the problem', async () => {
