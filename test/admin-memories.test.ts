@@ -211,6 +211,31 @@ describe('admin memory browser', () => {
     await shot('history');
   });
 
+  it('deletes a memory with compare-and-set, keeping its history', async () => {
+    // A stale page first: tea changed after it was loaded, so its delete is refused.
+    await page.goto(`${h.url}/admin/memories/item?ns=notes&ns=u1&key=tea`);
+    await store().put({ namespace: notes, key: 'tea', value: { content: 'User drinks mint tea' }, ifVersion: 4 });
+    const [refused] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/item/delete')),
+      page.getByRole('button', { name: 'Delete this memory' }).click(),
+    ]);
+    expect(refused.status()).toBe(409);
+    expect(await store().get({ namespace: notes, key: 'tea' })).toMatchObject({ version: 5 });
+
+    await page.goto(`${h.url}/admin/memories/item?ns=notes&ns=u1&key=bike`);
+    await page.getByRole('button', { name: 'Delete this memory' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('Deleted. Its history is kept below');
+    expect(await store().get({ namespace: notes, key: 'bike' })).toBeNull();
+    const history = await store().history({ namespace: notes, key: 'bike' });
+    expect(history.map((r) => [r.op, r.actor])).toEqual([
+      ['insert', 'api'],
+      ['delete', 'admin'],
+    ]);
+    // The page still shows the memory's history, with the way back.
+    expect(await page.locator('main').textContent()).toContain('This memory does not exist now');
+    expect(await page.getByRole('button', { name: 'Revert to v1' }).count()).toBe(1);
+  });
+
   it("links a history row to the Bull Board job that wrote it, and undoes that job's changes", async () => {
     const [ramen] = (await store().search({ namespacePrefix: ['memories', 'u1'], refreshTtl: false })) as MemoryItem[];
     ramenKey = ramen!.key;
