@@ -1,5 +1,5 @@
 import { trace } from '@opentelemetry/api';
-import { UnrecoverableError, Worker, type Telemetry } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type Telemetry } from 'bullmq';
 import type { RedisClient } from '../queue/connection.js';
 import type { Logger } from '../observability/logger.js';
 import type { ReflectDeps } from '../memory/reflect.js';
@@ -61,19 +61,7 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
       ...(opts.telemetry ? { telemetry: opts.telemetry } : {}),
     },
   );
-  worker.on('failed', (job, err) => {
-    if (!job) return;
-    const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
-    if (err instanceof StalledRun) opts.metrics.reflections.inc({ status: 'stalled' });
-    log.warn(
-      { jobId: job.id, threadId: job.data.threadId, attempts: job.attemptsMade, final, err },
-      'reflection failed',
-    );
-    // Failed for good: keep the turns buffered for an operator's retry, but stop the sweeper
-    // from re-creating the job every maxWait.
-    if (final)
-      void opts.buffer.park(job.data.threadId).catch((e: unknown) => log.warn({ err: e }, 'could not park thread'));
-  });
+  worker.on('failed', (job, err) => job && onFailed(job, err, opts, log));
   worker.on('error', (err) => opts.health.error(err, { component: 'reflection-worker', queue: opts.queue.name }));
 
   const sweeper = startCeilingSweeper({
@@ -106,4 +94,21 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
       return closing;
     },
   };
+}
+
+/**
+ * Counts a stalled run and logs the failure; a job failed for good parks its thread: its turns
+ * stay buffered for an operator's retry, and the sweeper stops re-creating the job every maxWait.
+ */
+function onFailed(
+  job: Job<JobPayload<'reflection'>, ReflectionResult, string>,
+  err: Error,
+  opts: ReflectionWorkerOptions,
+  log: Logger,
+): void {
+  const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+  if (err instanceof StalledRun) opts.metrics.reflections.inc({ status: 'stalled' });
+  log.warn({ jobId: job.id, threadId: job.data.threadId, attempts: job.attemptsMade, final, err }, 'reflection failed');
+  if (final)
+    void opts.buffer.park(job.data.threadId).catch((e: unknown) => log.warn({ err: e }, 'could not park thread'));
 }
