@@ -1,12 +1,14 @@
 import { z } from 'zod';
-import { enqueueResponse, memoriesResponse, recallResponse } from '../api/schemas.js';
+import { enqueueResponse, eraseResponse, memoriesResponse, recallResponse } from '../api/schemas.js';
 import { InputError } from '../errors.js';
+import { scopeSchema, type ScopeInput } from '../lifecycle-schemas.js';
 import type { recallInputSchema, searchInputSchema } from '../memory/recall-schemas.js';
 import type { enqueueInputSchema, EnqueueResult } from '../queue/schemas.js';
 import type { RecallResult } from '../memory/recall-schemas.js';
 import type { ScoredMemory } from '../store/types.js';
 import type { MemoryToolsOptions } from '../tools/create-session.js';
 import type { ToolSession } from '../tools/session.js';
+import { checked } from '../core/invalid-input.js';
 import { Transport } from './http.js';
 import { httpToolSession } from './memory-tools.js';
 import { httpClientOptionsSchema, type CallOptions, type EngramHttpClientOptions } from './options.js';
@@ -16,15 +18,22 @@ import { namespaceQuery } from './query.js';
 export type EnqueueInput = z.input<typeof enqueueInputSchema>;
 export type SearchInput = z.input<typeof searchInputSchema>;
 export type RecallInput = z.input<typeof recallInputSchema>;
+/** What `erase` takes: a user (`{ context }`) or a namespace prefix (`{ namespacePrefix }`). */
+export type EraseInput = { context: Record<string, string> } | { namespacePrefix: string[] };
+export type EraseResult = z.output<typeof eraseResponse>;
 
 /**
  * The SDK's calls over engram's HTTP API, with `fetch`: for applications that reach engram
  * only through its API (another host, API keys), rather than Redis and Postgres as the SDK
- * does. Input is checked by the API, which answers a refusal as the SDK's error classes.
+ * does. Input is checked by the API, which answers a refusal as the SDK's error classes; the data
+ * lifecycle's calls (erase, export, import, revert) check theirs first, and send nothing bad.
  */
 export class EngramHttpClient {
   private readonly http: Transport;
-  /** The store API: put, get, delete, search, listNamespaces, batch, history. */
+  /**
+   * The store API: put, get, delete, search, listNamespaces, batch, history; export, import,
+   * revert, revertChanges.
+   */
   readonly store: HttpStoreClient;
 
   constructor(options: EngramHttpClientOptions) {
@@ -85,5 +94,17 @@ export class EngramHttpClient {
       { method: 'POST', path: '/v1/recall', body: input, answer: recallResponse, idempotent: true },
       call,
     );
+  }
+
+  /**
+   * Erases a user (`{ context }`: every namespace the service's kinds fill from it, and the
+   * threads whose turns came with it, buffered turns and jobs included) or a namespace prefix,
+   * for good, with a content-free audit row (`POST /v1/erase`). The input is checked before it
+   * is sent. Never retried: a second erase would answer counts of nothing, as if none had been
+   * erased; after an UnavailableError, erase again (it is what an erase is for).
+   */
+  async erase(input: EraseInput, call?: CallOptions): Promise<EraseResult> {
+    const body = checked(scopeSchema, input satisfies ScopeInput, 'erase request');
+    return this.http.send({ method: 'POST', path: '/v1/erase', body, answer: eraseResponse, idempotent: false }, call);
   }
 }

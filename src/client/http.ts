@@ -3,21 +3,39 @@ import { PermanentError, UnavailableError } from '../errors.js';
 import { httpError, parseJson } from './errors.js';
 import type { CallOptions, HttpClientSettings } from './options.js';
 
-/** One API call: where, what to send, how to read the answer, and whether to repeat it. */
-export interface Exchange<S extends z.ZodType> {
+/** Where a call goes and what it sends. */
+export interface Request {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   query?: URLSearchParams;
+  /** Sent as JSON. */
   body?: unknown;
-  /** The answer's schema: decoding it turns ISO times back into Dates. */
-  answer: S;
+  /** Sent as it is, as `application/x-ndjson` (an import file), instead of `body`. */
+  ndjson?: string;
   /**
    * Safe to send again after a failure that may have left it applied (a 503, a lost connection):
    * only calls whose repeat changes nothing (reads; turns that all carry message ids).
    */
   idempotent: boolean;
+}
+
+/** One API call with a JSON answer: the request, and how to read the answer. */
+export interface Exchange<S extends z.ZodType> extends Request {
+  /** The answer's schema: decoding it turns ISO times back into Dates. */
+  answer: S;
   /** A 404 is an answer of `null` (a missing item; `answer` takes null), not an error. */
   nullOn404?: boolean;
+}
+
+/** What one attempt came to: the call's result, or the failure to retry or throw. */
+type Outcome<T> = { value: T } | { failure: Error };
+
+/** The call's deadline and the signal every attempt (and a streamed answer's reads) obey. */
+interface Limits {
+  what: string;
+  timeoutMs: number;
+  deadline: AbortSignal;
+  signal: AbortSignal;
 }
 
 /** The router's answer to a path it does not serve (server.ts), unlike a route's own 404. */
@@ -36,23 +54,96 @@ export class Transport {
   }
 
   async send<S extends z.ZodType>(x: Exchange<S>, call: CallOptions = {}): Promise<z.output<S>> {
-    const what = `${x.method} ${x.path}`;
+    return this.attempts<z.output<S>>(x, call, this.limits(x, call), async (res, what) => {
+      const text = await res.text();
+      if (res.ok) return { value: this.read(x, text, what) };
+      if (res.status === 404 && x.nullOn404 && !NO_ROUTE.test(errorText(text)))
+        return { value: this.read(x, 'null', what) };
+      return { failure: httpError(res.status, text, what) };
+    });
+  }
+
+  /**
+   * An NDJSON answer's lines as they arrive (without their newlines), the first checked by
+   * `header`: an answer whose first line is not one is not engram's (a `PermanentError`). The
+   * call's deadline bounds the whole answer, read to its end; a refusal before the answer starts
+   * is retried as `send` retries it, an answer cut off after it started is an UnavailableError.
+   * Stopping early (`break`) cancels the rest of the answer.
+   */
+  async *lines(x: Request & { header: z.ZodType }, call: CallOptions = {}): AsyncGenerator<string> {
+    const limits = this.limits(x, call);
+    const res = await this.attempts<ReadableStream<Uint8Array>>(x, call, limits, async (answer, what) =>
+      answer.ok && answer.body
+        ? { value: answer.body }
+        : { failure: httpError(answer.status, await answer.text(), what) },
+    );
+    const reader = res.pipeThrough(new TextDecoderStream()).getReader();
+    let rest = '';
+    let n = 0;
+    const line = (text: string): string => {
+      if (n++ === 0 && !x.header.safeParse(parseJson(text)).success)
+        throw new PermanentError(`${limits.what} answered with a body this client cannot read: ${text.slice(0, 200)}`);
+      return text;
+    };
+    try {
+      for (;;) {
+        const chunk = await reader.read().catch((err: unknown) => {
+          if (call.signal?.aborted) throw call.signal.reason;
+          if (limits.deadline.aborted) throw timedOut(limits.what, limits.timeoutMs, true, err);
+          throw new UnavailableError('service', `the answer to ${limits.what} was cut off after ${n} lines`, {
+            cause: err,
+          });
+        });
+        if (chunk.done) break;
+        rest += chunk.value;
+        for (let i = rest.indexOf('\n'); i >= 0; i = rest.indexOf('\n')) {
+          const text = rest.slice(0, i);
+          rest = rest.slice(i + 1);
+          yield line(text);
+        }
+      }
+      if (rest) yield line(rest);
+      if (n === 0) throw new PermanentError(`${limits.what} answered with an empty body`);
+    } finally {
+      await reader.cancel().catch(() => undefined);
+    }
+  }
+
+  private limits(x: Request, call: CallOptions): Limits {
     const timeoutMs = call.timeoutMs ?? this.o.timeoutMs;
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = call.signal ? AbortSignal.any([deadline, call.signal]) : deadline;
+    return { what: `${x.method} ${x.path}`, timeoutMs, deadline, signal };
+  }
+
+  /**
+   * Sends the request until `outcome` gives a value, retrying an idempotent call's
+   * UnavailableErrors (502, 503, 504, no connection) within its attempts and its deadline.
+   */
+  private async attempts<T>(
+    x: Request,
+    call: CallOptions,
+    { what, timeoutMs, deadline, signal }: Limits,
+    outcome: (res: Response, what: string) => Promise<Outcome<T>>,
+  ): Promise<T> {
     const url = `${this.base}${x.path}${x.query?.size ? `?${x.query.toString()}` : ''}`;
     const headers: Record<string, string> = {};
     if (this.o.apiKey) headers.authorization = `Bearer ${this.o.apiKey}`;
-    if (x.body !== undefined) headers['content-type'] = 'application/json';
-    const body = x.body === undefined ? undefined : JSON.stringify(x.body);
+    let body: string | undefined;
+    if (x.ndjson !== undefined) {
+      headers['content-type'] = 'application/x-ndjson';
+      body = x.ndjson;
+    } else if (x.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(x.body);
+    }
     for (let attempt = 1; ; attempt++) {
       let failure: Error;
       try {
         const res = await fetch(url, { method: x.method, headers, body, signal });
-        const text = await res.text();
-        if (res.ok) return this.read(x, text, what);
-        if (res.status === 404 && x.nullOn404 && !NO_ROUTE.test(errorText(text))) return this.read(x, 'null', what);
-        failure = httpError(res.status, text, what);
+        const result = await outcome(res, what);
+        if ('value' in result) return result.value;
+        failure = result.failure;
       } catch (err) {
         if (call.signal?.aborted) throw call.signal.reason;
         if (deadline.aborted) throw timedOut(what, timeoutMs, x.idempotent, err);

@@ -3,7 +3,15 @@
  * It loads zod and engram's schemas, nothing else: no Redis, Postgres or model client
  * (test/client-entry.test.ts walks its imports).
  */
-export { EngramHttpClient, type EnqueueInput, type SearchInput, type RecallInput } from './client.js';
+export {
+  EngramHttpClient,
+  type EnqueueInput,
+  type SearchInput,
+  type RecallInput,
+  type EraseInput,
+  type EraseResult,
+} from './client.js';
+export type { ScopeInput as ExportScope, ExportOptions } from '../lifecycle-schemas.js';
 export { HttpStoreClient } from './store.js';
 export { HttpToolBackend } from './memory-tools.js';
 export type { ToolSession, ToolCall, ToolMessage, ToolResult } from '../tools/session.js';
@@ -30,5 +38,7 @@ export type {
   SearchInput as StoreSearchInput,
   ListNamespacesInput,
   BatchOp,
+  RevertItemInput,
+  RevertChangesInput,
 } from '../store/schemas.js';
 export type { FilterInput } from '../store/filter.js';

@@ -2,12 +2,29 @@ import {
   batchResponse,
   deletedResponse,
   historyResponse,
+  importResponse,
   itemResponse,
   itemsResponse,
   namespacesResponse,
+  revertChangesResponse,
 } from '../api/schemas.js';
-import type { BatchOp, DeleteInput, GetInput, ListNamespacesInput, PutInput, SearchInput } from '../store/schemas.js';
+import { exportOptionsSchema, scopeSchema, type ExportOptions, type ScopeInput } from '../lifecycle-schemas.js';
+import { exportHeaderSchema } from '../store/export-format.js';
+import {
+  revertChangesInputSchema,
+  revertItemInputSchema,
+  type BatchOp,
+  type DeleteInput,
+  type GetInput,
+  type ListNamespacesInput,
+  type PutInput,
+  type RevertChangesInput,
+  type RevertItemInput,
+  type SearchInput,
+} from '../store/schemas.js';
 import type { BatchResult, HistoryEntry, MemoryItem, Namespace, SearchItem } from '../store/types.js';
+import { checked } from '../core/invalid-input.js';
+import { importFile } from './checks.js';
 import type { Transport } from './http.js';
 import type { CallOptions } from './options.js';
 import { namespaceQuery } from './query.js';
@@ -20,6 +37,8 @@ const READS = new Set(['get', 'search', 'listNamespaces']);
  * Reads are retried after a 503 or a lost connection; puts and deletes never are: a put or
  * delete that landed before its answer was lost would, sent again, write another version (or,
  * with `ifVersion`, fail as a conflict with itself). The caller decides, reading the item back.
+ * The data lifecycle's calls (export, import, revert, revertChanges) check their input here,
+ * before anything is sent, with the schemas the API checks it with.
  */
 export class HttpStoreClient {
   constructor(private readonly http: Transport) {}
@@ -129,5 +148,80 @@ export class HttpStoreClient {
       call,
     );
     return answer.history;
+  }
+
+  /**
+   * An export file's lines (NDJSON: a header, each item under the scope with its indexed texts,
+   * and its history rows when asked), as the SDK's `store.export` gives them: write them to a
+   * file one per line, or hand them to another deployment's `import`. `scope`: a namespace prefix
+   * (`['memories', 'u1']` or `{ namespacePrefix }`) or a user's namespaces (`{ context }`).
+   * Bad input throws InputError at once; the request is sent when the lines are first read, and
+   * the call's `timeoutMs` bounds reading them all (`GET /v1/export`, retried until it answers).
+   */
+  export(scope: ScopeInput, options: ExportOptions = {}, call?: CallOptions): AsyncGenerator<string> {
+    const where = checked(scopeSchema, scope, 'export scope');
+    const { history } = checked(exportOptionsSchema, options, 'export options');
+    const query =
+      where.namespacePrefix !== undefined
+        ? namespaceQuery(where.namespacePrefix, { history })
+        : namespaceQuery([], { context: JSON.stringify(where.context), history });
+    return this.http.lines(
+      { method: 'GET', path: '/v1/export', query, idempotent: true, header: exportHeaderSchema },
+      call,
+    );
+  }
+
+  /**
+   * Imports an export file into empty namespaces, with its versions and history
+   * (`POST /v1/import`): its lines (an array, the lines of `export`, any async iterable) or its
+   * text. Every line is checked here first, as the API checks it (a bad line is an InputError
+   * naming it, a file over 64 MiB a LimitError), and nothing is sent unless all are good. Never
+   * retried: a file that landed would, sent again, be refused as a conflict with itself.
+   */
+  async import(
+    lines: string | Iterable<string> | AsyncIterable<string>,
+    call?: CallOptions,
+  ): Promise<{ items: number; history: number }> {
+    const ndjson = await importFile(lines);
+    return this.http.send(
+      { method: 'POST', path: '/v1/import', ndjson, answer: importResponse, idempotent: false },
+      call,
+    );
+  }
+
+  /**
+   * Puts an item back as it was at `version`, as a new version (`POST /v1/store/items/revert`);
+   * a stale `ifVersion` is a ConflictError. Never retried, as a put is not.
+   */
+  async revert(
+    namespace: Namespace,
+    key: string,
+    version: number,
+    options: Omit<RevertItemInput, 'namespace' | 'key' | 'version'> = {},
+    call?: CallOptions,
+  ): Promise<MemoryItem> {
+    const body = checked(revertItemInputSchema, { namespace, key, version, ...options }, 'revert request');
+    const answer = await this.http.send(
+      { method: 'POST', path: '/v1/store/items/revert', body, answer: itemResponse, idempotent: false },
+      call,
+    );
+    return answer.item;
+  }
+
+  /**
+   * Undoes everything one actor (`reflection:<job id>`, `consolidation:<job id>`...) changed
+   * (`POST /v1/revert`); a ConflictError when a later change touched the same items, unless
+   * `force`. Never retried: its own first attempt would be that later change.
+   */
+  async revertChanges(
+    changedBy: string,
+    options: Omit<RevertChangesInput, 'changedBy'> = {},
+    call?: CallOptions,
+  ): Promise<{ restored: number; deleted: number }> {
+    const body = checked(revertChangesInputSchema, { changedBy, ...options }, 'revertChanges request');
+    return this.http.send(
+      { method: 'POST', path: '/v1/revert', body, answer: revertChangesResponse, idempotent: false },
+      call,
+    );
   }
 }

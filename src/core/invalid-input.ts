@@ -14,3 +14,10 @@ export function invalidInput(what: string, error: z.ZodError): InputError {
   const text = z.prettifyError(new z.ZodError(issues)) + (more ? `\n(and ${more} more issues)` : '');
   return new InputError(`invalid ${what}: ${text}`, issues);
 }
+
+/** The input as `schema` reads it, or the InputError above: `invalid <what>: <its first issues>`. */
+export function checked<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) throw invalidInput(what, parsed.error);
+  return parsed.data;
+}

@@ -96,6 +96,7 @@ export class EngramClient {
             actor: o.store.actor,
             log,
           }),
+          () => this.connect().then(() => this.kinds),
         )
       : null;
   }

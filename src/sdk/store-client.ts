@@ -1,3 +1,7 @@
+import type { KindRoute } from '../core/kind-route.js';
+import { checked } from '../core/invalid-input.js';
+import { exportOptionsSchema, scopeSchema, type ExportOptions, type ScopeInput } from '../lifecycle-schemas.js';
+import { namespacesOfContext } from '../memory/context-namespaces.js';
 import type { StoreService, BatchResult } from '../store/store-service.js';
 import type {
   BatchOp,
@@ -11,6 +15,7 @@ import type {
   RevertItemInput,
 } from '../store/schemas.js';
 import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from '../store/types.js';
+import { InputError } from '../errors.js';
 import { toSdkError } from './errors.js';
 
 /** The store's failures as the SDK's error classes (Postgres out of reach: UnavailableError). */
@@ -25,7 +30,14 @@ const sdk = <T>(work: Promise<T>): Promise<T> =>
  * stale `ifVersion` with InputError of `status` 409, Postgres out of reach with UnavailableError.
  */
 export class StoreClient {
-  constructor(private readonly store: StoreService) {}
+  /**
+   * `kinds`: the service's kinds, for an export by context (the namespaces they fill from it);
+   * the client connects for them. Without it, an export takes a namespace prefix only.
+   */
+  constructor(
+    private readonly store: StoreService,
+    private readonly kinds?: () => Promise<readonly KindRoute[]>,
+  ) {}
 
   put(
     namespace: Namespace,
@@ -77,15 +89,28 @@ export class StoreClient {
   }
 
   /**
-   * An export file's lines (NDJSON: a header, each item under the prefix with its indexed texts,
+   * An export file's lines (NDJSON: a header, each item under the scope with its indexed texts,
    * and its history rows when asked), a page at a time. Write them to a file one per line.
+   * `scope`: a namespace prefix (`['memories', 'u1']` or `{ namespacePrefix }`), or a user's
+   * namespaces (`{ context }`: those the service's kinds fill from it, as `GET /v1/export?context=`
+   * covers; the client connects to read the kinds). Bad input throws InputError at once.
    */
-  export(namespacePrefix: Namespace, options: { history?: boolean } = {}): AsyncGenerator<string> {
-    return this.store.exportLines({
-      prefixes: [namespacePrefix],
-      history: options.history ?? false,
-      scope: { namespacePrefix },
-    });
+  export(scope: ScopeInput, options: ExportOptions = {}): AsyncGenerator<string> {
+    const where = checked(scopeSchema, scope, 'export scope');
+    const history = checked(exportOptionsSchema, options, 'export options').history ?? false;
+    if (where.namespacePrefix !== undefined)
+      return this.store.exportLines({
+        prefixes: [where.namespacePrefix],
+        history,
+        scope: { namespacePrefix: where.namespacePrefix },
+      });
+    const context = where.context as Record<string, string>;
+    const { store, kinds } = this;
+    if (!kinds) throw new InputError("an export by `context` needs the service's kinds: export by namespace prefix");
+    return (async function* () {
+      const prefixes = namespacesOfContext(await kinds(), context);
+      yield* store.exportLines({ prefixes, history, scope: { context } });
+    })();
   }
 
   /** Imports an export file's lines into empty namespaces, with their versions and history. */
