@@ -4,7 +4,8 @@ import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../observabi
 import type { Logger } from '../observability/logger.js';
 import type { Write } from '../store/change-set.js';
 import type { MemoryDb } from '../store/memory-db.js';
-import type { ChangedMemory, ChangedNamespace } from '../store/near-duplicates.js';
+import type { ChangedMemory, ChangedNamespace, ConsolidationMark } from '../store/near-duplicates.js';
+import type { Namespace } from '../store/types.js';
 import { canMerge, type MemoryKind } from './kinds.js';
 import type { MemoryManager } from './manager.js';
 import type { ExistingMemory, ManagerOp } from './tool-calls.js';
@@ -126,27 +127,8 @@ async function mergeNamespace(
     neighbours: limits.neighbours,
   });
   const { groups: keyGroups, taken } = groupCandidates(found.changed, limits);
-  // The mark goes to the last memory taken whole when the pass could not take them all, so that
-  // the next pass starts after it; to the read's horizon when it took every changed memory.
-  const last = found.changed[taken - 1];
-  const through =
-    last && (taken < found.changed.length || found.more)
-      ? { at: last.changedAt, key: last.key }
-      : { at: found.horizon, key: '' };
-  const mark = () => store.markConsolidated(ns.namespace, through);
-
-  const items = keyGroups.length
-    ? await store.getMany(keyGroups.flat().map((key) => ({ namespace: ns.namespace, key })))
-    : [];
-  const byKey = new Map(items.flatMap((m) => (m ? [[m.key, m] as const] : [])));
-  const groups = keyGroups
-    .map((keys) =>
-      keys.flatMap((key): ExistingMemory[] => {
-        const m = byKey.get(key);
-        return m ? [{ namespace: ns.namespace, key, kind: m.kind, version: m.version, document: m.value }] : [];
-      }),
-    )
-    .filter((g) => g.length > 1);
+  const mark = () => store.markConsolidated(ns.namespace, markThrough(found, taken));
+  const groups = await readGroups(store, ns.namespace, keyGroups);
   if (groups.length === 0) return mark();
 
   let writes: Write[];
@@ -179,6 +161,35 @@ async function mergeNamespace(
   outcome.merged += deleted;
   log.info({ groups: groups.length, updated, deleted }, 'near-duplicates merged');
   await mark();
+}
+
+/**
+ * Where the next pass starts: after the last memory taken whole when this pass could not take
+ * every changed one, at the read's horizon when it took them all.
+ */
+function markThrough(
+  found: Awaited<ReturnType<MemoryDb['nearDuplicateCandidates']>>,
+  taken: number,
+): ConsolidationMark {
+  const last = found.changed[taken - 1];
+  return last && (taken < found.changed.length || found.more)
+    ? { at: last.changedAt, key: last.key }
+    : { at: found.horizon, key: '' };
+}
+
+/** The groups' memories as the model is shown them; a group left with one memory is no group. */
+async function readGroups(store: MemoryDb, namespace: Namespace, keyGroups: string[][]): Promise<ExistingMemory[][]> {
+  if (keyGroups.length === 0) return [];
+  const items = await store.getMany(keyGroups.flat().map((key) => ({ namespace, key })));
+  const byKey = new Map(items.flatMap((m) => (m ? [[m.key, m] as const] : [])));
+  return keyGroups
+    .map((keys) =>
+      keys.flatMap((key): ExistingMemory[] => {
+        const m = byKey.get(key);
+        return m ? [{ namespace, key, kind: m.kind, version: m.version, document: m.value }] : [];
+      }),
+    )
+    .filter((g) => g.length > 1);
 }
 
 /** One model call per kind with groups; their answers as writes, changed documents embedded. */
