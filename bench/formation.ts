@@ -182,11 +182,12 @@ async function nonModelTime(model: FakeModel) {
     out(
       `   p50 ${ms(pct(samples, 50))}   p95 ${ms(pct(samples, 95))}   p99 ${ms(pct(samples, 99))}   max ${ms(Math.max(...samples))}`,
     );
-    out(
-      `   where it goes (p50 each): ${Object.entries(stages)
-        .map(([k, v]) => `${k} ${ms(pct(v, 50))}`)
-        .join(', ')}`,
-    );
+    for (const p of [50, 95])
+      out(
+        `   where it goes (p${p} each): ${Object.entries(stages)
+          .map(([k, v]) => `${k} ${ms(pct(v, p))}`)
+          .join(', ')}`,
+      );
   });
 }
 
