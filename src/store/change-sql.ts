@@ -138,7 +138,8 @@ export async function isApplied(db: Queryable, t: Tables, key: string): Promise<
  * The plan's rows in one statement: new items inserted, existing ones updated in place (an
  * expired one revived with a new creation time), invalidations marked, removed ones deleted
  * (their vectors cascade), history in order, namespace versions and counts bumped, the thread
- * cursor moved. Returns the times of the puts by write index.
+ * cursor moved, and the puts' indexed fields replaced (`fieldsCtes`). Returns the times of the
+ * puts by write index.
  */
 export async function writePlan(
   tx: Queryable,
