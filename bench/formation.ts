@@ -1,5 +1,5 @@
 /**
- * npm run bench:formation [-- --quick]
+ * npm run bench:formation [-- --quick] [-- --only 1,2]
  *
  * Memory formation with a stand-in model of fixed latency, against the real Redis and Postgres:
  *  1. non-model time per reflection (wall time minus time inside model HTTP requests), p50/p95;
@@ -27,6 +27,11 @@ import { countJobs } from '../src/queue/queues.js';
 const quick = process.argv.includes('--quick');
 /** `--large N`: also one namespace of N memories through the HNSW index (issue figure: 100,000). */
 const large = process.argv.includes('--large') ? Number(process.argv[process.argv.indexOf('--large') + 1]) : 0;
+/** `--only 1,2`: run only these parts (1 non-model time, 2 tokens by size, 3 throughput). */
+const only = process.argv.includes('--only')
+  ? new Set(String(process.argv[process.argv.indexOf('--only') + 1]).split(','))
+  : null;
+const part = (n: string) => !only || only.has(n);
 const DIMS = 256;
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const log = createLogger({ level: 'silent' });
@@ -177,11 +182,12 @@ async function nonModelTime(model: FakeModel) {
     out(
       `   p50 ${ms(pct(samples, 50))}   p95 ${ms(pct(samples, 95))}   p99 ${ms(pct(samples, 99))}   max ${ms(Math.max(...samples))}`,
     );
-    out(
-      `   where it goes (p50 each): ${Object.entries(stages)
-        .map(([k, v]) => `${k} ${ms(pct(v, 50))}`)
-        .join(', ')}`,
-    );
+    for (const p of [50, 95])
+      out(
+        `   where it goes (p${p} each): ${Object.entries(stages)
+          .map(([k, v]) => `${k} ${ms(pct(v, p))}`)
+          .join(', ')}`,
+      );
   });
 }
 
@@ -317,9 +323,9 @@ try {
     `engram formation bench${quick ? ' (--quick)' : ''}: node ${process.version}, ${cpus().length} CPUs (load average ${loadavg()[0]?.toFixed(1)} at start), ${DIMS}-dimension embeddings`,
   );
   out('');
-  await nonModelTime(model);
-  await tokensBySize(model);
-  await throughput(model);
+  if (part('1')) await nonModelTime(model);
+  if (part('2')) await tokensBySize(model);
+  if (part('3')) await throughput(model);
   if (large) await largeNamespace(model, large);
 } finally {
   await model.stop();

@@ -1,6 +1,6 @@
 import type { Db } from './db.js';
 import { assertWritesOnce, planChange, type Conflict } from './change-plan.js';
-import { claimOnce, lockNamespaces, readCurrent, writeFields, writePlan } from './change-sql.js';
+import { claimAndRead, lockNamespaces, writePlan } from './change-sql.js';
 import type { Tables } from './sql.js';
 import type { IndexedField, MemoryItem, Namespace } from './types.js';
 
@@ -155,12 +155,11 @@ export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Prom
         ...(change.reads ?? []).map((r) => r.namespace),
         ...(change.guards ?? []).map((g) => g.namespace),
       ]);
-      if (change.once && !(await claimOnce(tx, t, change.once))) throw new Rollback({ status: 'duplicate' });
-      const current = await readCurrent(tx, t, change);
+      const { claimed, current } = await claimAndRead(tx, t, change);
+      if (!claimed) throw new Rollback({ status: 'duplicate' });
       const plan = planChange(change, locked, current);
       if ('conflicts' in plan) throw new Rollback({ status: 'conflict', conflicts: plan.conflicts });
-      const stamps = await writePlan(tx, t, change, plan);
-      if (plan.puts.length) await writeFields(tx, t, change, plan, fields, vectorParam);
+      const stamps = await writePlan(tx, t, change, plan, fields, vectorParam);
       return { status: 'applied', results: plan.results(stamps), counts: plan.counts } as const;
     });
   } catch (err) {

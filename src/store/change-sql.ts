@@ -46,23 +46,81 @@ export async function lockNamespaces(tx: Queryable, t: Tables, all: Namespace[])
 }
 
 /**
- * Takes the change's once-key, under a row lock held to the commit; false when it was spent: the
- * thread's cursor is not the one the change read its turns after, or the key was applied. The
- * cursor row is created empty on a thread's first change ('' reads as null).
+ * The change's once-key claim, as SQL returning one value (`$cursor`/`$key`: its parameters):
+ * the cursor row is locked to the commit and created empty on a thread's first change; a key is
+ * inserted, and returned only when it was not applied before.
  */
-export async function claimOnce(tx: Queryable, t: Tables, once: Once): Promise<boolean> {
-  if ('cursor' in once) {
-    const res = await tx.query<{ cursor: string }>(
-      `insert into ${t.cursors} as c (thread_id, cursor) values ($1, '')
-       on conflict (thread_id) do update set cursor = c.cursor returning cursor`,
-      [once.cursor.threadId],
-    );
-    return (res.rows[0]?.cursor || null) === once.cursor.expected;
-  }
-  const res = await tx.query(`insert into ${t.appliedChanges} (key) values ($1) on conflict do nothing returning key`, [
-    once.key,
-  ]);
-  return res.rowCount === 1;
+function claimSql(t: Tables, once: Once, p: Params): string {
+  return 'cursor' in once
+    ? `insert into ${t.cursors} as c (thread_id, cursor) values (${p.add(once.cursor.threadId)}, '')
+       on conflict (thread_id) do update set cursor = c.cursor returning cursor`
+    : `insert into ${t.appliedChanges} (key) values (${p.add(once.key)}) on conflict do nothing returning key`;
+}
+
+export interface Claimed {
+  /**
+   * False when the once-key was spent: the thread's cursor is not the one the change read its
+   * turns after, or the key was applied.
+   */
+  claimed: boolean;
+  current: CurrentRow[];
+}
+
+/**
+ * After the namespace locks, in one statement: takes the change's once-key (a row lock held to
+ * the commit) and reads each write's item as it is now, then each guard's; for a key with no
+ * row, its last history version (versions never repeat). Both halves are safe in one statement:
+ * the items are in namespaces this transaction has locked, so no writer of them can commit
+ * between the statement's snapshot and its end, and the cursor's `on conflict do update` returns
+ * the row's latest version whatever the snapshot. The read is of no use when the claim fails.
+ */
+export async function claimAndRead(tx: Queryable, t: Tables, change: ChangeSet): Promise<Claimed> {
+  const refs = [...change.writes, ...(change.guards ?? [])];
+  if (refs.length === 0 && !change.once) return { claimed: true, current: [] };
+  const p = new Params();
+  const nsParam = p.add(refs.map((r) => JSON.stringify(r.namespace)));
+  const keyParam = p.add(refs.map((r) => r.key));
+  const once = change.once;
+  const res = await tx.query<{
+    once: string | null;
+    idx: unknown;
+    version: unknown;
+    kind: string | null;
+    value: Record<string, unknown> | null;
+    expired: boolean | null;
+    last_version: unknown;
+    invalidated: boolean | null;
+  }>(
+    // One row at least (the claim's), then one per ref in order.
+    `with claim as (${once ? claimSql(t, once, p) : 'select null::text'})
+     select (select * from claim) as once, c.*
+       from (select 1) as one left join (
+         select r.idx, m.version, m.kind, m.value, m.expires_at <= now() as expired,
+                case when m.key is null then
+                  (select h.version from ${t.history} h where h.namespace = r.ns and h.key = r.key order by h.id desc limit 1)
+                end as last_version, m.invalid_at is not null as invalidated
+           from (select u.key, u.idx, ${namespaceFromJson('u.j')} as ns
+                   from unnest(${nsParam}::text[], ${keyParam}::text[]) with ordinality as u(j, key, idx)) r
+           left join ${t.memories} m on m.namespace = r.ns and m.key = r.key) c on true
+      order by c.idx`,
+    p.values,
+  );
+  const claimed = !once
+    ? true
+    : 'cursor' in once
+      ? (res.rows[0]?.once || null) === once.cursor.expected
+      : res.rows[0]?.once != null;
+  const current = res.rows
+    .filter((r) => r.idx !== null)
+    .map((r) => ({
+      version: r.version === null ? null : Number(r.version),
+      kind: r.kind,
+      value: r.value,
+      expired: r.expired === true,
+      invalidated: r.invalidated === true,
+      lastVersion: r.last_version === null ? null : Number(r.last_version),
+    }));
+  return { claimed, current };
 }
 
 /** The thread's cursor: the last buffered turn a committed change applied (null: none yet). */
@@ -77,48 +135,20 @@ export async function isApplied(db: Queryable, t: Tables, key: string): Promise<
 }
 
 /**
- * Each write's item as it is now, then each guard's, in one statement; for a key with no row,
- * its last history version (versions never repeat). Read after the namespace locks, so nothing
- * changes them before the commit.
- */
-export async function readCurrent(tx: Queryable, t: Tables, change: ChangeSet): Promise<CurrentRow[]> {
-  const refs = [...change.writes, ...(change.guards ?? [])];
-  if (refs.length === 0) return [];
-  const res = await tx.query<{
-    version: unknown;
-    kind: string | null;
-    value: Record<string, unknown> | null;
-    expired: boolean | null;
-    last_version: unknown;
-    invalidated: boolean | null;
-  }>(
-    `select m.version, m.kind, m.value, m.expires_at <= now() as expired,
-            case when m.key is null then
-              (select h.version from ${t.history} h where h.namespace = r.ns and h.key = r.key order by h.id desc limit 1)
-            end as last_version, m.invalid_at is not null as invalidated
-       from (select u.key, u.idx, ${namespaceFromJson('u.j')} as ns
-               from unnest($1::text[], $2::text[]) with ordinality as u(j, key, idx)) r
-       left join ${t.memories} m on m.namespace = r.ns and m.key = r.key
-      order by r.idx`,
-    [refs.map((r) => JSON.stringify(r.namespace)), refs.map((r) => r.key)],
-  );
-  return res.rows.map((r) => ({
-    version: r.version === null ? null : Number(r.version),
-    kind: r.kind,
-    value: r.value,
-    expired: r.expired === true,
-    invalidated: r.invalidated === true,
-    lastVersion: r.last_version === null ? null : Number(r.last_version),
-  }));
-}
-
-/**
  * The plan's rows in one statement: new items inserted, existing ones updated in place (an
  * expired one revived with a new creation time), invalidations marked, removed ones deleted
  * (their vectors cascade), history in order, namespace versions and counts bumped, the thread
- * cursor moved. Returns the times of the puts by write index.
+ * cursor moved, and the puts' indexed fields replaced (`fieldsCtes`). Returns the times of the
+ * puts by write index.
  */
-export async function writePlan(tx: Queryable, t: Tables, change: ChangeSet, plan: Plan): Promise<Map<number, Stamp>> {
+export async function writePlan(
+  tx: Queryable,
+  t: Tables,
+  change: ChangeSet,
+  plan: Plan,
+  fields: ({ i: number } & IndexedField)[],
+  vectorParam: unknown,
+): Promise<Map<number, Stamp>> {
   const p = new Params();
   const col = <T>(rows: T[], pick: (row: T) => unknown, type: string) => `${p.add(rows.map(pick))}::${type}[]`;
   const inserts = plan.puts.filter((x) => !x.existed);
@@ -186,7 +216,7 @@ export async function writePlan(tx: Queryable, t: Tables, change: ChangeSet, pla
          from unnest(${col(plan.bumps, (b) => b.nsi, 'int')}, ${col(plan.bumps, (b) => b.delta, 'bigint')}) as b(nsi, delta), nss
         where nss.o = b.nsi and n.namespace = nss.ns),
      cur as (update ${t.cursors} set cursor = ${p.add(cursor?.next ?? null)}, updated_at = now()
-              where thread_id = ${p.add(cursor?.threadId ?? null)})
+              where thread_id = ${p.add(cursor?.threadId ?? null)})${plan.puts.length ? fieldsCtes(t, change, plan, fields, vectorParam, p) : ''}
      select ${stamp} from ins union all select ${stamp} from upd`,
     p.values,
   );
@@ -206,49 +236,42 @@ export async function writePlan(tx: Queryable, t: Tables, change: ChangeSet, pla
 }
 
 /**
- * Replaces the indexed fields of every put: the new ones upserted (text, and vector when
- * embedded), those an existing item no longer indexes deleted (no orphan vectors). Embedded
- * fields carry their vectors in one binary array parameter; text-only ones travel apart (a
- * binary array cannot hold a null).
+ * The CTEs that replace the indexed fields of every put, part of `writePlan`'s statement: the new
+ * ones upserted (text, and vector when embedded), those an existing item no longer indexes
+ * deleted (no orphan vectors). Embedded fields carry their vectors in one binary array
+ * parameter; text-only ones travel apart (a binary array cannot hold a null). In one statement
+ * with the items' own rows: a new item's vectors meet the foreign key at the statement's end,
+ * once the item is inserted, and no row is written twice (a key has one write, and `gone` deletes
+ * only the fields `keep` does not write).
  */
-export async function writeFields(
-  tx: Queryable,
+function fieldsCtes(
   t: Tables,
   change: ChangeSet,
   plan: Plan,
   fields: ({ i: number } & IndexedField)[],
   vectorParam: unknown,
-): Promise<void> {
+  p: Params,
+): string {
   const embedded = fields.filter((f) => f.vector);
   const textOnly = fields.filter((f) => !f.vector);
-  const old = plan.puts.filter((p) => p.existed);
+  const old = plan.puts.filter((x) => x.existed);
   const keyOf = (f: { i: number }) => change.writes[f.i]?.key;
-  await tx.query(
-    `with nss as (select * from ${namespacesCte('$1')}),
+  const col = <T>(rows: T[], pick: (row: T) => unknown, type: string) => `${p.add(rows.map(pick))}::${type}[]`;
+  return `,
      keep as (
-       select * from unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::vector[]) as k(nsi, key, field, text, embedding)
+       select * from unnest(${col(embedded, (f) => plan.nsi[f.i], 'int')}, ${col(embedded, keyOf, 'text')},
+                            ${col(embedded, (f) => f.field, 'text')}, ${col(embedded, (f) => f.text, 'text')},
+                            ${p.add(vectorParam ?? '{}')}::vector[]) as k(nsi, key, field, text, embedding)
        union all
-       select *, null::vector from unnest($7::int[], $8::text[], $9::text[], $10::text[]) as k(nsi, key, field, text)),
+       select *, null::vector from unnest(${col(textOnly, (f) => plan.nsi[f.i], 'int')}, ${col(textOnly, keyOf, 'text')},
+                                          ${col(textOnly, (f) => f.field, 'text')}, ${col(textOnly, (f) => f.text, 'text')})
+              as k(nsi, key, field, text)),
      gone as (
-       delete from ${t.vectors} x using unnest($11::int[], $12::text[]) as o(nsi, key), nss
+       delete from ${t.vectors} x using unnest(${col(old, (x) => x.nsi, 'int')}, ${col(old, (x) => x.key, 'text')}) as o(nsi, key), nss
         where nss.o = o.nsi and x.namespace = nss.ns and x.key = o.key
-          and not exists (select 1 from keep where keep.nsi = o.nsi and keep.key = o.key and keep.field = x.field))
-     insert into ${t.vectors} (namespace, key, field, text, embedding)
-     select nss.ns, keep.key, keep.field, keep.text, keep.embedding from keep join nss on nss.o = keep.nsi
-     on conflict (namespace, key, field) do update set text = excluded.text, embedding = excluded.embedding`,
-    [
-      nsJson(plan.namespaces),
-      embedded.map((f) => plan.nsi[f.i]),
-      embedded.map(keyOf),
-      embedded.map((f) => f.field),
-      embedded.map((f) => f.text),
-      vectorParam ?? '{}',
-      textOnly.map((f) => plan.nsi[f.i]),
-      textOnly.map(keyOf),
-      textOnly.map((f) => f.field),
-      textOnly.map((f) => f.text),
-      old.map((p) => p.nsi),
-      old.map((p) => p.key),
-    ],
-  );
+          and not exists (select 1 from keep where keep.nsi = o.nsi and keep.key = o.key and keep.field = x.field)),
+     vec as (
+       insert into ${t.vectors} (namespace, key, field, text, embedding)
+       select nss.ns, keep.key, keep.field, keep.text, keep.embedding from keep join nss on nss.o = keep.nsi
+       on conflict (namespace, key, field) do update set text = excluded.text, embedding = excluded.embedding)`;
 }

@@ -132,22 +132,30 @@ export function snapshotSql(t: Tables): string {
          from g cross join unnest($2::vector[]) with ordinality as q(v, qn) cross join lateral (
            select n.key, min(n.distance) as distance
              from (${nearest}) n
-             join ${t.memories} m on m.namespace = g.namespace and m.key = n.key
             -- A row at a profile's key is that profile (below), never also a collection memory.
             -- What the model may change is what holds now: an invalidated memory is history.
-            where m.kind = any(g.kinds) and not (m.key = any(g.profile_keys)) and ${alive('m')} and m.invalid_at is null
+            -- A scalar subquery, which the planner never turns into a join: each of the 3k
+            -- nearest keys is one primary-key probe, whatever the statistics say. As a join,
+            -- a namespace grown since the last ANALYZE was estimated at one row and put on
+            -- the outer side of a nested loop: every memory against every nearest vector.
+            where (select m.kind = any(g.kinds) and not (m.key = any(g.profile_keys)) and ${alive('m')} and m.invalid_at is null
+                     from ${t.memories} m where m.namespace = g.namespace and m.key = n.key)
             group by n.key order by distance, n.key limit $3) h),
      picked as (
        select ord, key, row_number() over (partition by ord order by min(rank), min(distance), key) as n
          from per_query group by ord, key)
      select g.ord, coalesce(ns.version, 0) as version, coalesce(ns.items, 0) as items,
+       -- The items themselves by one primary-key probe each (offset 0 keeps the lateral a
+       -- nested loop: a hash join read the whole namespace when its size was underestimated).
        coalesce((select jsonb_agg(jsonb_build_object('key', m.key, 'kind', m.kind, 'version', m.version, 'value', m.value) order by p.n)
-                   from picked p join ${t.memories} m on m.namespace = g.namespace and m.key = p.key
+                   from picked p cross join lateral (
+                     select m.key, m.kind, m.version, m.value from ${t.memories} m
+                      where m.namespace = g.namespace and m.key = p.key offset 0) m
                   where p.ord = g.ord and p.n <= $3), '[]') as memories,
        coalesce((select jsonb_agg(jsonb_build_object('key', m.key, 'kind', p.kind, 'version', m.version, 'value', m.value) order by m.key)
-                   from jsonb_to_recordset(g.profiles) as p(key text, kind text)
-                   join ${t.memories} m on m.namespace = g.namespace and m.key = p.key
-                  where ${alive('m')}), '[]') as profiles
+                   from jsonb_to_recordset(g.profiles) as p(key text, kind text) cross join lateral (
+                     select m.key, m.version, m.value from ${t.memories} m
+                      where m.namespace = g.namespace and m.key = p.key and ${alive('m')} offset 0) m), '[]') as profiles
        from g left join ${t.namespaces} ns on ns.namespace = g.namespace
       order by g.ord`;
 }
