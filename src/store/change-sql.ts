@@ -150,74 +150,34 @@ export async function writePlan(
   vectorParam: unknown,
 ): Promise<Map<number, Stamp>> {
   const p = new Params();
-  const col = <T>(rows: T[], pick: (row: T) => unknown, type: string) => `${p.add(rows.map(pick))}::${type}[]`;
-  const inserts = plan.puts.filter((x) => !x.existed);
-  const updates = plan.puts.filter((x) => x.existed);
-  const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
+  const col: Col = (rows, pick, type) => `${p.add(rows.map(pick))}::${type}[]`;
   const cursor = change.once && 'cursor' in change.once ? change.once.cursor : null;
-  const stamp = 'namespace, key, created_at, updated_at, expires_at, valid_from, invalid_at';
   const nss = namespacesCte(p.add(nsJson(plan.namespaces)));
-  const res = await tx.query<{
-    namespace: Namespace;
-    key: string;
-    created_at: Date;
-    updated_at: Date;
-    expires_at: Date | null;
-    valid_from: Date;
-    invalid_at: Date | null;
-  }>(
+  const res = await tx.query<StampRow>(
     `with nss as (select * from ${nss}),
-     ins as (
-       insert into ${t.memories} (namespace, key, kind, value, version, expires_at, ttl_ms, valid_from)
-       select nss.ns, x.key, x.kind, x.value::jsonb, x.version, ${expiryAfter('x.ttl_ms')}, x.ttl_ms, coalesce(x.valid_from, now())
-         from unnest(${col(inserts, (x) => x.nsi, 'int')}, ${col(inserts, (x) => x.key, 'text')}, ${col(inserts, (x) => x.kind, 'text')},
-                     ${col(inserts, (x) => JSON.stringify(x.value), 'text')}, ${col(inserts, (x) => x.version, 'bigint')},
-                     ${col(inserts, (x) => x.ttlMs, 'bigint')}, ${col(inserts, (x) => x.validFrom, 'timestamptz')})
-              as x(nsi, key, kind, value, version, ttl_ms, valid_from)
-         join nss on nss.o = x.nsi
-       returning ${stamp}),
-     upd as (
-       update ${t.memories} m set kind = x.kind, value = x.value::jsonb, version = x.version, updated_at = now(),
-              expires_at = case when x.keep then m.expires_at else ${expiryAfter('x.ttl_ms')} end,
-              ttl_ms = case when x.keep then m.ttl_ms else x.ttl_ms end,
-              created_at = case when x.revived then now() else m.created_at end,
-              valid_from = coalesce(x.valid_from, case when x.revived then now() else m.valid_from end),
-              invalid_at = null, invalidated_by = null
-         from unnest(${col(updates, (x) => x.nsi, 'int')}, ${col(updates, (x) => x.key, 'text')}, ${col(updates, (x) => x.kind, 'text')},
-                     ${col(updates, (x) => JSON.stringify(x.value), 'text')}, ${col(updates, (x) => x.version, 'bigint')},
-                     ${col(updates, (x) => x.ttlMs, 'bigint')}, ${col(updates, (x) => x.keepTtl, 'bool')},
-                     ${col(updates, (x) => x.revived, 'bool')}, ${col(updates, (x) => x.validFrom, 'timestamptz')})
-              as x(nsi, key, kind, value, version, ttl_ms, keep, revived, valid_from), nss
-        where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key
-       returning ${stamp.replace(/(\w+)/g, 'm.$1')}),
-     inv as (
-       update ${t.memories} m set version = x.version, updated_at = now(), invalid_at = coalesce(x.at, now()),
-              invalidated_by = x.actor
-         from unnest(${col(plan.invalidations, (x) => x.nsi, 'int')}, ${col(plan.invalidations, (x) => x.key, 'text')},
-                     ${col(plan.invalidations, (x) => x.version, 'bigint')}, ${col(plan.invalidations, (x) => x.at, 'timestamptz')},
-                     ${col(plan.invalidations, (x) => x.actor, 'text')})
-              as x(nsi, key, version, at, actor), nss
-        where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key),
+     ins as (${insertSql(
+       t,
+       plan.puts.filter((x) => !x.existed),
+       col,
+     )}),
+     upd as (${updateSql(
+       t,
+       plan.puts.filter((x) => x.existed),
+       col,
+     )}),
+     inv as (${invalidateSql(t, plan.invalidations, col)}),
      del as (
        delete from ${t.memories} m
         using unnest(${col(plan.deletes, (x) => x.nsi, 'int')}, ${col(plan.deletes, (x) => x.key, 'text')}) as x(nsi, key), nss
         where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key),
-     hist as (
-       insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id)
-       select nss.ns, h.key, h.kind, h.op, h.version, h.before::jsonb, h.after::jsonb, h.actor, ${p.add(change.threadId ?? null)}::text
-         from unnest(${col(plan.history, (h) => h.nsi, 'int')}, ${col(plan.history, (h) => h.key, 'text')},
-                     ${col(plan.history, (h) => h.kind, 'text')}, ${col(plan.history, (h) => h.op, 'text')},
-                     ${col(plan.history, (h) => h.version, 'bigint')}, ${col(plan.history, (h) => json(h.before), 'text')},
-                     ${col(plan.history, (h) => json(h.after), 'text')}, ${col(plan.history, (h) => h.actor, 'text')})
-              with ordinality as h(nsi, key, kind, op, version, before, after, actor, ord)
-         join nss on nss.o = h.nsi order by h.ord),
+     hist as (${historySql(t, plan.history, change.threadId ?? null, col, p)}),
      bump as (
        update ${t.namespaces} n set version = n.version + 1, items = n.items + b.delta, updated_at = ${touched('n')}
          from unnest(${col(plan.bumps, (b) => b.nsi, 'int')}, ${col(plan.bumps, (b) => b.delta, 'bigint')}) as b(nsi, delta), nss
         where nss.o = b.nsi and n.namespace = nss.ns),
      cur as (update ${t.cursors} set cursor = ${p.add(cursor?.next ?? null)}, updated_at = now()
               where thread_id = ${p.add(cursor?.threadId ?? null)})${plan.puts.length ? fieldsCtes(t, change, plan, fields, vectorParam, p) : ''}
-     select ${stamp} from ins union all select ${stamp} from upd`,
+     select ${STAMP} from ins union all select ${STAMP} from upd`,
     p.values,
   );
   const at = new Map(plan.puts.map((x) => [JSON.stringify([change.writes[x.i]?.namespace, x.key]), x.i]));
@@ -233,6 +193,77 @@ export async function writePlan(
       },
     ]),
   );
+}
+
+/** One column of a set-based write: the rows' values as one array parameter of a SQL type. */
+type Col = <T>(rows: T[], pick: (row: T) => unknown, type: string) => string;
+type PlannedPuts = Plan['puts'];
+/** What a put row returns: its key and the times the database set. */
+const STAMP = 'namespace, key, created_at, updated_at, expires_at, valid_from, invalid_at';
+interface StampRow {
+  namespace: Namespace;
+  key: string;
+  created_at: Date;
+  updated_at: Date;
+  expires_at: Date | null;
+  valid_from: Date;
+  invalid_at: Date | null;
+}
+
+/** New rows (and rows replacing nothing): valid from the write's time or now. */
+function insertSql(t: Tables, inserts: PlannedPuts, col: Col): string {
+  return `insert into ${t.memories} (namespace, key, kind, value, version, expires_at, ttl_ms, valid_from)
+       select nss.ns, x.key, x.kind, x.value::jsonb, x.version, ${expiryAfter('x.ttl_ms')}, x.ttl_ms, coalesce(x.valid_from, now())
+         from unnest(${col(inserts, (x) => x.nsi, 'int')}, ${col(inserts, (x) => x.key, 'text')}, ${col(inserts, (x) => x.kind, 'text')},
+                     ${col(inserts, (x) => JSON.stringify(x.value), 'text')}, ${col(inserts, (x) => x.version, 'bigint')},
+                     ${col(inserts, (x) => x.ttlMs, 'bigint')}, ${col(inserts, (x) => x.validFrom, 'timestamptz')})
+              as x(nsi, key, kind, value, version, ttl_ms, valid_from)
+         join nss on nss.o = x.nsi
+       returning ${STAMP}`;
+}
+
+/**
+ * Puts over existing rows: a 'keep' put keeps the expiry, a revived (expired) row restarts its
+ * creation and validity, and any put makes an invalidated item hold again.
+ */
+function updateSql(t: Tables, updates: PlannedPuts, col: Col): string {
+  return `update ${t.memories} m set kind = x.kind, value = x.value::jsonb, version = x.version, updated_at = now(),
+              expires_at = case when x.keep then m.expires_at else ${expiryAfter('x.ttl_ms')} end,
+              ttl_ms = case when x.keep then m.ttl_ms else x.ttl_ms end,
+              created_at = case when x.revived then now() else m.created_at end,
+              valid_from = coalesce(x.valid_from, case when x.revived then now() else m.valid_from end),
+              invalid_at = null, invalidated_by = null
+         from unnest(${col(updates, (x) => x.nsi, 'int')}, ${col(updates, (x) => x.key, 'text')}, ${col(updates, (x) => x.kind, 'text')},
+                     ${col(updates, (x) => JSON.stringify(x.value), 'text')}, ${col(updates, (x) => x.version, 'bigint')},
+                     ${col(updates, (x) => x.ttlMs, 'bigint')}, ${col(updates, (x) => x.keepTtl, 'bool')},
+                     ${col(updates, (x) => x.revived, 'bool')}, ${col(updates, (x) => x.validFrom, 'timestamptz')})
+              as x(nsi, key, kind, value, version, ttl_ms, keep, revived, valid_from), nss
+        where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key
+       returning ${STAMP.replace(/(\w+)/g, 'm.$1')}`;
+}
+
+/** Invalidations: the item stays, with a new version and the time it stopped holding. */
+function invalidateSql(t: Tables, invalidations: Plan['invalidations'], col: Col): string {
+  return `update ${t.memories} m set version = x.version, updated_at = now(), invalid_at = coalesce(x.at, now()),
+              invalidated_by = x.actor
+         from unnest(${col(invalidations, (x) => x.nsi, 'int')}, ${col(invalidations, (x) => x.key, 'text')},
+                     ${col(invalidations, (x) => x.version, 'bigint')}, ${col(invalidations, (x) => x.at, 'timestamptz')},
+                     ${col(invalidations, (x) => x.actor, 'text')})
+              as x(nsi, key, version, at, actor), nss
+        where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key`;
+}
+
+/** History rows in the plan's order (ordinality), with the change's thread. */
+function historySql(t: Tables, history: Plan['history'], threadId: string | null, col: Col, p: Params): string {
+  const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
+  return `insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id)
+       select nss.ns, h.key, h.kind, h.op, h.version, h.before::jsonb, h.after::jsonb, h.actor, ${p.add(threadId)}::text
+         from unnest(${col(history, (h) => h.nsi, 'int')}, ${col(history, (h) => h.key, 'text')},
+                     ${col(history, (h) => h.kind, 'text')}, ${col(history, (h) => h.op, 'text')},
+                     ${col(history, (h) => h.version, 'bigint')}, ${col(history, (h) => json(h.before), 'text')},
+                     ${col(history, (h) => json(h.after), 'text')}, ${col(history, (h) => h.actor, 'text')})
+              with ordinality as h(nsi, key, kind, op, version, before, after, actor, ord)
+         join nss on nss.o = h.nsi order by h.ord`;
 }
 
 /**
