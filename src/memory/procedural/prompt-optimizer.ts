@@ -4,7 +4,8 @@ import { assertFinished, type ChatMessage, type ChatModel } from '../../llm/chat
 import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../../observability/usage.js';
 import type { Logger } from '../../observability/logger.js';
 import type { MemoryDb } from '../../store/memory-db.js';
-import { namespaceSchema } from '../../store/types.js';
+import type { ChangeSet } from '../../store/change-set.js';
+import { namespaceSchema, type MemoryItem } from '../../store/types.js';
 import {
   optimizerMessages,
   optimizerTool,
@@ -94,28 +95,9 @@ export class PromptOptimizer {
         });
       });
       const changed = proposal.prompt !== base || !current;
-      const ref = { namespace: input.namespace, key: input.name };
-      const value = { prompt: proposal.prompt, analysis: proposal.analysis };
-      // Decided on the prompt as read: a write to it since is a conflict, whether this run
-      // rewrites it (compare-and-set) or leaves it as it is (a guard).
-      const applied = await this.store.apply({
-        actor,
-        once: { key },
-        writes: changed
-          ? [
-              {
-                op: 'put',
-                ...ref,
-                kind: PROMPT_KIND,
-                value,
-                fields: [],
-                ttl: null,
-                ifVersion: current?.version ?? 0,
-              },
-            ]
-          : [],
-        guards: changed || !current ? [] : [{ ...ref, version: current.version }],
-      });
+      const applied = await this.store.apply(
+        promptChange(key, { namespace: input.namespace, key: input.name }, current, proposal, changed),
+      );
       if (applied.status === 'duplicate')
         return this.done('already-applied', await this.store.get(input.namespace, input.name), null, usage);
       if (applied.status === 'conflict') {
@@ -216,4 +198,26 @@ function check(rawArgs: string, required: string[]): { proposal: Proposal } | { 
   const lost = required.filter((p) => !parsed.data.prompt.includes(p));
   if (lost.length) return { error: `the prompt must keep the placeholders ${lost.join(', ')}` };
   return { proposal: parsed.data };
+}
+
+/**
+ * A run's change, decided on the prompt as read: a write to it since is a conflict, whether the
+ * run rewrites it (compare-and-set) or leaves it as it is (a guard). The run id is its once-key.
+ */
+function promptChange(
+  key: string,
+  ref: { namespace: string[]; key: string },
+  current: MemoryItem | null,
+  proposal: { prompt: string; analysis: string },
+  changed: boolean,
+): ChangeSet {
+  const value = { prompt: proposal.prompt, analysis: proposal.analysis };
+  return {
+    actor: key,
+    once: { key },
+    writes: changed
+      ? [{ op: 'put', ...ref, kind: PROMPT_KIND, value, fields: [], ttl: null, ifVersion: current?.version ?? 0 }]
+      : [],
+    guards: changed || !current ? [] : [{ ...ref, version: current.version }],
+  };
 }
