@@ -1,5 +1,5 @@
 import { lockNamespaces } from './change-sql.js';
-import type { Db } from './db.js';
+import type { Db, Queryable } from './db.js';
 import type { ExportedHistory, ExportedItem } from './export-format.js';
 import { namespacesCte } from './namespace-locks.js';
 import { namespaceFromJson, touched, type Tables } from './sql.js';
@@ -33,17 +33,39 @@ export async function restoreItems(
   const keys = { ns: items.map((i) => JSON.stringify(i.namespace)), key: items.map((i) => i.key) };
   return db.transaction(async (tx) => {
     const locked = await lockNamespaces(tx, t, [...items.map((i) => i.namespace), ...history.map((h) => h.namespace)]);
-    const taken = await tx.query<{ namespace: Namespace; key: string }>(
-      `select r.ns as namespace, r.key from (select ${namespaceFromJson('u.j')} as ns, u.key from unnest($1::text[], $2::text[]) as u(j, key)) r
+    const taken = await takenKeys(tx, t, keys);
+    if (taken.length) return { taken };
+    await insertRows(tx, t, locked.namespaces, items, history);
+    await insertFields(tx, t, keys, embedded, textOnly, vectorParam);
+    return { restored: items.length, history: history.length };
+  });
+}
+
+type Keys = { ns: string[]; key: string[] };
+
+/** Keys that have a row or any history here: an import fills only what is empty. */
+async function takenKeys(tx: Queryable, t: Tables, keys: Keys): Promise<{ namespace: Namespace; key: string }[]> {
+  const taken = await tx.query<{ namespace: Namespace; key: string }>(
+    `select r.ns as namespace, r.key from (select ${namespaceFromJson('u.j')} as ns, u.key from unnest($1::text[], $2::text[]) as u(j, key)) r
         where exists (select 1 from ${t.memories} m where m.namespace = r.ns and m.key = r.key)
            or exists (select 1 from ${t.history} h where h.namespace = r.ns and h.key = r.key)`,
-      [keys.ns, keys.key],
-    );
-    if (taken.rows.length) return { taken: taken.rows };
-    const nsi = new Map(locked.namespaces.map((ns, i) => [JSON.stringify(ns), i + 1]));
-    const at = (ns: Namespace) => nsi.get(JSON.stringify(ns)) as number;
-    await tx.query(
-      `with nss as (select * from ${namespacesCte('$1')}),
+    [keys.ns, keys.key],
+  );
+  return taken.rows;
+}
+
+/** The items and their history rows as exported, and each namespace's version and count. */
+async function insertRows(
+  tx: Queryable,
+  t: Tables,
+  namespaces: Namespace[],
+  items: RestoredItem[],
+  history: ExportedHistory[],
+): Promise<void> {
+  const nsi = new Map(namespaces.map((ns, i) => [JSON.stringify(ns), i + 1]));
+  const at = (ns: Namespace) => nsi.get(JSON.stringify(ns)) as number;
+  await tx.query(
+    `with nss as (select * from ${namespacesCte('$1')}),
        ins as (
          insert into ${t.memories} (namespace, key, kind, value, version, created_at, updated_at, expires_at, ttl_ms, valid_from, invalid_at)
          select nss.ns, x.key, x.kind, x.value::jsonb, x.version, x.created, x.updated, x.expires, x.ttl, x.valid_from, x.invalid_at
@@ -60,49 +82,58 @@ export async function restoreItems(
            join nss on nss.o = h.nsi order by h.ord)
        update ${t.namespaces} n set version = n.version + 1, items = n.items + c.n, updated_at = ${touched('n')}
          from (select namespace, count(*) as n from ins group by namespace) c where n.namespace = c.namespace`,
-      [
-        locked.namespaces.map((ns) => JSON.stringify(ns)),
-        items.map((i) => at(i.namespace)),
-        keys.key,
-        items.map((i) => i.kind),
-        items.map((i) => JSON.stringify(i.value)),
-        items.map((i) => i.version),
-        items.map((i) => i.createdAt),
-        items.map((i) => i.updatedAt),
-        items.map((i) => i.expiresAt),
-        items.map((i) => i.ttlMs),
-        items.map((i) => i.validFrom),
-        items.map((i) => i.invalidAt),
-        history.map((h) => at(h.namespace)),
-        history.map((h) => h.key),
-        history.map((h) => h.kind),
-        history.map((h) => h.op),
-        history.map((h) => h.version),
-        history.map((h) => (h.before ? JSON.stringify(h.before) : null)),
-        history.map((h) => (h.after ? JSON.stringify(h.after) : null)),
-        history.map((h) => h.actor),
-        history.map((h) => h.threadId),
-        history.map((h) => h.at),
-      ],
-    );
-    await tx.query(
-      `insert into ${t.vectors} (namespace, key, field, text, embedding)
+    [
+      namespaces.map((ns) => JSON.stringify(ns)),
+      items.map((i) => at(i.namespace)),
+      items.map((i) => i.key),
+      items.map((i) => i.kind),
+      items.map((i) => JSON.stringify(i.value)),
+      items.map((i) => i.version),
+      items.map((i) => i.createdAt),
+      items.map((i) => i.updatedAt),
+      items.map((i) => i.expiresAt),
+      items.map((i) => i.ttlMs),
+      items.map((i) => i.validFrom),
+      items.map((i) => i.invalidAt),
+      history.map((h) => at(h.namespace)),
+      history.map((h) => h.key),
+      history.map((h) => h.kind),
+      history.map((h) => h.op),
+      history.map((h) => h.version),
+      history.map((h) => (h.before ? JSON.stringify(h.before) : null)),
+      history.map((h) => (h.after ? JSON.stringify(h.after) : null)),
+      history.map((h) => h.actor),
+      history.map((h) => h.threadId),
+      history.map((h) => h.at),
+    ],
+  );
+}
+
+/** The items' indexed fields: with the vectors computed here, or text only where none was. */
+async function insertFields(
+  tx: Queryable,
+  t: Tables,
+  keys: Keys,
+  embedded: { i: number; field: string; text: string }[],
+  textOnly: { i: number; field: string; text: string }[],
+  vectorParam: unknown,
+): Promise<void> {
+  await tx.query(
+    `insert into ${t.vectors} (namespace, key, field, text, embedding)
        select ${namespaceFromJson('x.j')}, x.key, x.field, x.text, x.embedding
          from (select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::vector[]) as e(j, key, field, text, embedding)
                union all
                select *, null::vector from unnest($6::text[], $7::text[], $8::text[], $9::text[]) as o(j, key, field, text)) x`,
-      [
-        embedded.map((e) => keys.ns[e.i]),
-        embedded.map((e) => keys.key[e.i]),
-        embedded.map((e) => e.field),
-        embedded.map((e) => e.text),
-        vectorParam,
-        textOnly.map((e) => keys.ns[e.i]),
-        textOnly.map((e) => keys.key[e.i]),
-        textOnly.map((e) => e.field),
-        textOnly.map((e) => e.text),
-      ],
-    );
-    return { restored: items.length, history: history.length };
-  });
+    [
+      embedded.map((e) => keys.ns[e.i]),
+      embedded.map((e) => keys.key[e.i]),
+      embedded.map((e) => e.field),
+      embedded.map((e) => e.text),
+      vectorParam,
+      textOnly.map((e) => keys.ns[e.i]),
+      textOnly.map((e) => keys.key[e.i]),
+      textOnly.map((e) => e.field),
+      textOnly.map((e) => e.text),
+    ],
+  );
 }
