@@ -1,6 +1,5 @@
-import { checked } from '../core/invalid-input.js';
 import { InputError, LimitError } from '../errors.js';
-import { exportLineSchema } from '../store/export-format.js';
+import { ExportLineReader } from '../store/export-format.js';
 
 /** What `POST /v1/import` takes at most (lifecycle-routes.ts): the route's own body limit. */
 const IMPORT_MAX_BYTES = 64 * 1024 * 1024;
@@ -22,24 +21,18 @@ export async function importFile(lines: string | Iterable<string> | AsyncIterabl
   const bytes = Buffer.byteLength(text);
   if (bytes > IMPORT_MAX_BYTES)
     throw new LimitError(`invalid import: the file is ${bytes} bytes; an import takes at most 64 MiB`);
-  let header = false;
-  for (const [i, raw] of all.entries()) {
-    const n = i + 1;
-    if (typeof raw !== 'string') throw new InputError(`invalid import: line ${n} is not a string`);
-    if (raw.includes('\n')) throw new InputError(`invalid import: line ${n} holds a newline (one JSON object a line)`);
-    if (!raw.trim()) continue;
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      throw new InputError(`invalid import: line ${n} is not JSON`);
+  const reader = new ExportLineReader();
+  try {
+    for (const [i, raw] of all.entries()) {
+      if (typeof raw !== 'string') throw new InputError(`line ${i + 1} is not a string`);
+      if (raw.includes('\n')) throw new InputError(`line ${i + 1} holds a newline (one JSON object a line)`);
+      reader.line(raw);
     }
-    const line = checked(exportLineSchema, json, `import: line ${n}`);
-    if (!header && line.type !== 'export')
-      throw new InputError(`invalid import: line ${n} must be the export header ({"type":"export","format":1,...})`);
-    if (line.type === 'export' && header) throw new InputError(`invalid import: line ${n}: a second export header`);
-    header = true;
+    reader.end();
+  } catch (err) {
+    // The API's own words, said before anything is sent.
+    if (err instanceof InputError) throw new InputError(`invalid import: ${err.message}`, err.details);
+    throw err;
   }
-  if (!header) throw new InputError('invalid import: the file is empty (an export file starts with its header line)');
   return text;
 }

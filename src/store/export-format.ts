@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { kindNameSchema, namespaceSchema } from '../core/names.js';
 import { JSON_MAX_DEPTH, jsonCheck } from '../core/json-bounds.js';
 import { storableText } from '../core/safe-text.js';
+import { MAX_ISSUES } from '../core/invalid-input.js';
+import { InputError } from '../errors.js';
 
 /**
  * engram's export format: NDJSON, one JSON object a line. A header, then each item with the
@@ -64,3 +66,50 @@ export const exportLineSchema = z.discriminatedUnion('type', [
 export type ExportedItem = z.infer<typeof exportedItemSchema>;
 export type ExportedHistory = z.infer<typeof exportedHistorySchema>;
 export type ExportLine = z.infer<typeof exportLineSchema>;
+
+/**
+ * Reads an export file's lines in order, as the import route and the HTTP client both check
+ * them: blank lines skipped, every other line JSON of one of the line types, the header first
+ * and once. `line` returns the parsed line (null for a blank one) or throws an InputError naming
+ * the line, counted from 1; `end` refuses a file that had no header.
+ */
+export class ExportLineReader {
+  private header = false;
+  private n = 0;
+
+  /** The lines read so far: the number of the last one. */
+  get count(): number {
+    return this.n;
+  }
+
+  line(raw: string): ExportLine | null {
+    const n = ++this.n;
+    if (!raw.trim()) return null;
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      throw new InputError(`line ${n} is not JSON`);
+    }
+    const parsed = exportLineSchema.safeParse(json);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.slice(0, MAX_ISSUES);
+      throw new InputError(`line ${n}: ${z.prettifyError(new z.ZodError(issues))}`, issues);
+    }
+    // The first line that is not blank, not line 1 as counted: blank lines before it skipped
+    // the check, and a file of items without its header was taken.
+    if (!this.header && parsed.data.type !== 'export')
+      throw new InputError(`line ${n} must be the export header ({"type":"export","format":1,...})`);
+    if (parsed.data.type === 'export' && this.header) throw new InputError(`line ${n}: a second export header`);
+    this.header = true;
+    return parsed.data;
+  }
+
+  /** An empty file is no export file either: the header says what the file is. */
+  end(): void {
+    if (!this.header)
+      throw new InputError(
+        'the file is empty: an export file starts with its export header ({"type":"export","format":1,...})',
+      );
+  }
+}

@@ -1,7 +1,6 @@
-import { z } from 'zod';
 import { AuthError, ConflictError, InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import { exportLineSchema, type ExportedHistory, type ExportedItem } from './export-format.js';
+import { ExportLineReader, type ExportedHistory, type ExportedItem } from './export-format.js';
 import type { MemoryDb } from './memory-db.js';
 import type { Namespace } from './types.js';
 
@@ -22,33 +21,13 @@ export async function importLines(
   within: Namespace | undefined,
 ): Promise<{ items: number; history: number }> {
   const batches: { items: ExportedItem[]; history: ExportedHistory[] }[] = [];
-  let n = 0;
   let last: ExportedItem | null = null;
-  let header = false;
+  const reader = new ExportLineReader();
   for await (const raw of lines) {
-    n++;
-    if (!raw.trim()) continue;
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      throw new InputError(`line ${n} is not JSON`);
-    }
-    const parsed = exportLineSchema.safeParse(json);
-    if (!parsed.success)
-      throw new InputError(`line ${n}: ${z.prettifyError(parsed.error)}`, parsed.error.issues.slice(0, 20));
-    const line = parsed.data;
-    // The first line that is not blank, not line 1 as counted: blank lines before it skipped
-    // the check, and a file of items without its header was taken.
-    if (!header && line.type !== 'export')
-      throw new InputError(`line ${n} must be the export header ({"type":"export","format":1,...})`);
-    if (line.type === 'export') {
-      if (header) throw new InputError(`line ${n}: a second export header`);
-      header = true;
-      continue;
-    }
+    const line = reader.line(raw);
+    if (!line || line.type === 'export') continue;
     if (within && !within.every((label, i) => line.namespace[i] === label))
-      throw new AuthError(`line ${n}: namespace is outside ${JSON.stringify(within)}`, true);
+      throw new AuthError(`line ${reader.count}: namespace is outside ${JSON.stringify(within)}`, true);
     if (line.type === 'item') {
       if (!batches.length || (batches.at(-1) as { items: unknown[] }).items.length >= BATCH)
         batches.push({ items: [], history: [] });
@@ -56,12 +35,11 @@ export async function importLines(
       last = line;
     } else {
       if (!last || JSON.stringify([last.namespace, last.key]) !== JSON.stringify([line.namespace, line.key]))
-        throw new InputError(`line ${n}: a history row must follow its item`);
+        throw new InputError(`line ${reader.count}: a history row must follow its item`);
       (batches.at(-1) as { history: ExportedHistory[] }).history.push(line);
     }
   }
-  // An empty file is no export file either: the header says what the file is.
-  if (!header) throw new InputError('the file has no export header ({"type":"export","format":1,...}): it is empty');
+  reader.end();
   const done = { items: 0, history: 0 };
   for (const batch of batches) {
     const texts = batch.items.flatMap((i) => i.fields.map((f) => f.text));
