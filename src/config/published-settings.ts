@@ -1,14 +1,11 @@
 import { hostname } from 'node:os';
-import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
 import { kindRouteSchema, type KindRoute } from '../core/kind-route.js';
+import type { RedisClient } from '../core/redis-layout.js';
 import { PermanentError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Env } from './env.js';
 import { crossCheck, publishedShape, settings, type PublishedKey } from './settings.js';
-
-/** One Redis or a cluster: settings name the connection's type without importing the hot path. */
-type RedisClient = Redis | Cluster;
 
 /**
  * The settings that decide what an enqueue does (debounce, maxWait, policy, retry policy, kinds),

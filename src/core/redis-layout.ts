@@ -1,3 +1,5 @@
+import type { Cluster, Redis } from 'ioredis';
+
 /**
  * Which Redis layout a deployment's settings name, and what is wrong with them: read by the
  * settings schema, the SDK and the jobs CLI as well as the hot path, so it lives here rather
@@ -19,3 +21,6 @@ export function layoutProblem(url: string, prefix: string, count: number): strin
     return 'must be a hash tag such as {engram} on a Redis Cluster with one shard (BullMQ keeps a queue in one hash slot); or set more than one shard to spread over the masters';
   return null;
 }
+
+/** A connection to one Redis, or to a Redis Cluster (`redis+cluster://`); BullMQ takes either. */
+export type RedisClient = Redis | Cluster;

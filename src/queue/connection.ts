@@ -1,10 +1,9 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { redisUnavailable } from '../dependency-errors.js';
 import type { Logger } from '../observability/logger.js';
-import { isClusterUrl } from '../core/redis-layout.js';
+import { isClusterUrl, type RedisClient } from '../core/redis-layout.js';
 
-/** A connection to one Redis, or to a Redis Cluster (`redis+cluster://`); BullMQ takes either. */
-export type RedisClient = Redis | Cluster;
+export type { RedisClient };
 
 /**
  * A connection for a URL: `redis://` and `rediss://` as ioredis reads them; `redis+cluster://`
