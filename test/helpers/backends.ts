@@ -110,7 +110,7 @@ export class TrackingDb implements Db {
 
 /** The fake model's deterministic embedding, in process; records each call's texts. */
 export class TestEmbedder implements Embedder {
-  readonly dimensions = TEST_DIMENSIONS;
+  constructor(readonly dimensions = TEST_DIMENSIONS) {}
   calls: string[][] = [];
   /** Called at the start of every embed (to check what is held meanwhile). */
   onEmbed: (() => void) | null = null;
@@ -119,7 +119,7 @@ export class TestEmbedder implements Embedder {
   async embed(texts: string[]): Promise<number[][]> {
     this.onEmbed?.();
     this.calls.push(texts);
-    return texts.map((t) => this.fixed.get(t) ?? fakeEmbedding(t, TEST_DIMENSIONS));
+    return texts.map((t) => this.fixed.get(t) ?? fakeEmbedding(t, this.dimensions));
   }
 }
 
@@ -136,6 +136,8 @@ type StoreFixtureOptions = {
   search?: Partial<SearchSettings>;
   defaultTtlMs?: number;
   vectorStorage?: 'float' | 'half';
+  /** The schema's and the embedder's dimensions (TEST_DIMENSIONS when unset). */
+  dimensions?: number;
 };
 
 /** A migrated schema on `backend` with the store API over it. */
@@ -164,9 +166,14 @@ async function storeFixture(
   opts: StoreFixtureOptions,
 ): Promise<StoreFixture> {
   const db = new TrackingDb(raw);
-  await migrate(db, { schema, dimensions: TEST_DIMENSIONS, log: silent, vectorStorage: opts.vectorStorage });
+  await migrate(db, {
+    schema,
+    dimensions: opts.dimensions ?? TEST_DIMENSIONS,
+    log: silent,
+    vectorStorage: opts.vectorStorage,
+  });
   const memories = new MemoryDb(db, schema, silent, { exactSearchMax: 10_000, efSearch: 100, ...opts.search });
-  const embedder = new TestEmbedder();
+  const embedder = new TestEmbedder(opts.dimensions);
   const store = new StoreService(memories, {
     embedder,
     indexFields: ['$'],

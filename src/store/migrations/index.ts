@@ -8,6 +8,7 @@ import * as m006 from './006-text-search.js';
 import * as m007 from './007-validity-and-erase.js';
 import * as m008 from './008-history-by-actor.js';
 import * as m009 from './009-vector-storage.js';
+import * as m010 from './010-inline-vectors.js';
 
 /** What a deployment chose when its schema was made; both are fixed for the schema's life. */
 export interface MigrationOptions {
@@ -35,4 +36,5 @@ export const migrations: Migration[] = [
   { id: 7, ...m007 },
   { id: 8, ...m008 },
   { id: 9, ...m009 },
+  { id: 10, ...m010 },
 ];
