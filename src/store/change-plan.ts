@@ -7,10 +7,10 @@ import type { MemoryItem, Namespace } from './types.js';
  * the rules can be read (and tested) apart from the SQL that carries them out.
  */
 
-/** The namespaces a change locked, in lock order, with their versions. */
+/** The namespaces a change locked, in lock order, with their versions when it compares any. */
 export interface Locked {
   namespaces: Namespace[];
-  versions: number[];
+  versions?: number[];
 }
 
 /** An item as the transaction found it, for each write and then each guard, in order. */
@@ -279,9 +279,10 @@ function findConflicts(
 ): Conflict[] {
   const conflicts: Conflict[] = [];
   for (const r of change.reads ?? []) {
-    const actual = locked.versions[index(r.namespace) - 1] as number;
-    if (r.version !== null && r.version !== actual)
-      conflicts.push({ namespace: r.namespace, expected: r.version, actual });
+    if (r.version === null) continue;
+    const actual = locked.versions?.[index(r.namespace) - 1];
+    if (actual === undefined) throw new Error('namespace versions were not read for a change that compares them');
+    if (r.version !== actual) conflicts.push({ namespace: r.namespace, expected: r.version, actual });
   }
   change.writes.forEach((w, i) => {
     if (w.op === 'expire' || w.ifVersion === undefined) return;
