@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/observability/logger.js';
 import { RetryableError } from '../src/errors.js';
@@ -18,6 +17,7 @@ import {
   uniqueName,
   type Harness,
 } from './helpers/harness.js';
+import { watchCommands } from './helpers/redis-monitor.js';
 
 describe('hot path: enqueue', () => {
   let h: Harness;
@@ -179,21 +179,17 @@ describe('hot path: enqueue', () => {
     // The node of the thread's shard: on a cluster, the producer's connection to that master.
     const node = nodeFor(producer, h.runtime.buffer.keys('t-rt').turns);
     const addr = /(?:^| )addr=(\S+)/.exec(String(await node.client('INFO')))?.[1];
-    const monitor = await new Redis({ host: node.options.host, port: node.options.port }).monitor();
-    const seen: string[][] = [];
-    monitor.on('monitor', (_time: string, args: string[], source: string) => {
-      if (source === addr) seen.push(args);
-    });
+    const monitor = await watchCommands(node.options.host as string, node.options.port as number);
     const commandsOf = async (content: string) => {
-      seen.length = 0;
+      monitor.clear();
       await send(content);
       await new Promise((r) => setTimeout(r, 100)); // MONITOR lines arrive asynchronously
-      return seen.map((args) => (args[0] as string).toLowerCase());
+      return monitor.seen.filter((c) => c.source === addr).map((c) => c.command);
     };
     expect(await commandsOf('first of a burst')).toEqual(['evalsha', 'evalsha']); // append, add job
     expect(await commandsOf('second')).toEqual(['evalsha']); // append only
     expect(await commandsOf('third')).toEqual(['evalsha']);
-    monitor.disconnect();
+    monitor.close();
   });
 
   it('refuses turns for a thread whose pending turns belong to another context', async () => {
