@@ -18,8 +18,19 @@ const minimalSdk = { redisUrl: 'redis://127.0.0.1:6379' };
 /** Values of each setting as the SDK takes them; the environment gets their text. */
 const cases: Record<SettingKey, { bad: unknown[]; good: unknown[] }> = {
   redisUrl: {
-    bad: ['http://127.0.0.1:6379', 'not a url', 'redis+sentinel://a:1'],
-    good: ['rediss://cache.example:6380/2', 'rediss+cluster://user:pw@cache.example:7001'],
+    bad: [
+      'http://127.0.0.1:6379',
+      'not a url',
+      'redis+sentinel://a:1',
+      'redis+cluster://a:7001,,b:7001',
+      'redis+cluster://a:70010',
+      'redis+cluster://a:7001/2',
+    ],
+    good: [
+      'rediss://cache.example:6380/2',
+      'rediss+cluster://user:pw@cache.example:7001',
+      'redis+cluster://c1.example:7001,c2.example:7001,[::1]:7003',
+    ],
   },
   redisShards: { bad: [0, 129, 2.5], good: [1, 128] },
   databaseUrl: { bad: ['mysql://db/x'], good: ['postgresql://u@db:5432/x'] },

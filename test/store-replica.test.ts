@@ -14,6 +14,7 @@ import { REPLICA_CONNECT_TIMEOUT_MS, ReplicaDb } from '../src/store/replicas.js'
 import { StoreService } from '../src/store/store-service.js';
 import type { MemoryItem } from '../src/store/types.js';
 import { silent, TestEmbedder } from './helpers/backends.js';
+import { closedPort } from './helpers/ports.js';
 import { startHarness, TEST_DATABASE_URL, TEST_DIMENSIONS, uniqueName, waitFor } from './helpers/harness.js';
 
 /**
@@ -222,15 +223,6 @@ describe.skipIf(problem !== null)('reads on a streaming read replica', () => {
     beforeEach(() => {
       accepted = 0;
     });
-
-    /** A port nothing listens on: a connection there is refused. */
-    async function closedPort(): Promise<number> {
-      const s = createServer();
-      await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-      const { port } = s.address() as { port: number };
-      await new Promise((resolve) => s.close(resolve));
-      return port;
-    }
 
     function storeOver(urls: string[]): { store: StoreService; reads: ReplicaDb } {
       const reads = openReadDb(urls, primary, 2, silent) as ReplicaDb;

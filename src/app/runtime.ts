@@ -22,6 +22,7 @@ import type { ReflectDeps, ReflectSettings } from '../memory/reflect.js';
 import { BUFFER_DEFAULTS } from '../queue/buffer.js';
 import { createRedis, RedisHealth, waitReady } from '../queue/connection.js';
 import { Producer } from '../queue/enqueue.js';
+import { checkEviction } from '../queue/eviction-check.js';
 import { createQueues, everyQueue, type EngramQueues } from '../queue/queues.js';
 import { shardTags } from '../queue/shards.js';
 import { ThreadBuffers } from '../queue/thread-buffers.js';
@@ -241,21 +242,6 @@ export class Runtime {
     return { buffer, store, embedder, manager, kinds, settings, log, usage: logUsageSink(log) };
   }
 
-  /**
-   * An evicted buffer or job key is a lost turn (docs/prior-art.md: BullMQ), so say it loudly when Redis may
-   * evict. Managed Redis often refuses CONFIG: then there is nothing to check.
-   */
-  private async checkEviction(): Promise<void> {
-    const reply = (await this.producerRedis.config('GET', 'maxmemory-policy').catch(() => null)) as string[] | null;
-    const policy = reply?.[1];
-    if (policy && policy !== 'noeviction') {
-      this.log.error(
-        { policy },
-        'Redis maxmemory-policy is not noeviction: under memory pressure Redis may drop buffered turns and jobs; set maxmemory-policy noeviction',
-      );
-    }
-  }
-
   /** Applies migrations (the all-in-one process and `npm run migrate` call this). */
   async migrate() {
     return migrate(this.db, {
@@ -279,7 +265,7 @@ export class Runtime {
     await Promise.all([
       waitReady(this.producerRedis, { log: this.log }).then(() =>
         Promise.all([
-          this.checkEviction(),
+          checkEviction(this.producerRedis, this.log),
           // What SDK producers read instead of repeating this process' settings.
           publishSettings(
             this.producerRedis,

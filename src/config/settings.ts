@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { reflectionPolicySchema } from '../core/names.js';
-import { layoutProblem } from '../core/redis-layout.js';
+import { clusterSeeds, isClusterUrl, layoutProblem } from '../core/redis-layout.js';
 import { fieldPathSchema } from '../core/json-path.js';
 
 /**
@@ -45,10 +45,21 @@ export const url = (protocols: RegExp) =>
   });
 const int = (min: number) => z.number().int().min(min);
 
+/** One Redis as a URL, or a Redis Cluster's seed nodes, which a WHATWG URL cannot hold. */
+const singleRedisUrl = url(/^rediss?$/);
+const redisUrl = z.string().superRefine((value, ctx) => {
+  const problem = isClusterUrl(value)
+    ? clusterSeeds(value)
+    : singleRedisUrl.safeParse(value).success
+      ? null
+      : `must be a URL with redis, rediss, redis+cluster or rediss+cluster protocol, got ${JSON.stringify(value)}`;
+  if (typeof problem === 'string') ctx.addIssue({ code: 'custom', message: problem });
+});
+
 export const settings = {
-  redisUrl: define('REDIS_URL', url(/^rediss?(\+cluster)?$/), {
+  redisUrl: define('REDIS_URL', redisUrl, {
     sdkRequired: true,
-    doc: 'Redis: `redis://` or `rediss://` (TLS); `redis+cluster://host:port` or `rediss+cluster://` for a Redis Cluster, through one seed node. The all-in-one process starts its own redis-server when it is unset (see ENGRAM_DATA_DIR).',
+    doc: 'Redis: `redis://` or `rediss://` (TLS); for a Redis Cluster `redis+cluster://host:port` or `rediss+cluster://`, with more seed nodes after commas (`redis+cluster://h1:7001,h2:7001,h3:7001`) so that a process starts while one is down. The all-in-one process starts its own redis-server when it is unset (see ENGRAM_DATA_DIR).',
   }),
   redisShards: define('REDIS_SHARDS', int(1).max(128), {
     default: 1,

@@ -9,6 +9,48 @@ import type { Cluster, Redis } from 'ioredis';
 /** Whether a Redis URL names a cluster (`redis+cluster://`, `rediss+cluster://`). */
 export const isClusterUrl = (url: string): boolean => /^rediss?\+cluster:/i.test(url);
 
+/** The nodes a cluster client starts from, and what every node's connection uses. */
+export interface ClusterSeeds {
+  nodes: { host: string; port: number }[];
+  username?: string;
+  password?: string;
+  tls: boolean;
+}
+
+/**
+ * A cluster URL's seed nodes: `redis+cluster://[user:password@]host:port[,host:port...]`. The
+ * client learns the other nodes from whichever seed answers first, so a deployment that lists
+ * two or three keeps starting while one of them is down (one seed down would hold every process
+ * at start). A WHATWG URL takes one host only, hence the split here. Returns what is wrong as a
+ * sentence when the URL cannot be read.
+ */
+export function clusterSeeds(url: string): ClusterSeeds | string {
+  const m = /^(rediss?)\+cluster:\/\/(?:([^@/?#]*)@)?([^/?#]*)(\/0?)?$/i.exec(url);
+  if (!m) return 'must be redis+cluster://[user:password@]host:port[,host:port...] with no path but /0';
+  const [, scheme, userinfo, hostList] = m as unknown as [string, string, string | undefined, string];
+  const nodes: ClusterSeeds['nodes'] = [];
+  for (const hostPort of hostList.split(',')) {
+    const hp = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(hostPort);
+    const port = Number(hp?.[2] ?? 6379);
+    if (!hp || port < 1 || port > 65_535 || !URL.canParse(`redis://${hostPort}`))
+      return `names a seed node that is not host:port: ${JSON.stringify(hostPort)}`;
+    nodes.push({ host: (hp[1] as string).replace(/^\[(.*)\]$/, '$1'), port });
+  }
+  if (nodes.length > 16) return `names ${nodes.length} seed nodes, at most 16`;
+  const seeds: ClusterSeeds = { nodes, tls: scheme.toLowerCase() === 'rediss' };
+  if (userinfo) {
+    const colon = userinfo.indexOf(':');
+    const [user, password] = colon < 0 ? [userinfo, ''] : [userinfo.slice(0, colon), userinfo.slice(colon + 1)];
+    try {
+      if (user) seeds.username = decodeURIComponent(user);
+      if (password) seeds.password = decodeURIComponent(password);
+    } catch {
+      return 'has a user or password that is not percent-encoded';
+    }
+  }
+  return seeds;
+}
+
 /**
  * What is wrong with a prefix for this layout, if anything. On a cluster with one shard, BullMQ
  * and the append script need every key in one slot: the prefix must be a hash tag (`{engram}`).

@@ -1,26 +1,29 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { redisUnavailable } from '../dependency-errors.js';
 import type { Logger } from '../observability/logger.js';
-import { isClusterUrl, type RedisClient } from '../core/redis-layout.js';
+import { clusterSeeds, isClusterUrl, type RedisClient } from '../core/redis-layout.js';
+import { InputError } from '../errors.js';
 
 export type { RedisClient };
 
 /**
  * A connection for a URL: `redis://` and `rediss://` as ioredis reads them; `redis+cluster://`
- * and `rediss+cluster://host:port` a Cluster seeded from that one node (it learns the others
- * from it), with the user, password and TLS of the URL for every node. A cluster is named by its
- * URL rather than by a separate setting, so that every place that takes REDIS_URL (processes, the
- * SDK, the jobs CLI) reaches it alike (docs/decisions.md).
+ * and `rediss+cluster://host:port[,host:port...]` a Cluster seeded from those nodes (it learns
+ * the others from the first that answers), with the user, password and TLS of the URL for every
+ * node. A cluster is named by its URL rather than by a separate setting, so that every place that
+ * takes REDIS_URL (processes, the SDK, the jobs CLI) reaches it alike (docs/decisions.md).
  */
 export function redisClient(url: string, options: RedisOptions): RedisClient {
   if (!isClusterUrl(url)) return new Redis(url, options);
-  const u = new URL(url);
+  const seeds = clusterSeeds(url);
+  // The settings schemas refuse such a URL first; this is for a caller that skipped them.
+  if (typeof seeds === 'string') throw new InputError(`REDIS_URL ${seeds}`);
   const { enableOfflineQueue, enableReadyCheck, lazyConnect, ...node } = options;
   const redisOptions: RedisOptions = { ...node };
-  if (u.username) redisOptions.username = decodeURIComponent(u.username);
-  if (u.password) redisOptions.password = decodeURIComponent(u.password);
-  if (u.protocol === 'rediss+cluster:') redisOptions.tls = {};
-  return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
+  if (seeds.username) redisOptions.username = seeds.username;
+  if (seeds.password) redisOptions.password = seeds.password;
+  if (seeds.tls) redisOptions.tls = {};
+  return new Cluster(seeds.nodes, {
     redisOptions,
     ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
     ...(enableReadyCheck === undefined ? {} : { enableReadyCheck }),
