@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PermanentError } from '../src/errors.js';
+import type { Db } from '../src/store/db.js';
 import { MemoryDb } from '../src/store/memory-db.js';
 import { migrate } from '../src/store/migrate.js';
 import { migrations } from '../src/store/migrations/index.js';
@@ -30,6 +31,33 @@ describe.each(backends)('store invariants on $name', (backend) => {
       expect(heldDuringEmbed.at(-1)).toBe(1);
     } finally {
       await f.close();
+    }
+  });
+
+  it("a transaction's local settings hold in it, end with it, and refuse what engram does not set", async () => {
+    const { db, close } = await backend.open();
+    try {
+      const read = (q: { query: Db['query'] }) =>
+        q
+          .query<{ s: string; e: string }>(
+            `select current_setting('work_mem') as s, current_setting('enable_seqscan') as e`,
+          )
+          .then((r) => r.rows[0]);
+      const before = await read(db);
+      const inside = await db.transaction(read, { settings: { work_mem: '7777kB', enable_seqscan: 'off' } });
+      expect(inside).toEqual({ s: '7777kB', e: 'off' });
+      // Local to the transaction: the connection goes back to the pool as it was.
+      for (let i = 0; i < 3; i++) expect(await read(db)).toEqual(before);
+      // Rolled back with it too, and nothing inlined that is not a plain name and value.
+      await expect(
+        db.transaction(() => Promise.reject(new Error('no')), { settings: { work_mem: '8888kB' } }),
+      ).rejects.toThrow('no');
+      expect(await read(db)).toEqual(before);
+      await expect(db.transaction(read, { settings: { work_mem: "1'; drop table x; --" } })).rejects.toThrow(
+        /not a setting engram sets/,
+      );
+    } finally {
+      await close();
     }
   });
 

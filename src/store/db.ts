@@ -23,7 +23,7 @@ export interface Db extends Queryable {
    * embedding model or `db.query` inside `fn`: the first would hold a connection across a model
    * call (invariant 8), the second deadlocks PGlite's single connection.
    */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Runs `fn` on one connection outside a transaction (session settings, CREATE INDEX CONCURRENTLY). */
   session<T>(fn: (s: Queryable) => Promise<T>): Promise<T>;
   /** One `vector` parameter, for `$n::vector`. */
@@ -31,4 +31,27 @@ export interface Db extends Queryable {
   /** Many vectors in one parameter, for `$n::vector[]` (one bind value whatever the batch size). */
   vectorArrayParam(vectors: number[][]): Promise<unknown>;
   close(): Promise<void>;
+}
+
+export interface TransactionOptions {
+  /**
+   * Settings local to the transaction (`set_config(name, value, true)`), sent with its `begin` in
+   * one round trip: a read through the HNSW index needs them, and a statement of their own cost
+   * a round trip on every such search and reflection snapshot.
+   */
+  settings?: Record<string, string>;
+}
+
+/**
+ * The statement that applies settings to the current transaction. Names and values are engram's
+ * own (numbers, `relaxed_order`, `off`), inlined because a `begin` sent with them takes no
+ * parameters; anything else is refused rather than quoted.
+ */
+export function localSettingsSql(settings: Record<string, string>): string {
+  const calls = Object.entries(settings).map(([name, value]) => {
+    if (!/^[a-z_][a-z0-9_.]*$/.test(name) || !/^[a-z0-9_.]+$/i.test(value))
+      throw new Error(`not a setting engram sets: ${name}=${value}`);
+    return `set_config('${name}', '${value}', true)`;
+  });
+  return `select ${calls.join(', ')}`;
 }

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '../observability/logger.js';
-import type { Db, Queryable, QueryResult, Row } from './db.js';
+import type { Db, Queryable, QueryResult, Row, TransactionOptions } from './db.js';
+import { localSettingsSql } from './db.js';
 import { encodeVector, encodeVectorArray } from './vector-codec.js';
 
 /**
@@ -69,12 +70,13 @@ export class PgDb implements Db {
     }
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const client = await this.pool.connect();
     const tx = wrap(client);
     let broken = false;
     try {
-      await client.query('begin');
+      // One simple-protocol query of two statements: one round trip for both.
+      await client.query(options.settings ? `begin; ${localSettingsSql(options.settings)}` : 'begin');
       const result = await fn(tx);
       await client.query('commit');
       return result;

@@ -1,5 +1,5 @@
 import type { Logger } from '../observability/logger.js';
-import type { Db, Queryable, QueryResult, Row } from './db.js';
+import type { Db, Queryable, QueryResult, Row, TransactionOptions } from './db.js';
 import { createPgDb } from './pool.js';
 import { SOCKET_DOWN } from '../dependency-errors.js';
 
@@ -59,8 +59,8 @@ export class ReplicaDb implements Db {
     return this.run((db) => db.exec(text));
   }
 
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.run((db) => db.transaction(fn));
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
+    return this.run((db) => db.transaction(fn, options));
   }
 
   session<T>(fn: (s: Queryable) => Promise<T>): Promise<T> {

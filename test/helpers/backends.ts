@@ -1,6 +1,6 @@
 import type { Embedder } from '../../src/llm/embedder.js';
 import { createLogger } from '../../src/observability/logger.js';
-import type { Db, Queryable } from '../../src/store/db.js';
+import { localSettingsSql, type Db, type Queryable, type TransactionOptions } from '../../src/store/db.js';
 import { MemoryDb } from '../../src/store/memory-db.js';
 import { migrate } from '../../src/store/migrate.js';
 import { createPgliteDb } from '../../src/store/pglite.js';
@@ -52,15 +52,19 @@ export function observedDb(db: Db, onQuery: (text: string) => void): Db {
   return new Proxy(db, {
     get(target, prop) {
       if (prop === 'query') return (text: string, params?: unknown[]) => (onQuery(text), target.query(text, params));
-      // A transaction's statements are told too.
+      // A transaction's statements are told too, its local settings (sent with its begin) first.
       if (prop === 'transaction')
-        return <T>(fn: (tx: Queryable) => Promise<T>) =>
-          target.transaction((tx) =>
-            fn({
-              ...tx,
-              query: (text: string, params?: unknown[]) => (onQuery(text), tx.query(text, params)),
-            }),
+        return <T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions) => {
+          if (options?.settings) onQuery(localSettingsSql(options.settings));
+          return target.transaction(
+            (tx) =>
+              fn({
+                ...tx,
+                query: (text: string, params?: unknown[]) => (onQuery(text), tx.query(text, params)),
+              }),
+            options,
           );
+        };
       const value = Reflect.get(target, prop) as unknown;
       return typeof value === 'function' ? value.bind(target) : value;
     },
@@ -91,8 +95,8 @@ export class TrackingDb implements Db {
   exec(text: string) {
     return this.hold(() => this.inner.exec(text));
   }
-  transaction<T>(fn: (tx: Queryable) => Promise<T>) {
-    return this.hold(() => this.inner.transaction(fn));
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions) {
+    return this.hold(() => this.inner.transaction(fn, options));
   }
   session<T>(fn: (s: Queryable) => Promise<T>) {
     return this.hold(() => this.inner.session(fn));
