@@ -1,4 +1,6 @@
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { Runtime } from '../src/app/runtime.js';
 import { parseEnv } from '../src/config/env.js';
 import { settingsKey } from '../src/config/published-settings.js';
 import { InputError } from '../src/errors.js';
@@ -9,10 +11,12 @@ import { shardOf, shardTags, slotOf, SLOTS, splitConcurrency } from '../src/queu
 import { EngramClient } from '../src/sdk/client.js';
 import { foodieModel } from './fake-model/foodie.js';
 import {
+  cleanup,
   redisKeys,
   startHarness,
   TEST_REDIS_CLUSTER,
   TEST_REDIS_URL,
+  testEnv,
   testRedis,
   threadJob,
   uniqueName,
@@ -166,6 +170,34 @@ describe('a deployment of 3 shards', () => {
     expect([named.code, named.stderr]).toEqual([1, expect.stringMatching(/job 1 is completed, not failed/)]);
     const bad = await jobs(['failed', '--queue', 'reflection-3'], env);
     expect(bad.stderr).toMatch(/--queue must be one of reflection, reflection-1, reflection-2, consolidation/);
+  });
+});
+
+describe('a reflection process with fewer slots than shards', () => {
+  it('warns at start that it runs one reflection per shard', async () => {
+    type Line = { level: number; msg: string; concurrency?: number; shards?: number };
+    const lines: Line[] = [];
+    const log = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
+    const say = (concurrency: string) => {
+      const env = testEnv('http://127.0.0.1:9/v1', { REDIS_SHARDS: '3', REFLECTION_CONCURRENCY: concurrency });
+      const runtime = new Runtime(env, log);
+      onTestFinished(async () => {
+        await runtime.stop();
+        await cleanup(env);
+      });
+      return runtime;
+    };
+    const below = say('2');
+    await below.migrate();
+    await below.start(['reflection']);
+    expect(lines.filter((l) => l.msg.startsWith('REFLECTION_CONCURRENCY is below REDIS_SHARDS'))).toMatchObject([
+      { level: 40, concurrency: 2, shards: 3 },
+    ]);
+    lines.length = 0;
+    const enough = say('3');
+    await enough.migrate();
+    await enough.start(['reflection']);
+    expect(lines.filter((l) => l.msg.startsWith('REFLECTION_CONCURRENCY'))).toEqual([]);
   });
 });
 

@@ -20,6 +20,12 @@ export interface ReflectionShardsOptions extends Omit<ReflectionWorkerOptions, '
 export function startReflectionShards(opts: ReflectionShardsOptions) {
   const { queues, buffers, concurrency, ...common } = opts;
   const split = splitConcurrency(concurrency, queues.length);
+  // Said once at start: the operator sized the total against the model's rate limits.
+  if (concurrency < queues.length)
+    common.log.warn(
+      { concurrency, shards: queues.length },
+      'REFLECTION_CONCURRENCY is below REDIS_SHARDS: each shard runs at least one reflection, so this process runs up to one per shard at once',
+    );
   const workers = queues.map((queue, n) =>
     startReflectionWorker({ ...common, queue, buffer: buffers.at(n), concurrency: split[n] as number }),
   );
