@@ -106,10 +106,16 @@ export function createRedis(
     name = role,
   }: { lazy?: boolean; commandTimeoutMs?: number; health?: RedisHealth; name?: string } = {},
 ): RedisClient {
+  // No cluster-wide ready check for workers: one that meets `cluster_state:fail` (a master's
+  // failover) makes ioredis reconnect by itself, but leaves the connect() that ran it pending for
+  // ever, and BullMQ awaits that connect() when it reconnects a worker's blocking connection: a
+  // shard's worker stopped for good after another master's failover, in 4 of about 110 runs of
+  // test/redis-failover.test.ts (docs/decisions.md). Each node still checks it has loaded its
+  // data, and a command sent while the cluster is down gets CLUSTERDOWN, which ioredis retries.
   const opts: RedisOptions =
     role === 'producer'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: lazy }
-      : { maxRetriesPerRequest: null, enableReadyCheck: true };
+      : { maxRetriesPerRequest: null, enableReadyCheck: !isClusterUrl(url) };
   if (commandTimeoutMs !== undefined) opts.commandTimeout = commandTimeoutMs;
   const redis = redisClient(url, { ...opts, connectionName: `engram-${name}` });
   health.watch(redis, { role: name });
