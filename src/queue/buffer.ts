@@ -134,17 +134,12 @@ export class ThreadBuffer {
   /** After a commit: trims reflected turns and resets the thread's maxWait ceiling. */
   async trim(threadId: string, cursor: string, keep: number): Promise<boolean> {
     const k = this.keys(threadId);
-    const pending = await this.redis.engramTrimToCursor(
-      k.turns,
-      k.meta,
-      k.ceilings,
-      threadId,
-      cursor,
-      keep,
-      this.options.idleTtlMs,
-    );
-    // A committed reflection unparks the thread (an operator's retry, or its next turn's job).
-    await this.redis.zrem(k.parked, threadId);
+    // Both sent at once (one round trip; the keys share the thread's shard): a committed
+    // reflection also unparks the thread (an operator's retry, or its next turn's job).
+    const [pending] = await Promise.all([
+      this.redis.engramTrimToCursor(k.turns, k.meta, k.ceilings, threadId, cursor, keep, this.options.idleTtlMs),
+      this.redis.zrem(k.parked, threadId),
+    ]);
     return pending === 1;
   }
 
