@@ -123,10 +123,15 @@ export class Runtime {
         pgliteDataDir: env.PGLITE_DATA_DIR,
         poolMax: env.DATABASE_POOL_MAX,
         queryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
+        prepare: env.DATABASE_PREPARE,
+        pipeline: env.DATABASE_PIPELINE,
       },
       log,
     );
-    this.readDb = openReadDb(env.DATABASE_READ_URL, this.db, env.DATABASE_POOL_MAX, log);
+    this.readDb = openReadDb(env.DATABASE_READ_URL, this.db, env.DATABASE_POOL_MAX, log, {
+      prepare: env.DATABASE_PREPARE,
+      pipeline: env.DATABASE_PIPELINE,
+    });
     const health = (this.redisHealth = new RedisHealth(log.child({ component: 'redis' })));
     this.producerRedis = createRedis(env.REDIS_URL, 'producer', log, { health });
     this.workerRedis = createRedis(env.REDIS_URL, 'worker', log, { health });

@@ -140,6 +140,14 @@ export const envSchema = z
      * server that accepts a connection but never answers cannot hold a read for good.
      */
     DATABASE_QUERY_TIMEOUT_MS: int(100).max(3_600_000).default(30_000),
+    /**
+     * Prepare the statements of reflections and change sets once per connection. Off behind a
+     * pooler that cannot keep them (PgBouncer in transaction mode before 1.21, or without
+     * `max_prepared_statements`).
+     */
+    DATABASE_PREPARE: bool.default(true),
+    /** Pipeline a transaction's statements (fewer round trips). Off behind a pooler that cannot take them. */
+    DATABASE_PIPELINE: bool.default(true),
     /** OpenTelemetry traces over OTLP/HTTP to this collector (`/v1/traces` appended); off when unset. */
     OTEL_EXPORTER_OTLP_ENDPOINT: url(/^https?$/).optional(),
     /** The traces' service name; `engram-<process>` (engram-api, engram-reflection...) when unset. */

@@ -150,17 +150,21 @@ export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Prom
   const vectorParam = embedded.length ? await db.vectorArrayParam(embedded.map((f) => f.vector as number[])) : null;
   try {
     return await db.transaction(async (tx) => {
-      const locked = await lockNamespaces(
-        tx,
-        t,
-        [
-          ...change.writes.map((w) => w.namespace),
-          ...(change.reads ?? []).map((r) => r.namespace),
-          ...(change.guards ?? []).map((g) => g.namespace),
-        ],
-        (change.reads ?? []).some((r) => r.version !== null),
-      );
-      const { claimed, current } = await claimAndRead(tx, t, change);
+      // The locks and the claim in one round trip (with the begin): the server runs them in
+      // order, so the claim's snapshot is taken under the locks; a failed lock fails the claim.
+      const [locked, { claimed, current }] = await Promise.all([
+        lockNamespaces(
+          tx,
+          t,
+          [
+            ...change.writes.map((w) => w.namespace),
+            ...(change.reads ?? []).map((r) => r.namespace),
+            ...(change.guards ?? []).map((g) => g.namespace),
+          ],
+          (change.reads ?? []).some((r) => r.version !== null),
+        ),
+        claimAndRead(tx, t, change),
+      ]);
       if (!claimed) throw new Rollback({ status: 'duplicate' });
       const plan = planChange(change, locked, current);
       if ('conflicts' in plan) throw new Rollback({ status: 'conflict', conflicts: plan.conflicts });

@@ -1,6 +1,6 @@
 import type { CurrentRow, Locked, Plan, Stamp } from './change-plan.js';
 import type { ChangeSet, Once } from './change-set.js';
-import type { Queryable } from './db.js';
+import type { Queryable, Tx } from './db.js';
 import { namespacesCte, uniqueSorted } from './namespace-locks.js';
 import { expiryAfter, namespaceFromJson, Params, touched, type Tables } from './sql.js';
 import type { IndexedField, Namespace } from './types.js';
@@ -13,6 +13,13 @@ import type { IndexedField, Namespace } from './types.js';
  */
 
 const nsJson = (namespaces: Namespace[]) => namespaces.map((ns) => JSON.stringify(ns));
+
+/**
+ * Every statement here is prepared: its text varies only with which kinds of rows a change has
+ * (a few dozen shapes per store), and a reflection's commit spent more time having Postgres parse
+ * and plan them than running them.
+ */
+const PREPARE = { prepare: true } as const;
 
 /**
  * Creates and locks the namespace rows in the global order, in one statement, and reads their
@@ -38,6 +45,7 @@ export async function lockNamespaces(
     const res = await tx.query<{ version: unknown }>(
       `insert into ${t.namespaces} as n (namespace) values ($1) ${onConflict} returning version`,
       [namespaces[0]],
+      PREPARE,
     );
     return withVersions ? { namespaces, versions: [Number(res.rows[0]?.version)] } : { namespaces };
   }
@@ -48,6 +56,7 @@ export async function lockNamespaces(
        ${onConflict} returning n.namespace, n.version)
      select nss.o, locked.version from locked join nss on nss.ns = locked.namespace`,
     [namespaces.map((ns) => JSON.stringify(ns))],
+    PREPARE,
   );
   if (!withVersions) return { namespaces };
   const versions = new Array<number>(namespaces.length).fill(0);
@@ -114,6 +123,7 @@ export async function claimAndRead(tx: Queryable, t: Tables, change: ChangeSet):
            left join ${t.memories} m on m.namespace = r.ns and m.key = r.key) c on true
       order by c.idx`,
     p.values,
+    PREPARE,
   );
   const claimed = !once
     ? true
@@ -135,7 +145,11 @@ export async function claimAndRead(tx: Queryable, t: Tables, change: ChangeSet):
 
 /** The thread's cursor: the last buffered turn a committed change applied (null: none yet). */
 export async function readCursor(db: Queryable, t: Tables, threadId: string): Promise<string | null> {
-  const res = await db.query<{ cursor: string }>(`select cursor from ${t.cursors} where thread_id = $1`, [threadId]);
+  const res = await db.query<{ cursor: string }>(
+    `select cursor from ${t.cursors} where thread_id = $1`,
+    [threadId],
+    PREPARE,
+  );
   return res.rows[0]?.cursor || null;
 }
 
@@ -152,7 +166,7 @@ export async function isApplied(db: Queryable, t: Tables, key: string): Promise<
  * puts by write index.
  */
 export async function writePlan(
-  tx: Queryable,
+  tx: Tx,
   t: Tables,
   change: ChangeSet,
   plan: Plan,
@@ -163,7 +177,8 @@ export async function writePlan(
   const col: Col = (rows, pick, type) => `${p.add(rows.map(pick))}::${type}[]`;
   const cursor = change.once && 'cursor' in change.once ? change.once.cursor : null;
   const nss = namespacesCte(p.add(nsJson(plan.namespaces)));
-  const res = await tx.query<StampRow>(
+  // The transaction's last statement: its commit rides in the same round trip.
+  const res = await tx.queryAndCommit<StampRow>(
     `with nss as (select * from ${nss}),
      ins as (${insertSql(
        t,
@@ -189,6 +204,7 @@ export async function writePlan(
               where thread_id = ${p.add(cursor?.threadId ?? null)})${plan.puts.length ? fieldsCtes(t, change, plan, fields, vectorParam, p) : ''}
      select ${STAMP} from ins union all select ${STAMP} from upd`,
     p.values,
+    PREPARE,
   );
   const at = new Map(plan.puts.map((x) => [JSON.stringify([change.writes[x.i]?.namespace, x.key]), x.i]));
   return new Map(

@@ -10,10 +10,34 @@ export interface QueryResult<R = Row> {
   rowCount: number;
 }
 
+export interface QueryOptions {
+  /**
+   * Prepare the statement under a name on each connection, once: Postgres then skips parsing it
+   * on later runs and may reuse its plan. Only for texts of a bounded number of shapes (values
+   * as parameters, never a structure a caller chooses, like a search filter's): each shape is a
+   * prepared statement kept on every connection of the pool.
+   */
+  prepare?: boolean;
+}
+
 export interface Queryable {
-  query<R = Row>(text: string, params?: unknown[]): Promise<QueryResult<R>>;
+  query<R = Row>(text: string, params?: unknown[], options?: QueryOptions): Promise<QueryResult<R>>;
   /** Several statements without parameters (migrations). */
   exec(text: string): Promise<void>;
+}
+
+/**
+ * A transaction's connection. On Postgres its statements are pipelined: the `begin` is not
+ * awaited on its own, and statements issued without awaiting the ones before them (the locks and
+ * the claim of a change set) travel together, each still run in order by the server.
+ */
+export interface Tx extends Queryable {
+  /**
+   * The transaction's last statement, sent with its `commit` in one round trip; nothing may be
+   * queried after it. Rejects when either fails (a failed statement makes Postgres answer the
+   * commit with a rollback, so nothing of the transaction stays).
+   */
+  queryAndCommit<R = Row>(text: string, params?: unknown[], options?: QueryOptions): Promise<QueryResult<R>>;
 }
 
 export interface Db extends Queryable {
@@ -23,7 +47,7 @@ export interface Db extends Queryable {
    * embedding model or `db.query` inside `fn`: the first would hold a connection across a model
    * call (invariant 8), the second deadlocks PGlite's single connection.
    */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Runs `fn` on one connection outside a transaction (session settings, CREATE INDEX CONCURRENTLY). */
   session<T>(fn: (s: Queryable) => Promise<T>): Promise<T>;
   /** One `vector` parameter, for `$n::vector`. */

@@ -4,7 +4,7 @@ import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PermanentError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { Db, Queryable, QueryResult, Row, TransactionOptions } from './db.js';
+import type { Db, Queryable, QueryResult, Row, TransactionOptions, Tx } from './db.js';
 import { localSettingsSql } from './db.js';
 import { vectorArrayText, vectorText } from './vector-codec.js';
 
@@ -45,13 +45,12 @@ export class PgliteDb implements Db {
     return fn(this);
   }
 
-  transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  transaction<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     return this.pg.transaction(async (inner: Transaction) => {
       if (options.settings) await inner.exec(localSettingsSql(options.settings));
-      return fn({
-        query: async <R>(text: string, params?: unknown[]) => normalize(await inner.query<R>(text, params)),
-        exec: async (text: string) => void (await inner.exec(text)),
-      });
+      const query = async <R>(text: string, params?: unknown[]) => normalize(await inner.query<R>(text, params));
+      // PGlite commits when `fn` returns: one process, no round trip to save.
+      return fn({ query, queryAndCommit: query, exec: async (text: string) => void (await inner.exec(text)) });
     });
   }
 

@@ -1,6 +1,6 @@
 import type { Logger } from '../observability/logger.js';
-import type { Db, Queryable, QueryResult, Row, TransactionOptions } from './db.js';
-import { createPgDb } from './pool.js';
+import type { Db, Queryable, QueryOptions, QueryResult, Row, TransactionOptions, Tx } from './db.js';
+import { createPgDb, type PoolOptions } from './pool.js';
 import { SOCKET_DOWN } from '../dependency-errors.js';
 
 /**
@@ -51,15 +51,15 @@ export class ReplicaDb implements Db {
     this.replicas = replicas.map((r) => ({ ...r, down: false, retryAt: 0 }));
   }
 
-  query<R = Row>(text: string, params?: unknown[]): Promise<QueryResult<R>> {
-    return this.run((db) => db.query<R>(text, params));
+  query<R = Row>(text: string, params?: unknown[], options?: QueryOptions): Promise<QueryResult<R>> {
+    return this.run((db) => db.query<R>(text, params, options));
   }
 
   exec(text: string): Promise<void> {
     return this.run((db) => db.exec(text));
   }
 
-  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
+  transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T> {
     return this.run((db) => db.transaction(fn, options));
   }
 
@@ -161,10 +161,20 @@ export function replicaName(url: string): string {
 }
 
 /** The read replicas' Db over pools of `poolMax` connections each, falling back to `primary`. */
-export function createReplicaDb(urls: string[], primary: Db, poolMax: number, log: Logger): ReplicaDb {
+export function createReplicaDb(
+  urls: string[],
+  primary: Db,
+  poolMax: number,
+  log: Logger,
+  pool: Pick<PoolOptions, 'prepare' | 'pipeline'> = {},
+): ReplicaDb {
   const replicas = urls.map((url) => ({
     name: replicaName(url),
-    db: createPgDb(url, poolMax, log, { connectMs: REPLICA_CONNECT_TIMEOUT_MS, queryMs: REPLICA_QUERY_TIMEOUT_MS }),
+    db: createPgDb(url, poolMax, log, {
+      ...pool,
+      connectMs: REPLICA_CONNECT_TIMEOUT_MS,
+      queryMs: REPLICA_QUERY_TIMEOUT_MS,
+    }),
   }));
   log.info({ replicas: replicas.map((r) => r.name) }, 'reads that accept lag go to read replicas');
   return new ReplicaDb(replicas, primary, log);

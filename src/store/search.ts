@@ -170,7 +170,7 @@ async function ann(db: Db, t: Tables, q: SearchQuery, s: SearchSettings): Promis
       select ${COLUMNS}, c.distance, (select count(*) from a) as fetched
         from c join ${t.memories} m on m.namespace = c.namespace and m.key = c.key
        order by c.distance, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`;
-    const rows = await db.transaction(async (tx) => (await tx.query(sql, p.values)).rows, {
+    const rows = await db.transaction(async (tx) => (await tx.queryAndCommit(sql, p.values)).rows, {
       settings: {
         'hnsw.ef_search': String(Math.min(1000, Math.max(s.efSearch, fetch))),
         'hnsw.iterative_scan': 'relaxed_order',

@@ -81,14 +81,14 @@ export async function readSnapshot(
       // ef_search twice the 3k vectors each query takes: at 100,000 memories that showed the
       // model 0.996 of the exact read's memories, against 0.997 at four times, for about 1 ms
       // less (`npx tsx bench/formation.ts --large 100000`).
-      await db.transaction((tx) => tx.query<Result>(snapshotSql(t), params), {
+      await db.transaction((tx) => tx.queryAndCommit<Result>(snapshotSql(t), params, { prepare: true }), {
         settings: {
           'hnsw.ef_search': String(Math.min(1000, Math.max(efSearch, topK * 3 * 2))),
           'hnsw.iterative_scan': 'relaxed_order',
           enable_seqscan: 'off',
         },
       })
-    : await db.query<Result>(snapshotSql(t), params);
+    : await db.query<Result>(snapshotSql(t), params, { prepare: true });
   return res.rows.map((row, i) => {
     const namespace = (requests[i] as SnapshotRequest).namespace;
     const toMemory = (m: Row): SnapshotMemory => ({

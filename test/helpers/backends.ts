@@ -1,6 +1,13 @@
 import type { Embedder } from '../../src/llm/embedder.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { localSettingsSql, type Db, type Queryable, type TransactionOptions } from '../../src/store/db.js';
+import {
+  localSettingsSql,
+  type Db,
+  type Queryable,
+  type QueryOptions,
+  type TransactionOptions,
+  type Tx,
+} from '../../src/store/db.js';
 import { MemoryDb } from '../../src/store/memory-db.js';
 import { migrate } from '../../src/store/migrate.js';
 import { createPgliteDb } from '../../src/store/pglite.js';
@@ -51,16 +58,27 @@ export const backends = [pgBackend, pgliteBackend];
 export function observedDb(db: Db, onQuery: (text: string) => void): Db {
   return new Proxy(db, {
     get(target, prop) {
-      if (prop === 'query') return (text: string, params?: unknown[]) => (onQuery(text), target.query(text, params));
+      if (prop === 'query')
+        return (text: string, params?: unknown[], options?: QueryOptions) => (
+          onQuery(text),
+          target.query(text, params, options)
+        );
       // A transaction's statements are told too, its local settings (sent with its begin) first.
       if (prop === 'transaction')
-        return <T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions) => {
+        return <T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions) => {
           if (options?.settings) onQuery(localSettingsSql(options.settings));
           return target.transaction(
             (tx) =>
               fn({
                 ...tx,
-                query: (text: string, params?: unknown[]) => (onQuery(text), tx.query(text, params)),
+                query: (text: string, params?: unknown[], o?: QueryOptions) => (
+                  onQuery(text),
+                  tx.query(text, params, o)
+                ),
+                queryAndCommit: (text: string, params?: unknown[], o?: QueryOptions) => (
+                  onQuery(text),
+                  tx.queryAndCommit(text, params, o)
+                ),
               }),
             options,
           );
@@ -89,13 +107,13 @@ export class TrackingDb implements Db {
       this.busy--;
     }
   }
-  query<R>(text: string, params?: unknown[]) {
-    return this.hold(() => this.inner.query<R>(text, params));
+  query<R>(text: string, params?: unknown[], options?: QueryOptions) {
+    return this.hold(() => this.inner.query<R>(text, params, options));
   }
   exec(text: string) {
     return this.hold(() => this.inner.exec(text));
   }
-  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions) {
+  transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions) {
     return this.hold(() => this.inner.transaction(fn, options));
   }
   session<T>(fn: (s: Queryable) => Promise<T>) {

@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { listenFor } from './ports.js';
 import { TEST_REDIS_URL } from './harness.js';
 
 /**
@@ -29,14 +30,8 @@ export class StallProxy {
   }
 
   /** Listens on `port` (a free one when 0); returns the target's URL with the proxy's address. */
-  async start(port = 0): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
-    const address = this.server.address();
-    if (!address || typeof address !== 'object') throw new Error('proxy has no port');
-    const url = new URL(this.target);
-    url.hostname = '127.0.0.1';
-    url.port = String(address.port);
-    return url.toString();
+  start(port = 0): Promise<string> {
+    return listenFor(this.server, this.target, port);
   }
 
   get listening(): boolean {
