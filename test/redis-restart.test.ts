@@ -77,6 +77,33 @@ describe('a Redis restart', () => {
     await w.waitForLine(/^ready$/);
     expect(w.lines.filter((l) => l.includes('redis unreachable'))).toHaveLength(1);
   });
+
+  it('an API process started while Redis is down shows Bull Board once it is back', async () => {
+    const proxy = new StallProxy();
+    const url = await proxy.start();
+    const port = Number(new URL(url).port);
+    await proxy.stop();
+    const env = testEnv('http://127.0.0.1:9/v1', { REDIS_URL: url });
+    const runtime = new Runtime(env, pino({ level: 'silent' }));
+    cleanups.push(
+      () => proxy.stop(),
+      () => cleanup(env),
+      () => runtime.stop(),
+    );
+    await runtime.migrate();
+    const starting = runtime.start(['api']);
+    await sleep(500); // every connection refused meanwhile, Bull Board's among them
+    await proxy.start(port);
+    await starting;
+    // Its first queue's first connect was refused; that queue used to keep the refusal for good
+    // ("Connection is closed.", a 503 on every call) while the others showed their jobs.
+    const res = await fetch(`${serverUrl(runtime)}/admin/queues/api/queues?activeQueue=reflection&page=1`);
+    const body = (await res.json()) as { queues?: { name: string }[] };
+    expect({ status: res.status, queues: body.queues?.map((q) => q.name).sort() }).toEqual({
+      status: 200,
+      queues: ['consolidation', 'reflection'],
+    });
+  });
 });
 
 function serverUrl(runtime: Runtime): string {

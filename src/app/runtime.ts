@@ -135,8 +135,8 @@ export class Runtime {
     const health = (this.redisHealth = new RedisHealth(log.child({ component: 'redis' })));
     this.producerRedis = createRedis(env.REDIS_URL, 'producer', log, { health });
     this.workerRedis = createRedis(env.REDIS_URL, 'worker', log, { health });
+    // Not lazy: its queues, made below in every role, connect it at once anyway (queues.ts).
     this.boardRedis = createRedis(env.REDIS_URL, 'producer', log, {
-      lazy: true,
       commandTimeoutMs: env.ENQUEUE_TIMEOUT_MS,
       health,
       name: 'board',

@@ -86,7 +86,7 @@ function createQueue<Q extends QueueName>(
     consolidation: { ...common, attempts: 3, backoff: { type: 'exponential', delay: 10_000 } },
   };
   const queue: EngramQueue<Q> = new Queue(name, {
-    connection,
+    connection: connecting(connection),
     prefix,
     defaultJobOptions: jobs[kind],
     ...(settings.telemetry ? { telemetry: settings.telemetry } : {}),
@@ -96,6 +96,23 @@ function createQueue<Q extends QueueName>(
     health ? health.error(err, { queue: name }) : log.warn({ err, queue: name }, 'queue connection error'),
   );
   return queue;
+}
+
+/**
+ * The connection, connecting: BullMQ must never be the one to connect it. A queue given a
+ * connection ioredis has not started (`lazyConnect`, not yet used) connects it and awaits that
+ * connect() call before any command, and keeps how it ended for the queue's life. An ioredis
+ * Cluster whose ready check meets `cluster_state:fail` (a master's failover) reconnects by itself
+ * but never settles the call: the first queue made on a lazy producer connection then waited for
+ * ever, Bull Board's shard-0 queue among them (test/redis-failover-producers.test.ts). A single
+ * Redis that is down rejects the call: that queue then failed every command with "Connection is
+ * closed." after Redis was back. Connected here, the queues wait for the connection's `ready`
+ * event, which comes whenever Redis is reachable again; the call's outcome is not needed (its
+ * errors reach the connection's 'error' listeners, RedisHealth).
+ */
+function connecting(connection: RedisClient): RedisClient {
+  if (connection.status === 'wait') connection.connect().catch(() => undefined);
+  return connection;
 }
 
 /**

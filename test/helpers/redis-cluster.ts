@@ -144,11 +144,20 @@ export class TestCluster {
   /**
    * SIGKILLs the master serving `key`'s slot, as a crash of its machine would, and resolves once
    * the process is gone. Nothing restarts it; `promotion` waits for its replica to take over.
+   * `holdPromotion`: the replica does not take over until `allowPromotion`, so that the cluster
+   * stays down (`cluster_state:fail` on every node, once `down` resolves) for as long as a test
+   * needs, instead of the second or so between the master's failure flag and the promotion.
    */
-  async killMasterOf(key: string): Promise<Kill> {
+  async killMasterOf(key: string, { holdPromotion = false } = {}): Promise<Kill> {
     const slot = slotOf(key);
     const master = await this.masterOf(key);
     const replica = await this.replicaOf(key);
+    if (holdPromotion) {
+      await replica.admin.config('SET', 'cluster-replica-no-failover', 'yes');
+      // However long it is held, the replica may still take over: by default one whose link to
+      // its master has been down for 10 node timeouts (plus a ping period) no longer tries.
+      await replica.admin.config('SET', 'cluster-replica-validity-factor', '0');
+    }
     const at = performance.now();
     master.child.kill('SIGKILL');
     await master.exited;
@@ -157,6 +166,25 @@ export class TestCluster {
     replica.child.kill('SIGCONT');
     this.stopped.delete(replica);
     return { slot, master, replica, at };
+  }
+
+  /**
+   * Resolves once every live node says `cluster_state:fail`: the dead master is flagged failed
+   * and its slots are served by no one, so every master answers `CLUSTERDOWN`.
+   */
+  async down(): Promise<void> {
+    await waitFor(
+      async () => {
+        for (const node of this.live) if ((await clusterInfo(node)).cluster_state !== 'fail') return false;
+        return true;
+      },
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
+  }
+
+  /** Lets the replica of a master killed with `holdPromotion` take over, as it would have. */
+  async allowPromotion(kill: Kill): Promise<void> {
+    await kill.replica.admin.config('SET', 'cluster-replica-no-failover', 'no');
   }
 
   /**
