@@ -119,6 +119,43 @@ describe.each([
     expect((await db.query<{ s: string }>(`select current_setting('work_mem') as s`)).rows[0]?.s).not.toBe('7777kB');
   });
 
+  it('a connection killed with statements in flight fails the change, which leaves nothing, and the pool serves on', async () => {
+    await memories.apply(reflection('t5', null, '1-0', 'likes rain'));
+    const t = tables(schema);
+    // Another session holds the namespace's row, so the change waits on its locks with its claim
+    // (pipelined) or nothing (plain) sent behind them; then its backend is killed.
+    const holder = createPgDb(TEST_DATABASE_URL, 1, silent);
+    try {
+      await holder.transaction(async (tx) => {
+        await tx.query(`select 1 from ${t.namespaces} where namespace = $1 for update`, [['u', 't5']]);
+        const change = memories.apply(reflection('t5', '1-0', '2-0', 'likes snow'));
+        const outcome = change.then(
+          () => 'applied',
+          (err: Error) => err.message,
+        );
+        let pid: number | undefined;
+        for (let i = 0; i < 200 && pid === undefined; i++) {
+          // The backend this session blocks; activity is read afresh, not from the snapshot a
+          // transaction keeps of it.
+          await tx.query('select pg_stat_clear_snapshot()');
+          const waiting = await tx.query<{ pid: number }>(
+            `select pid from pg_stat_activity where pg_blocking_pids(pid) @> array[pg_backend_pid()]`,
+          );
+          pid = waiting.rows[0]?.pid;
+          if (pid === undefined) await new Promise((r) => setTimeout(r, 10));
+        }
+        expect(pid).toBeDefined();
+        await tx.query('select pg_terminate_backend($1)', [pid]);
+        expect(await outcome).toMatch(/terminat|Connection terminated|connection/i);
+      });
+    } finally {
+      await holder.close();
+    }
+    expect(await state('t5')).toEqual({ cursor: '1-0', keys: ['likes rain'] });
+    expect((await memories.apply(reflection('t5', '1-0', '2-0', 'likes snow'))).status).toBe('applied');
+    expect(await state('t5')).toEqual({ cursor: '2-0', keys: ['likes rain', 'likes snow'] });
+  });
+
   it(`prepares the change set's statements ${prepare ? 'once per connection' : 'never'}`, async () => {
     const names = async () =>
       (await db.query<{ name: string }>(`select name from pg_prepared_statements where name like 'engram_%'`)).rows;

@@ -80,17 +80,39 @@ export class PgDb implements Db {
   }
 
   async session<T>(fn: (s: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const { client, release } = await this.checkout();
     try {
       return await fn(wrap(client, this.prepare));
     } finally {
       // A session may have changed settings: do not hand it to the next borrower.
-      client.release(true);
+      release(true);
     }
   }
 
-  async transaction<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  /**
+   * A connection of the pool, listened to while it is out: a connection that Postgres ends (a
+   * restart, `pg_terminate_backend`, a failover) emits `error`, and pg's pool listens only to
+   * idle ones, so without this the process died of an uncaught exception. The statements in
+   * flight fail on their own; `release` then drops the connection instead of pooling it.
+   */
+  private async checkout(): Promise<{ client: pg.PoolClient; release: (broken: boolean) => void }> {
     const client = await this.pool.connect();
+    let lost = false;
+    const onError = () => {
+      lost = true;
+    };
+    client.on('error', onError);
+    return {
+      client,
+      release: (broken) => {
+        client.removeListener('error', onError);
+        client.release(broken || lost);
+      },
+    };
+  }
+
+  async transaction<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    const { client, release } = await this.checkout();
     const order = this.pipeline ? pipelined : oneByOne();
     const send = <R>(text: string, params?: unknown[], options?: QueryOptions) =>
       order(async () => normalize<R>(await client.query(prepared(text, params, options, this.prepare))));
@@ -123,7 +145,7 @@ export class PgDb implements Db {
       if (!broken) await run('rollback').catch(() => undefined);
       throw err;
     } finally {
-      client.release(broken);
+      release(broken);
     }
   }
 
