@@ -10,17 +10,17 @@ import { encodeVector, encodeVectorArray } from './vector-codec.js';
  * `error` listener so a Postgres restart is logged and survived instead of crashing the host
  * (docs/prior-art.md: mem0 #7294).
  */
-export function createPool(connectionString: string, max: number, log: Logger, timeouts: PoolOptions = {}): pg.Pool {
-  const queryTimeoutMs = timeouts.queryTimeoutMs ?? 30_000;
+export function createPool(connectionString: string, max: number, log: Logger, options: PoolOptions = {}): pg.Pool {
+  const queryTimeoutMs = options.queryTimeoutMs ?? 30_000;
   const pool = new pg.Pool({
     connectionString,
     max,
     idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: timeouts.connectMs ?? 5_000,
+    connectionTimeoutMillis: options.connectMs ?? 5_000,
     statement_timeout: queryTimeoutMs,
     // The client waits 2 s past Postgres' own timeout: a live server's cancellation, with its
     // clearer error, comes first; a server that stopped answering cannot hold a query for good.
-    ...(queryTimeoutMs ? { query_timeout: timeouts.queryMs ?? queryTimeoutMs + 2_000 } : {}),
+    ...(queryTimeoutMs ? { query_timeout: options.queryMs ?? queryTimeoutMs + 2_000 } : {}),
     // JIT compiled the reflection's snapshot read for ~500 ms at 10,000 memories, for a
     // statement that runs in 15 ms; engram's queries are short, so JIT never pays off.
     options: '-c jit=off',
@@ -28,7 +28,7 @@ export function createPool(connectionString: string, max: number, log: Logger, t
     // Statements issued before the ones ahead of them are answered go out at once (a
     // transaction's begin with its first statements, its last statement with its commit). Code
     // that awaits each statement runs as before.
-    pipeline: timeouts.pipeline ?? true,
+    pipeline: options.pipeline ?? true,
   });
   pool.on('error', (err) => log.warn({ err }, 'idle postgres client error'));
   return pool;
