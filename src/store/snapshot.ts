@@ -86,6 +86,9 @@ export async function readSnapshot(
           'hnsw.ef_search': String(Math.min(1000, Math.max(efSearch, topK * 3 * 2))),
           'hnsw.iterative_scan': 'relaxed_order',
           enable_seqscan: 'off',
+          // The exact form runs the same prepared statement with seq scans on, and a generic
+          // plan kept by one is not planned again for the other's settings.
+          plan_cache_mode: 'force_custom_plan',
         },
       })
     : await db.query<Result>(snapshotSql(t), params, { prepare: true });
