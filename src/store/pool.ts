@@ -135,7 +135,8 @@ export class PgDb implements Db {
       // the begin to fail, they would run outside a transaction; a begin on an idle pooled
       // connection fails only with the connection, which fails them too.
       const begin = run(options.settings ? `begin; ${localSettingsSql(options.settings)}` : 'begin');
-      const [, result] = await Promise.all([begin, fn(tx)]);
+      // Called in an async function: a `fn` that throws at once still leaves `begin` handled.
+      const [, result] = await Promise.all([begin, (async () => fn(tx))()]);
       if (!ended) await run('commit');
       return result;
     } catch (err) {
