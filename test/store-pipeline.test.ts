@@ -156,6 +156,43 @@ describe.each([
     expect(await state('t5')).toEqual({ cursor: '2-0', keys: ['likes rain', 'likes snow'] });
   });
 
+  it("takes the claim's snapshot under the locks it is sent with", async () => {
+    await memories.apply(reflection('t6', null, '1-0', 'likes maps'));
+    const t = tables(schema);
+    const holder = createPgDb(TEST_DATABASE_URL, 1, silent);
+    try {
+      // Another writer holds the namespace and, before it lets go, adds the item the change
+      // will put. A claim that read before the locks were held would miss that row.
+      const change = await holder.transaction(async (tx) => {
+        await tx.query(`select 1 from ${t.namespaces} where namespace = $1 for update`, [['u', 't6']]);
+        const pending = memories.apply(reflection('t6', '1-0', '2-0', 'likes trains'));
+        for (let i = 0; i < 200; i++) {
+          await tx.query('select pg_stat_clear_snapshot()');
+          const waiting = await tx.query(
+            `select 1 from pg_stat_activity where pg_blocking_pids(pid) @> array[pg_backend_pid()]`,
+          );
+          if (waiting.rowCount > 0) break;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        await tx.query(
+          `insert into ${t.memories} (namespace, key, kind, value, version) values ($1, 'likes trains', 'memory', '{}', 7)`,
+          [['u', 't6']],
+        );
+        return { pending };
+      });
+      const applied = await change.pending;
+      expect(applied.status).toBe('applied');
+      // An update of the row the holder wrote, not an insert beside it.
+      expect(applied.status === 'applied' && applied.results[0]).toMatchObject({
+        op: 'put',
+        inserted: false,
+        item: { version: 8 },
+      });
+    } finally {
+      await holder.close();
+    }
+  });
+
   it(`prepares the change set's statements ${prepare ? 'once per connection' : 'never'}`, async () => {
     const names = async () =>
       (await db.query<{ name: string }>(`select name from pg_prepared_statements where name like 'engram_%'`)).rows;
@@ -169,5 +206,24 @@ describe.each([
       expect(after).toEqual(before);
     } else expect(after).toEqual([]);
     expect(await state('t4')).toEqual({ cursor: '2-0', keys: ['likes blues', 'likes jazz'] });
+
+    // A large change runs unprepared: a kept generic plan, right for a reflection, assumes ten
+    // rows per array and turns quadratic over a batch.
+    const runs = async () =>
+      (
+        await db.query<{ n: string }>(
+          `select coalesce(sum(generic_plans + custom_plans), 0) as n from pg_prepared_statements where name like 'engram_%'`,
+        )
+      ).rows[0]?.n;
+    const small = await runs();
+    const batch = reflection('t4', '2-0', '3-0', 'likes folk');
+    batch.writes = Array.from({ length: 40 }, (_, i) => ({
+      ...(batch.writes[0] as ChangeSet['writes'][number]),
+      key: `k${i}`,
+    }));
+    expect((await memories.apply(batch)).status).toBe('applied');
+    expect(await runs()).toBe(small);
+    expect((await memories.apply(reflection('t4', '3-0', '4-0', 'likes soul'))).status).toBe('applied');
+    if (prepare) expect(Number(await runs())).toBeGreaterThan(Number(small));
   });
 });

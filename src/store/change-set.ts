@@ -1,6 +1,6 @@
 import type { Db } from './db.js';
 import { assertWritesOnce, planChange, type Conflict } from './change-plan.js';
-import { claimAndRead, lockNamespaces, writePlan } from './change-sql.js';
+import { claimAndRead, lockNamespaces, preparedFor, writePlan } from './change-sql.js';
 import type { Tables } from './sql.js';
 import type { IndexedField, MemoryItem, Namespace } from './types.js';
 
@@ -162,6 +162,7 @@ export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Prom
             ...(change.guards ?? []).map((g) => g.namespace),
           ],
           (change.reads ?? []).some((r) => r.version !== null),
+          preparedFor(change),
         ),
         claimAndRead(tx, t, change),
       ]);

@@ -1,6 +1,6 @@
 import type { CurrentRow, Locked, Plan, Stamp } from './change-plan.js';
 import type { ChangeSet, Once } from './change-set.js';
-import type { Queryable, Tx } from './db.js';
+import type { Queryable, QueryOptions, Tx } from './db.js';
 import { namespacesCte, uniqueSorted } from './namespace-locks.js';
 import { expiryAfter, namespaceFromJson, Params, touched, type Tables } from './sql.js';
 import type { IndexedField, Namespace } from './types.js';
@@ -14,12 +14,21 @@ import type { IndexedField, Namespace } from './types.js';
 
 const nsJson = (namespaces: Namespace[]) => namespaces.map((ns) => JSON.stringify(ns));
 
+/** Changes of at most this many writes, guards and reads have their statements prepared. */
+export const PREPARED_CHANGE_MAX = 32;
+
 /**
- * Every statement here is prepared: its text varies only with which kinds of rows a change has
- * (a few dozen shapes per store), and a reflection's commit spent more time having Postgres parse
- * and plan them than running them.
+ * A small change's statements are prepared: their texts vary only with which kinds of rows a
+ * change has (a few dozen shapes per store), and a reflection's commit spent more time having
+ * Postgres parse and plan them than running them. A large one's are not: once Postgres keeps a
+ * generic plan it assumes about ten rows per array, and the plan that is right for a reflection
+ * compared every kept field with every other in a 4,000-item overwrite (3.6 s against 0.44 s
+ * planned for its arrays).
  */
-const PREPARE = { prepare: true } as const;
+export function preparedFor(change: ChangeSet): QueryOptions {
+  const size = change.writes.length + (change.guards?.length ?? 0) + (change.reads?.length ?? 0);
+  return { prepare: size <= PREPARED_CHANGE_MAX };
+}
 
 /**
  * Creates and locks the namespace rows in the global order, in one statement, and reads their
@@ -36,6 +45,7 @@ export async function lockNamespaces(
   t: Tables,
   all: Namespace[],
   withVersions = false,
+  options: QueryOptions = {},
 ): Promise<Locked> {
   const namespaces = uniqueSorted(all);
   const onConflict = withVersions
@@ -45,7 +55,7 @@ export async function lockNamespaces(
     const res = await tx.query<{ version: unknown }>(
       `insert into ${t.namespaces} as n (namespace) values ($1) ${onConflict} returning version`,
       [namespaces[0]],
-      PREPARE,
+      options,
     );
     return withVersions ? { namespaces, versions: [Number(res.rows[0]?.version)] } : { namespaces };
   }
@@ -56,7 +66,7 @@ export async function lockNamespaces(
        ${onConflict} returning n.namespace, n.version)
      select nss.o, locked.version from locked join nss on nss.ns = locked.namespace`,
     [namespaces.map((ns) => JSON.stringify(ns))],
-    PREPARE,
+    options,
   );
   if (!withVersions) return { namespaces };
   const versions = new Array<number>(namespaces.length).fill(0);
@@ -123,7 +133,7 @@ export async function claimAndRead(tx: Queryable, t: Tables, change: ChangeSet):
            left join ${t.memories} m on m.namespace = r.ns and m.key = r.key) c on true
       order by c.idx`,
     p.values,
-    PREPARE,
+    preparedFor(change),
   );
   const claimed = !once
     ? true
@@ -145,11 +155,9 @@ export async function claimAndRead(tx: Queryable, t: Tables, change: ChangeSet):
 
 /** The thread's cursor: the last buffered turn a committed change applied (null: none yet). */
 export async function readCursor(db: Queryable, t: Tables, threadId: string): Promise<string | null> {
-  const res = await db.query<{ cursor: string }>(
-    `select cursor from ${t.cursors} where thread_id = $1`,
-    [threadId],
-    PREPARE,
-  );
+  const res = await db.query<{ cursor: string }>(`select cursor from ${t.cursors} where thread_id = $1`, [threadId], {
+    prepare: true,
+  });
   return res.rows[0]?.cursor || null;
 }
 
@@ -204,7 +212,7 @@ export async function writePlan(
               where thread_id = ${p.add(cursor?.threadId ?? null)})${plan.puts.length ? fieldsCtes(t, change, plan, fields, vectorParam, p) : ''}
      select ${STAMP} from ins union all select ${STAMP} from upd`,
     p.values,
-    PREPARE,
+    preparedFor(change),
   );
   const at = new Map(plan.puts.map((x) => [JSON.stringify([change.writes[x.i]?.namespace, x.key]), x.i]));
   return new Map(
