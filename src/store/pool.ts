@@ -113,19 +113,14 @@ export class PgDb implements Db {
 
   async transaction<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const { client, release } = await this.checkout();
-    const order = this.pipeline ? pipelined : oneByOne();
-    const send = <R>(text: string, params?: unknown[], options?: QueryOptions) =>
-      order(async () => normalize<R>(await client.query(prepared(text, params, options, this.prepare))));
-    // Statements without parameters whose results nobody reads (begin, commit, several at once).
-    const run = (text: string) => order(async () => void (await client.query(text)));
+    const conn = wrap(client, this.prepare, this.pipeline ? pipelined : oneByOne());
     let ended = false;
     let broken = false;
     const tx: Tx = {
-      query: send,
-      exec: run,
+      ...conn,
       queryAndCommit: async <R>(text: string, params?: unknown[], options?: QueryOptions) => {
         ended = true;
-        const [res] = await Promise.all([send<R>(text, params, options), run('commit')]);
+        const [res] = await Promise.all([conn.query<R>(text, params, options), conn.exec('commit')]);
         return res;
       },
     };
@@ -134,16 +129,16 @@ export class PgDb implements Db {
       // pipelined connection sends `fn`'s first statements behind it, in its round trip. Were
       // the begin to fail, they would run outside a transaction; a begin on an idle pooled
       // connection fails only with the connection, which fails them too.
-      const begin = run(options.settings ? `begin; ${localSettingsSql(options.settings)}` : 'begin');
+      const begin = conn.exec(options.settings ? `begin; ${localSettingsSql(options.settings)}` : 'begin');
       // Called in an async function: a `fn` that throws at once still leaves `begin` handled.
       const [, result] = await Promise.all([begin, (async () => fn(tx))()]);
-      if (!ended) await run('commit');
+      if (!ended) await conn.exec('commit');
       return result;
     } catch (err) {
       // A connection that stopped answering would only time the rollback out too: drop it, and
       // Postgres rolls back when it sees the connection gone.
       broken = readTimedOut(err);
-      if (!broken) await run('rollback').catch(() => undefined);
+      if (!broken) await conn.exec('rollback').catch(() => undefined);
       throw err;
     } finally {
       release(broken);
@@ -203,11 +198,15 @@ function prepared(
   return { name, text, values };
 }
 
-function wrap(client: pg.PoolClient, prepare: boolean): Queryable {
+/**
+ * A checked-out connection's statements, sent in `order`. `exec` takes statements without
+ * parameters whose results nobody reads (begin, commit, several at once).
+ */
+function wrap(client: pg.PoolClient, prepare: boolean, order: Order = pipelined): Queryable {
   return {
-    query: async <R>(text: string, params?: unknown[], options?: QueryOptions) =>
-      normalize<R>(await client.query(prepared(text, params, options, prepare))),
-    exec: async (text: string) => void (await client.query(text)),
+    query: <R>(text: string, params?: unknown[], options?: QueryOptions) =>
+      order(async () => normalize<R>(await client.query(prepared(text, params, options, prepare)))),
+    exec: (text: string) => order(async () => void (await client.query(text))),
   };
 }
 
