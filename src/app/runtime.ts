@@ -116,6 +116,7 @@ export class Runtime {
         `API_KEYS is set, so every memory kind's namespace must start with "{tenant}"; not: ${untenanted.map((k) => `${k.name} ${JSON.stringify(k.namespace)}`).join(', ')}`,
       );
     }
+    const statements = { prepare: env.DATABASE_PREPARE, pipeline: env.DATABASE_PIPELINE };
     // First: a PGlite data folder held by another process fails here, before anything else opens.
     this.db = openDb(
       {
@@ -123,15 +124,11 @@ export class Runtime {
         pgliteDataDir: env.PGLITE_DATA_DIR,
         poolMax: env.DATABASE_POOL_MAX,
         queryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
-        prepare: env.DATABASE_PREPARE,
-        pipeline: env.DATABASE_PIPELINE,
+        ...statements,
       },
       log,
     );
-    this.readDb = openReadDb(env.DATABASE_READ_URL, this.db, env.DATABASE_POOL_MAX, log, {
-      prepare: env.DATABASE_PREPARE,
-      pipeline: env.DATABASE_PIPELINE,
-    });
+    this.readDb = openReadDb(env.DATABASE_READ_URL, this.db, env.DATABASE_POOL_MAX, log, statements);
     const health = (this.redisHealth = new RedisHealth(log.child({ component: 'redis' })));
     this.producerRedis = createRedis(env.REDIS_URL, 'producer', log, { health });
     this.workerRedis = createRedis(env.REDIS_URL, 'worker', log, { health });

@@ -2,7 +2,7 @@ import { PermanentError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Db } from './db.js';
 import { createPgliteDb } from './pglite.js';
-import { createPgDb, type PoolOptions } from './pool.js';
+import { createPgDb, type PoolOptions, type StatementOptions } from './pool.js';
 import { createReplicaDb } from './replicas.js';
 
 /** Postgres when a URL is given; otherwise the embedded PGlite in its data folder. */
@@ -23,7 +23,7 @@ export function openReadDb(
   primary: Db,
   poolMax: number,
   log: Logger,
-  pool: Pick<PoolOptions, 'prepare' | 'pipeline'> = {},
+  pool: StatementOptions = {},
 ): Db | null {
   if (!readUrls?.length) return null;
   if (primary.backend !== 'postgres')

@@ -34,6 +34,9 @@ export function createPool(connectionString: string, max: number, log: Logger, o
   return pool;
 }
 
+/** How statements travel, set per deployment (DATABASE_PREPARE, DATABASE_PIPELINE). */
+export type StatementOptions = Pick<PoolOptions, 'prepare' | 'pipeline'>;
+
 export interface PoolOptions {
   /**
    * Send statements without waiting for the ones ahead (default true). Off for a pooler that

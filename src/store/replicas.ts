@@ -1,6 +1,6 @@
 import type { Logger } from '../observability/logger.js';
 import type { Db, Queryable, QueryOptions, QueryResult, Row, TransactionOptions, Tx } from './db.js';
-import { createPgDb, type PoolOptions } from './pool.js';
+import { createPgDb, type StatementOptions } from './pool.js';
 import { SOCKET_DOWN } from '../dependency-errors.js';
 
 /**
@@ -166,7 +166,7 @@ export function createReplicaDb(
   primary: Db,
   poolMax: number,
   log: Logger,
-  pool: Pick<PoolOptions, 'prepare' | 'pipeline'> = {},
+  pool: StatementOptions = {},
 ): ReplicaDb {
   const replicas = urls.map((url) => ({
     name: replicaName(url),
