@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeSet } from '../src/store/change-set.js';
-import type { Db } from '../src/store/db.js';
+import type { Db, Queryable } from '../src/store/db.js';
 import { MemoryDb } from '../src/store/memory-db.js';
 import { migrate } from '../src/store/migrate.js';
 import { createPgDb } from '../src/store/pool.js';
@@ -53,6 +53,19 @@ describe.each([
       },
     ],
   });
+  /** The backend that `tx`'s session blocks, once one waits on it (2 s at most). */
+  const blockedBy = async (tx: Queryable): Promise<number> => {
+    for (let i = 0; i < 200; i++) {
+      // Activity read afresh, not from the snapshot a transaction keeps of it.
+      await tx.query('select pg_stat_clear_snapshot()');
+      const waiting = await tx.query<{ pid: number }>(
+        `select pid from pg_stat_activity where pg_blocking_pids(pid) @> array[pg_backend_pid()]`,
+      );
+      if (waiting.rows[0]) return waiting.rows[0].pid;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error('no session waited on this one');
+  };
   const state = async (threadId: string) => ({
     cursor: await memories.cursor(threadId),
     keys: (
@@ -133,18 +146,7 @@ describe.each([
           () => 'applied',
           (err: Error) => err.message,
         );
-        let pid: number | undefined;
-        for (let i = 0; i < 200 && pid === undefined; i++) {
-          // The backend this session blocks; activity is read afresh, not from the snapshot a
-          // transaction keeps of it.
-          await tx.query('select pg_stat_clear_snapshot()');
-          const waiting = await tx.query<{ pid: number }>(
-            `select pid from pg_stat_activity where pg_blocking_pids(pid) @> array[pg_backend_pid()]`,
-          );
-          pid = waiting.rows[0]?.pid;
-          if (pid === undefined) await new Promise((r) => setTimeout(r, 10));
-        }
-        expect(pid).toBeDefined();
+        const pid = await blockedBy(tx);
         await tx.query('select pg_terminate_backend($1)', [pid]);
         expect(await outcome).toMatch(/terminat|Connection terminated|connection/i);
       });
@@ -166,14 +168,7 @@ describe.each([
       const change = await holder.transaction(async (tx) => {
         await tx.query(`select 1 from ${t.namespaces} where namespace = $1 for update`, [['u', 't6']]);
         const pending = memories.apply(reflection('t6', '1-0', '2-0', 'likes trains'));
-        for (let i = 0; i < 200; i++) {
-          await tx.query('select pg_stat_clear_snapshot()');
-          const waiting = await tx.query(
-            `select 1 from pg_stat_activity where pg_blocking_pids(pid) @> array[pg_backend_pid()]`,
-          );
-          if (waiting.rowCount > 0) break;
-          await new Promise((r) => setTimeout(r, 10));
-        }
+        await blockedBy(tx);
         await tx.query(
           `insert into ${t.memories} (namespace, key, kind, value, version) values ($1, 'likes trains', 'memory', '{}', 7)`,
           [['u', 't6']],

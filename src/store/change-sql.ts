@@ -15,7 +15,7 @@ import type { IndexedField, Namespace } from './types.js';
 const nsJson = (namespaces: Namespace[]) => namespaces.map((ns) => JSON.stringify(ns));
 
 /** Changes of at most this many writes, guards and reads have their statements prepared. */
-export const PREPARED_CHANGE_MAX = 32;
+const PREPARED_CHANGE_MAX = 32;
 
 /**
  * A small change's statements are prepared: their texts vary only with which kinds of rows a
