@@ -64,6 +64,9 @@ function env(modelUrl: string, over: Record<string, string> = {}): Env {
     EMBEDDING_DIMENSIONS: String(DIMS),
     DEBOUNCE_MS: '0',
     LOG_LEVEL: 'silent',
+    // Passed through, to measure the commit unprepared or unpipelined on the same code.
+    ...(process.env.DATABASE_PREPARE ? { DATABASE_PREPARE: process.env.DATABASE_PREPARE } : {}),
+    ...(process.env.DATABASE_PIPELINE ? { DATABASE_PIPELINE: process.env.DATABASE_PIPELINE } : {}),
     ...over,
   });
 }

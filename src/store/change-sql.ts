@@ -22,8 +22,8 @@ const PREPARED_CHANGE_MAX = 32;
  * change has (a few dozen shapes per store), and a reflection's commit spent more time having
  * Postgres parse and plan them than running them. A large one's are not: once Postgres keeps a
  * generic plan it assumes about ten rows per array, and the plan that is right for a reflection
- * compared every kept field with every other in a 4,000-item overwrite (3.6 s against 0.44 s
- * planned for its arrays).
+ * compared every kept field with every other in a 4,000-item overwrite (a review's one-off
+ * timing: 3.6 s against 0.44 s planned for its arrays; docs/decisions.md).
  */
 export function preparedFor(change: ChangeSet): QueryOptions {
   const size = change.writes.length + (change.guards?.length ?? 0) + (change.reads?.length ?? 0);
