@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import calculateSlot from 'cluster-key-slot';
+import { spreadTags } from '../core/hash-tags.js';
 
 /**
  * Where a thread's keys and its reflection queue live: one of REDIS_SHARDS (K) shards. A BullMQ
@@ -13,11 +13,6 @@ import calculateSlot from 'cluster-key-slot';
  * nothing.
  */
 
-/** Redis Cluster's slots. */
-export const SLOTS = 16_384;
-/** Salts tried per shard before the first one is kept (never reached: about 2K suffice). */
-const MAX_SALT = 100_000;
-
 /** A thread's shard: CRC-32 of its id mod K (0 without hashing when there is one shard). */
 export function shardOf(threadId: string, count: number): number {
   return count === 1 ? 0 : crc32(threadId) % count;
@@ -29,29 +24,14 @@ export function reflectionQueueName(shard: number): string {
 }
 
 /**
- * The K shards' key prefixes. K = 1: the prefix, untouched. K > 1: `{<prefix>:<n>.<salt>}`, the
- * salt the first that puts the tag's slot in the middle half of the n-th of K equal slot ranges:
- * tags at evenly spaced slots land K/M on each of M masters that split the slots evenly (as
- * `redis-cli --cluster create` does). Without a salt, CRC16 placed 3 of 6 tags on one master of
- * three. Pure and deterministic: every producer and worker computes the same tags.
+ * The K shards' key prefixes. K = 1: the prefix, untouched. K > 1: `{<prefix>:<n>.<salt>}` at
+ * evenly spaced slots (`spreadTags`), so that K shards land K/M on each of M masters.
  */
 export function shardTags(prefix: string, count: number): string[] {
-  if (count === 1) return [prefix];
-  const width = SLOTS / count;
-  return Array.from({ length: count }, (_, n) => {
-    const low = Math.ceil(n * width + width / 4);
-    const high = Math.floor((n + 1) * width - width / 4);
-    for (let salt = 0; salt < MAX_SALT; salt++) {
-      const tag = `{${prefix}:${n}.${salt}}`;
-      const slot = calculateSlot(tag);
-      if (slot >= low && slot <= high) return tag;
-    }
-    return `{${prefix}:${n}.0}`;
-  });
+  return count === 1 ? [prefix] : spreadTags(prefix, count);
 }
 
-/** The slot of a key, as Redis Cluster computes it. */
-export const slotOf = (key: string): number => calculateSlot(key);
+export { SLOTS, slotOf } from '../core/hash-tags.js';
 
 /** Concurrency per shard: the process total split evenly, at least 1 each (so K at least). */
 export function splitConcurrency(total: number, count: number): number[] {
