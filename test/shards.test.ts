@@ -1,17 +1,19 @@
+import { Cluster, Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Runtime } from '../src/app/runtime.js';
 import { parseEnv } from '../src/config/env.js';
-import { settingsKey } from '../src/config/published-settings.js';
+import { readPublication, SETTINGS_COPIES, settingsCopyKeys, settingsKey } from '../src/config/published-settings.js';
 import { InputError } from '../src/errors.js';
 import { createLogger } from '../src/observability/logger.js';
-import type { RedisClient } from '../src/queue/connection.js';
+import { waitReady, type RedisClient } from '../src/queue/connection.js';
 import { layoutProblem } from '../src/core/redis-layout.js';
 import { shardOf, shardTags, slotOf, SLOTS, splitConcurrency } from '../src/queue/shards.js';
 import { EngramClient } from '../src/sdk/client.js';
 import { foodieModel } from './fake-model/foodie.js';
 import {
   cleanup,
+  nodeFor,
   redisKeys,
   startHarness,
   TEST_REDIS_CLUSTER,
@@ -117,11 +119,11 @@ describe('a deployment of 3 shards', () => {
       expect(k.turns).toBe(`${tags[shard]}:thread:${t}:turns`);
     }
     expect(used.size).toBe(3);
-    // Every key of the deployment is under the prefix's settings key or one of its shards' tags.
+    // Every key of the deployment is the prefix's settings key, one of their copies (on a cluster)
+    // or under one of its shards' tags.
     const keys = await redisKeys(redis, h.env.ENGRAM_PREFIX);
-    expect(
-      keys.filter((key) => key !== settingsKey(h.env.ENGRAM_PREFIX) && !tags.some((t) => key.startsWith(t))),
-    ).toEqual([]);
+    const settings = [settingsKey(h.env.ENGRAM_PREFIX), ...settingsCopyKeys(redis, h.env.ENGRAM_PREFIX)];
+    expect(keys.filter((key) => !settings.includes(key) && !tags.some((t) => key.startsWith(t)))).toEqual([]);
     expect(JSON.parse((await redis.hget(settingsKey(h.env.ENGRAM_PREFIX), 'settings'))!)).toMatchObject({
       redisShards: 3,
     });
@@ -213,5 +215,74 @@ describe.runIf(TEST_REDIS_CLUSTER)('on the Redis Cluster', () => {
     expect(keys).toContain(`${prefix}:thread:solo:turns`);
     expect(keys.some((k) => k.startsWith(`${prefix}:reflection:`))).toBe(true);
     expect(new Set(keys.map(slotOf)).size).toBe(1);
+  });
+
+  describe('the published settings, copied over the masters', () => {
+    let h: Harness;
+    let redis: RedisClient;
+    beforeAll(async () => {
+      // A retry policy no default has, to tell where a client's settings came from.
+      h = await startHarness({ roles: ['api'], env: { REDIS_SHARDS: '3', REFLECTION_ATTEMPTS: '7' } });
+      redis = testRedis();
+    });
+    afterAll(async () => {
+      redis?.disconnect();
+      await h?.stop();
+    });
+
+    it('writes a copy with the same version on every master', async () => {
+      const prefix = h.env.ENGRAM_PREFIX;
+      const copies = settingsCopyKeys(redis, prefix);
+      expect(copies).toHaveLength(SETTINGS_COPIES);
+      const main = await redis.hgetall(settingsKey(prefix));
+      for (const key of copies) expect(await redis.hgetall(key), key).toEqual(main);
+      await waitReady(redis);
+      const cluster = redis as Cluster;
+      const masters = new Set(copies.map((key) => cluster.slots[slotOf(key)]?.[0]));
+      expect(masters.size).toBe(cluster.nodes('master').length);
+      // None on one Redis, or under a tagged prefix (one slot for everything).
+      expect(settingsCopyKeys(redis, '{engram}')).toEqual([]);
+    });
+
+    it('a new SDK client reads a copy when the settings key is gone, as after a failover that lost it', async () => {
+      const prefix = h.env.ENGRAM_PREFIX;
+      const main = await redis.hgetall(settingsKey(prefix));
+      await redis.del(settingsKey(prefix));
+      onTestFinished(async () => void (await redis.hset(settingsKey(prefix), main)));
+      const client = new EngramClient({ redisUrl: TEST_REDIS_URL, prefix, enqueueTimeoutMs: 2_000, log: silent });
+      onTestFinished(() => client.close());
+      expect(await client.enqueue(turn('copy-reader'))).toMatchObject({ accepted: 1 });
+      expect((await threadJob(h.runtime, 'copy-reader'))?.opts.attempts).toBe(7);
+    });
+
+    it('takes the newest copy while the master holding the settings key does not answer', async () => {
+      const prefix = h.env.ENGRAM_PREFIX;
+      const copies = settingsCopyKeys(redis, prefix);
+      const main = await redis.hgetall(settingsKey(prefix));
+      // One copy a version ahead (a publication whose main write this reader cannot see), one behind.
+      const ahead = copies.find((key) => nodeFor(redis, key) !== nodeFor(redis, settingsKey(prefix)))!;
+      const behind = copies.find((key) => key !== ahead)!;
+      await redis.hset(ahead, 'version', String(Number(main.version) + 1));
+      await redis.hset(behind, 'version', String(Number(main.version) - 1));
+      onTestFinished(async () => void (await Promise.all([redis.hset(ahead, main), redis.hset(behind, main)])));
+      // The main key answers: it wins, whatever the copies hold.
+      expect((await readPublication(redis, prefix))?.version).toBe(main.version);
+
+      // Its master stalls (CLIENT PAUSE on a connection of its own): the newest copy answers the
+      // read, before a read of the main key queued behind the pause does.
+      const { host, port } = nodeFor(redis, settingsKey(prefix)).options;
+      const node = new Redis({ host, port, lazyConnect: true });
+      onTestFinished(() => node.disconnect());
+      await node.call('client', 'pause', '1500', 'all');
+      const order: string[] = [];
+      const probe = redis.hget(settingsKey(prefix), 'version').then(() => order.push('main key'));
+      const read = readPublication(redis, prefix).then((p) => {
+        order.push('read');
+        return p;
+      });
+      expect((await read)?.version).toBe(String(Number(main.version) + 1));
+      await probe;
+      expect(order).toEqual(['read', 'main key']);
+    });
   });
 });

@@ -1,6 +1,9 @@
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Cluster } from 'ioredis';
 import { z } from 'zod';
 import { kindRouteSchema, type KindRoute } from '../core/kind-route.js';
+import { spreadTags } from '../core/hash-tags.js';
 import type { RedisClient } from '../core/redis-layout.js';
 import { PermanentError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -13,6 +16,23 @@ import { crossCheck, publishedShape, settings, type PublishedKey } from './setti
  * needs connection details only (docs/decisions.md, "One source of truth for settings").
  */
 export const settingsKey = (prefix: string) => `${prefix}:settings`;
+
+/** Copies of the publication on a cluster: one at least on each master of up to 10 that split the slots evenly. */
+export const SETTINGS_COPIES = 16;
+/** How long a reader waits for the other copies once one answered and the main key did not. */
+const COPY_GRACE_MS = 100;
+
+/**
+ * Where copies of the publication live: on a Redis Cluster whose prefix is not one hash tag, at
+ * SETTINGS_COPIES tags of evenly spaced slots (`{<prefix>:settings:<n>.<salt>}`), so that a new
+ * SDK client can read the settings while the master holding `<prefix>:settings` is down and take
+ * turns for the shards on the other masters. None on one Redis, or under a tagged prefix (every
+ * key of the deployment is then in one slot, down or up together).
+ */
+export function settingsCopyKeys(redis: RedisClient, prefix: string): string[] {
+  if (!(redis instanceof Cluster) || prefix.includes('{')) return [];
+  return spreadTags(`${prefix}:settings`, SETTINGS_COPIES);
+}
 
 /** Bumped when the payload changes shape: a reader refuses a format it does not know. */
 export const SETTINGS_FORMAT = '1';
@@ -81,11 +101,10 @@ export async function publishSettings(
   const json = JSON.stringify(published);
   const [before = null, beforeBy = null] = await redis.hmget(key, 'settings', 'publishedBy');
   const publishedBy = `${hostname()} pid ${process.pid} (${roles.join(', ')})`;
-  await redis
-    .multi()
-    .hset(key, { format: SETTINGS_FORMAT, settings: json, publishedAt: new Date().toISOString(), publishedBy })
-    .hincrby(key, 'version', 1)
-    .exec();
+  const fields = { format: SETTINGS_FORMAT, settings: json, publishedAt: new Date().toISOString(), publishedBy };
+  const replies = await redis.multi().hset(key, fields).hincrby(key, 'version', 1).exec();
+  const version = replies?.[1]?.[1];
+  if (typeof version === 'number') await writeCopies(redis, prefix, { ...fields, version: String(version) }, log);
   if (before !== null && before !== json)
     log.warn(
       { key, before: JSON.parse(before) as unknown, beforeBy, after: published },
@@ -93,9 +112,100 @@ export async function publishSettings(
     );
 }
 
-/** The published settings, null when none were; PermanentError when they cannot be read. */
+/**
+ * The copies carry the main key's version, so that a client that read a copy and polls the main
+ * key sees no change. Best effort, within a bound: a master that is down or stalled must not stop
+ * a service from starting (its copies stay as they were, and a reader prefers the newest version).
+ */
+async function writeCopies(redis: RedisClient, prefix: string, fields: Record<string, string>, log: Logger) {
+  const keys = settingsCopyKeys(redis, prefix);
+  if (!keys.length) return;
+  const writes = Promise.allSettled(keys.map((key) => redis.hset(key, fields)));
+  const settled = await Promise.race([writes, sleep(2_000, null, { ref: false })]);
+  const failed = settled ? settled.filter((r) => r.status === 'rejected').length : keys.length;
+  if (failed)
+    log.warn(
+      { copies: keys.length, failed, err: settled?.find((r) => r.status === 'rejected')?.reason as unknown },
+      'could not write every copy of the published settings; a new SDK client may not read them while the master holding the settings is down',
+    );
+}
+
+/**
+ * The published settings, null when none were; PermanentError when they cannot be read. On a
+ * cluster with copies: the main key when it holds a publication; when it is empty, refused or
+ * slow, the newest copy that answers (the main key's error when none holds one, null when the
+ * main key answered empty and no copy holds one).
+ */
 export async function readPublication(redis: RedisClient, prefix: string): Promise<Publication | null> {
-  const key = settingsKey(prefix);
+  const copies = settingsCopyKeys(redis, prefix);
+  if (!copies.length) return readKey(redis, settingsKey(prefix));
+  return newest(
+    readKey(redis, settingsKey(prefix)),
+    copies.map((key) => readKey(redis, key)),
+  );
+}
+
+/**
+ * The main read's publication as soon as it has one. Otherwise the newest copy once every copy
+ * settled, or COPY_GRACE_MS after the first copy that holds one answered; a copy that fails or is
+ * invalid counts as no answer.
+ */
+function newest(main: Promise<Publication | null>, copies: Promise<Publication | null>[]): Promise<Publication | null> {
+  return new Promise((resolve, reject) => {
+    const found: Publication[] = [];
+    let pending = copies.length;
+    let mainDone: { value: Publication | null } | { err: unknown } | null = null;
+    let grace: NodeJS.Timeout | null = null;
+    let done = false;
+    const finish = (final: boolean) => {
+      if (done) return;
+      const best = found.reduce<Publication | null>(
+        (a, b) => (!a || Number(b.version) > Number(a.version) ? b : a),
+        null,
+      );
+      if (best) return settle(() => resolve(best));
+      // Nothing from the copies: the main read decides, once it has answered and the copies have.
+      if (!final || !mainDone) return;
+      const m = mainDone;
+      settle(() => ('err' in m ? reject(m.err) : resolve(m.value)));
+    };
+    const settle = (fn: () => void) => {
+      if (done) return;
+      done = true;
+      if (grace) clearTimeout(grace);
+      fn();
+    };
+    main.then(
+      (value) => {
+        if (value) settle(() => resolve(value));
+        else {
+          mainDone = { value };
+          finish(pending === 0);
+        }
+      },
+      (err: unknown) => {
+        mainDone = { err };
+        finish(pending === 0);
+      },
+    );
+    for (const copy of copies)
+      copy
+        .then(
+          (value) => {
+            if (!value) return;
+            found.push(value);
+            grace ??= setTimeout(() => finish(true), COPY_GRACE_MS);
+          },
+          () => undefined,
+        )
+        .finally(() => {
+          pending -= 1;
+          if (pending === 0) finish(true);
+        });
+  });
+}
+
+async function readKey(redis: RedisClient, key: string): Promise<Publication | null> {
   const hash = await redis.hgetall(key);
   if (Object.keys(hash).length === 0) return null;
   const parsed = hashSchema.safeParse(hash);
