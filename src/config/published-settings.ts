@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster } from 'ioredis';
 import { z } from 'zod';
 import { kindRouteSchema, type KindRoute } from '../core/kind-route.js';
 import { spreadTags } from '../core/hash-tags.js';
 import type { RedisClient } from '../core/redis-layout.js';
 import { PermanentError } from '../errors.js';
+import { withTimeout } from '../with-timeout.js';
 import type { Logger } from '../observability/logger.js';
 import type { Env } from './env.js';
 import { crossCheck, publishedShape, settings, type PublishedKey } from './settings.js';
@@ -19,7 +19,7 @@ export const settingsKey = (prefix: string) => `${prefix}:settings`;
 
 /** Copies of the publication on a cluster: one at least on each master of up to 10 that split the slots evenly. */
 export const SETTINGS_COPIES = 16;
-/** How long a reader waits for the other copies once one answered and the main key did not. */
+/** How long a reader waits for the other copies once one answered with a publication. */
 const COPY_GRACE_MS = 100;
 
 /**
@@ -120,8 +120,9 @@ export async function publishSettings(
 async function writeCopies(redis: RedisClient, prefix: string, fields: Record<string, string>, log: Logger) {
   const keys = settingsCopyKeys(redis, prefix);
   if (!keys.length) return;
-  const writes = Promise.allSettled(keys.map((key) => redis.hset(key, fields)));
-  const settled = await Promise.race([writes, sleep(2_000, null, { ref: false })]);
+  const settled = await withTimeout(Promise.allSettled(keys.map((key) => redis.hset(key, fields))), 2_000).catch(
+    () => null,
+  );
   const failed = settled ? settled.filter((r) => r.status === 'rejected').length : keys.length;
   if (failed)
     log.warn(
@@ -132,75 +133,52 @@ async function writeCopies(redis: RedisClient, prefix: string, fields: Record<st
 
 /**
  * The published settings, null when none were; PermanentError when they cannot be read. On a
- * cluster with copies: the main key when it holds a publication; when it is empty, refused or
- * slow, the newest copy that answers (the main key's error when none holds one, null when the
- * main key answered empty and no copy holds one).
+ * cluster with copies, whichever comes first: the main key's publication, or the newest copy's
+ * (below). When neither holds one, the main key decides: null if it answered empty, its error if
+ * it failed.
  */
 export async function readPublication(redis: RedisClient, prefix: string): Promise<Publication | null> {
+  const main = readKey(redis, settingsKey(prefix));
   const copies = settingsCopyKeys(redis, prefix);
-  if (!copies.length) return readKey(redis, settingsKey(prefix));
-  return newest(
-    readKey(redis, settingsKey(prefix)),
-    copies.map((key) => readKey(redis, key)),
-  );
+  if (!copies.length) return main;
+  const held = main.then((p) => p ?? Promise.reject(new Error('no publication at the main key')));
+  return Promise.any([held, newestCopy(copies.map((key) => readKey(redis, key)))]).catch(() => main);
 }
 
 /**
- * The main read's publication as soon as it has one. Otherwise the newest copy once every copy
- * settled, or COPY_GRACE_MS after the first copy that holds one answered; a copy that fails or is
- * invalid counts as no answer.
+ * The copy with the highest version among those that answered by COPY_GRACE_MS after the first
+ * that holds a publication; rejects once all have answered and none holds one. A copy that
+ * fails, hangs or is invalid counts as no answer.
  */
-function newest(main: Promise<Publication | null>, copies: Promise<Publication | null>[]): Promise<Publication | null> {
+function newestCopy(reads: Promise<Publication | null>[]): Promise<Publication> {
   return new Promise((resolve, reject) => {
     const found: Publication[] = [];
-    let pending = copies.length;
-    let mainDone: { value: Publication | null } | { err: unknown } | null = null;
-    let grace: NodeJS.Timeout | null = null;
-    let done = false;
-    const finish = (final: boolean) => {
-      if (done) return;
-      const best = found.reduce<Publication | null>(
+    let left = reads.length;
+    let grace: NodeJS.Timeout | undefined;
+    const done = () => {
+      clearTimeout(grace);
+      const newest = found.reduce<Publication | undefined>(
         (a, b) => (!a || Number(b.version) > Number(a.version) ? b : a),
-        null,
+        undefined,
       );
-      if (best) return settle(() => resolve(best));
-      // Nothing from the copies: the main read decides, once it has answered and the copies have.
-      if (!final || !mainDone) return;
-      const m = mainDone;
-      settle(() => ('err' in m ? reject(m.err) : resolve(m.value)));
+      if (newest) resolve(newest);
+      else reject(new Error('no copy holds a publication'));
     };
-    const settle = (fn: () => void) => {
-      if (done) return;
-      done = true;
-      if (grace) clearTimeout(grace);
-      fn();
-    };
-    main.then(
-      (value) => {
-        if (value) settle(() => resolve(value));
-        else {
-          mainDone = { value };
-          finish(pending === 0);
-        }
-      },
-      (err: unknown) => {
-        mainDone = { err };
-        finish(pending === 0);
-      },
-    );
-    for (const copy of copies)
-      copy
+    for (const read of reads)
+      read
         .then(
-          (value) => {
-            if (!value) return;
-            found.push(value);
-            grace ??= setTimeout(() => finish(true), COPY_GRACE_MS);
+          (p) => {
+            if (!p) return;
+            found.push(p);
+            grace ??= setTimeout(done, COPY_GRACE_MS);
           },
           () => undefined,
         )
         .finally(() => {
-          pending -= 1;
-          if (pending === 0) finish(true);
+          // With a publication in hand, the grace runs out all the same: a main key a little
+          // slower than the copies still wins.
+          left -= 1;
+          if (left === 0 && !found.length) done();
         });
   });
 }
