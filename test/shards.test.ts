@@ -175,6 +175,55 @@ describe('a deployment of 3 shards', () => {
   });
 });
 
+describe('a change of REDIS_SHARDS', () => {
+  it('refuses to start while threads are pending under the layout published before, then warns of parked ones', async () => {
+    type Line = { level: number; msg: string; parked?: number };
+    const lines: Line[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
+    const redis = testRedis();
+    onTestFinished(() => redis.disconnect());
+    // One shard, then three: on a cluster the prefix changes form too ({p} to p).
+    const base = `engram-test-${uniqueName('reshard')}`;
+    const model = 'http://127.0.0.1:9/v1';
+    const before = testEnv(model, { REDIS_SHARDS: '1', ENGRAM_PREFIX: TEST_REDIS_CLUSTER ? `{${base}}` : base });
+    const after = testEnv(model, { REDIS_SHARDS: '3', ENGRAM_PREFIX: base });
+    const runtime = (env: typeof before, logger = silent) => {
+      const r = new Runtime(env, logger);
+      onTestFinished(async () => {
+        await r.stop();
+        await cleanup(env);
+      });
+      return r;
+    };
+    const old = runtime(before);
+    await old.migrate();
+    await old.start(['api']);
+    expect(await old.producer.enqueue(turn('waiting'))).toMatchObject({ accepted: 1 });
+
+    const refused = runtime(after, log);
+    await refused.migrate();
+    await expect(refused.start(['api'])).rejects.toThrow(
+      new RegExp(
+        `REDIS_SHARDS is 3 \\(ENGRAM_PREFIX=${base}\\), but .+ published REDIS_SHARDS=1.* and 1 thread\\(s\\) have turns pending in that layout`,
+      ),
+    );
+    // The old layout's publication stands: SDK clients keep filing turns where its workers look.
+    const stood = await redis.hget(settingsKey(before.ENGRAM_PREFIX), 'settings');
+    expect(JSON.parse(stood!)).not.toHaveProperty('redisShards');
+
+    // Failed for good: parked, its turns kept. That only warns.
+    await old.buffer.park('waiting');
+    await old.stop();
+    const next = runtime(after, log);
+    await next.migrate();
+    await next.start(['api']);
+    expect(lines.filter((l) => l.msg.startsWith('the layout published before'))).toMatchObject([
+      { level: 40, parked: 1 },
+    ]);
+    expect(JSON.parse((await redis.hget(settingsKey(base), 'settings'))!)).toMatchObject({ redisShards: 3 });
+  });
+});
+
 describe('a reflection process with fewer slots than shards', () => {
   it('warns at start that it runs one reflection per shard', async () => {
     type Line = { level: number; msg: string; concurrency?: number; shards?: number };

@@ -7,6 +7,7 @@ import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
 import type { Env } from '../config/env.js';
 import { publishSettings, settingsOf } from '../config/published-settings.js';
+import { guardShardChange } from './shard-change-guard.js';
 import { PermanentError } from '../errors.js';
 import { createModelClients } from '../llm/clients.js';
 import type { Embedder } from '../llm/embedder.js';
@@ -265,8 +266,10 @@ export class Runtime {
       checkOpenAccess({ host, port, keyed: !!keys?.length, allowOpen }, this.log);
     }
     await Promise.all([
-      waitReady(this.producerRedis, { log: this.log }).then(() =>
-        Promise.all([
+      waitReady(this.producerRedis, { log: this.log }).then(async () => {
+        // Before this process' publication replaces the layout the deployment ran with.
+        await guardShardChange(this.producerRedis, this.env.ENGRAM_PREFIX, this.env.REDIS_SHARDS, this.log);
+        await Promise.all([
           checkEviction(this.producerRedis, this.log),
           // What SDK producers read instead of repeating this process' settings.
           publishSettings(
@@ -276,8 +279,8 @@ export class Runtime {
             roles,
             this.log,
           ),
-        ]),
-      ),
+        ]);
+      }),
       checkDimensions(
         this.db,
         this.env.DATABASE_SCHEMA,
