@@ -2,7 +2,9 @@ import { settingsKey } from '../config/published-settings.js';
 import type { RedisClient } from '../core/redis-layout.js';
 import { PermanentError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { BUFFER_DEFAULTS } from '../queue/buffer.js';
 import { shardTags } from '../queue/shards.js';
+import { ThreadBuffers } from '../queue/thread-buffers.js';
 
 /**
  * Refuses to start a process whose REDIS_SHARDS differs from the layout its deployment last
@@ -21,10 +23,9 @@ import { shardTags } from '../queue/shards.js';
 export async function guardShardChange(redis: RedisClient, prefix: string, shards: number, log: Logger) {
   const before = await lastLayout(redis, prefix);
   if (!before || (before.prefix === prefix && before.shards === shards)) return;
-  const tags = shardTags(before.prefix, before.shards);
-  const count = async (set: string) =>
-    (await Promise.all(tags.map((tag) => redis.zcard(`${tag}:${set}`)))).reduce((a, b) => a + b, 0);
-  const [pending, parked] = await Promise.all([count('ceilings'), count('parked')]);
+  // The old layout's buffers: their ceilings sets index the pending threads, one ZCARD a shard.
+  const buffers = new ThreadBuffers(redis, shardTags(before.prefix, before.shards), BUFFER_DEFAULTS);
+  const [pending, { count: parked }] = await Promise.all([buffers.pendingThreads(), buffers.parked(0)]);
   const old = `REDIS_SHARDS=${before.shards}${before.prefix === prefix ? '' : ` and ENGRAM_PREFIX=${before.prefix}`}`;
   if (pending > 0)
     throw new PermanentError(
