@@ -1,6 +1,7 @@
 import { Cluster } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
 import type { RedisClient } from './connection.js';
+import { masters, nodeName } from './scan.js';
 
 /**
  * An evicted buffer or job key is a lost turn (docs/prior-art.md: BullMQ), so say it loudly when
@@ -9,13 +10,10 @@ import type { RedisClient } from './connection.js';
  * nodes whose policy is not `noeviction` (host:port; `redis` for a single server).
  */
 export async function checkEviction(redis: RedisClient, log: Logger): Promise<string[]> {
-  const nodes =
-    redis instanceof Cluster
-      ? redis.nodes('master').map((node) => ({ node, name: `${node.options.host}:${node.options.port}` }))
-      : [{ node: redis, name: 'redis' }];
   const evicting: string[] = [];
   await Promise.all(
-    nodes.map(async ({ node, name }) => {
+    (await masters(redis)).map(async (node) => {
+      const name = nodeName(redis, node);
       const reply = (await node.config('GET', 'maxmemory-policy').catch(() => null)) as string[] | null;
       const policy = reply?.[1];
       if (!policy || policy === 'noeviction') return;

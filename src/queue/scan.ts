@@ -18,6 +18,10 @@ export async function masters(redis: RedisClient): Promise<Redis[]> {
   return redis.nodes('master');
 }
 
+/** How a node is named in logs: host:port on a cluster, `redis` for a single server. */
+export const nodeName = (redis: RedisClient, node: Redis): string =>
+  redis instanceof Cluster ? `${node.options.host}:${node.options.port}` : 'redis';
+
 /**
  * Calls `page` with each page of keys matching `pattern`, and the connection of the node that
  * holds them (a pipeline of reads on that node stays one round trip, whatever the keys' slots).
