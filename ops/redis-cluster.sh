@@ -44,6 +44,7 @@ for port in "${PORTS[@]}"; do
   redis-server --port "$port" --bind "$HOST" --dir "$DIR/$port" \
     --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
     --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
+    --stream-node-max-bytes 256 --hash-max-listpack-value 1024 \
     --save '' --protected-mode no --daemonize yes --logfile "$DIR/$port/redis.log" \
     --pidfile "$DIR/$port/redis.pid"
 done

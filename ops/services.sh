@@ -38,6 +38,10 @@ if [ "$policy" != "noeviction" ]; then
   log "redis: setting maxmemory-policy noeviction (was $policy)"
   redis-cli -p "$REDIS_PORT_NUM" config set maxmemory-policy noeviction >/dev/null
 fi
+# What compose and the embedded redis-server ship: a pending thread costs about a third
+# (docs/operations.md, "Redis"); a process warns at start of a Redis without them.
+redis-cli -p "$REDIS_PORT_NUM" config set stream-node-max-bytes 256 >/dev/null
+redis-cli -p "$REDIS_PORT_NUM" config set hash-max-listpack-value 1024 >/dev/null
 
 # --- PostgreSQL ---------------------------------------------------------------------------
 if pg_isready -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -q; then

@@ -24,6 +24,7 @@ import { BUFFER_DEFAULTS } from '../queue/buffer.js';
 import { createRedis, RedisHealth, waitReady } from '../queue/connection.js';
 import { Producer } from '../queue/enqueue.js';
 import { checkEviction } from '../queue/eviction-check.js';
+import { checkMemorySettings } from '../queue/memory-settings-check.js';
 import { createQueues, everyQueue, type EngramQueues } from '../queue/queues.js';
 import { shardTags } from '../queue/shards.js';
 import { ThreadBuffers } from '../queue/thread-buffers.js';
@@ -271,6 +272,7 @@ export class Runtime {
         await guardShardChange(this.producerRedis, this.env.ENGRAM_PREFIX, this.env.REDIS_SHARDS, this.log);
         await Promise.all([
           checkEviction(this.producerRedis, this.log),
+          checkMemorySettings(this.producerRedis, this.log),
           // What SDK producers read instead of repeating this process' settings.
           publishSettings(
             this.producerRedis,
