@@ -131,6 +131,11 @@ async function tenThreads(tag: string): Promise<string[]> {
 
 try {
   out(`bench:threads (${new Date().toISOString()}, node ${process.version}), prefix ${prefix}`);
+  // The two settings that decide most of a thread's cost (docs/operations.md, "Redis").
+  const setting = async (name: string) => ((await redis.config('GET', name)) as string[])[1] ?? '?';
+  out(
+    `Redis stream-node-max-bytes ${await setting('stream-node-max-bytes')}, hash-max-listpack-value ${await setting('hash-max-listpack-value')}`,
+  );
   const small = await measure('10 pending', 'small', await tenThreads('small'));
   const before = await usageUnder(redis, prefix);
   const usedBefore = await usedMemory(redis);
