@@ -64,7 +64,7 @@ export const settings = {
   redisShards: define('REDIS_SHARDS', int(1).max(128), {
     default: 1,
     agreed: true,
-    doc: 'Shards of the thread buffers and the reflection queue, each under its own hash tag, so that a Redis Cluster spreads them over its masters (a thread stays on one). 1 keeps every key and queue as before shards. Every process and SDK client of a deployment must agree; change it only after a drain (docs/operations.md#redis-cluster).',
+    doc: 'Shards of the thread buffers and the reflection queue, each under its own hash tag, so that a Redis Cluster spreads them over its masters (a thread stays on one). 1 keeps every key and queue as before shards. Every process and SDK client of a deployment must agree; change it only after a drain (docs/operations.md#changing-redis_shards): a process refuses another count while threads are pending under the one published before.',
   }),
   databaseUrl: define('DATABASE_URL', url(/^postgres(ql)?$/), {
     doc: 'Postgres with pgvector. Service unset: embedded PGlite in PGLITE_DATA_DIR (one process only); SDK unset: no search or store unless `db` is given.',
