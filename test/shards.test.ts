@@ -7,6 +7,7 @@ import { readPublication, SETTINGS_COPIES, settingsCopyKeys, settingsKey } from 
 import { InputError } from '../src/errors.js';
 import { createLogger } from '../src/observability/logger.js';
 import { waitReady, type RedisClient } from '../src/queue/connection.js';
+import { spreadTags } from '../src/core/hash-tags.js';
 import { layoutProblem } from '../src/core/redis-layout.js';
 import { shardOf, shardTags, slotOf, SLOTS, splitConcurrency } from '../src/queue/shards.js';
 import { EngramClient } from '../src/sdk/client.js';
@@ -57,6 +58,20 @@ describe('the shard layout', () => {
     const perMaster = [0, 0, 0];
     for (const tag of shardTags('engram-other', 6)) perMaster[Math.min(2, Math.floor(slotOf(tag) / 5461.34))]! += 1;
     expect(perMaster).toEqual([2, 2, 2]);
+  });
+
+  it('puts a copy of the published settings on every master of up to 10 that split the slots evenly', () => {
+    for (const prefix of ['engram', 'acme-prod', 'e', 'tenant_42.chat']) {
+      const slots = spreadTags(`${prefix}:settings`, SETTINGS_COPIES).map(slotOf);
+      for (let masters = 1; masters <= 10; masters++)
+        for (let m = 0; m < masters; m++) {
+          const [low, high] = [Math.floor((m * SLOTS) / masters), Math.floor(((m + 1) * SLOTS) / masters) - 1];
+          expect(
+            slots.some((slot) => slot >= low && slot <= high),
+            `${prefix}: master ${m} of ${masters}`,
+          ).toBe(true);
+        }
+    }
   });
 
   it('spreads thread ids evenly over the shards', () => {
