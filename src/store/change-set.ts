@@ -142,6 +142,22 @@ class Rollback extends Error {
   }
 }
 
+/**
+ * Room for a large batch's vectors: the write statement sorts its vector rows to join them with
+ * their namespaces, and past work_mem (4 MB by default; a batch of 1,000 puts of 1,536
+ * dimensions carries 6 MB) Postgres sorted them on disk, 6 MB of temp file per statement (its
+ * log_temp_files). Local to the transaction, and only for batches that need it.
+ */
+function workMemFor(vectorParam: unknown): { settings?: Record<string, string> } {
+  const bytes = Buffer.isBuffer(vectorParam)
+    ? vectorParam.length
+    : typeof vectorParam === 'string'
+      ? vectorParam.length
+      : 0;
+  if (bytes < 2 * 1024 * 1024) return {};
+  return { settings: { work_mem: `${Math.min(1024, Math.ceil((bytes * 3) / (1024 * 1024)))}MB` } };
+}
+
 /** Applies one change set in one transaction, by the rules above. */
 export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Promise<ChangeResult> {
   assertWritesOnce(change);
@@ -171,7 +187,7 @@ export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Prom
       if ('conflicts' in plan) throw new Rollback({ status: 'conflict', conflicts: plan.conflicts });
       const stamps = await writePlan(tx, t, change, plan, fields, vectorParam);
       return { status: 'applied', results: plan.results(stamps), counts: plan.counts } as const;
-    });
+    }, workMemFor(vectorParam));
   } catch (err) {
     if (err instanceof Rollback) return err.result;
     throw err;

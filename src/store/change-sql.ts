@@ -322,11 +322,15 @@ function fieldsCtes(
   const old = plan.puts.filter((x) => x.existed);
   const keyOf = (f: { i: number }) => change.writes[f.i]?.key;
   const col = <T>(rows: T[], pick: (row: T) => unknown, type: string) => `${p.add(rows.map(pick))}::${type}[]`;
+  // Not materialized: a CTE read twice is kept in a tuplestore, and past work_mem (4 MB by
+  // default: a batch of 1,000 puts of 1,536 dimensions carries 6 MB of vectors) written to temp
+  // files, twice per statement. Inlined, `vec` reads the parameters directly, and `gone` reads
+  // them again only for items that existed.
   return `,
-     keep as (
-       select * from unnest(${col(embedded, (f) => plan.nsi[f.i], 'int')}, ${col(embedded, keyOf, 'text')},
-                            ${col(embedded, (f) => f.field, 'text')}, ${col(embedded, (f) => f.text, 'text')},
-                            ${p.add(vectorParam ?? '{}')}::vector[]) as k(nsi, key, field, text, embedding)
+     keep as not materialized (
+       select unnest(${col(embedded, (f) => plan.nsi[f.i], 'int')}) as nsi, unnest(${col(embedded, keyOf, 'text')}) as key,
+              unnest(${col(embedded, (f) => f.field, 'text')}) as field, unnest(${col(embedded, (f) => f.text, 'text')}) as text,
+              unnest(${p.add(vectorParam ?? '{}')}::vector[]) as embedding
        union all
        select *, null::vector from unnest(${col(textOnly, (f) => plan.nsi[f.i], 'int')}, ${col(textOnly, keyOf, 'text')},
                                           ${col(textOnly, (f) => f.field, 'text')}, ${col(textOnly, (f) => f.text, 'text')})
