@@ -322,9 +322,10 @@ function fieldsCtes(
   const old = plan.puts.filter((x) => x.existed);
   const keyOf = (f: { i: number }) => change.writes[f.i]?.key;
   const col = <T>(rows: T[], pick: (row: T) => unknown, type: string) => `${p.add(rows.map(pick))}::${type}[]`;
-  // Not materialized: a CTE read twice is kept in a tuplestore, and past work_mem (4 MB by
-  // default: a batch of 1,000 puts of 1,536 dimensions carries 6 MB of vectors) written to temp
-  // files, twice per statement. Inlined, `vec` reads the parameters directly, and `gone` reads
+  // The vectors unnested in the select list, which streams the rows: unnest in FROM is a function
+  // scan that stores its whole result first, on disk past work_mem (4 MB by default; a batch of
+  // 1,000 puts of 1,536 dimensions carries 6 MB: log_temp_files showed a 6 MB file per
+  // statement). Not materialized either: `vec` reads the rows as they come, and `gone` reads
   // them again only for items that existed.
   return `,
      keep as not materialized (
