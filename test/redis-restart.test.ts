@@ -26,7 +26,12 @@ describe('a Redis restart', () => {
     const url = await proxy.start();
     const port = Number(new URL(url).port);
     cleanups.push(() => proxy.stop());
-    const env = testEnv('http://127.0.0.1:9/v1', { REDIS_URL: url, LOG_LEVEL: 'info' });
+    // A consolidation tick every second: some land in the outage, as one every 5 minutes may.
+    const env = testEnv('http://127.0.0.1:9/v1', {
+      REDIS_URL: url,
+      LOG_LEVEL: 'info',
+      CONSOLIDATION_CRON: '* * * * * *',
+    });
     const lines: Line[] = [];
     const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
     const runtime = new Runtime(env, log, { ceilingIntervalMs: 50 });
@@ -50,6 +55,7 @@ describe('a Redis restart', () => {
       'redis unreachable; retrying (further connection errors are counted, not logged)',
     ]);
     expect(lines.filter((l) => l.msg === 'redis reachable again')).toHaveLength(1);
+    expect(lines.some((l) => l.msg === 'consolidation tick skipped: redis unreachable')).toBe(true);
     expect(back.suppressedErrors).toBeGreaterThan(5);
   });
 

@@ -1,6 +1,7 @@
 import { Worker } from 'bullmq';
 import type { RedisClient } from '../queue/connection.js';
 import cron from 'node-cron';
+import { redisUnavailable } from '../dependency-errors.js';
 import type { Logger } from '../observability/logger.js';
 import { consolidate, type ConsolidationOutcome, type MergeSettings } from '../memory/consolidate.js';
 import type { RedisHealth } from '../queue/connection.js';
@@ -37,7 +38,12 @@ export function startScheduler(opts: SchedulerOptions) {
         await enqueueTick(opts.queue, tick);
         log.debug({ tick }, 'consolidation tick enqueued');
       } catch (err) {
-        log.warn({ err, tick }, 'could not enqueue consolidation tick');
+        // During an outage the connections already said Redis is unreachable, once: a tick lost
+        // to it is counted with their errors, and said at info, not warned about again.
+        if (err instanceof Error && redisUnavailable(err)) {
+          opts.health.error(err, { component: 'scheduler', tick });
+          log.info({ tick }, 'consolidation tick skipped: redis unreachable');
+        } else log.warn({ err, tick }, 'could not enqueue consolidation tick');
       }
     },
     { name: 'engram-consolidation', noOverlap: true },
