@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { pino } from 'pino';
 import { z } from 'zod';
 import { Runtime } from '../src/app/runtime.js';
 import { settingsKey } from '../src/config/published-settings.js';
@@ -170,6 +171,30 @@ describe('settings published by the service', () => {
     });
     // Its kinds replaced the published ones too.
     await expect(sdk.enqueue(turn('after-kinds', { kinds: ['recipe'] }))).rejects.toThrow(/unknown memory kind/);
+  });
+  it('warn once while they cannot be read, and say when they can again', async () => {
+    type Line = { level: number; msg: string; failedPolls?: number };
+    const lines: Line[] = [];
+    const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
+    const sdk = client({ settingsRefreshMs: 100, log });
+    await sdk.enqueue(turn('poll-outage', { kinds: ['memory'] }));
+    const key = settingsKey(h.env.ENGRAM_PREFIX);
+    const saved = await redis.hgetall(key);
+    // What a poll meets when the key cannot be read (here a WRONGTYPE error on every HGET).
+    await redis.multi().del(key).set(key, 'not a hash').exec();
+    const failed = (l: Line) => /published engram settings/.test(l.msg) && l.level >= 20 && l.level < 30;
+    await waitFor(() => lines.filter(failed).length >= 3);
+    // The client works on with the settings it had.
+    await sdk.enqueue(turn('poll-during-outage', { kinds: ['memory'] }));
+    const { debounceMs } = JSON.parse(saved.settings as string) as { debounceMs: number };
+    expect((await meta('poll-during-outage'))[0]).toBe(String(debounceMs));
+    await redis.multi().del(key).hset(key, saved).exec();
+    const back = await waitFor(() => lines.find((l) => l.msg === 'the published engram settings are readable again'));
+    const warned = lines.filter((l) => l.level === 40);
+    expect(warned.map((l) => l.msg)).toEqual([
+      'could not apply the published engram settings; keeping the current ones (said again once they are readable)',
+    ]);
+    expect(back.failedPolls).toBeGreaterThanOrEqual(4);
   });
 });
 

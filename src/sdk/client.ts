@@ -270,13 +270,26 @@ export class EngramClient {
    */
   private poll(): void {
     let busy = false;
+    // Warned once per run of failures, not every poll: on a cluster whose master holding the
+    // settings is down, every poll fails until it is back, and the client works on meanwhile.
+    let failing = 0;
     this.poller = setInterval(() => {
       if (busy || this.redis.status !== 'ready') return;
       busy = true;
       void this.refresh()
-        .catch((err: unknown) =>
-          this.log.warn({ err }, 'could not apply the published engram settings; keeping the current ones'),
-        )
+        .then(() => {
+          if (failing) this.log.info({ failedPolls: failing }, 'the published engram settings are readable again');
+          failing = 0;
+        })
+        .catch((err: unknown) => {
+          failing += 1;
+          if (failing === 1)
+            this.log.warn(
+              { err },
+              'could not apply the published engram settings; keeping the current ones (said again once they are readable)',
+            );
+          else this.log.debug({ err, failedPolls: failing }, 'the published engram settings are still unreadable');
+        })
         .finally(() => {
           busy = false;
         });
