@@ -376,3 +376,41 @@ describe('formation: a profile an application rewrote through the store', () => 
     ]);
   });
 });
+
+describe('formation: what a reflection reads from a long buffer', () => {
+  let h: Harness;
+  const seen: { earlier: string[]; turns: string[] }[] = [];
+  // Remembers nothing, and records what it was shown.
+  const recorder: ChatHandler = (request) => {
+    const { earlier, turns } = readPrompt(request);
+    seen.push({ earlier: earlier.map((t) => t.content), turns: turns.map((t) => t.content) });
+    return { toolCalls: [] };
+  };
+  beforeAll(async () => {
+    h = await startHarness({ roles: [], chat: recorder });
+  });
+  afterAll(async () => h?.stop());
+
+  it('takes a backlog max turns at a time, and reads past what a trim that never ran left', async () => {
+    const base = h.runtime.reflectDeps();
+    const deps = { ...base, settings: { ...base.settings, maxTurns: 3, contextTurns: 2 } };
+    const turns = Array.from({ length: 8 }, (_, i) => `turn ${i + 1}`);
+    await say(h, 'long-1', 'u7', ...turns);
+
+    // The first three; the rest is a backlog for a follow-up.
+    expect(await reflectThread(deps, 'long-1', { actor: 'test:1' })).toMatchObject({ turns: 3, backlog: true });
+    // The next three, after the two kept as context; the process dies before its trim.
+    const dying = Object.create(deps.buffer) as typeof deps.buffer;
+    dying.trim = async () => false;
+    expect(await reflectThread({ ...deps, buffer: dying }, 'long-1', { actor: 'test:2' })).toMatchObject({ turns: 3 });
+    // The buffer still starts at turn 2: the turns after the cursor lie past the start it reads
+    // beside the cursor, and are read after it.
+    expect(await reflectThread(deps, 'long-1', { actor: 'test:3' })).toMatchObject({ turns: 2, backlog: false });
+    expect(await reflectThread(deps, 'long-1', { actor: 'test:4' })).toMatchObject({ status: 'nothing-pending' });
+    expect(seen).toEqual([
+      { earlier: [], turns: turns.slice(0, 3) },
+      { earlier: turns.slice(1, 3), turns: turns.slice(3, 6) },
+      { earlier: turns.slice(4, 6), turns: turns.slice(6, 8) },
+    ]);
+  });
+});
