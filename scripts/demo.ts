@@ -5,29 +5,44 @@
  * Ctrl-C. `--once` exits after the conversations (used by the test that keeps the README true).
  * The product never imports the stand-in: only this script does.
  */
+import { parseArgs } from 'node:util';
 import { Runtime } from '../src/app/runtime.js';
 import { defaultKinds, defineKind, type MemoryKind, type MemoryKindInput } from '../src/memory/kinds.js';
 import { parseEnv } from '../src/config/env.js';
 import { createLogger } from '../src/observability/logger.js';
 import { foodieModel } from '../test/fake-model/foodie.js';
 import { FakeModel } from '../test/fake-model/server.js';
-import { tables } from '../src/store/sql.js';
 import { countJobs } from '../src/queue/queues.js';
 
-const once = process.argv.includes('--once');
+// `--schema`, `--prefix` and `--debounce-ms` let the tests run it in a schema and prefix of their own.
+const { values: flags } = parseArgs({
+  options: {
+    once: { type: 'boolean' },
+    schema: { type: 'string' },
+    prefix: { type: 'string' },
+    'debounce-ms': { type: 'string' },
+  },
+});
+const once = flags.once === true;
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
 const model = await new FakeModel(foodieModel).start();
+// Where to connect and listen comes from the environment; nothing else does. A shell with a
+// deployment's variables exported (DATABASE_SCHEMA, ENGRAM_PREFIX, API_KEYS, ...) must not point
+// the demo, which erases its user at start, at that deployment's data or workers.
+const fromEnv = ['REDIS_URL', 'DATABASE_URL', 'PORT', 'HOST', 'LOG_LEVEL', 'LOG_PRETTY'].filter(
+  (name) => process.env[name] !== undefined,
+);
 const env = parseEnv({
   REDIS_URL: 'redis://127.0.0.1:6379',
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
-  DATABASE_SCHEMA: 'engram_demo',
-  ENGRAM_PREFIX: 'engram-demo',
-  EMBEDDING_DIMENSIONS: '256',
-  DEBOUNCE_MS: '1000',
-  MAX_WAIT_MS: '10000',
   LOG_LEVEL: 'warn',
-  ...process.env,
+  ...Object.fromEntries(fromEnv.map((name) => [name, process.env[name]])),
+  DATABASE_SCHEMA: flags.schema ?? 'engram_demo',
+  ENGRAM_PREFIX: flags.prefix ?? 'engram-demo',
+  EMBEDDING_DIMENSIONS: '256',
+  DEBOUNCE_MS: flags['debounce-ms'] ?? '1000',
+  MAX_WAIT_MS: '10000',
   OPENAI_BASE_URL: model.url,
   OPENAI_API_KEY: 'demo',
 });
@@ -93,9 +108,9 @@ const show = async (query: string, asOf?: string) => {
 };
 
 try {
-  // Start clean so that the demo shows the same story every run.
-  const t = tables(runtime.env.DATABASE_SCHEMA);
-  await runtime.db.query(`truncate ${t.memories}, ${t.history}, ${t.namespaces}, ${t.cursors} cascade`);
+  // Start clean so that the demo shows the same story every run: its user's memories, history
+  // and threads go, as an erase takes them (nobody else's).
+  await runtime.eraser.erase({ context: { userId: 'demo-user' } }, 'demo');
   const run = Date.now().toString(36);
   await send(`demo-1-${run}`, [{ role: 'user', content: 'I love ramen! I also like pasta.' }]);
   await send(`demo-1-${run}`, [{ role: 'assistant', content: 'Noted: ramen and pasta.' }]);
@@ -117,7 +132,9 @@ if (once || process.exitCode) {
   await runtime.stop();
   await model.stop();
 } else {
-  out('\nServing until Ctrl-C. Send your own turns with the curl lines above.');
+  out(
+    '\nServing until Ctrl-C. Send your own turns with the curl lines above: the stand-in model only knows the lines about ramen and pasta, and remembers nothing from others.',
+  );
   const stop = () =>
     void runtime
       .stop()

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseChatConfig } from '../examples/chat/config.js';
+import type { Env } from '../src/config/env.js';
 import { startChat, type RunningChat } from '../examples/chat/start.js';
 import { readPrompt, type ChatHandler, type ChatRequest } from './fake-model/server.js';
 import {
@@ -160,21 +161,26 @@ describe('examples/chat', () => {
   });
 });
 
-/** `examples/chat/run.ts --once [flags]` in its own schema and prefix; the answers it printed. */
-async function playTour(env: ReturnType<typeof testEnv>, flags: string[]): Promise<string[]> {
+/**
+ * `examples/chat/run.ts --once [flags]` in its own schema and prefix (given as flags: the
+ * environment carries a deployment's, which it must leave alone); the answers it printed.
+ */
+async function playTour(env: Env, deployment: Env, flags: string[]): Promise<string[]> {
+  const own = ['--schema', env.DATABASE_SCHEMA, '--prefix', env.ENGRAM_PREFIX, '--debounce-ms', '200'];
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ['--import', 'tsx', 'examples/chat/run.ts', '--once', ...flags],
+    ['--import', 'tsx', 'examples/chat/run.ts', '--once', ...own, ...flags],
     {
       env: {
         PATH: process.env.PATH ?? '',
         DATABASE_URL: env.DATABASE_URL,
         REDIS_URL: env.REDIS_URL,
-        DATABASE_SCHEMA: env.DATABASE_SCHEMA,
-        ENGRAM_PREFIX: env.ENGRAM_PREFIX,
         PORT: '0',
         CHAT_PORT: '0',
-        DEBOUNCE_MS: '200',
+        DATABASE_SCHEMA: deployment.DATABASE_SCHEMA,
+        ENGRAM_PREFIX: deployment.ENGRAM_PREFIX,
+        DEBOUNCE_MS: '30000',
+        API_KEYS: 'secret-key',
       },
       timeout: 90_000,
     },
@@ -185,13 +191,31 @@ async function playTour(env: ReturnType<typeof testEnv>, flags: string[]): Promi
     .map((l) => (JSON.parse(l.slice(4)) as { answer: string }).answer);
 }
 
-/** The tool-using mode: the model stores and searches memories itself; turns are enqueued as well. */
-describe('npm run example:chat -- --tools', () => {
+/**
+ * Keeps the README's commands true: `npm run example:chat` runs engram, the stand-in and the
+ * example; `-- --tools` its tool-using mode, where the model stores and searches memories itself
+ * and turns are enqueued as well. Both in one schema, as a newcomer runs one after the other.
+ */
+describe('npm run example:chat', () => {
   const env = testEnv('http://unused.invalid/v1');
-  afterAll(async () => cleanup(env));
+  const deployment = testEnv('http://unused.invalid/v1');
+  afterAll(async () => {
+    await cleanup(env);
+    await cleanup(deployment);
+  });
 
-  it('stores what the user says with manage_memory, finds it with search_memory, and reflection adds no duplicate', async () => {
-    const answers = await playTour(env, ['--tools']);
+  it('plays the technology conversation against the stand-in model', async () => {
+    const answers = await playTour(env, deployment, []);
+    expect(answers).toHaveLength(4);
+    const [, , u1, u2] = answers as [string, string, string, string];
+    for (const interest of ['cloud services', 'AWS', 'Azure', 'AI agents'])
+      expect(u1).toContain(`User is interested in ${interest}`);
+    expect(u2).toContain('I do not remember anything about you yet.');
+  });
+
+  it('--tools, after it: stores what the user says with manage_memory, finds it with search_memory, and reflection adds no duplicate', async () => {
+    // The tour's users start with no memories on every run, whatever an earlier one left.
+    const answers = await playTour(env, deployment, ['--tools']);
     expect(answers).toHaveLength(4);
     const [first, second, u1, u2] = answers as [string, string, string, string];
     expect(first).toContain('I will remember that (3 new memories)');
@@ -211,23 +235,13 @@ describe('npm run example:chat -- --tools', () => {
         'User is interested in Azure',
         'User is interested in cloud services',
       ]);
+      // The deployment whose variables were exported was never touched.
+      const schema = await pool.query<{ ns: string | null }>('select to_regnamespace($1)::text as ns', [
+        deployment.DATABASE_SCHEMA,
+      ]);
+      expect(schema.rows[0]?.ns).toBeNull();
     } finally {
       await pool.end();
     }
-  });
-});
-
-/** Keeps the README's command true: `npm run example:chat` runs engram, the stand-in and the example. */
-describe('npm run example:chat', () => {
-  const env = testEnv('http://unused.invalid/v1');
-  afterAll(async () => cleanup(env));
-
-  it('plays the technology conversation against the stand-in model', async () => {
-    const answers = await playTour(env, []);
-    expect(answers).toHaveLength(4);
-    const [, , u1, u2] = answers as [string, string, string, string];
-    for (const interest of ['cloud services', 'AWS', 'Azure', 'AI agents'])
-      expect(u1).toContain(`User is interested in ${interest}`);
-    expect(u2).toContain('I do not remember anything about you yet.');
   });
 });

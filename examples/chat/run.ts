@@ -6,6 +6,7 @@
  * exits (the test that keeps the README true runs that). `--tools` runs the tool-using mode: the
  * model stores and searches memories itself with engram's memory tools (tool-loop.ts).
  */
+import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Runtime } from '../../src/app/runtime.js';
 import { parseEnv } from '../../src/config/env.js';
@@ -15,8 +16,18 @@ import { startChat } from './start.js';
 import { tour, type TourStep } from './tour.js';
 import { countJobs } from '../../src/queue/queues.js';
 
-const once = process.argv.includes('--once');
-const tools = process.argv.includes('--tools');
+// `--schema`, `--prefix` and `--debounce-ms` let the tests run it in a schema and prefix of their own.
+const { values: flags } = parseArgs({
+  options: {
+    once: { type: 'boolean' },
+    tools: { type: 'boolean' },
+    schema: { type: 'string' },
+    prefix: { type: 'string' },
+    'debounce-ms': { type: 'string' },
+  },
+});
+const once = flags.once === true;
+const tools = flags.tools === true;
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
 const real = !!process.env.OPENAI_API_KEY;
@@ -26,28 +37,35 @@ const model = real
       const { FakeModel } = await import('../../test/fake-model/server.js');
       return new FakeModel(standInModel).start();
     });
+// Only where to connect and listen, and with a real model which model, come from the
+// environment: a shell with a deployment's variables exported (DATABASE_SCHEMA, ENGRAM_PREFIX,
+// API_KEYS, ...) must not point the example, which erases its tour's users at start, at that
+// deployment's data or workers.
+const modelVars = ['OPENAI_API_KEY', 'OPENAI_BASE_URL', 'CHAT_MODEL', 'EMBEDDING_MODEL', 'EMBEDDING_DIMENSIONS'];
+const pass = [
+  ...['REDIS_URL', 'DATABASE_URL', 'PORT', 'HOST', 'LOG_LEVEL', 'LOG_PRETTY'],
+  ...(real ? [...modelVars, 'EMBEDDING_BASE_URL', 'EMBEDDING_API_KEY'] : []),
+].filter((name) => process.env[name] !== undefined);
 // Stand-in and real embeddings must not share tables: each mode has its own schema and prefix.
 const name = real ? 'engram_chat' : 'engram_chat_standin';
 const env = parseEnv({
   REDIS_URL: 'redis://127.0.0.1:6379',
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
-  DATABASE_SCHEMA: name,
-  ENGRAM_PREFIX: name.replaceAll('_', '-'),
   EMBEDDING_DIMENSIONS: real ? '1536' : '256',
-  DEBOUNCE_MS: '1000',
-  MAX_WAIT_MS: '10000',
   LOG_LEVEL: 'warn',
-  ...process.env,
-  ...(model && {
-    OPENAI_BASE_URL: model.url,
-    OPENAI_API_KEY: 'stand-in',
-    EMBEDDING_BASE_URL: '',
-    EMBEDDING_API_KEY: '',
-  }),
+  ...Object.fromEntries(pass.map((v) => [v, process.env[v]])),
+  DATABASE_SCHEMA: flags.schema ?? name,
+  ENGRAM_PREFIX: flags.prefix ?? name.replaceAll('_', '-'),
+  DEBOUNCE_MS: flags['debounce-ms'] ?? '1000',
+  MAX_WAIT_MS: '10000',
+  ...(model && { OPENAI_BASE_URL: model.url, OPENAI_API_KEY: 'stand-in' }),
 });
 const runtime = new Runtime(env, createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }));
 await runtime.migrate();
 await runtime.start(['api', 'reflection', 'scheduler']);
+// The tour reads as documented on every run: its users start with no memories (others keep theirs).
+const tourUsers = [...new Set(tour.flatMap((step) => (step === 'settle' ? [] : [step.user_id])))];
+for (const userId of tourUsers) await runtime.eraser.erase({ context: { userId } }, 'example:chat');
 const address = runtime.server?.server.address();
 const engramUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : env.PORT}`;
 
