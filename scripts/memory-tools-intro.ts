@@ -26,11 +26,24 @@ with each fact once. Consolidation merges near-duplicates either path may still 
 
 ## In an application (SDK)
 
+<!-- test: typecheck (test/package.test.ts checks it against the installed types) -->
+
 \`\`\`ts
+import OpenAI from 'openai';
+import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import { EngramClient } from 'engram/sdk';
+
+const openai = new OpenAI();
+// The service's own variables, as for the client below (sdk.md).
+const engram = new EngramClient({
+  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  databaseUrl: process.env.DATABASE_URL,
+  embedding: { apiKey: process.env.OPENAI_API_KEY ?? '' },
+});
 const session = engram.memoryTools({ context: { userId: 'u1' } }); // one per conversation
-const messages = [{ role: 'user', content: 'Remember that I am vegetarian' }];
+const messages: ChatCompletionMessageParam[] = [{ role: 'user', content: 'Remember that I am vegetarian' }];
 for (;;) {
-  const completion = await openai.chat.completions.create({ model, messages, tools: session.tools });
+  const completion = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages, tools: session.tools });
   const message = completion.choices[0].message;
   if (!message.tool_calls?.length) break; // message.content is the answer
   messages.push(message);
@@ -52,9 +65,10 @@ for (;;) {
   message (\`{ role: 'tool', tool_call_id, content }\`). It never rejects for what the model sent:
   invalid JSON, an unknown action or id, a document that does not match its kind's schema, text
   Postgres cannot store (NUL, lone surrogates), nesting past 64 levels, more than 200,000
-  characters: each is a message saying what to fix, and nothing is written. It rejects when
-  Postgres, Redis or the embedding endpoint fail (the SDK's \`UnavailableError\`...), which the
-  model cannot fix.
+  characters, a custom tool's call instead of a function call: each is a message saying what to
+  fix, and nothing is written. It rejects when Postgres, Redis or the embedding endpoint fail (the
+  SDK's \`UnavailableError\`...), which the model cannot fix, and with an \`InputError\` when
+  \`call\` is not a tool call at all (an id and a function's name and arguments text).
 - Each write is one change set through the store's writer (\`MemoryDb.apply\`), as a reflection's
   commit: the document embedded first (the kind's \`embedFields\`), a history row with actor
   \`tool:manage_memory\`, an update or delete compared with the version the model was shown (a memory

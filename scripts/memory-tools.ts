@@ -57,7 +57,11 @@ async function exchange(): Promise<{ call: unknown; message: unknown }[]> {
   ];
   const out = [];
   for (const [i, [name, args]] of calls.entries()) {
-    const call = { id: `call_${i + 1}`, type: 'function', function: { name, arguments: JSON.stringify(args) } };
+    const call = {
+      id: `call_${i + 1}`,
+      type: 'function' as const,
+      function: { name, arguments: JSON.stringify(args) },
+    };
     out.push({ call, message: await session.runToolCall(call) });
   }
   return out;

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { InputError } from '../src/errors.js';
 import { defaultKinds, defineKind } from '../src/memory/kinds.js';
 import type { EngramClient } from '../src/sdk/index.js';
+import type { ToolCall } from '../src/tools/session.js';
 import { foodieModel } from './fake-model/foodie.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 import {
@@ -107,6 +108,27 @@ describe('memory tools (manage_memory, search_memory)', () => {
         .memoryTools({ context: { userId: 'u1' }, kinds: [unknown] })
         .runToolCall({ id: 'c', function: { name: 'search_memory', arguments: '{"query":"x"}' } }),
     ).rejects.toThrow(/not one of the service's/);
+  });
+
+  it('answers a custom tool call with what to do instead, and refuses what is no tool call', async () => {
+    const session = engram.memoryTools({ context: { userId: 'u6' } });
+    // What openai types as a tool call may be a custom tool's (free text, no JSON arguments).
+    const custom = await session.runToolCall({
+      id: 'c1',
+      type: 'custom',
+      custom: { name: 'manage_memory', input: 'remember that I like tea' },
+    });
+    expect(custom).toEqual({
+      role: 'tool',
+      tool_call_id: 'c1',
+      content: JSON.stringify({
+        error: 'manage_memory: the memory tools are function tools; call them with JSON arguments',
+      }),
+    });
+    const notACall = { id: 'c2', function: { name: 'manage_memory' } } as unknown as ToolCall;
+    await expect(session.runToolCall(notACall)).rejects.toThrow(InputError);
+    await expect(session.runToolCall(notACall)).rejects.toThrow(/tool_calls[\s\S]*arguments/);
+    expect(await stored('u6')).toEqual([]);
   });
 
   it("shows a tool's memory to the next reflection as existing, so the two paths store a fact once", async () => {

@@ -13,10 +13,11 @@ const run = promisify(execFile);
 const repo = resolve('.');
 const MARKER = '<!-- test: sdk-example';
 
-/** The ```ts block after each `<!-- test: sdk-example ... -->` comment of a markdown file. */
-async function markedExamples(file: string): Promise<string[]> {
+/** The ```ts block after each `<!-- test: <mark> ... -->` comment of a markdown file. */
+async function markedExamples(file: string, mark = 'sdk-example'): Promise<string[]> {
   const text = await readFile(file, 'utf8');
-  return [...text.matchAll(/<!-- test: sdk-example[^>]*-->\s*```ts\n([\s\S]*?)```/g)].map((m) => m[1] as string);
+  const marked = new RegExp(`<!-- test: ${mark}[^>]*-->\\s*\`\`\`ts\\n([\\s\\S]*?)\`\`\``, 'g');
+  return [...text.matchAll(marked)].map((m) => m[1] as string);
 }
 
 /**
@@ -107,7 +108,14 @@ describe('the npm package', () => {
   });
 
   it('type-checks the examples against the installed types (strict, NodeNext)', async () => {
-    const examples = [...(await markedExamples('README.md')), ...(await markedExamples('docs/sdk.md'))];
+    const examples = [
+      ...(await markedExamples('README.md')),
+      ...(await markedExamples('docs/sdk.md')),
+      // Type-checked only (they call a real chat model): the memory tools' loops.
+      ...(await markedExamples('docs/memory-tools.md', 'typecheck')),
+      ...(await markedExamples('docs/http-client.md', 'typecheck')),
+    ];
+    expect(examples.length).toBeGreaterThan(3);
     const files = await Promise.all(
       examples.map(async (example, i) => {
         const file = join(app, `example-${i}.ts`);

@@ -74,7 +74,8 @@ async function run(session: ToolSession, call: ToolCall, log: Logger): Promise<T
   try {
     return await session.runToolCall(call);
   } catch (err) {
-    log.error({ err, tool: call.function.name }, 'a memory tool failed; the model answers without it');
+    const tool = 'function' in call ? call.function.name : call.custom.name;
+    log.error({ err, tool }, 'a memory tool failed; the model answers without it');
     return {
       role: 'tool',
       tool_call_id: call.id,

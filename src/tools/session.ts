@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { InputError } from '../errors.js';
 import { formatPath, JSON_MAX_DEPTH, jsonProblem } from '../core/json-bounds.js';
 import type { ChatTool } from '../llm/chat-model.js';
 import { canDelete, canInsert, canUpdate, type CollectionKind, type MemoryKind } from '../memory/kinds.js';
@@ -16,11 +17,24 @@ import {
 } from './definitions.js';
 import { ShortIds } from './short-ids.js';
 
-/** A tool call as the model sent it (an OpenAI `tool_calls` entry). */
-export interface ToolCall {
-  id: string;
-  function: { name: string; arguments: string };
-}
+/**
+ * A tool call as the model sent it: an OpenAI `tool_calls` entry, as the `openai` package types
+ * it (a function call, or a custom tool's call, which these tools never are).
+ */
+const functionCallSchema = z.object({
+  id: z.string(),
+  type: z.literal('function').optional(),
+  function: z.object({ name: z.string(), arguments: z.string() }),
+});
+const customCallSchema = z.object({
+  id: z.string(),
+  type: z.literal('custom'),
+  custom: z.object({ name: z.string(), input: z.string() }),
+});
+export type ToolCall = z.input<typeof functionCallSchema> | z.input<typeof customCallSchema>;
+// By its type, so that a bad call is told what is wrong with it (a union says "invalid input").
+const toolCallSchema = (call: unknown) =>
+  (call as { type?: unknown } | null)?.type === 'custom' ? customCallSchema : functionCallSchema;
 
 /** What goes back to the model for one call. */
 export interface ToolMessage {
@@ -68,8 +82,15 @@ export class ToolSession {
    * fix that: the application decides).
    */
   async runToolCall(call: ToolCall): Promise<ToolMessage> {
-    const outcome = await this.call(call.function.name, call.function.arguments);
-    return { role: 'tool', tool_call_id: call.id, content: toolContent(outcome) };
+    const parsed = toolCallSchema(call).safeParse(call);
+    if (!parsed.success)
+      throw new InputError(`runToolCall takes an entry of the model's tool_calls: ${z.prettifyError(parsed.error)}`);
+    const given = parsed.data;
+    const outcome =
+      'function' in given
+        ? await this.call(given.function.name, given.function.arguments)
+        : fail(`${given.custom.name}: the memory tools are function tools; call them with JSON arguments`);
+    return { role: 'tool', tool_call_id: given.id, content: toolContent(outcome) };
   }
 
   /** One call by name, with its arguments as JSON text (as a model sends them). */
