@@ -68,6 +68,11 @@ describe('debounced reflection executor', () => {
   });
 
   it('a worker process without the API serves its own metrics on METRICS_PORT', async () => {
+    // Without a deprecation on stderr (Fastify's FSTDEP warnings), which operators take for a fault.
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(`${w.code ?? w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    onTestFinished(() => void process.off('warning', onWarning));
     h = await startHarness({ roles: ['reflection'], chat: recordAll, env: { DEBOUNCE_MS: '100', METRICS_PORT: '0' } });
     const address = h.runtime.metricsServer?.server.address();
     const port = address && typeof address === 'object' ? address.port : 0;
@@ -76,6 +81,7 @@ describe('debounced reflection executor', () => {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(text).toMatch(/^engram_reflections_total\{status="applied"\} 1$/m);
     expect(text).toMatch(/^engram_memory_writes_total\{op="insert"\} 1$/m);
+    expect(warnings.filter((w) => w.startsWith('FSTDEP'))).toEqual([]);
   });
 
   it('a kind may set its own quiet window; a call may override it', async () => {

@@ -1,4 +1,9 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteShorthandOptions } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type RouteShorthandOptions,
+} from 'fastify';
 import type { Metrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -27,7 +32,8 @@ export function buildMetricsServer(metrics: Metrics, log: Logger): FastifyInstan
   const logger: FastifyBaseLogger = log.child({ component: 'metrics' });
   const app = Fastify({
     loggerInstance: logger,
-    disableRequestLogging: true,
+    // A scrape every few seconds is not worth a log line.
+    logController: new LogController({ disableRequestLogging: true }),
   });
   registerMetricsRoute(app, metrics);
   app.get('/healthz', async () => ({ ok: true }));
