@@ -119,6 +119,9 @@ describe('engram/client against a running API', () => {
     expect(lost.message).toMatch(/^no route GET/);
 
     expect(() => new EngramHttpClient({ url: 'ftp://example.com' })).toThrow(InputError);
+    expect(() => new EngramHttpClient({ url: 'ftp://example.com' })).toThrow(
+      /must be an http:\/\/ or https:\/\/ URL of the engram API\n  → at url/,
+    );
   });
 
   it('retries a read after a 503 or a lost connection, within its attempts', async () => {

@@ -4,7 +4,7 @@ import { intRange } from '../core/int-range.js';
 /** What `new EngramHttpClient(options)` takes; checked when the client is made. */
 export const httpClientOptionsSchema = z.strictObject({
   /** The API's base URL, such as `http://127.0.0.1:3000`. */
-  url: z.url({ protocol: /^https?$/ }),
+  url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL of the engram API' }),
   /** Sent as `Authorization: Bearer <key>` when the API has API_KEYS. */
   apiKey: z.string().min(1).optional(),
   /** How long a call may take in all, retries included (ms); a call may set its own. */
