@@ -57,7 +57,7 @@ for (;;) {
 - \`memoryTools({ context, kinds? })\` needs \`databaseUrl\` (or \`db\`) and \`embedding\` (or
   \`embedder\`). \`context\` fills the kinds' namespaces, as an enqueue's context does; a context
   missing a variable is an \`InputError\` at once. \`kinds\` are the service's kinds as defined in
-  code or loaded with \`loadKindsFile\` (document schemas included): \`defaultKinds\` when omitted.
+  code or loaded with \`loadKindsFile\` (from \`engram\`; document schemas included): \`defaultKinds\` when omitted.
   Before its first call the session checks them against the kinds the service published (same
   names, namespaces and modes), so that a tool's memories land where reflections look. Profile
   kinds are left to reflections: the tools manage collection kinds.

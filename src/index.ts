@@ -21,6 +21,7 @@ export type { RetryPolicy } from './llm/retry.js';
 export type { UsageSink, UsageRecord, TokenUsage } from './observability/usage.js';
 export { Runtime, type Role, type RuntimeOptions } from './app/runtime.js';
 export { parseEnv, envSchema, type Env } from './config/env.js';
+export { createLogger } from './observability/logger.js';
 export { StoreService, type StoreOptions, type BatchResult } from './store/store-service.js';
 export { createPgDb } from './store/pool.js';
 export { createPgliteDb } from './store/pglite.js';

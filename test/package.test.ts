@@ -111,11 +111,12 @@ describe('the npm package', () => {
     const examples = [
       ...(await markedExamples('README.md')),
       ...(await markedExamples('docs/sdk.md')),
-      // Type-checked only (they call a real chat model): the memory tools' loops.
+      // Type-checked only (they call a real chat model): the prompt optimizer, the memory tools' loops.
+      ...(await markedExamples('docs/sdk.md', 'typecheck')),
       ...(await markedExamples('docs/memory-tools.md', 'typecheck')),
       ...(await markedExamples('docs/http-client.md', 'typecheck')),
     ];
-    expect(examples.length).toBeGreaterThan(3);
+    expect(examples.length).toBeGreaterThan(4);
     const files = await Promise.all(
       examples.map(async (example, i) => {
         const file = join(app, `example-${i}.ts`);
