@@ -139,6 +139,67 @@ describe('hostile input over HTTP (no API keys)', () => {
     });
   });
 
+  it('a time Postgres cannot store is a 400 naming it, in puts, batches, imports and turns', async () => {
+    const year0 = '0000-01-01T00:00:00Z';
+    const farOffset = '2020-01-01T00:00:00+23:59';
+    const bound = /must be a time from the year 0001 on, with an offset within ±15:59/;
+    const item = (createdAt: string) => ({
+      type: 'item',
+      namespace: ['h', 'imported'],
+      key: 'k',
+      kind: 'memory',
+      value: { content: 'x' },
+      version: 1,
+      createdAt,
+      updatedAt: '2020-01-01T00:00:00Z',
+      expiresAt: null,
+      ttlMs: null,
+      validFrom: '2020-01-01T00:00:00Z',
+      invalidAt: null,
+      fields: [],
+    });
+    const header = { type: 'export', format: 1, exportedAt: '2020-01-01T00:00:00Z', scope: {} };
+    const importLines = (createdAt: string) =>
+      send(h, 'POST', '/v1/import', [header, item(createdAt)].map((l) => JSON.stringify(l)).join('\n'), {
+        'content-type': 'application/x-ndjson',
+      });
+    await refused([
+      [
+        () => put({ namespace: ['h', 'u'], key: 'k', value: { a: 1 }, validFrom: year0 }),
+        new RegExp(`${bound.source}[\\s\\S]*validFrom`),
+      ],
+      [() => put({ namespace: ['h', 'u'], key: 'k', value: { a: 1 }, validFrom: farOffset }), bound],
+      [
+        () => batch({ ops: [{ op: 'put', namespace: ['h', 'u'], key: 'k', value: { a: 1 }, validFrom: farOffset }] }),
+        bound,
+      ],
+      [() => importLines(year0), /createdAt/],
+      [() => importLines(farOffset), /createdAt/],
+      [
+        () =>
+          send(
+            h,
+            'POST',
+            '/v1/threads/t-time/turns',
+            JSON.stringify({
+              context: { userId: 'u' },
+              messages: [{ role: 'user', content: 'hi', createdAt: year0 }],
+            }),
+          ),
+        new RegExp(`${bound.source}[\\s\\S]*createdAt`),
+      ],
+    ]);
+    expect(await h.runtime.buffer.read('t-time', null, 10, 0)).toMatchObject({ pending: [] });
+    // Times at the edges that Postgres stores are taken.
+    const edge = await put({
+      namespace: ['h', 'u'],
+      key: 'edge',
+      value: { a: 1 },
+      validFrom: '0001-01-01T00:00:00-15:59',
+    });
+    expect(edge.status, JSON.stringify(edge.body)).toBe(200);
+  });
+
   it('a number past its bound is told the real bound', async () => {
     for (const [request, bound] of [
       [() => search({ namespacePrefix: ['h'], limit: 1e308 }), /1 to 100.*limit/s],

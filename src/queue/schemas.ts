@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isoTimeSchema } from '../core/iso-time.js';
 import {
   debounceWindowSchema,
   reflectionPolicySchema,
@@ -27,7 +28,7 @@ export const messageSchema = z.strictObject({
   id: threadIdSchema.optional(),
   role: z.enum(['user', 'assistant', 'system', 'tool']),
   content: z.string().min(1, 'must not be empty').max(LIMITS.contentChars),
-  createdAt: z.iso.datetime({ offset: true }).optional(),
+  createdAt: isoTimeSchema.optional(),
 });
 export type Message = z.infer<typeof messageSchema>;
 

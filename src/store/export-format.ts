@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isoTimeSchema } from '../core/iso-time.js';
 import { kindNameSchema, namespaceSchema } from '../core/names.js';
 import { JSON_MAX_DEPTH, jsonCheck } from '../core/json-bounds.js';
 import { storableText } from '../core/safe-text.js';
@@ -12,7 +13,7 @@ import { InputError } from '../errors.js';
  * into an empty deployment restores the items with their versions, times and validity, and
  * their history as it was. One schema per line type: a file is input from outside.
  */
-const time = z.iso.datetime({ offset: true });
+const time = isoTimeSchema;
 /** A document: bounded and checked without recursion (a line is input from outside). */
 const json = z
   .custom<Record<string, unknown>>()

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isoTimeSchema } from '../core/iso-time.js';
 import { JSON_MAX_DEPTH, jsonCheck } from '../core/json-bounds.js';
 import { intRange } from '../core/int-range.js';
 import { kindNameSchema } from '../core/names.js';
@@ -53,7 +54,7 @@ export const searchModeSchema = z.enum(['vector', 'text', 'hybrid']);
  * What held at a time (ISO 8601 with an offset): memories invalidated since count, newer ones
  * do not. Omitted: what holds now.
  */
-export const asOfSchema = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
+export const asOfSchema = isoTimeSchema.transform((s) => new Date(s));
 /**
  * Where a read goes: `replica` (the default) lets a read replica (DATABASE_READ_URL) serve it,
  * which may not yet show the latest writes; `primary` reads the primary, which shows every
@@ -63,7 +64,7 @@ export const consistencySchema = z.enum(['replica', 'primary']);
 export type Consistency = z.infer<typeof consistencySchema>;
 const consistency = consistencySchema.optional();
 /** Since when a memory holds (ISO 8601 with an offset). */
-const validFrom = z.iso.datetime({ offset: true });
+const validFrom = isoTimeSchema;
 const ifVersion = intRange(0, Number.MAX_SAFE_INTEGER).describe(
   'compare-and-set: the version the item must have now (0: must not exist)',
 );
