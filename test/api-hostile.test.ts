@@ -200,6 +200,43 @@ describe('hostile input over HTTP (no API keys)', () => {
     expect(edge.status, JSON.stringify(edge.body)).toBe(200);
   });
 
+  it('a body that is not UTF-8 is a 400, a charset or encoding that is not is a 415, never a replaced key', async () => {
+    const raw = async (bytes: Buffer, headers: Record<string, string> = {}) => {
+      const res = await fetch(`${h.url}/v1/store/items`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: bytes,
+      });
+      return { status: res.status, body: (await res.json()) as { error: string } };
+    };
+    const before = await written(h);
+    const utf8 = (json: string) => Buffer.from(json, 'utf8');
+    // Two different keys that U+FFFD replacement made one item.
+    for (const bad of [0xff, 0xfe]) {
+      const bytes = Buffer.concat([
+        utf8('{"namespace":["h","u"],"key":"k'),
+        Buffer.from([bad]),
+        utf8('","value":{"a":1}}'),
+      ]);
+      expect(await raw(bytes)).toEqual({ status: 400, body: { error: 'the body is not valid UTF-8' } });
+    }
+    const body = utf8(JSON.stringify({ namespace: ['h', 'u'], key: 'k-é', value: { a: 1 } }));
+    for (const type of ['application/json; charset=latin1', 'application/json;charset="utf-16"'])
+      expect(await raw(body, { 'content-type': type })).toEqual({
+        status: 415,
+        body: {
+          error: expect.stringMatching(/^the body must be UTF-8 \(charset=utf-8, or no charset\), not charset=/),
+        },
+      });
+    expect(await raw(body, { 'content-encoding': 'gzip' })).toEqual({
+      status: 415,
+      body: { error: 'the body must be sent uncompressed, not with content-encoding: gzip' },
+    });
+    expect(await written(h)).toEqual(before);
+    for (const type of ['application/json; charset=UTF-8', 'application/json; charset=utf8'])
+      expect((await raw(body, { 'content-type': type })).status).toBe(200);
+  });
+
   it('a number past its bound is told the real bound', async () => {
     for (const [request, bound] of [
       [() => search({ namespacePrefix: ['h'], limit: 1e308 }), /1 to 100.*limit/s],

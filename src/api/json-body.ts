@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { formatPath, jsonProblem } from '../core/json-bounds.js';
 import { InputError } from '../errors.js';
@@ -18,13 +19,32 @@ const BODY_MAX_DEPTH = 100;
 /** Replaces Fastify's JSON parser (call before any route is registered). */
 export function registerJsonBody(app: FastifyInstance): void {
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, text, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, bytes, done) => {
     try {
-      done(null, parseBody(text as string));
+      done(null, parseBody(bodyText(request, bytes as Buffer)));
     } catch (err) {
       done(err as Error, undefined);
     }
   });
+}
+
+/** A refusal of how a body is encoded: a 415 (errors.ts answers a 4xx error with its message). */
+const unsupported = (message: string) => Object.assign(new Error(message), { statusCode: 415 });
+
+/**
+ * A body's bytes as text. Bodies are UTF-8: a charset that says otherwise, or a compressed body,
+ * is a 415 saying what to send; bytes that are not UTF-8 are a 400, never replaced by U+FFFD
+ * (which made two different keys one item, the second put overwriting the first).
+ */
+export function bodyText(request: FastifyRequest, bytes: Buffer): string {
+  const encoding = request.headers['content-encoding'];
+  if (encoding && encoding.trim().toLowerCase() !== 'identity')
+    throw unsupported(`the body must be sent uncompressed, not with content-encoding: ${encoding.slice(0, 100)}`);
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(request.headers['content-type'] ?? '')?.[1];
+  if (charset !== undefined && !/^utf-?8$/i.test(charset))
+    throw unsupported(`the body must be UTF-8 (charset=utf-8, or no charset), not charset=${charset.slice(0, 100)}`);
+  if (!isUtf8(bytes)) throw new InputError('the body is not valid UTF-8');
+  return bytes.toString('utf8');
 }
 
 /** A JSON body, or an InputError saying what is wrong with it. */
