@@ -158,7 +158,7 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
     expect(await hostileItems()).toEqual([]);
   });
 
-  it('answers a JSON body 415 and a body over 64 MiB 413, each naming what the import takes', async () => {
+  it('answers a JSON body 415, a body over 64 MiB 413 and one not UTF-8 400, each naming what the import takes', async () => {
     // A JSON body is not an export file: 415 naming the type to send, not a 400 after parsing it.
     expect(await post('{"type":"export"}', 'application/json')).toEqual({
       status: 415,
@@ -167,6 +167,17 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
     // Over its own limit (64 MiB), not the API's 4 MiB: the 413 named the API's.
     const over = await post('x'.repeat(64 * 1024 * 1024 + 1));
     expect(over).toEqual({ status: 413, error: 'the body is too large: a request may send at most 64 MiB' });
+    // Bytes that are not UTF-8 are refused, not replaced; so is another charset.
+    const res = await fetch(`${target.url}/v1/import`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: Buffer.concat([Buffer.from('{"type":"export"'), Buffer.from([0xff]), Buffer.from('}\n')]),
+    });
+    expect({ status: res.status, ...((await res.json()) as object) }).toEqual({
+      status: 400,
+      error: 'the body is not valid UTF-8',
+    });
+    expect((await post('{}', 'application/x-ndjson; charset=latin1')).status).toBe(415);
     expect(await hostileItems()).toEqual([]);
   });
 });

@@ -10,6 +10,7 @@ import type { RecallKind } from '../memory/recall.js';
 import { contextSchema } from '../queue/schemas.js';
 import { revertChangesInputSchema, revertItemInputSchema } from '../store/schemas.js';
 import type { StoreService } from '../store/store-service.js';
+import { bodyText } from './json-body.js';
 import { parse } from './parse.js';
 import { queryBool, queryNamespace } from './query-params.js';
 import { bodyCheckedByService, refusal, refusals } from './route-schema.js';
@@ -125,7 +126,13 @@ export function registerLifecycleRoutes(app: FastifyInstance, deps: LifecycleDep
   // not a 400 after parsing it.
   void app.register(async (scope) => {
     scope.removeContentTypeParser('application/json');
-    scope.addContentTypeParser('application/x-ndjson', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('application/x-ndjson', { parseAs: 'buffer' }, (request, bytes, done) => {
+      try {
+        done(null, bodyText(request, bytes as Buffer));
+      } catch (err) {
+        done(err as Error, undefined);
+      }
+    });
     scope.withTypeProvider<ZodTypeProvider>().post(
       '/v1/import',
       {
