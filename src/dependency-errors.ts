@@ -50,11 +50,21 @@ export function redisUnavailable(error: Error): boolean {
   );
 }
 
+/** pg-pool's error when no connection of a full pool came free in time. */
+const POOL_BUSY = 'timeout exceeded when trying to connect';
+
+/**
+ * Every connection of the pool stayed busy past the wait for one: a load spike, slow
+ * statements, or a Postgres that stopped answering them. Unavailable too, but not "unreachable":
+ * the operator looks at the pool's size and what holds its connections, not at the network.
+ */
+export const postgresPoolBusy = (error: Error): boolean => error.message === POOL_BUSY;
+
 /** pg's own errors for a connection lost, or not had in time. */
 const PG_DOWN = new Set([
   'Connection terminated unexpectedly',
   'Connection terminated due to connection timeout',
-  'timeout exceeded when trying to connect',
+  POOL_BUSY,
   'Client has encountered a connection error and is not queryable',
   // query_timeout (pool.ts): connected, but no answer in time.
   'Query read timeout',

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PgDb } from '../src/store/pool.js';
 import { startHarness, TEST_DATABASE_URL, type Harness } from './helpers/harness.js';
 import { StallProxy } from './helpers/stall-proxy.js';
 
@@ -58,4 +59,33 @@ describe('a stalled Postgres', () => {
       await proxy.start(port);
     }
   });
+});
+
+/**
+ * A pool whose every connection stays busy past the wait for one: a 503 that says so, not that
+ * Postgres is unreachable (an operator would look at the network instead of the pool).
+ */
+describe('a Postgres pool with every connection busy', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'], env: { DATABASE_POOL_MAX: '1' } });
+  });
+  afterAll(async () => h?.stop());
+
+  it('answers a store read 503 naming the busy pool, and reads again once a connection is free', async () => {
+    const get = () => fetch(`${h.url}/v1/store/items?namespace=n1&key=k1`);
+    expect((await get()).status).toBe(404);
+    // Something holds the only connection past the pool's wait (5 s).
+    const client = await (h.runtime.db as PgDb).pool.connect();
+    try {
+      const res = await get();
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: string }).error).toBe(
+        'the memory store (Postgres) had no free connection in time: every connection of this process (DATABASE_POOL_MAX) was busy; retry later',
+      );
+    } finally {
+      client.release();
+    }
+    expect((await get()).status).toBe(404);
+  }, 20_000);
 });

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { postgresUnavailable, redisUnavailable } from '../dependency-errors.js';
+import { postgresPoolBusy, postgresUnavailable, redisUnavailable } from '../dependency-errors.js';
 import { bodyTooLarge } from './json-body.js';
 import { AuthError, ConflictError, InputError, LimitError, ModelOutputError, UnavailableError } from '../errors.js';
 
@@ -34,6 +34,13 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
     return reply.status(status).send({ error: error.message });
   }
   // Postgres first: a raw socket error reaches a handler only from pg (ioredis wraps its own).
+  if (postgresPoolBusy(error)) {
+    request.log.warn({ err: error }, 'no free Postgres connection in time (pool busy)');
+    return reply.status(503).send({
+      error:
+        'the memory store (Postgres) had no free connection in time: every connection of this process (DATABASE_POOL_MAX) was busy; retry later',
+    });
+  }
   if (postgresUnavailable(error)) {
     request.log.warn({ err: error }, 'postgres unavailable');
     return reply.status(503).send({ error: 'the memory store (Postgres) is not reachable; retry later' });

@@ -1,4 +1,4 @@
-import { postgresUnavailable, redisUnavailable } from '../dependency-errors.js';
+import { postgresPoolBusy, postgresUnavailable, redisUnavailable } from '../dependency-errors.js';
 import {
   AuthError,
   coerceError,
@@ -30,6 +30,12 @@ export function toSdkError(thrown: unknown): Error {
     return new UnavailableError(
       'redis',
       `Redis is not reachable (${err.message}); try again later, with the same message ids for turns`,
+      { cause: err },
+    );
+  if (postgresPoolBusy(err))
+    return new UnavailableError(
+      'postgres',
+      "the memory store (Postgres) had no free connection in time: every connection of the client's pool was busy; try again later",
       { cause: err },
     );
   if (postgresUnavailable(err))
