@@ -237,6 +237,26 @@ describe('hostile input over HTTP (no API keys)', () => {
       expect((await raw(body, { 'content-type': type })).status).toBe(200);
   });
 
+  it('a request that gives neither or both of two choices is told which to give', async () => {
+    const erase = (body: unknown) => send(h, 'POST', '/v1/erase', JSON.stringify(body));
+    const recall = (body: unknown) => send(h, 'POST', '/v1/recall', JSON.stringify(body));
+    await refused([
+      [
+        () => erase({}),
+        /^invalid request body: ✖ give `context` \(such as \{"userId":"u1"\}\) or `namespacePrefix` \(labels\): what to erase$/,
+      ],
+      [() => erase({ context: { userId: 'u' }, namespacePrefix: ['h'] }), /not both: one scope a call/],
+      [() => erase({ context: 5 }), /expected object, received number \(at context\)/],
+      [() => recall({ context: { userId: 'u' } }), /give `query` \(the text to recall for\) or `messages`/],
+      [() => recall({ context: { userId: 'u' }, query: 'x', messages: [{ role: 'user', content: 'x' }] }), /not both/],
+      [
+        () =>
+          recall({ context: { userId: 'u' }, query: 'x', mode: 'vector', recency: { halfLifeMs: 1000, weight: 0.5 } }),
+        /recency weighs a hybrid recall only[\s\S]*at recency/,
+      ],
+    ]);
+  });
+
   it('a number past its bound is told the real bound', async () => {
     for (const [request, bound] of [
       [() => search({ namespacePrefix: ['h'], limit: 1e308 }), /1 to 100.*limit/s],

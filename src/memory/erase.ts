@@ -17,10 +17,24 @@ import type { RecallKind } from './recall.js';
  * the threads whose turns came with it; or a namespace prefix (whole labels, at least one): its
  * namespaces only, no threads.
  */
-export const eraseInputSchema = z.union([
-  z.strictObject({ context: contextSchema }),
-  z.strictObject({ namespacePrefix: namespaceSchema }),
-]);
+const byScope = {
+  context: z.strictObject({ context: contextSchema }),
+  namespacePrefix: z.strictObject({ namespacePrefix: namespaceSchema }),
+};
+export const eraseInputSchema = z.union([byScope.context, byScope.namespacePrefix], {
+  // A union alone says "invalid input": say which of the two to give when it is neither or both.
+  error: (issue) => {
+    const input = issue.input;
+    if (typeof input !== 'object' || input === null) return undefined;
+    const given = (['context', 'namespacePrefix'] as const).filter((k) => k in input);
+    if (given.length === 0)
+      return 'give `context` (such as {"userId":"u1"}) or `namespacePrefix` (labels): what to erase';
+    if (given.length === 2) return 'give `context` or `namespacePrefix`, not both: one scope a call';
+    // The scope given: what is wrong with it.
+    const problem = byScope[given[0] as keyof typeof byScope].safeParse(input).error?.issues[0];
+    return problem && `${problem.message} (at ${problem.path.join('.')})`;
+  },
+});
 export type EraseInput = z.input<typeof eraseInputSchema>;
 export type EraseParsed = z.output<typeof eraseInputSchema>;
 

@@ -53,8 +53,16 @@ export const recallInputSchema = z
     consistency: consistencySchema.optional(),
   })
   .refine((r) => (r.query === undefined) !== (r.messages === undefined), {
-    message: 'give either `query` or `messages`, not both',
+    error: (issue) =>
+      (issue.input as { query?: unknown }).query === undefined
+        ? 'give `query` (the text to recall for) or `messages` (the recent turns)'
+        : 'give either `query` or `messages`, not both',
     path: ['query'],
+  })
+  // Hybrid only: another mode would silently leave it out.
+  .refine((r) => r.recency === undefined || r.mode === 'hybrid', {
+    message: 'recency weighs a hybrid recall only: leave it out, or use mode "hybrid"',
+    path: ['recency'],
   });
 export type RecallInput = z.input<typeof recallInputSchema>;
 export type RecallParsed = z.output<typeof recallInputSchema>;
