@@ -257,6 +257,16 @@ describe('hostile input over HTTP (no API keys)', () => {
     ]);
   });
 
+  it('an operator where a filter field goes is a 400, never a field that matches nothing', async () => {
+    await refused([
+      [
+        () => search({ namespacePrefix: ['h'], filter: { $and: [{ a: 1 }, { b: 2 }] } }),
+        /\$and is not a field[\s\S]*no \$and or \$or/,
+      ],
+      [() => search({ namespacePrefix: ['h'], filter: { $or: [{ a: 1 }] } }), /\$or is not a field/],
+    ]);
+  });
+
   it('a number past its bound is told the real bound', async () => {
     for (const [request, bound] of [
       [() => search({ namespacePrefix: ['h'], limit: 1e308 }), /1 to 100.*limit/s],

@@ -34,6 +34,16 @@ export const filterSchema = z
   .transform((filter, ctx) => {
     const clauses: FilterClause[] = [];
     for (const [field, condition] of Object.entries(filter)) {
+      // An operator where a field goes (`$and`, `$or`...) would be read as a field of that
+      // name and silently match nothing.
+      if (field.startsWith('$')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [field],
+          message: `${field.slice(0, 32)} is not a field: operators go under a field ({"status": {"$ne": "done"}}); conditions side by side all have to hold, and there is no $and or $or`,
+        });
+        continue;
+      }
       const steps = field.length <= 512 ? parsePath(field) : null;
       if (!steps || steps.length === 0 || steps.includes('*')) {
         ctx.addIssue({
