@@ -267,6 +267,26 @@ describe('hostile input over HTTP (no API keys)', () => {
     ]);
   });
 
+  it('two messages of one call under one id are a 400, not one of them dropped as a re-send', async () => {
+    const answer = await send(
+      h,
+      'POST',
+      '/v1/threads/t-ids/turns',
+      JSON.stringify({
+        context: { userId: 'u' },
+        messages: [
+          { id: 'm1', role: 'user', content: 'I like tea' },
+          { id: 'm1', role: 'user', content: 'I like coffee' },
+        ],
+      }),
+    );
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toMatch(
+      /repeats the id of message 0: each message of a call needs its own id\n {2}→ at messages\[1\]\.id/,
+    );
+    expect(await h.runtime.buffer.read('t-ids', null, 10, 0)).toMatchObject({ pending: [] });
+  });
+
   it('a number past its bound is told the real bound', async () => {
     for (const [request, bound] of [
       [() => search({ namespacePrefix: ['h'], limit: 1e308 }), /1 to 100.*limit/s],

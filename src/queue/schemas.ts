@@ -73,7 +73,27 @@ export type ThreadContext = z.infer<typeof contextSchema>;
 
 export const enqueueBodySchema = z.strictObject({
   context: contextSchema,
-  messages: z.array(messageSchema).min(1, 'at least one message').max(LIMITS.messagesPerCall),
+  messages: z
+    .array(messageSchema)
+    .min(1, 'at least one message')
+    .max(LIMITS.messagesPerCall)
+    // An id names one message: a second one under it in the same call would be dropped as a
+    // re-send, though it is another message.
+    .check((ctx) => {
+      const seen = new Map<string, number>();
+      ctx.value.forEach((m, i) => {
+        if (m.id === undefined) return;
+        const first = seen.get(m.id);
+        if (first === undefined) seen.set(m.id, i);
+        else
+          ctx.issues.push({
+            code: 'custom',
+            input: m.id,
+            path: [i, 'id'],
+            message: `repeats the id of message ${first}: each message of a call needs its own id`,
+          });
+      });
+    }),
   /** Which memory kinds these turns feed; all configured kinds when omitted. */
   kinds: z.array(kindNameSchema).min(1).max(32).optional(),
   /** Override the quiet window for this thread (ms). */
