@@ -11,6 +11,7 @@ import { boardErrorHandler, boardInputChecks, boardRefusalsAsText } from './admi
 import { memoryBrowser } from './admin/memory-browser.js';
 import { clientErrorHandler } from './client-errors.js';
 import { errorHandler } from './errors.js';
+import { registerHostGuard, type AllowedHosts } from './host-guard.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMcpRoute, type McpRouteDeps } from './mcp-route.js';
 import { registerMetricsRoute } from './metrics-server.js';
@@ -34,6 +35,8 @@ export interface ServerDeps extends ApiDeps, LifecycleDeps, ToolRouteDeps {
   mcp?: McpRouteDeps['mcp'];
   /** HTTP_REQUEST_TIMEOUT_MS: headers and body must arrive within this long (60 s when unset). */
   requestTimeoutMs?: number;
+  /** Host names answered besides loopback ones (ALLOWED_HOSTS, or its default for HOST). */
+  allowedHosts: AllowedHosts;
 }
 
 /** A probe must answer in time: a stalled dependency is not ready, whatever it says later. */
@@ -82,6 +85,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     childLoggerFactory: (logger) => logger,
   });
   app.setErrorHandler(errorHandler);
+  // The first request hook, before the not-found handler too: a foreign Host gets no further,
+  // not even to authentication.
+  registerHostGuard(app, deps.allowedHosts);
   useZodSchemas(app);
   // A request in flight when close() begins is answered with `Connection: close`: kept alive,
   // its connection would hold close() for the keep-alive timeout (72 s), past the hard exit.

@@ -3,6 +3,7 @@ import type { RedisClient } from '../queue/connection.js';
 import { buildMetricsServer } from '../api/metrics-server.js';
 import { BullMQOtel } from 'bullmq-otel';
 import { checkOpenAccess } from '../api/access-guard.js';
+import { defaultAllowedHosts } from '../api/host-guard.js';
 import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
 import type { Env } from '../config/env.js';
@@ -356,6 +357,7 @@ export class Runtime {
         tenancy: new Tenancy(this.env.API_KEYS),
         readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.store.ping() },
         requestTimeoutMs: this.env.HTTP_REQUEST_TIMEOUT_MS,
+        allowedHosts: this.env.ALLOWED_HOSTS ?? defaultAllowedHosts(this.env.HOST),
       });
       await this.server.listen({ host: this.env.HOST, port: this.env.PORT });
       const server = this.server;

@@ -133,6 +133,27 @@ export const envSchema = z
      * default, every tenant's memories and the job queues were one request away.
      */
     ALLOW_OPEN_ACCESS: bool.default(false),
+    /**
+     * Host names the API answers besides loopback ones (localhost, 127.0.0.0/8, [::1]), any port;
+     * `*` for any. Unset: none more when HOST is loopback, any otherwise (api/host-guard.ts).
+     */
+    ALLOWED_HOSTS: z
+      .string()
+      .transform((v, ctx) =>
+        v
+          .split(',')
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean)
+          .map((name) => {
+            if (!/^(\*|\[[0-9a-f:.]+\]|[a-z0-9.-]+)$/.test(name))
+              ctx.addIssue({
+                code: 'custom',
+                message: `${JSON.stringify(name)} is not a host name: give names without scheme or port (every port is allowed), such as engram.example.com or [::1], or * for any`,
+              });
+            return name;
+          }),
+      )
+      .optional(),
     /** A request's headers and body must arrive within this long (408); its headers within 10 s at most. */
     HTTP_REQUEST_TIMEOUT_MS: int(100).max(600_000).default(60_000),
     /**
