@@ -125,9 +125,12 @@ every request needs a key as on \`/v1\` (401), the context is stamped with the k
 another tenant's), the thread is filed behind the tenant, and a session answers only the key's
 tenant that opened it (404 otherwise). Answers are JSON (no SSE streams); \`GET /mcp\` is 405 (the
 server sends nothing unasked); \`DELETE /mcp\` ends a session. Sessions live in the API process that
-opened them: behind a load balancer, route on \`Mcp-Session-Id\`. A process keeps at most 1,000
-(the least recently used is closed first) and closes one idle for 30 minutes; a client answered
-404 opens a new one.
+opened them: behind a load balancer, route on \`Mcp-Session-Id\`. A session holds about 100 KB of
+the process' heap. With \`API_KEYS\` a tenant holds at most 100 sessions per process: past that its
+own least recently used is closed, never another tenant's. A process holds at most 1,000 in all
+(without keys, that is the only cap): past that the least recently used session of the tenant
+holding the most is closed. One idle for 30 minutes is closed; a client answered 404 opens a new
+one.
 
 Tool arguments are checked twice: by the tool's input schema (the MCP SDK's answer names the
 field) and by the tool session (as above); either way the result is a tool error (\`isError\`)

@@ -1,6 +1,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_SESSIONS, MAX_TENANT_SESSIONS } from '../src/api/mcp-route.js';
 import { foodieModel } from './fake-model/foodie.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 import { callTool, exerciseEveryTool, storeProfile } from './helpers/mcp-session.js';
@@ -127,6 +128,43 @@ describe('the MCP server at /mcp', () => {
       body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }),
     });
     expect(after.status).toBe(404);
+  });
+
+  it("caps a tenant's sessions without closing another tenant's", async () => {
+    const globex = await connect({ authorization: `Bearer ${GLOBEX}`, 'x-engram-context': '{"userId":"u1"}' });
+    const acmeIds: string[] = [];
+    try {
+      // More than the whole process' bound, which a global table let one tenant fill.
+      for (let i = 0; i < MAX_SESSIONS + 1; i += 25) {
+        const batch = Array.from({ length: Math.min(25, MAX_SESSIONS + 1 - i) }, () =>
+          initialize({ authorization: `Bearer ${ACME}`, 'x-engram-context': '{"userId":"u1"}' }),
+        );
+        for (const res of await Promise.all(batch)) {
+          expect(res.status).toBe(200);
+          acmeIds.push(res.headers.get('mcp-session-id') as string);
+          await res.body?.cancel();
+        }
+      }
+      expect((await globex.client.listTools()).tools.length).toBeGreaterThan(0);
+      const list = (key: string, sessionId: string) =>
+        fetch(`${h.url}/mcp`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            authorization: `Bearer ${key}`,
+            'mcp-session-id': sessionId,
+            'mcp-protocol-version': '2025-06-18',
+          },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+        });
+      // Acme's oldest went to make room for its newest.
+      expect((await list(ACME, acmeIds[0] as string)).status).toBe(404);
+      expect((await list(ACME, acmeIds.at(-MAX_TENANT_SESSIONS) as string)).status).toBe(200);
+      await globex.transport.terminateSession();
+    } finally {
+      await globex.client.close();
+    }
   });
 
   it('answers GET with 405 (no server-to-client stream) and a first request that is not initialize with 400', async () => {

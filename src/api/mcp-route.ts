@@ -13,6 +13,7 @@ import type { Producer } from '../queue/enqueue.js';
 import { createMcpServer, type McpDeps } from '../mcp/server.js';
 import { defaultThreadId, sessionInputSchema } from '../mcp/session-config.js';
 import type { StoreService } from '../store/store-service.js';
+import { McpSessions } from './mcp-sessions.js';
 import type { Tenancy } from './tenancy.js';
 
 /** What /mcp needs beyond the API's own parts: the kinds (document schemas) and the embedder. */
@@ -26,18 +27,14 @@ export interface McpRouteDeps {
 }
 
 /**
- * Sessions one API process keeps. Each holds its tool session's short ids (a few KB); past the
- * limit the least recently used is closed (an MCP client answered 404 starts a new session), and
- * one idle for IDLE_MS is closed on the next session's start.
+ * Sessions one API process keeps (about 100 KB each, measured in mcp-sessions.ts): 1,000 in all
+ * (about 100 MB), 100 per tenant with API keys, so that one tenant opening sessions closes only
+ * its own; without keys every session is one tenant's, and the total is its cap. One idle for
+ * 30 minutes is closed when the next opens.
  */
-const MAX_SESSIONS = 1_000;
+export const MAX_SESSIONS = 1_000;
+export const MAX_TENANT_SESSIONS = 100;
 const IDLE_MS = 30 * 60_000;
-
-interface Session {
-  transport: StreamableHTTPServerTransport;
-  tenant: string | null;
-  seen: number;
-}
 
 const CONTEXT_HEADER = 'x-engram-context';
 const THREAD_HEADER = 'x-engram-thread';
@@ -66,12 +63,16 @@ export function registerMcpRoute(app: FastifyInstance, deps: McpRouteDeps): void
     memories: deps.store.memories,
     log: deps.log.child({ component: 'mcp' }),
   };
-  const sessions = new Map<string, Session>();
-  const close = (id: string) => {
-    const s = sessions.get(id);
-    sessions.delete(id);
-    void s?.transport.close().catch((err: unknown) => mcp.log.warn({ err }, 'closing an MCP session'));
-  };
+  const closeTransport = (transport: StreamableHTTPServerTransport) =>
+    void transport.close().catch((err: unknown) => mcp.log.warn({ err }, 'closing an MCP session'));
+  const sessions = new McpSessions<StreamableHTTPServerTransport>(
+    {
+      perTenant: deps.tenancy.keyed ? MAX_TENANT_SESSIONS : MAX_SESSIONS,
+      total: MAX_SESSIONS,
+      idleMs: IDLE_MS,
+    },
+    closeTransport,
+  );
 
   /** Hands the request to the session's transport, which writes the response itself. */
   const hand = async (transport: StreamableHTTPServerTransport, request: FastifyRequest, reply: FastifyReply) => {
@@ -88,22 +89,17 @@ export function registerMcpRoute(app: FastifyInstance, deps: McpRouteDeps): void
   /** The session a request names: only for the tenant that opened it (404 for anyone else). */
   const existing = (request: FastifyRequest, reply: FastifyReply) => {
     const id = request.headers['mcp-session-id'];
-    const s = typeof id === 'string' ? sessions.get(id) : undefined;
-    if (!s || s.tenant !== request.tenant) {
+    const transport = typeof id === 'string' ? sessions.use(id, request.tenant) : null;
+    if (!transport)
       void reply.status(404).send({ error: 'no such MCP session (it ended or expired): initialize a new one' });
-      return null;
-    }
-    s.seen = Date.now();
-    sessions.delete(id as string);
-    sessions.set(id as string, s);
-    return s;
+    return transport;
   };
 
   // Not in the OpenAPI document: MCP is its own protocol, described by its own specification.
   app.post('/mcp', { schema: { hide: true } }, async (request, reply) => {
     if (request.headers['mcp-session-id'] !== undefined) {
-      const s = existing(request, reply);
-      if (s) await hand(s.transport, request, reply);
+      const transport = existing(request, reply);
+      if (transport) await hand(transport, request, reply);
       return reply;
     }
     if (!isInitializeRequest(request.body))
@@ -121,11 +117,7 @@ export function registerMcpRoute(app: FastifyInstance, deps: McpRouteDeps): void
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
       enableJsonResponse: true,
-      onsessioninitialized: (id) => {
-        const now = Date.now();
-        for (const [old, s] of sessions) if (now - s.seen > IDLE_MS || sessions.size >= MAX_SESSIONS) close(old);
-        sessions.set(id, { transport, tenant: request.tenant, seen: now });
-      },
+      onsessioninitialized: (id) => sessions.add(id, request.tenant, transport),
       onsessionclosed: (id) => void sessions.delete(id),
     });
     await server.connect(transport);
@@ -134,8 +126,8 @@ export function registerMcpRoute(app: FastifyInstance, deps: McpRouteDeps): void
   });
 
   app.delete('/mcp', { schema: { hide: true } }, async (request, reply) => {
-    const s = existing(request, reply);
-    if (s) await hand(s.transport, request, reply);
+    const transport = existing(request, reply);
+    if (transport) await hand(transport, request, reply);
     return reply;
   });
 
@@ -148,7 +140,10 @@ export function registerMcpRoute(app: FastifyInstance, deps: McpRouteDeps): void
 
   // An open session holds no connection, but its transport holds the server: close them with the app.
   app.addHook('preClose', async () => {
-    for (const id of [...sessions.keys()]) close(id);
+    for (const id of sessions.ids()) {
+      const transport = sessions.delete(id);
+      if (transport) closeTransport(transport);
+    }
   });
 }
 
