@@ -120,7 +120,12 @@ running. Logs go to stderr.
 
 **HTTP**, on the API: \`POST /mcp\` (streamable HTTP, stateful). \`initialize\` opens a session
 (\`Mcp-Session-Id\`); its context is the \`x-engram-context\` header (a JSON object, such as
-\`{"userId":"u1"}\`) and its thread \`x-engram-thread\`, fixed for the session. With \`API_KEYS\`,
+\`{"userId":"u1"}\`) and its thread \`x-engram-thread\`, fixed for the session. Both headers are
+read as UTF-8: bytes that are not (such as é sent as the Latin-1 byte 0xE9, as \`fetch\` sends it)
+are a 400, so escape characters beyond ASCII in the JSON (\`{"userId":"jos\\u00e9"}\`) when a
+client cannot send UTF-8. A \`__proto__\` key in the context is a 400, as in a body. A browser
+page may use \`/mcp\` only from this host, a loopback page or a name in \`ALLOWED_HOSTS\` (403,
+[Host names](http-api.md#host-names)). With \`API_KEYS\`,
 every request needs a key as on \`/v1\` (401), the context is stamped with the key's tenant (403 for
 another tenant's), the thread is filed behind the tenant, and a session answers only the key's
 tenant that opened it (404 otherwise). Answers are JSON (no SSE streams); \`GET /mcp\` is 405 (the

@@ -77,6 +77,10 @@ describe('the MCP server at /mcp', () => {
       [{ 'x-engram-context': 'userId=u1' }, 400, 'must be a JSON object'],
       [{ 'x-engram-context': '{"user id":"u1"}' }, 400, 'context keys must be identifiers'],
       [{ 'x-engram-context': '{"userId":"a\\u0000b"}' }, 400, 'NUL'],
+      // Refused by name, as in a body: the context's record dropped it without a word.
+      [{ 'x-engram-context': '{"userId":"u1","__proto__":{"x":"y"}}' }, 400, 'has a key "__proto__", which is refused'],
+      // é as the Latin-1 byte 0xE9 (what fetch sends for it): no UTF-8, and not guessed at.
+      [{ 'x-engram-context': '{"userId":"jos\u00e9"}' }, 400, 'header is not UTF-8'],
       [{}, 400, 'context is missing "userId"'],
       [{ 'x-engram-context': '{"userId":"u1"}', 'x-engram-thread': 'a b' }, 400, 'thread'],
     ];
@@ -84,6 +88,29 @@ describe('the MCP server at /mcp', () => {
       const res = await initialize({ ...auth, ...headers });
       expect(res.status, JSON.stringify(headers)).toBe(status);
       expect(((await res.json()) as { error: string }).error).toContain(says);
+    }
+  });
+
+  it('reads the context header as UTF-8, so a user named in it is the one recalled', async () => {
+    // Raw UTF-8 bytes, as curl sends them: each byte a character of this string goes out as that byte.
+    const utf8Bytes = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+    const jose = await connect({
+      authorization: `Bearer ${ACME}`,
+      'x-engram-context': utf8Bytes('{"userId":"josé"}'),
+    });
+    try {
+      expect((await callTool(jose.client, 'remember', { document: { content: 'José drinks mate' } })).body).toEqual({
+        result: 'created',
+        id: 'm1',
+      });
+      const stored = await h.runtime.storeApi.search({ namespacePrefix: ['acme', 'memories', 'josé'] });
+      expect(stored.map((m) => m.value.content)).toEqual(['José drinks mate']);
+      expect((await callTool(jose.client, 'recall', { query: 'what does José drink?' })).body).toMatchObject({
+        memories: [{ document: { content: 'José drinks mate' } }],
+      });
+    } finally {
+      await jose.transport.terminateSession();
+      await jose.client.close();
     }
   });
 

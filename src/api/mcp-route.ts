@@ -4,6 +4,7 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { invalidInput } from '../core/invalid-input.js';
+import { JSON_MAX_DEPTH, jsonProblem } from '../core/json-bounds.js';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { MemoryKind } from '../memory/kinds.js';
@@ -13,6 +14,7 @@ import type { Producer } from '../queue/enqueue.js';
 import { createMcpServer, type McpDeps } from '../mcp/server.js';
 import { defaultThreadId, sessionInputSchema } from '../mcp/session-config.js';
 import type { StoreService } from '../store/store-service.js';
+import { headerText } from './header-text.js';
 import { McpSessions } from './mcp-sessions.js';
 import type { Tenancy } from './tenancy.js';
 
@@ -39,12 +41,21 @@ const IDLE_MS = 30 * 60_000;
 const CONTEXT_HEADER = 'x-engram-context';
 const THREAD_HEADER = 'x-engram-thread';
 const jsonHeader = z.string().transform((text, ctx) => {
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text);
   } catch {
     ctx.addIssue({ code: 'custom', message: `${CONTEXT_HEADER} must be a JSON object, such as {"userId":"u1"}` });
     return z.NEVER;
   }
+  // As for a body (json-body.ts): the context schema's record would drop a `__proto__` key
+  // silently, where a body holding one is refused by name.
+  const problem = jsonProblem(value, { maxDepth: JSON_MAX_DEPTH });
+  if (problem) {
+    ctx.addIssue({ code: 'custom', path: problem.path, message: `${CONTEXT_HEADER} ${problem.message}` });
+    return z.NEVER;
+  }
+  return value;
 });
 
 /**
@@ -149,11 +160,7 @@ export function registerMcpRoute(app: FastifyInstance, deps: McpRouteDeps): void
 
 /** The session's context and thread, from its headers, confined to the key's tenant. */
 function sessionOf(request: FastifyRequest, tenancy: Tenancy) {
-  const header = (name: string) => {
-    const v = request.headers[name];
-    if (Array.isArray(v)) throw new InputError(`send the ${name} header once`);
-    return v;
-  };
+  const header = (name: string) => headerText(request, name);
   const raw = header(CONTEXT_HEADER);
   let context: unknown = {};
   if (raw !== undefined) {
