@@ -158,7 +158,7 @@ describe('bounded work per request', () => {
       socket.on('close', () => resolve({ writeError, response }));
       socket.on('connect', () => {
         socket.write(
-          `PUT /v1/store/items HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${size}\r\n\r\n`,
+          `PUT /v1/store/items HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${size}\r\n\r\n`,
         );
         // All of it first, reading nothing until the last byte is out (as many HTTP clients do).
         socket.write(Buffer.alloc(size, 0x20), (err) => {

@@ -34,7 +34,7 @@ describe('API: slow, silent and malformed clients', () => {
     let timer: NodeJS.Timeout | undefined;
     const got = await raw(h.url, (socket) => {
       socket.write(
-        'POST /v1/threads/t1/turns HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{',
+        'POST /v1/threads/t1/turns HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{',
       );
       timer = setInterval(() => socket.writable && socket.write(' '), 200);
     });
@@ -45,7 +45,7 @@ describe('API: slow, silent and malformed clients', () => {
   });
 
   it('headers that never end get 408', async () => {
-    const got = await raw(h.url, (socket) => socket.write('GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: '));
+    const got = await raw(h.url, (socket) => socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: '));
     expect(got).toMatch(/^HTTP\/1\.1 408 /);
   });
 
@@ -55,7 +55,7 @@ describe('API: slow, silent and malformed clients', () => {
 
   it("headers over Node's bound get 431 naming the bound, and the connection is closed", async () => {
     const got = await raw(h.url, (socket) =>
-      socket.write(`GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`),
+      socket.write(`GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`),
     );
     expect(got).toMatch(/^HTTP\/1\.1 431 /);
     expect(bodyOf(got).error).toBe("the request's headers exceed 16384 bytes, Node's bound (--max-http-header-size)");
@@ -70,7 +70,7 @@ describe('API: slow, silent and malformed clients', () => {
 
   it('a request sent in time is answered as usual on the same kind of connection', async () => {
     const got = await raw(h.url, (socket) =>
-      socket.end('GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'),
+      socket.end('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n'),
     );
     expect(got).toMatch(/^HTTP\/1\.1 200 /);
   });
