@@ -12,6 +12,7 @@ import { memoryBrowser } from './admin/memory-browser.js';
 import { clientErrorHandler } from './client-errors.js';
 import { errorHandler } from './errors.js';
 import { registerHostGuard, type AllowedHosts } from './host-guard.js';
+import { guardPipelining } from './pipelining-guard.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMcpRoute, type McpRouteDeps } from './mcp-route.js';
 import { registerMetricsRoute } from './metrics-server.js';
@@ -88,6 +89,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // The first request hook, before the not-found handler too: a foreign Host gets no further,
   // not even to authentication.
   registerHostGuard(app, deps.allowedHosts);
+  guardPipelining(app);
   useZodSchemas(app);
   // A request in flight when close() begins is answered with `Connection: close`: kept alive,
   // its connection would hold close() for the keep-alive timeout (72 s), past the hard exit.
