@@ -91,26 +91,21 @@ async function withRuntime<T>(e: Env, fn: (rt: Runtime) => Promise<T>, roles: 'r
  */
 function timedDeps(rt: Runtime, model: FakeModel) {
   const clock = { modelMs: 0, stages: {} as Record<string, number> };
-  // Calls of one stage may overlap (the cursor and the buffer's start are read at once): a
-  // stage counts the time any of its calls was running, not the sum of their durations.
-  const running: Record<string, { calls: number; since: number }> = {};
   const time = (obj: object, method: string, stage: string) => {
     const target = obj as Record<string, (...a: unknown[]) => Promise<unknown>>;
     const original = (target[method] as (...a: unknown[]) => Promise<unknown>).bind(obj);
     target[method] = async (...args) => {
-      const r = (running[stage] ??= { calls: 0, since: 0 });
-      if (r.calls++ === 0) r.since = performance.now();
+      const t0 = performance.now();
       try {
         return await original(...args);
       } finally {
-        if (--r.calls === 0) clock.stages[stage] = (clock.stages[stage] ?? 0) + performance.now() - r.since;
+        clock.stages[stage] = (clock.stages[stage] ?? 0) + performance.now() - t0;
       }
     };
   };
   time(rt.store, 'apply', 'commit (store.apply)');
   time(rt.store, 'reflectionSnapshot', 'snapshot read');
   time(rt.store, 'cursor', 'cursor + buffer');
-  time(rt.buffer, 'window', 'cursor + buffer');
   time(rt.buffer, 'read', 'cursor + buffer');
   time(rt.buffer, 'trim', 'cursor + buffer');
   const timedFetch: typeof fetch = async (...args) => {

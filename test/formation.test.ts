@@ -391,7 +391,7 @@ describe('formation: what a reflection reads from a long buffer', () => {
   });
   afterAll(async () => h?.stop());
 
-  it('takes a backlog max turns at a time, and reads past what a trim that never ran left', async () => {
+  it('takes a backlog max turns at a time, and reads after the cursor past what a trim that never ran left', async () => {
     const base = h.runtime.reflectDeps();
     const deps = { ...base, settings: { ...base.settings, maxTurns: 3, contextTurns: 2 } };
     const turns = Array.from({ length: 8 }, (_, i) => `turn ${i + 1}`);
@@ -403,8 +403,8 @@ describe('formation: what a reflection reads from a long buffer', () => {
     const dying = Object.create(deps.buffer) as typeof deps.buffer;
     dying.trim = async () => false;
     expect(await reflectThread({ ...deps, buffer: dying }, 'long-1', { actor: 'test:2' })).toMatchObject({ turns: 3 });
-    // The buffer still starts at turn 2: the turns after the cursor lie past the start it reads
-    // beside the cursor, and are read after it.
+    // The buffer still holds turns 2 to 6 in front of the cursor: the next reflection reads the
+    // last two as context and only the turns after the cursor as new.
     expect(await reflectThread(deps, 'long-1', { actor: 'test:3' })).toMatchObject({ turns: 2, backlog: false });
     expect(await reflectThread(deps, 'long-1', { actor: 'test:4' })).toMatchObject({ status: 'nothing-pending' });
     expect(seen).toEqual([

@@ -2,8 +2,7 @@ import { PermanentError, RetryableError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { addUsage, noUsage, type TokenUsage, type UsageRecord, type UsageSink } from '../observability/usage.js';
 import type { Logger } from '../observability/logger.js';
-import { toEntry, type BufferedEntry, type ThreadBuffer } from '../queue/buffer.js';
-import { snapshotAt } from '../queue/buffer-window.js';
+import type { BufferedEntry, ThreadBuffer } from '../queue/buffer.js';
 import type { BufferedTurn } from '../queue/schemas.js';
 import type { Write } from '../store/change-set.js';
 import { isErasedCursor } from '../store/erase.js';
@@ -39,7 +38,7 @@ export interface ReflectSettings {
 
 export interface ReflectDeps {
   /** A thread's buffer by its id: one ThreadBuffer, or every shard's (ThreadBuffers). */
-  buffer: Pick<ThreadBuffer, 'read' | 'window' | 'trim'>;
+  buffer: Pick<ThreadBuffer, 'read' | 'trim'>;
   store: MemoryDb;
   embedder: Embedder;
   manager: MemoryManager;
@@ -166,17 +165,10 @@ class Reflection {
   /** The turns after the cursor and what they need; null when none is pending. */
   private async read(): Promise<Batch | null> {
     const { buffer, store, settings } = this.deps;
-    // The buffer's start is read beside the cursor, not after it: a trimmed buffer holds the
-    // context turns and the pending ones, so the window almost always answers on its own.
-    const [cursor, window] = await Promise.all([
-      store.cursor(this.threadId),
-      buffer.window(this.threadId, settings.maxTurns + settings.contextTurns),
-    ]);
+    const cursor = await store.cursor(this.threadId);
     // After an erase the cursor is an epoch, not a turn: every turn buffered since is pending.
     const after = isErasedCursor(cursor) ? null : cursor;
-    const read =
-      snapshotAt(window, after, settings.maxTurns, settings.contextTurns, toEntry) ??
-      (await buffer.read(this.threadId, after, settings.maxTurns, settings.contextTurns));
+    const read = await buffer.read(this.threadId, after, settings.maxTurns, settings.contextTurns);
     this.outcome.cursor = cursor;
     if (read.pending.length === 0) {
       // A run that committed but died before trimming left the buffer and the maxWait ceiling

@@ -2,7 +2,6 @@ import type { Result } from 'ioredis';
 import type { RedisClient } from './connection.js';
 import { ConflictError } from '../errors.js';
 import { APPEND_TURNS, APPEND_TURNS_SHA, TRIM_TO_CURSOR } from './buffer-scripts.js';
-import type { BufferWindow, RawEntry } from './buffer-window.js';
 import type { ReflectionPolicy } from '../core/names.js';
 import { contextSchema, storedTurnSchema, type BufferedTurn, type ThreadContext } from './schemas.js';
 
@@ -130,21 +129,6 @@ export class ThreadBuffer {
     const pending = (results[1]?.[1] as [string, string[]][]).map(toEntry);
     const earlier = ((results[2]?.[1] as [string, string[]][] | undefined) ?? []).map(toEntry).reverse();
     return { context: ctxJson ? contextSchema.parse(JSON.parse(ctxJson)) : null, pending, earlier };
-  }
-
-  /** The thread's context and its first `size` entries, unparsed: see `BufferWindow`. */
-  async window(threadId: string, size: number): Promise<BufferWindow> {
-    const k = this.keys(threadId);
-    const results =
-      (await this.redis.pipeline().hget(k.meta, 'ctx').xrange(k.turns, '-', '+', 'COUNT', size).exec()) ?? [];
-    for (const [err] of results) if (err) throw err;
-    const ctxJson = results[0]?.[1] as string | null;
-    const entries = results[1]?.[1] as RawEntry[];
-    return {
-      context: ctxJson ? contextSchema.parse(JSON.parse(ctxJson)) : null,
-      entries,
-      complete: entries.length < size,
-    };
   }
 
   /** After a commit: trims reflected turns and resets the thread's maxWait ceiling. */
@@ -276,7 +260,7 @@ function appendFailed(threadId: string, err: unknown): never {
   throw err;
 }
 
-export function toEntry([entryId, fields]: RawEntry): BufferedEntry {
+function toEntry([entryId, fields]: [string, string[]]): BufferedEntry {
   // Fields come as a flat [name, value, ...] list; we write exactly one: t = turn JSON.
   const json = fields[fields.indexOf('t') + 1];
   const stored = storedTurnSchema.parse(JSON.parse(json ?? 'null'));

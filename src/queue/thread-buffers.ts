@@ -39,10 +39,6 @@ export class ThreadBuffers {
     return this.of(args[0]).read(...args);
   }
 
-  window(...args: Parameters<ThreadBuffer['window']>) {
-    return this.of(args[0]).window(...args);
-  }
-
   trim(...args: Parameters<ThreadBuffer['trim']>) {
     return this.of(args[0]).trim(...args);
   }
