@@ -287,6 +287,15 @@ describe('hostile input over HTTP (no API keys)', () => {
     expect(await h.runtime.buffer.read('t-ids', null, 10, 0)).toMatchObject({ pending: [] });
   });
 
+  it('a path id far over its bound is a short 400 naming the bound, not the URL echoed whole', async () => {
+    const answer = await send(h, 'POST', `/v1/threads/${'a'.repeat(5_000)}/turns`, JSON.stringify({}));
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toMatch(
+      /^a part of the URL \(an id or key in its path\) is over 256 characters: ids run to 128 /,
+    );
+    expect(answer.body.error.length).toBeLessThan(400);
+  });
+
   it('a number past its bound is told the real bound', async () => {
     for (const [request, bound] of [
       [() => search({ namespacePrefix: ['h'], limit: 1e308 }), /1 to 100.*limit/s],

@@ -72,7 +72,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         error:
           error.code === 'FST_ERR_BAD_URL'
             ? `the URL is not valid: a percent-escape in it decodes to no UTF-8 text (${request.url.slice(0, 200)})`
-            : error.message,
+            : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+              ? // Fastify's message holds the whole URL: say which part, and its bound, instead.
+                `a part of the URL (an id or key in its path) is over 256 characters: ids run to 128 (${request.url.slice(0, 200)}...)`
+              : error.message.slice(0, 500),
       });
     },
     clientErrorHandler: clientErrorHandler(
