@@ -223,7 +223,7 @@ export class Runtime {
     const storeApi = new StoreService(this.store, {
       embedder: this.embedder,
       indexFields: env.STORE_INDEX_FIELDS,
-      kindIndexFields: Object.fromEntries(this.kinds.map((k) => [k.name, k.embedFields ?? ['$']])),
+      kindIndexFields: new Map(this.kinds.map((k) => [k.name, k.embedFields ?? ['$']])),
       defaultTtlMs: env.STORE_DEFAULT_TTL_MS ?? null,
       refreshTtlOnRead: env.STORE_REFRESH_TTL_ON_READ,
       defaultKind: 'memory',

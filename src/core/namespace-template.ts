@@ -12,7 +12,8 @@ export const namespaceTemplateSchema = z.array(z.string().min(1).max(256)).min(1
 export function fillNamespace(template: string[], context: Record<string, string>, kindName: string): Namespace {
   const filled = template.map((part) =>
     part.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
-      const value = context[name];
+      // Own properties only: `{toString}` must not fill from Object's.
+      const value = Object.hasOwn(context, name) ? context[name] : undefined;
       if (value === undefined) {
         throw new PermanentError(
           `memory kind "${kindName}" needs context.${name} for namespace ${JSON.stringify(template)}, ` +

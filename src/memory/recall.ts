@@ -173,7 +173,7 @@ export class Recall {
       );
     const kinds = names ? all.filter((k) => names.includes(k.name)) : [...all];
     const missing = [...new Set(kinds.flatMap((k) => templateVariables(k.namespace)))].filter(
-      (v) => context[v] === undefined,
+      (v) => !Object.hasOwn(context, v),
     );
     if (missing.length)
       throw new InputError(

@@ -120,7 +120,7 @@ export class Producer {
     // The common call names no kinds and carries every variable: a plain loop, no closure.
     if (!names) {
       let all = true;
-      for (const v of this.allNeeds) if (context[v] === undefined) all = false;
+      for (const v of this.allNeeds) if (!Object.hasOwn(context, v)) all = false;
       if (all) return;
     }
     const unknown = (names ?? []).filter((n) => !this.needs.has(n));
@@ -129,7 +129,7 @@ export class Producer {
         `unknown memory kind(s) ${unknown.join(', ')}; configured: ${[...this.needs.keys()].join(', ')}`,
       );
     const needed = names ? [...new Set(names.flatMap((n) => this.needs.get(n) ?? []))] : this.allNeeds;
-    const missing = needed.filter((v) => context[v] === undefined);
+    const missing = needed.filter((v) => !Object.hasOwn(context, v));
     if (missing.length)
       throw new InputError(
         `context is missing ${missing.map((m) => `"${m}"`).join(', ')}, needed by the memory namespaces`,

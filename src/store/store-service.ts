@@ -29,8 +29,11 @@ export interface StoreOptions {
   embedder?: Embedder | null | undefined;
   /** JSON paths embedded when a put does not say (`$`: the whole value). */
   indexFields: string[];
-  /** The fields a configured kind's items are embedded by (its `embedFields`, or `$`). */
-  kindIndexFields?: Record<string, string[]> | undefined;
+  /**
+   * The fields a configured kind's items are embedded by (its `embedFields`, or `$`). A Map: a
+   * put's kind is the caller's text, and `constructor` must not find Object's.
+   */
+  kindIndexFields?: ReadonlyMap<string, string[]> | undefined;
   /** TTL of items whose put does not say (ms); null: no expiry. */
   defaultTtlMs: number | null;
   /**
@@ -302,7 +305,7 @@ export class StoreService {
       } else if (op.op === 'put' && op.index !== false) {
         // A configured kind's item is indexed as a reflection indexes it, unless the put says.
         const fields =
-          op.index ?? (op.kind ? this.opts.kindIndexFields?.[op.kind] : undefined) ?? this.opts.indexFields;
+          op.index ?? (op.kind ? this.opts.kindIndexFields?.get(op.kind) : undefined) ?? this.opts.indexFields;
         out.set(i, embeddingTexts(op.value, fields, putLabel(op.key)));
       }
     }
