@@ -49,6 +49,7 @@ const cases: Record<SettingKey, { bad: unknown[]; good: unknown[] }> = {
   indexFields: { bad: [[], ['a..b']], good: [['title', 'sections[*].text']] },
   defaultTtlMs: { bad: [0], good: [1] },
   refreshTtlOnRead: { bad: ['sometimes'], good: [false] },
+  answerMaxBytes: { bad: [8 * 1024 * 1024 - 1, 256 * 1024 * 1024 + 1], good: [8 * 1024 * 1024, 256 * 1024 * 1024] },
   // An empty model name is how the environment says "unset": nothing else is refused.
   embeddingModel: { bad: [], good: ['nomic-embed-text'] },
   embeddingDimensions: { bad: [0, 16_001], good: [1, 16_000] },

@@ -199,6 +199,7 @@ export class Runtime {
       this.env.STORE_REFRESH_TTL_ON_READ,
       () => this.kinds,
       this.options.rerank,
+      env.STORE_ANSWER_MAX_BYTES,
     );
     this.recall = instrumented(
       instrumented(recall, 'search', metrics.searchSeconds, { op: 'search' }),
@@ -226,6 +227,7 @@ export class Runtime {
       kindIndexFields: new Map(this.kinds.map((k) => [k.name, k.embedFields ?? ['$']])),
       defaultTtlMs: env.STORE_DEFAULT_TTL_MS ?? null,
       refreshTtlOnRead: env.STORE_REFRESH_TTL_ON_READ,
+      answerMaxBytes: env.STORE_ANSWER_MAX_BYTES,
       defaultKind: 'memory',
       actor: 'api',
       log: storeLog,

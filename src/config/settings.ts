@@ -138,6 +138,11 @@ export const settings = {
       doc: 'Whether store gets and searches, and recall, renew the TTL of the items they return when the call does not say (`refreshTtl`): a memory that keeps being recalled stays. LangGraph default too.',
     },
   ),
+  answerMaxBytes: define('STORE_ANSWER_MAX_BYTES', int(8 * 1024 * 1024).max(256 * 1024 * 1024), {
+    default: 32 * 1024 * 1024,
+    sdk: 'store.answerMaxBytes',
+    doc: "Bytes of stored JSON one store call may read back: a batch's reads together, a search, a history page, `/v1/memories/search`. Past it the call is refused (413, LimitError in the SDK) and its reads stop; ask for fewer ops, a smaller `limit`, or page. At least 8 MiB, so that any one item (and a history row's before and after) can always be read.",
+  }),
   embeddingModel: define('EMBEDDING_MODEL', z.string().min(1), {
     default: 'text-embedding-3-small',
     sdk: 'embedding.model',

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { invalidInput } from '../core/invalid-input.js';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
+import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES } from '../store/answer-budget.js';
 import { embedTexts } from '../store/embed-texts.js';
 import type { MemoryDb, ReadOptions } from '../store/memory-db.js';
 import type { SearchMode } from '../store/search.js';
@@ -49,6 +50,11 @@ export class Recall {
     /** The deployment's kinds (a producer learns them from the service's published settings). */
     private readonly kinds: () => readonly RecallKind[] = () => defaultKinds,
     private readonly rerank?: Reranker,
+    /**
+     * STORE_ANSWER_MAX_BYTES: the stored JSON a search may return (answer-budget.ts). Not for
+     * recall, whose answer its token budget bounds and whose candidates are at most 50.
+     */
+    private readonly answerMaxBytes: number = DEFAULT_ANSWER_MAX_BYTES,
   ) {}
 
   /** One namespace's memories, most similar to `query` first. */
@@ -58,9 +64,10 @@ export class Recall {
       input,
       'search',
     );
+    const budget = new AnswerBudget(this.answerMaxBytes, 'ask for a smaller `limit` and page with `offset`');
     const found = await this.rank(
       { namespaces: [namespace], query, mode: mode ?? 'vector', limit, offset, asOf },
-      { consistency: consistency ?? 'replica' },
+      { consistency: consistency ?? 'replica', budget },
     );
     return this.refreshed(found as ScoredMemory[], refreshTtl);
   }

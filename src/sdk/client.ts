@@ -84,7 +84,9 @@ export class EngramClient {
     const memories = (this.memories = this.db ? new MemoryDb(this.db, o.schema, log, undefined, this.readDb) : null);
     this.tools = memories && embedder ? { memories, embedder } : null;
     this.recaller =
-      memories && embedder ? new Recall(memories, embedder, o.store.refreshTtlOnRead, () => this.kinds, rerank) : null;
+      memories && embedder
+        ? new Recall(memories, embedder, o.store.refreshTtlOnRead, () => this.kinds, rerank, o.store.answerMaxBytes)
+        : null;
     this.storeClient = memories
       ? new StoreClient(
           new StoreService(memories, {
@@ -92,6 +94,7 @@ export class EngramClient {
             indexFields: o.store.indexFields,
             defaultTtlMs: o.store.defaultTtlMs ?? null,
             refreshTtlOnRead: o.store.refreshTtlOnRead,
+            answerMaxBytes: o.store.answerMaxBytes,
             defaultKind: 'memory',
             actor: o.store.actor,
             log,

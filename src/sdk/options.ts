@@ -32,7 +32,7 @@ export const clientOptionsSchema = z
     /** The store API's defaults, as the service's STORE_* variables. */
     store: z
       .strictObject({
-        ...sdkShape(['indexFields', 'defaultTtlMs', 'refreshTtlOnRead']),
+        ...sdkShape(['indexFields', 'defaultTtlMs', 'refreshTtlOnRead', 'answerMaxBytes']),
         actor: z.string().min(1).max(200).default('sdk'),
       })
       .prefault({}),

@@ -1,4 +1,5 @@
 import type { Logger } from '../observability/logger.js';
+import type { AnswerBudget } from './answer-budget.js';
 import { annIndexExists, createAnnIndex, dropAnnIndex } from './ann-index.js';
 import { applyChangeSet, type ChangeResult, type ChangeSet } from './change-set.js';
 import { isApplied, readCursor } from './change-sql.js';
@@ -38,6 +39,8 @@ export const defaultSearchSettings: SearchSettings = { exactSearchMax: 10_000, e
 /** `replica`: the read may be served by a read replica, and so lag (the primary when there is none). */
 export interface ReadOptions {
   consistency?: Consistency | undefined;
+  /** The bytes of stored JSON the answer may still carry (answer-budget.ts); unbounded without. */
+  budget?: AnswerBudget | undefined;
 }
 
 /**
@@ -94,7 +97,7 @@ export class MemoryDb {
 
   /** Items in one statement, in the order asked; null for a missing or expired one. */
   getMany(refs: { namespace: Namespace; key: string }[], opts?: ReadOptions): Promise<(MemoryItem | null)[]> {
-    return getItems(this.from(opts), this.t, refs);
+    return getItems(this.from(opts), this.t, refs, opts?.budget);
   }
 
   /**
@@ -109,7 +112,8 @@ export class MemoryDb {
 
   /** Items of one namespace or under a prefix (whole labels), by similarity when a vector is given. */
   search(query: SearchQuery, opts?: ReadOptions): Promise<SearchItem[]> {
-    return searchItems(this.from(opts), this.t, query, this.searchSettings, () => this.hasAnnIndex());
+    const q = opts?.budget ? { ...query, budget: opts.budget } : query;
+    return searchItems(this.from(opts), this.t, q, this.searchSettings, () => this.hasAnnIndex());
   }
 
   /** Which ranking `search` would use for this query (for tests and operators). */
@@ -133,7 +137,7 @@ export class MemoryDb {
     page?: { limit: number; offset: number },
     opts?: ReadOptions,
   ): Promise<HistoryEntry[]> {
-    return readHistory(this.from(opts), this.t, namespace, key, page);
+    return readHistory(this.from(opts), this.t, namespace, key, page, opts?.budget);
   }
 
   /** Every change `actor` made under `prefix` (expiries aside), oldest first, at most `limit`. */

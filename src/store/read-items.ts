@@ -1,3 +1,4 @@
+import { budgeted, type AnswerBudget } from './answer-budget.js';
 import type { Db } from './db.js';
 import { alive, namespaceFromJson, Params, prefixCondition, refreshDue, suffixCondition, type Tables } from './sql.js';
 import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js';
@@ -7,6 +8,9 @@ import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js
  * renew the item (see refresh-ttl.ts): reads of items that are not due send no refresh at all.
  */
 export const COLUMNS = `m.namespace, m.key, m.kind, m.value, m.version, m.created_at, m.updated_at, m.expires_at, m.valid_from, m.invalid_at, ${refreshDue('m')} as ttl_due`;
+
+/** What an item read spends of an answer's budget (answer-budget.ts): its value as JSON text. */
+export const VALUE_BYTES = 'octet_length(value::text)';
 
 /**
  * Items read while their TTL refresh was due. Kept beside the items rather than in them: it is
@@ -23,15 +27,19 @@ export async function getItems(
   db: Db,
   t: Tables,
   refs: { namespace: Namespace; key: string }[],
+  budget?: AnswerBudget,
 ): Promise<(MemoryItem | null)[]> {
   if (refs.length === 0) return [];
-  const res = await db.query(
-    `select r.idx::int as idx, ${COLUMNS}
+  const sql = `select r.idx::int as idx, ${COLUMNS}
        from unnest($1::text[], $2::text[]) with ordinality as r(j, key, idx)
        join ${t.memories} m on m.namespace = ${namespaceFromJson('r.j')} and m.key = r.key
-      where ${alive('m')}`,
-    [refs.map((r) => JSON.stringify(r.namespace)), refs.map((r) => r.key)],
+      where ${alive('m')}`;
+  const params: unknown[] = [refs.map((r) => JSON.stringify(r.namespace)), refs.map((r) => r.key)];
+  const res = await db.query(
+    budget ? budgeted(sql, 'idx', VALUE_BYTES, `$${params.push(budget.remaining)}`) : sql,
+    params,
   );
+  budget?.spend(res.rows);
   const found = new Map(res.rows.map((r) => [Number(r.idx), toItem(r)]));
   return refs.map((_, i) => found.get(i + 1) ?? null);
 }
@@ -86,6 +94,9 @@ export function scored(r: Record<string, unknown>): SearchItem {
   });
 }
 
+/** What a history row spends of an answer's budget: its documents before and after, as JSON text. */
+export const HISTORY_BYTES = 'coalesce(octet_length(before::text), 0) + coalesce(octet_length(after::text), 0)';
+
 /** The change log of one memory, oldest first; all of it without a page. */
 export async function readHistory(
   db: Db,
@@ -93,12 +104,16 @@ export async function readHistory(
   namespace: Namespace,
   key: string,
   page?: { limit: number; offset: number },
+  budget?: AnswerBudget,
 ): Promise<HistoryEntry[]> {
+  const sql = `select id, op, version, kind, before, after, actor, thread_id, created_at from ${t.history}
+      where namespace = $1 and key = $2 order by id limit $3 offset $4`;
+  const params: unknown[] = [namespace, key, page?.limit ?? null, page?.offset ?? 0];
   const res = await db.query(
-    `select op, version, kind, before, after, actor, thread_id, created_at from ${t.history}
-      where namespace = $1 and key = $2 order by id limit $3 offset $4`,
-    [namespace, key, page?.limit ?? null, page?.offset ?? 0],
+    budget ? budgeted(sql, 'id', HISTORY_BYTES, `$${params.push(budget.remaining)}`) : sql,
+    params,
   );
+  budget?.spend(res.rows);
   return res.rows.map((r) => ({
     op: r.op as HistoryEntry['op'],
     version: Number(r.version),

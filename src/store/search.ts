@@ -1,6 +1,7 @@
+import { budgeted, type AnswerBudget } from './answer-budget.js';
 import type { Db } from './db.js';
 import type { FilterClause } from './filter.js';
-import { COLUMNS, scored } from './read-items.js';
+import { COLUMNS, scored, VALUE_BYTES } from './read-items.js';
 import { bestPerItem, vectorDistances } from './knn.js';
 import { fuse } from './fuse.js';
 import { itemConditions } from './search-conditions.js';
@@ -35,6 +36,16 @@ export interface SearchQuery {
   exact?: boolean | undefined;
   /** Hybrid only: newer memories weigh more, by `weight` (0..1) over a half-life of `halfLifeMs`. */
   recency?: { halfLifeMs: number; weight: number } | undefined;
+  /**
+   * The bytes the answer may still carry (answer-budget.ts); unbounded without. A hybrid search
+   * spends its candidates' too: they are read whole before the fused page is cut.
+   */
+  budget?: AnswerBudget | undefined;
+}
+
+/** `sql` cut at the query's budget when it has one (its rows sorted by `order`), as it is without. */
+function withinBudget(q: SearchQuery, sql: string, order: string, p: Params): string {
+  return q.budget ? budgeted(sql, order, VALUE_BYTES, p.add(q.budget.remaining)) : sql;
 }
 
 export interface SearchSettings {
@@ -131,7 +142,9 @@ async function exact(
   const vec = p.add(db.vectorParam(q.vector as number[]));
   const large = gate ? largePrefixSql(t, q, gate, p) : 'false';
   const res = await db.query(
-    `with plan as (select ${large} as large),
+    withinBudget(
+      q,
+      `with plan as (select ${large} as large),
      d as materialized (${vectorDistances(t, `${vec}::vector`, `${scopeCondition('v.namespace', q.scope, p)} and not (select large from plan)`)}),
      best as (${bestPerItem('d')}),
      hits as (
@@ -140,8 +153,12 @@ async function exact(
         order by best.distance, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)})
      select plan.large, hits.* from plan left join hits on true
       order by hits.distance, hits.namespace, hits.key`,
+      'distance, namespace, key',
+      p,
+    ),
     p.values,
   );
+  q.budget?.spend(res.rows);
   const first = res.rows[0] as { large: boolean } | undefined;
   return { large: !!first?.large, items: res.rows.filter((r) => r.key !== null && r.key !== undefined).map(scored) };
 }
@@ -170,15 +187,21 @@ async function ann(db: Db, t: Tables, q: SearchQuery, s: SearchSettings): Promis
       select ${COLUMNS}, c.distance, (select count(*) from a) as fetched
         from c join ${t.memories} m on m.namespace = c.namespace and m.key = c.key
        order by c.distance, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`;
-    const rows = await db.transaction(async (tx) => (await tx.queryAndCommit(sql, p.values)).rows, {
+    const cut = withinBudget(q, sql, 'distance, namespace, key', p);
+    const rows = await db.transaction(async (tx) => (await tx.queryAndCommit(cut, p.values)).rows, {
       settings: {
         'hnsw.ef_search': String(Math.min(1000, Math.max(s.efSearch, fetch))),
         'hnsw.iterative_scan': 'relaxed_order',
       },
     });
+    // Before the completeness check: a page the budget cut is short, not complete.
+    if (q.budget && rows.length && Number(rows.at(-1)?.answer_spent) > q.budget.remaining) throw q.budget.refusal();
     const fetched = Number(rows[0]?.fetched ?? 0);
     // Fewer rows than asked means the prefix has no more: the result is complete.
-    if (rows.length >= q.limit || fetched < fetch || fetch >= 10_000) return rows.map(scored);
+    if (rows.length >= q.limit || fetched < fetch || fetch >= 10_000) {
+      q.budget?.spend(rows);
+      return rows.map(scored);
+    }
   }
 }
 
@@ -186,10 +209,16 @@ async function ann(db: Db, t: Tables, q: SearchQuery, s: SearchSettings): Promis
 async function filterOnly(db: Db, t: Tables, q: SearchQuery): Promise<SearchItem[]> {
   const p = new Params();
   const res = await db.query(
-    `select ${COLUMNS}, null as distance from ${t.memories} m
+    withinBudget(
+      q,
+      `select ${COLUMNS}, null as distance from ${t.memories} m
       where ${scopeCondition('m.namespace', q.scope, p)} and ${itemConditions(q, p)}
       order by m.updated_at desc, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`,
+      'updated_at desc, namespace, key',
+      p,
+    ),
     p.values,
   );
+  q.budget?.spend(res.rows);
   return res.rows.map(scored);
 }

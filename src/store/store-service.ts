@@ -3,6 +3,7 @@ import { invalidInput } from '../core/invalid-input.js';
 import { ConflictError, InputError, LimitError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { Logger } from '../observability/logger.js';
+import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES } from './answer-budget.js';
 import { embedTexts, putLabel, textLabel } from './embed-texts.js';
 import { embeddingTexts } from './index-fields.js';
 import type { Conflict, Write } from './change-set.js';
@@ -48,8 +49,20 @@ export interface StoreOptions {
   refreshTtlOnRead: boolean;
   /** Recorded in history when a write does not name its actor. */
   actor: string;
+  /**
+   * STORE_ANSWER_MAX_BYTES: the stored JSON one call may read back (a batch's reads together,
+   * a search, a history page); past it the call is refused (LimitError) and reads stop.
+   */
+  answerMaxBytes?: number | undefined;
   log: Logger;
 }
+
+/** What to ask for instead, said when a call's answer would pass its budget. */
+const ASK = {
+  batch: 'send fewer ops per batch, ask for a smaller `limit` per search, or page with `offset`',
+  search: 'ask for a smaller `limit` and page with `offset`',
+  history: 'ask for a smaller `limit` and page with `offset`',
+};
 
 export type { BatchResult } from './types.js';
 
@@ -83,7 +96,8 @@ export class StoreService {
   }
 
   async search(input: unknown): Promise<SearchItem[]> {
-    return (await this.run([{ op: 'search', ...parse(searchInputSchema, input, 'search') }]))[0] as SearchItem[];
+    const op: BatchOpParsed = { op: 'search', ...parse(searchInputSchema, input, 'search') };
+    return (await this.run([op], { advice: ASK.search }))[0] as SearchItem[];
   }
 
   async listNamespaces(input: unknown = {}): Promise<Namespace[]> {
@@ -93,7 +107,12 @@ export class StoreService {
 
   async history(input: unknown): Promise<HistoryEntry[]> {
     const { namespace, key, limit, offset, consistency } = parse(historyInputSchema, input, 'history');
-    return this.memories.history(namespace, key, { limit, offset }, { consistency: consistency ?? 'replica' });
+    return this.memories.history(
+      namespace,
+      key,
+      { limit, offset },
+      { consistency: consistency ?? 'replica', budget: this.budget(ASK.history) },
+    );
   }
 
   /**
@@ -179,7 +198,12 @@ export class StoreService {
     return this.run(parse(batchInputSchema, { ops }, 'batch').ops);
   }
 
-  private async run(ops: BatchOpParsed[]): Promise<BatchResult[]> {
+  /** A fresh budget for one call's answer. */
+  private budget(advice: string): AnswerBudget {
+    return new AnswerBudget(this.opts.answerMaxBytes ?? DEFAULT_ANSWER_MAX_BYTES, advice);
+  }
+
+  private async run(ops: BatchOpParsed[], call: { advice?: string } = {}): Promise<BatchResult[]> {
     const seen = new Set<string>();
     for (const op of ops) {
       if (op.op !== 'put' && op.op !== 'delete') continue;
@@ -190,7 +214,7 @@ export class StoreService {
     const indexed = await this.index(ops);
     const results = new Array<BatchResult>(ops.length).fill(null);
     await this.write(ops, indexed, results);
-    await this.read(ops, indexed, results);
+    await this.read(ops, indexed, results, this.budget(call.advice ?? ASK.batch));
     return results;
   }
 
@@ -232,11 +256,19 @@ export class StoreService {
    * The reads of `ops`, in order, after the writes. They see them: a call that writes reads the
    * primary, as does one with a read that asks for it; any other may be served by a replica.
    */
-  private async read(ops: BatchOpParsed[], indexed: Map<number, IndexedField[]>, results: BatchResult[]) {
+  private async read(
+    ops: BatchOpParsed[],
+    indexed: Map<number, IndexedField[]>,
+    results: BatchResult[],
+    budget: AnswerBudget,
+  ) {
+    // One budget for all the reads: each read is cut by Postgres at what the ones before it
+    // left, so a batch of many searches stops at the first that would pass it.
     const from: ReadOptions = {
       consistency: ops.some((op) => op.op === 'put' || op.op === 'delete' || op.consistency === 'primary')
         ? 'primary'
         : 'replica',
+      budget,
     };
     // All the gets in one statement, however many (a statement each was a round trip each).
     const getAt = ops.flatMap((op, i) => (op.op === 'get' ? [i] : []));

@@ -1,5 +1,6 @@
+import { budgeted } from './answer-budget.js';
 import type { Db } from './db.js';
-import { COLUMNS, toItem } from './read-items.js';
+import { COLUMNS, toItem, VALUE_BYTES } from './read-items.js';
 import type { SearchQuery } from './search.js';
 import { itemConditions } from './search-conditions.js';
 import { Params, scopeCondition, type Tables } from './sql.js';
@@ -20,8 +21,7 @@ import type { SearchItem } from './types.js';
 export async function textRanked(db: Db, t: Tables, q: SearchQuery & { text: string }): Promise<SearchItem[]> {
   const p = new Params();
   const text = p.add(q.text);
-  const res = await db.query(
-    `with cfg as (select (value #>> '{}')::regconfig as c from ${t.settings} where key = 'text_search_config'),
+  const sql = `with cfg as (select (value #>> '{}')::regconfig as c from ${t.settings} where key = 'text_search_config'),
      words as (select distinct w as word from cfg, unnest(tsvector_to_array(to_tsvector(cfg.c, ${text}))) as w),
      tq as (select replace(plainto_tsquery(cfg.c, ${text})::text, ' & ', ' | ')::tsquery as q from cfg),
      hits as materialized (
@@ -41,8 +41,11 @@ export async function textRanked(db: Db, t: Tables, q: SearchQuery & { text: str
      select ${COLUMNS}, best.score as text_score
        from best join ${t.memories} m on m.namespace = best.namespace and m.key = best.key
       where ${itemConditions(q, p)}
-      order by best.score desc, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`,
+      order by best.score desc, m.namespace, m.key limit ${p.add(q.limit)} offset ${p.add(q.offset)}`;
+  const res = await db.query(
+    q.budget ? budgeted(sql, 'text_score desc, namespace, key', VALUE_BYTES, p.add(q.budget.remaining)) : sql,
     p.values,
   );
+  q.budget?.spend(res.rows);
   return res.rows.map((r) => Object.assign(toItem(r), { score: Number(r.text_score) }));
 }
