@@ -75,3 +75,93 @@ describe('API: slow, silent and malformed clients', () => {
     expect(got).toMatch(/^HTTP\/1\.1 200 /);
   });
 });
+
+/**
+ * A batch is work the client asked for: once it has gone, or the batch has run longer than
+ * HTTP_REQUEST_TIMEOUT_MS, the rest is not run. A batch of 1,000 hybrid searches ran for three
+ * minutes after its client gave up at 5 s.
+ */
+describe.each([
+  { timeoutMs: 60_000, what: 'its client goes' },
+  { timeoutMs: 1_500, what: 'its time is up' },
+])('API: a batch stops when $what', ({ timeoutMs }) => {
+  let h: Harness;
+  const ITEMS = 200;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'], env: { HTTP_REQUEST_TIMEOUT_MS: String(timeoutMs) } });
+    const ops = Array.from({ length: ITEMS }, (_, i) => ({
+      op: 'put',
+      namespace: ['slow', String(i % 10)],
+      key: `k${i}`,
+      value: { text: `tea number ${i} with lemon and honey, brewed at ${i % 7} minutes` },
+      // Long enough to outlive the test, short enough that a read renews it (past 1% of it).
+      ttl: 60_000,
+    }));
+    expect((await post({ ops })).status).toBe(200);
+  });
+  afterAll(async () => {
+    // The aborted request's server socket lingers until the keep-alive timeout (as any request a
+    // client aborts mid-way, fix or not), which would hold the stop for a minute.
+    h?.runtime.server?.server.closeAllConnections();
+    await h?.stop();
+  });
+
+  const post = (body: unknown, signal?: AbortSignal) =>
+    fetch(`${h.url}/v1/store/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal,
+    }).then(async (res) => ({ status: res.status, body: (await res.json()) as { error?: string } }));
+  const searches = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      op: 'search',
+      namespacePrefix: ['slow'],
+      query: `lemon ${i}`,
+      mode: 'hybrid',
+      limit: 100,
+    }));
+  const expiries = async () => {
+    const ops = Array.from({ length: ITEMS }, (_, i) => ({
+      op: 'get',
+      namespace: ['slow', String(i % 10)],
+      key: `k${i}`,
+      refreshTtl: false,
+    }));
+    const { body } = await post({ ops });
+    return (body as { results: { expiresAt: string }[] }).results.map((r) => r.expiresAt);
+  };
+  const pastRefreshWindow = () => new Promise((r) => setTimeout(r, 700));
+
+  it.runIf(timeoutMs === 60_000)(
+    'a client that closes the connection stops the batch between ops: its reads do not finish',
+    async () => {
+      // How long the batch takes to its end, which renews every item it read (its last step).
+      await pastRefreshWindow();
+      let before = await expiries();
+      const started = Date.now();
+      expect((await post({ ops: searches(40) })).status).toBe(200);
+      const whole = Date.now() - started;
+      expect(whole, 'the batch must take long enough to leave it part way').toBeGreaterThan(600);
+      expect(await expiries()).not.toEqual(before);
+
+      await pastRefreshWindow();
+      before = await expiries();
+      await expect(post({ ops: searches(40) }, AbortSignal.timeout(Math.round(whole / 5)))).rejects.toThrow();
+      // Twice what the whole batch took: had it run on, it would have renewed them by now.
+      await new Promise((r) => setTimeout(r, 2 * whole));
+      expect(await expiries()).toEqual(before);
+    },
+    30_000,
+  );
+
+  it.runIf(timeoutMs === 1_500)(
+    'a batch still running at HTTP_REQUEST_TIMEOUT_MS is stopped with a 413 saying so',
+    async () => {
+      const answer = await post({ ops: searches(1_000) });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(413);
+      expect(answer.body.error).toMatch(/did not finish within 1500 ms \(HTTP_REQUEST_TIMEOUT_MS\).*fewer ops/);
+    },
+    30_000,
+  );
+});

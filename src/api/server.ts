@@ -127,7 +127,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await registerOpenApi(app, { keyed: deps.tenancy.keyed, adminPassword: !!deps.adminPassword });
   documentApiRoutes(app, deps.tenancy.keyed);
   registerRoutes(app, deps);
-  registerStoreRoutes(app, deps.store, deps.tenancy);
+  registerStoreRoutes(app, deps.store, deps.tenancy, { requestTimeoutMs: requestTimeout });
   registerLifecycleRoutes(app, deps);
   registerToolRoutes(app, deps);
   registerMcpRoute(app, deps);

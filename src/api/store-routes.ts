@@ -1,6 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { LimitError } from '../errors.js';
 import {
   BATCH_MAX_OPS,
   batchInputSchema,
@@ -41,12 +43,52 @@ const historyQuery = itemQuery.extend({
 
 const tags = ['store'];
 
+/** Why a batch stopped when its client closed the connection before the answer. */
+const CLIENT_GONE = new Error('the client closed the connection before the answer');
+
+/**
+ * A signal that aborts when the response's connection closes before the answer was written, or
+ * once `deadlineMs` have passed (a LimitError: the batch, not a dependency, is too much to run).
+ * Fastify 5: `reply.raw`'s close with `writableFinished` false is a client gone; the request's
+ * own close fires once its body is read, so it cannot tell.
+ */
+function abandonable(res: ServerResponse, deadlineMs: number): { signal: AbortSignal; done: () => void } {
+  const controller = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) controller.abort(CLIENT_GONE);
+  };
+  res.once('close', onClose);
+  const timer = setTimeout(
+    () =>
+      controller.abort(
+        new LimitError(
+          `the batch did not finish within ${deadlineMs} ms (HTTP_REQUEST_TIMEOUT_MS) and was stopped; nothing was written if it had not started writing: send fewer ops or ask for smaller searches`,
+        ),
+      ),
+    deadlineMs,
+  );
+  timer.unref();
+  return {
+    signal: controller.signal,
+    done: () => {
+      clearTimeout(timer);
+      res.off('close', onClose);
+    },
+  };
+}
+
 /**
  * The store API over HTTP. Bodies are the SDK's input objects as JSON: tenancy confines them,
  * then the same schemas inside Store validate them (bad input is a 400, a stale `ifVersion` a
  * 409); the routes declare those schemas for the document (bodyCheckedByService).
  */
-export function registerStoreRoutes(app: FastifyInstance, store: StoreService, tenancy: Tenancy) {
+export function registerStoreRoutes(
+  app: FastifyInstance,
+  store: StoreService,
+  tenancy: Tenancy,
+  /** HTTP_REQUEST_TIMEOUT_MS: a batch's deadline too. */
+  limits: { requestTimeoutMs: number },
+) {
   const api = app.withTypeProvider<ZodTypeProvider>();
   const one: NamespaceFields = { required: ['namespace'] };
   const searched: NamespaceFields = { defaulted: ['namespacePrefix'] };
@@ -186,14 +228,29 @@ export function registerStoreRoutes(app: FastifyInstance, store: StoreService, t
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       // Its shape and size first, as every other route's: the ops themselves are the store's to check.
       const { ops } = parse(batchBody, request.body, 'batch request');
       const confined = ops.map((op) => {
         const fields = readFields.get((op as { op?: unknown } | null)?.op);
         return fields ? tenancy.confine(request, op, fields) : tenancy.confineWrite(request, op, one);
       });
-      return { results: await store.batch(confined) };
+      const run = abandonable(reply.raw, limits.requestTimeoutMs);
+      try {
+        return { results: await store.batch(confined, { signal: run.signal }) };
+      } catch (err) {
+        if (!run.signal.aborted || err !== run.signal.reason) throw err;
+        const gone = err === CLIENT_GONE;
+        request.log.info(
+          { ops: confined.length, ms: Math.round(reply.elapsedTime), reason: gone ? 'client gone' : 'deadline' },
+          'store batch abandoned',
+        );
+        // Nobody reads it: 499 (nginx's "client closed request") is what the metrics record.
+        if (gone) return (reply as FastifyReply).status(499).send({ error: CLIENT_GONE.message });
+        throw err;
+      } finally {
+        run.done();
+      }
     },
   );
 }
