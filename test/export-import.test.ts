@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultKinds, defineKind, type MemoryKind, type MemoryKindInput } from '../src/memory/kinds.js';
 import { reflectThread } from '../src/memory/reflect.js';
+import { EXPORT_CHUNK_BYTES, exportItems } from '../src/store/export.js';
+import type { Db } from '../src/store/db.js';
+import { tables } from '../src/store/sql.js';
 import { foodieModel } from './fake-model/foodie.js';
 import { runtimeBackends, startHarness, type Harness } from './helpers/harness.js';
 
@@ -179,5 +182,69 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
     });
     expect((await post('{}', 'application/x-ndjson; charset=latin1')).status).toBe(415);
     expect(await hostileItems()).toEqual([]);
+  });
+});
+
+/**
+ * Issue 15: an export read 500 items a page and all their history rows in one query, so 60 items
+ * of 1 MB with 6 versions each grew a process by 800 MB an export, and 8 at once killed it. Every
+ * query of an export now returns at most EXPORT_CHUNK_BYTES of stored JSON (and the row past it).
+ */
+describe('an export of large items reads them a bounded chunk at a time', () => {
+  const ITEMS = 12;
+  const VERSIONS = 3;
+  const blob = 'x'.repeat(990_000);
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'] });
+    for (let v = 0; v < VERSIONS; v++)
+      for (let i = 0; i < ITEMS; i++) {
+        const res = await fetch(`${h.url}/v1/store/items`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            namespace: ['big', String(i).padStart(2, '0')],
+            key: 'k',
+            value: { v, blob },
+            index: false,
+          }),
+        });
+        expect(res.status).toBe(200);
+        // Read, or its connection stays busy and holds the server's close for the keep-alive timeout.
+        await res.text();
+      }
+  }, 120_000);
+  afterAll(async () => h?.stop());
+
+  it('no query returns more than a chunk, and the file is every item followed by its history', async () => {
+    // The runtime's own Postgres, each result weighed as it comes back.
+    const db = h.runtime.db;
+    let largest = 0;
+    const weighed: Db = Object.create(db) as Db;
+    weighed.query = async (...args: Parameters<Db['query']>) => {
+      const res = await db.query(...args);
+      largest = Math.max(
+        largest,
+        res.rows.reduce<number>((sum, r) => sum + JSON.stringify(r).length, 0),
+      );
+      return res as never;
+    };
+    const lines: { type: string; namespace: string[]; version: number }[] = [];
+    for await (const line of exportItems(weighed, tables(h.env.DATABASE_SCHEMA), {
+      prefixes: [['big']],
+      history: true,
+    }))
+      lines.push({ type: line.type, namespace: line.namespace, version: line.version });
+    // A chunk, and the row that passed it (an update row carries two documents).
+    expect(largest).toBeLessThan(EXPORT_CHUNK_BYTES + 2.2 * blob.length);
+    expect(lines).toEqual(
+      Array.from({ length: ITEMS }, (_, i) => {
+        const namespace = ['big', String(i).padStart(2, '0')];
+        return [
+          { type: 'item', namespace, version: VERSIONS },
+          ...Array.from({ length: VERSIONS }, (_, v) => ({ type: 'history', namespace, version: v + 1 })),
+        ];
+      }).flat(),
+    );
   });
 });

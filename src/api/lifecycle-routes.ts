@@ -117,7 +117,9 @@ export function registerLifecycleRoutes(app: FastifyInstance, deps: LifecycleDep
         for (let r = await lines.next(); !r.done; r = await lines.next()) yield `${r.value}\n`;
       })();
       // A stream is sent as it is (Fastify serializes no stream); the document says what it holds.
-      return reply.type('application/x-ndjson').send(Readable.from(body) as unknown as string);
+      // Fastify pipes it, so the socket's backpressure reaches the generator: one line is read
+      // ahead, not the 16 of an object stream's default (16 lines of a megabyte each).
+      return reply.type('application/x-ndjson').send(Readable.from(body, { highWaterMark: 1 }) as unknown as string);
     },
   );
 
