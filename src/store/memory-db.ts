@@ -19,6 +19,7 @@ import {
 } from './near-duplicates.js';
 import {
   changesBy,
+  documentAt,
   getItems,
   listNamespaces,
   namespaceVersions,
@@ -138,6 +139,11 @@ export class MemoryDb {
     opts?: ReadOptions,
   ): Promise<HistoryEntry[]> {
     return readHistory(this.from(opts), this.t, namespace, key, page, opts?.budget);
+  }
+
+  /** The document a version of one memory set, or null (read-items.ts documentAt). */
+  documentAt(namespace: Namespace, key: string, version: number) {
+    return documentAt(this.db, this.t, namespace, key, version);
   }
 
   /** Every change `actor` made under `prefix` (expiries aside), oldest first, at most `limit`. */

@@ -126,6 +126,25 @@ export async function readHistory(
   }));
 }
 
+/**
+ * The first change of one memory at `version` that set a document (an insert, update or
+ * invalidation), or null: what a revert puts back. One row, however long the log.
+ */
+export async function documentAt(
+  db: Db,
+  t: Tables,
+  namespace: Namespace,
+  key: string,
+  version: number,
+): Promise<{ kind: string; after: Record<string, unknown> } | null> {
+  const res = await db.query<{ kind: string; after: Record<string, unknown> }>(
+    `select kind, after from ${t.history}
+      where namespace = $1 and key = $2 and version = $3 and after is not null order by id limit 1`,
+    [namespace, key, version],
+  );
+  return res.rows[0] ?? null;
+}
+
 /** Each namespace's version, in the order asked (0 for one never written), in one statement. */
 export async function namespaceVersions(db: Db, t: Tables, namespaces: Namespace[]): Promise<number[]> {
   const res = await db.query<{ version: unknown }>(

@@ -122,8 +122,8 @@ export class StoreService {
    */
   async revert(input: unknown): Promise<MemoryItem> {
     const r = parse(revertItemInputSchema, input, 'revert');
-    const rows = await this.memories.history(r.namespace, r.key);
-    const at = rows.find((h) => h.version === r.version && h.after !== null);
+    // The one row, not the whole log: 300 versions of a 1 MB document were 600 MB read to find it.
+    const at = await this.memories.documentAt(r.namespace, r.key, r.version);
     if (!at)
       throw new InputError(
         `${JSON.stringify(r.namespace)} / ${JSON.stringify(r.key)} has no version ${r.version} that set a document`,
@@ -135,7 +135,7 @@ export class StoreService {
         namespace: r.namespace,
         key: r.key,
         kind: at.kind,
-        value: at.after as Record<string, unknown>,
+        value: at.after,
         ifVersion: r.ifVersion ?? current?.version ?? 0,
         actor: `revert:${r.actor ?? this.opts.actor}`,
       },
