@@ -120,7 +120,7 @@ describe('engram/client against a running API', () => {
 
     expect(() => new EngramHttpClient({ url: 'ftp://example.com' })).toThrow(InputError);
     expect(() => new EngramHttpClient({ url: 'ftp://example.com' })).toThrow(
-      /must be an http:\/\/ or https:\/\/ URL of the engram API\n  → at url/,
+      /must be an http:\/\/ or https:\/\/ URL of the engram API\n {2}→ at url/,
     );
   });
 
