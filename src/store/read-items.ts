@@ -35,10 +35,15 @@ export async function getItems(
        join ${t.memories} m on m.namespace = ${namespaceFromJson('r.j')} and m.key = r.key
       where ${alive('m')}`;
   const params: unknown[] = [refs.map((r) => JSON.stringify(r.namespace)), refs.map((r) => r.key)];
-  const res = await db.query(
-    budget ? budgeted(sql, 'idx', VALUE_BYTES, `$${params.push(budget.remaining)}`) : sql,
-    params,
-  );
+  // One item cannot pass a budget by more than itself (its size is bounded when written): it is
+  // measured beside its columns, not cut by the windowed sum, which took a get from 0.27 to 0.40
+  // ms at p50 (`npm run bench:store`, "get, TTL item").
+  const cut = !budget
+    ? sql
+    : refs.length === 1
+      ? sql.replace(`${COLUMNS}`, `${COLUMNS}, ${VALUE_BYTES.replace('value', 'm.value')} as answer_spent`)
+      : budgeted(sql, 'idx', VALUE_BYTES, `$${params.push(budget.remaining)}`);
+  const res = await db.query(cut, params);
   budget?.spend(res.rows);
   const found = new Map(res.rows.map((r) => [Number(r.idx), toItem(r)]));
   return refs.map((_, i) => found.get(i + 1) ?? null);
