@@ -146,12 +146,14 @@ describe('reflection workers in several processes', () => {
       /^engram_parked_threads 1$/m,
     );
     const cli = await jobs(['failed'], vars);
+    expect(cli, cli.stderr).toMatchObject({ code: 0 });
     expect(JSON.parse(cli.stdout.trim())).toMatchObject({
       data: { threadId: 'poison' },
       attempts: 2,
       reason: expect.stringMatching(/previous run stalled/),
     });
     const listed = await jobs(['parked'], vars);
+    expect(listed, listed.stderr).toMatchObject({ code: 0 });
     expect(JSON.parse(listed.stdout.trim())).toMatchObject({ threadId: 'poison' });
     const counts = (await jobs(['counts'], vars)).stdout.trim().split('\n').at(-1) ?? '';
     expect(JSON.parse(counts)).toEqual({ pendingThreads: 0, parkedThreads: 1 });
