@@ -22,6 +22,17 @@ describe('the bytes of one answer are bounded', () => {
       const found = { namespace: ['found'], key: `k${i}`, value: { tag: 'tea', blob }, index: ['tag'] };
       expect((await send(h, 'PUT', '/v1/store/items', JSON.stringify(found))).status).toBe(200);
     }
+    // Memories of the default kind for user `big`, each a megabyte: what recall ranks.
+    for (let i = 0; i < ITEMS; i++) {
+      const memory = {
+        namespace: ['memories', 'big'],
+        key: `m${i}`,
+        kind: 'memory',
+        value: { content: `User likes tea number ${i}`, blob },
+        index: ['content'],
+      };
+      expect((await send(h, 'PUT', '/v1/store/items', JSON.stringify(memory))).status).toBe(200);
+    }
     for (let v = 0; v < 6; v++) {
       const version = { namespace: ['hist'], key: 'k', value: { v, blob }, index: false };
       expect((await send(h, 'PUT', '/v1/store/items', JSON.stringify(version))).status).toBe(200);
@@ -40,6 +51,18 @@ describe('the bytes of one answer are bounded', () => {
     const gets = Array.from({ length: ITEMS }, (_, i) => ({ op: 'get', namespace: ['oom', String(i)], key: 'k' }));
     expect((await post('/v1/store/batch', { ops: gets })).status).toBe(413);
     expect((await post('/v1/store/batch', { ops: gets.slice(0, 4) })).status).toBe(200);
+  });
+
+  it('a recall keeps the best candidates that fit, instead of refusing or carrying them all', async () => {
+    for (const mode of ['hybrid', 'vector', 'text']) {
+      const answer = await post('/v1/recall', { context: { userId: 'big' }, query: 'tea', mode, limit: ITEMS });
+      expect(answer.status, JSON.stringify(answer.body).slice(0, 300)).toBe(200);
+      const memories = answer.body.memories as { value: { blob: string } }[];
+      // 8 MiB holds eight of the twelve; a recall without the budget returned all twelve.
+      expect(memories.length, mode).toBeGreaterThan(0);
+      expect(memories.length, mode).toBeLessThanOrEqual(8);
+      expect(memories.every((m) => m.value.blob === blob)).toBe(true);
+    }
   });
 
   it('a search over the budget is a 413, a smaller page of it is answered whole', async () => {

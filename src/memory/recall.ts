@@ -51,8 +51,9 @@ export class Recall {
     private readonly kinds: () => readonly RecallKind[] = () => defaultKinds,
     private readonly rerank?: Reranker,
     /**
-     * STORE_ANSWER_MAX_BYTES: the stored JSON a search may return (answer-budget.ts). Not for
-     * recall, whose answer its token budget bounds and whose candidates are at most 50.
+     * STORE_ANSWER_MAX_BYTES: the stored JSON a search may return (answer-budget.ts). A recall's
+     * candidates (at most 50 per ranking) keep the best that fit in it instead of refusing: the
+     * answer is a ranked list, and a chat's next prompt is better with fewer memories than none.
      */
     private readonly answerMaxBytes: number = DEFAULT_ANSWER_MAX_BYTES,
   ) {}
@@ -96,6 +97,8 @@ export class Recall {
           .slice(0, 8_000),
       );
     const from: ReadOptions = { consistency: r.consistency ?? 'replica' };
+    // Memories of a megabyte each would otherwise make a recall of 100 MB before its token budget.
+    const fit = { ...from, budget: new AnswerBudget(this.answerMaxBytes, '', true) };
     const [profileItems, ranked] = await Promise.all([
       this.store.getMany(
         profiles.map((k) => ({ namespace: namespaceOf(k), key: profileKey(k) })),
@@ -113,7 +116,7 @@ export class Recall {
               recency: r.recency,
               asOf: r.asOf,
             },
-            from,
+            fit,
           )
         : Promise.resolve([]),
     ]);

@@ -19,6 +19,12 @@ export class AnswerBudget {
     readonly maxBytes: number,
     /** What to ask for instead, said in the refusal: "fewer ops or a smaller `limit`". */
     private readonly advice: string,
+    /**
+     * Past the budget, keep the rows that fit instead of refusing: for a ranked list whose best
+     * entries are an answer on their own (recall's candidates), not for a page a caller asked
+     * for whole.
+     */
+    readonly fits = false,
   ) {}
 
   /** What the next read may still return. */
@@ -31,9 +37,24 @@ export class AnswerBudget {
    * budget if any, carries the running total. Throws the refusal when the read went over.
    */
   spend(rows: Row[]): void {
+    this.take(rows);
+  }
+
+  /**
+   * The rows of a read cut by `budgeted` at `remaining` that the answer carries: all of them when
+   * they fit; past the budget, the refusal, or for a budget that `fits`, those that fit (the
+   * budget is then spent, and later reads get nothing).
+   */
+  take<R extends Row>(rows: R[]): R[] {
     const total = rows.length ? Number(rows[rows.length - 1]?.answer_spent ?? 0) : 0;
-    if (this.spent + total > this.maxBytes) throw this.refusal();
-    this.spent += total;
+    if (this.spent + total <= this.maxBytes) {
+      this.spent += total;
+      return rows;
+    }
+    if (!this.fits) throw this.refusal();
+    const room = this.remaining;
+    this.spent = this.maxBytes;
+    return rows.filter((r) => Number(r.answer_spent ?? 0) <= room);
   }
 
   refusal(): LimitError {

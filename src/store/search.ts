@@ -158,9 +158,9 @@ async function exact(
     ),
     p.values,
   );
-  q.budget?.spend(res.rows);
+  const rows = q.budget ? q.budget.take(res.rows) : res.rows;
   const first = res.rows[0] as { large: boolean } | undefined;
-  return { large: !!first?.large, items: res.rows.filter((r) => r.key !== null && r.key !== undefined).map(scored) };
+  return { large: !!first?.large, items: rows.filter((r) => r.key !== null && r.key !== undefined).map(scored) };
 }
 
 /**
@@ -194,8 +194,10 @@ async function ann(db: Db, t: Tables, q: SearchQuery, s: SearchSettings): Promis
         'hnsw.iterative_scan': 'relaxed_order',
       },
     });
-    // Before the completeness check: a page the budget cut is short, not complete.
-    if (q.budget && rows.length && Number(rows.at(-1)?.answer_spent) > q.budget.remaining) throw q.budget.refusal();
+    // Before the completeness check: a page the budget cut is short, not complete (refused, or
+    // kept as far as it fits).
+    if (q.budget && rows.length && Number(rows.at(-1)?.answer_spent) > q.budget.remaining)
+      return q.budget.take(rows).map(scored);
     const fetched = Number(rows[0]?.fetched ?? 0);
     // Fewer rows than asked means the prefix has no more: the result is complete.
     if (rows.length >= q.limit || fetched < fetch || fetch >= 10_000) {
@@ -219,6 +221,5 @@ async function filterOnly(db: Db, t: Tables, q: SearchQuery): Promise<SearchItem
     ),
     p.values,
   );
-  q.budget?.spend(res.rows);
-  return res.rows.map(scored);
+  return (q.budget ? q.budget.take(res.rows) : res.rows).map(scored);
 }

@@ -46,6 +46,6 @@ export async function textRanked(db: Db, t: Tables, q: SearchQuery & { text: str
     q.budget ? budgeted(sql, 'text_score desc, namespace, key', VALUE_BYTES, p.add(q.budget.remaining)) : sql,
     p.values,
   );
-  q.budget?.spend(res.rows);
-  return res.rows.map((r) => Object.assign(toItem(r), { score: Number(r.text_score) }));
+  const rows = q.budget ? q.budget.take(res.rows) : res.rows;
+  return rows.map((r) => Object.assign(toItem(r), { score: Number(r.text_score) }));
 }
