@@ -323,6 +323,20 @@ describe('hostile input over HTTP (no API keys)', () => {
     expect(reverted.body.item).toMatchObject({ kind: 'constructor', value: { a: 1 } });
   });
 
+  it('a missing namespace or body is told how to send it, not "invalid input"', async () => {
+    await refused([
+      [
+        () => send(h, 'GET', '/v1/memories/search?query=tea'),
+        /is required: give it as one `namespace` parameter per label, such as \?namespace=memories&namespace=u1\n {2}→ at namespace/,
+      ],
+      [() => send(h, 'GET', '/v1/store/items?key=k'), /one `namespace` parameter per label/],
+      [
+        () => send(h, 'DELETE', '/v1/store/items?namespace=h&key=k'),
+        /^invalid delete request: nothing was sent; send its fields as a JSON object \(the request body\)$/,
+      ],
+    ]);
+  });
+
   it('a number past its bound is told the real bound', async () => {
     for (const [request, bound] of [
       [() => search({ namespacePrefix: ['h'], limit: 1e308 }), /1 to 100.*limit/s],

@@ -4,7 +4,13 @@ import { z } from 'zod';
 
 /** `?namespace=a&namespace=b`: one `namespace` per label (one label arrives as a string). */
 export const queryNamespace = z
-  .union([z.string(), z.array(z.string())])
+  .union([z.string(), z.array(z.string())], {
+    // A union alone says "invalid input": say how to give it.
+    error: (issue) =>
+      issue.input === undefined
+        ? 'is required: give it as one `namespace` parameter per label, such as ?namespace=memories&namespace=u1'
+        : undefined,
+  })
   .transform((v) => (Array.isArray(v) ? v : [v]))
   .describe('the namespace, one label per repeat: `?namespace=a&namespace=b`');
 

@@ -365,6 +365,11 @@ export class StoreService {
 }
 
 function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  // Over HTTP: a DELETE (or any call) sent without its body; zod alone says "expected object".
+  if (input === undefined)
+    throw new InputError(
+      `invalid ${what} request: nothing was sent; send its fields as a JSON object (the request body)`,
+    );
   const parsed = schema.safeParse(input);
   if (!parsed.success) throw invalidInput(`${what} request`, parsed.error);
   return parsed.data;
