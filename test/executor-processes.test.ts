@@ -155,7 +155,9 @@ describe('reflection workers in several processes', () => {
     const listed = await jobs(['parked'], vars);
     expect(listed, listed.stderr).toMatchObject({ code: 0 });
     expect(JSON.parse(listed.stdout.trim())).toMatchObject({ threadId: 'poison' });
-    const counts = (await jobs(['counts'], vars)).stdout.trim().split('\n').at(-1) ?? '';
+    const counted = await jobs(['counts'], vars);
+    expect(counted, counted.stderr).toMatchObject({ code: 0 });
+    const counts = counted.stdout.trim().split('\n').at(-1) ?? '';
     expect(JSON.parse(counts)).toEqual({ pendingThreads: 0, parkedThreads: 1 });
     expect(await observer.store.cursor('poison')).toBeNull(); // nothing committed; the turn is kept
     expect((await observer.buffer.read('poison', null, 10, 0)).pending.map((e) => e.turn.content)).toEqual([

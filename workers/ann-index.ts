@@ -1,5 +1,6 @@
 import { parseEnv } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
+import { exitAfterOutput } from '../src/app/exit-after-output.js';
 import { createLogger } from '../src/observability/logger.js';
 import { MemoryDb } from '../src/store/memory-db.js';
 import { checkDimensions } from '../src/store/migrate.js';
@@ -24,5 +25,5 @@ try {
   }
 } catch (err) {
   process.stderr.write(`engram ann-index: ${coerceError(err).message}\n`);
-  process.exit(1);
+  await exitAfterOutput(1);
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { readPublication } from '../src/config/published-settings.js';
 import { settings } from '../src/config/settings.js';
 import { coerceError } from '../src/errors.js';
+import { exitAfterOutput } from '../src/app/exit-after-output.js';
 import { createLogger } from '../src/observability/logger.js';
 import { BUFFER_DEFAULTS } from '../src/queue/buffer.js';
 import { redisClient } from '../src/queue/connection.js';
@@ -125,6 +126,6 @@ try {
   const e = coerceError(err);
   const message = e.message === 'Command timed out' ? 'Redis did not answer within 5 s (stalled?)' : e.message;
   process.stderr.write(`engram jobs: ${message}\n`);
-  process.exit(1);
+  await exitAfterOutput(1);
 }
-process.exit(0);
+await exitAfterOutput(0);

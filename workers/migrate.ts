@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseEnv } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
+import { exitAfterOutput } from '../src/app/exit-after-output.js';
 import { createLogger } from '../src/observability/logger.js';
 import { migrate } from '../src/store/migrate.js';
 import { openDb } from '../src/store/open.js';
@@ -20,5 +21,5 @@ try {
   }
 } catch (err) {
   process.stderr.write(`engram migrate: ${coerceError(err).message}\n`);
-  process.exit(1);
+  await exitAfterOutput(1);
 }
