@@ -3,6 +3,7 @@ import { coerceError, PermanentError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { startTracing, type Tracing } from '../observability/tracing.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
+import { exitAfterOutput } from './exit-after-output.js';
 import { Runtime, type Role, type RuntimeOptions } from './runtime.js';
 
 export interface ProcessOptions extends RuntimeOptions {
@@ -23,7 +24,7 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
     env = parseEnv();
   } catch (err) {
     process.stderr.write(`engram ${name}: ${coerceError(err).message}\n`);
-    process.exit(1);
+    return exitAfterOutput(1);
   }
   const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: name });
   let embedded: EmbeddedRedis | null = null;
@@ -43,7 +44,7 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
       process.stderr.write(
         `engram ${name}: REDIS_URL is required (only the all-in-one process starts its own Redis)\n`,
       );
-      process.exit(1);
+      return exitAfterOutput(1);
     }
     try {
       // Exit rather than restart it: the process and its Redis are one unit to a supervisor
@@ -57,7 +58,7 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
       });
     } catch (err) {
       process.stderr.write(`engram ${name}: ${coerceError(err).message}\n`);
-      process.exit(1);
+      return exitAfterOutput(1);
     }
     env = { ...env, REDIS_URL: embedded.url };
   }
