@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { invalidInput } from '../core/invalid-input.js';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES } from '../store/answer-budget.js';
+import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES, PAGE_ADVICE } from '../store/answer-budget.js';
 import { embedTexts } from '../store/embed-texts.js';
 import type { MemoryDb, ReadOptions } from '../store/memory-db.js';
 import type { SearchMode } from '../store/search.js';
@@ -65,7 +65,7 @@ export class Recall {
       input,
       'search',
     );
-    const budget = new AnswerBudget(this.answerMaxBytes, 'ask for a smaller `limit` and page with `offset`');
+    const budget = new AnswerBudget(this.answerMaxBytes, PAGE_ADVICE);
     const found = await this.rank(
       { namespaces: [namespace], query, mode: mode ?? 'vector', limit, offset, asOf },
       { consistency: consistency ?? 'replica', budget },

@@ -1,6 +1,9 @@
 import { LimitError } from '../errors.js';
 import type { Row } from './db.js';
 
+/** What a search or a history page past its budget is told to ask for instead. */
+export const PAGE_ADVICE = 'ask for a smaller `limit` and page with `offset`';
+
 /** STORE_ANSWER_MAX_BYTES's default, for a StoreService or Recall made without it. */
 export const DEFAULT_ANSWER_MAX_BYTES = 32 * 1024 * 1024;
 

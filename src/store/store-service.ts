@@ -3,7 +3,7 @@ import { invalidInput } from '../core/invalid-input.js';
 import { ConflictError, InputError, LimitError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { Logger } from '../observability/logger.js';
-import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES } from './answer-budget.js';
+import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES, PAGE_ADVICE } from './answer-budget.js';
 import { embedTexts, putLabel, textLabel } from './embed-texts.js';
 import { embeddingTexts } from './index-fields.js';
 import type { Conflict, Write } from './change-set.js';
@@ -60,8 +60,7 @@ export interface StoreOptions {
 /** What to ask for instead, said when a call's answer would pass its budget. */
 const ASK = {
   batch: 'send fewer ops per batch, ask for a smaller `limit` per search, or page with `offset`',
-  search: 'ask for a smaller `limit` and page with `offset`',
-  history: 'ask for a smaller `limit` and page with `offset`',
+  page: PAGE_ADVICE,
 };
 
 export type { BatchResult } from './types.js';
@@ -97,7 +96,7 @@ export class StoreService {
 
   async search(input: unknown): Promise<SearchItem[]> {
     const op: BatchOpParsed = { op: 'search', ...parse(searchInputSchema, input, 'search') };
-    return (await this.run([op], { advice: ASK.search }))[0] as SearchItem[];
+    return (await this.run([op], { advice: ASK.page }))[0] as SearchItem[];
   }
 
   async listNamespaces(input: unknown = {}): Promise<Namespace[]> {
@@ -111,7 +110,7 @@ export class StoreService {
       namespace,
       key,
       { limit, offset },
-      { consistency: consistency ?? 'replica', budget: this.budget(ASK.history) },
+      { consistency: consistency ?? 'replica', budget: this.budget(ASK.page) },
     );
   }
 
