@@ -132,6 +132,27 @@ describe('hot path: enqueue', () => {
     expect(await res.json()).toEqual({ error: 'no route POST /v1/thread/t/turns' });
   });
 
+  it('answers a known path asked with the wrong method with 405 and Allow, and writes nothing', async () => {
+    const before = await redisKeys(redis, h.env.ENGRAM_PREFIX);
+    const wrong = await fetch(`${h.url}/v1/threads/t-405/turns?x=1`, { method: 'PUT', body: '{}' });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get('allow')).toBe('POST');
+    expect(await wrong.json()).toEqual({ error: 'PUT is not served at /v1/threads/t-405/turns?x=1: it answers POST' });
+    // A path served by several methods names them all.
+    const items = await fetch(`${h.url}/v1/store/items`, { method: 'PATCH' });
+    expect(items.status).toBe(405);
+    expect(items.headers.get('allow')).toBe('GET, PUT, DELETE');
+    expect(await redisKeys(redis, h.env.ENGRAM_PREFIX)).toEqual(before);
+  });
+
+  it('answers HEAD on the probes only: a HEAD on a read does not run it', async () => {
+    expect((await fetch(`${h.url}/healthz`, { method: 'HEAD' })).status).toBe(200);
+    expect((await fetch(`${h.url}/readyz`, { method: 'HEAD' })).status).toBe(200);
+    const search = await fetch(`${h.url}/v1/memories/search?namespace=u&query=tea`, { method: 'HEAD' });
+    expect(search.status).toBe(405);
+    expect(search.headers.get('allow')).toBe('GET');
+  });
+
   it('buffers a message sent twice once, and keeps one delayed job per thread', async () => {
     /** engram_turns_enqueued_total by result, as /metrics shows it. */
     const counted = async () => {

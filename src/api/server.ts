@@ -13,6 +13,7 @@ import { clientErrorHandler } from './client-errors.js';
 import { errorHandler } from './errors.js';
 import { registerHostGuard, type AllowedHosts } from './host-guard.js';
 import { guardPipelining } from './pipelining-guard.js';
+import { notFoundOrWrongMethod, trackRoutes } from './method-not-allowed.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMcpRoute, type McpRouteDeps } from './mcp-route.js';
 import { registerMetricsRoute } from './metrics-server.js';
@@ -43,6 +44,12 @@ export interface ServerDeps extends ApiDeps, LifecycleDeps, ToolRouteDeps {
 /** A probe must answer in time: a stalled dependency is not ready, whatever it says later. */
 const READY_TIMEOUT_MS = 2_000;
 
+/**
+ * Thread ids run to 128 characters (LIMITS.idChars); Fastify's default of 100 answered 414 for
+ * 101-128. Twice that, so an id somewhat too long gets the schema's 400 naming the limit.
+ */
+const MAX_PARAM_LENGTH = 256;
+
 /** Fastify: logs through the same pino logger, validates with the routes' zod schemas. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Typed as Fastify's logger (see metrics-server.ts).
@@ -61,9 +68,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       headersTimeout,
       connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(requestTimeout / 4))),
     },
-    // Thread ids run to 128 characters (LIMITS.idChars); Fastify's default of 100 answered 414
-    // for 101-128. Twice that, so an id somewhat too long gets the schema's 400 naming the limit.
-    routerOptions: { maxParamLength: 256 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // No HEAD twin of every GET: a HEAD on a search or a get ran the whole read, and renewed the
+    // TTLs of what it read, to send no body. HEAD is answered where it is cheap and useful, by
+    // the probes (/healthz, /readyz); elsewhere it gets 405 naming GET.
+    exposeHeadRoutes: false,
     // A URL that does not decode (a percent-escape of no UTF-8, such as a lone surrogate's
     // %ED%A0%80) is refused before routing: Fastify's own answer is its three-field shape with
     // only "Bad Request" in `error`.
@@ -118,10 +127,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // object"; without its parser Fastify answers 415 and names the media type it got.
   app.removeContentTypeParser('text/plain');
   registerJsonBody(app);
-  // The one error shape, { error }, for unknown routes too (Fastify's own has three fields).
-  app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({ error: `no route ${request.method} ${request.url.slice(0, 200)}` }),
-  );
+  // The one error shape, { error }, for unknown routes too (Fastify's own has three fields), and
+  // a known path asked with a method it does not answer is a 405 that names the ones it does.
+  app.setNotFoundHandler(notFoundOrWrongMethod(trackRoutes(app, MAX_PARAM_LENGTH)));
   deps.tenancy.register(app);
   // Before any route: the document is made of the routes registered after it.
   await registerOpenApi(app, { keyed: deps.tenancy.keyed, adminPassword: !!deps.adminPassword });
@@ -132,11 +140,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerToolRoutes(app, deps);
   registerMcpRoute(app, deps);
 
-  app.get('/healthz', { schema: opsSchemas.healthz }, async () => ({ ok: true as const }));
+  app.get('/healthz', { schema: opsSchemas.healthz, exposeHeadRoute: true }, async () => ({ ok: true as const }));
   // Anyone may probe readiness: the answer names each check and its state, never the driver's
   // message (hosts, ports, connection strings); those are logged, once per change of state.
   const lastState = new Map<string, string>();
-  app.get('/readyz', { schema: opsSchemas.readyz }, async (_request, reply) => {
+  app.get('/readyz', { schema: opsSchemas.readyz, exposeHeadRoute: true }, async (_request, reply) => {
     const checks: Record<string, 'ok' | 'timeout' | 'error'> = {};
     await Promise.all(
       Object.entries(deps.readiness).map(async ([name, check]) => {

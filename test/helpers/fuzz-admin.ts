@@ -234,7 +234,7 @@ function memoryFormRequest(tenant: string, origin: string): fc.Arbitrary<FuzzReq
   }));
 }
 
-const get = (paths: string[]) => paths.flatMap((p) => [`GET ${p}`, `HEAD ${p}`]);
+const get = (paths: string[]) => paths.map((p) => `GET ${p}`);
 
 /** `origin`: the API's URL, which a form's Origin header must name to be taken. */
 export function adminRouteFuzz(tenant: string, origin: string): RouteFuzz[] {
@@ -246,7 +246,8 @@ export function adminRouteFuzz(tenant: string, origin: string): RouteFuzz[] {
       arbitrary: withHead(boardRequest()),
       weight: 4,
     },
-    { routes: get(BOARD_PAGES), arbitrary: withHead(boardPageRequest()), weight: 1 },
+    // Its static files answer HEAD too (@fastify/static adds it), the rest of the app does not.
+    { routes: [...get(BOARD_PAGES), 'HEAD /admin/queues/*'], arbitrary: withHead(boardPageRequest()), weight: 1 },
     {
       routes: get(['', '/', '/item', '/erase', '/erase/confirm', '/style.css'].map((p) => `${MEMORIES}${p}`)),
       arbitrary: withHead(memoryPageRequest(tenant)),

@@ -341,14 +341,14 @@ export function lifecycleRouteFuzz(tenant: string): RouteFuzz[] {
     { routes: ['POST /v1/revert'], arbitrary: bodyRequest(tpl.revert as Template, 'revert'), weight: 2 },
     { routes: ['POST /v1/erase'], arbitrary: bodyRequest(tpl.erase as Template, 'erase'), weight: 2 },
     { routes: ['POST /v1/tools/apply'], arbitrary: bodyRequest(tpl.tools as Template, 'tools'), weight: 2 },
-    { routes: ['GET /v1/export', 'HEAD /v1/export'], arbitrary: withHead(exportQuery), weight: 1 },
+    { routes: ['GET /v1/export'], arbitrary: withHead(exportQuery), weight: 1 },
     { routes: ['POST /v1/import'], arbitrary: importRequest(tenant), weight: 2 },
     {
-      routes: ['GET /v1/kinds', 'HEAD /v1/kinds'],
+      routes: ['GET /v1/kinds'],
       arbitrary: withHead(queryRequest('/v1/kinds', ['kind', 'name'], '', 'kinds')),
       weight: 1,
     },
-    { routes: ['POST /mcp', 'GET /mcp', 'HEAD /mcp', 'DELETE /mcp'], arbitrary: mcpRequest(), weight: 2 },
+    { routes: ['POST /mcp', 'GET /mcp', 'DELETE /mcp'], arbitrary: mcpRequest(), weight: 2 },
     // Exempt from coverage (READ_ONLY_STATIC), sent hostile requests all the same.
     { routes: [], arbitrary: staticRequest(), weight: 1 },
   ];
