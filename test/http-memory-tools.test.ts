@@ -73,6 +73,12 @@ describe('memory tools over HTTP (engram/client)', () => {
     const refused: [object, number, RegExp][] = [
       [{ op: { ...insert, document: { content: '' } } }, 400, /document does not match the "memory" schema/],
       [{ op: { ...insert, document: { content: 'a\u0000b' } } }, 400, /NUL/],
+      // A field the kind does not name would be dropped by its schema: refused, not lost.
+      [
+        { op: { ...insert, document: { content: 'User likes tea', source: 'chat', mood: 1 } } },
+        400,
+        /^the document has fields the "memory" schema does not name: source, mood \(its fields: content/,
+      ],
       [{ op: { ...insert, kind: 'note' } }, 400, /"note" is not one the tools manage/],
       [{ actor: 'api' }, 400, /tool:<name>/],
       [{ op: { op: 'upsert', kind: 'memory', document: {} } }, 400, /op/],

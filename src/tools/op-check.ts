@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { fillNamespace } from '../core/namespace-template.js';
 import { InputError } from '../errors.js';
 import { canDelete, canInsert, canUpdate, type MemoryKind } from '../memory/kinds.js';
@@ -10,6 +11,17 @@ interface ToolTarget {
   key: string;
   kind: string;
   version: number;
+}
+
+/**
+ * The document's fields a kind's schema would drop. A plain zod object strips keys it does not
+ * name: from a model's arguments that is noise worth ignoring, but a caller of the API that sent
+ * them would lose them without a word. A kind whose schema says what to do with other keys
+ * (`z.looseObject` keeps them, `z.strictObject` refuses them) is left to its schema.
+ */
+function unnamedFields(schema: z.ZodObject, document: Record<string, unknown>): string[] {
+  if (schema.def.catchall) return [];
+  return Object.keys(document).filter((field) => !Object.hasOwn(schema.shape, field));
 }
 
 /** One `manage_memory` operation from outside this process (`POST /v1/tools/apply`). */
@@ -44,6 +56,11 @@ export function checkToolOp(op: ToolOp, kinds: readonly MemoryKind[], context: R
   const verb = op.op === 'insert' ? 'created' : op.op === 'update' ? 'updated' : 'deleted';
   if (!allowed) throw new InputError(`"${kind.name}" memories cannot be ${verb}`);
   if (op.op === 'delete') return { op: 'delete', target: { ...op.target, document: {} } };
+  const unknown = unnamedFields(kind.schema, op.document);
+  if (unknown.length)
+    throw new InputError(
+      `the document has fields the "${kind.name}" schema does not name: ${unknown.slice(0, 20).join(', ')} (its fields: ${Object.keys(kind.schema.shape).join(', ')})`,
+    );
   const doc = parseDocument(kind, op.document);
   if ('error' in doc) throw new InputError(doc.error);
   // The target's document is what the model was shown, for a reflection's no-op check; the
