@@ -161,6 +161,23 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
     expect(await hostileItems()).toEqual([]);
   });
 
+  it('refuses an export context that is not a JSON object or holds __proto__, naming it', async () => {
+    const refused = async (context: string) => {
+      const res = await fetch(`${source.url}/v1/export?context=${encodeURIComponent(context)}`);
+      return [res.status, ((await res.json()) as { error: string }).error];
+    };
+    expect(await refused('userId=u1')).toEqual([400, expect.stringMatching(/context must be a JSON object/)]);
+    // The record schema would drop the key and export every user's memories under `{}`'s rules.
+    expect(await refused('{"__proto__":{"userId":"u1"}}')).toEqual([
+      400,
+      expect.stringMatching(/context has a key "__proto__", which is refused/),
+    ]);
+    expect(await refused(`${'['.repeat(100)}${']'.repeat(100)}`)).toEqual([
+      400,
+      expect.stringMatching(/context nests deeper than 64/),
+    ]);
+  });
+
   it('answers a JSON body 415, a body over 64 MiB 413 and one not UTF-8 400, each naming what the import takes', async () => {
     // A JSON body is not an export file: 415 naming the type to send, not a 400 after parsing it.
     expect(await post('{"type":"export"}', 'application/json')).toEqual({

@@ -11,6 +11,7 @@ import { contextSchema } from '../queue/schemas.js';
 import { revertChangesInputSchema, revertItemInputSchema } from '../store/schemas.js';
 import type { StoreService } from '../store/store-service.js';
 import { bodyText } from './json-body.js';
+import { jsonText } from './json-text.js';
 import { parse } from './parse.js';
 import { queryBool, queryNamespace } from './query-params.js';
 import { bodyCheckedByService, refusal, refusals } from './route-schema.js';
@@ -175,7 +176,10 @@ function scopeOf(
   if ((q.namespace === undefined) === (q.context === undefined))
     throw new InputError('give either `namespace` (a prefix, one label per parameter) or `context` (JSON)');
   if (q.context !== undefined) {
-    const context = deps.tenancy.stampContext(request, parse(contextSchema, parseJsonText(q.context), 'context'));
+    const context = deps.tenancy.stampContext(
+      request,
+      parse(contextSchema, parse(jsonText('context'), q.context, 'query string'), 'context'),
+    );
     return { prefixes: namespacesOfContext(deps.kinds(), context), history, scope: { context } };
   }
   const { namespace } = deps.tenancy.confine(
@@ -186,12 +190,4 @@ function scopeOf(
     },
   );
   return { prefixes: [namespace], history, scope: { namespacePrefix: namespace } };
-}
-
-function parseJsonText(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new InputError('`context` must be JSON, such as {"userId":"u1"}');
-  }
 }

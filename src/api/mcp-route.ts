@@ -2,9 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { z } from 'zod';
 import { invalidInput } from '../core/invalid-input.js';
-import { JSON_MAX_DEPTH, jsonProblem } from '../core/json-bounds.js';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { MemoryKind } from '../memory/kinds.js';
@@ -15,6 +13,7 @@ import { createMcpServer, type McpDeps } from '../mcp/server.js';
 import { defaultThreadId, sessionInputSchema } from '../mcp/session-config.js';
 import type { StoreService } from '../store/store-service.js';
 import { headerText } from './header-text.js';
+import { jsonText } from './json-text.js';
 import { McpSessions } from './mcp-sessions.js';
 import type { Tenancy } from './tenancy.js';
 
@@ -40,23 +39,7 @@ const IDLE_MS = 30 * 60_000;
 
 const CONTEXT_HEADER = 'x-engram-context';
 const THREAD_HEADER = 'x-engram-thread';
-const jsonHeader = z.string().transform((text, ctx) => {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    ctx.addIssue({ code: 'custom', message: `${CONTEXT_HEADER} must be a JSON object, such as {"userId":"u1"}` });
-    return z.NEVER;
-  }
-  // As for a body (json-body.ts): the context schema's record would drop a `__proto__` key
-  // silently, where a body holding one is refused by name.
-  const problem = jsonProblem(value, { maxDepth: JSON_MAX_DEPTH });
-  if (problem) {
-    ctx.addIssue({ code: 'custom', path: problem.path, message: `${CONTEXT_HEADER} ${problem.message}` });
-    return z.NEVER;
-  }
-  return value;
-});
+const jsonHeader = jsonText(CONTEXT_HEADER);
 
 /**
  * MCP over streamable HTTP at `/mcp`, stateful: `initialize` opens a session (its id in the
