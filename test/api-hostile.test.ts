@@ -428,6 +428,16 @@ describe('hostile input over HTTP (no API keys)', () => {
       expect(answer.status, `${method} ${path} ${JSON.stringify(answer.body)}`).toBe(status);
       expect(answer.body.error).toMatch(message);
     }
+    // Refusals whose message was only the status's name: said in words now.
+    for (const [path, body, headers, status, message] of [
+      [`${board}/reflection/pause`, 'x', { 'content-type': 'text/plain' }, 415, /^the body must be JSON/],
+      ['/admin/queues/static/x%00', undefined, {}, 400, /^the path names no file.*NUL/],
+      ['/docs/static/x%00', undefined, {}, 400, /^the path names no file \(\/docs\/static\/x%00\).*NUL/],
+    ] as const) {
+      const answer = await send(h, body === undefined ? 'GET' : 'PUT', path, body, headers);
+      expect(answer.status, `${path} ${JSON.stringify(answer.body)}`).toBe(status);
+      expect(answer.body.error).toMatch(message);
+    }
     expect(await written(h)).toEqual(before);
   });
 });

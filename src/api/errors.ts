@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { postgresPoolBusy, postgresUnavailable, redisUnavailable } from '../dependency-errors.js';
+import { frameworkErrorMessage } from './framework-errors.js';
 import { bodyTooLarge } from './json-body.js';
 import { AuthError, ConflictError, InputError, LimitError, ModelOutputError, UnavailableError } from '../errors.js';
 
@@ -30,8 +31,8 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
     });
   }
   if (status && status >= 400 && status < 500) {
-    // Fastify's own 4xx: malformed JSON, wrong content type, body too large.
-    return reply.status(status).send({ error: error.message });
+    // Fastify's own 4xx and its plugins' (the static files of /docs), in words.
+    return reply.status(status).send({ error: frameworkErrorMessage(error, status, request.url) });
   }
   // Postgres first: a raw socket error reaches a handler only from pg (ioredis wraps its own).
   if (postgresPoolBusy(error)) {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { redisUnavailable } from '../../dependency-errors.js';
 import { InputError, LimitError } from '../../errors.js';
 import { storableText } from '../../core/safe-text.js';
+import { frameworkErrorMessage } from '../framework-errors.js';
 import { parse } from '../parse.js';
 
 /** Bull Board's answer to an error, as its adapter takes it. */
@@ -23,7 +24,7 @@ export function boardErrorHandler(logger: FastifyBaseLogger) {
   return (error: Error): BoardAnswer => {
     if (error instanceof InputError) return answer(error instanceof LimitError ? 413 : 400, error.message);
     const status = (error as { statusCode?: number }).statusCode;
-    if (status && status < 500) return answer(status, error.message);
+    if (status && status < 500) return answer(status, frameworkErrorMessage(error, status));
     if (redisUnavailable(error) || error.message === 'Command timed out') {
       logger.warn({ err: error }, 'bull board: redis unavailable');
       return answer(503, 'queue unavailable: Redis did not answer in time; retry later');
