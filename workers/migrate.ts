@@ -14,7 +14,15 @@ try {
   const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: 'migrate' });
   const db = openDb({ databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: 2 }, log);
   try {
-    const { applied } = await migrate(db, { schema: env.DATABASE_SCHEMA, dimensions: env.EMBEDDING_DIMENSIONS, log });
+    // The schema's fixed choices come from the same variables the service reads: a schema made
+    // here without them would be refused by every process started with them.
+    const { applied } = await migrate(db, {
+      schema: env.DATABASE_SCHEMA,
+      dimensions: env.EMBEDDING_DIMENSIONS,
+      textSearchConfig: env.STORE_TEXT_SEARCH_CONFIG,
+      vectorStorage: env.STORE_VECTOR_STORAGE,
+      log,
+    });
     log.info({ applied, schema: env.DATABASE_SCHEMA }, applied.length ? 'migrations applied' : 'schema up to date');
   } finally {
     await db.close();
