@@ -3,11 +3,13 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseEnv } from '../src/config/env.js';
 import { createLogger } from '../src/observability/logger.js';
+import { migrate } from '../src/store/migrate.js';
+import { migrations } from '../src/store/migrations/index.js';
 import { openDb } from '../src/store/open.js';
 import { tables } from '../src/store/sql.js';
 import { cleanup, TEST_DATABASE_URL, testEnvVars } from './helpers/harness.js';
 
-/** The operator's migrate step: `npm run migrate` makes the schema the service expects. */
+/** The operator's migrate step: `npm run migrate` makes the schema the service expects, and a process refuses one it has not reached. */
 const run = promisify(execFile);
 const silent = createLogger({ level: 'silent' });
 const made: Record<string, string>[] = [];
@@ -50,5 +52,30 @@ describe('the migrate step', () => {
     } finally {
       await db.close();
     }
+  }, 40_000);
+
+  it('a process on a schema its migrations have not reached exits 1, naming them and the command', async () => {
+    const env = vars();
+    const db = openDb({ databaseUrl: TEST_DATABASE_URL, pgliteDataDir: '', poolMax: 1 }, silent);
+    try {
+      // An upgrade deployed before its migrate step: the schema stops at migration 6.
+      await migrate(db, {
+        schema: env.DATABASE_SCHEMA!,
+        dimensions: 64,
+        log: silent,
+        migrations: migrations.slice(0, 6),
+      });
+    } finally {
+      await db.close();
+    }
+    const started = await runWorker('api', env);
+    expect(started.code).toBe(1);
+    const fatal = started.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+      .find((line) => line.level === 60);
+    expect(fatal?.msg).toMatch(/lacks migrations 7 \(validity-and-erase\), .*10 \(inline-vectors\)/);
+    expect(fatal?.msg).toContain('run `npm run migrate` with this version');
   }, 40_000);
 });

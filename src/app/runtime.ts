@@ -32,7 +32,7 @@ import { ThreadBuffers } from '../queue/thread-buffers.js';
 import { ThreadLease } from '../queue/thread-lease.js';
 import type { Db } from '../store/db.js';
 import { MemoryDb } from '../store/memory-db.js';
-import { checkDimensions, migrate } from '../store/migrate.js';
+import { checkDimensions, checkMigrated, migrate } from '../store/migrate.js';
 import { openDb, openReadDb } from '../store/open.js';
 import { StoreService } from '../store/store-service.js';
 import { instrumented } from '../observability/instrument.js';
@@ -292,7 +292,7 @@ export class Runtime {
         this.env.EMBEDDING_DIMENSIONS,
         this.env.STORE_TEXT_SEARCH_CONFIG,
         this.env.STORE_VECTOR_STORAGE,
-      ),
+      ).then(() => checkMigrated(this.db, this.env.DATABASE_SCHEMA)),
     ]);
     const connection = this.workerRedis;
     const prefix = this.env.ENGRAM_PREFIX;

@@ -5,7 +5,7 @@ import { coerceError, InputError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import type { EnqueueParsed } from '../queue/schemas.js';
 import { EngramClient } from '../sdk/client.js';
-import { checkDimensions } from '../store/migrate.js';
+import { checkDimensions, checkMigrated } from '../store/migrate.js';
 import { createMcpServer } from './server.js';
 import { parseStdioArgs } from './session-config.js';
 
@@ -42,6 +42,7 @@ export async function runStdioServer(argv: string[]): Promise<void> {
   try {
     runtime = new Runtime(env, log);
     await checkDimensions(runtime.db, env.DATABASE_SCHEMA, env.EMBEDDING_DIMENSIONS);
+    await checkMigrated(runtime.db, env.DATABASE_SCHEMA);
     const { recall, store: memories, embedder, kinds } = runtime;
     const enqueue = (input: EnqueueParsed) => producer.enqueue(input);
     const server = createMcpServer({ recall, enqueue, memories, embedder, kinds, log }, session);

@@ -58,6 +58,33 @@ export async function migrate(
 }
 
 /**
+ * New code on a schema its migrations have not reached yet (an upgrade deployed before
+ * `npm run migrate`) started, answered ready, and failed its queries one by one (`column m.valid_from
+ * does not exist`, a 500). Refuse at start instead, naming what is missing and what to run. A
+ * schema ahead of the code is accepted: migrating before restarting onto a new version leaves the
+ * running processes of the version before on a newer schema (docs/operations.md, "Upgrading").
+ */
+export async function checkMigrated(db: Db, schema: string, known: Migration[] = allMigrations): Promise<void> {
+  const t = tables(schema);
+  const res = await db.query<{ id: number }>(`select id from ${t.migrations}`).catch((err: { code?: string }) => {
+    if (err.code === '42P01' || err.code === '3F000') {
+      throw new PermanentError(`schema "${schema}" has no engram tables yet: run \`npm run migrate\` first`, {
+        cause: err,
+      });
+    }
+    throw err;
+  });
+  const applied = new Set(res.rows.map((r) => Number(r.id)));
+  const missing = known.filter((m) => !applied.has(m.id));
+  if (missing.length)
+    throw new PermanentError(
+      `schema "${schema}" lacks ${missing.length === 1 ? 'migration' : 'migrations'} ` +
+        `${missing.map((m) => `${m.id} (${m.name})`).join(', ')}, which this version of engram needs: ` +
+        'run `npm run migrate` with this version, then start it',
+    );
+}
+
+/**
  * A store made for one embedding size cannot take another, nor (its generated text-search
  * column fixed) another text-search configuration: say so instead of failing per write or
  * silently parsing queries unlike the stored texts.
