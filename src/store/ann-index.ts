@@ -23,6 +23,13 @@ export async function createAnnIndex(db: Db, t: Tables, opts: { maintenanceWorkM
     [t.vectors],
   );
   const ops = type.rows[0]?.type.startsWith('halfvec') ? 'halfvec_cosine_ops' : 'vector_cosine_ops';
+  // A CONCURRENTLY build that failed or was cancelled leaves an invalid index behind, which
+  // searches never use but every put still maintains; `if not exists` would keep it and report
+  // it built. Drop it first, so that running the command again is the way to retry a build.
+  const invalid = await db.query(`select 1 from pg_index where indexrelid = to_regclass($1) and not indisvalid`, [
+    t.annIndex,
+  ]);
+  if (invalid.rowCount) await db.exec(`drop index ${concurrently} if exists ${t.annIndex}`);
   await db.session(async (s) => {
     // Minutes at a few hundred thousand vectors: lift the pool's statement timeout for this one.
     await s.query(`select set_config('statement_timeout', '0', false)`);

@@ -239,6 +239,7 @@ export class MemoryDb {
   async dropAnnIndex(): Promise<void> {
     await dropAnnIndex(this.db, this.t);
     this.annIndex = null;
+    this.log.info({ index: ANN_INDEX }, 'ANN index dropped');
   }
 
   private from(opts: ReadOptions | undefined): Db {
