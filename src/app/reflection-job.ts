@@ -35,7 +35,10 @@ export function createReflectionProcessor(deps: ReflectionJobDeps) {
     const payload = jobPayloads.reflection.safeParse(job.data);
     if (!payload.success) throw new UnrecoverableError(`invalid reflection payload: ${payload.error.message}`);
     const { threadId } = payload.data;
-    const log = deps.log.child({ jobId: job.id, threadId });
+    // The reflection adds the thread to its own lines (reflect.ts); given it twice, pino writes
+    // the key twice, which JSON log shippers refuse or cut.
+    const jobLog = deps.log.child({ jobId: job.id });
+    const log = jobLog.child({ threadId });
     const owner = `${job.id}:${randomUUID()}`;
 
     const start = await deps.lease.acquire(threadId, owner);
@@ -43,7 +46,7 @@ export function createReflectionProcessor(deps: ReflectionJobDeps) {
     const end = deps.metrics.reflectionSeconds.startTimer();
     try {
       const outcome = await withThreadLease(deps.lease, { threadId, owner, start, signal, log }, (lease) =>
-        reflectThread({ ...deps.reflect, log }, threadId, {
+        reflectThread({ ...deps.reflect, log: jobLog }, threadId, {
           // The job's queue names its shard: `reflection:<id>` on shard 0, `reflection-<n>:<id>` after.
           actor: `${job.queueName}:${job.id}`,
           signal: lease.signal,

@@ -51,7 +51,13 @@ export class RedisHealth {
     return this.down === null;
   }
 
-  error(err: Error, fields: Record<string, unknown> = {}): void {
+  /**
+   * `fields` say where the error was met; a `component` among them is logged as `source`, since
+   * this logger's own `component` is `redis` and pino would write the key twice (a line with a
+   * duplicate key is refused or cut by JSON log shippers).
+   */
+  error(err: Error, { component, ...rest }: Record<string, unknown> = {}): void {
+    const fields = component === undefined ? rest : { source: component, ...rest };
     if (!redisUnavailable(err) && err.message !== 'Command timed out') {
       this.log.warn({ err, ...fields }, 'redis error');
     } else if (this.down) {

@@ -1,0 +1,83 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Runtime } from '../src/app/runtime.js';
+import { RedisHealth } from '../src/queue/connection.js';
+import { foodieModel } from './fake-model/foodie.js';
+import { FakeModel } from './fake-model/server.js';
+import { cleanup, testEnv, waitFor } from './helpers/harness.js';
+
+/**
+ * The keys at the top level of one JSON log line, in order, repeats included: pino writes a child
+ * logger's fields and a call's fields side by side, so a key given by both appears twice, which
+ * JSON.parse hides (the last wins) and log shippers refuse or cut.
+ */
+function topLevelKeys(line: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (line[end] !== '"') end += line[end] === '\\' ? 2 : 1;
+      if (depth === 1 && line[end + 1] === ':') keys.push(JSON.parse(line.slice(i, end + 1)) as string);
+      i = end;
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return keys;
+}
+
+const repeated = (line: string) => topLevelKeys(line).filter((k, i, all) => all.indexOf(k) !== i);
+
+describe('log lines', () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.reverse()) await c();
+    cleanups.length = 0;
+  });
+
+  it('a thread followed from its turn to its commit carries each field once', async () => {
+    const model = await new FakeModel(foodieModel).start();
+    const env = testEnv(model.url, { LOG_LEVEL: 'debug' });
+    const lines: string[] = [];
+    const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(s.trim()) });
+    const runtime = new Runtime(env, log, { ceilingIntervalMs: 50 });
+    cleanups.push(
+      () => model.stop(),
+      () => cleanup(env),
+      () => runtime.stop(),
+    );
+    await runtime.migrate();
+    await runtime.start(['reflection']);
+    await runtime.producer.enqueue({
+      threadId: 'follow-me',
+      context: { userId: 'u1' },
+      messages: [{ role: 'user', content: 'I love ramen! I also like pasta.' }],
+    });
+    await waitFor(() => lines.find((l) => l.includes('"reflection committed"')));
+
+    const thread = lines.filter((l) => l.includes('"threadId":"follow-me"'));
+    expect(thread.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(
+      expect.arrayContaining(['turns enqueued', 'model usage', 'reflection committed']),
+    );
+    const committed = JSON.parse(thread.find((l) => l.includes('"reflection committed"'))!) as Record<string, unknown>;
+    expect(committed).toMatchObject({ component: 'reflection-worker', queue: 'reflection', threadId: 'follow-me' });
+    expect(committed.jobId).toEqual(expect.any(String));
+    expect(lines.filter((l) => repeated(l).length).map((l) => [repeated(l), l])).toEqual([]);
+  });
+
+  it("Redis' outage line names where it was met without repeating its component", () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s.trim()) });
+    const health = new RedisHealth(log.child({ component: 'redis' }));
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6395'), {
+      code: 'ECONNREFUSED',
+      syscall: 'connect',
+    });
+    // What the consolidation worker's `error` event reports (scheduler.ts).
+    health.error(refused, { component: 'consolidation-worker' });
+    expect(lines).toHaveLength(1);
+    expect(repeated(lines[0]!)).toEqual([]);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ component: 'redis', source: 'consolidation-worker' });
+  });
+});
