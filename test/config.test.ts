@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parseEnv } from '../src/config/env.js';
+import { deleteKeys, TEST_REDIS_URL, uniqueName } from './helpers/harness.js';
 
 const minimal = {
   REDIS_URL: 'redis://127.0.0.1:6379',
@@ -105,4 +106,30 @@ describe('environment', () => {
     expect(err?.stderr).toContain('OPENAI_API_KEY: is required but not set');
     expect(err?.stderr).toContain('PORT: ');
   });
+
+  it('a process that cannot reach Postgres at start exits non-zero, naming Postgres and DATABASE_URL', async () => {
+    const run = promisify(execFile);
+    const prefix = `engram-test-${uniqueName('pgdown')}`;
+    const err = await run(process.execPath, ['--import', 'tsx', 'workers/reflection.ts'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        REDIS_URL: TEST_REDIS_URL,
+        ENGRAM_PREFIX: prefix,
+        DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test',
+        OPENAI_API_KEY: 'test-key',
+      },
+      timeout: 20_000,
+    }).then(
+      () => null,
+      (e: { code: number; stdout: string }) => e,
+    );
+    await deleteKeys(TEST_REDIS_URL, prefix);
+    expect(err?.code).toBe(1);
+    const fatal = err?.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+      .find((line) => line.level === 60);
+    expect(fatal?.msg).toMatch(/Postgres is not reachable at DATABASE_URL \(connect ECONNREFUSED 127\.0\.0\.1:1\)/);
+  }, 30_000);
 });

@@ -1,4 +1,5 @@
 import { parseEnv, type Env } from '../config/env.js';
+import { postgresUnavailable } from '../dependency-errors.js';
 import { coerceError, PermanentError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { startTracing, type Tracing } from '../observability/tracing.js';
@@ -101,9 +102,21 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
     await runtime.start(roles);
   } catch (err) {
     const e = coerceError(err);
-    log.fatal({ err: e }, e instanceof PermanentError ? e.message : 'engram failed to start');
+    log.fatal({ err: e }, startFailure(e));
     await stopAll();
     process.exit(1);
   }
   return runtime;
+}
+
+/**
+ * The line an operator reads when a process cannot start, through a pipe or a supervisor's log.
+ * A Postgres out of reach at start ends the process (unlike Redis, which it waits for: the
+ * schema checks run once), so say which dependency and what to do, not only the driver's words.
+ */
+function startFailure(e: Error): string {
+  if (e instanceof PermanentError) return e.message;
+  if (postgresUnavailable(e))
+    return `engram failed to start: Postgres is not reachable at DATABASE_URL (${e.message}); start it or fix DATABASE_URL, then start engram again`;
+  return `engram failed to start: ${e.message}`;
 }
