@@ -91,8 +91,9 @@ An application that reaches engram only through its API gets the same session fr
 context, kinds? })\`, with the same definitions, ids and messages. \`search_memory\` is a recall
 (\`POST /v1/recall\`); each \`manage_memory\` write is \`POST /v1/tools/apply\`, where the service
 checks the operation again (the kind, the document against its schema, the context's namespace,
-the API key's tenant) and writes it as above. The kinds are checked against \`GET /v1/kinds\` before
-the first call. test/http-memory-tools.test.ts runs the ramen/pasta case over HTTP too.
+the API key's tenant) and writes it as above. A field the kind's schema does not name is a 400
+there, where a model's stray field is dropped by the session: a direct caller would otherwise lose
+it without a word. The kinds are checked against \`GET /v1/kinds\` before the first call. test/http-memory-tools.test.ts runs the ramen/pasta case over HTTP too.
 
 ## The MCP server
 
