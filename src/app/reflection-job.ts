@@ -6,6 +6,7 @@ import { reflectThread, type ReflectDeps, type ReflectOutcome } from '../memory/
 import { jobPayloads, type JobPayload } from '../queue/schemas.js';
 import type { ThreadLease } from '../queue/thread-lease.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { PostgresOutage } from './postgres-outage.js';
 import { Superseded, withThreadLease } from './with-thread-lease.js';
 
 /** A job's result: a reflection's outcome, or why it ended without one. */
@@ -15,6 +16,8 @@ export const SHUTDOWN = 'shutdown';
 
 export interface ReflectionJobDeps {
   reflect: ReflectDeps;
+  /** Holds the process's reflections while Postgres is out of reach (postgres-outage.ts). */
+  outage?: PostgresOutage | undefined;
   lease: ThreadLease;
   metrics: Metrics;
   log: Logger;
@@ -101,6 +104,13 @@ async function failed(
     log.info('reflection aborted by shutdown, job handed back');
     deps.metrics.reflections.inc({ status: 'handed-back' });
     await job.moveToDelayed(Date.now(), token);
+    throw new DelayedError();
+  }
+  if (await deps.outage?.holds(err)) {
+    // Handed back as at shutdown: an outage is not the job's failure, and must not park it.
+    log.debug({ err }, 'postgres unreachable, job handed back');
+    deps.metrics.reflections.inc({ status: 'handed-back' });
+    await job.moveToDelayed(Date.now() + 1_000, token);
     throw new DelayedError();
   }
   deps.metrics.reflections.inc({ status: 'error' });

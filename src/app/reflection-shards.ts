@@ -1,9 +1,17 @@
 import type { ThreadBuffers } from '../queue/thread-buffers.js';
 import type { EngramQueue } from '../queue/queues.js';
 import { splitConcurrency } from '../queue/shards.js';
+import { PostgresOutage } from './postgres-outage.js';
 import { startReflectionWorker, type ReflectionWorkerOptions } from './reflection-worker.js';
 
-export interface ReflectionShardsOptions extends Omit<ReflectionWorkerOptions, 'queue' | 'buffer' | 'concurrency'> {
+export interface ReflectionShardsOptions extends Omit<
+  ReflectionWorkerOptions,
+  'queue' | 'buffer' | 'concurrency' | 'outage'
+> {
+  /** A Postgres round trip (`select 1`): tells an outage from a job's own failure. */
+  pingPostgres: () => Promise<unknown>;
+  /** How often a held process pings Postgres (ms; 2 s when unset). */
+  outagePollMs?: number | undefined;
   /** REFLECTION_CONCURRENCY: the process' total, split over the shards. */
   concurrency: number;
   /** Every shard's reflection queue, shard n's at index n. */
@@ -18,7 +26,8 @@ export interface ReflectionShardsOptions extends Omit<ReflectionWorkerOptions, '
  * (docs/decisions.md, "Concurrency split over shards").
  */
 export function startReflectionShards(opts: ReflectionShardsOptions) {
-  const { queues, buffers, concurrency, ...common } = opts;
+  const { queues, buffers, concurrency, pingPostgres, outagePollMs, ...common } = opts;
+  const outage = new PostgresOutage(pingPostgres, common.log.child({ component: 'reflection-worker' }), outagePollMs);
   const split = splitConcurrency(concurrency, queues.length);
   // Said once at start: the operator sized the total against the model's rate limits.
   if (concurrency < queues.length)
@@ -27,12 +36,14 @@ export function startReflectionShards(opts: ReflectionShardsOptions) {
       'REFLECTION_CONCURRENCY is below REDIS_SHARDS: each shard runs at least one reflection, so this process runs up to one per shard at once',
     );
   const workers = queues.map((queue, n) =>
-    startReflectionWorker({ ...common, queue, buffer: buffers.at(n), concurrency: split[n] as number }),
+    startReflectionWorker({ ...common, queue, buffer: buffers.at(n), concurrency: split[n] as number, outage }),
   );
+  outage.attach(workers.map((w) => w.worker));
   return {
     workers: workers.map((w) => w.worker),
     /** Closes every shard's worker at once, each with the same grace. */
     async close(graceMs: number): Promise<void> {
+      outage.stop();
       await Promise.all(workers.map((w) => w.close(graceMs)));
     },
   };

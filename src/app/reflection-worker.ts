@@ -10,6 +10,7 @@ import type { JobPayload } from '../queue/schemas.js';
 import type { ThreadLease } from '../queue/thread-lease.js';
 import { startCeilingSweeper } from './ceiling-sweeper.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { PostgresOutage } from './postgres-outage.js';
 import { createReflectionProcessor, SHUTDOWN, type ReflectionResult } from './reflection-job.js';
 import { countStalls, STALL_BACKSTOP, StalledRun } from './stall-accounting.js';
 
@@ -29,6 +30,8 @@ export interface ReflectionWorkerOptions {
   health: RedisHealth;
   /** BullMQ's telemetry when tracing is on: each run is a span in the trace of the turn that added the job. */
   telemetry?: Telemetry | undefined;
+  /** Shared by the process's shard workers: holds them while Postgres is out of reach. */
+  outage?: PostgresOutage | undefined;
   /** How often to check the maxWait ceilings (ms). */
   ceilingIntervalMs?: number;
 }
@@ -36,7 +39,13 @@ export interface ReflectionWorkerOptions {
 /** The BullMQ worker that runs one shard's reflections, plus the shard's maxWait ceiling sweeper. */
 export function startReflectionWorker(opts: ReflectionWorkerOptions) {
   const log = opts.log.child({ component: 'reflection-worker', queue: opts.queue.name });
-  const processor = createReflectionProcessor({ reflect: opts.reflect, lease: opts.lease, metrics: opts.metrics, log });
+  const processor = createReflectionProcessor({
+    reflect: opts.reflect,
+    lease: opts.lease,
+    metrics: opts.metrics,
+    log,
+    outage: opts.outage,
+  });
   const worker = new Worker<JobPayload<'reflection'>, ReflectionResult, string>(
     opts.queue.name,
     async (job, token, signal) => {

@@ -51,6 +51,8 @@ export interface RuntimeOptions {
   embedder?: Embedder;
   reflect?: Partial<ReflectSettings>;
   ceilingIntervalMs?: number;
+  /** How often a reflection process held by a Postgres outage pings it (ms; 2 s when unset). */
+  outagePollMs?: number;
   /**
    * Spans for enqueues, job runs, model calls and commits; on when OTEL_EXPORTER_OTLP_ENDPOINT
    * is set (the process entry starts the SDK), or for a test that started one itself.
@@ -310,6 +312,8 @@ export class Runtime {
         health: this.redisHealth,
         telemetry: this.telemetry,
         ceilingIntervalMs: this.options.ceilingIntervalMs,
+        pingPostgres: () => this.store.ping(),
+        outagePollMs: this.options.outagePollMs,
       });
       this.closers.push(() => w.close(this.env.SHUTDOWN_GRACE_MS));
     }
