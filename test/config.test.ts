@@ -87,6 +87,23 @@ describe('environment', () => {
     ]);
   });
 
+  it("refuses a key given to two tenants, which made one tenant's application act as the other", () => {
+    const key = 'shared-key-0123456789';
+    const keysOf = (API_KEYS: string) => parseEnv({ ...minimal, ADMIN_PASSWORD: 'board-password', API_KEYS });
+    for (const keys of [`acme:${key},globex:${key}`, `acme:${key},*:${key}`, `acme:${key},acme:${key},globex:${key}`]) {
+      let message = '';
+      try {
+        keysOf(keys);
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message, keys).toMatch(/API_KEYS: entry \d has the key of entry 1, another tenant's/);
+      expect(message).not.toContain(key);
+    }
+    // The same entry twice names one tenant: nothing is ambiguous.
+    expect(keysOf(`acme:${key},acme:${key}`).API_KEYS).toHaveLength(2);
+  });
+
   it('rejects a maxWait shorter than the debounce window', () => {
     expect(() => parseEnv({ ...minimal, DEBOUNCE_MS: '5000', MAX_WAIT_MS: '1000' })).toThrow(
       /MAX_WAIT_MS: must be at least DEBOUNCE_MS/,

@@ -25,6 +25,17 @@ function apiKeyProblem(entry: string): string | null {
 }
 
 /**
+ * Whether entry `n` gives a key of an earlier entry to another tenant. Keys are looked up in one
+ * table, where the later entry won: one tenant's application would have acted as the other.
+ */
+function sharedKeyProblem(entries: string[], n: number): string | null {
+  const { tenant, key } = splitEntry(entries[n] as string);
+  const first = entries.findIndex((e) => splitEntry(e).key === key);
+  if (first === n || splitEntry(entries[first] as string).tenant === tenant) return null;
+  return `has the key of entry ${first + 1}, another tenant's: a key names one tenant`;
+}
+
+/**
  * Every environment variable engram reads, in one schema (the only place that reads
  * `process.env`). Parsed once at start; `parseEnv` names every bad variable at once.
  */
@@ -106,9 +117,9 @@ export const envSchema = z
           .split(',')
           .map((p) => p.trim())
           .filter(Boolean)
-          .map((entry, n) => {
-            const problem = apiKeyProblem(entry);
+          .map((entry, n, entries) => {
             // By position, never by text: an entry holds a secret, and this message is logged.
+            const problem = apiKeyProblem(entry) ?? sharedKeyProblem(entries, n);
             if (problem)
               ctx.addIssue({
                 code: 'custom',
