@@ -93,7 +93,8 @@ context, kinds? })\`, with the same definitions, ids and messages. \`search_memo
 checks the operation again (the kind, the document against its schema, the context's namespace,
 the API key's tenant) and writes it as above. A field the kind's schema does not name is a 400
 there, where a model's stray field is dropped by the session: a direct caller would otherwise lose
-it without a word. The kinds are checked against \`GET /v1/kinds\` before the first call. test/http-memory-tools.test.ts runs the ramen/pasta case over HTTP too.
+it without a word. The kinds are checked against \`GET /v1/kinds\` before
+the first call. test/http-memory-tools.test.ts runs the ramen/pasta case over HTTP too.
 
 ## The MCP server
 
@@ -135,8 +136,8 @@ opened them: behind a load balancer, route on \`Mcp-Session-Id\`. A session hold
 the process' heap. With \`API_KEYS\` a tenant holds at most 100 sessions per process: past that its
 own least recently used is closed, never another tenant's. A process holds at most 1,000 in all
 (without keys, that is the only cap): past that the least recently used session of the tenant
-holding the most is closed. One idle for 30 minutes is closed; a client answered 404 opens a new
-one.
+holding the most is closed (the opening tenant's own when it is tied for the most). One idle for
+30 minutes is closed; a client answered 404 opens a new one.
 
 Tool arguments are checked twice: by the tool's input schema (the MCP SDK's answer names the
 field) and by the tool session (as above); either way the result is a tool error (\`isError\`)

@@ -39,6 +39,20 @@ describe('MCP sessions', () => {
     expect(sessions.use('c1', 'initech', 11)).toBe('c1');
   });
 
+  it('past the total, a tenant tied for the most closes its own session, not the other tied one', () => {
+    const { sessions, closed } = table();
+    sessions.add('b1', 'globex', 'b1', 0);
+    sessions.add('b2', 'globex', 'b2', 1);
+    sessions.add('a1', 'acme', 'a1', 2);
+    sessions.add('a2', 'acme', 'a2', 3);
+    sessions.add('c1', 'initech', 'c1', 4);
+    // Full (5), acme and globex both holding 2: acme's third session costs acme, not globex.
+    sessions.add('a3', 'acme', 'a3', 10);
+    expect(closed).toEqual(['a1']);
+    expect(sessions.use('b1', 'globex', 11)).toBe('b1');
+    expect(sessions.use('b2', 'globex', 11)).toBe('b2');
+  });
+
   it('closes sessions idle past idleMs when the next one opens; a deleted one is not closed', () => {
     const { sessions, closed } = table();
     sessions.add('a1', 'acme', 'a1', 0);

@@ -56,7 +56,7 @@ export class McpSessions<T> {
       this.evict(old);
     }
     while ((this.byTenant.get(tenant)?.size ?? 0) >= this.limits.perTenant) this.evict(this.oldestOf(tenant));
-    while (this.all.size >= this.limits.total) this.evict(this.oldestOf(this.largestTenant()));
+    while (this.all.size >= this.limits.total) this.evict(this.oldestOf(this.largestTenant(tenant)));
     this.insert(id, { value, tenant, seen: now });
   }
 
@@ -101,9 +101,13 @@ export class McpSessions<T> {
     return id;
   }
 
-  /** The tenant holding the most sessions (the first found of those tied). */
-  private largestTenant(): string | null {
-    let largest: { tenant: string | null; size: number } | null = null;
+  /**
+   * The tenant holding the most sessions. In a tie the opening tenant pays for its own session:
+   * the first found of those tied could be another, which held no more than the opener.
+   */
+  private largestTenant(opener: string | null): string | null {
+    const own = this.byTenant.get(opener)?.size;
+    let largest: { tenant: string | null; size: number } | null = own ? { tenant: opener, size: own } : null;
     for (const [tenant, group] of this.byTenant)
       if (!largest || group.size > largest.size) largest = { tenant, size: group.size };
     if (!largest) throw new Error('no MCP session to close');
