@@ -5,7 +5,15 @@ import { Runtime } from '../src/app/runtime.js';
 import { createLogger } from '../src/observability/logger.js';
 import { defaultKinds, defineKind } from '../src/memory/kinds.js';
 import { readPrompt } from './fake-model/server.js';
-import { redisKeys, startHarness, TEST_REDIS_URL, testEnv, waitFor, type Harness } from './helpers/harness.js';
+import {
+  redisKeys,
+  reflectionJobs,
+  startHarness,
+  TEST_REDIS_URL,
+  testEnv,
+  waitFor,
+  type Harness,
+} from './helpers/harness.js';
 
 const KEYS = {
   acme: 'acme-key-0123456789',
@@ -239,5 +247,56 @@ describe('tenant-scoped API keys', () => {
     expect(() => new Runtime(env, createLogger({ level: 'silent' }), { kinds: defaultKinds })).toThrow(
       /must start with "\{tenant\}"; not: memory \["memories","\{userId\}"\]/,
     );
+  });
+});
+
+/**
+ * The "{tenant}" check of the kinds runs at start where API_KEYS is set: the API. A reflection
+ * process started with other kinds (the built-in `["memories", "{userId}"]` here) must still keep
+ * a tenant's thread inside its tenant, rather than file two tenants' users in one namespace.
+ */
+describe('a reflection process whose kinds do not start with "{tenant}"', () => {
+  let h: Harness;
+  let reflection: Runtime;
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: ['api'],
+      chat: (req) => ({
+        toolCalls: readPrompt(req).turns.map((t) => ({ name: 'insert_memory', arguments: { content: t.content } })),
+      }),
+      env: { API_KEYS, ADMIN_PASSWORD: 'board-password', DEBOUNCE_MS: '100' },
+      runtime: { kinds: [tenantKind] },
+    });
+    // The same deployment (Redis prefix, schema, model), without API_KEYS and with the defaults.
+    const env = { ...h.env, API_KEYS: undefined, ADMIN_PASSWORD: undefined };
+    reflection = new Runtime(env, createLogger({ level: 'silent' }), { kinds: defaultKinds, ceilingIntervalMs: 200 });
+    await reflection.start(['reflection']);
+  });
+  afterAll(async () => {
+    await reflection?.stop();
+    await h?.stop();
+  });
+
+  it("fails the tenant's reflection for good, and writes nothing outside the tenant", async () => {
+    const send = (key: string, content: string) =>
+      fetch(`${h.url}/v1/threads/t1/turns`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ context: { userId: 'u1' }, messages: [{ role: 'user', content }] }),
+      });
+    expect((await send(KEYS.acme, 'acme: my PIN is 1234')).status).toBe(202);
+    expect((await send(KEYS.globex, 'globex: I like tea')).status).toBe(202);
+    // Both jobs end, one way or the other: then nothing may be stored outside the tenants.
+    const ended = await waitFor(async () => {
+      const jobs = await reflectionJobs(h.runtime, ['completed', 'failed']);
+      return jobs.length === 2 ? jobs : null;
+    });
+    const stored = await h.runtime.storeApi.search({ namespacePrefix: [], limit: 100 });
+    expect(stored.map((m) => [m.namespace, m.value.content])).toEqual([]);
+    for (const job of ended)
+      expect(job.failedReason).toMatch(
+        /belongs to tenant "(acme|globex)", but memory kind "memory" fills \["memories","u1"\]/,
+      );
+    expect(h.model.chatRequests).toHaveLength(0);
   });
 });

@@ -40,6 +40,12 @@ export const internalThreadIdSchema = z
   .string()
   .regex(new RegExp(`^(?:${TENANT}/)?${THREAD}$`), 'must be a thread id, optionally behind "<tenant>/"');
 
+/** The tenant a thread is filed behind (`acme` of `acme/t1`), or null for one filed behind none. */
+export function threadTenant(threadId: string): string | null {
+  const slash = threadId.indexOf('/');
+  return slash < 0 ? null : threadId.slice(0, slash);
+}
+
 export const kindNameSchema = z
   .string()
   .regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be a lower-case identifier (a-z, 0-9, _)');

@@ -12,6 +12,7 @@ import type { Namespace } from '../store/types.js';
 import type { MemoryKind } from './kinds.js';
 import type { MemoryManager } from './manager.js';
 import {
+  checkThreadTenant,
   existingMemories,
   groupByNamespace,
   kindsFor,
@@ -180,6 +181,7 @@ class Reflection {
     const turns = read.pending.map((e) => e.turn);
     const kinds = kindsFor(this.deps.kinds, turns);
     const groups = groupByNamespace(kinds, read.context);
+    checkThreadTenant(this.threadId, groups);
     this.outcome.namespaces = groups.map((g) => g.namespace);
     const queries = searchQueries(turns, settings.maxQueries);
     const searched = groups.some((g) => g.kinds.length > 0) && queries.length > 0;

@@ -3,6 +3,8 @@ import type { NamespaceSnapshot, SnapshotRequest } from '../store/snapshot.js';
 import type { Namespace } from '../store/types.js';
 import { profileKey, type MemoryKind } from './kinds.js';
 import { fillNamespace } from '../core/namespace-template.js';
+import { threadTenant } from '../core/names.js';
+import { PermanentError } from '../errors.js';
 import type { ExistingMemory } from './tool-calls.js';
 
 /** Pure steps of a reflection: which kinds, which namespaces, which queries, what the model saw. */
@@ -29,6 +31,23 @@ export function groupByNamespace(kinds: MemoryKind[], context: Record<string, st
     groups.set(id, group);
   }
   return [...groups.values()];
+}
+
+/**
+ * A thread filed behind a tenant (`acme/t1`: API keys are on) reads and writes under that tenant
+ * only, whatever this process' kinds say. The "{tenant}" check of the kinds runs at start only in
+ * a process with API_KEYS (the API's); a reflection process started with other kinds (its own
+ * ENGRAM_KINDS_FILE, or none) would file two tenants' users in one namespace, each reflection
+ * shown and rewriting the other tenant's memories. Such a job fails for good, naming the kind.
+ */
+export function checkThreadTenant(threadId: string, groups: NamespaceGroup[]): void {
+  const tenant = threadTenant(threadId);
+  if (tenant === null) return;
+  const outside = groups.find((g) => g.namespace[0] !== tenant);
+  if (outside)
+    throw new PermanentError(
+      `thread ${threadId} belongs to tenant "${tenant}", but memory kind "${outside.all[0]}" fills ${JSON.stringify(outside.namespace)} from its context: with API keys every kind's namespace must start with "{tenant}" in every process`,
+    );
 }
 
 /** The namespace each kind writes to. */
