@@ -236,6 +236,20 @@ describe('tenant-scoped API keys', () => {
     expect((await fetch(`${h.url}/admin/queues/api/queues`)).status).toBe(401);
   });
 
+  it("a tenant's key opens no admin page, and the routes without a key name no tenant", async () => {
+    for (const path of ['/admin/queues', '/admin/queues/api/queues', '/admin/memories']) {
+      for (const headers of [{ authorization: `Bearer ${KEYS.acme}` }, { 'x-api-key': KEYS.ops }] as Record<
+        string,
+        string
+      >[])
+        expect((await fetch(`${h.url}${path}`, { headers })).status, path).toBe(401);
+    }
+    // Earlier tests sent turns and items for acme, globex and their users u1, alice and bob.
+    const metrics = await (await fetch(`${h.url}/metrics`)).text();
+    expect(metrics).toContain('engram_turns_enqueued_total');
+    expect(metrics).not.toMatch(/acme|globex|alice|bob|"u1"|notes/);
+  });
+
   it('refuses keys without a Bull Board password: the board shows every tenant', () => {
     expect(() => testEnv('http://127.0.0.1:9/v1', { API_KEYS })).toThrow(
       /ADMIN_PASSWORD: is required when API_KEYS is set/,
