@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { Runtime } from '../src/app/runtime.js';
@@ -15,6 +16,7 @@ import {
   startHarness,
   TEST_DATABASE_URL,
   TEST_DIMENSIONS,
+  TEST_REDIS_CLUSTER,
   TEST_REDIS_URL,
   testEnv,
   testRedis,
@@ -195,6 +197,22 @@ describe('settings published by the service', () => {
       'could not apply the published engram settings; keeping the current ones (said again once they are readable)',
     ]);
     expect(back.failedPolls).toBeGreaterThanOrEqual(4);
+  });
+
+  // On a cluster the settings have copies on every master, which a new client reads instead.
+  it.runIf(!TEST_REDIS_CLUSTER)('are published again when Redis comes back without them', async () => {
+    const key = settingsKey(h.env.ENGRAM_PREFIX);
+    // What a Redis restarted without its data has lost: new producers cannot start.
+    await redis.del(key);
+    const early = client();
+    await expect(early.enqueue(turn('settings-lost'))).rejects.toThrow(UnavailableError);
+    // The service's connection drops and comes back, as after that restart.
+    const id = await (h.runtime.producerRedis as Redis).client('ID');
+    await redis.call('CLIENT', 'KILL', 'ID', String(id));
+    await waitFor(() => redis.hexists(key, 'settings'));
+    const sdk = client();
+    await sdk.enqueue(turn('settings-back', { kinds: ['memory'] }));
+    expect((await meta('settings-back'))[0]).toBe('45000');
   });
 });
 

@@ -7,7 +7,7 @@ import { defaultAllowedHosts } from '../api/host-guard.js';
 import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
 import type { Env } from '../config/env.js';
-import { publishSettings, settingsOf } from '../config/published-settings.js';
+import { publishSettings, republishWhenLost, settingsOf } from '../config/published-settings.js';
 import { guardShardChange } from './shard-change-guard.js';
 import { PermanentError } from '../errors.js';
 import { createModelClients } from '../llm/clients.js';
@@ -287,6 +287,14 @@ export class Runtime {
             this.log,
           ),
         ]);
+        const stop = republishWhenLost(
+          this.producerRedis,
+          this.env.ENGRAM_PREFIX,
+          settingsOf(this.env, this.kinds),
+          roles,
+          this.log,
+        );
+        this.closers.push(async () => stop());
       }),
       checkDimensions(
         this.db,

@@ -113,6 +113,36 @@ export async function publishSettings(
 }
 
 /**
+ * Publishes again whenever Redis comes back without the settings: restarted without its data,
+ * flushed, or failed over to a replica that never had them. Without this, new SDK producers
+ * refused to start (no published settings) until some service process restarted. Checked on
+ * every reconnection, one `HEXISTS`; returns what stops it.
+ */
+export function republishWhenLost(
+  redis: RedisClient,
+  prefix: string,
+  published: PublishedSettings,
+  roles: string[],
+  log: Logger,
+): () => void {
+  const key = settingsKey(prefix);
+  const onReady = () => {
+    void redis
+      .hexists(key, 'settings')
+      .then(async (present) => {
+        if (present) return;
+        await publishSettings(redis, prefix, published, roles, log);
+        log.warn({ key }, 'published settings were gone from Redis (restarted without its data?); published again');
+      })
+      .catch((err: unknown) => log.warn({ err, key }, 'could not check the published settings after a reconnection'));
+  };
+  redis.on('ready', onReady);
+  return () => {
+    redis.off('ready', onReady);
+  };
+}
+
+/**
  * The copies carry the main key's version, so that a client that read a copy and polls the main
  * key sees no change. Best effort, within a bound: a master that is down or stalled must not stop
  * a service from starting (its copies stay as they were, and a reader prefers the newest version).
