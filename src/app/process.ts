@@ -86,7 +86,8 @@ export async function runProcess(name: string, roles: Role[], options: ProcessOp
       log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
-    log.info({ signal, graceMs: grace }, 'shutting down');
+    // graceMs is the workers' own (SHUTDOWN_GRACE_MS); hardExitMs the stop past it.
+    log.info({ signal, graceMs: env.SHUTDOWN_GRACE_MS, hardExitMs: grace }, 'shutting down');
     setTimeout(() => {
       log.error('shutdown grace period over: exiting with jobs still active');
       process.exit(1);
