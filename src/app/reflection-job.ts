@@ -6,7 +6,7 @@ import { reflectThread, type ReflectDeps, type ReflectOutcome } from '../memory/
 import { jobPayloads, type JobPayload } from '../queue/schemas.js';
 import type { ThreadLease } from '../queue/thread-lease.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { PostgresOutage } from './postgres-outage.js';
+import type { DependencyOutage } from './dependency-outage.js';
 import { Superseded, withThreadLease } from './with-thread-lease.js';
 
 /** A job's result: a reflection's outcome, or why it ended without one. */
@@ -16,8 +16,8 @@ export const SHUTDOWN = 'shutdown';
 
 export interface ReflectionJobDeps {
   reflect: ReflectDeps;
-  /** Holds the process's reflections while Postgres is out of reach (postgres-outage.ts). */
-  outage?: PostgresOutage | undefined;
+  /** Holds the process's reflections while a dependency is out of reach (dependency-outage.ts). */
+  outage?: DependencyOutage | undefined;
   lease: ThreadLease;
   metrics: Metrics;
   log: Logger;
@@ -108,7 +108,7 @@ async function failed(
   }
   if (await deps.outage?.holds(err)) {
     // Handed back as at shutdown: an outage is not the job's failure, and must not park it.
-    log.debug({ err }, 'postgres unreachable, job handed back');
+    log.debug({ err }, 'a dependency is unreachable: job handed back');
     deps.metrics.reflections.inc({ status: 'handed-back' });
     await job.moveToDelayed(Date.now() + 1_000, token);
     throw new DelayedError();

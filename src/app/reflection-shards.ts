@@ -1,16 +1,16 @@
 import type { ThreadBuffers } from '../queue/thread-buffers.js';
 import type { EngramQueue } from '../queue/queues.js';
 import { splitConcurrency } from '../queue/shards.js';
-import { PostgresOutage } from './postgres-outage.js';
+import { DependencyOutage, type OutageProbe } from './dependency-outage.js';
 import { startReflectionWorker, type ReflectionWorkerOptions } from './reflection-worker.js';
 
 export interface ReflectionShardsOptions extends Omit<
   ReflectionWorkerOptions,
   'queue' | 'buffer' | 'concurrency' | 'outage'
 > {
-  /** A Postgres round trip (`select 1`): tells an outage from a job's own failure. */
-  pingPostgres: () => Promise<unknown>;
-  /** How often a held process pings Postgres (ms; 2 s when unset). */
+  /** Postgres' and the models' probes: tell an outage from a job's own failure. */
+  outageProbes: OutageProbe[];
+  /** How often a held process probes the dependency it waits for (ms; 2 s when unset). */
   outagePollMs?: number | undefined;
   /** REFLECTION_CONCURRENCY: the process' total, split over the shards. */
   concurrency: number;
@@ -26,8 +26,8 @@ export interface ReflectionShardsOptions extends Omit<
  * (docs/decisions.md, "Concurrency split over shards").
  */
 export function startReflectionShards(opts: ReflectionShardsOptions) {
-  const { queues, buffers, concurrency, pingPostgres, outagePollMs, ...common } = opts;
-  const outage = new PostgresOutage(pingPostgres, common.log.child({ component: 'reflection-worker' }), outagePollMs);
+  const { queues, buffers, concurrency, outageProbes, outagePollMs, ...common } = opts;
+  const outage = new DependencyOutage(outageProbes, common.log.child({ component: 'reflection-worker' }), outagePollMs);
   const split = splitConcurrency(concurrency, queues.length);
   // Said once at start: the operator sized the total against the model's rate limits.
   if (concurrency < queues.length)

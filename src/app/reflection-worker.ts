@@ -10,7 +10,7 @@ import type { JobPayload } from '../queue/schemas.js';
 import type { ThreadLease } from '../queue/thread-lease.js';
 import { startCeilingSweeper } from './ceiling-sweeper.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { PostgresOutage } from './postgres-outage.js';
+import type { DependencyOutage } from './dependency-outage.js';
 import { createReflectionProcessor, SHUTDOWN, type ReflectionResult } from './reflection-job.js';
 import { countStalls, STALL_BACKSTOP, StalledRun } from './stall-accounting.js';
 
@@ -30,8 +30,8 @@ export interface ReflectionWorkerOptions {
   health: RedisHealth;
   /** BullMQ's telemetry when tracing is on: each run is a span in the trace of the turn that added the job. */
   telemetry?: Telemetry | undefined;
-  /** Shared by the process's shard workers: holds them while Postgres is out of reach. */
-  outage?: PostgresOutage | undefined;
+  /** Shared by the process's shard workers: holds them while a dependency is out of reach. */
+  outage?: DependencyOutage | undefined;
   /** How often to check the maxWait ceilings (ms). */
   ceilingIntervalMs?: number;
 }

@@ -40,6 +40,7 @@ import { traced } from '../observability/tracing.js';
 import { observedModels } from './observed-models.js';
 import { describeChange, tracedProducer } from './tracing-wiring.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
+import { reflectionProbes } from './dependency-outage.js';
 import { startReflectionShards } from './reflection-shards.js';
 import { startScheduler } from './scheduler.js';
 
@@ -51,7 +52,7 @@ export interface RuntimeOptions {
   embedder?: Embedder;
   reflect?: Partial<ReflectSettings>;
   ceilingIntervalMs?: number;
-  /** How often a reflection process held by a Postgres outage pings it (ms; 2 s when unset). */
+  /** How often a reflection process held by a dependency's outage probes it (ms; 2 s when unset). */
   outagePollMs?: number;
   /**
    * Spans for enqueues, job runs, model calls and commits; on when OTEL_EXPORTER_OTLP_ENDPOINT
@@ -73,6 +74,8 @@ export class Runtime {
   readonly boardRedis: RedisClient;
   /** Whether Redis is reachable, for this process' logs: one line when lost, one when back. */
   readonly redisHealth: RedisHealth;
+  /** Whether each model endpoint answers (llm/probe.ts), for the reflections' outage hold. */
+  private readonly modelProbes: { chat: () => Promise<void>; embedding: () => Promise<void> };
   readonly db: Db;
   /** Read replicas (DATABASE_READ_URL) for reads that accept lag; null: they read `db`. */
   readonly readDb: Db | null;
@@ -183,6 +186,7 @@ export class Runtime {
     );
     const metrics = (this.metrics = createMetrics(this.queues, this.buffer));
     const models = createModelClients(env, log);
+    this.modelProbes = models.probes;
     const { chat, embedder } = observedModels(
       { chat: models.chat, embedder: options.embedder ?? models.embedder },
       metrics,
@@ -320,7 +324,7 @@ export class Runtime {
         health: this.redisHealth,
         telemetry: this.telemetry,
         ceilingIntervalMs: this.options.ceilingIntervalMs,
-        pingPostgres: () => this.store.ping(),
+        outageProbes: reflectionProbes({ postgres: () => this.store.ping(), ...this.modelProbes }),
         outagePollMs: this.options.outagePollMs,
       });
       this.closers.push(() => w.close(this.env.SHUTDOWN_GRACE_MS));

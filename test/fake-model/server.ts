@@ -81,6 +81,9 @@ export class FakeModel {
   private async handle(
     req: IncomingMessage,
   ): Promise<{ status: number; body: unknown; headers?: Record<string, string> }> {
+    // What engram's outage probe asks (src/llm/probe.ts), as OpenAI-compatible servers answer it.
+    if (req.method === 'GET' && req.url?.endsWith('/models'))
+      return { status: 200, body: { object: 'list', data: [{ id: 'fake', object: 'model', owned_by: 'test' }] } };
     const body = JSON.parse(await readBody(req)) as Record<string, unknown>;
     if (req.url?.endsWith('/embeddings')) {
       const input = Array.isArray(body.input) ? (body.input as string[]) : [body.input as string];

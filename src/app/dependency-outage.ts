@@ -1,0 +1,139 @@
+import type { Worker } from 'bullmq';
+import pg from 'pg';
+import { postgresUnavailable } from '../dependency-errors.js';
+import { modelUnreachable } from '../llm/probe.js';
+import type { Logger } from '../observability/logger.js';
+
+/** A dependency a reflection cannot do without, and how to tell it is away. */
+export interface OutageProbe {
+  name: 'postgres' | 'chat-model' | 'embedding-model';
+  /** Whether a failure (or one of its causes) says this dependency could not be had. */
+  matches(err: Error): boolean;
+  /** Resolves when the dependency answers; rejects when it does not. */
+  ping(): Promise<unknown>;
+}
+
+/**
+ * Postgres could not be had: no connection (refused, not resolved, timed out, a full pool), or a
+ * server shutting down, starting up or recovering. Not a connection lost in the middle of a
+ * statement (reset, "terminated unexpectedly"): that is also what a job whose statement crashes
+ * the server sees, and holding it back for ever would crash the server again at every run,
+ * where spending its attempts parks it.
+ */
+export function postgresNotReached(err: Error): boolean {
+  if (err instanceof pg.DatabaseError) return postgresUnavailable(err);
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (err.message === 'Connection terminated unexpectedly' || code === 'ECONNRESET' || code === 'EPIPE') return false;
+  return postgresUnavailable(err);
+}
+
+/** The probes of a reflection's dependencies: Postgres by `select 1`, the models by `GET /models`. */
+export function reflectionProbes(p: {
+  postgres: () => Promise<unknown>;
+  chat: () => Promise<unknown>;
+  embedding: () => Promise<unknown>;
+}): OutageProbe[] {
+  return [
+    { name: 'postgres', matches: postgresNotReached, ping: p.postgres },
+    { name: 'chat-model', matches: (err) => modelUnreachable(err, 'chat-model'), ping: p.chat },
+    { name: 'embedding-model', matches: (err) => modelUnreachable(err, 'embedding-model'), ping: p.embedding },
+  ];
+}
+
+/** The error and its causes (a reflection may wrap a driver's error once or twice). */
+function causes(err: unknown): Error[] {
+  const chain: Error[] = [];
+  for (let e = err; e instanceof Error && chain.length < 4; e = e.cause) chain.push(e);
+  return chain;
+}
+
+/**
+ * Holds one process's reflections while a dependency is out of reach. A reflection that failed
+ * for want of Postgres or a model endpoint spent an attempt, and the attempts with their backoff
+ * last about a minute (docs/operations.md): a longer outage parked every thread due meanwhile,
+ * which only an operator's retry or the user's next turn would reflect. When such a failure is
+ * confirmed by a probe that fails too (the dependency is away for everyone, not this job's
+ * trouble), the process hands the job back without spending an attempt, stops taking
+ * reflections, and probes until the dependency answers; then it takes them again. Other
+ * processes find the outage by their own jobs.
+ */
+export class DependencyOutage {
+  private workers: Worker[] = [];
+  private held: { probe: OutageProbe; since: number; handedBack: number } | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly probes: OutageProbe[],
+    private readonly log: Logger,
+    private readonly pollMs = 2_000,
+  ) {}
+
+  /** The workers held while a dependency is away (one per shard). */
+  attach(workers: Worker[]): void {
+    this.workers = workers;
+  }
+
+  /**
+   * Whether the job that failed with `err` is to be handed back untouched: a dependency could
+   * not be had, and does not answer its probe either. Starts the hold when it is the first such.
+   */
+  async holds(err: unknown): Promise<boolean> {
+    // The outermost error a probe knows names the dependency: a model request's failure wraps
+    // the socket error under it, which Postgres' matcher would take for its own.
+    const probe = causes(err)
+      .map((e) => this.probes.find((p) => p.matches(e)))
+      .find((p) => p !== undefined);
+    if (!probe) return false;
+    if (this.held === null && (await answers(probe))) return false;
+    if (this.held === null) this.begin(probe, err);
+    (this.held as { handedBack: number }).handedBack++;
+    return true;
+  }
+
+  /** Stops probing (the process is shutting down; its workers close on their own). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private begin(probe: OutageProbe, err: unknown): void {
+    this.held = { probe, since: Date.now(), handedBack: 0 };
+    this.log.warn(
+      { err, dependency: probe.name },
+      `${probe.name} unreachable: this process takes no reflection until it answers; jobs are handed back without spending an attempt`,
+    );
+    // Not waiting for the active ones: each fails on its own and is handed back.
+    for (const w of this.workers) void w.pause(true);
+    this.poll();
+  }
+
+  private poll(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      const held = this.held;
+      if (!held) return;
+      void answers(held.probe).then((ok) => {
+        if (this.stopped) return;
+        if (!ok) return this.poll();
+        this.log.info(
+          { dependency: held.probe.name, downMs: Date.now() - held.since, handedBack: held.handedBack },
+          `${held.probe.name} reachable again: reflections resume`,
+        );
+        this.held = null;
+        for (const w of this.workers) void w.resume();
+      });
+    }, this.pollMs);
+    this.timer.unref();
+  }
+}
+
+async function answers(probe: OutageProbe): Promise<boolean> {
+  try {
+    await probe.ping();
+    return true;
+  } catch {
+    return false;
+  }
+}

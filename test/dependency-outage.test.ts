@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeModel } from './fake-model/server.js';
+import { reflectionCounts, startHarness, TEST_DATABASE_URL, waitFor, type Harness } from './helpers/harness.js';
+import { StallProxy } from './helpers/stall-proxy.js';
+import { memoryValues } from './helpers/store-state.js';
+
+/**
+ * A dependency away for longer than a reflection's attempts last: the threads due meanwhile used
+ * to spend every attempt in a second and park, reflected again only by an operator's retry or
+ * the user's next turn. Now the worker hands each job back without spending an attempt, takes no
+ * reflection while the dependency is away, and reflects them once it answers.
+ */
+const remembers = () => ({ toolCalls: [{ name: 'insert_memory', arguments: { content: 'User likes tea' } }] });
+/** Two attempts 20 ms apart: without the hold, both are spent within the outages below. */
+const QUICK_ATTEMPTS = {
+  DEBOUNCE_MS: '50',
+  REFLECTION_ATTEMPTS: '2',
+  REFLECTION_BACKOFF_MS: '20',
+  LLM_MAX_RETRIES: '0',
+};
+const users = ['u1', 'u2', 'u3'];
+
+async function enqueueAll(h: Harness) {
+  for (const user of users)
+    await h.runtime.producer.enqueue({
+      threadId: `t-${user}`,
+      context: { userId: user },
+      messages: [{ role: 'user', content: 'I like tea' }],
+    });
+}
+
+/** engram_reflections_total{status="handed-back"}, as /metrics shows it. */
+async function handedBack(h: Harness): Promise<number> {
+  const text = await h.runtime.metrics.registry.metrics();
+  return Number(/^engram_reflections_total\{status="handed-back"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+}
+
+/** Every job ran against the outage and was handed back; none failed, no thread parked. */
+async function heldThrough(h: Harness) {
+  await waitFor(async () => (await handedBack(h)) >= users.length);
+  await new Promise((r) => setTimeout(r, 1_000));
+  expect(await reflectionCounts(h.runtime, 'failed')).toEqual({ failed: 0 });
+  expect((await h.runtime.buffer.parked(10)).count).toBe(0);
+}
+
+/** Each thread reflected once the dependency is back, with nothing failed or parked. */
+async function reflectedAfter(h: Harness) {
+  for (const user of users)
+    await waitFor(async () => (await memoryValues(h.runtime, ['memories', user])).length === 1, { timeoutMs: 20_000 });
+  expect(await reflectionCounts(h.runtime, 'failed')).toEqual({ failed: 0 });
+  expect((await h.runtime.buffer.parked(10)).count).toBe(0);
+}
+
+describe('a Postgres outage longer than the attempts', () => {
+  const proxy = new StallProxy(new URL(TEST_DATABASE_URL));
+  let port: number;
+  let h: Harness;
+  beforeAll(async () => {
+    const url = await proxy.start();
+    port = Number(new URL(url).port);
+    h = await startHarness({
+      roles: ['reflection'],
+      env: { DATABASE_URL: url, ...QUICK_ATTEMPTS },
+      runtime: { outagePollMs: 100 },
+      chat: remembers,
+    });
+  });
+  afterAll(async () => {
+    if (!proxy.listening) await proxy.start(port);
+    await h?.stop();
+    await proxy.stop();
+  });
+
+  it('hands the jobs back without spending attempts, and reflects them once Postgres answers', async () => {
+    await proxy.stop();
+    await enqueueAll(h);
+    await heldThrough(h);
+    expect(h.model.chatRequests).toHaveLength(0);
+    await proxy.start(port);
+    await reflectedAfter(h);
+    // The model was asked once per thread: the reads before it failed, not the commit.
+    expect(h.model.chatRequests).toHaveLength(users.length);
+  });
+});
+
+describe('a chat model away for longer than the attempts', () => {
+  // The chat model behind a proxy that can refuse; embeddings from a model of their own.
+  const chat = new FakeModel(remembers);
+  const embeddings = new FakeModel();
+  let proxy: StallProxy;
+  let port: number;
+  let h: Harness;
+  beforeAll(async () => {
+    await Promise.all([chat.start(), embeddings.start()]);
+    proxy = new StallProxy(new URL(chat.url));
+    const url = await proxy.start();
+    port = Number(new URL(url).port);
+    h = await startHarness({
+      roles: ['reflection'],
+      env: { OPENAI_BASE_URL: url, EMBEDDING_BASE_URL: embeddings.url, ...QUICK_ATTEMPTS },
+      runtime: { outagePollMs: 100 },
+    });
+  });
+  afterAll(async () => {
+    if (proxy && !proxy.listening) await proxy.start(port);
+    await h?.stop();
+    await proxy?.stop();
+    await Promise.all([chat.stop(), embeddings.stop()]);
+  });
+
+  it('hands the jobs back while its /models does not answer either, and reflects them once it does', async () => {
+    await proxy.stop();
+    await enqueueAll(h);
+    await heldThrough(h);
+    await proxy.start(port);
+    await reflectedAfter(h);
+    expect(chat.chatRequests).toHaveLength(users.length);
+  });
+});
