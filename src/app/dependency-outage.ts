@@ -1,6 +1,6 @@
 import type { Worker } from 'bullmq';
 import pg from 'pg';
-import { postgresUnavailable } from '../dependency-errors.js';
+import { postgresPoolBusy, postgresUnavailable } from '../dependency-errors.js';
 import { modelUnreachable } from '../llm/probe.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -11,6 +11,8 @@ export interface OutageProbe {
   matches(err: Error): boolean;
   /** Resolves when the dependency answers; rejects when it does not. */
   ping(): Promise<unknown>;
+  /** What the hold's first line says is wrong (`<name> unreachable` when unset). */
+  away?(err: unknown): string;
 }
 
 /**
@@ -34,7 +36,16 @@ export function reflectionProbes(p: {
   embedding: () => Promise<unknown>;
 }): OutageProbe[] {
   return [
-    { name: 'postgres', matches: postgresNotReached, ping: p.postgres },
+    {
+      name: 'postgres',
+      matches: postgresNotReached,
+      ping: p.postgres,
+      // A pool whose connections all stayed busy is not a server away: said so, with its setting.
+      away: (err) =>
+        causes(err).some(postgresPoolBusy)
+          ? 'postgres had no free connection in time (every one of DATABASE_POOL_MAX busy)'
+          : 'postgres unreachable',
+    },
     { name: 'chat-model', matches: (err) => modelUnreachable(err, 'chat-model'), ping: p.chat },
     { name: 'embedding-model', matches: (err) => modelUnreachable(err, 'embedding-model'), ping: p.embedding },
   ];
@@ -102,7 +113,7 @@ export class DependencyOutage {
     this.held = { probe, since: Date.now(), handedBack: 0 };
     this.log.warn(
       { err, dependency: probe.name },
-      `${probe.name} unreachable: this process takes no reflection until it answers; jobs are handed back without spending an attempt`,
+      `${probe.away?.(err) ?? `${probe.name} unreachable`}: this process takes no reflection until it answers; jobs are handed back without spending an attempt`,
     );
     // Not waiting for the active ones: each fails on its own and is handed back.
     for (const w of this.workers) void w.pause(true);
