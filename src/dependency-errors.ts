@@ -35,7 +35,11 @@ export const SOCKET_DOWN: ReadonlySet<string> = new Set([
   'EPIPE',
 ]);
 
-function socketDown(error: Error): boolean {
+/**
+ * A socket that could not reach its server: either driver's, since both throw Node's own error.
+ * Only the caller knows whose connection it was (see the SDK's `toSdkError`).
+ */
+export function socketDown(error: Error): boolean {
   const { code, syscall } = error as NodeJS.ErrnoException;
   return syscall !== undefined && code !== undefined && SOCKET_DOWN.has(code);
 }

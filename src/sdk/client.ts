@@ -141,7 +141,7 @@ export class EngramClient {
     try {
       return await this.recaller.search(input);
     } catch (err) {
-      throw toSdkError(err);
+      throw toSdkError(err, 'postgres');
     }
   }
 
@@ -157,7 +157,8 @@ export class EngramClient {
     try {
       return await this.recaller.recall(input);
     } catch (err) {
-      throw toSdkError(err);
+      // Connected already: Redis's own failures say so by their messages, a bare socket is Postgres.
+      throw toSdkError(err, 'postgres');
     }
   }
 
@@ -180,7 +181,7 @@ export class EngramClient {
     try {
       return await eraser.erase(input, this.o.store.actor);
     } catch (err) {
-      throw toSdkError(err);
+      throw toSdkError(err, 'postgres');
     }
   }
 

@@ -1,4 +1,4 @@
-import { postgresPoolBusy, postgresUnavailable, redisUnavailable } from '../dependency-errors.js';
+import { postgresPoolBusy, postgresUnavailable, redisUnavailable, socketDown } from '../dependency-errors.js';
 import {
   AuthError,
   coerceError,
@@ -11,12 +11,19 @@ import {
 
 export { UnavailableError };
 
+/** The dependency a call was reaching when it failed: whose a bare socket error is. */
+export type Reaching = 'redis' | 'postgres';
+
 /**
  * What the SDK's callers get: only its exported classes (InputError, UnavailableError and other
  * RetryableErrors, PermanentError), each keeping the original as `cause`. The translation runs
  * only when a call fails: a call that succeeds pays nothing for it.
+ *
+ * `reaching` names the dependency a refused or lost socket belongs to: ioredis and pg both throw
+ * Node's own ECONNREFUSED, so a store call on a Postgres that is down would otherwise be told
+ * "Redis is not reachable, send the turns again", sending its operator to the wrong server.
  */
-export function toSdkError(thrown: unknown): Error {
+export function toSdkError(thrown: unknown, reaching: Reaching = 'redis'): Error {
   if (
     thrown instanceof InputError ||
     thrown instanceof ConflictError ||
@@ -26,7 +33,8 @@ export function toSdkError(thrown: unknown): Error {
   )
     return thrown;
   const err = coerceError(thrown);
-  if (redisUnavailable(err))
+  const socket = socketDown(err);
+  if (socket ? reaching === 'redis' : redisUnavailable(err))
     return new UnavailableError(
       'redis',
       `Redis is not reachable (${err.message}); try again later, with the same message ids for turns`,
@@ -38,13 +46,11 @@ export function toSdkError(thrown: unknown): Error {
       "the memory store (Postgres) had no free connection in time: every connection of the client's pool was busy; try again later",
       { cause: err },
     );
-  if (postgresUnavailable(err))
+  if (socket || postgresUnavailable(err))
     return new UnavailableError(
       'postgres',
-      `the memory store (Postgres) is not reachable (${err.message}); try again later`,
-      {
-        cause: err,
-      },
+      `the memory store (Postgres) is not reachable (${err.message}); check the client's \`databaseUrl\`, or try again later`,
+      { cause: err },
     );
   return new PermanentError(`engram SDK call failed: ${err.message}`, { cause: err });
 }

@@ -29,7 +29,7 @@ export function sdkToolSession(parts: SdkToolParts, options: MemoryToolsOptions)
   const checked = checkedBackend(new LocalToolBackend({ ...parts, kinds }), kinds, parts.serviceKinds);
   const sdk = <T>(work: () => Promise<T>): Promise<T> =>
     work().catch((err: unknown) => {
-      throw toSdkError(err);
+      throw toSdkError(err, 'postgres');
     });
   const backend: MemoryToolBackend = {
     search: (q) => sdk(() => checked.search(q)),

@@ -21,13 +21,13 @@ import { toSdkError } from './errors.js';
 /** The store's failures as the SDK's error classes (Postgres out of reach: UnavailableError). */
 const sdk = <T>(work: Promise<T>): Promise<T> =>
   work.catch((err: unknown) => {
-    throw toSdkError(err);
+    throw toSdkError(err, 'postgres');
   });
 
 /**
  * The store API for SDK users, with LangGraph's call shapes (`put(namespace, key, value, opts)`).
  * Each call validates with the same schema as the HTTP API; bad input rejects with InputError, a
- * stale `ifVersion` with InputError of `status` 409, Postgres out of reach with UnavailableError.
+ * stale `ifVersion` with ConflictError, Postgres out of reach with UnavailableError.
  */
 export class StoreClient {
   /**

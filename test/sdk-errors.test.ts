@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { createLogger } from '../src/observability/logger.js';
+import { EngramClient, UnavailableError } from '../src/sdk/index.js';
+import { startHarness, TEST_DATABASE_URL, TEST_DIMENSIONS, TEST_REDIS_URL, type Harness } from './helpers/harness.js';
+import { closedPort } from './helpers/ports.js';
+
+const silent = createLogger({ level: 'silent' });
+/** What a call threw (it must throw). */
+const failure = (work: Promise<unknown>) =>
+  work.then(
+    () => expect.fail('the call succeeded'),
+    (err: unknown) => err as Error,
+  );
+
+/** The SDK reaches Redis and Postgres itself: its errors must name the server that failed. */
+describe("the SDK's errors for its store", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'] });
+  });
+  afterAll(async () => h?.stop());
+
+  const client = (over: object) => {
+    const sdk = new EngramClient({
+      redisUrl: TEST_REDIS_URL,
+      databaseUrl: TEST_DATABASE_URL,
+      prefix: h.env.ENGRAM_PREFIX,
+      schema: h.env.DATABASE_SCHEMA,
+      embedding: { apiKey: 'test-key', baseURL: h.model.url, dimensions: TEST_DIMENSIONS },
+      log: silent,
+      ...over,
+    });
+    onTestFinished(() => sdk.close());
+    return sdk;
+  };
+
+  it('says Postgres, not Redis, when the database refuses the connection', async () => {
+    const sdk = client({ databaseUrl: `postgres://postgres@127.0.0.1:${await closedPort()}/postgres` });
+    const calls = [
+      sdk.search({ namespace: ['memories', 'u1'], query: 'tea' }),
+      sdk.recall({ context: { userId: 'u1' }, query: 'tea' }),
+      sdk.store.get(['memories', 'u1'], 'k'),
+      sdk.memoryTools({ context: { userId: 'u1' } }).runToolCall({
+        id: 'c1',
+        type: 'function',
+        function: { name: 'search_memory', arguments: '{"query":"tea"}' },
+      }),
+    ];
+    for (const err of await Promise.all(calls.map(failure))) {
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect((err as UnavailableError).dependency).toBe('postgres');
+      expect(err.message).toMatch(
+        /^the memory store \(Postgres\) is not reachable \(connect ECONNREFUSED .*databaseUrl/,
+      );
+    }
+    // Its enqueue still reaches Redis: the turns are not the store's business.
+    expect(
+      await sdk.enqueue({ threadId: 't1', context: { userId: 'u1' }, messages: [{ role: 'user', content: 'hi' }] }),
+    ).toMatchObject({ accepted: 1 });
+  });
+});
