@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createLogger } from '../src/observability/logger.js';
-import { EngramClient, UnavailableError } from '../src/sdk/index.js';
+import { EngramClient, PermanentError, UnavailableError } from '../src/sdk/index.js';
 import { startHarness, TEST_DATABASE_URL, TEST_DIMENSIONS, TEST_REDIS_URL, type Harness } from './helpers/harness.js';
 import { closedPort } from './helpers/ports.js';
 
@@ -12,7 +12,10 @@ const failure = (work: Promise<unknown>) =>
     (err: unknown) => err as Error,
   );
 
-/** The SDK reaches Redis and Postgres itself: its errors must name the server that failed. */
+/**
+ * The SDK opens a database and an embedding endpoint it did not set up: when they are not the
+ * service's, or not there, its errors must name the option to change, and the right server.
+ */
 describe("the SDK's errors for its store", () => {
   let h: Harness;
   beforeAll(async () => {
@@ -57,5 +60,27 @@ describe("the SDK's errors for its store", () => {
     expect(
       await sdk.enqueue({ threadId: 't1', context: { userId: 'u1' }, messages: [{ role: 'user', content: 'hi' }] }),
     ).toMatchObject({ accepted: 1 });
+  });
+
+  it("names the schema option when the client's schema holds no engram tables", async () => {
+    const err = await failure(
+      client({ schema: 'engram_not_migrated' }).search({ namespace: ['memories', 'u1'], query: 'tea' }),
+    );
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err.message).toMatch(
+      /does not exist; the client's `schema` holds no engram tables: give it the service's DATABASE_SCHEMA/,
+    );
+  });
+
+  it("names embedding.dimensions when the client's embeddings are not the store's size", async () => {
+    await h.runtime.storeApi.put({ namespace: ['memories', 'u1'], key: 'tea', value: { content: 'User likes tea' } });
+    const err = await failure(
+      client({ embedding: { apiKey: 'test-key', baseURL: h.model.url, dimensions: TEST_DIMENSIONS * 2 } }).search({
+        namespace: ['memories', 'u1'],
+        query: 'tea',
+      }),
+    );
+    expect(err).toBeInstanceOf(PermanentError);
+    expect(err.message).toMatch(/different vector dimensions .*give `embedding.dimensions` .*EMBEDDING_DIMENSIONS/);
   });
 });

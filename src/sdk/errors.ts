@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { postgresPoolBusy, postgresUnavailable, redisUnavailable, socketDown } from '../dependency-errors.js';
 import {
   AuthError,
@@ -52,5 +53,18 @@ export function toSdkError(thrown: unknown, reaching: Reaching = 'redis'): Error
       `the memory store (Postgres) is not reachable (${err.message}); check the client's \`databaseUrl\`, or try again later`,
       { cause: err },
     );
-  return new PermanentError(`engram SDK call failed: ${err.message}`, { cause: err });
+  return new PermanentError(`engram SDK call failed: ${err.message}${storeHint(err)}`, { cause: err });
+}
+
+/**
+ * What to change when Postgres refuses the client's setup rather than its call: the service
+ * checks both at start (store/migrate.ts), but the SDK opens a database it did not migrate.
+ */
+function storeHint(err: Error): string {
+  if (!(err instanceof pg.DatabaseError)) return '';
+  if (err.code === '42P01' || err.code === '3F000')
+    return "; the client's `schema` holds no engram tables: give it the service's DATABASE_SCHEMA ('engram' when unset), and check `databaseUrl`";
+  if (/^different vector dimensions \d+ and \d+$/.test(err.message))
+    return "; the client's embeddings have another size than the store's: give `embedding.dimensions` (and `model`) the service's EMBEDDING_DIMENSIONS (and EMBEDDING_MODEL)";
+  return '';
 }
