@@ -29,8 +29,9 @@ export class AuthError extends Error {
   constructor(
     message: string,
     readonly forbidden: boolean,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

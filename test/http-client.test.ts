@@ -233,5 +233,8 @@ describe('engram/client with API keys', () => {
     const anonymous = await failure(new EngramHttpClient({ url: h.url }).store.get(['acme', 'notes'], 'k'));
     expect(anonymous).toBeInstanceOf(AuthError);
     expect((anonymous as AuthError).forbidden).toBe(false);
+    // As for every refusal (docs/http-client.md): the HTTP exchange is the cause.
+    expect(anonymous.cause).toEqual(new Error('HTTP 401 from GET /v1/store/items'));
+    expect(foreign.cause).toEqual(new Error('HTTP 403 from GET /v1/store/items'));
   });
 });

@@ -17,7 +17,7 @@ export function httpError(status: number, text: string, what: string): Error {
       return new LimitError(message, details, { cause });
     case 401:
     case 403:
-      return new AuthError(message, status === 403);
+      return new AuthError(message, status === 403, { cause });
     case 409:
       return new ConflictError(message, details, { cause });
     case 502:
