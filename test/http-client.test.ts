@@ -117,6 +117,13 @@ describe('engram/client against a running API', () => {
     const lost = await failure(wrong.store.get(NS, 'k2'));
     expect(lost).toBeInstanceOf(PermanentError);
     expect(lost.message).toMatch(/^no route GET/);
+    // The usual slip, a url ending in /v1, says which option to change and how.
+    const doubled = await failure(
+      new EngramHttpClient({ url: `${h.url}/v1` }).recall({ context: { userId: 'u1' }, query: 'tea' }),
+    );
+    expect(doubled).toBeInstanceOf(PermanentError);
+    expect(doubled.message).toContain(`no route POST /v1/v1/recall; is ${h.url}/v1 the engram API's base URL?`);
+    expect(doubled.message).toContain('without /v1');
 
     expect(() => new EngramHttpClient({ url: 'ftp://example.com' })).toThrow(InputError);
     expect(() => new EngramHttpClient({ url: 'ftp://example.com' })).toThrow(

@@ -1,13 +1,21 @@
 import { errorSchema } from '../api/schemas.js';
 import { AuthError, ConflictError, InputError, LimitError, PermanentError, UnavailableError } from '../errors.js';
 
+/** The router's answer to a path it does not serve (src/api/method-not-allowed.ts), unlike a route's own 404. */
+export const NO_ROUTE = /^no route /;
+
 /**
  * An answer's status as the SDK's error classes, with the server's message and `details`; the
  * HTTP exchange is the `cause`. 502 and 504 are a gateway's: engram is out of its reach.
+ * `base` is the client's `url`, named when a 404 says the request went somewhere else.
  */
-export function httpError(status: number, text: string, what: string): Error {
+export function httpError(status: number, text: string, what: string, base: string): Error {
   const body = errorSchema.safeParse(parseJson(text));
-  const message = body.success ? body.data.error : `${what} answered ${status}: ${text.slice(0, 200)}`;
+  let message = body.success ? body.data.error : `${what} answered ${status}: ${text.slice(0, 200)}`;
+  // No route there (engram's router, or not engram at all): the likeliest cause is the client's
+  // `url`, such as one ending in /v1 that makes every path /v1/v1/...; say so, not just "no route".
+  if (status === 404 && !(body.success && !NO_ROUTE.test(body.data.error)))
+    message += `; is ${base} the engram API's base URL? \`url\` is its root, such as http://127.0.0.1:3000, without /v1`;
   const details = body.success ? body.data.details : undefined;
   const cause = new Error(`HTTP ${status} from ${what}`);
   switch (status) {

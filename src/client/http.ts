@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { PermanentError, UnavailableError } from '../errors.js';
-import { httpError, parseJson } from './errors.js';
+import { httpError, NO_ROUTE, parseJson } from './errors.js';
 import type { CallOptions, HttpClientSettings } from './options.js';
 
 /** Where a call goes and what it sends. */
@@ -38,9 +38,6 @@ interface Limits {
   signal: AbortSignal;
 }
 
-/** The router's answer to a path it does not serve (server.ts), unlike a route's own 404. */
-const NO_ROUTE = /^no route /;
-
 /**
  * `fetch` with what every call needs: the API key, one deadline for the whole call (retries
  * included), the server's refusals as the SDK's error classes, and for idempotent calls,
@@ -59,7 +56,7 @@ export class Transport {
       if (res.ok) return { value: this.read(x, text, what) };
       if (res.status === 404 && x.nullOn404 && !NO_ROUTE.test(errorText(text)))
         return { value: this.read(x, 'null', what) };
-      return { failure: httpError(res.status, text, what) };
+      return { failure: httpError(res.status, text, what, this.base) };
     });
   }
 
@@ -75,7 +72,7 @@ export class Transport {
     const res = await this.attempts<ReadableStream<Uint8Array>>(x, call, limits, async (answer, what) =>
       answer.ok && answer.body
         ? { value: answer.body }
-        : { failure: httpError(answer.status, await answer.text(), what) },
+        : { failure: httpError(answer.status, await answer.text(), what, this.base) },
     );
     const reader = res.pipeThrough(new TextDecoderStream()).getReader();
     let rest = '';
