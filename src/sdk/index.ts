@@ -22,8 +22,15 @@ export type { PublishedSettings } from '../config/published-settings.js';
 export type { EnqueueInput, Message, ThreadContext } from '../queue/schemas.js';
 export type { EnqueueResult } from '../queue/enqueue.js';
 export type { EraseInput, EraseResult } from '../memory/erase.js';
-export type { RecallInput, RecallResult, RecalledMemory, RecalledProfile, Reranker } from '../memory/recall.js';
-export type { MemoryItem, ScoredMemory, SearchItem, HistoryEntry, Namespace } from '../store/types.js';
+export type {
+  RecallInput,
+  RecallResult,
+  RecalledMemory,
+  RecalledProfile,
+  Reranker,
+  SearchInput,
+} from '../memory/recall.js';
+export type { MemoryItem, ScoredMemory, SearchItem, HistoryEntry, Namespace, BatchResult } from '../store/types.js';
 export type {
   PutInput,
   GetInput,
@@ -31,7 +38,11 @@ export type {
   SearchInput as StoreSearchInput,
   ListNamespacesInput,
   BatchOp,
+  HistoryInput,
+  RevertItemInput,
+  RevertChangesInput,
 } from '../store/schemas.js';
+export type { ScopeInput as ExportScope, ExportOptions } from '../lifecycle-schemas.js';
 export type { FilterInput } from '../store/filter.js';
 export type { Db } from '../store/db.js';
 export type { Embedder } from '../llm/embedder.js';
