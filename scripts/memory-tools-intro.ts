@@ -34,11 +34,14 @@ import type { ChatCompletionMessageParam } from 'openai/resources/chat/completio
 import { EngramClient } from 'engram/sdk';
 
 const openai = new OpenAI();
-// The service's own variables, as for the client below (sdk.md).
+// The service's own variables, as in sdk.md: its prefix and schema, and its embedding endpoint,
+// so that the tools' memories are embedded as the service's are.
 const engram = new EngramClient({
   redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
   databaseUrl: process.env.DATABASE_URL,
-  embedding: { apiKey: process.env.OPENAI_API_KEY ?? '' },
+  prefix: process.env.ENGRAM_PREFIX,
+  schema: process.env.DATABASE_SCHEMA,
+  embedding: { apiKey: process.env.OPENAI_API_KEY!, baseURL: process.env.OPENAI_BASE_URL },
 });
 const session = engram.memoryTools({ context: { userId: 'u1' } }); // one per conversation
 const messages: ChatCompletionMessageParam[] = [{ role: 'user', content: 'Remember that I am vegetarian' }];

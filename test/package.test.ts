@@ -107,6 +107,24 @@ describe('the npm package', () => {
     }
   });
 
+  it("builds every EngramClient of the docs from the service's variables, so that it finds the service", async () => {
+    // A client without the service's prefix, schema or embedding endpoint waits for settings no
+    // service publishes, or searches vectors of another model: each example must pass all of them.
+    const needed = ['ENGRAM_PREFIX', 'DATABASE_SCHEMA', 'OPENAI_API_KEY!', 'OPENAI_BASE_URL'];
+    for (const [file, marks] of [
+      ['README.md', ['sdk-example']],
+      ['docs/sdk.md', ['sdk-example', 'typecheck']],
+      ['docs/memory-tools.md', ['typecheck']],
+    ] as const) {
+      const examples = (await Promise.all(marks.map((mark) => markedExamples(file, mark)))).flat();
+      const clients = examples.filter((example) => example.includes('new EngramClient({'));
+      expect(clients.length, file).toBeGreaterThan(0);
+      for (const example of clients)
+        for (const variable of needed)
+          expect(example, `${file}: process.env.${variable}`).toContain(`process.env.${variable}`);
+    }
+  });
+
   it('type-checks the examples against the installed types (strict, NodeNext)', async () => {
     const examples = [
       ...(await markedExamples('README.md')),
