@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeModel } from './fake-model/server.js';
+import { FakeModel, type ChatRequest } from './fake-model/server.js';
 import { reflectionCounts, startHarness, TEST_DATABASE_URL, waitFor, type Harness } from './helpers/harness.js';
 import { StallProxy } from './helpers/stall-proxy.js';
 import { memoryValues } from './helpers/store-state.js';
@@ -35,9 +35,12 @@ async function handedBack(h: Harness): Promise<number> {
   return Number(/^engram_reflections_total\{status="handed-back"\} (\d+)$/m.exec(text)?.[1] ?? 0);
 }
 
-/** Every job ran against the outage and was handed back; none failed, no thread parked. */
+/**
+ * The jobs that ran against the outage were handed back; none failed, no thread parked. Jobs not
+ * yet taken when the hold began wait for it to end: under load only the first may have run.
+ */
 async function heldThrough(h: Harness) {
-  await waitFor(async () => (await handedBack(h)) >= users.length);
+  await waitFor(async () => (await handedBack(h)) >= 1);
   await new Promise((r) => setTimeout(r, 1_000));
   expect(await reflectionCounts(h.runtime, 'failed')).toEqual({ failed: 0 });
   expect((await h.runtime.buffer.parked(10)).count).toBe(0);
@@ -115,5 +118,69 @@ describe('a chat model away for longer than the attempts', () => {
     await proxy.start(port);
     await reflectedAfter(h);
     expect(chat.chatRequests).toHaveLength(users.length);
+  });
+});
+
+/** The rate-limit probe's request (llm/clients.ts): one word, one token. */
+const isProbe = (request: ChatRequest) => request.max_tokens === 1;
+const rateLimited = { status: 429, error: 'Rate limit reached for requests', code: 'rate_limit_exceeded' };
+
+describe('a chat model refusing every request for its rate limit, longer than the attempts', () => {
+  let limited = true;
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: ['reflection'],
+      env: QUICK_ATTEMPTS,
+      runtime: { outagePollMs: 100 },
+      chat: () => (limited ? rateLimited : remembers()),
+    });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it('hands the jobs back while a one-word request is refused too, and reflects them once it is not', async () => {
+    await enqueueAll(h);
+    await heldThrough(h);
+    // The hold asked the provider with its smallest request, not with the reflections'.
+    expect(h.model.chatRequests.filter(isProbe).length).toBeGreaterThan(0);
+    limited = false;
+    await reflectedAfter(h);
+  });
+});
+
+describe('a chat model refusing only one request for its rate limit (too large for it)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: ['reflection'],
+      env: QUICK_ATTEMPTS,
+      runtime: { outagePollMs: 100 },
+      chat: (request) => (JSON.stringify(request.messages).includes('War and Peace') ? rateLimited : remembers()),
+    });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it('spends the job attempts and parks its thread, as a request that would be refused for ever', async () => {
+    await h.runtime.producer.enqueue({
+      threadId: 't-big',
+      context: { userId: 'big' },
+      messages: [{ role: 'user', content: 'Here is all of War and Peace' }],
+    });
+    await waitFor(async () => (await h.runtime.buffer.parked(10)).count === 1);
+    expect(await reflectionCounts(h.runtime, 'failed')).toEqual({ failed: 1 });
+    expect(await handedBack(h)).toBe(0);
+    // Each attempt's refusal was checked with the one-word request, which the provider took.
+    expect(h.model.chatRequests.filter(isProbe)).toHaveLength(2);
+    // Meanwhile another user's thread reflects as usual: the process was never held.
+    await h.runtime.producer.enqueue({
+      threadId: 't-small',
+      context: { userId: 'small' },
+      messages: [{ role: 'user', content: 'I like tea' }],
+    });
+    await waitFor(async () => (await memoryValues(h.runtime, ['memories', 'small'])).length === 1);
   });
 });

@@ -1,7 +1,7 @@
 import type { Worker } from 'bullmq';
 import pg from 'pg';
 import { postgresPoolBusy, postgresUnavailable } from '../dependency-errors.js';
-import { modelUnreachable } from '../llm/probe.js';
+import { modelRateLimited, modelUnreachable } from '../llm/probe.js';
 import type { Logger } from '../observability/logger.js';
 
 /** A dependency a reflection cannot do without, and how to tell it is away. */
@@ -13,6 +13,19 @@ export interface OutageProbe {
   ping(): Promise<unknown>;
   /** What the hold's first line says is wrong (`<name> unreachable` when unset). */
   away?(err: unknown): string;
+  /** What the line that ends the hold says (`<name> reachable again` when unset). */
+  back?: string;
+  /** Probed this many times less often than an outage (a real request, not a free one). */
+  pollFactor?: number;
+}
+
+/** A probe per dependency and question: is it there (outage), does it take a request (429). */
+export interface ReflectionProbeFns {
+  postgres: () => Promise<unknown>;
+  chat: () => Promise<unknown>;
+  embedding: () => Promise<unknown>;
+  chatRate: () => Promise<unknown>;
+  embeddingRate: () => Promise<unknown>;
 }
 
 /**
@@ -29,12 +42,11 @@ export function postgresNotReached(err: Error): boolean {
   return postgresUnavailable(err);
 }
 
-/** The probes of a reflection's dependencies: Postgres by `select 1`, the models by `GET /models`. */
-export function reflectionProbes(p: {
-  postgres: () => Promise<unknown>;
-  chat: () => Promise<unknown>;
-  embedding: () => Promise<unknown>;
-}): OutageProbe[] {
+/**
+ * The probes of a reflection's dependencies: Postgres by `select 1`, the models by `GET /models`
+ * when out of reach, by their smallest request when they answer 429.
+ */
+export function reflectionProbes(p: ReflectionProbeFns): OutageProbe[] {
   return [
     {
       name: 'postgres',
@@ -48,7 +60,26 @@ export function reflectionProbes(p: {
     },
     { name: 'chat-model', matches: (err) => modelUnreachable(err, 'chat-model'), ping: p.chat },
     { name: 'embedding-model', matches: (err) => modelUnreachable(err, 'embedding-model'), ping: p.embedding },
+    rateLimit('chat-model', p.chatRate),
+    rateLimit('embedding-model', p.embeddingRate),
   ];
+}
+
+/**
+ * A provider's rate limit or quota on everyone (the smallest request refused too) is held like an
+ * outage; one that refuses only this request (too large for a tokens-per-minute limit) is the
+ * job's own failure and spends its attempt, or it would come back refused for ever.
+ */
+function rateLimit(name: 'chat-model' | 'embedding-model', ping: () => Promise<unknown>): OutageProbe {
+  return {
+    name,
+    matches: (err) => modelRateLimited(err, name),
+    ping,
+    // A probe here spends a token or two: asked every 10 s with the default poll, not every 2 s.
+    pollFactor: 5,
+    away: () => `${name} refuses requests for its rate limit or quota (429), a one-word request too`,
+    back: `${name} takes requests again`,
+  };
 }
 
 /** The error and its causes (a reflection may wrap a driver's error once or twice). */
@@ -59,8 +90,9 @@ function causes(err: unknown): Error[] {
 }
 
 /**
- * Holds one process's reflections while a dependency is out of reach. A reflection that failed
- * for want of Postgres or a model endpoint spent an attempt, and the attempts with their backoff
+ * Holds one process's reflections while a dependency is out of reach, or a model's provider
+ * refuses every request for a rate limit. A reflection that failed for want of Postgres or a
+ * model endpoint spent an attempt, and the attempts with their backoff
  * last about a minute (docs/operations.md): a longer outage parked every thread due meanwhile,
  * which only an operator's retry or the user's next turn would reflect. When such a failure is
  * confirmed by a probe that fails too (the dependency is away for everyone, not this job's
@@ -122,20 +154,23 @@ export class DependencyOutage {
 
   private poll(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      const held = this.held;
-      if (!held) return;
-      void answers(held.probe).then((ok) => {
-        if (this.stopped) return;
-        if (!ok) return this.poll();
-        this.log.info(
-          { dependency: held.probe.name, downMs: Date.now() - held.since, handedBack: held.handedBack },
-          `${held.probe.name} reachable again: reflections resume`,
-        );
-        this.held = null;
-        for (const w of this.workers) void w.resume();
-      });
-    }, this.pollMs);
+    this.timer = setTimeout(
+      () => {
+        const held = this.held;
+        if (!held) return;
+        void answers(held.probe).then((ok) => {
+          if (this.stopped) return;
+          if (!ok) return this.poll();
+          this.log.info(
+            { dependency: held.probe.name, downMs: Date.now() - held.since, handedBack: held.handedBack },
+            `${held.probe.back ?? `${held.probe.name} reachable again`}: reflections resume`,
+          );
+          this.held = null;
+          for (const w of this.workers) void w.resume();
+        });
+      },
+      this.pollMs * (this.held?.probe.pollFactor ?? 1),
+    );
     this.timer.unref();
   }
 }

@@ -40,7 +40,7 @@ import { traced } from '../observability/tracing.js';
 import { observedModels } from './observed-models.js';
 import { describeChange, tracedProducer } from './tracing-wiring.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
-import { reflectionProbes } from './dependency-outage.js';
+import { reflectionProbes, type ReflectionProbeFns } from './dependency-outage.js';
 import { startReflectionShards } from './reflection-shards.js';
 import { startScheduler } from './scheduler.js';
 
@@ -74,8 +74,8 @@ export class Runtime {
   readonly boardRedis: RedisClient;
   /** Whether Redis is reachable, for this process' logs: one line when lost, one when back. */
   readonly redisHealth: RedisHealth;
-  /** Whether each model endpoint answers (llm/probe.ts), for the reflections' outage hold. */
-  private readonly modelProbes: { chat: () => Promise<void>; embedding: () => Promise<void> };
+  /** Whether each model endpoint answers, and takes a request (llm/probe.ts), for the reflections' hold. */
+  private readonly modelProbes: Omit<ReflectionProbeFns, 'postgres'>;
   readonly db: Db;
   /** Read replicas (DATABASE_READ_URL) for reads that accept lag; null: they read `db`. */
   readonly readDb: Db | null;
@@ -186,7 +186,11 @@ export class Runtime {
     );
     const metrics = (this.metrics = createMetrics(this.queues, this.buffer));
     const models = createModelClients(env, log);
-    this.modelProbes = models.probes;
+    this.modelProbes = {
+      ...models.probes,
+      chatRate: models.rateProbes.chat,
+      embeddingRate: models.rateProbes.embedding,
+    };
     const { chat, embedder } = observedModels(
       { chat: models.chat, embedder: options.embedder ?? models.embedder },
       metrics,

@@ -3,7 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import { OpenAIChatModel, type ChatModel } from './chat-model.js';
 import { createEmbedder, type Embedder } from './embedder.js';
 import { createOpenAI } from './openai.js';
-import { modelProbe } from './probe.js';
+import { modelProbe, rateLimitProbe } from './probe.js';
 import type { RetryPolicy } from './retry.js';
 
 /**
@@ -20,6 +20,8 @@ export function createModelClients(
   retry: RetryPolicy;
   /** Whether each endpoint is there (probe.ts): tells an outage from a request's own failure. */
   probes: { chat: () => Promise<void>; embedding: () => Promise<void> };
+  /** Whether each endpoint takes a request (probe.ts): tells a rate limit on all from one request's. */
+  rateProbes: { chat: () => Promise<void>; embedding: () => Promise<void> };
 } {
   const retry: RetryPolicy = {
     maxRetries: env.LLM_MAX_RETRIES,
@@ -42,5 +44,17 @@ export function createModelClients(
     embedder,
     retry,
     probes: { chat: modelProbe(chatEndpoint), embedding: modelProbe(embeddingEndpoint) },
+    rateProbes: {
+      chat: rateLimitProbe(chatEndpoint, (c) =>
+        c.chat.completions.create({
+          model: env.CHAT_MODEL,
+          messages: [{ role: 'user', content: 'ping' }],
+          max_tokens: 1,
+        }),
+      ),
+      embedding: rateLimitProbe(embeddingEndpoint, (c) =>
+        c.embeddings.create({ model: env.EMBEDDING_MODEL, input: 'ping', encoding_format: 'float' }),
+      ),
+    },
   };
 }

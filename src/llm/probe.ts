@@ -5,6 +5,8 @@ import { createOpenAI, type EndpointSettings } from './openai.js';
 /** A probe answers within this, or the endpoint counts as away. */
 const PROBE_TIMEOUT_MS = 5_000;
 
+type Dependency = 'chat-model' | 'embedding-model';
+
 /**
  * Whether a model endpoint is there: `GET /models`, which OpenAI-compatible servers answer
  * without spending tokens. Any answer below 500 counts (a server without the route says 404, one
@@ -24,13 +26,46 @@ export function modelProbe(settings: EndpointSettings): () => Promise<void> {
 }
 
 /**
+ * Whether a model endpoint takes a request now, asked with the smallest request of its kind (a
+ * one-token completion of one word, the embedding of one word): `GET /models` is not rate
+ * limited, so only a real request tells a limit on everyone from a request too large for it.
+ * Any answer but a 429 counts, a 400 too (a model that refuses `max_tokens: 1` still took the
+ * request); a 429, no connection, a timeout or a 5xx does not. Rejects when refused.
+ */
+export function rateLimitProbe(
+  settings: EndpointSettings,
+  request: (client: OpenAI) => Promise<unknown>,
+): () => Promise<void> {
+  const client = createOpenAI({ ...settings, timeoutMs: PROBE_TIMEOUT_MS });
+  return async () => {
+    try {
+      await request(client);
+    } catch (err) {
+      const status: unknown = err instanceof OpenAI.APIError ? err.status : undefined;
+      if (typeof status === 'number' && status !== 429 && status < 500) return;
+      throw err;
+    }
+  };
+}
+
+/**
  * A model request that failed after its retries because the endpoint could not be had (no
  * connection, a timeout, a 5xx), not because of what it was sent: 429 and 408 are left out, since
  * a request too large for a rate limit is refused that way every time.
  */
-export function modelUnreachable(err: Error, dependency: 'chat-model' | 'embedding-model'): boolean {
+export function modelUnreachable(err: Error, dependency: Dependency): boolean {
   if (!(err instanceof UnavailableError) || err.dependency !== dependency) return false;
   const cause = err.cause;
   if (cause instanceof OpenAI.APIConnectionError) return true;
   return cause instanceof OpenAI.APIError && typeof cause.status === 'number' && cause.status >= 500;
+}
+
+/**
+ * A model request still refused with a 429 after its retries (or asked to wait past their cap):
+ * the provider's rate limit or quota. Whether it limits everyone or only this request (one too
+ * large for a tokens-per-minute limit) is the rate-limit probe's to tell.
+ */
+export function modelRateLimited(err: Error, dependency: Dependency): boolean {
+  if (!(err instanceof UnavailableError) || err.dependency !== dependency) return false;
+  return err.cause instanceof OpenAI.APIError && err.cause.status === 429;
 }
