@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeModel, type ChatRequest } from './fake-model/server.js';
+import { FakeModel, type ChatHandler, type ChatRequest } from './fake-model/server.js';
 import { reflectionCounts, startHarness, TEST_DATABASE_URL, waitFor, type Harness } from './helpers/harness.js';
 import { StallProxy } from './helpers/stall-proxy.js';
 import { memoryValues } from './helpers/store-state.js';
@@ -125,22 +125,24 @@ describe('a chat model away for longer than the attempts', () => {
 const isProbe = (request: ChatRequest) => request.max_tokens === 1;
 const rateLimited = { status: 429, error: 'Rate limit reached for requests', code: 'rate_limit_exceeded' };
 
-describe('a chat model refusing every request for its rate limit, longer than the attempts', () => {
-  let limited = true;
-  let h: Harness;
+/** A reflection process whose chat model answers with `chat`, stopped after the file's tests. */
+function reflectingWith(chat: ChatHandler): () => Harness {
+  let h: Harness | undefined;
   beforeAll(async () => {
-    h = await startHarness({
-      roles: ['reflection'],
-      env: QUICK_ATTEMPTS,
-      runtime: { outagePollMs: 100 },
-      chat: () => (limited ? rateLimited : remembers()),
-    });
+    h = await startHarness({ roles: ['reflection'], env: QUICK_ATTEMPTS, runtime: { outagePollMs: 100 }, chat });
   });
   afterAll(async () => {
     await h?.stop();
   });
+  return () => h as Harness;
+}
+
+describe('a chat model refusing every request for its rate limit, longer than the attempts', () => {
+  let limited = true;
+  const harness = reflectingWith(() => (limited ? rateLimited : remembers()));
 
   it('hands the jobs back while a one-word request is refused too, and reflects them once it is not', async () => {
+    const h = harness();
     await enqueueAll(h);
     await heldThrough(h);
     // The hold asked the provider with its smallest request, not with the reflections'.
@@ -151,20 +153,12 @@ describe('a chat model refusing every request for its rate limit, longer than th
 });
 
 describe('a chat model refusing only one request for its rate limit (too large for it)', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startHarness({
-      roles: ['reflection'],
-      env: QUICK_ATTEMPTS,
-      runtime: { outagePollMs: 100 },
-      chat: (request) => (JSON.stringify(request.messages).includes('War and Peace') ? rateLimited : remembers()),
-    });
-  });
-  afterAll(async () => {
-    await h?.stop();
-  });
+  const harness = reflectingWith((request) =>
+    JSON.stringify(request.messages).includes('War and Peace') ? rateLimited : remembers(),
+  );
 
   it('spends the job attempts and parks its thread, as a request that would be refused for ever', async () => {
+    const h = harness();
     await h.runtime.producer.enqueue({
       threadId: 't-big',
       context: { userId: 'big' },
