@@ -72,15 +72,29 @@ describe("the SDK's errors for its store", () => {
     );
   });
 
-  it("names embedding.dimensions when the client's embeddings are not the store's size", async () => {
+  it("names embedding.dimensions when the client's embeddings are not the store's size, empty namespace or not", async () => {
     await h.runtime.storeApi.put({ namespace: ['memories', 'u1'], key: 'tea', value: { content: 'User likes tea' } });
-    const err = await failure(
-      client({ embedding: { apiKey: 'test-key', baseURL: h.model.url, dimensions: TEST_DIMENSIONS * 2 } }).search({
-        namespace: ['memories', 'u1'],
-        query: 'tea',
-      }),
-    );
-    expect(err).toBeInstanceOf(PermanentError);
-    expect(err.message).toMatch(/different vector dimensions .*give `embedding.dimensions` .*EMBEDDING_DIMENSIONS/);
+    const sdk = client({ embedding: { apiKey: 'test-key', baseURL: h.model.url, dimensions: TEST_DIMENSIONS * 2 } });
+    const requestsBefore = h.model.embeddingRequests;
+    // An empty namespace has no row to compare with: it answered [] before the client checked.
+    const calls = [
+      sdk.search({ namespace: ['memories', 'nobody-yet'], query: 'tea' }),
+      sdk.search({ namespace: ['memories', 'u1'], query: 'tea' }),
+      sdk.store.search(['memories', 'nobody-yet'], { query: 'tea' }),
+      sdk.store.put(['memories', 'u2'], 'coffee', { content: 'User likes coffee' }),
+    ];
+    for (const err of await Promise.all(calls.map(failure))) {
+      expect(err).toBeInstanceOf(PermanentError);
+      expect(err.message).toMatch(
+        new RegExp(
+          `embeddings have ${TEST_DIMENSIONS * 2} dimensions but the store .* was made for ${TEST_DIMENSIONS}: give \`embedding.dimensions\``,
+        ),
+      );
+    }
+    // Refused before any embedding was asked for, and nothing written.
+    expect(h.model.embeddingRequests).toBe(requestsBefore);
+    expect(await h.runtime.storeApi.get({ namespace: ['memories', 'u2'], key: 'coffee' })).toBeNull();
+    // The right size passes the same check.
+    expect(await client({}).search({ namespace: ['memories', 'nobody-yet'], query: 'tea' })).toEqual([]);
   });
 });

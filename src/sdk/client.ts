@@ -28,6 +28,7 @@ import { toSdkError } from './errors.js';
 import { sdkToolSession } from './memory-tools.js';
 import { clientOptionsSchema, type ClientOptions, type EngramClientOptions } from './options.js';
 import { StoreClient } from './store-client.js';
+import { storeSizedEmbedder } from './store-sized-embedder.js';
 
 export { clientOptionsSchema, type EngramClientOptions };
 
@@ -73,7 +74,7 @@ export class EngramClient {
     const log = (this.log = customLog ?? createLogger({ level: 'warn' }));
     // Lazy: a client that only searches never opens Redis, and none connects in a constructor.
     this.redis = createRedis(o.redisUrl, 'producer', log, { lazy: true });
-    const embedder = customEmbedder ?? (o.embedding ? createEmbedder({ ...o.embedding, timeoutMs: 30_000 }) : null);
+    const given = customEmbedder ?? (o.embedding ? createEmbedder({ ...o.embedding, timeoutMs: 30_000 }) : null);
     this.ownsDb = !db && !!o.databaseUrl;
     if (o.databaseReadUrl && !(db ? db.backend === 'postgres' : o.databaseUrl))
       throw new InputError(
@@ -82,6 +83,7 @@ export class EngramClient {
     this.db = db ?? (o.databaseUrl ? createPgDb(o.databaseUrl, 5, log) : null);
     this.readDb = this.db ? openReadDb(o.databaseReadUrl, this.db, 5, log) : null;
     const memories = (this.memories = this.db ? new MemoryDb(this.db, o.schema, log, undefined, this.readDb) : null);
+    const embedder = given && this.db ? storeSizedEmbedder(given, this.db, o.schema) : given;
     this.tools = memories && embedder ? { memories, embedder } : null;
     this.recaller =
       memories && embedder

@@ -84,6 +84,14 @@ export async function checkMigrated(db: Db, schema: string, known: Migration[] =
     );
 }
 
+/** The embedding size the store in `schema` was made for (its first migration records it). */
+export async function storeDimensions(db: Db, schema: string): Promise<number | undefined> {
+  const res = await db.query<{ value: number }>(
+    `select value from ${tables(schema).settings} where key = 'embedding_dimensions'`,
+  );
+  return res.rows[0]?.value;
+}
+
 /**
  * A store made for one embedding size cannot take another, nor (its generated text-search
  * column fixed) another text-search configuration: say so instead of failing per write or
@@ -97,17 +105,14 @@ export async function checkDimensions(
   vectorStorage?: 'float' | 'half',
 ): Promise<void> {
   const t = tables(schema);
-  const res = await db
-    .query<{ value: number }>(`select value from ${t.settings} where key = 'embedding_dimensions'`)
-    .catch((err: { code?: string }) => {
-      if (err.code === '42P01' || err.code === '3F000') {
-        throw new PermanentError(`schema "${schema}" has no engram tables yet: run \`npm run migrate\` first`, {
-          cause: err,
-        });
-      }
-      throw err;
-    });
-  const stored = res.rows[0]?.value;
+  const stored = await storeDimensions(db, schema).catch((err: { code?: string }) => {
+    if (err.code === '42P01' || err.code === '3F000') {
+      throw new PermanentError(`schema "${schema}" has no engram tables yet: run \`npm run migrate\` first`, {
+        cause: err,
+      });
+    }
+    throw err;
+  });
   if (stored !== dimensions) {
     throw new PermanentError(
       `EMBEDDING_DIMENSIONS is ${dimensions} but schema "${schema}" was created for ${stored} dimensions; ` +
