@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { postgresPoolBusy, postgresUnavailable, redisUnavailable } from '../dependency-errors.js';
+import { CLIENT_GONE } from './abandonable.js';
 import { frameworkErrorMessage } from './framework-errors.js';
 import { bodyTooLarge } from './json-body.js';
 import { AuthError, ConflictError, InputError, LimitError, ModelOutputError, UnavailableError } from '../errors.js';
@@ -10,6 +11,12 @@ import { AuthError, ConflictError, InputError, LimitError, ModelOutputError, Una
  * anything else is a 500 whose details stay in the log, not in the response.
  */
 export function errorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
+  if (error === CLIENT_GONE) {
+    // Nobody reads the answer (abandonable.ts): 499, nginx's "client closed request", for the
+    // logs and the metrics.
+    request.log.info({ ms: Math.round(reply.elapsedTime) }, 'request stopped: client gone');
+    return reply.status(499).send({ error: CLIENT_GONE.message });
+  }
   if (error instanceof InputError) {
     return reply.status(error instanceof LimitError ? 413 : 400).send({ error: error.message, details: error.details });
   }

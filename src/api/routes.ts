@@ -7,6 +7,7 @@ import type { Producer } from '../queue/enqueue.js';
 import { threadIdSchema } from '../core/names.js';
 import { enqueueBodySchema } from '../queue/schemas.js';
 import { searchModeSchema } from '../store/schemas.js';
+import { untilGone } from './abandonable.js';
 import { queryBool, queryInt, queryNamespace } from './query-params.js';
 import { refusal, refusals } from './route-schema.js';
 import { enqueueResponse, memoriesResponse, recallResponse } from './schemas.js';
@@ -76,20 +77,24 @@ export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
         response: { 200: memoriesResponse.describe('the memories, best first'), ...refusals(400, 413, 503) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const q = deps.tenancy.confine(request, request.query, { required: ['namespace'] });
-      const memories = await deps.recall.search({
-        namespace: q.namespace,
-        query: q.query,
-        limit: q.limit,
-        offset: q.offset,
-        // Checked by the search schema, which names the modes.
-        mode: q.mode as 'vector' | 'text' | 'hybrid' | undefined,
-        asOf: q.asOf,
-        refreshTtl: q.refreshTtl,
-        consistency: q.consistency as 'replica' | 'primary' | undefined,
-      });
-      return { memories };
+      const read = (signal: AbortSignal) =>
+        deps.recall.search(
+          {
+            namespace: q.namespace,
+            query: q.query,
+            limit: q.limit,
+            offset: q.offset,
+            // Checked by the search schema, which names the modes.
+            mode: q.mode as 'vector' | 'text' | 'hybrid' | undefined,
+            asOf: q.asOf,
+            refreshTtl: q.refreshTtl,
+            consistency: q.consistency as 'replica' | 'primary' | undefined,
+          },
+          { signal },
+        );
+      return { memories: await untilGone(reply, read) };
     },
   );
 
@@ -103,11 +108,11 @@ export function registerRoutes(app: FastifyInstance, deps: ApiDeps) {
         response: { 200: recallResponse.describe('what to put in the next prompt'), ...refusals(400, 413, 503) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       // The context fills the kinds' namespaces: under an API key it carries the key's tenant,
       // which every namespace template starts with, so a recall stays inside its tenant.
       const context = deps.tenancy.stampContext(request, request.body.context);
-      return deps.recall.recallParsed({ ...request.body, context });
+      return untilGone(reply, (signal) => deps.recall.recallParsed({ ...request.body, context }, { signal }));
     },
   );
 }

@@ -1,5 +1,4 @@
-import type { ServerResponse } from 'node:http';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { LimitError } from '../errors.js';
@@ -12,6 +11,7 @@ import {
   searchInputSchema,
 } from '../store/schemas.js';
 import type { StoreService } from '../store/store-service.js';
+import { abandonable, CLIENT_GONE, untilGone } from './abandonable.js';
 import { parse } from './parse.js';
 import { queryBool, queryInt, queryNamespace } from './query-params.js';
 import { bodyCheckedByService, OPTIONAL_BODY, refusal, refusals } from './route-schema.js';
@@ -42,40 +42,6 @@ const historyQuery = itemQuery.extend({
 });
 
 const tags = ['store'];
-
-/** Why a batch stopped when its client closed the connection before the answer. */
-const CLIENT_GONE = new Error('the client closed the connection before the answer');
-
-/**
- * A signal that aborts when the response's connection closes before the answer was written, or
- * once `deadlineMs` have passed (a LimitError: the batch, not a dependency, is too much to run).
- * Fastify 5: `reply.raw`'s close with `writableFinished` false is a client gone; the request's
- * own close fires once its body is read, so it cannot tell.
- */
-function abandonable(res: ServerResponse, deadlineMs: number): { signal: AbortSignal; done: () => void } {
-  const controller = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) controller.abort(CLIENT_GONE);
-  };
-  res.once('close', onClose);
-  const timer = setTimeout(
-    () =>
-      controller.abort(
-        new LimitError(
-          `the batch did not finish within ${deadlineMs} ms (HTTP_REQUEST_TIMEOUT_MS) and was stopped; nothing was written if it had not started writing: send fewer ops or ask for smaller searches`,
-        ),
-      ),
-    deadlineMs,
-  );
-  timer.unref();
-  return {
-    signal: controller.signal,
-    done: () => {
-      clearTimeout(timer);
-      res.off('close', onClose);
-    },
-  };
-}
 
 /**
  * The store API over HTTP. Bodies are the SDK's input objects as JSON: tenancy confines them,
@@ -132,10 +98,11 @@ export function registerStoreRoutes(
         },
       },
     },
-    async (request, reply) => {
-      const item = await store.get(tenancy.confine(request, request.query, one));
-      return item ? { item } : reply.status(404).send({ error: 'no such item (or it expired)' });
-    },
+    (request, reply) =>
+      untilGone(reply, async (signal) => {
+        const item = await store.get(tenancy.confine(request, request.query, one), { signal });
+        return item ? { item } : reply.status(404).send({ error: 'no such item (or it expired)' });
+      }),
   );
 
   api.delete(
@@ -172,9 +139,10 @@ export function registerStoreRoutes(
         },
       },
     },
-    async (request) => ({
-      items: await store.search(tenancy.confine(request, request.body as unknown, searched)),
-    }),
+    (request, reply) =>
+      untilGone(reply, async (signal) => ({
+        items: await store.search(tenancy.confine(request, request.body as unknown, searched), { signal }),
+      })),
   );
 
   api.get(
@@ -187,9 +155,10 @@ export function registerStoreRoutes(
         response: { 200: historyResponse.describe('one page of the change log'), ...refusals(400, 503) },
       },
     },
-    async (request) => ({
-      history: await store.history(tenancy.confine(request, request.query, one)),
-    }),
+    (request, reply) =>
+      untilGone(reply, async (signal) => ({
+        history: await store.history(tenancy.confine(request, request.query, one), { signal }),
+      })),
   );
 
   api.post(
@@ -204,13 +173,13 @@ export function registerStoreRoutes(
         response: { 200: namespacesResponse.describe('the namespaces'), ...refusals(400, 413, 503) },
       },
     },
-    async (request) => {
-      const body = request.body as unknown;
-      // No body lists every namespace; a body of JSON `null` is no object, and is refused as one.
-      return {
-        namespaces: await store.listNamespaces(tenancy.confine(request, body === undefined ? {} : body, listed)),
-      };
-    },
+    (request, reply) =>
+      untilGone(reply, async (signal) => {
+        const body = request.body as unknown;
+        // No body lists every namespace; a body of JSON `null` is no object, and is refused as one.
+        const query = tenancy.confine(request, body === undefined ? {} : body, listed);
+        return { namespaces: await store.listNamespaces(query, { signal }) };
+      }),
   );
 
   api.post(
@@ -235,7 +204,13 @@ export function registerStoreRoutes(
         const fields = readFields.get((op as { op?: unknown } | null)?.op);
         return fields ? tenancy.confine(request, op, fields) : tenancy.confineWrite(request, op, one);
       });
-      const run = abandonable(reply.raw, limits.requestTimeoutMs);
+      const run = abandonable(reply.raw, {
+        ms: limits.requestTimeoutMs,
+        error: () =>
+          new LimitError(
+            `the batch did not finish within ${limits.requestTimeoutMs} ms (HTTP_REQUEST_TIMEOUT_MS) and was stopped; nothing was written if it had not started writing: send fewer ops or ask for smaller searches`,
+          ),
+      });
       try {
         return { results: await store.batch(confined, { signal: run.signal }) };
       } catch (err) {
@@ -245,8 +220,7 @@ export function registerStoreRoutes(
           { ops: confined.length, ms: Math.round(reply.elapsedTime), reason: gone ? 'client gone' : 'deadline' },
           'store batch abandoned',
         );
-        // Nobody reads it: 499 (nginx's "client closed request") is what the metrics record.
-        if (gone) return (reply as FastifyReply).status(499).send({ error: CLIENT_GONE.message });
+        // Nobody reads it: the error handler's 499 is what the metrics record.
         throw err;
       } finally {
         run.done();

@@ -58,8 +58,11 @@ export class Recall {
     private readonly answerMaxBytes: number = DEFAULT_ANSWER_MAX_BYTES,
   ) {}
 
-  /** One namespace's memories, most similar to `query` first. */
-  async search(input: SearchInput): Promise<ScoredMemory[]> {
+  /**
+   * One namespace's memories, most similar to `query` first. `signal`: the caller went away,
+   * the query's embedding and the read stop.
+   */
+  async search(input: SearchInput, call: { signal?: AbortSignal | undefined } = {}): Promise<ScoredMemory[]> {
     const { namespace, query, limit, offset, mode, asOf, refreshTtl, consistency } = parse(
       searchInputSchema,
       input,
@@ -68,7 +71,7 @@ export class Recall {
     const budget = new AnswerBudget(this.answerMaxBytes, PAGE_ADVICE);
     const found = await this.rank(
       { namespaces: [namespace], query, mode: mode ?? 'vector', limit, offset, asOf },
-      { consistency: consistency ?? 'replica', budget },
+      { consistency: consistency ?? 'replica', budget, signal: call.signal },
     );
     return this.refreshed(found as ScoredMemory[], refreshTtl);
   }
@@ -83,7 +86,7 @@ export class Recall {
   }
 
   /** For callers that validated with the same schema already (the HTTP route, with tenancy). */
-  async recallParsed(r: RecallParsed): Promise<RecallResult> {
+  async recallParsed(r: RecallParsed, call: { signal?: AbortSignal | undefined } = {}): Promise<RecallResult> {
     const kinds = this.selected(r.kinds, r.context);
     const namespaceOf = (k: RecallKind) => fillNamespace(k.namespace, r.context, k.name);
     const profiles = kinds.filter((k) => k.mode === 'profile');
@@ -96,7 +99,7 @@ export class Recall {
           .join('\n')
           .slice(0, 8_000),
       );
-    const from: ReadOptions = { consistency: r.consistency ?? 'replica' };
+    const from: ReadOptions = { consistency: r.consistency ?? 'replica', signal: call.signal };
     // Memories of a megabyte each would otherwise make a recall of 100 MB before its token budget.
     const fit = { ...from, budget: new AnswerBudget(this.answerMaxBytes, '', true) };
     const [profileItems, ranked] = await Promise.all([
@@ -148,7 +151,9 @@ export class Recall {
     from: ReadOptions,
   ): Promise<SearchItem[]> {
     const vector =
-      q.mode === 'text' ? undefined : (await embedTexts(this.embedder, [{ text: q.query, where: 'the query' }]))[0];
+      q.mode === 'text'
+        ? undefined
+        : (await embedTexts(this.embedder, [{ text: q.query, where: 'the query' }], from.signal))[0];
     const found = await this.store.search(
       {
         scope: { namespaces: q.namespaces },

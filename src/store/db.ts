@@ -18,6 +18,11 @@ export interface QueryOptions {
    * prepared statement kept on every connection of the pool.
    */
   prepare?: boolean;
+  /**
+   * Cancels the statement on Postgres when aborted (a read whose HTTP client went away): the
+   * connection it ran on is then closed, not pooled. Rejects with the signal's reason.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 export interface Queryable {
@@ -64,6 +69,25 @@ export interface TransactionOptions {
    * a round trip on every such search and reflection snapshot.
    */
   settings?: Record<string, string>;
+  /** Cancels the statement running when aborted, and so the transaction (QueryOptions.signal). */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * `db` with `signal` on every statement and transaction it runs: the reads of a request stop
+ * on Postgres when the request is abandoned, without each read function taking a signal.
+ */
+export function withSignal(db: Db, signal: AbortSignal): Db {
+  return {
+    backend: db.backend,
+    query: (text, params, options) => db.query(text, params, { ...options, signal }),
+    exec: (text) => db.exec(text),
+    transaction: (fn, options) => db.transaction(fn, { ...options, signal }),
+    session: (fn) => db.session(fn),
+    vectorParam: (vector) => db.vectorParam(vector),
+    vectorArrayParam: (vectors) => db.vectorArrayParam(vectors),
+    close: () => db.close(),
+  };
 }
 
 /**

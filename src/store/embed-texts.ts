@@ -38,7 +38,7 @@ export function textLabel(op: { op: string; key?: string }, field: string): stri
  * Vectors for `texts`, in order, within EMBED_LIMITS; the model refusing a text as too long is a
  * LimitError naming the longest one (the model does not say which it refused).
  */
-export async function embedTexts(embedder: Embedder, texts: TextToEmbed[]): Promise<number[][]> {
+export async function embedTexts(embedder: Embedder, texts: TextToEmbed[], signal?: AbortSignal): Promise<number[][]> {
   const shorten = 'shorten it, index other fields (`index`), or put it with `index: false`';
   if (texts.length > EMBED_LIMITS.textsPerRequest)
     throw new LimitError(
@@ -57,7 +57,10 @@ export async function embedTexts(embedder: Embedder, texts: TextToEmbed[]): Prom
       `this request has ${total} characters to embed; at most ${EMBED_LIMITS.charsPerRequest} characters are embedded per request: split it`,
     );
   try {
-    return await embedder.embed(texts.map((t) => t.text));
+    return await embedder.embed(
+      texts.map((t) => t.text),
+      signal,
+    );
   } catch (err) {
     if (!refusedAsTooLong(err)) throw err;
     const longest = texts.reduce((a, b) => (b.text.length > a.text.length ? b : a));

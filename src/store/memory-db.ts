@@ -3,7 +3,7 @@ import type { AnswerBudget } from './answer-budget.js';
 import { annIndexExists, createAnnIndex, dropAnnIndex } from './ann-index.js';
 import { applyChangeSet, type ChangeResult, type ChangeSet } from './change-set.js';
 import { isApplied, readCursor } from './change-sql.js';
-import type { Db } from './db.js';
+import { withSignal, type Db } from './db.js';
 import { eraseScope, type EraseCounts, type EraseRequest } from './erase.js';
 import { exportItems } from './export.js';
 import type { ExportedHistory, ExportedItem } from './export-format.js';
@@ -42,6 +42,8 @@ export interface ReadOptions {
   consistency?: Consistency | undefined;
   /** The bytes of stored JSON the answer may still carry (answer-budget.ts); unbounded without. */
   budget?: AnswerBudget | undefined;
+  /** Stops the read's statements on Postgres when aborted (its HTTP client went away). */
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -243,7 +245,8 @@ export class MemoryDb {
   }
 
   private from(opts: ReadOptions | undefined): Db {
-    return opts?.consistency === 'replica' ? this.reader : this.db;
+    const db = opts?.consistency === 'replica' ? this.reader : this.db;
+    return opts?.signal ? withSignal(db, opts.signal) : db;
   }
 
   /** On the primary: an index just built there is used at once (a replica has it once replayed). */

@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import type { Db, Queryable, QueryOptions, QueryResult, Row, TransactionOptions, Tx } from './db.js';
 import { localSettingsSql } from './db.js';
+import { sendCancel } from './cancel-request.js';
 import { encodeVector, encodeVectorArray } from './vector-codec.js';
 
 /**
@@ -75,7 +76,37 @@ export class PgDb implements Db {
   ) {}
 
   async query<R = Row>(text: string, params?: unknown[], options?: QueryOptions): Promise<QueryResult<R>> {
-    return normalize(await this.pool.query(prepared(text, params, options, this.prepare)));
+    const query = prepared(text, params, options, this.prepare);
+    if (!options?.signal) return normalize(await this.pool.query(query));
+    return this.cancellable(options.signal, async (client) => normalize<R>(await client.query(query)));
+  }
+
+  /**
+   * Runs `work` on a connection of its own, whose statement Postgres cancels when `signal`
+   * aborts; rejects then with the signal's reason. The connection is closed, not pooled, after a
+   * cancel: one that arrived after its statement ended would stop the next borrower's.
+   */
+  private async cancellable<T>(signal: AbortSignal, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    signal.throwIfAborted();
+    const { client, release } = await this.checkout();
+    let cancelled = false;
+    let broken = false;
+    const onAbort = () => {
+      cancelled = true;
+      sendCancel(client);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      // Aborted while the connection was being had: nothing has run yet.
+      signal.throwIfAborted();
+      return await work(client);
+    } catch (err) {
+      broken = readTimedOut(err);
+      throw cancelled ? signal.reason : err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      release(cancelled || broken);
+    }
   }
 
   async exec(text: string): Promise<void> {
@@ -115,10 +146,26 @@ export class PgDb implements Db {
   }
 
   async transaction<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    const { signal } = options;
+    if (signal) return this.cancellable(signal, (client) => this.inTransaction(client, fn, options));
     const { client, release } = await this.checkout();
+    let broken = false;
+    try {
+      return await this.inTransaction(client, fn, options);
+    } catch (err) {
+      // A connection that stopped answering would only time the rollback out too: drop it, and
+      // Postgres rolls back when it sees the connection gone.
+      broken = readTimedOut(err);
+      throw err;
+    } finally {
+      release(broken);
+    }
+  }
+
+  /** `fn` between a begin and a commit on `client`; a rollback when it throws. */
+  private async inTransaction<T>(client: pg.PoolClient, fn: (tx: Tx) => Promise<T>, options: TransactionOptions) {
     const conn = wrap(client, this.prepare, this.pipeline ? pipelined : oneByOne());
     let ended = false;
-    let broken = false;
     const tx: Tx = {
       ...conn,
       queryAndCommit: async <R>(text: string, params?: unknown[], options?: QueryOptions) => {
@@ -138,13 +185,8 @@ export class PgDb implements Db {
       if (!ended) await conn.exec('commit');
       return result;
     } catch (err) {
-      // A connection that stopped answering would only time the rollback out too: drop it, and
-      // Postgres rolls back when it sees the connection gone.
-      broken = readTimedOut(err);
-      if (!broken) await conn.exec('rollback').catch(() => undefined);
+      if (!readTimedOut(err)) await conn.exec('rollback').catch(() => undefined);
       throw err;
-    } finally {
-      release(broken);
     }
   }
 

@@ -67,6 +67,11 @@ export type { BatchResult } from './types.js';
 
 type Parsed<K extends BatchOpParsed['op']> = Extract<BatchOpParsed, { op: K }>;
 
+/** `signal`: the caller went away; the call's reads stop on Postgres (MemoryDb's ReadOptions). */
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+}
+
 /**
  * Inputs are `unknown`: this is the validation boundary (HTTP bodies arrive here as they are);
  * StoreClient gives SDK users the typed shapes.
@@ -85,8 +90,8 @@ export class StoreService {
     return (await this.run([{ op: 'put', ...parse(putInputSchema, input, 'put') }]))[0] as MemoryItem;
   }
 
-  async get(input: unknown): Promise<MemoryItem | null> {
-    return (await this.run([{ op: 'get', ...parse(getInputSchema, input, 'get') }]))[0] as MemoryItem | null;
+  async get(input: unknown, options: CallOptions = {}): Promise<MemoryItem | null> {
+    return (await this.run([{ op: 'get', ...parse(getInputSchema, input, 'get') }], options))[0] as MemoryItem | null;
   }
 
   /** True when a live item was deleted. */
@@ -94,23 +99,23 @@ export class StoreService {
     return (await this.run([{ op: 'delete', ...parse(deleteInputSchema, input, 'delete') }]))[0] as boolean;
   }
 
-  async search(input: unknown): Promise<SearchItem[]> {
+  async search(input: unknown, options: CallOptions = {}): Promise<SearchItem[]> {
     const op: BatchOpParsed = { op: 'search', ...parse(searchInputSchema, input, 'search') };
-    return (await this.run([op], { advice: ASK.page }))[0] as SearchItem[];
+    return (await this.run([op], { advice: ASK.page, signal: options.signal }))[0] as SearchItem[];
   }
 
-  async listNamespaces(input: unknown = {}): Promise<Namespace[]> {
+  async listNamespaces(input: unknown = {}, options: CallOptions = {}): Promise<Namespace[]> {
     const q = parse(listNamespacesInputSchema, input, 'listNamespaces');
-    return this.memories.listNamespaces(q, { consistency: q.consistency ?? 'replica' });
+    return this.memories.listNamespaces(q, { consistency: q.consistency ?? 'replica', signal: options.signal });
   }
 
-  async history(input: unknown): Promise<HistoryEntry[]> {
+  async history(input: unknown, options: CallOptions = {}): Promise<HistoryEntry[]> {
     const { namespace, key, limit, offset, consistency } = parse(historyInputSchema, input, 'history');
     return this.memories.history(
       namespace,
       key,
       { limit, offset },
-      { consistency: consistency ?? 'replica', budget: this.budget(ASK.page) },
+      { consistency: consistency ?? 'replica', budget: this.budget(ASK.page), signal: options.signal },
     );
   }
 
@@ -195,7 +200,7 @@ export class StoreService {
    * `signal` stops it between ops (rejecting with its reason): before the writes, nothing is
    * written; a batch of 1,000 searches whose client has gone should not run for minutes.
    */
-  async batch(ops: unknown[], options: { signal?: AbortSignal | undefined } = {}): Promise<BatchResult[]> {
+  async batch(ops: unknown[], options: CallOptions = {}): Promise<BatchResult[]> {
     return this.run(parse(batchInputSchema, { ops }, 'batch').ops, options);
   }
 
@@ -275,6 +280,7 @@ export class StoreService {
         ? 'primary'
         : 'replica',
       budget,
+      signal,
     };
     // All the gets in one statement, however many (a statement each was a round trip each).
     const getAt = ops.flatMap((op, i) => (op.op === 'get' ? [i] : []));
