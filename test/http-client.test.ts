@@ -245,3 +245,46 @@ describe('engram/client with API keys', () => {
     expect(foreign.cause).toEqual(new Error('HTTP 403 from GET /v1/store/items'));
   });
 });
+
+/**
+ * A model provider's rate limit behind the API: the service answers 503 with the wait the
+ * provider asked for, and the client waits that long before its retry, or gives up at once when
+ * the wait would pass its deadline, with the service's answer rather than a timeout.
+ */
+describe("engram/client and a model provider's rate limit", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'], env: { LLM_MAX_RETRIES: '0' } });
+  });
+  afterAll(async () => h?.stop());
+
+  it("passes on the provider's Retry-After, and the client waits it out", async () => {
+    h.model.embeddingFailure = { status: 429, headers: { 'retry-after': '1' } };
+    h.model.failEmbeddings = 1;
+    const raw = await fetch(`${h.url}/v1/memories/search?namespace=memories&namespace=u1&query=tea`);
+    expect(raw.status).toBe(503);
+    expect(raw.headers.get('retry-after')).toBe('1');
+
+    h.model.failEmbeddings = 1;
+    const before = h.model.embeddingRequests;
+    const client = new EngramHttpClient({ url: h.url, retry: { baseDelayMs: 5 } });
+    const started = Date.now();
+    expect(await client.search({ namespace: NS, query: 'tea' })).toEqual([]);
+    // Its own backoff is 5 ms: only the server's Retry-After makes it wait a second.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    expect(h.model.embeddingRequests - before).toBe(2);
+  });
+
+  it('gives up at once with the 503 when the wait would pass its deadline', async () => {
+    h.model.embeddingFailure = { status: 429, headers: { 'retry-after': '30' } };
+    h.model.failEmbeddings = 5;
+    const before = h.model.embeddingRequests;
+    const client = new EngramHttpClient({ url: h.url, timeoutMs: 5_000, retry: { baseDelayMs: 5 } });
+    const err = await failure(client.search({ namespace: NS, query: 'tea' }));
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect(err.message).toMatch(/429/);
+    expect(err.message).not.toMatch(/did not answer/);
+    expect(h.model.embeddingRequests - before).toBe(1);
+    h.model.failEmbeddings = 0;
+  });
+});

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { postgresPoolBusy, postgresUnavailable, redisUnavailable } from '../dependency-errors.js';
 import { CLIENT_GONE } from './abandonable.js';
+import { providerWaitMs } from '../llm/retry.js';
 import { frameworkErrorMessage } from './framework-errors.js';
 import { bodyTooLarge } from './json-body.js';
 import { AuthError, ConflictError, InputError, LimitError, ModelOutputError, UnavailableError } from '../errors.js';
@@ -64,6 +65,9 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   if (error instanceof UnavailableError) {
     // A stalled Redis may still run the command later: the message says what to do about it.
     request.log.warn({ err: error, dependency: error.dependency }, 'dependency unavailable');
+    // A model provider that said how long its rate limit lasts: the caller is told the same.
+    const waitMs = providerWaitMs(error);
+    if (waitMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))));
     return reply.status(503).send({ error: error.message });
   }
   request.log.error({ err: error, method: request.method, url: request.url }, 'request failed');

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { retryAfterMs } from '../core/retry-after.js';
 import { PermanentError, UnavailableError } from '../errors.js';
 import { httpError, NO_ROUTE, parseJson } from './errors.js';
 import type { CallOptions, HttpClientSettings } from './options.js';
@@ -35,6 +36,8 @@ interface Limits {
   what: string;
   timeoutMs: number;
   deadline: AbortSignal;
+  /** When the deadline passes (ms since the epoch). */
+  endsAt: number;
   signal: AbortSignal;
 }
 
@@ -110,7 +113,7 @@ export class Transport {
     const timeoutMs = call.timeoutMs ?? this.o.timeoutMs;
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = call.signal ? AbortSignal.any([deadline, call.signal]) : deadline;
-    return { what: `${x.method} ${x.path}`, timeoutMs, deadline, signal };
+    return { what: `${x.method} ${x.path}`, timeoutMs, deadline, endsAt: Date.now() + timeoutMs, signal };
   }
 
   /**
@@ -120,7 +123,7 @@ export class Transport {
   private async attempts<T>(
     x: Request,
     call: CallOptions,
-    { what, timeoutMs, deadline, signal }: Limits,
+    { what, timeoutMs, deadline, endsAt, signal }: Limits,
     outcome: (res: Response, what: string) => Promise<Outcome<T>>,
   ): Promise<T> {
     const url = `${this.base}${x.path}${x.query?.size ? `?${x.query.toString()}` : ''}`;
@@ -136,11 +139,14 @@ export class Transport {
     }
     for (let attempt = 1; ; attempt++) {
       let failure: Error;
+      // A 503's Retry-After (the service passes on a model provider's rate limit): waited for.
+      let asked: number | undefined;
       try {
         const res = await fetch(url, { method: x.method, headers, body, signal });
         const result = await outcome(res, what);
         if ('value' in result) return result.value;
         failure = result.failure;
+        asked = retryAfterMs(res.headers);
       } catch (err) {
         if (call.signal?.aborted) throw call.signal.reason;
         if (deadline.aborted) throw timedOut(what, timeoutMs, x.idempotent, err);
@@ -150,7 +156,9 @@ export class Transport {
         });
       }
       if (!x.idempotent || !(failure instanceof UnavailableError) || attempt >= this.o.retry.attempts) throw failure;
-      await this.pause(attempt, signal).catch((err: unknown) => {
+      // A wait past the deadline would end in a timeout that hides what the server said.
+      if (asked !== undefined && Date.now() + asked >= endsAt) throw failure;
+      await this.pause(attempt, signal, asked).catch((err: unknown) => {
         if (call.signal?.aborted) throw call.signal.reason;
         throw timedOut(what, timeoutMs, x.idempotent, err);
       });
@@ -166,10 +174,13 @@ export class Transport {
     });
   }
 
-  /** Full jitter: a random wait up to base x 2^(attempt-1), capped; cut short by the deadline. */
-  private pause(attempt: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Full jitter: a random wait up to base x 2^(attempt-1), capped, or what the server asked if
+   * longer; cut short by the deadline.
+   */
+  private pause(attempt: number, signal: AbortSignal, askedMs = 0): Promise<void> {
     const { baseDelayMs, maxDelayMs } = this.o.retry;
-    const ms = Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
+    const ms = Math.max(askedMs, Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1)));
     return new Promise((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason as Error);
       const timer = setTimeout(() => {

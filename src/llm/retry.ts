@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { retryAfterMs } from '../core/retry-after.js';
 import { ModelOutputError, PermanentError, UnavailableError } from '../errors.js';
 
 /**
@@ -87,16 +88,21 @@ function refused(what: string, err: unknown): unknown {
   return new PermanentError(message, { cause: err });
 }
 
-/** `retry-after-ms` (OpenAI, Azure) or `retry-after` in seconds or as an HTTP date. */
+/** What the provider asked, when it asked. */
 function retryAfter(headers: Headers | undefined): { afterMs?: number } {
-  const ms = Number.parseFloat(headers?.get('retry-after-ms') ?? '');
-  if (Number.isFinite(ms) && ms >= 0) return { afterMs: ms };
-  const raw = headers?.get('retry-after');
-  if (!raw) return {};
-  const seconds = Number.parseFloat(raw);
-  if (Number.isFinite(seconds) && seconds >= 0) return { afterMs: seconds * 1000 };
-  const date = Date.parse(raw);
-  return Number.isFinite(date) ? { afterMs: Math.max(0, date - Date.now()) } : {};
+  const afterMs = retryAfterMs(headers);
+  return afterMs === undefined ? {} : { afterMs };
+}
+
+/**
+ * The wait a model provider asked for with the 429 behind `err` (a failure of withRetry), if
+ * it asked: what an API caller is told to wait too (`Retry-After` on its 503).
+ */
+export function providerWaitMs(err: unknown): number | undefined {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (e instanceof OpenAI.APIError && e.status === 429) return retryAfterMs(e.headers as Headers | undefined);
+  }
+  return undefined;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -39,8 +39,10 @@ export class FakeModel {
   latencyMs = 0;
   /** Added before every embedding answer. */
   embeddingLatencyMs = 0;
-  /** The next this-many embedding requests fail with a 500. */
+  /** The next this-many embedding requests fail with `embeddingFailure` (a 500 by default). */
   failEmbeddings = 0;
+  /** How a failed embedding request is answered: a 429 with its retry-after, say. */
+  embeddingFailure: { status: number; headers?: Record<string, string> } = { status: 500 };
   /** Inputs longer than this are refused with a 400, as a real model refuses one past its context. */
   embeddingMaxChars = Infinity;
   private server: Server | null = null;
@@ -92,7 +94,9 @@ export class FakeModel {
       this.embeddingBodies.push(body);
       if (this.failEmbeddings > 0) {
         this.failEmbeddings--;
-        return { status: 500, body: { error: { message: 'embedding backend down', type: 'fake_error' } } };
+        const { status, headers } = this.embeddingFailure;
+        const message = status === 429 ? 'Rate limit reached for requests' : 'embedding backend down';
+        return { status, headers, body: { error: { message, type: 'fake_error' } } };
       }
       const tooLong = input.find((text) => text.length > this.embeddingMaxChars);
       if (tooLong !== undefined) {
