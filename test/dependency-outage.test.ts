@@ -35,6 +35,13 @@ async function handedBack(h: Harness): Promise<number> {
   return Number(/^engram_reflections_total\{status="handed-back"\} (\d+)$/m.exec(text)?.[1] ?? 0);
 }
 
+/** engram_reflections_held for one dependency and reason, as /metrics shows it (absent: 0). */
+async function held(h: Harness, dependency: string, reason: string): Promise<number> {
+  const text = await h.runtime.metrics.registry.metrics();
+  const line = new RegExp(`^engram_reflections_held\\{dependency="${dependency}",reason="${reason}"\\} (\\d+)$`, 'm');
+  return Number(line.exec(text)?.[1] ?? 0);
+}
+
 /**
  * The jobs that ran against the outage were handed back; none failed, no thread parked. Jobs not
  * yet taken when the hold began wait for it to end: under load only the first may have run.
@@ -79,8 +86,10 @@ describe('a Postgres outage longer than the attempts', () => {
     await enqueueAll(h);
     await heldThrough(h);
     expect(h.model.chatRequests).toHaveLength(0);
+    expect(await held(h, 'postgres', 'unreachable')).toBe(1);
     await proxy.start(port);
     await reflectedAfter(h);
+    expect(await held(h, 'postgres', 'unreachable')).toBe(0);
     // The model was asked once per thread: the reads before it failed, not the commit.
     expect(h.model.chatRequests).toHaveLength(users.length);
   });
@@ -147,8 +156,10 @@ describe('a chat model refusing every request for its rate limit, longer than th
     await heldThrough(h);
     // The hold asked the provider with its smallest request, not with the reflections'.
     expect(h.model.chatRequests.filter(isProbe).length).toBeGreaterThan(0);
+    expect(await held(h, 'chat-model', 'rate-limited')).toBe(1);
     limited = false;
     await reflectedAfter(h);
+    expect(await held(h, 'chat-model', 'rate-limited')).toBe(0);
   });
 });
 

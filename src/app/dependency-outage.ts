@@ -17,7 +17,12 @@ export interface OutageProbe {
   back?: string;
   /** Probed this many times less often than an outage (a real request, not a free one). */
   pollFactor?: number;
+  /** What holds: the dependency out of reach (the default), or refusing every request (429). */
+  reason?: 'unreachable' | 'rate-limited';
 }
+
+/** Told when a hold begins (`true`) and ends, for the `engram_reflections_held` gauge. */
+export type HoldReport = (hold: { dependency: OutageProbe['name']; reason: string }, held: boolean) => void;
 
 /** A probe per dependency and question: is it there (outage), does it take a request (429). */
 export interface ReflectionProbeFns {
@@ -77,6 +82,7 @@ function rateLimit(name: 'chat-model' | 'embedding-model', ping: () => Promise<u
     ping,
     // A probe here spends a token or two: asked every 10 s with the default poll, not every 2 s.
     pollFactor: 5,
+    reason: 'rate-limited',
     away: () => `${name} refuses requests for its rate limit or quota (429), a one-word request too`,
     back: `${name} takes requests again`,
   };
@@ -110,6 +116,7 @@ export class DependencyOutage {
     private readonly probes: OutageProbe[],
     private readonly log: Logger,
     private readonly pollMs = 2_000,
+    private readonly report: HoldReport = () => undefined,
   ) {}
 
   /** The workers held while a dependency is away (one per shard). */
@@ -143,6 +150,7 @@ export class DependencyOutage {
 
   private begin(probe: OutageProbe, err: unknown): void {
     this.held = { probe, since: Date.now(), handedBack: 0 };
+    this.report(holdOf(probe), true);
     this.log.warn(
       { err, dependency: probe.name },
       `${probe.away?.(err) ?? `${probe.name} unreachable`}: this process takes no reflection until it answers; jobs are handed back without spending an attempt`,
@@ -166,6 +174,7 @@ export class DependencyOutage {
             `${held.probe.back ?? `${held.probe.name} reachable again`}: reflections resume`,
           );
           this.held = null;
+          this.report(holdOf(held.probe), false);
           for (const w of this.workers) void w.resume();
         });
       },
@@ -173,6 +182,10 @@ export class DependencyOutage {
     );
     this.timer.unref();
   }
+}
+
+function holdOf(probe: OutageProbe) {
+  return { dependency: probe.name, reason: probe.reason ?? 'unreachable' };
 }
 
 async function answers(probe: OutageProbe): Promise<boolean> {

@@ -27,7 +27,12 @@ export interface ReflectionShardsOptions extends Omit<
  */
 export function startReflectionShards(opts: ReflectionShardsOptions) {
   const { queues, buffers, concurrency, outageProbes, outagePollMs, ...common } = opts;
-  const outage = new DependencyOutage(outageProbes, common.log.child({ component: 'reflection-worker' }), outagePollMs);
+  const outage = new DependencyOutage(
+    outageProbes,
+    common.log.child({ component: 'reflection-worker' }),
+    outagePollMs,
+    (hold, held) => common.metrics.reflectionsHeld.set(hold, held ? 1 : 0),
+  );
   const split = splitConcurrency(concurrency, queues.length);
   // Said once at start: the operator sized the total against the model's rate limits.
   if (concurrency < queues.length)

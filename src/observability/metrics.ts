@@ -35,6 +35,12 @@ export function createMetrics(queues: EngramQueues | null, threads: ThreadGauges
       labelNames: ['status'],
       registers: [registry],
     }),
+    reflectionsHeld: new Gauge({
+      name: 'engram_reflections_held',
+      help: '1 while this process takes no reflection because a dependency is out of reach (reason "unreachable") or its provider refuses every request (reason "rate-limited")',
+      labelNames: ['dependency', 'reason'],
+      registers: [registry],
+    }),
     reflectionSeconds: new Histogram({
       name: 'engram_reflection_duration_seconds',
       help: 'Wall time of one reflection, model calls included',
