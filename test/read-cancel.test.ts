@@ -1,6 +1,15 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, TEST_DATABASE_URL, waitFor, type Harness } from './helpers/harness.js';
+import { createLogger } from '../src/observability/logger.js';
+import { EngramClient } from '../src/sdk/index.js';
+import {
+  startHarness,
+  TEST_DATABASE_URL,
+  TEST_DIMENSIONS,
+  TEST_REDIS_URL,
+  waitFor,
+  type Harness,
+} from './helpers/harness.js';
 
 /**
  * A client that gives up on a read (a chat app's own timeout, then its retry) used to leave the
@@ -43,13 +52,18 @@ describe('a read whose client goes away', () => {
     ['namespaces', 'POST', '/v1/store/namespaces', { prefix: ['memories'] }],
   ];
 
-  it.each(reads)('stops on Postgres (%s) while the lock it waits for is still held', async (_, method, path, body) => {
+  /** Locks every table of the schema in the locker's transaction, until it rolls back. */
+  async function lockAll(): Promise<void> {
     const tables = await locker.query<{ t: string }>(
       `select format('%I.%I', schemaname, tablename) as t from pg_tables where schemaname = $1`,
       [h.env.DATABASE_SCHEMA],
     );
     await locker.query('begin');
     await locker.query(`lock table ${tables.rows.map((r) => r.t).join(', ')} in access exclusive mode`);
+  }
+
+  it.each(reads)('stops on Postgres (%s) while the lock it waits for is still held', async (_, method, path, body) => {
+    await lockAll();
     try {
       const gone = new AbortController();
       const request = fetch(`${h.url}${path}`, {
@@ -73,5 +87,40 @@ describe('a read whose client goes away', () => {
       body: JSON.stringify({ namespacePrefix: ['memories'] }),
     });
     expect(res.status).toBe(200);
+  });
+
+  it("stops on Postgres when an SDK caller's signal gives up its search or recall", async () => {
+    const sdk = new EngramClient({
+      redisUrl: TEST_REDIS_URL,
+      databaseUrl: TEST_DATABASE_URL,
+      prefix: h.env.ENGRAM_PREFIX,
+      schema: h.env.DATABASE_SCHEMA,
+      embedding: { apiKey: 'test-key', baseURL: h.model.url, dimensions: TEST_DIMENSIONS },
+      log: createLogger({ level: 'silent' }),
+    });
+    try {
+      // The client's first embedding reads the store's size: done before the lock.
+      await sdk.search({ namespace: ['memories', 'u1'], query: 'tea' });
+      const calls = [
+        (signal: AbortSignal) => sdk.search({ namespace: ['memories', 'u1'], query: 'tea' }, { signal }),
+        (signal: AbortSignal) => sdk.recall({ context: { userId: 'u1' }, query: 'tea' }, { signal }),
+      ];
+      for (const call of calls) {
+        await lockAll();
+        try {
+          const gone = new AbortController();
+          const read = call(gone.signal);
+          read.catch(() => undefined);
+          await waitFor(async () => (await waiting()) >= 1);
+          gone.abort(new Error('the user left'));
+          await expect(read).rejects.toThrow('the user left');
+          await waitFor(async () => (await waiting()) === 0, { timeoutMs: 5_000 });
+        } finally {
+          await locker.query('rollback');
+        }
+      }
+    } finally {
+      await sdk.close();
+    }
   });
 });

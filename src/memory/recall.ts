@@ -81,8 +81,8 @@ export class Recall {
    * context (as a reflection fills them), ranked together (hybrid by default), deduplicated,
    * cut to `limit` and the token budget, and as a prompt block.
    */
-  recall(input: RecallInput): Promise<RecallResult> {
-    return this.recallParsed(parse(recallInputSchema, input, 'recall'));
+  recall(input: RecallInput, call: { signal?: AbortSignal | undefined } = {}): Promise<RecallResult> {
+    return this.recallParsed(parse(recallInputSchema, input, 'recall'), call);
   }
 
   /** For callers that validated with the same schema already (the HTTP route, with tenancy). */

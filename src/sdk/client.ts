@@ -32,6 +32,11 @@ import { storeSizedEmbedder } from './store-sized-embedder.js';
 
 export { clientOptionsSchema, type EngramClientOptions };
 
+/** A read's own options: `signal` gives it up (its statement is cancelled on Postgres). */
+export interface ReadCallOptions {
+  signal?: AbortSignal | undefined;
+}
+
 /**
  * The producer SDK. `enqueue` goes straight to Redis (no HTTP hop, no Postgres, no model);
  * `search` reads Postgres directly after one embedding call. The client connects on first use
@@ -135,13 +140,14 @@ export class EngramClient {
 
   /**
    * Memories of one namespace, most similar to `query` first. Async: without a database it
-   * rejects, so a caller's `.catch` sees it, rather than throwing.
+   * rejects, so a caller's `.catch` sees it, rather than throwing. `signal` stops the query's
+   * embedding and cancels its statement on Postgres; the call then rejects with its reason.
    */
-  async search(input: SearchInput): Promise<ScoredMemory[]> {
+  async search(input: SearchInput, call: ReadCallOptions = {}): Promise<ScoredMemory[]> {
     if (!this.recaller)
       throw new InputError('search needs `databaseUrl` and `embedding` (or `embedder`) in the client options');
     try {
-      return await this.recaller.search(input);
+      return await this.recaller.search(input, call);
     } catch (err) {
       throw toSdkError(err, 'postgres');
     }
@@ -152,12 +158,12 @@ export class EngramClient {
    * kinds' namespaces, filled from `context` (hybrid ranking by default), cut to `limit` and
    * `tokenBudget`, with a prompt block. Reads the service's kinds, so it connects first.
    */
-  async recall(input: RecallInput): Promise<RecallResult> {
+  async recall(input: RecallInput, call: ReadCallOptions = {}): Promise<RecallResult> {
     if (!this.recaller)
       throw new InputError('recall needs `databaseUrl` and `embedding` (or `embedder`) in the client options');
     await this.connect();
     try {
-      return await this.recaller.recall(input);
+      return await this.recaller.recall(input, call);
     } catch (err) {
       // Connected already: Redis's own failures say so by their messages, a bare socket is Postgres.
       throw toSdkError(err, 'postgres');

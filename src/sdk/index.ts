@@ -4,7 +4,7 @@
  * The package root exports all of it too; this entry keeps those modules out of a producer's
  * process (test/sdk-entry.test.ts walks its imports).
  */
-export { EngramClient, type EngramClientOptions } from './client.js';
+export { EngramClient, type EngramClientOptions, type ReadCallOptions } from './client.js';
 export { StoreClient } from './store-client.js';
 export { defineKind, defineKinds, defaultKinds, type MemoryKind, type MemoryKindInput } from '../memory/kinds.js';
 export {
