@@ -131,7 +131,7 @@ describe('a chat model away for longer than the attempts', () => {
 });
 
 /** The rate-limit probe's request (llm/clients.ts): one word, one token. */
-const isProbe = (request: ChatRequest) => request.max_tokens === 1;
+const isProbe = (request: ChatRequest) => request.max_completion_tokens === 1;
 const rateLimited = { status: 429, error: 'Rate limit reached for requests', code: 'rate_limit_exceeded' };
 
 /** A reflection process whose chat model answers with `chat`, stopped after the file's tests. */

@@ -49,7 +49,7 @@ export function createModelClients(
         c.chat.completions.create({
           model: env.CHAT_MODEL,
           messages: [{ role: 'user', content: 'ping' }],
-          max_tokens: 1,
+          max_completion_tokens: 1,
         }),
       ),
       embedding: rateLimitProbe(embeddingEndpoint, (c) =>

@@ -29,7 +29,7 @@ export function modelProbe(settings: EndpointSettings): () => Promise<void> {
  * Whether a model endpoint takes a request now, asked with the smallest request of its kind (a
  * one-token completion of one word, the embedding of one word): `GET /models` is not rate
  * limited, so only a real request tells a limit on everyone from a request too large for it.
- * Any answer but a 429 counts, a 400 too (a model that refuses `max_tokens: 1` still took the
+ * Any answer but a 429 counts, a 400 too (a model that refuses `max_completion_tokens: 1` still took the
  * request); a 429, no connection, a timeout or a 5xx does not. Rejects when refused.
  */
 export function rateLimitProbe(
