@@ -111,6 +111,7 @@ export class DependencyOutage {
   private held: { probe: OutageProbe; since: number; handedBack: number } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  private readonly asking = new Map<OutageProbe, Promise<boolean>>();
 
   constructor(
     private readonly probes: OutageProbe[],
@@ -135,10 +136,23 @@ export class DependencyOutage {
       .map((e) => this.probes.find((p) => p.matches(e)))
       .find((p) => p !== undefined);
     if (!probe) return false;
-    if (this.held === null && (await answers(probe))) return false;
+    if (this.held === null && (await this.ask(probe))) return false;
     if (this.held === null) this.begin(probe, err);
     (this.held as { handedBack: number }).handedBack++;
     return true;
+  }
+
+  /**
+   * One probe at a time per dependency: the jobs that fail together (a process's whole
+   * concurrency, when a provider starts refusing) share its answer instead of each sending one.
+   */
+  private ask(probe: OutageProbe): Promise<boolean> {
+    let asking = this.asking.get(probe);
+    if (!asking) {
+      asking = answers(probe).finally(() => this.asking.delete(probe));
+      this.asking.set(probe, asking);
+    }
+    return asking;
   }
 
   /** Stops probing (the process is shutting down; its workers close on their own). */
