@@ -86,6 +86,28 @@ describe('recall', () => {
     expect(r.body.tokens).toBe(estimateTokens(r.body.prompt));
   });
 
+  it('ranks by text alone when the query cannot be embedded, and says so, rather than failing the turn', async () => {
+    h.model.failEmbeddings = 100;
+    try {
+      const r = await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'ramen' });
+      expect(r.status).toBe(200);
+      expect(r.body.degraded).toEqual({ ranking: 'text', reason: expect.stringMatching(/embedding model .*500/) });
+      expect(r.body.profiles).toHaveLength(1);
+      expect(r.body.memories.map((m: any) => m.value.content)).toContain('User loves ramen');
+      // Asked for vectors only, or a search, it fails as before: the caller chose the ranking.
+      expect((await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'ramen', mode: 'vector' })).status).toBe(
+        503,
+      );
+      const search = await fetch(`${h.url}/v1/memories/search?namespace=memories&namespace=u1&query=ramen`);
+      expect(search.status).toBe(503);
+    } finally {
+      h.model.failEmbeddings = 0;
+    }
+    const healthy = await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'ramen' });
+    expect(healthy.status).toBe(200);
+    expect(healthy.body).not.toHaveProperty('degraded');
+  });
+
   it('takes the latest messages instead of a query, and cuts to limit and the token budget', async () => {
     const messages = [
       { role: 'assistant', content: 'How can I help?' },

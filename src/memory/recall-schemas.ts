@@ -94,6 +94,15 @@ export const recallResultSchema = z
     prompt: z.string(),
     /** The block's estimated tokens (characters / 4). */
     tokens: z.number(),
+    /**
+     * Present when the memories were ranked by text alone because the query could not be
+     * embedded (the embedding model out of reach, failing or rate limited): a hybrid recall
+     * answers with its text half rather than failing the chat turn.
+     */
+    degraded: z
+      .object({ ranking: z.literal('text'), reason: z.string() })
+      .optional()
+      .describe('set when the query could not be embedded and the memories were ranked by text alone'),
   })
   .meta({ id: 'RecallResult' });
 export type RecallResult = z.output<typeof recallResultSchema>;

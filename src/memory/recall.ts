@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { invalidInput } from '../core/invalid-input.js';
-import { InputError } from '../errors.js';
+import { InputError, UnavailableError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES, PAGE_ADVICE } from '../store/answer-budget.js';
 import { embedTexts } from '../store/embed-texts.js';
@@ -69,7 +69,7 @@ export class Recall {
       'search',
     );
     const budget = new AnswerBudget(this.answerMaxBytes, PAGE_ADVICE);
-    const found = await this.rank(
+    const { found } = await this.rank(
       { namespaces: [namespace], query, mode: mode ?? 'vector', limit, offset, asOf },
       { consistency: consistency ?? 'replica', budget, signal: call.signal },
     );
@@ -102,7 +102,7 @@ export class Recall {
     const from: ReadOptions = { consistency: r.consistency ?? 'replica', signal: call.signal };
     // Memories of a megabyte each would otherwise make a recall of 100 MB before its token budget.
     const fit = { ...from, budget: new AnswerBudget(this.answerMaxBytes, '', true) };
-    const [profileItems, ranked] = await Promise.all([
+    const [profileItems, { found: ranked, degraded }] = await Promise.all([
       this.store.getMany(
         profiles.map((k) => ({ namespace: namespaceOf(k), key: profileKey(k) })),
         from,
@@ -118,10 +118,12 @@ export class Recall {
               offset: 0,
               recency: r.recency,
               asOf: r.asOf,
+              // A recall fills the next prompt: its text ranking alone beats no memories at all.
+              textWhenEmbeddingDown: true,
             },
             fit,
           )
-        : Promise.resolve([]),
+        : Promise.resolve({ found: [] as SearchItem[], degraded: undefined }),
     ]);
     const found = dedupe(ranked).slice(0, r.limit);
     const shown = fitBudget(
@@ -133,10 +135,14 @@ export class Recall {
     const ids = new Set([...shown.profiles, ...shown.memories].map((m) => JSON.stringify([m.namespace, m.key])));
     const recalled = [...profileItems, ...found].filter((m) => m && ids.has(JSON.stringify([m.namespace, m.key])));
     await this.refreshed(recalled, r.refreshTtl);
-    return shown;
+    return degraded ? { ...shown, degraded } : shown;
   }
 
-  /** Embeds the query (before any connection is borrowed: invariant 8), searches, reranks. */
+  /**
+   * Embeds the query (before any connection is borrowed: invariant 8), searches, reranks. With
+   * `textWhenEmbeddingDown`, a hybrid ranking whose query cannot be embedded (the embedding model
+   * out of reach, failing or rate limited) is its text half alone, and says so in `degraded`.
+   */
   private async rank(
     q: {
       namespaces: Namespace[];
@@ -147,19 +153,28 @@ export class Recall {
       offset: number;
       recency?: { halfLifeMs: number; weight: number } | undefined;
       asOf?: Date | undefined;
+      textWhenEmbeddingDown?: boolean;
     },
     from: ReadOptions,
-  ): Promise<SearchItem[]> {
-    const vector =
-      q.mode === 'text'
-        ? undefined
-        : (await embedTexts(this.embedder, [{ text: q.query, where: 'the query' }], from.signal))[0];
+  ): Promise<{ found: SearchItem[]; degraded?: Degraded }> {
+    let vector: number[] | undefined;
+    let mode = q.mode;
+    let degraded: Degraded | undefined;
+    if (q.mode !== 'text') {
+      try {
+        vector = (await embedTexts(this.embedder, [{ text: q.query, where: 'the query' }], from.signal))[0];
+      } catch (err) {
+        if (!(q.textWhenEmbeddingDown && q.mode === 'hybrid' && embeddingDown(err))) throw err;
+        mode = 'text';
+        degraded = { ranking: 'text', reason: (err as Error).message };
+      }
+    }
     const found = await this.store.search(
       {
         scope: { namespaces: q.namespaces },
         vector,
         text: q.query,
-        mode: q.mode,
+        mode,
         kinds: q.kinds,
         filter: [],
         limit: q.limit,
@@ -169,7 +184,8 @@ export class Recall {
       },
       from,
     );
-    return this.rerank && found.length > 0 ? reranked(this.rerank, q.query, found) : found;
+    const ranked = this.rerank && found.length > 0 ? await reranked(this.rerank, q.query, found) : found;
+    return degraded ? { found: ranked, degraded } : { found: ranked };
   }
 
   /** The renewal is a write: MemoryDb sends it to the primary, whichever Db served the read. */
@@ -196,6 +212,17 @@ export class Recall {
       );
     return kinds;
   }
+}
+
+/** Why a recall was ranked by text alone (RecallResult's `degraded`). */
+interface Degraded {
+  ranking: 'text';
+  reason: string;
+}
+
+/** The query's embedding failed for want of the embedding model, not for what it was sent. */
+function embeddingDown(err: unknown): boolean {
+  return err instanceof UnavailableError && err.dependency === 'embedding-model';
 }
 
 function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
