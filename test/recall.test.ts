@@ -94,6 +94,9 @@ describe('recall', () => {
       expect(r.body.degraded).toEqual({ ranking: 'text', reason: expect.stringMatching(/embedding model .*500/) });
       expect(r.body.profiles).toHaveLength(1);
       expect(r.body.memories.map((m: any) => m.value.content)).toContain('User loves ramen');
+      expect(await h.runtime.metrics.registry.metrics()).toMatch(
+        /^engram_search_duration_seconds_count\{op="recall",outcome="degraded"\} 1$/m,
+      );
       // Asked for vectors only, or a search, it fails as before: the caller chose the ranking.
       expect((await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'ramen', mode: 'vector' })).status).toBe(
         503,

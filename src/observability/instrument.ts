@@ -35,7 +35,9 @@ export function instrumented<T extends object, K extends keyof T>(
     const end = histogram.startTimer(labels);
     try {
       const result = await original.apply(target, args);
-      end({ outcome: 'ok' });
+      // An answer made without one of its parts (a recall ranked by text alone) counts apart.
+      const degraded = typeof result === 'object' && result !== null && 'degraded' in result;
+      end({ outcome: degraded ? 'degraded' : 'ok' });
       return result;
     } catch (err) {
       end({ outcome: outcomeOf(err) });
