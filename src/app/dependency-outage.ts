@@ -95,6 +95,16 @@ function causes(err: unknown): Error[] {
   return chain;
 }
 
+/** How often a hold that lasts says so again in the log. */
+const REMIND_MS = 5 * 60_000;
+
+interface Hold {
+  probe: OutageProbe;
+  since: number;
+  remindedAt: number;
+  handedBack: number;
+}
+
 /**
  * Holds one process's reflections while a dependency is out of reach, or a model's provider
  * refuses every request for a rate limit. A reflection that failed for want of Postgres or a
@@ -108,7 +118,7 @@ function causes(err: unknown): Error[] {
  */
 export class DependencyOutage {
   private workers: Worker[] = [];
-  private held: { probe: OutageProbe; since: number; handedBack: number } | null = null;
+  private held: Hold | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private readonly asking = new Map<OutageProbe, Promise<boolean>>();
@@ -162,8 +172,24 @@ export class DependencyOutage {
     this.timer = null;
   }
 
+  /**
+   * A line every REMIND_MS while a hold lasts: one at its start scrolls out of sight in an
+   * outage of hours (an exhausted quota), and an operator reading the logs then should see why
+   * nothing reflects.
+   */
+  private remind(held: Hold): void {
+    const now = Date.now();
+    if (now - held.remindedAt < REMIND_MS) return;
+    held.remindedAt = now;
+    this.log.warn(
+      { dependency: held.probe.name, downMs: now - held.since, handedBack: held.handedBack },
+      `${held.probe.name} still ${held.probe.reason === 'rate-limited' ? 'refusing requests (429)' : 'unreachable'}: this process still takes no reflection`,
+    );
+  }
+
   private begin(probe: OutageProbe, err: unknown): void {
-    this.held = { probe, since: Date.now(), handedBack: 0 };
+    const now = Date.now();
+    this.held = { probe, since: now, remindedAt: now, handedBack: 0 };
     this.report(holdOf(probe), true);
     this.log.warn(
       { err, dependency: probe.name },
@@ -182,7 +208,10 @@ export class DependencyOutage {
         if (!held) return;
         void answers(held.probe).then((ok) => {
           if (this.stopped) return;
-          if (!ok) return this.poll();
+          if (!ok) {
+            this.remind(held);
+            return this.poll();
+          }
           this.log.info(
             { dependency: held.probe.name, downMs: Date.now() - held.since, handedBack: held.handedBack },
             `${held.probe.back ?? `${held.probe.name} reachable again`}: reflections resume`,
