@@ -189,3 +189,20 @@ describe('a chat model refusing only one request for its rate limit (too large f
     await waitFor(async () => (await memoryValues(h.runtime, ['memories', 'small'])).length === 1);
   });
 });
+
+describe('an embedding model refusing every request for its rate limit', () => {
+  const harness = reflectingWith(remembers);
+
+  it('holds the reflections while the embedding of one word is refused too, then reflects them', async () => {
+    const h = harness();
+    h.model.embeddingFailure = { status: 429, headers: { 'retry-after-ms': '10' } };
+    h.model.failEmbeddings = 1_000_000;
+    await enqueueAll(h);
+    await heldThrough(h);
+    expect(await held(h, 'embedding-model', 'rate-limited')).toBe(1);
+    expect(h.model.chatRequests).toHaveLength(0);
+    h.model.failEmbeddings = 0;
+    await reflectedAfter(h);
+    expect(await held(h, 'embedding-model', 'rate-limited')).toBe(0);
+  });
+});
