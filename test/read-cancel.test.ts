@@ -89,6 +89,15 @@ describe('a read whose client goes away', () => {
     expect(res.status).toBe(200);
   });
 
+  it('counts the reads given up above as aborted, not among the errors', async () => {
+    const text = await h.runtime.metrics.registry.metrics();
+    for (const op of ['search', 'recall', 'store-search'])
+      expect(text).toMatch(
+        new RegExp(`^engram_search_duration_seconds_count\\{op="${op}",outcome="aborted"\\} 1$`, 'm'),
+      );
+    expect(text).not.toMatch(/^engram_search_duration_seconds_count\{op="[^"]+",outcome="error"\}/m);
+  });
+
   it("stops on Postgres when an SDK caller's signal gives up its search or recall", async () => {
     const sdk = new EngramClient({
       redisUrl: TEST_REDIS_URL,
@@ -112,8 +121,10 @@ describe('a read whose client goes away', () => {
           const read = call(gone.signal);
           read.catch(() => undefined);
           await waitFor(async () => (await waiting()) >= 1);
-          gone.abort(new Error('the user left'));
-          await expect(read).rejects.toThrow('the user left');
+          const reason = new Error('the user left');
+          gone.abort(reason);
+          // The caller's own reason, not an SDK error wrapping it.
+          await expect(read).rejects.toBe(reason);
           await waitFor(async () => (await waiting()) === 0, { timeoutMs: 5_000 });
         } finally {
           await locker.query('rollback');

@@ -1,8 +1,13 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
 
-/** Why a request's work stopped when its client closed the connection before the answer. */
-export const CLIENT_GONE = new Error('the client closed the connection before the answer');
+/**
+ * Why a request's work stopped when its client closed the connection before the answer. Named
+ * AbortError, as an aborted fetch is: the metrics count it `aborted`, not among the errors.
+ */
+export const CLIENT_GONE = Object.assign(new Error('the client closed the connection before the answer'), {
+  name: 'AbortError',
+});
 
 /**
  * A signal that aborts when the response's connection closes before the answer was written, or

@@ -29,8 +29,10 @@ export function modelProbe(settings: EndpointSettings): () => Promise<void> {
  * Whether a model endpoint takes a request now, asked with the smallest request of its kind (a
  * one-token completion of one word, the embedding of one word): `GET /models` is not rate
  * limited, so only a real request tells a limit on everyone from a request too large for it.
- * Any answer but a 429 counts, a 400 too (a model that refuses `max_completion_tokens: 1` still took the
- * request); a 429, no connection, a timeout or a 5xx does not. Rejects when refused.
+ * Only a 429 is a refusal. Any other answer counts as taken, a 400 too (a model that refuses
+ * `max_completion_tokens: 1` still took the request); so do no answer, a timeout and a 5xx,
+ * which are not a rate limit: a slow model must not start a hold for a 429 that was one
+ * request's (an endpoint out of reach is the outage probe's to find). Rejects when refused.
  */
 export function rateLimitProbe(
   settings: EndpointSettings,
@@ -41,9 +43,7 @@ export function rateLimitProbe(
     try {
       await request(client);
     } catch (err) {
-      const status: unknown = err instanceof OpenAI.APIError ? err.status : undefined;
-      if (typeof status === 'number' && status !== 429 && status < 500) return;
-      throw err;
+      if (err instanceof OpenAI.APIError && err.status === 429) throw err;
     }
   };
 }

@@ -149,6 +149,8 @@ export class EngramClient {
     try {
       return await this.recaller.search(input, call);
     } catch (err) {
+      // The caller's own reason, as it gave it: not an SDK failure to translate.
+      if (call.signal?.aborted && err === call.signal.reason) throw err;
       throw toSdkError(err, 'postgres');
     }
   }
@@ -165,6 +167,7 @@ export class EngramClient {
     try {
       return await this.recaller.recall(input, call);
     } catch (err) {
+      if (call.signal?.aborted && err === call.signal.reason) throw err;
       // Connected already: Redis's own failures say so by their messages, a bare socket is Postgres.
       throw toSdkError(err, 'postgres');
     }

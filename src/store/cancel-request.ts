@@ -13,17 +13,21 @@ const CANCEL_CONNECT_MS = 2_000;
  * statement run to its statement_timeout, as before.
  */
 export function sendCancel(client: pg.PoolClient): void {
-  const { processID, secretKey, host, port } = client as unknown as {
-    processID: number | null;
-    secretKey: number | null;
-    host: string;
-    port: number;
-  };
-  if (processID === null || secretKey === null) return;
-  // A host starting with a slash is the directory of the server's Unix socket, as libpq reads it.
-  const socket = host.startsWith('/') ? connect(`${host}/.s.PGSQL.${port}`) : connect(port, host);
-  socket.setTimeout(CANCEL_CONNECT_MS, () => socket.destroy());
-  socket.on('error', () => socket.destroy());
-  // The server reads the request and closes the connection; it never answers.
-  socket.on('connect', () => socket.end(serialize.cancel(processID, secretKey)));
+  // pg's own fields, set from the server's BackendKeyData: checked, since a change of their
+  // shape (protocol 3.2's longer keys) must cost the cancel, not the process.
+  const { processID, secretKey, host, port } = client as unknown as Record<string, unknown>;
+  if (typeof processID !== 'number' || typeof secretKey !== 'number') return;
+  if (typeof host !== 'string' || typeof port !== 'number') return;
+  try {
+    const message = serialize.cancel(processID, secretKey);
+    // A host starting with a slash is the directory of the server's Unix socket, as libpq reads it.
+    const socket = host.startsWith('/') ? connect(`${host}/.s.PGSQL.${port}`) : connect(port, host);
+    socket.setTimeout(CANCEL_CONNECT_MS, () => socket.destroy());
+    socket.on('error', () => socket.destroy());
+    // The server reads the request and closes the connection; it never answers.
+    socket.on('connect', () => socket.end(message));
+  } catch {
+    // Runs in an abort listener, where a throw would end the process: the statement then runs
+    // to its statement_timeout, as it did before cancels.
+  }
 }

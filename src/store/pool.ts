@@ -62,6 +62,10 @@ export function createPgDb(connectionString: string, max: number, log: Logger, o
   return new PgDb(createPool(connectionString, max, log, options), options.prepare ?? true, options.pipeline ?? true);
 }
 
+/** How often a cancelled statement still running is cancelled again, and how many times in all. */
+const CANCEL_AGAIN_MS = 500;
+const CANCEL_TRIES = 10;
+
 /** pg's client-side timeout: the query may still be running, so its connection is not reused. */
 const readTimedOut = (err: unknown) => err instanceof Error && err.message === 'Query read timeout';
 
@@ -91,9 +95,19 @@ export class PgDb implements Db {
     const { client, release } = await this.checkout();
     let cancelled = false;
     let broken = false;
+    let again: NodeJS.Timeout | undefined;
     const onAbort = () => {
       cancelled = true;
       sendCancel(client);
+      // Postgres drops a cancel that finds the connection between statements (one overtaken
+      // by its own statement, or sent between a transaction's): sent again until `work` ends.
+      let sent = 1;
+      again = setInterval(() => {
+        // A server that takes no cancel at all is left to the statement's own timeout.
+        if (sent++ >= CANCEL_TRIES) return clearInterval(again);
+        sendCancel(client);
+      }, CANCEL_AGAIN_MS);
+      again.unref();
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
@@ -104,6 +118,7 @@ export class PgDb implements Db {
       broken = readTimedOut(err);
       throw cancelled ? signal.reason : err;
     } finally {
+      clearInterval(again);
       signal.removeEventListener('abort', onAbort);
       release(cancelled || broken);
     }

@@ -220,7 +220,7 @@ export class StoreService {
       if (seen.has(id)) throw new InputError(`a batch may write ${id} only once`);
       seen.add(id);
     }
-    const indexed = await this.index(ops);
+    const indexed = await this.index(ops, call.signal);
     call.signal?.throwIfAborted();
     const results = new Array<BatchResult>(ops.length).fill(null);
     await this.write(ops, indexed, results);
@@ -336,7 +336,7 @@ export class StoreService {
    * Per op index: the indexed fields of each put (their texts, and vectors when an embedder is
    * configured) and the query of each search that ranks by vector; one embedding call for all.
    */
-  private async index(ops: BatchOpParsed[]): Promise<Map<number, IndexedField[]>> {
+  private async index(ops: BatchOpParsed[], signal?: AbortSignal): Promise<Map<number, IndexedField[]>> {
     // One list per op, made once: appending by copy was quadratic in an item's fields.
     const out = new Map<number, IndexedField[]>();
     for (const [i, op] of ops.entries()) {
@@ -363,6 +363,7 @@ export class StoreService {
     const vectors = await embedTexts(
       this.opts.embedder as Embedder,
       toEmbed.map(({ f, where }) => ({ text: f.text, where })),
+      signal,
     );
     toEmbed.forEach(({ f }, j) => (f.vector = vectors[j]));
     return out;
