@@ -7,8 +7,6 @@ import { defaultAllowedHosts } from '../api/host-guard.js';
 import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
 import type { Env } from '../config/env.js';
-import { publishSettings, republishWhenLost, settingsOf } from '../config/published-settings.js';
-import { guardShardChange } from './shard-change-guard.js';
 import { PermanentError } from '../errors.js';
 import { createModelClients } from '../llm/clients.js';
 import type { Embedder } from '../llm/embedder.js';
@@ -22,17 +20,15 @@ import { Eraser } from '../memory/erase.js';
 import { Recall, type Reranker } from '../memory/recall.js';
 import type { ReflectDeps, ReflectSettings } from '../memory/reflect.js';
 import { BUFFER_DEFAULTS } from '../queue/buffer.js';
-import { createRedis, RedisHealth, waitReady } from '../queue/connection.js';
+import { createRedis, RedisHealth } from '../queue/connection.js';
 import { Producer } from '../queue/enqueue.js';
-import { checkEviction } from '../queue/eviction-check.js';
-import { checkMemorySettings } from '../queue/memory-settings-check.js';
 import { createQueues, everyQueue, type EngramQueues } from '../queue/queues.js';
 import { shardTags } from '../queue/shards.js';
 import { ThreadBuffers } from '../queue/thread-buffers.js';
 import { ThreadLease } from '../queue/thread-lease.js';
 import type { Db } from '../store/db.js';
 import { MemoryDb } from '../store/memory-db.js';
-import { checkDimensions, checkMigrated, migrate } from '../store/migrate.js';
+import { migrate } from '../store/migrate.js';
 import { openDb, openReadDb } from '../store/open.js';
 import { StoreService } from '../store/store-service.js';
 import { instrumented } from '../observability/instrument.js';
@@ -43,6 +39,7 @@ import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { reflectionProbes, type ReflectionProbeFns } from './dependency-outage.js';
 import { startReflectionShards } from './reflection-shards.js';
 import { startScheduler } from './scheduler.js';
+import { checkAndPublish } from './startup-checks.js';
 
 export type Role = 'api' | 'reflection' | 'scheduler';
 
@@ -279,39 +276,15 @@ export class Runtime {
       const { HOST: host, PORT: port, API_KEYS: keys, ALLOW_OPEN_ACCESS: allowOpen } = this.env;
       checkOpenAccess({ host, port, keyed: !!keys?.length, allowOpen }, this.log);
     }
-    await Promise.all([
-      waitReady(this.producerRedis, { log: this.log }).then(async () => {
-        // Before this process' publication replaces the layout the deployment ran with.
-        await guardShardChange(this.producerRedis, this.env.ENGRAM_PREFIX, this.env.REDIS_SHARDS, this.log);
-        await Promise.all([
-          checkEviction(this.producerRedis, this.log),
-          checkMemorySettings(this.producerRedis, this.log),
-          // What SDK producers read instead of repeating this process' settings.
-          publishSettings(
-            this.producerRedis,
-            this.env.ENGRAM_PREFIX,
-            settingsOf(this.env, this.kinds),
-            roles,
-            this.log,
-          ),
-        ]);
-        const stop = republishWhenLost(
-          this.producerRedis,
-          this.env.ENGRAM_PREFIX,
-          settingsOf(this.env, this.kinds),
-          roles,
-          this.log,
-        );
-        this.closers.push(async () => stop());
-      }),
-      checkDimensions(
-        this.db,
-        this.env.DATABASE_SCHEMA,
-        this.env.EMBEDDING_DIMENSIONS,
-        this.env.STORE_TEXT_SEARCH_CONFIG,
-        this.env.STORE_VECTOR_STORAGE,
-      ).then(() => checkMigrated(this.db, this.env.DATABASE_SCHEMA)),
-    ]);
+    await checkAndPublish({
+      env: this.env,
+      kinds: this.kinds,
+      roles,
+      redis: this.producerRedis,
+      db: this.db,
+      log: this.log,
+      onStop: (stop) => this.closers.push(async () => stop()),
+    });
     const connection = this.workerRedis;
     const prefix = this.env.ENGRAM_PREFIX;
     if (roles.includes('reflection')) {
