@@ -1,15 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/observability/logger.js';
-import { EngramClient } from '../src/sdk/index.js';
-import {
-  startHarness,
-  TEST_DATABASE_URL,
-  TEST_DIMENSIONS,
-  TEST_REDIS_URL,
-  waitFor,
-  type Harness,
-} from './helpers/harness.js';
+import { sdkClient, startHarness, TEST_DATABASE_URL, waitFor, type Harness } from './helpers/harness.js';
 
 /**
  * A client that gives up on a read (a chat app's own timeout, then its retry) used to leave the
@@ -99,14 +90,7 @@ describe('a read whose client goes away', () => {
   });
 
   it("stops on Postgres when an SDK caller's signal gives up its search or recall", async () => {
-    const sdk = new EngramClient({
-      redisUrl: TEST_REDIS_URL,
-      databaseUrl: TEST_DATABASE_URL,
-      prefix: h.env.ENGRAM_PREFIX,
-      schema: h.env.DATABASE_SCHEMA,
-      embedding: { apiKey: 'test-key', baseURL: h.model.url, dimensions: TEST_DIMENSIONS },
-      log: createLogger({ level: 'silent' }),
-    });
+    const sdk = sdkClient(h);
     try {
       // The client's first embedding reads the store's size: done before the lock.
       await sdk.search({ namespace: ['memories', 'u1'], query: 'tea' });

@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createLogger } from '../src/observability/logger.js';
-import { EngramClient, PermanentError, UnavailableError } from '../src/sdk/index.js';
-import { startHarness, TEST_DATABASE_URL, TEST_DIMENSIONS, TEST_REDIS_URL, type Harness } from './helpers/harness.js';
+import { PermanentError, UnavailableError, type EngramClientOptions } from '../src/sdk/index.js';
+import { sdkClient, startHarness, TEST_DIMENSIONS, type Harness } from './helpers/harness.js';
 import { closedPort } from './helpers/ports.js';
 
-const silent = createLogger({ level: 'silent' });
 /** What a call threw (it must throw). */
 const failure = (work: Promise<unknown>) =>
   work.then(
@@ -23,16 +21,8 @@ describe("the SDK's errors for its store", () => {
   });
   afterAll(async () => h?.stop());
 
-  const client = (over: object) => {
-    const sdk = new EngramClient({
-      redisUrl: TEST_REDIS_URL,
-      databaseUrl: TEST_DATABASE_URL,
-      prefix: h.env.ENGRAM_PREFIX,
-      schema: h.env.DATABASE_SCHEMA,
-      embedding: { apiKey: 'test-key', baseURL: h.model.url, dimensions: TEST_DIMENSIONS },
-      log: silent,
-      ...over,
-    });
+  const client = (over: Partial<EngramClientOptions>) => {
+    const sdk = sdkClient(h, over);
     onTestFinished(() => sdk.close());
     return sdk;
   };

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { Runtime, type Role, type RuntimeOptions } from '../../src/app/runtime.js';
 import { parseEnv, type Env } from '../../src/config/env.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { EngramClient, type EngramClientOptions } from '../../src/sdk/index.js';
 import { redisClient, type RedisClient } from '../../src/queue/connection.js';
 import { listJobs, countJobs, type EngramQueue } from '../../src/queue/queues.js';
 import { deleteKeys as deleteEach, scanKeys } from '../../src/queue/scan.js';
@@ -181,3 +182,19 @@ export const runtimeBackends = [
   { name: 'postgres' as const, env: {} as Record<string, string> },
   { name: 'pglite' as const, env: { DATABASE_URL: '', PGLITE_DATA_DIR: 'memory://' } as Record<string, string> },
 ];
+
+/**
+ * An SDK client of the harness's deployment (its Redis, database, prefix, schema and model),
+ * silent, with `over` in place of any of it. The caller closes it.
+ */
+export function sdkClient(h: Harness, over: Partial<EngramClientOptions> = {}): EngramClient {
+  return new EngramClient({
+    redisUrl: TEST_REDIS_URL,
+    databaseUrl: TEST_DATABASE_URL,
+    prefix: h.env.ENGRAM_PREFIX,
+    schema: h.env.DATABASE_SCHEMA,
+    embedding: { apiKey: 'test-key', baseURL: h.model.url, dimensions: TEST_DIMENSIONS },
+    log: createLogger({ level: 'silent' }),
+    ...over,
+  });
+}
