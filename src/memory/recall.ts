@@ -62,7 +62,7 @@ export class Recall {
    * One namespace's memories, most similar to `query` first. `signal`: the caller went away,
    * the query's embedding and the read stop.
    */
-  async search(input: SearchInput, call: { signal?: AbortSignal | undefined } = {}): Promise<ScoredMemory[]> {
+  async search(input: SearchInput, call: Pick<ReadOptions, 'signal'> = {}): Promise<ScoredMemory[]> {
     const { namespace, query, limit, offset, mode, asOf, refreshTtl, consistency } = parse(
       searchInputSchema,
       input,
@@ -81,12 +81,12 @@ export class Recall {
    * context (as a reflection fills them), ranked together (hybrid by default), deduplicated,
    * cut to `limit` and the token budget, and as a prompt block.
    */
-  recall(input: RecallInput, call: { signal?: AbortSignal | undefined } = {}): Promise<RecallResult> {
+  recall(input: RecallInput, call: Pick<ReadOptions, 'signal'> = {}): Promise<RecallResult> {
     return this.recallParsed(parse(recallInputSchema, input, 'recall'), call);
   }
 
   /** For callers that validated with the same schema already (the HTTP route, with tenancy). */
-  async recallParsed(r: RecallParsed, call: { signal?: AbortSignal | undefined } = {}): Promise<RecallResult> {
+  async recallParsed(r: RecallParsed, call: Pick<ReadOptions, 'signal'> = {}): Promise<RecallResult> {
     const kinds = this.selected(r.kinds, r.context);
     const namespaceOf = (k: RecallKind) => fillNamespace(k.namespace, r.context, k.name);
     const profiles = kinds.filter((k) => k.mode === 'profile');

@@ -18,7 +18,7 @@ import type { Db } from '../store/db.js';
 import { MemoryDb } from '../store/memory-db.js';
 import { openReadDb } from '../store/open.js';
 import { createPgDb } from '../store/pool.js';
-import { StoreService } from '../store/store-service.js';
+import { StoreService, type CallOptions } from '../store/store-service.js';
 import type { ScoredMemory } from '../store/types.js';
 import type { MemoryToolsOptions } from '../tools/create-session.js';
 import type { ToolSession } from '../tools/session.js';
@@ -33,9 +33,7 @@ import { storeSizedEmbedder } from './store-sized-embedder.js';
 export { clientOptionsSchema, type EngramClientOptions };
 
 /** A read's own options: `signal` gives it up (its statement is cancelled on Postgres). */
-export interface ReadCallOptions {
-  signal?: AbortSignal | undefined;
-}
+export type ReadCallOptions = CallOptions;
 
 /**
  * The producer SDK. `enqueue` goes straight to Redis (no HTTP hop, no Postgres, no model);

@@ -68,9 +68,7 @@ export type { BatchResult } from './types.js';
 type Parsed<K extends BatchOpParsed['op']> = Extract<BatchOpParsed, { op: K }>;
 
 /** `signal`: the caller went away; the call's reads stop on Postgres (MemoryDb's ReadOptions). */
-export interface CallOptions {
-  signal?: AbortSignal | undefined;
-}
+export type CallOptions = Pick<ReadOptions, 'signal'>;
 
 /**
  * Inputs are `unknown`: this is the validation boundary (HTTP bodies arrive here as they are);
@@ -209,10 +207,7 @@ export class StoreService {
     return new AnswerBudget(this.opts.answerMaxBytes ?? DEFAULT_ANSWER_MAX_BYTES, advice);
   }
 
-  private async run(
-    ops: BatchOpParsed[],
-    call: { advice?: string; signal?: AbortSignal | undefined } = {},
-  ): Promise<BatchResult[]> {
+  private async run(ops: BatchOpParsed[], call: CallOptions & { advice?: string } = {}): Promise<BatchResult[]> {
     const seen = new Set<string>();
     for (const op of ops) {
       if (op.op !== 'put' && op.op !== 'delete') continue;
