@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { z } from 'zod';
+import { awayOf, reflectionProbes } from '../src/app/dependency-outage.js';
+import { modelProbe } from '../src/llm/probe.js';
 import { consolidate, DEFAULT_MERGE_LIMITS, groupCandidates, type MergeSettings } from '../src/memory/consolidate.js';
 import { defaultKinds, defineKind } from '../src/memory/kinds.js';
 import { MemoryManager } from '../src/memory/manager.js';
@@ -9,6 +11,19 @@ import { backends, openStore, type StoreFixture } from './helpers/backends.js';
 import { TEST_DATABASE_URL } from './helpers/harness.js';
 import { chatModelFor, silentLog } from './helpers/models.js';
 import { tables } from '../src/store/sql.js';
+
+/** The probes the service gives a pass, the chat model's against `model`; the others always answer. */
+const probesOf = (model: FakeModel) => {
+  const settings = { baseURL: model.url, apiKey: 'test-key', timeoutMs: 5_000 };
+  const answers = async () => undefined;
+  return reflectionProbes({
+    postgres: answers,
+    chat: modelProbe(settings),
+    embedding: answers,
+    chatRate: answers,
+    embeddingRate: answers,
+  });
+};
 
 /**
  * Consolidation merges near-duplicates: vector distance picks the candidates, the model decides,
@@ -212,14 +227,38 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     await put('u6', 'k2', 'User really loves ramen');
     await put('u7', 'k1', 'User loves ramen');
     await put('u7', 'k2', 'User really loves ramen');
-    // The first namespace's request fails (a 503, retries spent), the second merges.
+    // The first namespace's request fails (a 503, retries spent), the second merges: the
+    // endpoint still answers its probe, so the 503 was that request's, not an outage.
     model.chat = (_req, i) => (i === 0 ? { status: 503, error: 'overloaded' } : mergeBoth);
-    expect(await pass()).toMatchObject({ namespaces: 2, failed: 1, merged: 1 });
+    const probed = { ...merge, dependencyAway: awayOf(probesOf(model)) };
+    expect(await pass(probed)).toMatchObject({ namespaces: 2, failed: 1, merged: 1 });
     const left = async () => [(await contents('u6')).length, (await contents('u7')).length];
     expect(await left()).toEqual([2, 1]);
     answers(mergeBoth);
     expect(await pass()).toMatchObject({ namespaces: 1, failed: 0, merged: 1 });
     expect(await left()).toEqual([1, 1]);
+  });
+
+  it('stops the pass when the model is out of reach for everyone, marking nothing', async () => {
+    await put('u15', 'k1', 'User loves ramen');
+    await put('u15', 'k2', 'User really loves ramen');
+    await put('u16', 'k1', 'User loves ramen');
+    await put('u16', 'k2', 'User really loves ramen');
+    // A model endpoint that was there and is gone: every request and its probe find nothing listening.
+    const away = await new FakeModel().start();
+    const gone = {
+      ...merge,
+      manager: new MemoryManager(chatModelFor(away), silentLog),
+      dependencyAway: awayOf(probesOf(away)),
+    };
+    await away.stop();
+    expect(await pass(gone)).toMatchObject({
+      namespaces: 1,
+      failed: 1,
+      stopped: { dependency: 'chat-model', reason: 'unreachable' },
+    });
+    answers(mergeBoth);
+    expect(await pass()).toMatchObject({ namespaces: 2, merged: 2 });
   });
 
   it('passes over memories the model will not answer for until they change, and stops the pass on a setup error', async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueTick } from '../src/app/scheduler.js';
+import type { ConsolidationOutcome } from '../src/memory/consolidate.js';
 import { startHarness, waitFor, type Harness } from './helpers/harness.js';
 import { memoryValues } from './helpers/store-state.js';
 
@@ -9,7 +10,8 @@ describe('scheduler', () => {
     // Every second, so the test sees real node-cron ticks.
     h = await startHarness({
       roles: ['scheduler'],
-      env: { CONSOLIDATION_CRON: '* * * * * *', CONSOLIDATION_MERGE_DISTANCE: '0.25' },
+      // No retries: a namespace's merge fails at its first 429.
+      env: { CONSOLIDATION_CRON: '* * * * * *', CONSOLIDATION_MERGE_DISTANCE: '0.25', LLM_MAX_RETRIES: '0' },
     });
   });
   afterAll(async () => h?.stop());
@@ -30,19 +32,24 @@ describe('scheduler', () => {
     );
   });
 
-  it('a tick merges near-duplicates the model confirms', async () => {
-    h.model.chat = () => ({
-      toolCalls: [
-        { name: 'update_memory', arguments: { id: 'm1', document: { content: 'User really loves ramen' } } },
-        { name: 'delete_memory', arguments: { id: 'm2' } },
-      ],
-    });
-    await h.runtime.storeApi.put({ namespace: ['memories', 'u1'], key: 'k1', value: { content: 'User loves ramen' } });
+  const mergeBoth = () => ({
+    toolCalls: [
+      { name: 'update_memory', arguments: { id: 'm1', document: { content: 'User really loves ramen' } } },
+      { name: 'delete_memory', arguments: { id: 'm2' } },
+    ],
+  });
+  const putPair = async (user: string) => {
+    await h.runtime.storeApi.put({ namespace: ['memories', user], key: 'k1', value: { content: 'User loves ramen' } });
     await h.runtime.storeApi.put({
-      namespace: ['memories', 'u1'],
+      namespace: ['memories', user],
       key: 'k2',
       value: { content: 'User really loves ramen' },
     });
+  };
+
+  it('a tick merges near-duplicates the model confirms', async () => {
+    h.model.chat = mergeBoth;
+    await putPair('u1');
     const left = await waitFor(
       async () => {
         const rows = await memoryValues(h.runtime, ['memories', 'u1']);
@@ -60,5 +67,31 @@ describe('scheduler', () => {
       { timeoutMs: 5_000 },
     );
     expect(merged).toMatchObject({ values: [{ value: 1 }] });
+  });
+
+  it('stops a pass when the model refuses everyone, and merges the namespaces left once it takes requests', async () => {
+    const users = ['u2', 'u3', 'u4'];
+    const passes = async () =>
+      (await h.runtime.queues.consolidation.getJobs(['completed']))
+        .map((j) => j.returnvalue as ConsolidationOutcome | undefined)
+        .filter((o): o is ConsolidationOutcome => o?.stopped !== undefined);
+    // Every request refused for a rate limit, the one-token probe too: a limit on everyone.
+    h.model.chat = () => ({ status: 429, error: 'Rate limit reached for requests', code: 'rate_limit_exceeded' });
+    for (const user of users) await putPair(user);
+    const [stopped] = await waitFor(async () => ((await passes()).length ? passes() : null), { timeoutMs: 10_000 });
+    // The first namespace's 429 and its probe's: the other two were not asked about at all.
+    expect(stopped).toMatchObject({
+      namespaces: 1,
+      failed: 1,
+      stopped: { dependency: 'chat-model', reason: 'rate-limited' },
+    });
+    const counted = await h.runtime.metrics.consolidationStopped.get();
+    expect(counted.values.find((v) => v.labels.dependency === 'chat-model')?.value).toBeGreaterThanOrEqual(1);
+    // Nothing was marked: once the provider takes requests, a later tick merges all three.
+    h.model.chat = mergeBoth;
+    for (const user of users)
+      await waitFor(async () => (await memoryValues(h.runtime, ['memories', user])).length === 1, {
+        timeoutMs: 10_000,
+      });
   });
 });

@@ -2,6 +2,7 @@ import type { Worker } from 'bullmq';
 import pg from 'pg';
 import { postgresPoolBusy, postgresUnavailable } from '../dependency-errors.js';
 import { modelRateLimited, modelUnreachable } from '../llm/probe.js';
+import type { DependencyAway } from '../memory/consolidate.js';
 import type { Logger } from '../observability/logger.js';
 
 /** A dependency a reflection cannot do without, and how to tell it is away. */
@@ -48,8 +49,9 @@ export function postgresNotReached(err: Error): boolean {
 }
 
 /**
- * The probes of a reflection's dependencies: Postgres by `select 1`, the models by `GET /models`
- * when out of reach, by their smallest request when they answer 429.
+ * The probes of the dependencies of a reflection (and of a consolidation pass): Postgres by
+ * `select 1`, the models by `GET /models` when out of reach, by their smallest request when they
+ * answer 429.
  */
 export function reflectionProbes(p: ReflectionProbeFns): OutageProbe[] {
   return [
@@ -85,6 +87,30 @@ function rateLimit(name: 'chat-model' | 'embedding-model', ping: () => Promise<u
     reason: 'rate-limited',
     away: () => `${name} refuses requests for its rate limit or quota (429), a one-word request too`,
     back: `${name} takes requests again`,
+  };
+}
+
+/**
+ * The probe of the dependency `err` says could not be had. The outermost error a probe knows
+ * names it: a model request's failure wraps the socket error under it, which Postgres' matcher
+ * would take for its own.
+ */
+function probeOf(probes: OutageProbe[], err: unknown): OutageProbe | undefined {
+  return causes(err)
+    .map((e) => probes.find((p) => p.matches(e)))
+    .find((p) => p !== undefined);
+}
+
+/**
+ * Asks whether the failure `err` is a dependency's away for everyone (its probe fails too) rather
+ * than this work's own: for work that has no worker to pause, a consolidation pass, which stops
+ * instead of failing every namespace left against the same outage.
+ */
+export function awayOf(probes: OutageProbe[]): (err: unknown) => Promise<DependencyAway | null> {
+  return async (err) => {
+    const probe = probeOf(probes, err);
+    if (!probe || (await answers(probe))) return null;
+    return { ...holdOf(probe), message: awayMessage(probe, err) };
   };
 }
 
@@ -140,11 +166,7 @@ export class DependencyOutage {
    * not be had, and does not answer its probe either. Starts the hold when it is the first such.
    */
   async holds(err: unknown): Promise<boolean> {
-    // The outermost error a probe knows names the dependency: a model request's failure wraps
-    // the socket error under it, which Postgres' matcher would take for its own.
-    const probe = causes(err)
-      .map((e) => this.probes.find((p) => p.matches(e)))
-      .find((p) => p !== undefined);
+    const probe = probeOf(this.probes, err);
     if (!probe) return false;
     if (this.held === null && (await this.ask(probe))) return false;
     if (this.held === null) this.begin(probe, err);
@@ -193,7 +215,7 @@ export class DependencyOutage {
     this.report(holdOf(probe), true);
     this.log.warn(
       { err, dependency: probe.name },
-      `${probe.away?.(err) ?? `${probe.name} unreachable`}: this process takes no reflection until it answers; jobs are handed back without spending an attempt`,
+      `${awayMessage(probe, err)}: this process takes no reflection until it answers; jobs are handed back without spending an attempt`,
     );
     // Not waiting for the active ones: each fails on its own and is handed back.
     for (const w of this.workers) void w.pause(true);
@@ -229,6 +251,10 @@ export class DependencyOutage {
 
 function holdOf(probe: OutageProbe) {
   return { dependency: probe.name, reason: probe.reason ?? 'unreachable' };
+}
+
+function awayMessage(probe: OutageProbe, err: unknown): string {
+  return probe.away?.(err) ?? `${probe.name} unreachable`;
 }
 
 async function answers(probe: OutageProbe): Promise<boolean> {

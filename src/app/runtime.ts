@@ -36,7 +36,7 @@ import { traced } from '../observability/tracing.js';
 import { observedModels } from './observed-models.js';
 import { describeChange, tracedProducer } from './tracing-wiring.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
-import { reflectionProbes, type ReflectionProbeFns } from './dependency-outage.js';
+import { awayOf, reflectionProbes, type ReflectionProbeFns } from './dependency-outage.js';
 import { startReflectionShards } from './reflection-shards.js';
 import { startScheduler } from './scheduler.js';
 import { checkAndPublish } from './startup-checks.js';
@@ -256,6 +256,11 @@ export class Runtime {
     return { buffer, store, embedder, manager, kinds, settings, log, usage: logUsageSink(log) };
   }
 
+  /** Postgres' and the models' probes: tell a dependency away for everyone from one job's failure. */
+  private outageProbes() {
+    return reflectionProbes({ postgres: () => this.store.ping(), ...this.modelProbes });
+  }
+
   /** Applies migrations (the all-in-one process and `npm run migrate` call this). */
   async migrate() {
     return migrate(this.db, {
@@ -301,7 +306,7 @@ export class Runtime {
         health: this.redisHealth,
         telemetry: this.telemetry,
         ceilingIntervalMs: this.options.ceilingIntervalMs,
-        outageProbes: reflectionProbes({ postgres: () => this.store.ping(), ...this.modelProbes }),
+        outageProbes: this.outageProbes(),
         outagePollMs: this.options.outagePollMs,
       });
       this.closers.push(() => w.close(this.env.SHUTDOWN_GRACE_MS));
@@ -314,6 +319,7 @@ export class Runtime {
         maxDistance: this.env.CONSOLIDATION_MERGE_DISTANCE,
         maxNamespaces: this.env.CONSOLIDATION_MAX_NAMESPACES,
         usage: logUsageSink(this.log),
+        dependencyAway: awayOf(this.outageProbes()),
       };
       // One pass at a time fleet-wide: a pass longer than the cron interval must not overlap the
       // next tick's on another replica (both would ask the model about the same namespaces).

@@ -63,6 +63,10 @@ export function startScheduler(opts: SchedulerOptions) {
       );
       opts.metrics.consolidatedExpired.inc(outcome.expired);
       opts.metrics.consolidatedMerged.inc(outcome.merged);
+      if (outcome.stopped) {
+        const { dependency, reason } = outcome.stopped;
+        opts.metrics.consolidationStopped.inc({ dependency, reason });
+      }
       opts.metrics.modelTokens.inc({ type: 'prompt' }, outcome.usage.promptTokens);
       opts.metrics.modelTokens.inc({ type: 'completion' }, outcome.usage.completionTokens);
       return outcome;

@@ -39,6 +39,19 @@ export interface MergeSettings {
   maxNamespaces: number;
   limits?: MergeLimits | undefined;
   usage?: UsageSink | undefined;
+  /**
+   * Whether a namespace's failure is a dependency away for everyone (a model out of reach or
+   * refusing every request, Postgres gone), asked of its probe: the pass then stops instead of
+   * spending every namespace left on the same outage. Without it every namespace is tried.
+   */
+  dependencyAway?: ((err: unknown) => Promise<DependencyAway | null>) | undefined;
+}
+
+/** A dependency found away during a pass, as the process's probes tell it. */
+export interface DependencyAway {
+  dependency: string;
+  reason: string;
+  message: string;
 }
 
 export interface ConsolidationOutcome {
@@ -53,6 +66,8 @@ export interface ConsolidationOutcome {
   conflicts: number;
   /** Namespaces whose merge failed; the others went on. */
   failed: number;
+  /** Set when the pass stopped early, a dependency away for everyone: the rest wait for the next pass. */
+  stopped?: DependencyAway;
 }
 
 /**
@@ -97,9 +112,21 @@ export async function consolidate(
         // Configuration (a refused key, an unknown model, an output limit) fails every namespace
         // alike: the pass stops and its job fails, where an operator sees it, marking nothing.
         if (signal?.aborted || err instanceof PermanentError) throw err;
-        // Anything else (the model or the store down for a while) must not stop the others; the
-        // namespace is tried again at a later pass, its mark unmoved.
+        // Anything else must not stop the others; the namespace is tried again at a later pass,
+        // its mark unmoved.
         outcome.failed++;
+        const away = await merge.dependencyAway?.(err);
+        if (away) {
+          // Unless its probe says the model or the store is away for everyone: each namespace
+          // left would spend its retries on the same outage (minutes a pass, with timeouts),
+          // and a provider's rate limit would only be hit harder. The next tick starts over.
+          outcome.stopped = away;
+          nsLog.warn(
+            { err, dependency: away.dependency, reason: away.reason },
+            `${away.message}: consolidation pass stopped; the namespaces not yet tried wait for the next pass`,
+          );
+          break;
+        }
         nsLog.warn({ err }, 'merging near-duplicates failed');
       }
     }

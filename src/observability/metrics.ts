@@ -69,6 +69,12 @@ export function createMetrics(queues: EngramQueues | null, threads: ThreadGauges
       help: 'Memories removed by consolidation merging them into a near-duplicate',
       registers: [registry],
     }),
+    consolidationStopped: new Counter({
+      name: 'engram_consolidation_stopped_total',
+      help: 'Consolidation passes stopped early because a dependency was away for everyone (its probe failed too)',
+      labelNames: ['dependency', 'reason'],
+      registers: [registry],
+    }),
     httpSeconds: new Histogram({
       name: 'engram_http_request_duration_seconds',
       help: 'API requests by method, route (its pattern, not the URL) and status',
