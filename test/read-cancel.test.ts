@@ -89,7 +89,7 @@ describe('a read whose client goes away', () => {
     expect(text).not.toMatch(/^engram_search_duration_seconds_count\{op="[^"]+",outcome="error"\}/m);
   });
 
-  it("stops on Postgres when an SDK caller's signal gives up its search or recall", async () => {
+  it("stops on Postgres when an SDK caller's signal gives up its read", async () => {
     const sdk = sdkClient(h);
     try {
       // The client's first embedding reads the store's size: done before the lock.
@@ -97,6 +97,13 @@ describe('a read whose client goes away', () => {
       const calls = [
         (signal: AbortSignal) => sdk.search({ namespace: ['memories', 'u1'], query: 'tea' }, { signal }),
         (signal: AbortSignal) => sdk.recall({ context: { userId: 'u1' }, query: 'tea' }, { signal }),
+        // The store client's reads, LangGraph's call shapes with the signal last.
+        (signal: AbortSignal) => sdk.store.get(['memories', 'u1'], 'tea', {}, { signal }),
+        (signal: AbortSignal) => sdk.store.search(['memories'], { query: 'tea' }, { signal }),
+        (signal: AbortSignal) => sdk.store.listNamespaces({ prefix: ['memories'] }, { signal }),
+        (signal: AbortSignal) => sdk.store.history(['memories', 'u1'], 'tea', {}, { signal }),
+        (signal: AbortSignal) =>
+          sdk.store.batch([{ op: 'get', namespace: ['memories', 'u1'], key: 'tea' }], { signal }),
       ];
       for (const call of calls) {
         await lockAll();

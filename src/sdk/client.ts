@@ -24,7 +24,7 @@ import type { MemoryToolsOptions } from '../tools/create-session.js';
 import type { ToolSession } from '../tools/session.js';
 import { connectAndRead } from './connect.js';
 import { effectiveSettings, givenAll } from './effective-settings.js';
-import { toSdkError } from './errors.js';
+import { toSdkError, toSdkReadError } from './errors.js';
 import { sdkToolSession } from './memory-tools.js';
 import { clientOptionsSchema, type ClientOptions, type EngramClientOptions } from './options.js';
 import { StoreClient } from './store-client.js';
@@ -147,9 +147,7 @@ export class EngramClient {
     try {
       return await this.recaller.search(input, call);
     } catch (err) {
-      // The caller's own reason, as it gave it: not an SDK failure to translate.
-      if (call.signal?.aborted && err === call.signal.reason) throw err;
-      throw toSdkError(err, 'postgres');
+      throw toSdkReadError(err, call.signal);
     }
   }
 
@@ -165,9 +163,8 @@ export class EngramClient {
     try {
       return await this.recaller.recall(input, call);
     } catch (err) {
-      if (call.signal?.aborted && err === call.signal.reason) throw err;
       // Connected already: Redis's own failures say so by their messages, a bare socket is Postgres.
-      throw toSdkError(err, 'postgres');
+      throw toSdkReadError(err, call.signal);
     }
   }
 

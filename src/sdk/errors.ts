@@ -57,6 +57,15 @@ export function toSdkError(thrown: unknown, reaching: Reaching = 'redis'): Error
 }
 
 /**
+ * A read's failure as its caller gets it: the abort reason the caller gave, as given (not an SDK
+ * failure to translate), anything else as `toSdkError` says for Postgres.
+ */
+export function toSdkReadError(thrown: unknown, signal: AbortSignal | undefined): unknown {
+  if (signal?.aborted && thrown === signal.reason) return thrown;
+  return toSdkError(thrown, 'postgres');
+}
+
+/**
  * What to change when Postgres refuses the client's setup rather than its call: the service
  * checks both at start (store/migrate.ts), but the SDK opens a database it did not migrate.
  */

@@ -2,7 +2,7 @@ import type { KindRoute } from '../core/kind-route.js';
 import { checked } from '../core/invalid-input.js';
 import { exportOptionsSchema, scopeSchema, type ExportOptions, type ScopeInput } from '../lifecycle-schemas.js';
 import { namespacesOfContext } from '../memory/context-namespaces.js';
-import type { StoreService, BatchResult } from '../store/store-service.js';
+import type { StoreService, BatchResult, CallOptions } from '../store/store-service.js';
 import type {
   BatchOp,
   DeleteInput,
@@ -16,7 +16,7 @@ import type {
 } from '../store/schemas.js';
 import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from '../store/types.js';
 import { InputError } from '../errors.js';
-import { toSdkError } from './errors.js';
+import { toSdkError, toSdkReadError } from './errors.js';
 
 /** The store's failures as the SDK's error classes (Postgres out of reach: UnavailableError). */
 const sdk = <T>(work: Promise<T>): Promise<T> =>
@@ -24,10 +24,18 @@ const sdk = <T>(work: Promise<T>): Promise<T> =>
     throw toSdkError(err, 'postgres');
   });
 
+/** A read's failures the same way, but for the caller's own abort reason, rethrown as given. */
+const read = <T>(work: Promise<T>, call: CallOptions): Promise<T> =>
+  work.catch((err: unknown) => {
+    throw toSdkReadError(err, call.signal);
+  });
+
 /**
  * The store API for SDK users, with LangGraph's call shapes (`put(namespace, key, value, opts)`).
  * Each call validates with the same schema as the HTTP API; bad input rejects with InputError, a
- * stale `ifVersion` with ConflictError, Postgres out of reach with UnavailableError.
+ * stale `ifVersion` with ConflictError, Postgres out of reach with UnavailableError. Reads take
+ * a last `{ signal }`: given up, the read's statement is cancelled on Postgres and the call
+ * rejects with the signal's reason.
  */
 export class StoreClient {
   /**
@@ -57,8 +65,9 @@ export class StoreClient {
     namespace: Namespace,
     key: string,
     options: Omit<GetInput, 'namespace' | 'key'> = {},
+    call: CallOptions = {},
   ): Promise<MemoryItem | null> {
-    return sdk(this.store.get({ namespace, key, ...options }));
+    return read(this.store.get({ namespace, key, ...options }, call), call);
   }
 
   /** True when a live item was deleted. */
@@ -66,17 +75,24 @@ export class StoreClient {
     return sdk(this.store.delete({ namespace, key, ...options }));
   }
 
-  search(namespacePrefix: Namespace, options: Omit<SearchInput, 'namespacePrefix'> = {}): Promise<SearchItem[]> {
-    return sdk(this.store.search({ namespacePrefix, ...options }));
+  search(
+    namespacePrefix: Namespace,
+    options: Omit<SearchInput, 'namespacePrefix'> = {},
+    call: CallOptions = {},
+  ): Promise<SearchItem[]> {
+    return read(this.store.search({ namespacePrefix, ...options }, call), call);
   }
 
-  listNamespaces(options: ListNamespacesInput = {}): Promise<Namespace[]> {
-    return sdk(this.store.listNamespaces(options));
+  listNamespaces(options: ListNamespacesInput = {}, call: CallOptions = {}): Promise<Namespace[]> {
+    return read(this.store.listNamespaces(options, call), call);
   }
 
-  /** Writes first, atomically and with one embedding call; then reads, which see them. */
-  batch(ops: BatchOp[]): Promise<BatchResult[]> {
-    return sdk(this.store.batch(ops));
+  /**
+   * Writes first, atomically and with one embedding call; then reads, which see them. `signal`
+   * stops it between ops: given up before the writes, nothing is written; after, they stay.
+   */
+  batch(ops: BatchOp[], call: CallOptions = {}): Promise<BatchResult[]> {
+    return read(this.store.batch(ops, call), call);
   }
 
   /** Oldest first, `limit` (100, at most 1,000) rows from `offset` (0). */
@@ -84,8 +100,9 @@ export class StoreClient {
     namespace: Namespace,
     key: string,
     page: Omit<HistoryInput, 'namespace' | 'key'> = {},
+    call: CallOptions = {},
   ): Promise<HistoryEntry[]> {
-    return sdk(this.store.history({ namespace, key, ...page }));
+    return read(this.store.history({ namespace, key, ...page }, call), call);
   }
 
   /**
