@@ -142,7 +142,11 @@ describe('hostile input over HTTP (no API keys)', () => {
   it('a time Postgres cannot store is a 400 naming it, in puts, batches, imports and turns', async () => {
     const year0 = '0000-01-01T00:00:00Z';
     const farOffset = '2020-01-01T00:00:00+23:59';
-    const bound = /must be a time from the year 0001 on, with an offset within ±15:59/;
+    // Written in years 9999 and 0001, but in years 10000 and 0 in UTC: stored, they could be
+    // neither answered nor imported back.
+    const year10k = '9999-12-31T23:59:59-15:59';
+    const year0ByOffset = '0001-01-01T00:00:00+15:59';
+    const bound = /must be a time in the years 0001 to 9999 in UTC, with an offset within ±15:59/;
     const item = (createdAt: string) => ({
       type: 'item',
       namespace: ['h', 'imported'],
@@ -169,12 +173,15 @@ describe('hostile input over HTTP (no API keys)', () => {
         new RegExp(`${bound.source}[\\s\\S]*validFrom`),
       ],
       [() => put({ namespace: ['h', 'u'], key: 'k', value: { a: 1 }, validFrom: farOffset }), bound],
+      [() => put({ namespace: ['h', 'u'], key: 'k', value: { a: 1 }, validFrom: year10k }), bound],
+      [() => put({ namespace: ['h', 'u'], key: 'k', value: { a: 1 }, validFrom: year0ByOffset }), bound],
       [
         () => batch({ ops: [{ op: 'put', namespace: ['h', 'u'], key: 'k', value: { a: 1 }, validFrom: farOffset }] }),
         bound,
       ],
       [() => importLines(year0), /createdAt/],
       [() => importLines(farOffset), /createdAt/],
+      [() => importLines(year10k), /createdAt/],
       [
         () =>
           send(
@@ -184,6 +191,19 @@ describe('hostile input over HTTP (no API keys)', () => {
             JSON.stringify({
               context: { userId: 'u' },
               messages: [{ role: 'user', content: 'hi', createdAt: year0 }],
+            }),
+          ),
+        new RegExp(`${bound.source}[\\s\\S]*createdAt`),
+      ],
+      [
+        () =>
+          send(
+            h,
+            'POST',
+            '/v1/threads/t-time/turns',
+            JSON.stringify({
+              context: { userId: 'u' },
+              messages: [{ role: 'user', content: 'hi', createdAt: year10k }],
             }),
           ),
         new RegExp(`${bound.source}[\\s\\S]*createdAt`),
@@ -198,6 +218,12 @@ describe('hostile input over HTTP (no API keys)', () => {
       validFrom: '0001-01-01T00:00:00-15:59',
     });
     expect(edge.status, JSON.stringify(edge.body)).toBe(200);
+    const last = await put({ namespace: ['h', 'u'], key: 'last', value: { a: 1 }, validFrom: '9999-12-31T23:59:59Z' });
+    expect(last.status, JSON.stringify(last.body)).toBe(200);
+    // And read back: the answer's times are ISO text again.
+    const read = await send(h, 'GET', '/v1/store/items?namespace=h&namespace=u&key=last');
+    expect(read.status, JSON.stringify(read.body)).toBe(200);
+    expect(read.body).toMatchObject({ item: { validFrom: '9999-12-31T23:59:59.000Z' } });
   });
 
   it('a body that is not UTF-8 is a 400, a charset or encoding that is not is a 415, never a replaced key', async () => {
