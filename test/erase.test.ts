@@ -73,6 +73,9 @@ describe.each(runtimeBackends)('erase on $name', (backend) => {
         // A reflection of a turn saying "hold" waits until the test lets it go.
         if (readPrompt(req).turns.some((t) => t.content.includes('hold')))
           await new Promise<void>((r) => (release = r));
+        // A request the model refuses for good: the thread is parked at once.
+        if (readPrompt(req).turns.some((t) => t.content.includes('refused')))
+          return { status: 400, error: 'this request is refused' };
         return remember(req, index);
       },
     });
@@ -144,6 +147,14 @@ describe.each(runtimeBackends)('erase on $name', (backend) => {
     await say('u1-c', 'u1', 'a new start');
     await reflected('u1-c');
     expect((await post('/v1/recall', { context: { userId: 'u1' }, query: 'start' })).body.memories).toHaveLength(1);
+  });
+
+  it('unparks an erased thread, so the parked count an operator alerts on comes down', async () => {
+    await say('u5-a', 'u5', 'refused zanzibar');
+    const parked = async () => (await h.runtime.buffer.parked(100)).threads.map((t) => t.threadId);
+    await waitFor(async () => (await parked()).includes('u5-a'));
+    expect((await post('/v1/erase', { context: { userId: 'u5' } })).status).toBe(200);
+    expect(await parked()).not.toContain('u5-a');
   });
 
   it('a reflection in flight when the erase runs writes nothing back', async () => {

@@ -42,8 +42,8 @@ export async function threadsOfContext(
 }
 
 /**
- * Deletes the threads' turns, message ids and state, takes them off their shard's ceilings set,
- * and removes their jobs in every state a job can be removed from (an active one is running: its
+ * Deletes the threads' turns, message ids and state, takes them off their shard's ceilings and
+ * parked sets, and removes their jobs in every state a job can be removed from (an active one is running: its
  * commit is refused by the store's erase epoch, and it ends finding nothing). One MULTI per
  * shard: a shard's keys share a hash tag, so each is one slot on a cluster. The lease is left to
  * expire: deleting it would let a second reflection start beside the running one.
@@ -61,6 +61,9 @@ export async function eraseThreads(
       const k = buffers.keys(id);
       multi.del(k.turns, k.ids, k.meta);
       multi.zrem(k.ceilings, id);
+      // A parked thread erased stays parked for ever otherwise: nothing reflects it again (its
+      // turns are gone), and `engram_parked_threads`, whose alert is "above 0", never comes down.
+      multi.zrem(k.parked, id);
     }
     await multi.exec();
     jobs += await removeJobs(queues[shard] as EngramQueue<'reflection'>, ids);
