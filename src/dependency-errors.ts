@@ -54,6 +54,14 @@ export function redisUnavailable(error: Error): boolean {
   );
 }
 
+/**
+ * ioredis' error for a command that got no answer within its connection's `commandTimeout` (the
+ * connections off the hot path: Bull Board, erase, the jobs CLI): a Redis connected but stalled.
+ */
+export function redisStalled(error: Error): boolean {
+  return error.message === 'Command timed out';
+}
+
 /** pg-pool's error when no connection of a full pool came free in time. */
 const POOL_BUSY = 'timeout exceeded when trying to connect';
 

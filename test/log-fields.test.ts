@@ -5,6 +5,7 @@ import { RedisHealth } from '../src/queue/connection.js';
 import { foodieModel } from './fake-model/foodie.js';
 import { FakeModel } from './fake-model/server.js';
 import { cleanup, testEnv, waitFor } from './helpers/harness.js';
+import { StallProxy } from './helpers/stall-proxy.js';
 
 /**
  * The keys at the top level of one JSON log line, in order, repeats included: pino writes a child
@@ -79,5 +80,39 @@ describe('log lines', () => {
     expect(lines).toHaveLength(1);
     expect(repeated(lines[0]!)).toEqual([]);
     expect(JSON.parse(lines[0]!)).toMatchObject({ component: 'redis', source: 'consolidation-worker' });
+  });
+
+  it('an outage answered 503 to every request is one warning a window, not one a request', async () => {
+    const proxy = new StallProxy();
+    const model = await new FakeModel().start();
+    const redisUrl = await proxy.start();
+    const env = testEnv(model.url, { REDIS_URL: redisUrl, ENQUEUE_TIMEOUT_MS: '30000' });
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s.trim()) });
+    const runtime = new Runtime(env, log);
+    // Run last to first: the proxy is back before the cleanup, which deletes the keys through it.
+    cleanups.push(
+      () => model.stop(),
+      () => proxy.stop(),
+      () => cleanup(env),
+      async () => proxy.listening || (await proxy.start(Number(new URL(redisUrl).port))),
+      () => runtime.stop(),
+    );
+    await runtime.migrate();
+    await runtime.start(['api']);
+    const address = runtime.server?.server.address() as { port: number };
+    await proxy.stop();
+    // A client retrying in a loop: each turn answered 503 used to log a warning with its stack.
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`http://127.0.0.1:${address.port}/v1/threads/t-out/turns`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ context: { userId: 'u' }, messages: [{ id: `m${i}`, role: 'user', content: 'hi' }] }),
+      });
+      expect(res.status).toBe(503);
+    }
+    const warned = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.dependency === 'redis');
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ method: 'POST', url: '/v1/threads/t-out/turns', heldBack: 0 });
   });
 });

@@ -6,7 +6,15 @@ import { publishSettings } from '../src/config/published-settings.js';
 import { defaultKinds } from '../src/memory/kinds.js';
 import { EngramClient } from '../src/sdk/client.js';
 import { UnavailableError } from '../src/sdk/errors.js';
-import { startHarness, TEST_REDIS_URL, uniqueName, deleteKeys, waitFor, type Harness } from './helpers/harness.js';
+import {
+  sdkClient,
+  startHarness,
+  TEST_REDIS_URL,
+  uniqueName,
+  deleteKeys,
+  waitFor,
+  type Harness,
+} from './helpers/harness.js';
 import { StallProxy } from './helpers/stall-proxy.js';
 
 /** One turn over HTTP, with a message id so that a re-send is a no-op. */
@@ -192,6 +200,36 @@ describe('hot path: a stalled Redis', () => {
       });
       expect(await again.json()).toEqual({ threadId: 't-stall', accepted: 0, duplicates: 1 });
       expect(await streamLength(h.env.ENGRAM_PREFIX, 't-stall')).toBe(2);
+    });
+
+    it('an erase answers 503 within ENQUEUE_TIMEOUT_MS, over HTTP and the SDK, and erases once Redis answers', async () => {
+      const erase = () =>
+        fetch(`${h.url}/v1/erase`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ context: { userId: 'u' } }),
+        });
+      const sdk = sdkClient(h, { redisUrl: proxyUrl, enqueueTimeoutMs: 300 });
+      try {
+        await sdk.connect();
+        proxy.stall();
+        try {
+          // It used to wait for as long as the stall lasted: here, until the proxy resumed.
+          const res = await erase();
+          expect(res.status).toBe(503);
+          // An erase is asked to retry, not to re-send turns.
+          expect(await res.json()).toEqual({ error: 'queue unavailable (Redis did not answer in time); retry later' });
+          const err = await sdk.erase({ context: { userId: 'u' } }).catch((e: unknown) => e);
+          expect(err).toBeInstanceOf(UnavailableError);
+          expect((err as UnavailableError).dependency).toBe('redis');
+        } finally {
+          proxy.resume();
+        }
+        expect((await erase()).status).toBe(200);
+        expect(await sdk.erase({ context: { userId: 'u' } })).toMatchObject({ threads: 0 });
+      } finally {
+        await sdk.close();
+      }
     });
 
     it('Bull Board answers 503 naming Redis within ENQUEUE_TIMEOUT_MS, then shows the queues again', async () => {

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { postgresPoolBusy, postgresUnavailable, redisUnavailable } from '../dependency-errors.js';
+import { postgresPoolBusy, postgresUnavailable, redisStalled, redisUnavailable } from '../dependency-errors.js';
+import { ThrottledWarnings } from '../observability/throttled-warning.js';
 import { CLIENT_GONE } from './abandonable.js';
 import { providerWaitMs } from '../llm/retry.js';
 import { frameworkErrorMessage } from './framework-errors.js';
@@ -44,27 +45,23 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   }
   // Postgres first: a raw socket error reaches a handler only from pg (ioredis wraps its own).
   if (postgresPoolBusy(error)) {
-    request.log.warn({ err: error }, 'no free Postgres connection in time (pool busy)');
+    warnUnavailable(request, error, 'postgres', 'no free Postgres connection in time (pool busy)');
     return reply.status(503).send({
       error:
         'the memory store (Postgres) had no free connection in time: every connection of this process (DATABASE_POOL_MAX) was busy; retry later',
     });
   }
   if (postgresUnavailable(error)) {
-    request.log.warn({ err: error }, 'postgres unavailable');
+    warnUnavailable(request, error, 'postgres', 'postgres unavailable');
     return reply.status(503).send({ error: 'the memory store (Postgres) is not reachable; retry later' });
   }
-  if (redisUnavailable(error)) {
-    request.log.warn({ err: error }, 'redis unavailable');
-    // Not "nothing was enqueued": a command in flight when the connection dropped may have run.
-    return reply.status(503).send({
-      error:
-        'queue unavailable (Redis is not reachable); send the turns again later with the same message ids, which make a re-send a no-op',
-    });
+  if (redisUnavailable(error) || redisStalled(error)) {
+    warnUnavailable(request, error, 'redis', 'redis unavailable');
+    return reply.status(503).send({ error: redisAdvice(request, redisStalled(error)) });
   }
   if (error instanceof UnavailableError) {
     // A stalled Redis may still run the command later: the message says what to do about it.
-    request.log.warn({ err: error, dependency: error.dependency }, 'dependency unavailable');
+    warnUnavailable(request, error, error.dependency, 'dependency unavailable');
     // A model provider that said how long its rate limit lasts: the caller is told the same.
     const waitMs = providerWaitMs(error);
     if (waitMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))));
@@ -72,4 +69,27 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   }
   request.log.error({ err: error, method: request.method, url: request.url }, 'request failed');
   return reply.status(500).send({ error: 'internal error' });
+}
+
+/** A dependency's failures are said once per window, with a count of the ones held back. */
+const unavailable = new ThrottledWarnings(10_000);
+
+function warnUnavailable(request: FastifyRequest, err: Error, dependency: string, message: string): void {
+  const heldBack = unavailable.take(dependency);
+  if (heldBack === null) return;
+  request.log.warn(
+    { err, dependency, method: request.method, url: request.url, heldBack },
+    `${message}: answered 503 (others like it within 10 s are counted in the next line, not logged)`,
+  );
+}
+
+/** The turns route's answer says how to re-send safely; the others only to retry. */
+const TURNS_ROUTE = '/v1/threads/:threadId/turns';
+
+function redisAdvice(request: FastifyRequest, stalled: boolean): string {
+  const state = stalled ? 'did not answer in time' : 'is not reachable';
+  // Not "nothing was enqueued": a command in flight when the connection dropped may have run.
+  if (request.routeOptions.url === TURNS_ROUTE)
+    return `queue unavailable (Redis ${state}); send the turns again later with the same message ids, which make a re-send a no-op`;
+  return `queue unavailable (Redis ${state}); retry later`;
 }

@@ -216,9 +216,11 @@ export class Runtime {
     );
     this.eraser = new Eraser({
       store: this.store,
-      redis: this.producerRedis,
+      // The connection with a command timeout, off the hot path like Bull Board's: a stalled
+      // Redis fails an erase with a 503 within ENQUEUE_TIMEOUT_MS instead of holding it.
+      redis: this.boardRedis,
       buffers: this.buffer,
-      queues: this.queues.reflection,
+      queues: this.boardQueues.reflection,
       kinds: () => this.kinds,
       log: log.child({ component: 'eraser' }),
     });

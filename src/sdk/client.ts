@@ -1,16 +1,16 @@
 import type { RedisClient } from '../queue/connection.js';
 import { z } from 'zod';
 import { readPublication, readVersion, type Publication } from '../config/published-settings.js';
-import { InputError, PermanentError } from '../errors.js';
+import { InputError, PermanentError, UnavailableError } from '../errors.js';
 import { createEmbedder, type Embedder } from '../llm/embedder.js';
 import type { KindRoute } from '../core/kind-route.js';
 import { Eraser, type EraseInput, type EraseResult } from '../memory/erase.js';
 import { Recall, type RecallInput, type RecallResult, type SearchInput } from '../memory/recall.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { BUFFER_DEFAULTS } from '../queue/buffer.js';
-import { createRedis } from '../queue/connection.js';
+import { createRedis, waitReady } from '../queue/connection.js';
 import { Producer, type EnqueueResult } from '../queue/enqueue.js';
-import { createReflectionQueues, type EngramQueue } from '../queue/queues.js';
+import { createReflectionQueues, type EngramQueue, type QueueSettings } from '../queue/queues.js';
 import { shardTags } from '../queue/shards.js';
 import { ThreadBuffers } from '../queue/thread-buffers.js';
 import type { EnqueueInput } from '../queue/schemas.js';
@@ -47,6 +47,8 @@ export class EngramClient {
   /** Every shard's buffer and reflection queue, once connected (the service's REDIS_SHARDS). */
   private buffers: ThreadBuffers | null = null;
   private queues: EngramQueue<'reflection'>[] | null = null;
+  /** What `queues` were made with, for an erase's own queues. */
+  private queueSettings: QueueSettings | null = null;
   /** Set once connected: from then on an enqueue is the producer's call and nothing more. */
   private producer: Producer | null = null;
   private connecting: Promise<void> | null = null;
@@ -176,18 +178,34 @@ export class EngramClient {
   async erase(input: EraseInput): Promise<EraseResult> {
     if (!this.memories) throw new InputError('erase needs `databaseUrl` or `db` in the client options');
     await this.connect();
+    // A connection of its own with a command timeout, as the service's erase has: the client's
+    // connection has none (the hot path's deadline is enqueue's own), and a stalled Redis held
+    // an erase for as long as the stall lasted. An erase is rare: opened and closed per call.
+    const redis = createRedis(this.o.redisUrl, 'producer', this.log, {
+      commandTimeoutMs: this.o.enqueueTimeoutMs,
+      name: 'erase',
+    });
+    const queues = createReflectionQueues(redis, this.queueSettings as QueueSettings, this.log);
     const eraser = new Eraser({
       store: this.memories,
-      redis: this.redis,
+      redis,
       buffers: this.buffers as ThreadBuffers,
-      queues: this.queues as EngramQueue<'reflection'>[],
+      queues,
       kinds: () => this.kinds,
       log: this.log,
     });
     try {
+      await waitReady(redis, { timeoutMs: this.o.enqueueTimeoutMs }).catch((err: unknown) => {
+        throw new UnavailableError('redis', 'Redis was not ready in time for the erase; try again later', {
+          cause: err,
+        });
+      });
       return await eraser.erase(input, this.o.store.actor);
     } catch (err) {
       throw toSdkError(err, 'postgres');
+    } finally {
+      await Promise.allSettled(queues.map((q) => q.close()));
+      redis.disconnect();
     }
   }
 
@@ -253,11 +271,8 @@ export class EngramClient {
     if (!previous || retry !== this.retry) {
       const prefix = this.o.prefix;
       this.buffers = new ThreadBuffers(this.redis, shardTags(prefix, shards), BUFFER_DEFAULTS);
-      this.queues = createReflectionQueues(
-        this.redis,
-        { prefix, shards, reflectionAttempts, reflectionBackoffMs },
-        this.log,
-      );
+      this.queueSettings = { prefix, shards, reflectionAttempts, reflectionBackoffMs };
+      this.queues = createReflectionQueues(this.redis, this.queueSettings, this.log);
       this.retry = retry;
       for (const queue of previous ?? [])
         void queue.close().catch((err: unknown) => this.log.warn({ err }, 'closing a replaced queue'));

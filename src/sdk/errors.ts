@@ -1,5 +1,11 @@
 import pg from 'pg';
-import { postgresPoolBusy, postgresUnavailable, redisUnavailable, socketDown } from '../dependency-errors.js';
+import {
+  postgresPoolBusy,
+  postgresUnavailable,
+  redisStalled,
+  redisUnavailable,
+  socketDown,
+} from '../dependency-errors.js';
 import {
   AuthError,
   coerceError,
@@ -34,6 +40,8 @@ export function toSdkError(thrown: unknown, reaching: Reaching = 'redis'): Error
   )
     return thrown;
   const err = coerceError(thrown);
+  if (redisStalled(err))
+    return new UnavailableError('redis', 'Redis did not answer in time (stalled); try again later', { cause: err });
   const socket = socketDown(err);
   if (socket ? reaching === 'redis' : redisUnavailable(err))
     return new UnavailableError(

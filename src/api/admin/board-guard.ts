@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { redisUnavailable } from '../../dependency-errors.js';
+import { redisStalled, redisUnavailable } from '../../dependency-errors.js';
 import { InputError, LimitError } from '../../errors.js';
 import { storableText } from '../../core/safe-text.js';
 import { frameworkErrorMessage } from '../framework-errors.js';
@@ -25,9 +25,10 @@ export function boardErrorHandler(logger: FastifyBaseLogger) {
     if (error instanceof InputError) return answer(error instanceof LimitError ? 413 : 400, error.message);
     const status = (error as { statusCode?: number }).statusCode;
     if (status && status < 500) return answer(status, frameworkErrorMessage(error, status));
-    if (redisUnavailable(error) || error.message === 'Command timed out') {
+    if (redisUnavailable(error) || redisStalled(error)) {
       logger.warn({ err: error }, 'bull board: redis unavailable');
-      return answer(503, 'queue unavailable: Redis did not answer in time; retry later');
+      const state = redisStalled(error) ? 'did not answer in time' : 'is not reachable';
+      return answer(503, `queue unavailable: Redis ${state}; retry later`);
     }
     logger.error({ err: error }, 'bull board request failed');
     return answer(500, 'internal error');
