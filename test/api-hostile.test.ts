@@ -77,6 +77,33 @@ describe('hostile input over HTTP (no API keys)', () => {
     expect(seeded.body.item.value).toEqual({ content: 'seeded' });
   });
 
+  it('a query-string escape that is malformed or decodes to no UTF-8 text is a 400, never literal text', async () => {
+    // `%FF` was kept as the three characters "%FF": it named the item `%25FF` names.
+    expect((await put({ namespace: ['rv', '%FF'], key: 'k%FF', value: { content: 'percent' } })).status).toBe(200);
+    expect((await put({ namespace: ['rv', 'é'], key: 'café', value: { content: 'accent' } })).status).toBe(200);
+    const item = (query: string) => send(h, 'GET', `/v1/store/items?${query}`);
+    expect((await item('namespace=rv&namespace=%25FF&key=k%25FF')).body.item?.value).toEqual({ content: 'percent' });
+    expect((await item('namespace=rv&namespace=%C3%A9&key=caf%C3%A9')).body.item?.value).toEqual({ content: 'accent' });
+    const undecodable = /^the query string is not valid: a percent-escape in ".+" decodes to no UTF-8 text/;
+    const malformed = /^the query string is not valid: a % in ".+" starts no percent-escape/;
+    await refused([
+      [() => item('namespace=rv&namespace=%FF&key=k%FF'), undecodable],
+      [() => item('namespace=rv&namespace=%25FF&key=k%ZZ'), malformed],
+      [() => send(h, 'GET', '/v1/store/items/history?namespace=rv&namespace=%25FF&key=k%'), malformed],
+      // The first byte of é without its second.
+      [() => send(h, 'GET', '/v1/store/items/history?namespace=rv&namespace=%C3&key=caf%C3'), undecodable],
+      [() => send(h, 'GET', '/v1/memories/search?namespace=memories&namespace=u5&query=%ED%A0%80'), undecodable],
+      [() => send(h, 'GET', '/v1/export?context=%7B%22userId%22%3A%22%ED%B0%80%22%7D'), undecodable],
+      // In a name too, not only in a value.
+      [() => send(h, 'GET', '/v1/export?namespace=rv&%FF=1'), undecodable],
+      [() => send(h, 'GET', '/admin/queues/api/queues?activeQueue=%FF'), undecodable],
+    ]);
+    // The memory browser reads the raw query (URLSearchParams: `%FF` became U+FFFD); its page says it.
+    const page = await send(h, 'GET', '/admin/memories/item?ns=rv&ns=%FF&key=k%FF');
+    expect(page.status).toBe(400);
+    expect(page.body.raw).toMatch(/the query string is not valid: a percent-escape in .+ decodes to no UTF-8 text/);
+  });
+
   it('deep nesting is a 400 naming the depth bound, in values, filters and whole bodies', async () => {
     const ns = JSON.stringify(['h', 'u']);
     await refused([

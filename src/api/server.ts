@@ -13,6 +13,7 @@ import { clientErrorHandler } from './client-errors.js';
 import { errorHandler } from './errors.js';
 import { registerHostGuard, type AllowedHosts } from './host-guard.js';
 import { guardPipelining } from './pipelining-guard.js';
+import { parseQueryString, refuseUndecodedQueries } from './query-string.js';
 import { notFoundOrWrongMethod, trackRoutes } from './method-not-allowed.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMcpRoute, type McpRouteDeps } from './mcp-route.js';
@@ -68,7 +69,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       headersTimeout,
       connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(requestTimeout / 4))),
     },
-    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Strict about percent-escapes: one that does not decode is refused, not kept as text.
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH, querystringParser: parseQueryString },
     // No HEAD twin of every GET: a HEAD on a search or a get ran the whole read, and renewed the
     // TTLs of what it read, to send no body. HEAD is answered where it is cheap and useful, by
     // the probes (/healthz, /readyz); elsewhere it gets 405 naming GET.
@@ -102,6 +104,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // not even to authentication.
   registerHostGuard(app, deps.allowedHosts);
   guardPipelining(app);
+  // Before authentication, as a path that does not decode is refused before routing.
+  refuseUndecodedQueries(app);
   useZodSchemas(app);
   // A request in flight when close() begins is answered with `Connection: close`: kept alive,
   // its connection would hold close() for the keep-alive timeout (72 s), past the hard exit.
