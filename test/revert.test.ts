@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reflectThread } from '../src/memory/reflect.js';
 import { foodieModel } from './fake-model/foodie.js';
-import { runtimeBackends, startHarness, type Harness } from './helpers/harness.js';
+import { deleteKeys, runtimeBackends, startHarness, TEST_REDIS_URL, waitFor, type Harness } from './helpers/harness.js';
 
 /** Undo from history: an item back to a version, and everything one reflection job changed. */
 describe.each(runtimeBackends)('revert on $name', (backend) => {
@@ -82,5 +82,46 @@ describe.each(runtimeBackends)('revert on $name', (backend) => {
       restored: 0,
       deleted: 0,
     });
+  });
+});
+
+/** Redis that comes back without its data starts BullMQ's job ids again at 1. */
+describe('undoing a reflection after Redis lost its data', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api', 'reflection'], chat: foodieModel, env: { DEBOUNCE_MS: '50' } });
+  });
+  afterAll(async () => h?.stop());
+
+  /** The actor of the reflection that wrote a user's first memory, once it is written. */
+  const reflectedBy = async (threadId: string, userId: string) => {
+    await h.runtime.producer.enqueue({
+      threadId,
+      context: { userId },
+      messages: [{ role: 'user', content: 'I love ramen!' }],
+    });
+    const [item] = await waitFor(async () => {
+      const found = await h.runtime.storeApi.search({ namespacePrefix: ['memories', userId], refreshTtl: false });
+      return found.length ? found : null;
+    });
+    const rows = await h.runtime.storeApi.history({ namespace: ['memories', userId], key: item!.key });
+    return rows[0]!.actor;
+  };
+
+  it("undoes only that job's changes, not those of a later job given the same id", async () => {
+    const first = await reflectedBy('lost-1', 'o1');
+    // What a Redis restarted without its data leaves of this deployment's keys: none.
+    await deleteKeys(TEST_REDIS_URL, h.env.ENGRAM_PREFIX);
+    const second = await reflectedBy('lost-2', 'o2');
+    // The same job id, BullMQ's counter having started again; the actors still differ.
+    const idOf = (actor: string) => actor.slice(0, actor.indexOf('@'));
+    expect(idOf(second)).toBe(idOf(first));
+    expect(second).not.toBe(first);
+
+    const memories = async (userId: string) =>
+      (await h.runtime.storeApi.search({ namespacePrefix: ['memories', userId], refreshTtl: false })).length;
+    const [o1, o2] = [await memories('o1'), await memories('o2')];
+    expect(await h.runtime.storeApi.revertChanges({ changedBy: first })).toEqual({ restored: 0, deleted: o1 });
+    expect([await memories('o1'), await memories('o2')]).toEqual([0, o2]);
   });
 });

@@ -50,8 +50,7 @@ export function createReflectionProcessor(deps: ReflectionJobDeps) {
     try {
       const outcome = await withThreadLease(deps.lease, { threadId, owner, start, signal, log }, (lease) =>
         reflectThread({ ...deps.reflect, log: jobLog }, threadId, {
-          // The job's queue names its shard: `reflection:<id>` on shard 0, `reflection-<n>:<id>` after.
-          actor: `${job.queueName}:${job.id}`,
+          actor: reflectionActor(job),
           signal: lease.signal,
           beforeCommit: lease.check,
         }),
@@ -127,4 +126,15 @@ function record(metrics: Metrics, outcome: ReflectOutcome) {
   metrics.memoryWrites.inc({ op: 'invalidate' }, outcome.invalidated);
   metrics.modelTokens.inc({ type: 'prompt' }, outcome.usage.promptTokens);
   metrics.modelTokens.inc({ type: 'completion' }, outcome.usage.completionTokens);
+}
+
+/**
+ * Who a reflection's changes are by, in history and usage: `reflection:<job id>@<job's creation
+ * time, ms>`, the queue naming the shard (`reflection-<n>:...` after shard 0). The job id alone
+ * is BullMQ's counter in Redis, which starts again at 1 when Redis comes back without its data:
+ * "undo everything reflection:1 changed" then undid another user's reflection as well. A job
+ * keeps its creation time through its retries, so one job is still one actor.
+ */
+export function reflectionActor(job: { queueName: string; id?: string | undefined; timestamp: number }): string {
+  return `${job.queueName}:${job.id}@${job.timestamp}`;
 }

@@ -209,7 +209,7 @@ export class HttpStoreClient {
   }
 
   /**
-   * Undoes everything one actor (`reflection:<job id>`, `consolidation:<job id>`...) changed
+   * Undoes everything one actor (`reflection:<job id>@<created ms>`, `consolidation:<job id>`...) changed
    * (`POST /v1/revert`); a ConflictError when a later change touched the same items, unless
    * `force`. Never retried: its own first attempt would be that later change.
    */

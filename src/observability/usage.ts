@@ -15,7 +15,7 @@ export function addUsage(into: TokenUsage, more: TokenUsage): void {
 
 /** What one model request cost, and on whose behalf. */
 export interface UsageRecord extends TokenUsage {
-  /** Who spent it: `reflection:<jobId>`, `prompt-optimizer:<runId>`... */
+  /** Who spent it: `reflection:<jobId>@<created ms>`, `prompt-optimizer:<runId>`... */
   actor: string;
   threadId?: string;
   /**

@@ -146,7 +146,7 @@ export class StoreClient {
   }
 
   /**
-   * Undoes everything one actor (`reflection:<job id>`, `consolidation:<job id>`...) changed;
+   * Undoes everything one actor (`reflection:<job id>@<created ms>`, `consolidation:<job id>`...) changed;
    * rejects with ConflictError when a later change touched the same items, unless `force`.
    */
   revertChanges(

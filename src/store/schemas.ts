@@ -153,7 +153,7 @@ export const revertItemInputSchema = z.strictObject({
   actor: actor.optional(),
 });
 /**
- * Undo everything one actor changed (a reflection or consolidation job: `reflection:<job id>`):
+ * Undo everything one actor changed (a reflection or consolidation job: `reflection:<job id>@<created ms>`):
  * each item it touched goes back to what it was before, unless a later change touched it too
  * (a 409 listing them), or `force`. `namespacePrefix` keeps it to a tenant's namespaces.
  */

@@ -20,17 +20,19 @@ export const itemUrl = (ns: readonly string[], key: string, params: Params = {})
 export const eraseUrl = (ns: readonly string[] = [], params?: Params) => `${BROWSER_PATH}/erase${query(ns, params)}`;
 
 /**
- * The job behind a history actor: reflections write as `reflection:<job id>` and consolidation
- * passes as `consolidation:<job id>`, the queue's name first (src/app/reflection-job.ts,
- * scheduler.ts); a reflection of shard n > 0 as `reflection-<n>:<job id>`. Any other actor
- * (`api`, `admin`, `revert:...`) is no job.
+ * The job behind a history actor: reflections write as `reflection:<job id>@<created ms>` and
+ * consolidation passes as `consolidation:<job id>`, the queue's name first
+ * (src/app/reflection-job.ts, scheduler.ts); a reflection of shard n > 0 as
+ * `reflection-<n>:<job id>@<created ms>`. Any other actor (`api`, `admin`, `revert:...`) is no
+ * job. Bull Board shows a job by its id: the creation time only tells two jobs of one id apart.
  */
 export function jobOf(actor: string): { queue: string; id: string } | null {
   const at = actor.indexOf(':');
   const queue = actor.slice(0, at);
   const known = (QUEUE_NAMES as string[]).includes(queue) || /^reflection-[1-9]\d*$/.test(queue);
-  if (at < 1 || !known || at === actor.length - 1) return null;
-  return { queue, id: actor.slice(at + 1) };
+  const id = actor.slice(at + 1).replace(/@\d+$/, '');
+  if (at < 1 || !known || id === '') return null;
+  return { queue, id };
 }
 
 /** Bull Board 9's page of one job: `<base>/queue/<queue name>/<job id>` (its UI router's path). */
