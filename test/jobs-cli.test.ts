@@ -24,6 +24,14 @@ describe('npm run jobs without a Redis that answers', () => {
     expect(lines[2]).toEqual({ pendingThreads: 0, parkedThreads: 0 });
   });
 
+  it('a retry without a job says so alone, before connecting', async () => {
+    const run = await jobs(['retry'], { REDIS_URL: TEST_REDIS_URL, ENGRAM_PREFIX: prefix });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^engram jobs: retry needs --job <id> or --all\nusage: npm run jobs/);
+    // Not followed by the queues' warnings about a connection closed under them.
+    expect(run.stderr).not.toMatch(/connection|Stream isn't writeable/);
+  });
+
   it('a refused connection: exit 1 naming REDIS_URL', async () => {
     const run = await jobs(['counts'], { REDIS_URL: 'redis://127.0.0.1:1', ENGRAM_PREFIX: prefix });
     expect([run.code, run.stderr]).toEqual([

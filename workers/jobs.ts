@@ -35,13 +35,18 @@ try {
   });
   const command = positionals[0];
   if (!command || !['counts', 'failed', 'parked', 'retry'].includes(command)) throw new Error(usage);
+  // Before anything connects: a usage error is not followed by the queues' connection warnings.
+  if (command === 'retry' && !values.job && !values.all) throw new Error(`retry needs --job <id> or --all\n${usage}`);
   const parsed = cliEnvSchema.safeParse(
     Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== '')),
   );
   if (!parsed.success) throw new Error(`invalid environment: ${z.prettifyError(parsed.error)}`);
   const env = parsed.data;
   const log = createLogger({ level: 'warn' });
-  if (!env.REDIS_URL) throw new Error('REDIS_URL is required');
+  if (!env.REDIS_URL)
+    throw new Error(
+      'REDIS_URL is required: the Redis the service uses (an all-in-one process with its embedded redis-server logs it as `url` in its "embedded redis-server started" line)',
+    );
   // A one-shot command: a Redis that is down or stalled fails it within seconds, saying so,
   // where a worker's connection would retry for ever.
   const redis = redisClient(env.REDIS_URL, {
@@ -103,7 +108,6 @@ try {
         print({ retried: before, queue: queue.name });
       }
     } else {
-      if (!values.job) throw new Error('retry needs --job <id> or --all');
       // Job ids count per queue: shards may each hold a job of this id.
       const found = (await Promise.all(chosen.map((q) => q.getJob(values.job as string)))).flatMap((job, i) =>
         job ? [{ job, queue: chosen[i]!.name }] : [],
