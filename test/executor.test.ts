@@ -82,6 +82,11 @@ describe('debounced reflection executor', () => {
     expect(text).toMatch(/^engram_reflections_total\{status="applied"\} 1$/m);
     expect(text).toMatch(/^engram_memory_writes_total\{op="insert"\} 1$/m);
     expect(warnings.filter((w) => w.startsWith('FSTDEP'))).toEqual([]);
+    // What it does not serve is answered as the API answers it: `{ error }`, 405 for a wrong method.
+    const unknown = await fetch(`http://127.0.0.1:${port}/nope`);
+    expect([unknown.status, await unknown.json()]).toEqual([404, { error: 'no route GET /nope' }]);
+    const posted = await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'POST' });
+    expect([posted.status, posted.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
   });
 
   it('a kind may set its own quiet window; a call may override it', async () => {

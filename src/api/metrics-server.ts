@@ -5,6 +5,8 @@ import Fastify, {
   type RouteShorthandOptions,
 } from 'fastify';
 import type { Metrics } from '../observability/metrics.js';
+import { errorHandler } from './errors.js';
+import { notFoundOrWrongMethod, trackRoutes } from './method-not-allowed.js';
 import type { Logger } from '../observability/logger.js';
 
 /**
@@ -35,6 +37,11 @@ export function buildMetricsServer(metrics: Metrics, log: Logger): FastifyInstan
     // A scrape every few seconds is not worth a log line.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  // The API's answers for what is not served, and for a failure: `{ error }`, 405 with `Allow`
+  // for a wrong method, not Fastify's own three-field 404 for both.
+  const allowed = trackRoutes(app, 100);
+  app.setNotFoundHandler(notFoundOrWrongMethod(allowed));
+  app.setErrorHandler(errorHandler);
   registerMetricsRoute(app, metrics);
   app.get('/healthz', async () => ({ ok: true }));
   return app;
