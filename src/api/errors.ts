@@ -20,7 +20,9 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
     return reply.status(499).send({ error: CLIENT_GONE.message });
   }
   if (error instanceof InputError) {
-    return reply.status(error instanceof LimitError ? 413 : 400).send({ error: error.message, details: error.details });
+    return reply
+      .status(error instanceof LimitError ? 413 : 400)
+      .send({ error: error.message, details: withoutPatterns(error.details) });
   }
   if (error instanceof ConflictError) return reply.status(409).send({ error: error.message, details: error.details });
   if (error instanceof AuthError) return reply.status(error.forbidden ? 403 : 401).send({ error: error.message });
@@ -92,4 +94,17 @@ function redisAdvice(request: FastifyRequest, stalled: boolean): string {
   if (request.routeOptions.url === TURNS_ROUTE)
     return `queue unavailable (Redis ${state}); send the turns again later with the same message ids, which make a re-send a no-op`;
   return `queue unavailable (Redis ${state}); retry later`;
+}
+
+/**
+ * Zod's issue for a bad format carries the regular expression it failed: for a date-time some
+ * 400 characters that tell a client nothing `format: "datetime"` and the message do not.
+ */
+function withoutPatterns(details: unknown): unknown {
+  if (!Array.isArray(details)) return details;
+  return details.map((issue: unknown) => {
+    if (!issue || typeof issue !== 'object' || !('pattern' in issue)) return issue;
+    const { pattern: _pattern, ...rest } = issue as Record<string, unknown>;
+    return rest;
+  });
 }

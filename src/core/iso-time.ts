@@ -17,6 +17,8 @@ export const isoTimeSchema = z.iso.datetime({ offset: true }).refine(
   (text) => {
     const offset = /([+-])(\d\d):?(\d\d)$/.exec(text);
     const at = Date.parse(text);
+    // Not a time at all: the format's own issue says so, alone.
+    if (Number.isNaN(at)) return true;
     return at >= EARLIEST && at <= LATEST && (!offset || Number(offset[2]) <= 15);
   },
   { error: 'must be a time in the years 0001 to 9999 in UTC, with an offset within ±15:59' },
