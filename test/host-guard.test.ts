@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './helpers/harness.js';
 
@@ -121,5 +122,36 @@ describe('the Host allowlist', () => {
     await expect(
       startHarness({ roles: ['api'], env: { ALLOWED_HOSTS: 'ok.example,https://x.example:443' } }),
     ).rejects.toThrow(/ALLOWED_HOSTS: "https:\/\/x.example:443" is not a host name: give names without scheme or port/);
+  });
+
+  it('refuses no Host and two Host headers with a 400 saying so, before any route', async () => {
+    h = await startHarness({ roles: ['api'] });
+    const url = new URL(h.url);
+    /** One request written by hand: node:http and fetch always send one Host. */
+    const raw = (head: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(Number(url.port), url.hostname, () => socket.end(`${head}\r\n\r\n`));
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => (text += chunk));
+        socket.on('error', reject);
+        socket.on('close', () =>
+          resolve({ status: Number(text.split(' ')[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4) }),
+        );
+      });
+    const none = await raw('GET /healthz HTTP/1.1\r\nConnection: close');
+    expect([none.status, JSON.parse(none.body)]).toEqual([
+      400,
+      { error: 'an HTTP/1.1 request without a Host header: send one (Host: 127.0.0.1:<port>, say)' },
+    ]);
+    const two = await raw(
+      `GET /v1/export?namespace=memories HTTP/1.1\r\nHost: attacker.example\r\nHost: 127.0.0.1:${url.port}\r\nConnection: close`,
+    );
+    expect([two.status, JSON.parse(two.body)]).toEqual([
+      400,
+      { error: 'a request with 2 Host headers: send exactly one' },
+    ]);
+    // HTTP/1.0 has no Host to require: a probe without one is still answered.
+    expect((await raw('GET /healthz HTTP/1.0')).status).toBe(200);
   });
 });

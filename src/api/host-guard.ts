@@ -57,6 +57,13 @@ function originAllowed(request: FastifyRequest, allowed: AllowedHosts): boolean 
   return isLoopback(url.hostname) || allowed.includes(url.hostname);
 }
 
+/** How many Host headers a request carried (Node's `headers` keeps only the first). */
+function hostHeaders(raw: string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]?.length === 4 && raw[i]?.toLowerCase() === 'host') n++;
+  return n;
+}
+
 const clip = (text: string) => JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text);
 
 /**
@@ -66,6 +73,16 @@ const clip = (text: string) => JSON.stringify(text.length > 200 ? `${text.slice(
  */
 export function registerHostGuard(app: FastifyInstance, allowed: AllowedHosts): void {
   app.addHook('onRequest', async (request, reply) => {
+    // HTTP/1.1 wants exactly one Host (RFC 9112, 3.2): Node keeps the first of several, so a
+    // proxy that routed by the second and engram would disagree on which host this is.
+    const hosts = hostHeaders(request.raw.rawHeaders);
+    if (hosts > 1 || (hosts === 0 && request.raw.httpVersion === '1.1'))
+      return reply.status(400).send({
+        error:
+          hosts > 1
+            ? `a request with ${hosts} Host headers: send exactly one`
+            : 'an HTTP/1.1 request without a Host header: send one (Host: 127.0.0.1:<port>, say)',
+      });
     // The matched route, as tenancy's check does: `/%6Dcp` is /mcp too. Unmatched URLs are checked.
     const route = request.routeOptions.url;
     if (route !== undefined && OPEN_ROUTES.has(route)) return;

@@ -68,6 +68,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     http: {
       headersTimeout,
       connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(requestTimeout / 4))),
+      // Node's own refusal of a request without Host is a 400 with no body: the Host guard
+      // refuses it instead, saying why, as it refuses two Host headers (host-guard.ts).
+      requireHostHeader: false,
     },
     // Strict about percent-escapes: one that does not decode is refused, not kept as text.
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH, querystringParser: parseQueryString },
