@@ -43,7 +43,15 @@ export async function startChat(
     log: log.child({ component: 'chat' }),
     tools: options.tools,
   });
-  await app.listen({ host: config.HOST, port: config.CHAT_PORT });
+  await app.listen({ host: config.HOST, port: config.CHAT_PORT }).catch(async (err: unknown) => {
+    await engram.close();
+    // The port is the one setting a newcomer trips on (engram's own PORT is 3000 beside it).
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+      throw new Error(`the chat example's port ${config.CHAT_PORT} is taken: set CHAT_PORT to a free one`, {
+        cause: err,
+      });
+    throw err;
+  });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.CHAT_PORT;
   return {
