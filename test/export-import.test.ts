@@ -161,6 +161,72 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
     expect(await hostileItems()).toEqual([]);
   });
 
+  /** The rows under namespaces that start with `label` in the target, live or not: what an import wrote. */
+  const rowsUnder = async (label: string) => {
+    const t = tables(target.runtime.store.schema);
+    const count = async (table: string) =>
+      Number(
+        (
+          await target.runtime.db.query<{ n: string }>(`select count(*) as n from ${table} where namespace[1] = $1`, [
+            label,
+          ])
+        ).rows[0]?.n,
+      );
+    return { items: await count(t.memories), history: await count(t.history) };
+  };
+  /** An export file (its header, no history) of one exported item under [label, 'u1'], once per key. */
+  const copiesOf = async (label: string, names: string[]) => {
+    const [header, ...rest] = (await exportOf(source, 'namespace=memories&namespace=u1')).map((l) =>
+      l.replace(/"memories"/g, JSON.stringify(label)),
+    );
+    const item = JSON.parse(rest.find((l) => l.includes('"type":"item"')) as string) as Record<string, unknown>;
+    return [header as string, ...names.map((key) => JSON.stringify({ ...item, key }))];
+  };
+
+  it('refuses a key the file holds twice, naming both lines, and writes nothing', async () => {
+    // Twice in one batch of 500 items: the restore's insert broke the primary key (a 500).
+    const near = await copiesOf('twice', ['k0', 'k1', 'k0']);
+    expect(await post(near.join('\n'))).toEqual({
+      status: 400,
+      error: 'line 4: namespace ["twice","u1"] key "k0" appears already at line 2 (a file holds each key once)',
+    });
+    // In two batches: the first 500 items were committed, then a 409 said the key was here.
+    const far = await copiesOf(
+      'twice',
+      Array.from({ length: 600 }, (_, i) => (i === 500 ? 'k0' : `k${i}`)),
+    );
+    expect(await post(far.join('\n'))).toEqual({
+      status: 400,
+      error: 'line 502: namespace ["twice","u1"] key "k0" appears already at line 2 (a file holds each key once)',
+    });
+    expect(await rowsUnder('twice')).toEqual({ items: 0, history: 0 });
+    // The file corrected imports: nothing of the refused ones stands in its way.
+    const corrected = far.filter((_, i) => i !== 501);
+    expect((await post(corrected.join('\n'))).status).toBe(200);
+    expect(await rowsUnder('twice')).toEqual({ items: 599, history: 0 });
+  });
+
+  it("refuses an item outside its header's namespacePrefix, naming its line, and writes nothing", async () => {
+    const lines = await copiesOf('scoped', ['a', 'b']);
+    const outside = lines.map((l, i) => (i === 2 ? l.replace('"scoped"', '"elsewhere"') : l));
+    expect(await post(outside.join('\n'))).toEqual({
+      status: 400,
+      error: `line 3: namespace ["elsewhere","u1"] is outside the file's scope.namespacePrefix ["scoped","u1"]`,
+    });
+    // A prefix that is no list of labels: nothing to check the items against.
+    const unsaid = lines.map((l, i) =>
+      i === 0 ? l.replace(/"namespacePrefix":\[[^\]]*\]/, '"namespacePrefix":"scoped"') : l,
+    );
+    expect(await post(unsaid.join('\n'))).toEqual({
+      status: 400,
+      error: expect.stringMatching(/^line 1: .*scope\.namespacePrefix/s),
+    });
+    expect([await rowsUnder('scoped'), await rowsUnder('elsewhere')]).toEqual([
+      { items: 0, history: 0 },
+      { items: 0, history: 0 },
+    ]);
+  });
+
   it('refuses an export context that is not a JSON object or holds __proto__, naming it', async () => {
     const refused = async (context: string) => {
       const res = await fetch(`${source.url}/v1/export?context=${encodeURIComponent(context)}`);

@@ -160,6 +160,7 @@ describe('engram/client: erase, export, import and revert', () => {
     const ns = ['notes', 'u6'];
     await client.store.put(ns, 'k', { content: 'kept' });
     await client.enqueue({ threadId: 'kept', context: { userId: 'u6' }, messages: [{ role: 'user', content: 'x' }] });
+    const file = await all(client.store.export(ns));
     const before = proxy.requests;
     const refusals: [Promise<unknown> | (() => unknown), RegExp][] = [
       [client.erase({} as never), /exactly one of `namespacePrefix` .* or `context`/],
@@ -187,6 +188,12 @@ describe('engram/client: erase, export, import and revert', () => {
           JSON.stringify({ type: 'item', namespace: ns, key: 'k2', value: { content: 'x' } }),
         ]),
         /invalid import: line 2: [\s\S]*version/,
+      ],
+      // The file's own rules, as the API keeps them: a key once, under the header's prefix.
+      [client.store.import([...file, file[1] as string]), /invalid import: line 3: .* appears already at line 2/],
+      [
+        client.store.import(file.map((l, i) => (i === 1 ? l.replace('"u6"', '"u7"') : l))),
+        /invalid import: line 2: namespace \["notes","u7"\] is outside the file's scope.namespacePrefix/,
       ],
       [client.store.import([42] as never), /line 1 is not a string/],
       [client.store.import(`${'x'.repeat(65 * 1024 * 1024)}`), /at most 64 MiB/],

@@ -7,8 +7,9 @@ const IMPORT_MAX_BYTES = 64 * 1024 * 1024;
 /**
  * An import file's text from its text or its lines, every line checked as the API checks it
  * (src/store/import-lines.ts): JSON of one of the export format's line types, the export header
- * first. Blank lines are skipped, as the API skips them. Line numbers count from 1, as the
- * API's do, so a refusal here names the line the API would have named.
+ * first, and the file's own rules (each key once, every item under the header's prefix, a
+ * history row after its item). Blank lines are skipped, as the API skips them. Line numbers
+ * count from 1, as the API's do, so a refusal here names the line the API would have named.
  */
 export async function importFile(lines: string | Iterable<string> | AsyncIterable<string>): Promise<string> {
   let all: unknown[] = [];

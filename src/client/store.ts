@@ -174,9 +174,10 @@ export class HttpStoreClient {
   /**
    * Imports an export file into empty namespaces, with its versions and history
    * (`POST /v1/import`): its lines (an array, the lines of `export`, any async iterable) or its
-   * text. Every line is checked here first, as the API checks it (a bad line is an InputError
-   * naming it, a file over 64 MiB a LimitError), and nothing is sent unless all are good. Never
-   * retried: a file that landed would, sent again, be refused as a conflict with itself.
+   * text. Every line is checked here first, as the API checks it (a bad line, or a key twice, is
+   * an InputError naming it, a file over 64 MiB a LimitError), and nothing is sent unless all are
+   * good. Never retried: a file that landed would, sent again, be refused as a conflict with
+   * itself.
    */
   async import(
     lines: string | Iterable<string> | AsyncIterable<string>,

@@ -24,7 +24,12 @@ export const exportHeaderSchema = z.strictObject({
   type: z.literal('export'),
   format: z.literal(1),
   exportedAt: time,
-  scope: z.custom<Record<string, unknown>>().check(jsonCheck({ object: {}, maxDepth: 8, maxChars: 10_000 })),
+  // What was exported. A prefix is what every item of the file must be under (an export by
+  // prefix writes nothing else); an empty one, as the SDK once exported everything, holds all.
+  scope: z
+    .custom<Record<string, unknown>>()
+    .check(jsonCheck({ object: {}, maxDepth: 8, maxChars: 10_000 }))
+    .pipe(z.looseObject({ namespacePrefix: z.array(z.string()).optional() })),
 });
 
 export const exportedItemSchema = z.strictObject({
@@ -71,12 +76,17 @@ export type ExportLine = z.infer<typeof exportLineSchema>;
 /**
  * Reads an export file's lines in order, as the import route and the HTTP client both check
  * them: blank lines skipped, every other line JSON of one of the line types, the header first
- * and once. `line` returns the parsed line (null for a blank one) or throws an InputError naming
- * the line, counted from 1; `end` refuses a file that had no header.
+ * and once, and the file true to itself (fileRule). `line` returns the parsed line (null for a
+ * blank one) or throws an InputError naming the line, counted from 1; `end` refuses a file that
+ * had no header.
  */
 export class ExportLineReader {
   private header = false;
   private n = 0;
+  private prefix: string[] | undefined;
+  /** Each item's line by its key: a file holds a key once. The import holds the file anyway. */
+  private readonly seen = new Map<string, number>();
+  private last: string | null = null;
 
   /** The lines read so far: the number of the last one. */
   get count(): number {
@@ -103,7 +113,32 @@ export class ExportLineReader {
       throw new InputError(`line ${n} must be the export header ({"type":"export","format":1,...})`);
     if (parsed.data.type === 'export' && this.header) throw new InputError(`line ${n}: a second export header`);
     this.header = true;
+    const broken = this.fileRule(parsed.data);
+    if (broken) throw new InputError(`line ${n}: ${broken}`);
     return parsed.data;
+  }
+
+  /**
+   * What a line breaks of the rules a file keeps across its lines, as every export writes them:
+   * an item under the header's prefix, its key not seen before in the file (the restore would
+   * fail on it, or a later batch find it written by an earlier one), a history row after its
+   * item. Checked as the lines are read, so that nothing is written of a file that breaks one.
+   */
+  private fileRule(line: ExportLine): string | null {
+    if (line.type === 'export') {
+      this.prefix = line.scope.namespacePrefix;
+      return null;
+    }
+    const id = JSON.stringify([line.namespace, line.key]);
+    const said = `namespace ${JSON.stringify(line.namespace)} key ${JSON.stringify(line.key)}`;
+    if (line.type === 'history') return id === this.last ? null : `a history row must follow its item (${said})`;
+    if (this.prefix && !this.prefix.every((label, i) => line.namespace[i] === label))
+      return `namespace ${JSON.stringify(line.namespace)} is outside the file's scope.namespacePrefix ${JSON.stringify(this.prefix)}`;
+    const before = this.seen.get(id);
+    if (before !== undefined) return `${said} appears already at line ${before} (a file holds each key once)`;
+    this.seen.set(id, this.n);
+    this.last = id;
+    return null;
   }
 
   /** An empty file is no export file either: the header says what the file is. */

@@ -1,4 +1,4 @@
-import { AuthError, ConflictError, InputError } from '../errors.js';
+import { AuthError, ConflictError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { ExportLineReader, type ExportedHistory, type ExportedItem } from './export-format.js';
 import type { MemoryDb } from './memory-db.js';
@@ -8,10 +8,13 @@ import type { Namespace } from './types.js';
 const BATCH = 500;
 
 /**
- * Imports an export file (export-format.ts), line by line: every line is checked first (a bad
- * line anywhere is a 400 naming it, and nothing is written), then the items go in batches, each
- * re-embedded by this deployment's model and restored with its versions and history. A key that
- * already exists here is a 409 naming it; batches before it stay (their count is in the error).
+ * Imports an export file (export-format.ts), line by line: every line is checked first, the
+ * file's own rules included (each key once, every item under the header's prefix), so that a
+ * bad line anywhere is a 400 naming it and nothing is written; then the items go in batches,
+ * each re-embedded by this deployment's model and restored with its versions and history. The
+ * file is held whole before the first write anyway (64 MiB at most through the API): checking
+ * it all first costs a map of its keys. A key that already exists here is a 409 naming it;
+ * batches before it stay (their count is in the error).
  * `within`: every namespace must start with it (a tenant imports into its own namespaces only).
  */
 export async function importLines(
@@ -21,22 +24,18 @@ export async function importLines(
   within: Namespace | undefined,
 ): Promise<{ items: number; history: number }> {
   const batches: { items: ExportedItem[]; history: ExportedHistory[] }[] = [];
-  let last: ExportedItem | null = null;
   const reader = new ExportLineReader();
   for await (const raw of lines) {
     const line = reader.line(raw);
     if (!line || line.type === 'export') continue;
     if (within && !within.every((label, i) => line.namespace[i] === label))
       throw new AuthError(`line ${reader.count}: namespace is outside ${JSON.stringify(within)}`, true);
-    if (line.type === 'item') {
+    // The reader saw to it that a history row follows its item: its batch is the last one.
+    if (line.type === 'history') (batches.at(-1) as { history: ExportedHistory[] }).history.push(line);
+    else {
       if (!batches.length || (batches.at(-1) as { items: unknown[] }).items.length >= BATCH)
         batches.push({ items: [], history: [] });
       (batches.at(-1) as { items: ExportedItem[] }).items.push(line);
-      last = line;
-    } else {
-      if (!last || JSON.stringify([last.namespace, last.key]) !== JSON.stringify([line.namespace, line.key]))
-        throw new InputError(`line ${reader.count}: a history row must follow its item`);
-      (batches.at(-1) as { history: ExportedHistory[] }).history.push(line);
     }
   }
   reader.end();
