@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultKinds, defineKind, type MemoryKind, type MemoryKindInput } from '../src/memory/kinds.js';
 import { reflectThread } from '../src/memory/reflect.js';
+import { UnavailableError } from '../src/errors.js';
 import { EXPORT_CHUNK_BYTES, exportItems } from '../src/store/export.js';
+import { importLines } from '../src/store/import-lines.js';
 import type { Db } from '../src/store/db.js';
 import { tables } from '../src/store/sql.js';
 import { foodieModel } from './fake-model/foodie.js';
@@ -10,6 +12,7 @@ import { runtimeBackends, startHarness, type Harness } from './helpers/harness.j
 /** Export a user's memories with their history, and import them into an empty deployment. */
 // From each database into the other: the file is the same whatever wrote it.
 const [postgres, pglite] = runtimeBackends as [(typeof runtimeBackends)[0], (typeof runtimeBackends)[0]];
+const keys = (n: number) => Array.from({ length: n }, (_, i) => `k${i}`);
 const directions = [
   { name: 'Postgres to PGlite', from: postgres, to: pglite },
   { name: 'PGlite to Postgres', from: pglite, to: postgres },
@@ -224,6 +227,41 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
     expect([await rowsUnder('scoped'), await rowsUnder('elsewhere')]).toEqual([
       { items: 0, history: 0 },
       { items: 0, history: 0 },
+    ]);
+  });
+
+  it('says how many items went in when a batch fails after others were committed', async () => {
+    const { store, embedder } = target.runtime;
+    const failing = <T extends object>(of: T, method: keyof T, error: Error): T => {
+      let calls = 0;
+      const twin = Object.create(of) as T;
+      const own = (of[method] as (...args: unknown[]) => Promise<unknown>).bind(of);
+      (twin as Record<keyof T, unknown>)[method] = (...args: unknown[]) =>
+        ++calls === 2 ? Promise.reject(error) : own(...args);
+      return twin;
+    };
+    // The embedding model gone at the second batch, or Postgres at the second restore.
+    const lost = new UnavailableError('embedding-model', 'the embedding model is not reachable');
+    await expect(
+      importLines(store, failing(embedder, 'embed', lost), await copiesOf('partial1', keys(501)), undefined),
+    ).rejects.toMatchObject({
+      name: 'UnavailableError',
+      dependency: 'embedding-model',
+      message: expect.stringMatching(
+        /^the embedding model is not reachable; 500 items and 0 history rows were imported before it/,
+      ),
+    });
+    const down = new Error('Connection terminated unexpectedly');
+    await expect(
+      importLines(failing(store, 'restore', down), embedder, await copiesOf('partial2', keys(501)), undefined),
+    ).rejects.toMatchObject({
+      name: 'UnavailableError',
+      dependency: 'postgres',
+      message: expect.stringMatching(/500 items and 0 history rows were imported before it/),
+    });
+    expect([await rowsUnder('partial1'), await rowsUnder('partial2')]).toEqual([
+      { items: 500, history: 0 },
+      { items: 500, history: 0 },
     ]);
   });
 

@@ -2,6 +2,7 @@ import { AuthError, ConflictError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { ExportLineReader, type ExportedHistory, type ExportedItem } from './export-format.js';
 import type { MemoryDb } from './memory-db.js';
+import { partialImportError, type ImportCounts } from './partial-import.js';
 import type { Namespace } from './types.js';
 
 /** Items restored per transaction (with their history rows and one embedding call). */
@@ -14,16 +15,17 @@ const BATCH = 500;
  * each re-embedded by this deployment's model and restored with its versions and history. The
  * file is held whole before the first write anyway (64 MiB at most through the API): checking
  * it all first costs a map of its keys. A key that already exists here is a 409 naming it;
- * batches before it stay (their count is in the error).
- * `within`: every namespace must start with it (a tenant imports into its own namespaces only).
+ * batches before it stay, as they do when a later batch fails otherwise, and the error says how
+ * many (partial-import.ts). `within`: every namespace must start with it (a tenant imports into
+ * its own namespaces only).
  */
 export async function importLines(
   memories: MemoryDb,
   embedder: Embedder | null,
   lines: AsyncIterable<string> | Iterable<string>,
   within: Namespace | undefined,
-): Promise<{ items: number; history: number }> {
-  const batches: { items: ExportedItem[]; history: ExportedHistory[] }[] = [];
+): Promise<ImportCounts> {
+  const batches: { line: number; items: ExportedItem[]; history: ExportedHistory[] }[] = [];
   const reader = new ExportLineReader();
   for await (const raw of lines) {
     const line = reader.line(raw);
@@ -34,28 +36,41 @@ export async function importLines(
     if (line.type === 'history') (batches.at(-1) as { history: ExportedHistory[] }).history.push(line);
     else {
       if (!batches.length || (batches.at(-1) as { items: unknown[] }).items.length >= BATCH)
-        batches.push({ items: [], history: [] });
+        batches.push({ line: reader.count, items: [], history: [] });
       (batches.at(-1) as { items: ExportedItem[] }).items.push(line);
     }
   }
   reader.end();
   const done = { items: 0, history: 0 };
   for (const batch of batches) {
-    const texts = batch.items.flatMap((i) => i.fields.map((f) => f.text));
-    const vectors = embedder && texts.length ? await embedder.embed(texts) : [];
-    let next = 0;
-    const items = batch.items.map((i) => ({ ...i, vectors: i.fields.map(() => vectors[next++]) }));
-    const restored = await memories.restore(items, batch.history);
-    if ('taken' in restored) {
-      const first = restored.taken[0] as { namespace: Namespace; key: string };
-      throw new ConflictError(
-        `${JSON.stringify(first.namespace)} / ${JSON.stringify(first.key)} exists here already: import into empty namespaces` +
-          ` (${done.items} items imported before it)`,
-        { taken: restored.taken, imported: done },
-      );
+    try {
+      await restoreBatch(memories, embedder, batch, done);
+    } catch (err) {
+      throw partialImportError(err, done, batch.line);
     }
-    done.items += restored.restored;
-    done.history += restored.history;
   }
   return done;
+}
+
+/** One batch embedded and restored, its counts added to `done`; a key taken here is a 409. */
+async function restoreBatch(
+  memories: MemoryDb,
+  embedder: Embedder | null,
+  batch: { items: ExportedItem[]; history: ExportedHistory[] },
+  done: ImportCounts,
+): Promise<void> {
+  const texts = batch.items.flatMap((i) => i.fields.map((f) => f.text));
+  const vectors = embedder && texts.length ? await embedder.embed(texts) : [];
+  let next = 0;
+  const items = batch.items.map((i) => ({ ...i, vectors: i.fields.map(() => vectors[next++]) }));
+  const restored = await memories.restore(items, batch.history);
+  if ('taken' in restored) {
+    const first = restored.taken[0] as { namespace: Namespace; key: string };
+    throw new ConflictError(
+      `${JSON.stringify(first.namespace)} / ${JSON.stringify(first.key)} exists here already: import into empty namespaces`,
+      { taken: restored.taken, imported: { ...done } },
+    );
+  }
+  done.items += restored.restored;
+  done.history += restored.history;
 }
