@@ -93,7 +93,11 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
       body: byContext.join('\n'),
     });
     expect(imported.status).toBe(200);
-    expect(await imported.json()).toEqual({ items: 4, history: exported.filter((l) => l.type === 'history').length });
+    expect(await imported.json()).toEqual({
+      items: 4,
+      history: exported.filter((l) => l.type === 'history').length,
+      expired: 0,
+    });
 
     const again = await exportOf(target, 'namespace=memories&namespace=u1&history=true');
     expect(withoutHeader(again)).toEqual(exported);
@@ -129,11 +133,13 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
     expect(((await fresh.json()) as { items: unknown[] }).items).toEqual([]);
   });
 
-  const post = (body: string, type = 'application/x-ndjson') =>
+  const send = (body: string, type = 'application/x-ndjson') =>
     fetch(`${target.url}/v1/import`, { method: 'POST', headers: { 'content-type': type }, body }).then(async (r) => ({
       status: r.status,
-      error: ((await r.json()) as { error: string }).error,
+      answer: (await r.json()) as Record<string, unknown>,
     }));
+  const post = (body: string, type?: string) =>
+    send(body, type).then(({ status, answer }) => ({ status, error: answer.error as string }));
   const hostileItems = async () => {
     const res = await fetch(`${target.url}/v1/store/items/search`, {
       method: 'POST',
@@ -228,6 +234,38 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
       { items: 0, history: 0 },
       { items: 0, history: 0 },
     ]);
+  });
+
+  it('leaves out an item whose expiry passed since its export, with its history, and counts it apart', async () => {
+    const lines = (await exportOf(source, 'namespace=memories&namespace=u1&history=true')).map((l) =>
+      l.replace(/"memories"/g, '"expired"'),
+    );
+    const note = (l: string) => (JSON.parse(l) as { key: string }).key === 'note';
+    const past = lines.map((l, i) =>
+      i > 0 && note(l) ? l.replace(/"expiresAt":"[^"]*"/, '"expiresAt":"2000-01-01T00:00:00.000Z"') : l,
+    );
+    const kept = withoutHeader(lines).filter((l) => l.key !== 'note');
+    expect(await send(past.join('\n'))).toEqual({
+      status: 200,
+      answer: {
+        items: kept.filter((l) => l.type === 'item').length,
+        history: kept.filter((l) => l.type === 'history').length,
+        expired: 1,
+      },
+    });
+    expect(await rowsUnder('expired')).toEqual({
+      items: kept.filter((l) => l.type === 'item').length,
+      history: kept.filter((l) => l.type === 'history').length,
+    });
+    // The namespace counts what it holds, not what was left out.
+    const counted = await target.runtime.db.query<{ items: string }>(
+      `select items from ${tables(target.runtime.store.schema).namespaces} where namespace = $1`,
+      [['expired', 'u1']],
+    );
+    expect(Number(counted.rows[0]?.items)).toBe(kept.filter((l) => l.type === 'item').length);
+    // The item's key is empty here: a file that holds it live imports it.
+    const again = await post([lines[0] as string, ...lines.slice(1).filter(note)].join('\n'));
+    expect(again.status).toBe(200);
   });
 
   it('says how many items went in when a batch fails after others were committed', async () => {

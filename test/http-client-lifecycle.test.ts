@@ -101,7 +101,11 @@ describe('engram/client: erase, export, import and revert', () => {
     expect(body(raw.trim().split('\n'))).toEqual(lines);
 
     // Straight from one deployment's export into another's import, streamed.
-    expect(await fresh.store.import(client.store.export(ns, { history: true }))).toEqual({ items: 2, history: 3 });
+    expect(await fresh.store.import(client.store.export(ns, { history: true }))).toEqual({
+      items: 2,
+      history: 3,
+      expired: 0,
+    });
     expect(body(await all(fresh.store.export(ns, { history: true })))).toEqual(lines);
     expect(await fresh.store.get(ns, 'diet')).toMatchObject({ value: { content: 'User is vegetarian' }, version: 2 });
     // Again: the keys exist there now, a conflict.

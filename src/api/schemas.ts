@@ -48,7 +48,14 @@ export const eraseResponse = z.object({
   jobs: z.number().int().describe('reflection jobs removed'),
   prefixes: z.array(z.array(z.string())).describe('the namespace prefixes erased'),
 });
-export const importResponse = z.object({ items: z.number().int(), history: z.number().int() });
+export const importResponse = z.object({
+  items: z.number().int().describe('items imported'),
+  history: z.number().int().describe('history rows imported'),
+  expired: z
+    .number()
+    .int()
+    .describe('items left out, with their history rows, because their expiry had passed since the export'),
+});
 export const revertChangesResponse = z.object({
   restored: z.number().int().describe('items given back the document they had before'),
   deleted: z.number().int().describe('items the actor had created, deleted'),

@@ -10,6 +10,7 @@ import {
 } from '../api/schemas.js';
 import { exportOptionsSchema, scopeSchema, type ExportOptions, type ScopeInput } from '../lifecycle-schemas.js';
 import { exportHeaderSchema } from '../store/export-format.js';
+import type { ImportResult } from '../store/import-lines.js';
 import {
   revertChangesInputSchema,
   revertItemInputSchema,
@@ -177,12 +178,9 @@ export class HttpStoreClient {
    * text. Every line is checked here first, as the API checks it (a bad line, or a key twice, is
    * an InputError naming it, a file over 64 MiB a LimitError), and nothing is sent unless all are
    * good. Never retried: a file that landed would, sent again, be refused as a conflict with
-   * itself.
+   * itself. `expired` counts the items left out because their expiry had passed.
    */
-  async import(
-    lines: string | Iterable<string> | AsyncIterable<string>,
-    call?: CallOptions,
-  ): Promise<{ items: number; history: number }> {
+  async import(lines: string | Iterable<string> | AsyncIterable<string>, call?: CallOptions): Promise<ImportResult> {
     const ndjson = await importFile(lines);
     return this.http.send(
       { method: 'POST', path: '/v1/import', ndjson, answer: importResponse, idempotent: false },

@@ -2,6 +2,7 @@ import type { KindRoute } from '../core/kind-route.js';
 import { checked } from '../core/invalid-input.js';
 import { exportOptionsSchema, scopeSchema, type ExportOptions, type ScopeInput } from '../lifecycle-schemas.js';
 import { namespacesOfContext } from '../memory/context-namespaces.js';
+import type { ImportResult } from '../store/import-lines.js';
 import type { StoreService, BatchResult, CallOptions } from '../store/store-service.js';
 import type {
   BatchOp,
@@ -130,8 +131,11 @@ export class StoreClient {
     })();
   }
 
-  /** Imports an export file's lines into empty namespaces, with their versions and history. */
-  import(lines: AsyncIterable<string> | Iterable<string>): Promise<{ items: number; history: number }> {
+  /**
+   * Imports an export file's lines into empty namespaces, with their versions and history; an
+   * item whose expiry has passed since is left out and counted in `expired`.
+   */
+  import(lines: AsyncIterable<string> | Iterable<string>): Promise<ImportResult> {
     return sdk(this.store.import(lines));
   }
 

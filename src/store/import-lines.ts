@@ -8,6 +8,9 @@ import type { Namespace } from './types.js';
 /** Items restored per transaction (with their history rows and one embedding call). */
 const BATCH = 500;
 
+/** What an import wrote, and the items it left out because their expiry had passed (restore.ts). */
+export type ImportResult = ImportCounts & { expired: number };
+
 /**
  * Imports an export file (export-format.ts), line by line: every line is checked first, the
  * file's own rules included (each key once, every item under the header's prefix), so that a
@@ -24,7 +27,7 @@ export async function importLines(
   embedder: Embedder | null,
   lines: AsyncIterable<string> | Iterable<string>,
   within: Namespace | undefined,
-): Promise<ImportCounts> {
+): Promise<ImportResult> {
   const batches: { line: number; items: ExportedItem[]; history: ExportedHistory[] }[] = [];
   const reader = new ExportLineReader();
   for await (const raw of lines) {
@@ -41,7 +44,7 @@ export async function importLines(
     }
   }
   reader.end();
-  const done = { items: 0, history: 0 };
+  const done = { items: 0, history: 0, expired: 0 };
   for (const batch of batches) {
     try {
       await restoreBatch(memories, embedder, batch, done);
@@ -57,7 +60,7 @@ async function restoreBatch(
   memories: MemoryDb,
   embedder: Embedder | null,
   batch: { items: ExportedItem[]; history: ExportedHistory[] },
-  done: ImportCounts,
+  done: ImportResult,
 ): Promise<void> {
   const texts = batch.items.flatMap((i) => i.fields.map((f) => f.text));
   const vectors = embedder && texts.length ? await embedder.embed(texts) : [];
@@ -68,9 +71,10 @@ async function restoreBatch(
     const first = restored.taken[0] as { namespace: Namespace; key: string };
     throw new ConflictError(
       `${JSON.stringify(first.namespace)} / ${JSON.stringify(first.key)} exists here already: import into empty namespaces`,
-      { taken: restored.taken, imported: { ...done } },
+      { taken: restored.taken, imported: { items: done.items, history: done.history } },
     );
   }
   done.items += restored.restored;
   done.history += restored.history;
+  done.expired += restored.expired;
 }

@@ -14,13 +14,18 @@ export type RestoredItem = ExportedItem & { vectors: (number[] | undefined)[] };
  * writes the history it is given, none of its own), under the writer's lock order, in one
  * transaction per batch. It only fills what is empty: a key that has a row or any history here is
  * a conflict (returned, nothing written), since merging two histories of one key has no meaning.
+ * An item whose expiry has passed, on the database's clock as every expiry, is left out with its
+ * history and counted apart (`expired`): it expired between its export and now, and an export
+ * taken now would not hold it either; written, it was counted as imported and invisible at once.
  */
 export async function restoreItems(
   db: Db,
   t: Tables,
   items: RestoredItem[],
   history: ExportedHistory[],
-): Promise<{ restored: number; history: number } | { taken: { namespace: Namespace; key: string }[] }> {
+): Promise<
+  { restored: number; history: number; expired: number } | { taken: { namespace: Namespace; key: string }[] }
+> {
   const embedded = items.flatMap((item, i) =>
     item.fields.flatMap((f, j) =>
       item.vectors[j] ? [{ i, field: f.field, text: f.text, vector: item.vectors[j] }] : [],
@@ -35,9 +40,9 @@ export async function restoreItems(
     const locked = await lockNamespaces(tx, t, [...items.map((i) => i.namespace), ...history.map((h) => h.namespace)]);
     const taken = await takenKeys(tx, t, keys);
     if (taken.length) return { taken };
-    await insertRows(tx, t, locked.namespaces, items, history);
+    const written = await insertRows(tx, t, locked.namespaces, items, history);
     await insertFields(tx, t, keys, embedded, textOnly, vectorParam);
-    return { restored: items.length, history: history.length };
+    return { restored: written.items, history: written.history, expired: items.length - written.items };
   });
 }
 
@@ -54,17 +59,20 @@ async function takenKeys(tx: Queryable, t: Tables, keys: Keys): Promise<{ namesp
   return taken.rows;
 }
 
-/** The items and their history rows as exported, and each namespace's version and count. */
+/**
+ * The items and their history rows as exported, but for expired items and theirs, and each
+ * namespace's version and count. Returns the rows written.
+ */
 async function insertRows(
   tx: Queryable,
   t: Tables,
   namespaces: Namespace[],
   items: RestoredItem[],
   history: ExportedHistory[],
-): Promise<void> {
+): Promise<{ items: number; history: number }> {
   const nsi = new Map(namespaces.map((ns, i) => [JSON.stringify(ns), i + 1]));
   const at = (ns: Namespace) => nsi.get(JSON.stringify(ns)) as number;
-  await tx.query(
+  const res = await tx.query<{ items: number; history: number }>(
     `with nss as (select * from ${namespacesCte('$1')}),
        ins as (
          insert into ${t.memories} (namespace, key, kind, value, version, created_at, updated_at, expires_at, ttl_ms, valid_from, invalid_at)
@@ -73,15 +81,21 @@ async function insertRows(
                        $9::timestamptz[], $10::bigint[], $11::timestamptz[], $12::timestamptz[])
                 as x(nsi, key, kind, value, version, created, updated, expires, ttl, valid_from, invalid_at)
            join nss on nss.o = x.nsi
-         returning namespace),
+          where x.expires is null or x.expires > now()
+         returning namespace, key),
        hist as (
          insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id, created_at)
          select nss.ns, h.key, h.kind, h.op, h.version, h.before::jsonb, h.after::jsonb, h.actor, h.thread, h.at
            from unnest($13::int[], $14::text[], $15::text[], $16::text[], $17::bigint[], $18::text[], $19::text[], $20::text[],
                        $21::text[], $22::timestamptz[]) with ordinality as h(nsi, key, kind, op, version, before, after, actor, thread, at, ord)
-           join nss on nss.o = h.nsi order by h.ord)
-       update ${t.namespaces} n set version = n.version + 1, items = n.items + c.n, updated_at = ${touched('n')}
-         from (select namespace, count(*) as n from ins group by namespace) c where n.namespace = c.namespace`,
+           join nss on nss.o = h.nsi
+          where exists (select 1 from ins where ins.namespace = nss.ns and ins.key = h.key)
+          order by h.ord
+         returning 1),
+       counted as (
+         update ${t.namespaces} n set version = n.version + 1, items = n.items + c.n, updated_at = ${touched('n')}
+           from (select namespace, count(*) as n from ins group by namespace) c where n.namespace = c.namespace)
+     select (select count(*) from ins)::int as items, (select count(*) from hist)::int as history`,
     [
       namespaces.map((ns) => JSON.stringify(ns)),
       items.map((i) => at(i.namespace)),
@@ -107,9 +121,13 @@ async function insertRows(
       history.map((h) => h.at),
     ],
   );
+  return res.rows[0] as { items: number; history: number };
 }
 
-/** The items' indexed fields: with the vectors computed here, or text only where none was. */
+/**
+ * The items' indexed fields: with the vectors computed here, or text only where none was. Only
+ * those of items insertRows wrote: the keys were empty, so a row there is the one it wrote.
+ */
 async function insertFields(
   tx: Queryable,
   t: Tables,
@@ -120,10 +138,12 @@ async function insertFields(
 ): Promise<void> {
   await tx.query(
     `insert into ${t.vectors} (namespace, key, field, text, embedding)
-       select ${namespaceFromJson('x.j')}, x.key, x.field, x.text, x.embedding
-         from (select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::vector[]) as e(j, key, field, text, embedding)
-               union all
-               select *, null::vector from unnest($6::text[], $7::text[], $8::text[], $9::text[]) as o(j, key, field, text)) x`,
+       select y.ns, y.key, y.field, y.text, y.embedding
+         from (select ${namespaceFromJson('x.j')} as ns, x.key, x.field, x.text, x.embedding
+                 from (select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::vector[]) as e(j, key, field, text, embedding)
+                       union all
+                       select *, null::vector from unnest($6::text[], $7::text[], $8::text[], $9::text[]) as o(j, key, field, text)) x) y
+        where exists (select 1 from ${t.memories} m where m.namespace = y.ns and m.key = y.key)`,
     [
       embedded.map((e) => keys.ns[e.i]),
       embedded.map((e) => keys.key[e.i]),

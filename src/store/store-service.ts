@@ -7,7 +7,7 @@ import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES, PAGE_ADVICE } from './answer-bu
 import { embedTexts, putLabel, textLabel } from './embed-texts.js';
 import { embeddingTexts } from './index-fields.js';
 import type { Conflict, Write } from './change-set.js';
-import { importLines } from './import-lines.js';
+import { importLines, type ImportResult } from './import-lines.js';
 import { planRevert } from './revert-plan.js';
 import type { MemoryDb, ReadOptions } from './memory-db.js';
 import {
@@ -184,10 +184,7 @@ export class StoreService {
   }
 
   /** Imports an export file into empty namespaces, re-embedding its texts (import-lines.ts). */
-  import(
-    lines: AsyncIterable<string> | Iterable<string>,
-    within?: Namespace,
-  ): Promise<{ items: number; history: number }> {
+  import(lines: AsyncIterable<string> | Iterable<string>, within?: Namespace): Promise<ImportResult> {
     return importLines(this.memories, this.opts.embedder ?? null, lines, within);
   }
 
