@@ -236,6 +236,29 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
     ]);
   });
 
+  it('imports what the store wrote when a fact was invalidated by a conversation dated before it', async () => {
+    // Conversations reflected out of their order (a backfill): the later one first. Pasta is
+    // then invalidated in January, though it holds from March: engram writes such a row.
+    for (const [thread, content, createdAt] of [
+      ['u2-march', 'I love ramen! I also like pasta.', '2026-03-02T09:30:00.000Z'],
+      ['u2-january', 'These days I like miso ramen, and I no longer like pasta.', '2026-01-10T18:00:00.000Z'],
+    ] as const) {
+      await source.runtime.producer.enqueue({
+        threadId: thread,
+        context: { userId: 'u2' },
+        messages: [{ role: 'user', content, createdAt }],
+      });
+      await reflectThread(source.runtime.reflectDeps(), thread, { actor: `reflection:${thread}` });
+    }
+    const lines = await exportOf(source, 'namespace=memories&namespace=u2&history=true');
+    const items = withoutHeader(lines).filter((l) => l.type === 'item');
+    expect(items.filter((l) => l.invalidAt && (l.invalidAt as string) < (l.validFrom as string))).not.toEqual([]);
+    expect((await post(lines.join('\n'))).status).toBe(200);
+    expect(withoutHeader(await exportOf(target, 'namespace=memories&namespace=u2&history=true'))).toEqual(
+      withoutHeader(lines),
+    );
+  });
+
   it('leaves out an item whose expiry passed since its export, with its history, and counts it apart', async () => {
     const lines = (await exportOf(source, 'namespace=memories&namespace=u1&history=true')).map((l) =>
       l.replace(/"memories"/g, '"expired"'),
