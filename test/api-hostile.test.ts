@@ -369,7 +369,10 @@ describe('hostile input over HTTP (no API keys)', () => {
     }
     const exported = await send(h, 'GET', '/v1/export?namespace=b&namespace=constructor&history=true');
     expect(exported.status).toBe(200);
-    const file = (exported.body.raw as string).replaceAll('"namespace":["b","constructor"]', '"namespace":["b2"]');
+    // Moved to another namespace, its header's scope with it (an item outside it is refused).
+    const file = (exported.body.raw as string)
+      .replaceAll('"namespace":["b","constructor"]', '"namespace":["b2"]')
+      .replace('"namespacePrefix":["b","constructor"]', '"namespacePrefix":["b2"]');
     const imported = await send(h, 'POST', '/v1/import', file, { 'content-type': 'application/x-ndjson' });
     expect(imported.status, JSON.stringify(imported.body)).toBe(200);
     await put({ namespace: ['b2'], key: 'k', value: { a: 3 }, kind: 'constructor' });
