@@ -481,7 +481,16 @@ describe('hostile input over HTTP (no API keys)', () => {
       // A URL that decodes to no UTF-8: Fastify's own three-field shape, `error: "Bad Request"`.
       ['POST', `${board}/%ED%A0%80/add`, '{}', 400, /URL is not valid/],
       // Its own check of a query value threw on NUL (500), its second decoding on a lone `%`.
-      ['GET', `${board}?activeQueue=reflection&status=%00`, undefined, 400, /query string.*NUL.*status/s],
+      ['GET', `${board}?activeQueue=reflection&page=%00`, undefined, 400, /query string.*NUL.*page/s],
+      // A tab that is none: Bull Board's own refusal named only the field, now the tabs are listed.
+      [
+        'GET',
+        `${board}?activeQueue=reflection&status=nope`,
+        undefined,
+        400,
+        /query string.*"latest".*"failed".*status/s,
+      ],
+      ['GET', `${board}?activeQueue=reflection&status=%00`, undefined, 400, /query string.*status/s],
       ['GET', `${board}?activeQueue=%25`, undefined, 400, /query string.*activeQueue/s],
       // Bull Board's own refusals were `{ error: { key } }`: now text.
       ['PUT', `${board}/%00/pause`, undefined, 404, /^queue not found$/],

@@ -97,6 +97,8 @@ const boardBody = z.looseObject({}).optional();
 const queryText = z.string().check(storableText);
 const boardQuery = z
   .looseObject({
+    // The job list's tab: Bull Board's own refusal of another named only the field.
+    status: z.enum(QUEUE_STATUSES).optional(),
     activeQueue: z
       .string()
       .refine((v) => {
