@@ -73,6 +73,17 @@ describe.each(runtimeBackends)('facts that keep their time on $name', (backend) 
         ['insert', 'User loves ramen, especially miso ramen', 'reflection:mar'],
       ]),
     );
+    // And over HTTP, where a history holding an invalidation answered 500.
+    const pasta = before.find((m) => m.value.content === 'User likes pasta');
+    const res = await fetch(
+      `${h.url}/v1/store/items/history?namespace=memories&namespace=u1&key=${encodeURIComponent(pasta!.key)}`,
+    );
+    expect(res.status).toBe(200);
+    const rows = ((await res.json()) as { history: { op: string; actor: string }[] }).history;
+    expect(rows.map((r) => [r.op, r.actor])).toEqual([
+      ['insert', 'reflection:jan'],
+      ['invalidate', 'reflection:mar'],
+    ]);
   });
 
   it('recall takes asOf; the next reflection is shown only what holds now', async () => {

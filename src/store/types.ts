@@ -68,7 +68,8 @@ export interface IndexedField {
 
 export const historyEntrySchema = z
   .object({
-    op: z.enum(['insert', 'update', 'delete', 'expire']),
+    // `invalidate`: a temporal kind's fact contradicted or forgotten, kept with its `invalidAt`.
+    op: z.enum(['insert', 'update', 'delete', 'expire', 'invalidate']),
     version: z.number(),
     kind: z.string(),
     before: jsonObject.nullable(),
