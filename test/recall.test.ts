@@ -131,6 +131,19 @@ describe('recall', () => {
     );
   });
 
+  it('returns up to the limit asked, past the 50 candidates it ranks by default', async () => {
+    const ops = Array.from({ length: 80 }, (_, i) => ({
+      op: 'put',
+      namespace: ['memories', 'u80'],
+      key: `k${i}`,
+      kind: 'memory',
+      value: { content: `User drinks tea number ${i}` },
+    }));
+    expect((await call(h, '/v1/store/batch', { ops })).status).toBe(200);
+    const many = await call(h, '/v1/recall', { context: { userId: 'u80' }, query: 'tea', limit: 100 });
+    expect(many.body.memories).toHaveLength(80);
+  });
+
   it('weighs newer memories up when asked to, by a half-life', async () => {
     const context = { userId: 'u3' };
     await call(h, '/v1/store/items', {

@@ -36,7 +36,10 @@ export type Reranker = (query: string, candidates: SearchItem[]) => Promise<Sear
 /** What recall needs of a kind: where its memories are, and whether it is a profile. */
 export type RecallKind = Pick<KindRoute, 'name' | 'namespace' | 'mode'>;
 
-/** Candidates recall ranks before it cuts to `limit` and the token budget. */
+/**
+ * Candidates recall ranks before it cuts to `limit` and the token budget: at least this many,
+ * so that deduplication has some to spare, and never fewer than the `limit` asked (up to 100).
+ */
 const CANDIDATES = 50;
 
 /** What a producer app reads on its next turn: one namespace's memories, or a recall across its kinds. */
@@ -114,7 +117,7 @@ export class Recall {
               kinds: collections.map((k) => k.name),
               query,
               mode: r.mode,
-              limit: CANDIDATES,
+              limit: Math.max(CANDIDATES, r.limit),
               offset: 0,
               recency: r.recency,
               asOf: r.asOf,
