@@ -71,6 +71,13 @@ describe('tenant-scoped API keys', () => {
     expect((await call('POST', '/v1/threads/t/turns', 'wrong-key-0123456789', turn('hi'))).status).toBe(401);
     expect((await call('POST', '/v1/store/items/search', null, {})).status).toBe(401);
     expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
+    // The scheme's name is case-insensitive (RFC 9110): a valid key under `bearer` is taken.
+    const lower = await fetch(`${h.url}/v1/store/items/search`, {
+      method: 'POST',
+      headers: { authorization: `bearer ${KEYS.acme}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ namespacePrefix: ['acme'] }),
+    });
+    expect(lower.status).toBe(200);
   });
 
   it("files a tenant's turns under its namespace, and only that tenant finds them", async () => {

@@ -49,8 +49,9 @@ export class Tenancy {
       const route = request.routeOptions.url;
       if (!route?.startsWith('/v1/') && route !== '/mcp') return;
       const header = request.headers.authorization;
-      const key = header?.startsWith('Bearer ')
-        ? header.slice(7)
+      // The scheme's name is case-insensitive (RFC 9110, 11.1): `bearer <key>` is the same.
+      const key = /^bearer /i.test(header ?? '')
+        ? header?.slice(7)
         : (request.headers['x-api-key'] as string | undefined);
       const tenant = key ? tenants.get(digest(key)) : undefined;
       if (!tenant)
