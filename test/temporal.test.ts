@@ -47,7 +47,9 @@ describe.each(runtimeBackends)('facts that keep their time on $name', (backend) 
     const res = await fetch(`${h.url}/v1/memories/search?${q.toString()}`);
     expect(res.status).toBe(200);
     return (
-      (await res.json()) as { memories: { value: { content: string }; validFrom: string; invalidAt: string | null }[] }
+      (await res.json()) as {
+        memories: { key: string; value: { content: string }; validFrom: string; invalidAt: string | null }[];
+      }
     ).memories;
   };
 
