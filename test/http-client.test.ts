@@ -214,6 +214,12 @@ describe('engram/client against a running API', () => {
     } finally {
       redis.resume();
     }
+    // A call's own timeout is checked as the client's is: past Node's timers, 3e9 ms fired at once.
+    for (const timeoutMs of [3e9, -1, Number.NaN]) {
+      const refused = await failure(client.recall({ context: { userId: 'u1' }, query: 'x' }, { timeoutMs }));
+      expect(refused, String(timeoutMs)).toBeInstanceOf(InputError);
+      expect(refused.message).toMatch(/invalid call options:[\s\S]*timeoutMs/);
+    }
   });
 });
 

@@ -2,7 +2,8 @@ import type { z } from 'zod';
 import { retryAfterMs } from '../core/retry-after.js';
 import { PermanentError, UnavailableError } from '../errors.js';
 import { httpError, NO_ROUTE, parseJson } from './errors.js';
-import type { CallOptions, HttpClientSettings } from './options.js';
+import { callOptionsSchema, type CallOptions, type HttpClientSettings } from './options.js';
+import { checked } from '../core/invalid-input.js';
 
 /** Where a call goes and what it sends. */
 export interface Request {
@@ -109,7 +110,8 @@ export class Transport {
     }
   }
 
-  private limits(x: Request, call: CallOptions): Limits {
+  private limits(x: Request, given: CallOptions): Limits {
+    const call = checked(callOptionsSchema, given, 'call options');
     const timeoutMs = call.timeoutMs ?? this.o.timeoutMs;
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = call.signal ? AbortSignal.any([deadline, call.signal]) : deadline;

@@ -29,3 +29,13 @@ export interface CallOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
 }
+
+/**
+ * A call's own options, checked as the client's are: a `timeoutMs` past Node's timer range
+ * (about 24.8 days) fired at once and was reported as a server too slow, and a negative or NaN
+ * one threw a RangeError outside the client's error classes.
+ */
+export const callOptionsSchema = z.strictObject({
+  timeoutMs: httpClientOptionsSchema.shape.timeoutMs.unwrap().optional(),
+  signal: z.instanceof(AbortSignal).optional(),
+});
