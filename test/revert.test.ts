@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineKind } from '../src/memory/kinds.js';
 import { reflectThread } from '../src/memory/reflect.js';
 import { foodieModel } from './fake-model/foodie.js';
 import { deleteKeys, runtimeBackends, startHarness, TEST_REDIS_URL, waitFor, type Harness } from './helpers/harness.js';
@@ -123,5 +125,49 @@ describe('undoing a reflection after Redis lost its data', () => {
     const [o1, o2] = [await memories('o1'), await memories('o2')];
     expect(await h.runtime.storeApi.revertChanges({ changedBy: first })).toEqual({ restored: 0, deleted: o1 });
     expect([await memories('o1'), await memories('o2')]).toEqual([0, o2]);
+  });
+});
+
+/** A kind's `ttlMs` is its retention: a revert, like any put of the kind, keeps it. */
+describe('reverting a memory of a kind with a TTL', () => {
+  let h: Harness;
+  const hour = 3_600_000;
+  beforeAll(async () => {
+    const short = defineKind({
+      name: 'short',
+      description: 'Something true for a while',
+      namespace: ['short', '{userId}'],
+      schema: z.object({ content: z.string() }),
+      ttlMs: hour,
+    });
+    h = await startHarness({ roles: ['api'], runtime: { kinds: [short] } });
+  });
+  afterAll(async () => h?.stop());
+
+  it('gives the reverted version the kind’s TTL, as a put of the kind without one gets it', async () => {
+    const ns = ['short', 'u6'];
+    const put = (content: string) =>
+      h.runtime.storeApi.put({ namespace: ns, key: 'k', kind: 'short', value: { content } });
+    const first = await put('in Lisbon this week');
+    expect(first.expiresAt).not.toBeNull();
+    await put('in Porto this week');
+    const back = await h.runtime.storeApi.revert({ namespace: ns, key: 'k', version: 1 });
+    expect(back).toMatchObject({ version: 3, value: { content: 'in Lisbon this week' } });
+    const left = (back.expiresAt as Date).getTime() - Date.now();
+    expect(left).toBeGreaterThan(hour - 60_000);
+    expect(left).toBeLessThanOrEqual(hour);
+    // So does undoing the change that rewrote it: v3's document back, with the kind's TTL.
+    await h.runtime.storeApi.put({
+      namespace: ns,
+      key: 'k',
+      kind: 'short',
+      value: { content: 'in Faro this week' },
+      ttl: null,
+      actor: 'tool:rewrite',
+    });
+    expect(await h.runtime.storeApi.revertChanges({ changedBy: 'tool:rewrite' })).toEqual({ restored: 1, deleted: 0 });
+    const undone = await h.runtime.storeApi.get({ namespace: ns, key: 'k' });
+    expect(undone).toMatchObject({ version: 5, value: { content: 'in Lisbon this week' } });
+    expect(undone?.expiresAt).toBeInstanceOf(Date);
   });
 });

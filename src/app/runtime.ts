@@ -234,6 +234,7 @@ export class Runtime {
       embedder: this.embedder,
       indexFields: env.STORE_INDEX_FIELDS,
       kindIndexFields: new Map(this.kinds.map((k) => [k.name, k.embedFields ?? ['$']])),
+      kindTtlMs: new Map(this.kinds.flatMap((k) => (k.ttlMs ? [[k.name, k.ttlMs] as const] : []))),
       defaultTtlMs: env.STORE_DEFAULT_TTL_MS ?? null,
       refreshTtlOnRead: env.STORE_REFRESH_TTL_ON_READ,
       answerMaxBytes: env.STORE_ANSWER_MAX_BYTES,

@@ -38,6 +38,11 @@ export interface StoreOptions {
   /** TTL of items whose put does not say (ms); null: no expiry. */
   defaultTtlMs: number | null;
   /**
+   * The TTL of a configured kind that has one (its `ttlMs`), for a put of that kind that does not
+   * say: a kind's retention holds however its memories are written, a revert's put included.
+   */
+  kindTtlMs?: ReadonlyMap<string, number> | undefined;
+  /**
    * Kind of new items whose put does not say: the default reflection kind sees them. A put
    * without a kind over a live item keeps that item's kind.
    */
@@ -228,7 +233,8 @@ export class StoreService {
       const op = ops[i] as Parsed<'put'> | Parsed<'delete'>;
       const { namespace, key, ifVersion, actor } = op;
       if (op.op === 'delete') return { op: 'delete', namespace, key, ifVersion, actor };
-      const ttl = op.ttl === undefined ? this.opts.defaultTtlMs : op.ttl;
+      const kindTtl = op.kind === undefined ? undefined : this.opts.kindTtlMs?.get(op.kind);
+      const ttl = op.ttl === undefined ? (kindTtl ?? this.opts.defaultTtlMs) : op.ttl;
       return {
         op: 'put',
         namespace,
