@@ -154,6 +154,28 @@ describe('engram/client against a running API', () => {
     expect(flaky.requests - before).toBe(3);
   });
 
+  it("retries a read after a gateway's 429, after its Retry-After, and reports a write's", async () => {
+    const defaults = flaky.failure;
+    flaky.failure = { status: 429, headers: { 'retry-after': '0' }, body: '<html>Too Many Requests</html>' };
+    try {
+      await client.store.put(NS, 'k429', { content: 'x' });
+      flaky.failNext = 1;
+      let before = flaky.requests;
+      expect(await client.store.get(NS, 'k429')).toMatchObject({ key: 'k429' });
+      expect(flaky.requests - before).toBe(2);
+      // A put is not sent twice: the 429 comes back as a failure worth retrying later, not a permanent one.
+      flaky.failNext = 1;
+      before = flaky.requests;
+      const limited = await failure(client.store.put(NS, 'k429', { content: 'y' }));
+      expect(limited).toBeInstanceOf(UnavailableError);
+      expect(limited.message).toMatch(/answered 429: <html>Too Many Requests/);
+      expect(flaky.requests - before).toBe(1);
+    } finally {
+      flaky.failure = defaults;
+      flaky.failNext = 0;
+    }
+  });
+
   it('retries turns only when every message has an id, and never a put or delete', async () => {
     await client.store.put(NS, 'k2', { content: 'x' });
     flaky.failNext = 2;

@@ -6,7 +6,8 @@ export const NO_ROUTE = /^no route /;
 
 /**
  * An answer's status as the SDK's error classes, with the server's message and `details`; the
- * HTTP exchange is the `cause`. 502 and 504 are a gateway's: engram is out of its reach.
+ * HTTP exchange is the `cause`. 502 and 504 are a gateway's: engram is out of its reach; so is
+ * a 429, a gateway's rate limit.
  * `base` is the client's `url`, named when a 404 says the request went somewhere else.
  */
 export function httpError(status: number, text: string, what: string, base: string): Error {
@@ -28,6 +29,9 @@ export function httpError(status: number, text: string, what: string, base: stri
       return new AuthError(message, status === 403, { cause });
     case 409:
       return new ConflictError(message, details, { cause });
+    // 429: engram sends none; a gateway or proxy in front of it limiting the rate does, and is
+    // worth asking again after its Retry-After, as a 503 is.
+    case 429:
     case 502:
     case 503:
     case 504:

@@ -45,7 +45,7 @@ interface Limits {
 /**
  * `fetch` with what every call needs: the API key, one deadline for the whole call (retries
  * included), the server's refusals as the SDK's error classes, and for idempotent calls,
- * retries of the failures worth retrying (UnavailableError: 502, 503, 504, no connection).
+ * retries of the failures worth retrying (UnavailableError: 429, 502, 503, 504, no connection).
  */
 export class Transport {
   private readonly base: string;
@@ -120,7 +120,7 @@ export class Transport {
 
   /**
    * Sends the request until `outcome` gives a value, retrying an idempotent call's
-   * UnavailableErrors (502, 503, 504, no connection) within its attempts and its deadline.
+   * UnavailableErrors (429, 502, 503, 504, no connection) within its attempts and its deadline.
    */
   private async attempts<T>(
     x: Request,
@@ -141,7 +141,8 @@ export class Transport {
     }
     for (let attempt = 1; ; attempt++) {
       let failure: Error;
-      // A 503's Retry-After (the service passes on a model provider's rate limit): waited for.
+      // A 503's Retry-After (the service passes on a model provider's rate limit), or a gateway's
+      // 429's: waited for.
       let asked: number | undefined;
       try {
         const res = await fetch(url, { method: x.method, headers, body, signal });

@@ -2,7 +2,7 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 
 /**
  * An HTTP proxy in front of the real API that can fail on purpose: the next `failNext`
- * requests are answered 503 (as engram answers with a dependency down) or, with `drop`, have
+ * requests are answered 503 (as engram answers with a dependency down, or `failure`) or, with `drop`, have
  * their connection cut before any answer. Everything else is forwarded as it is.
  */
 export class FlakyHttpProxy {
@@ -11,6 +11,11 @@ export class FlakyHttpProxy {
   requests = 0;
   failNext = 0;
   drop = false;
+  /** How a failed request is answered: engram's 503 by default, or a gateway's own (a 429, say). */
+  failure: { status: number; headers?: Record<string, string>; body: string } = {
+    status: 503,
+    body: JSON.stringify({ error: 'the memory store (Postgres) is not reachable; retry later' }),
+  };
 
   constructor(private readonly target: string) {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -24,8 +29,8 @@ export class FlakyHttpProxy {
       req.resume();
       req.on('end', () => {
         if (this.drop) return res.socket?.destroy();
-        res.writeHead(503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: 'the memory store (Postgres) is not reachable; retry later' }));
+        res.writeHead(this.failure.status, { 'content-type': 'application/json', ...this.failure.headers });
+        res.end(this.failure.body);
       });
       return;
     }
