@@ -131,27 +131,31 @@ describe('engram/client against a running API', () => {
     );
   });
 
+  /** `call` with the proxy failing its next `failures` requests: its result, and the requests it sent. */
+  const through = async <T>(failures: number, call: () => Promise<T>) => {
+    flaky.failNext = failures;
+    const before = flaky.requests;
+    const result = await call();
+    return { result, sent: flaky.requests - before };
+  };
+
   it('retries a read after a 503 or a lost connection, within its attempts', async () => {
     await client.store.put(NS, 'k2', { content: 'x' });
-    flaky.failNext = 2;
-    let before = flaky.requests;
-    expect(await client.store.get(NS, 'k2')).toMatchObject({ key: 'k2' });
-    expect(flaky.requests - before).toBe(3);
+    const read = await through(2, () => client.store.get(NS, 'k2'));
+    expect(read.result).toMatchObject({ key: 'k2' });
+    expect(read.sent).toBe(3);
 
-    flaky.failNext = 1;
     flaky.drop = true;
-    before = flaky.requests;
-    expect(await client.store.listNamespaces({ prefix: ['memories'] })).toEqual([NS]);
-    expect(flaky.requests - before).toBe(2);
+    const dropped = await through(1, () => client.store.listNamespaces({ prefix: ['memories'] }));
+    expect(dropped.result).toEqual([NS]);
+    expect(dropped.sent).toBe(2);
 
     // Three attempts (the default), then the 503 as an UnavailableError with the server's message.
-    flaky.failNext = 10;
     flaky.drop = false;
-    before = flaky.requests;
-    const down = await failure(client.search({ namespace: NS, query: 'tea' }));
-    expect(down).toBeInstanceOf(UnavailableError);
-    expect(down.message).toMatch(/Postgres\) is not reachable/);
-    expect(flaky.requests - before).toBe(3);
+    const down = await through(10, () => failure(client.search({ namespace: NS, query: 'tea' })));
+    expect(down.result).toBeInstanceOf(UnavailableError);
+    expect(down.result.message).toMatch(/Postgres\) is not reachable/);
+    expect(down.sent).toBe(3);
   });
 
   it("retries a read after a gateway's 429, after its Retry-After, and reports a write's", async () => {
@@ -159,17 +163,14 @@ describe('engram/client against a running API', () => {
     flaky.failure = { status: 429, headers: { 'retry-after': '0' }, body: '<html>Too Many Requests</html>' };
     try {
       await client.store.put(NS, 'k429', { content: 'x' });
-      flaky.failNext = 1;
-      let before = flaky.requests;
-      expect(await client.store.get(NS, 'k429')).toMatchObject({ key: 'k429' });
-      expect(flaky.requests - before).toBe(2);
+      const read = await through(1, () => client.store.get(NS, 'k429'));
+      expect(read.result).toMatchObject({ key: 'k429' });
+      expect(read.sent).toBe(2);
       // A put is not sent twice: the 429 comes back as a failure worth retrying later, not a permanent one.
-      flaky.failNext = 1;
-      before = flaky.requests;
-      const limited = await failure(client.store.put(NS, 'k429', { content: 'y' }));
-      expect(limited).toBeInstanceOf(UnavailableError);
-      expect(limited.message).toMatch(/answered 429: <html>Too Many Requests/);
-      expect(flaky.requests - before).toBe(1);
+      const write = await through(1, () => failure(client.store.put(NS, 'k429', { content: 'y' })));
+      expect(write.result).toBeInstanceOf(UnavailableError);
+      expect(write.result.message).toMatch(/answered 429: <html>Too Many Requests/);
+      expect(write.sent).toBe(1);
     } finally {
       flaky.failure = defaults;
       flaky.failNext = 0;
