@@ -24,7 +24,7 @@ import type { MemoryToolsOptions } from '../tools/create-session.js';
 import type { ToolSession } from '../tools/session.js';
 import { connectAndRead } from './connect.js';
 import { effectiveSettings, givenAll } from './effective-settings.js';
-import { toSdkError, toSdkReadError } from './errors.js';
+import { toSdkError, toSdkStoreError } from './errors.js';
 import { sdkToolSession } from './memory-tools.js';
 import { clientOptionsSchema, type ClientOptions, type EngramClientOptions } from './options.js';
 import { StoreClient } from './store-client.js';
@@ -149,7 +149,7 @@ export class EngramClient {
     try {
       return await this.recaller.search(input, call);
     } catch (err) {
-      throw toSdkReadError(err, call.signal);
+      throw toSdkStoreError(err, call.signal);
     }
   }
 
@@ -166,7 +166,7 @@ export class EngramClient {
       return await this.recaller.recall(input, call);
     } catch (err) {
       // Connected already: Redis's own failures say so by their messages, a bare socket is Postgres.
-      throw toSdkReadError(err, call.signal);
+      throw toSdkStoreError(err, call.signal);
     }
   }
 

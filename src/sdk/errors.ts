@@ -65,10 +65,10 @@ export function toSdkError(thrown: unknown, reaching: Reaching = 'redis'): Error
 }
 
 /**
- * A read's failure as its caller gets it: the abort reason the caller gave, as given (not an SDK
- * failure to translate), anything else as `toSdkError` says for Postgres.
+ * A store call's failure as its caller gets it: the abort reason the caller gave to a read, as
+ * given (not an SDK failure to translate), anything else as `toSdkError` says for Postgres.
  */
-export function toSdkReadError(thrown: unknown, signal: AbortSignal | undefined): unknown {
+export function toSdkStoreError(thrown: unknown, signal?: AbortSignal): unknown {
   if (signal?.aborted && thrown === signal.reason) return thrown;
   return toSdkError(thrown, 'postgres');
 }

@@ -17,18 +17,15 @@ import type {
 } from '../store/schemas.js';
 import type { HistoryEntry, MemoryItem, Namespace, SearchItem } from '../store/types.js';
 import { InputError } from '../errors.js';
-import { toSdkError, toSdkReadError } from './errors.js';
+import { toSdkStoreError } from './errors.js';
 
-/** The store's failures as the SDK's error classes (Postgres out of reach: UnavailableError). */
-const sdk = <T>(work: Promise<T>): Promise<T> =>
+/**
+ * The store's failures as the SDK's error classes (Postgres out of reach: UnavailableError); a
+ * read given up by its caller's signal rejects with the caller's own reason, as given.
+ */
+const sdk = <T>(work: Promise<T>, call: CallOptions = {}): Promise<T> =>
   work.catch((err: unknown) => {
-    throw toSdkError(err, 'postgres');
-  });
-
-/** A read's failures the same way, but for the caller's own abort reason, rethrown as given. */
-const read = <T>(work: Promise<T>, call: CallOptions): Promise<T> =>
-  work.catch((err: unknown) => {
-    throw toSdkReadError(err, call.signal);
+    throw toSdkStoreError(err, call.signal);
   });
 
 /**
@@ -68,7 +65,7 @@ export class StoreClient {
     options: Omit<GetInput, 'namespace' | 'key'> = {},
     call: CallOptions = {},
   ): Promise<MemoryItem | null> {
-    return read(this.store.get({ namespace, key, ...options }, call), call);
+    return sdk(this.store.get({ namespace, key, ...options }, call), call);
   }
 
   /** True when a live item was deleted. */
@@ -81,11 +78,11 @@ export class StoreClient {
     options: Omit<SearchInput, 'namespacePrefix'> = {},
     call: CallOptions = {},
   ): Promise<SearchItem[]> {
-    return read(this.store.search({ namespacePrefix, ...options }, call), call);
+    return sdk(this.store.search({ namespacePrefix, ...options }, call), call);
   }
 
   listNamespaces(options: ListNamespacesInput = {}, call: CallOptions = {}): Promise<Namespace[]> {
-    return read(this.store.listNamespaces(options, call), call);
+    return sdk(this.store.listNamespaces(options, call), call);
   }
 
   /**
@@ -93,7 +90,7 @@ export class StoreClient {
    * stops it between ops: given up before the writes, nothing is written; after, they stay.
    */
   batch(ops: BatchOp[], call: CallOptions = {}): Promise<BatchResult[]> {
-    return read(this.store.batch(ops, call), call);
+    return sdk(this.store.batch(ops, call), call);
   }
 
   /** Oldest first, `limit` (100, at most 1,000) rows from `offset` (0). */
@@ -103,7 +100,7 @@ export class StoreClient {
     page: Omit<HistoryInput, 'namespace' | 'key'> = {},
     call: CallOptions = {},
   ): Promise<HistoryEntry[]> {
-    return read(this.store.history({ namespace, key, ...page }, call), call);
+    return sdk(this.store.history({ namespace, key, ...page }, call), call);
   }
 
   /**
