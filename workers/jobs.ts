@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { readPublication } from '../src/config/published-settings.js';
 import { settings } from '../src/config/settings.js';
+import { redisStalled } from '../src/dependency-errors.js';
 import { coerceError } from '../src/errors.js';
 import { exitAfterOutput } from '../src/app/exit-after-output.js';
 import { createLogger } from '../src/observability/logger.js';
@@ -128,7 +129,7 @@ try {
   }
 } catch (err) {
   const e = coerceError(err);
-  const message = e.message === 'Command timed out' ? 'Redis did not answer within 5 s (stalled?)' : e.message;
+  const message = redisStalled(e) ? 'Redis did not answer within 5 s (stalled?)' : e.message;
   process.stderr.write(`engram jobs: ${message}\n`);
   await exitAfterOutput(1);
 }

@@ -74,14 +74,15 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
 }
 
 /** A dependency's failures are said once per window, with a count of the ones held back. */
-const unavailable = new ThrottledWarnings(10_000);
+const WARN_EVERY_S = 10;
+const unavailable = new ThrottledWarnings(WARN_EVERY_S * 1000);
 
 function warnUnavailable(request: FastifyRequest, err: Error, dependency: string, message: string): void {
   const heldBack = unavailable.take(dependency);
   if (heldBack === null) return;
   request.log.warn(
     { err, dependency, method: request.method, url: request.url, heldBack },
-    `${message}: answered 503 (others like it within 10 s are counted in the next line, not logged)`,
+    `${message}: answered 503 (others like it within ${WARN_EVERY_S} s are counted in the next line, not logged)`,
   );
 }
 
