@@ -112,6 +112,25 @@ describe('engram/client: erase, export, import and revert', () => {
     expect(await failure(fresh.store.import(byPrefix))).toBeInstanceOf(ConflictError);
   });
 
+  it('reads the import answer of a server from before `expired` as none left out', async () => {
+    const ns = ['memories', 'older-server'];
+    await source.runtime.storeApi.put({ namespace: ns, key: 'k', value: { content: 'x' } });
+    const lines = await all(client.store.export(ns, { history: true }));
+    await client.erase({ namespacePrefix: ns });
+    // The source as an earlier server answers an import: without `expired`.
+    proxy.rewrite = {
+      path: '/v1/import',
+      body: (text) => {
+        const { expired: _left, ...answer } = JSON.parse(text) as Record<string, unknown>;
+        return JSON.stringify(answer);
+      },
+    };
+    onTestFinished(() => {
+      proxy.rewrite = null;
+    });
+    expect(await client.store.import(lines)).toEqual({ items: 1, history: 1, expired: 0 });
+  });
+
   it("exports by context through the SDK's store too", async () => {
     const sdk = new EngramClient({
       redisUrl: TEST_REDIS_URL,

@@ -16,6 +16,8 @@ export class FlakyHttpProxy {
     status: 503,
     body: JSON.stringify({ error: 'the memory store (Postgres) is not reachable; retry later' }),
   };
+  /** Rewrites the API's answers to requests of a path (a server of an earlier version, say). */
+  rewrite: { path: string; body: (text: string) => string } | null = null;
 
   constructor(private readonly target: string) {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -35,9 +37,21 @@ export class FlakyHttpProxy {
       return;
     }
     const url = new URL(req.url ?? '/', this.target);
+    const rewrite = this.rewrite?.path === url.pathname ? this.rewrite.body : null;
     const upstream = request(url, { method: req.method, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
+      if (!rewrite) {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      answer.on('data', (c: Buffer) => chunks.push(c));
+      answer.on('end', () => {
+        const text = rewrite(Buffer.concat(chunks).toString('utf8'));
+        const { 'content-length': _length, 'transfer-encoding': _chunked, ...headers } = answer.headers;
+        res.writeHead(answer.statusCode ?? 502, { ...headers, 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+      });
     });
     upstream.on('error', () => res.socket?.destroy());
     // A client that gives up (its timeout) takes its upstream request with it.
