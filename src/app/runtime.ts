@@ -3,6 +3,7 @@ import type { RedisClient } from '../queue/connection.js';
 import { buildMetricsServer } from '../api/metrics-server.js';
 import { BullMQOtel } from 'bullmq-otel';
 import { checkOpenAccess } from '../api/access-guard.js';
+import { kindOfNamespace } from '../core/kind-route.js';
 import { defaultAllowedHosts } from '../api/host-guard.js';
 import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
@@ -239,6 +240,7 @@ export class Runtime {
       refreshTtlOnRead: env.STORE_REFRESH_TTL_ON_READ,
       answerMaxBytes: env.STORE_ANSWER_MAX_BYTES,
       defaultKind: 'memory',
+      kindOf: async (namespace) => kindOfNamespace(this.kinds, namespace),
       actor: 'api',
       log: storeLog,
     });

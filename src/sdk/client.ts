@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { readPublication, readVersion, type Publication } from '../config/published-settings.js';
 import { InputError, PermanentError, UnavailableError } from '../errors.js';
 import { createEmbedder, type Embedder } from '../llm/embedder.js';
-import type { KindRoute } from '../core/kind-route.js';
+import { kindOfNamespace, type KindRoute } from '../core/kind-route.js';
 import { Eraser, type EraseInput, type EraseResult } from '../memory/erase.js';
 import { Recall, type RecallInput, type RecallResult, type SearchInput } from '../memory/recall.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -67,6 +67,8 @@ export class EngramClient {
   private readonly memories: MemoryDb | null;
   /** The kinds in effect (the service's published ones, or the client's own). */
   private kinds: readonly KindRoute[] = [];
+  /** When reading the service's kinds for a store put last failed (0: never). */
+  private kindsUnreadAt = 0;
   private readonly storeClient: StoreClient | null;
   private readonly tools: { memories: MemoryDb; embedder: Embedder } | null;
 
@@ -103,12 +105,37 @@ export class EngramClient {
             refreshTtlOnRead: o.store.refreshTtlOnRead,
             answerMaxBytes: o.store.answerMaxBytes,
             defaultKind: 'memory',
+            kindOf: async (namespace) => kindOfNamespace(await this.storeKinds(), namespace),
             actor: o.store.actor,
             log,
           }),
           () => this.connect().then(() => this.kinds),
         )
       : null;
+  }
+
+  /**
+   * The kinds a store put without a kind is matched against: the service's, read as recall reads
+   * them (connecting first). A store used without a service (nothing published, or no Redis) has
+   * none: its puts make `memory` items, as they always did, said once in the log.
+   */
+  private async storeKinds(): Promise<readonly KindRoute[]> {
+    if (this.kinds.length || this.o.kinds) return this.kinds.length ? this.kinds : (this.o.kinds ?? []);
+    // Asked again a minute later, not on every put: a Redis out of reach holds a connect for
+    // enqueueTimeoutMs.
+    if (Date.now() - this.kindsUnreadAt < 60_000) return [];
+    try {
+      await this.connect();
+      return this.kinds;
+    } catch (err) {
+      if (!this.kindsUnreadAt)
+        this.log.warn(
+          { err },
+          "store puts without a kind are `memory` items: the service's kinds could not be read (no service published them under this prefix, or Redis is out of reach)",
+        );
+      this.kindsUnreadAt = Date.now();
+      return [];
+    }
   }
 
   /**

@@ -215,7 +215,7 @@ function planPut(acc: Planned, at: At, w: WriteOf<'put'>, actor: string, default
   const existed = c.version !== null;
   const visible = existed && !c.expired;
   const version = (existed ? (c.version as number) : (c.lastVersion ?? 0)) + 1;
-  const kind = w.kind ?? (visible ? (c.kind as string) : defaultKind);
+  const kind = w.kind ?? (visible ? (c.kind as string) : (w.defaultKind ?? defaultKind));
   if (!kind)
     throw new Error(`a put of ${JSON.stringify([w.namespace, w.key])} names no kind and the change no default`);
   acc.puts.push({

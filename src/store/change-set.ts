@@ -62,8 +62,10 @@ export type Write =
       op: 'put';
       namespace: Namespace;
       key: string;
-      /** Undefined keeps the live item's kind; a new item then gets the change's `defaultKind`. */
+      /** Undefined keeps the live item's kind; a new item then gets `defaultKind`. */
       kind?: string | undefined;
+      /** Kind of a new item put without `kind` (the change's `defaultKind` when undefined). */
+      defaultKind?: string | undefined;
       value: Record<string, unknown>;
       /** The item's indexed fields after the put: texts, with vectors when embedded (none: unindexed). */
       fields: IndexedField[];

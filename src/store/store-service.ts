@@ -48,6 +48,12 @@ export interface StoreOptions {
    */
   defaultKind: string;
   /**
+   * The configured kind whose namespace a put without a kind writes to (kind-route.ts
+   * `kindOfNamespace`): its new item is that kind's memory, indexed and kept as the kind's are,
+   * so recall and reflections read it. Undefined: `defaultKind`.
+   */
+  kindOf?: ((namespace: Namespace) => Promise<string | undefined>) | undefined;
+  /**
    * Whether get and search renew the TTL of the items they return when the call does not say
    * (`refreshTtl`); LangGraph's `refresh_on_read`, and like it true in the service.
    */
@@ -217,23 +223,44 @@ export class StoreService {
       if (seen.has(id)) throw new InputError(`a batch may write ${id} only once`);
       seen.add(id);
     }
-    const indexed = await this.index(ops, call.signal);
+    const kinds = await this.kindsOfPuts(ops);
+    const indexed = await this.index(ops, kinds, call.signal);
     call.signal?.throwIfAborted();
     const results = new Array<BatchResult>(ops.length).fill(null);
-    await this.write(ops, indexed, results);
+    await this.write(ops, indexed, kinds, results);
     await this.read(ops, indexed, results, this.budget(call.advice ?? ASK.batch), call.signal);
     return results;
   }
 
+  /**
+   * The kind each put names, or else the kind of its namespace (`kindOf`), by op index: what it
+   * is indexed by, the TTL it gets, and the kind of the item it creates.
+   */
+  private async kindsOfPuts(ops: BatchOpParsed[]): Promise<Map<number, string>> {
+    const kinds = new Map<number, string>();
+    for (const [i, op] of ops.entries()) {
+      if (op.op !== 'put') continue;
+      const kind = op.kind ?? (await this.opts.kindOf?.(op.namespace));
+      if (kind !== undefined) kinds.set(i, kind);
+    }
+    return kinds;
+  }
+
   /** The puts and deletes of `ops`, as one change set: all or nothing. */
-  private async write(ops: BatchOpParsed[], indexed: Map<number, IndexedField[]>, results: BatchResult[]) {
+  private async write(
+    ops: BatchOpParsed[],
+    indexed: Map<number, IndexedField[]>,
+    kinds: Map<number, string>,
+    results: BatchResult[],
+  ) {
     const writeAt = ops.flatMap((op, i) => (op.op === 'put' || op.op === 'delete' ? [i] : []));
     if (writeAt.length === 0) return;
     const writes = writeAt.map((i): Write => {
       const op = ops[i] as Parsed<'put'> | Parsed<'delete'>;
       const { namespace, key, ifVersion, actor } = op;
       if (op.op === 'delete') return { op: 'delete', namespace, key, ifVersion, actor };
-      const kindTtl = op.kind === undefined ? undefined : this.opts.kindTtlMs?.get(op.kind);
+      const kind = kinds.get(i);
+      const kindTtl = kind === undefined ? undefined : this.opts.kindTtlMs?.get(kind);
       const ttl = op.ttl === undefined ? (kindTtl ?? this.opts.defaultTtlMs) : op.ttl;
       return {
         op: 'put',
@@ -241,6 +268,7 @@ export class StoreService {
         key,
         validFrom: op.validFrom,
         kind: op.kind,
+        defaultKind: kind,
         value: op.value,
         ttl,
         fields: indexed.get(i) ?? [],
@@ -334,7 +362,11 @@ export class StoreService {
    * Per op index: the indexed fields of each put (their texts, and vectors when an embedder is
    * configured) and the query of each search that ranks by vector; one embedding call for all.
    */
-  private async index(ops: BatchOpParsed[], signal?: AbortSignal): Promise<Map<number, IndexedField[]>> {
+  private async index(
+    ops: BatchOpParsed[],
+    kinds: Map<number, string>,
+    signal?: AbortSignal,
+  ): Promise<Map<number, IndexedField[]>> {
     // One list per op, made once: appending by copy was quadratic in an item's fields.
     const out = new Map<number, IndexedField[]>();
     for (const [i, op] of ops.entries()) {
@@ -347,8 +379,8 @@ export class StoreService {
         out.set(i, [{ field: 'query', text: op.query }]);
       } else if (op.op === 'put' && op.index !== false) {
         // A configured kind's item is indexed as a reflection indexes it, unless the put says.
-        const fields =
-          op.index ?? (op.kind ? this.opts.kindIndexFields?.get(op.kind) : undefined) ?? this.opts.indexFields;
+        const kind = kinds.get(i);
+        const fields = op.index ?? (kind ? this.opts.kindIndexFields?.get(kind) : undefined) ?? this.opts.indexFields;
         out.set(i, embeddingTexts(op.value, fields, putLabel(op.key)));
       }
     }
