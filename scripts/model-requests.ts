@@ -26,9 +26,9 @@ export async function renderModelRequests(): Promise<string> {
       toolCalls: [
         {
           name: 'update_memory',
-          arguments: { id: 'm1', document: { content: 'User loves ramen, especially miso ramen' } },
+          arguments: { id: 'm1', document: { content: 'User loves ramen, especially miso ramen' }, said_in_turn: 1 },
         },
-        { name: 'delete_memory', arguments: { id: 'm9' } },
+        { name: 'delete_memory', arguments: { id: 'm9', said_in_turn: 1 } },
         { name: 'patch_user_profile', arguments: { city: 'Porto' } },
         {
           name: 'update_memory',
@@ -46,7 +46,7 @@ export async function renderModelRequests(): Promise<string> {
     },
     {
       toolCalls: [
-        { name: 'delete_memory', arguments: { id: 'm3' } },
+        { name: 'delete_memory', arguments: { id: 'm3', said_in_turn: 1 } },
         {
           name: 'update_memory',
           arguments: {
@@ -192,6 +192,9 @@ merge patch: only the changed fields, \`null\` removes one), \`update_memory\` (
 document; its schema is the kind's own when one kind can be updated, else a plain object) and
 \`delete_memory\`. Existing memories appear under aliases \`m1\`, \`m2\`... (never their keys), at most
 \`EXISTING_TOP_K\` per namespace, found by vector search with the recent turns; profiles appear whole.
+New turns are numbered (\`turn\`); an insert, update or delete may name the one it comes from
+(\`said_in_turn\`, optional): what it records holds from that turn's time, or from the last new
+turn's when it names none or one that does not exist.
 
 ${json(p.extraction)}
 

@@ -81,6 +81,64 @@ describe('memory manager', () => {
     expect(result.ops).toEqual([{ op: 'insert', kind: 'memory', document: { content: 'User has a dog' } }]);
   });
 
+  it('numbers the new turns and takes the turn each call names, ignoring one that names none', async () => {
+    const strict = defineKind({
+      name: 'pet',
+      description: 'A pet of the user',
+      namespace: ['pets', '{userId}'],
+      schema: z.strictObject({ name: z.string().min(1) }),
+    });
+    // A kind with a field of that name keeps it: its insert tool offers no turn.
+    const match = defineKind({
+      name: 'match',
+      description: 'A game the user played',
+      namespace: ['games', '{userId}'],
+      schema: z.object({ winner: z.string(), said_in_turn: z.number() }),
+    });
+    const three = [
+      { role: 'user' as const, content: 'I work at Initech', createdAt: '2020-01-01T00:00:00.000Z' },
+      { role: 'user' as const, content: 'I adopted Rex', createdAt: '2024-01-01T00:00:00.000Z' },
+      { role: 'user' as const, content: 'I no longer like pasta' },
+    ];
+    script({
+      toolCalls: [
+        { name: 'insert_memory', arguments: { content: 'User works at Initech', said_in_turn: 1 } },
+        { name: 'insert_pet', arguments: { name: 'Rex', said_in_turn: 2 } },
+        { name: 'insert_match', arguments: { winner: 'Ana', said_in_turn: 2 } },
+        {
+          name: 'update_memory',
+          arguments: { id: 'm1', document: { content: 'User loves ramen a lot' }, said_in_turn: 4 },
+        },
+        { name: 'delete_memory', arguments: { id: 'm2', said_in_turn: 3 } },
+        { name: 'insert_memory', arguments: { content: 'User is tall', said_in_turn: '2' } },
+        { name: 'insert_memory', arguments: { content: 'User is kind', said_in_turn: 0 } },
+      ],
+    });
+    const result = await manager.extract({ kinds: [defaultKinds[0]!, strict, match], existing, turns: three });
+    expect(result.calls).toBe(1);
+    expect(result.ops).toStrictEqual([
+      { op: 'insert', kind: 'memory', document: { content: 'User works at Initech' }, turn: 0 },
+      { op: 'insert', kind: 'pet', document: { name: 'Rex' }, turn: 1 },
+      { op: 'insert', kind: 'match', document: { winner: 'Ana', said_in_turn: 2 } },
+      { op: 'update', target: existing[0], document: { content: 'User loves ramen a lot' } },
+      { op: 'delete', target: existing[1], turn: 2 },
+      { op: 'insert', kind: 'memory', document: { content: 'User is tall' } },
+      { op: 'insert', kind: 'memory', document: { content: 'User is kind' } },
+    ]);
+    const request = model.chatRequests[0] as ChatRequest;
+    expect(readPrompt(request).turns).toEqual([
+      { turn: 1, role: 'user', content: 'I work at Initech', at: '2020-01-01T00:00:00.000Z' },
+      { turn: 2, role: 'user', content: 'I adopted Rex', at: '2024-01-01T00:00:00.000Z' },
+      { turn: 3, role: 'user', content: 'I no longer like pasta' },
+    ]);
+    const params = Object.fromEntries(
+      (request.tools ?? []).map((t) => [t.function.name, t.function.parameters as { properties: object }]),
+    );
+    for (const name of ['insert_memory', 'insert_pet', 'update_memory', 'delete_memory'])
+      expect(params[name]?.properties).toHaveProperty('said_in_turn.type', 'integer');
+    expect(params.insert_match?.properties).toHaveProperty('said_in_turn.type', 'number');
+  });
+
   it.each([
     ['an invented alias', { name: 'delete_memory', arguments: { id: 'm7' } }, /unknown id "m7".*m1, m2/],
     ['a raw key instead of an alias', { name: 'delete_memory', arguments: { id: 'key-pasta-0002' } }, /unknown id/],

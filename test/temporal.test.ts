@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultKinds, defineKind, type MemoryKind, type MemoryKindInput } from '../src/memory/kinds.js';
 import { reflectThread } from '../src/memory/reflect.js';
 import { foodieModel } from './fake-model/foodie.js';
-import { readPrompt } from './fake-model/server.js';
+import { readPrompt, type ChatHandler } from './fake-model/server.js';
 import { runtimeBackends, startHarness, type Harness } from './helpers/harness.js';
 import { storeState } from './helpers/store-state.js';
 
@@ -113,5 +113,101 @@ describe.each(runtimeBackends)('facts that keep their time on $name', (backend) 
     await reflectThread(h.runtime.reflectDeps(), 'apr', { actor: 'reflection:apr' });
     const shown = readPrompt(h.model.chatRequests.at(-1)!).existing.map((m) => m.document.content);
     expect(shown).toEqual(['User loves ramen, especially miso ramen']);
+  });
+
+  it('dates each memory of one batch by the turn that said it, not by the batch', async () => {
+    // A backfill (or a maxWait batch): one reflection reads turns years apart.
+    const y2020 = '2020-01-01T00:00:00.000Z';
+    const y2024 = '2024-01-01T00:00:00.000Z';
+    const y2025 = '2025-03-01T00:00:00.000Z';
+    const y2026 = '2026-02-01T00:00:00.000Z';
+    // The model numbers what it reads: each call names the turn it comes from (the second
+    // batch's tea has none, and falls back to the batch's last turn).
+    const historian: ChatHandler = (request) => {
+      const { turns, existing } = readPrompt(request);
+      const said = (text: string) => turns.find((t) => t.content.includes(text));
+      const job = existing.find((m) => String(m.document.content).includes('Initech'));
+      const calls = [
+        ...(said('Initech') && !job
+          ? [
+              {
+                name: 'insert_memory',
+                arguments: { content: 'User works at Initech', said_in_turn: said('Initech')!.turn },
+              },
+            ]
+          : []),
+        ...(said('dog')
+          ? [{ name: 'insert_memory', arguments: { content: 'User adopted a dog', said_in_turn: said('dog')!.turn } }]
+          : []),
+        ...(said('left') && job
+          ? [{ name: 'delete_memory', arguments: { id: job.id, said_in_turn: said('left')!.turn } }]
+          : []),
+        ...(said('tea') ? [{ name: 'insert_memory', arguments: { content: 'User drinks tea' } }] : []),
+      ];
+      return { toolCalls: calls };
+    };
+    const tell = async (threadId: string, messages: [string, string][]) => {
+      await h.runtime.producer.enqueue({
+        threadId,
+        context: { userId: 'u2' },
+        messages: messages.map(([content, createdAt]) => ({ role: 'user' as const, content, createdAt })),
+      });
+      return reflectThread(h.runtime.reflectDeps(), threadId, { actor: `reflection:${threadId}` });
+    };
+    h.model.chat = historian;
+    let backfill: ReturnType<typeof readPrompt> | undefined;
+    try {
+      expect(
+        await tell('backfill', [
+          ['I work at Initech', y2020],
+          ['I adopted a dog', y2024],
+        ]),
+      ).toMatchObject({ inserted: 2 });
+      backfill = readPrompt(h.model.chatRequests.at(-1)!);
+      expect(
+        await tell('later', [
+          ['I left Initech', y2025],
+          ['I drink tea now', y2026],
+        ]),
+      ).toMatchObject({ inserted: 1, invalidated: 1 });
+    } finally {
+      h.model.chat = foodieModel;
+    }
+
+    const query = (q: string, asOf?: string) => {
+      const params = new URLSearchParams({ query: q, limit: '10' });
+      for (const label of ['memories', 'u2']) params.append('namespace', label);
+      if (asOf) params.set('asOf', asOf);
+      return params;
+    };
+    const search = async (asOf?: string) =>
+      (
+        (await (await fetch(`${h.url}/v1/memories/search?${query('work', asOf).toString()}`)).json()) as {
+          memories: { value: { content: string }; validFrom: string; invalidAt: string | null }[];
+        }
+      ).memories;
+    const dated = (await search('2025-01-01T00:00:00Z')).map((m) => [m.value.content, m.validFrom, m.invalidAt]);
+    expect(dated.sort()).toEqual([
+      ['User adopted a dog', y2024, null],
+      ['User works at Initech', y2020, y2025],
+    ]);
+    expect((await search('2022-06-01T00:00:00Z')).map((m) => m.value.content)).toEqual(['User works at Initech']);
+    expect((await search()).map((m) => [m.value.content, m.validFrom]).sort()).toEqual([
+      ['User adopted a dog', y2024],
+      ['User drinks tea', y2026],
+    ]);
+
+    const recall = await fetch(`${h.url}/v1/recall`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ context: { userId: 'u2' }, query: 'where do I work', asOf: '2022-06-01T00:00:00Z' }),
+    });
+    const recalled = (await recall.json()) as { memories: { value: { content: string } }[] };
+    expect(recalled.memories.map((m) => m.value.content)).toEqual(['User works at Initech']);
+    // What the model read: the new turns numbered, with their time.
+    expect(backfill?.turns).toMatchObject([
+      { turn: 1, at: y2020 },
+      { turn: 2, at: y2024 },
+    ]);
   });
 });

@@ -29,9 +29,30 @@ export const DELETE_TOOL = 'delete_memory';
 export const insertToolName = (kind: string) => `insert_${kind}`;
 export const patchToolName = (kind: string) => `patch_${kind}`;
 
+/**
+ * Which new turn said what a call records (1 for the first of <new_turns>): the memory holds from
+ * that turn's time. Optional, and a value that names no turn is as if not given (the batch's last
+ * turn's time, as before): a wrong date hint is not worth a repair round, nor failing the calls
+ * that are right.
+ */
+export const SAID_IN_TURN = 'said_in_turn';
+const saidInTurnSchema = z.number().int().positive().optional().catch(undefined);
+const saidInTurnJson = {
+  type: 'integer',
+  minimum: 1,
+  description: 'The number of the new turn that said it (the first one, if several)',
+};
+
 /** Tool arguments the model must send; everything it sends is parsed with these (invariant 7). */
-export const updateArgsSchema = z.strictObject({ id: z.string().min(1), document: z.record(z.string(), z.unknown()) });
-export const deleteArgsSchema = z.strictObject({ id: z.string().min(1) });
+export const updateArgsSchema = z.strictObject({
+  id: z.string().min(1),
+  document: z.record(z.string(), z.unknown()),
+  [SAID_IN_TURN]: saidInTurnSchema,
+});
+export const deleteArgsSchema = z.strictObject({ id: z.string().min(1), [SAID_IN_TURN]: saidInTurnSchema });
+/** An insert's arguments are the document, with `said_in_turn` beside its fields unless the kind has one so named. */
+export const insertTurnSchema = z.object({ [SAID_IN_TURN]: saidInTurnSchema });
+export const ownsSaidInTurn = (kind: MemoryKind) => SAID_IN_TURN in kind.schema.shape;
 /** A profile patch is a JSON merge patch; the patched document is then checked against the kind's schema. */
 export const patchArgsSchema = z.record(z.string(), z.unknown());
 
@@ -46,11 +67,18 @@ Existing memories are listed with short ids. Keep memory accurate and free of du
   complete new document;
 - a memory the conversation shows is no longer true: call ${DELETE_TOOL} with its id;
 - a profile: call its patch tool with only the fields that change (null removes a field).
+New turns are numbered: give each insert, update or delete the number of the turn it comes from
+(${SAID_IN_TURN}).
 Only use ids from the list. Make all calls at once, in parallel. If nothing needs to change,
 answer "no changes" without calling a tool.`;
 
-/** The tools for one extraction: one per kind (insert or patch), plus update and delete. */
-export function buildTools(kinds: MemoryKind[]): ChatTool[] {
+/**
+ * The tools for one extraction: one per kind (insert or patch), plus update and delete. With
+ * `saidInTurn` (an extraction, whose turns are numbered; not a merge), inserts, updates and
+ * deletes may name the turn they come from.
+ */
+export function buildTools(kinds: MemoryKind[], opts: { saidInTurn?: boolean } = {}): ChatTool[] {
+  const turn = opts.saidInTurn ? { [SAID_IN_TURN]: saidInTurnJson } : {};
   const tools: ChatTool[] = [];
   for (const kind of kinds) {
     if (kind.mode === 'profile') {
@@ -62,9 +90,12 @@ export function buildTools(kinds: MemoryKind[]): ChatTool[] {
         ),
       );
     } else if (canInsert(kind)) {
-      tools.push(
-        tool(insertToolName(kind.name), `Store a new "${kind.name}" memory: ${kind.description}`, jsonSchema(kind)),
-      );
+      const schema = jsonSchema(kind);
+      const parameters =
+        opts.saidInTurn && !ownsSaidInTurn(kind)
+          ? { ...schema, properties: { ...(schema.properties as Record<string, unknown>), ...turn } }
+          : schema;
+      tools.push(tool(insertToolName(kind.name), `Store a new "${kind.name}" memory: ${kind.description}`, parameters));
     }
   }
   const updatable = kinds.filter(canUpdate);
@@ -81,7 +112,7 @@ export function buildTools(kinds: MemoryKind[]): ChatTool[] {
     tools.push(
       tool(UPDATE_TOOL, 'Replace an existing memory with a corrected or extended document of the same kind.', {
         type: 'object',
-        properties: { id: { type: 'string', description: 'The id of an existing memory' }, document },
+        properties: { id: { type: 'string', description: 'The id of an existing memory' }, document, ...turn },
         required: ['id', 'document'],
         additionalProperties: false,
       }),
@@ -91,7 +122,7 @@ export function buildTools(kinds: MemoryKind[]): ChatTool[] {
     tools.push(
       tool(DELETE_TOOL, 'Delete an existing memory that is no longer true.', {
         type: 'object',
-        properties: { id: { type: 'string', description: 'The id of an existing memory' } },
+        properties: { id: { type: 'string', description: 'The id of an existing memory' }, ...turn },
         required: ['id'],
         additionalProperties: false,
       }),
@@ -111,19 +142,18 @@ export function buildMessages(input: {
   earlier: ConversationTurn[];
   turns: ConversationTurn[];
 }): ChatMessage[] {
-  const render = (turns: ConversationTurn[]) =>
-    JSON.stringify(
-      turns.map((t) =>
-        t.createdAt ? { role: t.role, content: t.content, at: t.createdAt } : { role: t.role, content: t.content },
-      ),
-    );
+  const shown = (t: ConversationTurn) =>
+    t.createdAt ? { role: t.role, content: t.content, at: t.createdAt } : { role: t.role, content: t.content };
+  const render = (turns: ConversationTurn[]) => JSON.stringify(turns.map(shown));
+  // Numbered from 1, so that a call can say which turn it comes from (said_in_turn).
+  const numbered = JSON.stringify(input.turns.map((t, i) => ({ turn: i + 1, ...shown(t) })));
   const user = [
     Object.keys(input.profiles).length ? `<profiles>\n${JSON.stringify(input.profiles)}\n</profiles>` : '',
     `<existing_memories>\n${JSON.stringify(input.existing.map((m) => ({ id: m.alias, kind: m.kind, document: m.document })))}\n</existing_memories>`,
     input.earlier.length
       ? `<earlier_turns note="already processed, context only">\n${render(input.earlier)}\n</earlier_turns>`
       : '',
-    `<new_turns>\n${render(input.turns)}\n</new_turns>`,
+    `<new_turns>\n${numbered}\n</new_turns>`,
   ]
     .filter(Boolean)
     .join('\n\n');

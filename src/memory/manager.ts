@@ -83,8 +83,8 @@ export class MemoryManager {
     // Worth retrying: the job's next attempt may read more turns, and a sampled model may do better.
     return this.decide(
       messages,
-      buildTools(input.kinds),
-      new ToolCallChecker(input.kinds, byAlias, profileDocs),
+      buildTools(input.kinds, { saidInTurn: true }),
+      new ToolCallChecker(input.kinds, byAlias, profileDocs, input.turns.length),
       input,
       (message) => new RetryableError(message),
     );

@@ -221,6 +221,7 @@ class Reflection {
         this.record('extract', manager.model, usage);
       },
     });
+    const last = batch.turns.at(-1) as BufferedTurn;
     const writes = await toWrites({
       ops: result.ops,
       kinds: batch.kinds,
@@ -228,8 +229,10 @@ class Reflection {
       embedder,
       signal: this.opts.signal,
       onEmbeddingUsage: this.onEmbedding('embed-documents'),
-      // The turns' own time, not the reflection's: what they say held from when it was said.
-      validAt: (batch.turns.at(-1) as BufferedTurn).createdAt,
+      // The turns' own time, not the reflection's: what they say held from when it was said, by
+      // the turn the model named (a batch can span years: a backfill, a maxWait ceiling), else
+      // the last one.
+      validAt: (op) => (op.turn === undefined ? last : (batch.turns[op.turn] ?? last)).createdAt,
     });
     return { signature, writes };
   }

@@ -3,7 +3,10 @@ import {
   DELETE_TOOL,
   deleteArgsSchema,
   insertToolName,
+  insertTurnSchema,
+  ownsSaidInTurn,
   patchArgsSchema,
+  SAID_IN_TURN,
   patchToolName,
   UPDATE_TOOL,
   updateArgsSchema,
@@ -20,10 +23,14 @@ export interface ExistingMemory {
   document: Record<string, unknown>;
 }
 
+/**
+ * What the model decided. `turn`: the index in the extraction's `turns` of the turn that said it,
+ * when the model named one that exists (a reflection dates the memory by that turn's time).
+ */
 export type ManagerOp =
-  | { op: 'insert'; kind: string; document: Record<string, unknown> }
-  | { op: 'update'; target: ExistingMemory; document: Record<string, unknown> }
-  | { op: 'delete'; target: ExistingMemory };
+  | { op: 'insert'; kind: string; document: Record<string, unknown>; turn?: number }
+  | { op: 'update'; target: ExistingMemory; document: Record<string, unknown>; turn?: number }
+  | { op: 'delete'; target: ExistingMemory; turn?: number };
 
 interface ProfileState {
   kind: ProfileKind;
@@ -48,6 +55,8 @@ export class ToolCallChecker {
     kinds: MemoryKind[],
     private readonly byAlias: Map<string, ExistingMemory>,
     profileDocs: ExistingMemory[],
+    /** The extraction's new turns, which calls may name (none for a merge). */
+    private readonly turns = 0,
   ) {
     this.kinds = new Map(kinds.map((k) => [k.name, k]));
     for (const kind of kinds) {
@@ -91,7 +100,8 @@ export class ToolCallChecker {
     return [...this.accepted, ...profileOps];
   }
 
-  private insert(kind: MemoryKind, args: unknown) {
+  private insert(kind: MemoryKind, raw: unknown) {
+    const { args, turn } = this.withoutTurn(kind, raw);
     const doc = kind.schema.safeParse(args);
     if (!doc.success)
       return {
@@ -101,7 +111,7 @@ export class ToolCallChecker {
     // The same document twice in one answer (parallel calls repeat themselves) is stored once.
     if (!this.inserted.has(id)) {
       this.inserted.add(id);
-      this.accepted.push({ op: 'insert', kind: kind.name, document: doc.data });
+      this.accepted.push({ op: 'insert', kind: kind.name, document: doc.data, ...turn });
     }
     return { accepted: true as const };
   }
@@ -118,7 +128,7 @@ export class ToolCallChecker {
     this.touched.add(memory);
     // An update to the same document is no change: no write, no history row, no version bump.
     if (canonical(doc.data) !== canonical(memory.document))
-      this.accepted.push({ op: 'update', target: memory, document: doc.data });
+      this.accepted.push({ op: 'update', target: memory, document: doc.data, ...this.turn(found.args) });
     return { accepted: true as const };
   }
 
@@ -126,7 +136,7 @@ export class ToolCallChecker {
     const found = this.resolve(DELETE_TOOL, deleteArgsSchema, args, canDelete, 'deleted');
     if ('error' in found) return found;
     this.touched.add(found.memory);
-    this.accepted.push({ op: 'delete', target: found.memory });
+    this.accepted.push({ op: 'delete', target: found.memory, ...this.turn(found.args) });
     return { accepted: true as const };
   }
 
@@ -145,6 +155,20 @@ export class ToolCallChecker {
     state.document = doc.data;
     state.patched = true;
     return { accepted: true as const };
+  }
+
+  /** An insert's document, and the turn it names beside its fields (a field of the kind's own is the document's). */
+  private withoutTurn(kind: MemoryKind, raw: unknown): { args: unknown; turn: { turn?: number } } {
+    if (this.turns === 0 || ownsSaidInTurn(kind) || !raw || typeof raw !== 'object' || !(SAID_IN_TURN in raw))
+      return { args: raw, turn: {} };
+    const { [SAID_IN_TURN]: _named, ...args } = raw as Record<string, unknown>;
+    return { args, turn: this.turn(insertTurnSchema.parse(raw)) };
+  }
+
+  /** The index of the turn a call names; none when it names no new turn. */
+  private turn(args: { [SAID_IN_TURN]?: number | undefined }): { turn?: number } {
+    const n = args[SAID_IN_TURN];
+    return n !== undefined && n <= this.turns ? { turn: n - 1 } : {};
   }
 
   /** The arguments of an update or delete, checked, with the memory its alias names and its kind. */

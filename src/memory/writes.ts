@@ -15,11 +15,11 @@ export interface ToWritesInput {
   signal?: AbortSignal | undefined;
   onEmbeddingUsage?: (promptTokens: number, model: string) => void;
   /**
-   * When the turns said what these operations record (ISO time): new memories hold from then,
-   * and a temporal kind's deletes and rewrites invalidate at then. Omitted (a consolidation
-   * merge, which changes no fact, only how it is kept): plain updates and deletes.
+   * When an operation's turn said what it records (ISO time): its new memory holds from then,
+   * and a temporal kind's delete or rewrite invalidates at then. Omitted (a consolidation merge,
+   * which changes no fact, only how it is kept): plain updates and deletes.
    */
-  validAt?: string | undefined;
+  validAt?: ((op: ManagerOp) => string) | undefined;
 }
 
 /**
@@ -59,7 +59,7 @@ async function embedOps(input: ToWritesInput, kindByName: Map<string, MemoryKind
 
 /** One operation's writes: a put, a delete, or for a temporal kind an invalidation (and a put). */
 function writesOf({ op, kind, indexed }: Embedded, input: ToWritesInput, kindByName: Map<string, MemoryKind>): Write[] {
-  const { validAt } = input;
+  const validAt = input.validAt?.(op);
   if (op.op === 'insert') {
     const k = kind as MemoryKind;
     const common = {

@@ -45,13 +45,14 @@ export class LocalToolBackend implements MemoryToolBackend {
       if (JSON.stringify(home) !== JSON.stringify(op.target.namespace))
         throw new AuthError(`memory ${JSON.stringify(op.target.key)} is outside this session's namespaces`, true);
     }
+    const now = new Date().toISOString();
     const writes = await toWrites({
       ops: [op],
       kinds: [...kinds],
       namespaceOf,
       embedder,
       // Said now: a new memory holds from now, a temporal kind's delete invalidates at now.
-      validAt: new Date().toISOString(),
+      validAt: () => now,
     });
     const applied = await memories.apply({ actor, writes });
     if (applied.status === 'conflict') {

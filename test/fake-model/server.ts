@@ -178,7 +178,8 @@ export function readPrompt(request: ChatRequest) {
     profiles: (profiles ? JSON.parse(profiles[1] as string) : {}) as Record<string, Record<string, unknown> | null>,
     existing: section('existing_memories') as { id: string; kind: string; document: Record<string, unknown> }[],
     earlier: section('earlier_turns') as { role: string; content: string }[],
-    turns: section('new_turns') as { role: string; content: string }[],
+    /** Numbered from 1 (`turn`), as calls name them in `said_in_turn`. */
+    turns: section('new_turns') as { turn: number; role: string; content: string; at?: string }[],
     /** A consolidation request's groups of near-duplicates. */
     groups: section('groups') as { id: string; kind: string; document: Record<string, unknown> }[][],
     tools: (request.tools ?? []).map((t) => t.function.name),
