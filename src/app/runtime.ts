@@ -200,6 +200,12 @@ export class Runtime {
       this.settleTracing = withSpans.settle;
     }
     this.manager = new MemoryManager(chat, log.child({ component: 'manager' }));
+    // The reads' deadline, not the formation's: EMBEDDING_TIMEOUT_MS x LLM_MAX_RETRIES stays theirs.
+    const queryDeadline = {
+      ms: env.QUERY_EMBEDDING_TIMEOUT_MS,
+      model: env.EMBEDDING_MODEL,
+      setting: 'QUERY_EMBEDDING_TIMEOUT_MS',
+    };
     const recall = new Recall(
       this.store,
       this.embedder,
@@ -207,6 +213,7 @@ export class Runtime {
       () => this.kinds,
       this.options.rerank,
       env.STORE_ANSWER_MAX_BYTES,
+      { queryDeadline, log: log.child({ component: 'recall' }) },
     );
     this.recall = instrumented(
       instrumented(recall, 'search', metrics.searchSeconds, { op: 'search' }),
@@ -238,6 +245,7 @@ export class Runtime {
       defaultTtlMs: env.STORE_DEFAULT_TTL_MS ?? null,
       refreshTtlOnRead: env.STORE_REFRESH_TTL_ON_READ,
       answerMaxBytes: env.STORE_ANSWER_MAX_BYTES,
+      queryDeadline,
       defaultKind: 'memory',
       actor: 'api',
       log: storeLog,
