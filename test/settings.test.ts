@@ -44,6 +44,7 @@ const cases: Record<SettingKey, { bad: unknown[]; good: unknown[] }> = {
   maxWaitMs: { bad: [0], good: [1] },
   policy: { bad: ['later'], good: ['rollback'] },
   enqueueTimeoutMs: { bad: [9, 600_001], good: [10, 600_000] },
+  queryEmbeddingTimeoutMs: { bad: [99, 600_001, 1.5], good: [100, 600_000] },
   reflectionAttempts: { bad: [0, 101], good: [1, 100] },
   reflectionBackoffMs: { bad: [-1], good: [0] },
   indexFields: { bad: [[], ['a..b']], good: [['title', 'sections[*].text']] },

@@ -201,6 +201,12 @@ export class Runtime {
       this.settleTracing = withSpans.settle;
     }
     this.manager = new MemoryManager(chat, log.child({ component: 'manager' }));
+    // The reads' deadline, not the formation's: EMBEDDING_TIMEOUT_MS x LLM_MAX_RETRIES stays theirs.
+    const queryDeadline = {
+      ms: env.QUERY_EMBEDDING_TIMEOUT_MS,
+      model: env.EMBEDDING_MODEL,
+      setting: 'QUERY_EMBEDDING_TIMEOUT_MS',
+    };
     const recall = new Recall(
       this.store,
       this.embedder,
@@ -208,6 +214,7 @@ export class Runtime {
       () => this.kinds,
       this.options.rerank,
       env.STORE_ANSWER_MAX_BYTES,
+      { queryDeadline, log: log.child({ component: 'recall' }) },
     );
     this.recall = instrumented(
       instrumented(recall, 'search', metrics.searchSeconds, { op: 'search' }),
@@ -239,6 +246,7 @@ export class Runtime {
       defaultTtlMs: env.STORE_DEFAULT_TTL_MS ?? null,
       refreshTtlOnRead: env.STORE_REFRESH_TTL_ON_READ,
       answerMaxBytes: env.STORE_ANSWER_MAX_BYTES,
+      queryDeadline,
       defaultKind: 'memory',
       kindOf: async (namespace) => kindOfNamespace(this.kinds, namespace),
       actor: 'api',

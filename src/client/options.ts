@@ -7,7 +7,10 @@ export const httpClientOptionsSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL of the engram API' }),
   /** Sent as `Authorization: Bearer <key>` when the API has API_KEYS. */
   apiKey: z.string().min(1).optional(),
-  /** How long a call may take in all, retries included (ms); a call may set its own. */
+  /**
+   * How long a call may take in all, retries included (ms); a call may set its own. Above the
+   * server's QUERY_EMBEDDING_TIMEOUT_MS (2 s), so that a recall hears its degraded answer.
+   */
   timeoutMs: intRange(1, 3_600_000).default(10_000),
   /**
    * Attempts of a call that is safe to repeat (see docs/http-client.md), with jittered

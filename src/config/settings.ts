@@ -110,6 +110,10 @@ export const settings = {
     default: 5_000,
     doc: "An enqueue fails (503, or UnavailableError in the SDK) when Redis, connected but stalled, does not answer a round trip within this long; a refused or closed connection fails at once. Bull Board's Redis commands get as long.",
   }),
+  queryEmbeddingTimeoutMs: define('QUERY_EMBEDDING_TIMEOUT_MS', int(100).max(600_000), {
+    default: 2_000,
+    doc: "How long a read waits for its query's embedding, retries included: past it a recall ranks by text alone (`degraded`) and a search that needs a vector fails (503, UnavailableError in the SDK). Recall sits on a chat's hot path, where memory is an aid and not a dependency: an endpoint that accepts a connection and never answers held each recall for the request timeout times its retries (4 minutes at the defaults). Formation's embeddings keep EMBEDDING_TIMEOUT_MS and LLM_MAX_RETRIES.",
+  }),
   reflectionAttempts: define('REFLECTION_ATTEMPTS', int(1).max(100), {
     default: 5,
     published: true,

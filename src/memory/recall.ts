@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { invalidInput } from '../core/invalid-input.js';
 import { InputError, UnavailableError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
+import { embedWithin, type QueryDeadline } from '../llm/query-deadline.js';
+import type { Logger } from '../observability/logger.js';
+import { ThrottledWarnings } from '../observability/throttled-warning.js';
 import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES, PAGE_ADVICE } from '../store/answer-budget.js';
 import { embedTexts } from '../store/embed-texts.js';
 import type { MemoryDb, ReadOptions } from '../store/memory-db.js';
@@ -42,6 +45,16 @@ export type RecallKind = Pick<KindRoute, 'name' | 'namespace' | 'mode'>;
  */
 const CANDIDATES = 50;
 
+/** How the reads keep to a chat's hot path: the query's embedding deadline, and where a degraded recall is said. */
+export interface RecallReads {
+  /** Unset: the embedder's own timeout and retries, however long they take. */
+  queryDeadline?: QueryDeadline;
+  log?: Logger;
+}
+
+/** A degraded recall is said once per window: during an outage every recall degrades alike. */
+const DEGRADED_WARN_EVERY_S = 10;
+
 /** What a producer app reads on its next turn: one namespace's memories, or a recall across its kinds. */
 export class Recall {
   constructor(
@@ -59,7 +72,10 @@ export class Recall {
      * answer is a ranked list, and a chat's next prompt is better with fewer memories than none.
      */
     private readonly answerMaxBytes: number = DEFAULT_ANSWER_MAX_BYTES,
+    private readonly reads: RecallReads = {},
   ) {}
+
+  private readonly degradedWarnings = new ThrottledWarnings(DEGRADED_WARN_EVERY_S * 1000);
 
   /**
    * One namespace's memories, most similar to `query` first. `signal`: the caller went away,
@@ -142,9 +158,10 @@ export class Recall {
   }
 
   /**
-   * Embeds the query (before any connection is borrowed: invariant 8), searches, reranks. With
-   * `textWhenEmbeddingDown`, a hybrid ranking whose query cannot be embedded (the embedding model
-   * out of reach, failing or rate limited) is its text half alone, and says so in `degraded`.
+   * Embeds the query (before any connection is borrowed: invariant 8) within the reads'
+   * deadline, searches, reranks. With `textWhenEmbeddingDown`, a hybrid ranking whose query
+   * cannot be embedded (the embedding model out of reach, failing, rate limited or past the
+   * deadline) is its text half alone, and says so in `degraded`.
    */
   private async rank(
     q: {
@@ -165,11 +182,16 @@ export class Recall {
     let degraded: Degraded | undefined;
     if (q.mode !== 'text') {
       try {
-        vector = (await embedTexts(this.embedder, [{ text: q.query, where: 'the query' }], from.signal))[0];
+        const texts = [{ text: q.query, where: 'the query' }];
+        const vectors = await embedWithin(this.reads.queryDeadline, from.signal, (signal) =>
+          embedTexts(this.embedder, texts, signal),
+        );
+        vector = vectors[0];
       } catch (err) {
         if (!(q.textWhenEmbeddingDown && q.mode === 'hybrid' && embeddingDown(err))) throw err;
         mode = 'text';
         degraded = { ranking: 'text', reason: (err as Error).message };
+        this.warnDegraded(degraded.reason);
       }
     }
     const found = await this.store.search(
@@ -189,6 +211,16 @@ export class Recall {
     );
     const ranked = this.rerank && found.length > 0 ? await reranked(this.rerank, q.query, found) : found;
     return degraded ? { found: ranked, degraded } : { found: ranked };
+  }
+
+  /** Said at warn, once per window with a count of those held back since. */
+  private warnDegraded(reason: string): void {
+    const heldBack = this.degradedWarnings.take('recall');
+    if (heldBack === null) return;
+    this.reads.log?.warn(
+      { reason, heldBack },
+      `recall ranked by text alone: the query could not be embedded (others like it within ${DEGRADED_WARN_EVERY_S} s are counted in the next line, not logged)`,
+    );
   }
 
   /** The renewal is a write: MemoryDb sends it to the primary, whichever Db served the read. */

@@ -81,7 +81,13 @@ export class EngramClient {
     const log = (this.log = customLog ?? createLogger({ level: 'warn' }));
     // Lazy: a client that only searches never opens Redis, and none connects in a constructor.
     this.redis = createRedis(o.redisUrl, 'producer', log, { lazy: true });
+    // 30 s a request, retried: a store put's indexing. A read's query gets queryEmbeddingTimeoutMs in all.
     const given = customEmbedder ?? (o.embedding ? createEmbedder({ ...o.embedding, timeoutMs: 30_000 }) : null);
+    const queryDeadline = {
+      ms: o.queryEmbeddingTimeoutMs,
+      model: customEmbedder || !o.embedding ? "(the client's `embedder`)" : o.embedding.model,
+      setting: 'queryEmbeddingTimeoutMs',
+    };
     this.ownsDb = !db && !!o.databaseUrl;
     if (o.databaseReadUrl && !(db ? db.backend === 'postgres' : o.databaseUrl))
       throw new InputError(
@@ -94,7 +100,10 @@ export class EngramClient {
     this.tools = memories && embedder ? { memories, embedder } : null;
     this.recaller =
       memories && embedder
-        ? new Recall(memories, embedder, o.store.refreshTtlOnRead, () => this.kinds, rerank, o.store.answerMaxBytes)
+        ? new Recall(memories, embedder, o.store.refreshTtlOnRead, () => this.kinds, rerank, o.store.answerMaxBytes, {
+            queryDeadline,
+            log,
+          })
         : null;
     this.storeClient = memories
       ? new StoreClient(
@@ -104,6 +113,7 @@ export class EngramClient {
             defaultTtlMs: o.store.defaultTtlMs ?? null,
             refreshTtlOnRead: o.store.refreshTtlOnRead,
             answerMaxBytes: o.store.answerMaxBytes,
+            queryDeadline,
             defaultKind: 'memory',
             kindOf: async (namespace) => kindOfNamespace(await this.storeKinds(), namespace),
             actor: o.store.actor,
@@ -168,7 +178,8 @@ export class EngramClient {
   /**
    * Memories of one namespace, most similar to `query` first. Async: without a database it
    * rejects, so a caller's `.catch` sees it, rather than throwing. `signal` stops the query's
-   * embedding and cancels its statement on Postgres; the call then rejects with its reason.
+   * embedding and cancels its statement on Postgres; the call then rejects with its reason. A
+   * query not embedded within `queryEmbeddingTimeoutMs` rejects with UnavailableError.
    */
   async search(input: SearchInput, call: ReadCallOptions = {}): Promise<ScoredMemory[]> {
     if (!this.recaller)
@@ -183,7 +194,8 @@ export class EngramClient {
   /**
    * What to put in the next prompt: the user's profiles and most relevant memories across the
    * kinds' namespaces, filled from `context` (hybrid ranking by default), cut to `limit` and
-   * `tokenBudget`, with a prompt block. Reads the service's kinds, so it connects first.
+   * `tokenBudget`, with a prompt block. Reads the service's kinds, so it connects first. A query
+   * not embedded within `queryEmbeddingTimeoutMs` is ranked by text alone (`degraded`).
    */
   async recall(input: RecallInput, call: ReadCallOptions = {}): Promise<RecallResult> {
     if (!this.recaller)

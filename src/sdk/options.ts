@@ -16,6 +16,11 @@ export const clientOptionsSchema = z
   .strictObject({
     ...sdkShape(['redisUrl', 'databaseUrl', 'databaseReadUrl', 'prefix', 'schema', 'enqueueTimeoutMs']),
     /**
+     * QUERY_EMBEDDING_TIMEOUT_MS: how long `recall`, `search` and a store search wait for their
+     * query's embedding, retries included (a recall then ranks by text alone).
+     */
+    ...sdkShape(['queryEmbeddingTimeoutMs']),
+    /**
      * REDIS_SHARDS: the service's published value when omitted (1 when none is published); one
      * that differs from it is refused, as producers that disagree would file a thread's turns in
      * one shard and its jobs' reads in another.

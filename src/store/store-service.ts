@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { invalidInput } from '../core/invalid-input.js';
 import { ConflictError, InputError, LimitError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
+import { embedWithin, type QueryDeadline } from '../llm/query-deadline.js';
 import type { Logger } from '../observability/logger.js';
 import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES, PAGE_ADVICE } from './answer-budget.js';
 import { embedTexts, putLabel, textLabel } from './embed-texts.js';
@@ -65,6 +66,11 @@ export interface StoreOptions {
    * a search, a history page); past it the call is refused (LimitError) and reads stop.
    */
   answerMaxBytes?: number | undefined;
+  /**
+   * QUERY_EMBEDDING_TIMEOUT_MS: how long a call that only reads waits for its queries'
+   * embedding (recall.ts has the same); a call that puts waits as a put does.
+   */
+  queryDeadline?: QueryDeadline | undefined;
   log: Logger;
 }
 
@@ -390,10 +396,13 @@ export class StoreService {
         )
       : [];
     if (toEmbed.length === 0) return out;
-    const vectors = await embedTexts(
-      this.opts.embedder as Embedder,
-      toEmbed.map(({ f, where }) => ({ text: f.text, where })),
-      signal,
+    const reads = ops.every((op) => op.op !== 'put');
+    const vectors = await embedWithin(reads ? this.opts.queryDeadline : undefined, signal, (within) =>
+      embedTexts(
+        this.opts.embedder as Embedder,
+        toEmbed.map(({ f, where }) => ({ text: f.text, where })),
+        within,
+      ),
     );
     toEmbed.forEach(({ f }, j) => (f.vector = vectors[j]));
     return out;

@@ -43,6 +43,11 @@ export class FakeModel {
   failEmbeddings = 0;
   /** How a failed embedding request is answered: a 429 with its retry-after, say. */
   embeddingFailure: { status: number; headers?: Record<string, string> } = { status: 500 };
+  /**
+   * While true, embedding requests are read and never answered: an endpoint that takes the
+   * connection and stalls, which only a timeout ends (stop() closes them).
+   */
+  stallEmbeddings = false;
   /** Inputs longer than this are refused with a 400, as a real model refuses one past its context. */
   embeddingMaxChars = Infinity;
   private server: Server | null = null;
@@ -92,6 +97,7 @@ export class FakeModel {
       const dims = (body.dimensions as number | undefined) ?? 1536;
       this.embeddingRequests++;
       this.embeddingBodies.push(body);
+      if (this.stallEmbeddings) return new Promise<never>(() => {});
       if (this.failEmbeddings > 0) {
         this.failEmbeddings--;
         const { status, headers } = this.embeddingFailure;

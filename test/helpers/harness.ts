@@ -46,6 +46,8 @@ export function testEnvVars(modelUrl: string, overrides: Record<string, string> 
     EMBEDDING_DIMENSIONS: String(TEST_DIMENSIONS),
     LLM_MAX_RETRIES: '0',
     LLM_TIMEOUT_MS: '5000',
+    // A loaded test host may be slow to embed; a recall degraded by it would fail unrelated tests.
+    QUERY_EMBEDDING_TIMEOUT_MS: '5000',
     DEBOUNCE_MS: '300',
     MAX_WAIT_MS: '5000',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
@@ -194,6 +196,7 @@ export function sdkClient(h: Harness, over: Partial<EngramClientOptions> = {}): 
     prefix: h.env.ENGRAM_PREFIX,
     schema: h.env.DATABASE_SCHEMA,
     embedding: { apiKey: 'test-key', baseURL: h.model.url, dimensions: TEST_DIMENSIONS },
+    queryEmbeddingTimeoutMs: Number(h.env.QUERY_EMBEDDING_TIMEOUT_MS),
     log: createLogger({ level: 'silent' }),
     ...over,
   });
