@@ -1,9 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineKind } from '../src/memory/kinds.js';
+import { defaultKinds, defineKind, type MemoryKind, type MemoryKindInput } from '../src/memory/kinds.js';
 import { reflectThread } from '../src/memory/reflect.js';
 import { foodieModel } from './fake-model/foodie.js';
-import { deleteKeys, runtimeBackends, startHarness, TEST_REDIS_URL, waitFor, type Harness } from './helpers/harness.js';
+import {
+  apiCall,
+  deleteKeys,
+  runtimeBackends,
+  sdkClient,
+  startHarness,
+  TEST_REDIS_URL,
+  waitFor,
+  type Harness,
+} from './helpers/harness.js';
 
 /** Undo from history: an item back to a version, and everything one reflection job changed. */
 describe.each(runtimeBackends)('revert on $name', (backend) => {
@@ -15,14 +24,7 @@ describe.each(runtimeBackends)('revert on $name', (backend) => {
   });
   afterAll(async () => h?.stop());
 
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${h.url}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, any> };
-  };
+  const call = apiCall(() => h);
   const contents = async () =>
     (await call('POST', '/v1/store/items/search', { namespacePrefix: ns, limit: 50 })).body.items
       .map((i: any) => i.value.content)
@@ -169,5 +171,107 @@ describe('reverting a memory of a kind with a TTL', () => {
     const undone = await h.runtime.storeApi.get({ namespace: ns, key: 'k' });
     expect(undone).toMatchObject({ version: 5, value: { content: 'in Lisbon this week' } });
     expect(undone?.expiresAt).toBeInstanceOf(Date);
+  });
+});
+
+/**
+ * A temporal kind's invalidation is a version like any other: reverting to it, or undoing a
+ * change that made the fact hold again, puts back the fact as it was then, no longer holding
+ * since its invalidation, over HTTP and through the SDK.
+ */
+describe.each(runtimeBackends)('reverting to an invalidation on $name', (backend) => {
+  let h: Harness;
+  const ns = ['memories', 'u2'];
+  const january = '2026-01-10T18:00:00.000Z';
+  const march = '2026-03-02T09:30:00.000Z';
+  let pasta: string;
+  let ramen: string;
+  beforeAll(async () => {
+    const temporal = defineKind({ ...(defaultKinds[0] as MemoryKind), temporal: true } as MemoryKindInput);
+    h = await startHarness({ roles: ['api'], chat: foodieModel, env: backend.env, runtime: { kinds: [temporal] } });
+    const say = async (threadId: string, content: string, createdAt: string) => {
+      await h.runtime.producer.enqueue({
+        threadId,
+        context: { userId: 'u2' },
+        messages: [{ role: 'user', content, createdAt }],
+      });
+      return reflectThread(h.runtime.reflectDeps(), threadId, { actor: `reflection:${threadId}` });
+    };
+    await say('jan', 'I love ramen! I also like pasta.', january);
+    expect(await say('mar', 'These days I like miso ramen, and I no longer like pasta.', march)).toMatchObject({
+      invalidated: 2,
+    });
+    const held = await h.runtime.storeApi.search({ namespacePrefix: ns, asOf: '2026-02-01T00:00:00Z', limit: 10 });
+    pasta = held.find((m) => m.value.content === 'User likes pasta')!.key;
+    ramen = held.find((m) => m.value.content === 'User loves ramen')!.key;
+  });
+  afterAll(async () => h?.stop());
+
+  const call = apiCall(() => h);
+  const holdsNow = async (key: string) =>
+    (await h.runtime.storeApi.search({ namespacePrefix: ns, limit: 10 })).some((m) => m.key === key);
+  /** A fact made to hold again by a put of its document, as an application editing it would. */
+  const revive = async (key: string, actor: string) => {
+    const item = await h.runtime.storeApi.get({ namespace: ns, key });
+    return call('PUT', '/v1/store/items', { namespace: ns, key, value: item!.value, actor });
+  };
+
+  it('leaves the fact invalid, from when it was, after a revert to its invalidation (HTTP)', async () => {
+    const history = (await h.runtime.storeApi.history({ namespace: ns, key: pasta })).map((r) => [r.op, r.version]);
+    expect(history).toEqual([
+      ['insert', 1],
+      ['invalidate', 2],
+    ]);
+    expect((await revive(pasta, 'app:revive')).body.item).toMatchObject({ version: 3, invalidAt: null });
+    expect(await holdsNow(pasta)).toBe(true);
+
+    const back = await call('POST', '/v1/store/items/revert', { namespace: ns, key: pasta, version: 2 });
+    expect(back.status).toBe(200);
+    expect(back.body.item).toMatchObject({ version: 4, validFrom: january, invalidAt: march });
+    expect(await holdsNow(pasta)).toBe(false);
+    const asOf = await h.runtime.storeApi.search({ namespacePrefix: ns, asOf: '2026-02-01T00:00:00Z', limit: 10 });
+    expect(asOf.some((m) => m.key === pasta)).toBe(true);
+    // History says so, and a revert to the revert's own version is an invalidation too.
+    const rows = (await call('GET', `/v1/store/items/history?namespace=memories&namespace=u2&key=${pasta}`)).body
+      .history;
+    expect(rows.map((r: any) => [r.version, r.actor, r.invalidAt])).toEqual([
+      [1, 'reflection:jan', null],
+      [2, 'reflection:mar', march],
+      [3, 'app:revive', null],
+      [4, 'revert:api', march],
+    ]);
+    // Version 1 held: reverting to it makes the fact hold again.
+    const first = await call('POST', '/v1/store/items/revert', { namespace: ns, key: pasta, version: 1 });
+    expect(first.body.item).toMatchObject({ version: 5, invalidAt: null });
+    expect(await holdsNow(pasta)).toBe(true);
+    expect(
+      (await call('POST', '/v1/store/items/revert', { namespace: ns, key: pasta, version: 4 })).body.item,
+    ).toMatchObject({ version: 6, invalidAt: march });
+  });
+
+  it('puts the invalidation back when undoing a change that made the fact hold again (HTTP)', async () => {
+    // Ramen, invalidated by the same conversation as pasta and untouched since.
+    expect((await revive(ramen, 'app:revive-2')).body.item).toMatchObject({ version: 3, invalidAt: null });
+    const undo = await call('POST', '/v1/revert', { changedBy: 'app:revive-2' });
+    expect(undo).toEqual({ status: 200, body: { restored: 1, deleted: 0 } });
+    const item = await h.runtime.storeApi.get({ namespace: ns, key: ramen });
+    expect(item).toMatchObject({ version: 4, invalidAt: new Date(march), validFrom: new Date(january) });
+    expect(await holdsNow(ramen)).toBe(false);
+  });
+
+  it.skipIf(backend.name !== 'postgres')('does the same through the SDK', async () => {
+    const engram = sdkClient(h);
+    try {
+      expect(await engram.store.revert(ns, ramen, 1)).toMatchObject({ invalidAt: null });
+      expect(await holdsNow(ramen)).toBe(true);
+      expect(await engram.store.revert(ns, ramen, 2)).toMatchObject({ invalidAt: new Date(march) });
+      expect(await holdsNow(ramen)).toBe(false);
+      await revive(ramen, 'app:revive-3');
+      expect(await engram.store.revertChanges('app:revive-3')).toEqual({ restored: 1, deleted: 0 });
+      expect(await engram.store.get(ns, ramen)).toMatchObject({ invalidAt: new Date(march) });
+      expect(await holdsNow(ramen)).toBe(false);
+    } finally {
+      await engram.close();
+    }
   });
 });
