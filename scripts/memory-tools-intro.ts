@@ -81,7 +81,8 @@ for (;;) {
   prompt. The session (a \`ToolSession\`) keeps the ids it has shown, each with the version and
   document the model saw: from \`search_memory\` results and the memories it created. Ids hold for
   the session's life and are never reused for another memory; past 500, the least recently shown
-  is forgotten (the model is told to search again). Make one session per conversation: a new one
+  is forgotten (the model is told to search again). The id of a memory the session deleted still
+  names it, for its history, but changes nothing more (\`memory m1 was deleted\`). Make one session per conversation: a new one
   starts again at \`m1\`. The session only ever names memories of its context's namespaces.
 - The session is transport-agnostic (\`src/tools\`): it runs over a \`MemoryToolBackend\` of two
   calls, \`search\` and \`apply\`. \`LocalToolBackend\` implements them over the store in this
@@ -109,7 +110,7 @@ Five tools and a resource per profile kind, over the same store, recall and queu
 | \`search_memory\` | the tool session's \`search_memory\` |
 | \`remember\` | \`messages\`: the turns enqueued on the session's thread for background formation; \`document\` (and \`kind\`): one memory written now through the tool path (actor \`tool:remember\`) |
 | \`forget\` | deletes one memory by id (a temporal kind's is invalidated; actor \`tool:forget\`) |
-| \`memory_history\` | every change of one memory, oldest first (up to 100) |
+| \`memory_history\` | every change of one memory, oldest first (up to 100), with \`invalidAt\` on a change that left a temporal fact no longer holding; a memory this session forgot keeps its id for its history, as \`GET /v1/store/items/history\` reads a deleted item's by key |
 
 Resources: \`engram://profiles/<kind>\` per profile kind, the session's user's document (JSON,
 \`null\` until a reflection creates it).

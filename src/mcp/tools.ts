@@ -118,7 +118,8 @@ export function registerMcpTools(
   server.registerTool(
     'memory_history',
     {
-      description: 'How a memory changed: every version, oldest first, with who changed it and when.',
+      description:
+        'How a memory changed: every version, oldest first, with who changed it and when; a forgotten memory keeps its history.',
       inputSchema: z.strictObject({ id }),
       annotations: { readOnlyHint: true },
     },
@@ -138,6 +139,8 @@ export function registerMcpTools(
             after: e.after,
             by: e.actor,
             at: e.at.toISOString(),
+            // A temporal fact contradicted or forgotten: since when it no longer holds.
+            ...(e.invalidAt && { invalidAt: e.invalidAt.toISOString() }),
           })),
         },
       };

@@ -124,9 +124,12 @@ export class ToolSession {
     return this.run(MANAGE_TOOL, given, tool);
   }
 
-  /** The memory a short id of this session names, if it does. */
+  /**
+   * The memory a short id of this session names, if it does, deleted ones included: a memory's
+   * history outlives it (as `GET /v1/store/items/history` reads it by key).
+   */
   resolve(id: string): StoredMemory | undefined {
-    return this.ids.get(id);
+    return this.ids.find(id);
   }
 
   /** The short id of a memory found outside the tools (a recall), so that the model can change it. */
@@ -157,7 +160,7 @@ export class ToolSession {
     const outcome = await this.backend.apply({ context: this.context, op, actor: `tool:${tool}` });
     if (outcome.status === 'conflict') {
       if (!outcome.current) {
-        if (id) this.ids.drop(id);
+        if (id) this.ids.retire(id);
         return fail(`${tool}: memory ${id} no longer exists (deleted since you read it); nothing was changed`);
       }
       const now = this.shown(outcome.current);
@@ -167,7 +170,7 @@ export class ToolSession {
     }
     const action = parsed.data.action;
     if (action === 'delete') {
-      this.ids.drop(id as string);
+      this.ids.retire(id as string);
       return { ok: true, result: { result: 'deleted', id } };
     }
     const written = outcome.memory as StoredMemory;
@@ -189,6 +192,8 @@ export class ToolSession {
     }
     if (a.id === undefined) return { error: `${a.action} needs the id of a memory (m1, m2...: see search_memory)` };
     const memory = this.ids.get(a.id);
+    if (!memory && this.ids.isGone(a.id))
+      return { error: `memory ${a.id} was deleted; search_memory finds the memories there are now` };
     if (!memory)
       return {
         error: `unknown id "${a.id}"; use an id from search_memory or from this conversation's calls (${this.ids.list() || 'none yet: search first'})`,

@@ -62,10 +62,20 @@ export async function exerciseEveryTool(client: Client, h: Harness): Promise<voi
 
   expect((await callTool(client, 'forget', { id: 'm1' })).body).toEqual({ result: 'deleted', id: 'm1' });
   expect(await stored()).toEqual(['User likes pasta']);
+  // What was forgotten keeps its history, read by the id the model knows, as the HTTP route reads it by key.
+  const afterForget = await callTool(client, 'memory_history', { id: 'm1' });
+  expect(afterForget.isError).toBe(false);
+  expect(afterForget.body).toMatchObject({
+    id: 'm1',
+    history: [
+      { op: 'insert', version: 1, by: 'tool:remember', after: { content: 'User loves ramen' } },
+      { op: 'delete', version: 1, by: 'tool:forget', before: { content: 'User loves ramen' }, after: null },
+    ],
+  });
 
   // Bad arguments: a tool error the model can read, and nothing written.
   const bad: [string, Record<string, unknown>, string][] = [
-    ['forget', { id: 'm1' }, 'unknown id "m1"'],
+    ['forget', { id: 'm1' }, 'memory m1 was deleted'],
     ['forget', {}, 'id'],
     ['remember', {}, 'give either messages or document'],
     ['remember', { document: { content: '' } }, 'does not match the "memory" schema'],
