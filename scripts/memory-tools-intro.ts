@@ -72,6 +72,12 @@ for (;;) {
   fix, and nothing is written. It rejects when Postgres, Redis or the embedding endpoint fail (the
   SDK's \`UnavailableError\`...), which the model cannot fix, and with an \`InputError\` when
   \`call\` is not a tool call at all (an id and a function's name and arguments text).
+- \`search_memory\` answers whole memories, best first, while they fit its \`tokenBudget\`
+  (characters / 4, as recall counts; 4,000 when the model does not say, at most 32,000): a
+  document is never cut. When memories were left out, the answer says so: \`leftOut\` (how many)
+  and a \`note\` telling the model to ask with a larger budget or a narrower query. MCP's
+  \`recall\` takes the same \`tokenBudget\` for its prompt block (recall's own budget; the answer
+  lists those memories again) and answers \`leftOut\` and \`note\` the same way.
 - Each write is one change set through the store's writer (\`MemoryDb.apply\`), as a reflection's
   commit: the document embedded first (the kind's \`embedFields\`), a history row with actor
   \`tool:manage_memory\`, an update or delete compared with the version the model was shown (a memory
@@ -106,7 +112,7 @@ Five tools and a resource per profile kind, over the same store, recall and queu
 
 | tool | does |
 | --- | --- |
-| \`recall\` | \`Recall.recall\` for the session's context: profiles, the most relevant memories (with ids) and the prompt block |
+| \`recall\` | \`Recall.recall\` for the session's context: profiles, the most relevant memories (with ids) and the prompt block, within \`tokenBudget\` (4,000 by default) |
 | \`search_memory\` | the tool session's \`search_memory\` |
 | \`remember\` | \`messages\`: the turns enqueued on the session's thread for background formation; \`document\` (and \`kind\`): one memory written now through the tool path (actor \`tool:remember\`) |
 | \`forget\` | deletes one memory by id (a temporal kind's is invalidated; actor \`tool:forget\`) |

@@ -5,8 +5,10 @@ import type { ChatTool } from '../llm/chat-model.js';
 import { canDelete, canInsert, canUpdate, type CollectionKind, type MemoryKind } from '../memory/kinds.js';
 import { canonical, type ManagerOp } from '../memory/tool-calls.js';
 import type { MemoryToolBackend, StoredMemory } from './backend.js';
+import { estimateTokens } from '../memory/recall-prompt.js';
 import {
   buildToolDefinitions,
+  leftOutNote,
   MANAGE_TOOL,
   manageArgsSchema,
   parseDocument,
@@ -140,14 +142,27 @@ export class ToolSession {
   private async search(raw: unknown): Promise<ToolResult> {
     const parsed = searchArgsSchema([...this.kinds.values()]).safeParse(raw);
     if (!parsed.success) return fail(`${SEARCH_TOOL}: ${z.prettifyError(parsed.error)}`);
-    const { query, limit, kind } = parsed.data;
+    const { query, limit, kind, tokenBudget } = parsed.data;
     const found = await this.backend.search({
       context: this.context,
       kinds: kind ? [kind] : [...this.kinds.keys()],
       query,
       limit,
     });
-    return { ok: true, result: { memories: found.map((m) => this.shown(m)) } };
+    // Whole memories, best first, while they fit: a document is never cut (it would no longer be
+    // JSON the model can copy back), and what is left out is the least relevant, said so.
+    let used = estimateTokens('{"memories":[]}');
+    const fit: StoredMemory[] = [];
+    for (const m of found) {
+      const cost = estimateTokens(JSON.stringify({ id: 'm0000', ...card(m) })) + 1;
+      if (used + cost > tokenBudget) break;
+      used += cost;
+      fit.push(m);
+    }
+    const memories = fit.map((m) => this.shown(m));
+    const leftOut = found.length - fit.length;
+    if (leftOut === 0) return { ok: true, result: { memories } };
+    return { ok: true, result: { memories, leftOut, note: leftOutNote(leftOut, tokenBudget) } };
   }
 
   private async manage(raw: unknown, tool: string): Promise<ToolResult> {
@@ -241,9 +256,16 @@ export class ToolSession {
 
   /** A memory as the model sees it: its short id, kind, document and when it last changed. */
   private shown(m: StoredMemory) {
-    return { id: this.ids.add(m), kind: m.kind, document: m.value, updated: m.updatedAt.toISOString().slice(0, 10) };
+    return { id: this.ids.add(m), ...card(m) };
   }
 }
+
+/** What the model is shown of a memory besides its id. */
+const card = (m: StoredMemory) => ({
+  kind: m.kind,
+  document: m.value,
+  updated: m.updatedAt.toISOString().slice(0, 10),
+});
 
 /** The text a tool result is sent back as: its JSON, or `{"error": ...}`. */
 export function toolContent(outcome: ToolResult): string {
