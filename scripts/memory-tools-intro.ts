@@ -82,7 +82,9 @@ for (;;) {
   commit: the document embedded first (the kind's \`embedFields\`), a history row with actor
   \`tool:manage_memory\`, an update or delete compared with the version the model was shown (a memory
   changed since is refused, and the message shows it as it is now), a temporal kind's delete an
-  invalidation. An update to the same document writes nothing.
+  invalidation. An update to the same document writes nothing. The actor is the tool's, whoever
+  it wrote for: an undo of a tool's writes (\`POST /v1/revert\`, \`revertChanges\`) must name the
+  user's \`namespacePrefix\`, else it is refused (400, \`InputError\`).
 - **Short ids.** The model never sees a key: memories are \`m1\`, \`m2\`... as in the reflection
   prompt. The session (a \`ToolSession\`) keeps the ids it has shown, each with the version and
   document the model saw: from \`search_memory\` results and the memories it created. Ids hold for

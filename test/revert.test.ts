@@ -167,7 +167,10 @@ describe('reverting a memory of a kind with a TTL', () => {
       ttl: null,
       actor: 'tool:rewrite',
     });
-    expect(await h.runtime.storeApi.revertChanges({ changedBy: 'tool:rewrite' })).toEqual({ restored: 1, deleted: 0 });
+    expect(await h.runtime.storeApi.revertChanges({ changedBy: 'tool:rewrite', namespacePrefix: ns })).toEqual({
+      restored: 1,
+      deleted: 0,
+    });
     const undone = await h.runtime.storeApi.get({ namespace: ns, key: 'k' });
     expect(undone).toMatchObject({ version: 5, value: { content: 'in Lisbon this week' } });
     expect(undone?.expiresAt).toBeInstanceOf(Date);
@@ -270,6 +273,98 @@ describe.each(runtimeBackends)('reverting to an invalidation on $name', (backend
       expect(await engram.store.revertChanges('app:revive-3')).toEqual({ restored: 1, deleted: 0 });
       expect(await engram.store.get(ns, ramen)).toMatchObject({ invalidAt: new Date(march) });
       expect(await holdsNow(ramen)).toBe(false);
+    } finally {
+      await engram.close();
+    }
+  });
+});
+
+/**
+ * A memory tool records the same actor (`tool:manage_memory`) whoever it wrote for: undoing it
+ * must name whose writes, under any key, and a tenant's key stays inside its tenant.
+ */
+describe("undoing a memory tool's writes", () => {
+  let h: Harness;
+  const ACME = 'acme-key-0123456789abcdef';
+  const OPERATOR = 'operator-key-0123456789abcdef';
+  const kindsFile = new URL('./fixtures/mcp-kinds.yaml', import.meta.url).pathname;
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: ['api'],
+      env: {
+        ENGRAM_KINDS_FILE: kindsFile,
+        API_KEYS: `acme:${ACME},*:${OPERATOR}`,
+        ADMIN_PASSWORD: 'admin-password-123',
+      },
+    });
+  });
+  afterAll(async () => h?.stop());
+
+  const as = (key: string) => async (path: string, body: unknown) => {
+    const res = await fetch(`${h.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+  const [acme, operator] = [as(ACME), as(OPERATOR)];
+  const remember = async (post: typeof acme, context: Record<string, string>, content: string) =>
+    expect(
+      (
+        await post('/v1/tools/apply', {
+          context,
+          op: { op: 'insert', kind: 'memory', document: { content } },
+          actor: 'tool:manage_memory',
+        })
+      ).body,
+    ).toMatchObject({ status: 'applied' });
+  const users = async () =>
+    (await h.runtime.storeApi.search({ namespacePrefix: [], limit: 10, refreshTtl: false }))
+      .map((m) => m.namespace.join('/'))
+      .sort();
+
+  it('refuses an undo by a tool actor that names no namespacePrefix, and undoes one user when it does', async () => {
+    await remember(acme, { userId: 'u1' }, 'User likes tea');
+    await remember(acme, { userId: 'u2' }, 'User likes coffee');
+    await remember(operator, { tenant: 'globex', userId: 'u3' }, 'User likes cocoa');
+    const everyone = ['acme/memories/u1', 'acme/memories/u2', 'globex/memories/u3'];
+    expect(await users()).toEqual(everyone);
+
+    // Neither an operator's key nor a tenant's (whose prefix would default to the whole tenant).
+    for (const post of [operator, acme]) {
+      for (const namespacePrefix of [undefined, []]) {
+        const refused = await post('/v1/revert', { changedBy: 'tool:manage_memory', namespacePrefix });
+        expect(refused.status, JSON.stringify([post === acme, namespacePrefix, refused.body])).toBe(400);
+        expect(refused.body.error).toContain(
+          '"tool:manage_memory" is a memory tool\'s actor, the same for every user the tool wrote for: name whose changes to undo with namespacePrefix',
+        );
+      }
+    }
+    expect(await users()).toEqual(everyone);
+
+    expect(
+      await acme('/v1/revert', { changedBy: 'tool:manage_memory', namespacePrefix: ['acme', 'memories', 'u1'] }),
+    ).toEqual({ status: 200, body: { restored: 0, deleted: 1 } });
+    expect(await users()).toEqual(['acme/memories/u2', 'globex/memories/u3']);
+    // A tenant's key stays inside its tenant; an operator's reaches the one it names.
+    expect(
+      (await acme('/v1/revert', { changedBy: 'tool:manage_memory', namespacePrefix: ['globex', 'memories', 'u3'] }))
+        .status,
+    ).toBe(403);
+    expect(
+      await operator('/v1/revert', { changedBy: 'tool:manage_memory', namespacePrefix: ['globex', 'memories', 'u3'] }),
+    ).toEqual({ status: 200, body: { restored: 0, deleted: 1 } });
+    expect(await users()).toEqual(['acme/memories/u2']);
+  });
+
+  it('refuses the same through the SDK, naming namespacePrefix', async () => {
+    const engram = sdkClient(h);
+    try {
+      await expect(engram.store.revertChanges('tool:manage_memory')).rejects.toThrow(
+        /"tool:manage_memory" is a memory tool's actor.*namespacePrefix/,
+      );
+      expect(await users()).toEqual(['acme/memories/u2']);
     } finally {
       await engram.close();
     }

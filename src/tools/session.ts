@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { toolActor } from '../core/names.js';
 import { InputError } from '../errors.js';
 import { formatPath, JSON_MAX_DEPTH, jsonProblem } from '../core/json-bounds.js';
 import type { ChatTool } from '../llm/chat-model.js';
@@ -172,7 +173,7 @@ export class ToolSession {
     if ('error' in decided) return fail(`${tool}: ${decided.error}`);
     if ('unchanged' in decided) return { ok: true, result: { result: 'unchanged', id: decided.unchanged } };
     const { op, id } = decided;
-    const outcome = await this.backend.apply({ context: this.context, op, actor: `tool:${tool}` });
+    const outcome = await this.backend.apply({ context: this.context, op, actor: toolActor(tool) });
     if (outcome.status === 'conflict') {
       if (!outcome.current) {
         if (id) this.ids.retire(id);
