@@ -72,16 +72,25 @@ for (;;) {
   fix, and nothing is written. It rejects when Postgres, Redis or the embedding endpoint fail (the
   SDK's \`UnavailableError\`...), which the model cannot fix, and with an \`InputError\` when
   \`call\` is not a tool call at all (an id and a function's name and arguments text).
+- \`search_memory\` answers whole memories, best first, while they fit its \`tokenBudget\`
+  (characters / 4, as recall counts; 4,000 when the model does not say, at most 32,000): a
+  document is never cut. When memories were left out, the answer says so: \`leftOut\` (how many)
+  and a \`note\` telling the model to ask with a larger budget or a narrower query. MCP's
+  \`recall\` takes the same \`tokenBudget\` for its prompt block (recall's own budget; the answer
+  lists those memories again) and answers \`leftOut\` and \`note\` the same way.
 - Each write is one change set through the store's writer (\`MemoryDb.apply\`), as a reflection's
   commit: the document embedded first (the kind's \`embedFields\`), a history row with actor
   \`tool:manage_memory\`, an update or delete compared with the version the model was shown (a memory
   changed since is refused, and the message shows it as it is now), a temporal kind's delete an
-  invalidation. An update to the same document writes nothing.
+  invalidation. An update to the same document writes nothing. The actor is the tool's, whoever
+  it wrote for: an undo of a tool's writes (\`POST /v1/revert\`, \`revertChanges\`) must name the
+  user's \`namespacePrefix\`, else it is refused (400, \`InputError\`).
 - **Short ids.** The model never sees a key: memories are \`m1\`, \`m2\`... as in the reflection
   prompt. The session (a \`ToolSession\`) keeps the ids it has shown, each with the version and
   document the model saw: from \`search_memory\` results and the memories it created. Ids hold for
   the session's life and are never reused for another memory; past 500, the least recently shown
-  is forgotten (the model is told to search again). Make one session per conversation: a new one
+  is forgotten (the model is told to search again). The id of a memory the session deleted still
+  names it, for its history, but changes nothing more (\`memory m1 was deleted\`). Make one session per conversation: a new one
   starts again at \`m1\`. The session only ever names memories of its context's namespaces.
 - The session is transport-agnostic (\`src/tools\`): it runs over a \`MemoryToolBackend\` of two
   calls, \`search\` and \`apply\`. \`LocalToolBackend\` implements them over the store in this
@@ -105,11 +114,11 @@ Five tools and a resource per profile kind, over the same store, recall and queu
 
 | tool | does |
 | --- | --- |
-| \`recall\` | \`Recall.recall\` for the session's context: profiles, the most relevant memories (with ids) and the prompt block |
+| \`recall\` | \`Recall.recall\` for the session's context: profiles, the most relevant memories (with ids) and the prompt block, within \`tokenBudget\` (4,000 by default) |
 | \`search_memory\` | the tool session's \`search_memory\` |
 | \`remember\` | \`messages\`: the turns enqueued on the session's thread for background formation; \`document\` (and \`kind\`): one memory written now through the tool path (actor \`tool:remember\`) |
 | \`forget\` | deletes one memory by id (a temporal kind's is invalidated; actor \`tool:forget\`) |
-| \`memory_history\` | every change of one memory, oldest first (up to 100) |
+| \`memory_history\` | every change of one memory, oldest first (up to 100), with \`invalidAt\` on a change that left a temporal fact no longer holding; a memory this session forgot keeps its id for its history, as \`GET /v1/store/items/history\` reads a deleted item's by key |
 
 Resources: \`engram://profiles/<kind>\` per profile kind, the session's user's document (JSON,
 \`null\` until a reflection creates it).

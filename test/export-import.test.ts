@@ -106,6 +106,23 @@ describe.each(directions)('export and import, $name', ({ from, to }) => {
       `${target.url}/v1/memories/search?namespace=memories&namespace=u1&query=A-77123&mode=hybrid`,
     );
     expect(((await found.json()) as { memories: { key: string }[] }).memories.map((m) => m.key)).toContain('note');
+
+    // History keeps the validity each change left, so a revert on the target puts an
+    // invalidation back as the source dated it.
+    const pasta = exported.find(
+      (l) => l.type === 'item' && (l.value as { content: string }).content === 'User likes pasta',
+    );
+    expect(pasta?.invalidAt).toEqual(expect.any(String));
+    expect(exported.find((l) => l.type === 'history' && l.key === pasta!.key && l.op === 'invalidate')).toMatchObject({
+      invalidAt: pasta!.invalidAt,
+      validFrom: pasta!.validFrom,
+    });
+    const back = await target.runtime.storeApi.revert({ namespace: ['memories', 'u1'], key: pasta!.key, version: 2 });
+    expect([back.version, back.invalidAt?.toISOString(), back.validFrom.toISOString()]).toEqual([
+      3,
+      pasta!.invalidAt,
+      pasta!.validFrom,
+    ]);
   });
 
   it('refuses a key that exists, and a bad line anywhere writes nothing', async () => {

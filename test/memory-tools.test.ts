@@ -38,8 +38,37 @@ describe('memory tools (manage_memory, search_memory)', () => {
     expect(Object.keys(manage.properties)).toEqual(['action', 'id', 'document']);
     expect(manage.properties.document!.required).toEqual(['content']);
     const search = session.tools[1]!.function.parameters as { properties: object; required: string[] };
-    expect(Object.keys(search.properties)).toEqual(['query', 'limit', 'kind']);
+    expect(Object.keys(search.properties)).toEqual(['query', 'limit', 'kind', 'tokenBudget']);
     expect(search.required).toEqual(['query']);
+  });
+
+  it('keeps a search within its token budget: whole memories, best first, and says how many were left out', async () => {
+    // Ten memories of 2,000 characters (about 500 tokens each): more than the default budget holds.
+    for (let i = 0; i < 10; i++)
+      await engram.store.put(['memories', 'u20'], `long-${i}`, {
+        content: `Note ${i} on ramen: ${'miso '.repeat(395)}`,
+      });
+    const session = engram.memoryTools({ context: { userId: 'u20' } });
+    type Found = { memories: { id: string; document: { content: string } }[]; leftOut?: number; note?: string };
+    const search = async (args: Record<string, unknown>) =>
+      (await call(session, 'search_memory', { query: 'ramen', limit: 10, ...args })) as unknown as Found;
+
+    const all = await search({ tokenBudget: 32_000 });
+    expect(all.memories).toHaveLength(10);
+    expect(all).not.toHaveProperty('leftOut');
+    const cut = await search({});
+    expect(cut.memories.length).toBeGreaterThan(0);
+    expect(cut.memories.length).toBeLessThan(10);
+    // The best ones, whole: no document is cut, and the answer stays within 4,000 tokens.
+    expect(cut.memories).toEqual(all.memories.slice(0, cut.memories.length));
+    expect(JSON.stringify(cut.memories).length / 4).toBeLessThanOrEqual(4_000);
+    expect(cut.leftOut).toBe(10 - cut.memories.length);
+    expect(cut.note).toContain(`${cut.leftOut} more memories were found but left out`);
+    expect(cut.note).toContain('tokenBudget 4000');
+    expect(await search({ tokenBudget: 100 })).toMatchObject({ memories: [], leftOut: 10 });
+    expect((await call(session, 'search_memory', { query: 'ramen', tokenBudget: 32_001 })).error).toContain(
+      'tokenBudget',
+    );
   });
 
   it('creates, finds, updates and deletes by short id, each a change with history by tool:manage_memory', async () => {

@@ -78,4 +78,37 @@ describe('the migrate step', () => {
     expect(fatal?.msg).toMatch(/lacks migrations 7 \(validity-and-erase\), .*10 \(inline-vectors\)/);
     expect(fatal?.msg).toContain('run `npm run migrate` with this version');
   }, 40_000);
+
+  it('dates the invalidations history held before migration 12 by their memory, else by their row', async () => {
+    const env = vars();
+    const schema = env.DATABASE_SCHEMA!;
+    const t = tables(schema);
+    const db = openDb({ databaseUrl: TEST_DATABASE_URL, pgliteDataDir: '', poolMax: 1 }, silent);
+    const at = (iso: string) => new Date(iso);
+    try {
+      await migrate(db, { schema, dimensions: 64, log: silent, migrations: migrations.slice(0, 11) });
+      // 'still': invalidated at its version 2 and left so; 'moved': invalidated, then put again.
+      await db.exec(`
+        insert into ${t.memories} (namespace, key, kind, value, version, valid_from, invalid_at)
+        values ('{m,u}', 'still', 'memory', '{}', 2, '2026-01-01Z', '2026-03-01Z'),
+               ('{m,u}', 'moved', 'memory', '{}', 3, '2026-01-02Z', null);
+        insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, created_at)
+        values ('{m,u}', 'still', 'memory', 'insert', 1, null, '{}', 'a', '2026-01-01Z'),
+               ('{m,u}', 'still', 'memory', 'invalidate', 2, '{}', '{}', 'a', '2026-04-01Z'),
+               ('{m,u}', 'moved', 'memory', 'invalidate', 2, '{}', '{}', 'a', '2026-04-02Z'),
+               ('{m,u}', 'moved', 'memory', 'update', 3, '{}', '{}', 'a', '2026-04-03Z');`);
+      await migrate(db, { schema, dimensions: 64, log: silent });
+      const rows = await db.query<{ key: string; op: string; valid_from: Date | null; invalid_at: Date | null }>(
+        `select key, op, valid_from, invalid_at from ${t.history} order by id`,
+      );
+      expect(rows.rows).toEqual([
+        { key: 'still', op: 'insert', valid_from: null, invalid_at: null },
+        { key: 'still', op: 'invalidate', valid_from: at('2026-01-01Z'), invalid_at: at('2026-03-01Z') },
+        { key: 'moved', op: 'invalidate', valid_from: null, invalid_at: at('2026-04-02Z') },
+        { key: 'moved', op: 'update', valid_from: null, invalid_at: null },
+      ]);
+    } finally {
+      await db.close();
+    }
+  });
 });

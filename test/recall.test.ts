@@ -129,6 +129,9 @@ describe('recall', () => {
     expect(cut.body.memories.map((m: any) => m.key)).toEqual(
       all.body.memories.slice(0, cut.body.memories.length).map((m: any) => m.key),
     );
+    // The answer says how many the budget left out; one that left none out says nothing.
+    expect(cut.body.leftOut).toBe(all.body.memories.length - cut.body.memories.length);
+    expect(all.body).not.toHaveProperty('leftOut');
   });
 
   it('returns up to the limit asked, past the 50 candidates it ranks by default', async () => {

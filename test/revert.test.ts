@@ -1,9 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineKind } from '../src/memory/kinds.js';
+import { defaultKinds, defineKind, type MemoryKind, type MemoryKindInput } from '../src/memory/kinds.js';
 import { reflectThread } from '../src/memory/reflect.js';
 import { foodieModel } from './fake-model/foodie.js';
-import { deleteKeys, runtimeBackends, startHarness, TEST_REDIS_URL, waitFor, type Harness } from './helpers/harness.js';
+import {
+  apiCall,
+  deleteKeys,
+  runtimeBackends,
+  sdkClient,
+  startHarness,
+  TEST_REDIS_URL,
+  waitFor,
+  type Harness,
+} from './helpers/harness.js';
 
 /** Undo from history: an item back to a version, and everything one reflection job changed. */
 describe.each(runtimeBackends)('revert on $name', (backend) => {
@@ -15,14 +24,7 @@ describe.each(runtimeBackends)('revert on $name', (backend) => {
   });
   afterAll(async () => h?.stop());
 
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${h.url}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, any> };
-  };
+  const call = apiCall(() => h);
   const contents = async () =>
     (await call('POST', '/v1/store/items/search', { namespacePrefix: ns, limit: 50 })).body.items
       .map((i: any) => i.value.content)
@@ -165,9 +167,206 @@ describe('reverting a memory of a kind with a TTL', () => {
       ttl: null,
       actor: 'tool:rewrite',
     });
-    expect(await h.runtime.storeApi.revertChanges({ changedBy: 'tool:rewrite' })).toEqual({ restored: 1, deleted: 0 });
+    expect(await h.runtime.storeApi.revertChanges({ changedBy: 'tool:rewrite', namespacePrefix: ns })).toEqual({
+      restored: 1,
+      deleted: 0,
+    });
     const undone = await h.runtime.storeApi.get({ namespace: ns, key: 'k' });
     expect(undone).toMatchObject({ version: 5, value: { content: 'in Lisbon this week' } });
     expect(undone?.expiresAt).toBeInstanceOf(Date);
+  });
+});
+
+/**
+ * A temporal kind's invalidation is a version like any other: reverting to it, or undoing a
+ * change that made the fact hold again, puts back the fact as it was then, no longer holding
+ * since its invalidation, over HTTP and through the SDK.
+ */
+describe.each(runtimeBackends)('reverting to an invalidation on $name', (backend) => {
+  let h: Harness;
+  const ns = ['memories', 'u2'];
+  const january = '2026-01-10T18:00:00.000Z';
+  const march = '2026-03-02T09:30:00.000Z';
+  let pasta: string;
+  let ramen: string;
+  beforeAll(async () => {
+    const temporal = defineKind({ ...(defaultKinds[0] as MemoryKind), temporal: true } as MemoryKindInput);
+    h = await startHarness({ roles: ['api'], chat: foodieModel, env: backend.env, runtime: { kinds: [temporal] } });
+    const say = async (threadId: string, content: string, createdAt: string) => {
+      await h.runtime.producer.enqueue({
+        threadId,
+        context: { userId: 'u2' },
+        messages: [{ role: 'user', content, createdAt }],
+      });
+      return reflectThread(h.runtime.reflectDeps(), threadId, { actor: `reflection:${threadId}` });
+    };
+    await say('jan', 'I love ramen! I also like pasta.', january);
+    expect(await say('mar', 'These days I like miso ramen, and I no longer like pasta.', march)).toMatchObject({
+      invalidated: 2,
+    });
+    const held = await h.runtime.storeApi.search({ namespacePrefix: ns, asOf: '2026-02-01T00:00:00Z', limit: 10 });
+    pasta = held.find((m) => m.value.content === 'User likes pasta')!.key;
+    ramen = held.find((m) => m.value.content === 'User loves ramen')!.key;
+  });
+  afterAll(async () => h?.stop());
+
+  const call = apiCall(() => h);
+  const holdsNow = async (key: string) =>
+    (await h.runtime.storeApi.search({ namespacePrefix: ns, limit: 10 })).some((m) => m.key === key);
+  /** A fact made to hold again by a put of its document, as an application editing it would. */
+  const revive = async (key: string, actor: string) => {
+    const item = await h.runtime.storeApi.get({ namespace: ns, key });
+    return call('PUT', '/v1/store/items', { namespace: ns, key, value: item!.value, actor });
+  };
+
+  it('leaves the fact invalid, from when it was, after a revert to its invalidation (HTTP)', async () => {
+    const history = (await h.runtime.storeApi.history({ namespace: ns, key: pasta })).map((r) => [r.op, r.version]);
+    expect(history).toEqual([
+      ['insert', 1],
+      ['invalidate', 2],
+    ]);
+    expect((await revive(pasta, 'app:revive')).body.item).toMatchObject({ version: 3, invalidAt: null });
+    expect(await holdsNow(pasta)).toBe(true);
+
+    const back = await call('POST', '/v1/store/items/revert', { namespace: ns, key: pasta, version: 2 });
+    expect(back.status).toBe(200);
+    expect(back.body.item).toMatchObject({ version: 4, validFrom: january, invalidAt: march });
+    expect(await holdsNow(pasta)).toBe(false);
+    const asOf = await h.runtime.storeApi.search({ namespacePrefix: ns, asOf: '2026-02-01T00:00:00Z', limit: 10 });
+    expect(asOf.some((m) => m.key === pasta)).toBe(true);
+    // History says so, and a revert to the revert's own version is an invalidation too.
+    const rows = (await call('GET', `/v1/store/items/history?namespace=memories&namespace=u2&key=${pasta}`)).body
+      .history;
+    expect(rows.map((r: any) => [r.version, r.actor, r.invalidAt])).toEqual([
+      [1, 'reflection:jan', null],
+      [2, 'reflection:mar', march],
+      [3, 'app:revive', null],
+      [4, 'revert:api', march],
+    ]);
+    // Version 1 held: reverting to it makes the fact hold again.
+    const first = await call('POST', '/v1/store/items/revert', { namespace: ns, key: pasta, version: 1 });
+    expect(first.body.item).toMatchObject({ version: 5, invalidAt: null });
+    expect(await holdsNow(pasta)).toBe(true);
+    expect(
+      (await call('POST', '/v1/store/items/revert', { namespace: ns, key: pasta, version: 4 })).body.item,
+    ).toMatchObject({ version: 6, invalidAt: march });
+  });
+
+  it('puts the invalidation back when undoing a change that made the fact hold again (HTTP)', async () => {
+    // Ramen, invalidated by the same conversation as pasta and untouched since.
+    expect((await revive(ramen, 'app:revive-2')).body.item).toMatchObject({ version: 3, invalidAt: null });
+    const undo = await call('POST', '/v1/revert', { changedBy: 'app:revive-2' });
+    expect(undo).toEqual({ status: 200, body: { restored: 1, deleted: 0 } });
+    const item = await h.runtime.storeApi.get({ namespace: ns, key: ramen });
+    expect(item).toMatchObject({ version: 4, invalidAt: new Date(march), validFrom: new Date(january) });
+    expect(await holdsNow(ramen)).toBe(false);
+  });
+
+  it.skipIf(backend.name !== 'postgres')('does the same through the SDK', async () => {
+    const engram = sdkClient(h);
+    try {
+      expect(await engram.store.revert(ns, ramen, 1)).toMatchObject({ invalidAt: null });
+      expect(await holdsNow(ramen)).toBe(true);
+      expect(await engram.store.revert(ns, ramen, 2)).toMatchObject({ invalidAt: new Date(march) });
+      expect(await holdsNow(ramen)).toBe(false);
+      await revive(ramen, 'app:revive-3');
+      expect(await engram.store.revertChanges('app:revive-3')).toEqual({ restored: 1, deleted: 0 });
+      expect(await engram.store.get(ns, ramen)).toMatchObject({ invalidAt: new Date(march) });
+      expect(await holdsNow(ramen)).toBe(false);
+    } finally {
+      await engram.close();
+    }
+  });
+});
+
+/**
+ * A memory tool records the same actor (`tool:manage_memory`) whoever it wrote for: undoing it
+ * must name whose writes, under any key, and a tenant's key stays inside its tenant.
+ */
+describe("undoing a memory tool's writes", () => {
+  let h: Harness;
+  const ACME = 'acme-key-0123456789abcdef';
+  const OPERATOR = 'operator-key-0123456789abcdef';
+  const kindsFile = new URL('./fixtures/mcp-kinds.yaml', import.meta.url).pathname;
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: ['api'],
+      env: {
+        ENGRAM_KINDS_FILE: kindsFile,
+        API_KEYS: `acme:${ACME},*:${OPERATOR}`,
+        ADMIN_PASSWORD: 'admin-password-123',
+      },
+    });
+  });
+  afterAll(async () => h?.stop());
+
+  const as = (key: string) => async (path: string, body: unknown) => {
+    const res = await fetch(`${h.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+  const [acme, operator] = [as(ACME), as(OPERATOR)];
+  const remember = async (post: typeof acme, context: Record<string, string>, content: string) =>
+    expect(
+      (
+        await post('/v1/tools/apply', {
+          context,
+          op: { op: 'insert', kind: 'memory', document: { content } },
+          actor: 'tool:manage_memory',
+        })
+      ).body,
+    ).toMatchObject({ status: 'applied' });
+  const users = async () =>
+    (await h.runtime.storeApi.search({ namespacePrefix: [], limit: 10, refreshTtl: false }))
+      .map((m) => m.namespace.join('/'))
+      .sort();
+
+  it('refuses an undo by a tool actor that names no namespacePrefix, and undoes one user when it does', async () => {
+    await remember(acme, { userId: 'u1' }, 'User likes tea');
+    await remember(acme, { userId: 'u2' }, 'User likes coffee');
+    await remember(operator, { tenant: 'globex', userId: 'u3' }, 'User likes cocoa');
+    const everyone = ['acme/memories/u1', 'acme/memories/u2', 'globex/memories/u3'];
+    expect(await users()).toEqual(everyone);
+
+    // Neither an operator's key nor a tenant's (whose prefix would default to the whole tenant).
+    for (const post of [operator, acme]) {
+      for (const namespacePrefix of [undefined, []]) {
+        const refused = await post('/v1/revert', { changedBy: 'tool:manage_memory', namespacePrefix });
+        expect(refused.status, JSON.stringify([post === acme, namespacePrefix, refused.body])).toBe(400);
+        expect(refused.body.error).toContain(
+          '"tool:manage_memory" is a memory tool\'s actor, the same for every user the tool wrote for: name whose changes to undo with namespacePrefix',
+        );
+      }
+    }
+    expect(await users()).toEqual(everyone);
+
+    expect(
+      await acme('/v1/revert', { changedBy: 'tool:manage_memory', namespacePrefix: ['acme', 'memories', 'u1'] }),
+    ).toEqual({ status: 200, body: { restored: 0, deleted: 1 } });
+    expect(await users()).toEqual(['acme/memories/u2', 'globex/memories/u3']);
+    // A tenant's key stays inside its tenant; an operator's reaches the one it names.
+    expect(
+      (await acme('/v1/revert', { changedBy: 'tool:manage_memory', namespacePrefix: ['globex', 'memories', 'u3'] }))
+        .status,
+    ).toBe(403);
+    expect(
+      await operator('/v1/revert', { changedBy: 'tool:manage_memory', namespacePrefix: ['globex', 'memories', 'u3'] }),
+    ).toEqual({ status: 200, body: { restored: 0, deleted: 1 } });
+    expect(await users()).toEqual(['acme/memories/u2']);
+  });
+
+  it('refuses the same through the SDK, naming namespacePrefix', async () => {
+    const engram = sdkClient(h);
+    try {
+      await expect(engram.store.revertChanges('tool:manage_memory')).rejects.toThrow(
+        /"tool:manage_memory" is a memory tool's actor.*namespacePrefix/,
+      );
+      expect(await users()).toEqual(['acme/memories/u2']);
+    } finally {
+      await engram.close();
+    }
   });
 });

@@ -67,3 +67,10 @@ export const debounceWindowSchema = intRange(0, 24 * 3600_000);
  */
 export const reflectionPolicySchema = z.enum(['enqueue', 'rollback']);
 export type ReflectionPolicy = z.infer<typeof reflectionPolicySchema>;
+
+/**
+ * The history actor of a memory tool's writes (`tool:manage_memory`, MCP's `tool:forget`): one
+ * per tool, whichever user or tenant the tool wrote for, so an undo by it must say whose.
+ */
+export const TOOL_ACTOR_PREFIX = 'tool:';
+export const toolActor = (tool: string): string => `${TOOL_ACTOR_PREFIX}${tool}`;

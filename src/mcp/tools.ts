@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { storableText } from '../core/safe-text.js';
 import { AuthError, ConflictError, InputError, UnavailableError } from '../errors.js';
 import { messageSchema } from '../queue/schemas.js';
-import { SEARCH_TOOL, searchArgsSchema, toolKinds } from '../tools/definitions.js';
+import { leftOutNote, SEARCH_TOOL, searchArgsSchema, tokenBudgetSchema, toolKinds } from '../tools/definitions.js';
 import { toolContent, type ToolResult, type ToolSession } from '../tools/session.js';
 import type { McpDeps, McpSessionConfig } from './server.js';
 
@@ -46,11 +46,13 @@ export function registerMcpTools(
       inputSchema: z.strictObject({
         query: z.string().min(1).max(8_000).check(storableText).describe('What the conversation is about now'),
         limit: z.int().min(1).max(50).default(10).describe('Memories at most (profiles come on top)'),
+        tokenBudget: tokenBudgetSchema('the prompt block'),
       }),
       annotations: { readOnlyHint: true },
     },
-    answer(async ({ query, limit }) => {
-      const r = await deps.recall.recall({ context: config.context, query, limit });
+    answer(async ({ query, limit, tokenBudget }) => {
+      // Recall's own budget, on its prompt block: the answer lists the same memories again.
+      const r = await deps.recall.recall({ context: config.context, query, limit, tokenBudget });
       return {
         ok: true,
         result: {
@@ -62,6 +64,7 @@ export function registerMcpTools(
             document: m.value,
             updated: m.updatedAt.toISOString().slice(0, 10),
           })),
+          ...(r.leftOut && { leftOut: r.leftOut, note: leftOutNote(r.leftOut, tokenBudget, 'the prompt block') }),
         },
       };
     }),
@@ -118,7 +121,8 @@ export function registerMcpTools(
   server.registerTool(
     'memory_history',
     {
-      description: 'How a memory changed: every version, oldest first, with who changed it and when.',
+      description:
+        'How a memory changed: every version, oldest first, with who changed it and when; a forgotten memory keeps its history.',
       inputSchema: z.strictObject({ id }),
       annotations: { readOnlyHint: true },
     },
@@ -138,6 +142,8 @@ export function registerMcpTools(
             after: e.after,
             by: e.actor,
             at: e.at.toISOString(),
+            // A temporal fact contradicted or forgotten: since when it no longer holds.
+            ...(e.invalidAt && { invalidAt: e.invalidAt.toISOString() }),
           })),
         },
       };

@@ -95,6 +95,14 @@ export const recallResultSchema = z
     /** The block's estimated tokens (characters / 4). */
     tokens: z.number(),
     /**
+     * Present when `tokenBudget` left out profiles or memories that ranked within `limit`: how
+     * many (whole ones: a document is never cut).
+     */
+    leftOut: z
+      .number()
+      .optional()
+      .describe('set when the token budget left out whole profiles or memories that ranked within the limit: how many'),
+    /**
      * Present when the memories were ranked by text alone because the query could not be
      * embedded (the embedding model out of reach, failing or rate limited): a hybrid recall
      * answers with its text half rather than failing the chat turn.

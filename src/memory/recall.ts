@@ -154,7 +154,9 @@ export class Recall {
     const ids = new Set([...shown.profiles, ...shown.memories].map((m) => JSON.stringify([m.namespace, m.key])));
     const recalled = [...profileItems, ...found].filter((m) => m && ids.has(JSON.stringify([m.namespace, m.key])));
     await this.refreshed(recalled, r.refreshTtl);
-    return degraded ? { ...shown, degraded } : shown;
+    const offered = profileItems.filter((p) => p !== null).length + found.length;
+    const leftOut = offered - shown.profiles.length - shown.memories.length;
+    return { ...shown, ...(leftOut > 0 && { leftOut }), ...(degraded && { degraded }) };
   }
 
   /**

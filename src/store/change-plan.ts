@@ -60,6 +60,10 @@ export interface PlannedPut {
   ttlMs: number | null;
   /** ISO time; null: now for a new (or revived) row, the row's own for an existing one. */
   validFrom: string | null;
+  /** ISO time the memory stopped holding (a revert to an invalidation); null: it holds. */
+  invalidAt: string | null;
+  /** Who invalidated it: the put's actor, when `invalidAt` is set. */
+  invalidatedBy: string | null;
 }
 
 /** An invalidation as a row update: the version it takes, from when, by whom. */
@@ -230,6 +234,8 @@ function planPut(acc: Planned, at: At, w: WriteOf<'put'>, actor: string, default
     keepTtl: w.ttl === 'keep' && visible,
     ttlMs: w.ttl === 'keep' ? null : w.ttl,
     validFrom: w.validFrom ?? null,
+    invalidAt: w.invalidAt ?? null,
+    invalidatedBy: w.invalidAt === undefined ? null : actor,
   });
   if (!existed) acc.delta.set(at.nsi, (acc.delta.get(at.nsi) ?? 0) + 1);
   acc.history.push({

@@ -42,8 +42,10 @@ import type { IndexedField, MemoryItem, Namespace } from './types.js';
  *     (null), or keeps the live item's expiry and duration ('keep'; none for a new item).
  * 10. Validity. A new item holds from its `validFrom` (now when not said); an invalidation keeps
  *     the item and marks when it stopped holding (a version and an `invalidate` history row); a
- *     put over an invalidated item makes it hold again. An invalidated item is still live:
- *     versions, guards and `ifVersion` see it.
+ *     put over an invalidated item makes it hold again, unless it says `invalidAt` (a revert to
+ *     an invalidation). An invalidated item is still live: versions, guards and `ifVersion` see
+ *     it. Every history row that sets a document records the validity it left (`valid_from`,
+ *     `invalid_at`), so that a revert to it puts both back.
  *
  * One bulk change stands beside change sets: an erase (erase.ts), which locks the namespaces
  * under its prefixes in the same global order and bumps their versions like any write.
@@ -79,6 +81,11 @@ export type Write =
        * existing one. A put makes an invalidated memory valid again.
        */
       validFrom?: string | undefined;
+      /**
+       * Since when the memory no longer holds (ISO time): the put writes it invalidated, as a
+       * revert to an invalidation does. Omitted: the memory holds (an invalidated one again).
+       */
+      invalidAt?: string | undefined;
     }
   | { op: 'delete'; namespace: Namespace; key: string; ifVersion?: number | undefined; actor?: string | undefined }
   /**

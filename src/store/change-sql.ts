@@ -244,21 +244,24 @@ interface StampRow {
   invalid_at: Date | null;
 }
 
-/** New rows (and rows replacing nothing): valid from the write's time or now. */
+/** New rows (and rows replacing nothing): valid from the write's time or now, invalid if it says. */
 function insertSql(t: Tables, inserts: PlannedPuts, col: Col): string {
-  return `insert into ${t.memories} (namespace, key, kind, value, version, expires_at, ttl_ms, valid_from)
-       select nss.ns, x.key, x.kind, x.value::jsonb, x.version, ${expiryAfter('x.ttl_ms')}, x.ttl_ms, coalesce(x.valid_from, now())
+  return `insert into ${t.memories} (namespace, key, kind, value, version, expires_at, ttl_ms, valid_from, invalid_at, invalidated_by)
+       select nss.ns, x.key, x.kind, x.value::jsonb, x.version, ${expiryAfter('x.ttl_ms')}, x.ttl_ms, coalesce(x.valid_from, now()),
+              x.invalid_at, x.invalidated_by
          from unnest(${col(inserts, (x) => x.nsi, 'int')}, ${col(inserts, (x) => x.key, 'text')}, ${col(inserts, (x) => x.kind, 'text')},
                      ${col(inserts, (x) => JSON.stringify(x.value), 'text')}, ${col(inserts, (x) => x.version, 'bigint')},
-                     ${col(inserts, (x) => x.ttlMs, 'bigint')}, ${col(inserts, (x) => x.validFrom, 'timestamptz')})
-              as x(nsi, key, kind, value, version, ttl_ms, valid_from)
+                     ${col(inserts, (x) => x.ttlMs, 'bigint')}, ${col(inserts, (x) => x.validFrom, 'timestamptz')},
+                     ${col(inserts, (x) => x.invalidAt, 'timestamptz')}, ${col(inserts, (x) => x.invalidatedBy, 'text')})
+              as x(nsi, key, kind, value, version, ttl_ms, valid_from, invalid_at, invalidated_by)
          join nss on nss.o = x.nsi
        returning ${STAMP}`;
 }
 
 /**
  * Puts over existing rows: a 'keep' put keeps the expiry, a revived (expired) row restarts its
- * creation and validity, and any put makes an invalidated item hold again.
+ * creation and validity, and a put makes an invalidated item hold again unless it says since
+ * when it does not (a revert to an invalidation).
  */
 function updateSql(t: Tables, updates: PlannedPuts, col: Col): string {
   return `update ${t.memories} m set kind = x.kind, value = x.value::jsonb, version = x.version, updated_at = now(),
@@ -266,12 +269,13 @@ function updateSql(t: Tables, updates: PlannedPuts, col: Col): string {
               ttl_ms = case when x.keep then m.ttl_ms else x.ttl_ms end,
               created_at = case when x.revived then now() else m.created_at end,
               valid_from = coalesce(x.valid_from, case when x.revived then now() else m.valid_from end),
-              invalid_at = null, invalidated_by = null
+              invalid_at = x.invalid_at, invalidated_by = x.invalidated_by
          from unnest(${col(updates, (x) => x.nsi, 'int')}, ${col(updates, (x) => x.key, 'text')}, ${col(updates, (x) => x.kind, 'text')},
                      ${col(updates, (x) => JSON.stringify(x.value), 'text')}, ${col(updates, (x) => x.version, 'bigint')},
                      ${col(updates, (x) => x.ttlMs, 'bigint')}, ${col(updates, (x) => x.keepTtl, 'bool')},
-                     ${col(updates, (x) => x.revived, 'bool')}, ${col(updates, (x) => x.validFrom, 'timestamptz')})
-              as x(nsi, key, kind, value, version, ttl_ms, keep, revived, valid_from), nss
+                     ${col(updates, (x) => x.revived, 'bool')}, ${col(updates, (x) => x.validFrom, 'timestamptz')},
+                     ${col(updates, (x) => x.invalidAt, 'timestamptz')}, ${col(updates, (x) => x.invalidatedBy, 'text')})
+              as x(nsi, key, kind, value, version, ttl_ms, keep, revived, valid_from, invalid_at, invalidated_by), nss
         where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key
        returning ${STAMP.replace(/(\w+)/g, 'm.$1')}`;
 }
@@ -284,20 +288,32 @@ function invalidateSql(t: Tables, invalidations: Plan['invalidations'], col: Col
                      ${col(invalidations, (x) => x.version, 'bigint')}, ${col(invalidations, (x) => x.at, 'timestamptz')},
                      ${col(invalidations, (x) => x.actor, 'text')})
               as x(nsi, key, version, at, actor), nss
-        where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key`;
+        where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key
+       returning m.namespace, m.key, m.valid_from, m.invalid_at`;
 }
 
-/** History rows in the plan's order (ordinality), with the change's thread. */
+/**
+ * History rows in the plan's order (ordinality), with the change's thread. A row that sets a
+ * document (a put's, an invalidation's) records the validity its write left, from the written
+ * rows themselves (`ins`, `upd`, `inv`): what a revert to its version puts back. A key is written
+ * once per change, and its other row (an expiry before a put) sets no document.
+ */
 function historySql(t: Tables, history: Plan['history'], threadId: string | null, col: Col, p: Params): string {
   const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
-  return `insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id)
-       select nss.ns, h.key, h.kind, h.op, h.version, h.before::jsonb, h.after::jsonb, h.actor, ${p.add(threadId)}::text
+  return `insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id, valid_from, invalid_at)
+       select nss.ns, h.key, h.kind, h.op, h.version, h.before::jsonb, h.after::jsonb, h.actor, ${p.add(threadId)}::text,
+              w.valid_from, w.invalid_at
          from unnest(${col(history, (h) => h.nsi, 'int')}, ${col(history, (h) => h.key, 'text')},
                      ${col(history, (h) => h.kind, 'text')}, ${col(history, (h) => h.op, 'text')},
                      ${col(history, (h) => h.version, 'bigint')}, ${col(history, (h) => json(h.before), 'text')},
                      ${col(history, (h) => json(h.after), 'text')}, ${col(history, (h) => h.actor, 'text')})
               with ordinality as h(nsi, key, kind, op, version, before, after, actor, ord)
-         join nss on nss.o = h.nsi order by h.ord`;
+         join nss on nss.o = h.nsi
+         left join (select namespace, key, valid_from, invalid_at from ins
+                    union all select namespace, key, valid_from, invalid_at from upd
+                    union all select namespace, key, valid_from, invalid_at from inv) w
+           on h.after is not null and w.namespace = nss.ns and w.key = h.key
+        order by h.ord`;
 }
 
 /**

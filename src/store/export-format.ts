@@ -62,6 +62,9 @@ export const exportedHistorySchema = z.strictObject({
   actor: text.min(1).max(200),
   threadId: text.max(300).nullable(),
   at: time,
+  // The validity the change left (exports since migration 012; absent: not recorded).
+  validFrom: time.optional(),
+  invalidAt: time.optional(),
 });
 
 export const exportLineSchema = z.discriminatedUnion('type', [

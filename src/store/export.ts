@@ -93,7 +93,8 @@ async function* historyOf(
   let after = { idx: 0, id: 0 };
   for (;;) {
     const p = new Params();
-    const sql = `select r.idx, h.id, h.namespace, h.key, h.kind, h.op, h.version, h.before, h.after, h.actor, h.thread_id, h.created_at
+    const sql = `select r.idx, h.id, h.namespace, h.key, h.kind, h.op, h.version, h.before, h.after, h.actor, h.thread_id, h.created_at,
+            h.valid_from, h.invalid_at
        from unnest(${p.add(namespaces)}::text[], ${p.add(keys)}::text[]) with ordinality as r(j, key, idx)
        join ${t.history} h on h.namespace = ${namespaceFromJson('r.j')} and h.key = r.key
       where (r.idx, h.id) > (${p.add(after.idx)}::bigint, ${p.add(after.id)}::bigint)
@@ -117,6 +118,10 @@ async function* historyOf(
           actor: r.actor as string,
           threadId: (r.thread_id as string | null) ?? null,
           at: (r.created_at as Date).toISOString(),
+          // The validity the change left, where it was recorded (migration 012): what a revert
+          // on the importing deployment puts back.
+          ...(r.valid_from ? { validFrom: (r.valid_from as Date).toISOString() } : {}),
+          ...(r.invalid_at ? { invalidAt: (r.invalid_at as Date).toISOString() } : {}),
         },
       };
     }

@@ -111,8 +111,8 @@ export async function readHistory(
   page?: { limit: number; offset: number },
   budget?: AnswerBudget,
 ): Promise<HistoryEntry[]> {
-  const sql = `select id, op, version, kind, before, after, actor, thread_id, created_at from ${t.history}
-      where namespace = $1 and key = $2 order by id limit $3 offset $4`;
+  const sql = `select h.id, h.op, h.version, h.kind, h.before, h.after, h.actor, h.thread_id, h.created_at, ${validityOf('h')}
+       from ${t.history} h where h.namespace = $1 and h.key = $2 order by h.id limit $3 offset $4`;
   const params: unknown[] = [namespace, key, page?.limit ?? null, page?.offset ?? 0];
   const res = await db.query(
     budget ? budgeted(sql, 'id', HISTORY_BYTES, `$${params.push(budget.remaining)}`) : sql,
@@ -128,12 +128,26 @@ export async function readHistory(
     actor: r.actor as string,
     threadId: r.thread_id as string | null,
     at: r.created_at as Date,
+    invalidAt: (r.invalid_at as Date | null) ?? null,
   }));
 }
 
 /**
+ * The validity a history row's change left: since when the memory held (null: not recorded,
+ * a row from before migration 012) and since when it no longer did (null: it holds). An
+ * invalidation's row without its time (an import of an older export) dates it by the row.
+ */
+export interface RowValidity {
+  validFrom: Date | null;
+  invalidAt: Date | null;
+}
+const validityOf = (h: string) =>
+  `${h}.valid_from, case when ${h}.op = 'invalidate' then coalesce(${h}.invalid_at, ${h}.created_at) else ${h}.invalid_at end as invalid_at`;
+
+/**
  * The first change of one memory at `version` that set a document (an insert, update or
- * invalidation), or null: what a revert puts back. One row, however long the log.
+ * invalidation), with the validity it left, or null: what a revert puts back. One row, however
+ * long the log.
  */
 export async function documentAt(
   db: Db,
@@ -141,13 +155,19 @@ export async function documentAt(
   namespace: Namespace,
   key: string,
   version: number,
-): Promise<{ kind: string; after: Record<string, unknown> } | null> {
-  const res = await db.query<{ kind: string; after: Record<string, unknown> }>(
-    `select kind, after from ${t.history}
-      where namespace = $1 and key = $2 and version = $3 and after is not null order by id limit 1`,
+): Promise<({ kind: string; after: Record<string, unknown> } & RowValidity) | null> {
+  const res = await db.query<{
+    kind: string;
+    after: Record<string, unknown>;
+    valid_from: Date | null;
+    invalid_at: Date | null;
+  }>(
+    `select h.kind, h.after, ${validityOf('h')} from ${t.history} h
+      where h.namespace = $1 and h.key = $2 and h.version = $3 and h.after is not null order by h.id limit 1`,
     [namespace, key, version],
   );
-  return res.rows[0] ?? null;
+  const r = res.rows[0];
+  return r ? { kind: r.kind, after: r.after, validFrom: r.valid_from, invalidAt: r.invalid_at } : null;
 }
 
 /** Each namespace's version, in the order asked (0 for one never written), in one statement. */
@@ -170,6 +190,8 @@ export interface ActorChange {
   op: HistoryEntry['op'];
   version: number;
   before: Record<string, unknown> | null;
+  /** The validity `before` had: what the change before this one left. */
+  beforeValidity: RowValidity;
 }
 
 /** Every change an actor made (under a prefix), oldest first; expiries are the clock's, not its. */
@@ -188,11 +210,24 @@ export async function changesBy(
     op: string;
     version: unknown;
     before: Record<string, unknown> | null;
+    valid_from: Date | null;
+    invalid_at: Date | null;
   }>(
-    `select namespace, key, kind, op, version, before from ${t.history}
-      where actor = ${p.add(actor)} and op <> 'expire' and ${prefixCondition('namespace', prefix, p)}
-      order by id limit ${p.add(limit)}`,
+    // The row before each change is the state it changed: one index probe per change, on
+    // (namespace, key, id), and only for changes that had a document before them.
+    `select h.namespace, h.key, h.kind, h.op, h.version, h.before, prev.valid_from, prev.invalid_at
+       from ${t.history} h
+       left join lateral (select ${validityOf('b')} from ${t.history} b
+                           where h.before is not null and b.namespace = h.namespace and b.key = h.key and b.id < h.id
+                           order by b.id desc limit 1) prev on true
+      where h.actor = ${p.add(actor)} and h.op <> 'expire' and ${prefixCondition('h.namespace', prefix, p)}
+      order by h.id limit ${p.add(limit)}`,
     p.values,
   );
-  return res.rows.map((r) => ({ ...r, op: r.op as HistoryEntry['op'], version: Number(r.version) }));
+  return res.rows.map(({ valid_from, invalid_at, ...r }) => ({
+    ...r,
+    op: r.op as HistoryEntry['op'],
+    version: Number(r.version),
+    beforeValidity: { validFrom: valid_from, invalidAt: invalid_at },
+  }));
 }

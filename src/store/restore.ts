@@ -84,10 +84,11 @@ async function insertRows(
           where x.expires is null or x.expires > now()
          returning namespace, key),
        hist as (
-         insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id, created_at)
-         select nss.ns, h.key, h.kind, h.op, h.version, h.before::jsonb, h.after::jsonb, h.actor, h.thread, h.at
+         insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id, created_at, valid_from, invalid_at)
+         select nss.ns, h.key, h.kind, h.op, h.version, h.before::jsonb, h.after::jsonb, h.actor, h.thread, h.at, h.valid_from, h.invalid_at
            from unnest($13::int[], $14::text[], $15::text[], $16::text[], $17::bigint[], $18::text[], $19::text[], $20::text[],
-                       $21::text[], $22::timestamptz[]) with ordinality as h(nsi, key, kind, op, version, before, after, actor, thread, at, ord)
+                       $21::text[], $22::timestamptz[], $23::timestamptz[], $24::timestamptz[])
+                with ordinality as h(nsi, key, kind, op, version, before, after, actor, thread, at, valid_from, invalid_at, ord)
            join nss on nss.o = h.nsi
           where exists (select 1 from ins where ins.namespace = nss.ns and ins.key = h.key)
           order by h.ord
@@ -119,6 +120,8 @@ async function insertRows(
       history.map((h) => h.actor),
       history.map((h) => h.threadId),
       history.map((h) => h.at),
+      history.map((h) => h.validFrom ?? null),
+      history.map((h) => h.invalidAt ?? null),
     ],
   );
   return res.rows[0] as { items: number; history: number };

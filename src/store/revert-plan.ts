@@ -1,4 +1,4 @@
-import type { ActorChange } from './read-items.js';
+import type { ActorChange, RowValidity } from './read-items.js';
 import type { Namespace } from './types.js';
 
 /** What undoing one actor's changes does to one item. */
@@ -8,6 +8,8 @@ export interface RevertStep {
   kind: string;
   /** The document before the actor's first change to it; null: it did not exist, so delete it. */
   before: Record<string, unknown> | null;
+  /** The validity `before` had: an item the actor made hold again goes back to not holding. */
+  beforeValidity: RowValidity;
   /** The item's live version the actor left (0 when its last change deleted it). */
   versionAfter: number;
 }
@@ -20,7 +22,15 @@ export function planRevert(changes: ActorChange[]): RevertStep[] {
     const versionAfter = c.op === 'delete' ? 0 : c.version;
     const step = steps.get(id);
     if (step) step.versionAfter = versionAfter;
-    else steps.set(id, { namespace: c.namespace, key: c.key, kind: c.kind, before: c.before, versionAfter });
+    else
+      steps.set(id, {
+        namespace: c.namespace,
+        key: c.key,
+        kind: c.kind,
+        before: c.before,
+        beforeValidity: c.beforeValidity,
+        versionAfter,
+      });
   }
   return [...steps.values()];
 }

@@ -11,6 +11,7 @@ import type { Conflict, Write } from './change-set.js';
 import { importLines, type ImportResult } from './import-lines.js';
 import { planRevert } from './revert-plan.js';
 import type { MemoryDb, ReadOptions } from './memory-db.js';
+import type { RowValidity } from './read-items.js';
 import {
   batchInputSchema,
   deleteInputSchema,
@@ -82,7 +83,18 @@ const ASK = {
 
 export type { BatchResult } from './types.js';
 
+/**
+ * An op as the service runs it: a parsed batch op, or a revert's put, which may also put back
+ * an invalidation (callers of the store API cannot: an invalidation is a temporal kind's).
+ */
+type RunOp = BatchOpParsed | (Parsed<'put'> & { invalidAt?: string | undefined });
 type Parsed<K extends BatchOpParsed['op']> = Extract<BatchOpParsed, { op: K }>;
+
+/** A revert's put of what a history row's change left: its validity, where it was recorded. */
+const validity = (v: RowValidity): { validFrom?: string; invalidAt?: string } => ({
+  ...(v.validFrom && { validFrom: v.validFrom.toISOString() }),
+  ...(v.invalidAt && { invalidAt: v.invalidAt.toISOString() }),
+});
 
 /** `signal`: the caller went away; the call's reads stop on Postgres (MemoryDb's ReadOptions). */
 export type CallOptions = Pick<ReadOptions, 'signal'>;
@@ -137,7 +149,9 @@ export class StoreService {
   /**
    * Puts an item back as it was at `version` of its history (a new version, actor
    * `revert:<who>`); the version must be one that set a document (an insert, update or
-   * invalidation). Compare-and-set on the current version with `ifVersion`, else on the one read.
+   * invalidation), and its validity comes back with it: a revert to an invalidation leaves the
+   * fact invalid, from when it was. Compare-and-set on the current version with `ifVersion`,
+   * else on the one read.
    */
   async revert(input: unknown): Promise<MemoryItem> {
     const r = parse(revertItemInputSchema, input, 'revert');
@@ -155,6 +169,7 @@ export class StoreService {
         key: r.key,
         kind: at.kind,
         value: at.after,
+        ...validity(at),
         ifVersion: r.ifVersion ?? current?.version ?? 0,
         actor: `revert:${r.actor ?? this.opts.actor}`,
       },
@@ -164,7 +179,8 @@ export class StoreService {
 
   /**
    * Undoes everything one actor changed, in one change set: an item it created is deleted, one it
-   * changed or deleted gets back what it had before. Each write compares the version the actor
+   * changed or deleted gets back what it had before, its validity included (a fact the actor made
+   * hold again is invalid again). Each write compares the version the actor
    * left: an item changed since is a 409 (ConflictError listing them) and nothing is written,
    * unless `force`. Returns how many items were put back and deleted.
    */
@@ -177,10 +193,19 @@ export class StoreService {
     if (plan.length === 0) return { restored: 0, deleted: 0 };
     const actor = `revert:${r.actor ?? this.opts.actor}`;
     await this.run(
-      plan.map((p): BatchOpParsed => {
+      plan.map((p): RunOp => {
         const ifVersion = r.force ? undefined : p.versionAfter;
         return p.before
-          ? { op: 'put', namespace: p.namespace, key: p.key, kind: p.kind, value: p.before, ifVersion, actor }
+          ? {
+              op: 'put',
+              namespace: p.namespace,
+              key: p.key,
+              kind: p.kind,
+              value: p.before,
+              ...validity(p.beforeValidity),
+              ifVersion,
+              actor,
+            }
           : { op: 'delete', namespace: p.namespace, key: p.key, ifVersion, actor };
       }),
     );
@@ -221,7 +246,7 @@ export class StoreService {
     return new AnswerBudget(this.opts.answerMaxBytes ?? DEFAULT_ANSWER_MAX_BYTES, advice);
   }
 
-  private async run(ops: BatchOpParsed[], call: CallOptions & { advice?: string } = {}): Promise<BatchResult[]> {
+  private async run(ops: RunOp[], call: CallOptions & { advice?: string } = {}): Promise<BatchResult[]> {
     const seen = new Set<string>();
     for (const op of ops) {
       if (op.op !== 'put' && op.op !== 'delete') continue;
@@ -254,7 +279,7 @@ export class StoreService {
 
   /** The puts and deletes of `ops`, as one change set: all or nothing. */
   private async write(
-    ops: BatchOpParsed[],
+    ops: RunOp[],
     indexed: Map<number, IndexedField[]>,
     kinds: Map<number, string>,
     results: BatchResult[],
@@ -262,7 +287,7 @@ export class StoreService {
     const writeAt = ops.flatMap((op, i) => (op.op === 'put' || op.op === 'delete' ? [i] : []));
     if (writeAt.length === 0) return;
     const writes = writeAt.map((i): Write => {
-      const op = ops[i] as Parsed<'put'> | Parsed<'delete'>;
+      const op = ops[i] as Extract<RunOp, { op: 'put' | 'delete' }>;
       const { namespace, key, ifVersion, actor } = op;
       if (op.op === 'delete') return { op: 'delete', namespace, key, ifVersion, actor };
       const kind = kinds.get(i);
@@ -273,6 +298,7 @@ export class StoreService {
         namespace,
         key,
         validFrom: op.validFrom,
+        invalidAt: 'invalidAt' in op ? op.invalidAt : undefined,
         kind: op.kind,
         defaultKind: kind,
         value: op.value,

@@ -77,6 +77,9 @@ export const historyEntrySchema = z
     actor: z.string(),
     threadId: z.string().nullable(),
     at: timeSchema,
+    // Since when the memory no longer held, as this change left it: an invalidation's time (or
+    // a revert's that put one back); null while it holds, and on a row that removed it.
+    invalidAt: timeSchema.nullable(),
   })
   .meta({ id: 'HistoryEntry' });
 export type HistoryEntry = z.output<typeof historyEntrySchema>;

@@ -17,6 +17,31 @@ export type ManageAction = (typeof MANAGE_ACTIONS)[number];
 
 /** Memories one search returns at most: a tool result lands in the model's context whole. */
 export const SEARCH_LIMIT_MAX = 20;
+/**
+ * The tokens (characters / 4, as recall counts them) of the memories one search or recall
+ * answers with, when the model does not say, and at most: a memory's document may be large, and
+ * twenty of them would fill a context. 4,000 holds twenty memories of a few sentences each.
+ */
+export const TOOL_TOKEN_BUDGET = 4_000;
+export const TOOL_TOKEN_BUDGET_MAX = 32_000;
+
+/** The `tokenBudget` argument of search_memory and MCP's recall. */
+export function tokenBudgetSchema(what: string) {
+  return z
+    .int()
+    .min(1)
+    .max(TOOL_TOKEN_BUDGET_MAX)
+    .default(TOOL_TOKEN_BUDGET)
+    .describe(
+      `Tokens ${what} may take at most (about 4 characters each); whole memories that do not fit are left out, and the answer says how many`,
+    );
+}
+
+/** What an answer says when whole memories were left out for its token budget. */
+export function leftOutNote(leftOut: number, budget: number, within = 'this answer'): string {
+  const them = leftOut === 1 ? '1 more memory was' : `${leftOut} more memories were`;
+  return `${them} found but left out to keep ${within} within tokenBudget ${budget}; ask again with a larger tokenBudget (at most ${TOOL_TOKEN_BUDGET_MAX}) or a narrower query to see more`;
+}
 
 /** Collection kinds: the tools manage those (a profile is one document, patched by reflections). */
 export const toolKinds = (kinds: readonly MemoryKind[]): CollectionKind[] =>
@@ -53,6 +78,7 @@ export function searchArgsSchema(kinds: readonly MemoryKind[]) {
       .default(5)
       .describe(`How many memories to return, most relevant first (at most ${SEARCH_LIMIT_MAX})`),
     kind: z.enum(names).optional().describe('Only memories of this kind; every kind when omitted'),
+    tokenBudget: tokenBudgetSchema('the memories found'),
   });
 }
 export type SearchArgs = z.output<ReturnType<typeof searchArgsSchema>>;

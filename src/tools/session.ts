@@ -1,12 +1,15 @@
 import { z } from 'zod';
+import { toolActor } from '../core/names.js';
 import { InputError } from '../errors.js';
 import { formatPath, JSON_MAX_DEPTH, jsonProblem } from '../core/json-bounds.js';
 import type { ChatTool } from '../llm/chat-model.js';
 import { canDelete, canInsert, canUpdate, type CollectionKind, type MemoryKind } from '../memory/kinds.js';
 import { canonical, type ManagerOp } from '../memory/tool-calls.js';
 import type { MemoryToolBackend, StoredMemory } from './backend.js';
+import { estimateTokens } from '../memory/recall-prompt.js';
 import {
   buildToolDefinitions,
+  leftOutNote,
   MANAGE_TOOL,
   manageArgsSchema,
   parseDocument,
@@ -124,9 +127,12 @@ export class ToolSession {
     return this.run(MANAGE_TOOL, given, tool);
   }
 
-  /** The memory a short id of this session names, if it does. */
+  /**
+   * The memory a short id of this session names, if it does, deleted ones included: a memory's
+   * history outlives it (as `GET /v1/store/items/history` reads it by key).
+   */
   resolve(id: string): StoredMemory | undefined {
-    return this.ids.get(id);
+    return this.ids.find(id);
   }
 
   /** The short id of a memory found outside the tools (a recall), so that the model can change it. */
@@ -137,14 +143,27 @@ export class ToolSession {
   private async search(raw: unknown): Promise<ToolResult> {
     const parsed = searchArgsSchema([...this.kinds.values()]).safeParse(raw);
     if (!parsed.success) return fail(`${SEARCH_TOOL}: ${z.prettifyError(parsed.error)}`);
-    const { query, limit, kind } = parsed.data;
+    const { query, limit, kind, tokenBudget } = parsed.data;
     const found = await this.backend.search({
       context: this.context,
       kinds: kind ? [kind] : [...this.kinds.keys()],
       query,
       limit,
     });
-    return { ok: true, result: { memories: found.map((m) => this.shown(m)) } };
+    // Whole memories, best first, while they fit: a document is never cut (it would no longer be
+    // JSON the model can copy back), and what is left out is the least relevant, said so.
+    let used = estimateTokens('{"memories":[]}');
+    const fit: StoredMemory[] = [];
+    for (const m of found) {
+      const cost = estimateTokens(JSON.stringify({ id: 'm0000', ...card(m) })) + 1;
+      if (used + cost > tokenBudget) break;
+      used += cost;
+      fit.push(m);
+    }
+    const memories = fit.map((m) => this.shown(m));
+    const leftOut = found.length - fit.length;
+    if (leftOut === 0) return { ok: true, result: { memories } };
+    return { ok: true, result: { memories, leftOut, note: leftOutNote(leftOut, tokenBudget) } };
   }
 
   private async manage(raw: unknown, tool: string): Promise<ToolResult> {
@@ -154,10 +173,10 @@ export class ToolSession {
     if ('error' in decided) return fail(`${tool}: ${decided.error}`);
     if ('unchanged' in decided) return { ok: true, result: { result: 'unchanged', id: decided.unchanged } };
     const { op, id } = decided;
-    const outcome = await this.backend.apply({ context: this.context, op, actor: `tool:${tool}` });
+    const outcome = await this.backend.apply({ context: this.context, op, actor: toolActor(tool) });
     if (outcome.status === 'conflict') {
       if (!outcome.current) {
-        if (id) this.ids.drop(id);
+        if (id) this.ids.retire(id);
         return fail(`${tool}: memory ${id} no longer exists (deleted since you read it); nothing was changed`);
       }
       const now = this.shown(outcome.current);
@@ -167,7 +186,7 @@ export class ToolSession {
     }
     const action = parsed.data.action;
     if (action === 'delete') {
-      this.ids.drop(id as string);
+      this.ids.retire(id as string);
       return { ok: true, result: { result: 'deleted', id } };
     }
     const written = outcome.memory as StoredMemory;
@@ -189,6 +208,8 @@ export class ToolSession {
     }
     if (a.id === undefined) return { error: `${a.action} needs the id of a memory (m1, m2...: see search_memory)` };
     const memory = this.ids.get(a.id);
+    if (!memory && this.ids.isGone(a.id))
+      return { error: `memory ${a.id} was deleted; search_memory finds the memories there are now` };
     if (!memory)
       return {
         error: `unknown id "${a.id}"; use an id from search_memory or from this conversation's calls (${this.ids.list() || 'none yet: search first'})`,
@@ -236,9 +257,16 @@ export class ToolSession {
 
   /** A memory as the model sees it: its short id, kind, document and when it last changed. */
   private shown(m: StoredMemory) {
-    return { id: this.ids.add(m), kind: m.kind, document: m.value, updated: m.updatedAt.toISOString().slice(0, 10) };
+    return { id: this.ids.add(m), ...card(m) };
   }
 }
+
+/** What the model is shown of a memory besides its id. */
+const card = (m: StoredMemory) => ({
+  kind: m.kind,
+  document: m.value,
+  updated: m.updatedAt.toISOString().slice(0, 10),
+});
 
 /** The text a tool result is sent back as: its JSON, or `{"error": ...}`. */
 export function toolContent(outcome: ToolResult): string {

@@ -20,6 +20,11 @@ export class ShortIds {
   /** Least recently shown first (a Map keeps insertion order; a re-shown id moves to the end). */
   private readonly byId = new Map<string, StoredMemory>();
   private readonly byKey = new Map<string, string>();
+  /**
+   * Ids of memories this session saw deleted: kept, so that their history stays readable by
+   * the id the model knows (MCP's memory_history), but no longer changeable through it.
+   */
+  private readonly gone = new Set<string>();
   private next = 1;
 
   /** The id of a memory (its existing one, else a new one), now holding what was shown. */
@@ -36,8 +41,24 @@ export class ShortIds {
     return id;
   }
 
+  /** The memory an id names, if it still exists as far as this session knows. */
   get(id: string): StoredMemory | undefined {
+    return this.gone.has(id) ? undefined : this.byId.get(id);
+  }
+
+  /** The memory an id names, deleted ones included: where its history is. */
+  find(id: string): StoredMemory | undefined {
     return this.byId.get(id);
+  }
+
+  /** Whether the id names a memory this session saw deleted. */
+  isGone(id: string): boolean {
+    return this.gone.has(id);
+  }
+
+  /** The memory is deleted: the id still finds it (for its history), but `get` no longer does. */
+  retire(id: string): void {
+    if (this.byId.has(id)) this.gone.add(id);
   }
 
   drop(id: string): void {
@@ -45,11 +66,15 @@ export class ShortIds {
     if (!memory) return;
     this.byId.delete(id);
     this.byKey.delete(keyOf(memory));
+    this.gone.delete(id);
   }
 
-  /** The ids held, newest last, for an error message (the last 20). */
+  /** The ids of existing memories, newest last, for an error message (the last 20). */
   list(): string {
-    return [...this.byId.keys()].slice(-20).join(', ');
+    return [...this.byId.keys()]
+      .filter((id) => !this.gone.has(id))
+      .slice(-20)
+      .join(', ');
   }
 
   private set(id: string, memory: StoredMemory): void {
@@ -58,6 +83,8 @@ export class ShortIds {
     this.byId.delete(id);
     this.byId.set(id, memory);
     this.byKey.set(keyOf(memory), id);
+    // Shown again (a revert brought it back): it exists again.
+    this.gone.delete(id);
     if (this.byId.size > MAX_SHORT_IDS) this.drop(this.byId.keys().next().value as string);
   }
 }

@@ -160,6 +160,18 @@ export async function startHarness(opts: {
   };
 }
 
+/** A JSON request to the harness's API: its status and parsed body. */
+export function apiCall(h: () => Harness) {
+  return async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${h().url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+}
+
 /** Polls until `check` returns a truthy value; fails with the last value seen. */
 export async function waitFor<T>(
   check: () => Promise<T> | T,

@@ -33,7 +33,7 @@ export async function exerciseEveryTool(client: Client, h: Harness): Promise<voi
   expect(tools.map((t) => t.name).sort()).toEqual([...MCP_TOOLS].sort());
   for (const tool of tools) expect(tool.inputSchema.type).toBe('object');
   const search = tools.find((t) => t.name === 'search_memory');
-  expect(Object.keys(search?.inputSchema.properties ?? {})).toEqual(['query', 'limit', 'kind']);
+  expect(Object.keys(search?.inputSchema.properties ?? {})).toEqual(['query', 'limit', 'kind', 'tokenBudget']);
 
   // remember (now), through the tool path: a change with history by tool:remember.
   expect(await callTool(client, 'remember', { document: { content: 'User loves ramen' } })).toEqual({
@@ -49,6 +49,21 @@ export async function exerciseEveryTool(client: Client, h: Harness): Promise<voi
     memories: [{ id: 'm1', document: { content: 'User loves ramen' } }],
   });
   expect(recalled.body.prompt).toContain('User loves ramen');
+  // Both search tools keep to a token budget, leaving out whole memories and saying so.
+  expect((await callTool(client, 'recall', { query: 'what do I like to eat?', tokenBudget: 10 })).body).toMatchObject({
+    prompt: '',
+    profiles: [],
+    memories: [],
+    leftOut: 2,
+    note: expect.stringContaining(
+      '2 more memories were found but left out to keep the prompt block within tokenBudget 10',
+    ),
+  });
+  expect((await callTool(client, 'search_memory', { query: 'ramen', tokenBudget: 5 })).body).toMatchObject({
+    memories: [],
+    leftOut: 1,
+    note: expect.stringContaining('1 more memory was found but left out to keep this answer within tokenBudget 5'),
+  });
   const history = await callTool(client, 'memory_history', { id: 'm1' });
   expect(history.body).toMatchObject({ id: 'm1', history: [{ op: 'insert', version: 1, by: 'tool:remember' }] });
 
@@ -62,10 +77,20 @@ export async function exerciseEveryTool(client: Client, h: Harness): Promise<voi
 
   expect((await callTool(client, 'forget', { id: 'm1' })).body).toEqual({ result: 'deleted', id: 'm1' });
   expect(await stored()).toEqual(['User likes pasta']);
+  // What was forgotten keeps its history, read by the id the model knows, as the HTTP route reads it by key.
+  const afterForget = await callTool(client, 'memory_history', { id: 'm1' });
+  expect(afterForget.isError).toBe(false);
+  expect(afterForget.body).toMatchObject({
+    id: 'm1',
+    history: [
+      { op: 'insert', version: 1, by: 'tool:remember', after: { content: 'User loves ramen' } },
+      { op: 'delete', version: 1, by: 'tool:forget', before: { content: 'User loves ramen' }, after: null },
+    ],
+  });
 
   // Bad arguments: a tool error the model can read, and nothing written.
   const bad: [string, Record<string, unknown>, string][] = [
-    ['forget', { id: 'm1' }, 'unknown id "m1"'],
+    ['forget', { id: 'm1' }, 'memory m1 was deleted'],
     ['forget', {}, 'id'],
     ['remember', {}, 'give either messages or document'],
     ['remember', { document: { content: '' } }, 'does not match the "memory" schema'],

@@ -10,6 +10,7 @@ import * as m008 from './008-history-by-actor.js';
 import * as m009 from './009-vector-storage.js';
 import * as m010 from './010-inline-vectors.js';
 import * as m011 from './011-bounded-times.js';
+import * as m012 from './012-history-validity.js';
 
 /** What a deployment chose when its schema was made; both are fixed for the schema's life. */
 export interface MigrationOptions {
@@ -39,4 +40,5 @@ export const migrations: Migration[] = [
   { id: 9, ...m009 },
   { id: 10, ...m010 },
   { id: 11, ...m011 },
+  { id: 12, ...m012 },
 ];
