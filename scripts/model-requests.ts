@@ -181,7 +181,9 @@ OPENAI_BASE_URL}/embeddings\`, with \`Authorization: Bearer <key>\`. Each reques
 connection failures are retried up to \`LLM_MAX_RETRIES\` times, waiting \`LLM_RETRY_BASE_MS\` x 2^n
 (half of it random), or what \`retry-after-ms\` / \`retry-after\` asks if that is at most
 40 x \`LLM_RETRY_BASE_MS\`; longer waits fail the attempt, and the job's backoff takes over. Other 4xx
-fail the job at once (retrying would fail the same way).
+fail the job at once (retrying would fail the same way), but for an extraction or merge prompt
+refused as longer than the model's context (\`context_length_exceeded\`): that one is sent again
+shorter, as below.
 
 ## 1. Extraction (one per reflection, plus one per repair round)
 
@@ -195,6 +197,13 @@ document; its schema is the kind's own when one kind can be updated, else a plai
 New turns are numbered (\`turn\`); an insert, update or delete may name the one it comes from
 (\`said_in_turn\`, optional): what it records holds from that turn's time, or from the last new
 turn's when it names none or one that does not exist.
+
+A reflection shows at most 200 new turns and \`CONTEXT_TURNS\` earlier ones. A prompt the model
+refuses as longer than its context is sent again with half the new turns (the rest wait for a
+follow-up reflection), then without earlier turns, then with the one new turn's text cut in half,
+which then ends \` [cut for length: the last N of M characters are not shown]\` (the buffer keeps
+it whole): at most 16 times per reflection, and a turn is not cut below 500 characters. A
+consolidation merge refused so is asked again in halves of its groups.
 
 ${json(p.extraction)}
 

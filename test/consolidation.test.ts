@@ -284,6 +284,41 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
     expect(await contents('u9')).toHaveLength(4);
   });
 
+  it('asks in halves when the groups are too long for the model together, and passes over one too long alone', async () => {
+    await put('u20', 'k1', 'User loves ramen');
+    await put('u20', 'k2', 'User really loves ramen');
+    await put('u20', 'k3', 'User has a cat');
+    await put('u20', 'k4', 'User really has a cat');
+    const tooLong: ChatReply = {
+      status: 400,
+      error: "This model's maximum context length is 8192 tokens",
+      code: 'context_length_exceeded',
+    };
+    // One group fits; two do not. Each merge keeps the group's second, longer memory.
+    model.chat = (request) => {
+      const { groups } = readPrompt(request);
+      if (groups.length > 1) return tooLong;
+      const [, second] = groups[0] ?? [];
+      return {
+        toolCalls: [
+          { name: 'update_memory', arguments: { id: 'm1', document: second?.document } },
+          { name: 'delete_memory', arguments: { id: 'm2' } },
+        ],
+      };
+    };
+    expect(await pass()).toMatchObject({ namespaces: 1, merged: 2, modelCalls: 3, failed: 0 });
+    expect(model.chatRequests.map((r) => readPrompt(r).groups.length)).toEqual([2, 1, 1]);
+    expect(await contents('u20')).toEqual(['User really has a cat', 'User really loves ramen']);
+
+    // Too long even alone: passed over, not asked again until it changes; the pass goes on.
+    await put('u20', 'k5', 'User really loves ramen a lot');
+    model.chatRequests.length = 0;
+    answers(tooLong);
+    expect(await pass()).toMatchObject({ namespaces: 1, merged: 0, modelCalls: 1 });
+    expect(await pass()).toMatchObject({ namespaces: 0, modelCalls: 0 });
+    expect(await contents('u20')).toHaveLength(3);
+  });
+
   it('tries the namespaces least recently tried first, so that one failing every pass holds no other back', async () => {
     for (const user of ['u13', 'u14']) {
       await put(user, 'k1', 'User loves ramen');

@@ -126,6 +126,7 @@ function record(metrics: Metrics, outcome: ReflectOutcome) {
   metrics.memoryWrites.inc({ op: 'invalidate' }, outcome.invalidated);
   metrics.modelTokens.inc({ type: 'prompt' }, outcome.usage.promptTokens);
   metrics.modelTokens.inc({ type: 'completion' }, outcome.usage.completionTokens);
+  for (const [how, n] of Object.entries(outcome.narrowed)) if (n) metrics.promptsNarrowed.inc({ how }, n);
 }
 
 /**

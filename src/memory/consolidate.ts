@@ -8,6 +8,7 @@ import type { ChangedMemory, ChangedNamespace, ConsolidationMark } from '../stor
 import type { Namespace } from '../store/types.js';
 import { canMerge, type MemoryKind } from './kinds.js';
 import type { MemoryManager } from './manager.js';
+import { refusedAsTooLong } from './prompt-scope.js';
 import type { ExistingMemory, ManagerOp } from './tool-calls.js';
 import { toWrites } from './writes.js';
 
@@ -233,23 +234,28 @@ async function decideMerges(
   for (const kind of merge.kinds) {
     const ofKind = groups.filter((g) => g[0]?.kind === kind.name);
     if (ofKind.length === 0) continue;
-    const decided = await merge.manager.merge({
-      kind,
-      groups: ofKind,
-      signal,
-      onUsage: (usage) => {
-        outcome.modelCalls++;
-        addUsage(outcome.usage, usage);
-        merge.usage?.record({
-          actor,
-          namespaces: [ns.namespace],
-          purpose: 'merge',
-          model: merge.manager.model,
-          ...usage,
-        });
-      },
-    });
-    const ops = keepOneOfEach(ofKind, decided.ops, log);
+    const ops = await mergeInHalves(
+      ofKind,
+      (groups) =>
+        merge.manager.merge({
+          kind,
+          groups,
+          signal,
+          onUsage: (usage) => {
+            outcome.modelCalls++;
+            addUsage(outcome.usage, usage);
+            merge.usage?.record({
+              actor,
+              namespaces: [ns.namespace],
+              purpose: 'merge',
+              model: merge.manager.model,
+              ...usage,
+            });
+          },
+        }),
+      outcome,
+      log,
+    );
     const kindWrites = await toWrites({
       ops,
       kinds: [kind],
@@ -269,6 +275,39 @@ async function decideMerges(
     writes.push(...kindWrites);
   }
   return writes;
+}
+
+/**
+ * The model's merges of `groups`, asked in halves when it refuses them as longer than its
+ * context: the groups are independent, so each half is a merge of its own. A group too long
+ * alone is left as it is (the mark moves past it, as past a group the model filters: asked
+ * again when one of its memories changes). At most 2n - 1 requests for n groups (maxGroups).
+ */
+async function mergeInHalves(
+  groups: ExistingMemory[][],
+  ask: (groups: ExistingMemory[][]) => Promise<{ ops: ManagerOp[] }>,
+  outcome: ConsolidationOutcome,
+  log: Logger,
+): Promise<ManagerOp[]> {
+  try {
+    return keepOneOfEach(groups, (await ask(groups)).ops, log);
+  } catch (err) {
+    if (!refusedAsTooLong(err)) throw err;
+    // The refused request: a call made, with no usage to record.
+    outcome.modelCalls++;
+    if (groups.length === 1) {
+      const keys = (groups[0] ?? []).map((m) => m.key);
+      log.warn({ keys, refusal: err.message }, 'a group too long for the chat model to merge; passed over');
+      return [];
+    }
+    const half = Math.ceil(groups.length / 2);
+    log.info(
+      { groups: groups.length, refusal: err.message },
+      'merge prompt too long for the chat model: asked in halves',
+    );
+    const first = await mergeInHalves(groups.slice(0, half), ask, outcome, log);
+    return [...first, ...(await mergeInHalves(groups.slice(half), ask, outcome, log))];
+  }
 }
 
 /**
@@ -314,8 +353,8 @@ const distinct = (groupOf: Map<string, string[]>) => [...new Set(groupOf.values(
 
 /**
  * A failure of these memories, not of the model's setup: passed over, not retried. A filter on
- * the answer or on the prompt, a prompt too long for the groups shown, an answer still invalid
- * after its repair rounds. An answer cut at the output limit is the server's setting: the pass
+ * the answer or on the prompt, a merged document too long to embed (a prompt too long is asked
+ * in halves first: mergeInHalves), an answer still invalid after its repair rounds. An answer cut at the output limit is the server's setting: the pass
  * stops.
  */
 function aboutContent(err: unknown): boolean {

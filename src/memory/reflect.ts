@@ -22,6 +22,14 @@ import {
   type NamespaceGroup,
 } from './reflection-plan.js';
 import { commitWithRetry } from './commit-retry.js';
+import {
+  cutTurns,
+  MAX_NARROWINGS,
+  narrower,
+  refusedAsTooLong,
+  type Narrowing,
+  type PromptScope,
+} from './prompt-scope.js';
 import { toWrites } from './writes.js';
 
 export interface ReflectSettings {
@@ -68,8 +76,10 @@ export interface ReflectOutcome {
   usage: TokenUsage;
   embeddingTokens: number;
   namespaces: Namespace[];
-  /** Turns were left for a follow-up (the backlog exceeded maxTurns). */
+  /** Turns were left for a follow-up (the backlog exceeded maxTurns, or a narrower prompt's batch). */
   backlog: boolean;
+  /** Prompts the model refused as too long, by what the next one left out (prompt-scope.ts). */
+  narrowed: Record<Narrowing, number>;
 }
 
 export interface ReflectOptions {
@@ -130,8 +140,11 @@ class Reflection {
     embeddingTokens: 0,
     namespaces: [],
     backlog: false,
+    narrowed: { 'fewer-turns': 0, 'no-earlier': 0, 'cut-turn': 0 },
   };
   private readonly log: Logger;
+  /** What the prompt shows of the thread: the settings', until the model refuses one as too long. */
+  private scope: PromptScope;
 
   constructor(
     private readonly deps: ReflectDeps,
@@ -139,6 +152,8 @@ class Reflection {
     private readonly opts: ReflectOptions,
   ) {
     this.log = deps.log.child({ threadId });
+    const { maxTurns, contextTurns } = deps.settings;
+    this.scope = { maxTurns, contextTurns, turnChars: Infinity };
   }
 
   async run(): Promise<ReflectOutcome> {
@@ -153,7 +168,9 @@ class Reflection {
           batch.vectors,
           this.deps.settings.existingTopK,
         );
-        decided = await this.decide(batch, snapshots, decided);
+        decided = await this.decide(batch, snapshots, decided).catch((err: unknown) => this.narrow(batch, err));
+        // Refused as too long: read again, a narrower batch.
+        if (!decided) break;
         const status = await this.commit(batch, snapshots, decided.writes);
         if (status === 'applied') return this.outcome;
         // A moved cursor: another run applied these turns; read again from the new cursor.
@@ -166,10 +183,11 @@ class Reflection {
   /** The turns after the cursor and what they need; null when none is pending. */
   private async read(): Promise<Batch | null> {
     const { buffer, store, settings } = this.deps;
+    const { scope } = this;
     const cursor = await store.cursor(this.threadId);
     // After an erase the cursor is an epoch, not a turn: every turn buffered since is pending.
     const after = isErasedCursor(cursor) ? null : cursor;
-    const read = await buffer.read(this.threadId, after, settings.maxTurns, settings.contextTurns);
+    const read = await buffer.read(this.threadId, after, scope.maxTurns, scope.contextTurns);
     this.outcome.cursor = cursor;
     if (read.pending.length === 0) {
       // A run that committed but died before trimming left the buffer and the maxWait ceiling
@@ -178,7 +196,10 @@ class Reflection {
       return null;
     }
     if (!read.context) throw new PermanentError(`thread ${this.threadId} has buffered turns but no context in Redis`);
-    const turns = read.pending.map((e) => e.turn);
+    const turns = cutTurns(
+      read.pending.map((e) => e.turn),
+      scope.turnChars,
+    );
     const kinds = kindsFor(this.deps.kinds, turns);
     const groups = groupByNamespace(kinds, read.context);
     checkThreadTenant(this.threadId, groups);
@@ -272,7 +293,7 @@ class Reflection {
         this.log.warn({ err }, 'buffer trim after commit failed; the next reflection finishes it');
         return true;
       });
-    outcome.backlog = pendingLeft && batch.pending.length >= settings.maxTurns;
+    outcome.backlog = pendingLeft && batch.pending.length >= this.scope.maxTurns;
     this.log.info(
       {
         turns: batch.turns.length,
@@ -284,6 +305,30 @@ class Reflection {
       'reflection committed',
     );
     return 'applied';
+  }
+
+  /**
+   * The model refused the prompt as longer than its context: show less and ask again rather than
+   * fail, which would park the thread for good (prompt-scope.ts). Null: read again. The refused
+   * request counts as a model call (it has no usage to record).
+   */
+  private narrow(batch: Batch, err: unknown): null {
+    const total = Object.values(this.outcome.narrowed).reduce((a, b) => a + b, 0);
+    const next = refusedAsTooLong(err) && total < MAX_NARROWINGS ? narrower(this.scope, batch) : null;
+    if (!next) throw err;
+    this.outcome.modelCalls++;
+    this.outcome.narrowed[next.how]++;
+    this.scope = next.scope;
+    this.log.info(
+      {
+        how: next.how,
+        shown: { turns: batch.turns.length, earlier: batch.earlier.length },
+        next: { ...next.scope, turnChars: Number.isFinite(next.scope.turnChars) ? next.scope.turnChars : null },
+        refusal: (err as Error).message,
+      },
+      'prompt too long for the chat model: reflecting less',
+    );
+    return null;
   }
 
   private restart(why: 'conflict' | 'stale-cursor') {

@@ -47,6 +47,12 @@ export function createMetrics(queues: EngramQueues | null, threads: ThreadGauges
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     }),
+    promptsNarrowed: new Counter({
+      name: 'engram_reflection_prompts_narrowed_total',
+      help: 'Reflection prompts the chat model refused as too long, by what the next one left out (fewer-turns, no-earlier, cut-turn)',
+      labelNames: ['how'],
+      registers: [registry],
+    }),
     memoryWrites: new Counter({
       name: 'engram_memory_writes_total',
       help: 'Memory writes committed by reflections',

@@ -50,6 +50,12 @@ export class FakeModel {
   stallEmbeddings = false;
   /** Inputs longer than this are refused with a 400, as a real model refuses one past its context. */
   embeddingMaxChars = Infinity;
+  /**
+   * Chat requests whose messages, as JSON, are longer than this are refused as OpenAI refuses a
+   * prompt past the model's context: a 400 with the code `context_length_exceeded`. Refused
+   * requests are in `chatRequests` too, and never reach the handler.
+   */
+  chatMaxPromptChars = Infinity;
   private server: Server | null = null;
 
   constructor(public chat: ChatHandler = () => ({ content: 'no changes' })) {}
@@ -124,6 +130,16 @@ export class FakeModel {
     if (req.url?.endsWith('/chat/completions')) {
       const request = body as unknown as ChatRequest;
       const index = this.chatRequests.push(request) - 1;
+      const promptChars = JSON.stringify(request.messages).length;
+      if (promptChars > this.chatMaxPromptChars) {
+        const message = `This model's maximum context length is ${this.chatMaxPromptChars} characters. However, your messages resulted in ${promptChars} characters. Please reduce the length of the messages.`;
+        return {
+          status: 400,
+          body: {
+            error: { message, type: 'invalid_request_error', param: 'messages', code: 'context_length_exceeded' },
+          },
+        };
+      }
       if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
       const reply = await this.chat(request, index);
       if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
