@@ -149,6 +149,8 @@ function onFailed(job: ReflectionJob, err: Error, opts: ReflectionWorkerOptions,
   const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
   if (err instanceof StalledRun) opts.metrics.reflections.inc({ status: 'stalled' });
   const fields = { jobId: job.id, threadId: job.data.threadId, attempts: job.attemptsMade, final, err };
-  log.warn(fields, 'reflection failed');
+  // The last failure leaves the thread parked and its turns unreflected: an error, not a warning.
+  if (final) log.error(fields, 'reflection failed');
+  else log.warn(fields, 'reflection failed');
   if (final && !parkedByRun.has(job)) void park(job, opts, log);
 }
