@@ -96,6 +96,33 @@ describe('log lines', () => {
     expect(lines.filter((l) => repeated(l).length).map((l) => [repeated(l), l])).toEqual([]);
   });
 
+  it("the prompt optimizer's line names its prompt as `prompt`, leaving `name` to the logger", async () => {
+    const model = await new FakeModel(() => ({
+      toolCalls: [{ name: 'propose_prompt', arguments: { analysis: 'Asks for brevity.', prompt: 'Be brief.' } }],
+    })).start();
+    const env = testEnv(model.url);
+    const lines: string[] = [];
+    const log = pino({ name: 'engram', level: 'info' }, { write: (s: string) => void lines.push(s.trim()) });
+    const runtime = new Runtime(env, log);
+    cleanups.push(
+      () => model.stop(),
+      () => cleanup(env),
+      () => runtime.stop(),
+    );
+    await runtime.migrate();
+    await runtime.start([]);
+    await runtime.promptOptimizer.optimize({
+      namespace: ['prompts', 'agent'],
+      name: 'system',
+      prompt: 'Be helpful.',
+      sessions: [{ messages: [{ role: 'user', content: 'Hi' }], feedback: { comment: 'Too long' } }],
+      runId: 'run-1',
+    });
+    const line = lines.find((l) => l.includes('"prompt optimized"'));
+    expect(repeated(line!)).toEqual([]);
+    expect(JSON.parse(line!)).toMatchObject({ name: 'engram', component: 'prompt-optimizer', prompt: 'system' });
+  });
+
   it("Redis' outage line names where it was met without repeating its component", () => {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s.trim()) });
