@@ -27,8 +27,9 @@ export async function interleaved(redis: Redis, n: number, call: (i: number) => 
 
 /**
  * One pass of the sweeper that every reflection process runs (src/app/ceiling-sweeper.ts), timed
- * from its read of the due ceilings to its last postponement, through its own buffer instance's
- * methods (wrapped on this instance only).
+ * from its read of the due ceilings to its job add for the last one (each add follows its
+ * thread's postponement), through its own buffer's and queue's methods (wrapped on these
+ * instances only).
  */
 export function sweepPass(
   buffer: ThreadBuffer,
@@ -36,15 +37,15 @@ export function sweepPass(
   log: Logger,
 ): Promise<{ ms: number; due: number }> {
   const due = buffer.dueCeilings.bind(buffer);
-  const postpone = buffer.postponeCeiling.bind(buffer);
+  const add = queue.add.bind(queue);
   return new Promise((resolve) => {
     let t0 = 0;
     let found = -1;
-    let postponed = 0;
+    let added = 0;
     const finish = () => {
       sweeper.stop();
       buffer.dueCeilings = due;
-      buffer.postponeCeiling = postpone;
+      queue.add = add;
       resolve({ ms: now() - t0, due: found });
     };
     buffer.dueCeilings = async (nowMs, limit) => {
@@ -55,9 +56,10 @@ export function sweepPass(
       if (found === 0) finish();
       return list;
     };
-    buffer.postponeCeiling = async (...args) => {
-      await postpone(...args);
-      if (++postponed === found) finish();
+    queue.add = async (...args) => {
+      const job = await add(...args);
+      if (++added === found) finish();
+      return job;
     };
     const sweeper = startCeilingSweeper({ buffer, queue, intervalMs: 10, log });
   });

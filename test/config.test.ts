@@ -25,7 +25,13 @@ describe('environment', () => {
   it('names every bad variable in one message', () => {
     let message = '';
     try {
-      parseEnv({ REDIS_URL: 'http://nope', DEBOUNCE_MS: 'soon', EMBEDDING_DIMENSIONS: '-3', LOG_PRETTY: 'maybe' });
+      parseEnv({
+        REDIS_URL: 'http://nope',
+        DEBOUNCE_MS: 'soon',
+        EMBEDDING_DIMENSIONS: '-3',
+        LOG_PRETTY: 'maybe',
+        CONSOLIDATION_CRON: 'every five minutes',
+      });
     } catch (err) {
       message = (err as Error).message;
     }
@@ -34,6 +40,9 @@ describe('environment', () => {
       expect(message).toContain(`  ${name}: `);
     }
     expect(message).toContain('OPENAI_API_KEY: is required but not set');
+    // node-cron's own check, as the scheduler's: every process refuses it, not the scheduler alone.
+    expect(message).toContain('  CONSOLIDATION_CRON: is not a valid cron expression');
+    expect(parseEnv({ ...minimal, CONSOLIDATION_CRON: '0 */10 * * * *' }).CONSOLIDATION_CRON).toBe('0 */10 * * * *');
   });
 
   it('without DATABASE_URL, the store is the embedded PGlite in PGLITE_DATA_DIR; store settings have defaults', () => {

@@ -170,6 +170,30 @@ describe('formation when the model misbehaves', () => {
     await failsCleanly('slow-2', RetryableError, /failed after 3 attempt\(s\).*timed out/);
   });
 
+  it('fails cleanly, naming the model and its base URL, on a 200 whose body is not JSON', async () => {
+    const at = h.model.url.replace(/[.]/g, '\\.');
+    script({ rawBody: '<<<this is not json' });
+    await say('not-json-1', 'notjson', 'I knit');
+    await failsCleanly(
+      'not-json-1',
+      RetryableError,
+      new RegExp(`^chat model gpt-4o-mini at ${at}: answered 200 with a body that is not JSON: .*<<<this is not json`),
+    );
+
+    h.model.embeddingRawBody = '<html>a proxy page</html>';
+    try {
+      await failsCleanly(
+        'not-json-1',
+        RetryableError,
+        new RegExp(
+          `^embedding model ${h.env.EMBEDDING_MODEL} at ${at}: answered 200 with a body that is not JSON: .*<html>`,
+        ),
+      );
+    } finally {
+      h.model.embeddingRawBody = null;
+    }
+  });
+
   it('writes nothing when embedding the changed documents fails after the model answered', async () => {
     script(remembers('User climbs'));
     await say('embed-1', 'embed', 'I climb');

@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_REDIS_URL, uniqueName } from './helpers/harness.js';
+import { deleteKeys, TEST_REDIS_URL, uniqueName } from './helpers/harness.js';
 import { jobs } from './helpers/jobs-cli.js';
 import { StallProxy } from './helpers/stall-proxy.js';
 
@@ -10,8 +12,11 @@ describe('npm run jobs without a Redis that answers', () => {
   beforeAll(async () => {
     url = await proxy.start();
   });
-  afterAll(() => proxy.stop());
   const prefix = `engram-test-${uniqueName('jobs')}`;
+  afterAll(async () => {
+    await proxy.stop();
+    await deleteKeys(TEST_REDIS_URL, prefix); // the queues' meta keys the commands left
+  });
 
   it('counts the jobs of a Redis that answers', async () => {
     const run = await jobs(['counts'], { REDIS_URL: TEST_REDIS_URL, ENGRAM_PREFIX: prefix });
@@ -22,6 +27,18 @@ describe('npm run jobs without a Redis that answers', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.map((l) => l.queue)).toEqual(['reflection', 'consolidation', undefined]);
     expect(lines[2]).toEqual({ pendingThreads: 0, parkedThreads: 0 });
+  });
+
+  it('a reader that closes its end early (`| head -1`) ends the command quietly with 0', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'workers/jobs.ts', 'counts'], {
+      env: { PATH: process.env.PATH ?? '', REDIS_URL: TEST_REDIS_URL, ENGRAM_PREFIX: prefix },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy(); // closed before the first line: every write meets EPIPE
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect([code, stderr]).toEqual([0, '']);
   });
 
   it('a retry without a job says so alone, before connecting', async () => {

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Runtime } from '../src/app/runtime.js';
 import { RedisHealth } from '../src/queue/connection.js';
 import { foodieModel } from './fake-model/foodie.js';
-import { FakeModel } from './fake-model/server.js';
+import { FakeModel, type ChatHandler } from './fake-model/server.js';
 import { cleanup, testEnv, waitFor } from './helpers/harness.js';
 import { StallProxy } from './helpers/stall-proxy.js';
 
@@ -37,24 +37,30 @@ describe('log lines', () => {
     cleanups.length = 0;
   });
 
-  it('a thread followed from its turn to its commit carries each field once', async () => {
-    const model = await new FakeModel(foodieModel).start();
-    const env = testEnv(model.url, { LOG_LEVEL: 'debug' });
+  /** A reflection worker whose log lines are kept, with one turn enqueued on `threadId`. */
+  async function reflectLogged(chat: ChatHandler, threadId: string, level: string, env: Record<string, string> = {}) {
+    const model = await new FakeModel(chat).start();
+    const vars = testEnv(model.url, { LOG_LEVEL: level, ...env });
     const lines: string[] = [];
-    const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(s.trim()) });
-    const runtime = new Runtime(env, log, { ceilingIntervalMs: 50 });
+    const log = pino({ level }, { write: (s: string) => void lines.push(s.trim()) });
+    const runtime = new Runtime(vars, log, { ceilingIntervalMs: 50 });
     cleanups.push(
       () => model.stop(),
-      () => cleanup(env),
+      () => cleanup(vars),
       () => runtime.stop(),
     );
     await runtime.migrate();
     await runtime.start(['reflection']);
     await runtime.producer.enqueue({
-      threadId: 'follow-me',
+      threadId,
       context: { userId: 'u1' },
       messages: [{ role: 'user', content: 'I love ramen! I also like pasta.' }],
     });
+    return lines;
+  }
+
+  it('a thread followed from its turn to its commit carries each field once', async () => {
+    const lines = await reflectLogged(foodieModel, 'follow-me', 'debug');
     await waitFor(() => lines.find((l) => l.includes('"reflection committed"')));
 
     const thread = lines.filter((l) => l.includes('"threadId":"follow-me"'));
@@ -65,6 +71,56 @@ describe('log lines', () => {
     expect(committed).toMatchObject({ component: 'reflection-worker', queue: 'reflection', threadId: 'follow-me' });
     expect(committed.jobId).toEqual(expect.any(String));
     expect(lines.filter((l) => repeated(l).length).map((l) => [repeated(l), l])).toEqual([]);
+  });
+
+  it("a failing reflection's lines: model retries carry its thread and job, its last failure is an error", async () => {
+    const lines = await reflectLogged(() => ({ status: 500, error: 'model down' }), 'fails', 'info', {
+      DEBOUNCE_MS: '50',
+      LLM_MAX_RETRIES: '1',
+      LLM_RETRY_BASE_MS: '10',
+      REFLECTION_ATTEMPTS: '2',
+      REFLECTION_BACKOFF_MS: '50',
+    });
+    await waitFor(() => lines.find((l) => l.includes('"final":true')));
+
+    const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const retries = parsed.filter((l) => l.msg === 'chat request failed, retrying');
+    expect(retries).toHaveLength(2); // one per attempt
+    for (const r of retries)
+      expect(r).toMatchObject({ level: 40, threadId: 'fails', jobId: expect.any(String), model: 'gpt-4o-mini' });
+    const failed = parsed.filter((l) => l.msg === 'reflection failed');
+    expect(failed.map((l) => [l.level, l.final, l.attempts])).toEqual([
+      [40, false, 1],
+      [50, true, 2],
+    ]);
+    expect(lines.filter((l) => repeated(l).length).map((l) => [repeated(l), l])).toEqual([]);
+  });
+
+  it("the prompt optimizer's line names its prompt as `prompt`, leaving `name` to the logger", async () => {
+    const model = await new FakeModel(() => ({
+      toolCalls: [{ name: 'propose_prompt', arguments: { analysis: 'Asks for brevity.', prompt: 'Be brief.' } }],
+    })).start();
+    const env = testEnv(model.url);
+    const lines: string[] = [];
+    const log = pino({ name: 'engram', level: 'info' }, { write: (s: string) => void lines.push(s.trim()) });
+    const runtime = new Runtime(env, log);
+    cleanups.push(
+      () => model.stop(),
+      () => cleanup(env),
+      () => runtime.stop(),
+    );
+    await runtime.migrate();
+    await runtime.start([]);
+    await runtime.promptOptimizer.optimize({
+      namespace: ['prompts', 'agent'],
+      name: 'system',
+      prompt: 'Be helpful.',
+      sessions: [{ messages: [{ role: 'user', content: 'Hi' }], feedback: { comment: 'Too long' } }],
+      runId: 'run-1',
+    });
+    const line = lines.find((l) => l.includes('"prompt optimized"'));
+    expect(repeated(line!)).toEqual([]);
+    expect(JSON.parse(line!)).toMatchObject({ name: 'engram', component: 'prompt-optimizer', prompt: 'system' });
   });
 
   it("Redis' outage line names where it was met without repeating its component", () => {

@@ -27,6 +27,18 @@ const cliEnvSchema = z.object({
   REDIS_SHARDS: z.coerce.number().pipe(settings.redisShards.schema).optional(),
 });
 
+/** Closes the Redis connection once it is made; what a stdout closed under the command calls. */
+let disconnect = () => undefined as void;
+// A reader that closes its end early (`| head -1`) ends the command quietly with 0, as unix
+// tools end on EPIPE: the rest of the output has nowhere to go. Unhandled, the stream's 'error'
+// event crashed the process with a stack.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  disconnect();
+  if (err.code === 'EPIPE') process.exit(0);
+  process.stderr.write(`engram jobs: cannot write to stdout: ${err.message}\n`);
+  process.exit(1);
+});
+
 // Operators' CLI for what Bull Board shows: failed reflections keep their turns buffered until
 // a retry commits them. Reads only REDIS_URL, ENGRAM_PREFIX and REDIS_SHARDS.
 try {
@@ -62,6 +74,7 @@ try {
     enableReadyCheck: false,
     disableClientInfo: true,
   });
+  disconnect = () => redis.disconnect();
   let lastError: Error | null = null;
   redis.on('error', (err: Error) => (lastError = err));
   await redis.connect().catch((err: unknown) => {

@@ -3,13 +3,14 @@ import type { ThreadBuffer } from '../queue/buffer.js';
 import type { RedisHealth } from '../queue/connection.js';
 import { redisUnavailable } from '../dependency-errors.js';
 import { coerceError } from '../errors.js';
-import { scheduleReflection, type EngramQueue } from '../queue/queues.js';
+import { ensureReflection, type EngramQueue } from '../queue/queues.js';
 
 /**
  * The safety net of invariants 2 and 5: every thread with pending turns has a ceiling (its
  * oldest pending turn + maxWait). A job's own wake-ups already respect it; a thread still pending
  * past it has lost its job (the producer died between its two calls, an operator removed the
- * job), so the sweeper adds one with delay 0, a no-op when a job exists (BullMQ dedup).
+ * job), or its job is running or retrying (a reflection slower than maxWait). The sweeper adds a
+ * job with delay 0, a no-op when one exists, active included (ensureReflection says why).
  * Idempotent, so every replica may run it.
  */
 export function startCeilingSweeper(opts: {
@@ -26,9 +27,12 @@ export function startCeilingSweeper(opts: {
     try {
       const now = Date.now();
       for (const { threadId, ceiling } of await opts.buffer.dueCeilings(now, 100)) {
-        await scheduleReflection(opts.queue, threadId, 0);
-        // Until a reflection commits and resets it, look again only after a while.
-        await opts.buffer.postponeCeiling(threadId, ceiling, now + Math.max(opts.intervalMs * 30, 30_000));
+        // Until a reflection commits and resets it, look again only after a while. Postponed
+        // first, and only if it is still the ceiling read: a thread parked since (its job failed
+        // for good; the job parks before it leaves active) or reflected since gets no job here.
+        const until = now + Math.max(opts.intervalMs * 30, 30_000);
+        if (!(await opts.buffer.postponeCeiling(threadId, ceiling, until))) continue;
+        await ensureReflection(opts.queue, threadId);
         opts.log.debug({ threadId }, 'thread past its ceiling: job ensured');
       }
     } catch (thrown) {

@@ -1,5 +1,5 @@
 import { trace } from '@opentelemetry/api';
-import { UnrecoverableError, Worker, type Job, type Telemetry } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job, type Telemetry } from 'bullmq';
 import type { RedisClient } from '../queue/connection.js';
 import type { Logger } from '../observability/logger.js';
 import type { ReflectDeps } from '../memory/reflect.js';
@@ -49,8 +49,16 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
   const worker = new Worker<JobPayload<'reflection'>, ReflectionResult, string>(
     opts.queue.name,
     async (job, token, signal) => {
-      await countStalls(job, opts.connection, opts.queue.toKey(job.id ?? ''));
-      const result = await processor(job, token, signal);
+      let result: ReflectionResult;
+      try {
+        await countStalls(job, opts.connection, opts.queue.toKey(job.id ?? ''));
+        result = await processor(job, token, signal);
+      } catch (err) {
+        // Parked while the job is still active, so that its ceiling is gone before the job's
+        // deduplication ends: the sweeper then cannot add a job that would run it all again.
+        if (isFinal(job, err)) await park(job, opts, log);
+        throw err;
+      }
       // On BullMQ's span of this run, when tracing is on (no span otherwise: a no-op).
       trace
         .getActiveSpan()
@@ -105,19 +113,44 @@ export function startReflectionWorker(opts: ReflectionWorkerOptions) {
   };
 }
 
+type ReflectionJob = Job<JobPayload<'reflection'>, ReflectionResult, string>;
+
+/** Jobs whose thread their run parked already (see the processor): onFailed does not park them again. */
+const parkedByRun = new WeakSet<ReflectionJob>();
+
 /**
- * Counts a stalled run and logs the failure; a job failed for good parks its thread: its turns
- * stay buffered for an operator's retry, and the sweeper stops re-creating the job every maxWait.
+ * Whether this run's failure is the job's last: BullMQ fails it for good rather than retrying
+ * (a postponement or hand-back, a DelayedError, is no failure at all). attemptsMade counts the
+ * runs that failed before this one.
  */
-function onFailed(
-  job: Job<JobPayload<'reflection'>, ReflectionResult, string>,
-  err: Error,
-  opts: ReflectionWorkerOptions,
-  log: Logger,
-): void {
+function isFinal(job: ReflectionJob, err: unknown): boolean {
+  if (err instanceof DelayedError) return false;
+  return err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+}
+
+/**
+ * A job failed for good parks its thread: its turns stay buffered for an operator's retry or the
+ * thread's next turn, and the sweeper stops re-creating the job every maxWait.
+ */
+async function park(job: ReflectionJob, opts: ReflectionWorkerOptions, log: Logger): Promise<void> {
+  try {
+    await opts.buffer.park(job.data.threadId);
+    parkedByRun.add(job);
+  } catch (err) {
+    log.warn({ err, jobId: job.id, threadId: job.data.threadId }, 'could not park thread');
+  }
+}
+
+/**
+ * Counts a stalled run and logs the failure. Parks the thread of a job failed for good that its
+ * run did not park (BullMQ failing it without a run).
+ */
+function onFailed(job: ReflectionJob, err: Error, opts: ReflectionWorkerOptions, log: Logger): void {
   const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
   if (err instanceof StalledRun) opts.metrics.reflections.inc({ status: 'stalled' });
-  log.warn({ jobId: job.id, threadId: job.data.threadId, attempts: job.attemptsMade, final, err }, 'reflection failed');
-  if (final)
-    void opts.buffer.park(job.data.threadId).catch((e: unknown) => log.warn({ err: e }, 'could not park thread'));
+  const fields = { jobId: job.id, threadId: job.data.threadId, attempts: job.attemptsMade, final, err };
+  // The last failure leaves the thread parked and its turns unreflected: an error, not a warning.
+  if (final) log.error(fields, 'reflection failed');
+  else log.warn(fields, 'reflection failed');
+  if (final && !parkedByRun.has(job)) void park(job, opts, log);
 }

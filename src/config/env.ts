@@ -1,3 +1,4 @@
+import cron from 'node-cron';
 import { z } from 'zod';
 import { tenantNameSchema } from '../core/names.js';
 import { PermanentError } from '../errors.js';
@@ -95,7 +96,17 @@ export const envSchema = z
     /** Memories of each kind shown to the model as "existing" (bounded so prompts stay flat). */
     EXISTING_TOP_K: int(1).max(200).default(20),
 
-    CONSOLIDATION_CRON: z.string().min(1).default('*/5 * * * *'),
+    /**
+     * Checked here with the scheduler's own node-cron, so that every process refuses a bad one at
+     * start with the other problems (the scheduler alone used to fail, after connecting).
+     */
+    CONSOLIDATION_CRON: z
+      .string()
+      .min(1)
+      .default('*/5 * * * *')
+      .refine((expression) => cron.validate(expression), {
+        message: 'is not a valid cron expression (five fields, or six with seconds first)',
+      }),
     /**
      * Cosine distance under which two memories of one kind go to the model as possible
      * duplicates at consolidation; 0 turns merging off. The model, not the distance, decides

@@ -17,7 +17,16 @@ export interface ChatAnswer {
 /** One chat completion, retried and abortable. Swappable (tests, other SDKs, a cache). */
 export interface ChatModel {
   readonly model: string;
-  complete(body: ChatBody, opts?: { signal?: AbortSignal | undefined }): Promise<ChatAnswer>;
+  complete(body: ChatBody, opts?: ChatOptions): Promise<ChatAnswer>;
+}
+
+export interface ChatOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * The caller's logger (a reflection's, with its threadId and jobId): the request's retry
+   * warnings go there, so that following a thread finds them. The model's own when omitted.
+   */
+  log?: Logger | undefined;
 }
 
 /**
@@ -33,15 +42,15 @@ export class OpenAIChatModel implements ChatModel {
     private readonly retry: RetryPolicy = defaultRetryPolicy,
   ) {}
 
-  async complete(body: ChatBody, opts: { signal?: AbortSignal | undefined } = {}): Promise<ChatAnswer> {
+  async complete(body: ChatBody, opts: ChatOptions = {}): Promise<ChatAnswer> {
     const res = await withRetry(
-      { what: `chat model ${this.model}`, dependency: 'chat-model' },
+      { what: `chat model ${this.model}`, dependency: 'chat-model', baseURL: this.client.baseURL },
       () => this.client.chat.completions.create({ model: this.model, ...body }, { signal: opts.signal }),
       this.retry,
       opts.signal,
       ({ attempt, delayMs, err }) =>
-        this.log.warn(
-          { attempt, delayMs: Math.round(delayMs), err: (err as Error).message },
+        (opts.log ?? this.log).warn(
+          { model: this.model, attempt, delayMs: Math.round(delayMs), err: (err as Error).message },
           'chat request failed, retrying',
         ),
     );

@@ -34,7 +34,7 @@ export class OpenAIEmbedder implements Embedder {
     for (let i = 0; i < texts.length; i += this.maxBatch) {
       const batch = texts.slice(i, i + this.maxBatch);
       const res = await withRetry(
-        { what: `embedding model ${this.model}`, dependency: 'embedding-model' },
+        { what: `embedding model ${this.model}`, dependency: 'embedding-model', baseURL: this.client.baseURL },
         () =>
           this.client.embeddings.create(
             { model: this.model, input: batch, dimensions: this.dimensions, encoding_format: 'float' },

@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { retryAfterMs } from '../core/retry-after.js';
-import { ModelOutputError, PermanentError, UnavailableError } from '../errors.js';
+import { ModelOutputError, PermanentError, RetryableError, UnavailableError } from '../errors.js';
 
 /**
  * How model requests are retried. We retry ourselves (the SDK runs with `maxRetries: 0`) because
@@ -41,13 +41,14 @@ export function classify(err: unknown): Verdict {
  * model), the abort reason on abort.
  */
 export async function withRetry<T>(
-  model: { what: string; dependency: 'chat-model' | 'embedding-model' },
+  /** `what` names the model in errors (`chat model gpt-4o-mini`); `baseURL` is where it was asked. */
+  model: { what: string; dependency: 'chat-model' | 'embedding-model'; baseURL: string },
   attempt: () => Promise<T>,
   policy: RetryPolicy,
   signal?: AbortSignal,
   onRetry?: (info: { attempt: number; delayMs: number; err: unknown }) => void,
 ): Promise<T> {
-  const { what, dependency } = model;
+  const { what, dependency, baseURL } = model;
   for (let n = 0; ; n++) {
     signal?.throwIfAborted();
     try {
@@ -55,6 +56,7 @@ export async function withRetry<T>(
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       const verdict = classify(err);
+      if (err instanceof SyntaxError) throw notJson(`${what} at ${baseURL}`, err);
       if (!verdict.retry) throw refused(what, err);
       if (n >= policy.maxRetries) {
         throw new UnavailableError(dependency, `${what} failed after ${n + 1} attempt(s): ${(err as Error).message}`, {
@@ -74,6 +76,16 @@ export async function withRetry<T>(
       await sleep(delayMs, signal);
     }
   }
+}
+
+/**
+ * A success status whose body the SDK could not parse (a base URL that reaches a web page or a
+ * proxy's error page instead of the API): JSON.parse's message alone named neither the model
+ * nor where it was asked. Retryable, as it was: a proxy's hiccup passes, and a wrong base URL
+ * fails every attempt, visibly, with this message.
+ */
+function notJson(where: string, err: SyntaxError): RetryableError {
+  return new RetryableError(`${where}: answered 200 with a body that is not JSON: ${err.message}`, { cause: err });
 }
 
 /**

@@ -43,6 +43,8 @@ export interface ExtractInput {
   signal?: AbortSignal | undefined;
   /** Called after every model call, including calls of an extraction that fails later. */
   onUsage?: (usage: TokenUsage) => void;
+  /** The caller's logger, for the model's retry warnings (a reflection's carries its thread and job). */
+  log?: Logger | undefined;
 }
 
 /**
@@ -125,7 +127,7 @@ export class MemoryManager {
     messages: ChatMessage[],
     tools: ChatTool[],
     checker: ToolCallChecker,
-    input: Pick<ExtractInput, 'signal' | 'onUsage'>,
+    input: Pick<ExtractInput, 'signal' | 'onUsage' | 'log'>,
     invalid: (message: string) => Error,
   ): Promise<ManagerResult> {
     const usage = noUsage();
@@ -136,7 +138,7 @@ export class MemoryManager {
     for (let round = 0; ; round++) {
       const answer = await this.chat.complete(
         { messages, tools, tool_choice: 'auto', parallel_tool_calls: true, temperature: 0 },
-        { signal: input.signal },
+        { signal: input.signal, log: input.log },
       );
       addUsage(usage, answer.usage);
       input.onUsage?.(answer.usage);

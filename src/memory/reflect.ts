@@ -236,6 +236,7 @@ class Reflection {
       earlier: batch.earlier,
       turns: batch.turns,
       signal: this.opts.signal,
+      log: this.log,
       onUsage: (usage) => {
         this.outcome.modelCalls++;
         addUsage(this.outcome.usage, usage);

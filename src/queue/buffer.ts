@@ -56,7 +56,7 @@ export class ThreadBuffer {
     redis.defineCommand('engramTrimToCursor', { numberOfKeys: 3, lua: TRIM_TO_CURSOR });
     redis.defineCommand('engramPostponeCeiling', {
       numberOfKeys: 1,
-      lua: `if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1]) end return 0`,
+      lua: `if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1]) return 1 end return 0`,
     });
   }
 
@@ -224,10 +224,11 @@ export class ThreadBuffer {
 
   /**
    * Pushes a thread's ceiling forward, only if it is still the one the sweeper saw: a trim that
-   * set a fresh one meanwhile wins, and a thread whose turns were reflected is not resurrected.
+   * set a fresh one meanwhile wins, and a thread whose turns were reflected, or that was parked,
+   * is not resurrected. Whether it was still the one seen (and is now postponed).
    */
-  async postponeCeiling(threadId: string, seen: number, untilMs: number): Promise<void> {
-    await this.redis.engramPostponeCeiling(`${this.prefix}:ceilings`, threadId, seen, untilMs);
+  async postponeCeiling(threadId: string, seen: number, untilMs: number): Promise<boolean> {
+    return (await this.redis.engramPostponeCeiling(`${this.prefix}:ceilings`, threadId, seen, untilMs)) === 1;
   }
 }
 

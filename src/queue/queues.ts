@@ -133,6 +133,19 @@ export function scheduleReflection(queue: EngramQueue<'reflection'>, threadId: s
   );
 }
 
+/**
+ * The ceiling sweeper's add: a job for a thread that has none, and nothing else. Plain
+ * deduplication, without `keepLastIfActive`: an add that finds the thread's job (waiting, delayed
+ * for its backoff, or active) is dropped. A thread past its ceiling with an active job is not
+ * stranded (that job commits and resets the ceiling, or fails for good and parks the thread), so
+ * a follow-up stored here would only run again, once the job ends, what that job just ran: a
+ * failing reflection slower than maxWait ran its attempts twice and failed twice. Turns that
+ * arrive mid-reflection get their follow-up from their producer's add (scheduleReflection).
+ */
+export function ensureReflection(queue: EngramQueue<'reflection'>, threadId: string) {
+  return queue.add('reflect', { threadId }, { delay: 0, deduplication: { id: threadId } });
+}
+
 /** Jobs per state summed over queues (every shard's reflection queue, say). */
 export async function countJobs(queues: readonly Queue[], ...states: JobState[]): Promise<Record<string, number>> {
   const total: Record<string, number> = Object.fromEntries(states.map((s) => [s, 0]));

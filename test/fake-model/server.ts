@@ -3,14 +3,16 @@ import type { AddressInfo } from 'node:net';
 import { fakeEmbedding } from './embedding.js';
 
 /**
- * What a test's chat handler answers: tool calls, plain text, or an HTTP error (with headers
- * such as retry-after-ms). `delayMs` holds the answer back (a slow or hung model);
- * `finishReason` overrides the one the server would send (a cut-off or filtered answer).
+ * What a test's chat handler answers: tool calls, plain text, an HTTP error (with headers
+ * such as retry-after-ms), or a 200 whose body is `rawBody` as it is (not JSON, say, as a proxy's
+ * page). `delayMs` holds the answer back (a slow or hung model); `finishReason` overrides the
+ * one the server would send (a cut-off or filtered answer).
  */
 export type ChatReply = (
   | { toolCalls: { name: string; arguments: unknown }[]; content?: string }
   | { content: string }
   | { status: number; error: string; code?: string; headers?: Record<string, string> }
+  | { rawBody: string }
 ) & { delayMs?: number; finishReason?: string };
 
 export interface ChatRequest {
@@ -18,6 +20,11 @@ export interface ChatRequest {
   messages: { role: string; content: string | null; tool_calls?: unknown[]; tool_call_id?: string }[];
   tools?: { type: string; function: { name: string; parameters: unknown } }[];
   [key: string]: unknown;
+}
+
+/** A body sent as it is, not as JSON. */
+class RawBody {
+  constructor(readonly text: string) {}
 }
 
 export type ChatHandler = (request: ChatRequest, index: number) => ChatReply | Promise<ChatReply>;
@@ -56,6 +63,8 @@ export class FakeModel {
    * requests are in `chatRequests` too, and never reach the handler.
    */
   chatMaxPromptChars = Infinity;
+  /** When set, every embedding request is answered 200 with this body as it is (not JSON, say). */
+  embeddingRawBody: string | null = null;
   private server: Server | null = null;
 
   constructor(public chat: ChatHandler = () => ({ content: 'no changes' })) {}
@@ -71,7 +80,7 @@ export class FakeModel {
       void this.handle(req).then(
         ({ status, body, headers }) => {
           res.writeHead(status, { 'content-type': 'application/json', ...headers });
-          res.end(JSON.stringify(body));
+          res.end(body instanceof RawBody ? body.text : JSON.stringify(body));
         },
         (err: Error) => {
           res.writeHead(500, { 'content-type': 'application/json' });
@@ -104,6 +113,7 @@ export class FakeModel {
       this.embeddingRequests++;
       this.embeddingBodies.push(body);
       if (this.stallEmbeddings) return new Promise<never>(() => {});
+      if (this.embeddingRawBody !== null) return { status: 200, body: new RawBody(this.embeddingRawBody) };
       if (this.failEmbeddings > 0) {
         this.failEmbeddings--;
         const { status, headers } = this.embeddingFailure;
@@ -143,6 +153,7 @@ export class FakeModel {
       if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
       const reply = await this.chat(request, index);
       if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
+      if ('rawBody' in reply) return { status: 200, body: new RawBody(reply.rawBody) };
       if ('status' in reply)
         return {
           status: reply.status,

@@ -107,7 +107,9 @@ export class PromptOptimizer {
       }
       const stored = await this.store.get(input.namespace, input.name);
       this.log.info(
-        { namespace: input.namespace, name: input.name, changed, version: stored?.version, usage },
+        // `prompt`, not `name`: pino's own `name` (engram) is on every line, and a second one
+        // hides these lines from a filter on it.
+        { namespace: input.namespace, prompt: input.name, changed, version: stored?.version, usage },
         'prompt optimized',
       );
       return this.done(changed ? 'updated' : 'unchanged', stored, proposal.analysis, usage);
