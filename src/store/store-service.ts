@@ -2,11 +2,10 @@ import { z } from 'zod';
 import { invalidInput } from '../core/invalid-input.js';
 import { ConflictError, InputError, LimitError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import { embedWithin, type QueryDeadline } from '../llm/query-deadline.js';
+import type { QueryDeadline } from '../llm/query-deadline.js';
 import type { Logger } from '../observability/logger.js';
 import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES, PAGE_ADVICE } from './answer-budget.js';
-import { embedTexts, putLabel, textLabel } from './embed-texts.js';
-import { embeddingTexts } from './index-fields.js';
+import { indexTexts, kindsOfPuts } from './index-texts.js';
 import type { Conflict, Write } from './change-set.js';
 import { importLines, type ImportResult } from './import-lines.js';
 import { planRevert } from './revert-plan.js';
@@ -254,27 +253,13 @@ export class StoreService {
       if (seen.has(id)) throw new InputError(`a batch may write ${id} only once`);
       seen.add(id);
     }
-    const kinds = await this.kindsOfPuts(ops);
-    const indexed = await this.index(ops, kinds, call.signal);
+    const kinds = await kindsOfPuts(ops, this.opts.kindOf);
+    const indexed = await indexTexts(ops, kinds, this.opts, call.signal);
     call.signal?.throwIfAborted();
     const results = new Array<BatchResult>(ops.length).fill(null);
     await this.write(ops, indexed, kinds, results);
     await this.read(ops, indexed, results, this.budget(call.advice ?? ASK.batch), call.signal);
     return results;
-  }
-
-  /**
-   * The kind each put names, or else the kind of its namespace (`kindOf`), by op index: what it
-   * is indexed by, the TTL it gets, and the kind of the item it creates.
-   */
-  private async kindsOfPuts(ops: BatchOpParsed[]): Promise<Map<number, string>> {
-    const kinds = new Map<number, string>();
-    for (const [i, op] of ops.entries()) {
-      if (op.op !== 'put') continue;
-      const kind = op.kind ?? (await this.opts.kindOf?.(op.namespace));
-      if (kind !== undefined) kinds.set(i, kind);
-    }
-    return kinds;
   }
 
   /** The puts and deletes of `ops`, as one change set: all or nothing. */
@@ -388,50 +373,6 @@ export class StoreService {
       if (Array.isArray(r)) results[i] = renewed.slice(next, (next += r.length));
       else if (r) results[i] = renewed[next++] as MemoryItem;
     }
-  }
-
-  /**
-   * Per op index: the indexed fields of each put (their texts, and vectors when an embedder is
-   * configured) and the query of each search that ranks by vector; one embedding call for all.
-   */
-  private async index(
-    ops: BatchOpParsed[],
-    kinds: Map<number, string>,
-    signal?: AbortSignal,
-  ): Promise<Map<number, IndexedField[]>> {
-    // One list per op, made once: appending by copy was quadratic in an item's fields.
-    const out = new Map<number, IndexedField[]>();
-    for (const [i, op] of ops.entries()) {
-      if (op.op === 'search' && op.query !== undefined) {
-        if ((op.mode ?? 'vector') === 'text') continue;
-        if (!this.opts.embedder)
-          throw new InputError(
-            'search by `query` needs an embedder (or `mode: "text"`): configure embedding for this store',
-          );
-        out.set(i, [{ field: 'query', text: op.query }]);
-      } else if (op.op === 'put' && op.index !== false) {
-        // A configured kind's item is indexed as a reflection indexes it, unless the put says.
-        const kind = kinds.get(i);
-        const fields = op.index ?? (kind ? this.opts.kindIndexFields?.get(kind) : undefined) ?? this.opts.indexFields;
-        out.set(i, embeddingTexts(op.value, fields, putLabel(op.key)));
-      }
-    }
-    const toEmbed = this.opts.embedder
-      ? [...out].flatMap(([i, fields]) =>
-          fields.map((f) => ({ f, where: textLabel(ops[i] as BatchOpParsed, f.field) })),
-        )
-      : [];
-    if (toEmbed.length === 0) return out;
-    const reads = ops.every((op) => op.op !== 'put');
-    const vectors = await embedWithin(reads ? this.opts.queryDeadline : undefined, signal, (within) =>
-      embedTexts(
-        this.opts.embedder as Embedder,
-        toEmbed.map(({ f, where }) => ({ text: f.text, where })),
-        within,
-      ),
-    );
-    toEmbed.forEach(({ f }, j) => (f.vector = vectors[j]));
-    return out;
   }
 }
 
