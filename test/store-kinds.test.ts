@@ -58,11 +58,15 @@ describe('a store put without a kind', () => {
     expect(unlike.body.item.kind).toBe('memory');
   });
 
-  it("is the kind's memory through the SDK's store too, from the kinds the service publishes", async () => {
+  it("is the kind's memory, with its TTL, through the SDK's store too, from the kinds the service publishes", async () => {
     const engram = sdkClient(h);
     try {
       const item = await engram.store.put(['facts', 'u16'], 'sdk', { content: 'User likes tea' });
       expect(item.kind).toBe('fact');
+      // The kind's retention too, from the published kinds.
+      const left = (item.expiresAt as Date).getTime() - Date.now();
+      expect(left).toBeGreaterThan(hour - 60_000);
+      expect(left).toBeLessThanOrEqual(hour);
     } finally {
       await engram.close();
     }

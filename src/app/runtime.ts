@@ -3,7 +3,6 @@ import type { RedisClient } from '../queue/connection.js';
 import { buildMetricsServer } from '../api/metrics-server.js';
 import { BullMQOtel } from 'bullmq-otel';
 import { checkOpenAccess } from '../api/access-guard.js';
-import { kindOfNamespace } from '../core/kind-route.js';
 import { defaultAllowedHosts } from '../api/host-guard.js';
 import { buildServer } from '../api/server.js';
 import { Tenancy } from '../api/tenancy.js';
@@ -241,14 +240,12 @@ export class Runtime {
     const storeApi = new StoreService(this.store, {
       embedder: this.embedder,
       indexFields: env.STORE_INDEX_FIELDS,
-      kindIndexFields: new Map(this.kinds.map((k) => [k.name, k.embedFields ?? ['$']])),
-      kindTtlMs: new Map(this.kinds.flatMap((k) => (k.ttlMs ? [[k.name, k.ttlMs] as const] : []))),
       defaultTtlMs: env.STORE_DEFAULT_TTL_MS ?? null,
       refreshTtlOnRead: env.STORE_REFRESH_TTL_ON_READ,
       answerMaxBytes: env.STORE_ANSWER_MAX_BYTES,
       queryDeadline,
       defaultKind: 'memory',
-      kindOf: async (namespace) => kindOfNamespace(this.kinds, namespace),
+      kinds: async () => this.kinds,
       actor: 'api',
       log: storeLog,
     });

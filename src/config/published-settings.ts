@@ -80,7 +80,14 @@ export function settingsOf(env: Env, kinds: readonly KindRoute[]): PublishedSett
     policy: env.REFLECTION_POLICY,
     reflectionAttempts: env.REFLECTION_ATTEMPTS,
     reflectionBackoffMs: env.REFLECTION_BACKOFF_MS,
-    kinds: kinds.map(({ name, namespace, debounceMs, mode }) => ({ name, namespace, debounceMs, mode })),
+    kinds: kinds.map(({ name, namespace, debounceMs, mode, ttlMs, embedFields }) => ({
+      name,
+      namespace,
+      debounceMs,
+      mode,
+      ttlMs,
+      embedFields,
+    })),
     ...(env.REDIS_SHARDS === 1 ? {} : { redisShards: env.REDIS_SHARDS }),
   });
 }

@@ -15,6 +15,10 @@ export const kindRouteSchema = z.object({
   debounceMs: debounceWindowSchema.optional(),
   /** A collection of memories, or one profile document (recall reads a profile whole). */
   mode: z.enum(['collection', 'profile']).optional(),
+  /** How long its memories live (ms): a store put of the kind gets it too. */
+  ttlMs: z.number().int().positive().optional(),
+  /** The fields its memories are embedded by (the whole document when omitted), store puts too. */
+  embedFields: z.array(z.string().min(1)).min(1).optional(),
 });
 export type KindRoute = z.infer<typeof kindRouteSchema>;
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { readPublication, readVersion, type Publication } from '../config/published-settings.js';
 import { InputError, PermanentError, UnavailableError } from '../errors.js';
 import { createEmbedder, type Embedder } from '../llm/embedder.js';
-import { kindOfNamespace, type KindRoute } from '../core/kind-route.js';
+import type { KindRoute } from '../core/kind-route.js';
 import { Eraser, type EraseInput, type EraseResult } from '../memory/erase.js';
 import { Recall, type RecallInput, type RecallResult, type SearchInput } from '../memory/recall.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -115,7 +115,7 @@ export class EngramClient {
             answerMaxBytes: o.store.answerMaxBytes,
             queryDeadline,
             defaultKind: 'memory',
-            kindOf: async (namespace) => kindOfNamespace(await this.storeKinds(), namespace),
+            kinds: () => this.storeKinds(),
             actor: o.store.actor,
             log,
           }),

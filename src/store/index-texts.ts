@@ -1,3 +1,4 @@
+import { kindOfNamespace, type KindRoute } from '../core/kind-route.js';
 import { InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { embedWithin } from '../llm/query-deadline.js';
@@ -5,23 +6,20 @@ import { embedTexts, putLabel, textLabel } from './embed-texts.js';
 import { embeddingTexts } from './index-fields.js';
 import type { BatchOpParsed } from './schemas.js';
 import type { StoreOptions } from './store-service.js';
-import type { IndexedField, Namespace } from './types.js';
+import type { IndexedField } from './types.js';
 
 /**
- * The kind each put of a store call names, or else the kind of its namespace (`kindOf`), by op
+ * The kind each put of a store call names, or else the kind of its namespace among `kinds`, by op
  * index: what it is indexed by, the TTL it gets, and the kind of the item it creates.
  */
-export async function kindsOfPuts(
-  ops: BatchOpParsed[],
-  kindOf: ((namespace: Namespace) => Promise<string | undefined>) | undefined,
-): Promise<Map<number, string>> {
-  const kinds = new Map<number, string>();
+export function kindsOfPuts(ops: BatchOpParsed[], kinds: readonly KindRoute[]): Map<number, string> {
+  const named = new Map<number, string>();
   for (const [i, op] of ops.entries()) {
     if (op.op !== 'put') continue;
-    const kind = op.kind ?? (await kindOf?.(op.namespace));
-    if (kind !== undefined) kinds.set(i, kind);
+    const kind = op.kind ?? kindOfNamespace(kinds, op.namespace);
+    if (kind !== undefined) named.set(i, kind);
   }
-  return kinds;
+  return named;
 }
 
 /**
@@ -31,7 +29,8 @@ export async function kindsOfPuts(
 export async function indexTexts(
   ops: BatchOpParsed[],
   kinds: Map<number, string>,
-  opts: Pick<StoreOptions, 'embedder' | 'indexFields' | 'kindIndexFields' | 'queryDeadline'>,
+  byName: ReadonlyMap<string, KindRoute>,
+  opts: Pick<StoreOptions, 'embedder' | 'indexFields' | 'queryDeadline'>,
   signal?: AbortSignal,
 ): Promise<Map<number, IndexedField[]>> {
   // One list per op, made once: appending by copy was quadratic in an item's fields.
@@ -47,7 +46,8 @@ export async function indexTexts(
     } else if (op.op === 'put' && op.index !== false) {
       // A configured kind's item is indexed as a reflection indexes it, unless the put says.
       const kind = kinds.get(i);
-      const fields = op.index ?? (kind ? opts.kindIndexFields?.get(kind) : undefined) ?? opts.indexFields;
+      const configured = kind === undefined ? undefined : byName.get(kind);
+      const fields = op.index ?? (configured ? (configured.embedFields ?? ['$']) : opts.indexFields);
       out.set(i, embeddingTexts(op.value, fields, putLabel(op.key)));
     }
   }

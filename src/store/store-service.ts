@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { invalidInput } from '../core/invalid-input.js';
+import type { KindRoute } from '../core/kind-route.js';
 import { ConflictError, InputError, LimitError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { QueryDeadline } from '../llm/query-deadline.js';
@@ -31,29 +32,21 @@ export interface StoreOptions {
   embedder?: Embedder | null | undefined;
   /** JSON paths embedded when a put does not say (`$`: the whole value). */
   indexFields: string[];
-  /**
-   * The fields a configured kind's items are embedded by (its `embedFields`, or `$`). A Map: a
-   * put's kind is the caller's text, and `constructor` must not find Object's.
-   */
-  kindIndexFields?: ReadonlyMap<string, string[]> | undefined;
   /** TTL of items whose put does not say (ms); null: no expiry. */
   defaultTtlMs: number | null;
-  /**
-   * The TTL of a configured kind that has one (its `ttlMs`), for a put of that kind that does not
-   * say: a kind's retention holds however its memories are written, a revert's put included.
-   */
-  kindTtlMs?: ReadonlyMap<string, number> | undefined;
   /**
    * Kind of new items whose put does not say: the default reflection kind sees them. A put
    * without a kind over a live item keeps that item's kind.
    */
   defaultKind: string;
   /**
-   * The configured kind whose namespace a put without a kind writes to (kind-route.ts
-   * `kindOfNamespace`): its new item is that kind's memory, indexed and kept as the kind's are,
-   * so recall and reflections read it. Undefined: `defaultKind`.
+   * The service's kinds, asked on a call with puts. A put of a kind gets its TTL (`ttlMs`) and is
+   * indexed by its `embedFields` (the whole value without), unless the put says: a kind's
+   * retention holds however its memories are written, a revert's put included. A put without a
+   * kind that creates an item in a namespace one kind fills (kind-route.ts `kindOfNamespace`)
+   * creates that kind's item, so recall and reflections read it; elsewhere, `defaultKind`.
    */
-  kindOf?: ((namespace: Namespace) => Promise<string | undefined>) | undefined;
+  kinds?: (() => Promise<readonly KindRoute[]>) | undefined;
   /**
    * Whether get and search renew the TTL of the items they return when the call does not say
    * (`refreshTtl`); LangGraph's `refresh_on_read`, and like it true in the service.
@@ -253,11 +246,14 @@ export class StoreService {
       if (seen.has(id)) throw new InputError(`a batch may write ${id} only once`);
       seen.add(id);
     }
-    const kinds = await kindsOfPuts(ops, this.opts.kindOf);
-    const indexed = await indexTexts(ops, kinds, this.opts, call.signal);
+    const known = ops.some((op) => op.op === 'put') ? ((await this.opts.kinds?.()) ?? []) : [];
+    // By name in a Map: a put's kind is the caller's text, and `constructor` must not find Object's.
+    const byName = new Map(known.map((k) => [k.name, k]));
+    const kinds = kindsOfPuts(ops, known);
+    const indexed = await indexTexts(ops, kinds, byName, this.opts, call.signal);
     call.signal?.throwIfAborted();
     const results = new Array<BatchResult>(ops.length).fill(null);
-    await this.write(ops, indexed, kinds, results);
+    await this.write(ops, indexed, kinds, byName, results);
     await this.read(ops, indexed, results, this.budget(call.advice ?? ASK.batch), call.signal);
     return results;
   }
@@ -267,6 +263,7 @@ export class StoreService {
     ops: RunOp[],
     indexed: Map<number, IndexedField[]>,
     kinds: Map<number, string>,
+    byName: ReadonlyMap<string, KindRoute>,
     results: BatchResult[],
   ) {
     const writeAt = ops.flatMap((op, i) => (op.op === 'put' || op.op === 'delete' ? [i] : []));
@@ -276,7 +273,7 @@ export class StoreService {
       const { namespace, key, ifVersion, actor } = op;
       if (op.op === 'delete') return { op: 'delete', namespace, key, ifVersion, actor };
       const kind = kinds.get(i);
-      const kindTtl = kind === undefined ? undefined : this.opts.kindTtlMs?.get(kind);
+      const kindTtl = kind === undefined ? undefined : byName.get(kind)?.ttlMs;
       const ttl = op.ttl === undefined ? (kindTtl ?? this.opts.defaultTtlMs) : op.ttl;
       return {
         op: 'put',
