@@ -12,8 +12,8 @@ import { createModelClients } from '../llm/clients.js';
 import type { Embedder } from '../llm/embedder.js';
 import { logUsageSink } from '../observability/usage.js';
 import type { Logger } from '../observability/logger.js';
-import { defaultKinds, type MemoryKind } from '../memory/kinds.js';
-import { loadKindsFile } from '../memory/kinds-file.js';
+import type { MemoryKind } from '../memory/kinds.js';
+import { processKinds } from './process-kinds.js';
 import { MemoryManager } from '../memory/manager.js';
 import { PromptOptimizer } from '../memory/procedural/prompt-optimizer.js';
 import { Eraser } from '../memory/erase.js';
@@ -110,17 +110,9 @@ export class Runtime {
     readonly log: Logger,
     private readonly options: RuntimeOptions = {},
   ) {
-    this.kinds = options.kinds ?? (env.ENGRAM_KINDS_FILE ? loadKindsFile(env.ENGRAM_KINDS_FILE) : defaultKinds);
+    this.kinds = processKinds(env, options.kinds);
     // The process entry resolves an unset REDIS_URL (embedded redis-server) before this point.
     if (!env.REDIS_URL) throw new PermanentError('REDIS_URL is required');
-    // With tenant keys, reflections must write under the tenant too, or a tenant's memories
-    // would land in namespaces its key cannot reach (or another tenant's).
-    const untenanted = env.API_KEYS?.length ? this.kinds.filter((k) => k.namespace[0] !== '{tenant}') : [];
-    if (untenanted.length) {
-      throw new PermanentError(
-        `API_KEYS is set, so every memory kind's namespace must start with "{tenant}"; not: ${untenanted.map((k) => `${k.name} ${JSON.stringify(k.namespace)}`).join(', ')}`,
-      );
-    }
     const statements = { prepare: env.DATABASE_PREPARE, pipeline: env.DATABASE_PIPELINE };
     // First: a PGlite data folder held by another process fails here, before anything else opens.
     this.db = openDb(
