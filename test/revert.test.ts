@@ -337,7 +337,7 @@ describe("undoing a memory tool's writes", () => {
         const refused = await post('/v1/revert', { changedBy: 'tool:manage_memory', namespacePrefix });
         expect(refused.status, JSON.stringify([post === acme, namespacePrefix, refused.body])).toBe(400);
         expect(refused.body.error).toContain(
-          '"tool:manage_memory" is a memory tool\'s actor, the same for every user the tool wrote for: name whose changes to undo with namespacePrefix',
+          '"tool:manage_memory" is a memory tool\'s actor, the same for every user it wrote for: name whose changes to undo with namespacePrefix',
         );
       }
     }
@@ -368,5 +368,48 @@ describe("undoing a memory tool's writes", () => {
     } finally {
       await engram.close();
     }
+  });
+
+  it("refuses an undo by a store's default actor or a revert by it without a prefix; an application's own actor needs none", async () => {
+    const put = (ns: string[], key: string, actor?: string) =>
+      fetch(`${h.url}/v1/store/items`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${OPERATOR}` },
+        body: JSON.stringify({ namespace: ns, key, value: { content: key }, ...(actor ? { actor } : {}) }),
+      });
+    for (const user of ['d1', 'd2']) expect((await put(['defaults', user], 'note')).status).toBe(200);
+    const stored = async () =>
+      (await h.runtime.storeApi.search({ namespacePrefix: ['defaults'], limit: 10, refreshTtl: false }))
+        .map((m) => m.namespace.join('/'))
+        .sort();
+    expect(await stored()).toEqual(['defaults/d1', 'defaults/d2']);
+
+    for (const [changedBy, what] of [
+      ['api', "the HTTP store's default actor"],
+      ['sdk', "the SDK store's default actor"],
+      ['admin', "the memory browser's actor"],
+      ['api:*', "an API key's default actor"],
+      ['api:acme', "an API key's default actor"],
+      ['revert:api:*', "a revert by an API key's default actor"],
+    ]) {
+      const refused = await operator('/v1/revert', { changedBy });
+      expect(refused.status, changedBy).toBe(400);
+      expect(refused.body.error).toContain(`"${changedBy}" is ${what}, the same for every user it wrote for`);
+    }
+    expect(await stored()).toEqual(['defaults/d1', 'defaults/d2']);
+
+    expect(await operator('/v1/revert', { changedBy: 'api:*', namespacePrefix: ['defaults', 'd1'] })).toEqual({
+      status: 200,
+      body: { restored: 0, deleted: 1 },
+    });
+    expect(await stored()).toEqual(['defaults/d2']);
+
+    // An actor the application chose names its own change set: no prefix asked.
+    expect((await put(['defaults', 'd3'], 'note', 'import-42')).status).toBe(200);
+    expect(await operator('/v1/revert', { changedBy: 'api:*:import-42' })).toEqual({
+      status: 200,
+      body: { restored: 0, deleted: 1 },
+    });
+    expect(await stored()).toEqual(['defaults/d2']);
   });
 });

@@ -8,7 +8,7 @@ import { namespacesOfContext } from '../memory/context-namespaces.js';
 import { eraseInputSchema, type Eraser } from '../memory/erase.js';
 import type { RecallKind } from '../memory/recall.js';
 import { contextSchema } from '../queue/schemas.js';
-import { revertChangesInputSchema, revertItemInputSchema, toolUndoScopeSchema } from '../store/schemas.js';
+import { revertChangesInputSchema, revertItemInputSchema, sharedUndoScopeSchema } from '../store/schemas.js';
 import type { StoreService } from '../store/store-service.js';
 import { bodyText } from './json-body.js';
 import { jsonText } from './json-text.js';
@@ -73,8 +73,8 @@ export function registerLifecycleRoutes(app: FastifyInstance, deps: LifecycleDep
     },
     async (request) => {
       const sent = request.body as unknown;
-      // A tool actor's undo names its prefix as sent: confined, a tenant's absent one is the tenant's root.
-      if (sent && typeof sent === 'object') parse(toolUndoScopeSchema, sent, 'revert request');
+      // A shared actor's undo names its prefix as sent: confined, a tenant's absent one is the tenant's root.
+      if (sent && typeof sent === 'object') parse(sharedUndoScopeSchema, sent, 'revert request');
       return store.revertChanges(tenancy.confineWrite(request, sent, { defaulted: ['namespacePrefix'] }));
     },
   );

@@ -74,3 +74,26 @@ export type ReflectionPolicy = z.infer<typeof reflectionPolicySchema>;
  */
 export const TOOL_ACTOR_PREFIX = 'tool:';
 export const toolActor = (tool: string): string => `${TOOL_ACTOR_PREFIX}${tool}`;
+
+/** The actors engram writes as by default, each the same for every caller of its door. */
+const DEFAULT_ACTORS: Readonly<Record<string, string>> = {
+  api: "the HTTP store's default actor",
+  sdk: "the SDK store's default actor",
+  admin: "the memory browser's actor",
+};
+
+/**
+ * What an actor shared by many users is, or null for one that names one change set (a job's
+ * `reflection:<id>@<ms>`, an application's own actor). A revert by a shared actor is shared too.
+ */
+export function sharedActor(actor: string): string | null {
+  if (actor.startsWith(TOOL_ACTOR_PREFIX)) return "a memory tool's actor";
+  if (Object.hasOwn(DEFAULT_ACTORS, actor)) return DEFAULT_ACTORS[actor] ?? null;
+  // Under API keys the HTTP store writes as `api:<tenant>` (a caller's own actor follows it).
+  if (/^api:[^:]+$/.test(actor)) return "an API key's default actor";
+  if (actor.startsWith('revert:')) {
+    const of = sharedActor(actor.slice('revert:'.length));
+    return of === null ? null : `a revert by ${of}`;
+  }
+  return null;
+}

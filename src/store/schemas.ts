@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { isoTimeSchema } from '../core/iso-time.js';
 import { JSON_MAX_DEPTH, jsonCheck } from '../core/json-bounds.js';
 import { intRange } from '../core/int-range.js';
-import { kindNameSchema, TOOL_ACTOR_PREFIX } from '../core/names.js';
+import { kindNameSchema, sharedActor } from '../core/names.js';
 import { fieldPathSchema } from '../core/json-path.js';
 import { storableText } from '../core/safe-text.js';
 import { filterSchema } from './filter.js';
@@ -153,29 +153,32 @@ export const revertItemInputSchema = z.strictObject({
   actor: actor.optional(),
 });
 /**
- * A memory tool's actor (`tool:manage_memory`) is every user's: an undo by it must name whose
- * changes with a prefix of at least one label. Read on the request as sent: under a tenant's key
- * an absent prefix would otherwise default to the whole tenant (api/lifecycle-routes.ts).
+ * An actor many users share (a memory tool's `tool:manage_memory`, the default `api`, `sdk` and
+ * `admin`, a revert by one of them): an undo by it must name whose changes with a prefix of at
+ * least one label. Read on the request as sent: under a tenant's key an absent prefix would
+ * otherwise default to the whole tenant (api/lifecycle-routes.ts).
  */
-function toolUndoScope(r: { changedBy?: unknown; namespacePrefix?: unknown }, ctx: z.RefinementCtx): void {
-  if (typeof r.changedBy !== 'string' || !r.changedBy.startsWith(TOOL_ACTOR_PREFIX)) return;
+function sharedUndoScope(r: { changedBy?: unknown; namespacePrefix?: unknown }, ctx: z.RefinementCtx): void {
+  if (typeof r.changedBy !== 'string') return;
+  const shared = sharedActor(r.changedBy);
+  if (shared === null) return;
   if (Array.isArray(r.namespacePrefix) && r.namespacePrefix.length > 0) return;
   ctx.addIssue({
     code: 'custom',
     path: ['namespacePrefix'],
-    message: `${JSON.stringify(r.changedBy)} is a memory tool's actor, the same for every user the tool wrote for: name whose changes to undo with namespacePrefix, such as one user's namespace ["memories", "u1"] (under an API key, starting with its tenant)`,
+    message: `${JSON.stringify(r.changedBy)} is ${shared}, the same for every user it wrote for: name whose changes to undo with namespacePrefix, such as one user's namespace ["memories", "u1"] (under an API key, starting with its tenant)`,
   });
 }
 /** That rule alone, for a body before tenancy rewrites it. */
-export const toolUndoScopeSchema = z
+export const sharedUndoScopeSchema = z
   .object({ changedBy: z.unknown().optional(), namespacePrefix: z.unknown().optional() })
-  .superRefine(toolUndoScope);
+  .superRefine(sharedUndoScope);
 
 /**
  * Undo everything one actor changed (a reflection or consolidation job: `reflection:<job id>@<created ms>`):
  * each item it touched goes back to what it was before, unless a later change touched it too
  * (a 409 listing them), or `force`. `namespacePrefix` keeps it to a tenant's namespaces, and must
- * be given for a memory tool's actor (toolUndoScope).
+ * be given for an actor many users share (sharedUndoScope).
  */
 export const revertChangesInputSchema = z
   .strictObject({
@@ -184,7 +187,7 @@ export const revertChangesInputSchema = z
     namespacePrefix: prefix.optional(),
     actor: actor.optional(),
   })
-  .superRefine(toolUndoScope);
+  .superRefine(sharedUndoScope);
 
 export type PutInput = z.input<typeof putInputSchema>;
 export type RevertItemInput = z.input<typeof revertItemInputSchema>;
