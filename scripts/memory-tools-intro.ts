@@ -76,8 +76,10 @@ for (;;) {
   (characters / 4, as recall counts; 4,000 when the model does not say, at most 32,000): a
   document is never cut. When memories were left out, the answer says so: \`leftOut\` (how many)
   and a \`note\` telling the model to ask with a larger budget or a narrower query. MCP's
-  \`recall\` takes the same \`tokenBudget\` for its prompt block (recall's own budget; the answer
-  lists those memories again) and answers \`leftOut\` and \`note\` the same way.
+  \`recall\` takes the same \`tokenBudget\` for its prompt block, which is its whole answer (each
+  memory's line carries its id, counted in the budget), and answers \`leftOut\` and \`note\` the
+  same way. \`memory_history\` takes one too: the latest changes that fit, shown oldest first,
+  and \`leftOut\` counting the earlier ones.
 - Each write is one change set through the store's writer (\`MemoryDb.apply\`), as a reflection's
   commit: the document embedded first (the kind's \`embedFields\`), a history row with actor
   \`tool:manage_memory\`, an update or delete compared with the version the model was shown (a memory
@@ -114,11 +116,11 @@ Five tools and a resource per profile kind, over the same store, recall and queu
 
 | tool | does |
 | --- | --- |
-| \`recall\` | \`Recall.recall\` for the session's context: profiles, the most relevant memories (with ids) and the prompt block, within \`tokenBudget\` (4,000 by default) |
+| \`recall\` | \`Recall.recall\` for the session's context: the prompt block of its profiles and most relevant memories, each memory's line with its id (\`<memory id="m1" ...>\`), within \`tokenBudget\` (4,000 by default) |
 | \`search_memory\` | the tool session's \`search_memory\` |
 | \`remember\` | \`messages\`: the turns enqueued on the session's thread for background formation; \`document\` (and \`kind\`): one memory written now through the tool path (actor \`tool:remember\`) |
 | \`forget\` | deletes one memory by id (a temporal kind's is invalidated; actor \`tool:forget\`) |
-| \`memory_history\` | every change of one memory, oldest first (up to 100), with \`invalidAt\` on a change that left a temporal fact no longer holding; a memory this session forgot keeps its id for its history, as \`GET /v1/store/items/history\` reads a deleted item's by key |
+| \`memory_history\` | the changes of one memory, oldest first: the latest that fit \`tokenBudget\` (4,000 by default; of the newest 1,000), with \`invalidAt\` on a change that left a temporal fact no longer holding; a memory this session forgot keeps its id for its history, as \`GET /v1/store/items/history\` reads a deleted item's by key |
 
 Resources: \`engram://profiles/<kind>\` per profile kind, the session's user's document (JSON,
 \`null\` until a reflection creates it).

@@ -105,9 +105,9 @@ describe('the MCP server at /mcp', () => {
       });
       const stored = await h.runtime.storeApi.search({ namespacePrefix: ['acme', 'memories', 'josé'] });
       expect(stored.map((m) => m.value.content)).toEqual(['José drinks mate']);
-      expect((await callTool(jose.client, 'recall', { query: 'what does José drink?' })).body).toMatchObject({
-        memories: [{ document: { content: 'José drinks mate' } }],
-      });
+      expect(String((await callTool(jose.client, 'recall', { query: 'what does José drink?' })).body.prompt)).toMatch(
+        /<memory id="m1" kind="memory" updated="[\d-]+">José drinks mate<\/memory>/,
+      );
     } finally {
       await jose.transport.terminateSession();
       await jose.client.close();

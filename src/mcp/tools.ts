@@ -4,7 +4,16 @@ import { z } from 'zod';
 import { storableText } from '../core/safe-text.js';
 import { AuthError, ConflictError, InputError, UnavailableError } from '../errors.js';
 import { messageSchema } from '../queue/schemas.js';
-import { leftOutNote, SEARCH_TOOL, searchArgsSchema, tokenBudgetSchema, toolKinds } from '../tools/definitions.js';
+import { estimateTokens } from '../memory/recall-prompt.js';
+import { AnswerBudget } from '../store/answer-budget.js';
+import {
+  earlierLeftOutNote,
+  leftOutNote,
+  SEARCH_TOOL,
+  searchArgsSchema,
+  tokenBudgetSchema,
+  toolKinds,
+} from '../tools/definitions.js';
 import { toolContent, type ToolResult, type ToolSession } from '../tools/session.js';
 import type { McpDeps, McpSessionConfig } from './server.js';
 
@@ -15,6 +24,9 @@ import type { McpDeps, McpSessionConfig } from './server.js';
  * session's own checks (the same as manage_memory's), so the model can repair either.
  */
 export const MCP_TOOLS = ['recall', SEARCH_TOOL, 'remember', 'forget', 'memory_history'] as const;
+
+/** The latest changes memory_history reads of one memory, before its token budget. */
+const HISTORY_ROWS = 1_000;
 
 const id = z.string().min(1).max(64).describe('The id of a memory (m1, m2...) from recall or search_memory');
 
@@ -42,7 +54,7 @@ export function registerMcpTools(
     'recall',
     {
       description:
-        'What engram remembers that matters for a query: the user profiles and the most relevant memories, with a prompt block to put before your answer.',
+        'What engram remembers that matters for a query: a prompt block of the user profiles and the most relevant memories, best first, each memory with its id for forget and memory_history.',
       inputSchema: z.strictObject({
         query: z.string().min(1).max(8_000).check(storableText).describe('What the conversation is about now'),
         limit: z.int().min(1).max(50).default(10).describe('Memories at most (profiles come on top)'),
@@ -51,19 +63,16 @@ export function registerMcpTools(
       annotations: { readOnlyHint: true },
     },
     answer(async ({ query, limit, tokenBudget }) => {
-      // Recall's own budget, on its prompt block: the answer lists the same memories again.
-      const r = await deps.recall.recall({ context: config.context, query, limit, tokenBudget });
+      // The prompt block alone, each memory's line carrying its id: the answer is then within
+      // recall's own budget, where listing the memories again beside it took up to twice that.
+      const r = await deps.recall.recall(
+        { context: config.context, query, limit, tokenBudget },
+        { memoryId: (m) => session.idOf(m) },
+      );
       return {
         ok: true,
         result: {
           prompt: r.prompt,
-          profiles: r.profiles.map((p) => ({ kind: p.kind, document: p.value })),
-          memories: r.memories.map((m) => ({
-            id: session.idOf(m),
-            kind: m.kind,
-            document: m.value,
-            updated: m.updatedAt.toISOString().slice(0, 10),
-          })),
           ...(r.leftOut && { leftOut: r.leftOut, note: leftOutNote(r.leftOut, tokenBudget, 'the prompt block') }),
         },
       };
@@ -123,29 +132,43 @@ export function registerMcpTools(
     {
       description:
         'How a memory changed: every version, oldest first, with who changed it and when; a forgotten memory keeps its history.',
-      inputSchema: z.strictObject({ id }),
+      inputSchema: z.strictObject({ id, tokenBudget: tokenBudgetSchema('the changes', 'the earliest changes') }),
       annotations: { readOnlyHint: true },
     },
-    answer(async ({ id }) => {
+    answer(async ({ id, tokenBudget }) => {
       const memory = session.resolve(id);
       if (!memory)
         return { ok: false, error: `memory_history: unknown id "${id}"; use an id from recall or search_memory` };
-      const history = await deps.memories.history(memory.namespace, memory.key, { limit: 100, offset: 0 });
+      // The latest changes first, as many as fit, shown oldest first. Postgres sends at most
+      // what the budget could hold (4 bytes a character at worst), whatever the documents' size.
+      const read = await deps.memories.history(
+        memory.namespace,
+        memory.key,
+        { limit: HISTORY_ROWS, offset: 0, newest: true },
+        { budget: new AnswerBudget(tokenBudget * 16, '', true) },
+      );
+      let used = estimateTokens(JSON.stringify({ id, history: [] }));
+      const shown: Record<string, unknown>[] = [];
+      for (const e of read) {
+        const change = {
+          op: e.op,
+          version: e.version,
+          before: e.before,
+          after: e.after,
+          by: e.actor,
+          at: e.at.toISOString(),
+          // A temporal fact contradicted or forgotten: since when it no longer holds.
+          ...(e.invalidAt && { invalidAt: e.invalidAt.toISOString() }),
+        };
+        const cost = estimateTokens(JSON.stringify(change)) + 1;
+        if (used + cost > tokenBudget) break;
+        used += cost;
+        shown.unshift(change);
+      }
+      const leftOut = (await deps.memories.historyLength(memory.namespace, memory.key)) - shown.length;
       return {
         ok: true,
-        result: {
-          id,
-          history: history.map((e) => ({
-            op: e.op,
-            version: e.version,
-            before: e.before,
-            after: e.after,
-            by: e.actor,
-            at: e.at.toISOString(),
-            // A temporal fact contradicted or forgotten: since when it no longer holds.
-            ...(e.invalidAt && { invalidAt: e.invalidAt.toISOString() }),
-          })),
-        },
+        result: { id, history: shown, ...(leftOut > 0 && { leftOut, note: earlierLeftOutNote(leftOut, tokenBudget) }) },
       };
     }),
   );

@@ -27,8 +27,10 @@ export function profileLine(p: RecalledProfile): string {
   return `<profile kind="${p.kind}">${escape(JSON.stringify(p.value))}</profile>`;
 }
 
-export function memoryLine(m: RecalledMemory): string {
-  return `<memory kind="${m.kind}" updated="${m.updatedAt.toISOString().slice(0, 10)}">${escape(documentText(m.value))}</memory>`;
+/** `id`: a tool session's short id (MCP's recall), for the model to name the memory back. */
+export function memoryLine(m: RecalledMemory, id?: string): string {
+  const named = id === undefined ? '' : ` id="${escape(id).replaceAll('"', '&quot;')}"`;
+  return `<memory${named} kind="${m.kind}" updated="${m.updatedAt.toISOString().slice(0, 10)}">${escape(documentText(m.value))}</memory>`;
 }
 
 export function promptBlock(lines: string[]): string {
@@ -37,12 +39,14 @@ export function promptBlock(lines: string[]): string {
 
 /**
  * Profiles, then memories in rank order, as many as fit the budget (the block's own two tag
- * lines counted); a profile that does not fit is left out like a memory, in order.
+ * lines counted); a profile that does not fit is left out like a memory, in order. With
+ * `idOf`, each memory's line carries its id, counted in the budget.
  */
 export function fitBudget(
   profiles: RecalledProfile[],
   memories: RecalledMemory[],
   budget: number | undefined,
+  idOf?: (m: RecalledMemory) => string,
 ): { profiles: RecalledProfile[]; memories: RecalledMemory[]; prompt: string; tokens: number } {
   let used = estimateTokens('<memories>\n\n</memories>');
   const lines: string[] = [];
@@ -56,7 +60,7 @@ export function fitBudget(
       return true;
     });
   const keptProfiles = take(profiles, profileLine);
-  const keptMemories = take(memories, memoryLine);
+  const keptMemories = take(memories, (m) => memoryLine(m, idOf?.(m)));
   const prompt = promptBlock(lines);
   return { profiles: keptProfiles, memories: keptMemories, prompt, tokens: estimateTokens(prompt) };
 }

@@ -20,6 +20,7 @@ import {
   searchInputSchema,
   type RecallInput,
   type RecallParsed,
+  type RecalledMemory,
   type RecallResult,
   type SearchInput,
 } from './recall-schemas.js';
@@ -51,6 +52,12 @@ export interface RecallReads {
   queryDeadline?: QueryDeadline;
   log?: Logger;
 }
+
+/**
+ * How one recall is called: `signal`, the caller went away; `memoryId`, an id to put on each
+ * memory's line of the prompt block (MCP's recall: the model names a memory back by it).
+ */
+export type RecallCall = Pick<ReadOptions, 'signal'> & { memoryId?: (m: RecalledMemory) => string };
 
 /** A degraded recall is said once per window: during an outage every recall degrades alike. */
 const DEGRADED_WARN_EVERY_S = 10;
@@ -100,12 +107,12 @@ export class Recall {
    * context (as a reflection fills them), ranked together (hybrid by default), deduplicated,
    * cut to `limit` and the token budget, and as a prompt block.
    */
-  recall(input: RecallInput, call: Pick<ReadOptions, 'signal'> = {}): Promise<RecallResult> {
+  recall(input: RecallInput, call: RecallCall = {}): Promise<RecallResult> {
     return this.recallParsed(parse(recallInputSchema, input, 'recall'), call);
   }
 
   /** For callers that validated with the same schema already (the HTTP route, with tenancy). */
-  async recallParsed(r: RecallParsed, call: Pick<ReadOptions, 'signal'> = {}): Promise<RecallResult> {
+  async recallParsed(r: RecallParsed, call: RecallCall = {}): Promise<RecallResult> {
     const kinds = this.selected(r.kinds, r.context);
     const namespaceOf = (k: RecallKind) => fillNamespace(k.namespace, r.context, k.name);
     const profiles = kinds.filter((k) => k.mode === 'profile');
@@ -149,6 +156,7 @@ export class Recall {
       profileItems.flatMap((item, i) => (item ? [{ kind: (profiles[i] as RecallKind).name, ...pick(item) }] : [])),
       found.map((m) => ({ kind: m.kind, score: m.score, ...pick(m) })),
       r.tokenBudget,
+      call.memoryId,
     );
     // What the application is shown is what it recalls: those TTLs are renewed, no others.
     const ids = new Set([...shown.profiles, ...shown.memories].map((m) => JSON.stringify([m.namespace, m.key])));

@@ -21,10 +21,12 @@ import {
   changesBy,
   documentAt,
   getItems,
+  historyLength,
   listNamespaces,
   namespaceVersions,
   readHistory,
   type ActorChange,
+  type HistoryPage,
   type ListNamespacesQuery,
 } from './read-items.js';
 import { refreshTtl } from './refresh-ttl.js';
@@ -134,13 +136,13 @@ export class MemoryDb {
   }
 
   /** The change log of one memory, oldest first; all of it without a page. */
-  history(
-    namespace: Namespace,
-    key: string,
-    page?: { limit: number; offset: number },
-    opts?: ReadOptions,
-  ): Promise<HistoryEntry[]> {
+  history(namespace: Namespace, key: string, page?: HistoryPage, opts?: ReadOptions): Promise<HistoryEntry[]> {
     return readHistory(this.from(opts), this.t, namespace, key, page, opts?.budget);
+  }
+
+  /** How many changes one memory's history holds (memory_history's "earlier changes left out"). */
+  historyLength(namespace: Namespace, key: string, opts?: ReadOptions): Promise<number> {
+    return historyLength(this.from(opts), this.t, namespace, key);
   }
 
   /** The document a version of one memory set, or null (read-items.ts documentAt). */

@@ -100,22 +100,33 @@ export function scored(r: Record<string, unknown>): SearchItem {
 }
 
 /** What a history row spends of an answer's budget: its documents before and after, as JSON text. */
+/** A page of one memory's history. */
+export interface HistoryPage {
+  limit: number;
+  offset: number;
+  newest?: boolean;
+}
+
 export const HISTORY_BYTES = 'coalesce(octet_length(before::text), 0) + coalesce(octet_length(after::text), 0)';
 
-/** The change log of one memory, oldest first; all of it without a page. */
+/**
+ * The change log of one memory, oldest first (`newest`: newest first, the page and the budget
+ * counted from the latest change); all of it without a page.
+ */
 export async function readHistory(
   db: Db,
   t: Tables,
   namespace: Namespace,
   key: string,
-  page?: { limit: number; offset: number },
+  page?: HistoryPage,
   budget?: AnswerBudget,
 ): Promise<HistoryEntry[]> {
+  const order = page?.newest ? 'id desc' : 'id';
   const sql = `select h.id, h.op, h.version, h.kind, h.before, h.after, h.actor, h.thread_id, h.created_at, ${validityOf('h')}
-       from ${t.history} h where h.namespace = $1 and h.key = $2 order by h.id limit $3 offset $4`;
+       from ${t.history} h where h.namespace = $1 and h.key = $2 order by h.${order} limit $3 offset $4`;
   const params: unknown[] = [namespace, key, page?.limit ?? null, page?.offset ?? 0];
   const res = await db.query(
-    budget ? budgeted(sql, 'id', HISTORY_BYTES, `$${params.push(budget.remaining)}`) : sql,
+    budget ? budgeted(sql, order, HISTORY_BYTES, `$${params.push(budget.remaining)}`) : sql,
     params,
   );
   budget?.spend(res.rows);
@@ -130,6 +141,15 @@ export async function readHistory(
     at: r.created_at as Date,
     invalidAt: (r.invalid_at as Date | null) ?? null,
   }));
+}
+
+/** How many changes one memory's history holds. */
+export async function historyLength(db: Db, t: Tables, namespace: Namespace, key: string): Promise<number> {
+  const res = await db.query(`select count(*)::int as n from ${t.history} where namespace = $1 and key = $2`, [
+    namespace,
+    key,
+  ]);
+  return Number(res.rows[0]?.n ?? 0);
 }
 
 /**

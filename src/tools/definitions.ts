@@ -25,15 +25,15 @@ export const SEARCH_LIMIT_MAX = 20;
 export const TOOL_TOKEN_BUDGET = 4_000;
 export const TOOL_TOKEN_BUDGET_MAX = 32_000;
 
-/** The `tokenBudget` argument of search_memory and MCP's recall. */
-export function tokenBudgetSchema(what: string) {
+/** The `tokenBudget` argument of search_memory, MCP's recall and memory_history. */
+export function tokenBudgetSchema(what: string, whole = 'whole memories') {
   return z
     .int()
     .min(1)
     .max(TOOL_TOKEN_BUDGET_MAX)
     .default(TOOL_TOKEN_BUDGET)
     .describe(
-      `Tokens ${what} may take at most (about 4 characters each); whole memories that do not fit are left out, and the answer says how many`,
+      `Tokens ${what} may take at most (about 4 characters each); ${whole} that do not fit are left out, and the answer says how many`,
     );
 }
 
@@ -41,6 +41,12 @@ export function tokenBudgetSchema(what: string) {
 export function leftOutNote(leftOut: number, budget: number, within = 'this answer'): string {
   const them = leftOut === 1 ? '1 more memory was' : `${leftOut} more memories were`;
   return `${them} found but left out to keep ${within} within tokenBudget ${budget}; ask again with a larger tokenBudget (at most ${TOOL_TOKEN_BUDGET_MAX}) or a narrower query to see more`;
+}
+
+/** What memory_history says when earlier changes were left out for its token budget. */
+export function earlierLeftOutNote(leftOut: number, budget: number): string {
+  const them = leftOut === 1 ? '1 earlier change was' : `${leftOut} earlier changes were`;
+  return `${them} left out to keep this answer within tokenBudget ${budget}; ask again with a larger tokenBudget (at most ${TOOL_TOKEN_BUDGET_MAX}) to see more`;
 }
 
 /** Collection kinds: the tools manage those (a profile is one document, patched by reflections). */

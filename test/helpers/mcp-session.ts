@@ -43,17 +43,29 @@ export async function exerciseEveryTool(client: Client, h: Harness): Promise<voi
   expect((await callTool(client, 'search_memory', { query: 'ramen' })).body).toMatchObject({
     memories: [{ id: 'm1', kind: 'memory', document: { content: 'User loves ramen' } }],
   });
+  // The prompt block alone, each memory named by the id forget and memory_history take.
   const recalled = await callTool(client, 'recall', { query: 'what do I like to eat?' });
-  expect(recalled.body).toMatchObject({
-    profiles: [{ kind: 'user_profile', document: { name: 'Ana' } }],
-    memories: [{ id: 'm1', document: { content: 'User loves ramen' } }],
+  const updated = /updated="(\d{4}-\d{2}-\d{2})"/.exec(String(recalled.body.prompt))?.[1];
+  const lines = [
+    '<profile kind="user_profile">{"name":"Ana"}</profile>',
+    `<memory id="m1" kind="memory" updated="${updated}">User loves ramen</memory>`,
+  ];
+  expect(recalled.body).toEqual({ prompt: ['<memories>', ...lines, '</memories>'].join('\n') });
+  // Both search tools keep to a token budget, leaving out whole memories and saying so. The id
+  // is counted: a budget that would hold the memory's line without it leaves the memory out.
+  const tokens = (text: string) => Math.ceil(text.length / 4);
+  const withoutId = (lines[1] as string).replace(' id="m1"', '');
+  const tight = tokens('<memories>\n\n</memories>') + tokens(lines[0] as string) + 1 + tokens(withoutId) + 1;
+  expect((await callTool(client, 'recall', { query: 'what do I like to eat?', tokenBudget: tight })).body).toEqual({
+    prompt: ['<memories>', lines[0], '</memories>'].join('\n'),
+    leftOut: 1,
+    note: expect.stringContaining('1 more memory was found but left out'),
   });
-  expect(recalled.body.prompt).toContain('User loves ramen');
-  // Both search tools keep to a token budget, leaving out whole memories and saying so.
-  expect((await callTool(client, 'recall', { query: 'what do I like to eat?', tokenBudget: 10 })).body).toMatchObject({
+  expect((await callTool(client, 'recall', { query: 'what do I like to eat?', tokenBudget: tight + 2 })).body).toEqual(
+    recalled.body,
+  );
+  expect((await callTool(client, 'recall', { query: 'what do I like to eat?', tokenBudget: 10 })).body).toEqual({
     prompt: '',
-    profiles: [],
-    memories: [],
     leftOut: 2,
     note: expect.stringContaining(
       '2 more memories were found but left out to keep the prompt block within tokenBudget 10',
@@ -87,6 +99,20 @@ export async function exerciseEveryTool(client: Client, h: Harness): Promise<voi
       { op: 'delete', version: 1, by: 'tool:forget', before: { content: 'User loves ramen' }, after: null },
     ],
   });
+  // Within its token budget, the latest changes are kept (oldest first) and the earlier ones counted.
+  const [insert, deletion] = afterForget.body.history as unknown[];
+  const lastOnly = tokens(JSON.stringify({ id: 'm1', history: [] })) + tokens(JSON.stringify(deletion)) + 1;
+  expect((await callTool(client, 'memory_history', { id: 'm1', tokenBudget: lastOnly })).body).toEqual({
+    id: 'm1',
+    history: [deletion],
+    leftOut: 1,
+    note: expect.stringContaining('1 earlier change was left out to keep this answer within tokenBudget'),
+  });
+  expect((await callTool(client, 'memory_history', { id: 'm1', tokenBudget: lastOnly - 1 })).body).toMatchObject({
+    history: [],
+    leftOut: 2,
+  });
+  expect(afterForget.body).toEqual({ id: 'm1', history: [insert, deletion] });
 
   // Bad arguments: a tool error the model can read, and nothing written.
   const bad: [string, Record<string, unknown>, string][] = [
