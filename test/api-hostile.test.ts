@@ -491,13 +491,19 @@ describe('hostile input over HTTP (no API keys)', () => {
       ['PUT', `${board}/%00/pause`, undefined, 404, /^queue not found$/],
       ['GET', `${board}/reflection/%00`, undefined, 404, /^job not found$/],
     ] as const) {
-      const answer = await send(h, method, path, body);
+      const answer = await send(h, method, path, body, method === 'GET' ? {} : { origin: h.url });
       expect(answer.status, `${method} ${path} ${JSON.stringify(answer.body)}`).toBe(status);
       expect(answer.body.error).toMatch(message);
     }
     // Refusals whose message was only the status's name: said in words now.
     for (const [path, body, headers, status, message] of [
-      [`${board}/reflection/pause`, 'x', { 'content-type': 'text/plain' }, 415, /^the body must be JSON/],
+      [
+        `${board}/reflection/pause`,
+        'x',
+        { 'content-type': 'text/plain', origin: h.url },
+        415,
+        /^the body must be JSON/,
+      ],
       ['/admin/queues/static/x%00', undefined, {}, 400, /^the path names no file.*NUL/],
       ['/docs/static/x%00', undefined, {}, 400, /^the path names no file \(\/docs\/static\/x%00\).*NUL/],
     ] as const) {
@@ -520,6 +526,33 @@ describe('hostile input over HTTP (with API keys)', () => {
   });
   afterAll(async () => h?.stop());
   const auth = { authorization: `Bearer ${HOSTILE_KEYS.acme}` };
+
+  it("refuses a Bull Board write that does not come from the board's own pages, and writes nothing", async () => {
+    const admin = { authorization: `Basic ${Buffer.from('admin:board-password').toString('base64')}` };
+    const add = '/admin/queues/api/queues/reflection/add';
+    const before = await written(h);
+    // A cross-site page's bodiless no-cors POST: the browser sends the cached password with it.
+    for (const from of [
+      {} as Record<string, string>,
+      { origin: 'https://evil.example' },
+      { origin: 'null' },
+      { referer: 'https://evil.example/x' },
+    ]) {
+      const answer = await send(h, 'POST', add, undefined, { ...admin, ...from });
+      expect(answer.status, JSON.stringify(from)).toBe(403);
+      expect(answer.body.error).toContain('must come from a page of this site: send an Origin header');
+    }
+    for (const path of ['pause', 'clean/failed', 'retry/failed']) {
+      expect((await send(h, 'PUT', `/admin/queues/api/queues/reflection/${path}`, undefined, admin)).status, path).toBe(
+        403,
+      );
+    }
+    expect(await written(h)).toEqual(before);
+    // Reads need no Origin; a write from the board's own origin goes on to its checks.
+    expect((await send(h, 'GET', '/admin/queues/api/queues', undefined, admin)).status).toBe(200);
+    expect((await send(h, 'POST', add, '[]', { ...admin, origin: h.url })).status).toBe(400);
+    expect(await written(h)).toEqual(before);
+  });
 
   it('a non-object body is refused as one, never taken as {}', async () => {
     const before = await written(h);

@@ -7,7 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from '../observability/logger.js';
 import { everyQueue, type EngramQueues } from '../queue/queues.js';
 import { TimeoutError, withTimeout } from '../with-timeout.js';
-import { boardErrorHandler, boardInputChecks, boardRefusalsAsText } from './admin/board-guard.js';
+import { boardErrorHandler, boardInputChecks, boardRefusalsAsText, boardSameOrigin } from './admin/board-guard.js';
 import { memoryBrowser } from './admin/memory-browser.js';
 import { clientErrorHandler } from './client-errors.js';
 import { errorHandler } from './errors.js';
@@ -197,6 +197,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         }
       });
     }
+    boardSameOrigin(admin, '/admin/queues');
     boardRefusalsAsText(admin, '/admin/queues/');
     boardInputChecks(admin, '/admin/queues/api/');
     await admin.register(board.registerPlugin(), { prefix: '/admin/queues' });

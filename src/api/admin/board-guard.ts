@@ -1,10 +1,11 @@
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { redisStalled, redisUnavailable } from '../../dependency-errors.js';
 import { InputError, LimitError } from '../../errors.js';
 import { storableText } from '../../core/safe-text.js';
 import { frameworkErrorMessage } from '../framework-errors.js';
 import { parse } from '../parse.js';
+import { sameOrigin } from './forms.js';
 
 /** Bull Board's answer to an error, as its adapter takes it. */
 interface BoardAnswer {
@@ -68,6 +69,25 @@ function refusalText(error: unknown, status: number): string {
     ? `${text}: ${JSON.stringify(options)}`
     : text;
 }
+
+/**
+ * CSRF for Bull Board's API, as the memory browser's forms have it (forms.ts sameOrigin): a
+ * browser sends its cached Basic credentials with any site's request, and a cross-site
+ * `fetch(..., { method: 'POST', mode: 'no-cors' })` without a body needs no preflight, so a
+ * page elsewhere could add, retry or clean jobs. Every request but a read must come from this
+ * origin; the board's own UI sends `Origin` with each, a script must send it too.
+ */
+export function boardSameOrigin(scope: FastifyInstance, basePath: string): void {
+  scope.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith(basePath) || ['GET', 'HEAD', 'OPTIONS'].includes(request.method)) return;
+    if (sameOrigin(request)) return;
+    return reply.status(403).send({
+      error: `a ${request.method} to Bull Board must come from a page of this site: send an Origin header naming it (${originOf(request)})`,
+    });
+  });
+}
+
+const originOf = (request: FastifyRequest) => `${request.protocol}://${request.headers.host ?? 'this host'}`;
 
 /**
  * Job states a `:queueStatus` may name: Bull Board's (its UI's tabs) and BullMQ's (`clean`).
