@@ -412,4 +412,57 @@ describe("undoing a memory tool's writes", () => {
     });
     expect(await stored()).toEqual(['defaults/d2']);
   });
+  it("stamps a tenant's imported history as the tenant's, so it cannot claim another's job", async () => {
+    const at = '2026-12-01T00:00:00.000Z';
+    const file = (ns: string[], key: string, history: { actor: string; threadId: string | null }[]) =>
+      [
+        { type: 'export', format: 1, exportedAt: at, scope: { namespacePrefix: ns } },
+        {
+          type: 'item',
+          ...{ namespace: ns, key, kind: 'memory', value: { content: 'forged' }, version: history.length },
+          ...{ createdAt: at, updatedAt: at, expiresAt: null, ttlMs: null, validFrom: at, invalidAt: null },
+          fields: [{ text: 'forged', field: '$' }],
+        },
+        ...history.map((h, i) => ({
+          type: 'history',
+          ...{ namespace: ns, key, kind: 'memory', op: i ? 'update' : 'insert', version: i + 1 },
+          ...{ before: i ? { content: 'forged' } : null, after: { content: 'forged' }, at, validFrom: at },
+          ...h,
+        })),
+      ]
+        .map((l) => JSON.stringify(l))
+        .join('\n');
+    const send = (key: string, body: string) =>
+      fetch(`${h.url}/v1/import`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${key}` },
+        body,
+      }).then(async (res) => ({ status: res.status, body: await res.json() }));
+    const actors = async (ns: string[], key: string) =>
+      (await h.runtime.storeApi.history({ namespace: ns, key })).map((e) => [e.actor, e.threadId]);
+
+    const ns = ['acme', 'memories', 'forger'];
+    expect(
+      await send(
+        ACME,
+        file(ns, 'k', [
+          { actor: 'reflection:2@1796671218705', threadId: 'globex/t9' },
+          { actor: 'api:acme:import-7', threadId: 'acme/t1' },
+        ]),
+      ),
+    ).toEqual({ status: 200, body: { items: 1, history: 2, expired: 0 } });
+    expect(await actors(ns, 'k')).toEqual([
+      ['api:acme:reflection:2@1796671218705', 'acme/globex/t9'],
+      ['api:acme:import-7', 'acme/t1'],
+    ]);
+    // An operator's undo of that job meets none of the tenant's rows.
+    expect(await operator('/v1/revert', { changedBy: 'reflection:2@1796671218705' })).toEqual({
+      status: 200,
+      body: { restored: 0, deleted: 0 },
+    });
+    // An operator's import is the deployment's own: its actors are kept, so an undo finds them.
+    const theirs = ['globex', 'memories', 'moved'];
+    expect((await send(OPERATOR, file(theirs, 'k', [{ actor: 'reflection:9@1', threadId: null }]))).status).toBe(200);
+    expect(await actors(theirs, 'k')).toEqual([['reflection:9@1', null]]);
+  });
 });

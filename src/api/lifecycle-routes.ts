@@ -162,9 +162,10 @@ export function registerLifecycleRoutes(app: FastifyInstance, deps: LifecycleDep
       async (request) => {
         if (typeof request.body !== 'string')
           throw new InputError('the body must be an export file (content-type: application/x-ndjson)');
-        // Under an API key every line's namespace must start with the key's tenant.
-        const within = request.tenant && request.tenant !== ALL_TENANTS ? [request.tenant] : undefined;
-        return store.import(request.body.split('\n'), within);
+        // Under an API key every line's namespace must start with the key's tenant, and its
+        // history's actors and threads are the tenant's.
+        const tenant = request.tenant && request.tenant !== ALL_TENANTS ? request.tenant : undefined;
+        return store.import(request.body.split('\n'), tenant);
       },
     );
   });

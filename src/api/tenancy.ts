@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { tenantNameSchema } from '../core/names.js';
 import { AuthError, InputError } from '../errors.js';
+import { clipText } from '../core/safe-text.js';
 
 /** Every tenant: an operator's key. */
 export const ALL_TENANTS = '*';
@@ -106,7 +107,7 @@ export class Tenancy {
     if (write && out.actor === undefined) out.actor = `api:${tenant}`;
     // One over the schema's 200 characters is too (cut, it passed for valid).
     else if (write && typeof out.actor === 'string' && out.actor && out.actor.length <= 200)
-      out.actor = clip(`api:${tenant}:${out.actor}`, 200);
+      out.actor = clipText(`api:${tenant}:${out.actor}`, 200);
     return out as T;
   }
 
@@ -156,12 +157,5 @@ export class Tenancy {
 function brief(label: unknown): string {
   if (typeof label !== 'string')
     return Array.isArray(label) ? 'an array' : label === null ? 'null' : `a ${typeof label}`;
-  return JSON.stringify(clip(label, 64)) + (label.length > 64 ? ' (cut)' : '');
-}
-
-/** At most `max` UTF-16 units, never half of a surrogate pair (which Postgres would refuse). */
-function clip(s: string, max: number): string {
-  if (s.length <= max) return s;
-  const code = s.charCodeAt(max - 1);
-  return s.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
+  return JSON.stringify(clipText(label, 64)) + (label.length > 64 ? ' (cut)' : '');
 }

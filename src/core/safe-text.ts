@@ -34,3 +34,10 @@ export const storableText: z.core.CheckFn<string> = (ctx) => {
 export function storableCopy(s: string): string {
   return (s.replaceAll('\u0000', ' ') as unknown as Es2024String).toWellFormed();
 }
+
+/** At most `max` UTF-16 units, never half of a surrogate pair (which Postgres would refuse). */
+export function clipText(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const code = s.charCodeAt(max - 1);
+  return s.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
+}

@@ -1,3 +1,4 @@
+import { clipText } from '../core/safe-text.js';
 import { AuthError, ConflictError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { ExportLineReader, type ExportedHistory, type ExportedItem } from './export-format.js';
@@ -19,15 +20,16 @@ export type ImportResult = ImportCounts & { expired: number };
  * file is held whole before the first write anyway (64 MiB at most through the API): checking
  * it all first costs a map of its keys. A key that already exists here is a 409 naming it;
  * batches before it stay, as they do when a later batch fails otherwise, and the error says how
- * many (partial-import.ts). `within`: every namespace must start with it (a tenant imports into
- * its own namespaces only).
+ * many (partial-import.ts). `tenant`: every namespace must start with it (a tenant imports into
+ * its own namespaces only), and its history is stamped as the tenant's (tenantHistory).
  */
 export async function importLines(
   memories: MemoryDb,
   embedder: Embedder | null,
   lines: AsyncIterable<string> | Iterable<string>,
-  within: Namespace | undefined,
+  tenant: string | undefined,
 ): Promise<ImportResult> {
+  const within: Namespace | undefined = tenant === undefined ? undefined : [tenant];
   const batches: { line: number; items: ExportedItem[]; history: ExportedHistory[] }[] = [];
   const reader = new ExportLineReader();
   for await (const raw of lines) {
@@ -36,7 +38,10 @@ export async function importLines(
     if (within && !within.every((label, i) => line.namespace[i] === label))
       throw new AuthError(`line ${reader.count}: namespace is outside ${JSON.stringify(within)}`, true);
     // The reader saw to it that a history row follows its item: its batch is the last one.
-    if (line.type === 'history') (batches.at(-1) as { history: ExportedHistory[] }).history.push(line);
+    if (line.type === 'history')
+      (batches.at(-1) as { history: ExportedHistory[] }).history.push(
+        tenant === undefined ? line : tenantHistory(line, tenant),
+      );
     else {
       if (!batches.length || (batches.at(-1) as { items: unknown[] }).items.length >= BATCH)
         batches.push({ line: reader.count, items: [], history: [] });
@@ -53,6 +58,24 @@ export async function importLines(
     }
   }
   return done;
+}
+
+/**
+ * A tenant's imported change, recorded as the tenant's: its actor after `api:<tenant>:`, as a
+ * tenant's own writes are stamped (api/tenancy.ts), and its thread under `<tenant>/`. A file
+ * is the caller's text: kept as written, a row could claim another tenant's job actor
+ * (`reflection:<id>@<ms>`), which an operator's undo of that job would then meet (a 409) and the
+ * memory browser would offer to undo from this tenant's page.
+ */
+function tenantHistory(line: ExportedHistory, tenant: string): ExportedHistory {
+  const own = `api:${tenant}`;
+  const actor = line.actor === own || line.actor.startsWith(`${own}:`) ? line.actor : `${own}:${line.actor}`;
+  const thread = line.threadId;
+  return {
+    ...line,
+    actor: clipText(actor, 200),
+    threadId: thread === null || thread.startsWith(`${tenant}/`) ? thread : clipText(`${tenant}/${thread}`, 300),
+  };
 }
 
 /** One batch embedded and restored, its counts added to `done`; a key taken here is a 409. */

@@ -217,9 +217,12 @@ export class StoreService {
     for await (const line of this.memories.exportItems(q)) yield JSON.stringify(line);
   }
 
-  /** Imports an export file into empty namespaces, re-embedding its texts (import-lines.ts). */
-  import(lines: AsyncIterable<string> | Iterable<string>, within?: Namespace): Promise<ImportResult> {
-    return importLines(this.memories, this.opts.embedder ?? null, lines, within);
+  /**
+   * Imports an export file into empty namespaces, re-embedding its texts (import-lines.ts);
+   * `tenant`: into that tenant's namespaces only, its history stamped as the tenant's.
+   */
+  import(lines: AsyncIterable<string> | Iterable<string>, tenant?: string): Promise<ImportResult> {
+    return importLines(this.memories, this.opts.embedder ?? null, lines, tenant);
   }
 
   /**
