@@ -72,6 +72,29 @@ describe('a prompt longer than the chat model takes', () => {
     expect(metrics).toMatch(/\{how="fewer-turns"\} [1-9]/);
   }, 90_000);
 
+  it('keeps its narrower prompt for the rest of what one reflection takes, instead of being refused again', async () => {
+    h = await startHarness({ roles: [], chat: rememberLabels, runtime: { reflect: { maxTurns: 24 } } });
+    h.model.chatMaxPromptChars = 40_000;
+    await say('kept', ...Array.from({ length: 30 }, (_, i) => long(`turn ${i + 1}`, 4_000)));
+    const refused = () => h!.model.chatRequests.filter((r) => JSON.stringify(r.messages).length > 40_000).length;
+
+    // 24 and 12 turns refused; 6 fit, but the next 6 with the first shown as earlier context do
+    // not, and 3 at a time carry the rest: 6 + 6 x 3 turns in 7 answers, 3 refusals in all.
+    // Before, each batch's follow-up job asked 24 turns again and was refused down anew.
+    const first = await reflect('kept');
+    expect(first).toMatchObject({ status: 'applied', turns: 24, backlog: true, narrowed: { 'fewer-turns': 3 } });
+    expect(refused()).toBe(3);
+    expect(h.model.chatRequests).toHaveLength(3 + 7);
+    expect(await pendingAfterCursor('kept')).toBe(6);
+
+    // What is left past maxTurns is the follow-up's, which starts from the settings' scope.
+    const second = await reflect('kept');
+    expect(second).toMatchObject({ status: 'applied', turns: 6, backlog: false });
+    expect(await pendingAfterCursor('kept')).toBe(0);
+    const contents = (await memoryValues(h.runtime, ['memories', 'kept'])).map((m) => m.value.content as string);
+    expect(contents.sort()).toEqual(Array.from({ length: 30 }, (_, i) => `User said turn ${i + 1}`).sort());
+  });
+
   it('cuts a turn that alone is too long, says so in the prompt, and reflects it', async () => {
     h = await startHarness({ roles: [], chat: rememberLabels });
     await say('one', 'short: I live in Lyon');

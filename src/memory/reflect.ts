@@ -172,7 +172,8 @@ class Reflection {
         // Refused as too long: read again, a narrower batch.
         if (!decided) break;
         const status = await this.commit(batch, snapshots, decided.writes);
-        if (status === 'applied') return this.outcome;
+        if (status === 'applied' && !this.goesOn()) return this.outcome;
+        if (status === 'applied') break;
         // A moved cursor: another run applied these turns; read again from the new cursor.
         this.restart(status === 'duplicate' ? 'stale-cursor' : 'conflict');
         if (status === 'duplicate') break;
@@ -203,7 +204,9 @@ class Reflection {
     const kinds = kindsFor(this.deps.kinds, turns);
     const groups = groupByNamespace(kinds, read.context);
     checkThreadTenant(this.threadId, groups);
-    this.outcome.namespaces = groups.map((g) => g.namespace);
+    // A run that goes on past a narrowed batch (goesOn) names every namespace it read.
+    const named = new Set(this.outcome.namespaces.map((n) => JSON.stringify(n)));
+    for (const g of groups) if (!named.has(JSON.stringify(g.namespace))) this.outcome.namespaces.push(g.namespace);
     const queries = searchQueries(turns, settings.maxQueries);
     const searched = groups.some((g) => g.kinds.length > 0) && queries.length > 0;
     const vectors = searched
@@ -306,6 +309,21 @@ class Reflection {
       'reflection committed',
     );
     return 'applied';
+  }
+
+  /**
+   * After a commit: whether this run reflects the next turns itself. Only when a narrower prompt
+   * left some of what one reflection takes (maxTurns) for later: a follow-up job would start
+   * from the settings' scope and be refused down to this one again, a refused request per
+   * halving for every narrowed batch. The run stops once it has taken maxTurns, about what one
+   * unnarrowed reflection takes, so a long backlog still goes to follow-ups, as before.
+   */
+  private goesOn(): boolean {
+    const { maxTurns } = this.deps.settings;
+    if (!this.outcome.backlog || this.scope.maxTurns >= maxTurns || this.outcome.turns >= maxTurns) return false;
+    this.outcome.backlog = false;
+    this.log.debug({ turns: this.outcome.turns, scope: this.scope.maxTurns }, 'reflecting the next narrowed batch');
+    return true;
   }
 
   /**
