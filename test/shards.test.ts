@@ -236,6 +236,17 @@ describe('a change of REDIS_SHARDS', () => {
       { level: 40, parked: 1 },
     ]);
     expect(JSON.parse((await redis.hget(settingsKey(base), 'settings'))!)).toMatchObject({ redisShards: 3 });
+
+    // And back, with a turn pending in the three shards: refused as well. On a cluster the old
+    // prefix's own publication (one shard, `{p}`) still stands beside `p`'s and matches it.
+    expect(await next.producer.enqueue(turn('after'))).toMatchObject({ accepted: 1 });
+    await next.stop();
+    const back = runtime(before, log);
+    await expect(back.start(['api'])).rejects.toThrow(
+      new RegExp(
+        `REDIS_SHARDS is 1 \\(ENGRAM_PREFIX=\\{?${base}\\}?\\), but .+ published REDIS_SHARDS=3.* and 1 thread\\(s\\) have turns pending in that layout`,
+      ),
+    );
   });
 });
 

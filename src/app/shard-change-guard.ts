@@ -16,13 +16,27 @@ import { ThreadBuffers } from '../queue/thread-buffers.js';
  * settings, which would hide the old count.
  *
  * A change of count can also change the prefix's form on a cluster (`{engram}` with one shard,
- * `engram` with more), so a prefix never published before is checked in its other form too.
+ * `engram` with more), so the prefix's other form is checked too, whether or not its own was
+ * published: a change back from K to 1 finds `{engram}`'s own old publication, which matches.
  * Parked threads (failed for good, their turns kept for a retry) are only warned about: they are
  * already an operator's to handle, and would otherwise hold the change back for ever.
  */
 export async function guardShardChange(redis: RedisClient, prefix: string, shards: number, log: Logger) {
-  const before = await lastLayout(redis, prefix);
-  if (!before || (before.prefix === prefix && before.shards === shards)) return;
+  const layouts = await publishedLayouts(redis, prefix);
+  // Every layout published but this one: on a cluster both forms of the prefix may hold one (a
+  // change from 1 to K and back leaves `{engram}`'s old publication beside `engram`'s newer one).
+  const others = layouts.filter((l) => !(l.prefix === prefix && l.shards === shards));
+  for (const before of others) await checkLayout(redis, before, prefix, shards, log);
+  const own = layouts.find((l) => l.prefix === prefix);
+  if (others.length && (!own || own.shards !== shards))
+    log.info(
+      { before: others.map((l) => ({ shards: l.shards, prefix: l.prefix })), shards, prefix },
+      'REDIS_SHARDS changed',
+    );
+}
+
+/** Refuses while a layout other than this process's has turns pending; warns of its parked threads. */
+async function checkLayout(redis: RedisClient, before: Layout, prefix: string, shards: number, log: Logger) {
   // The old layout's buffers: their ceilings sets index the pending threads, one ZCARD a shard.
   const buffers = new ThreadBuffers(redis, shardTags(before.prefix, before.shards), BUFFER_DEFAULTS);
   const [pending, { count: parked }] = await Promise.all([buffers.pendingThreads(), buffers.parked(0)]);
@@ -38,7 +52,12 @@ export async function guardShardChange(redis: RedisClient, prefix: string, shard
       { parked, before: { shards: before.shards, prefix: before.prefix }, shards, prefix },
       `the layout published before (${old}) has parked threads; their turns stay under it, where this process does not retry them`,
     );
-  log.info({ before: { shards: before.shards, prefix: before.prefix }, shards, prefix }, 'REDIS_SHARDS changed');
+}
+
+interface Layout {
+  prefix: string;
+  shards: number;
+  by: string;
 }
 
 /** The shard count a prefix's publication names (1 when it names none), or null when none was made. */
@@ -57,13 +76,12 @@ async function published(redis: RedisClient, prefix: string): Promise<{ shards: 
     : null;
 }
 
-/** The layout last published under this prefix, or under its other form when it has none. */
-async function lastLayout(redis: RedisClient, prefix: string) {
-  const own = await published(redis, prefix);
-  if (own) return { prefix, ...own };
+/** The layouts published under this prefix and under its other form, those that were. */
+async function publishedLayouts(redis: RedisClient, prefix: string): Promise<Layout[]> {
   const other = otherForm(prefix);
-  const theirs = other ? await published(redis, other) : null;
-  return other && theirs ? { prefix: other, ...theirs } : null;
+  const forms = other ? [prefix, other] : [prefix];
+  const found = await Promise.all(forms.map(async (p) => ({ prefix: p, layout: await published(redis, p) })));
+  return found.flatMap(({ prefix: p, layout }) => (layout ? [{ prefix: p, ...layout }] : []));
 }
 
 /** `{engram}` for `engram` and back: the prefix's form with the other shard count on a cluster. */
