@@ -218,4 +218,29 @@ describe('the npm package', () => {
     );
     expect(rows[0].n).toBeGreaterThan(0);
   });
+
+  it('logs JSON with a warning when LOG_PRETTY asks for pino-pretty, which an install of the package lacks', async () => {
+    const schema = uniqueName('pretty');
+    const pool = new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 1 });
+    onTestFinished(async () => {
+      await pool.query(`drop schema if exists "${schema}" cascade`);
+      await pool.end();
+    });
+    // It crashed every process at start: "unable to determine transport target for pino-pretty".
+    const { stdout } = await run(join(app, 'node_modules/.bin/engram-migrate'), [], {
+      cwd: app,
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATABASE_URL: TEST_DATABASE_URL,
+        DATABASE_SCHEMA: schema,
+        LOG_LEVEL: 'warn',
+        LOG_PRETTY: 'true',
+      },
+    });
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: number; msg: string });
+    expect(lines[0]).toMatchObject({ level: 40, msg: expect.stringContaining('pino-pretty is not installed') });
+  });
 });

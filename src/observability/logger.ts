@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger };
@@ -25,8 +26,23 @@ export function createLogger(options: {
     },
     serializers: { err: pino.stdSerializers.errWithCause },
   };
-  if (options.pretty) {
+  if (options.pretty && prettyInstalled()) {
     return pino({ ...opts, transport: { target: 'pino-pretty', options: { colorize: true, destination: fd } } });
   }
-  return fd === 1 ? pino(opts) : pino(opts, pino.destination(fd));
+  const log = fd === 1 ? pino(opts) : pino(opts, pino.destination(fd));
+  if (options.pretty)
+    log.warn(
+      'LOG_PRETTY is set, but pino-pretty is not installed (a development dependency, which a production install omits): logging JSON; install pino-pretty beside engram for readable lines',
+    );
+  return log;
+}
+
+/** Whether pino-pretty resolves from here: pino's transport would otherwise throw at start. */
+function prettyInstalled(): boolean {
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty');
+    return true;
+  } catch {
+    return false;
+  }
 }
