@@ -210,6 +210,10 @@ describe('the npm package', () => {
         DATABASE_URL: TEST_DATABASE_URL,
         DATABASE_SCHEMA: schema,
         LOG_LEVEL: 'warn',
+        // The service's settings, bad or unfit for one shard, are not the migration's to refuse.
+        CONSOLIDATION_CRON: 'bogus',
+        REDIS_URL: 'redis+cluster://127.0.0.1:1',
+        ENGRAM_PREFIX: 'no-tag',
       },
     });
     const { rows } = await pool.query(

@@ -164,6 +164,11 @@ describe('a Redis Cluster master failover', () => {
     await sdk.connect();
 
     const kill = await cluster.killMasterOf(tag);
+    // Not ready while a master is dead, its shard's turns refused: a PING sent to one node at
+    // random still answered, so /readyz said ok while enqueues got 503s.
+    const probe = await fetch(`${h.url}/readyz`);
+    expect(probe.status).toBe(503);
+    expect(((await probe.json()) as { checks: Record<string, string> }).checks.redis).not.toBe('ok');
     // During: from the master's death until its replica is promoted, a chat application per
     // shard over HTTP, and one over the SDK on the failed shard, each send a new thread's turn
     // every 100 ms, each until accepted. Started after the death, so no turn of the dead

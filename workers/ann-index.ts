@@ -1,4 +1,4 @@
-import { parseEnv } from '../src/config/env.js';
+import { parseEnvOf } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
 import { exitAfterOutput } from '../src/app/exit-after-output.js';
 import { createLogger } from '../src/observability/logger.js';
@@ -11,7 +11,14 @@ import { openDb } from '../src/store/open.js';
 // benchmark). Built CONCURRENTLY on Postgres, so writes go on meanwhile.
 //   npm run store:ann-index [-- --drop] [-- --maintenance-work-mem 2GB]
 try {
-  const env = parseEnv({ OPENAI_API_KEY: 'unused', REDIS_URL: 'redis://unused', ...process.env });
+  const env = parseEnvOf([
+    'DATABASE_URL',
+    'DATABASE_SCHEMA',
+    'PGLITE_DATA_DIR',
+    'EMBEDDING_DIMENSIONS',
+    'LOG_LEVEL',
+    'LOG_PRETTY',
+  ]);
   const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: 'ann-index' });
   const db = openDb({ databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: 2 }, log);
   try {

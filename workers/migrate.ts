@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { parseEnv } from '../src/config/env.js';
+import { parseEnvOf } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
 import { exitAfterOutput } from '../src/app/exit-after-output.js';
 import { createLogger } from '../src/observability/logger.js';
@@ -10,7 +10,16 @@ import { openDb } from '../src/store/open.js';
 // Reads only the variables it needs, so it runs without model settings. Without DATABASE_URL it
 // migrates the embedded PGlite folder (while no engram process holds it).
 try {
-  const env = parseEnv({ OPENAI_API_KEY: 'unused-by-migrate', REDIS_URL: 'redis://unused', ...process.env });
+  const env = parseEnvOf([
+    'DATABASE_URL',
+    'DATABASE_SCHEMA',
+    'PGLITE_DATA_DIR',
+    'EMBEDDING_DIMENSIONS',
+    'STORE_TEXT_SEARCH_CONFIG',
+    'STORE_VECTOR_STORAGE',
+    'LOG_LEVEL',
+    'LOG_PRETTY',
+  ]);
   const log = createLogger({ level: env.LOG_LEVEL, pretty: env.LOG_PRETTY }).child({ process: 'migrate' });
   const db = openDb({ databaseUrl: env.DATABASE_URL, pgliteDataDir: env.PGLITE_DATA_DIR, poolMax: 2 }, log);
   try {

@@ -40,6 +40,7 @@ import { awayOf, reflectionProbes, type ReflectionProbeFns } from './dependency-
 import { startReflectionShards } from './reflection-shards.js';
 import { startScheduler } from './scheduler.js';
 import { checkAndPublish } from './startup-checks.js';
+import { redisReady } from '../queue/redis-ready.js';
 
 export type Role = 'api' | 'reflection' | 'scheduler';
 
@@ -358,7 +359,7 @@ export class Runtime {
         tools: { kinds: this.kinds, embedder: this.embedder },
         mcp: { kinds: this.kinds, embedder: this.embedder },
         tenancy: new Tenancy(this.env.API_KEYS),
-        readiness: { redis: () => this.producerRedis.ping(), postgres: () => this.store.ping() },
+        readiness: { redis: () => redisReady(this.producerRedis), postgres: () => this.store.ping() },
         requestTimeoutMs: this.env.HTTP_REQUEST_TIMEOUT_MS,
         allowedHosts: this.env.ALLOWED_HOSTS ?? defaultAllowedHosts(this.env.HOST),
       });

@@ -209,6 +209,16 @@ export const envSchema = z
 
 export type Env = z.infer<typeof envSchema>;
 
+/**
+ * A one-shot command's environment (migrate, store:ann-index): only the variables it names are
+ * read, the rest take their defaults, so a service setting it has no use for (a cron, a cluster
+ * URL with its prefix rules) cannot stop it. The service's required ones get placeholders.
+ */
+export function parseEnvOf(names: readonly (keyof Env)[], source: NodeJS.ProcessEnv = process.env): Env {
+  const picked = Object.fromEntries(names.map((name) => [name, source[name]]));
+  return parseEnv({ OPENAI_API_KEY: 'unused', REDIS_URL: 'redis://unused', ...picked });
+}
+
 /** Parses the environment, or throws one error that lists every problem, one per line. */
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
   // Empty strings are how shells and compose files spell "unset".
