@@ -1,13 +1,17 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineKind } from '../src/memory/kinds.js';
 import { tables } from '../src/store/sql.js';
+import { fakeEmbedding } from './fake-model/embedding.js';
 import { readPrompt, type ChatHandler } from './fake-model/server.js';
 import {
   reflectionCounts,
   redisKeys,
   runtimeBackends,
   startHarness,
+  TEST_DATABASE_URL,
+  TEST_DIMENSIONS,
   testRedis,
   waitFor,
   type Harness,
@@ -172,6 +176,20 @@ describe.each(runtimeBackends)('erase on $name', (backend) => {
     expect((await post('/v1/recall', { context: { userId: 'u3' }, query: 'zanzibar' })).body.memories).toEqual([]);
   });
 
+  it('does not park a thread erased while its last reflection was failing', async () => {
+    await say('u6-a', 'u6', 'hold refused zanzibar-failing');
+    await waitFor(() => release !== null);
+    expect((await post('/v1/erase', { context: { userId: 'u6' } })).status).toBe(200);
+    release?.();
+    release = null;
+    // Refused for good after the erase: parked, it would count in the parked metric for ever,
+    // with nothing left that a retry or a new reflection could commit to unpark it.
+    await waitFor(async () => (await reflectionCounts(h.runtime, 'active')).active === 0);
+    await waitFor(async () => ((await reflectionCounts(h.runtime, 'failed')).failed ?? 0) > 0);
+    expect((await h.runtime.buffer.parked(100)).threads.map((t) => t.threadId)).not.toContain('u6-a');
+    expect(await everything(h)).not.toContain('zanzibar-failing');
+  });
+
   it('by namespace prefix; bad scopes are 400s that erase nothing', async () => {
     const put = (namespace: string[]) =>
       fetch(`${h.url}/v1/store/items`, {
@@ -239,5 +257,76 @@ describe('erase under API keys', () => {
     const search = (key: string) => call('POST', '/v1/store/items/search', key, {});
     expect((await search(keys.acme)).body.items).toEqual([]);
     expect((await search(keys.globex)).body.items).toHaveLength(1);
+  });
+});
+
+/**
+ * A new user's first reflection committing while their erase runs: the erase listed the user's
+ * namespaces before it claimed the thread's cursor, found none, then waited for the commit and
+ * answered 200 over the memories it had just let in. Postgres only: the race needs a second
+ * connection holding the cursor, as a reflection's commit in progress does.
+ */
+describe('erase racing a first reflection', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'], runtime: { kinds } });
+  });
+  afterAll(async () => h?.stop());
+
+  it("erases the namespace a reflection creates while the erase waits for the thread's cursor", async () => {
+    const thread = 'race-a';
+    await h.runtime.producer.enqueue({
+      threadId: thread,
+      context: { userId: 'race' },
+      messages: [{ role: 'user', content: 'zanzibar-race' }],
+      debounceMs: 600_000,
+    });
+    const t = tables(h.env.DATABASE_SCHEMA);
+    const waiting = async () =>
+      Number(
+        (
+          await h.runtime.db.query<{ n: number }>(
+            `select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like $1`,
+            [`%${t.cursors}%`],
+          )
+        ).rows[0]?.n,
+      );
+    // The thread was reflected once before (its cursor row exists), into no namespace yet. A
+    // reflection's commit of it is under way: a transaction holds the cursor row, and the commit
+    // and the erase queue for it in that order.
+    await h.runtime.db.query(`insert into ${t.cursors} (thread_id, cursor) values ($1, '0-1')`, [thread]);
+    const holder = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query(`select 1 from ${t.cursors} where thread_id = $1 for update`, [thread]);
+      // The user's first memories, committed once the cursor is free.
+      const vector = fakeEmbedding('zanzibar-race', TEST_DIMENSIONS);
+      const committed = h.runtime.store.apply({
+        actor: 'reflection:race',
+        threadId: thread,
+        once: { cursor: { threadId: thread, expected: '0-1', next: '1-0' } },
+        writes: [
+          {
+            op: 'put',
+            namespace: ['memories', 'race'],
+            key: 'k',
+            kind: 'memory',
+            value: { content: 'zanzibar-race' },
+            fields: [{ field: '$', text: 'zanzibar-race', vector }],
+            ttl: null,
+          },
+        ],
+      });
+      await waitFor(async () => (await waiting()) === 1);
+      const erased = h.runtime.eraser.erase({ context: { userId: 'race' } }, 'test');
+      await waitFor(async () => (await waiting()) === 2);
+      await holder.query('rollback');
+      expect(await committed).toMatchObject({ status: 'applied' });
+      expect(await erased).toMatchObject({ namespaces: 1, items: 1, threads: 1 });
+    } finally {
+      await holder.end();
+    }
+    expect(await everything(h)).not.toContain('zanzibar-race');
   });
 });

@@ -134,8 +134,10 @@ function isFinal(job: ReflectionJob, err: unknown): boolean {
  */
 async function park(job: ReflectionJob, opts: ReflectionWorkerOptions, log: Logger): Promise<void> {
   try {
-    await opts.buffer.park(job.data.threadId);
+    const parked = await opts.buffer.park(job.data.threadId);
     parkedByRun.add(job);
+    if (!parked)
+      log.info({ jobId: job.id, threadId: job.data.threadId }, 'thread not parked: no turns buffered (erased)');
   } catch (err) {
     log.warn({ err, jobId: job.id, threadId: job.data.threadId }, 'could not park thread');
   }

@@ -170,3 +170,15 @@ else
 end
 return #pending
 `;
+
+/**
+ * Parks a thread whose reflection failed for good (buffer.ts park), unless it has no turns
+ * buffered: an erase ran meanwhile. KEYS: turns, ceilings, meta, parked; ARGV: thread id, now.
+ */
+export const PARK = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], 'scheduled')
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+return 1
+`;

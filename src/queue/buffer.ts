@@ -1,7 +1,7 @@
 import type { Result } from 'ioredis';
 import type { RedisClient } from './connection.js';
 import { ConflictError } from '../errors.js';
-import { APPEND_TURNS, APPEND_TURNS_SHA, TRIM_TO_CURSOR } from './buffer-scripts.js';
+import { APPEND_TURNS, APPEND_TURNS_SHA, PARK, TRIM_TO_CURSOR } from './buffer-scripts.js';
 import type { ReflectionPolicy } from '../core/names.js';
 import { contextSchema, storedTurnSchema, type BufferedTurn, type ThreadContext } from './schemas.js';
 
@@ -9,6 +9,7 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     engramTrimToCursor(...args: (string | number)[]): Result<number, Context>;
     engramPostponeCeiling(...args: (string | number)[]): Result<number, Context>;
+    engramPark(...args: (string | number)[]): Result<number, Context>;
   }
 }
 
@@ -58,6 +59,7 @@ export class ThreadBuffer {
       numberOfKeys: 1,
       lua: `if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1]) return 1 end return 0`,
     });
+    redis.defineCommand('engramPark', { numberOfKeys: 4, lua: PARK });
   }
 
   keys(threadId: string) {
@@ -163,16 +165,13 @@ export class ThreadBuffer {
    * After a thread's reflection failed for good: forget its ceiling, so the sweeper does not retry
    * it forever, and its job flag, so that the next turn schedules a new job. Its turns stay
    * buffered for an operator's retry or that next job; until a reflection of it commits, it is
-   * listed as parked (the metric and `npm run jobs -- parked` read the list).
+   * listed as parked (the metric and `npm run jobs -- parked` read the list). A thread with no
+   * turns buffered is not parked (false): an erase ran while its last reflection failed, and a
+   * parked thread with nothing to retry would never come unparked.
    */
-  async park(threadId: string, nowMs = Date.now()): Promise<void> {
+  async park(threadId: string, nowMs = Date.now()): Promise<boolean> {
     const k = this.keys(threadId);
-    await this.redis
-      .multi()
-      .zrem(k.ceilings, threadId)
-      .hdel(k.meta, 'scheduled')
-      .zadd(k.parked, nowMs, threadId)
-      .exec();
+    return (await this.redis.engramPark(k.turns, k.ceilings, k.meta, k.parked, threadId, nowMs)) === 1;
   }
 
   /** Threads with turns waiting for a reflection: each has a ceiling until it commits or parks. */

@@ -29,17 +29,30 @@ export interface EraseCounts {
 }
 
 /**
- * Erases in one transaction, under the writer's lock order: the namespaces under the prefixes
- * are locked (in the global order), their items (vectors cascade) and history rows deleted,
- * their versions bumped (a reflection or merge that read them conflicts) and counts zeroed; the
- * threads' cursors set to an erase epoch; one audit row written, with counts and no content.
- * History goes whole rather than kept as tombstones: its `before` and `after` are the erased
- * text, and its keys and versions say nothing an audit needs that the erasure row does not.
- * A namespace created under a prefix while the erase runs is not erased: it was written after.
+ * Erases in two steps. First the threads' cursors become an erase epoch, committed on their own:
+ * a reflection of them that has not committed yet then cannot (its cursor claim fails), and one
+ * committing now is waited for. Only then are the namespaces under the prefixes listed, so that
+ * a namespace such a reflection created (a new user's first memories) is among them: listed
+ * before the epoch, it was missed, and the erase answered 200 over memories it left in place.
+ * Then one transaction, under the writer's lock order: the namespaces are locked (in the global
+ * order), their items (vectors cascade) and history rows deleted, their versions bumped (a
+ * reflection or merge that read them conflicts) and counts zeroed; one audit row written, with
+ * counts and no content. History goes whole rather than kept as tombstones: its `before` and
+ * `after` are the erased text, and its keys and versions say nothing an audit needs that the
+ * erasure row does not. A failure after the first step leaves epochs and no deletion: the erase
+ * answers an error, and erasing again finishes it.
  */
 export async function eraseScope(db: Db, t: Tables, req: EraseRequest): Promise<EraseCounts> {
-  const found = await listUnder(db, t, req.prefixes);
   const at = new Date().toISOString();
+  // Sorted: two erases of overlapping threads take the cursor rows in one order.
+  const threads = [...new Set(req.threads)].sort();
+  if (threads.length)
+    await db.query(
+      `insert into ${t.cursors} as c (thread_id, cursor) select u, $1 from unnest($2::text[]) as u order by u
+       on conflict (thread_id) do update set cursor = excluded.cursor, updated_at = now()`,
+      [`${ERASED_CURSOR}${at}`, threads],
+    );
+  const found = await listUnder(db, t, req.prefixes);
   return db.transaction(async (tx) => {
     const locked = found.length ? await lockNamespaces(tx, t, found) : { namespaces: [] };
     const ns = locked.namespaces.map((n) => JSON.stringify(n));
@@ -48,17 +61,15 @@ export async function eraseScope(db: Db, t: Tables, req: EraseRequest): Promise<
        items as (delete from ${t.memories} m using nss where m.namespace = nss.ns returning 1),
        hist as (delete from ${t.history} h using nss where h.namespace = nss.ns returning 1),
        bump as (update ${t.namespaces} n set version = n.version + 1, items = 0, updated_at = greatest(n.updated_at, now())
-                  from nss where n.namespace = nss.ns),
-       epochs as (insert into ${t.cursors} as c (thread_id, cursor) select u, $2 from unnest($3::text[]) as u
-                  on conflict (thread_id) do update set cursor = excluded.cursor, updated_at = now())
+                  from nss where n.namespace = nss.ns)
        select (select count(*) from items) as items, (select count(*) from hist) as history`,
-      [ns, `${ERASED_CURSOR}${at}`, req.threads],
+      [ns],
     );
     const counts: EraseCounts = {
       namespaces: ns.length,
       items: Number(res.rows[0]?.items ?? 0),
       historyRows: Number(res.rows[0]?.history ?? 0),
-      threads: req.threads.length,
+      threads: threads.length,
     };
     await tx.query(`insert into ${t.erasures} (actor, scope, counts) values ($1, $2, $3)`, [
       req.actor,
