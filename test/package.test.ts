@@ -196,51 +196,40 @@ describe('the npm package', () => {
     }
   });
 
-  it('installs the engram-migrate command, which migrates a schema from the built workers', async () => {
+  /** The installed engram-migrate on a schema of its own (dropped after the test), with `env` added. */
+  const migrateInstalled = async (env: Record<string, string>) => {
     const schema = uniqueName('pack');
     const pool = new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 1 });
     onTestFinished(async () => {
       await pool.query(`drop schema if exists "${schema}" cascade`);
       await pool.end();
     });
-    await run(join(app, 'node_modules/.bin/engram-migrate'), [], {
+    const { stdout } = await run(join(app, 'node_modules/.bin/engram-migrate'), [], {
       cwd: app,
-      env: {
-        PATH: process.env.PATH ?? '',
-        DATABASE_URL: TEST_DATABASE_URL,
-        DATABASE_SCHEMA: schema,
-        LOG_LEVEL: 'warn',
-        // The service's settings, bad or unfit for one shard, are not the migration's to refuse.
-        CONSOLIDATION_CRON: 'bogus',
-        REDIS_URL: 'redis+cluster://127.0.0.1:1',
-        ENGRAM_PREFIX: 'no-tag',
-      },
+      env: { PATH: process.env.PATH ?? '', DATABASE_URL: TEST_DATABASE_URL, DATABASE_SCHEMA: schema, ...env },
     });
     const { rows } = await pool.query(
       'select count(*)::int as n from information_schema.tables where table_schema = $1',
       [schema],
     );
-    expect(rows[0].n).toBeGreaterThan(0);
+    return { stdout, tables: rows[0].n as number };
+  };
+
+  it('installs the engram-migrate command, which migrates a schema from the built workers', async () => {
+    const migrated = await migrateInstalled({
+      LOG_LEVEL: 'warn',
+      // The service's settings, bad or unfit for one shard, are not the migration's to refuse.
+      CONSOLIDATION_CRON: 'bogus',
+      REDIS_URL: 'redis+cluster://127.0.0.1:1',
+      ENGRAM_PREFIX: 'no-tag',
+    });
+    expect(migrated.tables).toBeGreaterThan(0);
   });
 
   it('logs JSON with a warning when LOG_PRETTY asks for pino-pretty, which an install of the package lacks', async () => {
-    const schema = uniqueName('pretty');
-    const pool = new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 1 });
-    onTestFinished(async () => {
-      await pool.query(`drop schema if exists "${schema}" cascade`);
-      await pool.end();
-    });
     // It crashed every process at start: "unable to determine transport target for pino-pretty".
-    const { stdout } = await run(join(app, 'node_modules/.bin/engram-migrate'), [], {
-      cwd: app,
-      env: {
-        PATH: process.env.PATH ?? '',
-        DATABASE_URL: TEST_DATABASE_URL,
-        DATABASE_SCHEMA: schema,
-        LOG_LEVEL: 'warn',
-        LOG_PRETTY: 'true',
-      },
-    });
+    const { stdout, tables } = await migrateInstalled({ LOG_LEVEL: 'warn', LOG_PRETTY: 'true' });
+    expect(tables).toBeGreaterThan(0);
     const lines = stdout
       .trim()
       .split('\n')
