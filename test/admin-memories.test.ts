@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { tables } from '../src/store/sql.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MemoryItem } from '../src/store/types.js';
 import { foodieModel } from './fake-model/foodie.js';
@@ -234,6 +235,26 @@ describe('admin memory browser', () => {
     // The page still shows the memory's history, with the way back.
     expect(await page.locator('main').textContent()).toContain('This memory does not exist now');
     expect(await page.getByRole('button', { name: 'Revert to v1' }).count()).toBe(1);
+  });
+
+  it("shows an expired memory's history without its documents, gone with the expiry", async () => {
+    await store().put({
+      namespace: ['notes', 'u3'],
+      key: 'trip',
+      value: { content: 'User flies to Lima' },
+      ttl: 60_000,
+    });
+    await h.runtime.db.query(
+      `update ${tables(h.env.DATABASE_SCHEMA).memories} set expires_at = now() - interval '1 second' where key = 'trip'`,
+    );
+    expect(await h.runtime.store.sweepExpired('sweeper')).toBe(1);
+    const res = await fetch(`${h.url}/admin/memories/item?ns=notes&ns=u3&key=trip`, {
+      headers: { authorization: auth },
+    });
+    const html = await res.text();
+    expect(res.status).toBe(200);
+    expect(html).toContain('Not kept: the memory expired, and its documents went with it.');
+    expect(html).not.toContain('Lima');
   });
 
   it("links a history row to the Bull Board job that wrote it, and undoes that job's changes", async () => {

@@ -57,9 +57,11 @@ describe.each(backends)('the change-set writer on $name', (backend) => {
     );
     expect(applied).toMatchObject({ status: 'applied', counts: { inserted: 1, updated: 0, expired: 1 } });
 
+    // The expiry takes the expired documents with it; versions and ops stay, so the revived
+    // item's version follows them.
     const expected = [
-      ['insert', 1, null, { content: 'in Paris' }],
-      ['expire', 1, { content: 'in Paris' }, null],
+      ['insert', 1, null, null],
+      ['expire', 1, null, null],
       ['insert', 2, null, { content: 'in Rome' }],
     ];
     expect(await history(viaApi, 'profile:p')).toEqual(expected);
@@ -79,10 +81,30 @@ describe.each(backends)('the change-set writer on $name', (backend) => {
     await expire(ns, 'k');
     expect(await f.store.delete({ namespace: ns, key: 'k' })).toBe(false);
     expect(await history(ns, 'k')).toEqual([
-      ['insert', 1, null, { content: 'gone soon' }],
-      ['expire', 1, { content: 'gone soon' }, null],
+      ['insert', 1, null, null],
+      ['expire', 1, null, null],
     ]);
     expect(await f.memories.sweepExpired('sweeper')).toBe(0);
+  });
+
+  it("the sweeper's expiry takes every document of the key's history, and only that key's", async () => {
+    const ns = ['rules', 'expired-history'];
+    await f.store.put({ namespace: ns, key: 'k', value: { content: 'lives in Oslo' }, ttl: 3_600_000 });
+    await f.store.put({ namespace: ns, key: 'k', value: { content: 'lives in Bergen' }, ttl: 3_600_000 });
+    await f.store.put({ namespace: ns, key: 'kept', value: { content: 'likes tea' } });
+    await expire(ns, 'k');
+    expect(await f.memories.sweepExpired('sweeper')).toBe(1);
+
+    expect(await history(ns, 'k')).toEqual([
+      ['insert', 1, null, null],
+      ['update', 2, null, null],
+      ['expire', 2, null, null],
+    ]);
+    expect(JSON.stringify(await f.db.query(`select * from ${tables(f.schema).history}`))).not.toMatch(/Oslo|Bergen/);
+    expect(await history(ns, 'kept')).toEqual([['insert', 1, null, { content: 'likes tea' }]]);
+    // Nothing left to go back to; a new item at the key continues the versions.
+    await expect(f.store.revert({ namespace: ns, key: 'k', version: 1 })).rejects.toThrow(/version 1/);
+    expect(await f.store.put({ namespace: ns, key: 'k', value: { content: 'new' } })).toMatchObject({ version: 3 });
   });
 
   it('versions never repeat across delete and re-insert, on every write path', async () => {

@@ -300,10 +300,11 @@ describe('formation: a profile with a TTL', () => {
     // Expired is gone: the model is not shown it, and nothing of it carries over.
     expect(readPrompt(h.model.chatRequests[1]!).profiles).toEqual({ session: null });
     const rows = (await storeState(h.runtime)).history;
-    // The writer's one expiry rule: the expiry is recorded, then the key continues its versions.
+    // The writer's one expiry rule: the expiry is recorded and takes the expired documents with
+    // it, then the key continues its versions.
     expect(rows.map((r) => [r.op, r.version, r.before, r.after])).toEqual([
-      ['insert', 1, null, { doing: 'packing for Kyoto' }],
-      ['expire', 1, { doing: 'packing for Kyoto' }, null],
+      ['insert', 1, null, null],
+      ['expire', 1, null, null],
       ['insert', 2, null, { doing: 'at the airport' }],
     ]);
   });

@@ -203,7 +203,7 @@ export async function writePlan(
        delete from ${t.memories} m
         using unnest(${col(plan.deletes, (x) => x.nsi, 'int')}, ${col(plan.deletes, (x) => x.key, 'text')}) as x(nsi, key), nss
         where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key),
-     hist as (${historySql(t, plan.history, change.threadId ?? null, col, p)}),
+     hist as (${historySql(t, plan.history, change.threadId ?? null, col, p)}),${scrubCte(t, plan.history, col)}
      bump as (
        update ${t.namespaces} n set version = n.version + 1, items = n.items + b.delta, updated_at = ${touched('n')}
          from unnest(${col(plan.bumps, (b) => b.nsi, 'int')}, ${col(plan.bumps, (b) => b.delta, 'bigint')}) as b(nsi, delta), nss
@@ -314,6 +314,22 @@ function historySql(t: Tables, history: Plan['history'], threadId: string | null
                     union all select namespace, key, valid_from, invalid_at from inv) w
            on h.after is not null and w.namespace = nss.ns and w.key = h.key
         order by h.ord`;
+}
+
+/**
+ * An expired key's earlier history rows lose their documents (versions, actors and times stay:
+ * a put after the expiry takes its version past the last one). The statement's own new rows
+ * are not among them: a data-modifying CTE does not see another's rows. Only in a change that
+ * finds an expired row, so that the common commit's statement stays as it was.
+ */
+function scrubCte(t: Tables, history: Plan['history'], col: Col): string {
+  const expired = history.filter((h) => h.op === 'expire');
+  if (!expired.length) return '';
+  return `
+     scrub as (update ${t.history} h set before = null, after = null
+         from unnest(${col(expired, (h) => h.nsi, 'int')}, ${col(expired, (h) => h.key, 'text')}) as x(nsi, key), nss
+        where nss.o = x.nsi and h.namespace = nss.ns and h.key = x.key
+          and (h.before is not null or h.after is not null)),`;
 }
 
 /**

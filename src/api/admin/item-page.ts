@@ -139,6 +139,9 @@ function timeline(v: ItemView, current: number): Html {
 }
 
 function diffTable(h: HistoryEntry): Html {
+  // Only an expiry leaves a change with neither document: it takes the key's documents along.
+  if (h.before === null && h.after === null)
+    return html`<p class="muted">Not kept: the memory expired, and its documents went with it.</p>`;
   const rows = documentDiff(h.before, h.after);
   if (rows.length === 0) return html`<p class="muted">No change to the document.</p>`;
   return html`<table class="diff">
