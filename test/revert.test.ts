@@ -370,6 +370,31 @@ describe("undoing a memory tool's writes", () => {
     }
   });
 
+  it("refuses an undo by the SDK store's own configured actor without a prefix, as by a default one", async () => {
+    const engram = sdkClient(h, { store: { actor: 'chat-app' } });
+    try {
+      for (const user of ['c1', 'c2'])
+        await engram.store.put(['chat', user], 'note', { content: `note of ${user}` }, { kind: 'memory' });
+      const left = async () =>
+        (await h.runtime.storeApi.search({ namespacePrefix: ['chat'], limit: 10, refreshTtl: false }))
+          .map((m) => m.namespace.join('/'))
+          .sort();
+      expect(await left()).toEqual(['chat/c1', 'chat/c2']);
+      for (const changedBy of ['chat-app', 'revert:chat-app'])
+        await expect(engram.store.revertChanges(changedBy)).rejects.toThrow(
+          new RegExp(`"${changedBy}" is this store's default actor.*namespacePrefix`),
+        );
+      expect(await left()).toEqual(['chat/c1', 'chat/c2']);
+      expect(await engram.store.revertChanges('chat-app', { namespacePrefix: ['chat', 'c1'] })).toEqual({
+        restored: 0,
+        deleted: 1,
+      });
+      expect(await left()).toEqual(['chat/c2']);
+    } finally {
+      await engram.close();
+    }
+  });
+
   it("refuses an undo by a store's default actor or a revert by it without a prefix; an application's own actor needs none", async () => {
     const put = (ns: string[], key: string, actor?: string) =>
       fetch(`${h.url}/v1/store/items`, {

@@ -178,6 +178,13 @@ export class StoreService {
    */
   async revertChanges(input: unknown): Promise<{ restored: number; deleted: number }> {
     const r = parse(revertChangesInputSchema, input, 'revert');
+    // This store's own default actor (an SDK's `store.actor`) is every caller's too, as the
+    // service's defaults are (sharedUndoScope): the schema cannot know it, this store does.
+    const own = this.opts.actor;
+    if (!r.namespacePrefix?.length && (r.changedBy === own || r.changedBy === `revert:${own}`))
+      throw new InputError(
+        `${JSON.stringify(r.changedBy)} is this store's default actor, the same for every user it wrote for: name whose changes to undo with namespacePrefix, such as one user's namespace ["memories", "u1"]`,
+      );
     const changes = await this.memories.changesBy(r.changedBy, r.namespacePrefix ?? [], BATCH_MAX_OPS + 1);
     const plan = planRevert(changes);
     if (plan.length > BATCH_MAX_OPS)
