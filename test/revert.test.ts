@@ -380,9 +380,12 @@ describe("undoing a memory tool's writes", () => {
           .map((m) => m.namespace.join('/'))
           .sort();
       expect(await left()).toEqual(['chat/c1', 'chat/c2']);
-      for (const changedBy of ['chat-app', 'revert:chat-app'])
+      for (const [changedBy, what] of [
+        ['chat-app', "this store's default actor"],
+        ['revert:chat-app', "a revert by this store's default actor"],
+      ] as const)
         await expect(engram.store.revertChanges(changedBy)).rejects.toThrow(
-          new RegExp(`"${changedBy}" is this store's default actor.*namespacePrefix`),
+          new RegExp(`"${changedBy}" is ${what}.*namespacePrefix`),
         );
       expect(await left()).toEqual(['chat/c1', 'chat/c2']);
       expect(await engram.store.revertChanges('chat-app', { namespacePrefix: ['chat', 'c1'] })).toEqual({

@@ -85,14 +85,17 @@ const DEFAULT_ACTORS: Readonly<Record<string, string>> = {
 /**
  * What an actor shared by many users is, or null for one that names one change set (a job's
  * `reflection:<id>@<ms>`, an application's own actor). A revert by a shared actor is shared too.
+ * `own`: the default actor of the store asking (an SDK client's `store.actor`), shared by every
+ * put it makes without one, which only that store knows.
  */
-export function sharedActor(actor: string): string | null {
+export function sharedActor(actor: string, own?: string): string | null {
+  if (own !== undefined && actor === own) return "this store's default actor";
   if (actor.startsWith(TOOL_ACTOR_PREFIX)) return "a memory tool's actor";
   if (Object.hasOwn(DEFAULT_ACTORS, actor)) return DEFAULT_ACTORS[actor] ?? null;
   // Under API keys the HTTP store writes as `api:<tenant>` (a caller's own actor follows it).
   if (/^api:[^:]+$/.test(actor)) return "an API key's default actor";
   if (actor.startsWith('revert:')) {
-    const of = sharedActor(actor.slice('revert:'.length));
+    const of = sharedActor(actor.slice('revert:'.length), own);
     return of === null ? null : `a revert by ${of}`;
   }
   return null;

@@ -34,3 +34,46 @@ export function planRevert(changes: ActorChange[]): RevertStep[] {
   }
   return [...steps.values()];
 }
+
+/** A put of what a history row's change left: its validity, where it was recorded. */
+export const validity = (v: RowValidity): { validFrom?: string; invalidAt?: string } => ({
+  ...(v.validFrom && { validFrom: v.validFrom.toISOString() }),
+  ...(v.invalidAt && { invalidAt: v.invalidAt.toISOString() }),
+});
+
+/** A revert's write, as the store runs it: a put of the earlier document, or a delete. */
+export type RevertOp =
+  | {
+      op: 'put';
+      namespace: Namespace;
+      key: string;
+      kind: string;
+      value: Record<string, unknown>;
+      validFrom?: string;
+      invalidAt?: string;
+      ifVersion: number | undefined;
+      actor: string;
+    }
+  | { op: 'delete'; namespace: Namespace; key: string; ifVersion: number | undefined; actor: string };
+
+/**
+ * The writes that undo the steps, each compared with the version the actor left (none with
+ * `force`): what existed before goes back, what the actor created is deleted.
+ */
+export function revertOps(steps: RevertStep[], actor: string, force: boolean): RevertOp[] {
+  return steps.map((p) => {
+    const ifVersion = force ? undefined : p.versionAfter;
+    return p.before
+      ? {
+          op: 'put',
+          namespace: p.namespace,
+          key: p.key,
+          kind: p.kind,
+          value: p.before,
+          ...validity(p.beforeValidity),
+          ifVersion,
+          actor,
+        }
+      : { op: 'delete', namespace: p.namespace, key: p.key, ifVersion, actor };
+  });
+}

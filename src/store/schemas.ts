@@ -159,15 +159,16 @@ export const revertItemInputSchema = z.strictObject({
  * otherwise default to the whole tenant (api/lifecycle-routes.ts).
  */
 function sharedUndoScope(r: { changedBy?: unknown; namespacePrefix?: unknown }, ctx: z.RefinementCtx): void {
-  if (typeof r.changedBy !== 'string') return;
-  const shared = sharedActor(r.changedBy);
-  if (shared === null) return;
-  if (Array.isArray(r.namespacePrefix) && r.namespacePrefix.length > 0) return;
-  ctx.addIssue({
-    code: 'custom',
-    path: ['namespacePrefix'],
-    message: `${JSON.stringify(r.changedBy)} is ${shared}, the same for every user it wrote for: name whose changes to undo with namespacePrefix, such as one user's namespace ["memories", "u1"] (under an API key, starting with its tenant)`,
-  });
+  const refused = sharedUndoRefusal(r);
+  if (refused) ctx.addIssue({ code: 'custom', path: ['namespacePrefix'], message: refused });
+}
+/** Why an undo by `changedBy` needs a prefix it lacks, or null; `own`: the asking store's default actor. */
+export function sharedUndoRefusal(r: { changedBy?: unknown; namespacePrefix?: unknown }, own?: string): string | null {
+  if (typeof r.changedBy !== 'string') return null;
+  if (Array.isArray(r.namespacePrefix) && r.namespacePrefix.length > 0) return null;
+  const shared = sharedActor(r.changedBy, own);
+  if (shared === null) return null;
+  return `${JSON.stringify(r.changedBy)} is ${shared}, the same for every user it wrote for: name whose changes to undo with namespacePrefix, such as one user's namespace ["memories", "u1"] (under an API key, starting with its tenant)`;
 }
 /** That rule alone, for a body before tenancy rewrites it. */
 export const sharedUndoScopeSchema = z

@@ -9,9 +9,8 @@ import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES, PAGE_ADVICE } from './answer-bu
 import { indexTexts, kindsOfPuts } from './index-texts.js';
 import type { Conflict, Write } from './change-set.js';
 import { importLines, type ImportResult } from './import-lines.js';
-import { planRevert } from './revert-plan.js';
+import { planRevert, revertOps, validity } from './revert-plan.js';
 import type { MemoryDb, ReadOptions } from './memory-db.js';
-import type { RowValidity } from './read-items.js';
 import {
   batchInputSchema,
   deleteInputSchema,
@@ -23,6 +22,7 @@ import {
   revertItemInputSchema,
   BATCH_MAX_OPS,
   searchInputSchema,
+  sharedUndoRefusal,
   type BatchOpParsed,
 } from './schemas.js';
 import type { BatchResult, IndexedField, HistoryEntry, MemoryItem, Namespace, SearchItem } from './types.js';
@@ -81,12 +81,6 @@ export type { BatchResult } from './types.js';
  */
 type RunOp = BatchOpParsed | (Parsed<'put'> & { invalidAt?: string | undefined });
 type Parsed<K extends BatchOpParsed['op']> = Extract<BatchOpParsed, { op: K }>;
-
-/** A revert's put of what a history row's change left: its validity, where it was recorded. */
-const validity = (v: RowValidity): { validFrom?: string; invalidAt?: string } => ({
-  ...(v.validFrom && { validFrom: v.validFrom.toISOString() }),
-  ...(v.invalidAt && { invalidAt: v.invalidAt.toISOString() }),
-});
 
 /** `signal`: the caller went away; the call's reads stop on Postgres (MemoryDb's ReadOptions). */
 export type CallOptions = Pick<ReadOptions, 'signal'>;
@@ -178,36 +172,16 @@ export class StoreService {
    */
   async revertChanges(input: unknown): Promise<{ restored: number; deleted: number }> {
     const r = parse(revertChangesInputSchema, input, 'revert');
-    // This store's own default actor (an SDK's `store.actor`) is every caller's too, as the
-    // service's defaults are (sharedUndoScope): the schema cannot know it, this store does.
-    const own = this.opts.actor;
-    if (!r.namespacePrefix?.length && (r.changedBy === own || r.changedBy === `revert:${own}`))
-      throw new InputError(
-        `${JSON.stringify(r.changedBy)} is this store's default actor, the same for every user it wrote for: name whose changes to undo with namespacePrefix, such as one user's namespace ["memories", "u1"]`,
-      );
+    // The schema refused the service's shared actors; this store's own default (an SDK's
+    // `store.actor`) is every caller's too, and only this store knows it.
+    const refused = sharedUndoRefusal(r, this.opts.actor);
+    if (refused) throw new InputError(`invalid revert request: ${refused}`);
     const changes = await this.memories.changesBy(r.changedBy, r.namespacePrefix ?? [], BATCH_MAX_OPS + 1);
     const plan = planRevert(changes);
     if (plan.length > BATCH_MAX_OPS)
       throw new LimitError(`${r.changedBy} changed more than ${BATCH_MAX_OPS} items: revert them a prefix at a time`);
     if (plan.length === 0) return { restored: 0, deleted: 0 };
-    const actor = `revert:${r.actor ?? this.opts.actor}`;
-    await this.run(
-      plan.map((p): RunOp => {
-        const ifVersion = r.force ? undefined : p.versionAfter;
-        return p.before
-          ? {
-              op: 'put',
-              namespace: p.namespace,
-              key: p.key,
-              kind: p.kind,
-              value: p.before,
-              ...validity(p.beforeValidity),
-              ifVersion,
-              actor,
-            }
-          : { op: 'delete', namespace: p.namespace, key: p.key, ifVersion, actor };
-      }),
-    );
+    await this.run(revertOps(plan, `revert:${r.actor ?? this.opts.actor}`, r.force));
     return { restored: plan.filter((p) => p.before).length, deleted: plan.filter((p) => !p.before).length };
   }
 
