@@ -23,14 +23,24 @@ export interface CurrentRow {
   invalidated: boolean;
   /** The key's last history version, when there is no row. */
   lastVersion: number | null;
+  /** The id of the key's last history row, read for a revert's writes only (null: none or not read). */
+  lastChange?: number | null;
+  /** For a put that `restores` a history row: whether that row still holds a document. */
+  sourceKept?: boolean | null;
 }
 
-/** A version the change relied on that has moved. `key` is absent for a namespace's version. */
+/**
+ * A version the change relied on that has moved. `key` is absent for a namespace's version.
+ * `reason` tells a revert's own conflicts: `changed`, the key changed since the revert read it
+ * though its live version may read the same (a later create-then-delete, an expiry); `gone`, the
+ * document it puts back was taken by an erase or an expiry meanwhile.
+ */
 export interface Conflict {
   namespace: Namespace;
   key?: string;
   expected: number;
   actual: number;
+  reason?: 'changed' | 'gone';
 }
 
 export interface HistoryRow {
@@ -278,6 +288,22 @@ function resultsOf(
   });
 }
 
+/**
+ * A revert's own checks: the document it puts back must still be kept (an erase deletes the row,
+ * an expiry clears it, and an expired item about to be recorded as such counts as cleared), and
+ * the key's last history row must be the one it read.
+ */
+function revertConflictOf(w: Write, c: CurrentRow): Conflict['reason'] | null {
+  if (w.op === 'put' && w.restores !== undefined && (c.sourceKept !== true || c.expired)) return 'gone';
+  if (
+    (w.op === 'put' || w.op === 'delete') &&
+    w.ifLastChange !== undefined &&
+    w.ifLastChange !== (c.lastChange ?? null)
+  )
+    return 'changed';
+  return null;
+}
+
 /** Every namespace version, guard and `ifVersion` that moved. */
 function findConflicts(
   change: ChangeSet,
@@ -293,9 +319,22 @@ function findConflicts(
     if (r.version !== actual) conflicts.push({ namespace: r.namespace, expected: r.version, actual });
   }
   change.writes.forEach((w, i) => {
-    if (w.op === 'expire' || w.ifVersion === undefined) return;
-    const actual = liveVersion(current[i] as CurrentRow);
-    if (actual !== w.ifVersion) conflicts.push({ namespace: w.namespace, key: w.key, expected: w.ifVersion, actual });
+    if (w.op === 'expire') return;
+    const c = current[i] as CurrentRow;
+    const actual = liveVersion(c);
+    if (w.ifVersion !== undefined && actual !== w.ifVersion) {
+      conflicts.push({ namespace: w.namespace, key: w.key, expected: w.ifVersion, actual });
+      return;
+    }
+    const revertConflict = revertConflictOf(w, c);
+    if (revertConflict)
+      conflicts.push({
+        namespace: w.namespace,
+        key: w.key,
+        expected: w.ifVersion ?? actual,
+        actual,
+        reason: revertConflict,
+      });
   });
   (change.guards ?? []).forEach((g, j) => {
     const actual = liveVersion(current[change.writes.length + j] as CurrentRow);

@@ -21,10 +21,13 @@ import type { IndexedField, MemoryItem, Namespace } from './types.js';
  *     else changed since.
  *  3. Compare-and-set. `reads` are namespace versions the writer decided on (null: lock only);
  *     `ifVersion` on a write and `guards` are item versions. An item's version is its live
- *     version: 0 when it is missing or expired (so `ifVersion: 0` means "must not exist"). Any
- *     mismatch is a `conflict` listing every one, and nothing is written.
+ *     version: 0 when it is missing or expired (so `ifVersion: 0` means "must not exist"). A
+ *     revert's writes also compare the key's last history row (`ifLastChange`) and the row
+ *     whose document they put back (`restores`). Any mismatch is a `conflict` listing every
+ *     one, and nothing is written.
  *  4. One expiry rule. An item past its `expires_at` is gone for every reader and writer, swept
- *     or not. The first write that meets it (a put, a delete, the sweeper) records an `expire`
+ *     or not, judged on the clock after the locks are held (a writer may wait for them past an
+ *     expiry; `now()` is its BEGIN). The first write that meets it (a put, a delete, the sweeper) records an `expire`
  *     history row for it, then acts on a missing item: a put inserts (version continues, creation
  *     time restarts), a delete deletes nothing (`deleted: false`).
  *  5. Versions never repeat for a key: a put writes one more than the row's version, or, when the
@@ -59,8 +62,17 @@ import type { IndexedField, MemoryItem, Namespace } from './types.js';
 /** Time to live of a put: ms from now, none, or the live item's own. */
 export type Ttl = number | null | 'keep';
 
+/**
+ * A revert's compare-and-set: the id of the key's last history row when it was read (null: none).
+ * Stricter than `ifVersion`, whose 0 is every "missing": a later create-then-delete, an expiry or
+ * an erase leaves the live version where it was but writes or removes history rows.
+ */
+interface Unchanged {
+  ifLastChange?: number | null | undefined;
+}
+
 export type Write =
-  | {
+  | ({
       op: 'put';
       namespace: Namespace;
       key: string;
@@ -86,8 +98,20 @@ export type Write =
        * revert to an invalidation does. Omitted: the memory holds (an invalidated one again).
        */
       invalidAt?: string | undefined;
-    }
-  | { op: 'delete'; namespace: Namespace; key: string; ifVersion?: number | undefined; actor?: string | undefined }
+      /**
+       * A revert's source: the history row whose document the put brings back. The change
+       * conflicts unless that row still holds a document and the item has not expired: an erase
+       * or an expiry between the revert's read and its write took the document for good.
+       */
+      restores?: number | undefined;
+    } & Unchanged)
+  | ({
+      op: 'delete';
+      namespace: Namespace;
+      key: string;
+      ifVersion?: number | undefined;
+      actor?: string | undefined;
+    } & Unchanged)
   /**
    * The memory no longer holds, from `at` (ISO time; omitted: now): kept, with its validity, and
    * left out of searches (kinds that keep their facts' time turn a delete into this).
@@ -177,7 +201,7 @@ export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Prom
     return await db.transaction(async (tx) => {
       // The locks and the claim in one round trip (with the begin): the server runs them in
       // order, so the claim's snapshot is taken under the locks; a failed lock fails the claim.
-      const [locked, { claimed, current }] = await Promise.all([
+      const [locked, { claimed, current, at }] = await Promise.all([
         lockNamespaces(
           tx,
           t,
@@ -194,7 +218,7 @@ export async function applyChangeSet(db: Db, t: Tables, change: ChangeSet): Prom
       if (!claimed) throw new Rollback({ status: 'duplicate' });
       const plan = planChange(change, locked, current);
       if ('conflicts' in plan) throw new Rollback({ status: 'conflict', conflicts: plan.conflicts });
-      const stamps = await writePlan(tx, t, change, plan, fields, vectorParam);
+      const stamps = await writePlan(tx, t, change, plan, fields, vectorParam, at);
       return { status: 'applied', results: plan.results(stamps), counts: plan.counts } as const;
     }, workMemFor(vectorParam));
   } catch (err) {

@@ -1,5 +1,5 @@
 import type { CurrentRow, Locked, Plan, Stamp } from './change-plan.js';
-import type { ChangeSet, Once } from './change-set.js';
+import type { ChangeSet, Once, Write } from './change-set.js';
 import type { Queryable, QueryOptions, Tx } from './db.js';
 import { namespacesCte, uniqueSorted } from './namespace-locks.js';
 import { expiryAfter, namespaceFromJson, Params, touched, type Tables } from './sql.js';
@@ -93,6 +93,11 @@ export interface Claimed {
    */
   claimed: boolean;
   current: CurrentRow[];
+  /**
+   * The database's clock when the items were read, after the locks (text: microseconds kept):
+   * the time expiry was judged at, and the one the writes stamp and count new expiries from.
+   */
+  at: string | null;
 }
 
 /**
@@ -105,13 +110,17 @@ export interface Claimed {
  */
 export async function claimAndRead(tx: Queryable, t: Tables, change: ChangeSet): Promise<Claimed> {
   const refs = [...change.writes, ...(change.guards ?? [])];
-  if (refs.length === 0 && !change.once) return { claimed: true, current: [] };
+  if (refs.length === 0 && !change.once) return { claimed: true, current: [], at: null };
   const p = new Params();
   const nsParam = p.add(refs.map((r) => JSON.stringify(r.namespace)));
   const keyParam = p.add(refs.map((r) => r.key));
+  // A revert's writes compare the key's last history row and the row they put back.
+  const headParam = p.add(refs.map((r) => 'op' in r && (lastChangeOf(r) !== undefined || restoresOf(r) !== null)));
+  const restoresParam = p.add(refs.map((r) => ('op' in r ? restoresOf(r) : null)));
   const once = change.once;
   const res = await tx.query<{
     once: string | null;
+    at: string;
     idx: unknown;
     version: unknown;
     kind: string | null;
@@ -119,17 +128,28 @@ export async function claimAndRead(tx: Queryable, t: Tables, change: ChangeSet):
     expired: boolean | null;
     last_version: unknown;
     invalidated: boolean | null;
+    last_change: unknown;
+    source_kept: boolean | null;
   }>(
     // One row at least (the claim's), then one per ref in order.
-    `with claim as (${once ? claimSql(t, once, p) : 'select null::text'})
-     select (select * from claim) as once, c.*
+    `with claim as (${once ? claimSql(t, once, p) : 'select null::text'}),
+     clock as materialized (select clock_timestamp() as at)
+     select (select * from claim) as once, (select at from clock)::text as at, c.*
        from (select 1) as one left join (
-         select r.idx, m.version, m.kind, m.value, m.expires_at <= now() as expired,
+         select r.idx, m.version, m.kind, m.value, m.expires_at <= (select at from clock) as expired,
                 case when m.key is null then
                   (select h.version from ${t.history} h where h.namespace = r.ns and h.key = r.key order by h.id desc limit 1)
-                end as last_version, m.invalid_at is not null as invalidated
-           from (select u.key, u.idx, ${namespaceFromJson('u.j')} as ns
-                   from unnest(${nsParam}::text[], ${keyParam}::text[]) with ordinality as u(j, key, idx)) r
+                end as last_version, m.invalid_at is not null as invalidated,
+                case when r.head then
+                  (select h.id from ${t.history} h where h.namespace = r.ns and h.key = r.key order by h.id desc limit 1)
+                end as last_change,
+                case when r.restores is not null then exists (
+                  select 1 from ${t.history} h
+                   where h.id = r.restores and h.namespace = r.ns and h.key = r.key and coalesce(h.before, h.after) is not null)
+                end as source_kept
+           from (select u.key, u.idx, u.head, u.restores, ${namespaceFromJson('u.j')} as ns
+                   from unnest(${nsParam}::text[], ${keyParam}::text[], ${headParam}::bool[], ${restoresParam}::bigint[])
+                        with ordinality as u(j, key, head, restores, idx)) r
            left join ${t.memories} m on m.namespace = r.ns and m.key = r.key) c on true
       order by c.idx`,
     p.values,
@@ -149,9 +169,14 @@ export async function claimAndRead(tx: Queryable, t: Tables, change: ChangeSet):
       expired: r.expired === true,
       invalidated: r.invalidated === true,
       lastVersion: r.last_version === null ? null : Number(r.last_version),
+      lastChange: r.last_change === null ? null : Number(r.last_change),
+      sourceKept: r.source_kept,
     }));
-  return { claimed, current };
+  return { claimed, current, at: res.rows[0]?.at ?? null };
 }
+
+const restoresOf = (w: Write): number | null => (w.op === 'put' ? (w.restores ?? null) : null);
+const lastChangeOf = (w: Write) => (w.op === 'put' || w.op === 'delete' ? w.ifLastChange : undefined);
 
 /** The thread's cursor: the last buffered turn a committed change applied (null: none yet). */
 export async function readCursor(db: Queryable, t: Tables, threadId: string): Promise<string | null> {
@@ -180,8 +205,10 @@ export async function writePlan(
   plan: Plan,
   fields: ({ i: number } & IndexedField)[],
   vectorParam: unknown,
+  claimedAt: string | null,
 ): Promise<Map<number, Stamp>> {
   const p = new Params();
+  const now = claimedAt === null ? 'now()' : `${p.add(claimedAt)}::timestamptz`;
   const col: Col = (rows, pick, type) => `${p.add(rows.map(pick))}::${type}[]`;
   const cursor = change.once && 'cursor' in change.once ? change.once.cursor : null;
   const nss = namespacesCte(p.add(nsJson(plan.namespaces)));
@@ -192,23 +219,25 @@ export async function writePlan(
        t,
        plan.puts.filter((x) => !x.existed),
        col,
+       now,
      )}),
      upd as (${updateSql(
        t,
        plan.puts.filter((x) => x.existed),
        col,
+       now,
      )}),
-     inv as (${invalidateSql(t, plan.invalidations, col)}),
+     inv as (${invalidateSql(t, plan.invalidations, col, now)}),
      del as (
        delete from ${t.memories} m
         using unnest(${col(plan.deletes, (x) => x.nsi, 'int')}, ${col(plan.deletes, (x) => x.key, 'text')}) as x(nsi, key), nss
         where nss.o = x.nsi and m.namespace = nss.ns and m.key = x.key),
-     hist as (${historySql(t, plan.history, change.threadId ?? null, col, p)}),${scrubCte(t, plan.history, col)}
+     hist as (${historySql(t, plan.history, change.threadId ?? null, col, p, now)}),${scrubCte(t, plan.history, col)}
      bump as (
-       update ${t.namespaces} n set version = n.version + 1, items = n.items + b.delta, updated_at = ${touched('n')}
+       update ${t.namespaces} n set version = n.version + 1, items = n.items + b.delta, updated_at = ${touched('n', now)}
          from unnest(${col(plan.bumps, (b) => b.nsi, 'int')}, ${col(plan.bumps, (b) => b.delta, 'bigint')}) as b(nsi, delta), nss
         where nss.o = b.nsi and n.namespace = nss.ns),
-     cur as (update ${t.cursors} set cursor = ${p.add(cursor?.next ?? null)}, updated_at = now()
+     cur as (update ${t.cursors} set cursor = ${p.add(cursor?.next ?? null)}, updated_at = ${now}
               where thread_id = ${p.add(cursor?.threadId ?? null)})${plan.puts.length ? fieldsCtes(t, change, plan, fields, vectorParam, p) : ''}
      select ${STAMP} from ins union all select ${STAMP} from upd`,
     p.values,
@@ -245,10 +274,11 @@ interface StampRow {
 }
 
 /** New rows (and rows replacing nothing): valid from the write's time or now, invalid if it says. */
-function insertSql(t: Tables, inserts: PlannedPuts, col: Col): string {
-  return `insert into ${t.memories} (namespace, key, kind, value, version, expires_at, ttl_ms, valid_from, invalid_at, invalidated_by)
-       select nss.ns, x.key, x.kind, x.value::jsonb, x.version, ${expiryAfter('x.ttl_ms')}, x.ttl_ms, coalesce(x.valid_from, now()),
-              x.invalid_at, x.invalidated_by
+function insertSql(t: Tables, inserts: PlannedPuts, col: Col, now: string): string {
+  return `insert into ${t.memories} (namespace, key, kind, value, version, created_at, updated_at, expires_at, ttl_ms,
+                                     valid_from, invalid_at, invalidated_by)
+       select nss.ns, x.key, x.kind, x.value::jsonb, x.version, ${now}, ${now}, ${expiryAfter('x.ttl_ms', now)}, x.ttl_ms,
+              coalesce(x.valid_from, ${now}), x.invalid_at, x.invalidated_by
          from unnest(${col(inserts, (x) => x.nsi, 'int')}, ${col(inserts, (x) => x.key, 'text')}, ${col(inserts, (x) => x.kind, 'text')},
                      ${col(inserts, (x) => JSON.stringify(x.value), 'text')}, ${col(inserts, (x) => x.version, 'bigint')},
                      ${col(inserts, (x) => x.ttlMs, 'bigint')}, ${col(inserts, (x) => x.validFrom, 'timestamptz')},
@@ -263,12 +293,12 @@ function insertSql(t: Tables, inserts: PlannedPuts, col: Col): string {
  * creation and validity, and a put makes an invalidated item hold again unless it says since
  * when it does not (a revert to an invalidation).
  */
-function updateSql(t: Tables, updates: PlannedPuts, col: Col): string {
-  return `update ${t.memories} m set kind = x.kind, value = x.value::jsonb, version = x.version, updated_at = now(),
-              expires_at = case when x.keep then m.expires_at else ${expiryAfter('x.ttl_ms')} end,
+function updateSql(t: Tables, updates: PlannedPuts, col: Col, now: string): string {
+  return `update ${t.memories} m set kind = x.kind, value = x.value::jsonb, version = x.version, updated_at = ${now},
+              expires_at = case when x.keep then m.expires_at else ${expiryAfter('x.ttl_ms', now)} end,
               ttl_ms = case when x.keep then m.ttl_ms else x.ttl_ms end,
-              created_at = case when x.revived then now() else m.created_at end,
-              valid_from = coalesce(x.valid_from, case when x.revived then now() else m.valid_from end),
+              created_at = case when x.revived then ${now} else m.created_at end,
+              valid_from = coalesce(x.valid_from, case when x.revived then ${now} else m.valid_from end),
               invalid_at = x.invalid_at, invalidated_by = x.invalidated_by
          from unnest(${col(updates, (x) => x.nsi, 'int')}, ${col(updates, (x) => x.key, 'text')}, ${col(updates, (x) => x.kind, 'text')},
                      ${col(updates, (x) => JSON.stringify(x.value), 'text')}, ${col(updates, (x) => x.version, 'bigint')},
@@ -281,8 +311,8 @@ function updateSql(t: Tables, updates: PlannedPuts, col: Col): string {
 }
 
 /** Invalidations: the item stays, with a new version and the time it stopped holding. */
-function invalidateSql(t: Tables, invalidations: Plan['invalidations'], col: Col): string {
-  return `update ${t.memories} m set version = x.version, updated_at = now(), invalid_at = coalesce(x.at, now()),
+function invalidateSql(t: Tables, invalidations: Plan['invalidations'], col: Col, now: string): string {
+  return `update ${t.memories} m set version = x.version, updated_at = ${now}, invalid_at = coalesce(x.at, ${now}),
               invalidated_by = x.actor
          from unnest(${col(invalidations, (x) => x.nsi, 'int')}, ${col(invalidations, (x) => x.key, 'text')},
                      ${col(invalidations, (x) => x.version, 'bigint')}, ${col(invalidations, (x) => x.at, 'timestamptz')},
@@ -298,11 +328,18 @@ function invalidateSql(t: Tables, invalidations: Plan['invalidations'], col: Col
  * rows themselves (`ins`, `upd`, `inv`): what a revert to its version puts back. A key is written
  * once per change, and its other row (an expiry before a put) sets no document.
  */
-function historySql(t: Tables, history: Plan['history'], threadId: string | null, col: Col, p: Params): string {
+function historySql(
+  t: Tables,
+  history: Plan['history'],
+  threadId: string | null,
+  col: Col,
+  p: Params,
+  now: string,
+): string {
   const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
-  return `insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id, valid_from, invalid_at)
+  return `insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id, valid_from, invalid_at, created_at)
        select nss.ns, h.key, h.kind, h.op, h.version, h.before::jsonb, h.after::jsonb, h.actor, ${p.add(threadId)}::text,
-              w.valid_from, w.invalid_at
+              w.valid_from, w.invalid_at, ${now}
          from unnest(${col(history, (h) => h.nsi, 'int')}, ${col(history, (h) => h.key, 'text')},
                      ${col(history, (h) => h.kind, 'text')}, ${col(history, (h) => h.op, 'text')},
                      ${col(history, (h) => h.version, 'bigint')}, ${col(history, (h) => json(h.before), 'text')},

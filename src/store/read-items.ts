@@ -164,6 +164,18 @@ export interface RowValidity {
 const validityOf = (h: string) =>
   `${h}.valid_from, case when ${h}.op = 'invalidate' then coalesce(${h}.invalid_at, ${h}.created_at) else ${h}.invalid_at end as invalid_at`;
 
+/** A document a revert puts back, and what its write compares. */
+export interface RevertSource extends RowValidity {
+  kind: string;
+  after: Record<string, unknown>;
+  /** The history row holding it (the write conflicts if an erase or expiry takes it). */
+  id: number;
+  /** The id of the key's last history row: the write's compare-and-set when none is given. */
+  lastChange: number;
+  /** The item is past its expiry, not swept yet: its documents are gone with the first write. */
+  expired: boolean;
+}
+
 /**
  * The first change of one memory at `version` that set a document (an insert, update or
  * invalidation), with the validity it left, or null: what a revert puts back. One row, however
@@ -175,19 +187,27 @@ export async function documentAt(
   namespace: Namespace,
   key: string,
   version: number,
-): Promise<({ kind: string; after: Record<string, unknown> } & RowValidity) | null> {
+): Promise<RevertSource | null> {
   const res = await db.query<{
     kind: string;
     after: Record<string, unknown>;
     valid_from: Date | null;
     invalid_at: Date | null;
+    id: unknown;
+    last_change: unknown;
+    expired: boolean;
   }>(
-    `select h.kind, h.after, ${validityOf('h')} from ${t.history} h
+    `select h.kind, h.after, ${validityOf('h')}, h.id,
+            (select l.id from ${t.history} l where l.namespace = $1 and l.key = $2 order by l.id desc limit 1) as last_change,
+            exists (select 1 from ${t.memories} m where m.namespace = $1 and m.key = $2 and not ${alive('m')}) as expired
+       from ${t.history} h
       where h.namespace = $1 and h.key = $2 and h.version = $3 and h.after is not null order by h.id limit 1`,
     [namespace, key, version],
   );
   const r = res.rows[0];
-  return r ? { kind: r.kind, after: r.after, validFrom: r.valid_from, invalidAt: r.invalid_at } : null;
+  if (!r) return null;
+  const { valid_from: validFrom, invalid_at: invalidAt, ...rest } = r;
+  return { ...rest, validFrom, invalidAt, id: Number(r.id), lastChange: Number(r.last_change) };
 }
 
 /** Each namespace's version, in the order asked (0 for one never written), in one statement. */
@@ -209,6 +229,8 @@ export interface ActorChange {
   kind: string;
   op: HistoryEntry['op'];
   version: number;
+  /** The history row's id. */
+  id: number;
   before: Record<string, unknown> | null;
   /** The validity `before` had: what the change before this one left. */
   beforeValidity: RowValidity;
@@ -229,13 +251,14 @@ export async function changesBy(
     kind: string;
     op: string;
     version: unknown;
+    id: unknown;
     before: Record<string, unknown> | null;
     valid_from: Date | null;
     invalid_at: Date | null;
   }>(
     // The row before each change is the state it changed: one index probe per change, on
     // (namespace, key, id), and only for changes that had a document before them.
-    `select h.namespace, h.key, h.kind, h.op, h.version, h.before, prev.valid_from, prev.invalid_at
+    `select h.namespace, h.key, h.kind, h.op, h.version, h.id, h.before, prev.valid_from, prev.invalid_at
        from ${t.history} h
        left join lateral (select ${validityOf('b')} from ${t.history} b
                            where h.before is not null and b.namespace = h.namespace and b.key = h.key and b.id < h.id
@@ -248,6 +271,7 @@ export async function changesBy(
     ...r,
     op: r.op as HistoryEntry['op'],
     version: Number(r.version),
+    id: Number(r.id),
     beforeValidity: { validFrom: valid_from, invalidAt: invalid_at },
   }));
 }

@@ -41,7 +41,7 @@ export async function refreshTtl<T extends MemoryItem>(db: Db, t: Tables, items:
          join ${t.memories} m on m.namespace = ${namespaceFromJson('r.j')} and m.key = r.key and m.version = r.version
         where ${refreshDue('m')} and ${alive('m')}
           for update of m skip locked)
-     update ${t.memories} m set expires_at = ${expiryAfter('m.ttl_ms')}
+     update ${t.memories} m set expires_at = ${expiryAfter('m.ttl_ms', 'now()')}
        from due where m.namespace = due.namespace and m.key = due.key
      returning m.namespace, m.key, m.expires_at`,
     [due.map((i) => JSON.stringify(i.namespace)), due.map((i) => i.key), due.map((i) => i.version)],

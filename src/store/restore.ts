@@ -81,7 +81,7 @@ async function insertRows(
                        $9::timestamptz[], $10::bigint[], $11::timestamptz[], $12::timestamptz[])
                 as x(nsi, key, kind, value, version, created, updated, expires, ttl, valid_from, invalid_at)
            join nss on nss.o = x.nsi
-          where x.expires is null or x.expires > now()
+          where x.expires is null or x.expires > clock_timestamp()
          returning namespace, key),
        hist as (
          insert into ${t.history} (namespace, key, kind, op, version, before, after, actor, thread_id, created_at, valid_from, invalid_at)

@@ -12,6 +12,10 @@ export interface RevertStep {
   beforeValidity: RowValidity;
   /** The item's live version the actor left (0 when its last change deleted it). */
   versionAfter: number;
+  /** The history row of the actor's first change to it, whose `before` goes back. */
+  source: number;
+  /** The history row of the actor's last change to it: any later row is a change since. */
+  lastChange: number;
 }
 
 /** Per item, in the order the actor first touched them: the state before it, the version after. */
@@ -21,7 +25,7 @@ export function planRevert(changes: ActorChange[]): RevertStep[] {
     const id = JSON.stringify([c.namespace, c.key]);
     const versionAfter = c.op === 'delete' ? 0 : c.version;
     const step = steps.get(id);
-    if (step) step.versionAfter = versionAfter;
+    if (step) Object.assign(step, { versionAfter, lastChange: c.id });
     else
       steps.set(id, {
         namespace: c.namespace,
@@ -30,6 +34,8 @@ export function planRevert(changes: ActorChange[]): RevertStep[] {
         before: c.before,
         beforeValidity: c.beforeValidity,
         versionAfter,
+        source: c.id,
+        lastChange: c.id,
       });
   }
   return [...steps.values()];
@@ -52,17 +58,31 @@ export type RevertOp =
       validFrom?: string;
       invalidAt?: string;
       ifVersion: number | undefined;
+      /** The key's last history row as read (change-set.ts `ifLastChange`). */
+      ifLastChange: number | undefined;
+      /** The history row whose document goes back (change-set.ts `restores`). */
+      restores: number;
       actor: string;
     }
-  | { op: 'delete'; namespace: Namespace; key: string; ifVersion: number | undefined; actor: string };
+  | {
+      op: 'delete';
+      namespace: Namespace;
+      key: string;
+      ifVersion: number | undefined;
+      ifLastChange: number | undefined;
+      actor: string;
+    };
 
 /**
- * The writes that undo the steps, each compared with the version the actor left (none with
- * `force`): what existed before goes back, what the actor created is deleted.
+ * The writes that undo the steps, each compared with the version and the last history row the
+ * actor left (neither with `force`): what existed before goes back, what the actor created is
+ * deleted. A put always needs its document still kept, `force` or not: an erase or an expiry
+ * while the undo embedded must not be undone by it.
  */
 export function revertOps(steps: RevertStep[], actor: string, force: boolean): RevertOp[] {
   return steps.map((p) => {
     const ifVersion = force ? undefined : p.versionAfter;
+    const ifLastChange = force ? undefined : p.lastChange;
     return p.before
       ? {
           op: 'put',
@@ -72,8 +92,10 @@ export function revertOps(steps: RevertStep[], actor: string, force: boolean): R
           value: p.before,
           ...validity(p.beforeValidity),
           ifVersion,
+          ifLastChange,
+          restores: p.source,
           actor,
         }
-      : { op: 'delete', namespace: p.namespace, key: p.key, ifVersion, actor };
+      : { op: 'delete', namespace: p.namespace, key: p.key, ifVersion, ifLastChange, actor };
   });
 }

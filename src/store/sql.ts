@@ -74,13 +74,14 @@ export const alive = (alias: string) => `(${alias}.expires_at is null or ${alias
  * A namespace's `updated_at` after a write: never back. A writer's now() is its BEGIN, which may
  * precede the last writer's, and consolidation selects namespaces by it.
  */
-export const touched = (alias: string) => `greatest(${alias}.updated_at, now())`;
+export const touched = (alias: string, at = 'now()') => `greatest(${alias}.updated_at, ${at})`;
 
 /**
- * The expiry `ms` (a SQL expression, null for none) from now, on the database's clock: the one
- * clock of puts, reflections and refreshes.
+ * The expiry `ms` (a SQL expression, null for none) after `at`, on the database's clock: the one
+ * clock of puts, reflections and refreshes. A writer passes the time it read its items at, after
+ * its locks (change-sql.ts): its `now()` is its BEGIN, and it may have waited past the TTL.
  */
-export const expiryAfter = (ms: string) => `now() + ${ms} * interval '1 millisecond'`;
+export const expiryAfter = (ms: string, at: string) => `${at} + ${ms} * interval '1 millisecond'`;
 
 /**
  * Items a TTL refresh would renew: an expiry and its duration, and an expiry earlier than now +

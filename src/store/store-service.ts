@@ -79,7 +79,12 @@ export type { BatchResult } from './types.js';
  * An op as the service runs it: a parsed batch op, or a revert's put, which may also put back
  * an invalidation (callers of the store API cannot: an invalidation is a temporal kind's).
  */
-type RunOp = BatchOpParsed | (Parsed<'put'> & { invalidAt?: string | undefined });
+type RunOp =
+  | BatchOpParsed
+  | (Parsed<'put'> & { invalidAt?: string | undefined } & RevertChecks)
+  | (Parsed<'delete'> & RevertChecks);
+/** What a revert's writes also compare (change-set.ts): the last history row, the one put back. */
+type RevertChecks = { ifLastChange?: number | undefined; restores?: number | undefined };
 type Parsed<K extends BatchOpParsed['op']> = Extract<BatchOpParsed, { op: K }>;
 
 /** `signal`: the caller went away; the call's reads stop on Postgres (MemoryDb's ReadOptions). */
@@ -137,7 +142,9 @@ export class StoreService {
    * `revert:<who>`); the version must be one that set a document (an insert, update or
    * invalidation), and its validity comes back with it: a revert to an invalidation leaves the
    * fact invalid, from when it was. Compare-and-set on the current version with `ifVersion`,
-   * else on the one read.
+   * else on the key's history as read: any change since is a conflict. Either way the document
+   * must still be kept when the put runs: an expired memory, or one erased while the revert
+   * embedded, is a conflict, never brought back.
    */
   async revert(input: unknown): Promise<MemoryItem> {
     const r = parse(revertItemInputSchema, input, 'revert');
@@ -147,7 +154,10 @@ export class StoreService {
       throw new InputError(
         `${JSON.stringify(r.namespace)} / ${JSON.stringify(r.key)} has no version ${r.version} that set a document`,
       );
-    const current = await this.memories.get(r.namespace, r.key);
+    if (at.expired)
+      throw conflictError([
+        { namespace: r.namespace, key: r.key, expected: r.ifVersion ?? 0, actual: 0, reason: 'gone' },
+      ]);
     const [item] = await this.run([
       {
         op: 'put',
@@ -156,7 +166,9 @@ export class StoreService {
         kind: at.kind,
         value: at.after,
         ...validity(at),
-        ifVersion: r.ifVersion ?? current?.version ?? 0,
+        ifVersion: r.ifVersion,
+        ifLastChange: r.ifVersion === undefined ? at.lastChange : undefined,
+        restores: at.id,
         actor: `revert:${r.actor ?? this.opts.actor}`,
       },
     ]);
@@ -255,7 +267,8 @@ export class StoreService {
     const writes = writeAt.map((i): Write => {
       const op = ops[i] as Extract<RunOp, { op: 'put' | 'delete' }>;
       const { namespace, key, ifVersion, actor } = op;
-      if (op.op === 'delete') return { op: 'delete', namespace, key, ifVersion, actor };
+      const ifLastChange = 'ifLastChange' in op ? op.ifLastChange : undefined;
+      if (op.op === 'delete') return { op: 'delete', namespace, key, ifVersion, ifLastChange, actor };
       const kind = kinds.get(i);
       const kindTtl = kind === undefined ? undefined : byName.get(kind)?.ttlMs;
       const ttl = op.ttl === undefined ? (kindTtl ?? this.opts.defaultTtlMs) : op.ttl;
@@ -271,6 +284,8 @@ export class StoreService {
         ttl,
         fields: indexed.get(i) ?? [],
         ifVersion,
+        ifLastChange,
+        restores: 'restores' in op ? op.restores : undefined,
         actor,
       };
     });
@@ -368,12 +383,16 @@ function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.
   return parsed.data;
 }
 
-/** A stale `ifVersion`: the message names the first item, `details` lists them all. */
+/** A stale `ifVersion` or revert: the message names the first item, `details` lists them all. */
 function conflictError(conflicts: Conflict[]): ConflictError {
   const first = conflicts[0] as Conflict;
   const what = `${JSON.stringify(first.namespace)} / ${JSON.stringify(first.key)}`;
   const more = conflicts.length > 1 ? ` (and ${conflicts.length - 1} more)` : '';
-  return new ConflictError(`version conflict: ${what} is at version ${first.actual}, not ${first.expected}${more}`, {
-    conflicts,
-  });
+  const message =
+    first.reason === 'gone'
+      ? `conflict: the document a revert of ${what} would put back is gone (the memory expired or was erased)${more}`
+      : first.reason === 'changed'
+        ? `conflict: ${what} changed since the revert read it (now at version ${first.actual})${more}`
+        : `version conflict: ${what} is at version ${first.actual}, not ${first.expected}${more}`;
+  return new ConflictError(message, { conflicts });
 }

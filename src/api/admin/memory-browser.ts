@@ -91,7 +91,17 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
     if (err instanceof ConflictError) {
       const conflicts = (err.details as { conflicts?: Conflict[] } | undefined)?.conflicts ?? [];
       const first = conflicts[0];
-      const detail = first ? ` (you had version ${first.expected}; it is now at version ${first.actual})` : '';
+      if (first?.reason === 'gone')
+        return {
+          error: `${what}: the document it would put back is gone: the memory expired or was erased.`,
+          status: 409,
+        };
+      const detail =
+        first && first.reason !== 'changed'
+          ? ` (you had version ${first.expected}; it is now at version ${first.actual})`
+          : first
+            ? ` (it is now at version ${first.actual})`
+            : '';
       const more = conflicts.length > 1 ? ` ${conflicts.length} memories changed since; nothing was written.` : '';
       return { error: `${what}: it was changed since you loaded this page${detail}.${more}`, status: 409 };
     }
