@@ -7,7 +7,7 @@ import { importLines } from '../src/store/import-lines.js';
 import type { Db } from '../src/store/db.js';
 import { tables } from '../src/store/sql.js';
 import { foodieModel } from './fake-model/foodie.js';
-import { runtimeBackends, startHarness, type Harness } from './helpers/harness.js';
+import { runtimeBackends, sdkClient, startHarness, type Harness } from './helpers/harness.js';
 
 /** Export a user's memories with their history, and import them into an empty deployment. */
 // From each database into the other: the file is the same whatever wrote it.
@@ -445,5 +445,32 @@ describe('an export of large items reads them a bounded chunk at a time', () => 
         ];
       }).flat(),
     );
+  });
+});
+
+describe("the SDK store's import", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'] });
+  });
+  afterAll(async () => h?.stop());
+
+  it("takes the file's text as the HTTP client does, its lines, and refuses what is neither", async () => {
+    const engram = sdkClient(h);
+    try {
+      await engram.store.put(['notes', 'from'], 'k', { content: 'kept across the move' });
+      const file: string[] = [];
+      for await (const line of engram.store.export(['notes', 'from'], { history: true }))
+        file.push(line.replaceAll('"from"', '"to-text"'));
+      // A string is iterable too, by character: line 1 was "not JSON" read that way.
+      expect(await engram.store.import(`${file.join('\n')}\n`)).toEqual({ items: 1, history: 1, expired: 0 });
+      expect((await engram.store.get(['notes', 'to-text'], 'k'))?.value).toEqual({ content: 'kept across the move' });
+      const lines = file.map((l) => l.replaceAll('"to-text"', '"to-lines"'));
+      expect(await engram.store.import(lines)).toEqual({ items: 1, history: 1, expired: 0 });
+      await expect(engram.store.import(42 as never)).rejects.toThrow(/pass an export file: its text, or its lines/);
+      await expect(engram.store.import([lines[0], 42] as never)).rejects.toThrow(/line 2 is not a string/);
+    } finally {
+      await engram.close();
+    }
   });
 });

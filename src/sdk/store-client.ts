@@ -129,10 +129,11 @@ export class StoreClient {
   }
 
   /**
-   * Imports an export file's lines into empty namespaces, with their versions and history; an
-   * item whose expiry has passed since is left out and counted in `expired`.
+   * Imports an export file into empty namespaces, with their versions and history: its text,
+   * its lines, or any async iterable of lines (as `export` gives). An item whose expiry has
+   * passed since is left out and counted in `expired`.
    */
-  import(lines: AsyncIterable<string> | Iterable<string>): Promise<ImportResult> {
+  import(lines: string | AsyncIterable<string> | Iterable<string>): Promise<ImportResult> {
     return sdk(this.store.import(lines));
   }
 

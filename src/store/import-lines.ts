@@ -1,5 +1,5 @@
 import { clipText } from '../core/safe-text.js';
-import { AuthError, ConflictError } from '../errors.js';
+import { AuthError, ConflictError, InputError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { ExportLineReader, type ExportedHistory, type ExportedItem } from './export-format.js';
 import type { MemoryDb } from './memory-db.js';
@@ -32,7 +32,8 @@ export async function importLines(
   const within: Namespace | undefined = tenant === undefined ? undefined : [tenant];
   const batches: { line: number; items: ExportedItem[]; history: ExportedHistory[] }[] = [];
   const reader = new ExportLineReader();
-  for await (const raw of lines) {
+  for await (const raw of lines as AsyncIterable<unknown>) {
+    if (typeof raw !== 'string') throw new InputError(`line ${reader.count + 1} is not a string`);
     const line = reader.line(raw);
     if (!line || line.type === 'export') continue;
     if (within && !within.every((label, i) => line.namespace[i] === label))

@@ -214,8 +214,8 @@ export class StoreService {
    * Imports an export file into empty namespaces, re-embedding its texts (import-lines.ts);
    * `tenant`: into that tenant's namespaces only, its history stamped as the tenant's.
    */
-  import(lines: AsyncIterable<string> | Iterable<string>, tenant?: string): Promise<ImportResult> {
-    return importLines(this.memories, this.opts.embedder ?? null, lines, tenant);
+  async import(file: string | AsyncIterable<string> | Iterable<string>, tenant?: string): Promise<ImportResult> {
+    return importLines(this.memories, this.opts.embedder ?? null, linesOf(file), tenant);
   }
 
   /**
@@ -381,6 +381,17 @@ function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.
   const parsed = schema.safeParse(input);
   if (!parsed.success) throw invalidInput(`${what} request`, parsed.error);
   return parsed.data;
+}
+
+/**
+ * An export file as lines: its text split (a string is iterable too, by character), or the
+ * lines it is given; anything else is the caller's mistake, said as one.
+ */
+function linesOf(file: unknown): AsyncIterable<string> | Iterable<string> {
+  if (typeof file === 'string') return file.split('\n');
+  if (file !== null && typeof file === 'object' && (Symbol.asyncIterator in file || Symbol.iterator in file))
+    return file as AsyncIterable<string> | Iterable<string>;
+  throw new InputError('invalid import: pass an export file: its text, or its lines (an iterable)');
 }
 
 /** A stale `ifVersion` or revert: the message names the first item, `details` lists them all. */
