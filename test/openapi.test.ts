@@ -49,6 +49,8 @@ describe.each([
         DATABASE_URL: pgUrl,
         // A stalled Redis is a 503 after this long (the enqueue's deadline).
         ENQUEUE_TIMEOUT_MS: '300',
+        // The least a deployment may set: a history page of large documents passes it (413).
+        STORE_ANSWER_MAX_BYTES: String(8 * 1024 * 1024),
         ...(keyed && { API_KEYS: HOSTILE_API_KEYS, ADMIN_PASSWORD: 'board-password' }),
       },
       runtime: keyed ? { kinds: [tenantKind] } : {},
@@ -69,6 +71,20 @@ describe.each([
     const result = await validate(structuredClone(doc) as unknown as Parameters<typeof validate>[0]);
     expect(result.valid, JSON.stringify(result)).toBe(true);
     expect((doc as { openapi?: string } & Document).openapi).toBe('3.1.0');
+  });
+
+  it('lets every free-form JSON object hold any field, so generated clients type it as such', () => {
+    // An object schema that names no properties and says nothing of others is `{}` to
+    // openapi-typescript: a value of `{ content }` would not type-check in a generated client.
+    const closed: string[] = [];
+    const walk = (node: unknown, path: string) => {
+      if (!node || typeof node !== 'object') return;
+      const n = node as Record<string, unknown>;
+      if (n.type === 'object' && !('properties' in n) && !('additionalProperties' in n)) closed.push(path);
+      for (const [k, v] of Object.entries(n)) walk(v, `${path}/${k}`);
+    };
+    walk(doc, '');
+    expect(closed).toEqual([]);
   });
 
   it("holds every route the API serves (not the board's and reference page's own assets)", () => {

@@ -152,7 +152,11 @@ export function registerStoreRoutes(
         summary: "An item's change log, oldest first, a page at a time",
         tags,
         querystring: historyQuery,
-        response: { 200: historyResponse.describe('one page of the change log'), ...refusals(400, 503) },
+        response: {
+          200: historyResponse.describe('one page of the change log'),
+          ...refusals(400, 503),
+          413: refusal('the page would pass STORE_ANSWER_MAX_BYTES of stored JSON: ask for a smaller `limit`'),
+        },
       },
     },
     (request, reply) =>

@@ -7,7 +7,7 @@ import type { Recall } from '../memory/recall.js';
 import type { StoreService } from '../store/store-service.js';
 import { LocalToolBackend } from '../tools/local-backend.js';
 import { checkToolOp } from '../tools/op-check.js';
-import { refusals, untenanted } from './route-schema.js';
+import { refusal, refusals, untenanted } from './route-schema.js';
 import { kindsResponse, toolApplyInputSchema, toolApplyResponse } from './schemas.js';
 import type { Tenancy } from './tenancy.js';
 
@@ -44,6 +44,7 @@ export function registerToolRoutes(app: FastifyInstance, deps: ToolRouteDeps) {
             '`applied` with the memory as written, or `conflict` (nothing written) with the memory as it is now',
           ),
           ...refusals(400, 413, 503),
+          403: refusal("the operation's target is outside the context's namespaces"),
         },
       },
     },

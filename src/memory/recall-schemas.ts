@@ -74,7 +74,9 @@ export const recalledProfileSchema = z
     namespace: z.array(z.string()),
     key: z.string(),
     version: z.number(),
-    value: z.custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null).meta({ type: 'object' }),
+    value: z
+      .custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null)
+      .meta({ type: 'object', additionalProperties: true }),
     updatedAt: timeSchema,
   })
   .meta({ id: 'RecalledProfile' });

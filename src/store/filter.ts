@@ -73,6 +73,7 @@ export const filterSchema = z
   })
   .meta({
     type: 'object',
+    additionalProperties: true,
     description:
       'field path to a value or to operators ($eq $ne $gt $gte $lt $lte $in $nin $exists); at most 32 fields',
   });

@@ -45,7 +45,11 @@ const actor = z.string().min(1).max(200).check(storableText);
 export const storedValueSchema = z
   .custom<Record<string, unknown>>()
   .check(jsonCheck({ object: {}, maxDepth: JSON_MAX_DEPTH, text: true, maxChars: 1_000_000 }))
-  .meta({ type: 'object', description: 'a JSON object (at most 64 levels deep, 1,000,000 characters of text)' });
+  .meta({
+    type: 'object',
+    additionalProperties: true,
+    description: 'a JSON object (at most 64 levels deep, 1,000,000 characters of text)',
+  });
 const value = storedValueSchema;
 /** A search's text: embedded, and matched against stored text by Postgres full-text search. */
 const query = z.string().min(1).max(8_000).check(storableText);

@@ -22,7 +22,7 @@ export const timeSchema = z.codec(z.iso.datetime({ offset: true }), z.date(), {
  */
 const jsonObject = z
   .custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v))
-  .meta({ type: 'object' });
+  .meta({ type: 'object', additionalProperties: true });
 /** Labels as the store returns them (checked on the way in). */
 const labels = z.array(z.string());
 

@@ -155,6 +155,20 @@ export function drivers(withKeys: boolean, withAdminPassword: boolean): Record<s
       send: (c) => call(c, 'GET', `/v1/store/items/history?${NS_QUERY}&key=k1&limit=0`),
     },
     'GET /v1/store/items/history 503': pgDown((c) => call(c, 'GET', `/v1/store/items/history?${NS_QUERY}&key=k1`)),
+    'GET /v1/store/items/history 413': {
+      // Six versions of a document of the largest text a value holds: a page of some 11 MB of
+      // stored JSON (an update's row holds two documents), past the 8 MiB the test sets.
+      async send(c) {
+        for (let v = 0; v < 6; v++) {
+          const value = { v, blob: 'x'.repeat(990_000) };
+          const put = await call(c, 'PUT', '/v1/store/items', {
+            body: { namespace: NS, key: 'big', value, index: false },
+          });
+          if (put !== 200) return put;
+        }
+        return call(c, 'GET', `/v1/store/items/history?${NS_QUERY}&key=big`);
+      },
+    },
 
     'POST /v1/store/namespaces 200': { send: (c) => call(c, 'POST', '/v1/store/namespaces') },
     'POST /v1/store/namespaces 400': { send: (c) => call(c, 'POST', '/v1/store/namespaces', { body: { limit: 0 } }) },
@@ -182,6 +196,15 @@ export function drivers(withKeys: boolean, withAdminPassword: boolean): Record<s
     'POST /v1/tools/apply 400': {
       send: (c) =>
         call(c, 'POST', '/v1/tools/apply', { body: { ...toolInsert('u1'), op: { ...toolOp, document: {} } } }),
+    },
+    'POST /v1/tools/apply 403': {
+      send: (c) =>
+        call(c, 'POST', '/v1/tools/apply', {
+          body: {
+            ...toolInsert('u1'),
+            op: { op: 'delete', target: { namespace: ['memories', 'u2'], key: 'k', kind: 'memory', version: 1 } },
+          },
+        }),
     },
     'POST /v1/tools/apply 503': pgDown((c) => call(c, 'POST', '/v1/tools/apply', { body: toolInsert('u1') })),
     ...bodyRoute('POST', '/v1/tools/apply'),
