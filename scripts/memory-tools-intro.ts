@@ -47,7 +47,7 @@ const session = engram.memoryTools({ context: { userId: 'u1' } }); // one per co
 const messages: ChatCompletionMessageParam[] = [{ role: 'user', content: 'Remember that I am vegetarian' }];
 for (;;) {
   const completion = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages, tools: session.tools });
-  const message = completion.choices[0].message;
+  const message = completion.choices[0]!.message; // one choice: n is 1
   if (!message.tool_calls?.length) break; // message.content is the answer
   messages.push(message);
   for (const call of message.tool_calls) messages.push(await session.runToolCall(call));

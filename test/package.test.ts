@@ -147,6 +147,9 @@ describe('the npm package', () => {
       moduleResolution: ts.ModuleResolutionKind.NodeNext,
       target: ts.ScriptTarget.ES2022,
       strict: true,
+      // What `tsc --init` turns on besides (TypeScript 5.9): an example must compile in a new project.
+      noUncheckedIndexedAccess: true,
+      exactOptionalPropertyTypes: true,
       noEmit: true,
       skipLibCheck: true,
       types: ['node'],
