@@ -330,3 +330,59 @@ describe('erase racing a first reflection', () => {
     expect(await everything(h)).not.toContain('zanzibar-race');
   });
 });
+
+describe("erase and export by context beside an org's kind", () => {
+  // An org-wide kind whose namespace holds every user's: ["o1"] is a prefix of ["o1", "u2"].
+  const orgKinds = [
+    defineKind({
+      name: 'org_fact',
+      description: "A fact about the user's organisation",
+      namespace: ['{orgId}'],
+      schema: z.object({ content: z.string() }),
+    }),
+    defineKind({
+      name: 'memory',
+      description: 'A fact',
+      namespace: ['{orgId}', '{userId}'],
+      schema: z.object({ content: z.string() }),
+    }),
+  ];
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ roles: ['api'], runtime: { kinds: orgKinds } });
+  });
+  afterAll(async () => h?.stop());
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${h.url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, text: await res.text() };
+  };
+  const put = (namespace: string[], content: string) =>
+    call('PUT', '/v1/store/items', { namespace, key: 'k', value: { content } });
+
+  it("covers the org's namespace and the user's, never another user's of the org", async () => {
+    await put(['o1'], 'the org uses Postgres');
+    await put(['o1', 'u1'], 'u1 is vegetarian');
+    await put(['o1', 'u1', 'notes'], 'u1 stored this under their own namespace');
+    await put(['o1', 'u2'], 'u2 has a peanut allergy');
+    const context = encodeURIComponent(JSON.stringify({ orgId: 'o1', userId: 'u1' }));
+
+    const exported = await call('GET', `/v1/export?context=${context}`);
+    expect(exported.status).toBe(200);
+    expect(exported.text).toContain('the org uses Postgres');
+    expect(exported.text).toContain('u1 is vegetarian');
+    expect(exported.text).toContain('under their own namespace');
+    expect(exported.text).not.toContain('peanut');
+
+    const erased = await call('POST', '/v1/erase', { context: { orgId: 'o1', userId: 'u1' } });
+    expect(erased.status).toBe(200);
+    expect(JSON.parse(erased.text)).toMatchObject({ namespaces: 3, items: 3 });
+    const left = await call('GET', `/v1/export?namespace=o1`);
+    expect(left.text).toContain('peanut');
+    expect(left.text).not.toContain('vegetarian');
+  });
+});

@@ -185,7 +185,7 @@ function scopeOf(
       request,
       parse(contextSchema, parse(jsonText('context'), q.context, 'query string'), 'context'),
     );
-    return { prefixes: namespacesOfContext(deps.kinds(), context), history, scope: { context } };
+    return { ...namespacesOfContext(deps.kinds(), context), history, scope: { context } };
   }
   const { namespace } = deps.tenancy.confine(
     request,

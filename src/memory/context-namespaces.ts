@@ -3,12 +3,24 @@ import { InputError } from '../errors.js';
 import type { RecallKind } from './recall.js';
 
 /**
+ * Where a context's namespaces are: `prefixes` cover what is under them too, `namespaces` only
+ * themselves.
+ */
+export interface ContextScope {
+  prefixes: string[][];
+  namespaces: string[][];
+}
+
+/**
  * The namespaces that belong to a context (such as `{ userId }`): those of the kinds whose
  * template the context fills and that name one of its keys other than `tenant` (a
  * `["{tenant}", "shared"]` or `["global"]` namespace is everyone's, not this user's). What an
- * erase and an export by context cover.
+ * erase and an export by context cover. Each is a prefix (what an application stored under it
+ * is the context's too) unless a kind's template could fill a namespace under it for another
+ * context: `["{orgId}"]` beside `["{orgId}", "{userId}"]` holds every user of the org, so the
+ * org's namespace counts alone, never its users'.
  */
-export function namespacesOfContext(kinds: readonly RecallKind[], context: Record<string, string>): string[][] {
+export function namespacesOfContext(kinds: readonly RecallKind[], context: Record<string, string>): ContextScope {
   const own = (v: string) => v !== 'tenant' && context[v] !== undefined;
   const covered = kinds.filter((k) => {
     const vars = templateVariables(k.namespace);
@@ -18,5 +30,18 @@ export function namespacesOfContext(kinds: readonly RecallKind[], context: Recor
   const unique = new Map(
     covered.map((k) => fillNamespace(k.namespace, context, k.name)).map((ns) => [JSON.stringify(ns), ns]),
   );
-  return [...unique.values()];
+  const scope: ContextScope = { prefixes: [], namespaces: [] };
+  for (const ns of unique.values()) (holdsOthers(kinds, ns) ? scope.namespaces : scope.prefixes).push(ns);
+  return scope;
 }
+
+/** Whether some kind's template is longer than `ns` and could fill its first labels as `ns`. */
+function holdsOthers(kinds: readonly RecallKind[], ns: string[]): boolean {
+  return kinds.some(
+    (k) =>
+      k.namespace.length > ns.length &&
+      ns.every((label, i) => isVariable(k.namespace[i] as string) || k.namespace[i] === label),
+  );
+}
+
+const isVariable = (label: string) => templateVariables([label]).length > 0;

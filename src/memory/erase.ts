@@ -75,14 +75,16 @@ export class Eraser {
   /** For callers that validated with the same schema already (the HTTP route, with tenancy). */
   async eraseParsed(input: EraseParsed, actor: string): Promise<EraseResult> {
     const { store, redis, buffers, queues, log } = this.deps;
-    const prefixes =
-      'context' in input ? namespacesOfContext(this.deps.kinds(), input.context) : [input.namespacePrefix];
+    const { prefixes, namespaces } =
+      'context' in input
+        ? namespacesOfContext(this.deps.kinds(), input.context)
+        : { prefixes: [input.namespacePrefix], namespaces: [] };
     const threads = 'context' in input ? await threadsOfContext(redis, buffers, input.context) : [];
     const { jobs } = await eraseThreads(redis, buffers, queues, threads);
     const scope = 'context' in input ? { context: input.context } : { namespacePrefix: input.namespacePrefix };
-    const counts = await store.erase({ prefixes, threads, actor, scope });
+    const counts = await store.erase({ prefixes, namespaces, threads, actor, scope });
     // Identifiers and counts only: the log, like the audit row, keeps no erased text.
     log.info({ actor, scope, ...counts, jobs }, 'erased');
-    return { ...counts, jobs, prefixes };
+    return { ...counts, jobs, prefixes: [...prefixes, ...namespaces] };
   }
 }

@@ -123,8 +123,7 @@ export class StoreClient {
     const { store, kinds } = this;
     if (!kinds) throw new InputError("an export by `context` needs the service's kinds: export by namespace prefix");
     return (async function* () {
-      const prefixes = namespacesOfContext(await kinds(), context);
-      yield* store.exportLines({ prefixes, history, scope: { context } });
+      yield* store.exportLines({ ...namespacesOfContext(await kinds(), context), history, scope: { context } });
     })();
   }
 

@@ -14,6 +14,8 @@ export const isErasedCursor = (cursor: string | null): boolean => !!cursor?.star
 export interface EraseRequest {
   /** Every namespace under these prefixes (whole labels) loses its items and their history. */
   prefixes: Namespace[];
+  /** And these namespaces themselves, not those under them (context-namespaces.ts). */
+  namespaces?: Namespace[] | undefined;
   /** Threads whose cursor becomes an erase epoch (their buffered turns are erased in Redis). */
   threads: string[];
   actor: string;
@@ -52,7 +54,7 @@ export async function eraseScope(db: Db, t: Tables, req: EraseRequest): Promise<
        on conflict (thread_id) do update set cursor = excluded.cursor, updated_at = now()`,
       [`${ERASED_CURSOR}${at}`, threads],
     );
-  const found = await listUnder(db, t, req.prefixes);
+  const found = await listUnder(db, t, req.prefixes, req.namespaces ?? []);
   return db.transaction(async (tx) => {
     const locked = found.length ? await lockNamespaces(tx, t, found) : { namespaces: [] };
     const ns = locked.namespaces.map((n) => JSON.stringify(n));
@@ -80,11 +82,18 @@ export async function eraseScope(db: Db, t: Tables, req: EraseRequest): Promise<
   });
 }
 
-/** The namespaces under the prefixes that exist now (rows in the namespaces table). */
-async function listUnder(db: Db, t: Tables, prefixes: Namespace[]): Promise<Namespace[]> {
-  if (prefixes.length === 0) return [];
+/** The namespaces under the prefixes, and those named exactly, that exist now (rows in the namespaces table). */
+async function listUnder(db: Db, t: Tables, prefixes: Namespace[], exact: Namespace[]): Promise<Namespace[]> {
+  if (prefixes.length === 0 && exact.length === 0) return [];
   const p = new Params();
-  const where = prefixes.map((prefix) => prefixCondition('namespace', prefix, p)).join(' or ');
+  const where = [
+    ...prefixes.map((prefix) => prefixCondition('namespace', prefix, p)),
+    ...(exact.length
+      ? [
+          `namespace in (select ${namespaceFromJson('j')} from unnest(${p.add(exact.map((ns) => JSON.stringify(ns)))}::text[]) as j)`,
+        ]
+      : []),
+  ].join(' or ');
   const res = await db.query<{ namespace: Namespace }>(
     `select namespace from ${t.namespaces} where ${where}`,
     p.values,

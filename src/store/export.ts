@@ -28,11 +28,24 @@ export const EXPORT_CHUNK_BYTES = 8 * 1024 * 1024;
 export async function* exportItems(
   db: Db,
   t: Tables,
-  q: { prefixes: Namespace[]; history: boolean; page?: number; chunkBytes?: number },
+  q: {
+    prefixes: Namespace[];
+    namespaces?: Namespace[] | undefined;
+    history: boolean;
+    page?: number;
+    chunkBytes?: number;
+  },
 ): AsyncGenerator<ExportedItem | ExportedHistory> {
   const page = q.page ?? PAGE_ROWS;
   const chunkBytes = q.chunkBytes ?? EXPORT_CHUNK_BYTES;
-  for (const prefix of outermost(q.prefixes)) {
+  const prefixes = outermost(q.prefixes);
+  // A namespace named exactly, unless a prefix holds it already (its items would come twice).
+  const exact = (q.namespaces ?? []).filter((ns) => !prefixes.some((prefix) => holds(prefix, ns)));
+  const scopes = [
+    ...prefixes.map((prefix) => (p: Params) => prefixCondition('m.namespace', prefix, p)),
+    ...exact.map((ns) => (p: Params) => `m.namespace = ${p.add(ns)}::text[]`),
+  ];
+  for (const scope of scopes) {
     let after: { namespace: Namespace; key: string } | null = null;
     for (;;) {
       const p = new Params();
@@ -41,7 +54,7 @@ export async function* exportItems(
                 m.valid_from, m.invalid_at,
                 coalesce((select jsonb_agg(jsonb_build_object('field', v.field, 'text', v.text) order by v.field)
                             from ${t.vectors} v where v.namespace = m.namespace and v.key = m.key and v.text is not null), '[]') as fields
-           from ${t.memories} m where ${prefixCondition('m.namespace', prefix, p)} and ${alive('m')} ${from}
+           from ${t.memories} m where ${scope(p)} and ${alive('m')} ${from}
           order by m.namespace, m.key limit ${p.add(page)}`;
       const items = await db.query<Record<string, unknown>>(
         budgeted(sql, 'namespace, key', `${VALUE_BYTES} + octet_length(fields::text)`, p.add(chunkBytes)),
@@ -132,10 +145,11 @@ async function* historyOf(
   }
 }
 
+/** Whether `prefix` holds `ns` (whole labels). */
+const holds = (prefix: Namespace, ns: Namespace) => prefix.length <= ns.length && prefix.every((l, j) => l === ns[j]);
+
 /** Prefixes none of the others holds (an item under two would be exported twice). */
 function outermost(prefixes: Namespace[]): Namespace[] {
   const sorted = [...prefixes].sort(compareNamespaces);
-  return sorted.filter(
-    (p, i) => !sorted.slice(0, i).some((q) => q.length <= p.length && q.every((l, j) => l === p[j])),
-  );
+  return sorted.filter((p, i) => !sorted.slice(0, i).some((q) => holds(q, p)));
 }

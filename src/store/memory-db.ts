@@ -200,7 +200,11 @@ export class MemoryDb {
   }
 
   /** The items under the prefixes, each followed by its history when asked (export.ts). */
-  exportItems(q: { prefixes: Namespace[]; history: boolean }): AsyncGenerator<ExportedItem | ExportedHistory> {
+  exportItems(q: {
+    prefixes: Namespace[];
+    namespaces?: Namespace[] | undefined;
+    history: boolean;
+  }): AsyncGenerator<ExportedItem | ExportedHistory> {
     return exportItems(this.db, this.t, q);
   }
 

@@ -203,6 +203,7 @@ export class StoreService {
    */
   async *exportLines(q: {
     prefixes: Namespace[];
+    namespaces?: Namespace[] | undefined;
     history: boolean;
     scope: Record<string, unknown>;
   }): AsyncGenerator<string> {

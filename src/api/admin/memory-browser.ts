@@ -240,13 +240,19 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
 
     scope.get('/erase/confirm', async (request, reply) => {
       const input = eraseInputOf(query(eraseQuery, request));
-      const prefixes = 'context' in input ? namespacesOfContext(deps.kinds(), input.context) : [input.namespacePrefix];
-      const found = await Promise.all(
-        prefixes.map(async (prefix: Namespace) => ({
-          prefix,
-          namespaces: await store.listNamespaces({ prefix, limit: CONFIRM_LIST }),
-        })),
-      );
+      const { prefixes, namespaces } =
+        'context' in input
+          ? namespacesOfContext(deps.kinds(), input.context)
+          : { prefixes: [input.namespacePrefix], namespaces: [] };
+      const listed = async (prefix: Namespace, exact: boolean) => {
+        const under = await store.listNamespaces({ prefix, limit: CONFIRM_LIST });
+        // A namespace the erase takes alone (an org's beside its users'): not those under it.
+        return { prefix, namespaces: exact ? under.filter((ns) => ns.length === prefix.length) : under };
+      };
+      const found = await Promise.all([
+        ...prefixes.map((prefix) => listed(prefix, false)),
+        ...namespaces.map((ns) => listed(ns, true)),
+      ]);
       return send(reply, 'Confirm erase', confirmPage({ input, found }));
     });
 
