@@ -53,6 +53,37 @@ describe.each(runtimeBackends)('facts that keep their time on $name', (backend) 
     ).memories;
   };
 
+  it('leaves a fact scheduled to hold later out of what holds now, in every mode and in recall', async () => {
+    const call = async (method: string, path: string, body: unknown) => {
+      const res = await fetch(`${h.url}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as Record<string, { key: string }[]>;
+    };
+    const at = ['memories', 'u9'];
+    await call('PUT', '/v1/store/items', { namespace: at, key: 'now', value: { content: 'User drinks tea' } });
+    await call('PUT', '/v1/store/items', {
+      namespace: at,
+      key: 'later',
+      value: { content: 'User will drink tea every day' },
+      validFrom: '2099-01-01T00:00:00Z',
+    });
+    for (const mode of [undefined, 'vector', 'text', 'hybrid']) {
+      const q = { namespacePrefix: at, ...(mode && { query: 'tea', mode }) };
+      expect(
+        (await call('POST', '/v1/store/items/search', q)).items?.map((i) => i.key),
+        mode,
+      ).toEqual(['now']);
+    }
+    const recalled = await call('POST', '/v1/recall', { context: { userId: 'u9' }, query: 'tea' });
+    expect(recalled.memories?.map((m) => m.key)).toEqual(['now']);
+    const then = await call('POST', '/v1/store/items/search', { namespacePrefix: at, asOf: '2099-06-01T00:00:00Z' });
+    expect(then.items?.map((i) => i.key).sort()).toEqual(['later', 'now']);
+  });
+
   it("keeps a deleted or rewritten fact, dated by the turns' own time, out of what holds now", async () => {
     const now = await search();
     expect(now.map((m) => m.value.content)).toEqual(['User loves ramen, especially miso ramen']);

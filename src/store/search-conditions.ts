@@ -13,9 +13,12 @@ export function itemConditions(
   return `${alive('m')} and ${holding('m', q.asOf, p)} and ${filterSql(q.filter, 'm.value', p)}${kinds}`;
 }
 
-/** Valid now (never invalidated), or valid at `asOf`: from its `valid_from`, until its `invalid_at`. */
+/**
+ * Valid now, or at `asOf`: from its `valid_from`, until its `invalid_at`. Now is a time like any
+ * other: a fact scheduled to hold from next week does not hold yet, and one whose invalidation
+ * is dated next week still does.
+ */
 export function holding(alias: string, asOf: Date | undefined, p: Params): string {
-  if (!asOf) return `${alias}.invalid_at is null`;
-  const at = p.add(asOf);
-  return `(${alias}.valid_from <= ${at}::timestamptz and (${alias}.invalid_at is null or ${alias}.invalid_at > ${at}::timestamptz))`;
+  const at = asOf ? `${p.add(asOf)}::timestamptz` : 'now()';
+  return `(${alias}.valid_from <= ${at} and (${alias}.invalid_at is null or ${alias}.invalid_at > ${at}))`;
 }
