@@ -92,6 +92,23 @@ describe.each(backends)('hybrid search on $name', (backend) => {
     expect(await keys('hybrid')).not.toContain('target');
   });
 
+  it('pages 150 memories without showing one twice or skipping one, to its depth, and says where it ends', async () => {
+    const deep = ['paged', 'u1']; // outside ['hybrid'], which the index test below counts
+    const texts = Array.from({ length: 150 }, (_, i) => `common item${i}${i % 7 === 0 ? ' rare' : ''}`);
+    texts.forEach((text, i) => f.embedder.fixed.set(text, randomUnitVector(1_000 + i)));
+    f.embedder.fixed.set('common rare', randomUnitVector(5));
+    await f.store.batch(texts.map((t, i) => ({ op: 'put' as const, namespace: deep, key: `k${i}`, value: { t } })));
+    const page = async (offset: number, limit = 10) =>
+      (await f.store.search({ namespacePrefix: deep, query: 'common rare', mode: 'hybrid', limit, offset })).map(
+        (h) => h.key,
+      );
+    const seen: string[] = [];
+    for (let offset = 0; offset < 100; offset += 10) seen.push(...(await page(offset)));
+    expect(new Set(seen).size).toBe(100);
+    expect(seen).toEqual(await page(0, 100));
+    await expect(page(100)).rejects.toThrow(/offset \+ limit may be at most 100 .*"vector" or "text"/);
+  });
+
   it('a store without an embedder still indexes texts; an update removes the words it no longer holds', async () => {
     const plain = ['hybrid', 'plain'];
     const textOnly = new StoreService(f.memories, {

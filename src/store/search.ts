@@ -1,4 +1,5 @@
 import { budgeted, type AnswerBudget } from './answer-budget.js';
+import { InputError } from '../errors.js';
 import type { Db } from './db.js';
 import type { FilterClause } from './filter.js';
 import { COLUMNS, scored, VALUE_BYTES } from './read-items.js';
@@ -95,8 +96,14 @@ export async function searchItems(
   if (mode === 'filter') return filterOnly(db, t, q);
   if (mode === 'text') return textRanked(db, t, { ...q, text: required(q.text, 'text') });
   if (mode === 'vector') return vectorRanked(db, t, { ...q, vector: required(q.vector, 'vector') }, s, hasAnnIndex);
-  // Hybrid: each ranking's top candidates, fused; the page is cut from the fused list.
-  const candidates = { ...q, offset: 0, limit: Math.max(HYBRID_CANDIDATES, 2 * (q.offset + q.limit)) };
+  // Hybrid: each ranking's top candidates, fused; the page is cut from the fused list. The same
+  // candidates for every page: a depth that grew with the offset fused another list for each
+  // page, and a client paging through them saw some items twice and others never.
+  if (q.offset + q.limit > HYBRID_CANDIDATES)
+    throw new InputError(
+      `a hybrid search fuses each ranking's best ${HYBRID_CANDIDATES}: offset + limit may be at most ${HYBRID_CANDIDATES} (page further with mode "vector" or "text", which rank every item)`,
+    );
+  const candidates = { ...q, offset: 0, limit: HYBRID_CANDIDATES };
   const [byVector, byText] = await Promise.all([
     vectorRanked(db, t, { ...candidates, vector: required(q.vector, 'vector') }, s, hasAnnIndex),
     textRanked(db, t, { ...candidates, text: required(q.text, 'text') }),
@@ -104,8 +111,8 @@ export async function searchItems(
   return fuse([byVector, byText], q.recency).slice(q.offset, q.offset + q.limit);
 }
 
-/** Candidates each ranking gives a hybrid search, at least (more when a page lies deeper). */
-const HYBRID_CANDIDATES = 50;
+/** Candidates each ranking gives a hybrid search: the deepest page it serves (a limit's maximum). */
+export const HYBRID_CANDIDATES = 100;
 
 function required<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new Error(`this search mode needs the query's ${what}`);
