@@ -54,6 +54,8 @@ describe('recall', () => {
     await put(['episodes', 'u1'], 'e2', 'episode', { content: 'User loves ramen' });
     // Not a configured kind of these namespaces: recall leaves it out.
     await put(['memories', 'u1'], 'note', 'note', { content: 'ramen ramen ramen' });
+    // A configured kind, outside its own namespace: not that kind's memory, whatever is asked.
+    await put(['memories', 'u1'], 'stray', 'episode', { content: 'User had ramen night' });
     await put(['memories', 'u2'], 'm1', 'memory', { content: 'User loves ramen too' });
   });
   afterAll(async () => h?.stop());
@@ -183,6 +185,8 @@ describe('recall', () => {
   });
 
   it('by kind and mode; a new user recalls nothing; bad input is a 400 naming the problem', async () => {
+    const all = await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'ramen', limit: 100 });
+    expect(all.body.memories.map((m: any) => m.key)).not.toContain('stray');
     const episodes = await call(h, '/v1/recall', { context: { userId: 'u1' }, query: 'ramen', kinds: ['episode'] });
     expect(episodes.body.profiles).toEqual([]);
     expect(episodes.body.memories.every((m: any) => m.kind === 'episode')).toBe(true);

@@ -9,6 +9,7 @@ import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES, PAGE_ADVICE } from '../store/an
 import { embedTexts } from '../store/embed-texts.js';
 import type { MemoryDb, ReadOptions } from '../store/memory-db.js';
 import type { SearchMode } from '../store/search.js';
+import type { KindsAt } from '../store/search-conditions.js';
 import type { MemoryItem, Namespace, ScoredMemory, SearchItem } from '../store/types.js';
 import type { KindRoute } from '../core/kind-route.js';
 import { defaultKinds, profileKey } from './kinds.js';
@@ -36,6 +37,20 @@ export type { RecalledMemory, RecalledProfile, RecallResult } from './recall-sch
  * cannot put a memory from outside the caller's namespaces (or tenant) into an answer.
  */
 export type Reranker = (query: string, candidates: SearchItem[]) => Promise<SearchItem[]>;
+
+/**
+ * Each namespace with the kinds that keep their memories there: a memory of another kind stored
+ * in a kind's namespace is not that kind's, and is recalled with its own kind or not at all.
+ */
+function kindsAt(kinds: RecallKind[], namespaceOf: (k: RecallKind) => Namespace): KindsAt {
+  const at = new Map<string, { namespace: Namespace; kinds: string[] }>();
+  for (const k of kinds) {
+    const namespace = namespaceOf(k);
+    const id = JSON.stringify(namespace);
+    at.set(id, { namespace, kinds: [...(at.get(id)?.kinds ?? []), k.name] });
+  }
+  return [...at.values()];
+}
 
 /** What recall needs of a kind: where its memories are, and whether it is a profile. */
 export type RecallKind = Pick<KindRoute, 'name' | 'namespace' | 'mode'>;
@@ -137,7 +152,7 @@ export class Recall {
         ? this.rank(
             {
               namespaces: unique(collections.map(namespaceOf)),
-              kinds: collections.map((k) => k.name),
+              kindsAt: kindsAt(collections, namespaceOf),
               query,
               mode: r.mode,
               limit: Math.max(CANDIDATES, r.limit),
@@ -176,7 +191,7 @@ export class Recall {
   private async rank(
     q: {
       namespaces: Namespace[];
-      kinds?: string[];
+      kindsAt?: KindsAt;
       query: string;
       mode: SearchMode;
       limit: number;
@@ -210,7 +225,7 @@ export class Recall {
         vector,
         text: q.query,
         mode,
-        kinds: q.kinds,
+        kindsAt: q.kindsAt,
         filter: [],
         limit: q.limit,
         offset: q.offset,

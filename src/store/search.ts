@@ -5,7 +5,7 @@ import type { FilterClause } from './filter.js';
 import { COLUMNS, scored, VALUE_BYTES } from './read-items.js';
 import { bestPerItem, vectorDistances } from './knn.js';
 import { fuse } from './fuse.js';
-import { itemConditions } from './search-conditions.js';
+import { itemConditions, type KindsAt } from './search-conditions.js';
 import { Params, prefixCondition, scopeCondition, type SearchScope, type Tables } from './sql.js';
 import { textRanked } from './text-search.js';
 import type { SearchItem } from './types.js';
@@ -29,6 +29,11 @@ export interface SearchQuery {
   filter: FilterClause[];
   /** Only items of these kinds (all when omitted). */
   kinds?: string[] | undefined;
+  /**
+   * Only items of these kinds in these namespaces: each kind where it keeps its memories (a
+   * recall's kinds), not any of the kinds in any of the namespaces.
+   */
+  kindsAt?: KindsAt | undefined;
   /** What held at this time (memories invalidated since included, newer ones left out); now when omitted. */
   asOf?: Date | undefined;
   limit: number;
