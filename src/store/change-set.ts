@@ -1,6 +1,7 @@
 import type { Db } from './db.js';
 import { assertWritesOnce, planChange, type Conflict } from './change-plan.js';
-import { claimAndRead, lockNamespaces, preparedFor, writePlan } from './change-sql.js';
+import { claimAndRead, lockNamespaces, preparedFor } from './change-sql.js';
+import { writePlan } from './write-plan-sql.js';
 import type { Tables } from './sql.js';
 import type { IndexedField, MemoryItem, Namespace } from './types.js';
 

@@ -102,3 +102,14 @@ async function restoreBatch(
   done.history += restored.history;
   done.expired += restored.expired;
 }
+
+/**
+ * An export file as lines: its text split (a string is iterable too, by character), or the
+ * lines it is given; anything else is the caller's mistake, said as one.
+ */
+export function linesOf(file: unknown): AsyncIterable<string> | Iterable<string> {
+  if (typeof file === 'string') return file.split('\n');
+  if (file !== null && typeof file === 'object' && (Symbol.asyncIterator in file || Symbol.iterator in file))
+    return file as AsyncIterable<string> | Iterable<string>;
+  throw new InputError('invalid import: pass an export file: its text, or its lines (an iterable)');
+}

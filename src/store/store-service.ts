@@ -1,14 +1,15 @@
 import { z } from 'zod';
 import { invalidInput } from '../core/invalid-input.js';
 import type { KindRoute } from '../core/kind-route.js';
-import { ConflictError, InputError, LimitError } from '../errors.js';
+import { InputError, LimitError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { QueryDeadline } from '../llm/query-deadline.js';
 import type { Logger } from '../observability/logger.js';
 import { AnswerBudget, DEFAULT_ANSWER_MAX_BYTES, PAGE_ADVICE } from './answer-budget.js';
 import { indexTexts, kindsOfPuts } from './index-texts.js';
-import type { Conflict, Write } from './change-set.js';
-import { importLines, type ImportResult } from './import-lines.js';
+import type { Write } from './change-set.js';
+import { importLines, linesOf, type ImportResult } from './import-lines.js';
+import { conflictError } from './conflict-error.js';
 import { planRevert, revertOps, validity } from './revert-plan.js';
 import type { MemoryDb, ReadOptions } from './memory-db.js';
 import {
@@ -382,29 +383,4 @@ function parse<S extends z.ZodType>(schema: S, input: unknown, what: string): z.
   const parsed = schema.safeParse(input);
   if (!parsed.success) throw invalidInput(`${what} request`, parsed.error);
   return parsed.data;
-}
-
-/**
- * An export file as lines: its text split (a string is iterable too, by character), or the
- * lines it is given; anything else is the caller's mistake, said as one.
- */
-function linesOf(file: unknown): AsyncIterable<string> | Iterable<string> {
-  if (typeof file === 'string') return file.split('\n');
-  if (file !== null && typeof file === 'object' && (Symbol.asyncIterator in file || Symbol.iterator in file))
-    return file as AsyncIterable<string> | Iterable<string>;
-  throw new InputError('invalid import: pass an export file: its text, or its lines (an iterable)');
-}
-
-/** A stale `ifVersion` or revert: the message names the first item, `details` lists them all. */
-function conflictError(conflicts: Conflict[]): ConflictError {
-  const first = conflicts[0] as Conflict;
-  const what = `${JSON.stringify(first.namespace)} / ${JSON.stringify(first.key)}`;
-  const more = conflicts.length > 1 ? ` (and ${conflicts.length - 1} more)` : '';
-  const message =
-    first.reason === 'gone'
-      ? `conflict: the document a revert of ${what} would put back is gone (the memory expired or was erased)${more}`
-      : first.reason === 'changed'
-        ? `conflict: ${what} changed since the revert read it (now at version ${first.actual})${more}`
-        : `version conflict: ${what} is at version ${first.actual}, not ${first.expected}${more}`;
-  return new ConflictError(message, { conflicts });
 }
