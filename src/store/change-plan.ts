@@ -137,7 +137,7 @@ export function planChange(change: ChangeSet, locked: Locked, current: CurrentRo
     const at: At = { i, nsi: nsi[i] as number, c: current[i] as CurrentRow };
     const actor = (w.op !== 'expire' && w.actor) || change.actor;
     // An expired row is gone whatever the write does next: its expiry is history first. Its
-    // documents go with it, this row's and the key's earlier ones (change-sql.ts scrubs them):
+    // documents go with it, this row's and the key's earlier ones (write-plan-sql.ts scrubs them):
     // a TTL bounds what engram keeps, not only what reads show.
     if (at.c.version !== null && at.c.expired) {
       acc.history.push({

@@ -55,7 +55,7 @@ import type { IndexedField, MemoryItem, Namespace } from './types.js';
  * under its prefixes in the same global order and bumps their versions like any write.
  *
  * Planning (which rows, which versions, which conflicts) is pure (change-plan.ts); the SQL is
- * set-based and the same for one write or a thousand (change-sql.ts). Vectors are encoded before
+ * set-based and the same for one write or a thousand (change-sql.ts, write-plan-sql.ts). Vectors are encoded before
  * the transaction: no model is called and nothing slow happens while a connection is held
  * (invariant 8). A TTL refresh on read is not a change (no version, no history; refresh-ttl.ts).
  */

@@ -84,7 +84,7 @@ export async function changedNamespaces(db: Db, t: Tables, limit: number): Promi
  * table first, so the open writers are the sessions holding a lock on it (of this role: others'
  * `xact_start` is hidden without pg_read_all_stats). One between its BEGIN and its locks is
  * not among them, and needs not be: a writer stamps its rows with the clock after its locks
- * (change-sql.ts), later than this horizon.
+ * (write-plan-sql.ts), later than this horizon.
  */
 export async function nearDuplicateCandidates(db: Db, t: Tables, q: CandidateQuery): Promise<Candidates> {
   // Its own statement, before the read: a writer that holds its lock now either commits before
