@@ -17,6 +17,7 @@ import {
   groupByNamespace,
   kindsFor,
   namespaceOf,
+  sameKinds,
   searchQueries,
   snapshotSignature,
   type NamespaceGroup,
@@ -114,6 +115,8 @@ interface Batch {
   cursor: string | null;
   newCursor: string;
   pending: BufferedEntry[];
+  /** Turns after these were sent for other kinds: the run goes on to them. */
+  otherKinds: boolean;
   earlier: BufferedTurn[];
   turns: BufferedTurn[];
   kinds: MemoryKind[];
@@ -145,6 +148,8 @@ class Reflection {
   private readonly log: Logger;
   /** What the prompt shows of the thread: the settings', until the model refuses one as too long. */
   private scope: PromptScope;
+  /** The last commit left turns sent for other kinds. */
+  private otherKinds = false;
 
   constructor(
     private readonly deps: ReflectDeps,
@@ -197,8 +202,11 @@ class Reflection {
       return null;
     }
     if (!read.context) throw new PermanentError(`thread ${this.threadId} has buffered turns but no context in Redis`);
+    // One reflection feeds one set of kinds: the model cannot be told which turn may feed which
+    // kind, so turns sent for other kinds wait for the next run (this one goes on to them).
+    const pending = sameKinds(read.pending);
     const turns = cutTurns(
-      read.pending.map((e) => e.turn),
+      pending.map((e) => e.turn),
       scope.turnChars,
     );
     const kinds = kindsFor(this.deps.kinds, turns);
@@ -212,11 +220,12 @@ class Reflection {
     const vectors = searched
       ? await this.deps.embedder.embed(queries, this.opts.signal, this.onEmbedding('embed-queries'))
       : [];
-    const newCursor = (read.pending.at(-1) as BufferedEntry).entryId;
+    const newCursor = (pending.at(-1) as BufferedEntry).entryId;
     return {
       cursor,
       newCursor,
-      pending: read.pending,
+      pending,
+      otherKinds: pending.length < read.pending.length,
       earlier: read.earlier.map((e) => e.turn),
       turns,
       kinds,
@@ -297,7 +306,8 @@ class Reflection {
         this.log.warn({ err }, 'buffer trim after commit failed; the next reflection finishes it');
         return true;
       });
-    outcome.backlog = pendingLeft && batch.pending.length >= this.scope.maxTurns;
+    outcome.backlog = pendingLeft && (batch.pending.length >= this.scope.maxTurns || batch.otherKinds);
+    this.otherKinds = batch.otherKinds;
     this.log.info(
       {
         turns: batch.turns.length,
@@ -320,7 +330,8 @@ class Reflection {
    */
   private goesOn(): boolean {
     const { maxTurns } = this.deps.settings;
-    if (!this.outcome.backlog || this.scope.maxTurns >= maxTurns || this.outcome.turns >= maxTurns) return false;
+    const narrowed = this.scope.maxTurns < maxTurns;
+    if (!this.outcome.backlog || !(narrowed || this.otherKinds) || this.outcome.turns >= maxTurns) return false;
     this.outcome.backlog = false;
     this.log.debug({ turns: this.outcome.turns, scope: this.scope.maxTurns }, 'reflecting the next narrowed batch');
     return true;

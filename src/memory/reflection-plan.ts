@@ -16,6 +16,17 @@ export function kindsFor(all: MemoryKind[], turns: BufferedTurn[]): MemoryKind[]
   return all.filter((k) => named.has(k.name));
 }
 
+/**
+ * The pending turns up to the first one sent for other kinds than the first's (no `kinds`: all
+ * of them): a reflection's batch, each of its turns feeding the same kinds.
+ */
+export function sameKinds<T extends { turn: BufferedTurn }>(pending: T[]): T[] {
+  const of = (t: BufferedTurn) => (t.kinds ? JSON.stringify([...t.kinds].sort()) : '*');
+  const first = pending[0] ? of(pending[0].turn) : '';
+  const cut = pending.findIndex((e) => of(e.turn) !== first);
+  return cut === -1 ? pending : pending.slice(0, cut);
+}
+
 export type NamespaceGroup = SnapshotRequest & { all: string[] };
 
 /** The namespaces a reflection reads and writes, with the collection kinds and the profiles (kind and key) of each. */
