@@ -116,6 +116,28 @@ describe('thread buffer', () => {
     await buffer.append('settings', ctx, 60_000, 'rollback', 2_500, [turn('s-3')]);
     expect(await settings()).toEqual(['rollback', '2500', '60000']);
   });
+  it('says when turns ask for a shorter window than the one the pending job was asked with', async () => {
+    const ctx = '{"userId":"u"}';
+    expect(await append('shorter', ctx, ['w-1'], 30_000)).toMatchObject({ needsJob: true, shorter: false });
+    // The job was asked for with 30 s: turns that want 100 ms must move it.
+    expect(await append('shorter', ctx, ['w-2'], 100)).toMatchObject({ needsJob: false, shorter: true });
+    expect(await append('shorter', ctx, ['w-3'], 100)).toMatchObject({ needsJob: false, shorter: false });
+    expect(await append('shorter', ctx, ['w-4'], 5_000)).toMatchObject({ needsJob: false, shorter: false });
+  });
+
+  it('takes an id again once its window has passed, though the thread was never idle since', async () => {
+    const windowed = new ThreadBuffer(redis, tag, { dedupeWindowMs: 300, idleTtlMs: 3_600_000 });
+    const send = (id: string) => windowed.append('window', '{"userId":"u"}', 60_000, 'enqueue', 60_000, [turn(id)]);
+    expect(await send('a')).toMatchObject({ added: 1, needsJob: true });
+    // Later turns of the same burst keep the id set alive; only a burst's first turn trims it.
+    for (const id of ['b', 'c', 'd']) {
+      await new Promise((r) => setTimeout(r, 150));
+      expect(await send(id)).toMatchObject({ added: 1, needsJob: false });
+    }
+    expect(await send('a')).toMatchObject({ added: 1, duplicates: 0 });
+    expect(await send('a')).toMatchObject({ added: 0, duplicates: 1 });
+  });
+
   it("a reflection waits out the quiet window from the thread's newest turn", async () => {
     const ctx = '{"userId":"u"}';
     // A quiet window well inside maxWait (60 s), whose ceiling would cut the wait short.

@@ -147,3 +147,30 @@ describe('walking skeleton: ramen and pasta', () => {
     expect(await expiry()).toBeGreaterThan(3_500);
   });
 });
+
+describe('a later turn with a shorter quiet window', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // A long default window: a reflection that waited it out would not come within the test's wait.
+    h = await startHarness({
+      roles: ['reflection'],
+      chat: () => ({ content: 'nothing to remember' }),
+      env: { DEBOUNCE_MS: '60000', MAX_WAIT_MS: '120000' },
+    });
+  });
+  afterAll(async () => h?.stop());
+
+  it('moves the delayed job earlier, so the thread reflects once it has been quiet that long', async () => {
+    const send = (content: string, debounceMs?: number) =>
+      h.runtime.producer.enqueue({
+        threadId: 'short',
+        context: { userId: 'u1' },
+        messages: [{ role: 'user', content }],
+        ...(debounceMs !== undefined && { debounceMs }),
+      });
+    await send('first');
+    await send('second', 200);
+    await waitFor(() => h.model.chatRequests.length === 1, { timeoutMs: 15_000 });
+    expect(readPrompt(h.model.chatRequests[0]!).turns.map((t) => t.content)).toEqual(['first', 'second']);
+  });
+});

@@ -26,8 +26,9 @@ import { createHash } from 'node:crypto';
  * clientId marks a turn without a client id, which no client can send again, so it skips the id
  * window (one call and a 24-hour entry fewer per turn). The thread id is read off the keys: every
  * argument is work for ioredis, Redis' parser and Lua on the hot path.
- * Returns added * 2 + needsJob (one integer, the cheapest reply; duplicates are the turns sent
- * less those added) or the error CONTEXT_MISMATCH. needsJob is 1 only for the first turn since
+ * Returns added * 4 + shorter * 2 + needsJob (one integer, the cheapest reply; duplicates are the
+ * turns sent less those added; shorter: the thread's job waits for a longer window than these
+ * turns ask for) or the error CONTEXT_MISMATCH. needsJob is 1 only for the first turn since
  * the thread's last reflection started, and for a call of nothing but duplicates while the flag
  * is set (see below): every other turn costs this one call.
  * Each redis.call costs more inside a script than most commands themselves (INFO commandstats;
@@ -56,7 +57,13 @@ for i = 3, #ARGV, 2 do
       local t = redis.call('TIME')
       now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     end
-    if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then fresh, remembered = true, true end
+    if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then
+      fresh, remembered = true, true
+    elseif tonumber(redis.call('ZSCORE', KEYS[2], ARGV[i])) <= now - tonumber(string.match(ARGV[2], ':(%d+)$')) then
+      -- Remembered past its window (the set is trimmed once per burst): a new send, from now.
+      redis.call('ZADD', KEYS[2], now, ARGV[i])
+      fresh, remembered = true, true
+    end
   end
   if fresh then
     entry = redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1])
@@ -83,7 +90,7 @@ local scheduledAt = tonumber(state[3])
 -- its two calls, an operator removed it): ask again. A job that does exist dedups the add.
 local flagged = scheduledAt and now - scheduledAt <= 2 * maxWait
 -- The common turn: the thread is pending, its job asked for, its settings as they were.
-if state[1] and flagged and state[4] == ARGV[2] then return added * 2 end
+if state[1] and flagged and state[4] == ARGV[2] then return added * 4 end
 -- The settings also stand one per field, for the scripts that read one (lease, trim).
 local fields = {'ctx', ARGV[1], 'settings', ARGV[2], 'maxWaitMs', maxWait, 'debounceMs', debounce, 'policy', policy}
 -- KEYS[4] is <prefix>:ceilings, so the id in KEYS[1], <prefix>:thread:<threadId>:turns, starts at
@@ -100,7 +107,10 @@ if not first then
   redis.call('PERSIST', KEYS[3])
   redis.call('ZADD', KEYS[4], 'NX', first + maxWait, threadId)
 end
-local needsJob = 0
+local needsJob, shorter = 0, 0
+-- A job asked for with a longer window than these turns': it would wake too late, so the
+-- producer moves it earlier (a second call, only then).
+if flagged and state[4] and tonumber(debounce) < tonumber(string.match(state[4], '^%d+:(%d+):')) then shorter = 1 end
 if not flagged then
   needsJob = 1
   fields[#fields + 1] = 'scheduled'
@@ -111,7 +121,7 @@ if not flagged then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(window))
 end
 redis.call('HSET', KEYS[3], unpack(fields))
-return added * 2 + needsJob
+return added * 4 + shorter * 2 + needsJob
 `;
 
 /** The append's script cache key: the hot path sends EVALSHA with it (buffer.ts says why). */

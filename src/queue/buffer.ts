@@ -240,13 +240,15 @@ export interface AppendResult {
    * have timed out before its add (an add that finds the job is deduplicated).
    */
   needsJob: boolean;
+  /** The thread's job was asked for with a longer window than these turns': move it earlier. */
+  shorter: boolean;
 }
 
-/** The script's reply is added * 2 + needsJob; the rest of the turns sent were duplicates. */
+/** The script's reply is added * 4 + shorter * 2 + needsJob; the rest of the turns sent were duplicates. */
 function toAppendResult(reply: unknown, sent: number): AppendResult {
   const code = reply as number;
-  const added = code >> 1;
-  return { added, duplicates: sent - added, needsJob: (code & 1) === 1 };
+  const added = code >> 2;
+  return { added, duplicates: sent - added, needsJob: (code & 1) === 1, shorter: (code & 2) === 2 };
 }
 
 function appendFailed(threadId: string, err: unknown): never {

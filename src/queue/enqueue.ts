@@ -5,7 +5,7 @@ import type { KindRoute } from '../core/kind-route.js';
 import { templateVariables } from '../core/namespace-template.js';
 import type { TurnToAppend } from './buffer.js';
 import { Deadline } from './deadline.js';
-import { scheduleReflection, type EngramQueue } from './queues.js';
+import { rescheduleReflection, scheduleReflection, type EngramQueue } from './queues.js';
 import type { ThreadBuffers } from './thread-buffers.js';
 import type { ReflectionPolicy } from '../core/names.js';
 import { enqueueInputSchema, type EnqueueParsed, type EnqueueResult, type Message } from './schemas.js';
@@ -96,9 +96,12 @@ export class Producer {
       // Only a failed call pays for it: a try block costs a call that succeeds nothing.
       throw this.failure(err);
     }
-    if (appended.needsJob) {
+    if (appended.needsJob || appended.shorter) {
       try {
-        await this.deadline.run(scheduleReflection(this.queues[shard] as EngramQueue<'reflection'>, threadId, delay));
+        const queue = this.queues[shard] as EngramQueue<'reflection'>;
+        await this.deadline.run(
+          appended.needsJob ? scheduleReflection(queue, threadId, delay) : rescheduleReflection(queue, threadId, delay),
+        );
       } catch (err) {
         // The turns are buffered: they are accepted, and the thread's ceiling makes the sweeper
         // add the job within maxWait. Failing the call here would make a client without message

@@ -134,6 +134,15 @@ export function scheduleReflection(queue: EngramQueue<'reflection'>, threadId: s
 }
 
 /**
+ * A thread's delayed job moved to `delayMs` from now: turns with a shorter window than the one
+ * it was added with. Only while it is delayed (BullMQ's `reschedule`): a running reflection is
+ * left alone, and so is a job that is gone (the next turn asks for one).
+ */
+export function rescheduleReflection(queue: EngramQueue<'reflection'>, threadId: string, delayMs: number) {
+  return queue.add('reflect', { threadId }, { delay: delayMs, deduplication: { id: threadId, reschedule: true } });
+}
+
+/**
  * The ceiling sweeper's add: a job for a thread that has none, and nothing else. Plain
  * deduplication, without `keepLastIfActive`: an add that finds the thread's job (waiting, delayed
  * for its backoff, or active) is dropped. A thread past its ceiling with an active job is not
