@@ -170,6 +170,40 @@ describe('formation when the model misbehaves', () => {
     await failsCleanly('slow-2', RetryableError, /failed after 3 attempt\(s\).*timed out/);
   });
 
+  it('bounds each attempt, body included: a body that stalls after its headers times out and is retried', async () => {
+    // Headers at once, then a space every 100 ms: the SDK's timeout stops at the headers, and
+    // the reflection waited for good.
+    script({ stalledBody: '{"id":"x",' }, remembers('User weaves'));
+    await say('stall-1', 'stall', 'I weave');
+    expect(await reflect('stall-1')).toMatchObject({ status: 'applied', inserted: 1 });
+    expect(h.model.chatRequests).toHaveLength(2);
+
+    script({ stalledBody: '{' });
+    await say('stall-2', 'stall2', 'I spin');
+    const started = Date.now();
+    await failsCleanly('stall-2', RetryableError, /chat model .* failed after 3 attempt\(s\): Request timed out/);
+    expect(h.model.chatRequests).toHaveLength(3);
+    // 3 x LLM_TIMEOUT_MS (400) and two short backoffs.
+    expect(Date.now() - started).toBeLessThan(3_000);
+  }, 10_000);
+
+  it('bounds each embedding attempt, body included, by the timeout', async () => {
+    script(remembers('User dyes wool'));
+    await say('stall-3', 'stall3', 'I dye wool');
+    h.model.stallEmbeddingBodies = true;
+    try {
+      const started = Date.now();
+      await failsCleanly(
+        'stall-3',
+        RetryableError,
+        /embedding model .* failed after 3 attempt\(s\): Request timed out/,
+      );
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      h.model.stallEmbeddingBodies = false;
+    }
+  }, 10_000);
+
   it('fails cleanly, naming the model and its base URL, on a 200 whose body is not JSON', async () => {
     const at = h.model.url.replace(/[.]/g, '\\.');
     script({ rawBody: '<<<this is not json' });

@@ -32,7 +32,8 @@ export interface ChatOptions {
 /**
  * Chat completions through the `openai` SDK, against any OpenAI-compatible base URL. The
  * AbortSignal goes into the SDK request (it aborts the HTTP call) and into the retry waits.
- * The client must be built with `maxRetries: 0`: retries happen here (see retry.ts).
+ * Retries happen here (see retry.ts), never in the SDK; the client's `timeout` bounds each
+ * attempt as a whole, its answer's body included.
  */
 export class OpenAIChatModel implements ChatModel {
   constructor(
@@ -44,8 +45,15 @@ export class OpenAIChatModel implements ChatModel {
 
   async complete(body: ChatBody, opts: ChatOptions = {}): Promise<ChatAnswer> {
     const res = await withRetry(
-      { what: `chat model ${this.model}`, dependency: 'chat-model', baseURL: this.client.baseURL },
-      () => this.client.chat.completions.create({ model: this.model, ...body }, { signal: opts.signal }),
+      {
+        what: `chat model ${this.model}`,
+        dependency: 'chat-model',
+        baseURL: this.client.baseURL,
+        timeoutMs: this.client.timeout,
+      },
+      // maxRetries 0 whatever the client says: the attempt's bound is one request's, and a
+      // client built with the SDK's default (2) would retry inside each of ours.
+      (signal) => this.client.chat.completions.create({ model: this.model, ...body }, { signal, maxRetries: 0 }),
       this.retry,
       opts.signal,
       ({ attempt, delayMs, err }) =>

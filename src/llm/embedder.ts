@@ -21,7 +21,10 @@ export class OpenAIEmbedder implements Embedder {
     private readonly model: string,
     readonly dimensions: number,
     private readonly maxBatch = 512,
-    /** Retries here, not in the SDK (see retry.ts); none when omitted (the client may retry itself). */
+    /**
+     * Retries here, never in the SDK (see retry.ts); none when omitted. The client's `timeout`
+     * bounds each attempt as a whole, its answer's body included.
+     */
     private readonly retry: RetryPolicy = { maxRetries: 0, baseDelayMs: 0, maxDelayMs: 0 },
   ) {}
 
@@ -34,11 +37,17 @@ export class OpenAIEmbedder implements Embedder {
     for (let i = 0; i < texts.length; i += this.maxBatch) {
       const batch = texts.slice(i, i + this.maxBatch);
       const res = await withRetry(
-        { what: `embedding model ${this.model}`, dependency: 'embedding-model', baseURL: this.client.baseURL },
-        () =>
+        {
+          what: `embedding model ${this.model}`,
+          dependency: 'embedding-model',
+          baseURL: this.client.baseURL,
+          timeoutMs: this.client.timeout,
+        },
+        // maxRetries 0: see OpenAIChatModel.
+        (within) =>
           this.client.embeddings.create(
             { model: this.model, input: batch, dimensions: this.dimensions, encoding_format: 'float' },
-            { signal },
+            { signal: within, maxRetries: 0 },
           ),
         this.retry,
         signal,

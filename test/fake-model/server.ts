@@ -5,7 +5,8 @@ import { fakeEmbedding } from './embedding.js';
 /**
  * What a test's chat handler answers: tool calls, plain text, an HTTP error (with headers
  * such as retry-after-ms), or a 200 whose body is `rawBody` as it is (not JSON, say, as a proxy's
- * page). `delayMs` holds the answer back (a slow or hung model); `finishReason` overrides the
+ * page). `stalledBody` sends the headers and this start of a body, then a space every 100 ms and
+ * never the rest (a server that stalls mid-answer). `delayMs` holds the answer back (a slow or hung model); `finishReason` overrides the
  * one the server would send (a cut-off or filtered answer).
  */
 export type ChatReply = (
@@ -13,6 +14,7 @@ export type ChatReply = (
   | { content: string }
   | { status: number; error: string; code?: string; headers?: Record<string, string> }
   | { rawBody: string }
+  | { stalledBody: string }
 ) & { delayMs?: number; finishReason?: string };
 
 export interface ChatRequest {
@@ -25,6 +27,11 @@ export interface ChatRequest {
 /** A body sent as it is, not as JSON. */
 class RawBody {
   constructor(readonly text: string) {}
+}
+
+/** The start of a body that never ends: the headers and `head`, then a space every 100 ms. */
+class StalledBody {
+  constructor(readonly head: string) {}
 }
 
 export type ChatHandler = (request: ChatRequest, index: number) => ChatReply | Promise<ChatReply>;
@@ -55,6 +62,11 @@ export class FakeModel {
    * connection and stalls, which only a timeout ends (stop() closes them).
    */
   stallEmbeddings = false;
+  /**
+   * While true, embedding requests are answered 200 with a body that never ends (see
+   * StalledBody): the headers arrive in time, the rest never does.
+   */
+  stallEmbeddingBodies = false;
   /** Inputs longer than this are refused with a 400, as a real model refuses one past its context. */
   embeddingMaxChars = Infinity;
   /**
@@ -80,6 +92,12 @@ export class FakeModel {
       void this.handle(req).then(
         ({ status, body, headers }) => {
           res.writeHead(status, { 'content-type': 'application/json', ...headers });
+          if (body instanceof StalledBody) {
+            res.write(body.head);
+            const trickle = setInterval(() => res.write(' '), 100);
+            res.on('close', () => clearInterval(trickle));
+            return;
+          }
           res.end(body instanceof RawBody ? body.text : JSON.stringify(body));
         },
         (err: Error) => {
@@ -113,6 +131,7 @@ export class FakeModel {
       this.embeddingRequests++;
       this.embeddingBodies.push(body);
       if (this.stallEmbeddings) return new Promise<never>(() => {});
+      if (this.stallEmbeddingBodies) return { status: 200, body: new StalledBody('{"object":"list",') };
       if (this.embeddingRawBody !== null) return { status: 200, body: new RawBody(this.embeddingRawBody) };
       if (this.failEmbeddings > 0) {
         this.failEmbeddings--;
@@ -154,6 +173,7 @@ export class FakeModel {
       const reply = await this.chat(request, index);
       if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
       if ('rawBody' in reply) return { status: 200, body: new RawBody(reply.rawBody) };
+      if ('stalledBody' in reply) return { status: 200, body: new StalledBody(reply.stalledBody) };
       if ('status' in reply)
         return {
           status: reply.status,
