@@ -228,6 +228,34 @@ describe('formation when the model misbehaves', () => {
     }
   });
 
+  it('fails cleanly, before the commit, on vectors that cannot be trusted', async () => {
+    const fromDocuments =
+      (mutate: NonNullable<typeof h.model.embeddingAnswer>): typeof h.model.embeddingAnswer =>
+      (answer, input) =>
+        input.some((t) => t.includes('User plays chess')) ? mutate(answer, input) : answer;
+    script({
+      toolCalls: [
+        { name: 'insert_memory', arguments: { content: 'User plays chess' } },
+        { name: 'insert_memory', arguments: { content: 'User grows tomatoes' } },
+      ],
+    });
+    await say('vectors-1', 'vectors', 'I play chess and grow tomatoes');
+    try {
+      // Every index 0: sorted, the texts got each other's vectors and were committed so.
+      h.model.embeddingAnswer = fromDocuments((a) => ({ ...a, data: a.data.map((d) => ({ ...d, index: 0 })) }));
+      await failsCleanly('vectors-1', RetryableError, /embedding model .* returned the indices 0, 0 for 2 texts/);
+      // Past a 4-byte float: the commit failed with Postgres' "infinite value not allowed in vector".
+      h.model.embeddingAnswer = fromDocuments((a) => ({
+        ...a,
+        data: a.data.map((d) => ({ ...d, embedding: [1e300, ...d.embedding.slice(1)] })),
+      }));
+      await failsCleanly('vectors-1', RetryableError, /whose element 0: is out of the range of a 4-byte float/);
+    } finally {
+      h.model.embeddingAnswer = null;
+    }
+    expect(await reflect('vectors-1')).toMatchObject({ status: 'applied', inserted: 2 });
+  });
+
   it('writes nothing when embedding the changed documents fails after the model answered', async () => {
     script(remembers('User climbs'));
     await say('embed-1', 'embed', 'I climb');

@@ -5,15 +5,16 @@ import { fakeEmbedding } from './embedding.js';
 /**
  * What a test's chat handler answers: tool calls, plain text, an HTTP error (with headers
  * such as retry-after-ms), or a 200 whose body is `rawBody` as it is (not JSON, say, as a proxy's
- * page). `stalledBody` sends the headers and this start of a body, then a space every 100 ms and
- * never the rest (a server that stalls mid-answer). `delayMs` holds the answer back (a slow or hung model); `finishReason` overrides the
- * one the server would send (a cut-off or filtered answer).
+ * page), of `contentType` (JSON's by default). `stalledBody` sends the headers and this start of
+ * a body, then a space every 100 ms and never the rest (a server that stalls mid-answer).
+ * `delayMs` holds the answer back (a slow or hung model); `finishReason` overrides the one the
+ * server would send (a cut-off or filtered answer).
  */
 export type ChatReply = (
   | { toolCalls: { name: string; arguments: unknown }[]; content?: string }
   | { content: string }
   | { status: number; error: string; code?: string; headers?: Record<string, string> }
-  | { rawBody: string }
+  | { rawBody: string; contentType?: string }
   | { stalledBody: string }
 ) & { delayMs?: number; finishReason?: string };
 
@@ -22,6 +23,14 @@ export interface ChatRequest {
   messages: { role: string; content: string | null; tool_calls?: unknown[]; tool_call_id?: string }[];
   tools?: { type: string; function: { name: string; parameters: unknown } }[];
   [key: string]: unknown;
+}
+
+/** What the fake answers an embedding request with (before `embeddingAnswer`). */
+export interface EmbeddingAnswer {
+  object: 'list';
+  model: string;
+  data: { object: 'embedding'; index: number; embedding: unknown[] }[];
+  usage: { prompt_tokens: number; total_tokens: number };
 }
 
 /** A body sent as it is, not as JSON. */
@@ -77,6 +86,12 @@ export class FakeModel {
   chatMaxPromptChars = Infinity;
   /** When set, every embedding request is answered 200 with this body as it is (not JSON, say). */
   embeddingRawBody: string | null = null;
+  /**
+   * When set, a successful embedding request is answered 200 with what this returns, given the
+   * answer the fake would send and the texts asked for (a string is sent as it is): an endpoint
+   * whose vectors cannot be trusted.
+   */
+  embeddingAnswer: ((answer: EmbeddingAnswer, input: string[]) => unknown) | null = null;
   private server: Server | null = null;
 
   constructor(public chat: ChatHandler = () => ({ content: 'no changes' })) {}
@@ -146,15 +161,15 @@ export class FakeModel {
       }
       this.embeddedTexts += input.length;
       if (this.embeddingLatencyMs) await new Promise((r) => setTimeout(r, this.embeddingLatencyMs));
-      return {
-        status: 200,
-        body: {
-          object: 'list',
-          model: body.model,
-          data: input.map((text, index) => ({ object: 'embedding', index, embedding: fakeEmbedding(text, dims) })),
-          usage: { prompt_tokens: tokens(input.join(' ')), total_tokens: tokens(input.join(' ')) },
-        },
+      const answer: EmbeddingAnswer = {
+        object: 'list',
+        model: body.model as string,
+        data: input.map((text, index) => ({ object: 'embedding', index, embedding: fakeEmbedding(text, dims) })),
+        usage: { prompt_tokens: tokens(input.join(' ')), total_tokens: tokens(input.join(' ')) },
       };
+      if (!this.embeddingAnswer) return { status: 200, body: answer };
+      const sent = this.embeddingAnswer(answer, input);
+      return { status: 200, body: typeof sent === 'string' ? new RawBody(sent) : sent };
     }
     if (req.url?.endsWith('/chat/completions')) {
       const request = body as unknown as ChatRequest;
@@ -172,7 +187,12 @@ export class FakeModel {
       if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
       const reply = await this.chat(request, index);
       if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
-      if ('rawBody' in reply) return { status: 200, body: new RawBody(reply.rawBody) };
+      if ('rawBody' in reply)
+        return {
+          status: 200,
+          body: new RawBody(reply.rawBody),
+          headers: reply.contentType ? { 'content-type': reply.contentType } : undefined,
+        };
       if ('stalledBody' in reply) return { status: 200, body: new StalledBody(reply.stalledBody) };
       if ('status' in reply)
         return {
