@@ -177,8 +177,8 @@ bodies below are what the \`openai\` SDK put on the wire, captured by the stand-
 Two endpoints of any OpenAI-compatible server (OpenAI, Azure OpenAI's \`/openai/v1\`, Ollama,
 vLLM...): \`POST {OPENAI_BASE_URL}/chat/completions\` and \`POST {EMBEDDING_BASE_URL or
 OPENAI_BASE_URL}/embeddings\`, with \`Authorization: Bearer <key>\`. Each request has its timeout
-(\`LLM_TIMEOUT_MS\`, \`EMBEDDING_TIMEOUT_MS\`) and the job's AbortSignal. 408, 409, 429, 5xx and
-connection failures are retried up to \`LLM_MAX_RETRIES\` times, waiting \`LLM_RETRY_BASE_MS\` x 2^n
+(\`LLM_TIMEOUT_MS\`, \`EMBEDDING_TIMEOUT_MS\`), within which its whole answer must arrive, body
+included, and the job's AbortSignal. 408, 409, 429, 5xx, connection failures and timeouts are retried up to \`LLM_MAX_RETRIES\` times, waiting \`LLM_RETRY_BASE_MS\` x 2^n
 (half of it random), or what \`retry-after-ms\` / \`retry-after\` asks if that is at most
 40 x \`LLM_RETRY_BASE_MS\`; longer waits fail the attempt, and the job's backoff takes over. Other 4xx
 fail the job at once (retrying would fail the same way), but for an extraction or merge prompt

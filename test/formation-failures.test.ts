@@ -170,6 +170,40 @@ describe('formation when the model misbehaves', () => {
     await failsCleanly('slow-2', RetryableError, /failed after 3 attempt\(s\).*timed out/);
   });
 
+  it('bounds each attempt, body included: a body that stalls after its headers times out and is retried', async () => {
+    // Headers at once, then a space every 100 ms: the SDK's timeout stops at the headers, and
+    // the reflection waited for good.
+    script({ stalledBody: '{"id":"x",' }, remembers('User weaves'));
+    await say('stall-1', 'stall', 'I weave');
+    expect(await reflect('stall-1')).toMatchObject({ status: 'applied', inserted: 1 });
+    expect(h.model.chatRequests).toHaveLength(2);
+
+    script({ stalledBody: '{' });
+    await say('stall-2', 'stall2', 'I spin');
+    const started = Date.now();
+    await failsCleanly('stall-2', RetryableError, /chat model .* failed after 3 attempt\(s\): Request timed out/);
+    expect(h.model.chatRequests).toHaveLength(3);
+    // 3 x LLM_TIMEOUT_MS (400) and two short backoffs.
+    expect(Date.now() - started).toBeLessThan(3_000);
+  }, 10_000);
+
+  it('bounds each embedding attempt, body included, by the timeout', async () => {
+    script(remembers('User dyes wool'));
+    await say('stall-3', 'stall3', 'I dye wool');
+    h.model.stallEmbeddingBodies = true;
+    try {
+      const started = Date.now();
+      await failsCleanly(
+        'stall-3',
+        RetryableError,
+        /embedding model .* failed after 3 attempt\(s\): Request timed out/,
+      );
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      h.model.stallEmbeddingBodies = false;
+    }
+  }, 10_000);
+
   it('fails cleanly, naming the model and its base URL, on a 200 whose body is not JSON', async () => {
     const at = h.model.url.replace(/[.]/g, '\\.');
     script({ rawBody: '<<<this is not json' });
@@ -192,6 +226,34 @@ describe('formation when the model misbehaves', () => {
     } finally {
       h.model.embeddingRawBody = null;
     }
+  });
+
+  it('fails cleanly, before the commit, on vectors that cannot be trusted', async () => {
+    const fromDocuments =
+      (mutate: NonNullable<typeof h.model.embeddingAnswer>): typeof h.model.embeddingAnswer =>
+      (answer, input) =>
+        input.some((t) => t.includes('User plays chess')) ? mutate(answer, input) : answer;
+    script({
+      toolCalls: [
+        { name: 'insert_memory', arguments: { content: 'User plays chess' } },
+        { name: 'insert_memory', arguments: { content: 'User grows tomatoes' } },
+      ],
+    });
+    await say('vectors-1', 'vectors', 'I play chess and grow tomatoes');
+    try {
+      // Every index 0: sorted, the texts got each other's vectors and were committed so.
+      h.model.embeddingAnswer = fromDocuments((a) => ({ ...a, data: a.data.map((d) => ({ ...d, index: 0 })) }));
+      await failsCleanly('vectors-1', RetryableError, /embedding model .* returned the indices 0, 0 for 2 texts/);
+      // Past a 4-byte float: the commit failed with Postgres' "infinite value not allowed in vector".
+      h.model.embeddingAnswer = fromDocuments((a) => ({
+        ...a,
+        data: a.data.map((d) => ({ ...d, embedding: [1e300, ...d.embedding.slice(1)] })),
+      }));
+      await failsCleanly('vectors-1', RetryableError, /whose element 0: is out of the range of a 4-byte float/);
+    } finally {
+      h.model.embeddingAnswer = null;
+    }
+    expect(await reflect('vectors-1')).toMatchObject({ status: 'applied', inserted: 2 });
   });
 
   it('writes nothing when embedding the changed documents fails after the model answered', async () => {

@@ -64,4 +64,32 @@ describe('a failing reflection slower than maxWait', () => {
     expect((await h.runtime.buffer.parked(10)).count).toBe(0);
     expect(await reflectionJobs(h.runtime, ['failed'])).toHaveLength(1);
   });
+
+  it('fails its attempts as timed out when the model stalls after its headers, and parks its thread', async () => {
+    h = await startHarness({
+      roles: ['reflection'],
+      // Headers in time, then a space every 100 ms and never the rest: only a bound on the whole
+      // attempt ends it (the job stayed active, with no log, failure or retry).
+      chat: () => ({ stalledBody: '{' }),
+      env: {
+        DEBOUNCE_MS: '100',
+        MAX_WAIT_MS: '300',
+        LLM_TIMEOUT_MS: '300',
+        LLM_MAX_RETRIES: '0',
+        REFLECTION_ATTEMPTS: '2',
+        REFLECTION_BACKOFF_MS: '100',
+      },
+    });
+    await h.runtime.producer.enqueue({
+      threadId: 'stalled',
+      context: { userId: 'u1' },
+      messages: [{ role: 'user', content: 'I keep bees' }],
+    });
+    await waitFor(async () => (await h!.runtime.buffer.parked(10)).count === 1, { timeoutMs: 10_000 });
+    expect(await reflectionCounts(h.runtime, 'active', 'failed')).toEqual({ active: 0, failed: 1 });
+    const [job] = await reflectionJobs(h.runtime, ['failed']);
+    expect(job?.failedReason).toMatch(/chat model .* failed after 1 attempt\(s\): Request timed out/);
+    expect(job?.attemptsMade).toBe(2);
+    expect(h.model.chatRequests).toHaveLength(2);
+  });
 });

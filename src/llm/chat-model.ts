@@ -1,5 +1,6 @@
 import type OpenAI from 'openai';
-import { ModelOutputError, RetryableError } from '../errors.js';
+import { ModelOutputError } from '../errors.js';
+import { chatCompletionAnswer, malformedAnswer } from './answers.js';
 import type { Logger } from '../observability/logger.js';
 import { defaultRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
 import type { TokenUsage } from '../observability/usage.js';
@@ -32,7 +33,8 @@ export interface ChatOptions {
 /**
  * Chat completions through the `openai` SDK, against any OpenAI-compatible base URL. The
  * AbortSignal goes into the SDK request (it aborts the HTTP call) and into the retry waits.
- * The client must be built with `maxRetries: 0`: retries happen here (see retry.ts).
+ * Retries happen here (see retry.ts), never in the SDK; the client's `timeout` bounds each
+ * attempt as a whole, its answer's body included.
  */
 export class OpenAIChatModel implements ChatModel {
   constructor(
@@ -44,8 +46,16 @@ export class OpenAIChatModel implements ChatModel {
 
   async complete(body: ChatBody, opts: ChatOptions = {}): Promise<ChatAnswer> {
     const res = await withRetry(
-      { what: `chat model ${this.model}`, dependency: 'chat-model', baseURL: this.client.baseURL },
-      () => this.client.chat.completions.create({ model: this.model, ...body }, { signal: opts.signal }),
+      {
+        what: `chat model ${this.model}`,
+        dependency: 'chat-model',
+        baseURL: this.client.baseURL,
+        timeoutMs: this.client.timeout,
+      },
+      // maxRetries 0 whatever the client says: the attempt's bound is one request's, and a
+      // client built with the SDK's default (2) would retry inside each of ours.
+      (signal) =>
+        this.client.chat.completions.create({ model: this.model, ...body }, { signal, maxRetries: 0 }).withResponse(),
       this.retry,
       opts.signal,
       ({ attempt, delayMs, err }) =>
@@ -54,12 +64,24 @@ export class OpenAIChatModel implements ChatModel {
           'chat request failed, retrying',
         ),
     );
-    const choice = res.choices?.[0];
-    if (!choice?.message) throw new RetryableError(`chat model ${this.model} returned no choice`);
+    // The SDK's types are not checked against the body: a string (not JSON), an error object or
+    // a call without its function would pass as a completion (see answers.ts).
+    const answer: unknown = res.data;
+    const parsed = chatCompletionAnswer.safeParse(answer);
+    if (!parsed.success) {
+      throw malformedAnswer(
+        `chat model ${this.model} at ${this.client.baseURL}`,
+        'a chat completion',
+        { body: answer, contentType: res.response.headers.get('content-type') },
+        parsed.error,
+      );
+    }
+    const [choice] = res.data.choices as [OpenAI.Chat.Completions.ChatCompletion.Choice];
+    const { usage } = parsed.data;
     return {
       message: choice.message,
-      finishReason: choice.finish_reason,
-      usage: { promptTokens: res.usage?.prompt_tokens ?? 0, completionTokens: res.usage?.completion_tokens ?? 0 },
+      finishReason: choice.finish_reason ?? '',
+      usage: { promptTokens: usage?.prompt_tokens ?? 0, completionTokens: usage?.completion_tokens ?? 0 },
     };
   }
 }

@@ -45,15 +45,14 @@ export function createModelClients(
     retry,
     probes: { chat: modelProbe(chatEndpoint), embedding: modelProbe(embeddingEndpoint) },
     rateProbes: {
-      chat: rateLimitProbe(chatEndpoint, (c) =>
-        c.chat.completions.create({
-          model: env.CHAT_MODEL,
-          messages: [{ role: 'user', content: 'ping' }],
-          max_completion_tokens: 1,
-        }),
+      chat: rateLimitProbe(chatEndpoint, (c, options) =>
+        c.chat.completions.create(
+          { model: env.CHAT_MODEL, messages: [{ role: 'user', content: 'ping' }], max_completion_tokens: 1 },
+          options,
+        ),
       ),
-      embedding: rateLimitProbe(embeddingEndpoint, (c) =>
-        c.embeddings.create({ model: env.EMBEDDING_MODEL, input: 'ping', encoding_format: 'float' }),
+      embedding: rateLimitProbe(embeddingEndpoint, (c, options) =>
+        c.embeddings.create({ model: env.EMBEDDING_MODEL, input: 'ping', encoding_format: 'float' }, options),
       ),
     },
   };

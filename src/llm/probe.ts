@@ -2,7 +2,11 @@ import OpenAI from 'openai';
 import { UnavailableError } from '../errors.js';
 import { createOpenAI, type EndpointSettings } from './openai.js';
 
-/** A probe answers within this, or the endpoint counts as away. */
+/**
+ * A probe answers within this, or the endpoint counts as away. Its signal bounds the answer's
+ * body too: the client's `timeout` stops at the headers, and a body that trickles in would hold
+ * the probe, and what waits on it, for good.
+ */
 const PROBE_TIMEOUT_MS = 5_000;
 
 type Dependency = 'chat-model' | 'embedding-model';
@@ -17,7 +21,7 @@ export function modelProbe(settings: EndpointSettings): () => Promise<void> {
   const client = createOpenAI({ ...settings, timeoutMs: PROBE_TIMEOUT_MS });
   return async () => {
     try {
-      await client.models.list();
+      await client.models.list({ signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
     } catch (err) {
       if (err instanceof OpenAI.APIError && typeof err.status === 'number' && err.status < 500) return;
       throw err;
@@ -36,12 +40,12 @@ export function modelProbe(settings: EndpointSettings): () => Promise<void> {
  */
 export function rateLimitProbe(
   settings: EndpointSettings,
-  request: (client: OpenAI) => Promise<unknown>,
+  request: (client: OpenAI, options: { signal: AbortSignal }) => Promise<unknown>,
 ): () => Promise<void> {
   const client = createOpenAI({ ...settings, timeoutMs: PROBE_TIMEOUT_MS });
   return async () => {
     try {
-      await request(client);
+      await request(client, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
     } catch (err) {
       if (err instanceof OpenAI.APIError && err.status === 429) throw err;
     }

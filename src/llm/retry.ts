@@ -41,9 +41,13 @@ export function classify(err: unknown): Verdict {
  * model), the abort reason on abort.
  */
 export async function withRetry<T>(
-  /** `what` names the model in errors (`chat model gpt-4o-mini`); `baseURL` is where it was asked. */
-  model: { what: string; dependency: 'chat-model' | 'embedding-model'; baseURL: string },
-  attempt: () => Promise<T>,
+  /**
+   * `what` names the model in errors (`chat model gpt-4o-mini`); `baseURL` is where it was asked;
+   * `timeoutMs` bounds each attempt, its answer's body included (see `within`).
+   */
+  model: { what: string; dependency: 'chat-model' | 'embedding-model'; baseURL: string; timeoutMs: number },
+  /** One HTTP request, given the signal to send it with (the caller's, ending at the attempt's bound too). */
+  attempt: (signal: AbortSignal) => Promise<T>,
   policy: RetryPolicy,
   signal?: AbortSignal,
   onRetry?: (info: { attempt: number; delayMs: number; err: unknown }) => void,
@@ -52,7 +56,7 @@ export async function withRetry<T>(
   for (let n = 0; ; n++) {
     signal?.throwIfAborted();
     try {
-      return await attempt();
+      return await within(model.timeoutMs, signal, attempt);
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       const verdict = classify(err);
@@ -75,6 +79,38 @@ export async function withRetry<T>(
       onRetry?.({ attempt: n + 1, delayMs, err });
       await sleep(delayMs, signal);
     }
+  }
+}
+
+/** setTimeout's longest delay: a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Runs one attempt with a signal that also ends `timeoutMs` after it started, and fails it then
+ * as the SDK fails a request whose headers are late (APIConnectionTimeoutError: retryable, and
+ * an unreachable endpoint to the outage probe). The SDK's own timeout stops at the headers: a
+ * server that sent them and then trickled its body, a byte a second, held the attempt, and the
+ * job's worker slot, for good. Ended by this signal, the SDK throws an APIUserAbortError before
+ * the headers or the fetch's AbortError while reading the body; both mean the same here.
+ */
+async function within<T>(
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  attempt: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const limit = new AbortController();
+  const timer = setTimeout(
+    () => limit.abort(new OpenAI.APIConnectionTimeoutError()),
+    Math.min(timeoutMs, MAX_TIMER_MS),
+  );
+  try {
+    return await attempt(signal ? AbortSignal.any([signal, limit.signal]) : limit.signal);
+  } catch (err) {
+    // The caller's abort stays the caller's (withRetry rethrows its reason).
+    if (limit.signal.aborted && !signal?.aborted) throw limit.signal.reason;
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -5,14 +5,17 @@ import { fakeEmbedding } from './embedding.js';
 /**
  * What a test's chat handler answers: tool calls, plain text, an HTTP error (with headers
  * such as retry-after-ms), or a 200 whose body is `rawBody` as it is (not JSON, say, as a proxy's
- * page). `delayMs` holds the answer back (a slow or hung model); `finishReason` overrides the
- * one the server would send (a cut-off or filtered answer).
+ * page), of `contentType` (JSON's by default). `stalledBody` sends the headers and this start of
+ * a body, then a space every 100 ms and never the rest (a server that stalls mid-answer).
+ * `delayMs` holds the answer back (a slow or hung model); `finishReason` overrides the one the
+ * server would send (a cut-off or filtered answer).
  */
 export type ChatReply = (
   | { toolCalls: { name: string; arguments: unknown }[]; content?: string }
   | { content: string }
   | { status: number; error: string; code?: string; headers?: Record<string, string> }
-  | { rawBody: string }
+  | { rawBody: string; contentType?: string }
+  | { stalledBody: string }
 ) & { delayMs?: number; finishReason?: string };
 
 export interface ChatRequest {
@@ -22,9 +25,22 @@ export interface ChatRequest {
   [key: string]: unknown;
 }
 
+/** What the fake answers an embedding request with (before `embeddingAnswer`). */
+export interface EmbeddingAnswer {
+  object: 'list';
+  model: string;
+  data: { object: 'embedding'; index: number; embedding: unknown[] }[];
+  usage: { prompt_tokens: number; total_tokens: number };
+}
+
 /** A body sent as it is, not as JSON. */
 class RawBody {
   constructor(readonly text: string) {}
+}
+
+/** The start of a body that never ends: the headers and `head`, then a space every 100 ms. */
+class StalledBody {
+  constructor(readonly head: string) {}
 }
 
 export type ChatHandler = (request: ChatRequest, index: number) => ChatReply | Promise<ChatReply>;
@@ -55,6 +71,11 @@ export class FakeModel {
    * connection and stalls, which only a timeout ends (stop() closes them).
    */
   stallEmbeddings = false;
+  /**
+   * While true, embedding requests are answered 200 with a body that never ends (see
+   * StalledBody): the headers arrive in time, the rest never does.
+   */
+  stallEmbeddingBodies = false;
   /** Inputs longer than this are refused with a 400, as a real model refuses one past its context. */
   embeddingMaxChars = Infinity;
   /**
@@ -65,6 +86,12 @@ export class FakeModel {
   chatMaxPromptChars = Infinity;
   /** When set, every embedding request is answered 200 with this body as it is (not JSON, say). */
   embeddingRawBody: string | null = null;
+  /**
+   * When set, a successful embedding request is answered 200 with what this returns, given the
+   * answer the fake would send and the texts asked for (a string is sent as it is): an endpoint
+   * whose vectors cannot be trusted.
+   */
+  embeddingAnswer: ((answer: EmbeddingAnswer, input: string[]) => unknown) | null = null;
   private server: Server | null = null;
 
   constructor(public chat: ChatHandler = () => ({ content: 'no changes' })) {}
@@ -80,6 +107,12 @@ export class FakeModel {
       void this.handle(req).then(
         ({ status, body, headers }) => {
           res.writeHead(status, { 'content-type': 'application/json', ...headers });
+          if (body instanceof StalledBody) {
+            res.write(body.head);
+            const trickle = setInterval(() => res.write(' '), 100);
+            res.on('close', () => clearInterval(trickle));
+            return;
+          }
           res.end(body instanceof RawBody ? body.text : JSON.stringify(body));
         },
         (err: Error) => {
@@ -113,6 +146,7 @@ export class FakeModel {
       this.embeddingRequests++;
       this.embeddingBodies.push(body);
       if (this.stallEmbeddings) return new Promise<never>(() => {});
+      if (this.stallEmbeddingBodies) return { status: 200, body: new StalledBody('{"object":"list",') };
       if (this.embeddingRawBody !== null) return { status: 200, body: new RawBody(this.embeddingRawBody) };
       if (this.failEmbeddings > 0) {
         this.failEmbeddings--;
@@ -127,15 +161,15 @@ export class FakeModel {
       }
       this.embeddedTexts += input.length;
       if (this.embeddingLatencyMs) await new Promise((r) => setTimeout(r, this.embeddingLatencyMs));
-      return {
-        status: 200,
-        body: {
-          object: 'list',
-          model: body.model,
-          data: input.map((text, index) => ({ object: 'embedding', index, embedding: fakeEmbedding(text, dims) })),
-          usage: { prompt_tokens: tokens(input.join(' ')), total_tokens: tokens(input.join(' ')) },
-        },
+      const answer: EmbeddingAnswer = {
+        object: 'list',
+        model: body.model as string,
+        data: input.map((text, index) => ({ object: 'embedding', index, embedding: fakeEmbedding(text, dims) })),
+        usage: { prompt_tokens: tokens(input.join(' ')), total_tokens: tokens(input.join(' ')) },
       };
+      if (!this.embeddingAnswer) return { status: 200, body: answer };
+      const sent = this.embeddingAnswer(answer, input);
+      return { status: 200, body: typeof sent === 'string' ? new RawBody(sent) : sent };
     }
     if (req.url?.endsWith('/chat/completions')) {
       const request = body as unknown as ChatRequest;
@@ -153,7 +187,13 @@ export class FakeModel {
       if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
       const reply = await this.chat(request, index);
       if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
-      if ('rawBody' in reply) return { status: 200, body: new RawBody(reply.rawBody) };
+      if ('rawBody' in reply)
+        return {
+          status: 200,
+          body: new RawBody(reply.rawBody),
+          headers: reply.contentType ? { 'content-type': reply.contentType } : undefined,
+        };
+      if ('stalledBody' in reply) return { status: 200, body: new StalledBody(reply.stalledBody) };
       if ('status' in reply)
         return {
           status: reply.status,
