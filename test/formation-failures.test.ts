@@ -32,7 +32,6 @@ describe('formation when the model misbehaves', () => {
     h.model.chat = (_req, i) => replies[Math.min(i, replies.length - 1)] as ChatReply;
   };
   const remembers = (content: string) => ({ toolCalls: [{ name: 'insert_memory', arguments: { content } }] });
-
   /** A user with one memory, "User loves ramen" (alias m1 in the next prompt). */
   async function userWithRamen(user: string) {
     script(remembers('User loves ramen'));
@@ -80,6 +79,16 @@ describe('formation when the model misbehaves', () => {
       /must not contain NUL characters/,
     );
     expect((await memoryValues(h.runtime, ns('nul'))).map((m) => m.value.content)).toEqual(['User has a cat']);
+  });
+
+  it('repairs a document holding a lone surrogate, which is no Unicode text and which jsonb refuses', async () => {
+    script(remembers('User likes caf\ud800'), remembers('User likes cafes'));
+    await say('surrogate-1', 'surrogate', 'I like cafes');
+    expect(await reflect('surrogate-1')).toMatchObject({ status: 'applied', inserted: 1, modelCalls: 2 });
+    expect(h.model.chatRequests[1]?.messages.find((m) => m.role === 'tool')?.content).toMatch(
+      /error: insert_memory: content must not contain a lone UTF-16 surrogate/,
+    );
+    expect((await memoryValues(h.runtime, ns('surrogate'))).map((m) => m.value.content)).toEqual(['User likes cafes']);
   });
 
   it('fails cleanly on a document that stays schema-invalid, and the retry applies it once', async () => {

@@ -281,6 +281,23 @@ describe('memory manager', () => {
     expect(prompt2.existing).toEqual([]);
   });
 
+  it("sends back a profile patch nested deeper than the store's 64 levels, or longer than its 1,000,000 characters", async () => {
+    const deep = `${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`;
+    const ana = { toolCalls: [{ name: 'patch_user_profile', arguments: { name: 'Ana' } }] };
+    for (const [bad, reason] of [
+      [`{"name":"Ana","city":${deep}}`, /patch_user_profile: city(\.a)* nests deeper than \d+ levels/],
+      [
+        { name: 'Ana', city: 'x'.repeat(1_000_000) },
+        /the patched profile is beyond what the store holds: must be at most 1000000 characters of JSON/,
+      ],
+    ] as const) {
+      script({ toolCalls: [{ name: 'patch_user_profile', arguments: bad }] }, ana);
+      const result = await manager.extract({ kinds: [profile], existing: [], turns });
+      expect(result.ops).toEqual([{ op: 'insert', kind: 'user_profile', document: { name: 'Ana' } }]);
+      expect((model.chatRequests[1] as ChatRequest).messages.find((m) => m.role === 'tool')?.content).toMatch(reason);
+    }
+  });
+
   it('sends an invalid first profile patch back, naming the missing field', async () => {
     script(
       { toolCalls: [{ name: 'patch_user_profile', arguments: { city: 'Lisbon' } }] },

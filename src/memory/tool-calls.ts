@@ -12,7 +12,8 @@ import {
   updateArgsSchema,
 } from './extraction-prompt.js';
 import { canDelete, canInsert, canUpdate, type MemoryKind, type ProfileKind } from './kinds.js';
-import { holdsNul } from '../store/schemas.js';
+import { formatPath, JSON_MAX_DEPTH, jsonProblem, type JsonProblem } from '../core/json-bounds.js';
+import { STORED_VALUE_BOUNDS } from '../store/schemas.js';
 import { mergePatch } from './merge-patch.js';
 
 export interface ExistingMemory {
@@ -31,6 +32,15 @@ export type ManagerOp =
   | { op: 'insert'; kind: string; document: Record<string, unknown>; turn?: number }
   | { op: 'update'; target: ExistingMemory; document: Record<string, unknown>; turn?: number }
   | { op: 'delete'; target: ExistingMemory; turn?: number };
+
+export type CallOutcome = { error: string } | { accepted: true };
+
+/**
+ * How deep a call's arguments may nest: the store's bound, and one more level for an update's
+ * `{ id, document }` around its document. Checked before anything recursive reads them (merge
+ * patch, zod, JSON.stringify), which a model's answer nested thousands of levels deep overflowed.
+ */
+const ARGS_BOUNDS = { maxDepth: JSON_MAX_DEPTH + 1, text: true };
 
 interface ProfileState {
   kind: ProfileKind;
@@ -67,15 +77,16 @@ export class ToolCallChecker {
   }
 
   /** Checks one call; accepted calls change the state, rejected ones return the reason. */
-  check(name: string, rawArgs: string): { error: string } | { accepted: true } {
+  check(name: string, rawArgs: string): CallOutcome {
     let args: unknown;
     try {
       args = JSON.parse(rawArgs);
     } catch {
       return { error: `${name}: arguments are not valid JSON` };
     }
-    // Postgres jsonb cannot store NUL: accepted here, it would fail the commit on every attempt.
-    if (holdsNul(args)) return { error: `${name}: text must not contain NUL characters (\\u0000)` };
+    // NUL or a lone surrogate would fail the commit on every attempt (jsonb refuses both).
+    const problem = jsonProblem(args, ARGS_BOUNDS);
+    if (problem) return { error: `${name}: ${described(problem)}` };
     if (name === UPDATE_TOOL) return this.update(args);
     if (name === DELETE_TOOL) return this.delete(args);
     for (const kind of this.kinds.values()) {
@@ -107,6 +118,8 @@ export class ToolCallChecker {
       return {
         error: `${insertToolName(kind.name)}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}`,
       };
+    const unstorable = storeProblem(insertToolName(kind.name), 'the document', doc.data);
+    if (unstorable) return unstorable;
     const id = `${kind.name}\u0000${canonical(doc.data)}`;
     // The same document twice in one answer (parallel calls repeat themselves) is stored once.
     if (!this.inserted.has(id)) {
@@ -125,6 +138,8 @@ export class ToolCallChecker {
       return {
         error: `${UPDATE_TOOL}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}`,
       };
+    const unstorable = storeProblem(UPDATE_TOOL, 'the document', doc.data);
+    if (unstorable) return unstorable;
     this.touched.add(memory);
     // An update to the same document is no change: no write, no history row, no version bump.
     if (canonical(doc.data) !== canonical(memory.document))
@@ -152,6 +167,8 @@ export class ToolCallChecker {
         error: `${name}: the patched profile does not match the "${kind.name}" schema${hint}: ${z.prettifyError(doc.error)}`,
       };
     }
+    const unstorable = storeProblem(name, 'the patched profile', doc.data);
+    if (unstorable) return unstorable;
     state.document = doc.data;
     state.patched = true;
     return { accepted: true as const };
@@ -199,6 +216,20 @@ export class ToolCallChecker {
       return { error: `${tool}: memory "${id}" is of kind "${memory.kind}", which this reflection does not handle` };
     return { memory, kind };
   }
+}
+
+/** A problem in the model's JSON, worded for the model: where it is, and what is wrong. */
+function described(problem: JsonProblem): string {
+  return problem.path.length ? `${formatPath(problem.path)} ${problem.message}` : problem.message;
+}
+
+/**
+ * A document beyond what the store holds (STORED_VALUE_BOUNDS: the store API refuses it), as
+ * an invalid call: the change-set writer takes what a reflection decided as it is.
+ */
+function storeProblem(tool: string, what: string, document: unknown): { error: string } | null {
+  const problem = jsonProblem(document, STORED_VALUE_BOUNDS);
+  return problem ? { error: `${tool}: ${what} is beyond what the store holds: ${described(problem)}` } : null;
 }
 
 /** Key-order-independent JSON, to compare documents. */
