@@ -298,6 +298,22 @@ describe('memory manager', () => {
     }
   });
 
+  it('bounds what an answer of many rejected calls sends back and fails with', async () => {
+    script({ toolCalls: Array.from({ length: 150 }, (_, i) => ({ name: `nope_${i}`, arguments: {} })) });
+    const failure = await manager.extract({ kinds: defaultKinds, existing, turns }).catch((e: Error) => e);
+    expect(failure).toBeInstanceOf(RetryableError);
+    expect((failure as Error).message).toMatch(
+      /: unknown tool "nope_0"; .*unknown tool "nope_9"; and 140 more problem\(s\) left out$/,
+    );
+    expect((failure as Error).message.length).toBeLessThan(1_000);
+
+    // Past 200 calls, an answer is not repeated in the repair request at all.
+    script({ toolCalls: Array.from({ length: 5_000 }, (_, i) => ({ name: `nope_${i}`, arguments: {} })) });
+    const refused = await manager.extract({ kinds: defaultKinds, existing, turns }).catch((e: Error) => e);
+    expect((refused as Error).message).toMatch(/the answer made 5000 tool calls, more than the 200 allowed/);
+    expect(model.chatRequests.map((r) => JSON.stringify(r).length).every((n) => n < 10_000)).toBe(true);
+  });
+
   it('sends an invalid first profile patch back, naming the missing field', async () => {
     script(
       { toolCalls: [{ name: 'patch_user_profile', arguments: { city: 'Lisbon' } }] },

@@ -14,6 +14,7 @@ import {
 import { canDelete, canInsert, canUpdate, type MemoryKind, type ProfileKind } from './kinds.js';
 import { formatPath, JSON_MAX_DEPTH, jsonProblem, type JsonProblem } from '../core/json-bounds.js';
 import { STORED_VALUE_BOUNDS } from '../store/schemas.js';
+import type { FunctionCall } from './answer-calls.js';
 import { mergePatch } from './merge-patch.js';
 
 export interface ExistingMemory {
@@ -74,6 +75,11 @@ export class ToolCallChecker {
       const target = profileDocs.find((p) => p.kind === kind.name) ?? null;
       this.profiles.set(kind.name, { kind, target, document: target?.document ?? null, patched: false });
     }
+  }
+
+  /** Checks the calls of one answer, in order; their outcomes, in the same order. */
+  checkAnswer(calls: FunctionCall[]): CallOutcome[] {
+    return calls.map((call) => this.check(call.name, call.arguments));
   }
 
   /** Checks one call; accepted calls change the state, rejected ones return the reason. */
