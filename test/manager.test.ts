@@ -314,6 +314,38 @@ describe('memory manager', () => {
     expect(model.chatRequests.map((r) => JSON.stringify(r).length).every((n) => n < 10_000)).toBe(true);
   });
 
+  it('keeps a merge within its groups: a rewrite takes in only memories of its own group', async () => {
+    const groups = [
+      [memory('a', 'User has a cat'), memory('b', 'User has a cat named Tom')],
+      [memory('c', 'User is allergic to peanuts'), memory('d', 'User avoids tree nuts')],
+    ];
+    const rewrite = (content: string) => ({ name: 'update_memory', arguments: { id: 'm1', document: { content } } });
+    script(
+      {
+        toolCalls: [
+          rewrite('User has a cat named Tom and is allergic to peanuts'),
+          { name: 'delete_memory', arguments: { id: 'm3' } },
+        ],
+      },
+      { toolCalls: [rewrite('User has a cat named Tom'), { name: 'delete_memory', arguments: { id: 'm2' } }] },
+    );
+    const result = await manager.merge({ kind: defaultKinds[0]!, groups });
+    expect(result.ops).toEqual([
+      { op: 'update', target: groups[0]![0], document: { content: 'User has a cat named Tom' } },
+      { op: 'delete', target: groups[0]![1] },
+    ]);
+    const errors = (model.chatRequests[1] as ChatRequest).messages
+      .filter((m) => m.role === 'tool')
+      .map((m) => m.content);
+    expect(errors[0]).toMatch(/"m1" was rewritten, but no other memory of its group \(m1, m2\) was deleted/);
+    expect(errors[1]).toMatch(/not kept: nothing of the group of "m3" \(m3, m4\) was rewritten/);
+    // A repeat deleted alone, its group's other memory kept as it is, stands.
+    script({ toolCalls: [{ name: 'delete_memory', arguments: { id: 'm4' } }] });
+    expect((await manager.merge({ kind: defaultKinds[0]!, groups })).ops).toEqual([
+      { op: 'delete', target: groups[1]![1] },
+    ]);
+  });
+
   it('sends an invalid first profile patch back, naming the missing field', async () => {
     script(
       { toolCalls: [{ name: 'patch_user_profile', arguments: { city: 'Lisbon' } }] },

@@ -117,7 +117,7 @@ export class MemoryManager {
     return this.decide(
       buildMergeMessages(kinds, groups),
       buildTools(kinds),
-      new ToolCallChecker(kinds, byAlias, []),
+      new ToolCallChecker(kinds, byAlias, [], 0, input.groups),
       input,
       (message) => new ModelOutputError('invalid', message),
     );

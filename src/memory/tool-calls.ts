@@ -68,6 +68,8 @@ export class ToolCallChecker {
     profileDocs: ExistingMemory[],
     /** The extraction's new turns, which calls may name (none for a merge). */
     private readonly turns = 0,
+    /** A merge's groups: a rewrite must replace memories of its own group (`checkAnswer`). */
+    private readonly groups?: ExistingMemory[][],
   ) {
     this.kinds = new Map(kinds.map((k) => [k.name, k]));
     for (const kind of kinds) {
@@ -79,7 +81,15 @@ export class ToolCallChecker {
 
   /** Checks the calls of one answer, in order; their outcomes, in the same order. */
   checkAnswer(calls: FunctionCall[]): CallOutcome[] {
-    return calls.map((call) => this.check(call.name, call.arguments));
+    const made: (ManagerOp | undefined)[] = [];
+    const outcomes = calls.map((call) => {
+      const before = this.accepted.length;
+      const outcome = this.check(call.name, call.arguments);
+      made.push(this.accepted.length > before ? this.accepted.at(-1) : undefined);
+      return outcome;
+    });
+    if (this.groups) this.keepRewritesInGroups(made, outcomes);
+    return outcomes;
   }
 
   /** Checks one call; accepted calls change the state, rejected ones return the reason. */
@@ -115,6 +125,50 @@ export class ToolCallChecker {
       );
     }
     return [...this.accepted, ...profileOps];
+  }
+
+  /**
+   * A merge rewrites one memory of a group to hold what others of that group say, and deletes
+   * them. Every alias is valid in every call, so nothing else stops a rewrite in one group from
+   * taking in a memory that a delete removes from another. A rewrite whose group loses no memory
+   * to a delete took its text from elsewhere, or made it up: rejected, and with it the answer's
+   * deletes in groups it rewrote nothing of, which may be what it took in. Deletes alone stay
+   * allowed, as repeats of a memory kept as it is.
+   */
+  private keepRewritesInGroups(made: (ManagerOp | undefined)[], outcomes: CallOutcome[]): void {
+    const groupOf = new Map<ExistingMemory, number>();
+    for (const [i, group] of (this.groups ?? []).entries()) for (const m of group) groupOf.set(m, i);
+    const deletedIn = new Set(this.accepted.flatMap((op) => (op.op === 'delete' ? [groupOf.get(op.target)] : [])));
+    const aliasOf = new Map([...this.byAlias].map(([alias, m]) => [m, alias]));
+    const aliases = (group: number | undefined) =>
+      (this.groups?.[group ?? -1] ?? []).map((m) => aliasOf.get(m)).join(', ');
+    const drop = (i: number, op: ManagerOp & { target: ExistingMemory }, error: string) => {
+      this.accepted.splice(this.accepted.indexOf(op), 1);
+      this.touched.delete(op.target);
+      outcomes[i] = { error };
+    };
+
+    const strays: string[] = [];
+    for (const [i, op] of made.entries()) {
+      if (op?.op !== 'update' || deletedIn.has(groupOf.get(op.target))) continue;
+      const alias = aliasOf.get(op.target) as string;
+      strays.push(alias);
+      drop(
+        i,
+        op,
+        `${UPDATE_TOOL}: "${alias}" was rewritten, but no other memory of its group (${aliases(groupOf.get(op.target))}) was deleted. A merge rewrites one memory of a group to hold what the others of that same group say, and deletes those others; it never takes in a memory of another group. Delete the memories of this group it replaces, or leave the group alone`,
+      );
+    }
+    if (!strays.length) return;
+    const rewritten = new Set(this.accepted.flatMap((op) => (op.op === 'update' ? [groupOf.get(op.target)] : [])));
+    for (const [i, op] of made.entries()) {
+      if (op?.op !== 'delete' || rewritten.has(groupOf.get(op.target))) continue;
+      drop(
+        i,
+        op,
+        `${DELETE_TOOL}: not kept: nothing of the group of "${aliasOf.get(op.target)}" (${aliases(groupOf.get(op.target))}) was rewritten, and this answer rewrote ${strays.map((a) => `"${a}"`).join(', ')} outside its own group, perhaps with what this memory says. Send it again if it repeats a memory of its own group that stays`,
+      );
+    }
   }
 
   private insert(kind: MemoryKind, raw: unknown) {
