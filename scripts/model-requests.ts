@@ -214,9 +214,13 @@ ${json(p.answer)}
 
 ## 2. A repair round
 
-Every call is parsed (JSON) and checked against its schema and the aliases. If one is rejected,
-the same conversation goes back with these messages appended; accepted calls stand and are not
-repeated. At most 2 repair rounds; then the reflection fails and writes nothing.
+Every call is parsed (JSON) and checked against its schema, the aliases and what the store holds
+(no NUL or lone surrogate, at most 64 levels deep and 1,000,000 characters per document). If one
+is rejected, the same conversation goes back with these messages appended; accepted calls stand
+and are not repeated. A call engram cannot read as a function call (another \`type\`, no
+\`function\`) is named in the last message instead; one without \`type\` is read as a function
+call. An answer of more than 200 calls is refused whole: it is not repeated, and the last message
+asks for at most 200. At most 2 repair rounds; then the reflection fails and writes nothing.
 
 ${json(p.repairTail)}
 

@@ -32,6 +32,19 @@ describe('formation when the model misbehaves', () => {
     h.model.chat = (_req, i) => replies[Math.min(i, replies.length - 1)] as ChatReply;
   };
   const remembers = (content: string) => ({ toolCalls: [{ name: 'insert_memory', arguments: { content } }] });
+  /** An answer whose tool calls are exactly `toolCalls`, whatever their shape. */
+  const rawAnswer = (toolCalls: unknown[]): ChatReply => ({
+    rawBody: JSON.stringify({
+      id: 'raw',
+      object: 'chat.completion',
+      created: 0,
+      model: 'fake-chat',
+      choices: [
+        { index: 0, finish_reason: 'tool_calls', message: { role: 'assistant', content: null, tool_calls: toolCalls } },
+      ],
+      usage: { prompt_tokens: 10, completion_tokens: 10, total_tokens: 20 },
+    }),
+  });
 
   /** A user with one memory, "User loves ramen" (alias m1 in the next prompt). */
   async function userWithRamen(user: string) {
@@ -80,6 +93,68 @@ describe('formation when the model misbehaves', () => {
       /must not contain NUL characters/,
     );
     expect((await memoryValues(h.runtime, ns('nul'))).map((m) => m.value.content)).toEqual(['User has a cat']);
+  });
+
+  it('repairs a document holding a lone surrogate, which is no Unicode text and which jsonb refuses', async () => {
+    script(remembers('User likes caf\ud800'), remembers('User likes cafes'));
+    await say('surrogate-1', 'surrogate', 'I like cafes');
+    expect(await reflect('surrogate-1')).toMatchObject({ status: 'applied', inserted: 1, modelCalls: 2 });
+    expect(h.model.chatRequests[1]?.messages.find((m) => m.role === 'tool')?.content).toMatch(
+      /error: insert_memory: content must not contain a lone UTF-16 surrogate/,
+    );
+    expect((await memoryValues(h.runtime, ns('surrogate'))).map((m) => m.value.content)).toEqual(['User likes cafes']);
+  });
+
+  it('reads a tool call without "type" as a function call, and never drops one it cannot read', async () => {
+    // Some OpenAI-compatible servers leave `type` out of their tool calls.
+    script(rawAnswer([{ id: 'c1', function: { name: 'insert_memory', arguments: '{"content":"User has a cat"}' } }]));
+    await say('untyped-1', 'untyped', 'I have a cat');
+    expect(await reflect('untyped-1')).toMatchObject({ status: 'applied', inserted: 1, modelCalls: 1 });
+    expect((await memoryValues(h.runtime, ns('untyped'))).map((m) => m.value.content)).toEqual(['User has a cat']);
+
+    // A call of another type, or with no function: the model is told, in a repair round...
+    const unreadable = rawAnswer([
+      { id: 'c1', type: 'custom', custom: { name: 'insert_memory', input: 'User has a dog' } },
+      { id: 'c2', type: 'function' },
+    ]);
+    script(unreadable, remembers('User has a dog'));
+    await say('untyped-2', 'untyped', 'I have a dog');
+    expect(await reflect('untyped-2')).toMatchObject({ status: 'applied', inserted: 1, modelCalls: 2 });
+    expect(h.model.chatRequests[1]?.messages.at(-1)?.content).toMatch(
+      /not understood: tool call c1 is of type "custom".*; tool call c2 names no function/,
+    );
+    // ...and the reflection fails, its turns kept, when it answers so every time.
+    script(unreadable);
+    await say('untyped-3', 'untyped', 'I have a parrot');
+    await failsCleanly(
+      'untyped-3',
+      RetryableError,
+      /still invalid after 2 repair round\(s\): tool call c1 is of type "custom"/,
+    );
+  });
+
+  it('refuses an answer of more than 200 tool calls whole, and keeps the repair request small', async () => {
+    const inserts = (n: number) => ({
+      toolCalls: Array.from({ length: n }, (_, i) => ({
+        name: 'insert_memory',
+        arguments: { content: `User fact ${i}` },
+      })),
+    });
+    script(inserts(201), inserts(2));
+    await say('many-1', 'many', 'I have many facts');
+    expect(await reflect('many-1')).toMatchObject({ status: 'applied', inserted: 2, modelCalls: 2 });
+    const repair = h.model.chatRequests[1]!;
+    expect(repair.messages.at(-1)?.content).toMatch(/made 201 tool calls; at most 200 are allowed in one answer/);
+    expect(JSON.stringify(repair.messages.slice(-2)).length).toBeLessThan(1_000);
+
+    script(inserts(3000));
+    await say('many-2', 'many', 'I have even more facts');
+    await failsCleanly(
+      'many-2',
+      RetryableError,
+      /still invalid after 2 repair round\(s\): the answer made 3000 tool calls, more than the 200 allowed in one answer$/,
+    );
+    expect(h.model.chatRequests.map((r) => JSON.stringify(r).length).every((n) => n < 20_000)).toBe(true);
   });
 
   it('fails cleanly on a document that stays schema-invalid, and the retry applies it once', async () => {

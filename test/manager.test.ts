@@ -281,6 +281,71 @@ describe('memory manager', () => {
     expect(prompt2.existing).toEqual([]);
   });
 
+  it("sends back a profile patch nested deeper than the store's 64 levels, or longer than its 1,000,000 characters", async () => {
+    const deep = `${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`;
+    const ana = { toolCalls: [{ name: 'patch_user_profile', arguments: { name: 'Ana' } }] };
+    for (const [bad, reason] of [
+      [`{"name":"Ana","city":${deep}}`, /patch_user_profile: city(\.a)* nests deeper than \d+ levels/],
+      [
+        { name: 'Ana', city: 'x'.repeat(1_000_000) },
+        /the patched profile is beyond what the store holds: must be at most 1000000 characters of JSON/,
+      ],
+    ] as const) {
+      script({ toolCalls: [{ name: 'patch_user_profile', arguments: bad }] }, ana);
+      const result = await manager.extract({ kinds: [profile], existing: [], turns });
+      expect(result.ops).toEqual([{ op: 'insert', kind: 'user_profile', document: { name: 'Ana' } }]);
+      expect((model.chatRequests[1] as ChatRequest).messages.find((m) => m.role === 'tool')?.content).toMatch(reason);
+    }
+  });
+
+  it('bounds what an answer of many rejected calls sends back and fails with', async () => {
+    script({ toolCalls: Array.from({ length: 150 }, (_, i) => ({ name: `nope_${i}`, arguments: {} })) });
+    const failure = await manager.extract({ kinds: defaultKinds, existing, turns }).catch((e: Error) => e);
+    expect(failure).toBeInstanceOf(RetryableError);
+    expect((failure as Error).message).toMatch(
+      /: unknown tool "nope_0"; .*unknown tool "nope_9"; and 140 more problem\(s\) left out$/,
+    );
+    expect((failure as Error).message.length).toBeLessThan(1_000);
+
+    // Past 200 calls, an answer is not repeated in the repair request at all.
+    script({ toolCalls: Array.from({ length: 5_000 }, (_, i) => ({ name: `nope_${i}`, arguments: {} })) });
+    const refused = await manager.extract({ kinds: defaultKinds, existing, turns }).catch((e: Error) => e);
+    expect((refused as Error).message).toMatch(/the answer made 5000 tool calls, more than the 200 allowed/);
+    expect(model.chatRequests.map((r) => JSON.stringify(r).length).every((n) => n < 10_000)).toBe(true);
+  });
+
+  it('keeps a merge within its groups: a rewrite takes in only memories of its own group', async () => {
+    const groups = [
+      [memory('a', 'User has a cat'), memory('b', 'User has a cat named Tom')],
+      [memory('c', 'User is allergic to peanuts'), memory('d', 'User avoids tree nuts')],
+    ];
+    const rewrite = (content: string) => ({ name: 'update_memory', arguments: { id: 'm1', document: { content } } });
+    script(
+      {
+        toolCalls: [
+          rewrite('User has a cat named Tom and is allergic to peanuts'),
+          { name: 'delete_memory', arguments: { id: 'm3' } },
+        ],
+      },
+      { toolCalls: [rewrite('User has a cat named Tom'), { name: 'delete_memory', arguments: { id: 'm2' } }] },
+    );
+    const result = await manager.merge({ kind: defaultKinds[0]!, groups });
+    expect(result.ops).toEqual([
+      { op: 'update', target: groups[0]![0], document: { content: 'User has a cat named Tom' } },
+      { op: 'delete', target: groups[0]![1] },
+    ]);
+    const errors = (model.chatRequests[1] as ChatRequest).messages
+      .filter((m) => m.role === 'tool')
+      .map((m) => m.content);
+    expect(errors[0]).toMatch(/"m1" was rewritten, but no other memory of its group \(m1, m2\) was deleted/);
+    expect(errors[1]).toMatch(/not kept: nothing of the group of "m3" \(m3, m4\) was rewritten/);
+    // A repeat deleted alone, its group's other memory kept as it is, stands.
+    script({ toolCalls: [{ name: 'delete_memory', arguments: { id: 'm4' } }] });
+    expect((await manager.merge({ kind: defaultKinds[0]!, groups })).ops).toEqual([
+      { op: 'delete', target: groups[1]![1] },
+    ]);
+  });
+
   it('sends an invalid first profile patch back, naming the missing field', async () => {
     script(
       { toolCalls: [{ name: 'patch_user_profile', arguments: { city: 'Lisbon' } }] },

@@ -124,6 +124,25 @@ describe('prompt optimizer', () => {
     expect(await storeState(h.runtime)).toEqual(before);
   });
 
+  it('sends back a proposal holding text Postgres cannot store: NUL, a lone surrogate', async () => {
+    for (const [i, bad] of [`${v1}\u0000`, `${v1} caf\ud800`].entries()) {
+      h.model.chatRequests.length = 0;
+      proposes(proposal(bad), proposal(`${v1} Run ${i}.`));
+      const repaired = await h.runtime.promptOptimizer.optimize({
+        namespace: ns,
+        name: 'unstorable',
+        prompt: v1,
+        sessions,
+        runId: `run-unstorable-${i}`,
+      });
+      expect(repaired).toMatchObject({ status: 'updated', version: i + 1, prompt: `${v1} Run ${i}.` });
+      expect(h.model.chatRequests).toHaveLength(2);
+      expect((h.model.chatRequests[1] as ChatRequest).messages.find((m) => m.role === 'tool')?.content).toMatch(
+        i === 0 ? /must not contain NUL characters/ : /must not contain a lone UTF-16 surrogate/,
+      );
+    }
+  });
+
   it('refuses bad input before any model call', async () => {
     await expect(
       h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'unknown', sessions, runId: 'run-6' }),

@@ -12,6 +12,7 @@ import {
   type AliasedMemory,
   type ConversationTurn,
 } from './extraction-prompt.js';
+import { listProblems, MAX_CALLS_PER_ANSWER, readCalls, repairMessages } from './answer-calls.js';
 import { canMerge, type MemoryKind } from './kinds.js';
 import { buildMergeMessages } from './merge-prompt.js';
 import { ToolCallChecker, type ExistingMemory, type ManagerOp } from './tool-calls.js';
@@ -116,7 +117,7 @@ export class MemoryManager {
     return this.decide(
       buildMergeMessages(kinds, groups),
       buildTools(kinds),
-      new ToolCallChecker(kinds, byAlias, []),
+      new ToolCallChecker(kinds, byAlias, [], 0, input.groups),
       input,
       (message) => new ModelOutputError('invalid', message),
     );
@@ -143,27 +144,30 @@ export class MemoryManager {
       addUsage(usage, answer.usage);
       input.onUsage?.(answer.usage);
       assertFinished(answer, this.chat.model);
-      const calls = (answer.message.tool_calls ?? []).filter((c) => c.type === 'function');
-
-      const results = calls.map((call) => ({
-        id: call.id,
-        outcome: checker.check(call.function.name, call.function.arguments),
-      }));
-      const errors = results.flatMap((r) => ('error' in r.outcome ? [r.outcome.error] : []));
+      const read = readCalls(answer.message.tool_calls);
+      const made = read.calls.length + read.unreadable.length;
+      // Refused whole, unchecked: checking and answering thousands of calls would make the
+      // repair request, the failure and the commit as large as the answer.
+      const outcomes =
+        made > MAX_CALLS_PER_ANSWER
+          ? ('too-many' as const)
+          : checker.checkAnswer(read.calls).map((o, i) => ({ id: read.calls[i]?.id ?? '', ...o }));
+      const errors =
+        outcomes === 'too-many'
+          ? [`the answer made ${made} tool calls, more than the ${MAX_CALLS_PER_ANSWER} allowed in one answer`]
+          : [...read.unreadable, ...outcomes.flatMap((o) => ('error' in o ? [o.error] : []))];
       if (errors.length === 0) return { ops: checker.ops(), usage, calls: round + 1 };
 
-      this.log.warn({ round, errors, finishReason: answer.finishReason }, 'model output rejected');
+      this.log.warn(
+        { round, errors: listProblems(errors), problems: errors.length, finishReason: answer.finishReason },
+        'model output rejected',
+      );
       if (round >= this.maxRepairRounds) {
-        throw invalid(`model output still invalid after ${this.maxRepairRounds} repair round(s): ${errors.join('; ')}`);
+        throw invalid(
+          `model output still invalid after ${this.maxRepairRounds} repair round(s): ${listProblems(errors)}`,
+        );
       }
-      messages.push({ role: 'assistant', content: answer.message.content ?? null, tool_calls: calls });
-      for (const r of results)
-        messages.push({
-          role: 'tool',
-          tool_call_id: r.id,
-          content: 'error' in r.outcome ? `error: ${r.outcome.error}` : 'accepted',
-        });
-      messages.push({ role: 'user', content: REPAIR_INSTRUCTION });
+      messages.push(...repairMessages(answer.message.content ?? null, read, outcomes, REPAIR_INSTRUCTION));
     }
   }
 }

@@ -13,7 +13,8 @@ Each group below holds memories that may say the same thing, or overlap. For eac
   them with a complete document that keeps every detail of all of them, then ${DELETE_TOOL} on the others;
 - memories that only look alike, say different things, or contradict each other: leave them alone
   (there is no conversation here to tell which one is true).
-Never delete every memory of a group, and never invent a detail. Make all calls at once, in
+Never delete every memory of a group, never move a detail from one group into another, and never
+invent a detail. Make all calls at once, in
 parallel. If nothing needs to change, answer "no changes" without calling a tool.`;
 
 export function buildMergeMessages(kinds: MemoryKind[], groups: AliasedMemory[][]): ChatMessage[] {

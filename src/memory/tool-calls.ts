@@ -12,7 +12,9 @@ import {
   updateArgsSchema,
 } from './extraction-prompt.js';
 import { canDelete, canInsert, canUpdate, type MemoryKind, type ProfileKind } from './kinds.js';
-import { holdsNul } from '../store/schemas.js';
+import { formatPath, JSON_MAX_DEPTH, jsonProblem, type JsonProblem } from '../core/json-bounds.js';
+import { STORED_VALUE_BOUNDS } from '../store/schemas.js';
+import type { FunctionCall } from './answer-calls.js';
 import { mergePatch } from './merge-patch.js';
 
 export interface ExistingMemory {
@@ -31,6 +33,15 @@ export type ManagerOp =
   | { op: 'insert'; kind: string; document: Record<string, unknown>; turn?: number }
   | { op: 'update'; target: ExistingMemory; document: Record<string, unknown>; turn?: number }
   | { op: 'delete'; target: ExistingMemory; turn?: number };
+
+export type CallOutcome = { error: string } | { accepted: true };
+
+/**
+ * How deep a call's arguments may nest: the store's bound, and one more level for an update's
+ * `{ id, document }` around its document. Checked before anything recursive reads them (merge
+ * patch, zod, JSON.stringify), which a model's answer nested thousands of levels deep overflowed.
+ */
+const ARGS_BOUNDS = { maxDepth: JSON_MAX_DEPTH + 1, text: true };
 
 interface ProfileState {
   kind: ProfileKind;
@@ -57,6 +68,8 @@ export class ToolCallChecker {
     profileDocs: ExistingMemory[],
     /** The extraction's new turns, which calls may name (none for a merge). */
     private readonly turns = 0,
+    /** A merge's groups: a rewrite must replace memories of its own group (`checkAnswer`). */
+    private readonly groups?: ExistingMemory[][],
   ) {
     this.kinds = new Map(kinds.map((k) => [k.name, k]));
     for (const kind of kinds) {
@@ -66,16 +79,30 @@ export class ToolCallChecker {
     }
   }
 
+  /** Checks the calls of one answer, in order; their outcomes, in the same order. */
+  checkAnswer(calls: FunctionCall[]): CallOutcome[] {
+    const made: (ManagerOp | undefined)[] = [];
+    const outcomes = calls.map((call) => {
+      const before = this.accepted.length;
+      const outcome = this.check(call.name, call.arguments);
+      made.push(this.accepted.length > before ? this.accepted.at(-1) : undefined);
+      return outcome;
+    });
+    if (this.groups) this.keepRewritesInGroups(made, outcomes);
+    return outcomes;
+  }
+
   /** Checks one call; accepted calls change the state, rejected ones return the reason. */
-  check(name: string, rawArgs: string): { error: string } | { accepted: true } {
+  check(name: string, rawArgs: string): CallOutcome {
     let args: unknown;
     try {
       args = JSON.parse(rawArgs);
     } catch {
       return { error: `${name}: arguments are not valid JSON` };
     }
-    // Postgres jsonb cannot store NUL: accepted here, it would fail the commit on every attempt.
-    if (holdsNul(args)) return { error: `${name}: text must not contain NUL characters (\\u0000)` };
+    // NUL or a lone surrogate would fail the commit on every attempt (jsonb refuses both).
+    const problem = jsonProblem(args, ARGS_BOUNDS);
+    if (problem) return { error: `${name}: ${described(problem)}` };
     if (name === UPDATE_TOOL) return this.update(args);
     if (name === DELETE_TOOL) return this.delete(args);
     for (const kind of this.kinds.values()) {
@@ -100,6 +127,50 @@ export class ToolCallChecker {
     return [...this.accepted, ...profileOps];
   }
 
+  /**
+   * A merge rewrites one memory of a group to hold what others of that group say, and deletes
+   * them. Every alias is valid in every call, so nothing else stops a rewrite in one group from
+   * taking in a memory that a delete removes from another. A rewrite whose group loses no memory
+   * to a delete took its text from elsewhere, or made it up: rejected, and with it the answer's
+   * deletes in groups it rewrote nothing of, which may be what it took in. Deletes alone stay
+   * allowed, as repeats of a memory kept as it is.
+   */
+  private keepRewritesInGroups(made: (ManagerOp | undefined)[], outcomes: CallOutcome[]): void {
+    const groupOf = new Map<ExistingMemory, number>();
+    for (const [i, group] of (this.groups ?? []).entries()) for (const m of group) groupOf.set(m, i);
+    const deletedIn = new Set(this.accepted.flatMap((op) => (op.op === 'delete' ? [groupOf.get(op.target)] : [])));
+    const aliasOf = new Map([...this.byAlias].map(([alias, m]) => [m, alias]));
+    const aliases = (group: number | undefined) =>
+      (this.groups?.[group ?? -1] ?? []).map((m) => aliasOf.get(m)).join(', ');
+    const drop = (i: number, op: ManagerOp & { target: ExistingMemory }, error: string) => {
+      this.accepted.splice(this.accepted.indexOf(op), 1);
+      this.touched.delete(op.target);
+      outcomes[i] = { error };
+    };
+
+    const strays: string[] = [];
+    for (const [i, op] of made.entries()) {
+      if (op?.op !== 'update' || deletedIn.has(groupOf.get(op.target))) continue;
+      const alias = aliasOf.get(op.target) as string;
+      strays.push(alias);
+      drop(
+        i,
+        op,
+        `${UPDATE_TOOL}: "${alias}" was rewritten, but no other memory of its group (${aliases(groupOf.get(op.target))}) was deleted. A merge rewrites one memory of a group to hold what the others of that same group say, and deletes those others; it never takes in a memory of another group. Delete the memories of this group it replaces, or leave the group alone`,
+      );
+    }
+    if (!strays.length) return;
+    const rewritten = new Set(this.accepted.flatMap((op) => (op.op === 'update' ? [groupOf.get(op.target)] : [])));
+    for (const [i, op] of made.entries()) {
+      if (op?.op !== 'delete' || rewritten.has(groupOf.get(op.target))) continue;
+      drop(
+        i,
+        op,
+        `${DELETE_TOOL}: not kept: nothing of the group of "${aliasOf.get(op.target)}" (${aliases(groupOf.get(op.target))}) was rewritten, and this answer rewrote ${strays.map((a) => `"${a}"`).join(', ')} outside its own group, perhaps with what this memory says. Send it again if it repeats a memory of its own group that stays`,
+      );
+    }
+  }
+
   private insert(kind: MemoryKind, raw: unknown) {
     const { args, turn } = this.withoutTurn(kind, raw);
     const doc = kind.schema.safeParse(args);
@@ -107,6 +178,8 @@ export class ToolCallChecker {
       return {
         error: `${insertToolName(kind.name)}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}`,
       };
+    const unstorable = storeProblem(insertToolName(kind.name), 'the document', doc.data);
+    if (unstorable) return unstorable;
     const id = `${kind.name}\u0000${canonical(doc.data)}`;
     // The same document twice in one answer (parallel calls repeat themselves) is stored once.
     if (!this.inserted.has(id)) {
@@ -125,6 +198,8 @@ export class ToolCallChecker {
       return {
         error: `${UPDATE_TOOL}: document does not match the "${kind.name}" schema: ${z.prettifyError(doc.error)}`,
       };
+    const unstorable = storeProblem(UPDATE_TOOL, 'the document', doc.data);
+    if (unstorable) return unstorable;
     this.touched.add(memory);
     // An update to the same document is no change: no write, no history row, no version bump.
     if (canonical(doc.data) !== canonical(memory.document))
@@ -152,6 +227,8 @@ export class ToolCallChecker {
         error: `${name}: the patched profile does not match the "${kind.name}" schema${hint}: ${z.prettifyError(doc.error)}`,
       };
     }
+    const unstorable = storeProblem(name, 'the patched profile', doc.data);
+    if (unstorable) return unstorable;
     state.document = doc.data;
     state.patched = true;
     return { accepted: true as const };
@@ -199,6 +276,20 @@ export class ToolCallChecker {
       return { error: `${tool}: memory "${id}" is of kind "${memory.kind}", which this reflection does not handle` };
     return { memory, kind };
   }
+}
+
+/** A problem in the model's JSON, worded for the model: where it is, and what is wrong. */
+function described(problem: JsonProblem): string {
+  return problem.path.length ? `${formatPath(problem.path)} ${problem.message}` : problem.message;
+}
+
+/**
+ * A document beyond what the store holds (STORED_VALUE_BOUNDS: the store API refuses it), as
+ * an invalid call: the change-set writer takes what a reflection decided as it is.
+ */
+function storeProblem(tool: string, what: string, document: unknown): { error: string } | null {
+  const problem = jsonProblem(document, STORED_VALUE_BOUNDS);
+  return problem ? { error: `${tool}: ${what} is beyond what the store holds: ${described(problem)}` } : null;
 }
 
 /** Key-order-independent JSON, to compare documents. */

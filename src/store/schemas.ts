@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isoTimeSchema } from '../core/iso-time.js';
-import { JSON_MAX_DEPTH, jsonCheck } from '../core/json-bounds.js';
+import { JSON_MAX_DEPTH, jsonCheck, type JsonBounds } from '../core/json-bounds.js';
 import { intRange } from '../core/int-range.js';
 import { kindNameSchema, sharedActor } from '../core/names.js';
 import { fieldPathSchema } from '../core/json-path.js';
@@ -13,43 +13,28 @@ import { namespaceSchema } from './types.js';
  * objects as JSON). Durations are milliseconds, as everywhere in engram (LangGraph's ttl is in
  * minutes).
  */
-/**
- * Whether a JSON value holds NUL in any string or key: Postgres jsonb cannot store it. Walks with
- * its own stack, so a deeply nested model answer cannot overflow it.
- */
-export function holdsNul(value: unknown): boolean {
-  const stack = [value];
-  while (stack.length) {
-    const v = stack.pop();
-    if (typeof v === 'string') {
-      if (v.includes('\u0000')) return true;
-    } else if (v && typeof v === 'object') {
-      for (const [k, x] of Object.entries(v)) {
-        if (k.includes('\u0000')) return true;
-        stack.push(x);
-      }
-    }
-  }
-  return false;
-}
 export const itemKeySchema = z.string().min(1).max(1_024).check(storableText);
 const key = itemKeySchema;
 /** A prefix may be empty: every namespace (an operator's view across tenants). */
 const prefix = z.array(z.string().min(1).max(256).check(storableText)).max(16);
 const actor = z.string().min(1).max(200).check(storableText);
+/** What a stored value may be: the store API checks its values by it, a reflection the model's documents. */
+export const STORED_VALUE_BOUNDS: JsonBounds = {
+  object: {},
+  maxDepth: JSON_MAX_DEPTH,
+  text: true,
+  maxChars: 1_000_000,
+};
 /**
  * A stored value: a plain JSON object, walked once (depth, types, text, size) before anything
  * recursive sees it. `z.custom`, not `z.record`: a record copies the object and silently drops
  * a `__proto__` key, which the walk must see to refuse.
  */
-export const storedValueSchema = z
-  .custom<Record<string, unknown>>()
-  .check(jsonCheck({ object: {}, maxDepth: JSON_MAX_DEPTH, text: true, maxChars: 1_000_000 }))
-  .meta({
-    type: 'object',
-    additionalProperties: true,
-    description: 'a JSON object (at most 64 levels deep, 1,000,000 characters of text)',
-  });
+export const storedValueSchema = z.custom<Record<string, unknown>>().check(jsonCheck(STORED_VALUE_BOUNDS)).meta({
+  type: 'object',
+  additionalProperties: true,
+  description: 'a JSON object (at most 64 levels deep, 1,000,000 characters of text)',
+});
 const value = storedValueSchema;
 /** A search's text: embedded, and matched against stored text by Postgres full-text search. */
 const query = z.string().min(1).max(8_000).check(storableText);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { storableText } from '../../core/safe-text.js';
 import type { ChatMessage, ChatTool } from '../../llm/chat-model.js';
 
 /**
@@ -18,12 +19,19 @@ export const sessionSchema = z.strictObject({
 });
 export type Session = z.infer<typeof sessionSchema>;
 
+/** Both strings are stored as they are: NUL or a lone surrogate would fail the commit, not a repair round. */
 export const proposalSchema = z.strictObject({
-  analysis: z.string().min(1).max(4_000).describe('What the feedback shows and what the new prompt changes, briefly'),
+  analysis: z
+    .string()
+    .min(1)
+    .max(4_000)
+    .check(storableText)
+    .describe('What the feedback shows and what the new prompt changes, briefly'),
   prompt: z
     .string()
     .min(1)
     .max(20_000)
+    .check(storableText)
     .describe('The complete improved prompt; the current one unchanged if it needs no change'),
 });
 export type Proposal = z.infer<typeof proposalSchema>;

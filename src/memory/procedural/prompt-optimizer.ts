@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { InputError, RetryableError } from '../../errors.js';
 import { assertFinished, type ChatMessage, type ChatModel } from '../../llm/chat-model.js';
+import { clipProblem, readCalls, repairMessages } from '../answer-calls.js';
 import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../../observability/usage.js';
 import type { Logger } from '../../observability/logger.js';
 import type { MemoryDb } from '../../store/memory-db.js';
@@ -146,29 +147,23 @@ export class PromptOptimizer {
       );
       onUsage(answer.usage);
       assertFinished(answer, this.chat.model);
-      const call = (answer.message.tool_calls ?? []).find(
-        (c) => c.type === 'function' && c.function.name === PROPOSE_TOOL,
-      );
-      const checked =
-        call?.type === 'function' ? check(call.function.arguments, required) : { error: `call ${PROPOSE_TOOL} once` };
+      // Read by shape: a server that leaves out `type` still answers with a function call.
+      const read = readCalls(answer.message.tool_calls);
+      const call = read.calls.find((c) => c.name === PROPOSE_TOOL);
+      const checked = call ? check(call.arguments, required) : { error: `call ${PROPOSE_TOOL} once` };
       if ('proposal' in checked) return checked.proposal;
       if (round >= this.limits.maxRepairRounds)
-        throw new RetryableError(`prompt proposal still invalid after ${round} repair round(s): ${checked.error}`);
-      messages.push({
-        role: 'assistant',
-        content: answer.message.content ?? null,
-        ...(answer.message.tool_calls ? { tool_calls: answer.message.tool_calls } : {}),
-      });
-      for (const c of answer.message.tool_calls ?? [])
-        messages.push({
-          role: 'tool',
-          tool_call_id: c.id,
-          content: c === call ? `error: ${checked.error}` : 'ignored',
-        });
-      messages.push({
-        role: 'user',
-        content: `Your proposal was rejected: ${checked.error}. Call ${PROPOSE_TOOL} again with a corrected proposal.`,
-      });
+        throw new RetryableError(
+          `prompt proposal still invalid after ${round} repair round(s): ${clipProblem(checked.error)}`,
+        );
+      messages.push(
+        ...repairMessages(
+          answer.message.content ?? null,
+          read,
+          read.calls.map((c) => (c === call ? { id: c.id, error: checked.error } : { id: c.id, note: 'ignored' })),
+          `Your proposal was rejected: ${clipProblem(checked.error)}. Call ${PROPOSE_TOOL} again with a corrected proposal.`,
+        ),
+      );
     }
   }
 
