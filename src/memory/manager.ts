@@ -174,7 +174,8 @@ export class MemoryManager {
 
 /**
  * A manager on its own, from an `openai` client (LangMem's `create_memory_manager`): no store,
- * no queue. Build the client with `maxRetries: 0`; retries follow `retry`.
+ * no queue. Each request is sent with `maxRetries: 0` whatever the client says; retries follow
+ * `retry`, and the client's `timeout` bounds each attempt, its answer's body included.
  */
 export function createMemoryManager(opts: {
   client: OpenAI;
