@@ -103,10 +103,12 @@ describe.each(backends)('hybrid search on $name', (backend) => {
         (h) => h.key,
       );
     const seen: string[] = [];
-    for (let offset = 0; offset < 100; offset += 10) seen.push(...(await page(offset)));
-    expect(new Set(seen).size).toBe(100);
-    expect(seen).toEqual(await page(0, 100));
-    await expect(page(100)).rejects.toThrow(/offset \+ limit may be at most 100 .*"vector" or "text"/);
+    for (let offset = 0; offset < 50; offset += 10) seen.push(...(await page(offset)));
+    expect(new Set(seen).size).toBe(50);
+    expect(seen).toEqual(await page(0, 50));
+    await expect(page(50)).rejects.toThrow(/offset \+ limit may be at most 50 .*"vector" or "text"/);
+    // A larger limit fuses deeper: one page of 100 is the best 100.
+    expect(new Set(await page(0, 100)).size).toBe(100);
   });
 
   it('a store without an embedder still indexes texts; an update removes the words it no longer holds', async () => {

@@ -101,14 +101,16 @@ export async function searchItems(
   if (mode === 'filter') return filterOnly(db, t, q);
   if (mode === 'text') return textRanked(db, t, { ...q, text: required(q.text, 'text') });
   if (mode === 'vector') return vectorRanked(db, t, { ...q, vector: required(q.vector, 'vector') }, s, hasAnnIndex);
-  // Hybrid: each ranking's top candidates, fused; the page is cut from the fused list. The same
-  // candidates for every page: a depth that grew with the offset fused another list for each
-  // page, and a client paging through them saw some items twice and others never.
-  if (q.offset + q.limit > HYBRID_CANDIDATES)
+  // Hybrid: each ranking's top candidates, fused; the page is cut from the fused list. Pages of
+  // one limit fuse the same candidates, whatever their offset: a depth that grew with the offset
+  // fused another list for each page, and a client paging through saw some items twice and
+  // others never. The depth follows the limit only, so a first page of 10 stays as cheap.
+  const depth = Math.max(HYBRID_CANDIDATES, q.limit);
+  if (q.offset + q.limit > depth)
     throw new InputError(
-      `a hybrid search fuses each ranking's best ${HYBRID_CANDIDATES}: offset + limit may be at most ${HYBRID_CANDIDATES} (page further with mode "vector" or "text", which rank every item)`,
+      `a hybrid search fuses each ranking's best ${depth} (${HYBRID_CANDIDATES}, or the limit when larger): offset + limit may be at most ${depth} (page further with mode "vector" or "text", which rank every item)`,
     );
-  const candidates = { ...q, offset: 0, limit: HYBRID_CANDIDATES };
+  const candidates = { ...q, offset: 0, limit: depth };
   const [byVector, byText] = await Promise.all([
     vectorRanked(db, t, { ...candidates, vector: required(q.vector, 'vector') }, s, hasAnnIndex),
     textRanked(db, t, { ...candidates, text: required(q.text, 'text') }),
@@ -116,8 +118,8 @@ export async function searchItems(
   return fuse([byVector, byText], q.recency).slice(q.offset, q.offset + q.limit);
 }
 
-/** Candidates each ranking gives a hybrid search: the deepest page it serves (a limit's maximum). */
-export const HYBRID_CANDIDATES = 100;
+/** Candidates each ranking gives a hybrid search, at least: the deepest page of a small limit. */
+export const HYBRID_CANDIDATES = 50;
 
 function required<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new Error(`this search mode needs the query's ${what}`);
