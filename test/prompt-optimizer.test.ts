@@ -143,6 +143,25 @@ describe('prompt optimizer', () => {
     }
   });
 
+  it('answers an answer of thousands of calls without echoing them, and takes the next proposal', async () => {
+    const flood: ChatReply = {
+      toolCalls: Array.from({ length: 3_000 }, () => ({ name: 'not_a_tool', arguments: { x: 'y' } })),
+    };
+    proposes(flood, proposal(`${v1} Flooded.`));
+    const repaired = await h.runtime.promptOptimizer.optimize({
+      namespace: ns,
+      name: 'flooded',
+      prompt: v1,
+      sessions,
+      runId: 'run-flood',
+    });
+    expect(repaired).toMatchObject({ status: 'updated', prompt: `${v1} Flooded.` });
+    expect(h.model.chatRequests).toHaveLength(2);
+    // The first request and a short repair: not the 3,000 calls again, each with its answer.
+    const [first, repair] = h.model.chatRequests.map((r) => JSON.stringify(r).length);
+    expect((repair as number) - (first as number)).toBeLessThan(2_000);
+  });
+
   it('refuses bad input before any model call', async () => {
     await expect(
       h.runtime.promptOptimizer.optimize({ namespace: ns, name: 'unknown', sessions, runId: 'run-6' }),

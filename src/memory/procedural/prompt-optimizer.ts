@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InputError, RetryableError } from '../../errors.js';
 import { assertFinished, type ChatMessage, type ChatModel } from '../../llm/chat-model.js';
-import { clipProblem, readCalls, repairMessages } from '../answer-calls.js';
+import { clipProblem, MAX_CALLS_PER_ANSWER, readCalls, repairMessages } from '../answer-calls.js';
 import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../../observability/usage.js';
 import type { Logger } from '../../observability/logger.js';
 import type { MemoryDb } from '../../store/memory-db.js';
@@ -156,11 +156,15 @@ export class PromptOptimizer {
         throw new RetryableError(
           `prompt proposal still invalid after ${round} repair round(s): ${clipProblem(checked.error)}`,
         );
+      // An answer of thousands of calls is not echoed call by call: the repair request stays bounded.
+      const tooMany = read.calls.length + read.unreadable.length > MAX_CALLS_PER_ANSWER;
       messages.push(
         ...repairMessages(
           answer.message.content ?? null,
           read,
-          read.calls.map((c) => (c === call ? { id: c.id, error: checked.error } : { id: c.id, note: 'ignored' })),
+          tooMany
+            ? 'too-many'
+            : read.calls.map((c) => (c === call ? { id: c.id, error: checked.error } : { id: c.id, note: 'ignored' })),
           `Your proposal was rejected: ${clipProblem(checked.error)}. Call ${PROPOSE_TOOL} again with a corrected proposal.`,
         ),
       );
