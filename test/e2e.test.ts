@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { foodieModel } from './fake-model/foodie.js';
 import { readPrompt } from './fake-model/server.js';
-import { startHarness, waitFor, type Harness } from './helpers/harness.js';
+import { startHarness, threadJob, waitFor, type Harness } from './helpers/harness.js';
 import { tables } from '../src/store/sql.js';
 
 /**
@@ -172,5 +172,45 @@ describe('a later turn with a shorter quiet window', () => {
     await send('second', 200);
     await waitFor(() => h.model.chatRequests.length === 1, { timeoutMs: 15_000 });
     expect(readPrompt(h.model.chatRequests[0]!).turns.map((t) => t.content)).toEqual(['first', 'second']);
+  });
+});
+
+describe('a later turn with a shorter window while the job waits out a retry backoff', () => {
+  let h: Harness;
+  const calls: number[] = [];
+  beforeAll(async () => {
+    h = await startHarness({
+      roles: ['reflection'],
+      // The first request fails: the job is delayed for its backoff, a minute here.
+      chat: () => {
+        calls.push(Date.now());
+        return calls.length === 1 ? { status: 500, error: 'down once' } : { content: 'nothing to remember' };
+      },
+      env: { DEBOUNCE_MS: '100', MAX_WAIT_MS: '600000', REFLECTION_BACKOFF_MS: '60000', REFLECTION_ATTEMPTS: '5' },
+    });
+  });
+  afterAll(async () => h?.stop());
+
+  it('leaves the backoff as it is: the failed attempt is not retried early', async () => {
+    const send = (content: string, debounceMs?: number) =>
+      h.runtime.producer.enqueue({
+        threadId: 'backoff',
+        context: { userId: 'u1' },
+        messages: [{ role: 'user', content }],
+        ...(debounceMs !== undefined && { debounceMs }),
+      });
+    await send('first');
+    await waitFor(async () => {
+      const job = await threadJob(h.runtime, 'backoff');
+      return job?.attemptsMade === 1 && (await job.getState()) === 'delayed';
+    });
+    expect(calls).toHaveLength(1);
+    // The first turn since the attempt asks for a job (found, kept), with a long window; the next
+    // asks for a shorter one, which would move a job waiting out its debounce.
+    await send('second', 30_000);
+    await send('third', 100);
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(calls).toHaveLength(1);
+    expect(await (await threadJob(h.runtime, 'backoff'))?.getState()).toBe('delayed');
   });
 });

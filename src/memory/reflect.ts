@@ -322,8 +322,9 @@ class Reflection {
   }
 
   /**
-   * After a commit: whether this run reflects the next turns itself. Only when a narrower prompt
-   * left some of what one reflection takes (maxTurns) for later: a follow-up job would start
+   * After a commit: whether this run reflects the next turns itself: when they were sent for
+   * other kinds than the ones just committed (turns already settled, waiting for no debounce),
+   * or when a narrower prompt left some of what one reflection takes (maxTurns) for later: a follow-up job would start
    * from the settings' scope and be refused down to this one again, a refused request per
    * halving for every narrowed batch. The run stops once it has taken maxTurns, about what one
    * unnarrowed reflection takes, so a long backlog still goes to follow-ups, as before.

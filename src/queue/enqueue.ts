@@ -99,7 +99,7 @@ export class Producer {
     if (appended.needsJob || appended.shorter) {
       try {
         const queue = this.queues[shard] as EngramQueue<'reflection'>;
-        await this.deadline.run(
+        await this.deadline.run<unknown>(
           appended.needsJob ? scheduleReflection(queue, threadId, delay) : rescheduleReflection(queue, threadId, delay),
         );
       } catch (err) {
