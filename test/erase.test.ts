@@ -346,6 +346,13 @@ describe("erase and export by context beside an org's kind", () => {
       namespace: ['{orgId}', '{userId}'],
       schema: z.object({ content: z.string() }),
     }),
+    // Per session, under the user's: a user's erase takes every session of theirs.
+    defineKind({
+      name: 'episode',
+      description: 'What happened in one session',
+      namespace: ['{orgId}', '{userId}', '{sessionId}'],
+      schema: z.object({ content: z.string() }),
+    }),
   ];
   let h: Harness;
   beforeAll(async () => {
@@ -368,6 +375,7 @@ describe("erase and export by context beside an org's kind", () => {
     await put(['o1'], 'the org uses Postgres');
     await put(['o1', 'u1'], 'u1 is vegetarian');
     await put(['o1', 'u1', 'notes'], 'u1 stored this under their own namespace');
+    await put(['o1', 'u1', 's9'], 'u1 asked about invoices in session s9');
     await put(['o1', 'u2'], 'u2 has a peanut allergy');
     const context = encodeURIComponent(JSON.stringify({ orgId: 'o1', userId: 'u1' }));
 
@@ -376,13 +384,15 @@ describe("erase and export by context beside an org's kind", () => {
     expect(exported.text).toContain('the org uses Postgres');
     expect(exported.text).toContain('u1 is vegetarian');
     expect(exported.text).toContain('under their own namespace');
+    expect(exported.text).toContain('session s9');
     expect(exported.text).not.toContain('peanut');
 
     const erased = await call('POST', '/v1/erase', { context: { orgId: 'o1', userId: 'u1' } });
     expect(erased.status).toBe(200);
-    expect(JSON.parse(erased.text)).toMatchObject({ namespaces: 3, items: 3 });
+    expect(JSON.parse(erased.text)).toMatchObject({ namespaces: 4, items: 4 });
     const left = await call('GET', `/v1/export?namespace=o1`);
     expect(left.text).toContain('peanut');
     expect(left.text).not.toContain('vegetarian');
+    expect(left.text).not.toContain('session s9');
   });
 });

@@ -18,7 +18,8 @@ export interface ContextScope {
  * erase and an export by context cover. Each is a prefix (what an application stored under it
  * is the context's too) unless a kind's template could fill a namespace under it for another
  * context: `["{orgId}"]` beside `["{orgId}", "{userId}"]` holds every user of the org, so the
- * org's namespace counts alone, never its users'.
+ * org's namespace counts alone, never its users'; a user's `["{userId}"]` beside
+ * `["{userId}", "{sessionId}"]` holds only that user's sessions, and stays a prefix.
  */
 export function namespacesOfContext(kinds: readonly RecallKind[], context: Record<string, string>): ContextScope {
   const own = (v: string) => v !== 'tenant' && context[v] !== undefined;
@@ -31,16 +32,22 @@ export function namespacesOfContext(kinds: readonly RecallKind[], context: Recor
     covered.map((k) => fillNamespace(k.namespace, context, k.name)).map((ns) => [JSON.stringify(ns), ns]),
   );
   const scope: ContextScope = { prefixes: [], namespaces: [] };
-  for (const ns of unique.values()) (holdsOthers(kinds, ns) ? scope.namespaces : scope.prefixes).push(ns);
+  for (const ns of unique.values()) (holdsOthers(kinds, ns, context) ? scope.namespaces : scope.prefixes).push(ns);
   return scope;
 }
 
-/** Whether some kind's template is longer than `ns` and could fill its first labels as `ns`. */
-function holdsOthers(kinds: readonly RecallKind[], ns: string[]): boolean {
+/**
+ * Whether another context's namespaces may lie under `ns`: some kind's template is longer, could
+ * fill its first labels as `ns`, and below them names a key this context gives (`{userId}` under
+ * an org's `["o1"]`: other values are other users). One that names only keys the context leaves
+ * open (`{sessionId}` under a user's `["u1"]`) fills this context's namespaces, all of them.
+ */
+function holdsOthers(kinds: readonly RecallKind[], ns: string[], context: Record<string, string>): boolean {
   return kinds.some(
     (k) =>
       k.namespace.length > ns.length &&
-      ns.every((label, i) => isVariable(k.namespace[i] as string) || k.namespace[i] === label),
+      ns.every((label, i) => isVariable(k.namespace[i] as string) || k.namespace[i] === label) &&
+      templateVariables(k.namespace.slice(ns.length)).some((v) => context[v] !== undefined),
   );
 }
 
