@@ -148,8 +148,6 @@ class Reflection {
   private readonly log: Logger;
   /** What the prompt shows of the thread: the settings', until the model refuses one as too long. */
   private scope: PromptScope;
-  /** The last commit left turns sent for other kinds. */
-  private otherKinds = false;
 
   constructor(
     private readonly deps: ReflectDeps,
@@ -177,7 +175,7 @@ class Reflection {
         // Refused as too long: read again, a narrower batch.
         if (!decided) break;
         const status = await this.commit(batch, snapshots, decided.writes);
-        if (status === 'applied' && !this.goesOn()) return this.outcome;
+        if (status === 'applied' && !this.goesOn(batch)) return this.outcome;
         if (status === 'applied') break;
         // A moved cursor: another run applied these turns; read again from the new cursor.
         this.restart(status === 'duplicate' ? 'stale-cursor' : 'conflict');
@@ -307,7 +305,6 @@ class Reflection {
         return true;
       });
     outcome.backlog = pendingLeft && (batch.pending.length >= this.scope.maxTurns || batch.otherKinds);
-    this.otherKinds = batch.otherKinds;
     this.log.info(
       {
         turns: batch.turns.length,
@@ -329,10 +326,10 @@ class Reflection {
    * halving for every narrowed batch. The run stops once it has taken maxTurns, about what one
    * unnarrowed reflection takes, so a long backlog still goes to follow-ups, as before.
    */
-  private goesOn(): boolean {
+  private goesOn(batch: Batch): boolean {
     const { maxTurns } = this.deps.settings;
     const narrowed = this.scope.maxTurns < maxTurns;
-    if (!this.outcome.backlog || !(narrowed || this.otherKinds) || this.outcome.turns >= maxTurns) return false;
+    if (!this.outcome.backlog || !(narrowed || batch.otherKinds) || this.outcome.turns >= maxTurns) return false;
     this.outcome.backlog = false;
     this.log.debug({ turns: this.outcome.turns, scope: this.scope.maxTurns }, 'reflecting the next narrowed batch');
     return true;
