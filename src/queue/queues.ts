@@ -137,13 +137,13 @@ export function scheduleReflection(queue: EngramQueue<'reflection'>, threadId: s
  * A thread's delayed job moved to `delayMs` from now: turns with a shorter window than the one
  * it was added with. Only a job waiting out its debounce: one waiting out a failed attempt's
  * backoff keeps it (BullMQ's own `reschedule` moves either), a running one is left alone, and one
- * that is gone is the next turn's to ask for. Three reads and a write, only on such turns.
+ * that is gone is the next turn's to ask for. Two reads and a write, only on such turns.
  */
 export async function rescheduleReflection(queue: EngramQueue<'reflection'>, threadId: string, delayMs: number) {
   const id = await queue.getDeduplicationJobId(threadId);
   const job = id ? await queue.getJob(id) : undefined;
-  if (!job || job.attemptsMade > 0 || !(await job.isDelayed())) return;
-  // Taken by a worker, or removed, since: nothing to move.
+  if (!job || job.attemptsMade > 0) return;
+  // Not delayed (taken by a worker, or removed, since): nothing to move.
   await job.changeDelay(delayMs).catch((err: unknown) => {
     if (!(err instanceof Error && /is not in the delayed state|Missing key for job/.test(err.message))) throw err;
   });
