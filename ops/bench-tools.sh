@@ -4,6 +4,8 @@
 # running as root, as on this project's development and CI machines; elsewhere it says what to
 # install rather than calling sudo from an npm script.
 set -euo pipefail
+# apt-get waits up to 10 minutes for the package lock (DPkg::Lock::Timeout) rather than failing
+# at once: another install, or unattended-upgrades on a fresh machine, may hold it.
 log() { echo "[ops/bench-tools] $*" >&2; }
 
 command -v wrk >/dev/null && exit 0
@@ -12,4 +14,4 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   exit 1
 fi
 log "installing wrk"
-apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }
+apt-get -o DPkg::Lock::Timeout=600 install -y -q wrk || { apt-get -o DPkg::Lock::Timeout=600 update -q && apt-get -o DPkg::Lock::Timeout=600 install -y -q wrk; }

@@ -3,6 +3,8 @@
 # Idempotent: every step checks first and is skipped when already done, so CI and developers
 # can run it on every start. Needs root (apt-get, make install); prints what it does.
 set -euo pipefail
+# apt-get waits up to 10 minutes for the package lock (DPkg::Lock::Timeout) rather than failing
+# at once: another install, or unattended-upgrades on a fresh machine, may hold it.
 
 PGHOST_ADDR="${ENGRAM_PG_HOST:-127.0.0.1}"
 PGPORT_NUM="${ENGRAM_PG_PORT:-5432}"
@@ -25,7 +27,7 @@ wait_for() { # wait_for <what> <command...>: up to 30 s
 if redis-cli -p "$REDIS_PORT_NUM" ping >/dev/null 2>&1; then
   log "redis: up on port $REDIS_PORT_NUM"
 else
-  command -v redis-server >/dev/null || { log "installing redis-server"; as_root apt-get install -y -q redis-server; }
+  command -v redis-server >/dev/null || { log "installing redis-server"; as_root apt-get -o DPkg::Lock::Timeout=600 install -y -q redis-server; }
   log "redis: starting on port $REDIS_PORT_NUM"
   mkdir -p /var/lib/redis /var/log/redis
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT_NUM" --save "" \
@@ -71,14 +73,14 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
   fi
   # Update only the lists we need: other configured repositories may be unreachable here.
-  as_root apt-get update -q -o Dir::Etc::sourcelist="$src_list" -o Dir::Etc::sourceparts=- \
+  as_root apt-get -o DPkg::Lock::Timeout=600 update -q -o Dir::Etc::sourcelist="$src_list" -o Dir::Etc::sourceparts=- \
     -o APT::Get::List-Cleanup=0
-  as_root apt-get install -y -q --no-install-recommends "postgresql-server-dev-$PG_MAJOR" make gcc dpkg-dev \
-    || { as_root apt-get update -q || true; as_root apt-get install -y -q --no-install-recommends "postgresql-server-dev-$PG_MAJOR" make gcc dpkg-dev; }
+  as_root apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "postgresql-server-dev-$PG_MAJOR" make gcc dpkg-dev \
+    || { as_root apt-get -o DPkg::Lock::Timeout=600 update -q || true; as_root apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "postgresql-server-dev-$PG_MAJOR" make gcc dpkg-dev; }
   as_root mkdir -p "$PGVECTOR_SRC_DIR"
   cd "$PGVECTOR_SRC_DIR"
   if ! ls -d pgvector-*/ >/dev/null 2>&1; then
-    as_root apt-get source -q pgvector
+    as_root apt-get -o DPkg::Lock::Timeout=600 source -q pgvector
   fi
   cd "$(ls -d pgvector-*/ | sort -V | tail -n 1)"
   as_root make -s PG_CONFIG="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config" OPTFLAGS=""
