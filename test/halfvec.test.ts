@@ -52,3 +52,30 @@ describe.each(backends)('half-precision vectors on $name', (backend) => {
     );
   });
 });
+
+/**
+ * An embedder may answer at any scale a float4 holds; halfvec holds at most 65,504 per element.
+ * Vectors go to Postgres at unit length (cosine ignores length), so a large-scale answer is
+ * stored, and ranks, as its direction.
+ */
+describe.each(backends)('half-precision vectors of a large-scale embedder on $name', (backend) => {
+  let f: StoreFixture;
+  beforeAll(async () => {
+    f = await openStore(backend, { vectorStorage: 'half' });
+  });
+  afterAll(async () => f?.close());
+
+  it('stores elements past halfvec range, and finds them by direction', async () => {
+    const scaled = (seed: number, by: number) => randomUnitVector(seed).map((x) => x * by);
+    f.embedder.fixed.set('loud', scaled(3, 1e6));
+    f.embedder.fixed.set('quiet', scaled(4, 1));
+    await f.store.batch([
+      { op: 'put', namespace: ['scale'], key: 'loud', value: { content: 'loud' } },
+      { op: 'put', namespace: ['scale'], key: 'quiet', value: { content: 'quiet' } },
+    ]);
+    f.embedder.fixed.set('find loud', scaled(3, 1e-3));
+    const hits = await f.store.search({ namespacePrefix: ['scale'], query: 'find loud', limit: 2 });
+    expect(hits.map((h) => h.key)).toEqual(['loud', 'quiet']);
+    expect(hits[0]?.score).toBeCloseTo(1, 2);
+  });
+});
