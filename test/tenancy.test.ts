@@ -140,6 +140,36 @@ describe('tenant-scoped API keys', () => {
     }
   });
 
+  it("refuses an operator's context.tenant that is no tenant name on every route that takes a context", async () => {
+    const context = { userId: 'u1', tenant: 'Acme Corp' };
+    const refused = [
+      await call('POST', '/v1/tools/apply', KEYS.ops, {
+        context,
+        op: { op: 'insert', kind: 'memory', document: { content: 'nobody can read this' } },
+        actor: 'tool:manage_memory',
+      }),
+      await call('POST', '/v1/recall', KEYS.ops, { context, query: 'anything' }),
+      // An export that is not refused answers NDJSON: read as text, so the status is what fails.
+      await fetch(`${h.url}/v1/export?context=${encodeURIComponent(JSON.stringify(context))}`, {
+        headers: { authorization: `Bearer ${KEYS.ops}` },
+      }).then(async (r) => ({ status: r.status, body: JSON.parse((await r.text()).split('\n')[0] as string) })),
+      await call('POST', '/v1/erase', KEYS.ops, { context }),
+    ];
+    for (const res of refused) {
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatch(
+        /^context\.tenant "Acme Corp" is not a tenant name: it must be 1 to 64 characters/,
+      );
+    }
+    // The tool write above would have filed a memory under a first label no key can hold.
+    const listed = await call('POST', '/v1/store/namespaces', KEYS.ops, { prefix: ['Acme Corp'] });
+    expect(listed.body.namespaces).toEqual([]);
+    // A tenant name is taken as before.
+    expect(
+      (await call('POST', '/v1/recall', KEYS.ops, { context: { userId: 'u1', tenant: 'acme' }, query: 'x' })).status,
+    ).toBe(200);
+  });
+
   it('confines the store API: writes, reads, searches, listings and batches', async () => {
     expect(
       (
