@@ -271,6 +271,14 @@ describe('tenant-scoped API keys', () => {
     expect((await fetch(`${h.url}/admin/queues`, { headers: { authorization: right } })).status).toBe(200);
     expect((await fetch(`${h.url}/admin/queues/api/queues`, { headers: { authorization: right } })).status).toBe(200);
     expect((await fetch(`${h.url}/admin/queues/api/queues`)).status).toBe(401);
+    // The scheme's name is case-insensitive (RFC 9110), as Bearer's is on /v1.
+    const credentials = Buffer.from('admin:board-password').toString('base64');
+    for (const scheme of ['basic', 'BASIC'])
+      expect(
+        (await fetch(`${h.url}/admin/memories`, { headers: { authorization: `${scheme} ${credentials}` } })).status,
+      ).toBe(200);
+    for (const authorization of [`Bearer ${credentials}`, `Basic ${credentials}x`, `Basic${credentials}`, credentials])
+      expect((await fetch(`${h.url}/admin/memories`, { headers: { authorization } })).status).toBe(401);
   });
 
   it("a tenant's key opens no admin page, and the routes without a key name no tenant", async () => {
