@@ -140,6 +140,36 @@ describe('tenant-scoped API keys', () => {
     }
   });
 
+  it("refuses an operator's context.tenant that is no tenant name on every route that takes a context", async () => {
+    const context = { userId: 'u1', tenant: 'Acme Corp' };
+    const refused = [
+      await call('POST', '/v1/tools/apply', KEYS.ops, {
+        context,
+        op: { op: 'insert', kind: 'memory', document: { content: 'nobody can read this' } },
+        actor: 'tool:manage_memory',
+      }),
+      await call('POST', '/v1/recall', KEYS.ops, { context, query: 'anything' }),
+      // An export that is not refused answers NDJSON: read as text, so the status is what fails.
+      await fetch(`${h.url}/v1/export?context=${encodeURIComponent(JSON.stringify(context))}`, {
+        headers: { authorization: `Bearer ${KEYS.ops}` },
+      }).then(async (r) => ({ status: r.status, body: JSON.parse((await r.text()).split('\n')[0] as string) })),
+      await call('POST', '/v1/erase', KEYS.ops, { context }),
+    ];
+    for (const res of refused) {
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatch(
+        /^context\.tenant "Acme Corp" is not a tenant name: it must be 1 to 64 characters/,
+      );
+    }
+    // The tool write above would have filed a memory under a first label no key can hold.
+    const listed = await call('POST', '/v1/store/namespaces', KEYS.ops, { prefix: ['Acme Corp'] });
+    expect(listed.body.namespaces).toEqual([]);
+    // A tenant name is taken as before.
+    expect(
+      (await call('POST', '/v1/recall', KEYS.ops, { context: { userId: 'u1', tenant: 'acme' }, query: 'x' })).status,
+    ).toBe(200);
+  });
+
   it('confines the store API: writes, reads, searches, listings and batches', async () => {
     expect(
       (
@@ -241,6 +271,14 @@ describe('tenant-scoped API keys', () => {
     expect((await fetch(`${h.url}/admin/queues`, { headers: { authorization: right } })).status).toBe(200);
     expect((await fetch(`${h.url}/admin/queues/api/queues`, { headers: { authorization: right } })).status).toBe(200);
     expect((await fetch(`${h.url}/admin/queues/api/queues`)).status).toBe(401);
+    // The scheme's name is case-insensitive (RFC 9110), as Bearer's is on /v1.
+    const credentials = Buffer.from('admin:board-password').toString('base64');
+    for (const scheme of ['basic', 'BASIC'])
+      expect(
+        (await fetch(`${h.url}/admin/memories`, { headers: { authorization: `${scheme} ${credentials}` } })).status,
+      ).toBe(200);
+    for (const authorization of [`Bearer ${credentials}`, `Basic ${credentials}x`, `Basic${credentials}`, credentials])
+      expect((await fetch(`${h.url}/admin/memories`, { headers: { authorization } })).status).toBe(401);
   });
 
   it("a tenant's key opens no admin page, and the routes without a key name no tenant", async () => {

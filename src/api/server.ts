@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { maxHeaderSize } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -7,6 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from '../observability/logger.js';
 import { everyQueue, type EngramQueues } from '../queue/queues.js';
 import { TimeoutError, withTimeout } from '../with-timeout.js';
+import { requireAdminPassword } from './admin/basic-auth.js';
 import { boardErrorHandler, boardInputChecks, boardRefusalsAsText, boardSameOrigin } from './admin/board-guard.js';
 import { memoryBrowser } from './admin/memory-browser.js';
 import { clientErrorHandler } from './client-errors.js';
@@ -180,23 +180,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   board.setBasePath('/admin/queues');
   await app.register(async (admin) => {
     admin.addHook('onRoute', documentBoard(!!deps.adminPassword));
-    if (deps.adminPassword) {
-      const expected = createHash('sha256')
-        .update(`Basic ${Buffer.from(`admin:${deps.adminPassword}`).toString('base64')}`)
-        .digest();
-      admin.addHook('onRequest', async (request, reply) => {
-        // Compared as digests in constant time: the time taken says nothing about the password.
-        const given = createHash('sha256')
-          .update(request.headers.authorization ?? '')
-          .digest();
-        if (!timingSafeEqual(given, expected)) {
-          return reply
-            .status(401)
-            .header('www-authenticate', 'Basic realm="engram admin"')
-            .send({ error: 'authentication required' });
-        }
-      });
-    }
+    if (deps.adminPassword) requireAdminPassword(admin, deps.adminPassword);
     boardSameOrigin(admin, '/admin/queues');
     boardRefusalsAsText(admin, '/admin/queues/');
     boardInputChecks(admin, '/admin/queues/api/');

@@ -111,10 +111,19 @@ export class Tenancy {
     return out as T;
   }
 
-  /** The context of enqueued turns carries the tenant, so namespace templates can start with it. */
+  /**
+   * The context of enqueued turns carries the tenant, so namespace templates can start with it.
+   * An operator's key names the tenant itself: a name no key could hold would fill namespaces no
+   * tenant can reach (a tool write left there for good, a recall or erase of nobody that answers
+   * 200), so it is refused here, for every route that takes a context, as it is for turns.
+   */
   stampContext(request: FastifyRequest, context: Record<string, string>): Record<string, string> {
     const tenant = this.tenantOf(request);
-    if (!tenant || tenant === ALL_TENANTS) return context;
+    if (!tenant) return context;
+    if (tenant === ALL_TENANTS) {
+      if (context.tenant !== undefined) checkTenantName(context.tenant);
+      return context;
+    }
     if (context.tenant !== undefined && context.tenant !== tenant) {
       throw new AuthError(`context.tenant "${context.tenant}" is not your tenant`, true);
     }
@@ -134,12 +143,7 @@ export class Tenancy {
     if (!owner) throw new InputError("an operator key must name the thread's tenant in context.tenant");
     // Checked here, not left to the reflection job: turns filed under a name its payload schema
     // refuses would be buffered and accepted, then the job would fail as unrecoverable, for good.
-    const name = tenantNameSchema.safeParse(owner);
-    if (!name.success)
-      throw new InputError(
-        `context.tenant ${JSON.stringify(owner)} is not a tenant name: it ${name.error.issues[0]?.message}`,
-        name.error.issues,
-      );
+    checkTenantName(owner);
     return `${owner}/${threadId}`;
   }
 
@@ -148,6 +152,16 @@ export class Tenancy {
     if (this.tenants && !request.tenant) throw new AuthError('a valid API key is required', false);
     return request.tenant;
   }
+}
+
+/** An operator's `context.tenant`: a name `API_KEYS` could give a tenant (400 otherwise). */
+function checkTenantName(owner: string): void {
+  const name = tenantNameSchema.safeParse(owner);
+  if (!name.success)
+    throw new InputError(
+      `context.tenant ${JSON.stringify(owner)} is not a tenant name: it ${name.error.issues[0]?.message}`,
+      name.error.issues,
+    );
 }
 
 /**
