@@ -71,6 +71,16 @@ export interface ConsolidationOutcome {
   stopped?: DependencyAway;
 }
 
+export const emptyOutcome = (): ConsolidationOutcome => ({
+  expired: 0,
+  namespaces: 0,
+  merged: 0,
+  modelCalls: 0,
+  usage: noUsage(),
+  conflicts: 0,
+  failed: 0,
+});
+
 /**
  * One consolidation pass: expire memories past their TTL (with history rows), then merge
  * near-duplicates in the namespaces written since their last pass. Candidates come from vector
@@ -86,16 +96,9 @@ export async function consolidate(
   log: Logger,
   merge?: MergeSettings,
   signal?: AbortSignal,
+  /** Filled as the pass goes: a caller counts what a pass that fails part way did (scheduler.ts). */
+  outcome: ConsolidationOutcome = emptyOutcome(),
 ): Promise<ConsolidationOutcome> {
-  const outcome: ConsolidationOutcome = {
-    expired: 0,
-    namespaces: 0,
-    merged: 0,
-    modelCalls: 0,
-    usage: noUsage(),
-    conflicts: 0,
-    failed: 0,
-  };
   for (;;) {
     const swept = await store.sweepExpired(actor);
     outcome.expired += swept;
