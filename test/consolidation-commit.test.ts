@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { consolidate, type MergeSettings } from '../src/memory/consolidate.js';
+import { defaultKinds, defineKind } from '../src/memory/kinds.js';
+import { MemoryManager } from '../src/memory/manager.js';
+import { tables } from '../src/store/sql.js';
+import { FakeModel, readPrompt, type ChatReply } from './fake-model/server.js';
+import { backends, openStore, type StoreFixture } from './helpers/backends.js';
+import { chatModelFor, silentLog } from './helpers/models.js';
+
+/**
+ * What a consolidation merge commits, beside the model's answer: which of its decisions stand
+ * when part of them fail. The fake embedding is a bag of words, so "User loves ramen" and "User
+ * really loves ramen" lie near each other, as do the two chess sentences.
+ */
+describe.each(backends)('a consolidation merge commits on $name', (backend) => {
+  const model = new FakeModel();
+  const note = defineKind({
+    name: 'note',
+    description: 'A note',
+    namespace: ['memories', '{userId}'],
+    schema: z.object({ content: z.string() }),
+  });
+  let f: StoreFixture;
+  let merge: MergeSettings;
+  beforeAll(async () => {
+    await model.start();
+    f = await openStore(backend);
+    merge = {
+      manager: new MemoryManager(chatModelFor(model), silentLog),
+      embedder: f.embedder,
+      kinds: [...defaultKinds, note],
+      maxDistance: 0.25,
+      maxNamespaces: 100,
+    };
+  });
+  afterAll(async () => {
+    await f?.close();
+    await model.stop();
+  });
+  beforeEach(async () => {
+    // Every namespace consolidated: each test's pass sees only its own memories.
+    model.chat = () => ({ content: 'no changes' });
+    for (let i = 0; i < 5 && (await pass()).namespaces > 0; i++);
+    model.chatRequests.length = 0;
+  });
+
+  const pass = () => consolidate(f.memories, 'consolidation:test', silentLog, merge);
+  const put = (user: string, key: string, content: string, kind = 'memory') =>
+    f.store.put({ namespace: ['memories', user], key, kind, value: { content } });
+  const keys = async (user: string) =>
+    (
+      await f.db.query<{ key: string }>(
+        `select key from ${tables(f.memories.schema).memories} where namespace = $1 order by 1`,
+        [['memories', user]],
+      )
+    ).rows.map((r) => r.key);
+  /** The model merges the first group's two memories. */
+  const mergeFirst: ChatReply = {
+    toolCalls: [
+      { name: 'update_memory', arguments: { id: 'm1', document: { content: 'User really loves ramen' } } },
+      { name: 'delete_memory', arguments: { id: 'm2' } },
+    ],
+  };
+
+  it("passes over only the memories of a filtered request, and commits the other kinds' merges", async () => {
+    await put('c1', 'k1', 'User loves ramen');
+    await put('c1', 'k2', 'User really loves ramen');
+    await put('c1', 'n1', 'User plays chess on Sundays', 'note');
+    await put('c1', 'n2', 'User plays chess on Sunday', 'note');
+    // The notes' request is filtered; the memories' merge stands.
+    model.chat = (request) =>
+      readPrompt(request).groups.some((g) => g.some((m) => m.kind === 'note'))
+        ? { status: 400, error: 'the prompt was filtered', code: 'content_filter' }
+        : mergeFirst;
+    expect(await pass()).toMatchObject({ namespaces: 1, merged: 1, failed: 1 });
+    expect(await keys('c1')).toEqual(['k1', 'n1', 'n2']);
+    // The filtered notes are passed over until they change: not asked about again.
+    model.chatRequests.length = 0;
+    await pass();
+    expect(model.chatRequests).toHaveLength(0);
+  });
+});
