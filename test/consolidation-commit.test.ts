@@ -55,6 +55,13 @@ describe.each(backends)('a consolidation merge commits on $name', (backend) => {
         [['memories', user]],
       )
     ).rows.map((r) => r.key);
+  const contents = async (user: string) =>
+    (
+      await f.db.query<{ content: string }>(
+        `select value->>'content' as content from ${tables(f.memories.schema).memories} where namespace = $1 order by 1`,
+        [['memories', user]],
+      )
+    ).rows.map((r) => r.content);
   /** The model merges the first group's two memories. */
   const mergeFirst: ChatReply = {
     toolCalls: [
@@ -79,5 +86,46 @@ describe.each(backends)('a consolidation merge commits on $name', (backend) => {
     model.chatRequests.length = 0;
     await pass();
     expect(model.chatRequests).toHaveLength(0);
+  });
+
+  it('does not write an erased text over keys put again after the erase', async () => {
+    await put('e1', 'k1', 'User loves ramen');
+    await put('e1', 'k2', 'User really loves ramen');
+    // While the model decides, the user's memories are erased and the same keys put again: they
+    // start over at version 1, the versions the merge read.
+    model.chat = async () => {
+      await f.memories.erase({ prefixes: [['memories', 'e1']], threads: [], actor: 'api', scope: {} });
+      await put('e1', 'k1', 'User is vegan');
+      await put('e1', 'k2', 'User drinks tea');
+      return mergeFirst;
+    };
+    expect(await pass()).toMatchObject({ merged: 0, conflicts: 1 });
+    expect(await contents('e1')).toEqual(['User drinks tea', 'User is vegan']);
+  });
+
+  it('leaves out a memory invalidated after the candidates were read', async () => {
+    await put('i1', 'k1', 'User loves ramen');
+    await put('i1', 'k2', 'User really loves ramen');
+    // A reflection says k2 no longer holds just after the candidates were read: its text must not
+    // be carried into k1, which still holds.
+    const store = new Proxy(f.memories, {
+      get(target, prop, receiver) {
+        if (prop !== 'nearDuplicateCandidates') return Reflect.get(target, prop, receiver) as unknown;
+        return async (...args: Parameters<typeof target.nearDuplicateCandidates>) => {
+          const found = await target.nearDuplicateCandidates(...args);
+          await target.apply({
+            actor: 'reflection:test',
+            writes: [{ op: 'invalidate', namespace: ['memories', 'i1'], key: 'k2' }],
+          });
+          return found;
+        };
+      },
+    });
+    model.chat = () => mergeFirst;
+    expect(await consolidate(store, 'consolidation:test', silentLog, merge)).toMatchObject({
+      merged: 0,
+      modelCalls: 0,
+    });
+    expect(await contents('i1')).toEqual(['User loves ramen', 'User really loves ramen']);
   });
 });

@@ -2,14 +2,13 @@ import { PermanentError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
 import { noUsage, type TokenUsage, type UsageSink } from '../observability/usage.js';
 import type { Logger } from '../observability/logger.js';
-import type { Write } from '../store/change-set.js';
 import type { MemoryDb } from '../store/memory-db.js';
 import type { ChangedMemory, ChangedNamespace, ConsolidationMark } from '../store/near-duplicates.js';
-import type { Namespace } from '../store/types.js';
 import { canMerge, type MemoryKind } from './kinds.js';
 import type { MemoryManager } from './manager.js';
+import { mergeChange } from './merge-commit.js';
+import { readGroups } from './merge-groups.js';
 import { decideMerges, type MergeRun } from './merge-decisions.js';
-import type { ExistingMemory } from './tool-calls.js';
 
 /** How much one pass looks at, per namespace. */
 export interface MergeLimits {
@@ -158,7 +157,7 @@ async function mergeNamespace(
   });
   const { groups: keyGroups, taken } = groupCandidates(found.changed, limits);
   const mark = () => store.markConsolidated(ns.namespace, markThrough(found, taken));
-  const groups = await readGroups(store, ns.namespace, keyGroups);
+  const { groups, members } = await readGroups(store, ns.namespace, keyGroups);
   if (groups.length === 0) return mark();
 
   const run: MergeRun = { merge, ns, actor, outcome, log, signal, passedOver: false };
@@ -171,7 +170,7 @@ async function mergeNamespace(
   // Each update and delete compares its memory's version: other writes to the namespace while
   // the model decided (a chatty user's reflections) do not touch what the merge rewrites, and
   // must not turn every pass of a busy namespace into a conflict.
-  const applied = await store.apply({ actor, writes, guards: keptOf(groups, writes) });
+  const applied = await store.apply({ actor, ...mergeChange(groups, members, writes) });
   if (applied.status !== 'applied') {
     outcome.conflicts++;
     log.info(
@@ -198,21 +197,6 @@ function markThrough(
   return last && (taken < found.changed.length || found.more)
     ? { at: last.changedAt, key: last.key }
     : { at: found.horizon, key: '' };
-}
-
-/** The groups' memories as the model is shown them; a group left with one memory is no group. */
-async function readGroups(store: MemoryDb, namespace: Namespace, keyGroups: string[][]): Promise<ExistingMemory[][]> {
-  if (keyGroups.length === 0) return [];
-  const items = await store.getMany(keyGroups.flat().map((key) => ({ namespace, key })));
-  const byKey = new Map(items.flatMap((m) => (m ? [[m.key, m] as const] : [])));
-  return keyGroups
-    .map((keys) =>
-      keys.flatMap((key): ExistingMemory[] => {
-        const m = byKey.get(key);
-        return m ? [{ namespace, key, kind: m.kind, version: m.version, document: m.value }] : [];
-      }),
-    )
-    .filter((g) => g.length > 1);
 }
 
 /**
@@ -255,17 +239,3 @@ function join(
 }
 
 const distinct = (groupOf: Map<string, string[]>) => [...new Set(groupOf.values())];
-
-/**
- * The memories a merge keeps in the groups it changes, at the versions read: deleting k2 as a
- * repeat of k1 relies on k1 still saying it (deleted or rewritten meanwhile, the group would be
- * lost). Groups the model left alone need no guard.
- */
-function keptOf(groups: ExistingMemory[][], writes: Write[]) {
-  const written = new Set(writes.map((w) => w.key));
-  return groups
-    .filter((g) => g.some((m) => written.has(m.key)))
-    .flatMap((g) =>
-      g.filter((m) => !written.has(m.key)).map((m) => ({ namespace: m.namespace, key: m.key, version: m.version })),
-    );
-}
