@@ -128,4 +128,53 @@ describe.each(backends)('a consolidation merge commits on $name', (backend) => {
     });
     expect(await contents('i1')).toEqual(['User loves ramen', 'User really loves ramen']);
   });
+
+  describe('lifetimes', () => {
+    const HOUR = 3_600_000;
+    const putFor = (user: string, key: string, content: string, ttl: number | null) =>
+      f.store.put({ namespace: ['memories', user], key, value: { content }, ttl });
+    const expiries = async (user: string) =>
+      Object.fromEntries(
+        (
+          await f.db.query<{ key: string; left: number | null }>(
+            `select key, extract(epoch from expires_at - now()) * 1000 as left
+               from ${tables(f.memories.schema).memories} where namespace = $1`,
+            [['memories', user]],
+          )
+        ).rows.map((r) => [r.key, r.left === null ? null : Number(r.left)]),
+      );
+
+    it('a rewrite that takes in a memory that never expires never expires', async () => {
+      await putFor('l1', 'k1', 'User loves ramen', HOUR);
+      await putFor('l1', 'k2', 'User really loves ramen', null);
+      model.chat = () => mergeFirst;
+      expect(await pass()).toMatchObject({ merged: 1 });
+      expect(await expiries('l1')).toEqual({ k1: null });
+    });
+
+    it('a rewrite lives at least as long as the longest-lived memory it takes in', async () => {
+      await putFor('l2', 'k1', 'User loves ramen', HOUR);
+      await putFor('l2', 'k2', 'User really loves ramen', 10 * HOUR);
+      model.chat = () => mergeFirst;
+      expect(await pass()).toMatchObject({ merged: 1 });
+      expect((await expiries('l2')).k1).toBeGreaterThan(9 * HOUR);
+    });
+
+    it('a repeat that outlives the memory kept beside it is not deleted', async () => {
+      await putFor('l3', 'k1', 'User loves ramen', HOUR);
+      await putFor('l3', 'k2', 'User really loves ramen', null);
+      await putFor('l3', 'k3', 'User plays chess on Sundays', null);
+      await putFor('l3', 'k4', 'User plays chess on Sunday', HOUR);
+      // Each group's second memory deleted as a repeat of its first, kept as it is: the ramen
+      // repeat never expires, so it stays; the chess repeat expires first, so it goes.
+      model.chat = () => ({
+        toolCalls: [
+          { name: 'delete_memory', arguments: { id: 'm2' } },
+          { name: 'delete_memory', arguments: { id: 'm4' } },
+        ],
+      });
+      expect(await pass()).toMatchObject({ merged: 1 });
+      expect(Object.keys(await expiries('l3')).sort()).toEqual(['k1', 'k2', 'k3']);
+    });
+  });
 });

@@ -1,4 +1,4 @@
-import type { Write } from '../store/change-set.js';
+import type { Ttl, Write } from '../store/change-set.js';
 import type { MergeMember } from '../store/merge-members.js';
 import type { ExistingMemory } from './tool-calls.js';
 
@@ -6,16 +6,56 @@ import type { ExistingMemory } from './tool-calls.js';
  * A merge's writes as committed, and the guards they rely on. Each write also compares the
  * memory's last history row: an erase removes a namespace's history, so a key put again after
  * it starts over at version 1, and a version alone would let the merge write the erased text
- * over the new memory.
+ * over the new memory. What a merge folds together lives as long as the longest-lived of it:
+ * a TTL bounds how long a fact is kept, and a merge must not shorten it.
  */
-export function mergeChange(groups: ExistingMemory[][], members: Map<string, MergeMember>, writes: Write[]) {
+export function mergeChange(groups: ExistingMemory[][], members: Map<string, MergeMember>, decided: Write[]) {
+  const groupOf = new Map(groups.flatMap((g) => g.map((m) => [m.key, g] as const)));
+  const rewritten = new Set(decided.flatMap((w) => (w.op === 'put' ? [groupOf.get(w.key)] : [])));
+  const deletedAll = new Set(decided.flatMap((w) => (w.op === 'delete' ? [w.key] : [])));
+  const lifeOf = (key: string) => expiry(members.get(key));
+  // A repeat deleted with nothing rewritten (its group kept as it is) that outlives every memory
+  // kept beside it stays: the fact would otherwise go when the shorter-lived one expires.
+  const writes = decided.filter((w) => {
+    const group = groupOf.get(w.key);
+    if (w.op !== 'delete' || !group || rewritten.has(group)) return true;
+    const kept = group.filter((m) => !deletedAll.has(m.key)).map((m) => lifeOf(m.key));
+    return Math.max(...kept) >= lifeOf(w.key);
+  });
+  const deleted = new Set(writes.flatMap((w) => (w.op === 'delete' ? [w.key] : [])));
   return {
     writes: writes.map((w): Write => {
       const member = members.get(w.key);
-      return member && (w.op === 'put' || w.op === 'delete') ? { ...w, ifLastChange: member.lastChange } : w;
+      if (!member || (w.op !== 'put' && w.op !== 'delete')) return w;
+      const checked = { ...w, ifLastChange: member.lastChange };
+      if (checked.op !== 'put') return checked;
+      const absorbed = (groupOf.get(w.key) ?? []).flatMap((m) => {
+        const took = members.get(m.key);
+        return took && deleted.has(m.key) ? [took] : [];
+      });
+      return { ...checked, ttl: lifetime(checked.ttl, member, absorbed) };
     }),
     guards: keptOf(groups, writes),
   };
+}
+
+/** When a memory expires, in ms; never: infinity. */
+const expiry = (m: MergeMember | undefined) => m?.expiresAtMs ?? Number.POSITIVE_INFINITY;
+
+/**
+ * The TTL of a rewrite that takes in `absorbed`: none if any of them never expires, else at
+ * least as long as the one that expires last (its duration from now, which reaches past its
+ * expiry, as a put renews it). Left as decided when the rewritten memory already lives longest.
+ */
+function lifetime(ttl: Ttl, rewritten: MergeMember, absorbed: MergeMember[]): Ttl {
+  if (absorbed.length === 0 || ttl === null) return ttl;
+  const longestAt = Math.max(...absorbed.map(expiry));
+  if (longestAt === Number.POSITIVE_INFINITY) return null;
+  const longest = absorbed.find((m) => expiry(m) === longestAt) as MergeMember;
+  // Rows older than migration 003 have no recorded duration: what is left of their life.
+  const duration = longest.ttlMs ?? Math.max(1, Math.ceil(longestAt - Date.now()));
+  if (ttl === 'keep') return expiry(rewritten) >= longestAt ? 'keep' : duration;
+  return Math.max(ttl, duration);
 }
 
 /**
