@@ -160,21 +160,47 @@ describe.each(backends)('a consolidation merge commits on $name', (backend) => {
       expect((await expiries('l2')).k1).toBeGreaterThan(9 * HOUR);
     });
 
-    it('a repeat that outlives the memory kept beside it is not deleted', async () => {
+    it('a repeat deleted beside a memory kept as it is hands it its life', async () => {
       await putFor('l3', 'k1', 'User loves ramen', HOUR);
       await putFor('l3', 'k2', 'User really loves ramen', null);
       await putFor('l3', 'k3', 'User plays chess on Sundays', null);
       await putFor('l3', 'k4', 'User plays chess on Sunday', HOUR);
       // Each group's second memory deleted as a repeat of its first, kept as it is: the ramen
-      // repeat never expires, so it stays; the chess repeat expires first, so it goes.
+      // repeat never expires, so the memory kept for it no longer does; the chess one kept its own.
       model.chat = () => ({
         toolCalls: [
           { name: 'delete_memory', arguments: { id: 'm2' } },
           { name: 'delete_memory', arguments: { id: 'm4' } },
         ],
       });
+      expect(await pass()).toMatchObject({ merged: 2 });
+      expect(await expiries('l3')).toEqual({ k1: null, k3: null });
+      expect(await f.store.get({ namespace: ['memories', 'l3'], key: 'k1' })).toMatchObject({
+        value: { content: 'User loves ramen' },
+      });
+    });
+  });
+
+  describe('validity', () => {
+    const putFrom = (user: string, key: string, content: string, validFrom: string) =>
+      f.store.put({ namespace: ['memories', user], key, value: { content }, validFrom });
+    const heldAt = async (user: string, asOf: string) =>
+      (await f.store.search({ namespacePrefix: ['memories', user], asOf })).map((i) => i.key).sort();
+
+    it('a rewrite holds from the earliest memory it takes in', async () => {
+      await putFrom('h1', 'k1', 'User loves ramen', '2026-06-01T00:00:00Z');
+      await putFrom('h1', 'k2', 'User really loves ramen', '2025-01-01T00:00:00Z');
+      model.chat = () => mergeFirst;
       expect(await pass()).toMatchObject({ merged: 1 });
-      expect(Object.keys(await expiries('l3')).sort()).toEqual(['k1', 'k2', 'k3']);
+      expect(await heldAt('h1', '2025-10-01T00:00:00Z')).toEqual(['k1']);
+    });
+
+    it('a repeat deleted beside a memory kept as it is hands it its validity', async () => {
+      await putFrom('h2', 'k1', 'User loves ramen', '2026-06-01T00:00:00Z');
+      await putFrom('h2', 'k2', 'User really loves ramen', '2025-01-01T00:00:00Z');
+      model.chat = () => ({ toolCalls: [{ name: 'delete_memory', arguments: { id: 'm2' } }] });
+      expect(await pass()).toMatchObject({ merged: 1 });
+      expect(await heldAt('h2', '2025-10-01T00:00:00Z')).toEqual(['k1']);
     });
   });
 });

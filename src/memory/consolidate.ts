@@ -160,7 +160,7 @@ async function mergeNamespace(
   const { groups, members } = await readGroups(store, ns.namespace, keyGroups);
   if (groups.length === 0) return mark();
 
-  const run: MergeRun = { merge, ns, actor, outcome, log, signal, passedOver: false };
+  const run: MergeRun = { merge, ns, actor, outcome, log, signal, members, passedOver: false };
   const writes = await decideMerges(run, groups);
   // Memories the model will not answer for: passed over (the mark moves past them) and counted.
   if (run.passedOver) outcome.failed++;

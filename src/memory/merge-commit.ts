@@ -1,27 +1,17 @@
 import type { Ttl, Write } from '../store/change-set.js';
 import type { MergeMember } from '../store/merge-members.js';
-import type { ExistingMemory } from './tool-calls.js';
+import type { ExistingMemory, ManagerOp } from './tool-calls.js';
 
 /**
  * A merge's writes as committed, and the guards they rely on. Each write also compares the
  * memory's last history row: an erase removes a namespace's history, so a key put again after
  * it starts over at version 1, and a version alone would let the merge write the erased text
- * over the new memory. What a merge folds together lives as long as the longest-lived of it:
- * a TTL bounds how long a fact is kept, and a merge must not shorten it.
+ * over the new memory. What a merge folds together is kept as long as the longest-lived of it
+ * (a TTL bounds how long a fact is kept) and holds from the earliest (what `asOf` finds): a
+ * merge changes how a fact is kept, and must not narrow either.
  */
-export function mergeChange(groups: ExistingMemory[][], members: Map<string, MergeMember>, decided: Write[]) {
+export function mergeChange(groups: ExistingMemory[][], members: Map<string, MergeMember>, writes: Write[]) {
   const groupOf = new Map(groups.flatMap((g) => g.map((m) => [m.key, g] as const)));
-  const rewritten = new Set(decided.flatMap((w) => (w.op === 'put' ? [groupOf.get(w.key)] : [])));
-  const deletedAll = new Set(decided.flatMap((w) => (w.op === 'delete' ? [w.key] : [])));
-  const lifeOf = (key: string) => expiry(members.get(key));
-  // A repeat deleted with nothing rewritten (its group kept as it is) that outlives every memory
-  // kept beside it stays: the fact would otherwise go when the shorter-lived one expires.
-  const writes = decided.filter((w) => {
-    const group = groupOf.get(w.key);
-    if (w.op !== 'delete' || !group || rewritten.has(group)) return true;
-    const kept = group.filter((m) => !deletedAll.has(m.key)).map((m) => lifeOf(m.key));
-    return Math.max(...kept) >= lifeOf(w.key);
-  });
   const deleted = new Set(writes.flatMap((w) => (w.op === 'delete' ? [w.key] : [])));
   return {
     writes: writes.map((w): Write => {
@@ -33,10 +23,39 @@ export function mergeChange(groups: ExistingMemory[][], members: Map<string, Mer
         const took = members.get(m.key);
         return took && deleted.has(m.key) ? [took] : [];
       });
-      return { ...checked, ttl: lifetime(checked.ttl, member, absorbed) };
+      const earliest = Math.min(...absorbed.map((m) => m.validFromMs));
+      return {
+        ...checked,
+        ttl: lifetime(checked.ttl, member, absorbed),
+        ...(earliest < member.validFromMs ? { validFrom: new Date(earliest).toISOString() } : {}),
+      };
     }),
     guards: keptOf(groups, writes),
   };
+}
+
+/**
+ * A group the answer only deletes from (repeats of a memory kept as it is) where a repeat
+ * outlives every kept memory or held before all of them: the first kept memory is written too,
+ * its document unchanged, so that it takes over the repeat's life and validity (`mergeChange`).
+ * Dropped, the fact would go when the shorter-lived one expires, or no longer be found at the
+ * times only the repeat held.
+ */
+export function widenKept(groups: ExistingMemory[][], ops: ManagerOp[], members: Map<string, MergeMember>) {
+  const deleted = new Set(ops.flatMap((op) => (op.op === 'delete' ? [op.target.key] : [])));
+  const updated = new Set(ops.flatMap((op) => (op.op === 'update' ? [op.target.key] : [])));
+  const widened = groups.flatMap((group): ManagerOp[] => {
+    const kept = group.filter((m) => !deleted.has(m.key));
+    const repeats = group.flatMap((m) => (deleted.has(m.key) ? [members.get(m.key) as MergeMember] : []));
+    const first = kept[0];
+    if (!first || repeats.length === 0 || kept.some((m) => updated.has(m.key))) return [];
+    const keptMembers = kept.map((m) => members.get(m.key) as MergeMember);
+    const outlived = Math.max(...repeats.map(expiry)) > Math.max(...keptMembers.map(expiry));
+    const predated =
+      Math.min(...repeats.map((m) => m.validFromMs)) < Math.min(...keptMembers.map((m) => m.validFromMs));
+    return outlived || predated ? [{ op: 'update', target: first, document: first.document }] : [];
+  });
+  return [...ops, ...widened];
 }
 
 /** When a memory expires, in ms; never: infinity. */

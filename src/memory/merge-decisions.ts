@@ -3,8 +3,10 @@ import type { Write } from '../store/change-set.js';
 import type { ChangedNamespace } from '../store/near-duplicates.js';
 import { addUsage } from '../observability/usage.js';
 import type { Logger } from '../observability/logger.js';
+import type { MergeMember } from '../store/merge-members.js';
 import type { ConsolidationOutcome, MergeSettings } from './consolidate.js';
 import type { MemoryKind } from './kinds.js';
+import { widenKept } from './merge-commit.js';
 import { refusedAsTooLong } from './prompt-scope.js';
 import type { ExistingMemory, ManagerOp } from './tool-calls.js';
 import { toWrites } from './writes.js';
@@ -17,6 +19,8 @@ export interface MergeRun {
   outcome: ConsolidationOutcome;
   log: Logger;
   signal?: AbortSignal | undefined;
+  /** The groups' memories as read, by key: their lifetimes and validity (merge-commit.ts). */
+  members: Map<string, MergeMember>;
   /** Set when a request failed about its memories: they are passed over until they change. */
   passedOver: boolean;
 }
@@ -43,7 +47,7 @@ export async function decideMerges(run: MergeRun, groups: ExistingMemory[][]): P
 /** One kind's groups: the model's merges (asked in halves if need be) as writes, embedded. */
 async function decideKind(run: MergeRun, kind: MemoryKind, ofKind: ExistingMemory[][]): Promise<Write[]> {
   const { merge, ns, actor, outcome, signal } = run;
-  const ops = await mergeInHalves(run, ofKind, (groups) =>
+  const answered = await mergeInHalves(run, ofKind, (groups) =>
     merge.manager.merge({
       kind,
       groups,
@@ -62,7 +66,7 @@ async function decideKind(run: MergeRun, kind: MemoryKind, ofKind: ExistingMemor
     }),
   );
   return toWrites({
-    ops,
+    ops: widenKept(ofKind, answered, run.members),
     kinds: [kind],
     namespaceOf: () => ns.namespace,
     embedder: merge.embedder,

@@ -17,6 +17,8 @@ export interface MergeMember {
   invalidated: boolean;
   /** When it expires, in ms since the epoch; null: never. */
   expiresAtMs: number | null;
+  /** Since when it holds, in ms since the epoch. */
+  validFromMs: number;
   /** The duration it was given, renewed on writes and reads; null for rows older than migration 003. */
   ttlMs: number | null;
 }
@@ -41,9 +43,11 @@ export async function readMergeMembers(
     invalidated: boolean;
     expires_ms: unknown;
     ttl_ms: unknown;
+    valid_ms: unknown;
   }>(
     `select m.key, m.kind, m.version, m.value, m.invalid_at is not null as invalidated,
             extract(epoch from m.expires_at) * 1000 as expires_ms, m.ttl_ms,
+            extract(epoch from m.valid_from) * 1000 as valid_ms,
             (select h.id from ${t.history} h where h.namespace = m.namespace and h.key = m.key
               order by h.id desc limit 1) as last_change
        from ${t.memories} m
@@ -59,5 +63,6 @@ export async function readMergeMembers(
     invalidated: r.invalidated,
     expiresAtMs: r.expires_ms === null ? null : Number(r.expires_ms),
     ttlMs: r.ttl_ms === null ? null : Number(r.ttl_ms),
+    validFromMs: Number(r.valid_ms),
   }));
 }
