@@ -13,7 +13,7 @@ import { chatModelFor, silentLog } from './helpers/models.js';
  * when part of them fail. The fake embedding is a bag of words, so "User loves ramen" and "User
  * really loves ramen" lie near each other, as do the two chess sentences.
  */
-describe.each(backends)('a consolidation merge commits on $name', (backend) => {
+describe.each(backends)('what a consolidation pass commits on $name', (backend) => {
   const model = new FakeModel();
   const note = defineKind({
     name: 'note',
@@ -202,5 +202,28 @@ describe.each(backends)('a consolidation merge commits on $name', (backend) => {
       expect(await pass()).toMatchObject({ merged: 1 });
       expect(await heldAt('h2', '2025-10-01T00:00:00Z')).toEqual(['k1']);
     });
+  });
+
+  it('stops sweeping between batches when the pass is aborted', async () => {
+    for (const key of ['x1', 'x2', 'x3'])
+      await f.store.put({ namespace: ['memories', 's1'], key, value: { content: key }, ttl: 1 });
+    await new Promise((r) => setTimeout(r, 20));
+    // One expiry a batch, and the scheduler closing after the first.
+    const stopping = new AbortController();
+    const store = new Proxy(f.memories, {
+      get(target, prop, receiver) {
+        if (prop !== 'sweepExpired') return Reflect.get(target, prop, receiver) as unknown;
+        return async (actor: string) => {
+          const swept = await target.sweepExpired(actor, 1);
+          stopping.abort();
+          return swept;
+        };
+      },
+    });
+    await expect(consolidate(store, 'consolidation:test', silentLog, merge, stopping.signal)).rejects.toThrow();
+    const left = await f.db.query(`select 1 from ${tables(f.memories.schema).memories} where namespace = $1`, [
+      ['memories', 's1'],
+    ]);
+    expect(left.rowCount).toBe(2);
   });
 });

@@ -98,6 +98,9 @@ export async function consolidate(
   outcome: ConsolidationOutcome = emptyOutcome(),
 ): Promise<ConsolidationOutcome> {
   for (;;) {
+    // Between batches too: a backlog of expiries (a TTL set on a large store) is many batches,
+    // and a closing scheduler must not wait for all of them.
+    signal?.throwIfAborted();
     const swept = await store.sweepExpired(actor);
     outcome.expired += swept;
     if (swept === 0) break;
