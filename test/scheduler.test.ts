@@ -94,4 +94,29 @@ describe('scheduler', () => {
         timeoutMs: 10_000,
       });
   });
+
+  it('counts what a pass did when it fails part way', async () => {
+    const mergedSoFar = async () => (await h.runtime.metrics.consolidatedMerged.get()).values[0]?.value ?? 0;
+    const before = await mergedSoFar();
+    // Two namespaces in one transaction, so that one pass finds both: the first merges, the
+    // second's request is refused for its key, which fails the pass (a setup error) after the
+    // first one's merge committed.
+    let requests = 0;
+    h.model.chat = () => (requests++ === 0 ? mergeBoth() : { status: 401, error: 'invalid api key' });
+    await h.runtime.storeApi.batch(
+      ['u5', 'u6'].flatMap((user) =>
+        [
+          ['k1', 'User loves ramen'],
+          ['k2', 'User really loves ramen'],
+        ].map(([key, content]) => ({ op: 'put', namespace: ['memories', user], key, value: { content } })),
+      ),
+    );
+    await waitFor(async () => requests > 1, { timeoutMs: 10_000 });
+    const left = async () =>
+      (await memoryValues(h.runtime, ['memories', 'u5'])).length +
+      (await memoryValues(h.runtime, ['memories', 'u6'])).length;
+    expect(await left()).toBe(3);
+    // The merge is counted although its pass failed.
+    await waitFor(async () => (await mergedSoFar()) === before + 1, { timeoutMs: 5_000 });
+  });
 });

@@ -3,7 +3,7 @@ import type { RedisClient } from '../queue/connection.js';
 import cron from 'node-cron';
 import { redisUnavailable } from '../dependency-errors.js';
 import type { Logger } from '../observability/logger.js';
-import { consolidate, type ConsolidationOutcome, type MergeSettings } from '../memory/consolidate.js';
+import { consolidate, emptyOutcome, type ConsolidationOutcome, type MergeSettings } from '../memory/consolidate.js';
 import type { RedisHealth } from '../queue/connection.js';
 import type { EngramQueue } from '../queue/queues.js';
 import type { JobPayload } from '../queue/schemas.js';
@@ -54,22 +54,19 @@ export function startScheduler(opts: SchedulerOptions) {
   const worker = new Worker<JobPayload<'consolidation'>, ConsolidationOutcome, string>(
     'consolidation',
     async (job) => {
-      const outcome = await consolidate(
-        opts.store,
-        `consolidation:${job.id}`,
-        log.child({ jobId: job.id }),
-        opts.merge,
-        stopping.signal,
-      );
-      opts.metrics.consolidatedExpired.inc(outcome.expired);
-      opts.metrics.consolidatedMerged.inc(outcome.merged);
-      if (outcome.stopped) {
-        const { dependency, reason } = outcome.stopped;
-        opts.metrics.consolidationStopped.inc({ dependency, reason });
+      const jobLog = log.child({ jobId: job.id });
+      // Filled as the pass goes, and counted whether it completes or not: a pass that fails
+      // part way (a refused key at its tenth namespace, a shutdown) committed its earlier
+      // expiries and merges and spent its tokens all the same.
+      const outcome = emptyOutcome();
+      try {
+        return await consolidate(opts.store, `consolidation:${job.id}`, jobLog, opts.merge, stopping.signal, outcome);
+      } catch (err) {
+        jobLog.warn(outcome, 'consolidation pass failed part way; what it did so far');
+        throw err;
+      } finally {
+        count(opts.metrics, outcome);
       }
-      opts.metrics.modelTokens.inc({ type: 'prompt' }, outcome.usage.promptTokens);
-      opts.metrics.modelTokens.inc({ type: 'completion' }, outcome.usage.completionTokens);
-      return outcome;
     },
     // The queue's prefix: shard 0's hash tag when there are several shards (queues.ts).
     { connection: opts.connection, prefix: opts.queue.opts.prefix, concurrency: 1 },
@@ -92,4 +89,16 @@ export function enqueueTick(queue: EngramQueue<'consolidation'>, tickIso: string
   // Truncated to the second: replicas' ticks of one schedule agree; ':' is not allowed in ids.
   const second = tickIso.slice(0, 19).replace(/[:.]/g, '-');
   return queue.add('consolidate', { tick: tickIso }, { jobId: `tick-${second}` });
+}
+
+/** A pass's outcome in the metrics. */
+function count(metrics: Metrics, outcome: ConsolidationOutcome) {
+  metrics.consolidatedExpired.inc(outcome.expired);
+  metrics.consolidatedMerged.inc(outcome.merged);
+  if (outcome.stopped) {
+    const { dependency, reason } = outcome.stopped;
+    metrics.consolidationStopped.inc({ dependency, reason });
+  }
+  metrics.modelTokens.inc({ type: 'prompt' }, outcome.usage.promptTokens);
+  metrics.modelTokens.inc({ type: 'completion' }, outcome.usage.completionTokens);
 }

@@ -1,16 +1,14 @@
-import { ModelOutputError, PermanentError } from '../errors.js';
+import { PermanentError } from '../errors.js';
 import type { Embedder } from '../llm/embedder.js';
-import { addUsage, noUsage, type TokenUsage, type UsageSink } from '../observability/usage.js';
+import { noUsage, type TokenUsage, type UsageSink } from '../observability/usage.js';
 import type { Logger } from '../observability/logger.js';
-import type { Write } from '../store/change-set.js';
 import type { MemoryDb } from '../store/memory-db.js';
 import type { ChangedMemory, ChangedNamespace, ConsolidationMark } from '../store/near-duplicates.js';
-import type { Namespace } from '../store/types.js';
 import { canMerge, type MemoryKind } from './kinds.js';
 import type { MemoryManager } from './manager.js';
-import { refusedAsTooLong } from './prompt-scope.js';
-import type { ExistingMemory, ManagerOp } from './tool-calls.js';
-import { toWrites } from './writes.js';
+import { mergeChange } from './merge-commit.js';
+import { readGroups } from './merge-groups.js';
+import { decideMerges, type MergeRun } from './merge-decisions.js';
 
 /** How much one pass looks at, per namespace. */
 export interface MergeLimits {
@@ -71,6 +69,16 @@ export interface ConsolidationOutcome {
   stopped?: DependencyAway;
 }
 
+export const emptyOutcome = (): ConsolidationOutcome => ({
+  expired: 0,
+  namespaces: 0,
+  merged: 0,
+  modelCalls: 0,
+  usage: noUsage(),
+  conflicts: 0,
+  failed: 0,
+});
+
 /**
  * One consolidation pass: expire memories past their TTL (with history rows), then merge
  * near-duplicates in the namespaces written since their last pass. Candidates come from vector
@@ -86,17 +94,13 @@ export async function consolidate(
   log: Logger,
   merge?: MergeSettings,
   signal?: AbortSignal,
+  /** Filled as the pass goes: a caller counts what a pass that fails part way did (scheduler.ts). */
+  outcome: ConsolidationOutcome = emptyOutcome(),
 ): Promise<ConsolidationOutcome> {
-  const outcome: ConsolidationOutcome = {
-    expired: 0,
-    namespaces: 0,
-    merged: 0,
-    modelCalls: 0,
-    usage: noUsage(),
-    conflicts: 0,
-    failed: 0,
-  };
   for (;;) {
+    // Between batches too: a backlog of expiries (a TTL set on a large store) is many batches,
+    // and a closing scheduler must not wait for all of them.
+    signal?.throwIfAborted();
     const swept = await store.sweepExpired(actor);
     outcome.expired += swept;
     if (swept === 0) break;
@@ -156,27 +160,20 @@ async function mergeNamespace(
   });
   const { groups: keyGroups, taken } = groupCandidates(found.changed, limits);
   const mark = () => store.markConsolidated(ns.namespace, markThrough(found, taken));
-  const groups = await readGroups(store, ns.namespace, keyGroups);
+  const { groups, members } = await readGroups(store, ns.namespace, keyGroups);
   if (groups.length === 0) return mark();
 
-  let writes: Write[];
-  try {
-    writes = await decideMerges(merge, groups, ns, actor, outcome, log, signal);
-  } catch (err) {
-    if (!aboutContent(err)) throw err;
-    // A content filter, or documents the model cannot get right: every pass would fail the same
-    // way, so these memories are passed over until they change again.
-    outcome.failed++;
-    log.warn({ err }, 'merging near-duplicates failed for good; passed over until they change');
-    return mark();
-  }
+  const run: MergeRun = { merge, ns, actor, outcome, log, signal, members, passedOver: false };
+  const writes = await decideMerges(run, groups);
+  // Memories the model will not answer for: passed over (the mark moves past them) and counted.
+  if (run.passedOver) outcome.failed++;
   if (writes.length === 0) return mark();
 
   signal?.throwIfAborted();
   // Each update and delete compares its memory's version: other writes to the namespace while
   // the model decided (a chatty user's reflections) do not touch what the merge rewrites, and
   // must not turn every pass of a busy namespace into a conflict.
-  const applied = await store.apply({ actor, writes, guards: keptOf(groups, writes) });
+  const applied = await store.apply({ actor, ...mergeChange(groups, members, writes) });
   if (applied.status !== 'applied') {
     outcome.conflicts++;
     log.info(
@@ -203,111 +200,6 @@ function markThrough(
   return last && (taken < found.changed.length || found.more)
     ? { at: last.changedAt, key: last.key }
     : { at: found.horizon, key: '' };
-}
-
-/** The groups' memories as the model is shown them; a group left with one memory is no group. */
-async function readGroups(store: MemoryDb, namespace: Namespace, keyGroups: string[][]): Promise<ExistingMemory[][]> {
-  if (keyGroups.length === 0) return [];
-  const items = await store.getMany(keyGroups.flat().map((key) => ({ namespace, key })));
-  const byKey = new Map(items.flatMap((m) => (m ? [[m.key, m] as const] : [])));
-  return keyGroups
-    .map((keys) =>
-      keys.flatMap((key): ExistingMemory[] => {
-        const m = byKey.get(key);
-        return m ? [{ namespace, key, kind: m.kind, version: m.version, document: m.value }] : [];
-      }),
-    )
-    .filter((g) => g.length > 1);
-}
-
-/** One model call per kind with groups; their answers as writes, changed documents embedded. */
-async function decideMerges(
-  merge: MergeSettings,
-  groups: ExistingMemory[][],
-  ns: ChangedNamespace,
-  actor: string,
-  outcome: ConsolidationOutcome,
-  log: Logger,
-  signal?: AbortSignal,
-): Promise<Write[]> {
-  const writes: Write[] = [];
-  for (const kind of merge.kinds) {
-    const ofKind = groups.filter((g) => g[0]?.kind === kind.name);
-    if (ofKind.length === 0) continue;
-    const ops = await mergeInHalves(
-      ofKind,
-      (groups) =>
-        merge.manager.merge({
-          kind,
-          groups,
-          signal,
-          onUsage: (usage) => {
-            outcome.modelCalls++;
-            addUsage(outcome.usage, usage);
-            merge.usage?.record({
-              actor,
-              namespaces: [ns.namespace],
-              purpose: 'merge',
-              model: merge.manager.model,
-              ...usage,
-            });
-          },
-        }),
-      outcome,
-      log,
-    );
-    const kindWrites = await toWrites({
-      ops,
-      kinds: [kind],
-      namespaceOf: () => ns.namespace,
-      embedder: merge.embedder,
-      signal,
-      onEmbeddingUsage: (promptTokens, model) =>
-        merge.usage?.record({
-          actor,
-          namespaces: [ns.namespace],
-          purpose: 'embed-documents',
-          model,
-          promptTokens,
-          completionTokens: 0,
-        }),
-    });
-    writes.push(...kindWrites);
-  }
-  return writes;
-}
-
-/**
- * The model's merges of `groups`, asked in halves when it refuses them as longer than its
- * context: the groups are independent, so each half is a merge of its own. A group too long
- * alone is left as it is (the mark moves past it, as past a group the model filters: asked
- * again when one of its memories changes). At most 2n - 1 requests for n groups (maxGroups).
- */
-async function mergeInHalves(
-  groups: ExistingMemory[][],
-  ask: (groups: ExistingMemory[][]) => Promise<{ ops: ManagerOp[] }>,
-  outcome: ConsolidationOutcome,
-  log: Logger,
-): Promise<ManagerOp[]> {
-  try {
-    return keepOneOfEach(groups, (await ask(groups)).ops, log);
-  } catch (err) {
-    if (!refusedAsTooLong(err)) throw err;
-    // The refused request: a call made, with no usage to record.
-    outcome.modelCalls++;
-    if (groups.length === 1) {
-      const keys = (groups[0] ?? []).map((m) => m.key);
-      log.warn({ keys, refusal: err.message }, 'a group too long for the chat model to merge; passed over');
-      return [];
-    }
-    const half = Math.ceil(groups.length / 2);
-    log.info(
-      { groups: groups.length, refusal: err.message },
-      'merge prompt too long for the chat model: asked in halves',
-    );
-    const first = await mergeInHalves(groups.slice(0, half), ask, outcome, log);
-    return [...first, ...(await mergeInHalves(groups.slice(half), ask, outcome, log))];
-  }
 }
 
 /**
@@ -350,43 +242,3 @@ function join(
 }
 
 const distinct = (groupOf: Map<string, string[]>) => [...new Set(groupOf.values())];
-
-/**
- * A failure of these memories, not of the model's setup: passed over, not retried. A filter on
- * the answer or on the prompt, a merged document too long to embed (a prompt too long is asked
- * in halves first: mergeInHalves), an answer still invalid after its repair rounds. An answer cut at the output limit is the server's setting: the pass
- * stops.
- */
-function aboutContent(err: unknown): boolean {
-  return err instanceof ModelOutputError && err.aboutInput;
-}
-
-/**
- * The memories a merge keeps in the groups it changes, at the versions read: deleting k2 as a
- * repeat of k1 relies on k1 still saying it (deleted or rewritten meanwhile, the group would be
- * lost). Groups the model left alone need no guard.
- */
-function keptOf(groups: ExistingMemory[][], writes: Write[]) {
-  const written = new Set(writes.map((w) => w.key));
-  return groups
-    .filter((g) => g.some((m) => written.has(m.key)))
-    .flatMap((g) =>
-      g.filter((m) => !written.has(m.key)).map((m) => ({ namespace: m.namespace, key: m.key, version: m.version })),
-    );
-}
-
-/**
- * A merge keeps at least one memory of every group: deleting them all would drop a fact with
- * no conversation saying it is false. Such a group's operations are left out, the others stand.
- */
-function keepOneOfEach(groups: ExistingMemory[][], ops: ManagerOp[], log: Logger): ManagerOp[] {
-  const deleted = new Set(ops.flatMap((op) => (op.op === 'delete' ? [op.target] : [])));
-  const wiped = groups.filter((g) => g.every((m) => deleted.has(m)));
-  if (wiped.length === 0) return ops;
-  log.warn(
-    { groups: wiped.map((g) => g.map((m) => m.key)) },
-    'model deleted every memory of a group; that group is left as it was',
-  );
-  const spared = new Set(wiped.flat());
-  return ops.filter((op) => op.op === 'insert' || !spared.has(op.target));
-}

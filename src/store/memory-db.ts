@@ -6,6 +6,7 @@ import { isApplied, readCursor } from './change-sql.js';
 import { withSignal, type Db } from './db.js';
 import { eraseScope, type EraseCounts, type EraseRequest } from './erase.js';
 import { exportItems } from './export.js';
+import { readMergeMembers, type MergeMember } from './merge-members.js';
 import type { ExportedHistory, ExportedItem } from './export-format.js';
 import { restoreItems, type RestoredItem } from './restore.js';
 import {
@@ -225,6 +226,11 @@ export class MemoryDb {
 
   nearDuplicateCandidates(q: CandidateQuery): Promise<Candidates> {
     return nearDuplicateCandidates(this.db, this.t, q);
+  }
+
+  /** A merge's memories with their last history row and lifetime (merge-members.ts). */
+  mergeMembers(namespace: Namespace, keys: string[]): Promise<MergeMember[]> {
+    return readMergeMembers(this.db, this.t, namespace, keys);
   }
 
   markConsolidated(namespace: Namespace, mark: ConsolidationMark): Promise<void> {
