@@ -1,5 +1,5 @@
 import type { HistoryEntry, MemoryItem } from '../../store/types.js';
-import { documentDiff, jsonPreview } from './diff.js';
+import { DIFF_ROWS, documentDiff, jsonPreview } from './diff.js';
 import type { Notice } from './forms.js';
 import { html, type Html } from './html.js';
 import { breadcrumb, errorBox, hiddenNs, noticeBox, when } from './layout.js';
@@ -142,30 +142,31 @@ function diffTable(h: HistoryEntry): Html {
   // Only an expiry leaves a change with neither document: it takes the key's documents along.
   if (h.before === null && h.after === null)
     return html`<p class="muted">Not kept: the memory expired, and its documents went with it.</p>`;
-  const rows = documentDiff(h.before, h.after);
+  const { rows, more } = documentDiff(h.before, h.after);
   if (rows.length === 0) return html`<p class="muted">No change to the document.</p>`;
   return html`<table class="diff">
-    <caption class="muted">
-      Changes in v${h.version}
-    </caption>
-    <thead>
-      <tr>
-        <th scope="col">Field</th>
-        <th scope="col">Change</th>
-        <th scope="col">Before</th>
-        <th scope="col">After</th>
-      </tr>
-    </thead>
-    <tbody>
-      ${rows.map(
-        (r) =>
-          html`<tr class="${r.change}">
-            <td class="json">${r.path}</td>
-            <td class="change">${r.change}</td>
-            <td class="json">${'before' in r ? jsonPreview(r.before) : ''}</td>
-            <td class="json">${'after' in r ? jsonPreview(r.after) : ''}</td>
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
+      <caption class="muted">
+        Changes in v${h.version}
+      </caption>
+      <thead>
+        <tr>
+          <th scope="col">Field</th>
+          <th scope="col">Change</th>
+          <th scope="col">Before</th>
+          <th scope="col">After</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${rows.map(
+          (r) =>
+            html`<tr class="${r.change}">
+              <td class="json">${r.path}</td>
+              <td class="change">${r.change}</td>
+              <td class="json">${'before' in r ? jsonPreview(r.before) : ''}</td>
+              <td class="json">${'after' in r ? jsonPreview(r.after) : ''}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    ${more ? html`<p class="muted">Only the first ${DIFF_ROWS} changes of v${h.version} are shown.</p>` : null}`;
 }
