@@ -50,4 +50,35 @@ describe('admin memory browser, large memories', () => {
     expect(text).toContain('Only the first 100 changes of v3 are shown.');
     expect(text.length).toBeLessThan(1_000_000);
   });
+
+  it('pages a history whose documents pass the answer budget, instead of refusing the page', async () => {
+    // 8 versions of 700 KB: before and after of each row pass 8 MiB together.
+    for (let v = 1; v <= 8; v++)
+      await store().put({ namespace: ['big'], key: 'blob', index: false, value: { v, blob: 'a'.repeat(700_000) } });
+    const first = await get('/item?ns=big&key=blob');
+    expect(first.status).toBe(200);
+    expect(first.text).toContain('<strong>v1 insert</strong>');
+    // The rest is a click away, from where the first page ended.
+    const next = /href="([^"]*hoffset=(\d+))">Next history/.exec(first.text);
+    expect(next).not.toBeNull();
+    const rest = await get(next![1]!.replaceAll('&amp;', '&').replace('/admin/memories', ''));
+    expect(rest.status).toBe(200);
+    expect(rest.text).toContain('<strong>v8 update</strong>');
+    // The editor works on the memory as usual.
+    expect(first.text).toContain('name="ifVersion"');
+  });
+
+  it('lists memories that pass the answer budget together, a few to a page', async () => {
+    for (let i = 0; i < 12; i++)
+      await store().put({ namespace: ['wide'], key: `m${i}`, index: false, value: { blob: 'b'.repeat(700_000) } });
+    const keys = new Set<string>();
+    for (let path: string | undefined = '?ns=wide'; path;) {
+      const { status, text } = await get(path);
+      expect(status).toBe(200);
+      expect(text).not.toContain('role="alert"');
+      for (const [, key] of text.matchAll(/key=(m\d+)">/g)) keys.add(key!);
+      path = /href="\/admin\/memories([^"]*)">Next memories/.exec(text)?.[1]?.replaceAll('&amp;', '&');
+    }
+    expect(keys.size).toBe(12);
+  });
 });

@@ -15,6 +15,8 @@ export interface ItemView {
   item: MemoryItem | null;
   history: HistoryEntry[];
   hoffset: number;
+  /** How many history rows a page holds: fewer than HISTORY_PAGE when their documents are large. */
+  hsize: number;
   boardPath: string;
   notice: Notice;
   error?: string | undefined;
@@ -34,7 +36,7 @@ export function itemPage(v: ItemView): Html {
     ${item ? editor(v, item) : null}
     <h2 id="history">History</h2>
     ${v.history.length ? timeline(v, current) : html`<p class="muted">No history.</p>`}
-    ${pager(v.hoffset, HISTORY_PAGE, v.history.length, (o) => itemUrl(v.ns, v.key, { hoffset: o }), 'history')}`;
+    ${pager(v.hoffset, v.hsize, v.history.length, (o) => itemUrl(v.ns, v.key, { hoffset: o }), 'history')}`;
 }
 
 function details(item: MemoryItem): Html {

@@ -26,6 +26,7 @@ import {
   type Fields,
   type Notice,
 } from './forms.js';
+import { fittedPage } from './fit-page.js';
 import { html, type Html } from './html.js';
 import { HISTORY_PAGE, itemPage } from './item-page.js';
 import { errorBox, page, STYLE } from './layout.js';
@@ -73,16 +74,16 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
     extra: { notice?: Notice; error?: string; draft?: string; status?: number } = {},
   ) {
     const hoffset = at.hoffset ?? 0;
-    const [item, history] = await Promise.all([
+    const [item, { rows: history, size: hsize }] = await Promise.all([
       store.get({ namespace: at.ns, key: at.key, refreshTtl: false }),
-      store.history({ namespace: at.ns, key: at.key, limit: HISTORY_PAGE, offset: hoffset }),
+      fittedPage(HISTORY_PAGE, (limit) => store.history({ namespace: at.ns, key: at.key, limit, offset: hoffset })),
     ]);
     if (!item && history.length === 0 && hoffset === 0) {
       const body = html`<h1>No such memory</h1>
         <p>Nothing has ever been stored at this key. <a href="${namespaceUrl(at.ns)}">Back to the namespace</a>.</p>`;
       return send(reply, 'No such memory', body, 404);
     }
-    const view = { ...at, item, history, hoffset, boardPath, notice: extra.notice ?? {}, ...extra };
+    const view = { ...at, item, history, hoffset, hsize, boardPath, notice: extra.notice ?? {}, ...extra };
     return send(reply, at.key, itemPage(view), extra.status);
   }
 
@@ -154,21 +155,25 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
         offset: q.nsOffset ?? 0,
       });
       let items: Awaited<ReturnType<StoreService['search']>> = [];
+      let size = ITEMS_PAGE;
       let error: string | undefined;
       try {
-        items = await store.search({
-          namespacePrefix: q.ns,
-          query: q.q,
-          mode: q.q === undefined ? undefined : q.mode,
-          asOf: q.asOf === undefined ? undefined : asOfIso(q.asOf),
-          limit: ITEMS_PAGE,
-          offset: q.offset ?? 0,
-          refreshTtl: false,
-        });
+        ({ rows: items, size } = await fittedPage(ITEMS_PAGE, (limit) =>
+          store.search({
+            namespacePrefix: q.ns,
+            query: q.q,
+            mode: q.q === undefined ? undefined : q.mode,
+            asOf: q.asOf === undefined ? undefined : asOfIso(q.asOf),
+            limit,
+            offset: q.offset ?? 0,
+            refreshTtl: false,
+          }),
+        ));
       } catch (err) {
         ({ error } = refusal(err, 'Search failed'));
       }
-      const view = { ...q, nsOffset: q.nsOffset ?? 0, offset: q.offset ?? 0, children, items, error, notice: q };
+      const offset = q.offset ?? 0;
+      const view = { ...q, nsOffset: q.nsOffset ?? 0, offset, size, children, items, error, notice: q };
       return send(reply, q.ns.length ? q.ns.join(' / ') : 'Memories', namespacePage(view));
     });
 

@@ -15,6 +15,8 @@ export interface NamespaceView {
   nsOffset: number;
   items: SearchItem[];
   offset: number;
+  /** How many memories a page holds: fewer than ITEMS_PAGE when they are large. */
+  size: number;
   q?: string | undefined;
   mode: 'hybrid' | 'vector' | 'text';
   /** As typed (the datetime-local field shows it back). */
@@ -73,7 +75,7 @@ export function namespacePage(v: NamespaceView): Html {
       </p>
     </form>
     ${itemTable(v)}
-    ${pager(v.offset, ITEMS_PAGE, v.items.length, (o) => namespaceUrl(v.ns, { ...searchParams, offset: o }), 'memories')}
+    ${pager(v.offset, v.size, v.items.length, (o) => namespaceUrl(v.ns, { ...searchParams, offset: o }), 'memories')}
     ${depth ? html`<p><a href="${eraseUrl(v.ns)}">Erase everything under this prefix…</a></p>` : null}`;
 }
 
