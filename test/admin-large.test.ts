@@ -1,4 +1,6 @@
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminBrowser } from './helpers/chromium.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 
 /**
@@ -9,6 +11,8 @@ const PASSWORD = 'correct-horse-battery';
 
 describe('admin memory browser, large memories', () => {
   let h: Harness;
+  let page: Page;
+  let closeBrowser: () => Promise<void>;
   const store = () => h.runtime.storeApi;
   const auth = `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}`;
   const get = async (path: string) => {
@@ -27,8 +31,10 @@ describe('admin memory browser, large memories', () => {
         STORE_INDEX_FIELDS: 'content',
       },
     });
+    ({ page, close: closeBrowser } = await adminBrowser(PASSWORD));
   });
   afterAll(async () => {
+    await closeBrowser?.();
     await h?.stop();
   });
 
@@ -80,5 +86,34 @@ describe('admin memory browser, large memories', () => {
       path = /href="\/admin\/memories([^"]*)">Next memories/.exec(text)?.[1]?.replaceAll('&amp;', '&');
     }
     expect(keys.size).toBe(12);
+  });
+
+  it('offers no page of a hybrid search past the 50 it ranks, and every link it offers answers', async () => {
+    for (let i = 0; i < 60; i++)
+      await store().put({ namespace: ['hp', `u${i}`], key: 'k', value: { content: `User likes dish number ${i}` } });
+    await page.goto(`${h.url}/admin/memories?ns=hp`);
+    await page.getByLabel('Search').fill('likes dish');
+    await page.getByRole('button', { name: 'Search' }).click();
+    const pages: number[] = [];
+    for (;;) {
+      await page.waitForLoadState();
+      expect(await page.getByRole('alert').count()).toBe(0);
+      pages.push(await page.locator('tbody tr').count());
+      const next = page.getByRole('link', { name: /Next memories/ });
+      if ((await next.count()) === 0) break;
+      await next.click();
+    }
+    expect(pages).toEqual([25, 25]);
+    // Further on, by one ranking alone: every memory is there.
+    await page.getByRole('link', { name: 'text', exact: true }).click();
+    await page.waitForLoadState();
+    let seen = await page.locator('tbody tr').count();
+    for (let next = page.getByRole('link', { name: /Next memories/ }); await next.count();) {
+      await next.click();
+      await page.waitForLoadState();
+      expect(await page.getByRole('alert').count()).toBe(0);
+      seen += await page.locator('tbody tr').count();
+    }
+    expect(seen).toBe(60);
   });
 });

@@ -36,7 +36,7 @@ export function itemPage(v: ItemView): Html {
     ${item ? editor(v, item) : null}
     <h2 id="history">History</h2>
     ${v.history.length ? timeline(v, current) : html`<p class="muted">No history.</p>`}
-    ${pager(v.hoffset, v.hsize, v.history.length, (o) => itemUrl(v.ns, v.key, { hoffset: o }), 'history')}`;
+    ${pager(v.hoffset, v.hsize, v.history.length >= v.hsize, (o) => itemUrl(v.ns, v.key, { hoffset: o }), 'history')}`;
 }
 
 function details(item: MemoryItem): Html {
