@@ -116,4 +116,18 @@ describe('admin memory browser, large memories', () => {
     }
     expect(seen).toBe(60);
   });
+
+  it('saves a large memory back from its editor, as the store holds it', async () => {
+    // 800 KB of JSON, 2.6 million characters indented.
+    const value = { content: 'objects', list: Array.from({ length: 100_000 }, (_, i) => ({ a: i % 10 })) };
+    await store().put({ namespace: ['big'], key: 'objects', value });
+    await page.goto(`${h.url}/admin/memories/item?ns=big&key=objects`);
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/item/edit')),
+      page.getByRole('button', { name: 'Save' }).click(),
+    ]);
+    expect(response.status()).toBe(303);
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('Saved as version 2');
+    expect(await store().get({ namespace: ['big'], key: 'objects' })).toMatchObject({ version: 2, value });
+  });
 });

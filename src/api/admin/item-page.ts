@@ -1,3 +1,4 @@
+import { STORED_VALUE_BOUNDS } from '../../store/schemas.js';
 import type { HistoryEntry, MemoryItem } from '../../store/types.js';
 import { DIFF_ROWS, documentDiff, jsonPreview } from './diff.js';
 import type { Notice } from './forms.js';
@@ -66,7 +67,7 @@ function details(item: MemoryItem): Html {
 }
 
 function editor(v: ItemView, item: MemoryItem): Html {
-  const text = v.draft ?? JSON.stringify(item.value, null, 2);
+  const text = v.draft ?? editorText(item.value);
   const rows = Math.min(24, Math.max(4, text.split('\n').length + 1));
   return html`<h2 id="edit">Edit</h2>
     <form method="post" action="${BROWSER_PATH}/item/edit">
@@ -90,6 +91,16 @@ function editor(v: ItemView, item: MemoryItem): Html {
       />
       <button type="submit" class="danger">Delete this memory</button>
     </form>`;
+}
+
+/**
+ * The value as the editor shows it: indented, unless that passes what the store holds as JSON
+ * (1,000,000 characters); then on one line. Indenting a list of 100,000 small objects made an
+ * 800 KB value 2.6 million characters, which its form could not send back.
+ */
+function editorText(value: Record<string, unknown>): string {
+  const pretty = JSON.stringify(value, null, 2);
+  return pretty.length <= (STORED_VALUE_BOUNDS.maxChars ?? Infinity) ? pretty : JSON.stringify(value);
 }
 
 function timeline(v: ItemView, current: number): Html {

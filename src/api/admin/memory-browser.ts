@@ -43,8 +43,12 @@ export interface MemoryBrowserDeps {
 
 /** Who the admin pages' writes are recorded as in history (`revert:admin` for reverts). */
 const ACTOR = 'admin';
-/** A memory's JSON in the editor may be up to the store's 1 MB value, escaped by the form encoding. */
-const FORM_MAX_BYTES = 4 * 1024 * 1024;
+/**
+ * An edit form's body: the editor's text of a value the store holds (at most 1,000,000 characters
+ * of JSON, item-page.ts keeps it so) is up to 9 bytes a character once form-encoded (a character
+ * of 3 UTF-8 bytes, each `%XX`). The API's 4 MiB refused a save of an 800 KB memory unchanged.
+ */
+const FORM_MAX_BYTES = 10 * 1024 * 1024;
 /** Pages hold people's memories: never cached, framed, or given scripts (there are none). */
 const HEADERS = {
   'cache-control': 'no-store',
@@ -182,7 +186,8 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
       return showItem(reply, q, { notice: q });
     });
 
-    scope.post('/item/edit', async (request, reply) => {
+    // The route's limit too, not only its parser's: the 413 names the route's (json-body.ts).
+    scope.post('/item/edit', { bodyLimit: FORM_MAX_BYTES }, async (request, reply) => {
       const f = parse(editForm, form(request), 'form');
       const at = { ns: f.ns, key: f.key };
       let value: unknown;
