@@ -22,6 +22,19 @@ export function formFields(text: string): Fields {
   return Object.fromEntries(fields);
 }
 
+/**
+ * A POST's fields: its action URL's query (which memory or prefix the form acts on), then its
+ * body (what was typed or chosen). A form carries its target in the URL because a browser
+ * submits every field's line breaks as CRLF: a key or label holding `\n` or `\r`, posted from a
+ * hidden field, named another memory, and its edit, delete and revert failed as "No such memory".
+ */
+export function postedFields(query: Fields, body: Fields): Fields {
+  const all = new Map(Object.entries(query));
+  for (const [name, values] of Object.entries(body)) all.set(name, [...(all.get(name) ?? []), ...values]);
+  // fromEntries, as formFields: a field named `__proto__` stays a field.
+  return Object.fromEntries(all);
+}
+
 export function queryFields(request: FastifyRequest): Fields {
   const at = request.url.indexOf('?');
   return at < 0 ? {} : formFields(request.url.slice(at + 1));

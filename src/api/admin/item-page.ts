@@ -3,8 +3,8 @@ import type { HistoryEntry, MemoryItem } from '../../store/types.js';
 import { DIFF_ROWS, documentDiff, jsonPreview } from './diff.js';
 import type { Notice } from './forms.js';
 import { html, type Html } from './html.js';
-import { breadcrumb, errorBox, hiddenNs, noticeBox, when } from './layout.js';
-import { BROWSER_PATH, itemUrl, jobOf, jobUrl } from './links.js';
+import { breadcrumb, errorBox, noticeBox, when } from './layout.js';
+import { formUrl, itemUrl, jobOf, jobUrl } from './links.js';
 import { pager } from './namespace-page.js';
 
 export const HISTORY_PAGE = 50;
@@ -70,12 +70,8 @@ function editor(v: ItemView, item: MemoryItem): Html {
   const text = v.draft ?? editorText(item.value);
   const rows = Math.min(24, Math.max(4, text.split('\n').length + 1));
   return html`<h2 id="edit">Edit</h2>
-    <form method="post" action="${BROWSER_PATH}/item/edit">
-      ${hiddenNs(v.ns)}<input type="hidden" name="key" value="${v.key}" /><input
-        type="hidden"
-        name="ifVersion"
-        value="${item.version}"
-      />
+    <form method="post" action="${formUrl('/item/edit', v.ns, { key: v.key })}">
+      <input type="hidden" name="ifVersion" value="${item.version}" />
       <label for="edit-value"
         >Value (a JSON object; saved as version ${item.version + 1} if nobody changed it since version
         ${item.version})</label
@@ -83,12 +79,8 @@ function editor(v: ItemView, item: MemoryItem): Html {
       <textarea id="edit-value" name="value" rows="${rows}" spellcheck="false">${text}</textarea>
       <div class="actions"><button type="submit">Save</button></div>
     </form>
-    <form method="post" action="${BROWSER_PATH}/item/delete" class="actions">
-      ${hiddenNs(v.ns)}<input type="hidden" name="key" value="${v.key}" /><input
-        type="hidden"
-        name="ifVersion"
-        value="${item.version}"
-      />
+    <form method="post" action="${formUrl('/item/delete', v.ns, { key: v.key })}" class="actions">
+      <input type="hidden" name="ifVersion" value="${item.version}" />
       <button type="submit" class="danger">Delete this memory</button>
     </form>`;
 }
@@ -122,12 +114,8 @@ function timeline(v: ItemView, current: number): Html {
           ${
             // A document to go back to, other than the one the memory has now.
             h.after !== null && !(v.item && h.version === current)
-              ? html`<form method="post" action="${BROWSER_PATH}/item/revert" class="inline">
-                  ${hiddenNs(v.ns)} <input type="hidden" name="key" value="${v.key}" /><input
-                    type="hidden"
-                    name="version"
-                    value="${h.version}"
-                  />
+              ? html`<form method="post" action="${formUrl('/item/revert', v.ns, { key: v.key })}" class="inline">
+                  <input type="hidden" name="version" value="${h.version}" />
                   <input type="hidden" name="ifVersion" value="${current}" />
                   <button type="submit" class="secondary">Revert to v${h.version}</button>
                 </form>`
@@ -135,12 +123,11 @@ function timeline(v: ItemView, current: number): Html {
           }
           ${
             job
-              ? html`<form method="post" action="${BROWSER_PATH}/job/undo" class="inline">
-                  ${hiddenNs(v.ns)} <input type="hidden" name="key" value="${v.key}" /><input
-                    type="hidden"
-                    name="changedBy"
-                    value="${h.actor}"
-                  />
+              ? html`<form
+                  method="post"
+                  action="${formUrl('/job/undo', v.ns, { key: v.key, changedBy: h.actor })}"
+                  class="inline"
+                >
                   <button type="submit" class="secondary">Undo everything ${h.actor} changed</button>
                 </form>`
               : null

@@ -19,6 +19,7 @@ import {
   eraseQuery,
   formFields,
   itemQuery,
+  postedFields,
   queryFields,
   revertForm,
   sameOrigin,
@@ -143,7 +144,7 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
     const form = (request: FastifyRequest): Fields => {
       if (!request.headers['content-type']?.startsWith('application/x-www-form-urlencoded'))
         throw new InputError('expected a form (application/x-www-form-urlencoded)');
-      return request.body as Fields;
+      return postedFields(queryFields(request), request.body as Fields);
     };
     const query = <S extends z.ZodType>(schema: S, request: FastifyRequest) =>
       parse(schema, queryFields(request), 'query string');

@@ -4,7 +4,7 @@ import { jsonPreview } from './diff.js';
 import type { Notice } from './forms.js';
 import { html, type Html } from './html.js';
 import { breadcrumb, errorBox, hiddenNs, noticeBox, when } from './layout.js';
-import { eraseUrl, itemUrl, namespaceUrl } from './links.js';
+import { confirmEraseUrl, itemUrl, namespaceUrl } from './links.js';
 
 export const CHILDREN_PAGE = 100;
 export const ITEMS_PAGE = 25;
@@ -94,7 +94,7 @@ export function namespacePage(v: NamespaceView): Html {
           </p>`
         : null
     }
-    ${depth ? html`<p><a href="${eraseUrl(v.ns)}">Erase everything under this prefix…</a></p>` : null}`;
+    ${depth ? html`<p><a href="${confirmEraseUrl(v.ns)}">Erase everything under this prefix…</a></p>` : null}`;
 }
 
 function itemTable(v: NamespaceView): Html {
