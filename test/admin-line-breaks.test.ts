@@ -35,6 +35,18 @@ describe('admin memory browser, names with line breaks', () => {
     await h?.stop();
   });
 
+  it('searches under the prefix whose page it is', async () => {
+    await page.goto(url({ namespace: lf.namespace }));
+    await page.getByLabel('Search').fill('writes');
+    await page.getByLabel('Ranking').selectOption('text');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => page.locator('tbody').textContent()).toContain('User writes with LF');
+    expect(await page.locator('tbody').textContent()).not.toContain('CRLF');
+    // The results' address names the prefix and the search, for the back button and a bookmark.
+    expect(new URL(page.url()).searchParams.getAll('ns')).toEqual(lf.namespace);
+    expect(new URL(page.url()).searchParams.get('q')).toBe('writes');
+  });
+
   it('edits, reverts and deletes the memory whose page it is, not its CRLF namesake', async () => {
     await page.goto(url(lf));
     await page.getByLabel(/^Value/).fill(JSON.stringify({ content: 'User writes with LF, edited' }));

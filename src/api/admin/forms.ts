@@ -94,6 +94,16 @@ export const browseQuery = z.strictObject({
   nsOffset: int(0, 1_000_000),
   ...notice,
 });
+/**
+ * The search form, posted (its prefix in the URL, as every form's target) and answered with a
+ * redirect to the namespace page's URL: a GET form would send the prefix from hidden fields.
+ */
+export const searchForm = z.strictObject({
+  ns,
+  q: text(8_000),
+  mode: one.pipe(searchModeSchema.default('hybrid')),
+  asOf,
+});
 export const itemQuery = z.strictObject({ ns, key: required(1_024), hoffset: int(0, 1_000_000), ...notice });
 export const editForm = z.strictObject({
   ns,

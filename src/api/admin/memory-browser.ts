@@ -22,6 +22,7 @@ import {
   postedFields,
   queryFields,
   revertForm,
+  searchForm,
   sameOrigin,
   undoForm,
   type Fields,
@@ -180,6 +181,12 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
       const offset = q.offset ?? 0;
       const view = { ...q, nsOffset: q.nsOffset ?? 0, offset, size, children, items, error, notice: q };
       return send(reply, q.ns.length ? q.ns.join(' / ') : 'Memories', namespacePage(view));
+    });
+
+    scope.post('/search', async (request, reply) => {
+      const f = parse(searchForm, form(request), 'form');
+      const params = { q: f.q, mode: f.q === undefined ? undefined : f.mode, asOf: f.asOf };
+      return reply.redirect(namespaceUrl(f.ns, params), 303);
     });
 
     scope.get('/item', async (request, reply) => {

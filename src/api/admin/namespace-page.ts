@@ -3,8 +3,8 @@ import type { Namespace, SearchItem } from '../../store/types.js';
 import { jsonPreview } from './diff.js';
 import type { Notice } from './forms.js';
 import { html, type Html } from './html.js';
-import { breadcrumb, errorBox, hiddenNs, noticeBox, when } from './layout.js';
-import { confirmEraseUrl, itemUrl, namespaceUrl } from './links.js';
+import { breadcrumb, errorBox, noticeBox, when } from './layout.js';
+import { confirmEraseUrl, formUrl, itemUrl, namespaceUrl } from './links.js';
 
 export const CHILDREN_PAGE = 100;
 export const ITEMS_PAGE = 25;
@@ -52,8 +52,7 @@ export function namespacePage(v: NamespaceView): Html {
       'namespaces',
     )}
     <h2 id="memories">Memories ${depth ? 'under this prefix' : 'in every namespace'}</h2>
-    <form method="get" action="${namespaceUrl([])}" role="search">
-      ${hiddenNs(v.ns)}
+    <form method="post" action="${formUrl('/search', v.ns)}" role="search">
       <div class="row">
         <div>
           <label for="q">Search</label
