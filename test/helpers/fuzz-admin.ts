@@ -203,12 +203,17 @@ function memoryFormRequest(tenant: string, origin: string): fc.Arbitrary<FuzzReq
     { page: '/erase', body: `${ns}&confirm=no`, what: 'erase: confirm=no' },
     { page: '/erase', body: `userId=%00&confirm=yes&confirm=yes`, what: 'erase: confirm twice' },
     { page: '/erase', body: `ns=%00&confirm=`, what: 'erase: NUL label, not confirmed' },
+    { page: '/search', body: `${ns}&q=x&mode=fuzzy`, what: 'search: bad mode' },
+    { page: '/search', body: `${ns}&q=x&q=y`, what: 'search: q twice' },
+    { page: '/search', body: `${ns}&q=x&extra=1`, what: 'search: unknown field' },
+    { page: '/search', body: `q=${'a'.repeat(8_001)}`, what: 'search: long query' },
   );
   // Every form, valid but sent without the page's origin, or as another type.
   const valid = fc.constantFrom(
     ...Object.entries(forms).map(([page, body]) => ({ page, body: body.replace(stale, 'ifVersion=1') })),
     { page: '/job/undo', body: `changedBy=reflection%3Afuzz&${ns}&key=k1` },
     { page: '/erase', body: `${ns}&confirm=yes` },
+    { page: '/search', body: `${ns}&q=tea&mode=text` },
   );
   const unsafe = fc
     .tuple(
@@ -254,7 +259,9 @@ export function adminRouteFuzz(tenant: string, origin: string): RouteFuzz[] {
       weight: 1,
     },
     {
-      routes: ['/item/edit', '/item/delete', '/item/revert', '/job/undo', '/erase'].map((p) => `POST ${MEMORIES}${p}`),
+      routes: ['/item/edit', '/item/delete', '/item/revert', '/job/undo', '/erase', '/search'].map(
+        (p) => `POST ${MEMORIES}${p}`,
+      ),
       arbitrary: memoryFormRequest(tenant, origin),
       weight: 3,
     },

@@ -4,7 +4,7 @@ import type { Namespace } from '../../store/types.js';
 import { parse } from '../parse.js';
 import type { EraseTarget, Notice } from './forms.js';
 import { html, type Html } from './html.js';
-import { count, errorBox, hiddenNs, noticeBox } from './layout.js';
+import { count, errorBox, noticeBox } from './layout.js';
 import { BROWSER_PATH, eraseUrl, namespaceUrl } from './links.js';
 
 /** Namespaces listed per prefix on the confirmation page. */
@@ -71,14 +71,11 @@ export function confirmPage(v: ConfirmView): Html {
           <strong>${input.context.userId ?? ''}</strong
           >${input.context.tenant ? html` of tenant <strong>${input.context.tenant}</strong>` : null}`
       : html`the prefix <strong>${input.namespacePrefix.join(' / ')}</strong>`;
-  const hidden =
+  // What to erase travels in the form's URL, as every admin form's target (forms.ts postedFields).
+  const action =
     'context' in input
-      ? html`<input type="hidden" name="userId" value="${input.context.userId ?? ''}" />${
-            input.context.tenant !== undefined
-              ? html`<input type="hidden" name="tenant" value="${input.context.tenant}" />`
-              : null
-          }`
-      : hiddenNs(input.namespacePrefix);
+      ? eraseUrl([], { userId: input.context.userId, tenant: input.context.tenant })
+      : eraseUrl(input.namespacePrefix);
   return html`<h1>Erase ${what}?</h1>
     <div class="error" role="alert">
       This cannot be undone: memories and history under these prefixes are
@@ -101,8 +98,7 @@ export function confirmPage(v: ConfirmView): Html {
           </li>`,
       )}
     </ul>
-    <form method="post" action="${BROWSER_PATH}/erase">
-      ${hidden}
+    <form method="post" action="${action}">
       <p>
         <input type="checkbox" id="confirm" name="confirm" value="yes" required />
         <label for="confirm" class="inline">I understand that this erases them permanently</label>

@@ -22,6 +22,19 @@ export function formFields(text: string): Fields {
   return Object.fromEntries(fields);
 }
 
+/**
+ * A POST's fields: its action URL's query (which memory or prefix the form acts on), then its
+ * body (what was typed or chosen). A form carries its target in the URL because a browser
+ * submits every field's line breaks as CRLF: a key or label holding `\n` or `\r`, posted from a
+ * hidden field, named another memory, and its edit, delete and revert failed as "No such memory".
+ */
+export function postedFields(query: Fields, body: Fields): Fields {
+  const all = new Map(Object.entries(query));
+  for (const [name, values] of Object.entries(body)) all.set(name, [...(all.get(name) ?? []), ...values]);
+  // fromEntries, as formFields: a field named `__proto__` stays a field.
+  return Object.fromEntries(all);
+}
+
 export function queryFields(request: FastifyRequest): Fields {
   const at = request.url.indexOf('?');
   return at < 0 ? {} : formFields(request.url.slice(at + 1));
@@ -80,6 +93,16 @@ export const browseQuery = z.strictObject({
   offset: int(0, 100_000),
   nsOffset: int(0, 1_000_000),
   ...notice,
+});
+/**
+ * The search form, posted (its prefix in the URL, as every form's target) and answered with a
+ * redirect to the namespace page's URL: a GET form would send the prefix from hidden fields.
+ */
+export const searchForm = z.strictObject({
+  ns,
+  q: text(8_000),
+  mode: one.pipe(searchModeSchema.default('hybrid')),
+  asOf,
 });
 export const itemQuery = z.strictObject({ ns, key: required(1_024), hoffset: int(0, 1_000_000), ...notice });
 export const editForm = z.strictObject({

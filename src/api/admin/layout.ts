@@ -39,10 +39,6 @@ export function breadcrumb(ns: readonly string[], last: 'link' | 'current' = 'cu
   </nav>`;
 }
 
-/** The namespace's labels as hidden fields, so a form posts it back exactly. */
-export const hiddenNs = (ns: readonly string[]) =>
-  ns.map((label) => html`<input type="hidden" name="ns" value="${label}" />`);
-
 export const errorBox = (message: string | null | undefined) =>
   message ? html`<div class="error" role="alert"><strong>Not done.</strong> ${message}</div>` : null;
 

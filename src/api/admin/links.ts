@@ -17,7 +17,12 @@ function query(ns: readonly string[], params: Params = {}): string {
 export const namespaceUrl = (ns: readonly string[], params?: Params) => `${BROWSER_PATH}${query(ns, params)}`;
 export const itemUrl = (ns: readonly string[], key: string, params: Params = {}) =>
   `${BROWSER_PATH}/item${query(ns, { key, ...params })}`;
+/** Where a form posts: the memory or prefix it acts on travels in the URL (forms.ts postedFields). */
+export const formUrl = (path: string, ns: readonly string[], params?: Params) =>
+  `${BROWSER_PATH}${path}${query(ns, params)}`;
 export const eraseUrl = (ns: readonly string[] = [], params?: Params) => `${BROWSER_PATH}/erase${query(ns, params)}`;
+/** A prefix's erase to confirm, the labels as they are (the erase page's text box splits at line breaks). */
+export const confirmEraseUrl = (ns: readonly string[]) => `${BROWSER_PATH}/erase/confirm${query(ns)}`;
 
 /**
  * The job behind a history actor: reflections write as `reflection:<job id>@<created ms>` and

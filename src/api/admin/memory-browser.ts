@@ -19,13 +19,16 @@ import {
   eraseQuery,
   formFields,
   itemQuery,
+  postedFields,
   queryFields,
   revertForm,
+  searchForm,
   sameOrigin,
   undoForm,
   type Fields,
   type Notice,
 } from './forms.js';
+import { fittedPage } from './fit-page.js';
 import { html, type Html } from './html.js';
 import { HISTORY_PAGE, itemPage } from './item-page.js';
 import { errorBox, page, STYLE } from './layout.js';
@@ -42,8 +45,12 @@ export interface MemoryBrowserDeps {
 
 /** Who the admin pages' writes are recorded as in history (`revert:admin` for reverts). */
 const ACTOR = 'admin';
-/** A memory's JSON in the editor may be up to the store's 1 MB value, escaped by the form encoding. */
-const FORM_MAX_BYTES = 4 * 1024 * 1024;
+/**
+ * An edit form's body: the editor's text of a value the store holds (at most 1,000,000 characters
+ * of JSON, item-page.ts keeps it so) is up to 9 bytes a character once form-encoded (a character
+ * of 3 UTF-8 bytes, each `%XX`). The API's 4 MiB refused a save of an 800 KB memory unchanged.
+ */
+const FORM_MAX_BYTES = 10 * 1024 * 1024;
 /** Pages hold people's memories: never cached, framed, or given scripts (there are none). */
 const HEADERS = {
   'cache-control': 'no-store',
@@ -73,16 +80,16 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
     extra: { notice?: Notice; error?: string; draft?: string; status?: number } = {},
   ) {
     const hoffset = at.hoffset ?? 0;
-    const [item, history] = await Promise.all([
+    const [item, { rows: history, size: hsize }] = await Promise.all([
       store.get({ namespace: at.ns, key: at.key, refreshTtl: false }),
-      store.history({ namespace: at.ns, key: at.key, limit: HISTORY_PAGE, offset: hoffset }),
+      fittedPage(HISTORY_PAGE, (limit) => store.history({ namespace: at.ns, key: at.key, limit, offset: hoffset })),
     ]);
     if (!item && history.length === 0 && hoffset === 0) {
       const body = html`<h1>No such memory</h1>
         <p>Nothing has ever been stored at this key. <a href="${namespaceUrl(at.ns)}">Back to the namespace</a>.</p>`;
       return send(reply, 'No such memory', body, 404);
     }
-    const view = { ...at, item, history, hoffset, boardPath, notice: extra.notice ?? {}, ...extra };
+    const view = { ...at, item, history, hoffset, hsize, boardPath, notice: extra.notice ?? {}, ...extra };
     return send(reply, at.key, itemPage(view), extra.status);
   }
 
@@ -138,7 +145,7 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
     const form = (request: FastifyRequest): Fields => {
       if (!request.headers['content-type']?.startsWith('application/x-www-form-urlencoded'))
         throw new InputError('expected a form (application/x-www-form-urlencoded)');
-      return request.body as Fields;
+      return postedFields(queryFields(request), request.body as Fields);
     };
     const query = <S extends z.ZodType>(schema: S, request: FastifyRequest) =>
       parse(schema, queryFields(request), 'query string');
@@ -154,22 +161,32 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
         offset: q.nsOffset ?? 0,
       });
       let items: Awaited<ReturnType<StoreService['search']>> = [];
+      let size = ITEMS_PAGE;
       let error: string | undefined;
       try {
-        items = await store.search({
-          namespacePrefix: q.ns,
-          query: q.q,
-          mode: q.q === undefined ? undefined : q.mode,
-          asOf: q.asOf === undefined ? undefined : asOfIso(q.asOf),
-          limit: ITEMS_PAGE,
-          offset: q.offset ?? 0,
-          refreshTtl: false,
-        });
+        ({ rows: items, size } = await fittedPage(ITEMS_PAGE, (limit) =>
+          store.search({
+            namespacePrefix: q.ns,
+            query: q.q,
+            mode: q.q === undefined ? undefined : q.mode,
+            asOf: q.asOf === undefined ? undefined : asOfIso(q.asOf),
+            limit,
+            offset: q.offset ?? 0,
+            refreshTtl: false,
+          }),
+        ));
       } catch (err) {
         ({ error } = refusal(err, 'Search failed'));
       }
-      const view = { ...q, nsOffset: q.nsOffset ?? 0, offset: q.offset ?? 0, children, items, error, notice: q };
+      const offset = q.offset ?? 0;
+      const view = { ...q, nsOffset: q.nsOffset ?? 0, offset, size, children, items, error, notice: q };
       return send(reply, q.ns.length ? q.ns.join(' / ') : 'Memories', namespacePage(view));
+    });
+
+    scope.post('/search', async (request, reply) => {
+      const f = parse(searchForm, form(request), 'form');
+      const params = { q: f.q, mode: f.q === undefined ? undefined : f.mode, asOf: f.asOf };
+      return reply.redirect(namespaceUrl(f.ns, params), 303);
     });
 
     scope.get('/item', async (request, reply) => {
@@ -177,7 +194,8 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
       return showItem(reply, q, { notice: q });
     });
 
-    scope.post('/item/edit', async (request, reply) => {
+    // The route's limit too, not only its parser's: the 413 names the route's (json-body.ts).
+    scope.post('/item/edit', { bodyLimit: FORM_MAX_BYTES }, async (request, reply) => {
       const f = parse(editForm, form(request), 'form');
       const at = { ns: f.ns, key: f.key };
       let value: unknown;

@@ -1,9 +1,10 @@
+import { HYBRID_CANDIDATES } from '../../store/search.js';
 import type { Namespace, SearchItem } from '../../store/types.js';
 import { jsonPreview } from './diff.js';
 import type { Notice } from './forms.js';
 import { html, type Html } from './html.js';
-import { breadcrumb, errorBox, hiddenNs, noticeBox, when } from './layout.js';
-import { eraseUrl, itemUrl, namespaceUrl } from './links.js';
+import { breadcrumb, errorBox, noticeBox, when } from './layout.js';
+import { confirmEraseUrl, formUrl, itemUrl, namespaceUrl } from './links.js';
 
 export const CHILDREN_PAGE = 100;
 export const ITEMS_PAGE = 25;
@@ -15,6 +16,8 @@ export interface NamespaceView {
   nsOffset: number;
   items: SearchItem[];
   offset: number;
+  /** How many memories a page holds: fewer than ITEMS_PAGE when they are large. */
+  size: number;
   q?: string | undefined;
   mode: 'hybrid' | 'vector' | 'text';
   /** As typed (the datetime-local field shows it back). */
@@ -29,6 +32,8 @@ export function namespacePage(v: NamespaceView): Html {
   const below = v.children.filter((c) => c.length > depth);
   const title = depth ? v.ns.join(' / ') : 'All namespaces';
   const searchParams = { q: v.q, mode: v.q ? v.mode : undefined, asOf: v.asOf };
+  // The store fuses a hybrid search's best 50 and refuses a page past them: no link to one.
+  const pastHybrid = v.q !== undefined && v.mode === 'hybrid' && v.offset + 2 * v.size > HYBRID_CANDIDATES;
   const childList = below.length
     ? html`<ul class="children">
         ${below.map((c) => html`<li><a href="${namespaceUrl(c)}">${c[depth]}</a></li>`)}
@@ -42,13 +47,12 @@ export function namespacePage(v: NamespaceView): Html {
     ${pager(
       v.nsOffset,
       CHILDREN_PAGE,
-      v.children.length,
+      v.children.length >= CHILDREN_PAGE,
       (o) => namespaceUrl(v.ns, { ...searchParams, nsOffset: o }),
       'namespaces',
     )}
     <h2 id="memories">Memories ${depth ? 'under this prefix' : 'in every namespace'}</h2>
-    <form method="get" action="${namespaceUrl([])}" role="search">
-      ${hiddenNs(v.ns)}
+    <form method="post" action="${formUrl('/search', v.ns)}" role="search">
       <div class="row">
         <div>
           <label for="q">Search</label
@@ -73,8 +77,23 @@ export function namespacePage(v: NamespaceView): Html {
       </p>
     </form>
     ${itemTable(v)}
-    ${pager(v.offset, ITEMS_PAGE, v.items.length, (o) => namespaceUrl(v.ns, { ...searchParams, offset: o }), 'memories')}
-    ${depth ? html`<p><a href="${eraseUrl(v.ns)}">Erase everything under this prefix…</a></p>` : null}`;
+    ${pager(
+      v.offset,
+      v.size,
+      v.items.length >= v.size && !pastHybrid,
+      (o) => namespaceUrl(v.ns, { ...searchParams, offset: o }),
+      'memories',
+    )}
+    ${
+      pastHybrid && v.items.length >= v.size
+        ? html`<p class="muted">
+            A hybrid search ranks the best ${HYBRID_CANDIDATES} memories. To see more, rank by
+            <a href="${namespaceUrl(v.ns, { ...searchParams, mode: 'text' })}">text</a> or
+            <a href="${namespaceUrl(v.ns, { ...searchParams, mode: 'vector' })}">vector</a>.
+          </p>`
+        : null
+    }
+    ${depth ? html`<p><a href="${confirmEraseUrl(v.ns)}">Erase everything under this prefix…</a></p>` : null}`;
 }
 
 function itemTable(v: NamespaceView): Html {
@@ -114,11 +133,11 @@ function itemTable(v: NamespaceView): Html {
   </table>`;
 }
 
-/** Previous and next links; a full page means there may be more. */
-export function pager(offset: number, size: number, got: number, url: (offset: number) => string, what: string) {
-  if (offset === 0 && got < size) return null;
+/** Previous and next links; `more` when there may be a next page (this one is full). */
+export function pager(offset: number, size: number, more: boolean, url: (offset: number) => string, what: string) {
+  if (offset === 0 && !more) return null;
   return html`<nav class="pager" aria-label="${what} pages">
     ${offset > 0 ? html`<a href="${url(Math.max(0, offset - size))}">← Previous ${what}</a>` : null}
-    ${got >= size ? html`<a href="${url(offset + size)}">Next ${what} →</a>` : null}
+    ${more ? html`<a href="${url(offset + size)}">Next ${what} →</a>` : null}
   </nav>`;
 }
