@@ -1,5 +1,6 @@
 import { propagation, ROOT_CONTEXT, SpanStatusCode, trace, type Span, type SpanContext } from '@opentelemetry/api';
 import type { NodeSDKConfiguration } from '@opentelemetry/sdk-node';
+import { withoutCredentials } from '../core/url-credentials.js';
 import type { Logger } from './logger.js';
 
 type SpanProcessor = NonNullable<NodeSDKConfiguration['spanProcessors']>[number];
@@ -34,7 +35,7 @@ export async function startTracing(
   // turn; patching every module (http, pg, ioredis) would multiply spans and start-up time.
   const sdk = new NodeSDK({ serviceName: opts.serviceName, spanProcessors, instrumentations: [] });
   sdk.start();
-  log.info({ endpoint: opts.endpoint }, 'tracing on');
+  log.info({ endpoint: opts.endpoint && withoutCredentials(opts.endpoint) }, 'tracing on');
   return { shutdown: () => sdk.shutdown() };
 }
 
