@@ -15,9 +15,7 @@ export function logTracingDiagnostics(log: Logger): void {
   const throttle = new ThrottledWarnings(WINDOW_MS);
   const tracingLog = log.child({ component: 'tracing' });
   const say = (message: string, ...args: unknown[]) => {
-    const problem = [problemOf(message), ...args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a)))]
-      .join(' ')
-      .slice(0, 1_000);
+    const problem = [problemOf(String(message)), ...args.map(shown)].join(' ').slice(0, 1_000);
     // The same failure again is counted, not repeated.
     const heldBack = throttle.take(problem);
     if (heldBack === null) return;
@@ -44,4 +42,14 @@ function problemOf(message: string): string {
     // Not JSON: a diagnostic written as text.
   }
   return message;
+}
+
+/** An argument as text; never a throw (a circular object), which would land in the SDK's export path. */
+function shown(arg: unknown): string {
+  if (typeof arg === 'string') return arg;
+  try {
+    return JSON.stringify(arg) ?? String(arg);
+  } catch {
+    return String(arg);
+  }
 }
