@@ -96,6 +96,21 @@ describe('log lines', () => {
     expect(lines.filter((l) => repeated(l).length).map((l) => [repeated(l), l])).toEqual([]);
   });
 
+  it("a reflection's rejected model output is logged with its thread and job", async () => {
+    // An insert without its content first (rejected, sent back in a repair round), then nothing.
+    const chat: ChatHandler = (_request, index) =>
+      index === 0 ? { toolCalls: [{ name: 'insert_memory', arguments: {} }] } : { content: 'nothing to add' };
+    const lines = await reflectLogged(chat, 'repaired', 'info');
+    await waitFor(() => lines.find((l) => l.includes('"reflection committed"')));
+
+    const rejected = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'model output rejected');
+    // It carried the manager's component alone: filtering on the thread, as an operator does, lost it.
+    expect(rejected).toEqual([expect.objectContaining({ level: 40, threadId: 'repaired', jobId: expect.any(String) })]);
+    expect(lines.filter((l) => repeated(l).length).map((l) => [repeated(l), l])).toEqual([]);
+  });
+
   it("the prompt optimizer's line names its prompt as `prompt`, leaving `name` to the logger", async () => {
     const model = await new FakeModel(() => ({
       toolCalls: [{ name: 'propose_prompt', arguments: { analysis: 'Asks for brevity.', prompt: 'Be brief.' } }],

@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { commandArgs } from '../src/app/command-args.js';
 import { readPublication } from '../src/config/published-settings.js';
 import { settings } from '../src/config/settings.js';
 import { redisStalled } from '../src/dependency-errors.js';
@@ -19,6 +19,37 @@ const usage = `usage: npm run jobs -- <command> [options]
   parked                          threads whose reflection failed for good (turns kept)
   retry --job <id> [--queue q]    retry one failed job (its turns are still buffered); --queue when shards share the id
   retry --all [--queue q]         retry every failed job of the queue (of every reflection queue by default)`;
+
+/** Which flags each command takes: any other is refused, not ignored (`counts --queue x` printed every queue). */
+const takes = { counts: [], parked: [], failed: ['queue'], retry: ['queue', 'job', 'all'] } as const;
+type Command = keyof typeof takes;
+const argsSchema = z
+  .object({
+    positionals: z.array(z.string()),
+    queue: z.string().optional(),
+    job: z.string().optional(),
+    all: z.boolean().optional(),
+  })
+  .superRefine((a, ctx) => {
+    const [command, extra] = a.positionals;
+    const problem = !command
+      ? 'a command is needed'
+      : !(command in takes)
+        ? `no command ${JSON.stringify(command)}`
+        : extra !== undefined
+          ? `${command} takes no argument ${JSON.stringify(extra)} (a queue is --queue <name>, a job --job <id>)`
+          : (['queue', 'job', 'all'] as const)
+              .filter(
+                (flag) => a[flag] !== undefined && !(takes[command as Command] as readonly string[]).includes(flag),
+              )
+              .map((flag) => `${command} takes no --${flag}`)[0];
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    // Before anything connects: a usage error is not followed by the queues' connection warnings.
+    else if (command === 'retry' && !a.job && !a.all)
+      ctx.addIssue({ code: 'custom', message: 'retry needs --job <id> or --all' });
+    else if (a.job && a.all) ctx.addIssue({ code: 'custom', message: 'retry takes --job <id> or --all, not both' });
+  })
+  .transform((a) => ({ command: a.positionals[0] as Command, values: a }));
 
 /** What the CLI reads: REDIS_SHARDS only when set, else what the service published. */
 const cliEnvSchema = z.object({
@@ -42,14 +73,17 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 // Operators' CLI for what Bull Board shows: failed reflections keep their turns buffered until
 // a retry commits them. Reads only REDIS_URL, ENGRAM_PREFIX and REDIS_SHARDS.
 try {
-  const { positionals, values } = parseArgs({
-    allowPositionals: true,
-    options: { queue: { type: 'string' }, job: { type: 'string' }, all: { type: 'boolean', default: false } },
-  });
-  const command = positionals[0];
-  if (!command || !['counts', 'failed', 'parked', 'retry'].includes(command)) throw new Error(usage);
-  // Before anything connects: a usage error is not followed by the queues' connection warnings.
-  if (command === 'retry' && !values.job && !values.all) throw new Error(`retry needs --job <id> or --all\n${usage}`);
+  const given = commandArgs(
+    process.argv.slice(2),
+    { queue: { type: 'string' }, job: { type: 'string' }, all: { type: 'boolean' } },
+    argsSchema,
+    usage,
+  );
+  if (given.help) {
+    process.stdout.write(`${usage}\n`);
+    await exitAfterOutput(0);
+  }
+  const { command, values } = (given as Exclude<typeof given, { help: true }>).args;
   const parsed = cliEnvSchema.safeParse(
     Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== '')),
   );

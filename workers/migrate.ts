@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { z } from 'zod';
+import { commandArgs } from '../src/app/command-args.js';
 import { parseEnvOf } from '../src/config/env.js';
 import { coerceError } from '../src/errors.js';
 import { exitAfterOutput } from '../src/app/exit-after-output.js';
@@ -9,7 +11,18 @@ import { openDb } from '../src/store/open.js';
 // One-shot: apply pending migrations and exit (the compose `migrate` service, CI, deploys).
 // Reads only the variables it needs, so it runs without model settings. Without DATABASE_URL it
 // migrates the embedded PGlite folder (while no engram process holds it).
+const usage = `usage: npm run migrate
+  applies the pending migrations to DATABASE_SCHEMA in DATABASE_URL (the embedded PGlite in
+  PGLITE_DATA_DIR when unset), with EMBEDDING_DIMENSIONS, STORE_TEXT_SEARCH_CONFIG and
+  STORE_VECTOR_STORAGE for a new schema; takes no argument`;
+const argsSchema = z.object({ positionals: z.array(z.string()).max(0, 'migrate takes no argument') });
+
 try {
+  // Any argument is refused before anything connects: `migrate -- --help` used to migrate.
+  if (commandArgs(process.argv.slice(2), {}, argsSchema, usage).help) {
+    process.stdout.write(`${usage}\n`);
+    await exitAfterOutput(0);
+  }
   const env = parseEnvOf([
     'DATABASE_URL',
     'DATABASE_SCHEMA',

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -27,7 +27,7 @@ export async function startEmbeddedRedis(
   // A previous all-in-one process that was SIGKILLed leaves its redis-server running; two
   // servers appending to one AOF would corrupt it, so stop the orphan first.
   const pidFile = join(dir, 'engram-redis.pid');
-  await stopOrphan(pidFile, log);
+  await stopOrphan(pidFile, dir, log);
   const port = await freePort();
   const args = [
     '--port',
@@ -86,12 +86,27 @@ export async function startEmbeddedRedis(
   };
 }
 
-async function stopOrphan(pidFile: string, log: Logger): Promise<void> {
+/**
+ * Stops the redis-server a SIGKILLed process left in `dir`, named by its pid file. A pid is
+ * reused: after a reboot or in another pid namespace the file may name someone else's
+ * redis-server (the system's), which the name alone stopped. Ours runs in `dir` (redis-server
+ * changes to its `--dir`), so its working directory says whose it is; one that cannot be read
+ * (another user's) is not ours either. The line's key is `redisPid`: `pid` is pino's own field.
+ */
+async function stopOrphan(pidFile: string, dir: string, log: Logger): Promise<void> {
   const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
   if (!pid) return;
   const command = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
   if (!command.startsWith('redis-server')) return;
-  log.warn({ pid }, 'stopping the redis-server left by a previous run');
+  const [cwd, own] = await Promise.all([readlink(`/proc/${pid}/cwd`).catch(() => null), realpath(dir)]);
+  if (cwd !== own) {
+    log.warn(
+      { redisPid: pid, cwd, dir: own },
+      'the redis-server pid file names a redis-server that does not run in this data folder: left running',
+    );
+    return;
+  }
+  log.warn({ redisPid: pid }, 'stopping the redis-server left by a previous run');
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 100 && (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')); i++) {
     await new Promise((r) => setTimeout(r, 50));

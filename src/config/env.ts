@@ -5,6 +5,14 @@ import { PermanentError } from '../errors.js';
 import { crossCheck, envShape, settings, url } from './settings.js';
 
 const int = (min: number) => z.coerce.number().int().min(min);
+/**
+ * A duration that becomes a timer (setTimeout, BullMQ's lock and stall checks, the openai
+ * client's timeout). Node fires a timer past 2^31-1 ms (24.8 days) after 1 ms instead: a huge
+ * SHUTDOWN_GRACE_MS exited at once on SIGTERM, a huge LLM_TIMEOUT_MS timed every request out,
+ * a huge WORKER_LOCK_MS ran BullMQ's stall check every millisecond. An hour is past any use.
+ */
+const HOUR_MS = 3_600_000;
+const timerMs = (min: number) => int(min).max(HOUR_MS, `at most ${HOUR_MS} (an hour)`);
 const bool = z.stringbool({ truthy: ['1', 'true', 'yes', 'on'], falsy: ['0', 'false', 'no', 'off', ''] });
 
 /** An API_KEYS entry at its first ':' (a key may hold more). */
@@ -72,9 +80,9 @@ export const envSchema = z
     OPENAI_BASE_URL: url(/^https?$/).optional(),
     CHAT_MODEL: z.string().min(1).default('gpt-4o-mini'),
     EMBEDDING_API_KEY: z.string().min(1).optional(),
-    LLM_TIMEOUT_MS: int(100).default(60_000),
+    LLM_TIMEOUT_MS: timerMs(100).default(60_000),
     /** Embedding requests are short: a separate, tighter timeout (LLM_TIMEOUT_MS when unset). */
-    EMBEDDING_TIMEOUT_MS: int(100).optional(),
+    EMBEDDING_TIMEOUT_MS: timerMs(100).optional(),
     /** Retries of a model request on 408/409/429/5xx/timeouts, with jittered exponential backoff. */
     LLM_MAX_RETRIES: int(0).max(10).default(3),
     /** First backoff step (doubles per retry); also caps an honoured Retry-After at 40x this. */
@@ -88,9 +96,9 @@ export const envSchema = z
      * How long a reflection's job lock and thread lease live without renewal: a SIGKILLed worker's
      * job is taken over as stalled after about this long.
      */
-    WORKER_LOCK_MS: int(1_000).default(30_000),
+    WORKER_LOCK_MS: timerMs(1_000).default(30_000),
     /** SIGTERM: how long active reflections may run before they are aborted and handed back. */
-    SHUTDOWN_GRACE_MS: int(0).default(20_000),
+    SHUTDOWN_GRACE_MS: timerMs(0).default(20_000),
     /** How many already-reflected turns stay in the buffer as context for the next reflection. */
     CONTEXT_TURNS: int(0).max(100).default(4),
     /** Memories of each kind shown to the model as "existing" (bounded so prompts stay flat). */

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { reflectionPolicySchema } from '../core/names.js';
 import { clusterSeeds, isClusterUrl, layoutProblem } from '../core/redis-layout.js';
 import { fieldPathSchema } from '../core/json-path.js';
+import { withoutCredentials } from '../core/url-credentials.js';
 
 /**
  * The settings a service process (environment variables) and the SDK (client options) share,
@@ -37,12 +38,14 @@ function define<const E extends string, S extends z.ZodType, const O extends Omi
   return { env, schema, ...options };
 }
 
+/** The message echoes the value without its password: it goes to stderr, a supervisor's log. */
 export const url = (protocols: RegExp) =>
   z.url({
     protocol: protocols,
     error: (issue) =>
-      `must be a URL with ${protocols.source.replace(/[\^$]/g, '')} protocol, got ${JSON.stringify(issue.input)}`,
+      `must be a URL with ${protocols.source.replace(/[\^$]/g, '')} protocol, got ${shown(issue.input)}`,
   });
+const shown = (value: unknown) => JSON.stringify(typeof value === 'string' ? withoutCredentials(value) : value);
 const int = (min: number) => z.number().int().min(min);
 
 /** One Redis as a URL, or a Redis Cluster's seed nodes, which a WHATWG URL cannot hold. */
@@ -52,7 +55,7 @@ const redisUrl = z.string().superRefine((value, ctx) => {
     ? clusterSeeds(value)
     : singleRedisUrl.safeParse(value).success
       ? null
-      : `must be a URL with redis, rediss, redis+cluster or rediss+cluster protocol, got ${JSON.stringify(value)}`;
+      : `must be a URL with redis, rediss, redis+cluster or rediss+cluster protocol, got ${shown(value)}`;
   if (typeof problem === 'string') ctx.addIssue({ code: 'custom', message: problem });
 });
 

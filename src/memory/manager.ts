@@ -44,7 +44,7 @@ export interface ExtractInput {
   signal?: AbortSignal | undefined;
   /** Called after every model call, including calls of an extraction that fails later. */
   onUsage?: (usage: TokenUsage) => void;
-  /** The caller's logger, for the model's retry warnings (a reflection's carries its thread and job). */
+  /** The caller's logger, for the model's retry warnings and rejected answers (a reflection's carries its thread and job). */
   log?: Logger | undefined;
 }
 
@@ -158,7 +158,8 @@ export class MemoryManager {
           : [...read.unreadable, ...outcomes.flatMap((o) => ('error' in o ? [o.error] : []))];
       if (errors.length === 0) return { ops: checker.ops(), usage, calls: round + 1 };
 
-      this.log.warn(
+      // The caller's logger: a reflection's carries its thread and job, as the retries' lines do.
+      (input.log ?? this.log).warn(
         { round, errors: listProblems(errors), problems: errors.length, finishReason: answer.finishReason },
         'model output rejected',
       );

@@ -24,7 +24,7 @@ export function createLogger(options: {
       paths: ['*.apiKey', '*.password', 'req.headers.authorization', 'req.headers["x-api-key"]'],
       censor: '[redacted]',
     },
-    serializers: { err: pino.stdSerializers.errWithCause },
+    serializers: { err: (err: Error) => withoutCommandArgs(pino.stdSerializers.errWithCause(err)) },
   };
   if (options.pretty && prettyInstalled()) {
     return pino({ ...opts, transport: { target: 'pino-pretty', options: { colorize: true, destination: fd } } });
@@ -35,6 +35,25 @@ export function createLogger(options: {
       'LOG_PRETTY is set, but pino-pretty is not installed (a development dependency, which a production install omits): logging JSON; install pino-pretty beside engram for readable lines',
     );
   return log;
+}
+
+/**
+ * ioredis puts the failed command on a Redis error, arguments and all: an append refused by a
+ * full Redis (OOM) or a replica (READONLY) logged the turn's text and context, and the script's
+ * 5 KB of Lua, in every such line. The command's name and argument count stay; so does a cause's.
+ */
+function withoutCommandArgs<T>(serialized: T): T {
+  if (!serialized || typeof serialized !== 'object') return serialized;
+  const { command, cause } = serialized as { command?: { name?: unknown; args?: unknown }; cause?: unknown };
+  const args = command && typeof command === 'object' && Array.isArray(command.args) ? command.args : null;
+  const shown = cause && withoutCommandArgs(cause);
+  if (!args && shown === cause) return serialized;
+  // A copy: what was logged may be the caller's own object.
+  return {
+    ...serialized,
+    ...(args ? { command: { name: command?.name, args: `${args.length} arguments, left out of the log` } } : {}),
+    ...(shown === cause ? {} : { cause: shown }),
+  };
 }
 
 /** Whether pino-pretty resolves from here: pino's transport would otherwise throw at start. */

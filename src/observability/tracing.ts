@@ -1,6 +1,8 @@
 import { propagation, ROOT_CONTEXT, SpanStatusCode, trace, type Span, type SpanContext } from '@opentelemetry/api';
 import type { NodeSDKConfiguration } from '@opentelemetry/sdk-node';
+import { withoutCredentials } from '../core/url-credentials.js';
 import type { Logger } from './logger.js';
+import { logTracingDiagnostics } from './tracing-diagnostics.js';
 
 type SpanProcessor = NonNullable<NodeSDKConfiguration['spanProcessors']>[number];
 
@@ -32,9 +34,10 @@ export async function startTracing(
   }
   // No auto-instrumentation: engram's spans and BullMQ's (bullmq-otel) say what happened to a
   // turn; patching every module (http, pg, ioredis) would multiply spans and start-up time.
+  logTracingDiagnostics(log);
   const sdk = new NodeSDK({ serviceName: opts.serviceName, spanProcessors, instrumentations: [] });
   sdk.start();
-  log.info({ endpoint: opts.endpoint }, 'tracing on');
+  log.info({ endpoint: opts.endpoint && withoutCredentials(opts.endpoint) }, 'tracing on');
   return { shutdown: () => sdk.shutdown() };
 }
 
