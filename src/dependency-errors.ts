@@ -62,6 +62,29 @@ export function redisStalled(error: Error): boolean {
   return error.message === 'Command timed out';
 }
 
+/**
+ * What is wrong with Redis, as an answer says it: "queue unavailable (Redis <state>)". A Redis
+ * that refuses the command (full, a replica, loading) is there: "not reachable" sent its operator
+ * to the network when the fix is maxmemory, the URL or patience (found by review: a full Redis
+ * was answered as unreachable). Only for errors redisUnavailable or redisStalled accepted.
+ */
+export function redisState(error: Error): string {
+  if (redisStalled(error)) return 'did not answer in time';
+  const reply = error instanceof ReplyError ? REDIS_BUSY.exec(error.message)?.[1] : undefined;
+  return (reply && REFUSED_BECAUSE[reply]) ?? 'is not reachable';
+}
+
+const REFUSED_BECAUSE: Readonly<Record<string, string>> = {
+  OOM: 'is out of memory: it refuses writes past its maxmemory',
+  READONLY: 'is a read-only replica: REDIS_URL must name the primary',
+  LOADING: 'is loading its data after a restart',
+  BUSY: 'is busy running a script',
+  MASTERDOWN: 'lost its link to its primary',
+  NOREPLICAS: 'has too few replicas for a write',
+  CLUSTERDOWN: 'cluster is down',
+  TRYAGAIN: 'cluster is moving the slot',
+};
+
 /** pg-pool's error when no connection of a full pool came free in time. */
 const POOL_BUSY = 'timeout exceeded when trying to connect';
 

@@ -1,5 +1,11 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { postgresPoolBusy, postgresUnavailable, redisStalled, redisUnavailable } from '../dependency-errors.js';
+import {
+  postgresPoolBusy,
+  postgresUnavailable,
+  redisStalled,
+  redisState,
+  redisUnavailable,
+} from '../dependency-errors.js';
 import { ThrottledWarnings } from '../observability/throttled-warning.js';
 import { CLIENT_GONE } from './abandonable.js';
 import { providerWaitMs } from '../llm/retry.js';
@@ -59,7 +65,7 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   }
   if (redisUnavailable(error) || redisStalled(error)) {
     warnUnavailable(request, error, 'redis', 'redis unavailable');
-    return reply.status(503).send({ error: redisAdvice(request, redisStalled(error)) });
+    return reply.status(503).send({ error: redisAdvice(request, redisState(error)) });
   }
   if (error instanceof UnavailableError) {
     // A stalled Redis may still run the command later: the message says what to do about it.
@@ -89,8 +95,7 @@ function warnUnavailable(request: FastifyRequest, err: Error, dependency: string
 /** The turns route's answer says how to re-send safely; the others only to retry. */
 const TURNS_ROUTE = '/v1/threads/:threadId/turns';
 
-function redisAdvice(request: FastifyRequest, stalled: boolean): string {
-  const state = stalled ? 'did not answer in time' : 'is not reachable';
+function redisAdvice(request: FastifyRequest, state: string): string {
   // Not "nothing was enqueued": a command in flight when the connection dropped may have run.
   if (request.routeOptions.url === TURNS_ROUTE)
     return `queue unavailable (Redis ${state}); send the turns again later with the same message ids, which make a re-send a no-op`;

@@ -3,6 +3,7 @@ import {
   postgresPoolBusy,
   postgresUnavailable,
   redisStalled,
+  redisState,
   redisUnavailable,
   socketDown,
 } from '../dependency-errors.js';
@@ -46,7 +47,7 @@ export function toSdkError(thrown: unknown, reaching: Reaching = 'redis'): Error
   if (socket ? reaching === 'redis' : redisUnavailable(err))
     return new UnavailableError(
       'redis',
-      `Redis is not reachable (${err.message}); try again later, with the same message ids for turns`,
+      `Redis ${redisState(err)} (${err.message}); try again later, with the same message ids for turns`,
       { cause: err },
     );
   if (postgresPoolBusy(err))

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { redisStalled, redisUnavailable } from '../../dependency-errors.js';
+import { redisStalled, redisState, redisUnavailable } from '../../dependency-errors.js';
 import { InputError, LimitError } from '../../errors.js';
 import { storableText } from '../../core/safe-text.js';
 import { frameworkErrorMessage } from '../framework-errors.js';
@@ -28,8 +28,7 @@ export function boardErrorHandler(logger: FastifyBaseLogger) {
     if (status && status < 500) return answer(status, frameworkErrorMessage(error, status));
     if (redisUnavailable(error) || redisStalled(error)) {
       logger.warn({ err: error }, 'bull board: redis unavailable');
-      const state = redisStalled(error) ? 'did not answer in time' : 'is not reachable';
-      return answer(503, `queue unavailable: Redis ${state}; retry later`);
+      return answer(503, `queue unavailable: Redis ${redisState(error)}; retry later`);
     }
     logger.error({ err: error }, 'bull board request failed');
     return answer(500, 'internal error');
