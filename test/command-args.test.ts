@@ -85,7 +85,12 @@ describe("the operators' commands refuse what they do not take", () => {
         [['counts', '--queue', 'reflection'], 'counts takes no --queue'],
         [['parked', '--all'], 'parked takes no --all'],
         [['failed', '--job', '1'], 'failed takes no --job'],
-        [['retry', '--job', '1', '--all'], 'retry takes --job <id> or --all, not both'],
+        [['retry', '--job', '1', '--all'], 'retry takes one of --job <id>, --all or --thread <id>'],
+        [
+          ['retry', '--thread', 't', '--queue', 'reflection'],
+          "retry --thread finds the thread's queue itself: drop --queue",
+        ],
+        [['parked', '--thread', 't'], 'parked takes no --thread'],
         [['count'], 'no command "count"'],
         [[], 'a command is needed'],
       ] as const) {

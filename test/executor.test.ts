@@ -232,6 +232,44 @@ describe('debounced reflection executor', () => {
     );
   });
 
+  it('retry --thread brings back a parked thread, by its failed job or, once that is removed, a new one', async () => {
+    let healthy = false;
+    h = await startHarness({
+      roles: ['reflection'],
+      chat: (req, n) => (healthy ? recordAll(req, n) : { status: 500, error: 'model down' }),
+      env: { DEBOUNCE_MS: '100', REFLECTION_ATTEMPTS: '1' },
+    });
+    const cli = (...args: string[]) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'workers/jobs.ts', ...args], {
+        env: { PATH: process.env.PATH ?? '', REDIS_URL: h!.env.REDIS_URL, ENGRAM_PREFIX: h!.env.ENGRAM_PREFIX },
+      });
+    const failedJob = () =>
+      waitFor(async () => (await reflectionJobs(h!.runtime, ['failed']))[0] ?? null, { timeoutMs: 10_000 });
+    const queue = threadQueue(h.runtime, 'stuck').name;
+    await send('stuck', 'I adopted a cat named Miso');
+    const first = await failedJob();
+    await waitFor(async () => (await h!.runtime.buffer.parked(10)).count === 1);
+    // While its failed job is kept, that job is the one retried (its attempts' history with it).
+    const again = JSON.parse((await cli('retry', '--thread', 'stuck')).stdout);
+    expect(again).toEqual({ retried: 1, thread: 'stuck', id: first.id, queue });
+    await waitFor(async () => h!.model.chatRequests.length === 2 && (await first.getState()) === 'failed');
+    await waitFor(async () => (await h!.runtime.buffer.parked(10)).count === 1);
+    // BullMQ removes failed jobs after 30 days; the thread stays parked with its turns.
+    await waitFor(async () =>
+      (await reflectionJobs(h!.runtime, ['active', 'waiting', 'delayed'])).length === 0 ? true : null,
+    );
+    await first.remove();
+    expect((await cli('retry', '--all')).stdout).not.toMatch(/"retried":[1-9]/);
+    healthy = true;
+    const fresh = JSON.parse((await cli('retry', '--thread', 'stuck')).stdout);
+    expect(fresh).toMatchObject({ retried: 1, thread: 'stuck', queue, newJob: true });
+    await waitFor(async () => (await h!.runtime.store.cursor('stuck')) !== null);
+    expect(reflections().at(-1)).toEqual(['I adopted a cat named Miso']);
+    expect((await h.runtime.buffer.parked(10)).count).toBe(0);
+    const refused = await cli('retry', '--thread', 'stuck').catch((e: { code: number; stderr: string }) => e);
+    expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/thread "stuck" is not parked/) });
+  });
+
   it("an SDK client's jobs carry its reflectionAttempts and reflectionBackoffMs, whose defaults are the service's", async () => {
     h = await startHarness({
       roles: ['reflection'],

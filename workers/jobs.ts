@@ -8,7 +8,7 @@ import { exitAfterOutput } from '../src/app/exit-after-output.js';
 import { createLogger } from '../src/observability/logger.js';
 import { BUFFER_DEFAULTS } from '../src/queue/buffer.js';
 import { redisClient } from '../src/queue/connection.js';
-import { createQueues, everyQueue } from '../src/queue/queues.js';
+import { createQueues, ensureReflection, everyQueue, type EngramQueue } from '../src/queue/queues.js';
 import { layoutProblem } from '../src/core/redis-layout.js';
 import { shardTags } from '../src/queue/shards.js';
 import { ThreadBuffers } from '../src/queue/thread-buffers.js';
@@ -18,10 +18,12 @@ const usage = `usage: npm run jobs -- <command> [options]
   failed [--queue q]              failed jobs: id, queue, thread, attempts, reason (every reflection queue by default)
   parked                          threads whose reflection failed for good (turns kept)
   retry --job <id> [--queue q]    retry one failed job (its turns are still buffered); --queue when shards share the id
-  retry --all [--queue q]         retry every failed job of the queue (of every reflection queue by default)`;
+  retry --all [--queue q]         retry every failed job of the queue (of every reflection queue by default)
+  retry --thread <id>             retry a parked thread (id as \`parked\` prints it): its failed job, or a new
+                                  one when that job is gone (failed jobs are removed after 30 days, turns are kept)`;
 
 /** Which flags each command takes: any other is refused, not ignored (`counts --queue x` printed every queue). */
-const takes = { counts: [], parked: [], failed: ['queue'], retry: ['queue', 'job', 'all'] } as const;
+const takes = { counts: [], parked: [], failed: ['queue'], retry: ['queue', 'job', 'all', 'thread'] } as const;
 type Command = keyof typeof takes;
 const argsSchema = z
   .object({
@@ -29,6 +31,7 @@ const argsSchema = z
     queue: z.string().optional(),
     job: z.string().optional(),
     all: z.boolean().optional(),
+    thread: z.string().min(1).optional(),
   })
   .superRefine((a, ctx) => {
     const [command, extra] = a.positionals;
@@ -38,16 +41,17 @@ const argsSchema = z
         ? `no command ${JSON.stringify(command)}`
         : extra !== undefined
           ? `${command} takes no argument ${JSON.stringify(extra)} (a queue is --queue <name>, a job --job <id>)`
-          : (['queue', 'job', 'all'] as const)
+          : (['queue', 'job', 'all', 'thread'] as const)
               .filter(
                 (flag) => a[flag] !== undefined && !(takes[command as Command] as readonly string[]).includes(flag),
               )
               .map((flag) => `${command} takes no --${flag}`)[0];
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
     // Before anything connects: a usage error is not followed by the queues' connection warnings.
-    else if (command === 'retry' && !a.job && !a.all)
-      ctx.addIssue({ code: 'custom', message: 'retry needs --job <id> or --all' });
-    else if (a.job && a.all) ctx.addIssue({ code: 'custom', message: 'retry takes --job <id> or --all, not both' });
+    else if (command === 'retry' && [a.job, a.all, a.thread].filter((x) => x !== undefined).length !== 1)
+      ctx.addIssue({ code: 'custom', message: 'retry takes one of --job <id>, --all or --thread <id>' });
+    else if (a.thread !== undefined && a.queue !== undefined)
+      ctx.addIssue({ code: 'custom', message: "retry --thread finds the thread's queue itself: drop --queue" });
   })
   .transform((a) => ({ command: a.positionals[0] as Command, values: a }));
 
@@ -75,7 +79,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 try {
   const given = commandArgs(
     process.argv.slice(2),
-    { queue: { type: 'string' }, job: { type: 'string' }, all: { type: 'boolean' } },
+    { queue: { type: 'string' }, job: { type: 'string' }, all: { type: 'boolean' }, thread: { type: 'string' } },
     argsSchema,
     usage,
   );
@@ -149,6 +153,8 @@ try {
             reason: job.failedReason,
             failedAt: job.finishedOn && new Date(job.finishedOn).toISOString(),
           });
+    } else if (values.thread !== undefined) {
+      print(await retryThread(values.thread, queues.reflection[buffers.shardOf(values.thread)]!, buffers));
     } else if (values.all) {
       for (const queue of chosen) {
         const before = (await queue.getJobCounts('failed')).failed ?? 0;
@@ -181,3 +187,23 @@ try {
   await exitAfterOutput(1);
 }
 await exitAfterOutput(0);
+
+/**
+ * A parked thread's way back when its failed job is gone: BullMQ removes failed jobs after 30
+ * days (queues.ts), while a parked thread keeps its turns until a reflection commits them, so
+ * `retry --all` no longer reached it and only the user's next turn could. Its failed job is
+ * retried while kept (one job per thread, its attempts' history with it), else a new one added;
+ * the reflection that commits unparks it, as after any retry.
+ */
+async function retryThread(threadId: string, queue: EngramQueue<'reflection'>, buffers: ThreadBuffers) {
+  const parked = await buffers.of(threadId).isParked(threadId);
+  if (!parked) throw new Error(`thread ${JSON.stringify(threadId)} is not parked (\`parked\` lists the ones that are)`);
+  const failed = (await queue.getJobs(['failed'])).filter((job) => job.data.threadId === threadId);
+  const latest = failed.sort((a, b) => (b.finishedOn ?? 0) - (a.finishedOn ?? 0))[0];
+  if (latest) {
+    await latest.retry('failed');
+    return { retried: 1, thread: threadId, id: latest.id, queue: queue.name };
+  }
+  const job = await ensureReflection(queue, threadId);
+  return { retried: 1, thread: threadId, id: job.id, queue: queue.name, newJob: true };
+}

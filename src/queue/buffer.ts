@@ -216,6 +216,11 @@ export class ThreadBuffer {
     return { count, threads };
   }
 
+  /** Whether a thread is parked (its reflection failed for good, its turns kept). */
+  async isParked(threadId: string): Promise<boolean> {
+    return (await this.redis.zscore(this.keys(threadId).parked, threadId)) !== null;
+  }
+
   /** Lets the next turn ask for a job again (after this producer failed to add the one it asked for). */
   async clearScheduled(threadId: string): Promise<void> {
     await this.redis.hdel(this.keys(threadId).meta, 'scheduled');
