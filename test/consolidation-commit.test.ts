@@ -21,6 +21,14 @@ describe.each(backends)('what a consolidation pass commits on $name', (backend) 
     namespace: ['memories', '{userId}'],
     schema: z.object({ content: z.string() }),
   });
+  /** A kind whose writes take a 30-day TTL, as a rewrite by the model does. */
+  const timed = defineKind({
+    name: 'timed',
+    description: 'A note kept for 30 days',
+    namespace: ['memories', '{userId}'],
+    schema: z.object({ content: z.string() }),
+    ttlMs: 30 * 86_400_000,
+  });
   let f: StoreFixture;
   let merge: MergeSettings;
   beforeAll(async () => {
@@ -29,7 +37,7 @@ describe.each(backends)('what a consolidation pass commits on $name', (backend) 
     merge = {
       manager: new MemoryManager(chatModelFor(model), silentLog),
       embedder: f.embedder,
-      kinds: [...defaultKinds, note],
+      kinds: [...defaultKinds, note, timed],
       maxDistance: 0.25,
       maxNamespaces: 100,
     };
@@ -178,6 +186,28 @@ describe.each(backends)('what a consolidation pass commits on $name', (backend) 
       expect(await f.store.get({ namespace: ['memories', 'l3'], key: 'k1' })).toMatchObject({
         value: { content: 'User loves ramen' },
       });
+    });
+    it("a kept memory that never expires keeps doing so when its kind's rewrites take a TTL", async () => {
+      // k2 predates k1, so k1 is written to take over its validity: a write the model did not
+      // ask for, which took the kind's 30 days and made a memory that never expired expire.
+      await f.store.put({
+        namespace: ['memories', 'l4'],
+        key: 'k1',
+        kind: 'timed',
+        value: { content: 'User loves ramen' },
+        ttl: null,
+      });
+      await f.store.put({
+        namespace: ['memories', 'l4'],
+        key: 'k2',
+        kind: 'timed',
+        value: { content: 'User really loves ramen' },
+        ttl: HOUR,
+        validFrom: '2020-01-01T00:00:00Z',
+      });
+      model.chat = () => ({ toolCalls: [{ name: 'delete_memory', arguments: { id: 'm2' } }] });
+      expect(await pass()).toMatchObject({ merged: 1 });
+      expect(await expiries('l4')).toEqual({ k1: null });
     });
   });
 

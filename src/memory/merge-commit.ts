@@ -62,19 +62,22 @@ export function widenKept(groups: ExistingMemory[][], ops: ManagerOp[], members:
 const expiry = (m: MergeMember | undefined) => m?.expiresAtMs ?? Number.POSITIVE_INFINITY;
 
 /**
- * The TTL of a rewrite that takes in `absorbed`: none if any of them never expires, else at
- * least as long as the one that expires last (its duration from now, which reaches past its
- * expiry, as a put renews it). Left as decided when the rewritten memory already lives longest.
+ * The TTL of a rewrite that takes in `absorbed`: none if it or any of them never expires, else
+ * at least as long as the one of them that expires last (its duration from now, which reaches
+ * past its expiry, as a put renews it). Left as decided when the rewritten memory already lives
+ * longest. The rewritten memory counts too: a write the merge added to widen a kept memory's
+ * validity (widenKept) took its kind's TTL, and made a memory that never expired expire.
  */
 function lifetime(ttl: Ttl, rewritten: MergeMember, absorbed: MergeMember[]): Ttl {
   if (absorbed.length === 0 || ttl === null) return ttl;
-  const longestAt = Math.max(...absorbed.map(expiry));
+  const all = [rewritten, ...absorbed];
+  const longestAt = Math.max(...all.map(expiry));
   if (longestAt === Number.POSITIVE_INFINITY) return null;
-  const longest = absorbed.find((m) => expiry(m) === longestAt) as MergeMember;
+  if (ttl === 'keep' && expiry(rewritten) >= longestAt) return 'keep';
+  const longest = all.find((m) => expiry(m) === longestAt) as MergeMember;
   // Rows older than migration 003 have no recorded duration: what is left of their life.
   const duration = longest.ttlMs ?? Math.max(1, Math.ceil(longestAt - Date.now()));
-  if (ttl === 'keep') return expiry(rewritten) >= longestAt ? 'keep' : duration;
-  return Math.max(ttl, duration);
+  return ttl === 'keep' ? duration : Math.max(ttl, duration);
 }
 
 /**
