@@ -161,6 +161,24 @@ describe('tenant-scoped API keys', () => {
         /^context\.tenant "Acme Corp" is not a tenant name: it must be 1 to 64 characters/,
       );
     }
+    // The memory browser's erase form is an operator's erase too (its tenant field).
+    const admin = {
+      authorization: `Basic ${Buffer.from('admin:board-password').toString('base64')}`,
+      origin: h.url,
+      'content-type': 'application/x-www-form-urlencoded',
+    };
+    const byForm = await fetch(`${h.url}/admin/memories/erase?userId=u1&tenant=Acme+Corp`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: admin,
+      body: 'confirm=yes',
+    });
+    expect(byForm.status).toBe(400);
+    expect(await byForm.text()).toContain('context.tenant &quot;Acme Corp&quot; is not a tenant name');
+    const confirmPage = await fetch(`${h.url}/admin/memories/erase/confirm?userId=u1&tenant=Acme+Corp`, {
+      headers: { authorization: admin.authorization },
+    });
+    expect(confirmPage.status).toBe(400);
     // The tool write above would have filed a memory under a first label no key can hold.
     const listed = await call('POST', '/v1/store/namespaces', KEYS.ops, { prefix: ['Acme Corp'] });
     expect(listed.body.namespaces).toEqual([]);

@@ -2,6 +2,7 @@ import { InputError } from '../../errors.js';
 import { eraseInputSchema, type EraseParsed } from '../../memory/erase.js';
 import type { Namespace } from '../../store/types.js';
 import { parse } from '../parse.js';
+import { checkTenantName } from '../tenancy.js';
 import type { EraseTarget, Notice } from './forms.js';
 import { html, type Html } from './html.js';
 import { count, errorBox, noticeBox } from './layout.js';
@@ -10,8 +11,12 @@ import { BROWSER_PATH, eraseUrl, namespaceUrl } from './links.js';
 /** Namespaces listed per prefix on the confirmation page. */
 export const CONFIRM_LIST = 50;
 
-/** The erase a form asks for: a user (a context) or a prefix (`ns`, or `labels` one per line). */
-export function eraseInputOf(t: EraseTarget): EraseParsed {
+/**
+ * The erase a form asks for: a user (a context) or a prefix (`ns`, or `labels` one per line).
+ * `keyed` (API_KEYS set): a tenant that no key could hold is refused, as the API refuses it from
+ * an operator's key: otherwise the erase of nobody answered "erased, 0 items".
+ */
+export function eraseInputOf(t: EraseTarget, keyed: boolean): EraseParsed {
   const labels =
     t.labels !== undefined
       ? t.labels
@@ -21,6 +26,7 @@ export function eraseInputOf(t: EraseTarget): EraseParsed {
       : t.ns;
   if (t.userId !== undefined && labels.length) throw new InputError('give a user id or a namespace prefix, not both');
   if (t.userId === undefined && labels.length === 0) throw new InputError('give a user id or a namespace prefix');
+  if (keyed && t.userId !== undefined && t.tenant !== undefined) checkTenantName(t.tenant);
   const input =
     t.userId !== undefined
       ? { context: { userId: t.userId, ...(t.tenant !== undefined && { tenant: t.tenant }) } }

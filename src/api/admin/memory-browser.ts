@@ -34,6 +34,7 @@ import { HISTORY_PAGE, itemPage } from './item-page.js';
 import { errorBox, page, STYLE } from './layout.js';
 import { eraseUrl, itemUrl, namespaceUrl } from './links.js';
 import { CHILDREN_PAGE, ITEMS_PAGE, namespacePage } from './namespace-page.js';
+import type { Tenancy } from '../tenancy.js';
 
 export interface MemoryBrowserDeps {
   store: StoreService;
@@ -41,6 +42,8 @@ export interface MemoryBrowserDeps {
   kinds: () => readonly RecallKind[];
   /** Where Bull Board is mounted: history rows link to the jobs that wrote them. */
   boardPath: string;
+  /** With API_KEYS set, an erase's tenant must be a tenant name, as on `POST /v1/erase`. */
+  tenancy: Pick<Tenancy, 'keyed'>;
 }
 
 /** Who the admin pages' writes are recorded as in history (`revert:admin` for reverts). */
@@ -257,7 +260,7 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
     });
 
     scope.get('/erase/confirm', async (request, reply) => {
-      const input = eraseInputOf(query(eraseQuery, request));
+      const input = eraseInputOf(query(eraseQuery, request), deps.tenancy.keyed);
       const { prefixes, namespaces } =
         'context' in input
           ? namespacesOfContext(deps.kinds(), input.context)
@@ -276,7 +279,7 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
 
     scope.post('/erase', async (request, reply) => {
       const f = parse(eraseForm, form(request), 'form');
-      const { jobs, ...counts } = await deps.eraser.eraseParsed(eraseInputOf(f), ACTOR);
+      const { jobs, ...counts } = await deps.eraser.eraseParsed(eraseInputOf(f, deps.tenancy.keyed), ACTOR);
       const { namespaces, items, historyRows, threads } = counts;
       return reply.redirect(eraseUrl([], { done: 'erased', namespaces, items, historyRows, threads, jobs }), 303);
     });
