@@ -22,8 +22,23 @@ describe("a Redis error's log line", () => {
       .split('\n')
       .map((l) => JSON.parse(l) as { msg: string; err: Record<string, unknown> });
     const command = { name: 'eval', args: '3 arguments, left out of the log' };
-    expect(lines.map((l) => l.msg)).toEqual(['refused', 'refused, as a cause']);
+    expect(lines.map((l) => l.msg)).toEqual([
+      'refused',
+      'refused, as a cause',
+      'refused, in a transaction',
+      'refused, in an aggregate',
+    ]);
     expect(lines[0]?.err).toMatchObject({ message: expect.stringContaining('OOM command not allowed'), command });
     expect(lines[1]?.err).toMatchObject({ message: 'append failed', cause: expect.objectContaining({ command }) });
+    const queued = { name: 'GET', args: '2 arguments, left out of the log' };
+    expect(lines[2]?.err).toMatchObject({
+      message: expect.stringContaining('EXECABORT'),
+      previousErrors: [
+        expect.objectContaining({ message: expect.stringContaining('wrong number of arguments'), command: queued }),
+      ],
+    });
+    expect(lines[3]?.err).toMatchObject({
+      aggregateErrors: [expect.objectContaining({ previousErrors: [expect.objectContaining({ command: queued })] })],
+    });
   });
 });

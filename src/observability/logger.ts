@@ -40,20 +40,35 @@ export function createLogger(options: {
 /**
  * ioredis puts the failed command on a Redis error, arguments and all: an append refused by a
  * full Redis (OOM) or a replica (READONLY) logged the turn's text and context, and the script's
- * 5 KB of Lua, in every such line. The command's name and argument count stay; so does a cause's.
+ * 5 KB of Lua, in every such line. The command's name and argument count stay, for the error and
+ * every error under it: its cause, a refused MULTI's `previousErrors` (one per queued command:
+ * an erase's key names, the published settings) and an AggregateError's `aggregateErrors`.
  */
-function withoutCommandArgs<T>(serialized: T): T {
-  if (!serialized || typeof serialized !== 'object') return serialized;
-  const { command, cause } = serialized as { command?: { name?: unknown; args?: unknown }; cause?: unknown };
-  const args = command && typeof command === 'object' && Array.isArray(command.args) ? command.args : null;
-  const shown = cause && withoutCommandArgs(cause);
-  if (!args && shown === cause) return serialized;
+function withoutCommandArgs<T>(serialized: T, depth = 0): T {
+  if (!serialized || typeof serialized !== 'object' || depth > 8) return serialized;
+  const e = serialized as Record<string, unknown> & { command?: { name?: unknown; args?: unknown } };
+  const changed: Record<string, unknown> = {};
+  if (e.command && typeof e.command === 'object' && 'args' in e.command) {
+    const { args } = e.command;
+    changed.command = {
+      name: e.command.name,
+      args: `${Array.isArray(args) ? args.length : 'its'} arguments, left out of the log`,
+    };
+  }
+  const cause = withoutCommandArgs(e.cause, depth + 1);
+  if (cause !== e.cause) changed.cause = cause;
+  for (const list of ['previousErrors', 'aggregateErrors'] as const) {
+    const errors = e[list];
+    if (!Array.isArray(errors)) continue;
+    const shown = errors.map((x: unknown) => withoutCommandArgs(x, depth + 1));
+    if (shown.some((x, i) => x !== errors[i])) changed[list] = shown;
+  }
   // A copy: what was logged may be the caller's own object.
-  return {
-    ...serialized,
-    ...(args ? { command: { name: command?.name, args: `${args.length} arguments, left out of the log` } } : {}),
-    ...(shown === cause ? {} : { cause: shown }),
-  };
+  if (!Object.keys(changed).length) return serialized;
+  // An error nested in a list is not serialized by pino: its message is not an own enumerable
+  // property, and a spread would drop it.
+  const named = serialized instanceof Error ? { type: serialized.name, message: serialized.message } : {};
+  return { ...named, ...e, ...changed } as T;
 }
 
 /** Whether pino-pretty resolves from here: pino's transport would otherwise throw at start. */
