@@ -70,9 +70,13 @@ export function redisStalled(error: Error): boolean {
  */
 export function redisState(error: Error): string {
   if (redisStalled(error)) return 'did not answer in time';
-  const reply = error instanceof ReplyError ? REDIS_BUSY.exec(error.message)?.[1] : undefined;
+  // A cluster client that gave up names the last reply it got (CLUSTERDOWN during a failover).
+  const said = error instanceof ReplyError ? error.message : afterPrefix(error.message, CLUSTER_GAVE_UP);
+  const reply = said === undefined ? undefined : REDIS_BUSY.exec(said.replace(/^ReplyError: /, ''))?.[1];
   return (reply && REFUSED_BECAUSE[reply]) ?? 'is not reachable';
 }
+
+const afterPrefix = (text: string, prefix: string) => (text.startsWith(prefix) ? text.slice(prefix.length) : undefined);
 
 const REFUSED_BECAUSE: Readonly<Record<string, string>> = {
   OOM: 'is out of memory: it refuses writes past its maxmemory',
