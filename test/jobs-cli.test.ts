@@ -44,7 +44,9 @@ describe('npm run jobs without a Redis that answers', () => {
   it('a retry without a job says so alone, before connecting', async () => {
     const run = await jobs(['retry'], { REDIS_URL: TEST_REDIS_URL, ENGRAM_PREFIX: prefix });
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^engram jobs: retry takes one of --job <id>, --all or --thread <id>\nusage: npm run jobs/);
+    expect(run.stderr).toMatch(
+      /^engram jobs: retry takes one of --job <id>, --all or --thread <id>\nusage: npm run jobs/,
+    );
     // Not followed by the queues' warnings about a connection closed under them.
     expect(run.stderr).not.toMatch(/connection|Stream isn't writeable/);
   });
