@@ -117,6 +117,28 @@ describe('admin memory browser, large memories', () => {
     expect(seen).toBe(60);
   });
 
+  it('says a hybrid search cannot rank memories this large, and links to the rankings that can', async () => {
+    // Each ranking's best 50 are read whole: 2 x 20 x 400 KB passes the 8 MiB budget at any page.
+    for (let i = 0; i < 20; i++)
+      await store().put({
+        namespace: ['hl', `u${i}`],
+        key: 'k',
+        value: { content: `User likes dish number ${i}`, blob: 'b'.repeat(400_000) },
+      });
+    await page.goto(`${h.url}/admin/memories?ns=hl`);
+    await page.getByLabel('Search').fill('likes dish');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.waitForLoadState();
+    await expect(page.getByRole('alert').textContent()).resolves.toContain('too large for a hybrid search');
+    for (const mode of ['vector', 'text']) {
+      await page.getByRole('link', { name: mode, exact: true }).click();
+      await page.waitForLoadState();
+      expect(await page.getByRole('alert').count()).toBe(0);
+      expect(await page.locator('tbody tr').count()).toBeGreaterThan(0);
+      await page.goBack();
+    }
+  });
+
   it('saves a large memory back from its editor, as the store holds it', async () => {
     // 800 KB of JSON, 2.6 million characters indented.
     const value = { content: 'objects', list: Array.from({ length: 100_000 }, (_, i) => ({ a: i % 10 })) };

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { ConflictError, InputError } from '../../errors.js';
+import { ConflictError, InputError, LimitError } from '../../errors.js';
 import type { Eraser } from '../../memory/erase.js';
 import { namespacesOfContext } from '../../memory/context-namespaces.js';
 import type { RecallKind } from '../../memory/recall.js';
@@ -166,6 +166,7 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
       let items: Awaited<ReturnType<StoreService['search']>> = [];
       let size = ITEMS_PAGE;
       let error: string | undefined;
+      let hybridTooLarge = false;
       try {
         ({ rows: items, size } = await fittedPage(ITEMS_PAGE, (limit) =>
           store.search({
@@ -179,10 +180,19 @@ export function memoryBrowser(deps: MemoryBrowserDeps) {
           }),
         ));
       } catch (err) {
-        ({ error } = refusal(err, 'Search failed'));
+        // A hybrid search reads each ranking's best 50 whole, whatever the page's size: large
+        // memories pass the store's answer bound at any page, where text and vector rank a page
+        // at a time. Said as such, with links to them, rather than as the store's refusal.
+        hybridTooLarge = err instanceof LimitError && q.q !== undefined && q.mode === 'hybrid';
+        ({ error } = hybridTooLarge
+          ? {
+              error:
+                'Search failed: these memories are too large for a hybrid search, which reads the best 50 of each ranking whole.',
+            }
+          : refusal(err, 'Search failed'));
       }
       const offset = q.offset ?? 0;
-      const view = { ...q, nsOffset: q.nsOffset ?? 0, offset, size, children, items, error, notice: q };
+      const view = { ...q, nsOffset: q.nsOffset ?? 0, offset, size, children, items, error, hybridTooLarge, notice: q };
       return send(reply, q.ns.length ? q.ns.join(' / ') : 'Memories', namespacePage(view));
     });
 

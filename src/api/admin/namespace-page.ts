@@ -23,6 +23,8 @@ export interface NamespaceView {
   /** As typed (the datetime-local field shows it back). */
   asOf?: string | undefined;
   error?: string | undefined;
+  /** The search failed as hybrid for the size of the memories: text and vector page instead. */
+  hybridTooLarge?: boolean | undefined;
   notice: Notice;
 }
 
@@ -84,6 +86,15 @@ export function namespacePage(v: NamespaceView): Html {
       (o) => namespaceUrl(v.ns, { ...searchParams, offset: o }),
       'memories',
     )}
+    ${
+      v.hybridTooLarge
+        ? html`<p>
+            Rank by <a href="${namespaceUrl(v.ns, { ...searchParams, mode: 'text' })}">text</a> or
+            <a href="${namespaceUrl(v.ns, { ...searchParams, mode: 'vector' })}">vector</a>, which read a page at a
+            time.
+          </p>`
+        : null
+    }
     ${
       pastHybrid && v.items.length >= v.size
         ? html`<p class="muted">
