@@ -1,11 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { tables } from '../src/store/sql.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MemoryItem } from '../src/store/types.js';
 import { foodieModel } from './fake-model/foodie.js';
+import { adminBrowser } from './helpers/chromium.js';
 import { startHarness, waitFor, type Harness } from './helpers/harness.js';
 
 /**
@@ -15,22 +14,10 @@ import { startHarness, waitFor, type Harness } from './helpers/harness.js';
  */
 const PASSWORD = 'correct-horse-battery';
 const SHOTS = process.env.ADMIN_SCREENSHOTS;
-/** Chromium as Debian ships it (ops/browser.sh); quiet, since this machine's network is closed. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 describe('admin memory browser', () => {
   let h: Harness;
-  let profile: string;
-  let browser: BrowserContext;
+  let closeBrowser: (() => Promise<void>) | undefined;
   let page: Page;
   const notes = ['notes', 'u1'];
   /** The key of u1's ramen memory, which two reflection jobs wrote. */
@@ -63,19 +50,10 @@ describe('admin memory browser', () => {
     await store().put({ namespace: notes, key: 'bike', value: { content: 'User cycles to work' } });
     await store().put({ namespace: ['notes', 'u2'], key: 'tea', value: { content: 'User dislikes tea' } });
 
-    profile = await mkdtemp(join(tmpdir(), 'engram-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: CHROMIUM_ARGS,
-      httpCredentials: { username: 'admin', password: PASSWORD },
-      viewport: { width: 1280, height: 800 },
-    });
-    page = browser.pages()[0] ?? (await browser.newPage());
+    ({ page, close: closeBrowser } = await adminBrowser(PASSWORD, { width: 1280, height: 800 }));
   });
   afterAll(async () => {
-    await browser?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
+    await closeBrowser?.();
     await h?.stop();
   });
 

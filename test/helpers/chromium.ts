@@ -15,14 +15,18 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-/** A headless Chromium with a fresh profile, signed in to the admin pages. */
-export async function adminBrowser(password: string): Promise<{ page: Page; close: () => Promise<void> }> {
+/** A headless Chromium with a fresh profile, signed in to the admin pages (the docs' shots: 1280 x 800). */
+export async function adminBrowser(
+  password: string,
+  viewport?: { width: number; height: number },
+): Promise<{ page: Page; close: () => Promise<void> }> {
   const profile = await mkdtemp(join(tmpdir(), 'engram-chromium-'));
   const context: BrowserContext = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
     headless: true,
     args: CHROMIUM_ARGS,
     httpCredentials: { username: 'admin', password },
+    ...(viewport && { viewport }),
   });
   const page = context.pages()[0] ?? (await context.newPage());
   return {
