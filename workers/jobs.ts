@@ -100,18 +100,25 @@ try {
     );
   // A one-shot command: a Redis that is down or stalled fails it within seconds, saying so,
   // where a worker's connection would retry for ever.
-  const redis = redisClient(env.REDIS_URL, {
-    lazyConnect: true,
-    connectTimeout: 3_000,
-    commandTimeout: 5_000,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-    // Connected but silent is found by the PING below, within commandTimeout (no ready check
-    // or CLIENT SETINFO before it, each of which would wait as long again).
-    enableReadyCheck: false,
-    disableClientInfo: true,
-  });
+  const redis = redisClient(
+    env.REDIS_URL,
+    {
+      lazyConnect: true,
+      connectTimeout: 3_000,
+      commandTimeout: 5_000,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+      // Connected but silent is found by the PING below, within commandTimeout (no ready check
+      // or CLIENT SETINFO before it, each of which would wait as long again).
+      enableReadyCheck: false,
+      disableClientInfo: true,
+    },
+    // A cluster's first CLUSTER SLOTS gets the connection's 3 s too, not ioredis' 1 s: on a busy
+    // host (a CI run SIGKILLing workers) it ran out, and the command failed with "Failed to
+    // refresh slots cache" where a single Redis would have answered.
+    { slotsRefreshTimeout: 3_000 },
+  );
   disconnect = () => redis.disconnect();
   let lastError: Error | null = null;
   redis.on('error', (err: Error) => (lastError = err));

@@ -13,7 +13,11 @@ export type { RedisClient };
  * node. A cluster is named by its URL rather than by a separate setting, so that every place that
  * takes REDIS_URL (processes, the SDK, the jobs CLI) reaches it alike (docs/decisions.md).
  */
-export function redisClient(url: string, options: RedisOptions): RedisClient {
+export function redisClient(
+  url: string,
+  options: RedisOptions,
+  cluster: { slotsRefreshTimeout?: number } = {},
+): RedisClient {
   if (!isClusterUrl(url)) return new Redis(url, options);
   const seeds = clusterSeeds(url);
   // The settings schemas refuse such a URL first; this is for a caller that skipped them.
@@ -25,6 +29,7 @@ export function redisClient(url: string, options: RedisOptions): RedisClient {
   if (seeds.tls) redisOptions.tls = {};
   return new Cluster(seeds.nodes, {
     redisOptions,
+    ...cluster,
     ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
     ...(enableReadyCheck === undefined ? {} : { enableReadyCheck }),
     ...(lazyConnect === undefined ? {} : { lazyConnect }),
