@@ -7,6 +7,7 @@ import { tables } from '../src/store/sql.js';
 import { FakeModel, readPrompt, type ChatReply } from './fake-model/server.js';
 import { backends, openStore, type StoreFixture } from './helpers/backends.js';
 import { chatModelFor, silentLog } from './helpers/models.js';
+import { contentsIn } from './helpers/store-state.js';
 
 /**
  * What a consolidation merge commits, beside the model's answer: which of its decisions stand
@@ -63,13 +64,7 @@ describe.each(backends)('what a consolidation pass commits on $name', (backend) 
         [['memories', user]],
       )
     ).rows.map((r) => r.key);
-  const contents = async (user: string) =>
-    (
-      await f.db.query<{ content: string }>(
-        `select value->>'content' as content from ${tables(f.memories.schema).memories} where namespace = $1 order by 1`,
-        [['memories', user]],
-      )
-    ).rows.map((r) => r.content);
+  const contents = (user: string) => contentsIn(f.db, f.memories.schema, ['memories', user]);
   /** The model merges the first group's two memories. */
   const mergeFirst: ChatReply = {
     toolCalls: [

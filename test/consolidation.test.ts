@@ -10,6 +10,7 @@ import { FakeModel, readPrompt, type ChatReply, type ChatRequest } from './fake-
 import { backends, openStore, type StoreFixture } from './helpers/backends.js';
 import { TEST_DATABASE_URL } from './helpers/harness.js';
 import { chatModelFor, silentLog } from './helpers/models.js';
+import { contentsIn } from './helpers/store-state.js';
 import { tables } from '../src/store/sql.js';
 
 /** The probes the service gives a pass, the chat model's against `model`; the others always answer. */
@@ -67,13 +68,7 @@ describe.each(backends)('consolidation merges near-duplicates on $name', (backen
   const answers = (...replies: ChatReply[]) => {
     model.chat = (_req, i) => replies[Math.min(i, replies.length - 1)] as ChatReply;
   };
-  const contents = async (user: string) =>
-    (
-      await f.db.query<{ content: string }>(
-        `select value->>'content' as content from ${tables(f.memories.schema).memories} where namespace = $1 order by 1`,
-        [['memories', user]],
-      )
-    ).rows.map((r) => r.content);
+  const contents = (user: string) => contentsIn(f.db, f.memories.schema, ['memories', user]);
   /** The model merges the first group's two ramen memories. */
   const mergeBoth: ChatReply = {
     toolCalls: [

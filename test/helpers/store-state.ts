@@ -1,4 +1,5 @@
 import type { Runtime } from '../../src/app/runtime.js';
+import type { Queryable } from '../../src/store/db.js';
 import { tables } from '../../src/store/sql.js';
 
 /**
@@ -53,4 +54,13 @@ export async function memoryValues(runtime: Runtime, namespace: string[]) {
     [namespace],
   );
   return res.rows as { kind: string; value: Record<string, unknown> }[];
+}
+
+/** Each memory's `content` in `namespace`, sorted: what the consolidation tests compare. */
+export async function contentsIn(db: Queryable, schema: string, namespace: string[]): Promise<string[]> {
+  const res = await db.query<{ content: string }>(
+    `select value->>'content' as content from ${tables(schema).memories} where namespace = $1 order by 1`,
+    [namespace],
+  );
+  return res.rows.map((r) => r.content);
 }
